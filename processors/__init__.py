@@ -1,0 +1,1 @@
+"""kmevents.processors: the stream workers that fold the log into etcd."""

@@ -1,0 +1,1 @@
+"""kmevents.replay: state at any point, diffs, histories, search, verification, archives."""
