@@ -1,0 +1,195 @@
+"""The one module that imports aiokafka: clients, topic layout and health.
+
+Every other module asks this adapter for a producer, a consumer or an admin
+operation, so the transport's quirks stay here:
+
+- ``ConsumerRecord.timestamp`` is milliseconds; ``timestamp_type == 1`` means
+  LogAppendTime, which is what the events topic uses (``recorded_at``).
+- aiokafka's transactional requests are version 0 only; kmevents needs none:
+  the exactly-once effect lives in etcd (DESIGN.md rule 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from kmevents.settings import KafkaSettings
+
+__all__ = [
+    "TopicSpec",
+    "client_options",
+    "consumer",
+    "ensure_topics",
+    "healthy",
+    "describe_topics",
+    "producer",
+    "topic_specs",
+    "KafkaError",
+]
+
+#: LogAppendTime in ``ConsumerRecord.timestamp_type``.
+LOG_APPEND_TIME = 1
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic kmevents creates explicitly, with the configs it depends on."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: Mapping[str, str]
+
+
+def topic_specs(k: KafkaSettings) -> list[TopicSpec]:
+    """The project's topics and their settings (also checked against compose.yaml by a test)."""
+    common = {"min.insync.replicas": str(k.min_insync_replicas)}
+    return [
+        TopicSpec(
+            k.events_topic,
+            k.partitions,
+            k.replication_factor,
+            {
+                **common,
+                # recorded_at is the broker's clock: one clock for the whole log.
+                "message.timestamp.type": "LogAppendTime",
+                "retention.ms": str(k.events_retention_ms),
+                "retention.bytes": "-1",
+                "cleanup.policy": "delete",
+            },
+        ),
+        TopicSpec(
+            k.snapshots_topic,
+            k.partitions,
+            k.replication_factor,
+            {
+                **common,
+                "message.timestamp.type": "LogAppendTime",
+                "max.message.bytes": str(k.snapshot_max_message_bytes),
+                "retention.ms": "-1",
+                "cleanup.policy": "delete",
+            },
+        ),
+        TopicSpec(
+            k.deadletter_topic,
+            1,
+            k.replication_factor,
+            {**common, "message.timestamp.type": "LogAppendTime", "retention.ms": "-1"},
+        ),
+        TopicSpec(
+            k.alerts_topic,
+            1,
+            k.replication_factor,
+            {**common, "message.timestamp.type": "LogAppendTime", "retention.ms": str(30 * 86400_000)},
+        ),
+    ]
+
+
+def client_options(k: KafkaSettings) -> dict[str, Any]:
+    """Connection and security keyword arguments shared by every aiokafka client."""
+    opts: dict[str, Any] = {"bootstrap_servers": k.bootstrap, "security_protocol": k.security_protocol}
+    if k.security_protocol in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
+        if k.ssl_certfile:
+            ctx.load_cert_chain(str(k.ssl_certfile), str(k.ssl_keyfile) if k.ssl_keyfile else None)
+        opts["ssl_context"] = ctx
+    if k.security_protocol.startswith("SASL"):
+        opts["sasl_mechanism"] = k.sasl_mechanism or "PLAIN"
+        opts["sasl_plain_username"] = k.sasl_username
+        opts["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
+    return opts
+
+
+def producer(k: KafkaSettings, **kwargs: Any) -> AIOKafkaProducer:
+    """An idempotent producer (``acks=all``); call ``await p.start()`` before use."""
+    opts = {
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        **client_options(k),
+        **kwargs,
+    }
+    return AIOKafkaProducer(**opts)
+
+
+def consumer(k: KafkaSettings, *topics: str, **kwargs: Any) -> AIOKafkaConsumer:
+    """A consumer with auto-commit off (positions are owned by etcd checkpoints)."""
+    opts = {"enable_auto_commit": False, "auto_offset_reset": "earliest", **client_options(k), **kwargs}
+    return AIOKafkaConsumer(*topics, **opts)
+
+
+async def ensure_topics(k: KafkaSettings, specs: list[TopicSpec] | None = None) -> list[str]:
+    """Create the project's topics that do not exist yet; returns the names created."""
+    specs = specs or topic_specs(k)
+    admin = AIOKafkaAdminClient(**client_options(k))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        todo = [s for s in specs if s.name not in existing]
+        if todo:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.configs))
+                        for s in todo
+                    ]
+                )
+            except TopicAlreadyExistsError:
+                pass
+        return [s.name for s in todo]
+    finally:
+        await admin.close()
+
+
+async def describe_topics(k: KafkaSettings, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Partition count and the non-default configs of each named topic."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(**client_options(k))
+    await admin.start()
+    try:
+        meta = await admin.describe_topics(names)
+        out: dict[str, dict[str, Any]] = {
+            t["topic"]: {"partitions": len(t["partitions"]), "configs": {}} for t in meta
+        }
+        resp = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+        for r in resp:
+            for res in r.resources:
+                _err, _msg, _type, name, entries = res[:5]
+                if name in out:
+                    out[name]["configs"] = {e[0]: e[1] for e in entries}
+        return out
+    finally:
+        await admin.close()
+
+
+async def healthy(k: KafkaSettings, timeout: float = 3.0) -> bool:
+    """True when the cluster answers a metadata request within ``timeout`` seconds."""
+    host, _, port = k.bootstrap.split(",")[0].rpartition(":")
+    try:
+        # A plain TCP probe first, so a broker still starting is not logged as an error.
+        _r, w = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+        w.close()
+    except (OSError, asyncio.TimeoutError, ValueError):
+        return False
+    admin = AIOKafkaAdminClient(**client_options(k), request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.list_topics(), timeout)
+        return True
+    except (KafkaConnectionError, KafkaError, asyncio.TimeoutError, OSError):
+        return False
+    finally:
+        try:
+            await admin.close()
+        except Exception:  # noqa: BLE001 - closing a never-started client may fail
+            pass

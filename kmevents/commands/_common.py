@@ -1,0 +1,69 @@
+"""Flags and output shared by the commands: settings overrides, ``--format``, logging."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from kmevents.settings import Settings, load
+
+
+def add_connection_flags(p: argparse.ArgumentParser) -> None:
+    """``--bootstrap`` and ``--etcd`` (default: the local stack, or KMEVENTS_* variables)."""
+    g = p.add_argument_group("connection (default: KMEVENTS_* variables, else the local stack)")
+    g.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers")
+    g.add_argument("--etcd", metavar="URL", help="etcd endpoint, e.g. http://127.0.0.1:2379")
+
+
+def add_format_flag(p: argparse.ArgumentParser, choices: tuple[str, ...] = ("table", "json")) -> None:
+    p.add_argument("--format", choices=choices, default=choices[0],
+                   help=f"output format (default {choices[0]}; json is for machines)")
+
+
+def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
+    overrides: dict[str, Any] = {
+        "kafka.bootstrap": getattr(args, "bootstrap", None),
+        "etcd.endpoint": getattr(args, "etcd", None),
+        "cluster": getattr(args, "cluster", None),
+        **extra,
+    }
+    return load(overrides)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg and any ``extra`` fields."""
+
+    _skip = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update({k: v for k, v in vars(record).items() if k not in self._skip})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_logging(settings: Settings, level: int = logging.INFO) -> None:
+    """Structured logs on stderr: JSON lines with KMEVENTS_LOG_FORMAT=json, else key=value text."""
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("aiokafka", "kafka", "faust", "mode", "grpc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

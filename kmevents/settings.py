@@ -1,0 +1,147 @@
+"""One settings object for every command, read from ``KMEVENTS_*`` variables and flags.
+
+Precedence: command-line flags > ``KMEVENTS_*`` environment variables > defaults.
+Nested fields use a double underscore: ``KMEVENTS_KAFKA__BOOTSTRAP=...``,
+``KMEVENTS_ETCD__MAX_TXN_OPS=128``. Flags set through :func:`load` with
+``overrides``.
+
+The defaults describe the local stack that ``kmevents stack up`` starts; a
+production deployment sets the bootstrap servers, endpoints and the security
+options (TLS for Kafka and etcd, SASL for Kafka, etcd user auth).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path.home() / ".kmevents"
+
+
+class KafkaSettings(BaseModel):
+    """How to reach Kafka and how the project's topics are laid out."""
+
+    bootstrap: str = Field("127.0.0.1:9092", description="bootstrap servers, comma-separated host:port")
+    events_topic: str = Field("kmevents.events", description="the log: every validated cluster event")
+    snapshots_topic: str = Field("kmevents.snapshots", description="folded-state snapshots (chunked)")
+    deadletter_topic: str = Field("kmevents.deadletter", description="records that could not be decoded")
+    alerts_topic: str = Field("kmevents.alerts", description="alerts raised by the monitoring consumers")
+    partitions: int = Field(6, ge=1, description="partition count of the events topic at creation")
+    replication_factor: int = Field(1, ge=1, description="3 in production")
+    min_insync_replicas: int = Field(1, ge=1, description="2 in production")
+    events_retention_ms: int = Field(-1, description="events topic retention; -1 keeps forever")
+    snapshot_max_message_bytes: int = Field(
+        8 * 1024 * 1024, description="max.message.bytes of the snapshots topic (chunks stay below)"
+    )
+    # Client security (all optional; PLAINTEXT on the local stack).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class EtcdSettings(BaseModel):
+    """How to reach etcd, where kmevents keeps state, and etcd's request limits."""
+
+    endpoint: str = Field("http://127.0.0.1:2379", description="client URL of one etcd member")
+    prefix: str = Field("/kmevents/v1", description="root of every key kmevents writes")
+    max_txn_ops: int = Field(128, ge=2, description="etcd --max-txn-ops (operations per transaction)")
+    max_request_bytes: int = Field(
+        1536 * 1024, ge=1024, description="etcd --max-request-bytes (bytes per request)"
+    )
+    timeout_seconds: float = Field(10.0, gt=0)
+    # Client security.
+    ca_cert: Path | None = None
+    cert_cert: Path | None = None
+    cert_key: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_has_scheme(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("etcd endpoint needs a scheme, e.g. http://127.0.0.1:2379")
+        return v.rstrip("/")
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.split("://", 1)[1].rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+
+class StackSettings(BaseModel):
+    """The local stack that ``kmevents stack up`` runs (development and tests)."""
+
+    home: Path = Field(DEFAULT_HOME / "stack", description="data, logs and PID files live here")
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    etcd_port: int = Field(2379, ge=1, le=65535)
+    etcd_peer_port: int = Field(2380, ge=1, le=65535)
+    kafka_home: Path | None = Field(None, description="an existing Kafka install to use instead of Maven jars")
+    etcd_bin: Path | None = Field(None, description="the etcd binary to run (default: etcd on PATH)")
+    jar_cache: Path = Field(DEFAULT_HOME / "kafka-jars", description="Maven-resolved Kafka jars")
+    kafka_heap: str = Field("1g", description="Kafka JVM heap (-Xmx)")
+    etcd_quota_bytes: int = Field(4 * 1024**3, description="etcd --quota-backend-bytes")
+    etcd_auto_compaction_retention: str = Field(
+        "10m", description="etcd periodic auto-compaction window (keeps history bounded)"
+    )
+    start_timeout_seconds: float = Field(60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything a kmevents process needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KMEVENTS_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    cluster: str = Field("demo", description="default cluster name for commands that take --cluster")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    etcd: EtcdSettings = Field(default_factory=EtcdSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+    log_format: Literal["text", "json"] = "text"
+    _derived: set[str] = PrivateAttr(default_factory=set)
+
+    def model_post_init(self, __context: Any) -> None:
+        # Clients follow the local stack's ports unless an address was given
+        # explicitly: KMEVENTS_STACK__KAFKA_PORT=19092 alone is enough.
+        if "bootstrap" not in self.kafka.model_fields_set:
+            self.kafka.bootstrap = f"127.0.0.1:{self.stack.kafka_port}"
+            self._derived.add("kafka.bootstrap")
+        if "endpoint" not in self.etcd.model_fields_set:
+            self.etcd.endpoint = f"http://127.0.0.1:{self.stack.etcd_port}"
+            self._derived.add("etcd.endpoint")
+
+
+def load(overrides: dict[str, Any] | None = None) -> Settings:
+    """Settings from the environment, with ``overrides`` (dotted keys, from flags) on top.
+
+    ``load({"kafka.bootstrap": "127.0.0.1:19092"})`` sets one nested field.
+    ``None`` values in ``overrides`` are ignored (an unset flag).
+    """
+    base = Settings()
+    if not overrides:
+        return base
+    data = base.model_dump()
+    for dotted in base._derived:  # let them be derived again from the overridden ports
+        section, leaf = dotted.split(".")
+        data[section].pop(leaf)
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return Settings.model_validate(data)

@@ -1,0 +1,161 @@
+"""Detached server processes started and stopped by PID, with their PID files.
+
+A process is recorded as ``<name>.pid`` holding ``{"pid": ..., "marker": ...}``;
+the marker is a string that must appear in the process's command line, so a
+PID reused by an unrelated process is never signalled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from kmevents.errors import StackError
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A port the kernel considers free right now on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class ManagedProcess:
+    """One server process of the local stack, identified by its PID file."""
+
+    def __init__(self, name: str, run_dir: Path, log_file: Path) -> None:
+        self.name = name
+        self.pid_file = run_dir / f"{name}.pid"
+        self.log_file = log_file
+
+    def recorded(self) -> tuple[int, str] | None:
+        try:
+            data = json.loads(self.pid_file.read_text())
+            return int(data["pid"]), str(data["marker"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def pid(self) -> int | None:
+        """The PID of our running process, or None (stale PID files are ignored)."""
+        rec = self.recorded()
+        if rec is None:
+            return None
+        pid, marker = rec
+        if alive(pid) and marker in cmdline(pid):
+            return pid
+        return None
+
+    def start(self, argv: list[str], *, marker: str, env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> int:
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            try:
+                proc = subprocess.Popen(  # noqa: S603
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,  # survives the CLI; stopped by `stack down`
+                    env={**os.environ, **(env or {})},
+                    cwd=cwd,
+                )
+            except FileNotFoundError as exc:
+                raise StackError(f"cannot start {self.name}: {exc}") from exc
+        self.pid_file.write_text(json.dumps({"pid": proc.pid, "marker": marker}))
+        return proc.pid
+
+    def exited_early(self) -> bool:
+        rec = self.recorded()
+        return rec is not None and not alive(rec[0])
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL. True if something was stopped."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and alive(pid):
+            _reap(pid)
+            time.sleep(0.1)
+        if alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            for _ in range(50):
+                _reap(pid)
+                if not alive(pid):
+                    break
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill9(self) -> None:
+        """SIGKILL at once (crash tests)."""
+        pid = self.pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+            for _ in range(100):
+                _reap(pid)
+                if not alive(pid):
+                    break
+                time.sleep(0.05)
+
+    def tail(self, lines: int = 50) -> str:
+        try:
+            data = self.log_file.read_bytes()[-200_000:].decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(data.splitlines()[-lines:])
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

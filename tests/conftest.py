@@ -1,0 +1,47 @@
+"""Shared fixtures. Integration tests ask for ``stack`` (a real Kafka + etcd) and
+``isolated`` (settings with topic names and an etcd prefix of their own)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from kmevents.settings import Settings
+from tests.stacks import TestStack, start
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.fspath).split(os.sep):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestStack]:
+    kind = os.environ.get("KMEVENTS_TEST_STACK", "native")
+    s = start(kind, tmp_path_factory.mktemp("stack"))
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def isolated(stack: TestStack) -> Settings:
+    """Settings on the session's stack with fresh topics and etcd prefix for this test."""
+    from kmevents.adapters import kafka as kafka_adapter
+
+    tag = uuid.uuid4().hex[:8]
+    s = stack.settings.model_copy(deep=True)
+    s.kafka.events_topic = f"t{tag}.events"
+    s.kafka.snapshots_topic = f"t{tag}.snapshots"
+    s.kafka.deadletter_topic = f"t{tag}.deadletter"
+    s.kafka.alerts_topic = f"t{tag}.alerts"
+    s.etcd.prefix = f"/t{tag}/kmevents/v1"
+    s.cluster = f"c{tag}"
+    asyncio.run(kafka_adapter.ensure_topics(s.kafka))
+    return s
