@@ -1,0 +1,69 @@
+"""`kmevents stack` lifecycle: idempotent up, down leaves nothing behind, precise errors."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from kmevents.errors import EnvironmentProblem, StackError
+from kmevents.settings import load
+from kmevents.stack import Stack
+from kmevents.stack.process import alive
+from tests.stacks import _free_ports
+
+
+def _settings(home: Path, **extra: object):
+    kport, eport = _free_ports(2)
+    return load({
+        "stack.home": str(home), "stack.kafka_port": kport, "stack.kafka_controller_port": kport + 1,
+        "stack.etcd_port": eport, "stack.etcd_peer_port": eport + 1, "stack.kafka_heap": "512m",
+        **extra,
+    })
+
+
+def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
+    stack = Stack(_settings(tmp_path))
+    try:
+        first = stack.up()
+        pids = [s.pid for s in first]
+        assert all(s.healthy for s in first)
+        again = stack.up()  # nothing restarted
+        assert [s.pid for s in again] == pids
+    finally:
+        stopped = stack.down()
+    assert sorted(stopped) == ["etcd", "kafka"]
+    assert not any(alive(p) for p in pids if p)
+    assert (tmp_path / "etcd" / "data").exists(), "data survives a plain down"
+    assert stack.down() == []
+    stack.down(wipe=True)
+    assert not (tmp_path / "etcd").exists()
+
+
+def test_a_taken_port_is_reported_with_the_port_and_what_to_do(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", s.stack.etcd_port))
+        blocker.listen()
+        with pytest.raises(StackError) as err:
+            Stack(s).up()
+    assert str(s.stack.etcd_port) in err.value.message
+    assert "KMEVENTS_STACK__ETCD_PORT" in (err.value.hint or "")
+    Stack(s).down()
+
+
+def test_a_missing_etcd_binary_is_an_environment_error(tmp_path: Path) -> None:
+    s = _settings(tmp_path, **{"stack.etcd_bin": str(tmp_path / "no-such-etcd")})
+    with pytest.raises(EnvironmentProblem, match="does not exist"):
+        Stack(s).up()
+
+
+def test_a_kafka_home_without_jars_is_an_environment_error(tmp_path: Path) -> None:
+    s = _settings(tmp_path, **{"stack.kafka_home": str(tmp_path / "empty")})
+    stack = Stack(s)
+    try:
+        with pytest.raises(EnvironmentProblem, match="no libs/ folder"):
+            stack.up()
+    finally:
+        stack.down(wipe=True)
