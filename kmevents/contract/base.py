@@ -1,0 +1,96 @@
+"""Building blocks of every contract model: the base class and the open-enum types.
+
+``ContractModel`` is strict (no type coercion: ``"5"`` is not an int), forbids
+unknown fields (a misspelt field is an error, not silently dropped), is
+immutable, and takes each field's docstring as its JSON Schema description.
+
+Open enumerations (``TaskStateName``, ``TaskSourceName``, ``TaskReasonName``,
+``PodPhaseName``...) accept any value of the right *shape* and carry an
+``OpenEnum`` marker; ``kmevents.contract.warnings`` finds the markers and
+reports values outside the known set as warnings. The Mesos ones also turn the
+v0 spelling ``SLAVE`` into ``AGENT`` while validating (``SOURCE_SLAVE`` ->
+``SOURCE_AGENT``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from kmevents.contract import enums
+from kmevents.contract.normalise import agent_field_names, agent_spelling
+
+
+class ContractModel(BaseModel):
+    """Base of every payload and value shape of the contract."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        use_attribute_docstrings=True,
+        populate_by_name=False,
+    )
+
+
+class AgentIdModel(ContractModel):
+    """A contract object with an ``agent_id``: accepts the v0 keys ``slave_id``/``slaveId``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v0_field_names(cls, data: Any) -> Any:
+        return agent_field_names(data)
+
+
+@dataclass(frozen=True)
+class OpenEnum:
+    """Marker: the field holds a name from ``known``; other names are warnings."""
+
+    label: str
+    """What the names are ("Mesos TaskState"), used in the warning text."""
+    known: frozenset[str]
+    """The names known to this version of the contract."""
+
+
+def _open(label: str, names: tuple[str, ...], pattern: str | None, *, v0: bool) -> Any:
+    extra: dict[str, Any] = {"x-known-values": list(names), "x-open-enum": True}
+    field = Field(pattern=pattern, json_schema_extra=extra) if pattern else Field(
+        min_length=1, json_schema_extra=extra
+    )
+    marker = OpenEnum(label, frozenset(names))
+    if v0:
+        return Annotated[str, BeforeValidator(agent_spelling), field, marker]
+    return Annotated[str, field, marker]
+
+
+TaskStateName = _open("Mesos TaskState", enums.TASK_STATES, enums.TASK_STATE_PATTERN, v0=True)
+"""A Mesos v1 ``TASK_*`` name; unknown future names are kept with a warning."""
+
+TaskSourceName = _open("Mesos TaskStatus.Source", enums.TASK_SOURCES, enums.TASK_SOURCE_PATTERN, v0=True)
+"""``SOURCE_MASTER|SOURCE_AGENT|SOURCE_EXECUTOR`` (``SOURCE_SLAVE`` becomes ``SOURCE_AGENT``)."""
+
+TaskReasonName = _open("Mesos TaskStatus.Reason", enums.TASK_REASONS, enums.TASK_REASON_PATTERN, v0=True)
+"""A Mesos v1 ``REASON_*`` name (``REASON_SLAVE_*`` becomes ``REASON_AGENT_*``)."""
+
+CheckTypeName = _open("Mesos CheckInfo.Type", enums.CHECK_TYPES, r"^[A-Z][A-Z0-9_]*$", v0=False)
+"""``COMMAND|HTTP|TCP|UNKNOWN``."""
+
+PodPhaseName = _open("Kubernetes pod phase", enums.POD_PHASES, None, v0=False)
+"""``Pending|Running|Succeeded|Failed|Unknown``."""
+
+NamespacePhaseName = _open("Kubernetes namespace phase", enums.NAMESPACE_PHASES, None, v0=False)
+"""``Active|Terminating``."""
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+"""A string with at least one character (ids, names)."""
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+"""A TCP/UDP port number."""
+
+Seconds = Annotated[float, Field(ge=0)]
+"""A non-negative duration in seconds."""
+
+StrMap = dict[str, str]
+"""Free-form string map (labels, annotations, selectors, attributes); keys are kept as written."""

@@ -1,0 +1,72 @@
+"""Bytes <-> events, on orjson.
+
+- ``encode(event) -> bytes``: the canonical bytes of a canonical event dict:
+  ``orjson.dumps(event, option=orjson.OPT_SORT_KEYS)`` (keys sorted at every
+  level, no whitespace, UTF-8, nulls kept). These are the bytes stored in
+  Kafka and hashed into the chain.
+- ``decode_fast(data) -> dict``: replay's path. ``orjson.loads`` plus upcasting
+  of older schema versions; **no validation** (everything in the log passed
+  strict ingest, and an event of a type newer than this code is returned as
+  is). Only bytes that are not a JSON object raise ``DecodeError``.
+- ``decode_strict(data) -> dict``: audit's path: decode, upcast and validate
+  as strictly as ingest does (``ContractViolation`` on any problem).
+- ``validate_event(obj)``: ingest's path, see ``kmevents.contract.strict``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from kmevents.contract.errors import DecodeError
+from kmevents.contract.registry import SCHEMA_VERSIONS
+from kmevents.contract.strict import validate_event
+from kmevents.contract.upcast import upcast
+
+_SORT: Final = orjson.OPT_SORT_KEYS
+_loads: Final = orjson.loads
+_dumps: Final = orjson.dumps
+_versions_get: Final = SCHEMA_VERSIONS.get
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """Canonical bytes of a canonical event dict (as returned by ``validate_event``)."""
+    return _dumps(event, option=_SORT)
+
+
+def decode_fast(data: bytes | bytearray | memoryview | str) -> dict[str, Any]:
+    """Decode stored bytes without validating; upcast an older schema version.
+
+    Raises ``DecodeError`` only when the bytes are not a JSON object.
+    """
+    try:
+        event = _loads(data)
+        if _versions_get(event.get("type")) == event.get("schema_version"):
+            return event  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    except (AttributeError, TypeError):
+        # not an object, or an unhashable "type": handled below
+        pass
+    return _decode_rest(event)
+
+
+def _decode_rest(event: Any) -> dict[str, Any]:
+    """The uncommon cases of ``decode_fast``: older versions, odd or unknown types."""
+    if type(event) is not dict:
+        raise DecodeError(f"not a JSON object but {type(event).__name__}")
+    return upcast(event)
+
+
+def decode_strict(data: bytes | bytearray | memoryview | str) -> dict[str, Any]:
+    """Decode and validate stored bytes; return the canonical (upcast) event."""
+    try:
+        event = _loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    canonical, _warnings = validate_event(event)
+    return canonical
+
+
+__all__ = ["decode_fast", "decode_strict", "encode", "validate_event"]

@@ -1,0 +1,91 @@
+"""Warnings for enum values newer than this contract (kept, never rejected).
+
+The paths of every open-enum field are found once per event model by walking
+its fields for the ``OpenEnum`` marker (through ``X | None``, lists and
+nested models). Checking an event is then a few dictionary look-ups.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any, Final
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from kmevents.contract.base import OpenEnum
+from kmevents.contract.errors import ContractWarning
+from kmevents.contract.registry import EVENT_MODELS
+
+#: A path step: a field name, or ``None`` for "every item of a list".
+Step = str | None
+EnumPath = tuple[tuple[Step, ...], OpenEnum]
+
+
+def _markers(metadata: list[Any]) -> list[OpenEnum]:
+    return [m for m in metadata if isinstance(m, OpenEnum)]
+
+
+def _walk_type(annotation: Any, prefix: tuple[Step, ...]) -> Iterator[EnumPath]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        base, *meta = typing.get_args(annotation)
+        for marker in _markers(meta):
+            yield prefix, marker
+        yield from _walk_type(base, prefix)
+    elif origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            yield from _walk_type(arg, prefix)
+    elif origin is list:
+        (item,) = typing.get_args(annotation)
+        yield from _walk_type(item, (*prefix, None))
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, info in annotation.model_fields.items():
+            yield from _walk_field(info, (*prefix, name))
+
+
+def _walk_field(info: FieldInfo, prefix: tuple[Step, ...]) -> Iterator[EnumPath]:
+    for marker in _markers(info.metadata):
+        yield prefix, marker
+    yield from _walk_type(info.annotation, prefix)
+
+
+def enum_paths(model: type[BaseModel]) -> tuple[EnumPath, ...]:
+    """Every open-enum field of ``model`` with its marker (deduplicated)."""
+    seen: dict[tuple[Step, ...], OpenEnum] = {}
+    for path, marker in _walk_type(model, ()):
+        seen.setdefault(path, marker)
+    return tuple(seen.items())
+
+
+#: ``(type, version) -> open-enum paths``, computed once.
+ENUM_PATHS: Final[dict[tuple[str, int], tuple[EnumPath, ...]]] = {
+    key: enum_paths(model) for key, model in EVENT_MODELS.items()
+}
+
+
+def _values(node: Any, path: tuple[Step, ...], shown: str) -> Iterator[tuple[str, Any]]:
+    if not path:
+        yield shown, node
+        return
+    step, rest = path[0], path[1:]
+    if step is None:
+        if type(node) is list:
+            for i, item in enumerate(node):
+                yield from _values(item, rest, f"{shown}.{i}")
+    elif type(node) is dict and node.get(step) is not None:
+        yield from _values(node[step], rest, f"{shown}.{step}" if shown else step)
+
+
+def unknown_enum_values(event: dict[str, Any]) -> list[ContractWarning]:
+    """Warnings for open-enum values of a canonical event that this contract does not know."""
+    found: list[ContractWarning] = []
+    for path, marker in ENUM_PATHS.get((event["type"], event["schema_version"]), ()):
+        for shown, value in _values(event, path, ""):
+            if value not in marker.known:
+                found.append(ContractWarning(
+                    shown, f"unknown {marker.label} value {value!r} kept as written", value
+                ))
+    return found
