@@ -1,0 +1,147 @@
+"""The dispatch: ``apply`` one event to a state, ``fold`` many.
+
+One handler per event type, looked up in one dict (client-go's "fixed set of
+change types applied by one switch"). ``apply`` is the only entry point that
+mutates a ClusterState; it reads no clock and does no I/O.
+
+Order of checks for every event (each failure is annotated, never raised):
+
+1. envelope: ``type``, ``occurred_at`` (str) and ``payload`` (object) present
+   -> otherwise ``malformed``;
+2. ``type`` known -> otherwise ``unknown_type`` (a newer producer);
+3. ``cluster`` equals the state's -> otherwise ``foreign_cluster``;
+4. dedupe: the event's ``dedupe_key`` (``event_id`` when it has none) was not
+   applied within the window (``Retention.dedupe_window``: the last W to 2W
+   distinct keys) -> otherwise ``duplicate``;
+5. the handler; if it finds the payload malformed it raises before changing
+   anything and the event is annotated ``malformed``.
+
+Every event, whatever happens to it, advances the position (``offset``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from kmevents.reducer.annotations import (
+    DUPLICATE,
+    FOREIGN_CLUSTER,
+    MALFORMED,
+    UNKNOWN_TYPE,
+    note,
+)
+from kmevents.reducer.handlers_k8s import HANDLERS as _K8S
+from kmevents.reducer.handlers_mesos import HANDLERS as _MESOS
+from kmevents.reducer.resources import Malformed
+from kmevents.reducer.retention import AGE_CHECK_EVERY, Retention, prune_by_age
+from kmevents.reducer.state import ClusterState
+
+HANDLERS: dict[str, Any] = {**_MESOS, **_K8S}
+#: Event types this reducer folds (anything else is annotated ``unknown_type``).
+KNOWN_TYPES = frozenset(HANDLERS)
+
+_BAD_PAYLOAD = (KeyError, TypeError, ValueError, AttributeError, IndexError, Malformed)
+
+
+def apply(state: ClusterState, event: Any, *, partition: int | None = None,
+          offset: int | None = None) -> list[dict[str, Any]]:
+    """Fold one event (a catalogue-shaped dict) into ``state``, in place.
+
+    ``partition``/``offset`` are the event's log position (offset None: the
+    previous offset + 1). Returns the annotations this event produced (a new
+    list, usually empty).
+    """
+    st = state
+    st.offset = st.offset + 1 if offset is None else offset
+    if partition is not None:
+        st.partition = partition
+    st.applied += 1
+    st._ev = event
+    try:
+        typ = event["type"]
+        t = event["occurred_at"]
+        pl = event["payload"]
+        if type(t) is not str or type(pl) is not dict or type(typ) is not str:
+            raise TypeError
+    except (KeyError, TypeError, IndexError):
+        note(st, MALFORMED, None, None,
+             "envelope lacks type/occurred_at/payload or has them with wrong types")
+        return _take(st)
+    st.last_occurred_at = t
+    if st.max_occurred_at is None or t > st.max_occurred_at:
+        st.max_occurred_at = t
+    h = HANDLERS.get(typ)
+    if h is None:
+        note(st, UNKNOWN_TYPE, None, None, f"event type {typ!r} is unknown to reducer; skipped")
+    elif event.get("cluster") != st.cluster:
+        note(st, FOREIGN_CLUSTER, None, None,
+             f"event of cluster {event.get('cluster')!r} in the fold of {st.cluster!r}; skipped")
+    else:
+        key = event.get("dedupe_key") or event.get("event_id")
+        if type(key) is not str:
+            key = None
+        if key is not None and (key in st._seen_new or key in st._seen_old):
+            note(st, DUPLICATE, None, None, f"dedupe key {key!r} already applied; skipped")
+        else:
+            try:
+                h(st, event, pl, t)
+            except _BAD_PAYLOAD as e:
+                note(st, MALFORMED, None, None,
+                     f"payload of {typ}: {type(e).__name__}: {e}; nothing changed")
+            else:
+                if key is not None:
+                    seen = st._seen_new
+                    seen.add(key)
+                    if len(seen) >= st.retention.dedupe_window:
+                        st._seen_old = seen
+                        st._seen_new = set()
+    if not st.applied % AGE_CHECK_EVERY:
+        prune_by_age(st)
+    pend = st._pending
+    if pend:
+        st._pending = []
+        return pend
+    return []
+
+
+def _take(st: ClusterState) -> list[dict[str, Any]]:
+    pend = st._pending
+    st._pending = []
+    return pend
+
+
+def fold(events: Iterable[Any], state: ClusterState | None = None, cluster: str | None = None,
+         *, partition: int | None = None, retention: Retention | None = None,
+         ) -> tuple[ClusterState, list[dict[str, Any]]]:
+    """Apply ``events`` in order; return the state and every annotation.
+
+    Items may be event dicts (offsets continue from ``state.offset``), raw
+    record bytes (decoded with orjson; undecodable ones are annotated
+    ``malformed``), or ``(partition, offset, event)`` tuples. Without
+    ``state`` a new one is made for ``cluster`` (default: the first event's).
+    """
+    anns: list[dict[str, Any]] = []
+    st = state
+    for item in events:
+        p, o, ev = partition, None, item
+        if type(item) is tuple:
+            p, o, ev = item
+        if isinstance(ev, (bytes, bytearray, memoryview)):
+            try:
+                ev = orjson.loads(ev)
+            except orjson.JSONDecodeError:
+                ev = None
+        if st is None:
+            c = cluster
+            if c is None and type(ev) is dict:
+                c = ev.get("cluster")
+            st = ClusterState.empty(c if type(c) is str else "", retention)
+        a = apply(st, ev, partition=p, offset=o)
+        if a:
+            anns.extend(a)
+    if st is None:
+        st = ClusterState.empty(cluster or "", retention)
+    return st, anns

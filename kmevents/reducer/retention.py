@@ -1,0 +1,141 @@
+"""Bounded memory: how long terminal entities stay in live state.
+
+The live state keeps an entity that reached a terminal condition (a finished
+task, a deleted pod, a removed agent, a closed offer, ...) only for a while:
+the complete history is always one replay away (DESIGN.md rule 7). Each kind
+has a *terminal index*: an insertion-ordered map ``id -> occurred_at`` of the
+event that made the entity terminal, oldest first. An entity leaves live
+state when
+
+- its index grows past the kind's count limit (the oldest goes first), or
+- every ``AGE_CHECK_EVERY`` applied events, when it became terminal more than
+  ``max_age_seconds`` of *source time* before the newest ``occurred_at`` seen
+  (never the wall clock: the fold reads no clock).
+
+Worked example (``max_terminal_tasks=2``): t1 FINISHED at 10:00, t2 FAILED at
+10:01, t3 KILLED at 10:02 -> the index is {t2, t3} and t1 is gone from
+``entity()``; ``take_dirty()`` reports ("task", "t1") so the processor
+deletes its etcd key. A LOST task sits in the index too (it may never come
+back), and leaves it if it reports RUNNING again.
+
+Entities that are removed outright (namespaces, nodes, RCs and services on
+``*.deleted``) are not retained at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kmevents.reducer.state import ClusterState
+
+#: Age pruning runs when the applied-event count is a multiple of this.
+AGE_CHECK_EVERY = 1024
+
+#: Kinds that have a terminal index, and the Retention field that limits each.
+RETAINED_KINDS = {
+    "task": "max_terminal_tasks",
+    "offer": "max_closed_offers",
+    "agent": "max_removed_agents",
+    "pod": "max_deleted_pods",
+    "framework": "max_terminal_other",
+    "executor": "max_terminal_other",
+    "inverse_offer": "max_closed_offers",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Limits on what the live state keeps. Recorded in every snapshot."""
+
+    #: terminal tasks (FINISHED, FAILED, KILLED, ERROR, DROPPED, GONE,
+    #: GONE_BY_OPERATOR) plus tasks parked in LOST/UNREACHABLE/UNKNOWN; k8sm keeps 1024.
+    max_terminal_tasks: int = 100_000
+    #: accepted, declined, rescinded and expired offers (and closed inverse offers).
+    max_closed_offers: int = 50_000
+    #: removed agents.
+    max_removed_agents: int = 10_000
+    #: deleted pods.
+    max_deleted_pods: int = 100_000
+    #: removed frameworks and executors.
+    max_terminal_other: int = 10_000
+    #: drop terminal entities this much source time after they became terminal
+    #: (None: count limits only). Default one week.
+    max_age_seconds: float | None = 7 * 86400.0
+    #: events whose dedupe_key (or event_id) was seen among the last
+    #: dedupe_window .. 2*dedupe_window distinct keys are skipped as duplicates.
+    dedupe_window: int = 100_000
+    #: status uuids remembered per task (a re-delivered status update with one
+    #: of them is a duplicate, whatever the global window says).
+    uuids_per_task: int = 8
+    #: master failovers kept in the cluster entity's history.
+    failover_history: int = 32
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Retention:
+        return cls(**d)
+
+    def limit(self, kind: str) -> int:
+        return int(getattr(self, RETAINED_KINDS[kind]))
+
+
+def new_indexes() -> dict[str, OrderedDict[str, str]]:
+    return {kind: OrderedDict() for kind in RETAINED_KINDS}
+
+
+def mark(st: ClusterState, kind: str, eid: str, t: str) -> None:
+    """``kind/eid`` became terminal at ``t``: index it, prune past the count limit."""
+    idx = st._terminal[kind]
+    if eid in idx:
+        return
+    idx[eid] = t
+    if len(idx) > st.retention.limit(kind):
+        old, _ = idx.popitem(last=False)
+        _drop(st, kind, old)
+
+
+def unmark(st: ClusterState, kind: str, eid: str) -> None:
+    """``kind/eid`` is live again (a LOST task running, a removed agent re-registering)."""
+    st._terminal[kind].pop(eid, None)
+
+
+def _drop(st: ClusterState, kind: str, eid: str) -> None:
+    table = st._tables[kind]
+    if table.pop(eid, None) is not None:
+        st._dirty.add((kind, eid))
+
+
+def _parse(t: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+
+
+def _fmt(d: dt.datetime) -> str:
+    return d.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def prune_by_age(st: ClusterState) -> None:
+    """Drop terminal entities older than ``max_age_seconds`` before the newest source time."""
+    age = st.retention.max_age_seconds
+    newest = st.max_occurred_at
+    if age is None or newest is None:
+        return
+    try:
+        cutoff = _fmt(_parse(newest) - dt.timedelta(seconds=age))
+    except (ValueError, OverflowError):
+        return
+    for kind, idx in st._terminal.items():
+        # Oldest first in log order; source times are nearly ordered, so stop at
+        # the first entry that is young enough (a later, older one waits for the
+        # count limit or the next check).
+        while idx:
+            eid, t = next(iter(idx.items()))
+            if t >= cutoff:
+                break
+            idx.popitem(last=False)
+            _drop(st, kind, eid)

@@ -1,0 +1,149 @@
+"""ClusterState: the folded state of one cluster, as plain dicts.
+
+Entities live in one table per kind, ``id -> dict``. The dicts are the values
+the processors write to etcd; the reducer mutates them in place (speed), so a
+caller that keeps one across ``apply`` calls must copy it. Snapshots are exact
+copies (canonical bytes, see snapshot.py).
+
+Besides the entities the state holds bookkeeping that the fold needs and
+snapshots carry: the log position, the dedupe window, the terminal indexes of
+retention.py, and derived indexes (pods by namespace, RC and service members)
+that are rebuilt from the entities when a snapshot is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from kmevents.reducer.retention import Retention, new_indexes
+
+#: Version of the fold logic. Checkpoints and snapshots record it; bump it
+#: whenever the same log would fold to different entity values.
+REDUCER_VERSION = 1
+
+KINDS = ("cluster", "framework", "agent", "offer", "inverse_offer", "task", "executor",
+         "pod", "namespace", "node", "rc", "service", "role")
+
+
+class ClusterState:
+    """One cluster's folded state. Build with ``ClusterState.empty`` or ``from_snapshot``."""
+
+    __slots__ = (
+        "cluster", "retention", "kinds",
+        "clusters", "frameworks", "agents", "offers", "inverse_offers", "tasks", "executors",
+        "pods", "namespaces", "nodes", "rcs", "services", "roles", "_tables",
+        "partition", "offset", "applied", "last_occurred_at", "max_occurred_at",
+        "_seen_new", "_seen_old", "_terminal", "_dirty", "_pending", "_ev",
+        "_pods_by_ns", "_rcs_by_ns", "_svcs_by_ns", "_rc_members", "_svc_members",
+    )
+
+    def __init__(self, cluster: str, retention: Retention | None = None) -> None:
+        self.cluster = cluster
+        self.retention = retention if retention is not None else Retention()
+        self.kinds = KINDS
+        self.clusters: dict[str, dict[str, Any]] = {}
+        self.frameworks: dict[str, dict[str, Any]] = {}
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.offers: dict[str, dict[str, Any]] = {}
+        self.inverse_offers: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.executors: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.namespaces: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.rcs: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = {}
+        self.roles: dict[str, dict[str, Any]] = {}
+        self._tables = {
+            "cluster": self.clusters, "framework": self.frameworks, "agent": self.agents,
+            "offer": self.offers, "inverse_offer": self.inverse_offers, "task": self.tasks,
+            "executor": self.executors, "pod": self.pods, "namespace": self.namespaces,
+            "node": self.nodes, "rc": self.rcs, "service": self.services, "role": self.roles,
+        }
+        #: partition of the last applied event (None until one says)
+        self.partition: int | None = None
+        #: offset of the last applied event (-1: nothing applied)
+        self.offset = -1
+        #: events applied so far (drives the age-pruning cadence)
+        self.applied = 0
+        self.last_occurred_at: str | None = None
+        self.max_occurred_at: str | None = None
+        self._seen_new: set[str] = set()
+        self._seen_old: set[str] = set()
+        self._terminal = new_indexes()
+        self._dirty: set[tuple[str, str]] = set()
+        self._pending: list[dict[str, Any]] = []
+        self._ev: Any = None
+        # derived indexes (rebuilt on snapshot load)
+        self._pods_by_ns: dict[str, set[str]] = {}
+        self._rcs_by_ns: dict[str, set[str]] = {}
+        self._svcs_by_ns: dict[str, set[str]] = {}
+        #: rc id -> (running pod ids, matching pod ids not running)
+        self._rc_members: dict[str, tuple[set[str], set[str]]] = {}
+        #: service id -> ready matching pod ids
+        self._svc_members: dict[str, set[str]] = {}
+
+    @classmethod
+    def empty(cls, cluster: str, retention: Retention | None = None) -> ClusterState:
+        """A state with nothing applied (offset -1)."""
+        return cls(cluster, retention)
+
+    # -- reading ----------------------------------------------------------
+
+    def entity(self, kind: str, id: str) -> dict[str, Any] | None:
+        """Current value of ``kind/id``, or None when it is not (or no longer) in live state.
+
+        The dict is live: do not mutate it; copy it to keep it past the next ``apply``.
+        """
+        return self._tables[kind].get(id)
+
+    def entities(self, kind: str) -> Iterable[tuple[str, dict[str, Any]]]:
+        """``(id, value)`` pairs of one kind, in no particular order (live dicts)."""
+        return self._tables[kind].items()
+
+    def count(self, kind: str) -> int:
+        return len(self._tables[kind])
+
+    def take_dirty(self) -> set[tuple[str, str]]:
+        """``(kind, id)`` of every entity changed, created or removed since the last call.
+
+        Removed ones (deleted, or pruned by retention) are in the set too; for
+        them ``entity(kind, id)`` is None, which tells the processor to delete the key.
+        """
+        d = self._dirty
+        self._dirty = set()
+        return d
+
+    @property
+    def position(self) -> tuple[int | None, int]:
+        """``(partition, offset)`` of the last applied event."""
+        return (self.partition, self.offset)
+
+    @property
+    def last_event_times(self) -> dict[str, str | None]:
+        """``occurred_at`` of the last applied event, and the newest one seen."""
+        return {"last_occurred_at": self.last_occurred_at, "max_occurred_at": self.max_occurred_at}
+
+    def terminal_ids(self, kind: str) -> Iterator[str]:
+        """Ids of retained terminal entities of ``kind``, oldest first."""
+        return iter(self._terminal.get(kind, ()))
+
+    # -- snapshots --------------------------------------------------------
+
+    def to_snapshot(self, chain_hash: str | None = None) -> bytes:
+        """Canonical bytes of the whole state (see snapshot.py)."""
+        from kmevents.reducer.snapshot import dump
+
+        return dump(self, chain_hash)
+
+    @classmethod
+    def from_snapshot(cls, data: bytes) -> ClusterState:
+        """Load a state written by ``to_snapshot``; it folds on exactly like the original."""
+        from kmevents.reducer.snapshot import load
+
+        return load(data)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={len(t)}" for k, t in self._tables.items() if t)
+        return f"<ClusterState {self.cluster} @{self.partition}:{self.offset} {sizes}>"
