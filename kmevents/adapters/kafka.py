@@ -12,6 +12,7 @@ operation, so the transport's quirks stay here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -136,15 +137,13 @@ async def ensure_topics(k: KafkaSettings, specs: list[TopicSpec] | None = None) 
         existing = set(await admin.list_topics())
         todo = [s for s in specs if s.name not in existing]
         if todo:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.configs))
                         for s in todo
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass
         return [s.name for s in todo]
     finally:
         await admin.close()
@@ -179,17 +178,15 @@ async def healthy(k: KafkaSettings, timeout: float = 3.0) -> bool:
         # A plain TCP probe first, so a broker still starting is not logged as an error.
         _r, w = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
         w.close()
-    except (OSError, asyncio.TimeoutError, ValueError):
+    except (TimeoutError, OSError, ValueError):
         return False
     admin = AIOKafkaAdminClient(**client_options(k), request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
         await asyncio.wait_for(admin.list_topics(), timeout)
         return True
-    except (KafkaConnectionError, KafkaError, asyncio.TimeoutError, OSError):
+    except (TimeoutError, KafkaConnectionError, KafkaError, OSError):
         return False
     finally:
-        try:
+        with contextlib.suppress(Exception):  # closing a never-started client may fail
             await admin.close()
-        except Exception:  # noqa: BLE001 - closing a never-started client may fail
-            pass

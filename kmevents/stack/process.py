@@ -7,6 +7,7 @@ PID reused by an unrelated process is never signalled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -123,10 +124,8 @@ class ManagedProcess:
             _reap(pid)
             time.sleep(0.1)
         if alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             for _ in range(50):
                 _reap(pid)
                 if not alive(pid):
@@ -155,7 +154,5 @@ class ManagedProcess:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -1,0 +1,183 @@
+"""The ingest path: normalise, redact, validate, key, pin and produce.
+
+For each submitted object, in order:
+
+1. redaction (``redact.Redactor``) — before anything is validated, encoded,
+   written or hashed;
+2. strict validation (``kmevents.contract.validate_event``): v0 spellings become
+   v1, ``dedupe_key`` and ``event_id`` are derived when absent;
+3. the size limit (``max_event_bytes`` of the canonical bytes);
+4. the cluster's partition from the persistent map;
+5. an idempotent producer (``enable_idempotence``, ``acks=all``).
+
+Every object gets its own :class:`Result`: invalid events are refused with
+precise errors while the valid events of the same batch are accepted.
+
+Duplicates: ingesting the same event twice writes it to the log twice (Kafka
+dedupes only a producer's own retries). Both copies carry the same
+``event_id`` and ``dedupe_key``; the reducer recognises the repeat and
+records it as a ``duplicate`` annotation, so derived state does not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.contract import ContractViolation, encode, validate_event
+from kmevents.ingest.partition_map import PartitionMap
+from kmevents.ingest.redact import Redactor
+from kmevents.settings import Settings
+
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+
+
+@dataclass
+class Result:
+    """What happened to one submitted event."""
+
+    index: int
+    ok: bool
+    event_id: str | None = None
+    cluster: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    redacted: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "ok": self.ok, "event_id": self.event_id, "cluster": self.cluster,
+            "partition": self.partition, "offset": self.offset,
+            "errors": [{"field": f, "reason": r} for f, r in self.errors],
+            "warnings": self.warnings, "redacted": self.redacted,
+        }
+
+
+class Overloaded(Exception):
+    """Too many events in flight to Kafka: retry after ``retry_after`` seconds (HTTP 429)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"ingest is saturated; retry after {retry_after:.0f}s")
+        self.retry_after = retry_after
+
+
+class Ingestor:
+    """Long-lived ingest pipeline. No I/O in ``__init__``; ``start()``/``stop()`` or ``async with``."""
+
+    def __init__(self, settings: Settings, *, redactor: Redactor | None = None,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, max_in_flight: int = 200_000) -> None:
+        self.settings = settings
+        self.redactor = redactor or Redactor()
+        self.max_event_bytes = max_event_bytes
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self._producer: Any = None
+        self._map: PartitionMap | None = None
+
+    async def start(self) -> None:
+        await kafka_adapter.ensure_topics(self.settings.kafka)
+        self._producer = kafka_adapter.producer(self.settings.kafka, linger_ms=5,
+                                                max_batch_size=512 * 1024, request_timeout_ms=30_000)
+        await self._producer.start()
+        parts = await self._producer.partitions_for(self.settings.kafka.events_topic)
+        self._map = PartitionMap(self.settings, len(parts))
+        await self._map.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        if self._map is not None:
+            await self._map.stop()
+            self._map = None
+
+    async def __aenter__(self) -> Ingestor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def saturated(self) -> bool:
+        return self.in_flight >= self.max_in_flight
+
+    def prepare(self, index: int, obj: Any) -> tuple[Result, bytes | None, dict[str, Any] | None]:
+        """Redact, validate and encode one object (no I/O)."""
+        res = Result(index=index, ok=False)
+        if isinstance(obj, dict):
+            obj = copy.deepcopy(obj)
+            res.redacted = [f"payload.{p}" for p in self.redactor(obj)]
+            res.event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
+        try:
+            canonical, warnings = validate_event(obj)
+        except ContractViolation as exc:
+            res.errors = list(exc.errors)
+            return res, None, None
+        res.warnings = [str(w) for w in warnings]
+        res.event_id = canonical["event_id"]
+        res.cluster = canonical["cluster"]
+        data = encode(canonical)
+        if len(data) > self.max_event_bytes:
+            res.errors = [("-", f"event is {len(data):,} bytes as stored, over the limit of "
+                                f"{self.max_event_bytes:,}; split it or raise --max-event-bytes")]
+            return res, None, None
+        return res, data, canonical
+
+    async def submit(self, objs: Sequence[Any], *, start_index: int = 0) -> list[Result]:
+        """Ingest a batch; waits until Kafka acknowledged every accepted event."""
+        if self.saturated:
+            raise Overloaded(retry_after=1.0)
+        assert self._producer is not None and self._map is not None, "call start() first"
+        topic = self.settings.kafka.events_topic
+        results: list[Result] = []
+        pending: list[tuple[Result, asyncio.Future[Any]]] = []
+        for i, obj in enumerate(objs):
+            res, data, canonical = self.prepare(start_index + i, obj)
+            results.append(res)
+            if data is None or canonical is None:
+                continue
+            res.partition = await self._map.partition_for(canonical["cluster"])
+            fut = await self._producer.send(topic, data, key=canonical["cluster"].encode(),
+                                            partition=res.partition)
+            self.in_flight += 1
+            pending.append((res, fut))
+        try:
+            for res, fut in pending:
+                try:
+                    md = await fut
+                    res.offset = md.offset
+                    res.ok = True
+                except kafka_adapter.KafkaError as exc:
+                    res.errors = [("-", f"Kafka refused the event: {exc}; it was not written, retry it")]
+        finally:
+            self.in_flight -= len(pending)
+        return results
+
+
+def produce_lines(settings: Settings, lines: Iterable[bytes], *, batch: int = 5000) -> list[Result]:
+    """Ingest JSON lines (the simulator's ``--to-kafka``); returns only the failed results."""
+    import orjson
+
+    async def run() -> list[Result]:
+        failed: list[Result] = []
+        async with Ingestor(settings) as ing:
+            buf: list[Any] = []
+            n = 0
+            for line in lines:
+                buf.append(orjson.loads(line))
+                if len(buf) >= batch:
+                    failed.extend(r for r in await ing.submit(buf, start_index=n) if not r.ok)
+                    n += len(buf)
+                    buf = []
+            if buf:
+                failed.extend(r for r in await ing.submit(buf, start_index=n) if not r.ok)
+        return failed
+
+    return asyncio.run(run())

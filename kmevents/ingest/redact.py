@@ -1,0 +1,157 @@
+"""Redaction before anything is written: the log is kept forever and hash-chained,
+so a secret that reached it could never be removed without breaking the chain.
+
+A rule names event types (``fnmatch`` patterns, ``*`` for all) and a payload
+path whose segments may be ``*`` (any key or list item, at any depth when
+leading) and ``[key.with.dots]`` for keys that contain dots. The value found there
+is replaced by ``None`` (``drop``) or, for mapping keys, the entry is removed
+(``drop_key``); every path touched is listed in the envelope's ``redacted``
+field, so a reader knows what was removed and the fold can tell "absent" from
+"redacted".
+
+Defaults (``DEFAULT_RULES``):
+
+- TaskInfo ``data`` and TaskStatus ``data``: k8sm serialises the whole pod
+  (with its environment variables) into them; the fold needs neither.
+- ``kubectl.kubernetes.io/last-applied-configuration`` annotations: a full copy
+  of the object as applied, environment values included.
+- label and annotation entries whose key names a secret (``password``,
+  ``secret``, ``token``, ``credential``, ``apikey``, ``private-key``).
+- Kubernetes Event messages are kept (they are what operators read), but a
+  message that quotes an environment assignment of a secret-looking name
+  (``PASSWORD=...``) has the value masked.
+
+Rules are configurable: ``Redactor(rules=DEFAULT_RULES + [...], allow=[...])``;
+an ``allow`` rule exempts a (type, path) from the deny rules.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+SECRET_KEY = re.compile(r"(?i)(passw(or)?d|secret|token|credential|api[-_]?key|private[-_]?key)")
+SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b([A-Z0-9_]*(?:PASSW(?:OR)?D|SECRET|TOKEN|CREDENTIAL|API_?KEY|PRIVATE_?KEY)[A-Z0-9_]*)=(\S+)"
+)
+MASK = "[redacted]"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Remove what ``path`` selects in events whose type matches ``types``."""
+
+    types: str
+    path: str
+    action: Literal["drop", "drop_key", "mask_secret_keys", "mask_assignments"] = "drop"
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule("task.launched", "task.data"),
+    Rule("task.added", "task.data"),
+    Rule("task.status_updated", "status.data"),
+    Rule("pod.upserted", "pod.annotations[kubectl.kubernetes.io/last-applied-configuration]", "drop_key"),
+    Rule("*", "*.labels", "mask_secret_keys"),
+    Rule("*", "*.annotations", "mask_secret_keys"),
+    Rule("*", "labels", "mask_secret_keys"),
+    Rule("k8s_event.recorded", "message", "mask_assignments"),
+    Rule("task.status_updated", "status.message", "mask_assignments"),
+)
+
+
+class Redactor:
+    """Applies deny rules (minus allow rules) to an event dict, in place, before validation."""
+
+    def __init__(self, rules: Iterable[Rule] = DEFAULT_RULES, allow: Iterable[Rule] = ()) -> None:
+        self.rules = tuple(rules)
+        self.allow = tuple(allow)
+
+    def __call__(self, event: dict[str, Any]) -> list[str]:
+        """Redact ``event`` in place; return the payload paths removed (also added to ``redacted``)."""
+        type_ = event.get("type")
+        payload = event.get("payload")
+        if not isinstance(type_, str) or not isinstance(payload, dict):
+            return []
+        removed: list[str] = []
+        for rule in self.rules:
+            if not fnmatch.fnmatchcase(type_, rule.types):
+                continue
+            if any(fnmatch.fnmatchcase(type_, a.types) and a.path == rule.path for a in self.allow):
+                continue
+            removed.extend(_apply(payload, rule, type_))
+        if removed:
+            marks = list(event.get("redacted") or [])
+            for p in removed:
+                full = f"payload.{p}"
+                if full not in marks:
+                    marks.append(full)
+            event["redacted"] = marks
+        return removed
+
+
+_SEGMENT = re.compile(r"\[([^\]]+)\]|([^.\[]+)")
+
+
+def _split(path: str) -> list[str]:
+    """``"pod.annotations[kubectl.kubernetes.io/x]"`` -> ``["pod", "annotations", "kubectl.kubernetes.io/x"]``.
+
+    Brackets quote a key that contains dots (Kubernetes annotation keys do).
+    """
+    return [m.group(1) or m.group(2) for m in _SEGMENT.finditer(path)]
+
+
+def _walk(node: Any, segs: list[str], prefix: str) -> Iterable[tuple[Any, str, str]]:
+    """Yield (container, key, dotted path) for every match of ``segs`` under ``node``."""
+    if not segs:
+        return
+    head, rest = segs[0], segs[1:]
+    if isinstance(node, dict):
+        keys = list(node) if head == "*" else ([head] if head in node else [])
+        for k in keys:
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if rest:
+                yield from _walk(node[k], rest, path)
+            else:
+                yield node, k, path
+        if head == "*" and rest:
+            # "*" also matches at any depth below (e.g. "*.labels")
+            for k in list(node):
+                if isinstance(node[k], (dict, list)):
+                    yield from _walk(node[k], segs, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(node, list) and head == "*":
+        for i, item in enumerate(node):
+            if rest:
+                yield from _walk(item, rest, f"{prefix}.{i}" if prefix else str(i))
+                if isinstance(item, (dict, list)):
+                    yield from _walk(item, segs, f"{prefix}.{i}" if prefix else str(i))
+
+
+def _apply(payload: dict[str, Any], rule: Rule, type_: str) -> list[str]:
+    removed: list[str] = []
+    seen: set[int] = set()
+    for container, key, path in list(_walk(payload, _split(rule.path), "")):
+        value = container[key]
+        if rule.action == "drop":
+            if value is not None:
+                container[key] = None
+                removed.append(path)
+        elif rule.action == "drop_key":
+            del container[key]
+            removed.append(path)
+        elif rule.action == "mask_secret_keys" and isinstance(value, dict):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            for k in list(value):
+                if SECRET_KEY.search(str(k)) and value[k] != MASK:
+                    value[k] = MASK
+                    removed.append(f"{path}.{k}")
+        elif rule.action == "mask_assignments" and isinstance(value, str):
+            masked = SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", value)
+            if masked != value:
+                container[key] = masked
+                removed.append(path)
+    return removed

@@ -1,0 +1,159 @@
+"""The ingest path on real Kafka + etcd: per-event results, redaction, partition pinning."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.ingest import Ingestor, PartitionMap
+from kmevents.settings import Settings
+from tests.stacks import TestStack
+
+SECRET = "hunter2-do-not-log"
+
+
+def status_event(cluster: str, n: int, **status: object) -> dict:
+    return {
+        "type": "task.status_updated", "schema_version": 1, "cluster": cluster,
+        "source": {"kind": "mesos.scheduler", "stream_id": "s1", "seq": n},
+        "occurred_at": f"2026-01-01T00:00:{n % 60:02d}Z", "clock": "agent", "raw_type": "UPDATE",
+        "actor": None, "correlation_id": None, "causation_id": None,
+        "payload": {"status": {
+            "task_id": f"pod.{n}", "state": "TASK_RUNNING", "source": "SOURCE_AGENT", "reason": None,
+            "message": None, "uuid": f"u{n}", "healthy": None, "timestamp": 1.0 + n, "agent_id": "a1",
+            "executor_id": None, "labels": None, "data": None, **status}},
+    }
+
+
+async def read_all(s: Settings) -> list:
+    c = kafka_adapter.consumer(s.kafka, s.kafka.events_topic)
+    await c.start()
+    out: list = []
+    try:
+        while True:
+            batch = await c.getmany(timeout_ms=2000)
+            if not batch:
+                return out
+            for recs in batch.values():
+                out.extend(recs)
+    finally:
+        await c.stop()
+
+
+async def test_invalid_events_are_refused_precisely_and_valid_ones_of_the_batch_accepted(isolated: Settings) -> None:
+    bad = status_event(isolated.cluster, 2)
+    bad["payload"]["status"]["state"] = 42
+    unknown = status_event(isolated.cluster, 3) | {"type": "task.teleported"}
+    batch = [status_event(isolated.cluster, 1), bad, unknown, "not an object", status_event(isolated.cluster, 4)]
+    async with Ingestor(isolated) as ing:
+        results = await ing.submit(batch)
+    assert [r.ok for r in results] == [True, False, False, False, True]
+    assert any(f == "payload.status.state" for f, _ in results[1].errors)
+    assert "task.teleported" in results[2].errors[0][1]
+    assert results[0].partition == results[4].partition
+    assert results[4].offset == results[0].offset + 1
+    recs = await read_all(isolated)
+    assert [orjson.loads(r.value)["payload"]["status"]["task_id"] for r in recs] == ["pod.1", "pod.4"]
+    assert {r.key for r in recs} == {isolated.cluster.encode()}
+
+
+async def test_secrets_never_reach_kafka(isolated: Settings) -> None:
+    launched = {
+        "type": "task.launched", "schema_version": 1, "cluster": isolated.cluster,
+        "source": {"kind": "mesos.scheduler", "stream_id": "s1", "seq": 9},
+        "occurred_at": "2026-01-01T00:00:00Z", "clock": "master", "raw_type": "ACCEPT", "actor": None,
+        "correlation_id": None, "causation_id": None,
+        "payload": {"offer_id": "o1", "task": {
+            "task_id": "pod.9", "name": "web", "framework_id": "f1", "agent_id": "a1", "executor_id": None,
+            "resources": [], "labels": {"app": "web", "db-password": SECRET}, "pod": None,
+            "data": f'{{"env": [{{"name": "MYSQL_ROOT_PASSWORD", "value": "{SECRET}"}}]}}'}},
+    }
+    status = status_event(isolated.cluster, 10, data=SECRET, message=f"start failed: API_TOKEN={SECRET}")
+    async with Ingestor(isolated) as ing:
+        results = await ing.submit([launched, status])
+    assert all(r.ok for r in results), [r.errors for r in results]
+    assert "payload.task.data" in results[0].redacted
+    recs = await read_all(isolated)
+    assert len(recs) == 2
+    for r in recs:
+        assert SECRET.encode() not in r.value
+    stored = orjson.loads(recs[0].value)
+    assert "payload.task.labels.db-password" in stored["redacted"]
+    assert stored["payload"]["task"]["labels"]["app"] == "web"
+
+
+async def test_clusters_are_pinned_to_the_least_loaded_partition_and_stay_there(isolated: Settings) -> None:
+    names = [f"{isolated.cluster}-{i}" for i in range(isolated.kafka.partitions)]
+    async with Ingestor(isolated) as ing:
+        first = [r.partition for r in await ing.submit([status_event(n, 1) for n in names])]
+    assert sorted(first) == list(range(isolated.kafka.partitions)), "one new cluster per empty partition"
+    # A new ingestor (a restart) reads the persistent map: nothing moves.
+    async with Ingestor(isolated) as ing:
+        again = [r.partition for r in await ing.submit([status_event(n, 2) for n in reversed(names)])]
+    assert again == list(reversed(first))
+    pm = PartitionMap(isolated, isolated.kafka.partitions + 4)  # partitions added later
+    await pm.start()
+    try:
+        assert [await pm.partition_for(n) for n in names] == first
+    finally:
+        await pm.stop()
+
+
+def test_no_accepted_event_is_lost_across_a_broker_restart(stack: TestStack, isolated: Settings) -> None:
+    if stack.restart_kafka is None:
+        pytest.skip(f"the {stack.kind} backend cannot restart Kafka")
+
+    async def ingest_through_restart() -> list:
+        accepted: list = []
+        async with Ingestor(isolated) as ing:
+            loop = asyncio.get_running_loop()
+            restart = loop.run_in_executor(None, stack.restart_kafka)
+            n = 0
+            while not restart.done() or n < 3000:
+                batch = [status_event(isolated.cluster, n + i) for i in range(200)]
+                for r in await ing.submit(batch, start_index=n):
+                    if r.ok:
+                        accepted.append(r.event_id)
+                n += 200
+                if n > 20_000:
+                    break
+            await restart
+        return accepted
+
+    accepted = asyncio.run(ingest_through_restart())
+    stored = {orjson.loads(r.value)["event_id"] for r in asyncio.run(read_all(isolated))}
+    assert accepted, "nothing was accepted"
+    assert set(accepted) <= stored, f"{len(set(accepted) - stored)} accepted events are missing"
+
+
+def test_ingest_command_reports_every_bad_line_and_writes_the_good_ones(isolated: Settings, tmp_path: Path) -> None:
+    good = [status_event(isolated.cluster, i) for i in range(5)]
+    bad = copy.deepcopy(good[0])
+    del bad["payload"]["status"]["task_id"]
+    bad["event_id"] = "e-bad"
+    lines = [orjson.dumps(e) for e in good[:3]] + [b"{not json", orjson.dumps(bad), b"",
+                                                    b"\xff\xfe", orjson.dumps(good[3]), orjson.dumps(good[4])[:-5]]
+    f = tmp_path / "events.jsonl"
+    f.write_bytes(b"\n".join(lines))
+    out = subprocess.run(
+        [sys.executable, "-m", "kmevents.cli", "ingest", str(f), "--quiet",
+         "--bootstrap", isolated.kafka.bootstrap, "--etcd", isolated.etcd.endpoint],
+        capture_output=True, text=True, timeout=120,
+        env={"KMEVENTS_KAFKA__EVENTS_TOPIC": isolated.kafka.events_topic,
+             "KMEVENTS_ETCD__PREFIX": isolated.etcd.prefix, "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 1, out.stderr
+    errs = out.stderr.strip().splitlines()
+    assert errs[0].startswith(f"{f}:4: -: -: not JSON")
+    assert errs[1].startswith(f"{f}:5: e-bad: payload.status.task_id:")
+    assert errs[2].startswith(f"{f}:7: -: -: not UTF-8")
+    assert errs[3].startswith(f"{f}:9: -: -: truncated last line")
+    assert "accepted 4 events" in out.stdout
+    assert len(asyncio.run(read_all(isolated))) == 4

@@ -1,0 +1,44 @@
+"""Redaction rules: what the defaults remove, and that allow rules and markers work."""
+
+from __future__ import annotations
+
+from kmevents.ingest.redact import MASK, Redactor, Rule
+
+
+def test_task_data_is_dropped_and_marked() -> None:
+    ev = {"type": "task.launched", "payload": {"task": {"data": "eyJlbnYiOi4uLn0=", "name": "web"}}}
+    assert Redactor()(ev) == ["task.data"]
+    assert ev["payload"]["task"] == {"data": None, "name": "web"}
+    assert ev["redacted"] == ["payload.task.data"]
+
+
+def test_secret_named_labels_are_masked_at_any_depth_and_others_kept() -> None:
+    ev = {"type": "pod.upserted", "payload": {"pod": {"labels": {"app": "db", "root-password": "x"},
+                                                      "annotations": {"vault-token": "t", "k8s.mesosphere.io/taskId": "pod.1"}}}}
+    removed = Redactor()(ev)
+    pod = ev["payload"]["pod"]
+    assert pod["labels"] == {"app": "db", "root-password": MASK}
+    assert pod["annotations"] == {"vault-token": MASK, "k8s.mesosphere.io/taskId": "pod.1"}
+    assert sorted(removed) == ["pod.annotations.vault-token", "pod.labels.root-password"]
+
+
+def test_last_applied_configuration_annotation_is_removed_whole() -> None:
+    key = "kubectl.kubernetes.io/last-applied-configuration"
+    ev = {"type": "pod.upserted", "payload": {"pod": {"annotations": {key: '{"env":"s3cret"}'}}}}
+    Redactor()(ev)
+    assert key not in ev["payload"]["pod"]["annotations"]
+    assert ev["redacted"] == [f"payload.pod.annotations.{key}"]
+
+
+def test_secret_assignments_in_messages_are_masked() -> None:
+    ev = {"type": "k8s_event.recorded", "payload": {"message": "bad env MYSQL_ROOT_PASSWORD=s3cret HOME=/root"}}
+    Redactor()(ev)
+    assert ev["payload"]["message"] == f"bad env MYSQL_ROOT_PASSWORD={MASK} HOME=/root"
+
+
+def test_allow_rule_exempts_a_path_and_nothing_is_marked_when_nothing_is_removed() -> None:
+    ev = {"type": "task.launched", "payload": {"task": {"data": "keep-me"}}}
+    assert Redactor(allow=[Rule("task.launched", "task.data")])(ev) == []
+    assert ev["payload"]["task"]["data"] == "keep-me" and "redacted" not in ev
+    clean = {"type": "task.launched", "payload": {"task": {"data": None}}}
+    assert Redactor()(clean) == [] and "redacted" not in clean
