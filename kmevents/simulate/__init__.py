@@ -1,1 +1,111 @@
-"""simulate"""
+"""A seeded Kubernetes-on-Mesos workload, as catalogue-shaped events.
+
+    >>> from kmevents.simulate import generate, iter_lines
+    >>> events = list(generate("demo", seed=7, events=1000))
+    >>> events[0]["type"]
+    'master.elected'
+    >>> lines = list(iter_lines("demo", seed=7, events=1000))   # canonical bytes, one per line
+
+The same ``(cluster, seed, sizes, rate, start)`` always gives the same bytes.
+Memory follows the simulated cluster's size, not ``events``: a run of ten
+million events holds only the live agents, tasks and pods.
+
+The yielded dicts may share nested values (labels, resources, volumes) with
+one another and with the simulator's world: treat them as read-only, or use
+``iter_lines`` and decode.
+
+Map of the package:
+
+    clock.py      simulated time (integer microseconds) and its canonical text
+    emit.py       envelope building, streams and seqs, event ids
+    model.py      the in-memory world: agents, frameworks, offers, tasks, pods, RCs, services
+    scenarios.py  the rules, timers and spontaneous actions that change the world
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from kmevents.simulate.clock import DEFAULT_START, parse_start
+from kmevents.simulate.emit import fallback_event_id
+from kmevents.simulate.scenarios import WEIGHTS, SimConfig, Simulator
+
+__all__ = [
+    "DEFAULT_START",
+    "WEIGHTS",
+    "SimConfig",
+    "Simulator",
+    "fallback_event_id",
+    "generate",
+    "iter_lines",
+]
+
+_DUMPS_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def _config(cluster: str, seed: int, events: int, agents: int, frameworks: int,
+            pods: int | None, rate: float | None, start: str | int,
+            pod_eviction_timeout: float) -> SimConfig:
+    start_us = start if isinstance(start, int) else parse_start(start)
+    if events < 0:
+        raise ValueError("events must be >= 0")
+    if agents < 1:
+        raise ValueError("agents must be >= 1")
+    if rate is not None and rate <= 0:
+        raise ValueError("rate must be > 0")
+    return SimConfig(cluster=cluster, seed=seed, events=events, agents=agents,
+                     frameworks=frameworks, pods=pods, rate=rate, start_us=start_us,
+                     pod_eviction_timeout=pod_eviction_timeout)
+
+
+def generate(
+    cluster: str,
+    seed: int,
+    events: int,
+    *,
+    agents: int = 50,
+    frameworks: int = 3,
+    pods: int | None = None,
+    rate: float | None = None,
+    start: str | int = DEFAULT_START,
+    pod_eviction_timeout: float = 300.0,
+) -> Iterator[dict[str, Any]]:
+    """Yield exactly ``events`` events of a simulated cluster, in log order.
+
+    ``agents``: Mesos agents at the start (lost/drained ones are replaced later).
+    ``frameworks``: long-lived frameworks: k8sm, Marathon, Spark, then more
+    Marathon-like ones; short-lived Spark applications come and go on top.
+    ``pods``: pods the RCs and jobs aim at (default 10 per agent).
+    ``rate``: events per simulated second outside bursts (default ``max(50, agents)``).
+    ``start``: the simulated clock's start, ISO-8601 UTC text or epoch microseconds.
+    """
+    cfg = _config(cluster, seed, events, agents, frameworks, pods, rate, start, pod_eviction_timeout)
+    sim = Simulator(cfg)
+    out = sim.out
+    step = sim.step
+    left = events
+    while left > 0:
+        if not out:
+            step()
+            continue
+        if len(out) > left:
+            del out[left:]
+        yield from out
+        left -= len(out)
+        out.clear()
+
+
+def iter_lines(
+    cluster: str,
+    seed: int,
+    events: int,
+    **sizes: Any,
+) -> Iterator[bytes]:
+    """``generate`` as canonical JSON lines: ``orjson.dumps(event, OPT_SORT_KEYS) + b"\\n"``."""
+    dumps = orjson.dumps
+    opts = _DUMPS_OPTIONS
+    for event in generate(cluster, seed, events, **sizes):
+        yield dumps(event, option=opts)
