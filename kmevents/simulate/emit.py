@@ -36,23 +36,15 @@ def fallback_event_id(cluster: str, dedupe_key: str) -> str:
 
 
 def resolve_event_id() -> Callable[[str, str], str]:
-    """The contract's event-id recipe when ``kmevents.contract`` exports one, else the fallback.
+    """The contract's event-id recipe (``kmevents.contract.derive_event_id``), else the fallback.
 
-    The contract's function takes ``(cluster, dedupe_key)``; any other signature
-    is not trusted and the fallback (the same recipe) is used.
+    The fallback is the same recipe; it only serves a checkout without the contract.
     """
     try:
-        import kmevents.contract as contract
-    except ImportError:  # pragma: no cover - the package always exists
+        from kmevents.contract.ids import derive_event_id
+    except ImportError:  # pragma: no cover - a partial checkout
         return fallback_event_id
-    fn = getattr(contract, "event_id", None) or getattr(contract, "derive_event_id", None)
-    if callable(fn):
-        try:
-            if fn("c", "k") == fallback_event_id("c", "k"):
-                return fn  # type: ignore[no-any-return]
-        except Exception:  # noqa: BLE001 - a different signature: keep the fallback
-            pass
-    return fallback_event_id
+    return derive_event_id
 
 
 class Emitter:
@@ -72,7 +64,9 @@ class Emitter:
         self._fmt = TimeFormatter()
         self._prefix = f"{cluster}\n"
         self._eid = resolve_event_id()
-        self._fast = self._eid is fallback_event_id
+        # Inline the recipe on the hot path only when it is proven identical to the contract's.
+        self._fast = all(self._eid(cluster, k) == fallback_event_id(cluster, k)
+                         for k in ("offer.rescinded|O-42", "pod.deleted|ü"))
 
     def event_id(self, key: str) -> str:
         if self._fast:
@@ -94,6 +88,7 @@ class Emitter:
         cause: str | None = None,
         actor: dict[str, str] | None = None,
         stream: int = MESOS,
+        version: int = 1,
     ) -> str:
         seqs = self._seqs
         seq = seqs[stream] + 1
@@ -105,7 +100,7 @@ class Emitter:
         self.out.append({
             "event_id": eid,
             "type": type_,
-            "schema_version": 1,
+            "schema_version": version,
             "cluster": self.cluster,
             "source": {"kind": "simulator", "stream_id": self._stream_ids[stream], "seq": seq},
             "occurred_at": self._fmt(at),

@@ -41,6 +41,7 @@ import base64
 import hashlib
 import heapq
 import random
+import time
 from bisect import bisect
 from collections import deque
 from collections.abc import Callable
@@ -48,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kmevents.simulate.clock import US
-from kmevents.simulate.emit import K8S, K8SM, Emitter, Event
+from kmevents.simulate.emit import K8S, K8SM, MESOS, Emitter, Event
 from kmevents.simulate.model import (
     RC,
     Agent,
@@ -303,9 +304,9 @@ class Simulator:
         k = (self.masters_seq - 1) % 3 + 1
         ip = f"10.0.0.{10 + k}"
         ip_int = int.from_bytes(bytes(int(x) for x in reversed(ip.split("."))), "big")
-        day = self.cfg.start_us // US // 86_400
         pid = 1000 + self.rng.randrange(30000)
-        mid = f"{20260000 + day % 10000:08d}-{self.masters_seq:06d}-{ip_int}-5050-{pid}"
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.now // US))
+        mid = f"{stamp}-{ip_int}-5050-{pid}"
         return Master(mid, f"master-{k}.{self.cfg.cluster}.local", ip, MESOS_VERSION)
 
     # ------------------------------------------------------------------ bootstrap
@@ -606,6 +607,7 @@ class Simulator:
         return self.emit(
             "pod.upserted", raw, "apiserver", t,
             {"pod": {"namespace": pod.ns, "name": pod.name, "uid": pod.uid, "labels": pod.labels,
+                     "resource_version": str(self.rv),
                      "annotations": pod.annotations, "phase": pod.phase,
                      "node_name": node.hostname if node is not None else None, "ready": pod.ready,
                      "volumes": pod.volumes,
@@ -766,7 +768,8 @@ class Simulator:
 
     def status(self, task: Task, state: str, source: str, reason: str | None = None,
                message: str | None = None, *, healthy: bool | None = None, data: str | None = None,
-               cause: str | None = None, reliable: bool = True, master_clock: bool = False) -> str:
+               cause: str | None = None, reliable: bool = True, master_clock: bool = False,
+               check: dict[str, Any] | None = None) -> str:
         """Emit one ``task.status_updated``; reliable updates may be re-delivered later."""
         agent = task.agent
         t = self.tick()
@@ -778,18 +781,19 @@ class Simulator:
             key = f"task.status_updated|{agent.id}|{task.id}|{uuid}"
         else:
             uuid = None
-            key = f"task.status_updated|{agent.id}|{task.id}|{state}|{ts!r}"
+            key = f"task.status_updated|{agent.id}|{task.id}|{state}|{ts:.6f}"
         recon = reason == "REASON_RECONCILIATION"
         payload = {"status": {
             "task_id": task.id, "state": state, "source": source, "reason": reason,
             "message": message, "uuid": uuid, "healthy": healthy, "timestamp": ts,
             "agent_id": agent.id, "executor_id": task.executor_id,
-            "labels": None if recon else task.labels, "data": data}}
+            "labels": None if recon else task.labels, "data": data, "check_status": check}}
         pod = task.pod
         eid = self.emit("task.status_updated", "UPDATE", "master" if master_clock else "agent", t,
                         payload, key, pod.uid if pod is not None else None,
                         cause or task.launch_eid,
-                        self.actor_master() if master_clock else self.actor_agent(agent))
+                        self.actor_master() if master_clock else self.actor_agent(agent),
+                        MESOS, 2)
         if not recon:
             task.state = state
         if reliable and self.rng.random() < DUPLICATE_P:
@@ -1089,6 +1093,10 @@ class Simulator:
         if not self._alive(task, "TASK_RUNNING", gen):
             return
         task.healthy = self.rng.random() < 0.97
+        if self.rng.random() < 0.5:
+            self.status(task, "TASK_RUNNING", "SOURCE_EXECUTOR", "REASON_TASK_CHECK_STATUS_UPDATED",
+                        None, check={"type": "HTTP", "command": None, "tcp": None,
+                                     "http": {"status_code": 200 if task.healthy else 503}})
         self.status(task, "TASK_RUNNING", "SOURCE_EXECUTOR", "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
                     None if task.healthy else "health check failed: HTTP 503", healthy=task.healthy)
 
