@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from kmevents.errors import UsageError
-
-DEFAULT_MAX_LINE_BYTES = 1024 * 1024
-_CHUNK = 64 * 1024
+from kmevents.jsonlines import DEFAULT_MAX_LINE_BYTES
 
 HELP = "check a JSON-lines file of events against the event contract"
 DESCRIPTION = """\
@@ -106,34 +103,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None, bool]]:
-    """Yield ``(line number, bytes or None if too long, ended by a newline)``.
-
-    A line longer than ``limit`` is skipped without being held in memory.
-    """
-    number = 0
-    while True:
-        chunk = stream.readline(limit + 1)
-        if not chunk:
-            return
-        number += 1
-        if len(chunk) > limit and not (len(chunk) == limit + 1 and chunk.endswith(b"\n")):
-            ended = chunk.endswith(b"\n")
-            while not ended:
-                rest = stream.readline(_CHUNK)
-                if not rest:
-                    break
-                ended = rest.endswith(b"\n")
-            yield number, None, ended
-            continue
-        ended = chunk.endswith(b"\n")
-        yield number, chunk.rstrip(b"\r\n") if ended else chunk, ended
-
-
-def check_stream(name: str, stream: BinaryIO, *, max_line_bytes: int) -> Report:
-    """Validate every line of ``stream``; never stops at the first problem."""
-    import orjson
-
+def check_file(name: str, *, max_line_bytes: int) -> Report:
+    """Validate every line of file ``name`` (``-``: stdin); never stops at the first problem."""
+    from kmevents import jsonlines
     from kmevents.contract import ContractViolation, validate_event
 
     report = Report(name)
@@ -141,60 +113,32 @@ def check_stream(name: str, stream: BinaryIO, *, max_line_bytes: int) -> Report:
     def problem(number: int, event_id: str | None, path: str, reason: str) -> Problem:
         return Problem(name, number, event_id or "-", path or "-", reason)
 
-    for number, raw, ended in _lines(stream, max_line_bytes):
-        if raw is None:
-            report.events += 1
-            report.errors.append(problem(number, None, "-", f"line longer than {max_line_bytes} bytes (--max-line-bytes)"))
-            continue
-        if not raw.strip():
-            continue
-        report.events += 1
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            report.errors.append(problem(number, None, "-", f"not UTF-8: invalid byte at offset {exc.start}"))
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            reason = f"not JSON: {exc}"
-            if not ended:
-                reason = f"truncated last line (no newline at end of file): {exc}"
-            report.errors.append(problem(number, None, "-", reason))
-            continue
-        try:
-            _canonical, warnings = validate_event(obj)
-        except ContractViolation as exc:
-            for path, reason in exc.errors:
-                report.errors.append(problem(number, exc.event_id, path, reason))
-            continue
-        report.valid += 1
-        event_id = _canonical["event_id"]
-        for warning in warnings:
-            report.warnings.append(problem(number, event_id, warning.path, f"warning: {warning.message}"))
-    return report
-
-
-def _open(name: str) -> BinaryIO:
-    if name == "-":
-        return sys.stdin.buffer
     try:
-        return open(name, "rb")  # noqa: SIM115 - closed by the caller
+        for line in jsonlines.read(name, max_line_bytes=max_line_bytes):
+            report.events += 1
+            if line.error is not None:
+                report.errors.append(problem(line.number, None, "-", line.error))
+                continue
+            try:
+                canonical, warnings = validate_event(line.obj)
+            except ContractViolation as exc:
+                for path, reason in exc.errors:
+                    report.errors.append(problem(line.number, exc.event_id, path, reason))
+                continue
+            report.valid += 1
+            for warning in warnings:
+                report.warnings.append(
+                    problem(line.number, canonical["event_id"], warning.path, f"warning: {warning.message}")
+                )
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror}", hint="check the path; use '-' for stdin") from None
+    return report
 
 
 def run(args: argparse.Namespace) -> int:
     if args.max_line_bytes < 1:
         raise UsageError("--max-line-bytes must be at least 1")
-    reports: list[Report] = []
-    for name in args.files:
-        stream = _open(name)
-        try:
-            reports.append(check_stream(name, stream, max_line_bytes=args.max_line_bytes))
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
+    reports = [check_file(name, max_line_bytes=args.max_line_bytes) for name in args.files]
     failed = any(r.errors for r in reports)
     if args.format == "json":
         print(json.dumps({"valid": not failed, "files": [r.as_dict() for r in reports]}, indent=2))
