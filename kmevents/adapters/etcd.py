@@ -138,3 +138,28 @@ def health_detail(settings: EtcdSettings, timeout: float = 2.0) -> dict[str, Any
             return dict(json.loads(resp.read()))
     except (urllib.error.URLError, OSError, ValueError):
         return {"health": False}
+
+
+def _op(key: bytes, value: bytes | None) -> Any:
+    if value is None:
+        return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))
+    return rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))
+
+
+async def txn_if_unchanged(
+    c: EtcdClient, guard_key: bytes, guard_mod_revision: int, ops: dict[bytes, bytes | None]
+) -> tuple[bool, int]:
+    """Apply ``ops`` (``None`` deletes) only if ``guard_key`` is still at ``guard_mod_revision``.
+
+    ``guard_mod_revision == 0`` means "the key must not exist". Returns
+    ``(succeeded, revision)``: the store's revision after the transaction, which
+    is the new ``mod_revision`` of every key it wrote. This is the fencing
+    compare of the processors' checkpoints.
+    """
+    await c.connect()
+    compare = rpc.Compare(
+        result=rpc.Compare.EQUAL, target=rpc.Compare.MOD, key=guard_key, mod_revision=guard_mod_revision
+    )
+    req = rpc.TxnRequest(compare=[compare], success=[_op(k, v) for k, v in ops.items()], failure=[])
+    resp = await c.kvstub.Txn(req, timeout=c._timeout, metadata=c.metadata)
+    return bool(resp.succeeded), int(resp.header.revision)

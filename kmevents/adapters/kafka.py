@@ -18,14 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from kmevents.settings import KafkaSettings
 
 __all__ = [
+    "ConsumerRebalanceListener",
+    "TopicPartition",
     "TopicSpec",
+    "read_range",
     "client_options",
     "consumer",
     "ensure_topics",
@@ -190,3 +193,50 @@ async def healthy(k: KafkaSettings, timeout: float = 3.0) -> bool:
     finally:
         with contextlib.suppress(Exception):  # closing a never-started client may fail
             await admin.close()
+
+
+async def read_range(k: KafkaSettings, topic: str, partition: int, start: int, end: int,
+                     *, max_bytes: int = 32 * 1024 * 1024) -> list[Any]:
+    """Records of one partition with ``start <= offset <= end`` (no group, no commits)."""
+    if end < start:
+        return []
+    c = AIOKafkaConsumer(**client_options(k), enable_auto_commit=False, group_id=None,
+                         max_partition_fetch_bytes=max_bytes, fetch_max_bytes=max_bytes)
+    await c.start()
+    tp = TopicPartition(topic, partition)
+    out: list[Any] = []
+    empty_polls = 0
+    try:
+        c.assign([tp])
+        c.seek(tp, start)
+        while True:
+            batch = await c.getmany(tp, timeout_ms=2000, max_records=50_000)
+            recs = batch.get(tp, [])
+            if not recs:
+                empty_polls += 1
+                hw = c.highwater(tp)
+                if (hw is not None and await c.position(tp) >= min(hw, end + 1)) or empty_polls >= 5:
+                    return out
+                continue
+            for r in recs:
+                if r.offset > end:
+                    return out
+                out.append(r)
+            if recs[-1].offset >= end:
+                return out
+    finally:
+        await c.stop()
+
+
+async def end_offsets(k: KafkaSettings, topic: str) -> dict[int, int]:
+    """Each partition's next offset to be written (its high watermark)."""
+    c = AIOKafkaConsumer(topic, **client_options(k), enable_auto_commit=False, group_id=None)
+    await c.start()  # subscribing fetches the topic's metadata
+    try:
+        parts = c.partitions_for_topic(topic)
+        if not parts:
+            return {}
+        ends = await c.end_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await c.stop()

@@ -1,0 +1,71 @@
+"""``kmevents process``: run a derivation worker (log -> etcd, exactly-once effect)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from kmevents.commands._common import add_connection_flags, settings_from, setup_logging
+
+HELP = """\
+Run one derivation worker. It joins the consumer group, takes partitions of
+the events topic, loads each partition's checkpoint (and state, from the
+newest snapshot plus the log) from etcd, and folds new events into etcd with
+an exactly-once effect. Start several for more partitions; Kafka's group
+rebalancing spreads the partitions over them.
+
+SIGTERM or Ctrl-C finishes the current batch, commits it, and leaves.
+Metrics (Prometheus) and health are served on 127.0.0.1 only.
+
+  kmevents process                       the Faust app hosting the worker (web on 127.0.0.1:6066)
+  kmevents process --engine plain --metrics-port 9108
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("process", help="run the processor workers (log -> etcd)",
+                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--engine", choices=("faust", "plain"), default="faust",
+                   help="faust: hosted in the Faust app (default); plain: the bare asyncio loop")
+    p.add_argument("--group", default="kmevents-derive", help="consumer group id")
+    p.add_argument("--snapshot-every", type=int, default=50_000, metavar="N",
+                   help="snapshot a cluster every N events (default 50000)")
+    p.add_argument("--snapshot-seconds", type=float, default=300.0, metavar="M",
+                   help="...or every M seconds when it changed (default 300)")
+    p.add_argument("--metrics-port", type=int, default=6066,
+                   help="port on 127.0.0.1 for /metrics and /healthz (0: off; default 6066)")
+    add_connection_flags(p)
+    p.set_defaults(func=cmd_process)
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    setup_logging(settings)
+    if args.engine == "faust":
+        from processors.faust_app import run_faust
+
+        return run_faust(settings, args)
+    return asyncio.run(_run_plain(settings, args))
+
+
+async def _run_plain(settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from processors import metrics
+    from processors.worker import DeriveWorker
+
+    worker = DeriveWorker(settings, group_id=args.group, snapshot_every_events=args.snapshot_every,
+                          snapshot_every_seconds=args.snapshot_seconds)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop_requested.set)
+    await worker.start()
+    server = metrics.serve(worker, args.metrics_port) if args.metrics_port else None
+    logging.getLogger("kmevents.process").info("worker started", extra={"worker": worker.worker_id})
+    try:
+        await worker.run()
+    finally:
+        await worker.stop()
+        if server is not None:
+            server.shutdown()
+    return 0

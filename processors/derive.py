@@ -1,0 +1,298 @@
+"""Folding one partition of the log into etcd with an exactly-once effect.
+
+:class:`PartitionDeriver` owns one Kafka partition for one worker. It keeps
+each cluster's :class:`~kmevents.reducer.ClusterState` of that partition in
+memory, folds records in offset order, and writes whole entity values plus
+the partition's checkpoint in etcd transactions guarded by the checkpoint's
+``mod_revision`` (DESIGN.md rule 3).
+
+Exactly-once, worked through (partition 0, checkpoint at offset 41, rev 900):
+
+1. records 42..60 are folded; entity writes coalesce per key; the batch and
+   ``checkpoint{offset: 60}`` go into one transaction that compares
+   ``mod(checkpoint) == 900``. It commits at revision 950: every key it wrote
+   now has ``mod_revision == 950`` and so does the checkpoint.
+2. crash before step 1 commits: nothing of 42..60 is in etcd; the restart reads
+   checkpoint 41 and refolds 42.. — applied once.
+3. record 61 (an agent lost with 400 tasks) does not fit one transaction: its
+   writes go out in chunks guarded by ``mod == 950`` without moving the
+   checkpoint, the last chunk carries ``checkpoint{offset: 61}``. A crash in
+   between leaves keys with ``mod_revision > 950`` (ahead of the checkpoint:
+   readers and verify recognise them) and the restart re-applies 61, writing
+   the same whole values again.
+4. a stale worker still holding rev 900 after someone else committed 950 fails
+   the compare and raises :class:`~kmevents.errors.FencedError`: it gives the
+   partition up and never retries the write.
+
+This module does no Kafka I/O: the consumer loop (``worker.py``) feeds it
+records and the DLQ/snapshot outputs it returns.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from kmevents import chain, layout
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.contract import DecodeError, decode_fast
+from kmevents.errors import FencedError
+from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, apply
+from kmevents.settings import Settings
+from processors.batch import Limits, ValueTooLarge, fits, split
+from processors.checkpoint import Checkpoint
+
+log = logging.getLogger("kmevents.processors.derive")
+
+_dumps = orjson.dumps
+_SORT = orjson.OPT_SORT_KEYS
+
+
+class Record(Protocol):
+    """What the deriver needs of a Kafka record (aiokafka's ConsumerRecord has it)."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+
+
+@dataclass
+class DeadLetter:
+    """A record that could not be decoded or folded, keyed by its position."""
+
+    partition: int
+    offset: int
+    error: str
+    key: bytes | None
+    value: bytes | None
+
+    def to_bytes(self, topic: str) -> bytes:
+        return _dumps({
+            "topic": topic, "partition": self.partition, "offset": self.offset, "error": self.error,
+            "key_b64": base64.b64encode(self.key or b"").decode(),
+            "value_b64": base64.b64encode(self.value or b"").decode(),
+        }, option=_SORT)
+
+    @property
+    def dlq_key(self) -> bytes:
+        return f"{self.partition}:{self.offset}".encode()
+
+
+@dataclass
+class BatchOutcome:
+    """What one call of :meth:`PartitionDeriver.process` did."""
+
+    applied: int = 0
+    skipped: int = 0
+    transactions: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    snapshots_due: list[str] = field(default_factory=list)
+
+
+class PartitionDeriver:
+    """The state, chain heads and checkpoint of one partition owned by this worker."""
+
+    def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, partition: int, *,
+                 worker_id: str, retention: Retention | None = None,
+                 snapshot_every_events: int = 50_000) -> None:
+        self.settings = settings
+        self.client = client
+        self.partition = partition
+        self.worker_id = worker_id
+        self.retention = retention or Retention()
+        self.generation = layout.live_generation()
+        self.prefix = settings.etcd.prefix
+        self.ckpt_key = layout.checkpoint_key(f"{self.prefix}/{self.generation}", partition)
+        self.limits = Limits(settings.etcd.max_txn_ops, settings.etcd.max_request_bytes)
+        self.checkpoint = Checkpoint(partition=partition)
+        self.clusters: dict[str, ClusterState] = {}
+        self.chains: dict[str, str] = {}
+        self.annotations: Counter[str] = Counter()
+        self.snapshot_every_events = snapshot_every_events
+        self.since_snapshot: Counter[str] = Counter()
+        self.folded_offset = -1
+        self.known_current: set[str] = set()
+
+    # -- loading -------------------------------------------------------------
+    async def load_checkpoint(self) -> Checkpoint:
+        _, kvs = await etcd_adapter.range_at(self.client, self.ckpt_key)
+        if kvs:
+            self.checkpoint = Checkpoint.from_bytes(kvs[0].value, mod_revision=kvs[0].mod_revision)
+        else:
+            self.checkpoint = Checkpoint(partition=self.partition, reducer_version=REDUCER_VERSION,
+                                         generation=self.generation)
+        self.folded_offset = self.checkpoint.offset
+        self.annotations = Counter(self.checkpoint.annotations)
+        return self.checkpoint
+
+    def restore(self, records: Sequence[Record], snapshots: dict[str, ClusterState] | None = None,
+                snapshot_chains: dict[str, tuple[int, str]] | None = None) -> None:
+        """Rebuild memory up to the checkpoint from snapshots plus the records after them.
+
+        ``records`` are this partition's records from the earliest needed offset
+        through ``checkpoint.offset``; nothing is written. A cluster with a
+        snapshot at offset S skips its records at or before S.
+        """
+        self.clusters = dict(snapshots or {})
+        self.chains = {c: h for c, (_, h) in (snapshot_chains or {}).items()}
+        snap_at = {c: o for c, (o, _) in (snapshot_chains or {}).items()}
+        for rec in records:
+            if rec.offset > self.checkpoint.offset:
+                break
+            cluster = self._cluster_of(rec)
+            if rec.offset <= snap_at.get(cluster, -1):
+                continue
+            self.chains[cluster] = chain.link(self.chains.get(cluster, chain.GENESIS), rec.key, rec.value)
+            try:
+                ev = decode_fast(rec.value or b"")
+            except DecodeError:
+                continue
+            state = self.clusters.get(cluster)
+            if state is None:
+                state = self.clusters[cluster] = ClusterState.empty(cluster, retention=self.retention)
+            with contextlib.suppress(Exception):  # same rule as live folding: never stop
+                apply(state, ev, partition=self.partition, offset=rec.offset)
+            state.take_dirty()
+        for cluster, head in self.checkpoint.chains.items():
+            mine = self.chains.get(cluster)
+            if mine != head:
+                log.error("chain mismatch on restore", extra={
+                    "partition": self.partition, "cluster": cluster, "checkpoint": head, "log": mine})
+        self.folded_offset = self.checkpoint.offset
+
+    # -- folding -------------------------------------------------------------
+    def _cluster_of(self, rec: Record) -> str:
+        if rec.key:
+            try:
+                return rec.key.decode()
+            except UnicodeDecodeError:
+                pass
+        return "_unkeyed"
+
+    def _entity_ops(self, cluster: str, state: ClusterState) -> dict[bytes, bytes | None]:
+        ops: dict[bytes, bytes | None] = {}
+        for kind, id in state.take_dirty():
+            value = state.entity(kind, id)
+            key = layout.entity_key(self.prefix, cluster, self.generation, kind, id)
+            ops[key] = None if value is None else _dumps(value, option=_SORT)
+        if cluster not in self.known_current:
+            ops[layout.current_key(self.prefix, cluster)] = _dumps({"generation": self.generation})
+            self.known_current.add(cluster)
+        return ops
+
+    async def process(self, records: Sequence[Record]) -> BatchOutcome:
+        """Fold ``records`` (one partition, ascending offsets) and commit them to etcd.
+
+        Raises :class:`FencedError` when another worker moved the checkpoint.
+        """
+        out = BatchOutcome()
+        pending: dict[bytes, bytes | None] = {}
+        for rec in records:
+            if rec.offset <= self.folded_offset:
+                out.skipped += 1
+                continue
+            cluster = self._cluster_of(rec)
+            try:
+                ev = decode_fast(rec.value or b"")
+                state = self.clusters.get(cluster)
+                if state is None:
+                    state = self.clusters[cluster] = ClusterState.empty(cluster, retention=self.retention)
+                anns = apply(state, ev, partition=self.partition, offset=rec.offset)
+                for a in anns:
+                    self.annotations[a.get("kind", "other") if isinstance(a, dict) else "other"] += 1
+                ops = self._entity_ops(cluster, state)
+            except DecodeError as exc:
+                out.dead_letters.append(DeadLetter(rec.partition, rec.offset, f"undecodable: {exc}",
+                                                   rec.key, rec.value))
+                ops = {}
+            except Exception as exc:  # noqa: BLE001 - a poison event never stops the worker
+                out.dead_letters.append(DeadLetter(rec.partition, rec.offset,
+                                                   f"fold failed: {type(exc).__name__}: {exc}", rec.key, rec.value))
+                if cluster in self.clusters:
+                    self.clusters[cluster].take_dirty()
+                ops = {}
+            merged = {**pending, **ops}
+            if not fits(merged, self.limits):
+                if pending:
+                    await self._commit(pending, out)
+                    pending = {}
+                if not fits(ops, self.limits):
+                    # One event's own effect exceeds a transaction: chunks, checkpoint in the last.
+                    self._advance(cluster, rec)
+                    await self._commit_oversized(ops, out, rec)
+                    out.applied += 1
+                    continue
+                merged = dict(ops)
+            pending = merged
+            self._advance(cluster, rec)
+            out.applied += 1
+            self.since_snapshot[cluster] += 1
+            if self.since_snapshot[cluster] >= self.snapshot_every_events:
+                out.snapshots_due.append(cluster)
+                self.since_snapshot[cluster] = 0
+        if pending or (out.applied or out.dead_letters) and self.folded_offset > self.checkpoint.offset:
+            await self._commit(pending, out)
+        return out
+
+    def _advance(self, cluster: str, rec: Record) -> None:
+        self.chains[cluster] = chain.link(self.chains.get(cluster, chain.GENESIS), rec.key, rec.value)
+        self.folded_offset = rec.offset
+
+    def _next_checkpoint(self) -> Checkpoint:
+        return Checkpoint(
+            partition=self.partition, offset=self.folded_offset, chains=dict(self.chains),
+            reducer_version=REDUCER_VERSION, generation=self.generation,
+            annotations=dict(self.annotations), worker=self.worker_id,
+        )
+
+    async def _commit(self, ops: dict[bytes, bytes | None], out: BatchOutcome) -> None:
+        nxt = self._next_checkpoint()
+        ops = {**ops, self.ckpt_key: nxt.to_bytes()}
+        ok, rev = await etcd_adapter.txn_if_unchanged(self.client, self.ckpt_key,
+                                                      self.checkpoint.mod_revision, ops)
+        out.transactions += 1
+        if not ok:
+            raise FencedError(
+                f"partition {self.partition}: the checkpoint moved under this worker "
+                f"(expected mod revision {self.checkpoint.mod_revision})",
+                hint="another worker owns this partition now; this one gives it up",
+            )
+        nxt.mod_revision = rev
+        self.checkpoint = nxt
+
+    async def _commit_oversized(self, ops: dict[bytes, bytes | None], out: BatchOutcome, rec: Record) -> None:
+        try:
+            chunks = list(split(ops, self.limits))
+        except ValueTooLarge as exc:
+            # Never a crash loop: the event is recorded with its position and skipped.
+            out.dead_letters.append(DeadLetter(rec.partition, rec.offset, f"effect too large: {exc}",
+                                               rec.key, rec.value))
+            await self._commit({}, out)
+            return
+        for chunk in chunks[:-1]:
+            ok, _ = await etcd_adapter.txn_if_unchanged(self.client, self.ckpt_key,
+                                                        self.checkpoint.mod_revision, chunk)
+            out.transactions += 1
+            if not ok:
+                raise FencedError(f"partition {self.partition}: fenced in the middle of offset {rec.offset}",
+                                  hint="another worker owns this partition now")
+        await self._commit(chunks[-1], out)
+
+    def snapshot_bytes(self, cluster: str) -> tuple[int, str, bytes]:
+        """``(offset, chain head, snapshot bytes)`` of a cluster at the committed checkpoint."""
+        state = self.clusters[cluster]
+        head = self.chains.get(cluster, chain.GENESIS)
+        return self.checkpoint.offset, head, state.to_snapshot(chain_hash=head)
+
+    def stats(self) -> dict[str, Any]:
+        return {"partition": self.partition, "checkpoint": self.checkpoint.offset,
+                "clusters": sorted(self.clusters), "annotations": dict(self.annotations)}

@@ -1,0 +1,268 @@
+"""The derivation worker: an aiokafka consumer loop over the events topic.
+
+Why a plain consumer loop (hosted inside the Faust app as a service, see
+``faust_app.py``) rather than a Faust agent: the position that matters is
+etcd's checkpoint, not Kafka's committed offset. Faust acks a ``take()``
+batch even when its body raised, commits after agent errors and at shutdown,
+and re-seeks every partition to the Kafka-committed offset after
+``on_partitions_assigned`` (faust-streaming 0.15, ``Consumer.perform_seek``);
+steering all of that is more machinery than the work itself. An
+``AIOKafkaConsumer`` with auto-commit off and a rebalance listener that seeks
+to the etcd checkpoint does exactly what is needed, and its seeks stick.
+
+Per partition it hands records to a :class:`PartitionDeriver`; side outputs
+(dead letters, snapshots) are keyed by partition and offset so a repeat after
+a crash is recognisable. Kafka offsets are committed after each etcd commit
+only so that ``kafka-consumer-groups`` shows the lag; nothing reads them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from kmevents import layout
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.errors import FencedError
+from kmevents.reducer import ClusterState, Retention
+from kmevents.settings import Settings
+from processors.derive import PartitionDeriver
+
+log = logging.getLogger("kmevents.processors.worker")
+
+GROUP_ID = "kmevents-derive"
+SNAPSHOT_CHUNK = 1024 * 1024
+
+
+class WorkerStats:
+    """Counters the worker exposes as Prometheus metrics."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.batches = 0
+        self.transactions = 0
+        self.dead_letters = 0
+        self.fenced = 0
+        self.snapshots = 0
+        self.batch_sizes: Counter[int] = Counter()
+        self.lag: dict[int, int] = {}
+        self.started = time.monotonic()
+
+
+class _Listener(kafka_adapter.ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: DeriveWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self.worker.derivers.pop(tp.partition, None)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        # Exceptions here are only logged by aiokafka: catch and stop the worker ourselves.
+        try:
+            for tp in assigned:
+                await self.worker.take_partition(tp)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("loading a partition failed; stopping the worker")
+            self.worker.failure = exc
+            self.worker.stop_requested.set()
+
+
+class DeriveWorker:
+    """Consume the events topic and keep etcd equal to the fold of the log.
+
+    No I/O in ``__init__``; ``run()`` until ``stop()`` (SIGTERM finishes the
+    current batch, commits it, and leaves the group).
+    """
+
+    def __init__(self, settings: Settings, *, worker_id: str | None = None, retention: Retention | None = None,
+                 snapshot_every_events: int = 50_000, snapshot_every_seconds: float = 300.0,
+                 max_records: int = 5000, group_id: str = GROUP_ID) -> None:
+        self.settings = settings
+        self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.retention = retention
+        self.snapshot_every_events = snapshot_every_events
+        self.snapshot_every_seconds = snapshot_every_seconds
+        self.max_records = max_records
+        self.group_id = group_id
+        self.derivers: dict[int, PartitionDeriver] = {}
+        self.stats = WorkerStats()
+        self.stop_requested = asyncio.Event()
+        self.failure: BaseException | None = None
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._etcd: etcd_adapter.EtcdClient | None = None
+        self._last_snapshot: dict[str, float] = {}
+
+    # -- lifecycle -----------------------------------------------------------
+    async def start(self) -> None:
+        k = self.settings.kafka
+        await kafka_adapter.ensure_topics(k)
+        self._etcd = etcd_adapter.client(self.settings.etcd)
+        await self._etcd.connect()
+        self._producer = kafka_adapter.producer(k, max_request_size=k.snapshot_max_message_bytes)
+        await self._producer.start()
+        self._consumer = kafka_adapter.consumer(
+            k, group_id=self.group_id, max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024, session_timeout_ms=30_000, heartbeat_interval_ms=3000,
+            max_poll_interval_ms=600_000,
+        )
+        self._consumer.subscribe([k.events_topic], listener=_Listener(self))
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        self.stop_requested.set()
+        for closer in (self._consumer, self._producer):
+            if closer is not None:
+                try:
+                    await closer.stop()
+                except Exception:  # noqa: BLE001
+                    log.warning("error while stopping a Kafka client", exc_info=True)
+        self._consumer = self._producer = None
+        if self._etcd is not None:
+            await self._etcd.close()
+            self._etcd = None
+
+    async def __aenter__(self) -> DeriveWorker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- partitions ----------------------------------------------------------
+    async def take_partition(self, tp: Any) -> None:
+        """Load checkpoint (and state) from etcd + snapshots + log, then seek after the checkpoint."""
+        assert self._etcd is not None
+        d = PartitionDeriver(self.settings, self._etcd, tp.partition, worker_id=self.worker_id,
+                             retention=self.retention, snapshot_every_events=self.snapshot_every_events)
+        ckpt = await d.load_checkpoint()
+        if ckpt.offset >= 0:
+            snaps, snap_chains = await self._load_snapshots(d, list(ckpt.chains))
+            start = min((o for o, _ in snap_chains.values()), default=-1) + 1 if len(snap_chains) == len(
+                ckpt.chains) else 0
+            records = await kafka_adapter.read_range(self.settings.kafka, tp.topic, tp.partition, start, ckpt.offset)
+            d.restore(records, snaps, snap_chains)
+        self.derivers[tp.partition] = d
+        self._consumer.seek(tp, ckpt.offset + 1)
+        log.info("partition taken", extra={"partition": tp.partition, "checkpoint": ckpt.offset,
+                                           "worker": self.worker_id})
+
+    async def _load_snapshots(self, d: PartitionDeriver, clusters: list[str]
+                              ) -> tuple[dict[str, ClusterState], dict[str, tuple[int, str]]]:
+        """The newest snapshot at or before the checkpoint of each cluster, when there is one."""
+        assert self._etcd is not None
+        states: dict[str, ClusterState] = {}
+        chains: dict[str, tuple[int, str]] = {}
+        for cluster in clusters:
+            prefix = layout.snapshot_index_prefix(f"{self.settings.etcd.prefix}/{d.generation}", cluster)
+            _, kvs = await etcd_adapter.range_at(self._etcd, prefix, range_end=etcd_adapter.prefix_end(prefix))
+            entries = [orjson.loads(kv.value) for kv in kvs]
+            entries = [e for e in entries if e["offset"] <= d.checkpoint.offset]
+            if not entries:
+                continue
+            best = max(entries, key=lambda e: e["offset"])
+            data = await self._read_snapshot(best)
+            if data is None:
+                continue
+            states[cluster] = ClusterState.from_snapshot(data)
+            chains[cluster] = (best["offset"], best["chain"])
+        return states, chains
+
+    async def _read_snapshot(self, entry: dict[str, Any]) -> bytes | None:
+        k = self.settings.kafka
+        offsets = entry["chunk_offsets"]
+        recs = await kafka_adapter.read_range(k, k.snapshots_topic, entry["snapshot_partition"],
+                                              min(offsets), max(offsets))
+        by_offset = {r.offset: r.value for r in recs}
+        if any(o not in by_offset for o in offsets):
+            log.warning("snapshot chunks missing; folding from the log instead", extra=entry)
+            return None
+        return b"".join(by_offset[o] for o in offsets)
+
+    # -- the loop ------------------------------------------------------------
+    async def run(self) -> None:
+        """Consume until ``stop()``; a fenced partition is given up, nothing is retried."""
+        assert self._consumer is not None
+        while not self.stop_requested.is_set():
+            batch = await self._consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            if self.failure is not None:
+                raise self.failure
+            for tp, records in batch.items():
+                d = self.derivers.get(tp.partition)
+                if d is None:
+                    continue
+                try:
+                    out = await d.process(records)
+                except FencedError as exc:
+                    log.error("fenced: giving the partition up", extra={"partition": tp.partition,
+                                                                         "error": exc.message})
+                    self.stats.fenced += 1
+                    self.derivers.pop(tp.partition, None)
+                    self._consumer.pause(tp)
+                    continue
+                await self._side_outputs(d, out)
+                self.stats.events += out.applied
+                self.stats.batches += 1
+                self.stats.transactions += out.transactions
+                self.stats.batch_sizes[len(records)] += 1
+                try:
+                    await self._consumer.commit({tp: d.checkpoint.offset + 1})
+                except Exception:  # noqa: BLE001 - informational only (lag display)
+                    log.debug("offset commit failed", exc_info=True)
+            await self._timed_snapshots()
+            self._update_lag()
+
+    async def _side_outputs(self, d: PartitionDeriver, out: Any) -> None:
+        k = self.settings.kafka
+        for dl in out.dead_letters:
+            await self._producer.send_and_wait(k.deadletter_topic, dl.to_bytes(k.events_topic), key=dl.dlq_key)
+            self.stats.dead_letters += 1
+            log.warning("dead letter", extra={"partition": dl.partition, "offset": dl.offset, "error": dl.error})
+        for cluster in out.snapshots_due:
+            await self.write_snapshot(d, cluster)
+
+    async def _timed_snapshots(self) -> None:
+        now = time.monotonic()
+        for d in list(self.derivers.values()):
+            for cluster in d.clusters:
+                last = self._last_snapshot.setdefault(cluster, now)
+                if now - last >= self.snapshot_every_seconds and d.since_snapshot[cluster] > 0:
+                    await self.write_snapshot(d, cluster)
+                    d.since_snapshot[cluster] = 0
+
+    async def write_snapshot(self, d: PartitionDeriver, cluster: str) -> None:
+        """Chunks to the snapshots topic (keyed cluster/offset/i/n), then an index entry in etcd."""
+        assert self._etcd is not None
+        k = self.settings.kafka
+        offset, head, data = d.snapshot_bytes(cluster)
+        chunks = [data[i:i + SNAPSHOT_CHUNK] for i in range(0, len(data), SNAPSHOT_CHUNK)] or [b""]
+        chunk_offsets = []
+        for i, chunk in enumerate(chunks):
+            md = await self._producer.send_and_wait(
+                k.snapshots_topic, chunk, key=f"{cluster}/{offset}/{i}/{len(chunks)}".encode(),
+                partition=d.partition)
+            chunk_offsets.append(md.offset)
+        entry = {"cluster": cluster, "offset": offset, "chain": head, "snapshot_partition": d.partition,
+                 "chunk_offsets": chunk_offsets, "bytes": len(data), "reducer_version": d.checkpoint.reducer_version}
+        key = layout.snapshot_index_key(f"{self.settings.etcd.prefix}/{d.generation}", cluster, offset)
+        await self._etcd.put(key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
+        self._last_snapshot[cluster] = time.monotonic()
+        self.stats.snapshots += 1
+
+    def _update_lag(self) -> None:
+        if self._consumer is None:
+            return
+        for tp in self._consumer.assignment():
+            hw = self._consumer.highwater(tp)
+            d = self.derivers.get(tp.partition)
+            if hw is not None and d is not None:
+                self.stats.lag[tp.partition] = max(0, hw - (d.checkpoint.offset + 1))

@@ -1,0 +1,188 @@
+"""The derivation worker on real Kafka + etcd: etcd equals the fold of the log, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from kmevents import layout
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.ingest import Ingestor
+from kmevents.settings import Settings
+from kmevents.simulate import generate
+from processors.checkpoint import Checkpoint
+from processors.worker import DeriveWorker
+from replay.verify import verify
+
+
+async def ingest_sim(s: Settings, cluster: str, n: int, seed: int = 1) -> None:
+    async with Ingestor(s) as ing:
+        buf = []
+        for ev in generate(cluster, seed, n, agents=20):
+            buf.append(ev)
+            if len(buf) == 5000:
+                res = await ing.submit(buf)
+                assert all(r.ok for r in res), [r.errors for r in res if not r.ok][:3]
+                buf = []
+        if buf:
+            assert all(r.ok for r in await ing.submit(buf))
+
+
+async def checkpoints(s: Settings) -> dict[int, Checkpoint]:
+    p = layout.checkpoints_prefix(f"{s.etcd.prefix}/{layout.live_generation()}")
+    async with etcd_adapter.client(s.etcd) as c:
+        _, kvs = await etcd_adapter.range_at(c, p, range_end=etcd_adapter.prefix_end(p))
+    return {ck.partition: ck for ck in (Checkpoint.from_bytes(kv.value, mod_revision=kv.mod_revision) for kv in kvs)}
+
+
+async def end_offsets(s: Settings) -> dict[int, int]:
+    """Last offset written per non-empty partition."""
+    ends = await kafka_adapter.end_offsets(s.kafka, s.kafka.events_topic)
+    return {p: off - 1 for p, off in ends.items() if off > 0}
+
+
+async def wait_caught_up(s: Settings, timeout: float = 90.0) -> None:
+    ends = await end_offsets(s)
+    assert ends, "nothing in the events topic"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cps = await checkpoints(s)
+        if all(p in cps and cps[p].offset >= o for p, o in ends.items()):
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"not caught up: ends {ends}, checkpoints {await checkpoints(s)}")
+
+
+async def run_worker_until_caught_up(s: Settings, **kw: object) -> DeriveWorker:
+    w = DeriveWorker(s, group_id=f"g-{s.cluster}", **kw)
+    await w.start()
+    task = asyncio.create_task(w.run())
+    try:
+        await wait_caught_up(s)
+    finally:
+        w.stop_requested.set()
+        await task
+        await w.stop()
+    return w
+
+
+async def test_etcd_equals_the_fold_of_the_log_key_for_key(isolated: Settings) -> None:
+    await ingest_sim(isolated, isolated.cluster, 6000)
+    w = await run_worker_until_caught_up(isolated)
+    assert w.stats.events == 6000
+    report = await verify(isolated, [isolated.cluster])
+    assert report.checked_keys > 100
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+
+
+async def test_verify_detects_a_changed_a_deleted_and_an_extra_key(isolated: Settings) -> None:
+    await ingest_sim(isolated, isolated.cluster, 2000)
+    await run_worker_until_caught_up(isolated)
+    sp = layout.state_prefix(isolated.etcd.prefix, isolated.cluster, layout.live_generation())
+    async with etcd_adapter.client(isolated.etcd) as c:
+        _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
+        changed, deleted = kvs[0], kvs[1]
+        value = orjson.loads(changed.value)
+        value["since"] = "1999-01-01T00:00:00.000000Z"
+        await c.put(changed.key, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+        await c.delete(deleted.key)
+        await c.put(sp + b"task/made-up", b"{}")
+    report = await verify(isolated, [isolated.cluster])
+    kinds = sorted((f.kind, f.key) for f in report.findings)
+    # The tampered keys now have a newer revision than the checkpoint, which verify
+    # must still call drift rather than "ahead": only a key absent from the log's fold
+    # or a differing value written after the checkpoint by the worker itself is "ahead".
+    assert any(k == "missing" for k, _ in kinds), kinds
+    assert not report.clean
+
+
+async def test_poison_records_go_to_the_dead_letter_topic_and_processing_continues(isolated: Settings) -> None:
+    await ingest_sim(isolated, isolated.cluster, 500)
+    p = kafka_adapter.producer(isolated.kafka)
+    await p.start()
+    try:
+        async with Ingestor(isolated) as ing:
+            part = await ing._map.partition_for(isolated.cluster)  # noqa: SLF001
+        await p.send_and_wait(isolated.kafka.events_topic, b"\x00not json", key=isolated.cluster.encode(),
+                              partition=part)
+        await p.send_and_wait(isolated.kafka.events_topic, b"[1,2,3]", key=isolated.cluster.encode(),
+                              partition=part)
+    finally:
+        await p.stop()
+    await ingest_sim(isolated, isolated.cluster, 500, seed=2)
+    w = await run_worker_until_caught_up(isolated)
+    assert w.stats.dead_letters == 2
+    c = kafka_adapter.consumer(isolated.kafka, isolated.kafka.deadletter_topic)
+    await c.start()
+    try:
+        recs = [r for batch in (await c.getmany(timeout_ms=5000)).values() for r in batch]
+    finally:
+        await c.stop()
+    letters = [orjson.loads(r.value) for r in recs]
+    assert [x["offset"] for x in letters] == [500, 501]
+    assert all(x["partition"] == part and x["error"] for x in letters)
+    assert (await verify(isolated, [isolated.cluster])).clean
+
+
+async def test_a_stale_worker_is_fenced_and_gives_the_partition_up(isolated: Settings) -> None:
+    await ingest_sim(isolated, isolated.cluster, 1000)
+    await run_worker_until_caught_up(isolated)
+    # Someone else commits a newer checkpoint behind the stale worker's back.
+    from processors.derive import PartitionDeriver
+
+    async with etcd_adapter.client(isolated.etcd) as c:
+        cps = await checkpoints(isolated)
+        part = next(iter(cps))
+        stale = PartitionDeriver(isolated, c, part, worker_id="stale")
+        await stale.load_checkpoint()
+        other = PartitionDeriver(isolated, c, part, worker_id="other")
+        await other.load_checkpoint()
+        await other._commit({}, type("O", (), {"transactions": 0})())  # noqa: SLF001
+        from kmevents.errors import FencedError
+
+        class R:
+            def __init__(self, o: int) -> None:
+                self.partition, self.offset, self.key, self.value, self.timestamp = part, o, b"x", b"{}", 0
+
+        with pytest.raises(FencedError):
+            await stale.process([R(stale.checkpoint.offset + 1)])
+
+
+def _spawn_worker(s: Settings, group: str) -> subprocess.Popen:
+    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
+           "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
+           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix}
+    return subprocess.Popen([sys.executable, "-m", "kmevents.cli", "process", "--engine", "plain",
+                             "--group", group, "--snapshot-every", "700", "--metrics-port", "0"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_kill_9_at_random_points_then_restart_applies_everything_exactly_once(isolated: Settings) -> None:
+    import random
+
+    asyncio.run(ingest_sim(isolated, isolated.cluster, 15_000))
+    rng = random.Random(7)
+    group = f"g-{isolated.cluster}"
+    for _ in range(3):
+        proc = _spawn_worker(isolated, group)
+        time.sleep(rng.uniform(2.0, 5.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    proc = _spawn_worker(isolated, group)
+    try:
+        asyncio.run(wait_caught_up(isolated, timeout=120))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    report = asyncio.run(verify(isolated, [isolated.cluster]))
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    cps = asyncio.run(checkpoints(isolated))
+    assert sum(1 for c in cps.values() if c.offset >= 0) >= 1
