@@ -98,12 +98,18 @@ def _lines(args: argparse.Namespace, counts: Counter[str]) -> Iterator[bytes]:
 
     dumps = orjson.dumps
     opts = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
-    for event in generate(args.cluster, args.seed, args.events, agents=args.agents,
-                          frameworks=args.frameworks, pods=args.pods, rate=args.rate,
-                          start=args.start or DEFAULT_START,
-                          pod_eviction_timeout=args.pod_eviction_timeout):
-        counts[event["type"]] += 1
-        yield dumps(event, option=opts)
+    by_type: dict[str, int] = {}
+    get = by_type.get
+    try:
+        for event in generate(args.cluster, args.seed, args.events, agents=args.agents,
+                              frameworks=args.frameworks, pods=args.pods, rate=args.rate,
+                              start=args.start or DEFAULT_START,
+                              pod_eviction_timeout=args.pod_eviction_timeout):
+            type_ = event["type"]
+            by_type[type_] = get(type_, 0) + 1
+            yield dumps(event, option=opts)
+    finally:
+        counts.update(by_type)
 
 
 def _progress(lines: Iterable[bytes], total: int, enabled: bool) -> Iterator[bytes]:

@@ -45,22 +45,32 @@ class TimeFormatter:
 
     >>> TimeFormatter()(1_767_225_600_000_001)
     '2026-01-01T00:00:00.000001Z'
+
+    The last second formatted is kept in two attributes (the common case: the
+    next event falls in the same second), older ones in a small dict (agent
+    clocks are skewed, so times straddle second boundaries).
     """
 
-    __slots__ = ("_cache",)
+    __slots__ = ("_cache", "_sec", "_prefix")
 
     def __init__(self) -> None:
         self._cache: dict[int, str] = {}
+        self._sec = -1
+        self._prefix = ""
 
     def __call__(self, us: int) -> str:
-        sec, frac = divmod(us, US)
+        sec = us // US
+        if sec == self._sec:
+            return f"{self._prefix}{us - sec * US:06d}Z"
         prefix = self._cache.get(sec)
         if prefix is None:
             if len(self._cache) > 4096:
                 self._cache.clear()
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
             self._cache[sec] = prefix
-        return f"{prefix}.{frac:06d}Z"
+        self._sec = sec
+        self._prefix = prefix
+        return f"{prefix}{us - sec * US:06d}Z"
 
 
 def seconds(us: int) -> float:

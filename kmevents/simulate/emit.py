@@ -25,6 +25,7 @@ from typing import Any
 from kmevents.simulate.clock import TimeFormatter
 
 Event = dict[str, Any]
+_sha256 = hashlib.sha256
 
 STREAMS: tuple[str, ...] = ("mesos", "k8s", "k8sm")
 MESOS, K8S, K8SM = 0, 1, 2
@@ -94,7 +95,7 @@ class Emitter:
         seq = seqs[stream] + 1
         seqs[stream] = seq
         if self._fast:
-            eid = hashlib.sha256((self._prefix + key).encode()).hexdigest()[:32]
+            eid = _sha256((self._prefix + key).encode()).hexdigest()[:32]
         else:
             eid = self._eid(self.cluster, key)
         self.out.append({

@@ -60,13 +60,14 @@ class Bag(Generic[T]):
 
 
 class Master:
-    __slots__ = ("id", "hostname", "ip", "info")
+    __slots__ = ("id", "hostname", "ip", "info", "actor")
 
     def __init__(self, id: str, hostname: str, ip: str, version: str) -> None:
         self.id = id
         self.hostname = hostname
         self.ip = ip
         self.info = {"id": id, "hostname": hostname, "ip": ip, "port": 5050, "version": version}
+        self.actor = {"kind": "master", "name": hostname}
 
 
 class Framework:
@@ -215,7 +216,7 @@ class Pod:
     __slots__ = (
         "ns", "name", "uid", "ref", "labels", "annotations", "phase", "node", "ready", "volumes",
         "containers", "rc", "cpus", "mem", "task", "batch", "attempts", "ip", "deleting",
-        "created_eid", "evicted", "services",
+        "created_eid", "evicted", "services", "addr",
     )
 
     def __init__(self, ns: str, name: str, uid: str, labels: dict[str, str],
@@ -240,6 +241,8 @@ class Pod:
         self.batch = batch
         self.attempts = 0
         self.ip: str | None = None
+        self.addr: dict[str, Any] | None = None
+        """The pod's entry in its services' endpoints, once it has an IP."""
         self.deleting = False
         self.created_eid: str | None = None
         self.evicted = False
@@ -252,7 +255,7 @@ class RC:
     __slots__ = (
         "ns", "name", "replicas", "selector", "labels", "image", "containers", "volumes",
         "cpus", "mem", "pods", "services", "system", "rolling", "max_replicas", "tag",
-        "sync_armed", "deleted",
+        "sync_armed", "deleted", "base",
     )
 
     def __init__(self, ns: str, name: str, replicas: int, containers: list[tuple[str, str]],
@@ -261,6 +264,7 @@ class RC:
         self.ns = ns
         self.name = name
         self.replicas = replicas
+        self.base = replicas
         self.selector = {"app": name}
         self.labels = {"app": name}
         self.containers = containers

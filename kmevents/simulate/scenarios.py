@@ -46,6 +46,7 @@ from bisect import bisect
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from kmevents.simulate.clock import US
@@ -117,28 +118,36 @@ class SimConfig:
 
 
 # Spontaneous actions and their relative weights (drawn when no timer is due).
+# Per-entity happenings are weights, so they scale with the cluster (a cluster
+# ten times larger emits ten times the events, with the same mix); the events
+# they cause (status updates, pod upserts, endpoints) come from timers.
 WEIGHTS: tuple[tuple[str, float], ...] = (
-    ("allocate", 40.0),
-    ("container_restart", 1.6),
-    ("user_delete_pod", 0.8),
-    ("task_fail", 0.5),
-    ("batch_job", 1.2),
-    ("other_task_end", 1.0),
-    ("api_eviction", 0.25),
-    ("node_pressure", 0.12),
-    ("kubelet_down", 0.04),
-    ("agent_lost", 0.035),
-    ("agent_partition", 0.035),
-    ("agent_maintenance", 0.025),
-    ("master_failover", 0.012),
-    ("scheduler_failover", 0.02),
-    ("heartbeat_lost", 0.02),
-    ("rc_scale", 0.3),
-    ("rc_roll", 0.06),
-    ("namespace_lifecycle", 0.05),
-    ("adhoc_service", 0.04),
-    ("spark_app", 0.08),
-    ("unschedulable_pod", 0.04),
+    ("allocate", 12.0),
+    ("container_restart", 1.2),
+    ("user_delete_pod", 0.6),
+    ("task_fail", 0.4),
+    ("batch_job", 1.0),
+    ("other_task_end", 0.8),
+    ("api_eviction", 0.12),
+    ("node_pressure", 0.04),
+    ("kubelet_down", 0.008),
+    ("agent_lost", 0.008),
+    ("agent_partition", 0.008),
+    ("agent_maintenance", 0.006),
+    ("rc_scale", 0.25),
+    ("rc_roll", 0.03),
+    ("namespace_lifecycle", 0.03),
+    ("adhoc_service", 0.01),
+    ("spark_app", 0.06),
+    ("unschedulable_pod", 0.03),
+)
+
+# Cluster-wide happenings do not scale with the cluster: they recur on timers,
+# exponentially distributed with these means (simulated seconds).
+RECURRING: tuple[tuple[str, float], ...] = (
+    ("master_failover", 2400.0),
+    ("scheduler_failover", 1800.0),
+    ("heartbeat_lost", 900.0),
 )
 
 # Rare families get a first occurrence early (seconds after bootstrap), so that
@@ -189,6 +198,9 @@ BATCH_JOBS: tuple[tuple[str, str, str, float, float], ...] = (
 )
 
 
+_pod_ip = attrgetter("ip")
+
+
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
@@ -204,6 +216,8 @@ class Simulator:
         self.out = self.em.out
         self.now = cfg.start_us
         self.mean_step = US / cfg.events_per_second
+        self._random = self.rng.random
+        self._steps = [int(self.rng.expovariate(1.0) * self.mean_step) + 1 for _ in range(1024)]
         self.burst = 0
         self.heap: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
         self.hseq = 0
@@ -217,6 +231,8 @@ class Simulator:
         self.frameworks: list[Framework] = []
         self.agents: dict[str, Agent] = {}
         self.active_agents: Bag[Agent] = Bag()
+        self.idle_agents: Bag[Agent] = Bag()
+        """Active agents with no outstanding offer: the allocator's candidates."""
         self.k8sm_offers: Bag[Offer] = Bag()
         self.offers: dict[str, Offer] = {}
         self.pods: dict[str, Pod] = {}
@@ -251,11 +267,16 @@ class Simulator:
     # ------------------------------------------------------------------ plumbing
 
     def tick(self) -> int:
-        """Advance the clock by one event's step and return the new time."""
+        """Advance the clock by one event's step and return the new time.
+
+        Steps are exponential (a Poisson stream of ``rate`` events per second),
+        drawn from a table made once from the seeded generator; in a burst they
+        are 150-750 microseconds.
+        """
         if self.burst:
-            self.now += 150 + int(self.rng.random() * 600)
+            self.now += 150 + int(self._random() * 600)
         else:
-            self.now += int(self.rng.expovariate(1.0) * self.mean_step) + 1
+            self.now += self._steps[int(self._random() * 1024)]
         return self.now
 
     def after(self, seconds: float, fn: Callable[..., None], *args: Any) -> None:
@@ -294,7 +315,7 @@ class Simulator:
         return actor
 
     def actor_master(self) -> dict[str, str]:
-        return {"kind": "master", "name": self.master.hostname}
+        return self.master.actor
 
     def actor_user(self) -> dict[str, str]:
         return {"kind": "user", "name": USERS[int(self.rng.random() * len(USERS))]}
@@ -334,8 +355,15 @@ class Simulator:
             self.after(self.uniform(0.1, 3.0), self.rc_sync, rc)
         self.after(1.0, self.k8sm_tick)
         self.after(IMPLICIT_RECONCILIATION_EVERY, self.implicit_reconciliation)
+        hi_first = max(hi for _, _, hi in FIRST_INCIDENTS)
         for name, lo, hi in FIRST_INCIDENTS:
             self.after(self.uniform(lo, hi), getattr(self, f"act_{name}"))
+        for name, mean in RECURRING:
+            self.after(hi_first + self.rng.expovariate(1.0 / mean), self.recur, name, mean)
+
+    def recur(self, name: str, mean: float) -> None:
+        getattr(self, f"act_{name}")()
+        self.after(self.rng.expovariate(1.0 / mean), self.recur, name, mean)
 
     def _register_frameworks(self, n: int) -> None:
         kinds = [("Kubernetes", "k8sm", "*", K8SM_REFUSE), ("marathon", "marathon", "marathon", OTHER_REFUSE),
@@ -404,6 +432,7 @@ class Simulator:
                       int(self.rng.gauss(0, 8000)), len(self.frameworks))
         self.agents[agent.id] = agent
         self.active_agents.add(agent)
+        self.idle_agents.add(agent)
         t = self.tick()
         self.emit("agent.added", "AGENT_ADDED", "master", t, {"agent": agent.info},
                   f"agent.added|{agent.id}", None, None, self.actor_master())
@@ -551,18 +580,16 @@ class Simulator:
         for svc in rc.services:
             if not svc.dirty:
                 svc.dirty = True
-                self.after(self.uniform(0.2, 1.0), self.endpoints_observed, svc)
+                self.after(self.uniform(2.0, 6.0), self.endpoints_observed, svc)
 
     def endpoints_observed(self, svc: Service) -> None:
         svc.dirty = False
         if svc.deleted:
             return
-        addresses = []
-        for rc in svc.rcs:
-            for pod in rc.pods.values():
-                if pod.ready and not pod.deleting and pod.ip:
-                    addresses.append({"ip": pod.ip, "pod": pod.ref})
-        addresses.sort(key=lambda a: a["ip"])
+        ready = [pod for rc in svc.rcs for pod in rc.pods.values()
+                 if pod.ready and not pod.deleting and pod.addr is not None]
+        ready.sort(key=_pod_ip)
+        addresses = [pod.addr for pod in ready]
         t = self.tick()
         self.emit("endpoints.observed", "MODIFIED", "apiserver", t,
                   {"namespace": svc.ns, "name": svc.name, "addresses": addresses,
@@ -697,8 +724,11 @@ class Simulator:
     def _drop_offer(self, offer: Offer) -> None:
         self.offers.pop(offer.id, None)
         self.k8sm_offers.discard(offer)
-        if offer.agent.offer is offer:
-            offer.agent.offer = None
+        agent = offer.agent
+        if agent.offer is offer:
+            agent.offer = None
+            if agent.state == "active":
+                self.idle_agents.add(agent)
 
     def launch_pod(self, pod: Pod, offer: Offer) -> None:
         agent = offer.agent
@@ -843,6 +873,7 @@ class Simulator:
             return
         agent = task.agent
         pod.ip = f"10.{16 + agent.idx // 256}.{agent.idx % 256}.{agent.pod_ip_next}"
+        pod.addr = {"ip": pod.ip, "pod": pod.ref}
         agent.pod_ip_next = agent.pod_ip_next % 250 + 2
         data = _b64(f'{{"phase":"Running","podIP":"{pod.ip}"}}'.encode())
         self.status(task, "TASK_RUNNING", "SOURCE_EXECUTOR", data=data)
@@ -952,8 +983,8 @@ class Simulator:
 
     def act_allocate(self) -> None:
         """The Mesos allocator offers one agent's unused resources to one framework."""
-        agent = self.active_agents.choice(self.rng)
-        if agent is None or agent.offer is not None or agent.state != "active":
+        agent = self.idle_agents.choice(self.rng)
+        if agent is None:
             return
         cpus, mem, disk = agent.free()
         if cpus < 0.1 or mem < 64:
@@ -982,6 +1013,7 @@ class Simulator:
                         f"offer.offered|{oid}", oid, None, self.actor_master())
         offer = Offer(oid, agent, fw, cpus, mem, disk, eid, t + int(OFFER_TTL * US))
         agent.offer = offer
+        self.idle_agents.discard(agent)
         self.offers[oid] = offer
         if fw is k8sm:
             if self.rng.random() < 0.03:
@@ -1253,7 +1285,9 @@ class Simulator:
         if rc.rolling:
             return
         delta = 1 + int(self.rng.random() * 3)
-        if self.rng.random() < 0.5:
+        # a random walk pulled back towards the RC's original size
+        drift = (rc.replicas - rc.base) / max(1, rc.base)
+        if self.rng.random() < 0.5 + max(-0.4, min(0.4, drift)):
             delta = -delta
         new = min(rc.max_replicas, max(0, rc.replicas + delta))
         if new == rc.replicas:
@@ -1310,7 +1344,7 @@ class Simulator:
         svc = self.create_service(rc.ns, f"{rc.name}-debug-{self.svc_seq}", [rc], self._portal_ip(),
                                   [{"name": "debug", "port": 9000, "protocol": "TCP",
                                     "target_port": 9000}])
-        self.after(self.uniform(300, 1800), self.service_delete, svc)
+        self.after(self.uniform(120, 600), self.service_delete, svc)
 
     def service_delete(self, svc: Service) -> None:
         svc.deleted = True
@@ -1462,6 +1496,7 @@ class Simulator:
         agent.state = "lost"
         agent.generation += 1
         self.active_agents.discard(agent)
+        self.idle_agents.discard(agent)
         self.burst += 1
         removed: list[str] = []
 
@@ -1509,7 +1544,7 @@ class Simulator:
         if transient:
             self.after(self.uniform(20, 90), self.agent_back, agent, agent.generation)
         else:
-            self.after(self.uniform(120, 600), self.add_agent)
+            self.after(self.uniform(60, 300), self.add_agent)
         self.after(120.0, self.k8sm_forget_lost, agent, agent.generation, transient)
 
     def node_lost(self, agent: Agent, gen: int) -> None:
@@ -1522,6 +1557,8 @@ class Simulator:
             return
         agent.state = "active"
         self.active_agents.add(agent)
+        if agent.offer is None:
+            self.idle_agents.add(agent)
         self.burst += 1
         t = self.tick()
         self.emit("agent.reregistered", "AGENT_ADDED", "master", t, {"agent": agent.info},
@@ -1574,6 +1611,7 @@ class Simulator:
             return
         agent.state = "draining"
         self.active_agents.discard(agent)
+        self.idle_agents.discard(agent)
         start = self.now + 60 * US
         fws: list[Framework] = []
         for task in agent.tasks.values():
@@ -1659,7 +1697,7 @@ class Simulator:
         agent.generation += 1
         self.agents.pop(agent.id, None)
         self.node_deleted(agent)
-        self.after(self.uniform(300, 1200), self.add_agent)
+        self.after(self.uniform(120, 600), self.add_agent)
 
     # ------------------------------------------------------------------ masters and k8sm HA
 
