@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+from kmevents.processors.batch import Limits, ValueTooLarge, fits, split
+from kmevents.processors.checkpoint import Checkpoint
 
 from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
@@ -46,8 +48,6 @@ from kmevents.contract import DecodeError, decode_fast
 from kmevents.errors import FencedError
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, apply
 from kmevents.settings import Settings
-from processors.batch import Limits, ValueTooLarge, fits, split
-from processors.checkpoint import Checkpoint
 
 log = logging.getLogger("kmevents.processors.derive")
 

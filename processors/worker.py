@@ -27,6 +27,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+from kmevents.processors.derive import PartitionDeriver
 
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
@@ -34,7 +35,6 @@ from kmevents.adapters import kafka as kafka_adapter
 from kmevents.errors import FencedError
 from kmevents.reducer import ClusterState, Retention
 from kmevents.settings import Settings
-from processors.derive import PartitionDeriver
 
 log = logging.getLogger("kmevents.processors.worker")
 

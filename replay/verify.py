@@ -20,8 +20,8 @@ from kmevents.adapters import etcd as etcd_adapter
 from kmevents.contract import DecodeError, decode_fast
 from kmevents.reducer import REDUCER_VERSION, ClusterState, apply
 from kmevents.settings import Settings
-from processors.checkpoint import Checkpoint
-from replay import logsource
+from kmevents.processors.checkpoint import Checkpoint
+from kmevents.replay import logsource
 
 
 @dataclass

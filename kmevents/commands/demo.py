@@ -1,8 +1,10 @@
 """``kmevents demo``: the main job end to end on the local stack.
 
-Today: bring the stack up and prove it with a round trip (10,000 events
-produced and consumed through Kafka, written and read back in etcd in
-transactions), then leave the stack running and say what to try next.
+Steps: bring the stack up and prove it with a round trip (10,000 events
+through Kafka and etcd); simulate a Kubernetes-on-Mesos cluster; ingest it
+(redact, validate, pin, produce); run a derivation worker until etcd holds
+the fold of the whole log; print a summary of that state; verify etcd
+against the log. The stack keeps running afterwards.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from kmevents.settings import Settings, load
 
 HELP = """\
 Run the main job on a local stack: start Kafka + etcd (kmevents stack up),
-then prove the stack with a round trip of 10,000 events through Kafka and
-etcd. The stack keeps running afterwards; `kmevents stack down` stops it.
+prove the stack with a round trip, simulate a Kubernetes-on-Mesos cluster,
+ingest it into the log, derive its state into etcd with a processor worker,
+show a summary and verify etcd against the log. The stack keeps running
+afterwards; `kmevents stack down` stops it.
 """
 
 
@@ -27,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="the main job end to end on the local stack",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=10_000, help="events in the round trip (default 10000)")
+    p.add_argument("--cluster", default=None, help="simulated cluster name (default: demo-<random>)")
+    p.add_argument("--sim-events", type=int, default=50_000, help="simulated cluster events (default 50000)")
+    p.add_argument("--seed", type=int, default=1)
     add_format_flag(p, ("text", "json"))
     p.set_defaults(func=cmd_demo)
 
@@ -37,16 +44,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = load()
     text = args.format == "text"
     say = (lambda m: print(m, file=sys.stderr)) if text else (lambda m: None)
-    say("1/2 starting the local stack (Kafka + etcd) ...")
+    say("1/5 starting the local stack (Kafka + etcd) ...")
     t0 = time.monotonic()
     stack = Stack(settings)
     statuses = stack.up(progress=lambda m: say(f"    {m}"))
     for w in stack.warnings:
         print(f"warning: {w}", file=sys.stderr)
     say(f"    up in {time.monotonic() - t0:.1f}s: Kafka {stack.bootstrap}, etcd {stack.etcd_endpoint}")
-    say(f"2/2 round trip of {args.events:,} events through Kafka and etcd ...")
+    say(f"2/5 round trip of {args.events:,} events through Kafka and etcd ...")
     result = asyncio.run(round_trip(settings, args.events))
-    summary = {"stack": {s.name: s.as_dict() for s in statuses}, "round_trip": result}
+    cluster = args.cluster or f"demo-{uuid.uuid4().hex[:6]}"
+    pipeline = asyncio.run(pipeline_run(settings, cluster, args.sim_events, args.seed, say))
+    result["ok"] = result["ok"] and pipeline["verify"]["clean"]
+    summary = {"stack": {s.name: s.as_dict() for s in statuses}, "round_trip": result, "pipeline": pipeline}
     if not text:
         emit_json(summary)
     else:
@@ -54,8 +64,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"in order in {result['kafka_seconds']:.2f}s")
         print(f"etcd:  wrote {result['etcd_written']:,} keys in transactions of "
               f"{result['etcd_txn_ops']} and read {result['etcd_read']:,} back in {result['etcd_seconds']:.2f}s")
+        print(f"cluster {cluster}: simulated and ingested {pipeline['ingested']:,} events "
+              f"({pipeline['ingest_rate']:,.0f}/s), derived into etcd in {pipeline['derive_seconds']:.1f}s")
+        print("state in etcd: " + ", ".join(f"{n} {k}" for k, n in sorted(pipeline["entities"].items())))
+        print(f"tasks by state: {pipeline['tasks_by_state']}")
+        v = pipeline["verify"]
+        print(f"verify: {'clean' if v['clean'] else 'DRIFT'}: {v['checked_keys']:,} keys compared with the fold "
+              f"of the log; annotations {v['annotations']}")
         print()
         print("The stack is still running. Try next:")
+        print("  kmevents process                   keep deriving as new events arrive")
+        print(f"  kmevents simulate --cluster {cluster} --events 10000 --seed 2 -o more.jsonl && kmevents ingest more.jsonl")
         print("  kmevents stack status              health of Kafka and etcd")
         print("  kmevents stack logs kafka          the broker's log")
         print("  kmevents stack down                stop it (data kept; --wipe deletes it)")
@@ -117,4 +136,70 @@ async def round_trip(settings: Settings, n: int) -> dict[str, object]:
         "etcd_equal": read == payloads,
         "etcd_seconds": round(etcd_seconds, 3),
         "ok": got == payloads and read == payloads,
+    }
+
+
+async def pipeline_run(settings: Settings, cluster: str, n: int, seed: int, say: object) -> dict[str, object]:
+    """Simulate -> ingest -> derive -> summarise -> verify, on the running stack."""
+    from collections import Counter
+
+    from kmevents import layout
+    from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.adapters import kafka as kafka_adapter
+    from kmevents.ingest import Ingestor
+    from kmevents.processors.worker import DeriveWorker
+    from kmevents.replay.verify import verify
+    from kmevents.simulate import generate
+
+    say(f"3/5 simulating cluster {cluster} ({n:,} events, seed {seed}) and ingesting it ...")  # type: ignore[operator]
+    t0 = time.monotonic()
+    refused = 0
+    async with Ingestor(settings) as ing:
+        buf: list[object] = []
+        for ev in generate(cluster, seed, n):
+            buf.append(ev)
+            if len(buf) >= 5000:
+                refused += sum(not r.ok for r in await ing.submit(buf))
+                buf = []
+        if buf:
+            refused += sum(not r.ok for r in await ing.submit(buf))
+    ingest_s = time.monotonic() - t0
+    say("4/5 deriving the state into etcd (processor worker) ...")  # type: ignore[operator]
+    t1 = time.monotonic()
+    ends = await kafka_adapter.end_offsets(settings.kafka, settings.kafka.events_topic)
+    worker = DeriveWorker(settings, group_id=f"kmevents-demo-{cluster}")
+    await worker.start()
+    task = asyncio.create_task(worker.run())
+    try:
+        while True:
+            done = all(p in worker.derivers and worker.derivers[p].checkpoint.offset >= end - 1
+                       for p, end in ends.items() if end > 0)
+            if done or task.done():
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        worker.stop_requested.set()
+        await task
+        await worker.stop()
+    derive_s = time.monotonic() - t1
+    say("5/5 summarising etcd's state and verifying it against the log ...")  # type: ignore[operator]
+    sp = layout.state_prefix(settings.etcd.prefix, cluster, layout.live_generation())
+    async with etcd_adapter.client(settings.etcd) as c:
+        _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
+    import orjson
+
+    kinds: Counter[str] = Counter()
+    task_states: Counter[str] = Counter()
+    for kv in kvs:
+        kind, _ = layout.split_entity_key(sp, kv.key)
+        kinds[kind] += 1
+        if kind == "task":
+            task_states[str(orjson.loads(kv.value).get("state"))] += 1
+    report = await verify(settings, [cluster])
+    return {
+        "cluster": cluster, "ingested": n - refused, "refused": refused,
+        "ingest_rate": round((n - refused) / ingest_s, 1), "derive_seconds": round(derive_s, 2),
+        "entities": dict(kinds), "tasks_by_state": dict(task_states.most_common()),
+        "verify": {"clean": report.clean, "checked_keys": report.checked_keys,
+                   "drift": [f.as_dict() for f in report.drift[:20]], "annotations": report.annotations},
     }

@@ -44,15 +44,15 @@ def cmd_process(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     setup_logging(settings)
     if args.engine == "faust":
-        from processors.faust_app import run_faust
+        from kmevents.processors.faust_app import run_faust
 
         return run_faust(settings, args)
     return asyncio.run(_run_plain(settings, args))
 
 
 async def _run_plain(settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    from processors import metrics
-    from processors.worker import DeriveWorker
+    from kmevents.processors import metrics
+    from kmevents.processors.worker import DeriveWorker
 
     worker = DeriveWorker(settings, group_id=args.group, snapshot_every_events=args.snapshot_every,
                           snapshot_every_seconds=args.snapshot_seconds)

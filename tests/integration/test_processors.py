@@ -11,6 +11,9 @@ import time
 
 import orjson
 import pytest
+from kmevents.processors.checkpoint import Checkpoint
+from kmevents.processors.worker import DeriveWorker
+from kmevents.replay.verify import verify
 
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
@@ -18,9 +21,6 @@ from kmevents.adapters import kafka as kafka_adapter
 from kmevents.ingest import Ingestor
 from kmevents.settings import Settings
 from kmevents.simulate import generate
-from processors.checkpoint import Checkpoint
-from processors.worker import DeriveWorker
-from replay.verify import verify
 
 
 async def ingest_sim(s: Settings, cluster: str, n: int, seed: int = 1) -> None:
@@ -136,7 +136,7 @@ async def test_a_stale_worker_is_fenced_and_gives_the_partition_up(isolated: Set
     await ingest_sim(isolated, isolated.cluster, 1000)
     await run_worker_until_caught_up(isolated)
     # Someone else commits a newer checkpoint behind the stale worker's back.
-    from processors.derive import PartitionDeriver
+    from kmevents.processors.derive import PartitionDeriver
 
     async with etcd_adapter.client(isolated.etcd) as c:
         cps = await checkpoints(isolated)
@@ -186,3 +186,32 @@ def test_kill_9_at_random_points_then_restart_applies_everything_exactly_once(is
     assert report.clean, [f.as_dict() for f in report.drift[:5]]
     cps = asyncio.run(checkpoints(isolated))
     assert sum(1 for c in cps.values() if c.offset >= 0) >= 1
+
+
+def test_the_faust_hosted_worker_derives_serves_metrics_on_loopback_and_stops_on_sigterm(
+        isolated: Settings, tmp_path) -> None:
+    import urllib.request
+
+    from kmevents.stack.process import free_port
+
+    asyncio.run(ingest_sim(isolated, isolated.cluster, 3000))
+    port = free_port()
+    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": isolated.kafka.bootstrap,
+           "KMEVENTS_ETCD__ENDPOINT": isolated.etcd.endpoint, "KMEVENTS_KAFKA__EVENTS_TOPIC": isolated.kafka.events_topic,
+           "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": isolated.kafka.snapshots_topic,
+           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": isolated.kafka.deadletter_topic,
+           "KMEVENTS_ETCD__PREFIX": isolated.etcd.prefix, "KMEVENTS_STACK__HOME": str(tmp_path / "stack")}
+    proc = subprocess.Popen([sys.executable, "-m", "kmevents.cli", "process", "--group", f"f-{isolated.cluster}",
+                             "--metrics-port", str(port)], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        asyncio.run(wait_caught_up(isolated, timeout=120))
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert "kmevents_worker_events_total 3000.0" in body
+        health = orjson.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read())
+        assert health["ok"] is True
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+    assert rc == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else rc
+    assert asyncio.run(verify(isolated, [isolated.cluster])).clean
