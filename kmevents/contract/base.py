@@ -15,7 +15,7 @@ v0 spelling ``SLAVE`` into ``AGENT`` while validating (``SOURCE_SLAVE`` ->
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -54,33 +54,49 @@ class OpenEnum:
     """The names known to this version of the contract."""
 
 
-def _open(label: str, names: tuple[str, ...], pattern: str | None, *, v0: bool) -> Any:
+def _known(names: tuple[str, ...], pattern: str | None) -> Any:
+    """The Field of an open enumeration: its shape, and its known names for the schema."""
     extra: dict[str, Any] = {"x-known-values": list(names), "x-open-enum": True}
-    field = Field(pattern=pattern, json_schema_extra=extra) if pattern else Field(
-        min_length=1, json_schema_extra=extra
-    )
-    marker = OpenEnum(label, frozenset(names))
-    if v0:
-        return Annotated[str, BeforeValidator(agent_spelling), field, marker]
-    return Annotated[str, field, marker]
+    if pattern:
+        return Field(pattern=pattern, json_schema_extra=extra)
+    return Field(min_length=1, json_schema_extra=extra)
 
 
-TaskStateName = _open("Mesos TaskState", enums.TASK_STATES, enums.TASK_STATE_PATTERN, v0=True)
+_V0 = BeforeValidator(agent_spelling)
+
+TaskStateName: TypeAlias = Annotated[
+    str, _V0, _known(enums.TASK_STATES, enums.TASK_STATE_PATTERN),
+    OpenEnum("Mesos TaskState", frozenset(enums.TASK_STATES)),
+]
 """A Mesos v1 ``TASK_*`` name; unknown future names are kept with a warning."""
 
-TaskSourceName = _open("Mesos TaskStatus.Source", enums.TASK_SOURCES, enums.TASK_SOURCE_PATTERN, v0=True)
+TaskSourceName: TypeAlias = Annotated[
+    str, _V0, _known(enums.TASK_SOURCES, enums.TASK_SOURCE_PATTERN),
+    OpenEnum("Mesos TaskStatus.Source", frozenset(enums.TASK_SOURCES)),
+]
 """``SOURCE_MASTER|SOURCE_AGENT|SOURCE_EXECUTOR`` (``SOURCE_SLAVE`` becomes ``SOURCE_AGENT``)."""
 
-TaskReasonName = _open("Mesos TaskStatus.Reason", enums.TASK_REASONS, enums.TASK_REASON_PATTERN, v0=True)
+TaskReasonName: TypeAlias = Annotated[
+    str, _V0, _known(enums.TASK_REASONS, enums.TASK_REASON_PATTERN),
+    OpenEnum("Mesos TaskStatus.Reason", frozenset(enums.TASK_REASONS)),
+]
 """A Mesos v1 ``REASON_*`` name (``REASON_SLAVE_*`` becomes ``REASON_AGENT_*``)."""
 
-CheckTypeName = _open("Mesos CheckInfo.Type", enums.CHECK_TYPES, r"^[A-Z][A-Z0-9_]*$", v0=False)
+CheckTypeName: TypeAlias = Annotated[
+    str, _known(enums.CHECK_TYPES, r"^[A-Z][A-Z0-9_]*$"),
+    OpenEnum("Mesos CheckInfo.Type", frozenset(enums.CHECK_TYPES)),
+]
 """``COMMAND|HTTP|TCP|UNKNOWN``."""
 
-PodPhaseName = _open("Kubernetes pod phase", enums.POD_PHASES, None, v0=False)
+PodPhaseName: TypeAlias = Annotated[
+    str, _known(enums.POD_PHASES, None), OpenEnum("Kubernetes pod phase", frozenset(enums.POD_PHASES)),
+]
 """``Pending|Running|Succeeded|Failed|Unknown``."""
 
-NamespacePhaseName = _open("Kubernetes namespace phase", enums.NAMESPACE_PHASES, None, v0=False)
+NamespacePhaseName: TypeAlias = Annotated[
+    str, _known(enums.NAMESPACE_PHASES, None),
+    OpenEnum("Kubernetes namespace phase", frozenset(enums.NAMESPACE_PHASES)),
+]
 """``Active|Terminating``."""
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]

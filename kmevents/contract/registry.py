@@ -15,6 +15,7 @@ decimals (``%.6f``), booleans as ``true``/``false``.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -34,7 +35,7 @@ class EventSpec:
     """``family.action``."""
     version: int
     """Schema version of the payload."""
-    payload: type[ContractModel]
+    payload: builtins.type[ContractModel]  # ``type`` is a field name here
     """Payload model."""
     raw_types: str
     """The source events it comes from (documentation)."""
