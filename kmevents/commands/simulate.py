@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from collections import Counter
@@ -162,8 +163,14 @@ def run(args: argparse.Namespace) -> int:
         produce, settings = _produce_lines()
         produce(settings, lines)
     elif to_stdout:
-        _write(lines, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+        try:
+            _write(lines, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            # the reader went away (`| head`): that is how a pipe ends, not an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
     else:
         try:
             with open(args.output, "wb") as fh:

@@ -177,7 +177,7 @@ class Task:
 
     __slots__ = (
         "id", "name", "framework", "agent", "pod", "cpus", "mem", "disk", "state",
-        "launch_eid", "info", "executor_id", "labels", "healthy", "lost_from",
+        "launch_eid", "info", "executor_id", "labels", "healthy", "lost_from", "last_status",
     )
 
     def __init__(self, id: str, name: str, framework: Framework, agent: Agent, pod: Pod | None,
@@ -198,6 +198,8 @@ class Task:
         self.labels = labels
         self.healthy: bool | None = None
         self.lost_from: str | None = None
+        self.last_status: dict[str, Any] | None = None
+        """The latest reliable status update sent: the only one Mesos may still retry."""
         """The state a task was in when its agent was lost (LOST -> that state on return)."""
 
 

@@ -357,9 +357,19 @@ class Simulator:
         self.after(IMPLICIT_RECONCILIATION_EVERY, self.implicit_reconciliation)
         hi_first = max(hi for _, _, hi in FIRST_INCIDENTS)
         for name, lo, hi in FIRST_INCIDENTS:
-            self.after(self.uniform(lo, hi), getattr(self, f"act_{name}"))
+            self.after(self.uniform(lo, hi), self.first_incident, name, 0)
         for name, mean in RECURRING:
             self.after(hi_first + self.rng.expovariate(1.0 / mean), self.recur, name, mean)
+
+    def first_incident(self, name: str, attempt: int) -> None:
+        """Run a family's first occurrence; retry a little later if the world was not ready."""
+        before = len(self.out)
+        if name == "kubelet_down":
+            acted = self.act_kubelet_down(recover_early=False)
+        else:
+            acted = getattr(self, f"act_{name}")() or len(self.out) > before
+        if not acted and attempt < 10:
+            self.after(10.0, self.first_incident, name, attempt + 1)
 
     def recur(self, name: str, mean: float) -> None:
         getattr(self, f"act_{name}")()
@@ -826,15 +836,22 @@ class Simulator:
                         MESOS, 2)
         if not recon:
             task.state = state
-        if reliable and self.rng.random() < DUPLICATE_P:
-            self.after(STATUS_RETRY * self.uniform(1.0, 1.3), self.redeliver, self.out[-1], 1)
+        if reliable:
+            task.last_status = self.out[-1]
+            if self.rng.random() < DUPLICATE_P:
+                self.after(STATUS_RETRY * self.uniform(1.0, 1.3), self.redeliver, task,
+                           self.out[-1], 1)
         return eid
 
-    def redeliver(self, event: Event, attempt: int) -> None:
+    def redeliver(self, task: Task, event: Event, attempt: int) -> None:
+        """Mesos retries the task's latest unacknowledged update (the agent forwards a task's
+        updates one at a time), so a retry never overtakes a newer update of the same task."""
+        if task.last_status is not event:
+            return
         self.tick()
         self.em.redeliver(event)
         if attempt < 3 and self.rng.random() < 0.25:
-            self.after(STATUS_RETRY * 2 ** attempt, self.redeliver, event, attempt + 1)
+            self.after(STATUS_RETRY * 2 ** attempt, self.redeliver, task, event, attempt + 1)
 
     def _alive(self, task: Task, state: str, gen: int) -> bool:
         return task.state == state and task.agent.generation == gen and task.agent.state == "active"
@@ -935,6 +952,11 @@ class Simulator:
         if pod.deleting:
             return
         pod.deleting = True
+        if pod.ready:
+            # graceful deletion: the terminating pod turns not-ready and leaves its endpoints
+            pod.ready = False
+            self.pod_upsert(pod, "MODIFIED", actor, cause)
+            self.endpoints_dirty(pod)
         task = pod.task
         if task is not None and task.state not in TERMINAL and task.state != "TASK_LOST" \
                 and task.agent.state in ("active", "draining"):
@@ -1425,25 +1447,28 @@ class Simulator:
         pod.evicted = True
         self.delete_pod(pod, user, "evicted", ev)
 
-    def act_kubelet_down(self) -> None:
+    def act_kubelet_down(self, recover_early: bool | None = None) -> bool:
         """k8sm's kubelet on one agent stops reporting: NotReady, then node-controller eviction."""
         agent = self._agent_with_pods()
         if agent is None or not agent.kubelet:
-            return
+            return False
         agent.kubelet = False
-        agent.node_ready = False
         self.after(NODE_MONITOR_GRACE, self.node_not_ready, agent, agent.generation)
         timeout = self.cfg.pod_eviction_timeout
-        if self.rng.random() < 0.3:
+        if recover_early is None:
+            recover_early = self.rng.random() < 0.3
+        if recover_early:
             self.after(self.uniform(60, NODE_MONITOR_GRACE + timeout * 0.8), self.kubelet_back,
                        agent, agent.generation)
         else:
             self.after(NODE_MONITOR_GRACE + timeout + self.uniform(30, 300), self.kubelet_back,
                        agent, agent.generation)
         self.after(NODE_MONITOR_GRACE + timeout, self.node_controller_evict, agent, agent.generation)
+        return True
 
     def node_not_ready(self, agent: Agent, gen: int) -> None:
-        if agent.generation == gen and not agent.kubelet:
+        if agent.generation == gen and not agent.kubelet and agent.state == "active":
+            agent.node_ready = False
             self.node_upsert(agent, A_NODECTL)
 
     def node_controller_evict(self, agent: Agent, gen: int) -> None:
@@ -1478,7 +1503,8 @@ class Simulator:
             return None
         for _ in range(8):
             agent = self.active_agents.choice(self.rng)
-            if agent is not None and agent.state == "active" and agent.tasks:
+            # an agent whose kubelet is down is left to the node controller
+            if agent is not None and agent.state == "active" and agent.tasks and agent.kubelet:
                 return agent
         return None
 
