@@ -1,0 +1,98 @@
+"""The Faust app hosting the derivation worker (the one module that imports Faust).
+
+The worker is an aiokafka consumer loop (see ``worker.py`` for why not a Faust
+agent) run as a ``mode.Service`` inside the app, so it shares the app's
+lifecycle, signal handling and web server. Faust's web server binds
+127.0.0.1 only (never its default of every interface) on the port given;
+it serves ``/metrics`` (Prometheus) and ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import faust
+from kmevents.processors import metrics
+from kmevents.processors.worker import DeriveWorker
+from mode import Service
+
+from kmevents.settings import Settings
+
+log = logging.getLogger("kmevents.processors.faust")
+
+
+def make_app(settings: Settings, worker: DeriveWorker, *, web_port: int) -> faust.App:
+    app = faust.App(
+        "kmevents-processors",
+        broker=[f"kafka://{h}" for h in settings.kafka.bootstrap.split(",")],
+        web_enabled=web_port > 0,
+        web_bind="127.0.0.1",
+        web_port=web_port or 6066,
+        web_host="127.0.0.1",
+        topic_disable_leader=True,
+        autodiscover=False,
+        store="memory://",
+        producer_acks=-1,
+        datadir=str(settings.stack.home.parent / "faust"),
+        consumer_auto_offset_reset="latest",
+    )
+
+    # A Faust agent proper: it watches the dead-letter topic so an operator sees
+    # poison records from every worker (this worker's own count is in its stats).
+    deadletters = app.topic(settings.kafka.deadletter_topic, value_serializer="raw", key_serializer="raw")
+    seen: dict[str, int] = {}
+
+    @app.agent(deadletters)
+    async def watch_dead_letters(stream: Any) -> None:
+        async for key, _value in stream.items():
+            seen["total"] = seen.get("total", 0) + 1
+            log.warning("dead letter observed", extra={"position": (key or b"").decode(errors="replace")})
+
+    class DeriveService(Service):
+        """Runs ``DeriveWorker.run`` for as long as the app runs."""
+
+        async def on_start(self) -> None:
+            await worker.start()
+            self.add_future(self._derive())
+
+        async def _derive(self) -> None:
+            try:
+                await worker.run()
+            except Exception:  # noqa: BLE001
+                log.exception("derivation worker failed; stopping the app")
+                worker.failure = worker.failure or RuntimeError("worker failed")
+            finally:
+                await app.stop()
+
+        async def on_stop(self) -> None:
+            worker.stop_requested.set()
+            await worker.stop()
+
+    app.service(DeriveService)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        extra = (f"# HELP kmevents_deadletters_observed_total dead letters seen on the topic\n"
+                 f"# TYPE kmevents_deadletters_observed_total counter\n"
+                 f"kmevents_deadletters_observed_total {seen.get('total', 0)}\n").encode()
+        return web.bytes(metrics.render(worker) + extra, content_type="text/plain; version=0.0.4")
+
+    @app.page("/healthz")
+    async def health_page(web: Any, request: Any) -> Any:
+        ok = worker.failure is None
+        return web.json({"ok": ok, "worker": worker.worker_id, "partitions": sorted(worker.derivers),
+                         "lag": worker.stats.lag}, status=200 if ok else 503)
+
+    return app
+
+
+def run_faust(settings: Settings, args: argparse.Namespace) -> int:
+    worker = DeriveWorker(settings, group_id=args.group, snapshot_every_events=args.snapshot_every,
+                          snapshot_every_seconds=args.snapshot_seconds)
+    app = make_app(settings, worker, web_port=args.metrics_port)
+    from faust.worker import Worker
+
+    Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    return 1 if worker.failure else 0
