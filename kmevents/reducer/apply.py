@@ -43,6 +43,7 @@ HANDLERS: dict[str, Any] = {**_MESOS, **_K8S}
 #: Event types this reducer folds (anything else is annotated ``unknown_type``).
 KNOWN_TYPES = frozenset(HANDLERS)
 
+AGE_MASK = AGE_CHECK_EVERY - 1
 _BAD_PAYLOAD = (KeyError, TypeError, ValueError, AttributeError, IndexError, Malformed)
 
 
@@ -52,30 +53,31 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
 
     ``partition``/``offset`` are the event's log position (offset None: the
     previous offset + 1). Returns the annotations this event produced (a new
-    list, usually empty).
+    list, usually empty). The state may keep references to parts of
+    ``event`` (a status, a label map): do not mutate an event after applying it.
     """
     st = state
-    st.offset = st.offset + 1 if offset is None else offset
+    st.offset = offset = st.offset + 1 if offset is None else offset
     if partition is not None:
         st.partition = partition
-    st.applied += 1
     st._ev = event
     try:
         typ = event["type"]
         t = event["occurred_at"]
         pl = event["payload"]
-        if type(t) is not str or type(pl) is not dict or type(typ) is not str:
+        # The comparison also checks the type: anything but a str raises TypeError.
+        if t > st.max_occurred_at:
+            st.max_occurred_at = t
+        elif type(t) is not str:
             raise TypeError
+        h = HANDLERS.get(typ)
     except (KeyError, TypeError, IndexError):
         note(st, MALFORMED, None, None,
              "envelope lacks type/occurred_at/payload or has them with wrong types")
         return _take(st)
     st.last_occurred_at = t
-    if st.max_occurred_at is None or t > st.max_occurred_at:
-        st.max_occurred_at = t
-    h = HANDLERS.get(typ)
     if h is None:
-        note(st, UNKNOWN_TYPE, None, None, f"event type {typ!r} is unknown to reducer; skipped")
+        note(st, UNKNOWN_TYPE, None, None, f"event type {typ!r} is unknown to this reducer; skipped")
     elif event.get("cluster") != st.cluster:
         note(st, FOREIGN_CLUSTER, None, None,
              f"event of cluster {event.get('cluster')!r} in the fold of {st.cluster!r}; skipped")
@@ -83,22 +85,22 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
         key = event.get("dedupe_key") or event.get("event_id")
         if type(key) is not str:
             key = None
-        if key is not None and (key in st._seen_new or key in st._seen_old):
+        elif key in st._seen_new or key in st._seen_old:
             note(st, DUPLICATE, None, None, f"dedupe key {key!r} already applied; skipped")
+            return _take(st)
+        try:
+            h(st, event, pl, t)
+        except _BAD_PAYLOAD as e:
+            note(st, MALFORMED, None, None,
+                 f"payload of {typ}: {type(e).__name__}: {e}; nothing changed")
         else:
-            try:
-                h(st, event, pl, t)
-            except _BAD_PAYLOAD as e:
-                note(st, MALFORMED, None, None,
-                     f"payload of {typ}: {type(e).__name__}: {e}; nothing changed")
-            else:
-                if key is not None:
-                    seen = st._seen_new
-                    seen.add(key)
-                    if len(seen) >= st.retention.dedupe_window:
-                        st._seen_old = seen
-                        st._seen_new = set()
-    if not st.applied % AGE_CHECK_EVERY:
+            if key is not None:
+                seen = st._seen_new
+                seen.add(key)
+                if len(seen) >= st._dedupe_window:
+                    st._seen_old = seen
+                    st._seen_new = set()
+    if not offset & AGE_MASK:
         prune_by_age(st)
     pend = st._pending
     if pend:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kmevents.reducer.aggregates import ensure_roles, offer_closed, offer_opened, task_counted
 from kmevents.reducer.annotations import (
     DUPLICATE,
     IMPOSSIBLE,
@@ -21,7 +22,7 @@ from kmevents.reducer.annotations import (
     UNKNOWN_VALUE,
     note,
 )
-from kmevents.reducer.resources import Malformed, add_flat, add_summary, flatten, over, summarize
+from kmevents.reducer.resources import Malformed, flatten, over, summarize
 from kmevents.reducer.retention import mark, unmark
 from kmevents.reducer.state import ClusterState
 
@@ -237,6 +238,7 @@ def agent_added(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         return
     st.agents[aid] = _new_agent(aid, fields, t)
     st._dirty.add(("agent", aid))
+    st._stale.add(aid)
 
 
 def agent_reregistered(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
@@ -254,7 +256,8 @@ def agent_reregistered(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
             cur["since"] = t
     cur["reregistered_count"] += 1
     st._dirty.add(("agent", aid))
-    bad = over(cur["allocated"], cur["total"])
+    st._stale.add(aid)
+    bad = over(flatten(st._alloc.get(aid, {})), cur["total"])
     if bad:
         note(st, INVARIANT, "agent", aid, f"allocated over total after re-registration: {bad}")
 
@@ -301,18 +304,9 @@ def agent_reactivated(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 # -- roles ---------------------------------------------------------------------
 
 def _role(st: ClusterState, name: str, t: str) -> Ent:
-    r = st.roles.get(name)
-    if r is None:
-        r = st.roles[name] = {"name": name, "weight": None, "frameworks": [], "offered": {},
-                              "allocated": {}, "since": t}
+    ensure_roles(st, {name: {}}, t)
     st._dirty.add(("role", name))
-    return r
-
-
-def _roles_add(st: ClusterState, summ: dict[str, dict[str, float]], field: str,
-               sign: float, t: str) -> None:
-    for role, amts in summ.items():
-        add_flat(_role(st, role, t)[field], amts, sign)
+    return st.roles[name]
 
 
 def role_updated(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
@@ -345,16 +339,18 @@ def offer_offered(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
                       "decline_reason": None, "refuse_seconds": None, "task_ids": None}
     dirty = st._dirty
     dirty.add(("offer", oid))
+    offer_opened(st, aid, oid)
+    for role in summ:
+        if role not in st.roles:
+            ensure_roles(st, summ, t)
+            break
     ag = st.agents.get(aid)
-    if ag is not None:
-        add_summary(ag["offered"], ag["offered_by_role"], summ, 1.0)
-        dirty.add(("agent", aid))
-        if ag["status"] == "removed":
-            note(st, INVARIANT, "offer", oid, f"offer on removed agent {aid}")
-    else:
+    if ag is None:
         note(st, UNKNOWN_ENTITY, "agent", aid, f"offer {oid} on an agent not in state")
-    if summ:
-        _roles_add(st, summ, "offered", 1.0, t)
+        return
+    dirty.add(("agent", aid))
+    if ag["status"] == "removed":
+        note(st, INVARIANT, "offer", oid, f"offer on removed agent {aid}")
 
 
 def _close_offer(st: ClusterState, oid: Any, t: str, status: str) -> Ent | None:
@@ -375,15 +371,11 @@ def _close_offer(st: ClusterState, oid: Any, t: str, status: str) -> Ent | None:
         return None
     o["status"] = status
     o["since"] = t
-    summ = o["resources"]
     aid = o["agent_id"]
-    ag = st.agents.get(aid)
+    offer_closed(st, aid, oid)
     dirty = st._dirty
-    if ag is not None:
-        add_summary(ag["offered"], ag["offered_by_role"], summ, -1.0)
+    if aid in st.agents:
         dirty.add(("agent", aid))
-    if summ:
-        _roles_add(st, summ, "offered", -1.0, t)
     dirty.add(("offer", oid))
     mark(st, "offer", oid, t)
     return o
@@ -461,32 +453,29 @@ def inverse_offer_declined(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 def _new_task(tid: str, t: str) -> Ent:
     return {"id": tid, "name": None, "framework_id": None, "agent_id": None,
             "executor_id": None, "resources": {}, "labels": None, "data": None, "pod": None,
-            "offer_id": None, "state": None, "since": t, "source": None, "reason": None,
-            "message": None, "healthy": None, "uuid": None, "status_timestamp": None,
+            "offer_id": None, "state": None, "since": t, "status": None,
             "first_seen": t, "launched_at": None, "kill_requested": None, "recent_uuids": []}
 
 
 def _account_task(st: ClusterState, task: Ent, sign: float, t: str) -> None:
-    """Add (sign=1) or remove (sign=-1) the task's resources from its agent and roles.
+    """Add (sign=1) or remove (sign=-1) the task's resources from its agent's allocation.
 
     Called exactly when the task crosses the ALLOCATED boundary (or its
     resources/agent change while inside it), so an agent's ``allocated`` is
-    always the sum over its tasks in STAGING, STARTING, RUNNING or KILLING.
+    always the sum over its tasks in STAGING, STARTING, RUNNING or KILLING
+    (aggregates.py turns the running sums into entity fields when read).
     """
     summ = task["resources"]
-    if not summ:
-        return
     aid = task["agent_id"]
-    ag = st.agents.get(aid) if aid is not None else None
-    if ag is not None:
-        add_summary(ag["allocated"], ag["allocated_by_role"], summ, sign)
+    if not summ or aid is None:
+        return
+    ensure_roles(st, summ, t)
+    if aid in st.agents:
         st._dirty.add(("agent", aid))
-        if sign > 0:
-            bad = over(ag["allocated"], ag["total"])
-            if bad:
-                note(st, INVARIANT, "agent", aid,
-                     f"allocated over total for {bad} after task {task['id']} started counting")
-    _roles_add(st, summ, "allocated", sign, t)
+    bad = task_counted(st, aid, summ, sign)
+    if bad:
+        note(st, INVARIANT, "agent", aid,
+             f"allocated over total for {bad} after task {task['id']} started counting")
 
 
 def _transition(st: ClusterState, task: Ent, old: str | None, new: str, t: str) -> None:
@@ -547,12 +536,8 @@ def task_status_updated(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     tid = s["task_id"]
     state = s["state"]
     uuid = s.get("uuid")
-    if type(tid) is not str or type(state) is not str:
-        raise Malformed("status.task_id and status.state must be strings")
-    if uuid is not None and type(uuid) is not str:
-        raise Malformed("status.uuid must be a string or null")
-    state = _INTERN.get(state, state)
-    reason = s.get("reason")
+    if type(tid) is not str or type(state) is not str or (uuid is not None and type(uuid) is not str):
+        raise Malformed("status.task_id, status.state must be strings, status.uuid a string or null")
     task = st.tasks.get(tid)
     if task is None:
         aid = _opt_str(s.get("agent_id"), "status.agent_id")
@@ -563,32 +548,25 @@ def task_status_updated(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         st.tasks[tid] = task
         note(st, UNKNOWN_ENTITY, "task", tid,
              "status update for a task not in state (never launched here, or pruned); created from it")
-    else:
-        if uuid is not None and uuid in task["recent_uuids"]:
-            note(st, DUPLICATE, "task", tid, f"status uuid {uuid} already applied")
-            return
-    old = task["state"]
-    if old is not None and _refused(st, tid, old, state):
+    elif uuid is not None and uuid in task["recent_uuids"]:
+        note(st, DUPLICATE, "task", tid, f"status uuid {uuid} already applied")
         return
-    # A reconciliation update is the master's short answer ("the task is
-    # RUNNING"): it carries no labels or data, and must not wipe the ones the
-    # executor's own updates left on the task.
-    recon = reason == RECONCILIATION
-    task["source"] = s.get("source")
-    task["reason"] = reason
-    task["message"] = s.get("message")
-    task["uuid"] = uuid
-    task["status_timestamp"] = s.get("timestamp")
-    h = s.get("healthy")
-    if h is not None or not recon:
-        task["healthy"] = h
-    if not recon:
-        v = s.get("labels")
-        if v is not None:
-            task["labels"] = v
-        v = s.get("data")
-        if v is not None:
-            task["data"] = v
+    old = task["state"]
+    if old != state:
+        state = _INTERN.get(state, state)
+        if old is not None and _refused(st, tid, old, state):
+            return
+    elif old in TERMINAL:
+        note(st, DUPLICATE, "task", tid, f"task already {old}")
+        return
+    prev = task["status"]
+    if s.get("reason") == RECONCILIATION and prev is not None:
+        # A reconciliation update is the master's short answer ("the task is
+        # RUNNING"): it carries no labels, data or health, and must not wipe
+        # the ones the executor's own updates left on the task.
+        s = dict(s, labels=prev.get("labels"), data=prev.get("data"),
+                 healthy=prev.get("healthy") if s.get("healthy") is None else s["healthy"])
+    task["status"] = s
     if uuid is not None:
         seen = task["recent_uuids"]
         if len(seen) >= st.retention.uuids_per_task:

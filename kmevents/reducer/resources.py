@@ -42,13 +42,13 @@ def summarize(resources: Any) -> Summary:
     for r in resources:
         name = r["name"]
         role = r.get("role") or "*"
+        s = r.get("scalar")
         if type(name) is not str or type(role) is not str:
             raise Malformed("resource name and role must be strings")
-        s = r.get("scalar")
         if s is None:
             rg = r.get("ranges")
-            if rg is None:
-                continue  # a set-typed resource: nothing to add up
+            if not rg:
+                continue  # a set-typed resource, or no ranges: nothing to add up
             amt = 0.0
             for b, e in rg:
                 if type(b) is not int or type(e) is not int or e < b:
@@ -61,12 +61,12 @@ def summarize(resources: Any) -> Summary:
         d = out.get(role)
         if d is None:
             d = out[role] = {}
-        v = _q(d.get(name, 0.0) + amt)
+        v = ((d.get(name, 0.0) + amt) * 1000.0 + 0.5) // 1.0 / 1000.0
         if v:
             d[name] = v
-        elif name in d:
-            del d[name]
-    return {role: d for role, d in out.items() if d}
+    for role in [role for role, d in out.items() if not d]:
+        del out[role]
+    return out
 
 
 def flatten(summary: Summary) -> dict[str, float]:

@@ -8,7 +8,7 @@ event that made the entity terminal, oldest first. An entity leaves live
 state when
 
 - its index grows past the kind's count limit (the oldest goes first), or
-- every ``AGE_CHECK_EVERY`` applied events, when it became terminal more than
+- at every offset that is a multiple of ``AGE_CHECK_EVERY``, when it became terminal more than
   ``max_age_seconds`` of *source time* before the newest ``occurred_at`` seen
   (never the wall clock: the fold reads no clock).
 
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kmevents.reducer.state import ClusterState
 
-#: Age pruning runs when the applied-event count is a multiple of this.
+#: Age pruning runs when the event's offset is a multiple of this (a power of two).
 AGE_CHECK_EVERY = 1024
 
 #: Kinds that have a terminal index, and the Retention field that limits each.
@@ -95,7 +95,7 @@ def mark(st: ClusterState, kind: str, eid: str, t: str) -> None:
     if eid in idx:
         return
     idx[eid] = t
-    if len(idx) > st.retention.limit(kind):
+    if len(idx) > st._limits[kind]:
         old, _ = idx.popitem(last=False)
         _drop(st, kind, old)
 
@@ -123,7 +123,7 @@ def prune_by_age(st: ClusterState) -> None:
     """Drop terminal entities older than ``max_age_seconds`` before the newest source time."""
     age = st.retention.max_age_seconds
     newest = st.max_occurred_at
-    if age is None or newest is None:
+    if age is None or not newest:
         return
     try:
         cutoff = _fmt(_parse(newest) - dt.timedelta(seconds=age))

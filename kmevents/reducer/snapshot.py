@@ -3,13 +3,15 @@
 The bytes are ``orjson.dumps(doc, OPT_SORT_KEYS)`` of::
 
     {"format": "kmevents.reducer.snapshot/1",
-     "cluster": "c1", "partition": 0, "offset": 41, "applied": 42,
+     "cluster": "c1", "partition": 0, "offset": 41,
      "chain_hash": "..." | null, "reducer_version": 1,
      "last_occurred_at": "...", "max_occurred_at": "...",
      "retention": {...Retention fields...},
      "entities": {kind: {id: value}},
      "terminal": {kind: [[id, occurred_at], ...]},   # retention order, oldest first
-     "dedupe": {"new": [sorted keys], "old": [sorted keys]}}
+     "dedupe": {"new": [sorted keys], "old": [sorted keys]},
+     "allocation": {agent_id: {role: {name: amount}}},     # aggregates.py
+     "contributions": {agent_id: [allocated_by_role, offered_by_role]}}
 
 Everything the fold reads later is in it (dedupe window, retention order), so
 ``fold(suffix, state=load(dump(fold(prefix))))`` equals ``fold(prefix+suffix)``.
@@ -26,6 +28,8 @@ from typing import Any
 import orjson
 
 from kmevents.errors import CheckFailed
+from kmevents.reducer.aggregates import materialize
+from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
 from kmevents.reducer.retention import RETAINED_KINDS, Retention
 from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState
 
@@ -38,20 +42,22 @@ class SnapshotError(CheckFailed):
 
 def document(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
     """The snapshot as a dict (shares the live entity dicts: serialise it at once)."""
+    materialize(st)
     return {
         "format": FORMAT,
         "cluster": st.cluster,
         "partition": st.partition,
         "offset": st.offset,
-        "applied": st.applied,
         "chain_hash": chain_hash,
         "reducer_version": REDUCER_VERSION,
         "last_occurred_at": st.last_occurred_at,
-        "max_occurred_at": st.max_occurred_at,
+        "max_occurred_at": st.max_occurred_at or None,
         "retention": st.retention.to_dict(),
         "entities": {k: t for k, t in st._tables.items()},
         "terminal": {k: [[i, t] for i, t in idx.items()] for k, idx in st._terminal.items()},
         "dedupe": {"new": sorted(st._seen_new), "old": sorted(st._seen_old)},
+        "allocation": st._alloc,
+        "contributions": {aid: list(c) for aid, c in st._contrib.items()},
     }
 
 
@@ -77,15 +83,17 @@ def load(data: bytes) -> ClusterState:
     st = ClusterState(doc["cluster"], Retention.from_dict(doc["retention"]))
     st.partition = doc["partition"]
     st.offset = doc["offset"]
-    st.applied = doc["applied"]
     st.last_occurred_at = doc["last_occurred_at"]
-    st.max_occurred_at = doc["max_occurred_at"]
+    st.max_occurred_at = doc["max_occurred_at"] or ""
     for kind in KINDS:
         st._tables[kind].update(doc["entities"].get(kind, {}))
     for kind in RETAINED_KINDS:
         st._terminal[kind] = OrderedDict((i, t) for i, t in doc["terminal"].get(kind, []))
     st._seen_new = set(doc["dedupe"]["new"])
     st._seen_old = set(doc["dedupe"]["old"])
+    st._alloc = doc["allocation"]
+    st._contrib = {aid: (c[0], c[1]) for aid, c in doc["contributions"].items()}
+    rebuild_offer_index(st)
     rebuild_indexes(st)
     return st
 

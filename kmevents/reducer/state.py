@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from kmevents.reducer.retention import Retention, new_indexes
+from kmevents.reducer.aggregates import materialize
+from kmevents.reducer.retention import RETAINED_KINDS, Retention, new_indexes
 
 #: Version of the fold logic. Checkpoints and snapshots record it; bump it
 #: whenever the same log would fold to different entity values.
@@ -33,8 +34,9 @@ class ClusterState:
         "cluster", "retention", "kinds",
         "clusters", "frameworks", "agents", "offers", "inverse_offers", "tasks", "executors",
         "pods", "namespaces", "nodes", "rcs", "services", "roles", "_tables",
-        "partition", "offset", "applied", "last_occurred_at", "max_occurred_at",
+        "partition", "offset", "last_occurred_at", "max_occurred_at", "_dedupe_window", "_limits",
         "_seen_new", "_seen_old", "_terminal", "_dirty", "_pending", "_ev",
+        "_stale", "_alloc", "_contrib", "_agent_offers",
         "_pods_by_ns", "_rcs_by_ns", "_svcs_by_ns", "_rc_members", "_svc_members",
     )
 
@@ -65,16 +67,24 @@ class ClusterState:
         self.partition: int | None = None
         #: offset of the last applied event (-1: nothing applied)
         self.offset = -1
-        #: events applied so far (drives the age-pruning cadence)
-        self.applied = 0
         self.last_occurred_at: str | None = None
-        self.max_occurred_at: str | None = None
+        #: newest occurred_at seen ("" before any event; drives age retention)
+        self.max_occurred_at = ""
+        self._dedupe_window = self.retention.dedupe_window
+        self._limits = {k: self.retention.limit(k) for k in RETAINED_KINDS}
         self._seen_new: set[str] = set()
         self._seen_old: set[str] = set()
         self._terminal = new_indexes()
         self._dirty: set[tuple[str, str]] = set()
         self._pending: list[dict[str, Any]] = []
         self._ev: Any = None
+        # resource totals (aggregates.py): agents whose totals must be recomputed,
+        # running allocation per agent and role, what each agent last pushed into
+        # the roles (allocated, offered), outstanding offers per agent
+        self._stale: set[str] = set()
+        self._alloc: dict[str, dict[str, dict[str, float]]] = {}
+        self._contrib: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._agent_offers: dict[str, dict[str, None]] = {}
         # derived indexes (rebuilt on snapshot load)
         self._pods_by_ns: dict[str, set[str]] = {}
         self._rcs_by_ns: dict[str, set[str]] = {}
@@ -96,10 +106,14 @@ class ClusterState:
 
         The dict is live: do not mutate it; copy it to keep it past the next ``apply``.
         """
+        if self._stale:
+            materialize(self)
         return self._tables[kind].get(id)
 
     def entities(self, kind: str) -> Iterable[tuple[str, dict[str, Any]]]:
         """``(id, value)`` pairs of one kind, in no particular order (live dicts)."""
+        if self._stale:
+            materialize(self)
         return self._tables[kind].items()
 
     def count(self, kind: str) -> int:
@@ -111,6 +125,8 @@ class ClusterState:
         Removed ones (deleted, or pruned by retention) are in the set too; for
         them ``entity(kind, id)`` is None, which tells the processor to delete the key.
         """
+        if self._stale:
+            materialize(self)
         d = self._dirty
         self._dirty = set()
         return d
@@ -123,7 +139,8 @@ class ClusterState:
     @property
     def last_event_times(self) -> dict[str, str | None]:
         """``occurred_at`` of the last applied event, and the newest one seen."""
-        return {"last_occurred_at": self.last_occurred_at, "max_occurred_at": self.max_occurred_at}
+        return {"last_occurred_at": self.last_occurred_at,
+                "max_occurred_at": self.max_occurred_at or None}
 
     def terminal_ids(self, kind: str) -> Iterator[str]:
         """Ids of retained terminal entities of ``kind``, oldest first."""

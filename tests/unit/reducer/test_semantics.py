@@ -1,0 +1,326 @@
+"""Reducer semantics, one test per rule of issue 4 (named after the rule)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from kmevents.reducer import ClusterState, Retention, apply, fold
+from tests.unit.reducer.streams import Log, entities
+
+TERMINAL = ["TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_DROPPED",
+            "TASK_GONE", "TASK_GONE_BY_OPERATOR"]
+PARKED = ["TASK_LOST", "TASK_UNREACHABLE", "TASK_UNKNOWN"]
+
+
+def kinds(anns: list[dict]) -> list[str]:
+    return [a["kind"] for a in anns]
+
+
+def running_task(log: Log, state: str = "TASK_RUNNING") -> tuple[ClusterState, list[dict]]:
+    return fold([log.agent_added("a1"), log.launched("t1", "a1"),
+                 log.status("t1", state, uuid="u-run")], cluster="c1")
+
+
+@pytest.mark.parametrize("terminal", TERMINAL)
+def test_terminal_task_states_are_final(terminal: str) -> None:
+    log = Log()
+    st, _ = running_task(log)
+    apply(st, log.status("t1", terminal, uuid="u-end"))
+    before = entities(st)
+    anns = apply(st, log.status("t1", "TASK_RUNNING", uuid="u-again"))
+    assert kinds(anns) == ["impossible"]
+    assert anns[0]["entity"] == {"kind": "task", "id": "t1"}
+    assert entities(st) == before
+    assert st.entity("task", "t1")["state"] == terminal
+    assert st.entity("agent", "a1")["allocated"] == {}
+
+
+@pytest.mark.parametrize("parked", PARKED)
+def test_lost_unreachable_unknown_are_not_terminal_but_stop_counting(parked: str) -> None:
+    log = Log()
+    st, _ = running_task(log)
+    assert st.entity("agent", "a1")["allocated"] == {"cpus": 0.5, "mem": 256.0}
+    apply(st, log.status("t1", parked, uuid="u-parked"))
+    assert st.entity("agent", "a1")["allocated"] == {}
+    assert st.entity("role", "*")["allocated"] == {}
+    assert st.entity("task", "t1")["state"] == parked
+    # not terminal: it may come back
+    assert apply(st, log.status("t1", "TASK_RUNNING", uuid="u-back")) == []
+
+
+def test_lost_task_reporting_running_counts_again() -> None:
+    log = Log()
+    st, _ = running_task(log)
+    apply(st, log.status("t1", "TASK_LOST", uuid="u-lost", reason="REASON_AGENT_DISCONNECTED"))
+    apply(st, log.status("t1", "TASK_RUNNING", uuid="u-back"))
+    assert st.entity("task", "t1")["state"] == "TASK_RUNNING"
+    assert st.entity("agent", "a1")["allocated"] == {"cpus": 0.5, "mem": 256.0}
+    assert list(st.terminal_ids("task")) == []  # left the retention index
+
+
+def test_status_update_delivered_twice_changes_no_entity() -> None:
+    log = Log()
+    st, _ = running_task(log)
+    st.take_dirty()
+    before = entities(st)
+    # same uuid, but a different dedupe key (e.g. beyond the global window): per-task memory
+    anns = apply(st, log.status("t1", "TASK_RUNNING", uuid="u-run", healthy=False))
+    assert kinds(anns) == ["duplicate"]
+    # same dedupe key: the global window
+    first = log.status("t1", "TASK_FINISHED", uuid="u-fin", key="same")
+    apply(st, first)
+    after_first = entities(st)
+    st.take_dirty()
+    anns = apply(st, dict(first, event_id="other-delivery"))
+    assert kinds(anns) == ["duplicate"]
+    assert entities(st) == after_first != before
+    assert st.take_dirty() == set()
+
+
+def test_reconciliation_updates_never_clobber_data_or_labels() -> None:
+    log = Log()
+    st, _ = fold([log.agent_added("a1"), log.launched("t1", "a1"),
+                  log.status("t1", "TASK_RUNNING", uuid="u1", labels={"k": "v"}, data="ZGF0YQ==",
+                             healthy=True)], cluster="c1")
+    apply(st, log.status("t1", "TASK_RUNNING", reason="REASON_RECONCILIATION",
+                         source="SOURCE_MASTER"))
+    task = st.entity("task", "t1")
+    assert task["status"]["labels"] == {"k": "v"}
+    assert task["status"]["data"] == "ZGF0YQ=="
+    assert task["status"]["healthy"] is True
+    assert task["status"]["source"] == "SOURCE_MASTER"
+    assert task["status"]["reason"] == "REASON_RECONCILIATION"
+    # a reconciliation that changes the state still keeps them
+    apply(st, log.status("t1", "TASK_LOST", reason="REASON_RECONCILIATION", source="SOURCE_MASTER"))
+    assert st.entity("task", "t1")["status"]["labels"] == {"k": "v"}
+    assert st.entity("task", "t1")["state"] == "TASK_LOST"
+
+
+def test_removed_agent_failure_update_rescind_converge_in_any_order() -> None:
+    log = Log()
+    setup = [log.agent_added("a1"), log.offer("o1", "a1"), log.launched("t1", "a1"),
+             log.status("t1", "TASK_RUNNING", uuid="u1")]
+    tail = [log.agent_removed("a1"),
+            log.status("t1", "TASK_LOST", uuid="u2", reason="REASON_AGENT_REMOVED",
+                       source="SOURCE_MASTER"),
+            log.offer_closed("rescinded", "o1")]
+    results = []
+    for order in itertools.permutations(tail):
+        st, _ = fold(setup + list(order), cluster="c1")
+        results.append(entities(st))
+    assert all(r == results[0] for r in results)
+    agent = results[0]["agent"]["a1"]
+    assert agent["status"] == "removed"
+    assert agent["allocated"] == {} and agent["offered"] == {}
+    assert results[0]["offer"]["o1"]["status"] == "rescinded"
+    assert results[0]["task"]["t1"]["state"] == "TASK_LOST"
+
+
+def test_master_failover_task_readded_is_not_duplicated() -> None:
+    log = Log()
+    st, _ = running_task(log)
+    apply(st, log.ev("master.elected", {"master": {"id": "m2", "hostname": "m2", "ip": "1.1.1.2",
+                                                   "port": 5050, "version": "1.11"},
+                                        "previous_master_id": "m1"}))
+    before = entities(st)["task"]
+    anns = apply(st, log.added("t1", "a1", "TASK_RUNNING"))
+    assert kinds(anns) == ["duplicate"]
+    assert st.count("task") == 1
+    assert entities(st)["task"] == before
+    assert st.entity("agent", "a1")["allocated"] == {"cpus": 0.5, "mem": 256.0}
+    # re-announced in another state: one entity, one transition
+    apply(st, log.added("t1", "a1", "TASK_KILLING"))
+    assert st.count("task") == 1
+    assert st.entity("task", "t1")["state"] == "TASK_KILLING"
+    assert st.entity("agent", "a1")["allocated"] == {"cpus": 0.5, "mem": 256.0}
+    cluster = st.entity("cluster", "c1")
+    assert cluster["failover_count"] == 1
+    assert [(f["from"], f["to"]) for f in cluster["failovers"]] == [("m1", "m2")]
+
+
+def test_resource_accounting_allocated_and_offered_are_sums() -> None:
+    log = Log()
+    st, _ = fold([log.agent_added("a1", cpus=4, mem=4096), log.offer("o1", "a1", 0.1, 100),
+                  log.offer("o2", "a1", 0.2, 200, role="k8s"), log.launched("t1", "a1", 0.1, 10),
+                  log.launched("t2", "a1", 0.2, 20), log.launched("t3", "a1", 0.3, 30, role="k8s"),
+                  log.status("t2", "TASK_FINISHED", uuid="x"), log.offer_closed("declined", "o1",
+                                                                               reason="compat")],
+                 cluster="c1")
+    a = st.entity("agent", "a1")
+    assert a["allocated"] == {"cpus": 0.4, "mem": 40.0}
+    assert a["allocated_by_role"] == {"*": {"cpus": 0.1, "mem": 10.0}, "k8s": {"cpus": 0.3, "mem": 30.0}}
+    assert a["offered"] == {"cpus": 0.2, "mem": 200.0}
+    assert a["offered_by_role"] == {"k8s": {"cpus": 0.2, "mem": 200.0}}
+    assert st.entity("role", "k8s")["allocated"] == {"cpus": 0.3, "mem": 30.0}
+    assert st.entity("role", "k8s")["offered"] == {"cpus": 0.2, "mem": 200.0}
+    assert st.entity("role", "*")["offered"] == {}
+    assert st.entity("offer", "o1")["decline_reason"] == "compat"
+
+
+def test_fixed_point_sums_do_not_drift() -> None:
+    log = Log()
+    evs = [log.agent_added("a1", cpus=100)]
+    for i in range(30):
+        evs.append(log.launched(f"t{i}", "a1", 0.1, 1))
+    for i in range(29):
+        evs.append(log.status(f"t{i}", "TASK_FINISHED", uuid=f"u{i}"))
+    st, _ = fold(evs, cluster="c1")
+    assert st.entity("agent", "a1")["allocated"] == {"cpus": 0.1, "mem": 1.0}
+
+
+def test_rc_observed_replicas_are_matching_running_pods() -> None:
+    log = Log()
+    st, _ = fold([log.rc("web", "fe", {"app": "fe"}),
+                  log.pod("web", "p1", "u1", {"app": "fe"}, phase="Pending", ready=False),
+                  log.pod("web", "p2", "u2", {"app": "fe"}),
+                  log.pod("web", "p3", "u3", {"app": "be"}),
+                  log.pod("other", "p4", "u4", {"app": "fe"})], cluster="c1")
+    rc = st.entity("rc", "web/fe")
+    assert (rc["observed_replicas"], rc["matching_not_running"]) == (1, 1)
+    apply(st, log.pod("web", "p1", "u1", {"app": "fe"}))
+    assert st.entity("rc", "web/fe")["observed_replicas"] == 2
+    apply(st, log.pod("web", "p2", "u2", {"app": "xx"}))
+    apply(st, log.pod_deleted("web", "p1", "u1"))
+    assert st.entity("rc", "web/fe")["observed_replicas"] == 0
+    apply(st, log.rc("web", "fe", {"app": "xx"}))  # selector change rescans
+    assert st.entity("rc", "web/fe")["observed_replicas"] == 1
+
+
+def test_derived_endpoints_are_ready_matching_pods_and_disagreement_is_annotated() -> None:
+    log = Log()
+    st, _ = fold([log.pod("web", "p1", "u1", {"app": "fe"}),
+                  log.pod("web", "p2", "u2", {"app": "fe"}, ready=False),
+                  log.pod("other", "p3", "u3", {"app": "fe"}),
+                  log.service("web", "fe", {"app": "fe"})], cluster="c1")
+    assert st.entity("service", "web/fe")["endpoints_derived"] == ["web/p1"]
+    assert apply(st, log.endpoints("web", "fe", ["p1"])) == []
+    anns = apply(st, log.endpoints("web", "fe", ["p1", "p2"]))
+    assert kinds(anns) == ["invariant"] and "web/p2" in anns[0]["message"]
+    assert st.entity("service", "web/fe")["endpoints_observed"]["addresses"][1]["pod"]["name"] == "p2"
+
+
+def test_unknown_type_is_skipped_with_annotation() -> None:
+    log = Log()
+    st, _ = running_task(log)
+    before = entities(st)
+    anns = apply(st, log.ev("task.teleported", {"task_id": "t1"}), partition=3, offset=99)
+    assert kinds(anns) == ["unknown_type"]
+    assert (anns[0]["partition"], anns[0]["offset"]) == (3, 99)
+    assert anns[0]["event_id"] == f"e{log.n}"
+    assert entities(st) == before and st.position == (3, 99)
+
+
+@pytest.mark.parametrize("payload", [
+    {}, {"status": None}, {"status": {"task_id": 7, "state": "TASK_RUNNING"}},
+    {"status": {"task_id": "t1", "state": "TASK_RUNNING", "uuid": ["x"]}},
+])
+def test_malformed_payload_changes_nothing(payload: dict) -> None:
+    log = Log()
+    st, _ = running_task(log)
+    before = entities(st)
+    anns = apply(st, log.ev("task.status_updated", payload))
+    assert kinds(anns) == ["malformed"]
+    assert entities(st) == before
+
+
+def test_malformed_envelope_is_annotated() -> None:
+    st = ClusterState.empty("c1")
+    for bad in (None, [], {"type": "task.added"}, {"type": "x", "occurred_at": 5, "payload": {}}):
+        assert kinds(apply(st, bad)) == ["malformed"]
+    assert st.offset == 3
+
+
+def test_offer_accepted_after_rescind_is_annotated() -> None:
+    log = Log()
+    st, _ = fold([log.agent_added("a1"), log.offer("o1", "a1"), log.offer_closed("rescinded", "o1")],
+                 cluster="c1")
+    anns = apply(st, log.offer_closed("accepted", "o1", task_ids=["t1"]))
+    assert kinds(anns) == ["invariant"]
+    assert st.entity("offer", "o1")["status"] == "rescinded"
+
+
+def test_task_running_on_removed_agent_is_annotated() -> None:
+    log = Log()
+    st, _ = fold([log.agent_added("a1"), log.launched("t1", "a1"), log.agent_removed("a1")],
+                 cluster="c1")
+    anns = apply(st, log.status("t1", "TASK_RUNNING", uuid="u1"))
+    assert kinds(anns) == ["invariant"] and "removed agent" in anns[0]["message"]
+
+
+def test_allocated_over_total_is_annotated() -> None:
+    log = Log()
+    st, _ = fold([log.agent_added("a1", cpus=1.0)], cluster="c1")
+    assert apply(st, log.launched("t1", "a1", cpus=0.6)) == []
+    anns = apply(st, log.launched("t2", "a1", cpus=0.6))
+    assert kinds(anns) == ["invariant"] and "over total" in anns[0]["message"]
+
+
+def test_stale_status_after_killing_is_ignored() -> None:
+    log = Log()
+    st, _ = running_task(log, "TASK_KILLING")
+    anns = apply(st, log.status("t1", "TASK_STARTING", uuid="late"))
+    assert kinds(anns) == ["stale"]
+    assert st.entity("task", "t1")["state"] == "TASK_KILLING"
+
+
+def test_unknown_task_state_is_kept_and_annotated() -> None:
+    log = Log()
+    st, _ = running_task(log)
+    anns = apply(st, log.status("t1", "TASK_TELEPORTED", uuid="u9"))
+    assert kinds(anns) == ["unknown_value"]
+    assert st.entity("task", "t1")["state"] == "TASK_TELEPORTED"
+    assert st.entity("agent", "a1")["allocated"] == {}
+
+
+def test_since_is_the_time_of_entering_the_current_condition() -> None:
+    log = Log()
+    st, _ = running_task(log)
+    running_since = st.entity("task", "t1")["since"]
+    apply(st, log.status("t1", "TASK_RUNNING", uuid="health", healthy=False))
+    assert st.entity("task", "t1")["since"] == running_since
+    fin = log.status("t1", "TASK_FINISHED", uuid="fin")
+    apply(st, fin)
+    assert st.entity("task", "t1")["since"] == fin["occurred_at"]
+
+
+def test_retention_prunes_oldest_terminal_and_reports_removal() -> None:
+    log = Log()
+    st = ClusterState.empty("c1", Retention(max_terminal_tasks=2))
+    for e in [log.agent_added("a1")] + [log.launched(f"t{i}", "a1") for i in range(3)]:
+        apply(st, e)
+    st.take_dirty()
+    for i in range(3):
+        apply(st, log.status(f"t{i}", "TASK_FINISHED", uuid=f"u{i}"))
+    dirty = st.take_dirty()
+    assert ("task", "t0") in dirty and st.entity("task", "t0") is None
+    assert st.entity("task", "t1") is not None and list(st.terminal_ids("task")) == ["t1", "t2"]
+
+
+def test_retention_by_age_uses_source_time() -> None:
+    log = Log()
+    st = ClusterState.empty("c1", Retention(max_age_seconds=1.0))
+    evs = [log.agent_added("a1"), log.launched("t1", "a1"), log.status("t1", "TASK_FAILED", uuid="f")]
+    for e in evs:
+        apply(st, e)
+    # events 1 ms apart (Log): 2000 more events is 2 s of source time, past the age check
+    for i in range(2000):
+        apply(st, log.ev("master.error", {"message": f"m{i}"}))
+    assert st.entity("task", "t1") is None
+
+
+def test_take_dirty_reports_changed_created_and_deleted() -> None:
+    log = Log()
+    st, _ = fold([log.pod("web", "p1", "u1", {"app": "fe"}), log.rc("web", "fe", {"app": "fe"})],
+                 cluster="c1")
+    assert st.take_dirty() == {("pod", "web/p1"), ("rc", "web/fe")}
+    assert st.take_dirty() == set()
+    apply(st, log.ev("replication_controller.deleted", {"namespace": "web", "name": "fe"}))
+    assert st.take_dirty() == {("rc", "web/fe")} and st.entity("rc", "web/fe") is None
+
+
+def test_foreign_cluster_events_are_skipped() -> None:
+    st = ClusterState.empty("c1")
+    anns = apply(st, Log("c2").agent_added("a1"))
+    assert kinds(anns) == ["foreign_cluster"] and st.entity("agent", "a1") is None
