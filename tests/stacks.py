@@ -48,11 +48,10 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def native(tmp: Path) -> TestStack:
-    from kmevents.stack import Stack
-
+def session_settings(tmp: Path) -> Settings:
+    """Settings of a session's stack (native or containers): free ports on 127.0.0.1, home in ``tmp``."""
     kport, eport = _free_ports(2)
-    settings = load({
+    return load({
         "stack.home": str(tmp),
         "stack.kafka_port": kport,
         "stack.kafka_controller_port": kport + 1,
@@ -61,6 +60,12 @@ def native(tmp: Path) -> TestStack:
         "stack.kafka_heap": "768m",
         "kafka.partitions": 3,
     })
+
+
+def native(tmp: Path) -> TestStack:
+    from kmevents.stack import Stack
+
+    settings = session_settings(tmp)
     stack = Stack(settings)
     stack.up()
 
