@@ -210,9 +210,14 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     volumes = _volumes(p.get("volumes"), node_name or binding_host)
     rcs: set[str] = set()
     svcs: set[str] = set()
-    if cur is not None:
+    # Memberships depend on labels, phase and readiness only: most upserts
+    # (container restarts, annotations) leave them alone.
+    same_uid = cur is not None and cur["uid"] == uid
+    reindex = not (same_uid and cur["labels"] == labels and cur["phase"] == phase
+                   and cur["ready"] == ready)
+    if cur is not None and reindex:
         _unindex_pod(st, cur, rcs, svcs)
-    if cur is None or cur["uid"] != uid:
+    if not same_uid:
         if cur is not None:
             if cur["deleted"] is None:
                 note(st, INVARIANT, "pod", pid,
@@ -238,8 +243,9 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     pod["containers"] = containers
     for f, v in mapped.items():
         pod[f] = v
-    _index_pod(st, pod, rcs, svcs)
-    _refresh(st, rcs, svcs)
+    if reindex:
+        _index_pod(st, pod, rcs, svcs)
+        _refresh(st, rcs, svcs)
     st._dirty.add(("pod", pid))
 
 

@@ -53,13 +53,13 @@ class Retention:
 
     #: terminal tasks (FINISHED, FAILED, KILLED, ERROR, DROPPED, GONE,
     #: GONE_BY_OPERATOR) plus tasks parked in LOST/UNREACHABLE/UNKNOWN; k8sm keeps 1024.
-    max_terminal_tasks: int = 100_000
+    max_terminal_tasks: int = 20_000
     #: accepted, declined, rescinded and expired offers (and closed inverse offers).
-    max_closed_offers: int = 50_000
+    max_closed_offers: int = 10_000
     #: removed agents.
     max_removed_agents: int = 10_000
     #: deleted pods.
-    max_deleted_pods: int = 100_000
+    max_deleted_pods: int = 20_000
     #: removed frameworks and executors.
     max_terminal_other: int = 10_000
     #: drop terminal entities this much source time after they became terminal
