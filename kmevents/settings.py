@@ -98,6 +98,28 @@ class StackSettings(BaseModel):
     start_timeout_seconds: float = Field(60.0, gt=0)
 
 
+class ApiToken(BaseModel):
+    """A bearer token of the HTTP API and what it may do."""
+
+    token: SecretStr
+    name: str = Field("", description="who holds it (shown in logs, never the token)")
+    scopes: list[Literal["read", "ingest"]] = Field(default_factory=lambda: ["read"])
+    clusters: list[str] | None = Field(None, description="clusters it may see; None = all")
+    namespaces: list[str] | None = Field(None, description="namespaces it may see; None = all")
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API (``kmevents api``): where it listens and who may call it."""
+
+    host: str = Field("127.0.0.1", description="bind address (loopback by default)")
+    port: int = Field(8080, ge=0, le=65535)
+    tokens: list[ApiToken] = Field(default_factory=list, description="KMEVENTS_API__TOKENS as JSON")
+    max_body_bytes: int = Field(16 * 1024 * 1024, description="largest accepted request body")
+    max_events_per_request: int = Field(50_000)
+    max_in_flight_events: int = Field(200_000, ge=0, description="above this, ingest answers 429")
+    cors_origins: list[str] = Field(default_factory=list, description="CORS is off when empty")
+
+
 class Settings(BaseSettings):
     """Everything a kmevents process needs to know about its surroundings."""
 
@@ -109,6 +131,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     etcd: EtcdSettings = Field(default_factory=EtcdSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     log_format: Literal["text", "json"] = "text"
     _derived: set[str] = PrivateAttr(default_factory=set)
 

@@ -2,10 +2,12 @@
 
 For each submitted object, in order:
 
-1. redaction (``redact.Redactor``) — before anything is validated, encoded,
-   written or hashed;
-2. strict validation (``kmevents.contract.validate_event``): v0 spellings become
-   v1, ``dedupe_key`` and ``event_id`` are derived when absent;
+1. strict validation (``kmevents.contract.validate_event``): v0 spellings become
+   v1, ``dedupe_key`` and ``event_id`` are derived when absent; the result is
+   a fresh canonical dict (the contract refuses unknown fields, so nothing
+   unmodelled can carry a secret through);
+2. redaction (``redact.Redactor``) of that canonical dict — before anything is
+   encoded, written or hashed;
 3. the size limit (``max_event_bytes`` of the canonical bytes);
 4. the cluster's partition from the persistent map;
 5. an idempotent producer (``enable_idempotence``, ``acks=all``).
@@ -22,7 +24,6 @@ records it as a ``duplicate`` annotation, so derived state does not change.
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,15 +112,14 @@ class Ingestor:
     def prepare(self, index: int, obj: Any) -> tuple[Result, bytes | None, dict[str, Any] | None]:
         """Redact, validate and encode one object (no I/O)."""
         res = Result(index=index, ok=False)
-        if isinstance(obj, dict):
-            obj = copy.deepcopy(obj)
-            res.redacted = [f"payload.{p}" for p in self.redactor(obj)]
-            res.event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
+        if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
+            res.event_id = obj["event_id"]
         try:
             canonical, warnings = validate_event(obj)
         except ContractViolation as exc:
             res.errors = list(exc.errors)
             return res, None, None
+        res.redacted = [f"payload.{p}" for p in self.redactor(canonical)]
         res.warnings = [str(w) for w in warnings]
         res.event_id = canonical["event_id"]
         res.cluster = canonical["cluster"]

@@ -54,9 +54,12 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("task.added", "task.data"),
     Rule("task.status_updated", "status.data"),
     Rule("pod.upserted", "pod.annotations[kubectl.kubernetes.io/last-applied-configuration]", "drop_key"),
-    Rule("*", "*.labels", "mask_secret_keys"),
-    Rule("*", "*.annotations", "mask_secret_keys"),
-    Rule("*", "labels", "mask_secret_keys"),
+    Rule("task.launched", "task.labels", "mask_secret_keys"),
+    Rule("task.added", "task.labels", "mask_secret_keys"),
+    Rule("task.status_updated", "status.labels", "mask_secret_keys"),
+    Rule("pod.upserted", "pod.labels", "mask_secret_keys"),
+    Rule("pod.upserted", "pod.annotations", "mask_secret_keys"),
+    Rule("namespace.upserted", "namespace.labels", "mask_secret_keys"),
     Rule("k8s_event.recorded", "message", "mask_assignments"),
     Rule("task.status_updated", "status.message", "mask_assignments"),
 )
@@ -68,6 +71,20 @@ class Redactor:
     def __init__(self, rules: Iterable[Rule] = DEFAULT_RULES, allow: Iterable[Rule] = ()) -> None:
         self.rules = tuple(rules)
         self.allow = tuple(allow)
+        self._by_type: dict[str, list[tuple[Rule, list[str]]]] = {}
+
+    def rules_for(self, type_: str) -> list[tuple[Rule, list[str]]]:
+        """The deny rules that apply to ``type_`` (not exempted), with their parsed paths; cached."""
+        found = self._by_type.get(type_)
+        if found is None:
+            found = [
+                (rule, _split(rule.path))
+                for rule in self.rules
+                if fnmatch.fnmatchcase(type_, rule.types)
+                and not any(fnmatch.fnmatchcase(type_, a.types) and a.path == rule.path for a in self.allow)
+            ]
+            self._by_type[type_] = found
+        return found
 
     def __call__(self, event: dict[str, Any]) -> list[str]:
         """Redact ``event`` in place; return the payload paths removed (also added to ``redacted``)."""
@@ -76,12 +93,8 @@ class Redactor:
         if not isinstance(type_, str) or not isinstance(payload, dict):
             return []
         removed: list[str] = []
-        for rule in self.rules:
-            if not fnmatch.fnmatchcase(type_, rule.types):
-                continue
-            if any(fnmatch.fnmatchcase(type_, a.types) and a.path == rule.path for a in self.allow):
-                continue
-            removed.extend(_apply(payload, rule, type_))
+        for rule, segs in self.rules_for(type_):
+            removed.extend(_apply(payload, rule, segs))
         if removed:
             marks = list(event.get("redacted") or [])
             for p in removed:
@@ -129,10 +142,10 @@ def _walk(node: Any, segs: list[str], prefix: str) -> Iterable[tuple[Any, str, s
                     yield from _walk(item, segs, f"{prefix}.{i}" if prefix else str(i))
 
 
-def _apply(payload: dict[str, Any], rule: Rule, type_: str) -> list[str]:
+def _apply(payload: dict[str, Any], rule: Rule, segs: list[str]) -> list[str]:
     removed: list[str] = []
     seen: set[int] = set()
-    for container, key, path in list(_walk(payload, _split(rule.path), "")):
+    for container, key, path in list(_walk(payload, segs, "")):
         value = container[key]
         if rule.action == "drop":
             if value is not None:
