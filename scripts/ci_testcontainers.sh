@@ -49,9 +49,7 @@ stop_engine() {
   rc=$?
   set +e
   if [[ -n $dockerd_pid ]]; then
-    # Containers left by an interrupted session (testcontainers' reaper is off).
-    ids=$(docker ps -aq --filter label=kmevents.test-stack 2>/dev/null)
-    [[ -n $ids ]] && docker rm -f $ids >/dev/null 2>&1
+    declare -F remove_test_containers >/dev/null && remove_test_containers
     kill -TERM "$dockerd_pid" 2>/dev/null
     for _ in $(seq 60); do
       kill -0 "$dockerd_pid" 2>/dev/null || break
@@ -67,6 +65,8 @@ stop_engine() {
     wait "$dockerd_pid" 2>/dev/null
     say "engine stopped"
   fi
+  # dockerd leaves its network namespace mounted in the exec-root
+  findmnt -rn -o TARGET | grep "^$run/" | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$run"
   say "finished in $(( $(date +%s) - t_start ))s (exit $rc)"
   exit $rc
@@ -89,6 +89,15 @@ until docker version >/dev/null 2>&1; do
   sleep 0.5
 done
 say "engine up in $(( $(date +%s) - t0 ))s"
+remove_test_containers() { # testcontainers' reaper is off: what an interrupted session left
+  local ids
+  ids=$(docker ps -aq --filter label=kmevents.test-stack 2>/dev/null) || true
+  if [[ -n $ids ]]; then
+    say "removing $(wc -w <<<"$ids") test container(s)"
+    docker rm -f $ids >/dev/null 2>&1 || true
+  fi
+}
+remove_test_containers
 
 # ---- images -------------------------------------------------------------------------------
 t0=$(date +%s)

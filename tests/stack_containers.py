@@ -18,6 +18,7 @@ pulled without a registry, so ``stop()`` removes what ``start()`` made.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import subprocess
@@ -132,7 +133,7 @@ def _on_host_network(
 def _kafka(image: str, settings: Settings, data: Path, tag: str) -> DockerContainer:
     st, k = settings.stack, settings.kafka
     env = {
-        "CLUSTER_ID": "kmevents-tc-" + uuid.uuid4().hex[:10],
+        "CLUSTER_ID": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
         "KAFKA_NODE_ID": "1",
         "KAFKA_PROCESS_ROLES": "broker,controller",
         "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@127.0.0.1:{st.kafka_controller_port}",
