@@ -30,6 +30,7 @@ records and the DLQ/snapshot outputs it returns.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
@@ -121,6 +122,8 @@ class PartitionDeriver:
         self.since_snapshot: Counter[str] = Counter()
         self.folded_offset = -1
         self.known_current: set[str] = set()
+        #: how long a transaction is retried while etcd is unreachable before the worker gives up
+        self.etcd_retry_seconds = 120.0
 
     # -- loading -------------------------------------------------------------
     async def load_checkpoint(self) -> Checkpoint:
@@ -254,11 +257,46 @@ class PartitionDeriver:
             annotations=dict(self.annotations), worker=self.worker_id,
         )
 
+    async def _guarded_txn(self, ops: dict[bytes, bytes | None], *, moves_checkpoint: Checkpoint | None
+                           ) -> tuple[bool, int]:
+        """The checkpoint-guarded transaction, surviving an etcd restart.
+
+        A transport error leaves the outcome unknown. Retrying blindly could
+        misread our own committed write as fencing, so after an error the
+        checkpoint is read back: still at the expected revision -> the write did
+        not happen, retry it; moved to exactly what we wrote (same worker, same
+        offset) -> it did happen; moved to anything else -> fenced.
+        """
+        delay = 0.2
+        deadline = asyncio.get_running_loop().time() + self.etcd_retry_seconds
+        while True:
+            try:
+                return await etcd_adapter.txn_if_unchanged(self.client, self.ckpt_key,
+                                                           self.checkpoint.mod_revision, ops)
+            except etcd_adapter.TRANSIENT_ERRORS as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.warning("etcd unavailable; retrying the transaction",
+                            extra={"partition": self.partition, "error": str(exc)[:200]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
+                try:
+                    _, kvs = await etcd_adapter.range_at(self.client, self.ckpt_key)
+                except etcd_adapter.TRANSIENT_ERRORS:
+                    continue
+                current_rev = kvs[0].mod_revision if kvs else 0
+                if current_rev == self.checkpoint.mod_revision:
+                    continue  # the write did not happen: retry it
+                if moves_checkpoint is not None and kvs:
+                    seen = Checkpoint.from_bytes(kvs[0].value)
+                    if seen.worker == moves_checkpoint.worker and seen.offset == moves_checkpoint.offset:
+                        return True, current_rev  # it did happen before the connection broke
+                return False, current_rev
+
     async def _commit(self, ops: dict[bytes, bytes | None], out: BatchOutcome) -> None:
         nxt = self._next_checkpoint()
         ops = {**ops, self.ckpt_key: nxt.to_bytes()}
-        ok, rev = await etcd_adapter.txn_if_unchanged(self.client, self.ckpt_key,
-                                                      self.checkpoint.mod_revision, ops)
+        ok, rev = await self._guarded_txn(ops, moves_checkpoint=nxt)
         out.transactions += 1
         if not ok:
             raise FencedError(
@@ -279,8 +317,7 @@ class PartitionDeriver:
             await self._commit({}, out)
             return
         for chunk in chunks[:-1]:
-            ok, _ = await etcd_adapter.txn_if_unchanged(self.client, self.ckpt_key,
-                                                        self.checkpoint.mod_revision, chunk)
+            ok, _ = await self._guarded_txn(chunk, moves_checkpoint=None)
             out.transactions += 1
             if not ok:
                 raise FencedError(f"partition {self.partition}: fenced in the middle of offset {rec.offset}",

@@ -228,7 +228,7 @@ class DeriveWorker:
             self.stats.dead_letters += 1
             log.warning("dead letter", extra={"partition": dl.partition, "offset": dl.offset, "error": dl.error})
         for cluster in out.snapshots_due:
-            await self.write_snapshot(d, cluster)
+            await self._try_snapshot(d, cluster)
 
     async def _timed_snapshots(self) -> None:
         now = time.monotonic()
@@ -236,8 +236,15 @@ class DeriveWorker:
             for cluster in d.clusters:
                 last = self._last_snapshot.setdefault(cluster, now)
                 if now - last >= self.snapshot_every_seconds and d.since_snapshot[cluster] > 0:
-                    await self.write_snapshot(d, cluster)
+                    await self._try_snapshot(d, cluster)
                     d.since_snapshot[cluster] = 0
+
+    async def _try_snapshot(self, d: PartitionDeriver, cluster: str) -> None:
+        # A snapshot only bounds replay work: failing to write one never stops derivation.
+        try:
+            await self.write_snapshot(d, cluster)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("snapshot not written", extra={"cluster": cluster, "error": str(exc)[:300]})
 
     async def write_snapshot(self, d: PartitionDeriver, cluster: str) -> None:
         """Chunks to the snapshots topic (keyed cluster/offset/i/n), then an index entry in etcd."""

@@ -25,7 +25,11 @@ from aetcd import rpc
 from kmevents.errors import KmeventsError
 from kmevents.settings import EtcdSettings
 
-__all__ = ["EtcdClient", "KV", "RevisionCompacted", "client", "healthy", "range_at"]
+__all__ = ["TRANSIENT_ERRORS", "EtcdClient", "KV", "RevisionCompacted", "client", "healthy", "range_at",
+           "txn_if_unchanged"]
+
+#: Errors after which the same request may succeed later (etcd restarting, leader change).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (grpc.aio.AioRpcError, ConnectionError, TimeoutError)
 
 
 class RevisionCompacted(KmeventsError):

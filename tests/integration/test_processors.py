@@ -215,3 +215,83 @@ def test_the_faust_hosted_worker_derives_serves_metrics_on_loopback_and_stops_on
         rc = proc.wait(timeout=60)
     assert rc == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else rc
     assert asyncio.run(verify(isolated, [isolated.cluster])).clean
+
+
+def test_etcd_and_kafka_restarts_under_load_recover_and_stay_equal(stack, isolated: Settings) -> None:
+    if stack.restart_etcd is None or stack.restart_kafka is None:
+        pytest.skip(f"the {stack.kind} backend cannot restart services")
+
+    async def scenario() -> DeriveWorker:
+        await ingest_sim(isolated, isolated.cluster, 4000)
+        w = DeriveWorker(isolated, group_id=f"r-{isolated.cluster}", max_records=200)
+        await w.start()
+        task = asyncio.create_task(w.run())
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(1.0)
+            await loop.run_in_executor(None, stack.restart_etcd)
+            await ingest_sim(isolated, isolated.cluster, 4000, seed=3)
+            await loop.run_in_executor(None, stack.restart_kafka)
+            await ingest_sim(isolated, isolated.cluster, 2000, seed=4)
+            await wait_caught_up(isolated, timeout=180)
+            assert not task.done(), task.exception() if task.done() else None
+        finally:
+            w.stop_requested.set()
+            await asyncio.wait_for(task, 60)
+            await w.stop()
+        return w
+
+    asyncio.run(scenario())
+    report = asyncio.run(verify(isolated, [isolated.cluster]))
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+
+
+async def test_two_workers_over_three_partitions_with_rebalances_lose_and_repeat_nothing(isolated: Settings) -> None:
+    clusters = [f"{isolated.cluster}-{i}" for i in range(3)]
+    async with Ingestor(isolated) as ing:
+        parts = {c: await ing._map.partition_for(c) for c in clusters}  # noqa: SLF001
+    assert len(set(parts.values())) == 3, parts
+
+    async def load(seed: int) -> None:
+        for c in clusters:
+            await ingest_sim(isolated, c, 1500, seed=seed)
+
+    group = f"two-{isolated.cluster}"
+    a = DeriveWorker(isolated, group_id=group, worker_id="A", max_records=300)
+    b = DeriveWorker(isolated, group_id=group, worker_id="B", max_records=300)
+    await load(1)
+    await a.start()
+    ta = asyncio.create_task(a.run())
+    await asyncio.sleep(2)
+    await b.start()  # rebalance: B takes some partitions from A mid-stream
+    tb = asyncio.create_task(b.run())
+    await load(2)
+    deadline = time.monotonic() + 60
+    while not (a.derivers and b.derivers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert a.derivers and b.derivers, "both workers should own partitions after the rebalance"
+    a.stop_requested.set()  # A leaves: B takes everything
+    await ta
+    await a.stop()
+    await load(3)
+    try:
+        await wait_caught_up(isolated, timeout=120)
+    finally:
+        b.stop_requested.set()
+        await tb
+        await b.stop()
+    report = await verify(isolated, clusters)
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    cps = await checkpoints(isolated)
+    assert {cps[p].worker for p in parts.values()} == {"B"}
+    assert a.stats.events + b.stats.events >= 3 * 4500
+
+
+async def test_an_effect_larger_than_one_transaction_spans_several_with_the_checkpoint_last(isolated: Settings) -> None:
+    s = isolated.model_copy(deep=True)
+    s.etcd.max_txn_ops = 8  # a tiny limit makes an ordinary agent loss "oversized"
+    await ingest_sim(s, s.cluster, 3000)
+    w = await run_worker_until_caught_up(s)
+    assert w.stats.transactions > w.stats.batches, "some events needed more than one transaction"
+    report = await verify(s, [s.cluster])
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
