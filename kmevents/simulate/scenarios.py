@@ -77,6 +77,7 @@ IMPLICIT_RECONCILIATION_EVERY = 600.0
 STATUS_RETRY = 10.0  # Mesos status update retry interval (agent -> scheduler, until acked)
 NODE_MONITOR_GRACE = 40.0
 DUPLICATE_P = 0.02
+MAX_SPARK_APPS = 6  # concurrent Spark applications (each its own framework)
 
 MESOS_VERSION = "1.9.0"
 K8SM_EXECUTOR_SUFFIX = "_k8sm-executor"
@@ -994,6 +995,9 @@ class Simulator:
         task = pod.task
         if task is not None and task.state in GONE:
             self._unplace(task)
+        # Break the pod <-> task cycle so that reference counting frees both when they
+        # are done (the GC runs rarely while generating). Nothing reads a deleted pod's task.
+        pod.task = None
         t = self.tick()
         self.emit("pod.deleted", "DELETED", "apiserver", t, {"pod": pod.ref, "reason": reason},
                   f"pod.deleted|{pod.uid}", pod.uid, cause, actor, K8S)
@@ -1012,14 +1016,20 @@ class Simulator:
         if cpus < 0.1 or mem < 64:
             return
         now = self.now
-        eligible = [fw for fw in self.frameworks if fw.live and agent.refuse_until[fw.idx] <= now]
-        if not eligible:
-            return
+        refuse = agent.refuse_until
         k8sm = self.frameworks[0]
-        if k8sm in eligible and (self.pending or self.rng.random() < 0.55):
+        fw = None
+        if refuse[0] <= now and (self.pending or self.rng.random() < 0.55):
             fw = k8sm
         else:
-            fw = eligible[int(self.rng.random() * len(eligible))]
+            frameworks = self.frameworks
+            for _ in range(3):
+                cand = frameworks[int(self.rng.random() * len(frameworks))]
+                if cand.live and refuse[cand.idx] <= now:
+                    fw = cand
+                    break
+        if fw is None:
+            return
         self.offer_seq += 1
         oid = f"{self.master.id}-O{self.offer_seq}"
         port = agent.next_port
@@ -1184,7 +1194,7 @@ class Simulator:
 
     def act_spark_app(self) -> None:
         """A Spark application registers as its own framework, runs executors, then tears down."""
-        if self.spark_apps >= max(2, self.cfg.agents // 10):
+        if self.spark_apps >= MAX_SPARK_APPS:
             return
         self.spark_apps += 1
         name = ("Spark Pi", "PageRank", "Sessionize", "ALS training")[int(self.rng.random() * 4)]
