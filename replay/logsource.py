@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.ingest.partition_map import map_prefix
@@ -17,8 +19,6 @@ async def partition_of(settings: Settings, cluster: str) -> int | None:
         _, kvs = await etcd_adapter.range_at(c, key)
     if not kvs:
         return None
-    import orjson
-
     return int(orjson.loads(kvs[0].value)["partition"])
 
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from kmevents.processors.checkpoint import Checkpoint
+from kmevents.replay import logsource
 
 from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.contract import DecodeError, decode_fast
 from kmevents.reducer import REDUCER_VERSION, ClusterState, apply
 from kmevents.settings import Settings
-from kmevents.processors.checkpoint import Checkpoint
-from kmevents.replay import logsource
 
 
 @dataclass

@@ -240,3 +240,102 @@ async def end_offsets(k: KafkaSettings, topic: str) -> dict[int, int]:
         return {tp.partition: off for tp, off in ends.items()}
     finally:
         await c.stop()
+
+
+# -- reading for replay (kmevents.replay) --------------------------------------
+# A header an archive import puts on each record: the record's position in the
+# log it was exported from, so readers can dedupe by the original offset.
+ORIGIN_HEADER = "kmevents-origin"
+
+
+async def iter_range(k: KafkaSettings, topic: str, partition: int, start: int, end: int | None = None,
+                     *, max_bytes: int = 16 * 1024 * 1024, batch: int = 20_000) -> Any:
+    """Batches (lists) of one partition's records with ``start <= offset <= end``, streaming.
+
+    ``end=None`` means "up to the high watermark when the read started". Memory
+    stays at one fetch; no group, no commits. An async generator.
+    """
+    c = AIOKafkaConsumer(**client_options(k), enable_auto_commit=False, group_id=None,
+                         max_partition_fetch_bytes=max_bytes, fetch_max_bytes=max_bytes)
+    await c.start()
+    tp = TopicPartition(topic, partition)
+    try:
+        c.assign([tp])
+        if end is None:
+            end = (await c.end_offsets([tp]))[tp] - 1
+        first = (await c.beginning_offsets([tp]))[tp]
+        start = max(start, first)
+        if end < start:
+            return
+        c.seek(tp, start)
+        empty_polls = 0
+        while True:
+            got = await c.getmany(tp, timeout_ms=1000, max_records=batch)
+            recs = got.get(tp, [])
+            if not recs:
+                empty_polls += 1
+                if await c.position(tp) > end or empty_polls >= 10:
+                    return
+                continue
+            empty_polls = 0
+            if recs[-1].offset > end:
+                recs = [r for r in recs if r.offset <= end]
+                if recs:
+                    yield recs
+                return
+            yield recs
+            if recs[-1].offset >= end:
+                return
+    finally:
+        await c.stop()
+
+
+async def partition_bounds(k: KafkaSettings, topic: str, partition: int) -> tuple[int, int]:
+    """``(first offset still stored, next offset to be written)`` of one partition."""
+    c = AIOKafkaConsumer(**client_options(k), enable_auto_commit=False, group_id=None)
+    await c.start()
+    tp = TopicPartition(topic, partition)
+    try:
+        first = (await c.beginning_offsets([tp]))[tp]
+        end = (await c.end_offsets([tp]))[tp]
+        return first, end
+    finally:
+        await c.stop()
+
+
+async def offset_for_time(k: KafkaSettings, topic: str, partition: int, ms: int) -> int | None:
+    """The first offset whose timestamp (log-append time) is ``>= ms``; None if there is none."""
+    c = AIOKafkaConsumer(**client_options(k), enable_auto_commit=False, group_id=None)
+    await c.start()
+    tp = TopicPartition(topic, partition)
+    try:
+        found = (await c.offsets_for_times({tp: max(0, int(ms))})).get(tp)
+        return None if found is None else int(found.offset)
+    finally:
+        await c.stop()
+
+
+async def group_assignment(k: KafkaSettings, group_id: str) -> dict[str, list[tuple[str, int]]]:
+    """Live members of a consumer group and the ``(topic, partition)`` each is assigned.
+
+    Empty when the group has no members (no worker running). Read with the
+    admin API (DescribeGroups), so nothing joins the group.
+    """
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+    admin = AIOKafkaAdminClient(**client_options(k))
+    await admin.start()
+    try:
+        out: dict[str, list[tuple[str, int]]] = {}
+        for resp in await admin.describe_consumer_groups([group_id]):
+            for g in resp.to_object()["groups"]:
+                for m in g.get("members", []):
+                    parts: list[tuple[str, int]] = []
+                    raw = m.get("member_assignment") or b""
+                    if raw:
+                        a = ConsumerProtocolMemberAssignment.decode(raw)
+                        parts = [(t, p) for t, ps in a.assignment for p in ps]
+                    out[str(m.get("member_id"))] = parts
+        return out
+    finally:
+        await admin.close()

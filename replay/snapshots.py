@@ -1,0 +1,119 @@
+"""Reading the processors' snapshots: the index in etcd, the chunks in the snapshots topic.
+
+The worker (processors/worker.py ``write_snapshot``) writes a cluster's
+state at a committed checkpoint as chunks to the snapshots topic and then an
+index entry at ``<prefix>/<generation>/_snapshots/<cluster>/<offset:020d>``::
+
+    {"cluster", "offset", "chain", "snapshot_partition", "chunk_offsets",
+     "bytes", "reducer_version"}
+
+Both the worker (when it takes a partition) and replay (to start a
+point-in-time query from the newest snapshot at or before the target,
+DESIGN.md rule 7) read them through this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from kmevents import layout
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
+from kmevents.settings import Settings
+
+log = logging.getLogger("kmevents.replay.snapshots")
+
+
+async def index_entries(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
+                        generation: str | None = None) -> list[dict[str, Any]]:
+    """The cluster's snapshot index entries, oldest first (each with its etcd ``_key``)."""
+    gen = generation or layout.live_generation()
+    prefix = layout.snapshot_index_prefix(f"{settings.etcd.prefix}/{gen}", cluster)
+    _, kvs = await etcd_adapter.range_at(client, prefix, range_end=etcd_adapter.prefix_end(prefix))
+    out = []
+    for kv in kvs:
+        e = orjson.loads(kv.value)
+        e["_key"] = kv.key.decode()
+        out.append(e)
+    return sorted(out, key=lambda e: int(e["offset"]))
+
+
+async def read_bytes(settings: Settings, entry: dict[str, Any]) -> bytes | None:
+    """The snapshot's bytes (chunks joined), or None when a chunk is missing from the topic."""
+    k = settings.kafka
+    offsets = [int(o) for o in entry["chunk_offsets"]]
+    recs = await kafka_adapter.read_range(k, k.snapshots_topic, int(entry["snapshot_partition"]),
+                                          min(offsets), max(offsets))
+    by_offset = {r.offset: r.value for r in recs}
+    if any(o not in by_offset for o in offsets):
+        log.warning("snapshot chunks missing", extra={"cluster": entry.get("cluster"), "offset": entry.get("offset")})
+        return None
+    return b"".join(by_offset[o] or b"" for o in offsets)
+
+
+@dataclass
+class Loaded:
+    """A snapshot loaded for replay: the state at ``offset`` and the chain head there."""
+
+    state: ClusterState
+    offset: int
+    chain: str
+    entry: dict[str, Any]
+
+
+class SnapshotStore:
+    """Finds and loads the newest usable snapshot at or before a target. ``client`` is connected."""
+
+    def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, generation: str | None = None) -> None:
+        self.settings = settings
+        self.client = client
+        self.generation = generation
+        self.loads = 0
+
+    async def entries(self, cluster: str) -> list[dict[str, Any]]:
+        return await index_entries(self.settings, self.client, cluster, self.generation)
+
+    async def load(self, entry: dict[str, Any]) -> ClusterState | None:
+        data = await read_bytes(self.settings, entry)
+        self.loads += 1
+        if data is None:
+            return None
+        try:
+            return ClusterState.from_snapshot(data)
+        except SnapshotError as exc:
+            log.warning("snapshot not loadable: %s", exc)
+            return None
+
+    async def best(self, cluster: str, *, at_or_before: int, occurred_bound: str | None = None) -> Loaded | None:
+        """Newest loadable snapshot with ``offset <= at_or_before``.
+
+        With ``occurred_bound`` (``--at``), also every event in the snapshot must
+        have ``occurred_at <= occurred_bound``: its ``max_occurred_at`` only grows
+        with the offset, so a binary search over the index finds the newest one.
+        """
+        cands = [e for e in await self.entries(cluster)
+                 if int(e["offset"]) <= at_or_before and int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION]
+        if occurred_bound is not None:
+            lo, hi, found = 0, len(cands) - 1, None
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                st = await self.load(cands[mid])
+                if st is None:
+                    hi = mid - 1
+                    continue
+                if (st.max_occurred_at or "") <= occurred_bound:
+                    found = Loaded(st, int(cands[mid]["offset"]), str(cands[mid]["chain"]), cands[mid])
+                    lo = mid + 1
+                else:
+                    hi = mid - 1
+            return found
+        for e in reversed(cands):
+            st = await self.load(e)
+            if st is not None:
+                return Loaded(st, int(e["offset"]), str(e["chain"]), e)
+        return None

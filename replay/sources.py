@@ -1,0 +1,215 @@
+"""Where replay reads one cluster's records from: the topic, archives, or both.
+
+Every source yields the cluster's records (key == cluster) in ascending
+**original** offset (see records.py), in batches, and answers:
+
+- ``covers()``: ``(first, last)`` offsets of the partition it vouches for
+  (every record of the cluster in that range is in it);
+- ``chain_start()``: the chain head just before ``first`` (genesis when the
+  source starts at the beginning of the log; None when unknown);
+- ``offset_for_time(ms)``: the first offset recorded at or after ``ms``.
+
+:class:`MergedSource` combines several (archives + topic): it reads them in
+order of coverage and emits each original offset once (dedupe by original
+offset), so archives and the topic together replay exactly like the topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+from kmevents.replay import archive
+from kmevents.replay.records import ORIGIN_HEADER, LogRecord, from_kafka
+
+from kmevents import chain
+from kmevents.errors import UsageError
+
+
+class Source:
+    """Base: subclasses implement ``covers``, ``chain_start``, ``batches``."""
+
+    name = "source"
+    partition: int | None = None
+
+    async def covers(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    async def chain_start(self) -> str | None:
+        raise NotImplementedError
+
+    def batches(self, start: int, end: int | None) -> AsyncIterator[list[LogRecord]]:
+        raise NotImplementedError
+
+    async def offset_for_time(self, ms: int) -> int | None:
+        """First offset whose recorded time is ``>= ms`` (a scan; subclasses do better)."""
+        first, last = await self.covers()
+        async for batch in self.batches(first, last):
+            for r in batch:
+                if r.timestamp >= ms:
+                    return r.offset
+        return None
+
+
+class ArchiveSource(Source):
+    """One archive file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.header = archive.read_header(self.path)
+        self.name = str(self.path)
+        self.partition = int(self.header["partition"])
+        self.cluster = str(self.header["cluster"])
+
+    async def covers(self) -> tuple[int, int]:
+        return int(self.header["covers_from"]), int(self.header["covers_to"])
+
+    async def chain_start(self) -> str | None:
+        h = self.header.get("chain_head_start")
+        return str(h) if h else None
+
+    async def batches(self, start: int, end: int | None) -> AsyncIterator[list[LogRecord]]:
+        last = self.header.get("last_offset")
+        first = self.header.get("first_offset")
+        if last is None or last < start or (end is not None and first is not None and first > end):
+            return
+        for batch in archive.iter_batches(self.path):
+            if batch[-1].offset < start:
+                continue
+            if batch[0].offset < start or (end is not None and batch[-1].offset > end):
+                batch = [r for r in batch if r.offset >= start and (end is None or r.offset <= end)]
+            if batch:
+                yield batch
+            if end is not None and batch and batch[-1].offset >= end:
+                return
+            await asyncio.sleep(0)  # let Ctrl-C and progress in
+
+
+class KafkaSource(Source):
+    """The cluster's partition of a topic (the events topic, or one filled by ``archive import``)."""
+
+    def __init__(self, kafka_settings: Any, topic: str, partition: int, cluster: str) -> None:
+        self.k = kafka_settings
+        self.topic = topic
+        self.partition = partition
+        self.cluster = cluster
+        self.key = cluster.encode()
+        self.name = f"kafka:{topic}/{partition}"
+        self._bounds: tuple[int, int] | None = None
+        self._imported: bool | None = None
+
+    async def _raw_bounds(self) -> tuple[int, int]:
+        from kmevents.adapters import kafka as kafka_adapter
+
+        if self._bounds is None:
+            self._bounds = await kafka_adapter.partition_bounds(self.k, self.topic, self.partition)
+        return self._bounds
+
+    async def imported(self) -> bool:
+        """True when the topic was filled by ``archive import`` (records carry origin headers)."""
+        if self._imported is None:
+            from kmevents.adapters import kafka as kafka_adapter
+
+            first, nxt = await self._raw_bounds()
+            self._imported = False
+            if nxt > first:
+                async for batch in kafka_adapter.iter_range(self.k, self.topic, self.partition, first, first):
+                    self._imported = any(h[0] == ORIGIN_HEADER for h in (batch[0].headers or ()))
+        return self._imported
+
+    async def covers(self) -> tuple[int, int]:
+        first, nxt = await self._raw_bounds()
+        if not await self.imported():
+            return first, nxt - 1
+        lo = hi = None
+        from kmevents.adapters import kafka as kafka_adapter
+
+        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.partition, first, first):
+            lo = from_kafka(batch[0]).offset
+        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.partition, nxt - 1, nxt - 1):
+            hi = from_kafka(batch[-1]).offset
+        if lo is None or hi is None:
+            return 0, -1
+        return lo, hi
+
+    async def chain_start(self) -> str | None:
+        first, _ = await self.covers()
+        return chain.GENESIS if first == 0 else None
+
+    async def batches(self, start: int, end: int | None) -> AsyncIterator[list[LogRecord]]:
+        from kmevents.adapters import kafka as kafka_adapter
+
+        key = self.key
+        if await self.imported():
+            # New offsets differ from the original ones: read all, map, filter.
+            async for batch in kafka_adapter.iter_range(self.k, self.topic, self.partition, 0, None):
+                out = [r for r in map(from_kafka, (b for b in batch if b.key == key))
+                       if r.offset >= start and (end is None or r.offset <= end)]
+                if out:
+                    yield out
+                if end is not None and batch and from_kafka(batch[-1]).offset >= end:
+                    return
+            return
+        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.partition, start, end):
+            out = [LogRecord(r.offset, r.timestamp, r.key, r.value) for r in batch if r.key == key]
+            if out:
+                yield out
+
+    async def offset_for_time(self, ms: int) -> int | None:
+        if await self.imported():
+            return await super().offset_for_time(ms)
+        from kmevents.adapters import kafka as kafka_adapter
+
+        return await kafka_adapter.offset_for_time(self.k, self.topic, self.partition, ms)
+
+
+class MergedSource(Source):
+    """Several sources of one cluster, deduped by original offset (archives + topic)."""
+
+    def __init__(self, sources: Iterable[Source]) -> None:
+        self.sources = list(sources)
+        if not self.sources:
+            raise UsageError("no source to read", hint="give --source kafka and/or archive files")
+        parts = {s.partition for s in self.sources if s.partition is not None}
+        if len(parts) > 1:
+            raise UsageError(f"the sources come from different partitions {sorted(parts)}",
+                             hint="combine archives and topics of one cluster only")
+        self.partition = next(iter(parts), None)
+        self.name = " + ".join(s.name for s in self.sources)
+        self.gaps: list[tuple[int, int]] = []
+
+    async def _ordered(self) -> list[tuple[int, int, Source]]:
+        spans = [(*(await s.covers()), s) for s in self.sources]
+        return sorted(spans, key=lambda x: (x[0], -x[1]))
+
+    async def covers(self) -> tuple[int, int]:
+        spans = await self._ordered()
+        return spans[0][0], max(s[1] for s in spans)
+
+    async def chain_start(self) -> str | None:
+        return await (await self._ordered())[0][2].chain_start()
+
+    async def batches(self, start: int, end: int | None) -> AsyncIterator[list[LogRecord]]:
+        emitted = start - 1
+        self.gaps = []
+        for lo, hi, src in await self._ordered():
+            if hi <= emitted:
+                continue
+            if end is not None and lo > end:
+                break
+            if lo > emitted + 1:
+                self.gaps.append((emitted + 1, lo - 1))
+            async for batch in src.batches(max(start, emitted + 1), end):
+                if batch[0].offset <= emitted:
+                    batch = [r for r in batch if r.offset > emitted]
+                    if not batch:
+                        continue
+                yield batch
+                emitted = batch[-1].offset
+            emitted = max(emitted, hi if end is None else min(hi, end))
+
+    async def offset_for_time(self, ms: int) -> int | None:
+        found = [o for o in [await s.offset_for_time(ms) for s in self.sources] if o is not None]
+        return min(found) if found else None

@@ -1,0 +1,86 @@
+"""The archive format: round trips, header, chain, damage detection, merged sources."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from kmevents import chain
+from kmevents.replay import archive
+from kmevents.replay.records import LogRecord
+from kmevents.replay.sources import ArchiveSource, MergedSource
+
+
+def recs(n: int, start: int = 0, step: int = 1) -> list[LogRecord]:
+    return [LogRecord(start + i * step, 1_700_000_000_000 + i, b"c1",
+                      b'{"type":"x.y","schema_version":1,"n":%d}' % i) for i in range(n)]
+
+
+def head_of(rs: list[LogRecord], h: str = chain.GENESIS) -> str:
+    for r in rs:
+        h = chain.link(h, r.key, r.value)
+    return h
+
+
+def test_round_trip_keeps_offsets_times_keys_and_bytes(tmp_path: Path) -> None:
+    rs = recs(50_000, step=3) + [LogRecord(10**6, 5, None, None), LogRecord(10**6 + 1, 6, b"", b"")]
+    h = archive.write(tmp_path / "a.kmarch", rs, cluster="c1", partition=2, topic="ev", covers_from=0)
+    back = [r for b in archive.iter_batches(tmp_path / "a.kmarch") for r in b]
+    assert back == rs
+    assert h["count"] == len(rs) and h["first_offset"] == 0 and h["last_offset"] == 10**6 + 1
+    assert h["chain_head_end"] == head_of(rs)
+    assert h["schema_versions"]["x.y"] == [1]
+    assert archive.read_header(tmp_path / "a.kmarch") == h
+
+
+def test_truncated_archive_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "a.kmarch"
+    archive.write(p, recs(2000), cluster="c1", partition=0, topic="ev", covers_from=0)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) - 40])
+    with pytest.raises(archive.ArchiveError):
+        list(archive.iter_batches(p))
+
+
+def test_a_file_that_is_not_an_archive_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "x.kmarch"
+    p.write_bytes(b"hello world, not an archive")
+    with pytest.raises(archive.ArchiveError, match="not a kmevents archive"):
+        archive.read_header(p)
+
+
+def _all(src: MergedSource | ArchiveSource, start: int = 0, end: int | None = None) -> list[LogRecord]:
+    async def go() -> list[LogRecord]:
+        return [r for b in [b async for b in src.batches(start, end)] for r in b]
+
+    return asyncio.run(go())
+
+
+def test_overlapping_archives_replay_each_original_offset_once(tmp_path: Path) -> None:
+    rs = recs(1000)
+    archive.write(tmp_path / "a.kmarch", rs[:600], cluster="c1", partition=0, topic="ev", covers_from=0)
+    archive.write(tmp_path / "b.kmarch", rs[400:], cluster="c1", partition=0, topic="ev", covers_from=400,
+                  chain_head_start=head_of(rs[:400]))
+    m = MergedSource([ArchiveSource(tmp_path / "b.kmarch"), ArchiveSource(tmp_path / "a.kmarch")])
+    assert _all(m) == rs
+    assert m.gaps == []
+    assert asyncio.run(m.chain_start()) == chain.GENESIS
+
+
+def test_a_hole_between_archives_is_reported_as_a_gap(tmp_path: Path) -> None:
+    rs = recs(100)
+    archive.write(tmp_path / "a.kmarch", rs[:40], cluster="c1", partition=0, topic="ev", covers_from=0)
+    archive.write(tmp_path / "b.kmarch", rs[60:], cluster="c1", partition=0, topic="ev", covers_from=60,
+                  chain_head_start=head_of(rs[:60]))
+    m = MergedSource([ArchiveSource(tmp_path / "a.kmarch"), ArchiveSource(tmp_path / "b.kmarch")])
+    assert [r.offset for r in _all(m)] == list(range(40)) + list(range(60, 100))
+    assert m.gaps == [(40, 59)]
+
+
+def test_archive_source_reads_a_sub_range(tmp_path: Path) -> None:
+    rs = recs(30_000)
+    archive.write(tmp_path / "a.kmarch", rs, cluster="c1", partition=0, topic="ev", covers_from=0)
+    got = _all(ArchiveSource(tmp_path / "a.kmarch"), 25_000, 25_009)
+    assert [r.offset for r in got] == list(range(25_000, 25_010))

@@ -1,0 +1,47 @@
+"""TIME and POINT parsing for the reading commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from kmevents.errors import UsageError
+from kmevents.replay.timespec import lag_text, parse_point, parse_time
+
+NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def test_iso_with_zone_is_converted_to_utc() -> None:
+    assert parse_time("2026-01-01T01:05:00+01:00").iso == "2026-01-01T00:05:00.000000Z"
+
+
+def test_iso_without_zone_is_refused_with_the_accepted_forms() -> None:
+    with pytest.raises(UsageError, match="zone"):
+        parse_time("2026-01-01T00:05:00")
+
+
+def test_epoch_milliseconds() -> None:
+    tp = parse_time("1767225900123")
+    assert tp.iso == "2026-01-01T00:05:00.123000Z"
+    assert tp.ms == 1767225900123
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("-15m", 900), ("-2h", 7200), ("-1d", 86400), ("-30s", 30)])
+def test_relative_times_count_back_from_now(text: str, seconds: int) -> None:
+    assert parse_time(text, now=NOW).micros == int((NOW - seconds) * 1_000_000)
+
+
+def test_garbage_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        parse_time("yesterday")
+
+
+def test_points_are_offsets_or_times() -> None:
+    assert parse_point("offset:42").offset == 42
+    assert parse_point("2026-01-01T00:00:00Z").time is not None
+    with pytest.raises(UsageError):
+        parse_point("offset:-1")
+
+
+def test_lag_is_recorded_minus_occurred() -> None:
+    assert lag_text("2026-01-01T00:00:00.000000Z", 1767225600250) == "+0.250s"
+    assert lag_text("2026-01-01T00:00:01.000000Z", 1767225600000) == "-1.000s"
