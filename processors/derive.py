@@ -55,6 +55,10 @@ log = logging.getLogger("kmevents.processors.derive")
 _dumps = orjson.dumps
 _SORT = orjson.OPT_SORT_KEYS
 
+#: A batch is committed before the next event once it holds this many fewer
+#: keys than a transaction allows: room for that event's own writes.
+FLUSH_RESERVE = 24
+
 
 class Record(Protocol):
     """What the deriver needs of a Kafka record (aiokafka's ConsumerRecord has it)."""
@@ -124,6 +128,8 @@ class PartitionDeriver:
         self.known_current: set[str] = set()
         #: how long a transaction is retried while etcd is unreachable before the worker gives up
         self.etcd_retry_seconds = 120.0
+        self._inflight: asyncio.Task[None] | None = None
+        self._inflight_offset = -1
 
     # -- loading -------------------------------------------------------------
     async def load_checkpoint(self) -> Checkpoint:
@@ -181,70 +187,111 @@ class PartitionDeriver:
                 pass
         return "_unkeyed"
 
-    def _entity_ops(self, cluster: str, state: ClusterState) -> dict[bytes, bytes | None]:
-        ops: dict[bytes, bytes | None] = {}
-        for kind, id in state.take_dirty():
-            value = state.entity(kind, id)
-            key = layout.entity_key(self.prefix, cluster, self.generation, kind, id)
-            ops[key] = None if value is None else _dumps(value, option=_SORT)
-        if cluster not in self.known_current:
-            ops[layout.current_key(self.prefix, cluster)] = _dumps({"generation": self.generation})
-            self.known_current.add(cluster)
-        return ops
-
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
         """Fold ``records`` (one partition, ascending offsets) and commit them to etcd.
+
+        Pending writes are keys only; values are encoded when the batch is
+        committed, from the state as it is then, which is exactly the state at
+        ``folded_offset`` because a batch is committed *before* the next event
+        is applied whenever it is close to etcd's operation limit. A batch that
+        still ends up over the limits (an event touching many keys) goes out
+        in several transactions with the checkpoint in the last one.
 
         Raises :class:`FencedError` when another worker moved the checkpoint.
         """
         out = BatchOutcome()
-        pending: dict[bytes, bytes | None] = {}
+        pending: dict[bytes, tuple[ClusterState, str, str] | None] = {}
+        flush_at = max(1, self.limits.op_budget - FLUSH_RESERVE)
+        prefix, gen = self.prefix, self.generation
         for rec in records:
             if rec.offset <= self.folded_offset:
                 out.skipped += 1
                 continue
+            if len(pending) >= flush_at:
+                await self._flush(pending, out)
+                pending = {}
             cluster = self._cluster_of(rec)
+            state = self.clusters.get(cluster)
             try:
                 ev = decode_fast(rec.value or b"")
-                state = self.clusters.get(cluster)
                 if state is None:
                     state = self.clusters[cluster] = ClusterState.empty(cluster, retention=self.retention)
                 anns = apply(state, ev, partition=self.partition, offset=rec.offset)
                 for a in anns:
                     self.annotations[a.get("kind", "other") if isinstance(a, dict) else "other"] += 1
-                ops = self._entity_ops(cluster, state)
+                for kind, id in state.take_dirty():
+                    pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
+                if cluster not in self.known_current:
+                    pending[layout.current_key(prefix, cluster)] = None
+                    self.known_current.add(cluster)
             except DecodeError as exc:
                 out.dead_letters.append(DeadLetter(rec.partition, rec.offset, f"undecodable: {exc}",
                                                    rec.key, rec.value))
-                ops = {}
             except Exception as exc:  # noqa: BLE001 - a poison event never stops the worker
                 out.dead_letters.append(DeadLetter(rec.partition, rec.offset,
                                                    f"fold failed: {type(exc).__name__}: {exc}", rec.key, rec.value))
-                if cluster in self.clusters:
-                    self.clusters[cluster].take_dirty()
-                ops = {}
-            merged = {**pending, **ops}
-            if not fits(merged, self.limits):
-                if pending:
-                    await self._commit(pending, out)
-                    pending = {}
-                if not fits(ops, self.limits):
-                    # One event's own effect exceeds a transaction: chunks, checkpoint in the last.
-                    self._advance(cluster, rec)
-                    await self._commit_oversized(ops, out, rec)
-                    out.applied += 1
-                    continue
-                merged = dict(ops)
-            pending = merged
+                if state is not None:
+                    for kind, id in state.take_dirty():  # whatever it touched is written as it now is
+                        pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
             self._advance(cluster, rec)
             out.applied += 1
             self.since_snapshot[cluster] += 1
             if self.since_snapshot[cluster] >= self.snapshot_every_events:
                 out.snapshots_due.append(cluster)
                 self.since_snapshot[cluster] = 0
-        if pending or (out.applied or out.dead_letters) and self.folded_offset > self.checkpoint.offset:
-            await self._commit(pending, out)
+        if pending or self.folded_offset > self._next_checkpoint_floor():
+            await self._flush(pending, out)
+        await self.drain()
         return out
+
+    def _next_checkpoint_floor(self) -> int:
+        """The offset the checkpoint will have once the transaction in flight lands."""
+        return self._inflight_offset if self._inflight is not None else self.checkpoint.offset
+
+    def _encode_pending(self, pending: dict[bytes, tuple[ClusterState, str, str] | None]
+                        ) -> dict[bytes, bytes | None]:
+        ops: dict[bytes, bytes | None] = {}
+        for key, ref in pending.items():
+            if ref is None:  # the cluster's `current` pointer
+                ops[key] = _dumps({"generation": self.generation})
+                continue
+            state, kind, id = ref
+            value = state.entity(kind, id)
+            ops[key] = None if value is None else _dumps(value, option=_SORT)
+        return ops
+
+    async def _flush(self, pending: dict[bytes, tuple[ClusterState, str, str] | None], out: BatchOutcome) -> None:
+        ops = self._encode_pending(pending)
+        if fits(ops, self.limits):
+            await self._commit(ops, out)
+            return
+        try:
+            chunks = list(split(ops, self.limits))
+        except ValueTooLarge as exc:
+            # Never a crash loop: the value is recorded as an error with its position and left out.
+            out.dead_letters.append(DeadLetter(self.partition, self.folded_offset,
+                                               f"entity value too large for etcd: {exc}", None, None))
+            ops.pop(exc.key)
+            await self._flush_ops(ops, out)
+            return
+        await self._commit_chunks(chunks, out)
+
+    async def _flush_ops(self, ops: dict[bytes, bytes | None], out: BatchOutcome) -> None:
+        if fits(ops, self.limits):
+            await self._commit(ops, out)
+        else:
+            await self._commit_chunks(list(split(ops, self.limits)), out)
+
+    async def _commit_chunks(self, chunks: list[dict[bytes, bytes | None]], out: BatchOutcome) -> None:
+        """Several transactions for one batch: all guarded, the checkpoint only in the last."""
+        await self.drain()
+        for chunk in chunks[:-1]:
+            ok, _ = await self._guarded_txn(chunk, moves_checkpoint=None)
+            out.transactions += 1
+            if not ok:
+                raise FencedError(f"partition {self.partition}: fenced while writing up to offset "
+                                  f"{self.folded_offset}", hint="another worker owns this partition now")
+        await self._commit(chunks[-1] if chunks else {}, out)
 
     def _advance(self, cluster: str, rec: Record) -> None:
         self.chains[cluster] = chain.link(self.chains.get(cluster, chain.GENESIS), rec.key, rec.value)
@@ -294,10 +341,21 @@ class PartitionDeriver:
                 return False, current_rev
 
     async def _commit(self, ops: dict[bytes, bytes | None], out: BatchOutcome) -> None:
+        """Send the batch with the next checkpoint; returns once it is *in flight*.
+
+        One transaction is in flight per partition at a time: the next waits
+        for this one's revision (its compare needs it), but the fold of the next
+        events overlaps this one's round trip to etcd. :meth:`drain` waits for it.
+        """
+        await self.drain()
         nxt = self._next_checkpoint()
         ops = {**ops, self.ckpt_key: nxt.to_bytes()}
-        ok, rev = await self._guarded_txn(ops, moves_checkpoint=nxt)
         out.transactions += 1
+        self._inflight_offset = nxt.offset
+        self._inflight = asyncio.get_running_loop().create_task(self._send(ops, nxt))
+
+    async def _send(self, ops: dict[bytes, bytes | None], nxt: Checkpoint) -> None:
+        ok, rev = await self._guarded_txn(ops, moves_checkpoint=nxt)
         if not ok:
             raise FencedError(
                 f"partition {self.partition}: the checkpoint moved under this worker "
@@ -307,22 +365,11 @@ class PartitionDeriver:
         nxt.mod_revision = rev
         self.checkpoint = nxt
 
-    async def _commit_oversized(self, ops: dict[bytes, bytes | None], out: BatchOutcome, rec: Record) -> None:
-        try:
-            chunks = list(split(ops, self.limits))
-        except ValueTooLarge as exc:
-            # Never a crash loop: the event is recorded with its position and skipped.
-            out.dead_letters.append(DeadLetter(rec.partition, rec.offset, f"effect too large: {exc}",
-                                               rec.key, rec.value))
-            await self._commit({}, out)
-            return
-        for chunk in chunks[:-1]:
-            ok, _ = await self._guarded_txn(chunk, moves_checkpoint=None)
-            out.transactions += 1
-            if not ok:
-                raise FencedError(f"partition {self.partition}: fenced in the middle of offset {rec.offset}",
-                                  hint="another worker owns this partition now")
-        await self._commit(chunks[-1], out)
+    async def drain(self) -> None:
+        """Wait for the transaction in flight, if any (re-raising its error, e.g. fencing)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
 
     def snapshot_bytes(self, cluster: str) -> tuple[int, str, bytes]:
         """``(offset, chain head, snapshot bytes)`` of a cluster at the committed checkpoint."""

@@ -146,6 +146,7 @@ async def test_a_stale_worker_is_fenced_and_gives_the_partition_up(isolated: Set
         other = PartitionDeriver(isolated, c, part, worker_id="other")
         await other.load_checkpoint()
         await other._commit({}, type("O", (), {"transactions": 0})())  # noqa: SLF001
+        await other.drain()
         from kmevents.errors import FencedError
 
         class R:
