@@ -93,7 +93,8 @@ class KafkaSource(Source):
     def __init__(self, kafka_settings: Any, topic: str, partition: int, cluster: str) -> None:
         self.k = kafka_settings
         self.topic = topic
-        self.partition = partition
+        self.read_partition = partition  # the partition read in ``topic``
+        self.partition = partition  # the original partition (differs in an imported copy)
         self.cluster = cluster
         self.key = cluster.encode()
         self.name = f"kafka:{topic}/{partition}"
@@ -104,7 +105,7 @@ class KafkaSource(Source):
         from kmevents.adapters import kafka as kafka_adapter
 
         if self._bounds is None:
-            self._bounds = await kafka_adapter.partition_bounds(self.k, self.topic, self.partition)
+            self._bounds = await kafka_adapter.partition_bounds(self.k, self.topic, self.read_partition)
         return self._bounds
 
     async def imported(self) -> bool:
@@ -115,8 +116,11 @@ class KafkaSource(Source):
             first, nxt = await self._raw_bounds()
             self._imported = False
             if nxt > first:
-                async for batch in kafka_adapter.iter_range(self.k, self.topic, self.partition, first, first):
-                    self._imported = any(h[0] == ORIGIN_HEADER for h in (batch[0].headers or ()))
+                async for batch in kafka_adapter.iter_range(self.k, self.topic, self.read_partition, first, first):
+                    for name, val in batch[0].headers or ():
+                        if name == ORIGIN_HEADER:
+                            self._imported = True
+                            self.partition = int(val.decode().split(":")[0])
         return self._imported
 
     async def covers(self) -> tuple[int, int]:
@@ -126,9 +130,9 @@ class KafkaSource(Source):
         lo = hi = None
         from kmevents.adapters import kafka as kafka_adapter
 
-        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.partition, first, first):
+        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.read_partition, first, first):
             lo = from_kafka(batch[0]).offset
-        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.partition, nxt - 1, nxt - 1):
+        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.read_partition, nxt - 1, nxt - 1):
             hi = from_kafka(batch[-1]).offset
         if lo is None or hi is None:
             return 0, -1
@@ -144,7 +148,7 @@ class KafkaSource(Source):
         key = self.key
         if await self.imported():
             # New offsets differ from the original ones: read all, map, filter.
-            async for batch in kafka_adapter.iter_range(self.k, self.topic, self.partition, 0, None):
+            async for batch in kafka_adapter.iter_range(self.k, self.topic, self.read_partition, 0, None):
                 out = [r for r in map(from_kafka, (b for b in batch if b.key == key))
                        if r.offset >= start and (end is None or r.offset <= end)]
                 if out:
@@ -152,7 +156,7 @@ class KafkaSource(Source):
                 if end is not None and batch and from_kafka(batch[-1]).offset >= end:
                     return
             return
-        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.partition, start, end):
+        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.read_partition, start, end):
             out = [LogRecord(r.offset, r.timestamp, r.key, r.value) for r in batch if r.key == key]
             if out:
                 yield out
@@ -162,7 +166,7 @@ class KafkaSource(Source):
             return await super().offset_for_time(ms)
         from kmevents.adapters import kafka as kafka_adapter
 
-        return await kafka_adapter.offset_for_time(self.k, self.topic, self.partition, ms)
+        return await kafka_adapter.offset_for_time(self.k, self.topic, self.read_partition, ms)
 
 
 class MergedSource(Source):
@@ -172,7 +176,8 @@ class MergedSource(Source):
         self.sources = list(sources)
         if not self.sources:
             raise UsageError("no source to read", hint="give --source kafka and/or archive files")
-        parts = {s.partition for s in self.sources if s.partition is not None}
+        parts = {s.partition for s in self.sources if isinstance(s, ArchiveSource)} or {
+            s.partition for s in self.sources[:1] if s.partition is not None}
         if len(parts) > 1:
             raise UsageError(f"the sources come from different partitions {sorted(parts)}",
                              hint="combine archives and topics of one cluster only")

@@ -1,0 +1,173 @@
+"""``kmevents verify --repair``: rebuild a cluster's state under a fresh generation, then switch readers.
+
+Steps (DESIGN.md rule 9: the live view never shows a half-rebuilt state):
+
+1. **Ownership.** A live derivation worker owning the cluster's partition would
+   keep writing while we rebuild. We detect it through Kafka's consumer group
+   (the admin API's DescribeGroups: a member whose assignment holds the
+   partition), which answers whether anyone owns it right now, even a worker
+   with nothing to write. A recent checkpoint write by another worker id would
+   miss an idle worker, so it is not used. With a live owner, repair refuses
+   unless ``--force-fenced``: then the checkpoint is first re-put (same content,
+   ``worker: "verify-repair"``), which moves its mod revision, so the live
+   worker's next transaction fails its compare and it gives the partition up.
+2. **Stage.** Fold the cluster's log to the checkpoint offset and write every
+   entity under ``clusters/<c>/<live generation>.repair-<UTC time>/`` (a
+   fresh prefix nobody reads), in transactions under etcd's limits.
+3. **Show** what switching would change against the generation readers use now.
+4. **Switch** (only with ``--yes``): put ``current = {"generation": new}`` in a
+   transaction guarded by the checkpoint's mod revision, so a worker that
+   moved on meanwhile makes the switch fail instead of pointing readers at a
+   stale rebuild.
+
+Known gap (processors): the derivation worker writes under ``r<REDUCER_VERSION>``
+and re-points ``current`` there when it (re)takes a partition; until it follows
+``current``'s generation, a restarted worker undoes the switch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from kmevents.processors.checkpoint import Checkpoint
+from kmevents.replay import logsource
+from kmevents.replay.diffing import StateDiff, diff_tables
+from kmevents.replay.sources import KafkaSource
+from kmevents.replay.verify import Checks, current_generation, fold_pass, read_checkpoint
+
+from kmevents import layout
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.errors import CheckFailed, UsageError
+from kmevents.settings import Settings
+
+FENCE_WORKER = "verify-repair"
+
+
+class LiveOwner(CheckFailed):
+    """A live worker owns the partition: repair would race with it."""
+
+    exit_code = 2
+
+
+@dataclass
+class Plan:
+    cluster: str
+    partition: int
+    old_generation: str
+    new_generation: str
+    checkpoint: Checkpoint
+    entities: dict[tuple[str, str], bytes]
+    diff: StateDiff
+    owners: list[str] = field(default_factory=list)
+    fenced: bool = False
+    staged: int = 0
+    switched: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cluster": self.cluster, "partition": self.partition, "from_generation": self.old_generation,
+                "to_generation": self.new_generation, "checkpoint_offset": self.checkpoint.offset,
+                "keys_staged": self.staged, "changes": self.diff.counts(), "live_owners": self.owners,
+                "fenced": self.fenced, "switched": self.switched}
+
+
+async def live_owners(settings: Settings, partition: int, group_id: str) -> list[str]:
+    """Members of ``group_id`` assigned the events topic's ``partition`` right now."""
+    members = await kafka_adapter.group_assignment(settings.kafka, group_id)
+    topic = settings.kafka.events_topic
+    return sorted(m for m, parts in members.items() if (topic, partition) in parts)
+
+
+def _tables(entities: dict[tuple[str, str], bytes]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for (kind, id), v in entities.items():
+        out.setdefault(kind, {})[id] = orjson.loads(v)
+    return out
+
+
+async def plan_and_stage(settings: Settings, cluster: str, *, group_id: str, force_fenced: bool,
+                         now: dt.datetime | None = None) -> Plan:
+    prefix = settings.etcd.prefix
+    partition = await logsource.partition_of(settings, cluster)
+    if partition is None:
+        raise UsageError(f"cluster {cluster!r} is not in the partition map", hint="check --cluster")
+    owners = await live_owners(settings, partition, group_id)
+    if owners and not force_fenced:
+        raise LiveOwner(
+            f"a live worker owns partition {partition} of {cluster!r} (group {group_id}: {', '.join(owners)}); "
+            "refusing to rebuild under it",
+            hint="stop the workers, or pass --force-fenced to fence the live worker first (its next "
+                 "transaction then fails and it gives the partition up)")
+    async with etcd_adapter.client(settings.etcd) as c:
+        old_gen = await current_generation(c, prefix, cluster) or layout.live_generation()
+        ckpt = await read_checkpoint(c, prefix, layout.live_generation(), partition)
+        if ckpt is None:
+            raise UsageError(f"no checkpoint for partition {partition}", hint="run the processors first")
+        fenced = False
+        if force_fenced:
+            bumped = Checkpoint(**{**ckpt.__dict__, "worker": FENCE_WORKER})
+            ok, rev = await etcd_adapter.txn_if_unchanged(c, layout.checkpoint_key(
+                f"{prefix}/{layout.live_generation()}", partition), ckpt.mod_revision, {
+                layout.checkpoint_key(f"{prefix}/{layout.live_generation()}", partition): bumped.to_bytes()})
+            if not ok:
+                raise CheckFailed("the checkpoint moved while fencing; try again",
+                                  hint="a worker is committing right now")
+            ckpt = bumped
+            ckpt.mod_revision = rev
+            fenced = True
+        src = KafkaSource(settings.kafka, settings.kafka.events_topic, partition, cluster)
+        res = await fold_pass(settings, src, cluster, Checks(checkpoint_offset=ckpt.offset))
+        expected = res.expected or {}
+        sp = layout.state_prefix(prefix, cluster, old_gen)
+        _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
+        stored = {layout.split_entity_key(sp, kv.key): kv.value for kv in kvs}
+        diff = diff_tables(_tables(stored), _tables(expected))
+        stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S")
+        new_gen = f"{layout.live_generation()}.repair-{stamp}"
+        plan = Plan(cluster, partition, old_gen, new_gen, ckpt, expected, diff, owners, fenced)
+        await _stage(settings, c, plan)
+    return plan
+
+
+async def _stage(settings: Settings, c: etcd_adapter.EtcdClient, plan: Plan) -> None:
+    prefix = settings.etcd.prefix
+    max_ops = max(1, settings.etcd.max_txn_ops - 1)
+    max_bytes = settings.etcd.max_request_bytes // 2
+    guard = layout.checkpoint_key(f"{prefix}/{plan.new_generation}", plan.partition)
+    batch: dict[bytes, bytes | None] = {}
+    size = 0
+
+    async def flush() -> None:
+        nonlocal batch, size
+        if batch:
+            await etcd_adapter.txn_if_unchanged(c, guard, 0, batch)  # the staging generation has no checkpoint yet
+            plan.staged += len(batch)
+            batch, size = {}, 0
+
+    for (kind, id), value in sorted(plan.entities.items()):
+        key = layout.entity_key(prefix, plan.cluster, plan.new_generation, kind, id)
+        if len(batch) >= max_ops or size + len(key) + len(value) > max_bytes:
+            await flush()
+        batch[key] = value
+        size += len(key) + len(value)
+    await flush()
+    # The rebuilt generation's own checkpoint: what it vouches for.
+    ck = Checkpoint(**{**plan.checkpoint.__dict__, "generation": plan.new_generation, "worker": FENCE_WORKER})
+    await etcd_adapter.txn_if_unchanged(c, guard, 0, {guard: ck.to_bytes()})
+
+
+async def switch(settings: Settings, plan: Plan) -> None:
+    """Point readers at the rebuilt generation, if the checkpoint did not move since the rebuild."""
+    prefix = settings.etcd.prefix
+    async with etcd_adapter.client(settings.etcd) as c:
+        ok, _ = await etcd_adapter.txn_if_unchanged(
+            c, layout.checkpoint_key(f"{prefix}/{layout.live_generation()}", plan.partition),
+            plan.checkpoint.mod_revision,
+            {layout.current_key(prefix, plan.cluster): orjson.dumps({"generation": plan.new_generation})})
+    if not ok:
+        raise CheckFailed("the checkpoint moved since the rebuild (a worker is writing): not switched",
+                          hint="stop the workers or use --force-fenced, then repair again")
+    plan.switched = True

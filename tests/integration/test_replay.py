@@ -1,0 +1,224 @@
+"""Replay, verify and archives on a real Kafka + etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+from kmevents.replay import archive, archiving, logsource
+from kmevents.replay.engine import Target, replay
+from kmevents.replay.snapshots import SnapshotStore
+from kmevents.replay.sources import ArchiveSource, KafkaSource, MergedSource
+from kmevents.replay.timespec import iso_of_micros, micros_of, parse_time
+from kmevents.replay.verify import anchor_document, read_anchor, verify
+
+from kmevents import chain, layout
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.reducer import ClusterState, apply
+from kmevents.settings import Settings
+from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
+
+
+async def derived(s: Settings, n: int = 3000) -> int:
+    await ingest_sim(s, s.cluster, n)
+    await run_worker_until_caught_up(s, snapshot_every_events=700, max_records=400)
+    p = await logsource.partition_of(s, s.cluster)
+    assert p is not None
+    return p
+
+
+def kafka_src(s: Settings, p: int, topic: str | None = None) -> KafkaSource:
+    return KafkaSource(s.kafka, topic or s.kafka.events_topic, p, s.cluster)
+
+
+async def all_records(src: KafkaSource | ArchiveSource | MergedSource) -> list:
+    first, last = await src.covers()
+    return [r for b in [b async for b in src.batches(first, last)] for r in b]
+
+
+def cli(s: Settings, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
+           "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
+           "KMEVENTS_ETCD__PREFIX": s.etcd.prefix, "KMEVENTS_CLUSTER": s.cluster}
+    return subprocess.run([sys.executable, "-m", "kmevents.cli", *argv], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+async def test_a_clean_system_verifies_clean_including_snapshots(isolated: Settings) -> None:
+    await derived(isolated)
+    report = await verify(isolated, [isolated.cluster])
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    assert report.snapshots_checked >= 3
+    assert report.checked_keys > 100
+    assert report.heads and report.heads[0]["head"] != chain.GENESIS
+
+
+async def test_state_at_random_offsets_from_snapshots_equals_the_fold_of_that_prefix(isolated: Settings) -> None:
+    p = await derived(isolated)
+    src = kafka_src(isolated, p)
+    recs = await all_records(src)
+    async with etcd_adapter.client(isolated.etcd) as c:
+        store = SnapshotStore(isolated, c)
+        rng = random.Random(11)
+        used_snapshot = 0
+        for off in rng.sample([r.offset for r in recs], 5) + [recs[-1].offset]:
+            r = await replay(src, isolated.cluster, Target(offset=off), snapshots=store, progress=False)
+            st = ClusterState.empty(isolated.cluster)
+            h = chain.GENESIS
+            for x in recs:
+                if x.offset > off:
+                    break
+                h = chain.link(h, x.key, x.value)
+                apply(st, orjson.loads(x.value), partition=p, offset=x.offset)
+            assert r.state.to_snapshot() == st.to_snapshot(), off
+            assert r.chain_head == h
+            used_snapshot += r.from_snapshot is not None
+        assert used_snapshot >= 3
+
+
+async def test_verify_finds_a_changed_a_deleted_and_an_extra_key_with_field_diffs(isolated: Settings) -> None:
+    await derived(isolated, 2000)
+    sp = layout.state_prefix(isolated.etcd.prefix, isolated.cluster, layout.live_generation())
+    async with etcd_adapter.client(isolated.etcd) as c:
+        _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
+        changed, deleted = kvs[0], kvs[1]
+        value = orjson.loads(changed.value)
+        value["since"] = "1999-01-01T00:00:00.000000Z"
+        await c.put(changed.key, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+        await c.delete(deleted.key)
+        await c.put(sp + b"task/made-up", b"{}")
+    report = await verify(isolated, [isolated.cluster])
+    found = {(f.kind, f.key) for f in report.drift}
+    name = lambda kv: "/".join(layout.split_entity_key(sp, kv.key))  # noqa: E731
+    assert ("different", name(changed)) in found
+    assert ("missing", name(deleted)) in found
+    assert ("extra", "task/made-up") in found
+    diff = next(f for f in report.drift if f.kind == "different")
+    assert diff.changes == [{"path": "since", "log": orjson.loads(changed.value)["since"],
+                             "etcd": "1999-01-01T00:00:00.000000Z"}]
+    assert not [f for f in report.findings if f.kind == "ahead"]
+
+
+async def test_a_rewritten_record_breaks_the_chain_and_the_anchor(isolated: Settings, tmp_path: Path) -> None:
+    p = await derived(isolated, 1500)
+    src = kafka_src(isolated, p)
+    clean = await verify(isolated, [isolated.cluster])
+    anchor = tmp_path / "anchor.json"
+    anchor.write_bytes(anchor_document(clean.heads))
+    recs = await all_records(src)
+    victim = recs[len(recs) // 3]
+    ev = orjson.loads(victim.value)
+    ev["occurred_at"] = "2001-01-01T00:00:00.000000Z"
+    victim.value = orjson.dumps(ev, option=orjson.OPT_SORT_KEYS)  # same offset, other bytes
+    arc = tmp_path / "tampered.kmarch"
+    archive.write(arc, recs, cluster=isolated.cluster, partition=p, topic="x", covers_from=0)
+    copy = f"{isolated.kafka.events_topic}.copy"
+    await archiving.import_archive(isolated.kafka, arc, topic=copy, partition=0)
+    report = await verify(isolated, [isolated.cluster], topic=copy, anchors=read_anchor(anchor.read_bytes()))
+    kinds = {f.kind for f in report.drift}
+    assert "chain" in kinds and "anchor" in kinds, [f.as_dict() for f in report.drift]
+    # and the untouched topic still matches its anchor
+    assert (await verify(isolated, [isolated.cluster], anchors=read_anchor(anchor.read_bytes()))).clean
+
+
+async def test_export_import_export_gives_the_same_records_and_chain(isolated: Settings, tmp_path: Path) -> None:
+    p = await derived(isolated, 1500)
+    src = kafka_src(isolated, p)
+    first, last = await src.covers()
+    h1 = await archiving.export(src, tmp_path / "one.kmarch", cluster=isolated.cluster, topic="t", start=first,
+                                end=last, chain_head_start=chain.GENESIS)
+    copy = f"{isolated.kafka.events_topic}.imported"
+    await archiving.import_archive(isolated.kafka, tmp_path / "one.kmarch", topic=copy, partition=0)
+    src2 = kafka_src(isolated, 0, topic=copy)
+    f2, l2 = await src2.covers()
+    h2 = await archiving.export(src2, tmp_path / "two.kmarch", cluster=isolated.cluster, topic="t", start=f2, end=l2,
+                                chain_head_start=await src2.chain_start())
+    one = [r for b in archive.iter_batches(tmp_path / "one.kmarch") for r in b]
+    two = [r for b in archive.iter_batches(tmp_path / "two.kmarch") for r in b]
+    assert one == two and len(one) == 1500
+    assert h1["chain_head_end"] == h2["chain_head_end"] == (await verify(isolated, [isolated.cluster])).heads[0]["head"]
+    assert h2["partition"] == p  # the original partition survives the import
+
+
+async def test_archives_plus_topic_replay_like_the_topic_alone(isolated: Settings, tmp_path: Path) -> None:
+    p = await derived(isolated, 2500)
+    src = kafka_src(isolated, p)
+    recs = await all_records(src)
+    mid = recs[len(recs) // 2].offset
+    await archiving.export(src, tmp_path / "a.kmarch", cluster=isolated.cluster, topic="t", start=0, end=mid,
+                           chain_head_start=chain.GENESIS)
+    both = MergedSource([ArchiveSource(tmp_path / "a.kmarch"), kafka_src(isolated, p)])
+    r1 = await replay(src, isolated.cluster, Target(), progress=False)
+    r2 = await replay(both, isolated.cluster, Target(), progress=False)
+    r3 = await replay(ArchiveSource(tmp_path / "a.kmarch"), isolated.cluster, Target(), progress=False)
+    assert r1.state.to_snapshot() == r2.state.to_snapshot()
+    assert r1.chain_head == r2.chain_head and r2.applied == r1.applied
+    assert r3.end_offset == mid
+
+
+async def test_at_and_known_at_differ_on_a_log_with_a_late_event(isolated: Settings) -> None:
+    t0 = micros_of("2026-03-01T10:00:00.000000Z")
+
+    def ns(name: str, occurred_us: int, i: int) -> bytes:
+        return orjson.dumps({
+            "event_id": f"late-{i}", "type": "namespace.upserted", "schema_version": 1, "cluster": isolated.cluster,
+            "source": {"kind": "simulator", "stream_id": "s", "seq": i}, "occurred_at": iso_of_micros(occurred_us),
+            "clock": "apiserver", "raw_type": "ADDED", "actor": None, "correlation_id": None, "causation_id": None,
+            "dedupe_key": f"ns|{name}", "redacted": [], "payload": {"namespace": {"name": name, "phase": "Active",
+                                                                                  "labels": {}}}},
+            option=orjson.OPT_SORT_KEYS)
+
+    prod = kafka_adapter.producer(isolated.kafka)
+    await prod.start()
+    key = isolated.cluster.encode()
+    try:
+        await prod.send_and_wait(isolated.kafka.events_topic, ns("a", t0, 0), key=key, partition=0)
+        await prod.send_and_wait(isolated.kafka.events_topic, ns("b", t0 + 300_000_000, 1), key=key, partition=0)
+        await asyncio.sleep(1.2)
+        between = int(time.time() * 1000)
+        await asyncio.sleep(1.2)
+        await prod.send_and_wait(isolated.kafka.events_topic, ns("c", t0 + 60_000_000, 2), key=key, partition=0)
+    finally:
+        await prod.stop()
+    src = kafka_src(isolated, 0)
+
+    async def names(target: Target) -> list[str]:
+        r = await replay(src, isolated.cluster, target, progress=False)
+        return sorted(i for i, _ in r.state.entities("namespace"))
+
+    assert await names(Target(at=parse_time("2026-03-01T10:02:00Z"))) == ["a", "c"]
+    assert await names(Target(known_at=parse_time(str(between)))) == ["a", "b"]
+    assert await names(Target(at=parse_time("2026-03-01T10:05:00Z"))) == ["a", "b", "c"]
+    assert await names(Target()) == ["a", "b", "c"]
+
+
+def test_cli_exit_codes_clean_drift_usage(isolated: Settings, tmp_path: Path) -> None:
+    asyncio.run(derived(isolated, 1200))
+    ok = cli(isolated, "verify", "--no-progress")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "clean" in ok.stdout
+    st = cli(isolated, "state", "--format", "json", "--no-progress")
+    assert st.returncode == 0, st.stderr
+    doc = orjson.loads(st.stdout)
+    assert doc["position"]["last_event"]["recorded_at"] and doc["position"]["last_event"]["occurred_at"]
+    assert "ingest_lag_seconds" in doc["position"]["last_event"]
+    sp = layout.state_prefix(isolated.etcd.prefix, isolated.cluster, layout.live_generation())
+
+    async def tamper() -> None:
+        async with etcd_adapter.client(isolated.etcd) as c:
+            await c.put(sp + b"agent/ghost", b"{}")
+
+    asyncio.run(tamper())
+    bad = cli(isolated, "verify", "--format", "json")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert orjson.loads(bad.stdout)["drift"][0]["key"] == "agent/ghost"
+    usage = cli(isolated, "state", "--at", "not-a-time")
+    assert usage.returncode == 2 and "not understood" in usage.stderr
+    assert cli(isolated, "verify", "--yes").returncode == 2
