@@ -100,6 +100,7 @@ class Stream:
         """Position of the current record (-1 before the first)."""
         self.skew_threshold = skew_threshold
         self._skew_reported: float | None = None
+        self._last_micros = 0
 
     def record(self, seq: int | None = None) -> list[Event]:
         """Advance to the next raw record; ``seq``: the position the source gave, if any.
@@ -118,7 +119,16 @@ class Stream:
                            occurred_at=self.adapter_time(), clock="adapter", raw_type="SEQUENCE_GAP")]
 
     def adapter_time(self) -> str:
-        return at_seconds(self.now())
+        """The adapter clock's time, strictly increasing within the stream.
+
+        Catalogue keys of adapter-clocked types include ``occurred_at``
+        (``replication_controller.upserted|ns/name|<occurred_at>``): two
+        changes of one object read within the same microsecond would
+        otherwise share a key and the second would be taken for a duplicate.
+        """
+        micros = max(round(self.now() * 1_000_000), self._last_micros + 1)
+        self._last_micros = micros
+        return from_micros(micros)
 
     def check_clock(self, occurred_at: str) -> list[Event]:
         """Compare a source-stamped time with the adapter's clock.
