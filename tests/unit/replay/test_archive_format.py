@@ -6,11 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
-from kmevents import chain
 from kmevents.replay import archive
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import ArchiveSource, MergedSource
+
+from kmevents import chain
 
 
 def recs(n: int, start: int = 0, step: int = 1) -> list[LogRecord]:

@@ -1,0 +1,146 @@
+"""``kmevents archive export / import``: a cluster's log as portable, verifiable files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kmevents.commands._common import emit_json
+from kmevents.errors import UsageError
+
+HELP = """\
+export: write the cluster's records (original offset, log-append time, key and
+value bytes exactly as stored) to a zstd-compressed archive with a header:
+cluster, partition, offsets covered, chain head at start and end, schema
+versions, reducer version. --from/--to take offset:N or a TIME (log time:
+what was recorded in that window). --follow --dir DIR exports continuously in
+segments (resuming after the last segment in DIR).
+
+import: write an archive's records into a topic (new offsets) with their
+original partition, offset and time in a header; the bytes are unchanged, so
+the chain continues unchanged and every reading command can use the topic
+(--source kafka --topic T).
+
+Every reading command (state, diff, history, search, verify) reads archives
+with --source FILE... and needs no server for that.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from kmevents.commands._common import add_connection_flags, add_format_flag
+
+    p = sub.add_parser("archive", help="export a cluster's log to archives; import archives into a topic",
+                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = p.add_subparsers(dest="archive_command", metavar="export|import")
+    e = s.add_parser("export", help="write a cluster's records to an archive (or segments with --follow)")
+    e.add_argument("--cluster", help="cluster name (default KMEVENTS_CLUSTER)")
+    e.add_argument("--from", dest="from_", metavar="POINT", help="offset:N or TIME (log time), inclusive")
+    e.add_argument("--to", metavar="POINT", help="offset:N or TIME (log time), inclusive")
+    e.add_argument("-o", "--output", metavar="FILE", help="the archive to write (.kmarch)")
+    e.add_argument("--follow", action="store_true", help="export continuously in segments into --dir")
+    e.add_argument("--dir", help="folder of segments (with --follow)")
+    e.add_argument("--segment-records", type=int, default=100_000, help="records per segment (--follow)")
+    e.add_argument("--poll-seconds", type=float, default=2.0, help="wait between polls (--follow)")
+    e.add_argument("--max-seconds", type=float, help="stop following after this long")
+    e.add_argument("--max-segments", type=int, help="stop following after this many segments")
+    e.add_argument("--topic", help="read this topic instead of the events topic")
+    e.add_argument("--partition", type=int, help="the cluster's partition (default: the partition map)")
+    e.add_argument("--no-progress", action="store_true")
+    add_connection_flags(e)
+    add_format_flag(e)
+    e.set_defaults(func=run_export, source=None, no_snapshots=False)
+    i = s.add_parser("import", help="write an archive's records into a topic (new offsets, same bytes)")
+    i.add_argument("files", nargs="+", metavar="FILE")
+    i.add_argument("--topic", required=True, help="the topic to fill (created when missing); not the live "
+                                                  "events topic, whose workers would fold the records again")
+    i.add_argument("--partition", type=int, default=0, help="partition to write (default 0)")
+    add_connection_flags(i)
+    add_format_flag(i)
+    i.set_defaults(func=run_import)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from kmevents.progress import progress_bar
+    from kmevents.replay import archiving
+    from kmevents.replay.cli import open_source
+    from kmevents.replay.cli import run as run_async
+    from kmevents.replay.timespec import parse_point
+
+    if args.follow and not args.dir:
+        raise UsageError("--follow needs --dir DIR")
+    if not args.follow and not args.output:
+        raise UsageError("give -o FILE (or --follow --dir DIR)")
+    start_p = parse_point(args.from_) if args.from_ else None
+    end_p = parse_point(args.to) if args.to else None
+
+    async def main() -> int:
+        async with open_source(args) as o:
+            src = o.source
+            topic = args.topic or o.settings.kafka.events_topic
+            if args.follow:
+                segs = await archiving.follow(src, args.dir, cluster=o.cluster, topic=topic,
+                                              segment_records=args.segment_records, poll_seconds=args.poll_seconds,
+                                              max_seconds=args.max_seconds, max_segments=args.max_segments,
+                                              refresh=lambda: type(src)(o.settings.kafka, src.topic,  # type: ignore[attr-defined]
+                                                                        src.read_partition, o.cluster),  # type: ignore[attr-defined]
+                                              log=(lambda m: None) if args.format == "json" else print)
+                if args.format == "json":
+                    emit_json({"segments": segs})
+                return 0
+            first, last = await src.covers()
+            start, end = first, last
+            if start_p is not None:
+                if start_p.offset is not None:
+                    start = start_p.offset
+                else:
+                    found = await src.offset_for_time(start_p.time.ms)  # type: ignore[union-attr]
+                    start = last + 1 if found is None else found
+            if end_p is not None:
+                if end_p.offset is not None:
+                    end = min(end_p.offset, last)
+                else:
+                    found = await src.offset_for_time(end_p.time.ms + 1)  # type: ignore[union-attr]
+                    end = last if found is None else found - 1
+            head = await archiving.chain_before(src, o.cluster, start, o.snapshots)
+            with progress_bar("exporting", total=max(end - start + 1, 0), disable=args.no_progress) as bar:
+                done = [start]
+
+                def advanced(off: int) -> None:
+                    bar.advance(off + 1 - done[0])
+                    done[0] = off + 1
+
+                h = await archiving.export(src, Path(args.output), cluster=o.cluster, topic=topic, start=start,
+                                           end=end, chain_head_start=head, on_batch=advanced)
+        if args.format == "json":
+            emit_json(h)
+        else:
+            print(f"{args.output}: {h['count']} records of {h['cluster']} (partition {h['partition']}), "
+                  f"offsets {h['covers_from']}..{h['covers_to']}, chain {h['chain_head_start']} -> "
+                  f"{h['chain_head_end']}")
+        return 0
+
+    return run_async(main)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from kmevents.commands._common import settings_from
+    from kmevents.replay import archiving
+    from kmevents.replay.cli import run as run_async
+
+    settings = settings_from(args)
+    if args.topic == settings.kafka.events_topic:
+        raise UsageError("refusing to import into the live events topic",
+                         hint="import into another topic and read it with --source kafka --topic T")
+
+    async def main() -> int:
+        results = [await archiving.import_archive(settings.kafka, f, topic=args.topic, partition=args.partition)
+                   for f in args.files]
+        if args.format == "json":
+            emit_json(results)
+        else:
+            for r in results:
+                print(f"{r['archive']['cluster']}: {r['imported']} records into {r['topic']}/{r['partition']}")
+        return 0
+
+    return run_async(main)
