@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import IO, Any
 
 import orjson
@@ -92,23 +93,26 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--frameworks must be >= 1 (k8sm is always the first)")
     if args.rate is not None and args.rate <= 0:
         raise UsageError("--rate must be > 0")
+    if args.start is not None:
+        from kmevents.simulate.clock import parse_start
+
+        parse_start(args.start)  # a bad time fails here, before any output is opened
 
 
 def _lines(args: argparse.Namespace, counts: Counter[str]) -> Iterator[bytes]:
-    from kmevents.simulate import DEFAULT_START, generate
+    from kmevents.simulate import DEFAULT_START, batches, config
 
-    dumps = orjson.dumps
-    opts = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+    cfg = config(args.cluster, args.seed, args.events, args.agents, args.frameworks, args.pods,
+                 args.rate, args.start or DEFAULT_START, args.pod_eviction_timeout)
+    encode = partial(orjson.dumps, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
     by_type: dict[str, int] = {}
     get = by_type.get
     try:
-        for event in generate(args.cluster, args.seed, args.events, agents=args.agents,
-                              frameworks=args.frameworks, pods=args.pods, rate=args.rate,
-                              start=args.start or DEFAULT_START,
-                              pod_eviction_timeout=args.pod_eviction_timeout):
-            type_ = event["type"]
-            by_type[type_] = get(type_, 0) + 1
-            yield dumps(event, option=opts)
+        for batch in batches(cfg):
+            for event in batch:
+                type_ = event["type"]
+                by_type[type_] = get(type_, 0) + 1
+            yield from map(encode, batch)
     finally:
         counts.update(by_type)
 

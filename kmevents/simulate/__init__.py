@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import orjson
@@ -39,6 +40,8 @@ __all__ = [
     "WEIGHTS",
     "SimConfig",
     "Simulator",
+    "batches",
+    "config",
     "fallback_event_id",
     "generate",
     "iter_lines",
@@ -47,9 +50,10 @@ __all__ = [
 _DUMPS_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
-def _config(cluster: str, seed: int, events: int, agents: int, frameworks: int,
+def config(cluster: str, seed: int, events: int, agents: int, frameworks: int,
             pods: int | None, rate: float | None, start: str | int,
             pod_eviction_timeout: float) -> SimConfig:
+    """A checked ``SimConfig`` (``start`` as ISO-8601 text or epoch microseconds)."""
     start_us = start if isinstance(start, int) else parse_start(start)
     if events < 0:
         raise ValueError("events must be >= 0")
@@ -60,6 +64,35 @@ def _config(cluster: str, seed: int, events: int, agents: int, frameworks: int,
     return SimConfig(cluster=cluster, seed=seed, events=events, agents=agents,
                      frameworks=frameworks, pods=pods, rate=rate, start_us=start_us,
                      pod_eviction_timeout=pod_eviction_timeout)
+
+
+def batches(cfg: SimConfig) -> Iterator[list[dict[str, Any]]]:
+    """The simulator's output, one step's events at a time, cut at exactly ``cfg.events``.
+
+    Each list is reused for the next step: consume it before asking for the next.
+    """
+    # The world of a large cluster is millions of objects; with the default thresholds
+    # the cyclic GC keeps promoting short-lived event dicts and rescanning that world,
+    # which halves the speed at 10k agents. Collect less often while generating
+    # (the simulator breaks its own reference cycles, so little is left for the GC).
+    saved = gc.get_threshold()
+    gc.set_threshold(max(saved[0], 200_000), max(saved[1], 50), max(saved[2], 100))
+    try:
+        sim = Simulator(cfg)
+        out = sim.out
+        step = sim.step
+        left = cfg.events
+        while left > 0:
+            if not out:
+                step()
+                continue
+            if len(out) > left:
+                del out[left:]
+            yield out
+            left -= len(out)
+            out.clear()
+    finally:
+        gc.set_threshold(*saved)
 
 
 def generate(
@@ -83,38 +116,25 @@ def generate(
     ``rate``: events per simulated second outside bursts (default ``max(50, agents)``).
     ``start``: the simulated clock's start, ISO-8601 UTC text or epoch microseconds.
     """
-    cfg = _config(cluster, seed, events, agents, frameworks, pods, rate, start, pod_eviction_timeout)
-    # The world of a large cluster is millions of objects; with the default thresholds
-    # the cyclic GC keeps promoting short-lived event dicts and rescanning that world,
-    # which halves the speed at 10k agents. Collect less often while generating.
-    saved = gc.get_threshold()
-    gc.set_threshold(max(saved[0], 200_000), max(saved[1], 50), max(saved[2], 100))
-    try:
-        sim = Simulator(cfg)
-        out = sim.out
-        step = sim.step
-        left = events
-        while left > 0:
-            if not out:
-                step()
-                continue
-            if len(out) > left:
-                del out[left:]
-            yield from out
-            left -= len(out)
-            out.clear()
-    finally:
-        gc.set_threshold(*saved)
+    cfg = config(cluster, seed, events, agents, frameworks, pods, rate, start, pod_eviction_timeout)
+    for batch in batches(cfg):
+        yield from batch
 
 
 def iter_lines(
     cluster: str,
     seed: int,
     events: int,
-    **sizes: Any,
+    *,
+    agents: int = 50,
+    frameworks: int = 3,
+    pods: int | None = None,
+    rate: float | None = None,
+    start: str | int = DEFAULT_START,
+    pod_eviction_timeout: float = 300.0,
 ) -> Iterator[bytes]:
     """``generate`` as canonical JSON lines: ``orjson.dumps(event, OPT_SORT_KEYS) + b"\\n"``."""
-    dumps = orjson.dumps
-    opts = _DUMPS_OPTIONS
-    for event in generate(cluster, seed, events, **sizes):
-        yield dumps(event, option=opts)
+    cfg = config(cluster, seed, events, agents, frameworks, pods, rate, start, pod_eviction_timeout)
+    encode = partial(orjson.dumps, option=_DUMPS_OPTIONS)
+    for batch in batches(cfg):
+        yield from map(encode, batch)
