@@ -102,8 +102,9 @@ def _check(args: argparse.Namespace) -> None:
 def _lines(args: argparse.Namespace, counts: Counter[str]) -> Iterator[bytes]:
     from kmevents.simulate import DEFAULT_START, batches, config
 
-    cfg = config(args.cluster, args.seed, args.events, args.agents, args.frameworks, args.pods,
-                 args.rate, args.start or DEFAULT_START, args.pod_eviction_timeout)
+    cfg = config(args.cluster, args.seed, args.events, agents=args.agents,
+                 frameworks=args.frameworks, pods=args.pods, rate=args.rate,
+                 start=args.start or DEFAULT_START, pod_eviction_timeout=args.pod_eviction_timeout)
     encode = partial(orjson.dumps, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
     by_type: dict[str, int] = {}
     get = by_type.get

@@ -50,10 +50,28 @@ __all__ = [
 _DUMPS_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
-def config(cluster: str, seed: int, events: int, agents: int, frameworks: int,
-            pods: int | None, rate: float | None, start: str | int,
-            pod_eviction_timeout: float) -> SimConfig:
-    """A checked ``SimConfig`` (``start`` as ISO-8601 text or epoch microseconds)."""
+def config(
+    cluster: str,
+    seed: int,
+    events: int,
+    *,
+    agents: int = 50,
+    frameworks: int = 3,
+    pods: int | None = None,
+    rate: float | None = None,
+    start: str | int = DEFAULT_START,
+    pod_eviction_timeout: float = 300.0,
+) -> SimConfig:
+    """A checked ``SimConfig``; ``generate`` and ``iter_lines`` take the same keywords.
+
+    ``agents``: Mesos agents at the start (lost/drained ones are replaced later).
+    ``frameworks``: long-lived frameworks: k8sm, Marathon, Spark, then more
+    Marathon-like ones; short-lived Spark applications come and go on top.
+    ``pods``: pods the RCs and jobs aim at (default 10 per agent).
+    ``rate``: events per simulated second outside bursts (default ``max(50, agents)``).
+    ``start``: the simulated clock's start, ISO-8601 UTC text or epoch microseconds.
+    ``pod_eviction_timeout``: the node controller's wait after NotReady (seconds).
+    """
     start_us = start if isinstance(start, int) else parse_start(start)
     if events < 0:
         raise ValueError("events must be >= 0")
@@ -95,46 +113,17 @@ def batches(cfg: SimConfig) -> Iterator[list[dict[str, Any]]]:
         gc.set_threshold(*saved)
 
 
-def generate(
-    cluster: str,
-    seed: int,
-    events: int,
-    *,
-    agents: int = 50,
-    frameworks: int = 3,
-    pods: int | None = None,
-    rate: float | None = None,
-    start: str | int = DEFAULT_START,
-    pod_eviction_timeout: float = 300.0,
-) -> Iterator[dict[str, Any]]:
+def generate(cluster: str, seed: int, events: int, **sizes: Any) -> Iterator[dict[str, Any]]:
     """Yield exactly ``events`` events of a simulated cluster, in log order.
 
-    ``agents``: Mesos agents at the start (lost/drained ones are replaced later).
-    ``frameworks``: long-lived frameworks: k8sm, Marathon, Spark, then more
-    Marathon-like ones; short-lived Spark applications come and go on top.
-    ``pods``: pods the RCs and jobs aim at (default 10 per agent).
-    ``rate``: events per simulated second outside bursts (default ``max(50, agents)``).
-    ``start``: the simulated clock's start, ISO-8601 UTC text or epoch microseconds.
+    ``sizes`` are the keywords of ``config`` (agents, frameworks, pods, rate, start, ...).
     """
-    cfg = config(cluster, seed, events, agents, frameworks, pods, rate, start, pod_eviction_timeout)
-    for batch in batches(cfg):
+    for batch in batches(config(cluster, seed, events, **sizes)):
         yield from batch
 
 
-def iter_lines(
-    cluster: str,
-    seed: int,
-    events: int,
-    *,
-    agents: int = 50,
-    frameworks: int = 3,
-    pods: int | None = None,
-    rate: float | None = None,
-    start: str | int = DEFAULT_START,
-    pod_eviction_timeout: float = 300.0,
-) -> Iterator[bytes]:
+def iter_lines(cluster: str, seed: int, events: int, **sizes: Any) -> Iterator[bytes]:
     """``generate`` as canonical JSON lines: ``orjson.dumps(event, OPT_SORT_KEYS) + b"\\n"``."""
-    cfg = config(cluster, seed, events, agents, frameworks, pods, rate, start, pod_eviction_timeout)
     encode = partial(orjson.dumps, option=_DUMPS_OPTIONS)
-    for batch in batches(cfg):
+    for batch in batches(config(cluster, seed, events, **sizes)):
         yield from map(encode, batch)
