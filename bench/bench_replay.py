@@ -1,0 +1,231 @@
+"""Replay throughput (archives, Kafka), point-in-time latency with snapshots, search latency, memory.
+
+    python -m bench.run replay [--quick]
+
+Input: ``kmevents.simulate.iter_lines`` (quick 200,000 events, full 10,000,000),
+one cluster, stored as they would be (canonical JSON values, key = cluster).
+
+- archive replay: read a ``.kmarch`` + hash chain + ``decode_fast`` + the reducer's
+  ``apply``, CPU time of this process, against the same-run baseline
+  ``orjson.loads`` + one dict update per record over the same bytes;
+- archive read alone (decompress, frame, chain): what the archive layer costs;
+- Kafka replay: the same fold reading the topic on the local stack;
+- point in time: ``replay(Target(offset=random))`` starting from the newest
+  snapshot (one every ``SNAP_EVERY`` events, written in the worker's format),
+  warm in-process p50/p99, and a cold ``kmevents state --offset`` CLI run;
+- search: ``kmevents.replay.search`` of one event type over the whole archive;
+- peak RSS (VmHWM) of this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+CLUSTER = "bench-replay"
+
+
+def _vmhwm_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _records(n: int) -> list[Any]:
+    from kmevents.replay.records import LogRecord
+    from kmevents.replay.timespec import micros_of
+
+    from kmevents.simulate import iter_lines
+
+    key = CLUSTER.encode()
+    out = []
+    for i, line in enumerate(iter_lines(CLUSTER, 42, n)):
+        v = line.rstrip(b"\n")
+        occ = v.split(b'"occurred_at":"', 1)[1][:27].decode()
+        out.append(LogRecord(i, micros_of(occ) // 1000 + 20, key, v))
+    return out
+
+
+def _baseline(recs: list[Any]) -> float:
+    loads = orjson.loads
+    acc: dict[str, Any] = {}
+    t = time.process_time()
+    for r in recs:
+        e = loads(r.value)
+        acc[e["type"]] = e
+    return len(recs) / (time.process_time() - t)
+
+
+def _result(name: str, figure: float, unit: str, aim: str, met: bool | None, notes: str,
+            baseline: str | None = None, base_fig: float | None = None) -> dict[str, Any]:
+    return {"name": name, "figure": round(figure, 1), "unit": unit, "baseline": baseline,
+            "baseline_figure": None if base_fig is None else round(base_fig, 1),
+            "ratio": None if not base_fig else round(figure / base_fig, 3), "aim": aim, "met": met, "notes": notes}
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    from kmevents.replay import archive
+    from kmevents.replay.engine import Target, replay
+    from kmevents.replay.search import Filters, search
+    from kmevents.replay.sources import ArchiveSource
+
+    n = 200_000 if quick else 10_000_000
+    out: list[dict[str, Any]] = []
+    recs = _records(n)
+    nbytes = sum(len(r.value) for r in recs)
+    with tempfile.TemporaryDirectory(prefix="kmevents-bench-replay-") as tmp:
+        arc = Path(tmp) / "bench.kmarch"
+        archive.write(arc, recs, cluster=CLUSTER, partition=0, topic="kmevents.events", covers_from=0)
+        size = arc.stat().st_size
+        base = _baseline(recs)
+        src = ArchiveSource(arc)
+        t = time.process_time()
+        from kmevents import chain
+
+        h = chain.GENESIS
+        for batch in archive.iter_batches(arc):
+            for r in batch:
+                h = chain.link(h, r.key, r.value)
+        read_rate = n / (time.process_time() - t)
+        best = 0.0
+        for _ in range(1 if not quick else 2):
+            t = time.process_time()
+            r = asyncio.run(replay(src, CLUSTER, Target(), progress=False))
+            best = max(best, n / (time.process_time() - t))
+        assert r.applied == n
+        out.append(_result(f"archive replay, fold included ({n:,} events)", best, "events/s",
+                           ">= 250k events/s and >= 0.6 of baseline", best >= 250_000 and best / base >= 0.6,
+                           f"{nbytes / n:.0f} B/event, archive {size / 2**20:.0f} MiB (zstd) for "
+                           f"{nbytes / 2**20:.0f} MiB; the reducer's apply dominates",
+                           "orjson.loads + one dict update per record, same bytes", base))
+        out.append(_result("archive read + chain hash only", read_rate, "events/s", "(the archive layer's cost)",
+                           None, "decompress, frame parse, sha256 chain; no decode, no fold"))
+        t = time.perf_counter()
+        hits = asyncio.run(search(src, Filters(types=["pod.evicted"])))
+        out.append(_result("search one type over the whole archive", (time.perf_counter() - t) * 1000, "ms",
+                           "(no aim)", None, f"{len(hits)} hits in {n:,} events"))
+        out.extend(_kafka_part(recs, Path(tmp), quick))
+    out.append(_result("peak RSS of the benchmark process", _vmhwm_mib(), "MiB", "(no aim)", None,
+                       f"holds all {n:,} records in memory for the baselines"))
+    return out
+
+
+def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]:
+    from kmevents.replay.engine import Target, replay
+    from kmevents.replay.snapshots import SnapshotStore
+    from kmevents.replay.sources import KafkaSource
+
+    from bench._stack import running_stack
+    from kmevents import chain, layout
+    from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.adapters import kafka as kafka_adapter
+    from kmevents.reducer import ClusterState, apply
+
+    n = len(recs)
+    snap_every = 20_000
+    out: list[dict[str, Any]] = []
+    with running_stack() as s:
+        s.kafka.events_topic = f"bench{int(time.time())}.events"
+        s.kafka.snapshots_topic = s.kafka.events_topic.replace("events", "snapshots")
+        s.etcd.prefix = f"/bench{int(time.time())}/kmevents/v1"
+
+        async def load() -> None:
+            await kafka_adapter.ensure_topics(s.kafka)
+            p = kafka_adapter.producer(s.kafka, linger_ms=20, max_batch_size=1 << 20,
+                                        max_request_size=s.kafka.snapshot_max_message_bytes)
+            await p.start()
+            try:
+                futs = []
+                for r in recs:
+                    futs.append(await p.send(s.kafka.events_topic, r.value, key=r.key, partition=0))
+                    if len(futs) >= 5000:
+                        await asyncio.gather(*futs)
+                        futs = []
+                await asyncio.gather(*futs)
+                # snapshots in the worker's format, every snap_every events
+                st, h = ClusterState.empty(CLUSTER), chain.GENESIS
+                async with etcd_adapter.client(s.etcd) as c:
+                    for r in recs:
+                        h = chain.link(h, r.key, r.value)
+                        apply(st, orjson.loads(r.value), partition=0, offset=r.offset)
+                        if (r.offset + 1) % snap_every == 0:
+                            st.take_dirty()
+                            data = st.to_snapshot(chain_hash=h)
+                            chunks = [data[i:i + (1 << 20)] for i in range(0, len(data), 1 << 20)]
+                            offs = []
+                            for i, ch in enumerate(chunks):
+                                md = await p.send_and_wait(s.kafka.snapshots_topic, ch, partition=0,
+                                                           key=f"{CLUSTER}/{r.offset}/{i}/{len(chunks)}".encode())
+                                offs.append(md.offset)
+                            entry = {"cluster": CLUSTER, "offset": r.offset, "chain": h, "snapshot_partition": 0,
+                                     "chunk_offsets": offs, "bytes": len(data), "reducer_version": 0}
+                            from kmevents.reducer import REDUCER_VERSION
+
+                            entry["reducer_version"] = REDUCER_VERSION
+                            key = layout.snapshot_index_key(f"{s.etcd.prefix}/{layout.live_generation()}", CLUSTER,
+                                                            r.offset)
+                            await c.put(key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
+            finally:
+                await p.stop()
+
+        asyncio.run(load())
+        src = KafkaSource(s.kafka, s.kafka.events_topic, 0, CLUSTER)
+        t0, c0 = time.perf_counter(), time.process_time()
+        r = asyncio.run(replay(src, CLUSTER, Target(), progress=False))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        assert r.applied == n
+        out.append(_result(f"Kafka replay, fold included ({n:,} events)", n / wall, "events/s", ">= 100k events/s",
+                           n / wall >= 100_000, f"wall clock; this process's CPU {n / cpu:,.0f} events/s"))
+
+        async def read_only() -> float:
+            t = time.perf_counter()
+            k = 0
+            async for b in src.batches(0, n - 1):
+                k += len(b)
+            return k / (time.perf_counter() - t)
+
+        out.append(_result("Kafka read only (no decode, no fold)", asyncio.run(read_only()), "events/s",
+                           "(the transport's share)", None, "aiokafka fetch + record objects"))
+
+        async def pit() -> list[float]:
+            rng = random.Random(1)
+            lat = []
+            async with etcd_adapter.client(s.etcd) as c:
+                store = SnapshotStore(s, c)
+                for _ in range(20 if quick else 40):
+                    off = rng.randrange(n)
+                    t = time.perf_counter()
+                    await replay(src, CLUSTER, Target(offset=off), snapshots=store, progress=False)
+                    lat.append((time.perf_counter() - t) * 1000)
+            return lat
+
+        lat = sorted(asyncio.run(pit()))
+        p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        out.append(_result("point in time at a random offset, warm (p99)", p99, "ms", "p99 <= 200 ms warm",
+                           p99 <= 200, f"p50 {p50:.0f} ms; snapshot every {snap_every:,} events; "
+                                       f"{len(lat)} queries"))
+        env_over = {"KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
+                    "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
+                    "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix}
+        import os
+
+        cold = []
+        for off in random.Random(2).sample(range(n), 3):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "kmevents.cli", "state", "--cluster", CLUSTER, "--partition", "0",
+                            "--offset", str(off), "--format", "json", "--no-progress"],
+                           env={**os.environ, **env_over}, capture_output=True, check=True)
+            cold.append(time.perf_counter() - t)
+        out.append(_result("point in time, cold CLI (max of 3)", max(cold), "s", "<= 2 s cold CLI", max(cold) <= 2,
+                           f"runs {', '.join(f'{c:.2f}' for c in cold)} s incl. interpreter start"))
+    return out
