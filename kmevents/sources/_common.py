@@ -20,6 +20,8 @@ Positions (``source.seq``) — the rule every adapter follows:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import random
@@ -222,3 +224,9 @@ class TypedEventParser:
             return out
         out.extend(handler(self, event.get(kind.lower()) or {}))
         return out
+
+
+async def pause(stopped: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stopped`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopped.wait(), seconds)
