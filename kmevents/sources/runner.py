@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,8 +57,12 @@ def _clients(kind: str, cluster: str, url: str, settings: Settings, options: dic
                           "(schemas/README.md, 'Adapters and mappings')")
 
 
-async def _merge(clients: list[Any]) -> AsyncIterator[list[Event]]:
-    queue: asyncio.Queue[list[Event] | None] = asyncio.Queue(maxsize=64)
+def _pumps(clients: list[Any], queue: asyncio.Queue[list[Event] | None]) -> list[asyncio.Task[None]]:
+    """One task per client, putting its batches on ``queue`` and ``None`` when it ends.
+
+    (A queue, not a merged async generator: the runner waits with a timeout,
+    and cancelling a generator's ``__anext__`` would close the generator.)
+    """
 
     async def pump(c: Any) -> None:
         try:
@@ -67,23 +71,7 @@ async def _merge(clients: list[Any]) -> AsyncIterator[list[Event]]:
         finally:
             await queue.put(None)
 
-    tasks = [asyncio.create_task(pump(c)) for c in clients]
-    live = len(tasks)
-    try:
-        while live:
-            item = await queue.get()
-            if item is None:
-                live -= 1
-            else:
-                yield item
-    finally:
-        for c in clients:
-            c.stop()
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+    return [asyncio.create_task(pump(c)) for c in clients]
 
 
 async def run_source(kind: str, settings: Settings, url: str, *, cluster: str | None = None,
@@ -130,20 +118,33 @@ async def run_source(kind: str, settings: Settings, url: str, *, cluster: str | 
             if on_batch is not None:
                 on_batch(stats)
 
-        stream = _merge(clients)
+        queue: asyncio.Queue[list[Event] | None] = asyncio.Queue(maxsize=64)
+        tasks = _pumps(clients, queue)
+        live = len(tasks)
         try:
-            while not stop.is_set():
+            while live and not stop.is_set():
                 try:
-                    batch = await asyncio.wait_for(stream.__anext__(), flush_seconds)
-                except StopAsyncIteration:
-                    break
+                    item = await asyncio.wait_for(queue.get(), flush_seconds)
                 except TimeoutError:
                     await flush()
                     continue
-                buf.extend(batch)
+                if item is None:
+                    live -= 1
+                    continue
+                buf.extend(item)
                 if len(buf) >= batch_size or time.monotonic() - last >= flush_seconds:
                     await flush()
         finally:
-            await stream.aclose()
+            for c in clients:
+                c.stop()
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            while not queue.empty():
+                item = queue.get_nowait()
+                if item:
+                    buf.extend(item)
             await flush()
     return stats
