@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "simulate",
     "validate",
     "ingest",
+    "follow",
     "process",
     "state",
     "diff",
