@@ -166,7 +166,14 @@ def run(args: argparse.Namespace) -> int:
     lines = _progress(_lines(args, counts), args.events, show_progress)
     if args.to_kafka:
         produce, settings = _produce_lines()
-        produce(settings, lines)
+        failed = _produce(produce, settings, lines)
+        if failed:
+            for res in failed[:5]:
+                print(f"simulate: event #{getattr(res, 'index', '?')} not produced: "
+                      f"{getattr(res, 'errors', '')}", file=sys.stderr)
+            print(f"simulate: {len(failed)} event(s) were refused by the ingest path",
+                  file=sys.stderr)
+            return 1
     elif to_stdout:
         try:
             _write(lines, sys.stdout.buffer)
@@ -209,6 +216,25 @@ def _produce_lines() -> Any:
     if produce is None:
         raise EnvironmentProblem(NO_INGEST)
     return produce, _settings()
+
+
+def _produce(produce: Any, settings: Any, lines: Iterable[bytes]) -> list[Any]:
+    """Hand the lines to the ingest path; a broker that cannot be reached is an environment error."""
+    from kmevents.errors import KmeventsError
+
+    try:
+        return list(produce(settings, lines) or [])
+    except KmeventsError:
+        raise
+    except Exception as exc:
+        if "kafka" not in type(exc).__module__.lower() + type(exc).__name__.lower():
+            raise
+        where = getattr(getattr(settings, "kafka", None), "bootstrap", "the configured brokers")
+        raise EnvironmentProblem(
+            f"Kafka is not reachable at {where}: {exc}",
+            hint="start the local stack with `kmevents stack up`, or write to a file with -o "
+                 "and run `kmevents ingest FILE` later",
+        ) from exc
 
 
 def _settings() -> Any:

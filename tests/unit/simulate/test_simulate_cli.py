@@ -83,3 +83,36 @@ def test_help_teaches_with_an_example(capsys: pytest.CaptureFixture[str]) -> Non
         main(["simulate", "--help"])
     text = capsys.readouterr().out
     assert "kmevents simulate --cluster demo --events" in text and "--seed" in text
+
+
+def test_events_refused_by_the_ingest_path_exit_1(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import kmevents.ingest
+
+    class Refused:
+        index = 3
+        errors = [("payload.status.state", "missing")]
+
+    def fake_produce(settings: object, lines: object) -> list[object]:
+        for _ in lines:  # type: ignore[attr-defined]
+            pass
+        return [Refused()]
+
+    monkeypatch.setattr(kmevents.ingest, "produce_lines", fake_produce, raising=False)
+    assert main(["simulate", "--cluster", "cli", "--events", "20", "--to-kafka", "--quiet"]) == 1
+    assert "refused by the ingest path" in capsys.readouterr().err
+
+
+def test_an_unreachable_broker_is_an_environment_error(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import kmevents.ingest
+
+    class KafkaConnectionError(Exception):
+        pass
+
+    def fake_produce(settings: object, lines: object) -> list[object]:
+        raise KafkaConnectionError("Unable to bootstrap")
+
+    monkeypatch.setattr(kmevents.ingest, "produce_lines", fake_produce, raising=False)
+    assert main(["simulate", "--cluster", "cli", "--events", "20", "--to-kafka", "--quiet"]) == 2
+    assert "kmevents stack up" in capsys.readouterr().err
