@@ -158,35 +158,28 @@ class DeriveWorker:
 
     async def _load_snapshots(self, d: PartitionDeriver, clusters: list[str]
                               ) -> tuple[dict[str, ClusterState], dict[str, tuple[int, str]]]:
-        """The newest snapshot at or before the checkpoint of each cluster, when there is one."""
+        """The newest snapshot at or before the checkpoint of each cluster, when there is one.
+
+        Index and chunks are read through ``kmevents.replay.snapshots``, the reader replay uses too.
+        """
+        from kmevents.replay.snapshots import index_entries, read_bytes
+
         assert self._etcd is not None
         states: dict[str, ClusterState] = {}
         chains: dict[str, tuple[int, str]] = {}
         for cluster in clusters:
-            prefix = layout.snapshot_index_prefix(f"{self.settings.etcd.prefix}/{d.generation}", cluster)
-            _, kvs = await etcd_adapter.range_at(self._etcd, prefix, range_end=etcd_adapter.prefix_end(prefix))
-            entries = [orjson.loads(kv.value) for kv in kvs]
-            entries = [e for e in entries if e["offset"] <= d.checkpoint.offset]
+            entries = [e for e in await index_entries(self.settings, self._etcd, cluster, d.generation)
+                       if e["offset"] <= d.checkpoint.offset]
             if not entries:
                 continue
-            best = max(entries, key=lambda e: e["offset"])
-            data = await self._read_snapshot(best)
+            best = entries[-1]
+            data = await read_bytes(self.settings, best)
             if data is None:
+                log.warning("snapshot chunks missing; folding from the log instead", extra={"cluster": cluster})
                 continue
             states[cluster] = ClusterState.from_snapshot(data)
             chains[cluster] = (best["offset"], best["chain"])
         return states, chains
-
-    async def _read_snapshot(self, entry: dict[str, Any]) -> bytes | None:
-        k = self.settings.kafka
-        offsets = entry["chunk_offsets"]
-        recs = await kafka_adapter.read_range(k, k.snapshots_topic, entry["snapshot_partition"],
-                                              min(offsets), max(offsets))
-        by_offset = {r.offset: r.value for r in recs}
-        if any(o not in by_offset for o in offsets):
-            log.warning("snapshot chunks missing; folding from the log instead", extra=entry)
-            return None
-        return b"".join(by_offset[o] for o in offsets)
 
     # -- the loop ------------------------------------------------------------
     async def run(self) -> None:
