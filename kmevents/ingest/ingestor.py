@@ -131,33 +131,65 @@ class Ingestor:
         return res, data, canonical
 
     async def submit(self, objs: Sequence[Any], *, start_index: int = 0) -> list[Result]:
-        """Ingest a batch; waits until Kafka acknowledged every accepted event."""
+        """Ingest a batch; waits until Kafka acknowledged every accepted event.
+
+        Accepted events are appended, in order, to record batches per partition
+        (``create_batch``/``send_batch``: one future per batch, not per event);
+        each event's offset is its batch's base offset plus its place in it.
+        """
         if self.saturated:
             raise Overloaded(retry_after=1.0)
         assert self._producer is not None and self._map is not None, "call start() first"
         topic = self.settings.kafka.events_topic
         results: list[Result] = []
-        pending: list[tuple[Result, asyncio.Future[Any]]] = []
+        by_partition: dict[int, list[tuple[Result, bytes, bytes]]] = {}
+        cache = self._map._cache  # noqa: SLF001 - the hot path skips an await per event
         for i, obj in enumerate(objs):
             res, data, canonical = self.prepare(start_index + i, obj)
             results.append(res)
             if data is None or canonical is None:
                 continue
-            res.partition = await self._map.partition_for(canonical["cluster"])
-            fut = await self._producer.send(topic, data, key=canonical["cluster"].encode(),
-                                            partition=res.partition)
-            self.in_flight += 1
-            pending.append((res, fut))
+            cluster = canonical["cluster"]
+            part = cache.get(cluster)
+            if part is None:
+                part = await self._map.partition_for(cluster)
+            res.partition = part
+            by_partition.setdefault(part, []).append((res, cluster.encode(), data))
+        sent: list[tuple[list[Result], asyncio.Future[Any]]] = []
+        accepted = sum(len(v) for v in by_partition.values())
+        self.in_flight += accepted
         try:
-            for res, fut in pending:
+            async def send(batch: Any, members: list[Result], part: int) -> None:
+                try:
+                    sent.append((members, await self._producer.send_batch(batch, topic, partition=part)))
+                except kafka_adapter.KafkaError as exc:
+                    for res in members:
+                        res.errors = [("-", f"Kafka refused the event: {exc}; it was not written, retry it")]
+
+            for part, items in by_partition.items():
+                batch, members = self._producer.create_batch(), []
+                for res, key, data in items:
+                    if batch.append(key=key, value=data, timestamp=None) is None:
+                        await send(batch, members, part)
+                        batch, members = self._producer.create_batch(), []
+                        if batch.append(key=key, value=data, timestamp=None) is None:
+                            res.errors = [("-", "event does not fit one Kafka record batch")]
+                            continue
+                    members.append(res)
+                if members:
+                    await send(batch, members, part)
+            for members, fut in sent:
                 try:
                     md = await fut
-                    res.offset = md.offset
-                    res.ok = True
                 except kafka_adapter.KafkaError as exc:
-                    res.errors = [("-", f"Kafka refused the event: {exc}; it was not written, retry it")]
+                    for res in members:
+                        res.errors = [("-", f"Kafka refused the event: {exc}; it was not written, retry it")]
+                    continue
+                for j, res in enumerate(members):
+                    res.offset = md.offset + j
+                    res.ok = True
         finally:
-            self.in_flight -= len(pending)
+            self.in_flight -= accepted
         return results
 
 

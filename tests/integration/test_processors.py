@@ -298,3 +298,22 @@ async def test_an_effect_larger_than_one_transaction_spans_several_with_the_chec
     assert w.stats.transactions > w.stats.batches, "some events needed more than one transaction"
     report = await verify(s, [s.cluster])
     assert report.clean, [f.as_dict() for f in report.drift[:5]]
+
+
+async def test_ingesting_the_same_events_twice_changes_no_derived_entity(isolated: Settings) -> None:
+    async def entities() -> dict[bytes, bytes]:
+        sp = layout.state_prefix(isolated.etcd.prefix, isolated.cluster, layout.live_generation())
+        async with etcd_adapter.client(isolated.etcd) as c:
+            _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
+        return {kv.key: kv.value for kv in kvs}
+
+    await ingest_sim(isolated, isolated.cluster, 3000)
+    await run_worker_until_caught_up(isolated)
+    first = await entities()
+    await ingest_sim(isolated, isolated.cluster, 3000)  # the very same events again (same seed)
+    w = await run_worker_until_caught_up(isolated)
+    assert w.stats.events == 3000, "the repeats reached the log and were folded"
+    assert await entities() == first
+    report = await verify(isolated, [isolated.cluster])
+    assert report.clean
+    assert report.annotations.get("duplicate", 0) >= 3000
