@@ -24,6 +24,17 @@ def live_generation() -> str:
     return f"r{REDUCER_VERSION}"
 
 
+def base_generation(generation: str) -> str:
+    """The generation whose partition checkpoints vouch for ``generation``.
+
+    A repair builds ``r<V>.repair-<time>`` for one cluster and switches its
+    readers there; the processors keep checkpointing the partition under
+    ``r<V>`` (a checkpoint covers every cluster of its partition) while writing
+    that cluster's entities under the repaired generation.
+    """
+    return generation.split(".repair-", 1)[0]
+
+
 def checkpoint_key(prefix: str, partition: int) -> bytes:
     return f"{prefix}/_checkpoints/{partition}".encode()
 

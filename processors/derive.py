@@ -126,6 +126,10 @@ class PartitionDeriver:
         self.since_snapshot: Counter[str] = Counter()
         self.folded_offset = -1
         self.known_current: set[str] = set()
+        #: clusters whose readers were switched to a repaired generation of this
+        #: reducer version (``r<V>.repair-<time>``, see kmevents/replay/repair.py):
+        #: their entities are written there, and ``current`` is left alone.
+        self.cluster_generation: dict[str, str] = {}
         #: how long a transaction is retried while etcd is unreachable before the worker gives up
         self.etcd_retry_seconds = 120.0
         self._inflight: asyncio.Task[None] | None = None
@@ -142,6 +146,18 @@ class PartitionDeriver:
         self.folded_offset = self.checkpoint.offset
         self.annotations = Counter(self.checkpoint.annotations)
         return self.checkpoint
+
+    async def load_generations(self) -> dict[str, str]:
+        """Follow each known cluster's ``current`` pointer when it names a repair of this generation."""
+        for cluster in self.checkpoint.chains:
+            _, kvs = await etcd_adapter.range_at(self.client, layout.current_key(self.prefix, cluster))
+            if not kvs:
+                continue
+            gen = str(orjson.loads(kvs[0].value).get("generation", ""))
+            self.known_current.add(cluster)
+            if gen != self.generation and gen.startswith(f"{self.generation}.repair-"):
+                self.cluster_generation[cluster] = gen
+        return dict(self.cluster_generation)
 
     def restore(self, records: Sequence[Record], snapshots: dict[str, ClusterState] | None = None,
                 snapshot_chains: dict[str, tuple[int, str]] | None = None) -> None:
@@ -202,7 +218,7 @@ class PartitionDeriver:
         out = BatchOutcome()
         pending: dict[bytes, tuple[ClusterState, str, str] | None] = {}
         flush_at = max(1, self.limits.op_budget - FLUSH_RESERVE)
-        prefix, gen = self.prefix, self.generation
+        prefix, gens, live = self.prefix, self.cluster_generation, self.generation
         for rec in records:
             if rec.offset <= self.folded_offset:
                 out.skipped += 1
@@ -219,6 +235,7 @@ class PartitionDeriver:
                 anns = apply(state, ev, partition=self.partition, offset=rec.offset)
                 for a in anns:
                     self.annotations[a.get("kind", "other") if isinstance(a, dict) else "other"] += 1
+                gen = gens.get(cluster, live)
                 for kind, id in state.take_dirty():
                     pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
                 if cluster not in self.known_current:
@@ -231,6 +248,7 @@ class PartitionDeriver:
                 out.dead_letters.append(DeadLetter(rec.partition, rec.offset,
                                                    f"fold failed: {type(exc).__name__}: {exc}", rec.key, rec.value))
                 if state is not None:
+                    gen = gens.get(cluster, live)
                     for kind, id in state.take_dirty():  # whatever it touched is written as it now is
                         pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
             self._advance(cluster, rec)

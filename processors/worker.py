@@ -101,6 +101,8 @@ class DeriveWorker:
         self._producer: Any = None
         self._etcd: etcd_adapter.EtcdClient | None = None
         self._last_snapshot: dict[str, float] = {}
+        #: after being fenced, wait this long before taking the partition anew (if still ours)
+        self.retake_after_seconds = 10.0
 
     # -- lifecycle -----------------------------------------------------------
     async def start(self) -> None:
@@ -145,6 +147,7 @@ class DeriveWorker:
         d = PartitionDeriver(self.settings, self._etcd, tp.partition, worker_id=self.worker_id,
                              retention=self.retention, snapshot_every_events=self.snapshot_every_events)
         ckpt = await d.load_checkpoint()
+        await d.load_generations()
         if ckpt.offset >= 0:
             snaps, snap_chains = await self._load_snapshots(d, list(ckpt.chains))
             start = min((o for o, _ in snap_chains.values()), default=-1) + 1 if len(snap_chains) == len(
@@ -206,6 +209,11 @@ class DeriveWorker:
             self.stats.fenced += 1
             self.derivers.pop(tp.partition, None)
             self._consumer.pause(tp)
+            # The write is never retried. If Kafka still assigns us the partition after
+            # a pause (a repair fenced us, or the other owner went away), take it anew:
+            # reload checkpoint and state from etcd, so nothing is applied twice.
+            asyncio.get_running_loop().call_later(
+                self.retake_after_seconds, lambda: asyncio.ensure_future(self._retake(tp)))
             return
         await self._side_outputs(d, out)
         self.stats.events += out.applied
@@ -216,6 +224,17 @@ class DeriveWorker:
             await self._consumer.commit({tp: d.checkpoint.offset + 1})
         except Exception:  # noqa: BLE001 - informational only (lag display)
             log.debug("offset commit failed", exc_info=True)
+
+    async def _retake(self, tp: Any) -> None:
+        if self._consumer is None or self.stop_requested.is_set() or tp.partition in self.derivers:
+            return
+        if tp not in self._consumer.assignment():
+            return
+        try:
+            await self.take_partition(tp)
+            self._consumer.resume(tp)
+        except Exception:  # noqa: BLE001 - the next rebalance will try again
+            log.exception("re-taking a fenced partition failed", extra={"partition": tp.partition})
 
     async def _side_outputs(self, d: PartitionDeriver, out: Any) -> None:
         k = self.settings.kafka

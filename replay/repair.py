@@ -20,9 +20,11 @@ Steps (DESIGN.md rule 9: the live view never shows a half-rebuilt state):
    moved on meanwhile makes the switch fail instead of pointing readers at a
    stale rebuild.
 
-Known gap (processors): the derivation worker writes under ``r<REDUCER_VERSION>``
-and re-points ``current`` there when it (re)takes a partition; until it follows
-``current``'s generation, a restarted worker undoes the switch.
+After the switch, a derivation worker that (re)takes the partition follows
+``current`` (``PartitionDeriver.load_generations``): it keeps writing the
+cluster's entities under the repaired generation and leaves ``current`` alone.
+A worker fenced by ``--force-fenced`` re-takes its partition after a pause,
+reloading checkpoint and state from etcd.
 """
 
 from __future__ import annotations

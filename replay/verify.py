@@ -298,7 +298,7 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                 report.findings.append(Finding("missing", cluster, "-", "cluster unknown: no partition, no checkpoint"))
                 continue
             gen = await current_generation(c, prefix, cluster) or layout.live_generation()
-            ckpt = await read_checkpoint(c, prefix, gen, partition)
+            ckpt = await read_checkpoint(c, prefix, layout.base_generation(gen), partition)
             src = source or KafkaSource(settings.kafka, topic or settings.kafka.events_topic, partition, cluster)
             older = gen != layout.live_generation() and gen.split(".")[0] != layout.live_generation() or (
                 ckpt is not None and ckpt.reducer_version != REDUCER_VERSION)

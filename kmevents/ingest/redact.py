@@ -16,7 +16,9 @@ Defaults (``DEFAULT_RULES``):
 - ``kubectl.kubernetes.io/last-applied-configuration`` annotations: a full copy
   of the object as applied, environment values included.
 - label and annotation entries whose key names a secret (``password``,
-  ``secret``, ``token``, ``credential``, ``apikey``, ``private-key``).
+  ``secret``, ``token``, ``credential``, ``apikey``, ``private-key``), and the
+  same in volume sources (flexVolume ``options`` can carry credentials inline;
+  a ``secretRef`` is dropped).
 - Kubernetes Event messages are kept (they are what operators read), but a
   message that quotes an environment assignment of a secret-looking name
   (``PASSWORD=...``) has the value masked.
@@ -60,6 +62,9 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("pod.upserted", "pod.labels", "mask_secret_keys"),
     Rule("pod.upserted", "pod.annotations", "mask_secret_keys"),
     Rule("namespace.upserted", "namespace.labels", "mask_secret_keys"),
+    Rule("pod.upserted", "pod.volumes.*.source", "mask_secret_keys"),
+    Rule("pod.upserted", "pod.volumes.*.source.options", "mask_secret_keys"),
+    Rule("pod.upserted", "pod.volumes.*.source.secretRef", "drop"),
     Rule("k8s_event.recorded", "message", "mask_assignments"),
     Rule("task.status_updated", "status.message", "mask_assignments"),
 )

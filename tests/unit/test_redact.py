@@ -42,3 +42,15 @@ def test_allow_rule_exempts_a_path_and_nothing_is_marked_when_nothing_is_removed
     assert ev["payload"]["task"]["data"] == "keep-me" and "redacted" not in ev
     clean = {"type": "task.launched", "payload": {"task": {"data": None}}}
     assert Redactor()(clean) == [] and "redacted" not in clean
+
+
+def test_credentials_inline_in_volume_sources_are_masked() -> None:
+    ev = {"type": "pod.upserted", "payload": {"pod": {"volumes": [
+        {"name": "data", "kind": "flexVolume", "source": {"driver": "x/cifs", "options": {"password": "p4ss", "user": "u"}}},
+        {"name": "ceph", "kind": "rbd", "source": {"monitors": ["10.0.0.1:6789"], "secretRef": {"name": "ceph-key"},
+                                                    "keyring": "/etc/ceph/keyring"}}]}}}
+    Redactor()(ev)
+    vols = ev["payload"]["pod"]["volumes"]
+    assert vols[0]["source"]["options"] == {"password": MASK, "user": "u"}
+    assert vols[1]["source"]["secretRef"] is None
+    assert vols[1]["source"]["monitors"] == ["10.0.0.1:6789"]
