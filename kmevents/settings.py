@@ -118,6 +118,36 @@ class ApiSettings(BaseModel):
     max_events_per_request: int = Field(50_000)
     max_in_flight_events: int = Field(200_000, ge=0, description="above this, ingest answers 429")
     cors_origins: list[str] = Field(default_factory=list, description="CORS is off when empty")
+    max_query_bytes: int = Field(8192, ge=256, description="longest accepted query string (414 above)")
+    page_limit_max: int = Field(1000, ge=1, description="largest ?limit= of a list")
+    page_limit_default: int = Field(100, ge=1, description="?limit= when none is given")
+    ready_max_lag: int = Field(10_000, ge=0, description="/readyz fails when a partition's processor lag is above")
+    replay_cache_entries: int = Field(4, ge=0, description="states kept for repeated ?at=/?known_at=/?offset= reads")
+    metrics_cache_seconds: float = Field(5.0, ge=0, description="/metrics reuses a scrape this long")
+    verify_interval_seconds: float = Field(
+        0.0, ge=0, description="run `verify` this often in the API for the drift/chain gauges (0: never)")
+
+
+class MonitorSettings(BaseModel):
+    """Thresholds of the monitoring rules (``kmevents monitor``; kmevents/monitor/rules.py)."""
+
+    window_seconds: float = Field(60.0, gt=0, description="rate window, in SOURCE time (occurred_at)")
+    task_lost_per_agent: int = Field(5, ge=1, description="TASK_LOST/UNREACHABLE per agent per window")
+    evictions_per_window: int = Field(10, ge=1, description="pod evictions per cluster per window")
+    agent_flaps_per_window: int = Field(3, ge=1, description="agent removed/re-registered per window")
+    offer_declines_per_window: int = Field(20, ge=1, description="declines per window that count as starvation")
+    pending_pod_seconds: float = Field(60.0, ge=0, description="a pod Pending this long counts as starved")
+    rc_below_seconds: float = Field(60.0, ge=0, description="an RC below desired this long fires")
+    service_mismatch_seconds: float = Field(30.0, ge=0, description="endpoints missing/differing this long fires")
+    kube_system_components: list[str] = Field(default_factory=lambda: ["kube-dns", "kube-ui"])
+    processor_lag: int = Field(10_000, ge=0, description="records behind per partition")
+    silent_seconds: float = Field(300.0, gt=0, description="a source stream silent this long (log time)")
+    backlog_seconds: float = Field(120.0, ge=0,
+                                   description="events recorded longer ago than this mean the consumer catches up")
+    backlog_records: int = Field(5_000, ge=0, description="records behind the high watermark that mean catching up")
+    alertmanager_url: str | None = Field(None, description="e.g. http://127.0.0.1:9093 (POST /api/v2/alerts)")
+    runbook_base: str = Field("https://runbooks.example.invalid/kmevents/",
+                              description="runbook links are <base><rule>")
 
 
 class Settings(BaseSettings):
@@ -132,6 +162,7 @@ class Settings(BaseSettings):
     etcd: EtcdSettings = Field(default_factory=EtcdSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     log_format: Literal["text", "json"] = "text"
     _derived: set[str] = PrivateAttr(default_factory=set)
 

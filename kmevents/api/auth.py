@@ -47,3 +47,12 @@ def authenticate(settings: Settings, request: Request) -> Principal:
 def require(principal: Principal, scope: str) -> None:
     if scope not in principal.scopes:
         raise HTTPException(403, f"token {principal.name!r} lacks the {scope!r} scope")
+
+
+def reader(settings: Settings, request: Request, cluster: str | None = None) -> Principal:
+    """A caller with the ``read`` scope that may see ``cluster`` (when one is named): else 401/403."""
+    principal = authenticate(settings, request)
+    require(principal, "read")
+    if cluster is not None and not principal.may_see_cluster(cluster):
+        raise HTTPException(403, f"token {principal.name!r} may not see cluster {cluster!r}")
+    return principal

@@ -68,7 +68,9 @@ async def post_events(request: Request) -> JSONResponse:
     for ev in events:
         if isinstance(ev, dict) and isinstance(ev.get("cluster"), str) and not principal.may_see_cluster(ev["cluster"]):
             raise HTTPException(403, f"token {principal.name!r} may not write cluster {ev['cluster']!r}")
-    ingestor: Ingestor = request.app.state.ingestor
+    ingestor: Ingestor | None = request.app.state.ingestor
+    if ingestor is None:
+        raise HTTPException(503, "ingest is disabled on this API process (started with ingest=False)")
     parsed = [None if isinstance(e, _Unparsable) else e for e in events]
     try:
         results = await ingestor.submit(parsed)

@@ -1,0 +1,118 @@
+"""``GET /v1/clusters/{c}/events``: a live tail of the cluster's log as server-sent events.
+
+Each event is sent as::
+
+    id: <offset in the cluster's partition>
+    event: <event type>
+    data: {"offset", "occurred_at", "recorded_at", "ingest_lag_seconds", "event": {...}}
+
+Resuming: a client that reconnects with ``Last-Event-ID: N`` (browsers do it
+by themselves) continues at offset N+1; ``?from_offset=N`` starts at N; with
+neither, only new events are sent. Filters are the search's (type globs,
+namespace, agent, label selector); a namespace-limited token only receives
+events naming its namespaces. A comment line every ``heartbeat`` seconds keeps
+proxies from closing an idle stream. ``limit`` and ``max_seconds`` end the
+stream (for scripts and tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+
+from kmevents.api.auth import reader
+from kmevents.api.filters import event_visible
+from kmevents.api.query import ClusterName, _view, bad
+from kmevents.contract import DecodeError, decode_fast
+from kmevents.errors import UsageError
+from kmevents.monitor.tail import PartitionTail
+
+router = APIRouter(prefix="/v1/clusters", tags=["stream"])
+
+
+@router.get("/{cluster}/events", summary="Live tail of the cluster's events (text/event-stream)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
+async def tail_events(
+    request: Request, cluster: ClusterName,
+    type: list[str] | None = Query(None, description="event type globs (repeat for several)"),  # noqa: A002, B008
+    namespace: str | None = Query(None, max_length=253),
+    agent: str | None = Query(None, max_length=253),
+    labelSelector: str | None = Query(None, max_length=1024),  # noqa: N803
+    from_offset: int | None = Query(None, ge=0, le=2**62, description="first offset to send"),
+    limit: int | None = Query(None, ge=1, le=10_000_000, description="end the stream after this many events"),
+    max_seconds: float | None = Query(None, gt=0, le=86400, description="end the stream after this long"),
+    heartbeat: float = Query(15.0, ge=0.5, le=300),
+) -> StreamingResponse:
+    from kmevents.replay.search import Filters, matches
+    from kmevents.replay.selectors import parse
+    from kmevents.replay.timespec import iso_of_ms, lag_seconds
+
+    settings = request.app.state.settings
+    p = reader(settings, request, cluster)
+    if p.namespaces is not None and namespace is not None and namespace not in p.namespaces:
+        raise HTTPException(403, f"token {p.name!r} may not see namespace {namespace!r}")
+    sel = None
+    if labelSelector is not None:
+        try:
+            sel = parse(labelSelector)
+        except UsageError as exc:
+            raise bad("labelSelector", exc.message) from None
+    start = from_offset
+    last_id = request.headers.get("last-event-id")
+    if last_id is not None:
+        if not last_id.strip().isdigit():
+            raise bad("last-event-id", "Last-Event-ID must be the offset of the last event received", "header")
+        start = int(last_id) + 1
+    v = await _view(request, cluster)
+    if v.partition is None:
+        raise HTTPException(404, f"cluster {cluster!r} has no partition in the map: it was never ingested")
+    f = Filters(types=type, namespace=namespace, agent=agent, selector=sel)
+    key = cluster.encode()
+
+    async def gen() -> AsyncIterator[bytes]:
+        sent = 0
+        began = time.monotonic()
+        last_beat = began
+        yield f"retry: 2000\n: tail of {cluster} partition {v.partition}\n\n".encode()
+        async with PartitionTail(settings.kafka, settings.kafka.events_topic, v.partition,  # type: ignore[arg-type]
+                                 start=start, poll_ms=250) as t:
+            while True:
+                if max_seconds is not None and time.monotonic() - began >= max_seconds:
+                    return
+                if await request.is_disconnected():
+                    return
+                recs = await t.poll()
+                for rec in recs:
+                    if rec.key != key:
+                        continue
+                    try:
+                        ev = decode_fast(rec.value or b"")
+                    except DecodeError:
+                        continue
+                    if not matches(ev, f) or not event_visible(p.namespaces, ev):
+                        continue
+                    occ = ev.get("occurred_at") if isinstance(ev.get("occurred_at"), str) else None
+                    lag = lag_seconds(occ, rec.timestamp)
+                    data = orjson.dumps({"offset": rec.offset, "occurred_at": occ,
+                                         "recorded_at": iso_of_ms(rec.timestamp),
+                                         "ingest_lag_seconds": None if lag is None else round(lag, 6), "event": ev})
+                    yield b"id: %d\nevent: %s\ndata: %s\n\n" % (rec.offset, str(ev.get("type")).encode(), data)
+                    sent += 1
+                    last_beat = time.monotonic()
+                    if limit is not None and sent >= limit:
+                        return
+                if time.monotonic() - last_beat >= heartbeat:
+                    last_beat = time.monotonic()
+                    yield b": keepalive\n\n"
+                await asyncio.sleep(0)
+
+    return StreamingResponse(gen(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no",
+                                      "X-Kmevents-Partition": str(v.partition),
+                                      "X-Kmevents-Revision": str(v.revision)})
