@@ -19,6 +19,7 @@ only so that ``kafka-consumer-groups`` shows the lag; nothing reads them back.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -106,6 +107,10 @@ class DeriveWorker:
 
     # -- lifecycle -----------------------------------------------------------
     async def start(self) -> None:
+        # The live state is many small dicts that live for long: the default
+        # young-generation threshold (700) makes the GC rescan them constantly
+        # (about 15 % of fold time measured). Entities hold no reference cycles.
+        gc.set_threshold(50_000, 50, 100)
         k = self.settings.kafka
         await kafka_adapter.ensure_topics(k)
         self._etcd = etcd_adapter.client(self.settings.etcd)

@@ -2,8 +2,8 @@
 so a secret that reached it could never be removed without breaking the chain.
 
 A rule names event types (``fnmatch`` patterns, ``*`` for all) and a payload
-path whose segments may be ``*`` (any key or list item, at any depth when
-leading) and ``[key.with.dots]`` for keys that contain dots. The value found there
+path whose segments may be ``*`` (any one key or list item) and
+``[key.with.dots]`` for keys that contain dots. The value found there
 is replaced by ``None`` (``drop``) or, for mapping keys, the entry is removed
 (``drop_key``); every path touched is listed in the envelope's ``redacted``
 field, so a reader knows what was removed and the fold can tell "absent" from
@@ -122,29 +122,25 @@ def _split(path: str) -> list[str]:
 
 
 def _walk(node: Any, segs: list[str], prefix: str) -> Iterable[tuple[Any, str, str]]:
-    """Yield (container, key, dotted path) for every match of ``segs`` under ``node``."""
+    """Yield (container, key, dotted path) for every match of ``segs`` under ``node``.
+
+    ``*`` matches exactly one level: any key of a mapping or any item of a list.
+    """
     if not segs:
         return
     head, rest = segs[0], segs[1:]
     if isinstance(node, dict):
-        keys = list(node) if head == "*" else ([head] if head in node else [])
-        for k in keys:
-            path = f"{prefix}.{k}" if prefix else str(k)
-            if rest:
-                yield from _walk(node[k], rest, path)
-            else:
-                yield node, k, path
-        if head == "*" and rest:
-            # "*" also matches at any depth below (e.g. "*.labels")
-            for k in list(node):
-                if isinstance(node[k], (dict, list)):
-                    yield from _walk(node[k], segs, f"{prefix}.{k}" if prefix else str(k))
+        keys: Iterable[Any] = node if head == "*" else ((head,) if head in node else ())
     elif isinstance(node, list) and head == "*":
-        for i, item in enumerate(node):
-            if rest:
-                yield from _walk(item, rest, f"{prefix}.{i}" if prefix else str(i))
-                if isinstance(item, (dict, list)):
-                    yield from _walk(item, segs, f"{prefix}.{i}" if prefix else str(i))
+        keys = range(len(node))
+    else:
+        return
+    for k in list(keys):
+        path = f"{prefix}.{k}" if prefix else str(k)
+        if rest:
+            yield from _walk(node[k], rest, path)
+        else:
+            yield node, k, path
 
 
 def _apply(payload: dict[str, Any], rule: Rule, segs: list[str]) -> list[str]:
