@@ -216,55 +216,60 @@ class PartitionDeriver:
         Raises :class:`FencedError` when another worker moved the checkpoint.
         """
         out = BatchOutcome()
-        pending: dict[bytes, tuple[ClusterState, str, str] | None] = {}
+        # Clusters changed in this batch: their dirty sets are collected at flush
+        # time only (collecting them materializes agent/role aggregates, which is
+        # the costly part of reading state; once per batch is enough).
+        touched: dict[str, ClusterState] = {}
+        pointers: dict[bytes, None] = {}
         flush_at = max(1, self.limits.op_budget - FLUSH_RESERVE)
-        prefix, gens, live = self.prefix, self.cluster_generation, self.generation
         for rec in records:
             if rec.offset <= self.folded_offset:
                 out.skipped += 1
                 continue
-            if len(pending) >= flush_at:
-                await self._flush(pending, out)
-                pending = {}
+            if touched and sum(st.dirty_count for st in touched.values()) + len(pointers) >= flush_at:
+                await self._flush(self._collect(touched, pointers), out)
+                touched, pointers = {}, {}
             cluster = self._cluster_of(rec)
             state = self.clusters.get(cluster)
             try:
                 ev = decode_fast(rec.value or b"")
                 if state is None:
                     state = self.clusters[cluster] = ClusterState.empty(cluster, retention=self.retention)
+                touched[cluster] = state
                 anns = apply(state, ev, partition=self.partition, offset=rec.offset)
                 for a in anns:
                     self.annotations[a.get("kind", "other") if isinstance(a, dict) else "other"] += 1
-                gen = gens.get(cluster, live)
-                for kind, id in state.take_dirty():
-                    pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
                 if cluster not in self.known_current:
-                    pending[layout.current_key(prefix, cluster)] = None
+                    pointers[layout.current_key(self.prefix, cluster)] = None
                     self.known_current.add(cluster)
             except DecodeError as exc:
                 out.dead_letters.append(DeadLetter(rec.partition, rec.offset, f"undecodable: {exc}",
                                                    rec.key, rec.value))
             except Exception as exc:  # noqa: BLE001 - a poison event never stops the worker
+                # Whatever it touched is written as it now is (its dirty set is collected at flush).
                 out.dead_letters.append(DeadLetter(rec.partition, rec.offset,
                                                    f"fold failed: {type(exc).__name__}: {exc}", rec.key, rec.value))
-                if state is not None:
-                    gen = gens.get(cluster, live)
-                    for kind, id in state.take_dirty():  # whatever it touched is written as it now is
-                        pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
             self._advance(cluster, rec)
             out.applied += 1
             self.since_snapshot[cluster] += 1
             if self.since_snapshot[cluster] >= self.snapshot_every_events:
                 out.snapshots_due.append(cluster)
                 self.since_snapshot[cluster] = 0
-        if pending or self.folded_offset > self._next_checkpoint_floor():
-            await self._flush(pending, out)
+        if touched or pointers or self.folded_offset > self._next_checkpoint_floor():
+            await self._flush(self._collect(touched, pointers), out)
         await self.drain()
         return out
 
-    def _next_checkpoint_floor(self) -> int:
-        """The offset the checkpoint will have once the transaction in flight lands."""
-        return self._inflight_offset if self._inflight is not None else self.checkpoint.offset
+    def _collect(self, touched: dict[str, ClusterState], pointers: dict[bytes, None]
+                 ) -> dict[bytes, tuple[ClusterState, str, str] | None]:
+        """Keys to write for the batch: every changed entity of the touched clusters, plus pointers."""
+        pending: dict[bytes, tuple[ClusterState, str, str] | None] = dict(pointers)
+        prefix, live = self.prefix, self.generation
+        for cluster, state in touched.items():
+            gen = self.cluster_generation.get(cluster, live)
+            for kind, id in state.take_dirty():
+                pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
+        return pending
 
     def _encode_pending(self, pending: dict[bytes, tuple[ClusterState, str, str] | None]
                         ) -> dict[bytes, bytes | None]:

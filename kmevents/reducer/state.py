@@ -119,6 +119,12 @@ class ClusterState:
     def count(self, kind: str) -> int:
         return len(self._tables[kind])
 
+    @property
+    def dirty_count(self) -> int:
+        """How many entities changed since the last ``take_dirty`` (not counting
+        agent/role aggregates, which are only materialized when read)."""
+        return len(self._dirty)
+
     def take_dirty(self) -> set[tuple[str, str]]:
         """``(kind, id)`` of every entity changed, created or removed since the last call.
 
