@@ -44,27 +44,13 @@ from prometheus_client.core import GaugeMetricFamily
 from kmevents import __version__, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
+from kmevents.monitor.consumer import checkpoints, lags
 from kmevents.processors.checkpoint import Checkpoint
 from kmevents.reducer import REDUCER_VERSION
 from kmevents.settings import Settings
 
 log = logging.getLogger("kmevents.api.observe")
 router = APIRouter(tags=["health"])
-
-
-async def checkpoints(settings: Settings, client: etcd_adapter.EtcdClient) -> tuple[int, dict[int, Checkpoint]]:
-    cp = layout.checkpoints_prefix(f"{settings.etcd.prefix}/{layout.live_generation()}")
-    rev, kvs = await etcd_adapter.range_at(client, cp, range_end=etcd_adapter.prefix_end(cp))
-    out = {}
-    for kv in kvs:
-        ck = Checkpoint.from_bytes(kv.value, mod_revision=kv.mod_revision)
-        out[ck.partition] = ck
-    return rev, out
-
-
-def lags(ends: dict[int, int], cps: dict[int, Checkpoint]) -> dict[int, int]:
-    """Records not yet derived per partition: ``end - (checkpoint + 1)``; a partition never taken counts whole."""
-    return {p: max(0, end - ((cps[p].offset if p in cps else -1) + 1)) for p, end in ends.items()}
 
 
 @router.get("/healthz", summary="Liveness")

@@ -1,0 +1,119 @@
+"""The monitoring rules as Faust agents (the one module of kmevents.monitor that imports Faust).
+
+Thin wiring only: the rule logic is ``rules.py`` and the per-cluster state is
+``consumer.ClusterMonitor``. The app has
+
+- an agent on the events topic that feeds each record to its cluster's
+  monitor and counts it in ``event_rates``, a hopping windowed table keyed
+  ``<cluster>|<type>`` whose windows are placed by the event's SOURCE time
+  (``occurred_at``, via ``relative_to``), not by arrival;
+- a timer that evaluates the rules every ``interval`` seconds and sends the
+  transitions to the sinks;
+- a startup task that bootstraps each cluster's monitor (snapshot + log).
+
+Faust's web server binds 127.0.0.1 only, on ``web_port`` (0 disables it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+
+from kmevents.monitor.consumer import ClusterMonitor, bootstrap, pipeline_status
+from kmevents.monitor.sinks import Sink
+from kmevents.replay.timespec import micros_of
+from kmevents.settings import Settings
+
+log = logging.getLogger("kmevents.monitor.faust")
+
+
+class _Rec:
+    """A Faust message seen as a log record (offset, timestamp ms, key, value)."""
+
+    __slots__ = ("offset", "timestamp", "key", "value")
+
+    def __init__(self, message: Any) -> None:
+        self.offset = message.offset
+        self.timestamp = int(message.timestamp * 1000) if isinstance(message.timestamp, float) else message.timestamp
+        self.key = message.key
+        self.value = message.value
+
+
+def occurred_seconds(event: Any) -> float:
+    """Source time of a Faust event (``occurred_at``), in epoch seconds; the log time if it has none."""
+    try:
+        occ = orjson.loads(event.value).get("occurred_at")
+        return micros_of(occ) / 1e6
+    except Exception:  # noqa: BLE001 - undecodable: fall back to the record's time
+        return float(event.message.timestamp)
+
+
+def make_app(settings: Settings, clusters: list[str], sinks: list[Sink], *, web_port: int = 0,
+             interval: float = 2.0) -> tuple[faust.App, dict[str, ClusterMonitor]]:
+    m = settings.monitor
+    app = faust.App(
+        "kmevents-monitor",
+        broker=[f"kafka://{h}" for h in settings.kafka.bootstrap.split(",")],
+        web_enabled=web_port > 0, web_bind="127.0.0.1", web_port=web_port or 6067, web_host="127.0.0.1",
+        topic_disable_leader=True, autodiscover=False, store="memory://", producer_acks=-1,
+        datadir=str(settings.stack.home.parent / "faust-monitor"), consumer_auto_offset_reset="latest",
+        topic_partitions=settings.kafka.partitions,
+    )
+    events = app.topic(settings.kafka.events_topic, value_serializer="raw", key_serializer="raw")
+    step = max(1.0, m.window_seconds / 6)
+    event_rates = (app.Table("kmevents-monitor-rates", default=int, partitions=settings.kafka.partitions)
+                   .hopping(m.window_seconds, step, expires=m.window_seconds * 3)
+                   .relative_to(occurred_seconds))
+    monitors: dict[str, ClusterMonitor] = {}
+
+    @app.agent(events)
+    async def watch(stream: Any) -> None:
+        async for event in stream.events():
+            cluster = (event.key or b"").decode(errors="replace")
+            mon = monitors.get(cluster)
+            if mon is None:
+                continue
+            rec = _Rec(event.message)
+            if mon.feed([rec]):
+                typ = orjson.loads(event.value).get("type")
+                event_rates[f"{cluster}|{typ}"] += 1
+
+    @app.timer(interval=interval)
+    async def evaluate() -> None:
+        now_ms = int(time.time() * 1000)
+        for mon in monitors.values():
+            await pipeline_status(settings, mon)
+            transitions = mon.tick(now_ms)
+            for s in sinks:
+                await s.send(transitions, now_ms=now_ms, position=mon.position())
+
+    @app.task
+    async def boot() -> None:
+        for c in clusters:
+            monitors[c] = await bootstrap(settings, c)
+            log.info("monitoring %s from offset %s", c, monitors[c].offset)
+
+    app.conf.monitors = monitors  # type: ignore[attr-defined]
+    return app, monitors
+
+
+def run_worker(settings: Settings, clusters: list[str], *, web_port: int = 0, jsonl: str | None = None) -> int:
+    """Run the Faust worker until interrupted (``kmevents monitor --engine faust``)."""
+    import sys
+
+    from kmevents.monitor.sinks import Alertmanager, AlertsTopic, JsonLines
+
+    sinks: list[Sink] = [AlertsTopic(settings)]
+    if jsonl:
+        sinks.append(JsonLines(sys.stdout if jsonl == "-" else open(jsonl, "a"),  # noqa: SIM115
+                               settings.monitor.runbook_base))
+    if settings.monitor.alertmanager_url:
+        sinks.append(Alertmanager(settings.monitor.alertmanager_url, settings.monitor.runbook_base))
+    app, _ = make_app(settings, clusters, sinks, web_port=web_port)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()
+    return 0
