@@ -48,3 +48,30 @@ def test_compose_creates_every_topic_with_the_native_settings() -> None:
         assert f"--partitions {spec.partitions} " in line
         for key, value in spec.configs.items():
             assert f"--config {key}={value}" in line, f"{spec.name}: {key}={value} differs"
+
+
+def test_compose_runs_the_processor_and_the_api_from_the_kmevents_image_on_loopback() -> None:
+    c = _compose()["services"]
+    s = Settings()
+    proc, api = c["processor"], c["api"]
+    assert proc["build"]["context"] == "." and "BASE" in proc["build"]["args"]
+    assert proc["image"] == api["image"] and proc["image"].startswith("kmevents-local/"), "a local name, never official"
+    assert proc["command"][0] == "process" and api["command"][0] == "api"
+    assert api["command"][api["command"].index("--host") + 1] == "127.0.0.1"
+    for svc in (proc, api):
+        assert svc["network_mode"] == "host"
+        assert svc["environment"]["KMEVENTS_KAFKA__BOOTSTRAP"] == f"127.0.0.1:{s.stack.kafka_port}"
+        assert svc["environment"]["KMEVENTS_ETCD__ENDPOINT"] == f"http://127.0.0.1:{s.stack.etcd_port}"
+        assert svc["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+
+
+def test_the_dockerfile_takes_its_base_as_a_build_arg_and_copies_every_package_folder() -> None:
+    import tomllib
+
+    text = (ROOT / "Dockerfile").read_text()
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert lines[0].startswith("ARG BASE=") and lines[1] == "FROM ${BASE}"
+    folders = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values())
+    for folder in folders:
+        assert f"COPY {folder} ./{folder}" in text, f"the image lacks {folder}/"
+    assert "USER 65534" in text and 'ENTRYPOINT ["kmevents"]' in text
