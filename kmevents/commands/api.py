@@ -8,8 +8,11 @@ from kmevents.commands._common import add_connection_flags, settings_from, setup
 
 HELP = """\
 Serve the HTTP API: POST /v1/events ingests events (JSON array or NDJSON,
-per-event results, 429 with Retry-After under back-pressure); /healthz;
-the OpenAPI document at /openapi.json.
+per-event results, 429 with Retry-After under back-pressure); GET
+/v1/clusters/... reads derived state at one etcd revision (headers
+X-Kmevents-Revision, X-Kmevents-Offset), with ?at= / ?known_at= / ?offset=
+time travel, history, search and a live SSE tail (/events); /healthz, /readyz,
+/metrics (Prometheus); the OpenAPI document at /openapi.json.
 
 Tokens come from settings, e.g.
   KMEVENTS_API__TOKENS='[{"token": "s3cret", "name": "k8sm", "scopes": ["ingest"]}]'
