@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from kmevents.processors.batch import Limits, ValueTooLarge, fits, split
+from kmevents.processors.batch import Limits, fits, op_size, split
 from kmevents.processors.checkpoint import Checkpoint
 
 from kmevents import chain, layout
@@ -285,21 +285,16 @@ class PartitionDeriver:
 
     async def _flush(self, pending: dict[bytes, tuple[ClusterState, str, str] | None], out: BatchOutcome) -> None:
         ops = self._encode_pending(pending)
-        if fits(ops, self.limits):
-            await self._commit(ops, out)
-            return
-        try:
-            chunks = list(split(ops, self.limits))
-        except ValueTooLarge as exc:
-            # Never a crash loop: the value is recorded as an error with its position and left out.
-            out.dead_letters.append(DeadLetter(self.partition, self.folded_offset,
-                                               f"entity value too large for etcd: {exc}", None, None))
-            ops.pop(exc.key)
-            await self._flush_ops(ops, out)
-            return
-        await self._commit_chunks(chunks, out)
-
-    async def _flush_ops(self, ops: dict[bytes, bytes | None], out: BatchOutcome) -> None:
+        budget = self.limits.byte_budget
+        for key in [k for k, v in ops.items() if op_size(k, v) > budget]:
+            # Never a crash loop: a value no etcd request can carry is recorded as an
+            # error with its position (the batch's last offset) and left out.
+            size = op_size(key, ops.pop(key))
+            out.dead_letters.append(DeadLetter(
+                self.partition, self.folded_offset,
+                f"entity value too large for etcd: {key.decode(errors='replace')} is {size:,} bytes, "
+                f"a request carries {budget:,}; raise etcd --max-request-bytes and "
+                "KMEVENTS_ETCD__MAX_REQUEST_BYTES", None, None))
         if fits(ops, self.limits):
             await self._commit(ops, out)
         else:

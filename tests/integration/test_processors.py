@@ -317,3 +317,23 @@ async def test_ingesting_the_same_events_twice_changes_no_derived_entity(isolate
     report = await verify(isolated, [isolated.cluster])
     assert report.clean
     assert report.annotations.get("duplicate", 0) >= 3000
+
+
+async def test_values_over_the_request_limit_are_dead_lettered_with_their_position_not_crash_looped(
+        isolated: Settings) -> None:
+    from kmevents.processors.batch import REQUEST_MARGIN
+
+    s = isolated.model_copy(deep=True)
+    s.etcd.max_request_bytes = REQUEST_MARGIN + 1200  # only small entity values fit
+    await ingest_sim(s, s.cluster, 800)
+    w = await run_worker_until_caught_up(s)
+    assert w.stats.dead_letters > 0
+    c = kafka_adapter.consumer(s.kafka, s.kafka.deadletter_topic)
+    await c.start()
+    try:
+        recs = [r for batch in (await c.getmany(timeout_ms=5000)).values() for r in batch]
+    finally:
+        await c.stop()
+    reasons = [orjson.loads(r.value)["error"] for r in recs]
+    assert reasons and all("too large" in x for x in reasons), reasons[:3]
+    assert all(orjson.loads(r.value)["offset"] >= 0 for r in recs)
