@@ -19,14 +19,16 @@ import statistics
 import time
 import uuid
 
+from kmevents.processors.checkpoint import Checkpoint
+from kmevents.processors.worker import DeriveWorker
+
 from bench._stack import running_stack
+from bench.bench_raw import _consume as raw_consume
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.contract import encode, validate_event
 from kmevents.ingest import Ingestor
-from kmevents.processors.checkpoint import Checkpoint
-from kmevents.processors.worker import DeriveWorker
 from kmevents.settings import Settings
 from kmevents.simulate import generate
 
@@ -75,23 +77,6 @@ async def _derive(s: Settings, n: int) -> tuple[float, int, int]:
     await task
     await w.stop()
     return took, w.stats.transactions, len(kvs)
-
-
-async def _raw_consume(s: Settings, n: int) -> float:
-    c = kafka_adapter.consumer(s.kafka, s.kafka.events_topic, max_partition_fetch_bytes=16 * 1024 * 1024,
-                               fetch_max_bytes=32 * 1024 * 1024)
-    await c.start()
-    got = 0
-    t0 = time.perf_counter()
-    try:
-        while got < n:
-            batch = await c.getmany(timeout_ms=5000, max_records=10_000)
-            if not batch:
-                break
-            got += sum(len(v) for v in batch.values())
-    finally:
-        await c.stop()
-    return time.perf_counter() - t0
 
 
 async def _raw_puts(s: Settings, keys: int) -> float:
@@ -161,7 +146,7 @@ def run(quick: bool) -> list[dict]:
         asyncio.run(kafka_adapter.ensure_topics(s.kafka))
         asyncio.run(_preload(s, n))
         took, txns, keys = asyncio.run(_derive(s, n))
-        consume = asyncio.run(_raw_consume(s, n))
+        consume = asyncio.run(raw_consume(s, s.kafka.events_topic, n))
         puts = asyncio.run(_raw_puts(s, max(keys, txns * 100 // 2)))
         f = _fresh(base)
         f.kafka.partitions = 1
