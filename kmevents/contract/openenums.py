@@ -66,26 +66,36 @@ ENUM_PATHS: Final[dict[tuple[str, int], tuple[EnumPath, ...]]] = {
 }
 
 
-def _values(node: Any, path: tuple[Step, ...], shown: str) -> Iterator[tuple[str, Any]]:
-    if not path:
-        yield shown, node
+def _check(node: Any, path: tuple[Step, ...], i: int, trail: list[Any], marker: OpenEnum,
+           found: list[ContractWarning]) -> None:
+    """Append a warning for every value at ``path`` (from step ``i``) outside ``marker.known``.
+
+    The shown path is only built for an unknown value: checking stays a few
+    dictionary look-ups per field on the ingest hot path.
+    """
+    if i == len(path):
+        if node not in marker.known:
+            shown = ".".join(str(t) for t in trail)
+            found.append(ContractWarning(shown, f"unknown {marker.label} value {node!r} kept as written", node))
         return
-    step, rest = path[0], path[1:]
+    step = path[i]
     if step is None:
         if type(node) is list:
-            for i, item in enumerate(node):
-                yield from _values(item, rest, f"{shown}.{i}")
-    elif type(node) is dict and node.get(step) is not None:
-        yield from _values(node[step], rest, f"{shown}.{step}" if shown else step)
+            for n, item in enumerate(node):
+                trail.append(n)
+                _check(item, path, i + 1, trail, marker, found)
+                trail.pop()
+    elif type(node) is dict:
+        value = node.get(step)
+        if value is not None:
+            trail.append(step)
+            _check(value, path, i + 1, trail, marker, found)
+            trail.pop()
 
 
 def unknown_enum_values(event: dict[str, Any]) -> list[ContractWarning]:
     """Warnings for open-enum values of a canonical event that this contract does not know."""
     found: list[ContractWarning] = []
     for path, marker in ENUM_PATHS.get((event["type"], event["schema_version"]), ()):
-        for shown, value in _values(event, path, ""):
-            if value not in marker.known:
-                found.append(ContractWarning(
-                    shown, f"unknown {marker.label} value {value!r} kept as written", value
-                ))
+        _check(event, path, 0, [], marker, found)
     return found
