@@ -17,11 +17,15 @@ RUN if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
     fi \
  && python3 -c 'import sys; assert sys.version_info >= (3, 11), sys.version'
 WORKDIR /opt/kmevents
-COPY pyproject.toml README.md ./
+# Where PyPI is reached through a TLS-intercepting proxy, put the host's CA bundle
+# at .build-ca.pem in the build context (it is git-ignored; optional) so pip can
+# verify the proxy: scripts/ci_testcontainers.sh does this.
+COPY pyproject.toml README.md .build-ca.pe[m] ./
 COPY kmevents ./kmevents
 COPY processors ./processors
 COPY replay ./replay
-RUN python3 -m venv /opt/venv \
+RUN if [ -s .build-ca.pem ]; then export PIP_CERT=/opt/kmevents/.build-ca.pem; fi \
+ && python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
  && /opt/venv/bin/pip install --no-cache-dir . \
  && /opt/venv/bin/kmevents --help >/dev/null

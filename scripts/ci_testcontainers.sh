@@ -107,10 +107,23 @@ while IFS='=' read -r k v; do
 done <<<"$images"
 say "images ($KMEVENTS_IMAGES: $KMEVENTS_KAFKA_IMAGE, $KMEVENTS_ETCD_IMAGE) ready in $(( $(date +%s) - t0 ))s"
 
+# ---- kmevents' own image (issue 8: Dockerfile with the base as a build argument) ------------
+t0=$(date +%s)
+if [[ $KMEVENTS_IMAGES == local ]]; then base=kmevents-local/debian:bookworm; else base=python:3.11-slim-bookworm; fi
+export KMEVENTS_KMEVENTS_IMAGE=kmevents-local/kmevents:0.1.0
+# pip inside the build must trust what pip on this host trusts (a TLS-intercepting proxy's CA)
+host_ca=${PIP_CERT:-$(.venv/bin/python -m pip config get global.cert 2>/dev/null || true)}
+rm -f .build-ca.pem
+[[ -n $host_ca && -s $host_ca ]] && cp "$host_ca" .build-ca.pem
+docker build -q --network host --pull=false --build-arg "BASE=$base" \
+  -t "$KMEVENTS_KMEVENTS_IMAGE" . >/dev/null
+rm -f .build-ca.pem
+say "image $KMEVENTS_KMEVENTS_IMAGE (base $base) ready in $(( $(date +%s) - t0 ))s"
+
 # ---- the suite ----------------------------------------------------------------------------
 t0=$(date +%s)
 set +e
-KMEVENTS_TEST_STACK=testcontainers TESTCONTAINERS_RYUK_DISABLED=true \
+KMEVENTS_TEST_STACK=testcontainers TESTCONTAINERS_RYUK_DISABLED=true KMEVENTS_KMEVENTS_IMAGE="$KMEVENTS_KMEVENTS_IMAGE" \
   .venv/bin/python -m pytest tests/integration "$@"
 rc=$?
 set -e
