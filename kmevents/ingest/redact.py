@@ -41,6 +41,18 @@ SECRET_ASSIGNMENT = re.compile(
 )
 MASK = "[redacted]"
 
+_SECRET_KEY_CACHE: dict[str, bool] = {}
+
+
+def _secret_key(key: Any) -> bool:
+    """Does a label/annotation key name a secret? Cached: the same keys recur in every event."""
+    hit = _SECRET_KEY_CACHE.get(key)
+    if hit is None:
+        hit = bool(SECRET_KEY.search(str(key)))
+        if len(_SECRET_KEY_CACHE) < 100_000:
+            _SECRET_KEY_CACHE[key] = hit
+    return hit
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -121,32 +133,45 @@ def _split(path: str) -> list[str]:
     return [m.group(1) or m.group(2) for m in _SEGMENT.finditer(path)]
 
 
-def _walk(node: Any, segs: list[str], prefix: str) -> Iterable[tuple[Any, str, str]]:
-    """Yield (container, key, dotted path) for every match of ``segs`` under ``node``.
+def _walk(node: Any, segs: list[str], prefix: str) -> list[tuple[Any, Any, str]]:
+    """(container, key, dotted path) for every match of ``segs`` under ``node``.
 
     ``*`` matches exactly one level: any key of a mapping or any item of a list.
+    Iterative and allocation-light: this runs for every ingested event.
     """
-    if not segs:
-        return
-    head, rest = segs[0], segs[1:]
-    if isinstance(node, dict):
-        keys: Iterable[Any] = node if head == "*" else ((head,) if head in node else ())
-    elif isinstance(node, list) and head == "*":
-        keys = range(len(node))
-    else:
-        return
-    for k in list(keys):
-        path = f"{prefix}.{k}" if prefix else str(k)
-        if rest:
-            yield from _walk(node[k], rest, path)
-        else:
-            yield node, k, path
+    level: list[tuple[Any, str]] = [(node, prefix)]
+    last = len(segs) - 1
+    out: list[tuple[Any, Any, str]] = []
+    for depth, head in enumerate(segs):
+        nxt: list[tuple[Any, str]] = []
+        for cur, path in level:
+            if type(cur) is dict:
+                if head == "*":
+                    keys: Any = list(cur)
+                elif head in cur:
+                    keys = (head,)
+                else:
+                    continue
+            elif type(cur) is list and head == "*":
+                keys = range(len(cur))
+            else:
+                continue
+            for k in keys:
+                sub = f"{path}.{k}" if path else str(k)  # noqa: B023 - paths are short
+                if depth == last:
+                    out.append((cur, k, sub))
+                else:
+                    nxt.append((cur[k], sub))
+        if not nxt and depth < last:
+            return out
+        level = nxt
+    return out
 
 
 def _apply(payload: dict[str, Any], rule: Rule, segs: list[str]) -> list[str]:
     removed: list[str] = []
     seen: set[int] = set()
-    for container, key, path in list(_walk(payload, segs, "")):
+    for container, key, path in _walk(payload, segs, ""):
         value = container[key]
         if rule.action == "drop":
             if value is not None:
@@ -160,7 +185,7 @@ def _apply(payload: dict[str, Any], rule: Rule, segs: list[str]) -> list[str]:
                 continue
             seen.add(id(value))
             for k in list(value):
-                if SECRET_KEY.search(str(k)) and value[k] != MASK:
+                if _secret_key(k) and value[k] != MASK:
                     value[k] = MASK
                     removed.append(f"{path}.{k}")
         elif rule.action == "mask_assignments" and isinstance(value, str):
