@@ -392,7 +392,19 @@ def offer_expired(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 def offer_declined(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     reason = _opt_str(pl.get("reason"), "reason")
     refuse = pl.get("refuse_seconds")
-    o = _close_offer(st, pl["offer_id"], t, "declined")
+    oid = pl["offer_id"]
+    o = st.offers.get(oid) if type(oid) is str else None
+    if o is not None and o["status"] in ("expired", "rescinded") and reason == o["status"]:
+        # k8sm's own protocol: when its offer TTL runs out (or Mesos rescinds the
+        # offer) it still DECLINEs the offer, with that reason, to hand the
+        # resources back. The offer is already closed; this is its normal epilogue,
+        # not a stale event: record the decline, keep the status.
+        if o.get("decline_reason") != reason or o.get("refuse_seconds") != refuse:
+            o["decline_reason"] = reason
+            o["refuse_seconds"] = refuse
+            st._dirty.add(("offer", oid))
+        return
+    o = _close_offer(st, oid, t, "declined")
     if o is not None:
         o["decline_reason"] = reason
         o["refuse_seconds"] = refuse

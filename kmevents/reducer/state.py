@@ -21,7 +21,7 @@ from kmevents.reducer.retention import RETAINED_KINDS, Retention, new_indexes
 
 #: Version of the fold logic. Checkpoints and snapshots record it; bump it
 #: whenever the same log would fold to different entity values.
-REDUCER_VERSION = 1
+REDUCER_VERSION = 2  # 2: k8sm's decline after expiry/rescind is recorded, not annotated stale
 
 KINDS = ("cluster", "framework", "agent", "offer", "inverse_offer", "task", "executor",
          "pod", "namespace", "node", "rc", "service", "role")

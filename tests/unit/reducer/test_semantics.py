@@ -324,3 +324,30 @@ def test_foreign_cluster_events_are_skipped() -> None:
     st = ClusterState.empty("c1")
     anns = apply(st, Log("c2").agent_added("a1"))
     assert kinds(anns) == ["foreign_cluster"] and st.entity("agent", "a1") is None
+
+
+def test_k8sm_decline_after_offer_expiry_or_rescind_is_recorded_not_stale() -> None:
+    from kmevents.reducer import ClusterState, apply
+
+    def ev(n: int, type_: str, payload: dict) -> dict:
+        return {"event_id": f"e{n}", "type": type_, "schema_version": 1, "cluster": "c1",
+                "source": {"kind": "simulator", "stream_id": "s", "seq": n},
+                "occurred_at": f"2026-01-01T00:00:{n:02d}.000000Z", "clock": "scheduler", "raw_type": "X",
+                "actor": None, "correlation_id": None, "causation_id": None, "dedupe_key": f"k{n}",
+                "redacted": [], "payload": payload}
+
+    st = ClusterState.empty("c1")
+    res = [{"name": "cpus", "role": "*", "scalar": 1.0, "ranges": None}]
+    for i, oid in enumerate(("o1", "o2")):
+        apply(st, ev(10 * i + 1, "offer.offered", {"offer": {"id": oid, "framework_id": "f", "agent_id": "a",
+                                                             "hostname": "h", "resources": res}}))
+    apply(st, ev(2, "offer.expired", {"offer_id": "o1"}))
+    anns = apply(st, ev(3, "offer.declined", {"offer_id": "o1", "reason": "expired", "refuse_seconds": 5.0}))
+    assert anns == []
+    assert st.entity("offer", "o1")["status"] == "expired"
+    assert st.entity("offer", "o1")["decline_reason"] == "expired"
+    apply(st, ev(12, "offer.rescinded", {"offer_id": "o2"}))
+    assert apply(st, ev(13, "offer.declined", {"offer_id": "o2", "reason": "rescinded", "refuse_seconds": None})) == []
+    # A decline with another reason after expiry is still a stale event.
+    anns = apply(st, ev(14, "offer.declined", {"offer_id": "o1", "reason": "compat", "refuse_seconds": None}))
+    assert [a["kind"] for a in anns] == ["stale"]
