@@ -119,18 +119,10 @@ class ManagedProcess:
             pass
         except PermissionError:
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and alive(pid):
-            _reap(pid)
-            time.sleep(0.1)
-        if alive(pid):
+        if not _wait_gone(pid, timeout):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            for _ in range(50):
-                _reap(pid)
-                if not alive(pid):
-                    break
-                time.sleep(0.1)
+            _wait_gone(pid, 5.0)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -139,11 +131,7 @@ class ManagedProcess:
         pid = self.pid()
         if pid is not None:
             os.killpg(pid, signal.SIGKILL)
-            for _ in range(100):
-                _reap(pid)
-                if not alive(pid):
-                    break
-                time.sleep(0.05)
+            _wait_gone(pid, 5.0)
 
     def tail(self, lines: int = 50) -> str:
         try:
@@ -151,6 +139,17 @@ class ManagedProcess:
         except OSError:
             return ""
         return "\n".join(data.splitlines()[-lines:])
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Reap and wait until ``pid`` is gone; False if it is still alive after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        _reap(pid)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _reap(pid: int) -> None:
