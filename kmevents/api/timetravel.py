@@ -13,6 +13,7 @@ read depends on the log's end: a late event may still arrive).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -60,9 +61,22 @@ class TimeTravel:
         self.cache: OrderedDict[tuple[Any, ...], Replayed] = OrderedDict()
         self.locks: dict[tuple[Any, ...], asyncio.Lock] = {}
         self.replays = 0
+        self._sources: dict[tuple[str, int], tuple[float, KafkaSource]] = {}
+
+    #: How long the log's bounds (first/last offset) read for a cluster are reused.
+    #: Each fresh read opens Kafka clients (~0.5 s here); a point-in-time read may
+    #: therefore not see records appended during the last second.
+    bounds_ttl_seconds = 1.0
 
     def source(self, cluster: str, partition: int) -> KafkaSource:
-        return KafkaSource(self.settings.kafka, self.settings.kafka.events_topic, partition, cluster)
+        key = (cluster, partition)
+        now = time.monotonic()
+        hit = self._sources.get(key)
+        if hit is not None and now - hit[0] < self.bounds_ttl_seconds:
+            return hit[1]
+        src = KafkaSource(self.settings.kafka, self.settings.kafka.events_topic, partition, cluster)
+        self._sources[key] = (now, src)
+        return src
 
     async def state(self, cluster: str, partition: int, target: Target) -> Replayed:
         """The cluster's state at ``target``. Raises ``BadPoint`` for an offset beyond the log."""
