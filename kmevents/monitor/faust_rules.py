@@ -52,20 +52,28 @@ def occurred_seconds(event: Any) -> float:
         return float(event.message.timestamp)
 
 
+def app_id(events_topic: str) -> str:
+    """One Faust app (and so one changelog topic) per events topic monitored."""
+    return "kmevents-monitor-" + "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in events_topic)
+
+
 def make_app(settings: Settings, clusters: list[str], sinks: list[Sink], *, web_port: int = 0,
-             interval: float = 2.0) -> tuple[faust.App, dict[str, ClusterMonitor]]:
+             interval: float = 2.0, partitions: int | None = None) -> tuple[faust.App, dict[str, ClusterMonitor]]:
+    """The app; ``partitions`` is the events topic's real partition count (Faust
+    refuses a windowed table whose changelog is partitioned differently)."""
     m = settings.monitor
+    partitions = partitions or settings.kafka.partitions
     app = faust.App(
-        "kmevents-monitor",
+        app_id(settings.kafka.events_topic),
         broker=[f"kafka://{h}" for h in settings.kafka.bootstrap.split(",")],
         web_enabled=web_port > 0, web_bind="127.0.0.1", web_port=web_port or 6067, web_host="127.0.0.1",
         topic_disable_leader=True, autodiscover=False, store="memory://", producer_acks=-1,
         datadir=str(settings.stack.home.parent / "faust-monitor"), consumer_auto_offset_reset="latest",
-        topic_partitions=settings.kafka.partitions,
+        topic_partitions=partitions,
     )
     events = app.topic(settings.kafka.events_topic, value_serializer="raw", key_serializer="raw")
     step = max(1.0, m.window_seconds / 6)
-    event_rates = (app.Table("kmevents-monitor-rates", default=int, partitions=settings.kafka.partitions)
+    event_rates = (app.Table("kmevents-monitor-rates", default=int, partitions=partitions)
                    .hopping(m.window_seconds, step, expires=m.window_seconds * 3)
                    .relative_to(occurred_seconds))
     monitors: dict[str, ClusterMonitor] = {}
@@ -113,7 +121,12 @@ def run_worker(settings: Settings, clusters: list[str], *, web_port: int = 0, js
                                settings.monitor.runbook_base))
     if settings.monitor.alertmanager_url:
         sinks.append(Alertmanager(settings.monitor.alertmanager_url, settings.monitor.runbook_base))
-    app, _ = make_app(settings, clusters, sinks, web_port=web_port)
+    import asyncio
+
+    from kmevents.adapters import kafka as kafka_adapter
+
+    ends = asyncio.run(kafka_adapter.end_offsets(settings.kafka, settings.kafka.events_topic))
+    app, _ = make_app(settings, clusters, sinks, web_port=web_port, partitions=len(ends) or None)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
     return 0

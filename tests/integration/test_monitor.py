@@ -120,3 +120,43 @@ def test_the_monitor_command_renders_one_frame(isolated: Settings) -> None:
     assert r.returncode == 0, r.stderr
     assert "kmevents monitor" in r.stdout and "agents (" in r.stdout and "running tasks" in r.stdout
     assert "outstanding offers" in r.stdout and "ev/s" in r.stdout
+
+
+def test_the_faust_engine_raises_alerts_from_live_events(isolated: Settings, tmp_path) -> None:
+    import signal
+    import time
+
+    asyncio.run(ingest_sim(isolated, isolated.cluster, 50, seed=5))  # what the bootstrap folds
+    alerts = tmp_path / "alerts.jsonl"
+    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": isolated.kafka.bootstrap,
+           "KMEVENTS_ETCD__ENDPOINT": isolated.etcd.endpoint, "KMEVENTS_ETCD__PREFIX": isolated.etcd.prefix,
+           "KMEVENTS_KAFKA__EVENTS_TOPIC": isolated.kafka.events_topic,
+           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": isolated.kafka.deadletter_topic,
+           "KMEVENTS_KAFKA__ALERTS_TOPIC": isolated.kafka.alerts_topic,
+           "KMEVENTS_MONITOR__RC_BELOW_SECONDS": "0", "KMEVENTS_STACK__HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "kmevents.cli", "monitor", "--engine", "faust",
+                             "--cluster", isolated.cluster, "--alerts-jsonl", str(alerts)],
+                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(8)  # the app starts and bootstraps the cluster's monitor from the log
+        asyncio.run(ingest_sim(isolated, isolated.cluster, 1500, seed=6))  # live events through the agent
+        def live_alert() -> bool:  # decided after the agent consumed records past the bootstrap
+            if not alerts.exists():
+                return False
+            return any(orjson.loads(x)["position"]["offset"] >= 50 for x in alerts.read_text().splitlines())
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not live_alert():
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    lines = [orjson.loads(x) for x in alerts.read_text().splitlines()] if alerts.exists() else []
+    assert lines, proc.stderr.read().decode()[-2000:] if proc.stderr else "no alerts"
+    assert max(x["position"]["offset"] for x in lines) >= 50, "no alert came from the live agent"
+    assert {x["cluster"] for x in lines} == {isolated.cluster}
+    assert all(x["status"] in ("firing", "resolved") and x["fingerprint"] for x in lines)
