@@ -69,12 +69,18 @@ class ArchiveWriter:
     """
 
     def __init__(self, path: str | Path, *, cluster: str, partition: int, topic: str,
-                 covers_from: int, chain_head_start: str | None = chain.GENESIS, level: int = 3) -> None:
+                 covers_from: int, chain_head_start: str | None = chain.GENESIS, level: int = 3,
+                 filtered: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.meta: dict[str, Any] = {
             "format": FORMAT, "cluster": cluster, "partition": partition, "topic": topic,
             "covers_from": covers_from, "chain_head_start": chain_head_start,
         }
+        if filtered is not None:
+            # Records were left out (what a token may not see): the chain cannot be
+            # followed through this archive alone, so it carries no chain heads.
+            self.meta["filtered"] = filtered
+            self.meta["chain_head_start"] = chain_head_start = None
         self.head = chain_head_start
         self.count = 0
         self.first_offset: int | None = None

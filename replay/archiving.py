@@ -36,15 +36,24 @@ async def chain_before(src: Source, cluster: str, offset: int, snapshots: Snapsh
 
 
 async def export(src: Source, path: str | Path, *, cluster: str, topic: str, start: int, end: int,
-                 chain_head_start: str | None, on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Write the cluster's records with ``start <= offset <= end`` to one archive; returns its header."""
+                 chain_head_start: str | None, on_batch: Callable[[int], None] | None = None,
+                 keep: Callable[[LogRecord], bool] | None = None,
+                 filtered: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the cluster's records with ``start <= offset <= end`` to one archive; returns its header.
+
+    ``keep`` leaves out the records it refuses (an archive for a token that may
+    see only some namespaces); ``filtered`` then says why in the header, and the
+    archive carries no chain heads (see ``ArchiveWriter``).
+    """
     assert src.partition is not None
+    assert (keep is None) == (filtered is None), "a filtered archive says how it was filtered"
     w = archive.ArchiveWriter(path, cluster=cluster, partition=src.partition, topic=topic, covers_from=start,
-                              chain_head_start=chain_head_start)
+                              chain_head_start=chain_head_start, filtered=filtered)
     try:
         async for batch in src.batches(start, end):
             for r in batch:
-                w.add(r)
+                if keep is None or keep(r):
+                    w.add(r)
             if on_batch is not None:
                 on_batch(batch[-1].offset)
     except BaseException:

@@ -220,6 +220,70 @@ async def search_events(
                   "X-Kmevents-Revision": str(v.revision)})
 
 
+@router.get("/{cluster}/archive", summary="The cluster's log as a portable archive (what this token may see)",
+            tags=["incident analysis"], response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}},
+                             "description": "a kmevents archive (zstd); `kmevents state --source FILE` reads it"}})
+async def export_archive(
+    request: Request, cluster: ClusterName,
+    from_: int | None = Query(None, alias="from", ge=0, le=2**62, description="first offset (default: the log's first)"),
+    to: int | None = Query(None, ge=0, le=2**62, description="last offset, inclusive (default: the log's last)"),
+) -> Response:
+    """A token limited to some namespaces gets only the events that name one of them;
+    such an archive says so in its header (``filtered``) and carries no chain heads,
+    since the chain cannot be followed with records left out."""
+    import tempfile
+    from pathlib import Path as FilePath
+
+    from starlette.background import BackgroundTask
+    from starlette.responses import FileResponse
+
+    from kmevents.replay.archive import SUFFIX as archive_suffix
+    from kmevents.replay.archiving import chain_before, export
+    from kmevents.replay.snapshots import SnapshotStore
+    from kmevents.replay.sources import KafkaSource
+
+    p = reader(request.app.state.settings, request, cluster)
+    v = await _view(request, cluster)
+    if v.partition is None:
+        raise HTTPException(404, f"cluster {cluster!r} has no partition in the map: it was never ingested")
+    s = request.app.state.settings
+    src = KafkaSource(s.kafka, s.kafka.events_topic, v.partition, cluster)
+    first, last = await src.covers()
+    start = first if from_ is None else from_
+    end = last if to is None else min(to, last)
+    if start > end:
+        raise bad("from", f"nothing to export: from {start} is after the last offset {end}")
+    keep = None
+    filtered = None
+    head = None
+    if p.namespaces is not None:
+        namespaces = p.namespaces
+
+        def keep(r: Any) -> bool:
+            try:
+                return event_visible(namespaces, orjson.loads(r.value or b""))
+            except orjson.JSONDecodeError:
+                return False
+
+        filtered = {"namespaces": sorted(namespaces), "token": p.name}
+    else:
+        head = await chain_before(src, cluster, start, SnapshotStore(s, request.app.state.etcd))
+    tmpdir = tempfile.mkdtemp(prefix="kmevents-api-archive-")
+    path = FilePath(tmpdir) / f"{cluster}-{start}-{end}{archive_suffix}"
+    header = await export(src, path, cluster=cluster, topic=s.kafka.events_topic, start=start, end=end,
+                          chain_head_start=head, keep=keep, filtered=filtered)
+
+    def cleanup() -> None:
+        path.unlink(missing_ok=True)
+        FilePath(tmpdir).rmdir()
+
+    return FileResponse(path, media_type="application/octet-stream", filename=path.name,
+                        background=BackgroundTask(cleanup),
+                        headers={"X-Kmevents-Partition": str(v.partition), "X-Kmevents-Records": str(header["count"]),
+                                 "X-Kmevents-Filtered": "true" if filtered else "false"})
+
+
 @router.get("/{cluster}/{kind}", summary="Entities of one kind, filtered and paginated")
 async def list_entities(
     request: Request, cluster: ClusterName, kind: KindPath,

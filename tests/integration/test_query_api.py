@@ -243,3 +243,48 @@ def test_metrics_readiness_history_and_search(env: Env) -> None:
     assert h["count"] >= 2 and any(e["type"] == "task.launched" for e in h["events"])
     found = get(env, f"/v1/clusters/{c}/search", type="pod.evicted", limit=50).json()
     assert found["count"] == min(50, sum(1 for e in env.events if e["type"] == "pod.evicted"))
+
+
+def _archive(env: Env, token: str, tmp_path, **params: object):
+    from kmevents.replay import archive
+
+    r = httpx.get(f"{env.url}/v1/clusters/{env.s.cluster}/archive", params=params,
+                  headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    assert r.status_code == 200, r.text
+    path = tmp_path / f"{token}{archive.SUFFIX}"
+    path.write_bytes(r.content)
+    records = [rec for batch in archive.iter_batches(path) for rec in batch]
+    return r, archive.read_header(path), records
+
+
+def test_an_archive_for_a_full_token_holds_every_record_with_its_chain(env: Env, tmp_path) -> None:
+    from kmevents import chain
+
+    r, header, records = _archive(env, "read-token", tmp_path)
+    assert r.headers["X-Kmevents-Filtered"] == "false"
+    assert header["count"] == N_EVENTS == len(records)
+    assert [x.offset for x in records] == list(range(N_EVENTS))
+    head = header["chain_head_start"]
+    assert head == chain.GENESIS
+    for x in records:
+        head = chain.link(head, x.key, x.value)
+    assert head == header["chain_head_end"]
+    assert "filtered" not in header
+
+
+def test_an_archive_for_a_namespace_limited_token_holds_only_what_it_may_see(env: Env, tmp_path) -> None:
+    from kmevents.api.filters import event_namespaces
+
+    r, header, records = _archive(env, "prod-only", tmp_path)
+    expected = [e["event_id"] for e in env.events if "prod" in event_namespaces(e)]
+    assert r.headers["X-Kmevents-Filtered"] == "true"
+    assert header["filtered"] == {"namespaces": ["prod"], "token": "prod-team"}
+    assert header["chain_head_start"] is None and header["chain_head_end"] is None
+    assert [orjson.loads(x.value)["event_id"] for x in records] == expected
+    assert 0 < len(records) < N_EVENTS
+    # a part of the log by offsets, and the other limits
+    _, part, recs = _archive(env, "read-token", tmp_path, **{"from": 100, "to": 199})
+    assert (part["covers_from"], part["covers_to"], len(recs)) == (100, 199, 100)
+    assert httpx.get(f"{env.url}/v1/clusters/{env.s.cluster}/archive", timeout=30).status_code == 401
+    assert httpx.get(f"{env.url}/v1/clusters/{env.s.cluster}/archive", timeout=30,
+                     headers={"Authorization": "Bearer elsewhere"}).status_code == 403
