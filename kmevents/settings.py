@@ -51,7 +51,9 @@ class EtcdSettings(BaseModel):
 
     endpoint: str = Field("http://127.0.0.1:2379", description="client URL of one etcd member")
     prefix: str = Field("/kmevents/v1", description="root of every key kmevents writes")
-    max_txn_ops: int = Field(128, ge=2, description="etcd --max-txn-ops (operations per transaction)")
+    max_txn_ops: int = Field(1024, ge=2, description=(
+        "etcd --max-txn-ops (operations per transaction): the stack starts etcd with it; workers "
+        "probe the server and fall back to what it accepts (etcd's own default is 128)"))
     max_request_bytes: int = Field(
         1536 * 1024, ge=1024, description="etcd --max-request-bytes (bytes per request)"
     )

@@ -136,7 +136,7 @@ async def plan_and_stage(settings: Settings, cluster: str, *, group_id: str, for
 
 async def _stage(settings: Settings, c: etcd_adapter.EtcdClient, plan: Plan) -> None:
     prefix = settings.etcd.prefix
-    max_ops = max(1, settings.etcd.max_txn_ops - 1)
+    max_ops = max(1, await etcd_adapter.txn_ops_limit(c, settings.etcd.max_txn_ops) - 1)
     max_bytes = settings.etcd.max_request_bytes // 2
     guard = layout.checkpoint_key(f"{prefix}/{plan.new_generation}", plan.partition)
     batch: dict[bytes, bytes | None] = {}

@@ -8,6 +8,8 @@ What aetcd lacks is filled in here:
   :class:`RevisionCompacted`.
 - TLS: aetcd 1.0 only opens insecure channels; :class:`EtcdClient` opens a
   secure one when a CA is configured.
+- the server's ``--max-txn-ops``: etcd does not report it, so
+  :func:`txn_ops_limit` finds it out with read-only probe transactions.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from kmevents.errors import KmeventsError
 from kmevents.settings import EtcdSettings
 
 __all__ = ["TRANSIENT_ERRORS", "EtcdClient", "KV", "RevisionCompacted", "client", "healthy", "range_at",
-           "txn_if_unchanged"]
+           "txn_if_unchanged", "txn_ops_limit"]
 
 #: Errors after which the same request may succeed later (etcd restarting, leader change).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (grpc.aio.AioRpcError, ConnectionError, TimeoutError)
@@ -167,3 +169,31 @@ async def txn_if_unchanged(
     req = rpc.TxnRequest(compare=[compare], success=[_op(k, v) for k, v in ops.items()], failure=[])
     resp = await c.kvstub.Txn(req, timeout=c._timeout, metadata=c.metadata)
     return bool(resp.succeeded), int(resp.header.revision)
+
+
+_PROBE_KEY = b"\x00kmevents/txn-ops-probe"  # never written: the probe only reads it
+
+
+async def txn_ops_limit(c: EtcdClient, wanted: int, floor: int = 128) -> int:
+    """The largest of ``wanted``, ``wanted // 2``, ... (not below ``floor``) that etcd accepts.
+
+    etcd rejects a transaction with more operations in a branch than its
+    ``--max-txn-ops`` (default 128) with ``INVALID_ARGUMENT: too many
+    operations in txn request``, and no API reports the setting. The probe is a
+    read-only transaction of ``n`` range requests on one unused key, so it
+    writes nothing and costs one round trip per halving. Any other error
+    propagates.
+    """
+    await c.connect()
+    n = wanted
+    while n > floor:
+        read = rpc.RequestOp(request_range=rpc.RangeRequest(key=_PROBE_KEY, count_only=True))
+        req = rpc.TxnRequest(compare=[], success=[read] * n, failure=[])
+        try:
+            await c.kvstub.Txn(req, timeout=c._timeout, metadata=c.metadata)
+            return n
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.INVALID_ARGUMENT or "too many operations" not in (exc.details() or ""):
+                raise
+        n //= 2
+    return max(min(wanted, floor), 2)

@@ -85,6 +85,17 @@ async def test_etcd_equals_the_fold_of_the_log_key_for_key(isolated: Settings) -
     assert report.clean, [f.as_dict() for f in report.drift[:5]]
 
 
+async def test_a_worker_configured_above_the_etcd_txn_limit_falls_back_to_it_and_derives(
+        isolated: Settings) -> None:
+    server_limit = isolated.etcd.max_txn_ops  # what the test stack started etcd with
+    isolated.etcd.max_txn_ops = server_limit * 8
+    await ingest_sim(isolated, isolated.cluster, 3000)
+    await run_worker_until_caught_up(isolated)
+    assert isolated.etcd.max_txn_ops == server_limit
+    report = await verify(isolated, [isolated.cluster])
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+
+
 async def test_poison_records_go_to_the_dead_letter_topic_and_processing_continues(isolated: Settings) -> None:
     await ingest_sim(isolated, isolated.cluster, 500)
     p = kafka_adapter.producer(isolated.kafka)

@@ -83,6 +83,14 @@ async def test_etcd_transaction_compares_and_reads_at_past_revision(isolated: Se
             await c.transaction(compare=[], success=too_many, failure=[])
         _, listed = await etcd_adapter.range_at(c, prefix, range_end=etcd_adapter.prefix_end(prefix))
         assert [kv.key for kv in listed] == [key]
+        # The probe finds the server's limit by halving from what is asked, and writes nothing.
+        limit = isolated.etcd.max_txn_ops
+        assert await etcd_adapter.txn_ops_limit(c, limit) == limit
+        assert await etcd_adapter.txn_ops_limit(c, limit * 4) == limit
+        assert await etcd_adapter.txn_ops_limit(c, limit * 4, floor=limit * 2) == limit * 2  # floor wins
+        assert await etcd_adapter.txn_ops_limit(c, 3) == 3
+        _, everything = await etcd_adapter.range_at(c, b"\x00", range_end=b"\x00kmevents0")
+        assert everything == []
 
 
 def test_restart_keeps_data(stack: TestStack, isolated: Settings) -> None:
