@@ -45,13 +45,22 @@ class Resource(ContractModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        if (self.scalar is None) == (self.ranges is None):
-            raise ValueError("exactly one of 'scalar' and 'ranges' must be set")
-        if self.ranges is not None:
-            for begin, end in self.ranges:
-                if begin > end:
-                    raise ValueError(f"range [{begin}, {end}] has begin > end")
+        check_resource_kind(self.scalar, self.ranges)
         return self
+
+
+def check_resource_kind(scalar: float | None, ranges: list[list[int]] | None) -> None:
+    """Exactly one of ``scalar`` and ``ranges``, each range ``begin <= end``.
+
+    A function of the values rather than of the model: ingest's fast path
+    (``kmevents.contract.fastpath``) runs the same check on a validated dict.
+    """
+    if (scalar is None) == (ranges is None):
+        raise ValueError("exactly one of 'scalar' and 'ranges' must be set")
+    if ranges is not None:
+        for begin, end in ranges:
+            if begin > end:
+                raise ValueError(f"range [{begin}, {end}] has begin > end")
 
 
 class MasterInfo(ContractModel):

@@ -6,7 +6,10 @@ Steps, in order:
    ``UnknownEventType``, with the envelope's other errors too);
 2. it is validated against the model of the schema version it claims
    (normalising v0 spellings and canonicalising times on the way); an older
-   version is then upcast and validated again as the current one;
+   version is then upcast and validated again as the current one. Valid
+   events take ``kmevents.contract.fastpath`` (the same schemas, straight to
+   a dict); whatever it refuses is validated again here by the models
+   themselves (``_validate_as``, the reference), which word the errors;
 3. missing ``dedupe_key`` and ``event_id`` are computed (``kmevents.contract.ids``);
 4. open-enum values newer than the contract become warnings.
 
@@ -23,6 +26,7 @@ from pydantic import ValidationError
 
 from kmevents.contract.envelope import Envelope
 from kmevents.contract.errors import NO_FIELD, ContractViolation, ContractWarning, UnknownEventType
+from kmevents.contract.fastpath import canonical_dict
 from kmevents.contract.ids import dedupe_key, derive_event_id
 from kmevents.contract.openenums import unknown_enum_values
 from kmevents.contract.registry import CURRENT_MODELS, EVENT_MODELS, EVENT_TYPES, SCHEMA_VERSIONS
@@ -102,7 +106,10 @@ def validate_event(obj: Any) -> tuple[dict[str, Any], list[ContractWarning]]:
     type_ = obj.get("type")
     if type(type_) is not str or type_ not in SCHEMA_VERSIONS:
         raise _unknown_type(obj)
-    canonical = _validate_as(obj, type_, obj.get("schema_version"))
+    version = obj.get("schema_version")
+    canonical = canonical_dict(obj, type_, version)
+    if canonical is None:  # refused by the fast path: the reference path accepts or explains
+        canonical = _validate_as(obj, type_, version)
     if canonical["dedupe_key"] is None:
         canonical["dedupe_key"] = dedupe_key(canonical)
     if canonical["event_id"] is None:
