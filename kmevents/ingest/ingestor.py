@@ -30,11 +30,16 @@ from typing import Any
 
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.contract import ContractViolation, encode, validate_event
+from kmevents.ingest.outbox import Outbox
 from kmevents.ingest.partition_map import PartitionMap
 from kmevents.ingest.redact import Redactor
 from kmevents.settings import Settings
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+#: Validation yields to the event loop every this many events (~1-2 ms): the
+#: producer's replies and next request, each one step of the loop, then wait
+#: at most that long, so Kafka works while the rest is validated.
+YIELD_EVERY = 64
 
 
 @dataclass
@@ -134,60 +139,34 @@ class Ingestor:
         """Ingest a batch; waits until Kafka acknowledged every accepted event.
 
         Accepted events are appended, in order, to record batches per partition
-        (``create_batch``/``send_batch``: one future per batch, not per event);
-        each event's offset is its batch's base offset plus its place in it.
+        (one future per batch, not per event; each event's offset is its
+        batch's base offset plus its place in it). A full batch goes to Kafka
+        while the rest is still being validated (``outbox.Outbox``).
         """
         if self.saturated:
             raise Overloaded(retry_after=1.0)
         assert self._producer is not None and self._map is not None, "call start() first"
-        topic = self.settings.kafka.events_topic
         results: list[Result] = []
-        by_partition: dict[int, list[tuple[Result, bytes, bytes]]] = {}
+        outbox = Outbox(self._producer, self.settings.kafka.events_topic)
         cache = self._map._cache  # noqa: SLF001 - the hot path skips an await per event
-        for i, obj in enumerate(objs):
-            res, data, canonical = self.prepare(start_index + i, obj)
-            results.append(res)
-            if data is None or canonical is None:
-                continue
-            cluster = canonical["cluster"]
-            part = cache.get(cluster)
-            if part is None:
-                part = await self._map.partition_for(cluster)
-            res.partition = part
-            by_partition.setdefault(part, []).append((res, cluster.encode(), data))
-        sent: list[tuple[list[Result], asyncio.Future[Any]]] = []
-        accepted = sum(len(v) for v in by_partition.values())
-        self.in_flight += accepted
+        accepted = 0
         try:
-            async def send(batch: Any, members: list[Result], part: int) -> None:
-                try:
-                    sent.append((members, await self._producer.send_batch(batch, topic, partition=part)))
-                except kafka_adapter.KafkaError as exc:
-                    for res in members:
-                        res.errors = [("-", f"Kafka refused the event: {exc}; it was not written, retry it")]
-
-            for part, items in by_partition.items():
-                batch, members = self._producer.create_batch(), []
-                for res, key, data in items:
-                    if batch.append(key=key, value=data, timestamp=None) is None:
-                        await send(batch, members, part)
-                        batch, members = self._producer.create_batch(), []
-                        if batch.append(key=key, value=data, timestamp=None) is None:
-                            res.errors = [("-", "event does not fit one Kafka record batch")]
-                            continue
-                    members.append(res)
-                if members:
-                    await send(batch, members, part)
-            for members, fut in sent:
-                try:
-                    md = await fut
-                except kafka_adapter.KafkaError as exc:
-                    for res in members:
-                        res.errors = [("-", f"Kafka refused the event: {exc}; it was not written, retry it")]
+            for i, obj in enumerate(objs):
+                res, data, canonical = self.prepare(start_index + i, obj)
+                results.append(res)
+                if data is None or canonical is None:
                     continue
-                for j, res in enumerate(members):
-                    res.offset = md.offset + j
-                    res.ok = True
+                cluster = canonical["cluster"]
+                part = cache.get(cluster)
+                if part is None:
+                    part = await self._map.partition_for(cluster)
+                res.partition = part
+                accepted += 1
+                self.in_flight += 1
+                outbox.add(part, cluster.encode(), data, res)
+                if accepted % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            await outbox.finish()
         finally:
             self.in_flight -= accepted
         return results

@@ -64,6 +64,24 @@ async def test_invalid_events_are_refused_precisely_and_valid_ones_of_the_batch_
     assert {r.key for r in recs} == {isolated.cluster.encode()}
 
 
+async def test_offsets_hold_across_many_record_batches_and_partitions(isolated: Settings) -> None:
+    """Full record batches go to Kafka while the rest of the submission is still validated
+    (``ingest.outbox``): every event's reported offset must still hold exactly that event."""
+    clusters = [isolated.cluster, f"{isolated.cluster}-b", f"{isolated.cluster}-c"]
+    pad = "x" * 2000  # ~2.5 kB events: a record batch holds ~200, so the submission spans many
+    batch = [status_event(clusters[n % 3], n, message=pad) for n in range(3000)]
+    async with Ingestor(isolated) as ing:
+        results = await ing.submit(batch)
+    assert all(r.ok for r in results)
+    where = {(r.partition, r.offset): r.event_id for r in results}
+    assert len(where) == len(batch)
+    recs = await read_all(isolated)
+    assert {(r.partition, r.offset): orjson.loads(r.value)["event_id"] for r in recs} == where
+    for cluster in clusters:  # each cluster's events keep their submission order in its partition
+        mine = [r for r in results if r.cluster == cluster]
+        assert [r.offset for r in mine] == sorted(r.offset for r in mine)
+
+
 async def test_secrets_never_reach_kafka(isolated: Settings) -> None:
     launched = {
         "type": "task.launched", "schema_version": 1, "cluster": isolated.cluster,
