@@ -20,6 +20,7 @@ API (stable; the processors build on it)::
     data = state.to_snapshot(chain_hash="..")   # canonical bytes (orjson, sorted keys)
     state = ClusterState.from_snapshot(data)    # loads back exactly
     state, anns = fold(events, state=None, cluster="c1")  # dicts, bytes or (p, o, ev)
+    with few_collections(): ...   # the GC setting fold uses; for loops of apply
 
 Kinds: cluster, framework, agent, offer, inverse_offer, task, executor, pod,
 namespace, node, rc, service, role. Ids: task_id; pod/rc/service
@@ -45,7 +46,7 @@ Bump ``REDUCER_VERSION`` whenever the same log would fold to other values.
 """
 
 from kmevents.reducer.annotations import Annotation
-from kmevents.reducer.apply import HANDLERS, KNOWN_TYPES, apply, fold
+from kmevents.reducer.apply import HANDLERS, KNOWN_TYPES, apply, few_collections, fold
 from kmevents.reducer.resources import Malformed
 from kmevents.reducer.retention import Retention
 from kmevents.reducer.snapshot import SnapshotError
@@ -62,5 +63,6 @@ __all__ = [
     "Retention",
     "SnapshotError",
     "apply",
+    "few_collections",
     "fold",
 ]

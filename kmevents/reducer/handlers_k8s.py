@@ -17,10 +17,19 @@ change to app=be removes it (0, 0); pod.deleted removes it for good. An empty
 selector matches nothing (a service without a selector has its endpoints
 managed by hand). The sets live outside the entities and are rebuilt from them
 when a snapshot is loaded (``rebuild_indexes``).
+
+Finding the RCs and services a pod could belong to. Each selector is filed in
+its namespace under one of its pairs, the *anchor* (its first ``key: value``;
+``_sel_add``); a pod looks up its own label pairs there (``_candidates``) and
+only those few selectors are matched in full. A selector can only match a pod
+that carries its anchor pair, so this finds every match; a selector whose
+anchor value cannot be hashed (not a string: a malformed event) is filed
+under None, *loose*, and tried for every pod of its namespace.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from typing import Any
 
 from kmevents.reducer.annotations import DUPLICATE, INVARIANT, STALE, UNKNOWN_ENTITY, note
@@ -60,7 +69,56 @@ def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 # -- derived memberships ---------------------------------------------------------
 
-def _unindex_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs: set[str]) -> None:
+def _sel_anchor(selector: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The pair a selector is filed under; None (loose) when it cannot be a dict key."""
+    pair = next(iter(selector.items()))
+    try:
+        hash(pair)
+    except TypeError:
+        return None
+    return pair
+
+
+def _sel_add(index: dict[str, Any], ns: str, key: str, selector: dict[str, Any]) -> None:
+    """File RC or service ``key`` of namespace ``ns`` under its selector's anchor."""
+    if selector:  # an empty selector matches nothing
+        index.setdefault(ns, {}).setdefault(_sel_anchor(selector), set()).add(key)
+
+
+def _sel_remove(index: dict[str, Any], ns: str, key: str, selector: dict[str, Any]) -> None:
+    """Undo ``_sel_add`` (same selector object, or an equal one in the same key order)."""
+    by_anchor = index.get(ns)
+    if by_anchor is None or not selector:
+        return
+    anchor = _sel_anchor(selector)
+    ids = by_anchor.get(anchor)
+    if ids is not None:
+        ids.discard(key)
+        if not ids:
+            del by_anchor[anchor]
+            if not by_anchor:
+                del index[ns]
+
+
+def _candidates(index: dict[str, Any], ns: str, labels: dict[str, Any]) -> list[str]:
+    """RCs or services of ``ns`` whose selector could match ``labels`` (each once)."""
+    by_anchor = index.get(ns)
+    if by_anchor is None:
+        return []
+    loose = by_anchor.get(None)
+    out = list(loose) if loose else []
+    for pair in labels.items():
+        try:
+            ids = by_anchor.get(pair)
+        except TypeError:  # an unhashable label value equals no anchor
+            continue
+        if ids:
+            out.extend(ids)
+    return out
+
+
+def _unindex_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs_left: set[str]) -> None:
+    """Take a pod out of every member set (it is in those its current labels select)."""
     ns = pod["namespace"]
     pid = pod["id"]
     live = st._pods_by_ns.get(ns)
@@ -68,7 +126,8 @@ def _unindex_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs: set[str]) -> N
         live.discard(pid)
         if not live:
             del st._pods_by_ns[ns]
-    for rid in st._rcs_by_ns.get(ns, ()):
+    labels = pod["labels"]
+    for rid in _candidates(st._rc_sel, ns, labels):
         run, other = st._rc_members[rid]
         if pid in run:
             run.discard(pid)
@@ -76,33 +135,34 @@ def _unindex_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs: set[str]) -> N
         elif pid in other:
             other.discard(pid)
             rcs.add(rid)
-    for sid in st._svcs_by_ns.get(ns, ()):
+    for sid in _candidates(st._svc_sel, ns, labels):
         m = st._svc_members[sid]
         if pid in m:
             m.discard(pid)
-            svcs.add(sid)
+            svcs_left.add(sid)
 
 
-def _index_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs: set[str]) -> None:
+def _index_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs_joined: set[str]) -> None:
     if pod["deleted"] is not None:
         return
     ns = pod["namespace"]
     pid = pod["id"]
     st._pods_by_ns.setdefault(ns, set()).add(pid)
     labels = pod["labels"]
-    for rid in st._rcs_by_ns.get(ns, ()):
+    for rid in _candidates(st._rc_sel, ns, labels):
         if _matches(st.rcs[rid]["selector"], labels):
             run, other = st._rc_members[rid]
             (run if pod["phase"] == "Running" else other).add(pid)
             rcs.add(rid)
     if pod["ready"] is True:
-        for sid in st._svcs_by_ns.get(ns, ()):
+        for sid in _candidates(st._svc_sel, ns, labels):
             if _matches(st.services[sid]["selector"], labels):
                 st._svc_members[sid].add(pid)
-                svcs.add(sid)
+                svcs_joined.add(sid)
 
 
-def _refresh(st: ClusterState, rcs: set[str], svcs: set[str]) -> None:
+def _refresh_rcs(st: ClusterState, rcs: set[str]) -> None:
+    """Copy the member counts of ``rcs`` into the entities; dirty those that moved."""
     for rid in rcs:
         rc = st.rcs[rid]
         run, other = st._rc_members[rid]
@@ -110,12 +170,34 @@ def _refresh(st: ClusterState, rcs: set[str], svcs: set[str]) -> None:
             rc["observed_replicas"] = len(run)
             rc["matching_not_running"] = len(other)
             st._dirty.add(("rc", rid))
-    for sid in svcs:
+
+
+def _refresh_endpoints(st: ClusterState, pid: str, left: set[str], joined: set[str]) -> None:
+    """Move ``pid`` in the sorted ``endpoints_derived`` of the services it left or joined.
+
+    ``endpoints_derived`` always equals ``sorted(members)`` (``_refresh_service``
+    sets it so, and every pod change goes through here), so editing one id in
+    place of re-sorting gives the same list. A new list replaces the old one:
+    a caller may hold a shallow copy of the entity.
+    """
+    for sid in left ^ joined:  # left and joined again: unchanged
         svc = st.services[sid]
-        derived = sorted(st._svc_members[sid])
-        if svc["endpoints_derived"] != derived:
-            svc["endpoints_derived"] = derived
-            st._dirty.add(("service", sid))
+        derived = list(svc["endpoints_derived"])
+        if sid in joined:
+            insort(derived, pid)
+        else:
+            del derived[bisect_left(derived, pid)]
+        svc["endpoints_derived"] = derived
+        st._dirty.add(("service", sid))
+
+
+def _refresh_service(st: ClusterState, sid: str) -> None:
+    """Recompute a service's ``endpoints_derived`` from its member set (after a rescan)."""
+    svc = st.services[sid]
+    derived = sorted(st._svc_members[sid])
+    if svc["endpoints_derived"] != derived:
+        svc["endpoints_derived"] = derived
+        st._dirty.add(("service", sid))
 
 
 def _rc_rescan(st: ClusterState, rid: str) -> None:
@@ -142,18 +224,18 @@ def _svc_rescan(st: ClusterState, sid: str) -> None:
 def rebuild_indexes(st: ClusterState) -> None:
     """Recompute every derived index from the entities (after a snapshot load)."""
     st._pods_by_ns = {}
-    st._rcs_by_ns = {}
-    st._svcs_by_ns = {}
+    st._rc_sel = {}
+    st._svc_sel = {}
     st._rc_members = {}
     st._svc_members = {}
     for pid, pod in st.pods.items():
         if pod["deleted"] is None:
             st._pods_by_ns.setdefault(pod["namespace"], set()).add(pid)
     for rid, rc in st.rcs.items():
-        st._rcs_by_ns.setdefault(rc["namespace"], set()).add(rid)
+        _sel_add(st._rc_sel, rc["namespace"], rid, rc["selector"])
         _rc_rescan(st, rid)
     for sid, svc in st.services.items():
-        st._svcs_by_ns.setdefault(svc["namespace"], set()).add(sid)
+        _sel_add(st._svc_sel, svc["namespace"], sid, svc["selector"])
         _svc_rescan(st, sid)
 
 
@@ -209,14 +291,15 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     binding_host = mapped.get("binding_host") or (cur["binding_host"] if keep_binding else None)
     volumes = _volumes(p.get("volumes"), node_name or binding_host)
     rcs: set[str] = set()
-    svcs: set[str] = set()
+    svcs_left: set[str] = set()
+    svcs_joined: set[str] = set()
     # Memberships depend on labels, phase and readiness only: most upserts
     # (container restarts, annotations) leave them alone.
     same_uid = cur is not None and cur["uid"] == uid
     reindex = not (same_uid and cur["labels"] == labels and cur["phase"] == phase
                    and cur["ready"] == ready)
     if cur is not None and reindex:
-        _unindex_pod(st, cur, rcs, svcs)
+        _unindex_pod(st, cur, rcs, svcs_left)
     if not same_uid:
         if cur is not None:
             if cur["deleted"] is None:
@@ -244,8 +327,9 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     for f, v in mapped.items():
         pod[f] = v
     if reindex:
-        _index_pod(st, pod, rcs, svcs)
-        _refresh(st, rcs, svcs)
+        _index_pod(st, pod, rcs, svcs_joined)
+        _refresh_rcs(st, rcs)
+        _refresh_endpoints(st, pid, svcs_left, svcs_joined)
     st._dirty.add(("pod", pid))
 
 
@@ -307,11 +391,12 @@ def pod_deleted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         note(st, DUPLICATE, "pod", pid, "pod already deleted")
         return
     rcs: set[str] = set()
-    svcs: set[str] = set()
-    _unindex_pod(st, pod, rcs, svcs)
+    svcs_left: set[str] = set()
+    _unindex_pod(st, pod, rcs, svcs_left)
     pod["deleted"] = {"reason": reason, "actor": ev.get("actor"), "at": t}
     pod["since"] = t
-    _refresh(st, rcs, svcs)
+    _refresh_rcs(st, rcs)
+    _refresh_endpoints(st, pid, svcs_left, set())
     st._dirty.add(("pod", pid))
     mark(st, "pod", pid, t)
 
@@ -401,35 +486,35 @@ def rc_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         cur = st.rcs[rid] = {"id": rid, "namespace": ns, "name": name, "replicas": replicas,
                              "selector": selector, "template_image": image,
                              "observed_replicas": 0, "matching_not_running": 0, "since": t}
-        st._rcs_by_ns.setdefault(ns, set()).add(rid)
         rescan = True
     else:
         if cur["replicas"] != replicas:
             cur["replicas"] = replicas
             cur["since"] = t
         rescan = cur["selector"] != selector
+        _sel_remove(st._rc_sel, ns, rid, cur["selector"])
         cur["selector"] = selector
         cur["template_image"] = image
+    _sel_add(st._rc_sel, ns, rid, selector)
     if rescan:
         _rc_rescan(st, rid)
-        _refresh(st, {rid}, set())
+        _refresh_rcs(st, {rid})
     st._dirty.add(("rc", rid))
 
 
-def _delete_selecting(st: ClusterState, kind: str, pl: Ent, by_ns: dict[str, set[str]],
+def _delete_selecting(st: ClusterState, kind: str, pl: Ent, index: dict[str, Any],
                       members: dict[str, Any]) -> None:
-    """Delete an RC or a service and its derived member set."""
+    """Delete an RC or a service, its selector's filing and its derived member set."""
     ns = _str(pl["namespace"], "namespace")
     key = ns + "/" + _str(pl["name"], "name")
+    cur = st._tables[kind].get(key)
     if _delete_plain(st, kind, key):
-        by_ns[ns].discard(key)
-        if not by_ns[ns]:
-            del by_ns[ns]
+        _sel_remove(index, ns, key, cur["selector"])
         del members[key]
 
 
 def rc_deleted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
-    _delete_selecting(st, "rc", pl, st._rcs_by_ns, st._rc_members)
+    _delete_selecting(st, "rc", pl, st._rc_sel, st._rc_members)
 
 
 def service_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
@@ -447,21 +532,48 @@ def service_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         cur = st.services[sid] = {"id": sid, "namespace": ns, "name": name, "selector": selector,
                                   "portal_ip": portal, "ports": ports, "since": t,
                                   "endpoints_derived": [], "endpoints_observed": None}
-        st._svcs_by_ns.setdefault(ns, set()).add(sid)
         rescan = True
     else:
         rescan = cur["selector"] != selector
+        _sel_remove(st._svc_sel, ns, sid, cur["selector"])
         cur["selector"] = selector
         cur["portal_ip"] = portal
         cur["ports"] = ports
+    _sel_add(st._svc_sel, ns, sid, selector)
     if rescan:
         _svc_rescan(st, sid)
-        _refresh(st, set(), {sid})
+        _refresh_service(st, sid)
     st._dirty.add(("service", sid))
 
 
 def service_deleted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
-    _delete_selecting(st, "service", pl, st._svcs_by_ns, st._svc_members)
+    _delete_selecting(st, "service", pl, st._svc_sel, st._svc_members)
+
+
+def _endpoint_ids(addrs: list[Any]) -> set[str]:
+    """Pod ids (``ns/name``) of observed addresses, ``ip:<ip>`` for those without a pod.
+
+    ``_pod_ref`` inlined (same checks, same order, same messages): an
+    endpoints event lists every address of a service, tens of them.
+    """
+    seen = set()
+    add = seen.add
+    for a in addrs:
+        ref = a.get("pod")
+        if ref is None:
+            add("ip:" + str(a.get("ip")))
+            continue
+        ns = ref["namespace"]
+        if type(ns) is not str:
+            raise Malformed("pod.namespace must be a string")
+        name = ref["name"]
+        if type(name) is not str:
+            raise Malformed("pod.name must be a string")
+        uid = ref.get("uid")
+        if uid is not None and type(uid) is not str:
+            raise Malformed("pod.uid must be a string or null")
+        add(ns + "/" + name)
+    return seen
 
 
 def endpoints_observed(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
@@ -473,10 +585,7 @@ def endpoints_observed(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     ports = pl.get("ports") or []
     if type(addrs) is not list or type(ports) is not list:
         raise Malformed("addresses and ports must be lists")
-    seen = set()
-    for a in addrs:
-        ref = a.get("pod")
-        seen.add(_pod_ref(ref)[0] if ref is not None else "ip:" + str(a.get("ip")))
+    seen = _endpoint_ids(addrs)
     svc = st.services.get(sid)
     if svc is None:
         note(st, UNKNOWN_ENTITY, "service", sid, "endpoints for a service not in state")

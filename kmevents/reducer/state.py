@@ -37,7 +37,7 @@ class ClusterState:
         "partition", "offset", "last_occurred_at", "max_occurred_at", "_dedupe_window", "_limits",
         "_seen_new", "_seen_old", "_terminal", "_dirty", "_pending", "_ev",
         "_stale", "_alloc", "_contrib", "_agent_offers",
-        "_pods_by_ns", "_rcs_by_ns", "_svcs_by_ns", "_rc_members", "_svc_members",
+        "_pods_by_ns", "_rc_sel", "_svc_sel", "_rc_members", "_svc_members",
     )
 
     def __init__(self, cluster: str, retention: Retention | None = None) -> None:
@@ -87,8 +87,10 @@ class ClusterState:
         self._agent_offers: dict[str, dict[str, None]] = {}
         # derived indexes (rebuilt on snapshot load)
         self._pods_by_ns: dict[str, set[str]] = {}
-        self._rcs_by_ns: dict[str, set[str]] = {}
-        self._svcs_by_ns: dict[str, set[str]] = {}
+        #: namespace -> selector anchor pair (None: loose) -> RC ids; see handlers_k8s._sel_add
+        self._rc_sel: dict[str, dict[Any, set[str]]] = {}
+        #: the same for services
+        self._svc_sel: dict[str, dict[Any, set[str]]] = {}
         #: rc id -> (running pod ids, matching pod ids not running)
         self._rc_members: dict[str, tuple[set[str], set[str]]] = {}
         #: service id -> ready matching pod ids

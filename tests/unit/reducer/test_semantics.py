@@ -201,6 +201,39 @@ def test_derived_endpoints_are_ready_matching_pods_and_disagreement_is_annotated
     assert st.entity("service", "web/fe")["endpoints_observed"]["addresses"][1]["pod"]["name"] == "p2"
 
 
+def test_selector_index_finds_every_match_whatever_the_anchor() -> None:
+    # Selectors are filed under their first pair (handlers_k8s._sel_add); a pod
+    # must still be counted by a selector whose anchor is not its only label,
+    # after the selector changes (and with it the anchor), with an unhashable
+    # (malformed) selector value, and after an RC is deleted and made again.
+    log = Log()
+    st, _ = fold([log.rc("web", "two", {"tier": "fe", "app": "x"}),
+                  log.rc("web", "odd", {"app": ["x"]}),  # type: ignore[dict-item]
+                  log.service("web", "fe", {"app": "x", "tier": "fe"}),
+                  log.pod("web", "p1", "u1", {"app": "x", "tier": "fe"}),
+                  log.pod("web", "p2", "u2", {"app": "x", "bad": ["v"]}),  # type: ignore[dict-item]
+                  ], cluster="c1")
+    assert st.entity("rc", "web/two")["observed_replicas"] == 1
+    assert st.entity("rc", "web/odd")["observed_replicas"] == 0
+    assert st.entity("service", "web/fe")["endpoints_derived"] == ["web/p1"]
+    apply(st, log.rc("web", "two", {"app": "x"}))  # the anchor moves from tier to app
+    apply(st, log.pod("web", "p3", "u3", {"app": "x"}))
+    assert st.entity("rc", "web/two")["observed_replicas"] == 3
+    apply(st, log.pod("web", "p1", "u1", {"tier": "fe"}))  # p1 leaves app=x
+    assert st.entity("rc", "web/two")["observed_replicas"] == 2
+    assert st.entity("service", "web/fe")["endpoints_derived"] == []
+    apply(st, log.ev("replication_controller.deleted", {"namespace": "web", "name": "two"}))
+    apply(st, log.pod_deleted("web", "p3", "u3"))
+    apply(st, log.rc("web", "two", {"app": "x"}))
+    assert st.entity("rc", "web/two")["observed_replicas"] == 1
+    again = ClusterState.from_snapshot(st.to_snapshot())  # the index is rebuilt on load
+    p4 = log.pod("web", "p4", "u4", {"app": "x"})
+    apply(st, p4)
+    apply(again, p4)
+    assert again.to_snapshot() == st.to_snapshot()
+    assert st.entity("rc", "web/two")["observed_replicas"] == 2
+
+
 def test_unknown_type_is_skipped_with_annotation() -> None:
     log = Log()
     st, _ = running_task(log)
