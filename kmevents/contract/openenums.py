@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from pydantic import BaseModel
@@ -74,9 +74,7 @@ def _check(node: Any, path: tuple[Step, ...], i: int, trail: list[Any], marker: 
     dictionary look-ups per field on the ingest hot path.
     """
     if i == len(path):
-        if node not in marker.known:
-            shown = ".".join(str(t) for t in trail)
-            found.append(ContractWarning(shown, f"unknown {marker.label} value {node!r} kept as written", node))
+        _unknown(node, trail, marker, found)
         return
     step = path[i]
     if step is None:
@@ -93,9 +91,33 @@ def _check(node: Any, path: tuple[Step, ...], i: int, trail: list[Any], marker: 
             trail.pop()
 
 
+def _unknown(value: Any, path: Sequence[Any], marker: OpenEnum, found: list[ContractWarning]) -> None:
+    if value not in marker.known:
+        shown = ".".join(str(t) for t in path)
+        found.append(ContractWarning(shown, f"unknown {marker.label} value {value!r} kept as written", value))
+
+
+#: ``ENUM_PATHS`` split for the hot path: ``(path, marker, has_list_step)``.
+_PLANS: Final[dict[tuple[str, int], tuple[tuple[tuple[Step, ...], OpenEnum, bool], ...]]] = {
+    key: tuple((path, marker, None in path) for path, marker in paths) for key, paths in ENUM_PATHS.items()
+}
+
+
 def unknown_enum_values(event: dict[str, Any]) -> list[ContractWarning]:
-    """Warnings for open-enum values of a canonical event that this contract does not know."""
+    """Warnings for open-enum values of a canonical event that this contract does not know.
+
+    A path without list steps (most of them) is a plain loop of look-ups.
+    """
     found: list[ContractWarning] = []
-    for path, marker in ENUM_PATHS.get((event["type"], event["schema_version"]), ()):
-        _check(event, path, 0, [], marker, found)
+    for path, marker, has_list in _PLANS.get((event["type"], event["schema_version"]), ()):
+        if has_list:
+            _check(event, path, 0, [], marker, found)
+            continue
+        node: Any = event
+        for step in path:
+            node = node.get(step) if type(node) is dict else None
+            if node is None:
+                break
+        else:
+            _unknown(node, path, marker, found)
     return found

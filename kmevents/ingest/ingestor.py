@@ -116,18 +116,15 @@ class Ingestor:
 
     def prepare(self, index: int, obj: Any) -> tuple[Result, bytes | None, dict[str, Any] | None]:
         """Redact, validate and encode one object (no I/O)."""
-        res = Result(index=index, ok=False)
-        if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
-            res.event_id = obj["event_id"]
         try:
             canonical, warnings = validate_event(obj)
         except ContractViolation as exc:
-            res.errors = list(exc.errors)
-            return res, None, None
-        res.redacted = [f"payload.{p}" for p in self.redactor(canonical)]
-        res.warnings = [str(w) for w in warnings]
-        res.event_id = canonical["event_id"]
-        res.cluster = canonical["cluster"]
+            given = obj.get("event_id") if isinstance(obj, dict) else None
+            return Result(index, False, given if isinstance(given, str) else None, errors=list(exc.errors)), None, None
+        removed = self.redactor(canonical)
+        # every field given at once: the per-field default lists would be made only to be replaced
+        res = Result(index, False, canonical["event_id"], canonical["cluster"], None, None, [],
+                     [str(w) for w in warnings], [f"payload.{p}" for p in removed])
         data = encode(canonical)
         if len(data) > self.max_event_bytes:
             res.errors = [("-", f"event is {len(data):,} bytes as stored, over the limit of "

@@ -33,7 +33,7 @@ import fnmatch
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 SECRET_KEY = re.compile(r"(?i)(passw(or)?d|secret|token|credential|api[-_]?key|private[-_]?key)")
 SECRET_ASSIGNMENT = re.compile(
@@ -88,18 +88,20 @@ class Redactor:
     def __init__(self, rules: Iterable[Rule] = DEFAULT_RULES, allow: Iterable[Rule] = ()) -> None:
         self.rules = tuple(rules)
         self.allow = tuple(allow)
-        self._by_type: dict[str, list[tuple[Rule, list[str]]]] = {}
+        self._by_type: dict[str, list[tuple[Rule, list[str], str | None]]] = {}
 
-    def rules_for(self, type_: str) -> list[tuple[Rule, list[str]]]:
-        """The deny rules that apply to ``type_`` (not exempted), with their parsed paths; cached."""
+    def rules_for(self, type_: str) -> list[tuple[Rule, list[str], str | None]]:
+        """The deny rules that apply to ``type_`` (not exempted), cached, each with its parsed
+        path and, when the path has no ``*``, its dotted form (it then matches one place at most)."""
         found = self._by_type.get(type_)
         if found is None:
-            found = [
-                (rule, _split(rule.path))
-                for rule in self.rules
-                if fnmatch.fnmatchcase(type_, rule.types)
-                and not any(fnmatch.fnmatchcase(type_, a.types) and a.path == rule.path for a in self.allow)
-            ]
+            found = []
+            for rule in self.rules:
+                if fnmatch.fnmatchcase(type_, rule.types) and not any(
+                    fnmatch.fnmatchcase(type_, a.types) and a.path == rule.path for a in self.allow
+                ):
+                    segs = _split(rule.path)
+                    found.append((rule, segs, None if "*" in segs else ".".join(segs)))
             self._by_type[type_] = found
         return found
 
@@ -110,8 +112,10 @@ class Redactor:
         if not isinstance(type_, str) or not isinstance(payload, dict):
             return []
         removed: list[str] = []
-        for rule, segs in self.rules_for(type_):
-            removed.extend(_apply(payload, rule, segs))
+        for rule, segs, dotted in self.rules_for(type_):
+            matches = _walk(payload, segs, "") if dotted is None else _find(payload, segs, dotted)
+            if matches:
+                removed.extend(_ACTIONS[rule.action](matches))
         if removed:
             marks = list(event.get("redacted") or [])
             for p in removed:
@@ -131,6 +135,19 @@ def _split(path: str) -> list[str]:
     Brackets quote a key that contains dots (Kubernetes annotation keys do).
     """
     return [m.group(1) or m.group(2) for m in _SEGMENT.finditer(path)]
+
+
+def _find(node: Any, segs: list[str], dotted: str) -> tuple[tuple[Any, Any, str], ...]:
+    """``_walk`` for a path without ``*``: a few dictionary look-ups and no path strings,
+    since most rules match nothing in most events."""
+    last = len(segs) - 1
+    for depth, key in enumerate(segs):
+        if type(node) is not dict or key not in node:
+            return ()
+        if depth == last:
+            return ((node, key, dotted),)
+        node = node[key]
+    return ()
 
 
 def _walk(node: Any, segs: list[str], prefix: str) -> list[tuple[Any, Any, str]]:
@@ -168,29 +185,52 @@ def _walk(node: Any, segs: list[str], prefix: str) -> list[tuple[Any, Any, str]]
     return out
 
 
-def _apply(payload: dict[str, Any], rule: Rule, segs: list[str]) -> list[str]:
+def _drop(matches: Iterable[tuple[Any, Any, str]]) -> list[str]:
+    removed: list[str] = []
+    for container, key, path in matches:
+        if container[key] is not None:
+            container[key] = None
+            removed.append(path)
+    return removed
+
+
+def _drop_key(matches: Iterable[tuple[Any, Any, str]]) -> list[str]:
+    removed: list[str] = []
+    for container, key, path in matches:
+        del container[key]
+        removed.append(path)
+    return removed
+
+
+def _mask_secret_keys(matches: Iterable[tuple[Any, Any, str]]) -> list[str]:
     removed: list[str] = []
     seen: set[int] = set()
-    for container, key, path in _walk(payload, segs, ""):
+    for container, key, path in matches:
         value = container[key]
-        if rule.action == "drop":
-            if value is not None:
-                container[key] = None
-                removed.append(path)
-        elif rule.action == "drop_key":
-            del container[key]
-            removed.append(path)
-        elif rule.action == "mask_secret_keys" and isinstance(value, dict):
-            if id(value) in seen:
-                continue
-            seen.add(id(value))
-            for k in list(value):
-                if _secret_key(k) and value[k] != MASK:
-                    value[k] = MASK
-                    removed.append(f"{path}.{k}")
-        elif rule.action == "mask_assignments" and isinstance(value, str):
+        if not isinstance(value, dict) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        for k in list(value):
+            hit = _SECRET_KEY_CACHE.get(k)  # inlined _secret_key: labels recur in every event
+            if (hit if hit is not None else _secret_key(k)) and value[k] != MASK:
+                value[k] = MASK
+                removed.append(f"{path}.{k}")
+    return removed
+
+
+def _mask_assignments(matches: Iterable[tuple[Any, Any, str]]) -> list[str]:
+    removed: list[str] = []
+    for container, key, path in matches:
+        value = container[key]
+        if isinstance(value, str) and "=" in value:  # no "=", no assignment to mask
             masked = SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", value)
             if masked != value:
                 container[key] = masked
                 removed.append(path)
     return removed
+
+
+#: What each action does to the places its rule's path selects; returns the paths changed.
+_ACTIONS: Final = {
+    "drop": _drop, "drop_key": _drop_key, "mask_secret_keys": _mask_secret_keys, "mask_assignments": _mask_assignments,
+}

@@ -54,3 +54,23 @@ def test_credentials_inline_in_volume_sources_are_masked() -> None:
     assert vols[0]["source"]["options"] == {"password": MASK, "user": "u"}
     assert vols[1]["source"]["secretRef"] is None
     assert vols[1]["source"]["monitors"] == ["10.0.0.1:6789"]
+
+
+def test_direct_lookup_finds_what_the_general_walk_finds() -> None:
+    """Paths without ``*`` skip the general walk (``_find``); both must select the same places."""
+    from hypothesis import given, settings
+
+    from kmevents.ingest.redact import DEFAULT_RULES, _find, _split, _walk
+    from tests.strategies import events
+
+    direct = [_split(r.path) for r in DEFAULT_RULES if "*" not in _split(r.path)]
+    odd = [{}, {"task": None}, {"task": []}, {"status": {"labels": None}}, {"pod": {"annotations": []}}]
+
+    @settings(max_examples=200, deadline=None)
+    @given(events())
+    def check(event: dict) -> None:
+        for payload in (event["payload"], *odd):
+            for segs in direct:
+                assert list(_find(payload, segs, ".".join(segs))) == _walk(payload, segs, "")
+
+    check()
