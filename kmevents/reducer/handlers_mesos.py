@@ -22,7 +22,7 @@ from kmevents.reducer.annotations import (
     UNKNOWN_VALUE,
     note,
 )
-from kmevents.reducer.resources import Malformed, flatten, over, summarize
+from kmevents.reducer.resources import Malformed, flatten, over, summarize, summarize_shared
 from kmevents.reducer.retention import mark, unmark
 from kmevents.reducer.state import ClusterState
 
@@ -329,7 +329,7 @@ def offer_offered(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     aid = o["agent_id"]
     if type(oid) is not str or type(aid) is not str:
         raise Malformed("offer.id and offer.agent_id must be strings")
-    summ = summarize(o["resources"])
+    summ = summarize_shared(o["resources"])  # shared by equal offers: read only
     if oid in st.offers:
         note(st, DUPLICATE, "offer", oid, "offer already known")
         return
@@ -592,7 +592,7 @@ def task_status_updated(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 def _task_info(tk: Ent) -> tuple[str, Ent, Any]:
     tid = _str(tk["task_id"], "task.task_id")
     aid = _str(tk["agent_id"], "task.agent_id")
-    summ = summarize(tk["resources"])
+    summ = summarize_shared(tk["resources"])  # shared by equal tasks: read only
     labels = _opt_dict(tk.get("labels"), "task.labels")
     info = {"name": tk.get("name"), "framework_id": _opt_str(tk.get("framework_id"), "task.framework_id"),
             "executor_id": _opt_str(tk.get("executor_id"), "task.executor_id"),

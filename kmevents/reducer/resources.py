@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 Summary = dict[str, dict[str, float]]
 
 
@@ -67,6 +69,41 @@ def summarize(resources: Any) -> Summary:
     for role in [role for role, d in out.items() if not d]:
         del out[role]
     return out
+
+
+#: summaries by the JSON text of their resource list (see ``summarize_shared``)
+_SHARED: dict[bytes, Summary] = {}
+_SHARED_MAX = 4096
+#: types orjson would write like JSON values but summarize treats otherwise: refuse them
+_JSON_ONLY = (orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+              | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def summarize_shared(resources: Any) -> Summary:
+    """``summarize``, remembered by the JSON text of ``resources``: never mutate the result.
+
+    Offers and task launches repeat a few resource shapes (an agent's free
+    resources, a pod's requests), and summarising one costs about four times
+    as much as writing its JSON text in C (orjson) and looking that up. The
+    same text always summarises to the same value, so the result is exactly
+    ``summarize``'s; inputs that are not plain JSON values (which orjson would
+    refuse or write like something else) and malformed lists are summarised
+    every time, so their errors are raised as before. At most ``_SHARED_MAX``
+    shapes are kept (then the memo starts again).
+    """
+    if type(resources) is not list:
+        return summarize(resources)
+    try:
+        key = orjson.dumps(resources, option=_JSON_ONLY)
+    except TypeError:
+        return summarize(resources)
+    summ = _SHARED.get(key)
+    if summ is None:
+        summ = summarize(resources)
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[key] = summ
+    return summ
 
 
 def flatten(summary: Summary) -> dict[str, float]:

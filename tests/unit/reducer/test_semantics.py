@@ -234,6 +234,21 @@ def test_selector_index_finds_every_match_whatever_the_anchor() -> None:
     assert st.entity("rc", "web/two")["observed_replicas"] == 2
 
 
+def test_shared_summaries_are_summarize_and_still_refuse_bad_resources() -> None:
+    from kmevents.reducer.resources import Malformed, summarize, summarize_shared
+
+    good = [{"name": "cpus", "role": "*", "scalar": 0.1, "ranges": None},
+            {"name": "ports", "role": None, "scalar": None, "ranges": [[31000, 31004]]}]
+    assert summarize_shared(good) == summarize(good) == {"*": {"cpus": 0.1, "ports": 5.0}}
+    assert summarize_shared([dict(r) for r in good]) is summarize_shared(good)
+    with pytest.raises(Malformed):
+        summarize_shared(tuple(good))  # same JSON text as the cached list, still refused
+    bad = [dict(good[0], scalar=-1.0)]
+    for _ in range(2):
+        with pytest.raises(Malformed):
+            summarize_shared(bad)
+
+
 def test_unknown_type_is_skipped_with_annotation() -> None:
     log = Log()
     st, _ = running_task(log)
