@@ -125,6 +125,14 @@ class ApiSettings(BaseModel):
     page_limit_default: int = Field(100, ge=1, description="?limit= when none is given")
     ready_max_lag: int = Field(10_000, ge=0, description="/readyz fails when a partition's processor lag is above")
     replay_cache_entries: int = Field(4, ge=0, description="states kept for repeated ?at=/?known_at=/?offset= reads")
+    replay_state_cache_entries: int = Field(
+        16, ge=0, description="read-only states (loaded snapshots, earlier reads) a point-in-time read may start "
+                             "from instead of a snapshot; each up to ~3x its snapshot's bytes in memory")
+    replay_state_every: int = Field(
+        4000, ge=1, description="a read folding more records than this also holds the states in between, "
+                                "every this many offsets")
+    replay_record_cache_mib: int = Field(
+        256, ge=0, description="raw event records kept for point-in-time reads (MiB, 0: none)")
     metrics_cache_seconds: float = Field(5.0, ge=0, description="/metrics reuses a scrape this long")
     verify_interval_seconds: float = Field(
         0.0, ge=0, description="run `verify` this often in the API for the drift/chain gauges (0: never)")

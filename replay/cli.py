@@ -91,6 +91,7 @@ async def open_source(args: argparse.Namespace, *, want_snapshots: bool = True) 
     sources: list[Source] = list(arcs)
     store: SnapshotStore | None = None
     client = None
+    reader = None
     try:
         if use_kafka:
             from kmevents.adapters import etcd as etcd_adapter
@@ -120,10 +121,18 @@ async def open_source(args: argparse.Namespace, *, want_snapshots: bool = True) 
                 if client is not None and want_snapshots and not getattr(args, "no_snapshots", False) \
                         and not args.topic:
                     store = SnapshotStore(settings, client)
-            sources.append(KafkaSource(settings.kafka, args.topic or settings.kafka.events_topic, partition, cluster))
+            from kmevents.adapters import kafka as kafka_adapter
+
+            topic = args.topic or settings.kafka.events_topic
+            # one consumer for every read of the command (bounds, first record, records)
+            reader = kafka_adapter.PartitionReader(settings.kafka, topic, partition)
+            sources.append(KafkaSource(settings.kafka, topic, partition, cluster, reader=reader))
         src: Source = sources[0] if len(sources) == 1 else MergedSource(sources)
         yield Opened(src, cluster, settings, store, use_kafka)
     finally:
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                await reader.close()
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.close()

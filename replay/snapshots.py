@@ -5,7 +5,11 @@ state at a committed checkpoint as chunks to the snapshots topic and then an
 index entry at ``<prefix>/<generation>/_snapshots/<cluster>/<offset:020d>``::
 
     {"cluster", "offset", "chain", "snapshot_partition", "chunk_offsets",
-     "bytes", "reducer_version"}
+     "bytes", "reducer_version", "codec", "stored_bytes"}
+
+``codec`` is ``"zstd"`` when the chunks hold the zstd-compressed bytes (the
+worker's default; ``bytes`` is the uncompressed size, ``stored_bytes`` the
+stored one); absent in older entries (the chunks hold the bytes as they are).
 
 Both the worker (when it takes a partition) and replay (to start a
 point-in-time query from the newest snapshot at or before the target,
@@ -15,10 +19,12 @@ DESIGN.md rule 7) read them through this module.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from kmevents.replay.warm import load_snapshot
 
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
@@ -43,17 +49,35 @@ async def index_entries(settings: Settings, client: etcd_adapter.EtcdClient, clu
     return sorted(out, key=lambda e: int(e["offset"]))
 
 
-async def read_bytes(settings: Settings, entry: dict[str, Any]) -> bytes | None:
-    """The snapshot's bytes (chunks joined), or None when a chunk is missing from the topic."""
+async def read_bytes(settings: Settings, entry: dict[str, Any], reader: Any = None) -> bytes | None:
+    """The snapshot's bytes (chunks joined), or None when a chunk is missing from the topic.
+
+    ``reader``: a ``kafka_adapter.PartitionReader`` of the entry's snapshot partition, kept
+    open by a long-lived caller (else a consumer is made for this read).
+    """
     k = settings.kafka
     offsets = [int(o) for o in entry["chunk_offsets"]]
-    recs = await kafka_adapter.read_range(k, k.snapshots_topic, int(entry["snapshot_partition"]),
-                                          min(offsets), max(offsets))
+    if reader is not None:
+        recs = []
+        async for b in reader.batches(min(offsets), max(offsets), batch=len(offsets)):
+            recs.extend(b)
+    else:
+        recs = await kafka_adapter.read_range(k, k.snapshots_topic, int(entry["snapshot_partition"]),
+                                              min(offsets), max(offsets))
     by_offset = {r.offset: r.value for r in recs}
     if any(o not in by_offset for o in offsets):
         log.warning("snapshot chunks missing", extra={"cluster": entry.get("cluster"), "offset": entry.get("offset")})
         return None
-    return b"".join(by_offset[o] or b"" for o in offsets)
+    data = b"".join(by_offset[o] or b"" for o in offsets)
+    codec = entry.get("codec")
+    if codec == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=int(entry["bytes"]))
+    if codec not in (None, "none"):
+        log.warning("snapshot codec unknown: %s", codec)
+        return None
+    return data
 
 
 @dataclass
@@ -69,22 +93,26 @@ class Loaded:
 class SnapshotStore:
     """Finds and loads the newest usable snapshot at or before a target. ``client`` is connected."""
 
-    def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, generation: str | None = None) -> None:
+    def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, generation: str | None = None,
+                 reader_of: Callable[[int], Any] | None = None) -> None:
+        """``reader_of(snapshot_partition)``: a kept-open reader of the snapshots topic (optional)."""
         self.settings = settings
         self.client = client
         self.generation = generation
+        self.reader_of = reader_of
         self.loads = 0
 
     async def entries(self, cluster: str) -> list[dict[str, Any]]:
         return await index_entries(self.settings, self.client, cluster, self.generation)
 
     async def load(self, entry: dict[str, Any]) -> ClusterState | None:
-        data = await read_bytes(self.settings, entry)
+        reader = self.reader_of(int(entry["snapshot_partition"])) if self.reader_of is not None else None
+        data = await read_bytes(self.settings, entry, reader)
         self.loads += 1
         if data is None:
             return None
         try:
-            return ClusterState.from_snapshot(data)
+            return load_snapshot(data)
         except SnapshotError as exc:
             log.warning("snapshot not loadable: %s", exc)
             return None

@@ -17,6 +17,7 @@ offset), so archives and the topic together replay exactly like the topic.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,14 @@ class ArchiveSource(Source):
 class KafkaSource(Source):
     """The cluster's partition of a topic (the events topic, or one filled by ``archive import``)."""
 
-    def __init__(self, kafka_settings: Any, topic: str, partition: int, cluster: str) -> None:
+    def __init__(self, kafka_settings: Any, topic: str, partition: int, cluster: str, *,
+                 reader: Any = None, records: Any = None) -> None:
+        """``reader``: a ``kafka_adapter.PartitionReader`` of ``topic``/``partition`` to read
+        through (kept open by its owner) instead of a new consumer per read;
+        ``records``: a ``warm.RecordCache`` (needs ``reader``)."""
         self.k = kafka_settings
+        self.reader = reader
+        self.records = records if reader is not None else None
         self.topic = topic
         self.read_partition = partition  # the partition read in ``topic``
         self.partition = partition  # the original partition (differs in an imported copy)
@@ -100,27 +107,50 @@ class KafkaSource(Source):
         self.name = f"kafka:{topic}/{partition}"
         self._bounds: tuple[int, int] | None = None
         self._imported: bool | None = None
+        self.fetch_seconds = 0.0  # time spent waiting for records (Kafka or the record cache)
 
     async def _raw_bounds(self) -> tuple[int, int]:
         from kmevents.adapters import kafka as kafka_adapter
 
         if self._bounds is None:
-            self._bounds = await kafka_adapter.partition_bounds(self.k, self.topic, self.read_partition)
+            if self.reader is not None:
+                self._bounds = await self.reader.bounds()
+            else:
+                self._bounds = await kafka_adapter.partition_bounds(self.k, self.topic, self.read_partition)
         return self._bounds
+
+    def _range(self, start: int, end: int | None, status: dict[str, int] | None = None) -> Any:
+        """The partition's records in ``[start, end]`` (all keys), in batches."""
+        from kmevents.adapters import kafka as kafka_adapter
+
+        if self.reader is not None:
+            return self.reader.batches(start, end, status=status)
+        return kafka_adapter.iter_range(self.k, self.topic, self.read_partition, start, end)
+
+    async def _mine(self, start: int, end: int, status: dict[str, int]) -> AsyncIterator[list[LogRecord]]:
+        key = self.key
+        async for batch in self._range(start, end, status):
+            out = [LogRecord(r.offset, r.timestamp, r.key, r.value) for r in batch if r.key == key]
+            if out:
+                yield out
 
     async def imported(self) -> bool:
         """True when the topic was filled by ``archive import`` (records carry origin headers)."""
         if self._imported is None:
-            from kmevents.adapters import kafka as kafka_adapter
-
             first, nxt = await self._raw_bounds()
+            known = getattr(self.reader, "imported_at", None)  # (first offset, imported, original partition)
+            if known is not None and known[0] == first:
+                self._imported, self.partition = known[1], known[2]
+                return self._imported
             self._imported = False
             if nxt > first:
-                async for batch in kafka_adapter.iter_range(self.k, self.topic, self.read_partition, first, first):
+                async for batch in self._range(first, first):
                     for name, val in batch[0].headers or ():
                         if name == ORIGIN_HEADER:
                             self._imported = True
                             self.partition = int(val.decode().split(":")[0])
+                if self.reader is not None:  # the first record decides; it only changes with the log start
+                    self.reader.imported_at = (first, self._imported, self.partition)
         return self._imported
 
     async def covers(self) -> tuple[int, int]:
@@ -128,11 +158,9 @@ class KafkaSource(Source):
         if not await self.imported():
             return first, nxt - 1
         lo = hi = None
-        from kmevents.adapters import kafka as kafka_adapter
-
-        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.read_partition, first, first):
+        async for batch in self._range(first, first):
             lo = from_kafka(batch[0]).offset
-        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.read_partition, nxt - 1, nxt - 1):
+        async for batch in self._range(nxt - 1, nxt - 1):
             hi = from_kafka(batch[-1]).offset
         if lo is None or hi is None:
             return 0, -1
@@ -143,12 +171,10 @@ class KafkaSource(Source):
         return chain.GENESIS if first == 0 else None
 
     async def batches(self, start: int, end: int | None) -> AsyncIterator[list[LogRecord]]:
-        from kmevents.adapters import kafka as kafka_adapter
-
         key = self.key
         if await self.imported():
             # New offsets differ from the original ones: read all, map, filter.
-            async for batch in kafka_adapter.iter_range(self.k, self.topic, self.read_partition, 0, None):
+            async for batch in self._range(0, None):
                 out = [r for r in map(from_kafka, (b for b in batch if b.key == key))
                        if r.offset >= start and (end is None or r.offset <= end)]
                 if out:
@@ -156,14 +182,24 @@ class KafkaSource(Source):
                 if end is not None and batch and from_kafka(batch[-1]).offset >= end:
                     return
             return
-        async for batch in kafka_adapter.iter_range(self.k, self.topic, self.read_partition, start, end):
-            out = [LogRecord(r.offset, r.timestamp, r.key, r.value) for r in batch if r.key == key]
-            if out:
-                yield out
+        if self.records is not None and end is not None:
+            _, nxt = await self._raw_bounds()
+            it = self.records.batches((self.topic, self.read_partition, self.cluster), start, end,
+                                      max(end, nxt - 1), self._mine)
+        else:
+            it = self._mine(start, end, {})  # type: ignore[arg-type]
+        t = time.perf_counter()
+        async for out in it:
+            self.fetch_seconds += time.perf_counter() - t
+            yield out
+            t = time.perf_counter()
+        self.fetch_seconds += time.perf_counter() - t
 
     async def offset_for_time(self, ms: int) -> int | None:
         if await self.imported():
             return await super().offset_for_time(ms)
+        if self.reader is not None:
+            return await self.reader.offset_for_time(ms)  # type: ignore[no-any-return]
         from kmevents.adapters import kafka as kafka_adapter
 
         return await kafka_adapter.offset_for_time(self.k, self.topic, self.read_partition, ms)

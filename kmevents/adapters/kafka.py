@@ -339,3 +339,97 @@ async def group_assignment(k: KafkaSettings, group_id: str) -> dict[str, list[tu
         return out
     finally:
         await admin.close()
+
+
+class PartitionReader:
+    """One consumer kept open to read one partition again and again (assign, seek, fetch).
+
+    A long-lived reader (the API's point-in-time reads) uses it instead of a
+    new consumer per read (~50-500 ms each: connect, metadata, offsets).
+    Reads may interleave: each fetch seeks to where its own read is when the
+    consumer stands elsewhere. During a read the consumer prefetches the next
+    records; after it the partition is paused.
+    """
+
+    def __init__(self, k: KafkaSettings, topic: str, partition: int, *, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.k = k
+        self.tp = TopicPartition(topic, partition)
+        self.max_bytes = max_bytes
+        self._c: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+        self._starting = asyncio.Lock()
+        self._at: int | None = None  # the consumer's position after our last fetch
+        self.imported_at: tuple[int, bool, int] | None = None  # what KafkaSource.imported found
+        self.consumers_started = 0
+
+    async def _consumer(self) -> AIOKafkaConsumer:
+        if self._c is None:
+            async with self._starting:
+                if self._c is None:
+                    c = AIOKafkaConsumer(**client_options(self.k), enable_auto_commit=False, group_id=None,
+                                         max_partition_fetch_bytes=self.max_bytes, fetch_max_bytes=self.max_bytes)
+                    await c.start()
+                    c.assign([self.tp])
+                    c.pause(self.tp)
+                    self._c = c
+                    self.consumers_started += 1
+        return self._c
+
+    async def close(self) -> None:
+        c, self._c = self._c, None
+        self._at = None
+        if c is not None:
+            await c.stop()
+
+    async def bounds(self) -> tuple[int, int]:
+        """``(first offset still stored, next offset to be written)``."""
+        c = await self._consumer()
+        first = (await c.beginning_offsets([self.tp]))[self.tp]
+        end = (await c.end_offsets([self.tp]))[self.tp]
+        return first, end
+
+    async def offset_for_time(self, ms: int) -> int | None:
+        c = await self._consumer()
+        found = (await c.offsets_for_times({self.tp: max(0, int(ms))})).get(self.tp)
+        return None if found is None else int(found.offset)
+
+    async def batches(self, start: int, end: int | None = None, *, batch: int = 20_000,
+                      status: dict[str, int] | None = None) -> Any:
+        """Batches of records with ``start <= offset <= end`` (``None``: the end when the read starts).
+
+        ``status["reached"]`` is kept at the last offset this read surely covered
+        (every record up to it returned): ``end`` when the read completed.
+        """
+        st = status if status is not None else {}
+        c = await self._consumer()
+        tp = self.tp
+        first, nxt = await self.bounds()
+        if end is None:
+            end = nxt - 1
+        pos = max(start, first)
+        st["reached"] = pos - 1
+        empty_polls = 0
+        while pos <= end:
+            async with self._lock:
+                if self._at != pos:
+                    c.seek(tp, pos)
+                if c.paused():
+                    c.resume(tp)
+                got = await c.getmany(tp, timeout_ms=1000, max_records=batch)
+                recs = [r for r in got.get(tp, []) if r.offset >= pos]
+                # nothing, or only offsets without records (transaction markers): skip them
+                pos = recs[-1].offset + 1 if recs else max(pos, await c.position(tp))
+                self._at = pos
+            if not recs:
+                empty_polls += 1
+                if empty_polls >= 10 and pos <= end:
+                    return  # the broker gave nothing for 10 s: ``reached`` tells how far the read got
+                continue
+            empty_polls = 0
+            if recs[-1].offset > end:
+                recs = [r for r in recs if r.offset <= end]
+            st["reached"] = min(pos - 1, end)
+            if recs:
+                yield recs
+        st["reached"] = end
+        c.pause(tp)  # nothing to prefetch until the next read

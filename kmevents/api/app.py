@@ -97,6 +97,7 @@ def create_app(settings: Settings, *, ingest: bool = True) -> FastAPI:
                     await verifier
             if app.state.ingestor is not None:
                 await app.state.ingestor.stop()
+            await app.state.timetravel.close()
             with contextlib.suppress(Exception):
                 await app.state.etcd.close()
 

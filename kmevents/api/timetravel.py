@@ -8,16 +8,29 @@ point (snapshot index in etcd, chunks in the snapshots topic), so a read costs
 bounded work. A small cache keeps the last few replayed states, keyed by the
 cluster, the point and the end of the log the point resolved to (an ``at``
 read depends on the log's end: a late event may still arrive).
+
+A warm API process also keeps (replay/warm.py, all bounded): one open Kafka
+consumer per partition read (events and snapshots topics), the raw records
+of blocks already fetched, and read-only states at offsets (loaded
+snapshots, earlier ``offset``/``known_at`` reads). An ``offset``/``known_at``
+read starts from the newest held state at or before its offset (a
+copy-on-write fork: milliseconds) unless a newer snapshot is cheaper, and
+folds only the records after it; the result is exactly the fold of the
+prefix (the fold is deterministic and records at an offset never change).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from typing import Any
 
 from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.reducer import REDUCER_VERSION, ClusterState
+from kmevents.replay import warm
 from kmevents.replay.engine import Replayed, Target, replay, resolve_end
 from kmevents.replay.snapshots import SnapshotStore
 from kmevents.replay.sources import KafkaSource
@@ -52,8 +65,26 @@ def target_of(at: str | None, known_at: str | None, offset: int | None) -> Targe
     return None
 
 
+#: A snapshot of B bytes costs about as much to fetch and load as folding
+#: B / SNAPSHOT_BYTES_PER_EVENT events (measured: a 49 MB snapshot is fetched
+#: and loaded in ~0.5 s, the time the fold takes for ~10k events).
+SNAPSHOT_BYTES_PER_EVENT = 5000
+
+
+class _HeldStore(SnapshotStore):
+    """Snapshots loaded once per process: ``load`` forks a held state (``at`` reads)."""
+
+    def __init__(self, tt: TimeTravel, cluster: str, partition: int) -> None:
+        super().__init__(tt.settings, tt.client, reader_of=tt.snapshot_reader)
+        self.tt, self.cluster, self.partition = tt, cluster, partition
+
+    async def load(self, entry: dict[str, Any]) -> ClusterState | None:
+        h = await self.tt.held_snapshot(self.cluster, self.partition, entry)
+        return None if h is None else warm.fork(h.state)
+
+
 class TimeTravel:
-    """Replayed states for the API, with a small LRU cache."""
+    """Replayed states for the API, with a small LRU cache and the warm caches of replay/warm.py."""
 
     def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient) -> None:
         self.settings = settings
@@ -62,11 +93,34 @@ class TimeTravel:
         self.locks: dict[tuple[Any, ...], asyncio.Lock] = {}
         self.replays = 0
         self._sources: dict[tuple[str, int], tuple[float, KafkaSource]] = {}
+        self.readers: dict[tuple[str, int], kafka_adapter.PartitionReader] = {}
+        self.states = warm.StateCache(settings.api.replay_state_cache_entries)
+        self.records = warm.RecordCache(settings.api.replay_record_cache_mib * 1024 * 1024)
+        self.snapshot_loads = 0
+        #: seconds per stage of the last read that replayed (bounds, snapshot index,
+        #: snapshot fetch+load, fork, fetch of records, fold, freeze)
+        self.last_timing: dict[str, float] = {}
+        self._loading: dict[tuple[str, int, int], asyncio.Lock] = {}
 
     #: How long the log's bounds (first/last offset) read for a cluster are reused.
-    #: Each fresh read opens Kafka clients (~0.5 s here); a point-in-time read may
-    #: therefore not see records appended during the last second.
+    #: A point-in-time read may therefore not see records appended during the last second.
     bounds_ttl_seconds = 1.0
+
+    def reader(self, topic: str, partition: int) -> kafka_adapter.PartitionReader:
+        """The process's open consumer of ``topic``/``partition`` (made on first use)."""
+        r = self.readers.get((topic, partition))
+        if r is None:
+            r = self.readers[(topic, partition)] = kafka_adapter.PartitionReader(self.settings.kafka, topic, partition)
+        return r
+
+    def snapshot_reader(self, partition: int) -> kafka_adapter.PartitionReader:
+        return self.reader(self.settings.kafka.snapshots_topic, partition)
+
+    async def close(self) -> None:
+        readers, self.readers = list(self.readers.values()), {}
+        for r in readers:
+            with contextlib.suppress(Exception):
+                await r.close()
 
     def source(self, cluster: str, partition: int) -> KafkaSource:
         key = (cluster, partition)
@@ -74,20 +128,116 @@ class TimeTravel:
         hit = self._sources.get(key)
         if hit is not None and now - hit[0] < self.bounds_ttl_seconds:
             return hit[1]
-        src = KafkaSource(self.settings.kafka, self.settings.kafka.events_topic, partition, cluster)
+        topic = self.settings.kafka.events_topic
+        src = KafkaSource(self.settings.kafka, topic, partition, cluster, reader=self.reader(topic, partition),
+                          records=self.records)
         self._sources[key] = (now, src)
         return src
+
+    async def held_snapshot(self, cluster: str, partition: int, entry: dict[str, Any]) -> warm.Held | None:
+        """The state of snapshot ``entry``, loaded once and then held (read-only)."""
+        off = int(entry["offset"])
+        key = (cluster, partition, off)
+        h = self.states.held.get(key)
+        if h is not None:
+            self.states.held.move_to_end(key)
+            return h
+        lock = self._loading.setdefault(key, asyncio.Lock())
+        async with lock:
+            h = self.states.held.get(key)
+            if h is None:
+                t0 = time.perf_counter()
+                st = await SnapshotStore(self.settings, self.client, reader_of=self.snapshot_reader).load(entry)
+                self._tick("snapshot fetch+load", t0)
+                self.snapshot_loads += 1
+                if st is None:
+                    return None
+                h = warm.Held(st, off, str(entry["chain"]), off)
+                self.states.put(cluster, partition, h)
+        self._loading.pop(key, None)
+        return h
+
+    async def _prefix(self, src: KafkaSource, cluster: str, partition: int, end: int) -> Replayed:
+        """The state at offset ``end``: from the cheapest held state or snapshot, folded on."""
+        first, _ = await src.covers()
+        held = self.states.nearest(cluster, partition, end)
+        if held is not None and held.offset < first - 1:
+            held = None  # records after it were deleted: start as a cold read would
+        cost = end - held.offset if held is not None else end - first + 1
+        t0 = time.perf_counter()
+        entries = await SnapshotStore(self.settings, self.client).entries(cluster)
+        self._tick("snapshot index", t0)
+        for e in reversed(entries):
+            off = int(e["offset"])
+            if off > end or int(e.get("reducer_version", REDUCER_VERSION)) != REDUCER_VERSION:
+                continue
+            if off < first - 1 or (held is not None and off <= held.offset):
+                break
+            if end - off + int(e.get("bytes", 0)) // SNAPSHOT_BYTES_PER_EVENT < cost:
+                h = await self.held_snapshot(cluster, partition, e)
+                if h is not None:
+                    held = h
+                    break
+        if held is None:
+            f0, t0 = src.fetch_seconds, time.perf_counter()
+            r = await replay(src, cluster, Target(offset=end), progress=False, label="api")
+            self._fold_tick(src, f0, t0)
+            t0 = time.perf_counter()
+            warm.freeze(r.state)
+            self._tick("freeze", t0)
+            self.states.put(cluster, partition, warm.Held(r.state, end, r.chain_head, None, r.last))
+            return r
+        # Fold in segments, holding the state at the end of each, so that a later
+        # read in this range folds at most ``every`` records.
+        every = max(1, self.settings.api.replay_state_every)
+        out: Replayed | None = None
+        while True:
+            seg_end = end if end - held.offset <= every else held.offset + every
+            t0 = time.perf_counter()
+            forked = warm.fork(held.state)
+            self._tick("fork", t0)
+            f0, t0 = src.fetch_seconds, time.perf_counter()
+            r = await replay(src, cluster, Target(offset=seg_end), start_state=forked,
+                             start_offset=held.offset, start_chain=held.chain, progress=False, label="api")
+            self._fold_tick(src, f0, t0)
+            r.from_snapshot = held.snapshot
+            if r.last is None:
+                r.last = held.last
+            t0 = time.perf_counter()
+            warm.freeze(r.state)
+            self._tick("freeze", t0)
+            held = warm.Held(r.state, seg_end, r.chain_head, held.snapshot, r.last)
+            self.states.put(cluster, partition, held)
+            if out is not None:
+                r.applied += out.applied
+                r.scanned += out.scanned
+                r.undecodable += out.undecodable
+                r.annotations.update(out.annotations)
+            out = r
+            if seg_end >= end:
+                return out
+
+    def _tick(self, stage: str, t0: float) -> None:
+        self.last_timing[stage] = self.last_timing.get(stage, 0.0) + time.perf_counter() - t0
+
+    def _fold_tick(self, src: KafkaSource, f0: float, t0: float) -> None:
+        fetched = src.fetch_seconds - f0
+        self.last_timing["records fetch"] = self.last_timing.get("records fetch", 0.0) + fetched
+        self.last_timing["fold"] = self.last_timing.get("fold", 0.0) + time.perf_counter() - t0 - fetched
 
     async def state(self, cluster: str, partition: int, target: Target) -> Replayed:
         """The cluster's state at ``target``. Raises ``BadPoint`` for an offset beyond the log."""
         from kmevents.errors import UsageError
 
+        timing: dict[str, float] = {}
+        t0 = time.perf_counter()
         src = self.source(cluster, partition)
         try:
             end = await resolve_end(src, target)
         except UsageError as exc:
             raise BadPoint("offset", exc.message) from None
         _, last = await src.covers()
+        timing["bounds"] = time.perf_counter() - t0
         key = (cluster, partition, end, last if target.at is not None else None,
                target.at.iso if target.at is not None else None)
         hit = self.cache.get(key)
@@ -99,11 +249,18 @@ class TimeTravel:
             hit = self.cache.get(key)
             if hit is not None:
                 return hit
-            snaps = SnapshotStore(self.settings, self.client)
-            fixed = Target(offset=end) if target.at is None else target
-            r = await replay(src, cluster, fixed, snapshots=snaps, progress=False, label="api")
+            self.last_timing = timing
+            if target.at is None:
+                r = await self._prefix(src, cluster, partition, end)
+            else:
+                r = await replay(src, cluster, target, snapshots=_HeldStore(self, cluster, partition),
+                                 progress=False, label="api")
+                warm.freeze(r.state)
             r.target = target
             self.replays += 1
+            t0 = time.perf_counter()
+            warm.settle()
+            timing["gc settle"] = time.perf_counter() - t0
             if self.settings.api.replay_cache_entries > 0:
                 self.cache[key] = r
                 while len(self.cache) > self.settings.api.replay_cache_entries:

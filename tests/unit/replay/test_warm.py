@@ -1,0 +1,159 @@
+"""The warm caches of replay/warm.py give exactly what an uncached fold gives.
+
+- a fork of a held state, folded on, equals the fold of the whole prefix, and
+  the held state (and every state it was forked from) stays byte-identical;
+- a chain of forks (state at M, read at N > M, held, read at K > N) too;
+- the record cache returns the records of a direct read, keeps only blocks
+  the fetch covered, and stays within its byte bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import orjson
+from kmevents.replay.engine import Target, replay
+from kmevents.replay.records import LogRecord
+from kmevents.replay.sources import Source
+from kmevents.replay.warm import CowTable, RecordCache, fork, freeze, load_snapshot
+
+from kmevents.reducer import ClusterState, apply
+from kmevents.simulate import generate
+
+CLUSTER = "c1"
+N = 4000
+
+
+def _records(n: int = N) -> list[LogRecord]:
+    return [LogRecord(i, i, CLUSTER.encode(), orjson.dumps(ev, option=orjson.OPT_SORT_KEYS))
+            for i, ev in enumerate(generate(CLUSTER, 5, n, agents=8))]
+
+
+RECS = _records()
+
+
+def _fold(to: int) -> ClusterState:
+    st = ClusterState.empty(CLUSTER)
+    for r in RECS[:to + 1]:
+        apply(st, orjson.loads(r.value), partition=0, offset=r.offset)
+    st.take_dirty()
+    return st
+
+
+class ListSource(Source):
+    name = "list"
+    partition = 0
+
+    def __init__(self, recs: list[LogRecord]) -> None:
+        self.recs = recs
+
+    async def covers(self) -> tuple[int, int]:
+        return 0, len(self.recs) - 1
+
+    async def chain_start(self) -> str | None:
+        return None
+
+    async def batches(self, start: int, end: int | None) -> AsyncIterator[list[LogRecord]]:
+        hi = len(self.recs) - 1 if end is None else end
+        for lo in range(start, hi + 1, 300):
+            yield self.recs[lo:min(hi, lo + 299) + 1]
+
+
+def _on(parent: ClusterState, parent_offset: int, to: int) -> ClusterState:
+    r = asyncio.run(replay(ListSource(RECS), CLUSTER, Target(offset=to), start_state=fork(parent),
+                           start_offset=parent_offset, progress=False))
+    return freeze(r.state)
+
+
+def test_a_fork_folded_on_equals_the_prefix_fold_and_leaves_its_parent_alone() -> None:
+    base = load_snapshot(_fold(999).to_snapshot())
+    before = base.to_snapshot()
+    for to in random.Random(1).sample(range(1000, N), 6):
+        got = _on(base, 999, to)
+        assert got.to_snapshot() == _fold(to).to_snapshot(), to
+        assert base.to_snapshot() == before
+    assert type(base.tasks) is dict
+
+
+def test_chains_of_forks_stay_exact_and_every_ancestor_unchanged() -> None:
+    base = load_snapshot(_fold(499).to_snapshot())
+    held = [(499, base, base.to_snapshot())]
+    rng = random.Random(7)
+    for _ in range(8):
+        off, st, _ = held[rng.randrange(len(held))]
+        to = rng.randrange(off, N)
+        got = _on(st, off, to)
+        assert got.to_snapshot() == _fold(to).to_snapshot(), (off, to)
+        held.append((to, got, got.to_snapshot()))
+        for o, s, b in held:
+            assert s.to_snapshot() == b, f"state at {o} changed"
+
+
+def test_cow_table_copies_on_every_read_path() -> None:
+    parent = {"a": {"x": [1]}, "b": {"x": [2]}}
+    t = CowTable(parent)
+    t["a"]["x"].append(9)
+    t.get("b")["x"].append(9)
+    for v in t.values():
+        v["y"] = 1
+    assert parent == {"a": {"x": [1]}, "b": {"x": [2]}}
+    assert dict(t)["a"] is not parent["a"]
+    t2 = CowTable(parent)
+    assert t2.pop("a") is not parent["a"] and "a" in parent
+    assert t2.setdefault("b", None) is not parent["b"]
+
+
+async def _collect(it: AsyncIterator[list[LogRecord]]) -> list[LogRecord]:
+    return [r for b in [b async for b in it] for r in b]
+
+
+def test_record_cache_returns_what_a_direct_read_returns() -> None:
+    recs = [r for r in RECS if r.offset % 3]  # other clusters' records hold the missing offsets
+    fetched: list[tuple[int, int]] = []
+
+    async def fetch(lo: int, hi: int, status: dict[str, int]) -> AsyncIterator[list[LogRecord]]:
+        fetched.append((lo, hi))
+        for i in range(lo, hi + 1, 250):
+            yield [r for r in recs if i <= r.offset <= min(hi, i + 249)]
+            status["reached"] = min(hi, i + 249)
+
+    cache = RecordCache(1 << 30, block=100)
+    rng = random.Random(3)
+    last = 2999  # the log ends here for now
+    for _ in range(40):
+        a = rng.randrange(last + 1)
+        b = rng.randrange(a, last + 1)
+        got = asyncio.run(_collect(cache.batches("k", a, b, last, fetch)))
+        assert got == [r for r in recs if a <= r.offset <= b]
+        if rng.random() < 0.2:
+            last = min(N - 1, last + 137)  # new records arrive
+    assert cache.hits > 0
+    assert all(k[1] * 100 + 99 <= last for k in cache.blocks)
+    asyncio.run(_collect(cache.batches("k", 0, 999, last, fetch)))
+    n = len(fetched)
+    assert asyncio.run(_collect(cache.batches("k", 10, 990, last, fetch))) == \
+        [r for r in recs if 10 <= r.offset <= 990]
+    assert len(fetched) == n  # held: no fetch
+
+
+def test_record_cache_keeps_nothing_a_fetch_did_not_cover_and_stays_bounded() -> None:
+    async def short(lo: int, hi: int, status: dict[str, int]) -> AsyncIterator[list[LogRecord]]:
+        yield [r for r in RECS if lo <= r.offset <= min(hi, lo + 150)]
+        status["reached"] = min(hi, lo + 150)  # then the broker went quiet
+
+    cache = RecordCache(1 << 30, block=100)
+    asyncio.run(_collect(cache.batches("k", 0, 999, 3999, short)))
+    assert sorted(k[1] for k in cache.blocks) == [0]
+
+    async def full(lo: int, hi: int, status: dict[str, int]) -> AsyncIterator[list[LogRecord]]:
+        yield [r for r in RECS if lo <= r.offset <= hi]
+        status["reached"] = hi
+
+    small = RecordCache(200_000, block=100)
+    for a in range(0, N - 500, 500):
+        got = asyncio.run(_collect(small.batches("k", a, a + 499, N - 1, full)))
+        assert got == RECS[a:a + 500]
+        assert small.bytes <= small.max_bytes
+    assert 0 < len(small.blocks) < N // 100
