@@ -108,7 +108,7 @@ class PartitionDeriver:
 
     def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, partition: int, *,
                  worker_id: str, retention: Retention | None = None,
-                 snapshot_every_events: int = 50_000) -> None:
+                 snapshot_every_events: int = 20_000) -> None:
         self.settings = settings
         self.client = client
         self.partition = partition

@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--engine", choices=("faust", "plain"), default="faust",
                    help="faust: hosted in the Faust app (default); plain: the bare asyncio loop")
     p.add_argument("--group", default="kmevents-derive", help="consumer group id")
-    p.add_argument("--snapshot-every", type=int, default=50_000, metavar="N",
-                   help="snapshot a cluster every N events (default 50000)")
+    p.add_argument("--snapshot-every", type=int, default=20_000, metavar="N",
+                   help="snapshot a cluster every N events (default 20000)")
     p.add_argument("--snapshot-seconds", type=float, default=300.0, metavar="M",
                    help="...or every M seconds when it changed (default 300)")
     p.add_argument("--metrics-port", type=int, default=6066,
