@@ -147,7 +147,11 @@ def _index_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs_joined: set[str])
         return
     ns = pod["namespace"]
     pid = pod["id"]
-    st._pods_by_ns.setdefault(ns, set()).add(pid)
+    live = st._pods_by_ns.get(ns)
+    if live is None:
+        st._pods_by_ns[ns] = {pid}
+    else:
+        live.add(pid)
     labels = pod["labels"]
     for rid in _candidates(st._rc_sel, ns, labels):
         if _matches(st.rcs[rid]["selector"], labels):
@@ -159,6 +163,41 @@ def _index_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs_joined: set[str])
             if _matches(st.services[sid]["selector"], labels):
                 st._svc_members[sid].add(pid)
                 svcs_joined.add(sid)
+
+
+def _move_pod(st: ClusterState, pod: Ent, was_running: bool, was_ready: bool, rcs: set[str],
+              svcs_left: set[str], svcs_joined: set[str]) -> None:
+    """A live pod whose labels did not change: move it between its RCs' running and
+    other sets and in or out of its services' members, as its phase and readiness say.
+
+    The same as ``_unindex_pod`` then ``_index_pod`` (the selectors that match
+    it are the same before and after), without looking twice.
+    """
+    ns = pod["namespace"]
+    pid = pod["id"]
+    labels = pod["labels"]
+    running = pod["phase"] == "Running"
+    if running != was_running:
+        for rid in _candidates(st._rc_sel, ns, labels):
+            if _matches(st.rcs[rid]["selector"], labels):
+                run, other = st._rc_members[rid]
+                if running:
+                    other.discard(pid)
+                    run.add(pid)
+                else:
+                    run.discard(pid)
+                    other.add(pid)
+                rcs.add(rid)
+    ready = pod["ready"] is True
+    if ready != (was_ready is True):
+        for sid in _candidates(st._svc_sel, ns, labels):
+            if _matches(st.services[sid]["selector"], labels):
+                if ready:
+                    st._svc_members[sid].add(pid)
+                    svcs_joined.add(sid)
+                else:
+                    st._svc_members[sid].discard(pid)
+                    svcs_left.add(sid)
 
 
 def _refresh_rcs(st: ClusterState, rcs: set[str]) -> None:
@@ -293,12 +332,16 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     rcs: set[str] = set()
     svcs_left: set[str] = set()
     svcs_joined: set[str] = set()
-    # Memberships depend on labels, phase and readiness only: most upserts
-    # (container restarts, annotations) leave them alone.
+    # Memberships depend on labels, phase and readiness only. With the same
+    # labels the pod stays selected by the same RCs and services and at most
+    # moves inside them (most upserts: phase changes, container restarts).
     same_uid = cur is not None and cur["uid"] == uid
-    reindex = not (same_uid and cur["labels"] == labels and cur["phase"] == phase
-                   and cur["ready"] == ready)
-    if cur is not None and reindex:
+    same_labels = same_uid and cur["labels"] == labels
+    if same_labels:
+        moved = cur["phase"] != phase or cur["ready"] != ready
+        was_running = cur["phase"] == "Running"
+        was_ready = cur["ready"]
+    elif cur is not None:
         _unindex_pod(st, cur, rcs, svcs_left)
     if not same_uid:
         if cur is not None:
@@ -326,9 +369,13 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     pod["containers"] = containers
     for f, v in mapped.items():
         pod[f] = v
-    if reindex:
+    if not same_labels:
         _index_pod(st, pod, rcs, svcs_joined)
+    elif moved:
+        _move_pod(st, pod, was_running, was_ready, rcs, svcs_left, svcs_joined)
+    if rcs:
         _refresh_rcs(st, rcs)
+    if svcs_left or svcs_joined:
         _refresh_endpoints(st, pid, svcs_left, svcs_joined)
     st._dirty.add(("pod", pid))
 
