@@ -74,7 +74,8 @@ def _check(node: Any, path: tuple[Step, ...], i: int, trail: list[Any], marker: 
     dictionary look-ups per field on the ingest hot path.
     """
     if i == len(path):
-        _unknown(node, trail, marker, found)
+        if node not in marker.known:
+            _unknown(node, trail, marker, found)
         return
     step = path[i]
     if step is None:
@@ -92,9 +93,9 @@ def _check(node: Any, path: tuple[Step, ...], i: int, trail: list[Any], marker: 
 
 
 def _unknown(value: Any, path: Sequence[Any], marker: OpenEnum, found: list[ContractWarning]) -> None:
-    if value not in marker.known:
-        shown = ".".join(str(t) for t in path)
-        found.append(ContractWarning(shown, f"unknown {marker.label} value {value!r} kept as written", value))
+    """Report an unknown value; the callers check ``marker.known`` first (the common, cheap case)."""
+    shown = ".".join(str(t) for t in path)
+    found.append(ContractWarning(shown, f"unknown {marker.label} value {value!r} kept as written", value))
 
 
 #: ``ENUM_PATHS`` split for the hot path: ``(path, marker, has_list_step)``.
@@ -119,5 +120,6 @@ def unknown_enum_values(event: dict[str, Any]) -> list[ContractWarning]:
             if node is None:
                 break
         else:
-            _unknown(node, path, marker, found)
+            if node not in marker.known:
+                _unknown(node, path, marker, found)
     return found
