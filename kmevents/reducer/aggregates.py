@@ -36,6 +36,11 @@ if TYPE_CHECKING:
     from kmevents.reducer.state import ClusterState
 
 
+#: an agent's total for a role it does not have (a shared constant: a literal
+#: ``{}`` default would build a dict for every resource of every launch)
+_NOTHING: dict[str, float] = {}
+
+
 def ensure_roles(st: ClusterState, summ: Summary, t: str) -> None:
     """Create the role entities ``summ`` mentions (``since`` is when first seen)."""
     roles = st.roles
@@ -142,7 +147,7 @@ def task_counted(st: ClusterState, aid: str, summ: Summary, sign: float) -> list
         return []
     total = ag["total_by_role"]
     return [f"{role}/{name}" for role, amts in summ.items() for name in amts
-            if alloc[role].get(name, 0.0) > total.get(role, {}).get(name, 0.0)]
+            if alloc[role].get(name, 0.0) > total.get(role, _NOTHING).get(name, 0.0)]
 
 
 def rebuild(st: ClusterState) -> None:
