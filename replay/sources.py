@@ -124,7 +124,8 @@ class KafkaSource(Source):
         from kmevents.adapters import kafka as kafka_adapter
 
         if self.reader is not None:
-            return self.reader.batches(start, end, status=status)
+            return self.reader.batches(start, end, status=status,
+                                       first=self._bounds[0] if self._bounds is not None else None)
         return kafka_adapter.iter_range(self.k, self.topic, self.read_partition, start, end)
 
     async def _mine(self, start: int, end: int, status: dict[str, int]) -> AsyncIterator[list[LogRecord]]:

@@ -366,7 +366,10 @@ class PartitionReader:
         if self._c is None:
             async with self._starting:
                 if self._c is None:
+                    # auto_offset_reset "none": a seek below the log start (records deleted since the
+                    # bounds were read) fails the read instead of jumping silently to the end
                     c = AIOKafkaConsumer(**client_options(self.k), enable_auto_commit=False, group_id=None,
+                                         auto_offset_reset="none",
                                          max_partition_fetch_bytes=self.max_bytes, fetch_max_bytes=self.max_bytes)
                     await c.start()
                     c.assign([self.tp])
@@ -394,18 +397,20 @@ class PartitionReader:
         return None if found is None else int(found.offset)
 
     async def batches(self, start: int, end: int | None = None, *, batch: int = 20_000,
-                      status: dict[str, int] | None = None) -> Any:
+                      status: dict[str, int] | None = None, first: int | None = None) -> Any:
         """Batches of records with ``start <= offset <= end`` (``None``: the end when the read starts).
 
         ``status["reached"]`` is kept at the last offset this read surely covered
         (every record up to it returned): ``end`` when the read completed.
+        ``first``: the log start as the caller read it moments ago (saves two requests).
         """
         st = status if status is not None else {}
         c = await self._consumer()
         tp = self.tp
-        first, nxt = await self.bounds()
-        if end is None:
-            end = nxt - 1
+        if end is None or first is None:
+            first, nxt = await self.bounds()
+            if end is None:
+                end = nxt - 1
         pos = max(start, first)
         st["reached"] = pos - 1
         empty_polls = 0
