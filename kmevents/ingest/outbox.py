@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 _REFUSED = "Kafka refused the event: {exc}; it was not written, retry it"
 
 
+def _observed(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class Outbox:
     """Collects accepted events into record batches and delivers them (``add`` then ``finish``)."""
 
@@ -65,6 +70,7 @@ class Outbox:
         batch, members = self._open.pop(part)
         batch.close()  # exactly these events, and no linger: it is complete
         task = asyncio.ensure_future(self._enqueue(self._last.get(part), batch, part))
+        task.add_done_callback(_observed)  # a cancelled submit never awaits it: no "never retrieved" noise
         self._last[part] = task
         self._handed.append((members, task))
 
