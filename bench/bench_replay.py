@@ -121,8 +121,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
 
 def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]:
+    from kmevents.processors.worker import SNAPSHOT_CODEC, SNAPSHOT_EVERY_EVENTS, compress_snapshot
     from kmevents.replay.engine import Target, replay
-    from kmevents.replay.snapshots import SnapshotStore
     from kmevents.replay.sources import KafkaSource
 
     from bench._stack import running_stack
@@ -132,7 +132,8 @@ def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]
     from kmevents.reducer import ClusterState, apply
 
     n = len(recs)
-    snap_every = 20_000
+    snap_every = SNAPSHOT_EVERY_EVENTS  # the worker's default
+    snap_bytes: list[tuple[int, int]] = []  # (bytes, stored bytes) per snapshot
     out: list[dict[str, Any]] = []
     with running_stack() as s:
         s.kafka.events_topic = f"bench{int(time.time())}.events"
@@ -161,14 +162,17 @@ def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]
                         if (r.offset + 1) % snap_every == 0:
                             st.take_dirty()
                             data = st.to_snapshot(chain_hash=h)
-                            chunks = [data[i:i + (1 << 20)] for i in range(0, len(data), 1 << 20)]
+                            stored = compress_snapshot(data)
+                            snap_bytes.append((len(data), len(stored)))
+                            chunks = [stored[i:i + (1 << 20)] for i in range(0, len(stored), 1 << 20)]
                             offs = []
                             for i, ch in enumerate(chunks):
                                 md = await p.send_and_wait(s.kafka.snapshots_topic, ch, partition=0,
                                                            key=f"{CLUSTER}/{r.offset}/{i}/{len(chunks)}".encode())
                                 offs.append(md.offset)
                             entry = {"cluster": CLUSTER, "offset": r.offset, "chain": h, "snapshot_partition": 0,
-                                     "chunk_offsets": offs, "bytes": len(data), "reducer_version": 0}
+                                     "chunk_offsets": offs, "bytes": len(data), "reducer_version": 0,
+                                     "codec": SNAPSHOT_CODEC, "stored_bytes": len(stored)}
                             from kmevents.reducer import REDUCER_VERSION
 
                             entry["reducer_version"] = REDUCER_VERSION
@@ -197,35 +201,110 @@ def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]
         out.append(_result("Kafka read only (no decode, no fold)", asyncio.run(read_only()), "events/s",
                            "(the transport's share)", None, "aiokafka fetch + record objects"))
 
-        async def pit() -> list[float]:
-            rng = random.Random(1)
-            lat = []
-            async with etcd_adapter.client(s.etcd) as c:
-                store = SnapshotStore(s, c)
-                for _ in range(20 if quick else 40):
-                    off = rng.randrange(n)
-                    t = time.perf_counter()
-                    await replay(src, CLUSTER, Target(offset=off), snapshots=store, progress=False)
-                    lat.append((time.perf_counter() - t) * 1000)
-            return lat
-
-        lat = sorted(asyncio.run(pit()))
-        p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-        out.append(_result("point in time at a random offset, warm (p99)", p99, "ms", "p99 <= 200 ms warm",
-                           p99 <= 200, f"p50 {p50:.0f} ms; snapshot every {snap_every:,} events; "
-                                       f"{len(lat)} queries"))
+        out.extend(asyncio.run(_point_in_time(s, src, n, snap_every, snap_bytes, recs, quick)))
         env_over = {"KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
                     "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
                     "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix}
         import os
 
         cold = []
-        for off in random.Random(2).sample(range(n), 3):
+        offs = [*random.Random(2).sample(range(n), 3), n - 2]  # n - 2: the biggest snapshot, the longest fold
+        for off in offs:
             t = time.perf_counter()
             subprocess.run([sys.executable, "-m", "kmevents.cli", "state", "--cluster", CLUSTER, "--partition", "0",
                             "--offset", str(off), "--format", "json", "--no-progress"],
                            env={**os.environ, **env_over}, capture_output=True, check=True)
             cold.append(time.perf_counter() - t)
-        out.append(_result("point in time, cold CLI (max of 3)", max(cold), "s", "<= 2 s cold CLI", max(cold) <= 2,
-                           f"runs {', '.join(f'{c:.2f}' for c in cold)} s incl. interpreter start"))
+        out.append(_result("point in time, cold CLI (max of 4)", max(cold), "s", "<= 2 s cold CLI", max(cold) <= 2,
+                           f"offsets {', '.join(str(o) for o in offs)}: {', '.join(f'{c:.2f}' for c in cold)} s "
+                           f"incl. interpreter start and the state printed as JSON"))
+    return out
+
+
+def _pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(len(s) * q))]
+
+
+async def _point_in_time(s: Any, src: Any, n: int, snap_every: int, snap_bytes: list[tuple[int, int]],
+                         recs: list[Any], quick: bool) -> list[dict[str, Any]]:
+    """Point-in-time reads: the engine alone (baseline), then the API's path (TimeTravel)."""
+    from kmevents.replay.engine import Target, replay
+    from kmevents.replay.snapshots import SnapshotStore
+
+    from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.api.timetravel import TimeTravel
+
+    out: list[dict[str, Any]] = []
+    k = 20 if quick else 40
+    rng = random.Random(1)
+    uniform = [rng.randrange(n) for _ in range(3 * k)]
+    last_window = n - snap_every
+    window = [last_window + rng.randrange(snap_every) for _ in range(40)]
+    async with etcd_adapter.client(s.etcd) as c:
+        # same-run baseline: the engine as the CLI uses it, no warm state (a new consumer per
+        # read, the snapshot fetched and parsed per read)
+        store = SnapshotStore(s, c)
+        base = []
+        for off in uniform[:k]:
+            t = time.perf_counter()
+            await replay(src, CLUSTER, Target(offset=off), snapshots=store, progress=False)
+            base.append((time.perf_counter() - t) * 1000)
+        tt = TimeTravel(s, c)
+        try:
+            async def reads(offs: list[int]) -> tuple[list[float], list[dict[str, float]]]:
+                lat, tim = [], []
+                for off in offs:
+                    t = time.perf_counter()
+                    r = await tt.state(CLUSTER, 0, Target(offset=off))
+                    lat.append((time.perf_counter() - t) * 1000)
+                    assert r.end_offset == off
+                    tim.append(dict(tt.last_timing))
+                return lat, tim
+
+            first, _ = await reads(uniform[:k])
+            steady, steady_t = await reads(uniform[k:])
+            await reads(window[:1])
+            win, win_t = await reads(window[1:])
+            final = (await tt.state(CLUSTER, 0, Target(offset=n - 1))).state
+        finally:
+            await tt.close()
+    counts = ", ".join(f"{kind} {final.count(kind):,}" for kind in final.kinds if final.count(kind))
+    terminal = sum(1 for kind in ("task", "pod", "offer") for _ in final.terminal_ids(kind))
+
+    def stages(ts: list[dict[str, float]]) -> str:
+        keys = sorted({k for t in ts for k in t})
+        return "; ".join(f"{k} {statistics.mean(t.get(k, 0.0) for t in ts) * 1000:.0f}" for k in keys)
+
+    bp50, bp99 = statistics.median(base), _pct(base, 0.99)
+    raw = sum(b for b, _ in snap_bytes)
+    stored = sum(z for _, z in snap_bytes)
+    log_bytes = sum(len(r.value) for r in recs)
+    common = (f"API path (kmevents/api/timetravel.py TimeTravel.state, default settings: "
+              f"{s.api.replay_state_cache_entries} held states, a state held every {s.api.replay_state_every:,} "
+              f"offsets, {s.api.replay_record_cache_mib} MiB of records); snapshot every {snap_every:,} events; "
+              f"state at the end: {counts} ({terminal:,} of the tasks/pods/offers terminal, kept by retention)")
+    out.append(_result("point in time at a random offset, warm, reads within one snapshot interval (p99)",
+                       _pct(win, 0.99), "ms", "p99 <= 200 ms warm", _pct(win, 0.99) <= 200,
+                       f"p50 {statistics.median(win):.0f} ms, p90 {_pct(win, 0.9):.0f} ms; {len(win)} reads at "
+                       f"random offsets in "
+                       f"[{last_window:,}, {n - 1:,}] after one read there; mean ms per stage: {stages(win_t)}; "
+                       f"{common}", "same reads' engine baseline p99 (below)", bp99))
+    out.append(_result("point in time at a random offset over the whole log, warm process (p99)",
+                       _pct(steady, 0.99), "ms", "p99 <= 200 ms warm", _pct(steady, 0.99) <= 200,
+                       f"p50 {statistics.median(steady):.0f} ms, p90 {_pct(steady, 0.9):.0f} ms; {len(steady)} reads "
+                       f"after {k} earlier ones; "
+                       f"mean ms per stage: {stages(steady_t)}", "engine baseline p99", bp99))
+    out.append(_result("point in time at a random offset, first reads of a fresh API process (p99)",
+                       _pct(first, 0.99), "ms", "(caches filling)", None,
+                       f"p50 {statistics.median(first):.0f} ms; the same {k} offsets as the baseline",
+                       "engine baseline p99, same offsets", bp99))
+    out.append(_result("point in time, engine without warm state (baseline, p99)", bp99, "ms", "(baseline)", None,
+                       f"p50 {bp50:.0f} ms; replay() + SnapshotStore as `kmevents state` runs it: a new consumer "
+                       f"per read, the snapshot fetched and parsed per read"))
+    out.append(_result("snapshots stored (zstd), per event of the log", stored / n, "B/event", "(storage)", None,
+                       f"{len(snap_bytes)} snapshots: {raw / 2**20:.0f} MiB raw, {stored / 2**20:.0f} MiB stored "
+                       f"({raw / max(stored, 1):.1f}x); the log {log_bytes / 2**20:.0f} MiB "
+                       f"({log_bytes / n:.0f} B/event); newest snapshot {snap_bytes[-1][0] / 2**20:.0f} MiB raw",
+                       "uncompressed", raw / n))
     return out
