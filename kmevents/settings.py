@@ -129,8 +129,8 @@ class ApiSettings(BaseModel):
         16, ge=0, description="read-only states (loaded snapshots, earlier reads) a point-in-time read may start "
                              "from instead of a snapshot; each up to ~3x its snapshot's bytes in memory")
     replay_state_every: int = Field(
-        4000, ge=1, description="a read folding more records than this also holds the states in between, "
-                                "every this many offsets")
+        4000, ge=1, description="a read folding more records than this from a held state also holds the "
+                                "states in between, every this many offsets")
     replay_record_cache_mib: int = Field(
         256, ge=0, description="raw event records kept for point-in-time reads (MiB, 0: none)")
     metrics_cache_seconds: float = Field(5.0, ge=0, description="/metrics reuses a scrape this long")

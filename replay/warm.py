@@ -349,16 +349,21 @@ class RecordCache:
                 run_end += 1
             self.misses += run_end - blk + 1
             lo, hi = blk * B, min(run_end * B + B - 1, max(end, last))
-            got: dict[int, list[LogRecord]] = {}
+            # blocks are kept as soon as the fetch has passed them (memory: one block, not the run)
+            cur, cur_recs = blk, []  # type: int, list[LogRecord]
             status = {"reached": lo - 1}
             async for batch in fetch(lo, hi, status):
                 out = [r for r in batch if start <= r.offset <= end]
                 for r in batch:
-                    got.setdefault(r.offset // B, []).append(r)
+                    b = r.offset // B
+                    while cur < b:  # a record past block ``cur``: the fetch covered all of it
+                        self._put((source_key, cur), cur_recs)
+                        cur, cur_recs = cur + 1, []
+                    cur_recs.append(r)
                 if out:
                     yield out
             covered = min(hi, status["reached"])
-            for kept in range(blk, run_end + 1):
-                if kept * B + B - 1 <= covered:
-                    self._put((source_key, kept), got.get(kept, []))
+            while cur <= run_end and cur * B + B - 1 <= covered:
+                self._put((source_key, cur), cur_recs)
+                cur, cur_recs = cur + 1, []
             blk = run_end + 1
