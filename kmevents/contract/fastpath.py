@@ -175,7 +175,7 @@ def _convert(schema: dict[str, Any]) -> cs.CoreSchema:
 
 #: ``(type, version) -> validator`` returning the canonical dict (before ids are derived).
 VALIDATORS: Final[dict[tuple[str, int], SchemaValidator]] = {
-    key: SchemaValidator(_convert(model.__pydantic_core_schema__)) for key, model in EVENT_MODELS.items()
+    key: SchemaValidator(_convert(dict(model.__pydantic_core_schema__))) for key, model in EVENT_MODELS.items()
 }
 
 

@@ -63,7 +63,8 @@ class Outbox:
         return True
 
     def _new(self, part: int) -> tuple[Any, list[Result]]:
-        self._open[part] = entry = (self._producer.create_batch(), [])
+        entry: tuple[Any, list[Result]] = (self._producer.create_batch(), [])
+        self._open[part] = entry
         return entry
 
     def _hand_over(self, part: int) -> None:
