@@ -52,7 +52,17 @@ def assert_agrees(obj: dict[str, Any]) -> dict[str, Any] | None:
         assert _same(fast, ref), (fast, ref)
         assert encode(fast) == encode(ref)
     assert obj == before, "validation must not modify its input"
+    if fast is not None:
+        assert not _containers(fast) & _containers(obj), "redaction of the result must not reach the input"
     return fast
+
+
+def _containers(node: Any) -> set[int]:
+    if type(node) is dict:
+        return {id(node)}.union(*map(_containers, node.values()))
+    if type(node) is list:
+        return {id(node)}.union(*map(_containers, node))
+    return set()
 
 
 @SETTINGS
