@@ -302,6 +302,11 @@ class RecordCache:
         self.hits = 0
         self.misses = 0
 
+    def clear(self) -> None:
+        self.blocks.clear()
+        self.sizes.clear()
+        self.bytes = 0
+
     def _put(self, key: tuple[Any, int], recs: list[LogRecord]) -> None:
         n = _size(recs) + 100
         if n > self.max_bytes:

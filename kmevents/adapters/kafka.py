@@ -437,4 +437,5 @@ class PartitionReader:
             if recs:
                 yield recs
         st["reached"] = end
-        c.pause(tp)  # nothing to prefetch until the next read
+        async with self._lock:  # not while another read waits in getmany
+            c.pause(tp)  # nothing to prefetch until the next read

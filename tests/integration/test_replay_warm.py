@@ -4,6 +4,7 @@ order of reads, and after new events arrive."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 from kmevents.replay.engine import Target, replay
@@ -50,6 +51,14 @@ async def test_warm_reads_equal_cold_reads_across_snapshots_and_after_new_events
             assert warm.states.hits > 0 and warm.records.hits > 0
             assert warm.snapshot_loads < len(offsets) // 2  # held, not reloaded per read
             assert warm.readers and all(r.consumers_started == 1 for r in warm.readers.values())
+            # concurrent reads share the partition's one consumer
+            offs = [rng.randrange(last + 1) for _ in range(5)]
+            warm.states.held.clear()
+            warm.records.clear()
+            got = await asyncio.gather(*(warm.state(s.cluster, p, Target(offset=o)) for o in offs))
+            for o, r in zip(offs, got, strict=True):
+                want = await cold.state(s.cluster, p, Target(offset=o))
+                assert r.state.to_snapshot() == want.state.to_snapshot(), o
             # a read equals the fold of the whole prefix, no snapshot at all
             full = await replay(kafka_src(s, p), s.cluster, Target(offset=offsets[0]), progress=False)
             got = await warm.state(s.cluster, p, Target(offset=offsets[0]))
