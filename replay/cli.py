@@ -15,15 +15,15 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-from kmevents.replay import archive
-from kmevents.replay.snapshots import SnapshotStore
-from kmevents.replay.sources import ArchiveSource, KafkaSource, MergedSource, Source
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kmevents.commands._common import add_connection_flags, add_format_flag, settings_from
 from kmevents.errors import EnvironmentProblem, UsageError
 from kmevents.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: building the CLI's parser must stay cheap (cold start)
+    from kmevents.replay.snapshots import SnapshotStore
+    from kmevents.replay.sources import Source
 
 T = TypeVar("T")
 
@@ -60,6 +60,8 @@ class Opened:
 
 
 def archive_paths(items: list[str]) -> list[Path]:
+    from kmevents.replay import archive
+
     out: list[Path] = []
     for it in items:
         p = Path(it)
@@ -78,6 +80,9 @@ def cluster_given(args: argparse.Namespace) -> bool:
 
 @contextlib.asynccontextmanager
 async def open_source(args: argparse.Namespace, *, want_snapshots: bool = True) -> AsyncIterator[Opened]:
+    from kmevents.replay.snapshots import SnapshotStore
+    from kmevents.replay.sources import ArchiveSource, KafkaSource, MergedSource
+
     items = list(args.source or ["kafka"])
     use_kafka = "kafka" in items
     files = archive_paths([i for i in items if i != "kafka"])

@@ -60,3 +60,10 @@ def test_backoff_is_bounded_jittered_and_repeatable() -> None:
     assert da[0] <= 0.5
     a.reset()
     assert a.next() <= 0.5
+
+
+def test_the_follow_command_offers_exactly_the_runners_kinds() -> None:
+    from kmevents.commands import follow
+    from kmevents.sources.runner import KINDS
+
+    assert follow.KINDS == KINDS
