@@ -2,8 +2,9 @@
 
     python -m bench.run replay [--quick]
 
-Input: ``kmevents.simulate.iter_lines`` (quick 200,000 events, full 10,000,000),
-one cluster, stored as they would be (canonical JSON values, key = cluster).
+Input: ``kmevents.simulate.iter_lines`` (quick 200,000 events, full 10,000,000, or
+``KMEVENTS_BENCH_REPLAY_EVENTS``; ``KMEVENTS_BENCH_REPLAY_KAFKA_EVENTS`` runs the Kafka
+part on a prefix), one cluster, stored as they would be (canonical JSON values, key = cluster).
 
 - archive replay: read a ``.kmarch`` + hash chain + ``decode_fast`` + the reducer's
   ``apply``, CPU time of this process, against the same-run baseline
@@ -20,6 +21,7 @@ one cluster, stored as they would be (canonical JSON values, key = cluster).
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import subprocess
@@ -79,7 +81,10 @@ def run(quick: bool) -> list[dict[str, Any]]:
     from kmevents.replay.search import Filters, search
     from kmevents.replay.sources import ArchiveSource
 
-    n = 200_000 if quick else 10_000_000
+    n = int(os.environ.get("KMEVENTS_BENCH_REPLAY_EVENTS", 200_000 if quick else 10_000_000))
+    # The Kafka part (load, snapshots, replay, point in time) may run on a prefix: at
+    # 10M events it alone takes most of an hour here.
+    n_kafka = int(os.environ.get("KMEVENTS_BENCH_REPLAY_KAFKA_EVENTS", n))
     out: list[dict[str, Any]] = []
     recs = _records(n)
     nbytes = sum(len(r.value) for r in recs)
@@ -114,7 +119,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         hits = asyncio.run(search(src, Filters(types=["pod.evicted"])))
         out.append(_result("search one type over the whole archive", (time.perf_counter() - t) * 1000, "ms",
                            "(no aim)", None, f"{len(hits)} hits in {n:,} events"))
-        out.extend(_kafka_part(recs, Path(tmp), quick))
+        out.extend(_kafka_part(recs[:n_kafka], Path(tmp), quick))
     out.append(_result("peak RSS of the benchmark process", _vmhwm_mib(), "MiB", "(no aim)", None,
                        f"holds all {n:,} records in memory for the baselines"))
     return out
