@@ -14,6 +14,7 @@ import asyncio
 import sys
 import time
 import uuid
+from typing import Any
 
 from kmevents.commands._common import add_format_flag, emit_json
 from kmevents.settings import Settings, load
@@ -22,7 +23,9 @@ HELP = """\
 Run the main job on a local stack: start Kafka + etcd (kmevents stack up),
 prove the stack with a round trip, simulate a Kubernetes-on-Mesos cluster,
 ingest it into the log, derive its state into etcd with a processor worker,
-show a summary and verify etcd against the log. The stack keeps running
+show a summary, one lost task's causal history (`kmevents history`) and the
+evictions in the log (`kmevents search`), and verify etcd against the log
+(`kmevents verify`). The stack keeps running
 afterwards; `kmevents stack down` stops it.
 """
 
@@ -44,14 +47,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = load()
     text = args.format == "text"
     say = (lambda m: print(m, file=sys.stderr)) if text else (lambda m: None)
-    say("1/5 starting the local stack (Kafka + etcd) ...")
+    say("1/6 starting the local stack (Kafka + etcd) ...")
     t0 = time.monotonic()
     stack = Stack(settings)
     statuses = stack.up(progress=lambda m: say(f"    {m}"))
     for w in stack.warnings:
         print(f"warning: {w}", file=sys.stderr)
     say(f"    up in {time.monotonic() - t0:.1f}s: Kafka {stack.bootstrap}, etcd {stack.etcd_endpoint}")
-    say(f"2/5 round trip of {args.events:,} events through Kafka and etcd ...")
+    say(f"2/6 round trip of {args.events:,} events through Kafka and etcd ...")
     result = asyncio.run(round_trip(settings, args.events))
     cluster = args.cluster or f"demo-{uuid.uuid4().hex[:6]}"
     pipeline = asyncio.run(pipeline_run(settings, cluster, args.sim_events, args.seed, say))
@@ -68,6 +71,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"({pipeline['ingest_rate']:,.0f}/s), derived into etcd in {pipeline['derive_seconds']:.1f}s")
         print("state in etcd: " + ", ".join(f"{n} {k}" for k, n in sorted(pipeline["entities"].items())))
         print(f"tasks by state: {pipeline['tasks_by_state']}")
+        print_audit(pipeline, cluster)
         v = pipeline["verify"]
         print(f"verify: {'clean' if v['clean'] else 'DRIFT'}: {v['checked_keys']:,} keys compared with the fold "
               f"of the log; annotations {v['annotations']}")
@@ -151,7 +155,7 @@ async def pipeline_run(settings: Settings, cluster: str, n: int, seed: int, say:
     from kmevents.replay.verify import verify
     from kmevents.simulate import generate
 
-    say(f"3/5 simulating cluster {cluster} ({n:,} events, seed {seed}) and ingesting it ...")  # type: ignore[operator]
+    say(f"3/6 simulating cluster {cluster} ({n:,} events, seed {seed}) and ingesting it ...")  # type: ignore[operator]
     t0 = time.monotonic()
     refused = 0
     async with Ingestor(settings) as ing:
@@ -164,7 +168,7 @@ async def pipeline_run(settings: Settings, cluster: str, n: int, seed: int, say:
         if buf:
             refused += sum(not r.ok for r in await ing.submit(buf))
     ingest_s = time.monotonic() - t0
-    say("4/5 deriving the state into etcd (processor worker) ...")  # type: ignore[operator]
+    say("4/6 deriving the state into etcd (processor worker) ...")  # type: ignore[operator]
     t1 = time.monotonic()
     ends = await kafka_adapter.end_offsets(settings.kafka, settings.kafka.events_topic)
     worker = DeriveWorker(settings, group_id=f"kmevents-demo-{cluster}")
@@ -182,7 +186,7 @@ async def pipeline_run(settings: Settings, cluster: str, n: int, seed: int, say:
         await task
         await worker.stop()
     derive_s = time.monotonic() - t1
-    say("5/5 summarising etcd's state and verifying it against the log ...")  # type: ignore[operator]
+    say("5/6 summarising etcd's state ...")  # type: ignore[operator]
     sp = layout.state_prefix(settings.etcd.prefix, cluster, layout.live_generation())
     async with etcd_adapter.client(settings.etcd) as c:
         _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
@@ -190,16 +194,64 @@ async def pipeline_run(settings: Settings, cluster: str, n: int, seed: int, say:
 
     kinds: Counter[str] = Counter()
     task_states: Counter[str] = Counter()
+    lost: list[str] = []  # a lost task has the richest causal chain to show
     for kv in kvs:
-        kind, _ = layout.split_entity_key(sp, kv.key)
+        kind, entity_id = layout.split_entity_key(sp, kv.key)
         kinds[kind] += 1
         if kind == "task":
-            task_states[str(orjson.loads(kv.value).get("state"))] += 1
+            state = str(orjson.loads(kv.value).get("state"))
+            task_states[state] += 1
+            if state == "TASK_LOST":
+                lost.append(entity_id)
+    say("6/6 one lost task's history, a search of the log, and verify ...")  # type: ignore[operator]
+    # k8sm's own tasks (pod.<uid>) link to their pod too: the longest chain
+    pick = min((t for t in lost if t.startswith("pod.")), default=min(lost) if lost else None)
+    audit = await history_and_search(settings, cluster, pick)
     report = await verify(settings, [cluster])
     return {
         "cluster": cluster, "ingested": n - refused, "refused": refused,
         "ingest_rate": round((n - refused) / ingest_s, 1), "derive_seconds": round(derive_s, 2),
-        "entities": dict(kinds), "tasks_by_state": dict(task_states.most_common()),
+        "entities": dict(kinds), "tasks_by_state": dict(task_states.most_common()), **audit,
         "verify": {"clean": report.clean, "checked_keys": report.checked_keys,
                    "drift": [f.as_dict() for f in report.drift[:20]], "annotations": report.annotations},
     }
+
+
+async def history_and_search(settings: Settings, cluster: str, task_id: str | None) -> dict[str, object]:
+    """What `kmevents history task/ID` and `kmevents search --type pod.evicted` report, read from the log."""
+    from kmevents.replay import history, search
+    from kmevents.replay.logsource import partition_of
+    from kmevents.replay.sources import KafkaSource
+
+    partition = await partition_of(settings, cluster)
+    assert partition is not None, "the cluster was just ingested"
+    src = KafkaSource(settings.kafka, settings.kafka.events_topic, partition, cluster)
+    chain: list[dict[str, Any]] = []
+    if task_id is not None:
+        rel = await history.related(src, cluster, "task", [task_id], None, progress=False)
+        chain = await history.collect(src, cluster, rel, progress=False)
+    evictions = await search.search(src, search.Filters(types=["pod.evicted"]))
+    return {"history": {"entity": f"task/{task_id}" if task_id else None, "events": chain},
+            "search": {"types": ["pod.evicted"], "count": len(evictions), "events": evictions}}
+
+
+def print_audit(pipeline: dict[str, Any], cluster: str) -> None:
+    hist = pipeline["history"]
+    if hist["entity"]:
+        events = hist["events"]
+        print(f"history of {hist['entity']} (`kmevents history --cluster {cluster} {hist['entity']}`): "
+              f"{len(events)} events, causal chain:")
+        if len(events) > 12:
+            print(f"  ... {len(events) - 12} earlier events (the full history has them)")
+        for e in events[-12:]:
+            results = "; ".join(f"{n} {r['condition']}" for n, r in e["results"].items()) or "(no change)"
+            reason = f" [{e['reason']}]" if e["reason"] else ""
+            print(f"  @{e['offset']} {e['occurred_at']} {e['type']}{reason} -> {results}")
+    found = pipeline["search"]
+    print(f"search (`kmevents search --cluster {cluster} --type pod.evicted`): {found['count']} evictions")
+    for h in found["events"][:3]:
+        ev = h["event"]
+        pod = ev.get("payload", {}).get("pod", {})
+        payload = ev.get("payload", {})
+        print(f"  @{h['offset']} {h['occurred_at']} {pod.get('namespace', '?')}/{pod.get('name', '?')} "
+              f"{payload.get('kind', '?')}: {payload.get('reason', '?')}")
