@@ -185,9 +185,9 @@ async def txn_ops_limit(c: EtcdClient, wanted: int, floor: int = 128) -> int:
     propagates.
     """
     await c.connect()
+    read = rpc.RequestOp(request_range=rpc.RangeRequest(key=_PROBE_KEY, count_only=True))
     n = wanted
     while n > floor:
-        read = rpc.RequestOp(request_range=rpc.RangeRequest(key=_PROBE_KEY, count_only=True))
         req = rpc.TxnRequest(compare=[], success=[read] * n, failure=[])
         try:
             await c.kvstub.Txn(req, timeout=c._timeout, metadata=c.metadata)

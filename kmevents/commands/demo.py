@@ -219,18 +219,25 @@ async def pipeline_run(settings: Settings, cluster: str, n: int, seed: int, say:
 
 async def history_and_search(settings: Settings, cluster: str, task_id: str | None) -> dict[str, object]:
     """What `kmevents history task/ID` and `kmevents search --type pod.evicted` report, read from the log."""
+    from kmevents.adapters import kafka as kafka_adapter
     from kmevents.replay import history, search
     from kmevents.replay.logsource import partition_of
     from kmevents.replay.sources import KafkaSource
 
     partition = await partition_of(settings, cluster)
     assert partition is not None, "the cluster was just ingested"
-    src = KafkaSource(settings.kafka, settings.kafka.events_topic, partition, cluster)
-    chain: list[dict[str, Any]] = []
-    if task_id is not None:
-        rel = await history.related(src, cluster, "task", [task_id], None, progress=False)
-        chain = await history.collect(src, cluster, rel, progress=False)
-    evictions = await search.search(src, search.Filters(types=["pod.evicted"]))
+    topic = settings.kafka.events_topic
+    # one consumer for the three passes over the log, as the reading commands do (replay/cli.py)
+    reader = kafka_adapter.PartitionReader(settings.kafka, topic, partition)
+    try:
+        src = KafkaSource(settings.kafka, topic, partition, cluster, reader=reader)
+        chain: list[dict[str, Any]] = []
+        if task_id is not None:
+            rel = await history.related(src, cluster, "task", [task_id], None, progress=False)
+            chain = await history.collect(src, cluster, rel, progress=False)
+        evictions = await search.search(src, search.Filters(types=["pod.evicted"]))
+    finally:
+        await reader.close()
     return {"history": {"entity": f"task/{task_id}" if task_id else None, "events": chain},
             "search": {"types": ["pod.evicted"], "count": len(evictions), "events": evictions}}
 
@@ -250,8 +257,7 @@ def print_audit(pipeline: dict[str, Any], cluster: str) -> None:
     found = pipeline["search"]
     print(f"search (`kmevents search --cluster {cluster} --type pod.evicted`): {found['count']} evictions")
     for h in found["events"][:3]:
-        ev = h["event"]
-        pod = ev.get("payload", {}).get("pod", {})
-        payload = ev.get("payload", {})
+        payload = h["event"].get("payload", {})
+        pod = payload.get("pod", {})
         print(f"  @{h['offset']} {h['occurred_at']} {pod.get('namespace', '?')}/{pod.get('name', '?')} "
               f"{payload.get('kind', '?')}: {payload.get('reason', '?')}")
