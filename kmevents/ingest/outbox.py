@@ -41,26 +41,22 @@ class Outbox:
         self._last: dict[int, asyncio.Task[Any]] = {}
         self._handed: list[tuple[list[Result], asyncio.Task[Any]]] = []
 
-    def add(self, part: int, key: bytes, value: bytes, res: Result) -> bool:
-        """Append one event to its partition's batch; True when a full batch was handed over.
+    def add(self, part: int, key: bytes, value: bytes, res: Result) -> None:
+        """Append one event to its partition's batch, handing the batch over first when it is full.
 
-        The caller should then yield to the event loop (``await asyncio.sleep(0)``)
-        so that the producer puts the batch on the wire.
+        The producer puts handed-over batches on the wire when the caller next
+        yields to the event loop (the ingestor does every ``YIELD_EVERY`` events).
         """
         batch, members = self._open.get(part) or self._new(part)
-        if batch.append(key=key, value=value, timestamp=None) is not None:
+        fits = batch.append(key=key, value=value, timestamp=None) is not None
+        if not fits and members:  # full: hand it over and start the next batch with this event
+            self._hand_over(part)
+            batch, members = self._new(part)
+            fits = batch.append(key=key, value=value, timestamp=None) is not None
+        if fits:
             members.append(res)
-            return False
-        if not members:
-            res.errors = [("-", "event does not fit one Kafka record batch")]
-            return False
-        self._hand_over(part)
-        batch, members = self._new(part)
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            res.errors = [("-", "event does not fit one Kafka record batch")]
         else:
-            members.append(res)
-        return True
+            res.errors = [("-", "event does not fit one Kafka record batch")]
 
     def _new(self, part: int) -> tuple[Any, list[Result]]:
         entry: tuple[Any, list[Result]] = (self._producer.create_batch(), [])
