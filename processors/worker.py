@@ -35,6 +35,7 @@ from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.errors import FencedError
 from kmevents.reducer import ClusterState, Retention
+from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
 from kmevents.settings import Settings
 
 log = logging.getLogger("kmevents.processors.worker")
@@ -125,10 +126,9 @@ class DeriveWorker:
 
     # -- lifecycle -----------------------------------------------------------
     async def start(self) -> None:
-        # The live state is many small dicts that live for long: the default
-        # young-generation threshold (700) makes the GC rescan them constantly
-        # (about 15 % of fold time measured). Entities hold no reference cycles.
-        gc.set_threshold(50_000, 50, 100)
+        # The live state is many small dicts that live for long and hold no
+        # reference cycles: collect rarely for the worker's whole life.
+        gc.set_threshold(*FOLD_GC_THRESHOLDS)
         k = self.settings.kafka
         await kafka_adapter.ensure_topics(k)
         self._etcd = etcd_adapter.client(self.settings.etcd)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -117,18 +117,21 @@ def _take(st: ClusterState) -> list[dict[str, Any]]:
     return pend
 
 
+#: The cyclic GC's thresholds for folding: a folded state is many small dicts
+#: that live long and hold no reference cycles; with Python's default
+#: young-generation threshold (700 allocations) the GC keeps rescanning them
+#: (~5-15 % of fold time, measured). processors/worker.py sets them for its
+#: whole life; :func:`few_collections` inside a block.
+FOLD_GC_THRESHOLDS: Final = (50_000, 50, 100)
+
+
 @contextmanager
 def few_collections() -> Iterator[None]:
-    """Run the cyclic GC rarely inside the block (for a fold of many events).
-
-    A folded state is many small dicts that live long and hold no reference
-    cycles; with Python's default young-generation threshold (700 allocations)
-    the GC keeps rescanning them (~5-15 % of fold time, measured). The
-    thresholds are those processors/worker.py sets for its whole life; the
-    previous ones are restored on exit.
-    """
+    """Run the cyclic GC rarely inside the block (for a fold of many events), with
+    :data:`FOLD_GC_THRESHOLDS` (never lower than the current ones); the previous
+    thresholds are restored on exit."""
     saved = gc.get_threshold()
-    gc.set_threshold(max(saved[0], 50_000), max(saved[1], 50), max(saved[2], 100))
+    gc.set_threshold(*(max(now, fold) for now, fold in zip(saved, FOLD_GC_THRESHOLDS, strict=True)))
     try:
         yield
     finally:
@@ -145,33 +148,26 @@ def fold(events: Iterable[Any], state: ClusterState | None = None, cluster: str 
     ``malformed``), or ``(partition, offset, event)`` tuples. Without
     ``state`` a new one is made for ``cluster`` (default: the first event's).
     """
-    with few_collections():
-        st, anns = _fold(events, state, cluster, partition, retention)
-    if st is None:
-        st = ClusterState.empty(cluster or "", retention)
-    return st, anns
-
-
-def _fold(events: Iterable[Any], state: ClusterState | None, cluster: str | None,
-          partition: int | None, retention: Retention | None,
-          ) -> tuple[ClusterState | None, list[dict[str, Any]]]:
     anns: list[dict[str, Any]] = []
     st = state
-    for item in events:
-        p, o, ev = partition, None, item
-        if type(item) is tuple:
-            p, o, ev = item
-        if isinstance(ev, (bytes, bytearray, memoryview)):
-            try:
-                ev = orjson.loads(ev)
-            except orjson.JSONDecodeError:
-                ev = None
-        if st is None:
-            c = cluster
-            if c is None and type(ev) is dict:
-                c = ev.get("cluster")
-            st = ClusterState.empty(c if type(c) is str else "", retention)
-        a = apply(st, ev, partition=p, offset=o)
-        if a:
-            anns.extend(a)
+    with few_collections():
+        for item in events:
+            p, o, ev = partition, None, item
+            if type(item) is tuple:
+                p, o, ev = item
+            if isinstance(ev, (bytes, bytearray, memoryview)):
+                try:
+                    ev = orjson.loads(ev)
+                except orjson.JSONDecodeError:
+                    ev = None
+            if st is None:
+                c = cluster
+                if c is None and type(ev) is dict:
+                    c = ev.get("cluster")
+                st = ClusterState.empty(c if type(c) is str else "", retention)
+            a = apply(st, ev, partition=p, offset=o)
+            if a:
+                anns.extend(a)
+    if st is None:
+        st = ClusterState.empty(cluster or "", retention)
     return st, anns
