@@ -28,7 +28,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
-from kmevents.processors.derive import PartitionDeriver
+from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS, PartitionDeriver
 
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
@@ -47,13 +47,6 @@ SNAPSHOT_CHUNK = 1024 * 1024
 #: Writing one gets cheaper: 0.2 s with compression against 0.75 s for the 49
 #: raw 1 MiB chunks (measured on the local stack).
 SNAPSHOT_CODEC = "zstd"
-#: Snapshot every this many events of a cluster (``--snapshot-every``): a cold
-#: point-in-time read folds at most this many (~0.5 s at 40k events/s); with
-#: compression the snapshots of the simulator's default cluster take ~150 B
-#: per event of the log over its first 200k events and ~0.5 KB per event once
-#: retention's limits are reached (BENCHMARKS.md, Replay); the worker spends
-#: about as much per event as it did at 50,000 uncompressed.
-SNAPSHOT_EVERY_EVENTS = 20_000
 
 
 def compress_snapshot(data: bytes) -> bytes:

@@ -89,6 +89,7 @@ class TimeTravel:
     def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient) -> None:
         self.settings = settings
         self.client = client
+        self.snapshots = SnapshotStore(settings, client, reader_of=self.snapshot_reader)
         self.cache: OrderedDict[tuple[Any, ...], Replayed] = OrderedDict()
         self.locks: dict[tuple[Any, ...], asyncio.Lock] = {}
         self.replays = 0
@@ -147,7 +148,7 @@ class TimeTravel:
             h = self.states.held.get(key)
             if h is None:
                 t0 = time.perf_counter()
-                st = await SnapshotStore(self.settings, self.client, reader_of=self.snapshot_reader).load(entry)
+                st = await self.snapshots.load(entry)
                 self._tick("snapshot fetch+load", t0)
                 self.snapshot_loads += 1
                 if st is None:
@@ -166,7 +167,7 @@ class TimeTravel:
         cost = end - held.offset if held is not None else end - first + 1
         loads = self.snapshot_loads
         t0 = time.perf_counter()
-        entries = await SnapshotStore(self.settings, self.client).entries(cluster)
+        entries = await self.snapshots.entries(cluster)
         self._tick("snapshot index", t0)
         for e in reversed(entries):
             off = int(e["offset"])
