@@ -269,6 +269,10 @@ class PartitionDeriver:
         await self.drain()
         return out
 
+    def _next_checkpoint_floor(self) -> int:
+        """The offset the checkpoint will have once the transaction in flight lands."""
+        return self._inflight_offset if self._inflight is not None else self.checkpoint.offset
+
     def _collect(self, touched: dict[str, ClusterState], pointers: dict[bytes, None]
                  ) -> dict[bytes, tuple[ClusterState, str, str] | None]:
         """Keys to write for the batch: every changed entity of the touched clusters, plus pointers."""

@@ -149,6 +149,32 @@ async def test_a_stale_worker_is_fenced_and_gives_the_partition_up(isolated: Set
             await stale.process([R(stale.checkpoint.offset + 1)])
 
 
+async def test_a_batch_of_only_already_applied_records_is_skipped_without_a_write(isolated: Settings) -> None:
+    # After a rebalance the consumer may hand back records the checkpoint already covers.
+    await ingest_sim(isolated, isolated.cluster, 800)
+    await run_worker_until_caught_up(isolated)
+    from kmevents.processors.derive import PartitionDeriver
+
+    before = await checkpoints(isolated)
+    part = next(iter(before))
+    c = kafka_adapter.consumer(isolated.kafka, isolated.kafka.events_topic)
+    await c.start()
+    try:
+        recs = [r for batch in (await c.getmany(timeout_ms=5000, max_records=200)).values() for r in batch
+                if r.partition == part]
+    finally:
+        await c.stop()
+    assert recs and all(r.offset <= before[part].offset for r in recs)
+    async with etcd_adapter.client(isolated.etcd) as client:
+        again = PartitionDeriver(isolated, client, part, worker_id="again")
+        await again.load_checkpoint()
+        out = await again.process(recs)
+    assert (out.applied, out.skipped, out.transactions) == (0, len(recs), 0)
+    after = await checkpoints(isolated)
+    assert after[part].mod_revision == before[part].mod_revision
+    assert (await verify(isolated, [isolated.cluster])).clean
+
+
 def _spawn_worker(s: Settings, group: str) -> subprocess.Popen:
     env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
            "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
