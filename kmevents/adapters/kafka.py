@@ -200,32 +200,8 @@ async def read_range(k: KafkaSettings, topic: str, partition: int, start: int, e
     """Records of one partition with ``start <= offset <= end`` (no group, no commits)."""
     if end < start:
         return []
-    c = AIOKafkaConsumer(**client_options(k), enable_auto_commit=False, group_id=None,
-                         max_partition_fetch_bytes=max_bytes, fetch_max_bytes=max_bytes)
-    await c.start()
-    tp = TopicPartition(topic, partition)
-    out: list[Any] = []
-    empty_polls = 0
-    try:
-        c.assign([tp])
-        c.seek(tp, start)
-        while True:
-            batch = await c.getmany(tp, timeout_ms=2000, max_records=50_000)
-            recs = batch.get(tp, [])
-            if not recs:
-                empty_polls += 1
-                hw = c.highwater(tp)
-                if (hw is not None and await c.position(tp) >= min(hw, end + 1)) or empty_polls >= 5:
-                    return out
-                continue
-            for r in recs:
-                if r.offset > end:
-                    return out
-                out.append(r)
-            if recs[-1].offset >= end:
-                return out
-    finally:
-        await c.stop()
+    return [r async for batch in iter_range(k, topic, partition, start, end, max_bytes=max_bytes, batch=50_000)
+            for r in batch]
 
 
 async def end_offsets(k: KafkaSettings, topic: str) -> dict[int, int]:
@@ -248,6 +224,9 @@ async def end_offsets(k: KafkaSettings, topic: str) -> dict[int, int]:
 ORIGIN_HEADER = "kmevents-origin"
 
 
+# One-off reads go through a PartitionReader made for the read and closed after
+# it, so the range-reading loop exists once (PartitionReader.batches).
+
 async def iter_range(k: KafkaSettings, topic: str, partition: int, start: int, end: int | None = None,
                      *, max_bytes: int = 16 * 1024 * 1024, batch: int = 20_000) -> Any:
     """Batches (lists) of one partition's records with ``start <= offset <= end``, streaming.
@@ -255,64 +234,30 @@ async def iter_range(k: KafkaSettings, topic: str, partition: int, start: int, e
     ``end=None`` means "up to the high watermark when the read started". Memory
     stays at one fetch; no group, no commits. An async generator.
     """
-    c = AIOKafkaConsumer(**client_options(k), enable_auto_commit=False, group_id=None,
-                         max_partition_fetch_bytes=max_bytes, fetch_max_bytes=max_bytes)
-    await c.start()
-    tp = TopicPartition(topic, partition)
+    reader = PartitionReader(k, topic, partition, max_bytes=max_bytes)
     try:
-        c.assign([tp])
-        if end is None:
-            end = (await c.end_offsets([tp]))[tp] - 1
-        first = (await c.beginning_offsets([tp]))[tp]
-        start = max(start, first)
-        if end < start:
-            return
-        c.seek(tp, start)
-        empty_polls = 0
-        while True:
-            got = await c.getmany(tp, timeout_ms=1000, max_records=batch)
-            recs = got.get(tp, [])
-            if not recs:
-                empty_polls += 1
-                if await c.position(tp) > end or empty_polls >= 10:
-                    return
-                continue
-            empty_polls = 0
-            if recs[-1].offset > end:
-                recs = [r for r in recs if r.offset <= end]
-                if recs:
-                    yield recs
-                return
+        async for recs in reader.batches(start, end, batch=batch):
             yield recs
-            if recs[-1].offset >= end:
-                return
     finally:
-        await c.stop()
+        await reader.close()
 
 
 async def partition_bounds(k: KafkaSettings, topic: str, partition: int) -> tuple[int, int]:
     """``(first offset still stored, next offset to be written)`` of one partition."""
-    c = AIOKafkaConsumer(**client_options(k), enable_auto_commit=False, group_id=None)
-    await c.start()
-    tp = TopicPartition(topic, partition)
+    reader = PartitionReader(k, topic, partition)
     try:
-        first = (await c.beginning_offsets([tp]))[tp]
-        end = (await c.end_offsets([tp]))[tp]
-        return first, end
+        return await reader.bounds()
     finally:
-        await c.stop()
+        await reader.close()
 
 
 async def offset_for_time(k: KafkaSettings, topic: str, partition: int, ms: int) -> int | None:
     """The first offset whose timestamp (log-append time) is ``>= ms``; None if there is none."""
-    c = AIOKafkaConsumer(**client_options(k), enable_auto_commit=False, group_id=None)
-    await c.start()
-    tp = TopicPartition(topic, partition)
+    reader = PartitionReader(k, topic, partition)
     try:
-        found = (await c.offsets_for_times({tp: max(0, int(ms))})).get(tp)
-        return None if found is None else int(found.offset)
+        return await reader.offset_for_time(ms)
     finally:
-        await c.stop()
+        await reader.close()
 
 
 async def group_assignment(k: KafkaSettings, group_id: str) -> dict[str, list[tuple[str, int]]]:
@@ -392,6 +337,7 @@ class PartitionReader:
         return first, end
 
     async def offset_for_time(self, ms: int) -> int | None:
+        """The first offset whose timestamp (log-append time) is ``>= ms``; None if there is none."""
         c = await self._consumer()
         found = (await c.offsets_for_times({self.tp: max(0, int(ms))})).get(self.tp)
         return None if found is None else int(found.offset)
@@ -426,9 +372,11 @@ class PartitionReader:
                 pos = recs[-1].offset + 1 if recs else max(pos, await c.position(tp))
                 self._at = pos
             if not recs:
+                if pos >= (await c.end_offsets([tp]))[tp]:
+                    break  # ``end`` lies beyond what is stored: the read ends where the log does
                 empty_polls += 1
-                if empty_polls >= 10 and pos <= end:
-                    return  # the broker gave nothing for 10 s: ``reached`` tells how far the read got
+                if empty_polls >= 10:
+                    break  # the broker gave nothing for 10 s: ``reached`` tells how far the read got
                 continue
             empty_polls = 0
             if recs[-1].offset > end:
@@ -436,6 +384,6 @@ class PartitionReader:
             st["reached"] = min(pos - 1, end)
             if recs:
                 yield recs
-        st["reached"] = end
+        st["reached"] = min(pos - 1, end)
         async with self._lock:  # not while another read waits in getmany
             c.pause(tp)  # nothing to prefetch until the next read

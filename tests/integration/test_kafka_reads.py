@@ -1,0 +1,53 @@
+"""The Kafka adapter's partition reads on a real broker: one-off reads and a kept reader agree."""
+
+from __future__ import annotations
+
+import time
+
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.settings import Settings
+
+
+async def _produce(s: Settings, n: int) -> None:
+    p = kafka_adapter.producer(s.kafka)
+    await p.start()
+    try:
+        for i in range(n):
+            await p.send(s.kafka.events_topic, f'{{"i":{i}}}'.encode(), key=b"k", partition=0)
+        await p.flush()
+    finally:
+        await p.stop()
+
+
+async def test_one_off_reads_return_exactly_the_range_asked(isolated: Settings) -> None:
+    k, topic = isolated.kafka, isolated.kafka.events_topic
+    await _produce(isolated, 30)
+    assert await kafka_adapter.partition_bounds(k, topic, 0) == (0, 30)
+    assert [r.offset for r in await kafka_adapter.read_range(k, topic, 0, 5, 12)] == list(range(5, 13))
+    assert await kafka_adapter.read_range(k, topic, 0, 7, 6) == []
+    streamed = [r.offset async for b in kafka_adapter.iter_range(k, topic, 0, 20) for r in b]
+    assert streamed == list(range(20, 30))
+    assert await kafka_adapter.offset_for_time(k, topic, 0, 0) == 0
+    assert await kafka_adapter.offset_for_time(k, topic, 0, int(time.time() * 1000) + 3_600_000) is None
+
+
+async def test_a_read_past_the_end_of_the_log_returns_what_is_stored_without_waiting(isolated: Settings) -> None:
+    k, topic = isolated.kafka, isolated.kafka.events_topic
+    await _produce(isolated, 10)
+    t0 = time.monotonic()
+    recs = await kafka_adapter.read_range(k, topic, 0, 4, 1_000)
+    assert [r.offset for r in recs] == list(range(4, 10))
+    assert time.monotonic() - t0 < 5  # not the 10 s an idle broker gets before a read gives up
+
+    reader = kafka_adapter.PartitionReader(k, topic, 0)
+    try:
+        status: dict[str, int] = {}
+        got = [r.offset async for b in reader.batches(8, 1_000, status=status) for r in b]
+        assert got == [8, 9]
+        assert status["reached"] == 9  # how far the read surely covered, not the end asked for
+        # the kept reader serves another read after the log grew
+        await _produce(isolated, 3)
+        assert [r.offset async for b in reader.batches(9, None) for r in b] == [9, 10, 11, 12]
+        assert reader.consumers_started == 1
+    finally:
+        await reader.close()
