@@ -34,7 +34,25 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """``--format json`` output: indented, keys sorted, UTF-8 (not ``\\uXXXX`` escapes).
+
+    orjson, because a whole state is tens of MB (``json.dumps``: seconds); the
+    standard library only for what orjson refuses (an integer beyond 64 bits).
+    """
+    import orjson
+
+    try:
+        data = orjson.dumps(obj, default=str,
+                            option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        data = json.dumps(obj, indent=2, sort_keys=True, default=str, ensure_ascii=False).encode()
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # a text-only stream (redirect_stdout to a StringIO)
+        sys.stdout.write(data.decode() + "\n")
+        return
+    sys.stdout.flush()
+    out.write(data + b"\n")
+    out.flush()
 
 
 class JsonLogFormatter(logging.Formatter):

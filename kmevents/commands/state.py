@@ -58,23 +58,6 @@ def target_from(args: argparse.Namespace) -> object:
                   at=parse_time(args.at) if args.at else None, max_lag_ms=max_lag)
 
 
-def emit_state_json(doc: dict[str, object]) -> None:
-    """``emit_json`` through orjson: a whole state is tens of MB (json.dumps: seconds)."""
-    import sys
-
-    import orjson
-
-    try:
-        data = orjson.dumps(doc, default=str,
-                            option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        emit_json(doc)
-        return
-    sys.stdout.flush()
-    sys.stdout.buffer.write(data + b"\n")
-    sys.stdout.buffer.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     from kmevents.replay import render
     from kmevents.replay.cli import open_source
@@ -88,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             r = await replay(o.source, o.cluster, target, snapshots=o.snapshots,  # type: ignore[arg-type]
                              progress=not args.no_progress)
         if args.format == "json":
-            emit_state_json({"position": r.position(), "state": render.state_json(r.state)})
+            emit_json({"position": r.position(), "state": render.state_json(r.state)})
         else:
             print("\n".join(render.position_lines(r.position())))
             print()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kmevents.commands._common import emit_json
 from kmevents.errors import UsageError
 from kmevents.jsonlines import DEFAULT_MAX_LINE_BYTES
 
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     reports = [check_file(name, max_line_bytes=args.max_line_bytes) for name in args.files]
     failed = any(r.errors for r in reports)
     if args.format == "json":
-        print(json.dumps({"valid": not failed, "files": [r.as_dict() for r in reports]}, indent=2))
+        emit_json({"valid": not failed, "files": [r.as_dict() for r in reports]})
         return 1 if failed else 0
     for report in reports:
         for warning in report.warnings:
