@@ -18,6 +18,7 @@ from kmevents.processors import metrics
 from kmevents.processors.worker import DeriveWorker
 from mode import Service
 
+from kmevents.commands.process import worker_options
 from kmevents.settings import Settings
 
 log = logging.getLogger("kmevents.processors.faust")
@@ -89,8 +90,7 @@ def make_app(settings: Settings, worker: DeriveWorker, *, web_port: int) -> faus
 
 
 def run_faust(settings: Settings, args: argparse.Namespace) -> int:
-    worker = DeriveWorker(settings, group_id=args.group, snapshot_every_events=args.snapshot_every,
-                          snapshot_every_seconds=args.snapshot_seconds)
+    worker = DeriveWorker(settings, group_id=args.group, **worker_options(args))
     app = make_app(settings, worker, web_port=args.metrics_port)
     from faust.worker import Worker
 

@@ -30,14 +30,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--engine", choices=("faust", "plain"), default="faust",
                    help="faust: hosted in the Faust app (default); plain: the bare asyncio loop")
     p.add_argument("--group", default="kmevents-derive", help="consumer group id")
-    p.add_argument("--snapshot-every", type=int, default=20_000, metavar="N",
-                   help="snapshot a cluster every N events (default 20000)")
-    p.add_argument("--snapshot-seconds", type=float, default=300.0, metavar="M",
+    # Defaults stay the worker's own (None here: importing the worker would slow every
+    # command's start); the help states them and a unit test keeps the two equal.
+    p.add_argument("--snapshot-every", type=int, default=None, metavar="N",
+                   help="snapshot a cluster every N events (default 20,000)")
+    p.add_argument("--snapshot-seconds", type=float, default=None, metavar="M",
                    help="...or every M seconds when it changed (default 300)")
     p.add_argument("--metrics-port", type=int, default=6066,
                    help="port on 127.0.0.1 for /metrics and /healthz (0: off; default 6066)")
     add_connection_flags(p)
     p.set_defaults(func=cmd_process)
+
+
+def worker_options(args: argparse.Namespace) -> dict[str, float]:
+    """The worker's keyword arguments given on the command line (the rest keep the worker's defaults)."""
+    given = {"snapshot_every_events": args.snapshot_every, "snapshot_every_seconds": args.snapshot_seconds}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def cmd_process(args: argparse.Namespace) -> int:
@@ -54,8 +62,7 @@ async def _run_plain(settings, args: argparse.Namespace) -> int:  # type: ignore
     from kmevents.processors import metrics
     from kmevents.processors.worker import DeriveWorker
 
-    worker = DeriveWorker(settings, group_id=args.group, snapshot_every_events=args.snapshot_every,
-                          snapshot_every_seconds=args.snapshot_seconds)
+    worker = DeriveWorker(settings, group_id=args.group, **worker_options(args))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop_requested.set)

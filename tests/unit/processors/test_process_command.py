@@ -1,0 +1,27 @@
+"""``kmevents process``: its flags leave the worker's defaults where they are defined."""
+
+from __future__ import annotations
+
+from kmevents.cli import build_parser
+from kmevents.commands.process import worker_options
+from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS
+from kmevents.processors.worker import SNAPSHOT_EVERY_SECONDS
+
+
+def _process_help() -> str:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")  # noqa: SLF001
+    return sub.choices["process"].format_help()
+
+
+def test_unset_flags_keep_the_worker_defaults_and_given_ones_pass_through() -> None:
+    parser = build_parser()
+    assert worker_options(parser.parse_args(["process"])) == {}
+    args = parser.parse_args(["process", "--snapshot-every", "700", "--snapshot-seconds", "5"])
+    assert worker_options(args) == {"snapshot_every_events": 700, "snapshot_every_seconds": 5.0}
+
+
+def test_the_help_states_the_worker_defaults() -> None:
+    text = " ".join(_process_help().split())
+    assert f"(default {SNAPSHOT_EVERY_EVENTS:,})" in text
+    assert f"(default {SNAPSHOT_EVERY_SECONDS:g})" in text
