@@ -25,12 +25,9 @@ import random
 import time
 from typing import Any
 
+from bench._stats import percentile
+
 CONCURRENCY = 16
-
-
-def _pct(xs: list[float], p: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(p * len(s)))]
 
 
 async def _load(client: Any, paths: list[str], headers: dict[str, str]) -> tuple[list[float], float, int]:
@@ -57,8 +54,8 @@ async def _load(client: Any, paths: list[str], headers: dict[str, str]) -> tuple
 def _result(name: str, lat: list[float], wall: float, bad: int, base: list[float] | None, notes: str) -> list[dict]:
     out = []
     for q, label in ((0.5, "p50"), (0.99, "p99")):
-        fig = _pct(lat, q)
-        b = _pct(base, q) if base else None
+        fig = percentile(lat, q)
+        b = percentile(base, q) if base else None
         out.append({"name": f"{name} {label}", "figure": round(fig, 3), "unit": "ms",
                     "baseline": f"GET /healthz {label}" if base else "", "baseline_figure": round(b, 3) if b else None,
                     "ratio": round(fig / b, 2) if b else None, "aim": "", "met": None,

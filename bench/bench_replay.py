@@ -33,6 +33,8 @@ from typing import Any
 
 import orjson
 
+from bench._stats import percentile
+
 CLUSTER = "bench-replay"
 
 
@@ -226,11 +228,6 @@ def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]
     return out
 
 
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(len(s) * q))]
-
-
 async def _point_in_time(s: Any, src: Any, n: int, snap_every: int, snap_bytes: list[tuple[int, int]],
                          recs: list[Any], quick: bool) -> list[dict[str, Any]]:
     """Point-in-time reads: the engine alone (baseline), then the API's path (TimeTravel)."""
@@ -281,7 +278,7 @@ async def _point_in_time(s: Any, src: Any, n: int, snap_every: int, snap_bytes: 
         keys = sorted({k for t in ts for k in t})
         return "; ".join(f"{k} {statistics.mean(t.get(k, 0.0) for t in ts) * 1000:.0f}" for k in keys)
 
-    bp50, bp99 = statistics.median(base), _pct(base, 0.99)
+    bp50, bp99 = statistics.median(base), percentile(base, 0.99)
     raw = sum(b for b, _ in snap_bytes)
     stored = sum(z for _, z in snap_bytes)
     log_bytes = sum(len(r.value) for r in recs)
@@ -290,18 +287,18 @@ async def _point_in_time(s: Any, src: Any, n: int, snap_every: int, snap_bytes: 
               f"offsets, {s.api.replay_record_cache_mib} MiB of records); snapshot every {snap_every:,} events; "
               f"state at the end: {counts} ({terminal:,} of the tasks/pods/offers terminal, kept by retention)")
     out.append(_result("point in time at a random offset, warm, reads within one snapshot interval (p99)",
-                       _pct(win, 0.99), "ms", "p99 <= 200 ms warm", _pct(win, 0.99) <= 200,
-                       f"p50 {statistics.median(win):.0f} ms, p90 {_pct(win, 0.9):.0f} ms; {len(win)} reads at "
+                       percentile(win, 0.99), "ms", "p99 <= 200 ms warm", percentile(win, 0.99) <= 200,
+                       f"p50 {statistics.median(win):.0f} ms, p90 {percentile(win, 0.9):.0f} ms; {len(win)} reads at "
                        f"random offsets in "
                        f"[{last_window:,}, {n - 1:,}] after one read there; mean ms per stage: {stages(win_t)}; "
                        f"{common}", "same reads' engine baseline p99 (below)", bp99))
     out.append(_result("point in time at a random offset over the whole log, warm process (p99)",
-                       _pct(steady, 0.99), "ms", "p99 <= 200 ms warm", _pct(steady, 0.99) <= 200,
-                       f"p50 {statistics.median(steady):.0f} ms, p90 {_pct(steady, 0.9):.0f} ms; {len(steady)} reads "
+                       percentile(steady, 0.99), "ms", "p99 <= 200 ms warm", percentile(steady, 0.99) <= 200,
+                       f"p50 {statistics.median(steady):.0f} ms, p90 {percentile(steady, 0.9):.0f} ms; {len(steady)} reads "
                        f"after {k} earlier ones; "
                        f"mean ms per stage: {stages(steady_t)}", "engine baseline p99", bp99))
     out.append(_result("point in time at a random offset, first reads of a fresh API process (p99)",
-                       _pct(first, 0.99), "ms", "(caches filling)", None,
+                       percentile(first, 0.99), "ms", "(caches filling)", None,
                        f"p50 {statistics.median(first):.0f} ms; the same {k} offsets as the baseline",
                        "engine baseline p99, same offsets", bp99))
     out.append(_result("point in time, engine without warm state (baseline, p99)", bp99, "ms", "(baseline)", None,
