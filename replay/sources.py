@@ -92,10 +92,12 @@ class KafkaSource(Source):
     """The cluster's partition of a topic (the events topic, or one filled by ``archive import``)."""
 
     def __init__(self, kafka_settings: Any, topic: str, partition: int, cluster: str, *,
-                 reader: Any = None, records: Any = None) -> None:
+                 reader: Any = None, records: Any = None, origin: tuple[int, bool, int] | None = None) -> None:
         """``reader``: a ``kafka_adapter.PartitionReader`` of ``topic``/``partition`` to read
         through (kept open by its owner) instead of a new consumer per read;
-        ``records``: a ``warm.RecordCache`` (needs ``reader``)."""
+        ``records``: a ``warm.RecordCache`` (needs ``reader``);
+        ``origin``: an earlier source's ``origin`` of the same partition, so a
+        successor skips reading the first record again while the log start is the same."""
         self.k = kafka_settings
         self.reader = reader
         self.records = records if reader is not None else None
@@ -107,6 +109,9 @@ class KafkaSource(Source):
         self.name = f"kafka:{topic}/{partition}"
         self._bounds: tuple[int, int] | None = None
         self._imported: bool | None = None
+        #: ``(log start, imported, original partition)`` once ``imported()`` looked;
+        #: the first record decides, so it holds while the log start stays.
+        self.origin = origin
         self.fetch_seconds = 0.0  # time spent waiting for records (Kafka or the record cache)
 
     async def _raw_bounds(self) -> tuple[int, int]:
@@ -139,9 +144,8 @@ class KafkaSource(Source):
         """True when the topic was filled by ``archive import`` (records carry origin headers)."""
         if self._imported is None:
             first, nxt = await self._raw_bounds()
-            known = getattr(self.reader, "imported_at", None)  # (first offset, imported, original partition)
-            if known is not None and known[0] == first:
-                self._imported, self.partition = known[1], known[2]
+            if self.origin is not None and self.origin[0] == first:
+                self._imported, self.partition = self.origin[1], self.origin[2]
                 return self._imported
             self._imported = False
             if nxt > first:
@@ -150,8 +154,7 @@ class KafkaSource(Source):
                         if name == ORIGIN_HEADER:
                             self._imported = True
                             self.partition = int(val.decode().split(":")[0])
-                if self.reader is not None:  # the first record decides; it only changes with the log start
-                    self.reader.imported_at = (first, self._imported, self.partition)
+            self.origin = (first, self._imported, self.partition)
         return self._imported
 
     async def covers(self) -> tuple[int, int]:

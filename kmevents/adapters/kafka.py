@@ -304,7 +304,6 @@ class PartitionReader:
         self._lock = asyncio.Lock()
         self._starting = asyncio.Lock()
         self._at: int | None = None  # the consumer's position after our last fetch
-        self.imported_at: tuple[int, bool, int] | None = None  # what KafkaSource.imported found
         self.consumers_started = 0
 
     async def _consumer(self) -> AIOKafkaConsumer:

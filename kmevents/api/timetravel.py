@@ -130,8 +130,10 @@ class TimeTravel:
         if hit is not None and now - hit[0] < self.bounds_ttl_seconds:
             return hit[1]
         topic = self.settings.kafka.events_topic
+        # a fresh source each ``bounds_ttl_seconds`` (reads in flight keep theirs); what the
+        # previous one learnt from the first record carries over
         src = KafkaSource(self.settings.kafka, topic, partition, cluster, reader=self.reader(topic, partition),
-                          records=self.records)
+                          records=self.records, origin=hit[1].origin if hit is not None else None)
         self._sources[key] = (now, src)
         return src
 

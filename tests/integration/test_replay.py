@@ -145,6 +145,13 @@ async def test_export_import_export_gives_the_same_records_and_chain(isolated: S
     assert one == two and len(one) == 1500
     assert h1["chain_head_end"] == h2["chain_head_end"] == (await verify(isolated, [isolated.cluster])).heads[0]["head"]
     assert h2["partition"] == p  # the original partition survives the import
+    # What the first record said carries to a successor source while the log start is the same
+    # (the API makes a fresh source each second); a different log start makes it look again.
+    assert src2.origin == (0, True, p)
+    told = KafkaSource(isolated.kafka, copy, 0, isolated.cluster, origin=(0, False, 0))
+    assert await told.imported() is False and told.partition == 0
+    moved = KafkaSource(isolated.kafka, copy, 0, isolated.cluster, origin=(5, False, 0))
+    assert await moved.imported() is True and moved.partition == p and moved.origin == (0, True, p)
 
 
 async def test_archives_plus_topic_replay_like_the_topic_alone(isolated: Settings, tmp_path: Path) -> None:
