@@ -35,6 +35,14 @@ def base_generation(generation: str) -> str:
     return generation.split(".repair-", 1)[0]
 
 
+def partition_map_prefix(prefix: str) -> bytes:
+    return f"{prefix}/_meta/partition-map/".encode()
+
+
+def partition_map_key(prefix: str, cluster: str) -> bytes:
+    return partition_map_prefix(prefix) + cluster.encode()
+
+
 def checkpoint_key(prefix: str, partition: int) -> bytes:
     return f"{prefix}/_checkpoints/{partition}".encode()
 

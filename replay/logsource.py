@@ -6,15 +6,15 @@ from typing import Any
 
 import orjson
 
+from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
-from kmevents.ingest.partition_map import map_prefix
 from kmevents.settings import Settings
 
 
 async def partition_of(settings: Settings, cluster: str) -> int | None:
     """The cluster's pinned partition, or None if the cluster was never ingested."""
-    key = map_prefix(settings) + cluster.encode()
+    key = layout.partition_map_key(settings.etcd.prefix, cluster)
     async with etcd_adapter.client(settings.etcd) as c:
         _, kvs = await etcd_adapter.range_at(c, key)
     if not kvs:

@@ -36,7 +36,6 @@ import orjson
 
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
-from kmevents.ingest.partition_map import map_prefix
 from kmevents.processors.checkpoint import Checkpoint
 from kmevents.settings import Settings
 
@@ -118,7 +117,7 @@ class EtcdReader:
         rev, cur = await self._get(layout.current_key(self.prefix, cluster), revision)
         if revision <= 0:
             revision = rev
-        _, pm = await self._get(map_prefix(self.settings) + cluster.encode(), revision)
+        _, pm = await self._get(layout.partition_map_key(self.settings.etcd.prefix, cluster), revision)
         generation = layout.live_generation()
         if cur is not None:
             generation = str(orjson.loads(cur.value).get("generation") or generation)
@@ -152,7 +151,7 @@ class EtcdReader:
 
     async def clusters(self) -> tuple[int, list[dict[str, Any]]]:
         """Every cluster known to the partition map or with derived state, at one revision."""
-        pm = map_prefix(self.settings)
+        pm = layout.partition_map_prefix(self.settings.etcd.prefix)
         rev, kvs = await etcd_adapter.range_at(self.client, pm, range_end=etcd_adapter.prefix_end(pm))
         out: dict[str, dict[str, Any]] = {}
         for kv in kvs:

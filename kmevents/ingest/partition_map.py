@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import orjson
 
+from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.settings import Settings
-
-
-def map_prefix(settings: Settings) -> bytes:
-    return f"{settings.etcd.prefix}/_meta/partition-map/".encode()
 
 
 class PartitionMap:
@@ -43,7 +40,7 @@ class PartitionMap:
 
     async def refresh(self) -> dict[str, int]:
         assert self._client is not None, "call start() first"
-        prefix = map_prefix(self.settings)
+        prefix = layout.partition_map_prefix(self.settings.etcd.prefix)
         _, kvs = await etcd_adapter.range_at(self._client, prefix, range_end=etcd_adapter.prefix_end(prefix))
         self._cache = {kv.key[len(prefix):].decode(): int(orjson.loads(kv.value)["partition"]) for kv in kvs}
         return dict(self._cache)
@@ -63,7 +60,7 @@ class PartitionMap:
                 if q < self.partitions:
                     load[q] += 1
             choice = min(range(self.partitions), key=lambda i: (load[i], i))
-            key = map_prefix(self.settings) + cluster.encode()
+            key = layout.partition_map_key(self.settings.etcd.prefix, cluster)
             t = self._client.transactions
             ok, _ = await self._client.transaction(
                 compare=[t.version(key) == 0],
