@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from kmevents.contract.registry import SCHEMA_VERSIONS
-
 Event = dict[str, Any]
 Upcaster = Callable[[Event], Event]
 
@@ -40,6 +38,15 @@ UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
 }
 
 
+#: The current schema version of every type that moved past version 1, read off the
+#: upcasters (a version bump always comes with its upcaster), so replay can decode
+#: without building the models; tests/unit/contract/test_upcast.py holds it equal
+#: to the registry's ``SCHEMA_VERSIONS``.
+MOVED_VERSIONS: Final[dict[str, int]] = {}
+for _type, _from in UPCASTERS:
+    MOVED_VERSIONS[_type] = max(MOVED_VERSIONS.get(_type, 1), _from + 1)
+
+
 def upcast(event: Event) -> Event:
     """Return ``event`` at its type's current schema version.
 
@@ -47,9 +54,9 @@ def upcast(event: Event) -> Event:
     (the fast path keeps them; strict validation reports them).
     """
     type_ = event.get("type")
-    current = SCHEMA_VERSIONS.get(type_) if type(type_) is str else None
+    current = MOVED_VERSIONS.get(type_) if type(type_) is str else None
     version = event.get("schema_version")
-    if current is None or type(version) is not int:
+    if current is None or type(version) is not int:  # at version 1, unknown, or no version
         return event
     while version < current:
         step = UPCASTERS.get((type_, version))  # type: ignore[arg-type]

@@ -110,3 +110,12 @@ def test_v2_carries_check_status() -> None:
         "type": "HTTP", "command": None, "http": {"status_code": 503}, "tcp": None,
     }
     assert warnings == []
+
+
+def test_the_upcasters_know_every_current_version_the_registry_has() -> None:
+    # decode_fast reads current versions off the upcasters (no models at replay start-up)
+    from kmevents.contract.upcast import MOVED_VERSIONS, UPCASTERS
+
+    assert MOVED_VERSIONS == {t: v for t, v in SCHEMA_VERSIONS.items() if v > 1}
+    for type_, current in MOVED_VERSIONS.items():
+        assert all((type_, v) in UPCASTERS for v in range(1, current)), type_
