@@ -365,7 +365,9 @@ class PartitionReader:
                     c.seek(tp, pos)
                 if c.paused():
                     c.resume(tp)
-                got = await c.getmany(tp, timeout_ms=1000, max_records=batch)
+                # no more records than the read still wants: a fetch brings up to max_bytes and
+                # every record handed out is unpacked (a first-record check would unpack ~15k)
+                got = await c.getmany(tp, timeout_ms=1000, max_records=max(1, min(batch, end - pos + 1)))
                 recs = [r for r in got.get(tp, []) if r.offset >= pos]
                 # nothing, or only offsets without records (transaction markers): skip them
                 pos = recs[-1].offset + 1 if recs else max(pos, await c.position(tp))
