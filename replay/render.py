@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from kmevents.replay.history import condition
+
 from kmevents.reducer import ClusterState
 
 
@@ -68,7 +70,7 @@ def state_summary(st: ClusterState, limit: int = 20) -> str:
         parts.append(table([[t.get("id"), hosts.get(t.get("agent_id"), t.get("agent_id")), t.get("pod"),
                              t.get("since")] for t in running[:limit]], ["task", "agent", "pod", "since"]))
     pods = list(st.entities("pod"))
-    parts.append(f"pods by phase: {dict(sorted(Counter(p.get('phase') for _, p in pods).items(), key=str))}")
+    parts.append(f"pods by condition: {dict(sorted(Counter(condition(p) for _, p in pods).items(), key=str))}")
     nodes = list(st.entities("node"))
     parts.append(f"nodes: ready {sum(1 for _, n in nodes if n.get('ready'))}, "
                  f"not ready {sum(1 for _, n in nodes if not n.get('ready'))}")

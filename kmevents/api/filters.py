@@ -4,8 +4,8 @@ Filters (all given ones must hold):
 
 - ``state``: the entity's condition, as ``kmevents history`` names it: a task's
   ``state`` (``TASK_RUNNING``), an agent's/offer's/framework's ``status``, a
-  pod's/namespace's ``phase``, a node's ``Ready``/``NotReady``; several
-  comma-separated values mean any of them;
+  pod's/namespace's ``phase`` (``Deleted``/``Evicted`` for a pod that was), a
+  node's ``Ready``/``NotReady``; several comma-separated values mean any of them;
 - ``agent``: an agent id or host name (tasks, offers, executors, pods, nodes, agents);
 - ``framework``: a framework id (tasks, offers, executors) or a framework's id/name;
 - ``namespace``: pods, RCs, services, namespaces, and tasks of pods;

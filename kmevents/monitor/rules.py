@@ -47,6 +47,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kmevents.replay.history import condition
 from kmevents.replay.timespec import iso_of_micros, micros_of
 
 SEVERITY = {
@@ -361,7 +362,7 @@ class RuleEngine:
             rcs = [r for rid, r in st.entities("rc") if rid.startswith(f"kube-system/{comp}")]
             if not pods and not rcs:
                 continue
-            if not any(p.get("phase") == "Running" for p in pods):
+            if not any(condition(p) == "Running" for p in pods):  # a deleted pod's last phase does not count
                 since = max((str(p.get("since")) for p in pods if p.get("since")), default=None)
                 add("kube_system_down", comp, f"kube-system component {comp} has no running pod", {"component": comp},
                     since)

@@ -21,6 +21,7 @@ from typing import Any
 
 from kmevents.monitor.rules import RuleEngine
 from kmevents.reducer import ClusterState
+from kmevents.replay.history import condition
 from kmevents.replay.timespec import iso_of_micros, micros_of
 from kmevents.settings import MonitorSettings
 
@@ -174,7 +175,7 @@ class Collector:
                 self._svc(i, t, has)
         if ev.get("type") == "agent.removed" and in_window:
             aid = str((ev.get("payload") or {}).get("agent_id"))
-            on_agent = {pid for pid, p in st.pods.items() if p.get("agent_id") == aid and p.get("phase") == "Running"}
+            on_agent = {pid for pid, p in st.pods.items() if p.get("agent_id") == aid and condition(p) == "Running"}
             rcs: dict[str, int] = {}
             for rid, rc in st.rcs.items():
                 ns = rid.split("/", 1)[0]

@@ -196,6 +196,15 @@ def test_kube_system_components_without_a_running_pod() -> None:
     assert rules_of(e.evaluate(state, now_ms=ms(0))) == {("kube_system_down", "kube-dns")}
 
 
+def test_a_deleted_or_evicted_pod_whose_last_phase_was_running_does_not_keep_a_component_up() -> None:
+    state = FakeState(pod={"kube-system/kube-dns-v9-a": {"phase": "Running", "deleted": {"reason": "task-lost"}},
+                           "kube-system/kube-ui-v4-b": {"phase": "Running", "evicted": {"reason": "node_pressure"}},
+                           "kube-system/kube-ui-v4-c": {"phase": "Running", "evicted": None, "deleted": None}})
+    e = engine(rc_below_seconds=1000)
+    e.observe(ev("pod.upserted", 0, {}))
+    assert rules_of(e.evaluate(state, now_ms=ms(0))) == {("kube_system_down", "kube-dns")}
+
+
 def test_offer_starvation_needs_long_pending_pods_and_no_offers_or_many_declines() -> None:
     pending = {"prod/p": {"phase": "Pending", "binding_host": None, "created_at": at(0)}}
     with_offer = FakeState(pod=pending, offer={"o1": {"status": "outstanding"}})

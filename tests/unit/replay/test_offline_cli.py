@@ -69,6 +69,25 @@ def test_history_of_a_pod_follows_its_task_from_offer_to_status(arc: Path) -> No
     assert offs == sorted(offs)
 
 
+def test_history_says_a_deleted_pod_is_deleted_not_its_last_phase(arc: Path) -> None:
+    j = orjson.loads(km("state", "--source", str(arc), "--format", "json").stdout)
+    pod = next(p for p in j["state"]["pod"].values() if p.get("deleted") and p.get("phase") == "Running")
+    h = orjson.loads(km("history", f"pod/{pod['id']}", "--source", str(arc), "--format", "json").stdout)
+    last = [e for e in h["events"] if f"pod/{pod['id']}" in e["results"]][-1]
+    assert last["type"] == "pod.deleted" and last["results"][f"pod/{pod['id']}"]["condition"] == "Deleted"
+
+
+def test_condition_words() -> None:
+    from kmevents.replay.history import condition
+
+    assert condition(None) == "removed"
+    assert condition({"state": "TASK_LOST"}) == "TASK_LOST"
+    assert condition({"phase": "Running", "evicted": None, "deleted": None}) == "Running"
+    assert condition({"phase": "Running", "evicted": {"reason": "node_pressure"}, "deleted": None}) == "Evicted"
+    assert condition({"phase": "Running", "evicted": {"reason": "x"}, "deleted": {"reason": "y"}}) == "Deleted"
+    assert condition({"ready": False}) == "NotReady"
+
+
 def test_history_with_a_label_selector_selects_several_pods(arc: Path) -> None:
     j = orjson.loads(km("state", "--source", str(arc), "--format", "json").stdout)
     app = next(p["labels"]["app"] for p in j["state"]["pod"].values() if (p.get("labels") or {}).get("app"))
