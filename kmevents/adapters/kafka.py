@@ -147,7 +147,50 @@ async def ensure_topics(k: KafkaSettings, specs: list[TopicSpec] | None = None) 
                         for s in todo
                     ]
                 )
+            await _until_served(admin, [s.name for s in todo])
         return [s.name for s in todo]
+    finally:
+        await admin.close()
+
+
+async def _until_served(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 15.0) -> None:
+    """Until the broker's metadata shows every named topic with a leader for each partition.
+
+    Creation returns before the new topic's metadata has propagated; a client
+    using it at once logs "not found in cluster metadata" and retries.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        topics = await admin.describe_topics(names)
+        if len(topics) == len(names) and all(
+            t.get("error_code") == 0 and t.get("partitions")
+            and all(p.get("leader", -1) >= 0 for p in t["partitions"]) for t in topics
+        ):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def wait_group_coordinator(k: KafkaSettings, timeout: float = 60.0) -> bool:
+    """Wait until the broker coordinates consumer groups; True when it does.
+
+    On a fresh broker the first group request creates ``__consumer_offsets``
+    and every group client logs "coordinator not available" errors until it
+    exists. Asking here, quietly, lets ``stack up`` return a broker that is
+    ready for consumer groups.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    admin = AIOKafkaAdminClient(**client_options(k))
+    await admin.start()
+    try:
+        while True:
+            try:
+                await admin.find_coordinator("kmevents-readiness")
+                return True
+            except KafkaError:
+                if asyncio.get_running_loop().time() > deadline:
+                    return False
+                await asyncio.sleep(0.2)
     finally:
         await admin.close()
 

@@ -93,6 +93,7 @@ async def round_trip(settings: Settings, n: int) -> dict[str, object]:
     topic = f"kmevents.demo.roundtrip.{tag}"
     payloads = [b'{"demo":%d,"tag":"%s"}' % (i, tag.encode()) for i in range(n)]
 
+    await kafka_adapter.ensure_topics(settings.kafka, [kafka_adapter.TopicSpec(topic, 1, 1, {})])
     t0 = time.monotonic()
     prod = kafka_adapter.producer(settings.kafka)
     await prod.start()

@@ -100,6 +100,9 @@ class Stack:
         from kmevents.adapters import kafka as kafka_adapter
 
         asyncio.run(kafka_adapter.ensure_topics(self._client_settings().kafka))
+        if not asyncio.run(kafka_adapter.wait_group_coordinator(self._client_settings().kafka,
+                                                                timeout=max(5.0, deadline - time.monotonic()))):
+            say("warning: Kafka's group coordinator is not ready yet; consumer groups will retry")
         return self.status()
 
     def _client_settings(self) -> Settings:

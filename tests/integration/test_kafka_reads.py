@@ -51,3 +51,22 @@ async def test_a_read_past_the_end_of_the_log_returns_what_is_stored_without_wai
         assert reader.consumers_started == 1
     finally:
         await reader.close()
+
+
+async def test_a_created_topic_is_served_before_ensure_topics_returns(isolated: Settings, caplog) -> None:
+    import logging
+
+    k = isolated.kafka
+    name = f"{k.events_topic}.fresh"
+    assert await kafka_adapter.ensure_topics(k, [kafka_adapter.TopicSpec(name, 3, 1, {})]) == [name]
+    p = kafka_adapter.producer(k)
+    await p.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="aiokafka"):
+            assert await p.partitions_for(name) == {0, 1, 2}
+            await p.send_and_wait(name, b"x", partition=2)
+    finally:
+        await p.stop()
+    assert not [r.getMessage() for r in caplog.records if "not found" in r.getMessage()]
+    assert await kafka_adapter.ensure_topics(k, [kafka_adapter.TopicSpec(name, 3, 1, {})]) == []
+    assert await kafka_adapter.wait_group_coordinator(k, timeout=30)
