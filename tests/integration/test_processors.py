@@ -149,6 +149,39 @@ async def test_a_stale_worker_is_fenced_and_gives_the_partition_up(isolated: Set
             await stale.process([R(stale.checkpoint.offset + 1)])
 
 
+async def test_a_fenced_worker_gives_the_partition_up_then_takes_it_anew_from_etcd(isolated: Settings) -> None:
+    from kmevents.processors.derive import PartitionDeriver
+
+    await ingest_sim(isolated, isolated.cluster, 1500)
+    w = DeriveWorker(isolated, group_id=f"g-{isolated.cluster}", worker_id="w1")
+    w.retake_after_seconds = 0.5
+    await w.start()
+    task = asyncio.create_task(w.run())
+    try:
+        await wait_caught_up(isolated)
+        part = next(iter(await checkpoints(isolated)))
+        # Another owner commits behind the worker's back (what a repair or a newer owner does).
+        async with etcd_adapter.client(isolated.etcd) as c:
+            other = PartitionDeriver(isolated, c, part, worker_id="other")
+            await other.load_checkpoint()
+            await other._commit({}, type("O", (), {"transactions": 0})())  # noqa: SLF001
+            await other.drain()
+        await ingest_sim(isolated, isolated.cluster, 1500, seed=2)
+        deadline = time.monotonic() + 60
+        while w.stats.fenced == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert w.stats.fenced == 1  # its write failed the compare and was not retried
+        await wait_caught_up(isolated)  # ... and it took the partition anew from etcd's checkpoint
+    finally:
+        w.stop_requested.set()
+        await task
+        await w.stop()
+    assert w.stats.fenced == 1 and part in w.derivers
+    assert (await checkpoints(isolated))[part].worker == "w1"
+    report = await verify(isolated, [isolated.cluster])
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+
+
 async def test_a_batch_of_only_already_applied_records_is_skipped_without_a_write(isolated: Settings) -> None:
     # After a rebalance the consumer may hand back records the checkpoint already covers.
     await ingest_sim(isolated, isolated.cluster, 800)

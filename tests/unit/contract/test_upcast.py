@@ -116,6 +116,6 @@ def test_the_upcasters_know_every_current_version_the_registry_has() -> None:
     # decode_fast reads current versions off the upcasters (no models at replay start-up)
     from kmevents.contract.upcast import MOVED_VERSIONS, UPCASTERS
 
-    assert MOVED_VERSIONS == {t: v for t, v in SCHEMA_VERSIONS.items() if v > 1}
+    assert {t: v for t, v in SCHEMA_VERSIONS.items() if v > 1} == MOVED_VERSIONS
     for type_, current in MOVED_VERSIONS.items():
         assert all((type_, v) in UPCASTERS for v in range(1, current)), type_

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from kmevents.cli import build_parser
-from kmevents.commands.process import worker_options
 from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS
 from kmevents.processors.worker import SNAPSHOT_EVERY_SECONDS
+
+from kmevents.cli import build_parser
+from kmevents.commands.process import worker_options
 
 
 def _process_help() -> str:
