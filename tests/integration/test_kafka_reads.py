@@ -6,17 +6,7 @@ import time
 
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.settings import Settings
-
-
-async def _produce(s: Settings, n: int) -> None:
-    p = kafka_adapter.producer(s.kafka)
-    await p.start()
-    try:
-        for i in range(n):
-            await p.send(s.kafka.events_topic, f'{{"i":{i}}}'.encode(), key=b"k", partition=0)
-        await p.flush()
-    finally:
-        await p.stop()
+from tests.integration.test_stack_roundtrip import _produce
 
 
 async def test_one_off_reads_return_exactly_the_range_asked(isolated: Settings) -> None:
