@@ -81,7 +81,8 @@ class Stack:
 
     # -- up ------------------------------------------------------------------
     def up(self, *, progress: Any = None) -> list[ComponentStatus]:
-        """Start what is not running, wait until both answer, create the topics."""
+        """Start what is not running, wait until both answer, create the topics and wait
+        until Kafka coordinates consumer groups."""
         say = progress or (lambda _msg: None)
         st = self.settings.stack
         started_at = time.monotonic()
@@ -99,9 +100,13 @@ class Stack:
         say("creating topics")
         from kmevents.adapters import kafka as kafka_adapter
 
-        asyncio.run(kafka_adapter.ensure_topics(self._client_settings().kafka))
-        if not asyncio.run(kafka_adapter.wait_group_coordinator(self._client_settings().kafka,
-                                                                timeout=max(5.0, deadline - time.monotonic()))):
+        k = self._client_settings().kafka
+
+        async def topics_and_groups_ready() -> bool:
+            await kafka_adapter.ensure_topics(k)
+            return await kafka_adapter.wait_group_coordinator(k, timeout=max(5.0, deadline - time.monotonic()))
+
+        if not asyncio.run(topics_and_groups_ready()):
             say("warning: Kafka's group coordinator is not ready yet; consumer groups will retry")
         return self.status()
 
