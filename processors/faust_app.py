@@ -9,7 +9,6 @@ it serves ``/metrics`` (Prometheus) and ``/healthz``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from typing import Any
 
@@ -18,7 +17,6 @@ from kmevents.processors import metrics
 from kmevents.processors.worker import DeriveWorker
 from mode import Service
 
-from kmevents.commands.process import worker_options
 from kmevents.settings import Settings
 
 log = logging.getLogger("kmevents.processors.faust")
@@ -89,9 +87,8 @@ def make_app(settings: Settings, worker: DeriveWorker, *, web_port: int) -> faus
     return app
 
 
-def run_faust(settings: Settings, args: argparse.Namespace) -> int:
-    worker = DeriveWorker(settings, group_id=args.group, **worker_options(args))
-    app = make_app(settings, worker, web_port=args.metrics_port)
+def run_faust(settings: Settings, worker: DeriveWorker, *, metrics_port: int) -> int:
+    app = make_app(settings, worker, web_port=metrics_port)
     from faust.worker import Worker
 
     Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()

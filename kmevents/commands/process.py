@@ -6,8 +6,12 @@ import argparse
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from kmevents.commands._common import add_connection_flags, settings_from, setup_logging
+
+if TYPE_CHECKING:  # the worker is imported when the command runs: the parser must build cheaply
+    from kmevents.processors.worker import DeriveWorker
 
 HELP = """\
 Run one derivation worker. It joins the consumer group, takes partitions of
@@ -49,25 +53,26 @@ def worker_options(args: argparse.Namespace) -> dict[str, float]:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    from kmevents.processors.worker import DeriveWorker
+
     settings = settings_from(args)
     setup_logging(settings)
+    worker = DeriveWorker(settings, group_id=args.group, **worker_options(args))  # no I/O until started
     if args.engine == "faust":
         from kmevents.processors.faust_app import run_faust
 
-        return run_faust(settings, args)
-    return asyncio.run(_run_plain(settings, args))
+        return run_faust(settings, worker, metrics_port=args.metrics_port)
+    return asyncio.run(_run_plain(worker, args.metrics_port))
 
 
-async def _run_plain(settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _run_plain(worker: DeriveWorker, metrics_port: int) -> int:
     from kmevents.processors import metrics
-    from kmevents.processors.worker import DeriveWorker
 
-    worker = DeriveWorker(settings, group_id=args.group, **worker_options(args))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop_requested.set)
     await worker.start()
-    server = metrics.serve(worker, args.metrics_port) if args.metrics_port else None
+    server = metrics.serve(worker, metrics_port) if metrics_port else None
     logging.getLogger("kmevents.process").info("worker started", extra={"worker": worker.worker_id})
     try:
         await worker.run()
