@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,13 +11,22 @@ from typing import Any
 
 from kmevents.replay import archive
 from kmevents.replay.records import LogRecord, origin_header
-from kmevents.replay.snapshots import SnapshotStore
+from kmevents.replay.snapshots import Snapshots
 from kmevents.replay.sources import Source
 
 from kmevents import chain
+from kmevents.reducer import REDUCER_VERSION
+
+log = logging.getLogger("kmevents.replay.archiving")
+
+#: Default spacing of the snapshots an archive keeps (``--snapshot-every``): a
+#: point-in-time read from archives alone folds at most about this many records
+#: plus the processors' snapshot interval. Each snapshot costs the compressed
+#: state (~6 MB for the simulator's default cluster), whatever the log's length.
+SNAPSHOT_EVERY = 50_000
 
 
-async def chain_before(src: Source, cluster: str, offset: int, snapshots: SnapshotStore | None = None) -> str | None:
+async def chain_before(src: Source, cluster: str, offset: int, snapshots: Snapshots | None = None) -> str | None:
     """The cluster's chain head just before ``offset`` (hashing forward from a snapshot entry or the start)."""
     first, _ = await src.covers()
     head = await src.chain_start()
@@ -38,17 +48,23 @@ async def chain_before(src: Source, cluster: str, offset: int, snapshots: Snapsh
 async def export(src: Source, path: str | Path, *, cluster: str, topic: str, start: int, end: int,
                  chain_head_start: str | None, on_batch: Callable[[int], None] | None = None,
                  keep: Callable[[LogRecord], bool] | None = None,
-                 filtered: dict[str, Any] | None = None) -> dict[str, Any]:
+                 filtered: dict[str, Any] | None = None, snapshots: Snapshots | None = None,
+                 snapshot_every: int = SNAPSHOT_EVERY) -> dict[str, Any]:
     """Write the cluster's records with ``start <= offset <= end`` to one archive; returns its header.
 
     ``keep`` leaves out the records it refuses (an archive for a token that may
     see only some namespaces); ``filtered`` then says why in the header, and the
-    archive carries no chain heads (see ``ArchiveWriter``).
+    archive carries no chain heads (see ``ArchiveWriter``) and no snapshots.
+    ``snapshots``: where to take the snapshots the archive keeps (about one per
+    ``snapshot_every`` offsets; 0: none), each only when its chain head equals
+    the records' at its offset.
     """
     assert src.partition is not None
     assert (keep is None) == (filtered is None), "a filtered archive says how it was filtered"
+    chosen = await _snapshots_for(snapshots, cluster, start, end, snapshot_every) if filtered is None else []
     w = archive.ArchiveWriter(path, cluster=cluster, partition=src.partition, topic=topic, covers_from=start,
-                              chain_head_start=chain_head_start, filtered=filtered)
+                              chain_head_start=chain_head_start, filtered=filtered,
+                              heads_at={int(e["offset"]) for e in chosen})
     try:
         async for batch in src.batches(start, end):
             for r in batch:
@@ -56,10 +72,42 @@ async def export(src: Source, path: str | Path, *, cluster: str, topic: str, sta
                     w.add(r)
             if on_batch is not None:
                 on_batch(batch[-1].offset)
+        if snapshots is not None:
+            await _add_snapshots(w, snapshots, chosen)
     except BaseException:
         w.abort()
         raise
     return w.close(covers_to=end)
+
+
+async def _snapshots_for(snapshots: Snapshots | None, cluster: str, start: int, end: int,
+                         every: int) -> list[dict[str, Any]]:
+    """The snapshots inside ``[start, end]`` an archive keeps: the first at least ``every``
+    offsets after ``start - 1``, then each at least ``every`` after the previous one kept."""
+    if snapshots is None or every <= 0:
+        return []
+    kept, last = [], start - 1
+    for e in await snapshots.entries(cluster):
+        off = int(e["offset"])
+        if start <= off <= end and int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION \
+                and off - last >= every:
+            kept.append(e)
+            last = off
+    return kept
+
+
+async def _add_snapshots(w: archive.ArchiveWriter, snapshots: Snapshots, chosen: list[dict[str, Any]]) -> None:
+    for e in chosen:
+        off = int(e["offset"])
+        if w.heads.get(off) != e["chain"]:
+            log.warning("snapshot left out of the archive: its chain head is not the records' at its offset",
+                        extra={"offset": off, "snapshot_chain": e["chain"], "records_chain": w.heads.get(off)})
+            continue
+        data = await snapshots.state_bytes(e)
+        if data is None:
+            log.warning("snapshot left out of the archive: its bytes cannot be read", extra={"offset": off})
+            continue
+        w.add_snapshot(data, offset=off, chain_head=str(e["chain"]), reducer_version=REDUCER_VERSION)
 
 
 def existing_segments(folder: Path, cluster: str) -> list[dict[str, Any]]:
@@ -73,12 +121,14 @@ def existing_segments(folder: Path, cluster: str) -> list[dict[str, Any]]:
 
 async def follow(src: Source, folder: str | Path, *, cluster: str, topic: str, segment_records: int = 100_000,
                  poll_seconds: float = 2.0, max_seconds: float | None = None, max_segments: int | None = None,
-                 refresh: Callable[[], Source] | None = None, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                 refresh: Callable[[], Source] | None = None, say: Callable[[str], None] = print,
+                 snapshots: Snapshots | None = None, snapshot_every: int = SNAPSHOT_EVERY) -> list[dict[str, Any]]:
     """Export continuously in segments; resumes after the last segment already in ``folder``.
 
     Each segment covers a contiguous offset range and carries the chain head
     at its start (the previous segment's end), so segments verify one after
-    another. Stops after ``max_seconds`` or ``max_segments`` (tests), or Ctrl-C.
+    another, and the snapshots of its range as ``export`` keeps them. Stops
+    after ``max_seconds`` or ``max_segments`` (tests), or Ctrl-C.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -107,12 +157,23 @@ async def follow(src: Source, folder: str | Path, *, cluster: str, topic: str, s
                     end = recs[segment_records - 1].offset
                     recs = recs[:segment_records]
                     break
-            tmp = folder / archive.segment_name(cluster, nxt, end)
+            seg = folder / archive.segment_name(cluster, nxt, end)
             assert src.partition is not None
-            h = archive.write(tmp, recs, cluster=cluster, partition=src.partition, topic=topic, covers_from=nxt,
-                              covers_to=end, chain_head_start=head)
-            written.append({**h, "path": str(tmp)})
-            log(f"segment {tmp.name}: {h['count']} records, offsets {nxt}..{end}, chain {h['chain_head_end']}")
+            chosen = await _snapshots_for(snapshots, cluster, nxt, end, snapshot_every)
+            w = archive.ArchiveWriter(seg, cluster=cluster, partition=src.partition, topic=topic, covers_from=nxt,
+                                      chain_head_start=head, heads_at={int(e["offset"]) for e in chosen})
+            try:
+                for r in recs:
+                    w.add(r)
+                if snapshots is not None:
+                    await _add_snapshots(w, snapshots, chosen)
+            except BaseException:
+                w.abort()
+                raise
+            h = w.close(end)
+            written.append({**h, "path": str(seg)})
+            say(f"segment {seg.name}: {h['count']} records, offsets {nxt}..{end}, chain {h['chain_head_end']}, "
+                f"{len(h['snapshots'])} snapshots")
             nxt, head = end + 1, h["chain_head_end"]
             continue
         await asyncio.sleep(poll_seconds)

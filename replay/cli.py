@@ -22,7 +22,7 @@ from kmevents.errors import EnvironmentProblem, UsageError
 from kmevents.settings import Settings
 
 if TYPE_CHECKING:  # imported where used: building the CLI's parser must stay cheap (cold start)
-    from kmevents.replay.snapshots import SnapshotStore
+    from kmevents.replay.snapshots import Snapshots
     from kmevents.replay.sources import Source
 
 T = TypeVar("T")
@@ -33,7 +33,8 @@ events topic (or --topic, e.g. one filled by `kmevents archive import`);
 --source FILE... reads archives written by `kmevents archive export` (a folder
 means every *.kmarch in it) with NO server running; give both
 (--source kafka a.kmarch) to replay archives and the topic together: each
-original offset is used once."""
+original offset is used once. A point in time starts from the newest snapshot
+at or before it, from etcd's index or carried by the archives themselves."""
 
 
 def add_source_flags(p: argparse.ArgumentParser, *, snapshots: bool = True) -> None:
@@ -55,7 +56,7 @@ class Opened:
     source: Source
     cluster: str
     settings: Settings
-    snapshots: SnapshotStore | None
+    snapshots: Snapshots | None
     uses_kafka: bool
 
 
@@ -94,7 +95,7 @@ async def open_source(args: argparse.Namespace, *, want_snapshots: bool = True) 
             raise UsageError(f"{a.path} holds cluster {a.cluster!r}, not {cluster!r}",
                              hint="pass --cluster matching the archives, or other archives")
     sources: list[Source] = list(arcs)
-    store: SnapshotStore | None = None
+    store: Snapshots | None = None
     client = None
     reader = None
     try:
@@ -132,6 +133,12 @@ async def open_source(args: argparse.Namespace, *, want_snapshots: bool = True) 
             # one consumer for every read of the command (bounds, first record, records)
             reader = kafka_adapter.PartitionReader(settings.kafka, topic, partition)
             sources.append(KafkaSource(settings.kafka, topic, partition, cluster, reader=reader))
+        carried = [a for a in arcs if a.header.get("snapshots")]
+        if carried and want_snapshots and not getattr(args, "no_snapshots", False):
+            from kmevents.replay.snapshots import ArchiveSnapshots, CombinedSnapshots
+
+            own = ArchiveSnapshots(carried)
+            store = own if store is None else CombinedSnapshots([own, store])
         src: Source = sources[0] if len(sources) == 1 else MergedSource(sources)
         yield Opened(src, cluster, settings, store, use_kafka)
     finally:

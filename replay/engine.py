@@ -13,7 +13,8 @@ Targets (exactly one, or none for "latest"):
   to have happened after T).
 
 Work is bounded by starting from the newest snapshot at or before the target
-(``SnapshotStore.best``) when one is available, else from the source's start.
+(``Snapshots.best``: the snapshot store, or the archives' own) when one is
+available, else from the source's start.
 
 Worked example (late event): log ``o0 A occurred 10:00``, ``o1 B occurred 10:05``,
 ``o2 C occurred 10:01`` (C arrived late). ``at=10:02`` folds A and C;
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kmevents.replay.records import LogRecord
-from kmevents.replay.snapshots import SnapshotStore
+from kmevents.replay.snapshots import Snapshots
 from kmevents.replay.sources import Source
 from kmevents.replay.timespec import TimePoint, iso_of_ms, lag_seconds
 
@@ -120,7 +121,7 @@ Hook = Callable[[LogRecord, dict[str, Any], list[dict[str, Any]], ClusterState],
 
 
 async def replay(src: Source, cluster: str, target: Target = Target(), *,
-                 snapshots: SnapshotStore | None = None, retention: Retention | None = None,
+                 snapshots: Snapshots | None = None, retention: Retention | None = None,
                  start_state: ClusterState | None = None, start_offset: int | None = None,
                  start_chain: str | None = None, on_event: Hook | None = None,
                  progress: bool = True, label: str = "replaying") -> Replayed:

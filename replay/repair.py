@@ -121,7 +121,7 @@ async def plan_and_stage(settings: Settings, cluster: str, *, group_id: str, for
             ckpt.mod_revision = rev
             fenced = True
         src = KafkaSource(settings.kafka, settings.kafka.events_topic, partition, cluster)
-        res = await fold_pass(settings, src, cluster, Checks(checkpoint_offset=ckpt.offset))
+        res = await fold_pass(src, cluster, Checks(checkpoint_offset=ckpt.offset))
         expected = res.expected or {}
         sp = layout.state_prefix(prefix, cluster, old_gen)
         _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))

@@ -13,7 +13,9 @@ stored one); absent in older entries (the chunks hold the bytes as they are).
 
 Both the worker (when it takes a partition) and replay (to start a
 point-in-time query from the newest snapshot at or before the target,
-DESIGN.md rule 7) read them through this module.
+DESIGN.md rule 7) read them through this module. Archives carry snapshots
+too (replay/archive.py): :class:`ArchiveSnapshots` offers them to replay the
+same way, so a point-in-time read from archives alone is bounded as well.
 """
 
 from __future__ import annotations
@@ -90,31 +92,28 @@ class Loaded:
     entry: dict[str, Any]
 
 
-class SnapshotStore:
-    """Finds and loads the newest usable snapshot at or before a target. ``client`` is connected."""
+class Snapshots:
+    """Where replay finds snapshots: ``entries`` (oldest first, each with ``offset``,
+    ``chain`` and ``reducer_version``) and ``load`` (the state, or None when unusable)."""
 
-    def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, generation: str | None = None,
-                 reader_of: Callable[[int], Any] | None = None) -> None:
-        """``reader_of(snapshot_partition)``: a kept-open reader of the snapshots topic (optional)."""
-        self.settings = settings
-        self.client = client
-        self.generation = generation
-        self.reader_of = reader_of
-        self.loads = 0
+    loads = 0
 
     async def entries(self, cluster: str) -> list[dict[str, Any]]:
-        return await index_entries(self.settings, self.client, cluster, self.generation)
+        raise NotImplementedError
+
+    async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
+        """The snapshot's canonical bytes (None when they cannot be read)."""
+        raise NotImplementedError
 
     async def load(self, entry: dict[str, Any]) -> ClusterState | None:
-        reader = self.reader_of(int(entry["snapshot_partition"])) if self.reader_of is not None else None
-        data = await read_bytes(self.settings, entry, reader)
+        data = await self.state_bytes(entry)
         self.loads += 1
         if data is None:
             return None
         try:
             return load_snapshot(data)
         except SnapshotError as exc:
-            log.warning("snapshot not loadable: %s", exc)
+            log.warning("snapshot not loadable: %s", exc, extra={"offset": entry.get("offset")})
             return None
 
     async def best(self, cluster: str, *, at_or_before: int, occurred_bound: str | None = None) -> Loaded | None:
@@ -145,3 +144,66 @@ class SnapshotStore:
             if st is not None:
                 return Loaded(st, int(e["offset"]), str(e["chain"]), e)
         return None
+
+
+class SnapshotStore(Snapshots):
+    """Finds and loads the newest usable snapshot at or before a target. ``client`` is connected."""
+
+    def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, generation: str | None = None,
+                 reader_of: Callable[[int], Any] | None = None) -> None:
+        """``reader_of(snapshot_partition)``: a kept-open reader of the snapshots topic (optional)."""
+        self.settings = settings
+        self.client = client
+        self.generation = generation
+        self.reader_of = reader_of
+        self.loads = 0
+
+    async def entries(self, cluster: str) -> list[dict[str, Any]]:
+        return await index_entries(self.settings, self.client, cluster, self.generation)
+
+    async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
+        reader = self.reader_of(int(entry["snapshot_partition"])) if self.reader_of is not None else None
+        return await read_bytes(self.settings, entry, reader)
+
+
+class ArchiveSnapshots(Snapshots):
+    """The snapshots carried by archives (``kmevents archive export`` keeps some)."""
+
+    def __init__(self, archives: list[Any]) -> None:
+        """``archives``: ``sources.ArchiveSource`` s (their headers list the snapshots)."""
+        self.archives = archives
+
+    async def entries(self, cluster: str) -> list[dict[str, Any]]:
+        out = []
+        for a in self.archives:
+            if a.cluster != cluster:
+                continue
+            for i, meta in enumerate(a.header.get("snapshots") or []):
+                out.append({**meta, "cluster": cluster, "_archive": str(a.path), "_index": i})
+        return sorted(out, key=lambda e: int(e["offset"]))
+
+    async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
+        from kmevents.replay import archive
+
+        try:
+            return archive.read_snapshot(entry["_archive"], int(entry["_index"]))
+        except (archive.ArchiveError, OSError) as exc:
+            log.warning("archive snapshot not readable: %s", exc)
+            return None
+
+
+class CombinedSnapshots(Snapshots):
+    """Several places' snapshots as one (archives and the snapshot store of the topic they precede)."""
+
+    def __init__(self, parts: list[Snapshots]) -> None:
+        self.parts = parts
+
+    async def entries(self, cluster: str) -> list[dict[str, Any]]:
+        out = [{**e, "_part": i} for i, p in enumerate(self.parts) for e in await p.entries(cluster)]
+        return sorted(out, key=lambda e: int(e["offset"]))
+
+    async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
+        return await self.parts[int(entry["_part"])].state_bytes(entry)
+
+    async def load(self, entry: dict[str, Any]) -> ClusterState | None:
+        return await self.parts[int(entry["_part"])].load(entry)

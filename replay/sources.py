@@ -76,7 +76,7 @@ class ArchiveSource(Source):
         first = self.header.get("first_offset")
         if last is None or last < start or (end is not None and first is not None and first > end):
             return
-        for batch in archive.iter_batches(self.path):
+        for batch in archive.iter_batches(self.path, start=start):
             if batch[-1].offset < start:
                 continue
             if batch[0].offset < start or (end is not None and batch[-1].offset > end):

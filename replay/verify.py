@@ -34,7 +34,7 @@ import orjson
 from kmevents.processors.checkpoint import Checkpoint
 from kmevents.replay import archive, logsource
 from kmevents.replay.diffing import field_changes
-from kmevents.replay.snapshots import index_entries, read_bytes
+from kmevents.replay.snapshots import ArchiveSnapshots, Snapshots, SnapshotStore
 from kmevents.replay.sources import ArchiveSource, KafkaSource, MergedSource, Source
 from kmevents.replay.timespec import iso_of_ms
 
@@ -121,6 +121,8 @@ class Checks:
 
     checkpoint_offset: int | None = None
     snapshot_entries: list[dict[str, Any]] = field(default_factory=list)
+    #: where the bytes of ``snapshot_entries`` are read
+    snapshots: Snapshots | None = None
     anchor_offsets: set[int] = field(default_factory=set)
     keep_state: bool = True
 
@@ -142,7 +144,7 @@ def _entities(st: ClusterState) -> dict[tuple[str, str], bytes]:
     return {(k, i): orjson.dumps(v, option=_SORT) for k in st.kinds for i, v in st.entities(k)}
 
 
-async def fold_pass(settings: Settings | None, src: Source, cluster: str, checks: Checks) -> PassResult:
+async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
     """Fold the cluster's whole log once, stopping at the offsets ``checks`` names."""
     first, last = await src.covers()
     head = await src.chain_start()
@@ -160,8 +162,9 @@ async def fold_pass(settings: Settings | None, src: Source, cluster: str, checks
         if off == checks.checkpoint_offset and checks.keep_state:
             st.take_dirty()
             res.expected = _entities(st)
-        if off in snaps and settings is not None:
-            res.snapshot_mismatch.update(await _check_snapshot(settings, snaps[off], st, head))
+        if off in snaps and checks.snapshots is not None:
+            res.snapshot_mismatch.update(await _check_snapshot(checks.snapshots, snaps[off], st, head,
+                                                               compare=first == 0))
 
     async for batch in src.batches(first, last):
         for rec in batch:
@@ -194,21 +197,23 @@ async def fold_pass(settings: Settings | None, src: Source, cluster: str, checks
     return res
 
 
-async def _check_snapshot(settings: Settings, entry: dict[str, Any], st: ClusterState, head: str | None
-                          ) -> dict[int, str]:
+async def _check_snapshot(snapshots: Snapshots, entry: dict[str, Any], st: ClusterState, head: str | None,
+                          *, compare: bool = True) -> dict[int, str]:
+    """What is wrong with one snapshot: its chain head against the log's at its offset, its bytes
+    loading, and (``compare``: the fold began at offset 0) its content against the fold."""
     off = int(entry["offset"])
     if int(entry.get("reducer_version", REDUCER_VERSION)) != REDUCER_VERSION:
         return {}
     problems = []
     if head is not None and entry.get("chain") != head:
         problems.append(f"index chain {entry.get('chain')} but the log's chain there is {head}")
-    data = await read_bytes(settings, entry)
+    data = await snapshots.state_bytes(entry)
     if data is None:
-        problems.append("chunks missing from the snapshots topic")
+        problems.append("its bytes cannot be read (chunks missing from the snapshots topic, or a damaged archive)")
     else:
         try:
             loaded = ClusterState.from_snapshot(data)
-            mine = st.to_snapshot(chain_hash=entry.get("chain"))
+            mine = st.to_snapshot(chain_hash=entry.get("chain")) if compare else data
             if data != mine:
                 doc_a, doc_b = orjson.loads(mine), orjson.loads(data)
                 ch = field_changes(doc_a, doc_b)
@@ -309,12 +314,13 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                                                "not drift; rebuild with `kmevents verify --repair`"))
             if ckpt is not None:
                 report.checkpoints[partition] = ckpt.offset
-            entries = (await index_entries(settings, c, cluster, gen)) if check_snapshots else []
+            store = SnapshotStore(settings, c, gen)
+            entries = (await store.entries(cluster)) if check_snapshots else []
             checks = Checks(checkpoint_offset=ckpt.offset if ckpt is not None and ckpt.offset >= 0 else None,
-                            snapshot_entries=entries,
+                            snapshot_entries=entries, snapshots=store,
                             anchor_offsets={int(a["offset"]) for a in anchors or [] if a.get("cluster") == cluster},
                             keep_state=not older)
-            res = await fold_pass(settings, src, cluster, checks)
+            res = await fold_pass(src, cluster, checks)
             _chain_and_heads(report, cluster, partition, src, res, anchors)
             report.snapshots_checked += len(entries)
             for off, problem in sorted(res.snapshot_mismatch.items()):
@@ -380,11 +386,18 @@ def _check_archive(report: Report, arc: ArchiveSource) -> None:
                                        "a record was changed after export"))
 
 
-async def verify_offline(src: Source, cluster: str, anchors: list[dict[str, Any]] | None = None) -> Report:
-    """Chain-only verification of archives (no server): archive chains, continuity, anchors."""
+async def verify_offline(src: Source, cluster: str, anchors: list[dict[str, Any]] | None = None,
+                         check_snapshots: bool = True) -> Report:
+    """Verification of archives with no server: archive chains, continuity, anchors, and the
+    snapshots the archives carry (chain head at their offset, content equal to the fold)."""
     report = Report()
+    store = ArchiveSnapshots(_archives(src))
+    entries = await store.entries(cluster) if check_snapshots else []
     checks = Checks(anchor_offsets={int(a["offset"]) for a in anchors or [] if a.get("cluster") == cluster},
-                    keep_state=False)
-    res = await fold_pass(None, src, cluster, checks)
+                    keep_state=False, snapshot_entries=entries, snapshots=store)
+    res = await fold_pass(src, cluster, checks)
     _chain_and_heads(report, cluster, src.partition, src, res, anchors)
+    report.snapshots_checked += len(entries)
+    for off, problem in sorted(res.snapshot_mismatch.items()):
+        report.findings.append(Finding("snapshot", cluster, f"snapshot@{off}", problem))
     return report

@@ -14,7 +14,10 @@ value bytes exactly as stored) to a zstd-compressed archive with a header:
 cluster, partition, offsets covered, chain head at start and end, schema
 versions, reducer version. --from/--to take offset:N or a TIME (log time:
 what was recorded in that window). --follow --dir DIR exports continuously in
-segments (resuming after the last segment in DIR).
+segments (resuming after the last segment in DIR). An archive also keeps some
+of the processors' snapshots of its range (--snapshot-every), each checked
+against the records' chain, so a point in time read from archives alone
+starts near its target instead of at the archive's first record.
 
 import: write an archive's records into a topic (new offsets) with their
 original partition, offset and time in a header; the bytes are unchanged, so
@@ -43,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--poll-seconds", type=float, default=2.0, help="wait between polls (--follow)")
     e.add_argument("--max-seconds", type=float, help="stop following after this long")
     e.add_argument("--max-segments", type=int, help="stop following after this many segments")
+    e.add_argument("--snapshot-every", type=int, default=None, metavar="N",
+                   help="keep a snapshot about every N offsets (taken from the snapshot store, or from the "
+                        "archives read), so a point in time read from the archive alone folds at most ~N "
+                        "records plus the processors' snapshot interval; each costs the compressed state, "
+                        "~6 MB for the simulator's default cluster (default 50,000; 0: none)")
     e.add_argument("--topic", help="read this topic instead of the events topic")
     e.add_argument("--partition", type=int, help="the cluster's partition (default: the partition map)")
     e.add_argument("--no-progress", action="store_true")
@@ -71,6 +79,10 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError("--follow needs --dir DIR")
     if not args.follow and not args.output:
         raise UsageError("give -o FILE (or --follow --dir DIR)")
+    if args.snapshot_every is None:
+        args.snapshot_every = archiving.SNAPSHOT_EVERY
+    elif args.snapshot_every < 0:
+        raise UsageError(f"--snapshot-every must be 0 or more, not {args.snapshot_every}")
     start_p = parse_point(args.from_) if args.from_ else None
     end_p = parse_point(args.to) if args.to else None
 
@@ -84,7 +96,8 @@ def run_export(args: argparse.Namespace) -> int:
                                               max_seconds=args.max_seconds, max_segments=args.max_segments,
                                               refresh=lambda: type(src)(o.settings.kafka, src.topic,  # type: ignore[attr-defined]
                                                                         src.read_partition, o.cluster),  # type: ignore[attr-defined]
-                                              log=(lambda m: None) if args.format == "json" else print)
+                                              say=(lambda m: None) if args.format == "json" else print,
+                                              snapshots=o.snapshots, snapshot_every=args.snapshot_every)
                 if args.format == "json":
                     emit_json({"segments": segs})
                 return 0
@@ -111,13 +124,15 @@ def run_export(args: argparse.Namespace) -> int:
                     done[0] = off + 1
 
                 h = await archiving.export(src, Path(args.output), cluster=o.cluster, topic=topic, start=start,
-                                           end=end, chain_head_start=head, on_batch=advanced)
+                                           end=end, chain_head_start=head, on_batch=advanced,
+                                           snapshots=o.snapshots, snapshot_every=args.snapshot_every)
         if args.format == "json":
             emit_json(h)
         else:
             print(f"{args.output}: {h['count']} records of {h['cluster']} (partition {h['partition']}), "
                   f"offsets {h['covers_from']}..{h['covers_to']}, chain {h['chain_head_start']} -> "
-                  f"{h['chain_head_end']}")
+                  f"{h['chain_head_end']}, {len(h['snapshots'])} snapshots"
+                  + (f" (at {', '.join(str(x['offset']) for x in h['snapshots'])})" if h["snapshots"] else ""))
         return 0
 
     return run_async(main)

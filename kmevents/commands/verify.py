@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         async with open_source(args, want_snapshots=False) as o:
             only_archives = not o.uses_kafka
             if only_archives:
-                report = await verify_offline(o.source, o.cluster, anchors)
+                report = await verify_offline(o.source, o.cluster, anchors,
+                                              check_snapshots=not args.no_snapshots)
             else:
                 custom = o.source if (args.source and len(args.source) > 1) or args.topic else None
                 clusters = None if args.all_clusters else [o.cluster]

@@ -235,15 +235,55 @@ def test_follow_writes_segments_that_chain_and_replay_like_the_topic(isolated: S
     p = asyncio.run(derived(isolated, 1500))
     seg_dir = tmp_path / "segs"
     r = cli(isolated, "archive", "export", "--follow", "--dir", str(seg_dir), "--segment-records", "500",
-            "--max-segments", "3", "--poll-seconds", "0.2", "--max-seconds", "120")
+            "--max-segments", "3", "--poll-seconds", "0.2", "--max-seconds", "120", "--snapshot-every", "1")
     assert r.returncode == 0, r.stderr
     segs = sorted(seg_dir.glob("*.kmarch"))
     assert len(segs) == 3
     heads = [archive.read_header(x) for x in segs]
     assert [h["chain_head_start"] for h in heads[1:]] == [h["chain_head_end"] for h in heads[:-1]]
-    v = cli(isolated, "verify", "--source", *map(str, segs))
+    # each segment keeps the worker's snapshots of its range (one every 700 events here)
+    kept = [x["offset"] for h in heads for x in h["snapshots"]]
+    assert kept and all(h["covers_from"] <= x["offset"] <= h["covers_to"] for h in heads for x in h["snapshots"])
+    v = cli(isolated, "verify", "--source", *map(str, segs), "--format", "json")
     assert v.returncode == 0, v.stdout + v.stderr
+    assert orjson.loads(v.stdout)["snapshots_checked"] == len(kept)
     a = orjson.loads(cli(isolated, "state", "--format", "json", "--source", *map(str, segs)).stdout)
+    assert a["position"]["started_from_snapshot"] == kept[-1]
     b = orjson.loads(cli(isolated, "state", "--format", "json", "--no-snapshots").stdout)
     assert a["state"] == b["state"] and a["position"]["chain_head"] == b["position"]["chain_head"]
     assert p == heads[0]["partition"]
+
+
+def test_an_exported_archive_keeps_snapshots_and_answers_points_in_time_from_them_alone(
+        isolated: Settings, tmp_path: Path) -> None:
+    asyncio.run(derived(isolated, 3000))
+
+    async def store_entries() -> list[dict]:
+        async with etcd_adapter.client(isolated.etcd) as c:
+            return await SnapshotStore(isolated, c).entries(isolated.cluster)
+
+    entries = asyncio.run(store_entries())
+    assert len(entries) >= 3
+    out = tmp_path / "all.kmarch"
+    r = cli(isolated, "archive", "export", "-o", str(out), "--snapshot-every", "1000", "--format", "json",
+            "--no-progress")
+    assert r.returncode == 0, r.stderr
+    h = orjson.loads(r.stdout)
+    by_offset = {int(e["offset"]): e for e in entries}
+    assert len(h["snapshots"]) >= 2
+    prev = -1
+    for x in h["snapshots"]:
+        assert x["chain"] == by_offset[x["offset"]]["chain"] and x["offset"] - prev >= 1000
+        prev = x["offset"]
+    # From here on no server is needed: the same reads with endpoints where nothing listens.
+    off = h["snapshots"][-1]["offset"] + 37
+    gone = isolated.model_copy(deep=True)
+    gone.kafka.bootstrap, gone.etcd.endpoint = "127.0.0.1:9", "http://127.0.0.1:9"
+    alone = orjson.loads(cli(gone, "state", "--source", str(out), "--offset", str(off), "--format", "json").stdout)
+    live = orjson.loads(cli(isolated, "state", "--offset", str(off), "--format", "json", "--no-snapshots").stdout)
+    assert alone["position"]["started_from_snapshot"] == h["snapshots"][-1]["offset"]
+    assert alone["position"]["events_applied"] == 37
+    assert alone["state"] == live["state"] and alone["position"]["chain_head"] == live["position"]["chain_head"]
+    v = cli(gone, "verify", "--source", str(out), "--format", "json")
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert orjson.loads(v.stdout)["snapshots_checked"] == len(h["snapshots"])
