@@ -228,10 +228,14 @@ async def export_archive(
     request: Request, cluster: ClusterName,
     from_: int | None = Query(None, alias="from", ge=0, le=2**62, description="first offset (default: the log's first)"),
     to: int | None = Query(None, ge=0, le=2**62, description="last offset, inclusive (default: the log's last)"),
+    snapshot_every: int = Query(50_000, ge=0, le=2**62,
+                                description="keep a snapshot about every N offsets (0: none), as `kmevents archive "
+                                            "export --snapshot-every`"),
 ) -> Response:
     """A token limited to some namespaces gets only the events that name one of them;
-    such an archive says so in its header (``filtered``) and carries no chain heads,
-    since the chain cannot be followed with records left out."""
+    such an archive says so in its header (``filtered``) and carries no chain heads
+    and no snapshots, since the chain cannot be followed with records left out and
+    a snapshot holds every namespace."""
     import tempfile
     from pathlib import Path as FilePath
 
@@ -257,6 +261,7 @@ async def export_archive(
     keep = None
     filtered = None
     head = None
+    store = None
     if p.namespaces is not None:
         namespaces = p.namespaces
 
@@ -268,11 +273,13 @@ async def export_archive(
 
         filtered = {"namespaces": sorted(namespaces), "token": p.name}
     else:
-        head = await chain_before(src, cluster, start, SnapshotStore(s, request.app.state.etcd))
+        store = SnapshotStore(s, request.app.state.etcd)
+        head = await chain_before(src, cluster, start, store)
     tmpdir = tempfile.mkdtemp(prefix="kmevents-api-archive-")
     path = FilePath(tmpdir) / f"{cluster}-{start}-{end}{archive_suffix}"
     header = await export(src, path, cluster=cluster, topic=s.kafka.events_topic, start=start, end=end,
-                          chain_head_start=head, keep=keep, filtered=filtered)
+                          chain_head_start=head, keep=keep, filtered=filtered, snapshots=store,
+                          snapshot_every=snapshot_every)
 
     def cleanup() -> None:
         path.unlink(missing_ok=True)

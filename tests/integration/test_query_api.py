@@ -62,7 +62,7 @@ def env(stack: TestStack) -> Iterator[Env]:
 
     async def prepare() -> None:
         await ingest_sim(s, s.cluster, N_EVENTS, seed=3)
-        await run_worker_until_caught_up(s)
+        await run_worker_until_caught_up(s, snapshot_every_events=1000)
 
     asyncio.run(prepare())
     events = list(generate(s.cluster, 3, N_EVENTS, agents=20))
@@ -270,6 +270,10 @@ def test_an_archive_for_a_full_token_holds_every_record_with_its_chain(env: Env,
         head = chain.link(head, x.key, x.value)
     assert head == header["chain_head_end"]
     assert "filtered" not in header
+    assert header["snapshots"] == []  # the default spacing (50,000) is longer than this log
+    # asked for denser ones, it keeps the worker's snapshots (the worker here takes one per ~1,000 events)
+    _, dense, _ = _archive(env, "read-token", tmp_path, snapshot_every=1)
+    assert dense["snapshots"] and all(999 <= x["offset"] < N_EVENTS for x in dense["snapshots"])
 
 
 def test_an_archive_for_a_namespace_limited_token_holds_only_what_it_may_see(env: Env, tmp_path) -> None:
@@ -280,6 +284,7 @@ def test_an_archive_for_a_namespace_limited_token_holds_only_what_it_may_see(env
     assert r.headers["X-Kmevents-Filtered"] == "true"
     assert header["filtered"] == {"namespaces": ["prod"], "token": "prod-team"}
     assert header["chain_head_start"] is None and header["chain_head_end"] is None
+    assert _archive(env, "prod-only", tmp_path, snapshot_every=1)[1]["snapshots"] == []  # they hold every namespace
     assert [orjson.loads(x.value)["event_id"] for x in records] == expected
     assert 0 < len(records) < N_EVENTS
     # a part of the log by offsets, and the other limits
