@@ -14,6 +14,9 @@ part on a prefix), one cluster, stored as they would be (canonical JSON values, 
 - point in time: ``replay(Target(offset=random))`` starting from the newest
   snapshot (one every ``SNAP_EVERY`` events, written in the worker's format),
   warm in-process p50/p99, and a cold ``kmevents state --offset`` CLI run;
+- point in time from archives alone (no server): a cold ``kmevents state --source
+  FILE --offset`` on an archive keeping a snapshot every ``archiving.SNAPSHOT_EVERY``
+  offsets (the export default), against the same reads with ``--no-snapshots``;
 - search: ``kmevents.replay.search`` of one event type over the whole archive;
 - peak RSS (VmHWM) of this process.
 """
@@ -121,10 +124,65 @@ def run(quick: bool) -> list[dict[str, Any]]:
         hits = asyncio.run(search(src, Filters(types=["pod.evicted"])))
         out.append(_result("search one type over the whole archive", (time.perf_counter() - t) * 1000, "ms",
                            "(no aim)", None, f"{len(hits)} hits in {n:,} events"))
+        out.extend(_archive_point_in_time(recs[:n_kafka], Path(tmp), size))
         out.extend(_kafka_part(recs[:n_kafka], Path(tmp), quick))
     out.append(_result("peak RSS of the benchmark process", _vmhwm_mib(), "MiB", "(no aim)", None,
                        f"holds all {n:,} records in memory for the baselines"))
     return out
+
+
+def _cold_state(*argv: str) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "kmevents.cli", "state", "--cluster", CLUSTER, "--format", "json",
+                    "--no-progress", *argv], capture_output=True, check=True,
+                   env={**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": "127.0.0.1:9",
+                        "KMEVENTS_ETCD__ENDPOINT": "http://127.0.0.1:9"})  # nothing may connect
+    return time.perf_counter() - t
+
+
+def _archive_point_in_time(recs: list[Any], tmp: Path, plain_size: int) -> list[dict[str, Any]]:
+    """Cold CLI reads from archives that keep snapshots (export's default spacing, and the
+    processors' interval), no server."""
+    from kmevents.processors.worker import SNAPSHOT_EVERY_EVENTS
+    from kmevents.replay.archiving import SNAPSHOT_EVERY
+
+    return [_archive_pit(recs, tmp, plain_size, every, label)
+            for every, label in ((SNAPSHOT_EVERY, "the export default"),
+                                 (SNAPSHOT_EVERY_EVENTS, "--snapshot-every as the processors' interval"))]
+
+
+def _archive_pit(recs: list[Any], tmp: Path, plain_size: int, every: int, label: str) -> dict[str, Any]:
+    from kmevents.replay import archive
+
+    from kmevents import chain
+    from kmevents.reducer import REDUCER_VERSION, ClusterState, apply
+
+    n = len(recs)
+    arc = tmp / f"snapshots-{every}.kmarch"
+    at = {o for o in range(every - 1, n, every)}
+    w = archive.ArchiveWriter(arc, cluster=CLUSTER, partition=0, topic="kmevents.events", covers_from=0,
+                              heads_at=at)
+    st, h = ClusterState.empty(CLUSTER), chain.GENESIS
+    for r in recs:
+        w.add(r)
+        apply(st, orjson.loads(r.value), partition=0, offset=r.offset)
+        if r.offset in at:
+            h = w.heads[r.offset]
+            st.take_dirty()
+            w.add_snapshot(st.to_snapshot(chain_hash=h), offset=r.offset, chain_head=h,
+                           reducer_version=REDUCER_VERSION)
+    header = w.close()
+    size = arc.stat().st_size
+    offs = [*random.Random(4).sample(range(n), 3), max(at) - 1 if at else n - 1]  # the last: the longest fold
+    cold = [_cold_state("--source", str(arc), "--offset", str(o)) for o in offs]
+    base = _cold_state("--source", str(arc), "--offset", str(offs[-1]), "--no-snapshots")
+    arc.unlink()
+    return _result(f"point in time from an archive alone, a snapshot per {every:,} offsets, cold CLI (max of 4)",
+                   max(cold), "s", "<= 2 s cold CLI", max(cold) <= 2,
+                   f"offsets {', '.join(f'{o:,}' for o in offs)}: {', '.join(f'{c:.2f}' for c in cold)} s; the "
+                   f"archive keeps {len(header['snapshots'])} snapshots ({label}), {size / 2**20:.0f} MiB against "
+                   f"{plain_size / 2**20:.0f} MiB without; no server running",
+                   "the last offset with --no-snapshots (fold from offset 0)", base)
 
 
 def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]:
