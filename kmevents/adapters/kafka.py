@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
+from kmevents.errors import UsageError
 from kmevents.settings import KafkaSettings
 
 __all__ = [
@@ -359,6 +360,18 @@ class PartitionReader:
                                          auto_offset_reset="none",
                                          max_partition_fetch_bytes=self.max_bytes, fetch_max_bytes=self.max_bytes)
                     await c.start()
+                    try:
+                        # Asked for by name, a missing topic would be created by a broker that
+                        # auto-creates topics (the local stack's does): a typo in --topic would
+                        # leave an empty topic behind and read as an empty log. The list of
+                        # every topic creates none.
+                        if self.tp.topic not in await c.topics():
+                            raise UsageError(f"topic {self.tp.topic!r} does not exist on {self.k.bootstrap}",
+                                             hint="check --topic and KMEVENTS_KAFKA__EVENTS_TOPIC, or ingest first "
+                                                  "(`kmevents stack up` creates kmevents' own topics)")
+                    except BaseException:
+                        await c.stop()
+                        raise
                     c.assign([self.tp])
                     c.pause(self.tp)
                     self._c = c

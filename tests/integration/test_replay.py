@@ -229,6 +229,22 @@ def test_cli_exit_codes_clean_drift_usage(isolated: Settings, tmp_path: Path) ->
     usage = cli(isolated, "state", "--at", "not-a-time")
     assert usage.returncode == 2 and "not understood" in usage.stderr
     assert cli(isolated, "verify", "--yes").returncode == 2
+    # a topic that does not exist: said so, and not created by asking (the stack's broker auto-creates)
+    typo = f"{isolated.kafka.events_topic}.typo"
+    missing = cli(isolated, "state", "--topic", typo, "--partition", "0", "--no-progress")
+    assert missing.returncode == 2 and f"topic '{typo}' does not exist" in missing.stderr, missing.stderr
+
+    async def topics() -> set[str]:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(**kafka_adapter.client_options(isolated.kafka))
+        await admin.start()
+        try:
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    assert typo not in asyncio.run(topics())
 
 
 def test_follow_writes_segments_that_chain_and_replay_like_the_topic(isolated: Settings, tmp_path: Path) -> None:
