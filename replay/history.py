@@ -30,6 +30,7 @@ from kmevents.replay.selectors import Selector
 from kmevents.replay.sources import Source
 from kmevents.replay.timespec import iso_of_ms, lag_seconds, micros_of
 
+from kmevents.jsonobj import obj
 from kmevents.reducer import ClusterState
 
 Key = tuple[str, str]
@@ -153,8 +154,8 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
 
 
 def _reason(ev: dict[str, Any]) -> str | None:
-    pl = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
-    st = pl.get("status") if isinstance(pl.get("status"), dict) else {}
+    pl = obj(ev, "payload")
+    st = obj(pl, "status")
     parts = [str(x) for x in (st.get("state"), st.get("reason"), pl.get("reason"), st.get("message") or pl.get("message"))
              if x]
     return " ".join(parts) if parts else None

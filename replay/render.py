@@ -67,7 +67,7 @@ def state_summary(st: ClusterState, limit: int = 20) -> str:
     if running:
         hosts = {aid: a.get("hostname") for aid, a in agents}
         parts.append(f"running tasks ({len(running)}, first {min(limit, len(running))}):")
-        parts.append(table([[t.get("id"), hosts.get(t.get("agent_id"), t.get("agent_id")), t.get("pod"),
+        parts.append(table([[t.get("id"), hosts.get(str(t.get("agent_id")), t.get("agent_id")), t.get("pod"),
                              t.get("since")] for t in running[:limit]], ["task", "agent", "pod", "since"]))
     pods = list(st.entities("pod"))
     parts.append(f"pods by condition: {dict(sorted(Counter(condition(p) for _, p in pods).items(), key=str))}")

@@ -103,7 +103,7 @@ class KafkaSource(Source):
         self.records = records if reader is not None else None
         self.topic = topic
         self.read_partition = partition  # the partition read in ``topic``
-        self.partition = partition  # the original partition (differs in an imported copy)
+        self.partition: int = partition  # the original partition (differs in an imported copy)
         self.cluster = cluster
         self.key = cluster.encode()
         self.name = f"kafka:{topic}/{partition}"
@@ -216,7 +216,7 @@ class MergedSource(Source):
         self.sources = list(sources)
         if not self.sources:
             raise UsageError("no source to read", hint="give --source kafka and/or archive files")
-        parts = {s.partition for s in self.sources if isinstance(s, ArchiveSource)} or {
+        parts = {s.partition for s in self.sources if isinstance(s, ArchiveSource) and s.partition is not None} or {
             s.partition for s in self.sources[:1] if s.partition is not None}
         if len(parts) > 1:
             raise UsageError(f"the sources come from different partitions {sorted(parts)}",

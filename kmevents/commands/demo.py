@@ -144,7 +144,7 @@ async def round_trip(settings: Settings, n: int) -> dict[str, object]:
     }
 
 
-async def pipeline_run(settings: Settings, cluster: str, n: int, seed: int, say: object) -> dict[str, object]:
+async def pipeline_run(settings: Settings, cluster: str, n: int, seed: int, say: object) -> dict[str, Any]:
     """Simulate -> ingest -> derive -> summarise -> verify, on the running stack."""
     from collections import Counter
 

@@ -75,7 +75,7 @@ def make_app(settings: Settings, clusters: list[str], sinks: list[Sink], *, web_
     step = max(1.0, m.window_seconds / 6)
     event_rates = (app.Table("kmevents-monitor-rates", default=int, partitions=partitions)
                    .hopping(m.window_seconds, step, expires=m.window_seconds * 3)
-                   .relative_to(occurred_seconds))
+                   .relative_to(occurred_seconds))  # type: ignore[attr-defined]  # faust's stubs lack it
     monitors: dict[str, ClusterMonitor] = {}
 
     @app.agent(events)

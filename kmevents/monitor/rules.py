@@ -47,6 +47,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kmevents.jsonobj import obj
 from kmevents.replay.history import condition
 from kmevents.replay.timespec import iso_of_micros, micros_of
 
@@ -211,7 +212,7 @@ class RuleEngine:
         if t < self.watermark - self.window_us:
             return  # too late for any window
         typ = ev.get("type")
-        pl = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
+        pl = obj(ev, "payload")
         if typ == "task.status_updated":
             st = pl.get("status") or {}
             if st.get("state") in LOST_STATES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from typing import Any
 
@@ -55,9 +56,9 @@ def frame(m: ClusterMonitor, *, max_rows: int = 15) -> Group:
     al = Table(title=f"firing alerts ({len(m.engine.firing)})", expand=True, title_justify="left")
     for col in ("severity", "rule", "about", "since (source time)", "summary"):
         al.add_column(col)
-    for a in sorted(m.engine.firing.values(), key=lambda a: (a.severity, a.rule, a.key))[:max_rows]:
-        al.add_row(Text(a.severity, style=SEV_STYLE.get(a.severity, "")), a.rule, a.key, str(a.started_at or "-"),
-                   a.summary)
+    for alert in sorted(m.engine.firing.values(), key=lambda a: (a.severity, a.rule, a.key))[:max_rows]:
+        al.add_row(Text(alert.severity, style=SEV_STYLE.get(alert.severity, "")), alert.rule, alert.key,
+                   str(alert.started_at or "-"), alert.summary)
     if not m.engine.firing:
         al.add_row("-", "none", "", "", "")
     return Group(Panel(head, title="kmevents monitor"), at, summary, al)
@@ -73,17 +74,11 @@ def render_text(m: ClusterMonitor, width: int = 160) -> str:
     """One frame as plain text (``--once``, tests)."""
     from rich.console import Console
 
-    console = Console(width=width, record=True, file=_Null(), color_system=None)
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(frame(m))
     return console.export_text()
 
 
-class _Null:
-    def write(self, s: str) -> int:
-        return len(s)
-
-    def flush(self) -> None:
-        return None
 
     def isatty(self) -> bool:
         return False

@@ -326,8 +326,9 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         note(st, STALE, "pod", pid, "upsert of a pod already deleted; ignored")
         return
     mapped = {f: annotations[a] for a, f in ANNOTATION_FIELDS.items() if a in annotations}
+    # mypy does not narrow ``cur`` through keep_binding/same_uid/same_labels (each implies cur is not None)
     keep_binding = cur is not None and cur["uid"] == uid
-    binding_host = mapped.get("binding_host") or (cur["binding_host"] if keep_binding else None)
+    binding_host = mapped.get("binding_host") or (cur["binding_host"] if keep_binding else None)  # type: ignore[index]
     volumes = _volumes(p.get("volumes"), node_name or binding_host)
     rcs: set[str] = set()
     svcs_left: set[str] = set()
@@ -335,12 +336,12 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     # Memberships depend on labels, phase and readiness only. With the same
     # labels the pod stays selected by the same RCs and services and at most
     # moves inside them (most upserts: phase changes, container restarts).
-    same_uid = cur is not None and cur["uid"] == uid
-    same_labels = same_uid and cur["labels"] == labels
+    same_uid = keep_binding
+    same_labels = same_uid and cur["labels"] == labels  # type: ignore[index]
     if same_labels:
-        moved = cur["phase"] != phase or cur["ready"] != ready
-        was_running = cur["phase"] == "Running"
-        was_ready = cur["ready"]
+        moved = cur["phase"] != phase or cur["ready"] != ready  # type: ignore[index]
+        was_running = cur["phase"] == "Running"  # type: ignore[index]
+        was_ready = cur["ready"]  # type: ignore[index]
     elif cur is not None:
         _unindex_pod(st, cur, rcs, svcs_left)
     if not same_uid:
@@ -357,7 +358,7 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
             "last_event": None,
         }
     else:
-        pod = cur
+        pod = cur  # type: ignore[assignment]
         if pod["phase"] != phase:
             pod["phase"] = phase
             pod["since"] = t
@@ -410,7 +411,7 @@ def pod_scheduled(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     task = st.tasks.get(tid) if tid is not None else None
     if task is not None and task["pod"] is None:
         task["pod"] = pid
-        st._dirty.add(("task", tid))
+        st._dirty.add(("task", tid))  # type: ignore[arg-type]  # a task was found: tid is not None
 
 
 def pod_evicted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
@@ -556,7 +557,7 @@ def _delete_selecting(st: ClusterState, kind: str, pl: Ent, index: dict[str, Any
     key = ns + "/" + _str(pl["name"], "name")
     cur = st._tables[kind].get(key)
     if _delete_plain(st, kind, key):
-        _sel_remove(index, ns, key, cur["selector"])
+        _sel_remove(index, ns, key, cur["selector"])  # type: ignore[index]  # it existed: cur is not None
         del members[key]
 
 
@@ -603,7 +604,7 @@ def _endpoint_ids(addrs: list[Any]) -> set[str]:
     ``_pod_ref`` inlined (same checks, same order, same messages): an
     endpoints event lists every address of a service, tens of them.
     """
-    seen = set()
+    seen: set[str] = set()
     add = seen.add
     for a in addrs:
         ref = a.get("pod")

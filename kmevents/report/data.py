@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kmevents.jsonobj import obj
 from kmevents.monitor.rules import RuleEngine
 from kmevents.reducer import ClusterState
 from kmevents.replay.history import condition
@@ -90,7 +91,7 @@ class Collector:
         self.hosts: dict[str, str] = {}
 
     def _lane(self, ev: dict[str, Any], st: ClusterState) -> str:
-        pl = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
+        pl = obj(ev, "payload")
         aid = pl.get("agent_id") or (pl.get("agent") or {}).get("id") or (pl.get("status") or {}).get("agent_id")
         if aid:
             a = st.agents.get(str(aid))
@@ -133,8 +134,8 @@ class Collector:
             self.d.first_offset = rec.offset
         self.d.last_offset = rec.offset
         typ = str(ev.get("type"))
-        pl = ev.get("payload") if isinstance(ev.get("payload"), dict) else {}
-        status = pl.get("status") if isinstance(pl.get("status"), dict) else {}
+        pl = obj(ev, "payload")
+        status = obj(pl, "status")
         if typ in NOTABLE or (typ == "task.status_updated" and status.get("state") in BAD_STATES):
             what = typ if typ != "task.status_updated" else str(status.get("state"))
             detail = " ".join(str(x) for x in (pl.get("reason"), status.get("reason"), status.get("task_id"),
@@ -144,10 +145,10 @@ class Collector:
                        "detail": detail, "offset": rec.offset})
         if t >= self.next_eval:
             self.next_eval = t + self.step
-            for a in self.engine.evaluate(st, now_ms=rec.timestamp):
-                self._add({"t": a.ended_at or a.started_at or occ, "lane": "alerts", "kind": "alert", "type": a.rule,
-                           "label": f"{a.rule} {a.status}", "detail": a.summary, "severity": a.severity,
-                           "status": a.status, "offset": rec.offset})
+            for alert in self.engine.evaluate(st, now_ms=rec.timestamp):
+                self._add({"t": alert.ended_at or alert.started_at or occ, "lane": "alerts", "kind": "alert",
+                           "type": alert.rule, "label": f"{alert.rule} {alert.status}", "detail": alert.summary,
+                           "severity": alert.severity, "status": alert.status, "offset": rec.offset})
 
     def _slo(self, ev: dict[str, Any], st: ClusterState, dirty: set[tuple[str, str]], t: int, in_window: bool) -> None:
         for k, i in dirty:

@@ -220,7 +220,7 @@ class Simulator:
         self._random = self.rng.random
         self._steps = [int(self.rng.expovariate(1.0) * self.mean_step) + 1 for _ in range(1024)]
         self.burst = 0
-        self.heap: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
+        self.heap: list[tuple[int, int, Callable[..., object], tuple[Any, ...]]] = []
         self.hseq = 0
         self.rv = 1000
 
@@ -280,7 +280,7 @@ class Simulator:
             self.now += self._steps[int(self._random() * 1024)]
         return self.now
 
-    def after(self, seconds: float, fn: Callable[..., None], *args: Any) -> None:
+    def after(self, seconds: float, fn: Callable[..., object], *args: Any) -> None:
         self.hseq += 1
         heapq.heappush(self.heap, (self.now + int(seconds * US), self.hseq, fn, args))
 

@@ -219,7 +219,7 @@ class TypedEventParser:
         out = self.stream.record(seq)
         kind = event.get("type")
         handler = self.HANDLERS.get(kind) if isinstance(kind, str) else None
-        if handler is None:
+        if handler is None or not isinstance(kind, str):
             self.skipped.add(f"type {kind!r}")
             return out
         out.extend(handler(self, event.get(kind.lower()) or {}))
