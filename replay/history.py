@@ -31,30 +31,9 @@ from kmevents.replay.sources import Source
 from kmevents.replay.timespec import iso_of_ms, lag_seconds, micros_of
 
 from kmevents.jsonobj import obj
-from kmevents.reducer import ClusterState
+from kmevents.reducer import ClusterState, condition
 
 Key = tuple[str, str]
-
-
-def condition(value: dict[str, Any] | None) -> str:
-    """One word for where an entity stands: a task's state, a pod's phase, an agent's status ...
-
-    A deleted or evicted pod says so (``Deleted``, ``Evicted``): its last phase
-    (often ``Running``) is what the kubelet reported before, not where it stands.
-    """
-    if value is None:
-        return "removed"
-    if value.get("deleted") is not None:
-        return "Deleted"
-    if value.get("evicted") is not None:
-        return "Evicted"
-    for f in ("state", "phase", "status"):
-        v = value.get(f)
-        if isinstance(v, str):
-            return v
-    if "ready" in value:
-        return "Ready" if value["ready"] else "NotReady"
-    return "present"
 
 
 @dataclass

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from kmevents.replay.history import condition
-
 from kmevents.reducer import ClusterState
+from kmevents.reducer.conditions import condition
 
 
 def table(rows: list[list[Any]], headers: list[str]) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kmevents.replay.history import condition
+from kmevents.reducer.conditions import condition
 from kmevents.replay.selectors import Selector
 
 #: URL path segment -> reducer kind.

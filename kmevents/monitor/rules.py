@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kmevents.jsonobj import obj
-from kmevents.replay.history import condition
+from kmevents.reducer.conditions import condition
 from kmevents.replay.timespec import iso_of_micros, micros_of
 
 SEVERITY = {

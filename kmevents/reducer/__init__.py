@@ -21,6 +21,7 @@ API (stable; the processors build on it)::
     state = ClusterState.from_snapshot(data)    # loads back exactly
     state, anns = fold(events, state=None, cluster="c1")  # dicts, bytes or (p, o, ev)
     with few_collections(): ...   # the GC setting fold uses; for loops of apply
+    condition(state.entity(kind, id))   # "TASK_RUNNING", "Running", "Evicted", "removed" ...
 
 Kinds: cluster, framework, agent, offer, inverse_offer, task, executor, pod,
 namespace, node, rc, service, role. Ids: task_id; pod/rc/service
@@ -47,6 +48,7 @@ Bump ``REDUCER_VERSION`` whenever the same log would fold to other values.
 
 from kmevents.reducer.annotations import Annotation
 from kmevents.reducer.apply import HANDLERS, KNOWN_TYPES, apply, few_collections, fold
+from kmevents.reducer.conditions import condition
 from kmevents.reducer.resources import Malformed
 from kmevents.reducer.retention import Retention
 from kmevents.reducer.snapshot import SnapshotError
@@ -63,6 +65,7 @@ __all__ = [
     "Retention",
     "SnapshotError",
     "apply",
+    "condition",
     "few_collections",
     "fold",
 ]

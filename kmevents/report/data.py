@@ -22,7 +22,7 @@ from typing import Any
 from kmevents.jsonobj import obj
 from kmevents.monitor.rules import RuleEngine
 from kmevents.reducer import ClusterState
-from kmevents.replay.history import condition
+from kmevents.reducer.conditions import condition
 from kmevents.replay.timespec import iso_of_micros, micros_of
 from kmevents.settings import MonitorSettings
 

@@ -78,7 +78,7 @@ def test_history_says_a_deleted_pod_is_deleted_not_its_last_phase(arc: Path) -> 
 
 
 def test_condition_words() -> None:
-    from kmevents.replay.history import condition
+    from kmevents.reducer.conditions import condition
 
     assert condition(None) == "removed"
     assert condition({"state": "TASK_LOST"}) == "TASK_LOST"
