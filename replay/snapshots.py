@@ -23,16 +23,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from kmevents.replay.warm import load_snapshot
 
 from kmevents import layout
-from kmevents.adapters import etcd as etcd_adapter
-from kmevents.adapters import kafka as kafka_adapter
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
 from kmevents.settings import Settings
+
+if TYPE_CHECKING:  # the clients load where used: reading archives alone needs neither (cold start)
+    from kmevents.adapters import etcd as etcd_adapter
 
 log = logging.getLogger("kmevents.replay.snapshots")
 
@@ -40,6 +41,8 @@ log = logging.getLogger("kmevents.replay.snapshots")
 async def index_entries(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
                         generation: str | None = None) -> list[dict[str, Any]]:
     """The cluster's snapshot index entries, oldest first (each with its etcd ``_key``)."""
+    from kmevents.adapters import etcd as etcd_adapter
+
     gen = generation or layout.live_generation()
     prefix = layout.snapshot_index_prefix(f"{settings.etcd.prefix}/{gen}", cluster)
     _, kvs = await etcd_adapter.range_at(client, prefix, range_end=etcd_adapter.prefix_end(prefix))
@@ -57,6 +60,8 @@ async def read_bytes(settings: Settings, entry: dict[str, Any], reader: Any = No
     ``reader``: a ``kafka_adapter.PartitionReader`` of the entry's snapshot partition, kept
     open by a long-lived caller (else a consumer is made for this read).
     """
+    from kmevents.adapters import kafka as kafka_adapter
+
     k = settings.kafka
     offsets = [int(o) for o in entry["chunk_offsets"]]
     if reader is not None:

@@ -199,3 +199,16 @@ def test_state_from_the_archive_alone_on_the_cli_starts_at_a_snapshot(log: list[
     v = km("verify", "--source", str(with_snaps), "--format", "json")
     assert v.returncode == 0, v.stdout + v.stderr
     assert orjson.loads(v.stdout)["snapshots_checked"] == 2
+
+
+def test_reading_archives_loads_no_kafka_or_etcd_client(with_snaps: Path) -> None:
+    """Cold start of the laptop case: aiokafka and aetcd cost ~0.1 s of imports and are not used."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from kmevents.cli import main; "
+            f"rc = main(['state', '--source', {str(with_snaps)!r}, '--offset', '2500', '--format', 'json', "
+            "'--no-progress']); "
+            "print(sorted(m for m in ('aiokafka', 'aetcd') if m in sys.modules), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
