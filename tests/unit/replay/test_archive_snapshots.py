@@ -212,3 +212,14 @@ def test_reading_archives_loads_no_kafka_or_etcd_client(with_snaps: Path) -> Non
             "print(sorted(m for m in ('aiokafka', 'aetcd') if m in sys.modules), file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
+
+
+def test_archive_info_tells_what_an_archive_holds_from_its_header(with_snaps: Path) -> None:
+    out = km("archive", "info", str(with_snaps.parent))
+    assert out.returncode == 0, out.stderr
+    assert "offsets 0..2999: 3,000 records" in out.stdout and "2 snapshots: @999" in out.stdout
+    doc = orjson.loads(km("archive", "info", str(with_snaps), "--format", "json").stdout)
+    assert [x["offset"] for x in doc[0]["snapshots"]] == [999, 1999] and doc[0]["count"] == N
+    assert doc[0]["size_bytes"] == with_snaps.stat().st_size
+    bad = km("archive", "info", str(with_snaps.parent / "missing.kmarch"))
+    assert bad.returncode == 2 and "no such archive" in bad.stderr
