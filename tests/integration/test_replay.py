@@ -259,12 +259,13 @@ def test_follow_writes_segments_that_chain_and_replay_like_the_topic(isolated: S
     assert [h["chain_head_start"] for h in heads[1:]] == [h["chain_head_end"] for h in heads[:-1]]
     # each segment keeps the worker's snapshots of its range (one every 700 events here)
     kept = [x["offset"] for h in heads for x in h["snapshots"]]
-    assert kept and all(h["covers_from"] <= x["offset"] <= h["covers_to"] for h in heads for x in h["snapshots"])
+    assert kept and all(h["covers_from"] <= x["offset"] <= h["covers_to"] for h in heads for x in h["snapshots"]), \
+        [(h["covers_from"], h["covers_to"], h["snapshots"]) for h in heads]
     v = cli(isolated, "verify", "--source", *map(str, segs), "--format", "json")
     assert v.returncode == 0, v.stdout + v.stderr
-    assert orjson.loads(v.stdout)["snapshots_checked"] == len(kept)
+    assert orjson.loads(v.stdout)["snapshots_checked"] == len(kept), v.stdout
     a = orjson.loads(cli(isolated, "state", "--format", "json", "--source", *map(str, segs)).stdout)
-    assert a["position"]["started_from_snapshot"] == kept[-1]
+    assert a["position"]["started_from_snapshot"] == kept[-1], (a["position"], kept)
     b = orjson.loads(cli(isolated, "state", "--format", "json", "--no-snapshots").stdout)
     assert a["state"] == b["state"] and a["position"]["chain_head"] == b["position"]["chain_head"]
     assert p == heads[0]["partition"]
