@@ -33,7 +33,7 @@ from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS, PartitionDeriver
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
-from kmevents.errors import FencedError
+from kmevents.errors import EnvironmentProblem, FencedError
 from kmevents.reducer import ClusterState, Retention
 from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
 from kmevents.settings import Settings
@@ -185,6 +185,14 @@ class DeriveWorker:
             start = min((o for o, _ in snap_chains.values()), default=-1) + 1 if len(snap_chains) == len(
                 ckpt.chains) else 0
             records = await kafka_adapter.read_range(self.settings.kafka, tp.topic, tp.partition, start, ckpt.offset)
+            if start <= ckpt.offset and (not records or records[-1].offset != ckpt.offset):
+                # Folding on from a partial prefix would commit state and chains that are not
+                # the log's: refuse (the listener stops the worker; a restart retries).
+                raise EnvironmentProblem(
+                    f"partition {tp.partition}: reading offsets {start}..{ckpt.offset} to restore the state "
+                    f"ended at {records[-1].offset if records else start - 1}",
+                    hint="the events topic lost records below the checkpoint (retention?) or the broker "
+                         "answered partially; restart the worker, and run `kmevents verify`")
             d.restore(records, snaps, snap_chains)
         self.derivers[tp.partition] = d
         self._consumer.seek(tp, ckpt.offset + 1)

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from kmevents.errors import UsageError
+from kmevents.errors import EnvironmentProblem, UsageError
 from kmevents.settings import KafkaSettings
 
 __all__ = [
@@ -340,6 +340,9 @@ class PartitionReader:
     records; after it the partition is paused.
     """
 
+    #: How long a read waits for records the log holds before it fails.
+    stall_seconds = 60.0
+
     def __init__(self, k: KafkaSettings, topic: str, partition: int, *, max_bytes: int = 16 * 1024 * 1024) -> None:
         self.k = k
         self.tp = TopicPartition(topic, partition)
@@ -414,7 +417,8 @@ class PartitionReader:
                 end = nxt - 1
         pos = max(start, first)
         st["reached"] = pos - 1
-        empty_polls = 0
+        loop = asyncio.get_running_loop()
+        progress_at = loop.time()
         while pos <= end:
             async with self._lock:
                 if self._at != pos:
@@ -429,13 +433,21 @@ class PartitionReader:
                 pos = recs[-1].offset + 1 if recs else max(pos, await c.position(tp))
                 self._at = pos
             if not recs:
-                if pos >= (await c.end_offsets([tp]))[tp]:
+                log_end = (await c.end_offsets([tp]))[tp]
+                if pos >= log_end:
                     break  # ``end`` lies beyond what is stored: the read ends where the log does
-                empty_polls += 1
-                if empty_polls >= 10:
-                    break  # the broker gave nothing for 10 s: ``reached`` tells how far the read got
+                if pos > st["reached"] + 1:
+                    progress_at = loop.time()  # only offsets without records (markers) passed
+                elif loop.time() - progress_at > self.stall_seconds:
+                    # Never end early with records still stored: a caller (the worker's restore)
+                    # would take a partial read for the whole range.
+                    raise EnvironmentProblem(
+                        f"Kafka returned no records of {tp.topic}/{tp.partition} from offset {pos} for "
+                        f"{self.stall_seconds:.0f}s although the log holds offsets up to {log_end - 1}",
+                        hint="check the broker (`kmevents stack status`, `kmevents stack logs kafka`)")
+                st["reached"] = min(pos - 1, end)
                 continue
-            empty_polls = 0
+            progress_at = loop.time()
             if recs[-1].offset > end:
                 recs = [r for r in recs if r.offset <= end]
             st["reached"] = min(pos - 1, end)

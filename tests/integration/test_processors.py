@@ -11,6 +11,7 @@ import time
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 from kmevents.processors.checkpoint import Checkpoint
 from kmevents.processors.worker import DeriveWorker
 from kmevents.replay.verify import verify
@@ -180,6 +181,31 @@ async def test_a_fenced_worker_gives_the_partition_up_then_takes_it_anew_from_et
     assert (await checkpoints(isolated))[part].worker == "w1"
     report = await verify(isolated, [isolated.cluster])
     assert report.clean, [f.as_dict() for f in report.drift[:5]]
+
+
+async def test_a_restore_whose_read_comes_back_short_is_refused_not_folded_on(isolated: Settings,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partial read of the prefix would restore a state and chains that are not the log's,
+    and the worker would commit them on top: it must stop instead (a restart retries)."""
+    from kmevents.errors import EnvironmentProblem
+
+    await ingest_sim(isolated, isolated.cluster, 500)
+    await run_worker_until_caught_up(isolated)
+    part = next(iter(await checkpoints(isolated)))
+    whole = kafka_adapter.read_range
+
+    async def short(*a: object, **kw: object) -> list:
+        return (await whole(*a, **kw))[:-3]  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kafka_adapter, "read_range", short)
+    w = DeriveWorker(isolated, group_id=f"g2-{isolated.cluster}", worker_id="w2")
+    await w.start()
+    try:
+        with pytest.raises(EnvironmentProblem, match="ended at"):
+            await w.take_partition(TopicPartition(isolated.kafka.events_topic, part))
+        assert part not in w.derivers
+    finally:
+        await w.stop()
 
 
 async def test_a_batch_of_only_already_applied_records_is_skipped_without_a_write(isolated: Settings) -> None:
