@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +61,27 @@ async def export(src: Source, path: str | Path, *, cluster: str, topic: str, sta
     """
     assert src.partition is not None
     assert (keep is None) == (filtered is None), "a filtered archive says how it was filtered"
+    return await _write(path, src.batches(start, end), cluster=cluster, partition=src.partition, topic=topic,
+                        start=start, end=end, chain_head_start=chain_head_start, snapshots=snapshots,
+                        snapshot_every=snapshot_every, keep=keep, filtered=filtered, on_batch=on_batch)
+
+
+async def _write(path: str | Path, batches: AsyncIterator[list[LogRecord]], *, cluster: str, partition: int,
+                 topic: str, start: int, end: int, chain_head_start: str | None, snapshots: Snapshots | None,
+                 snapshot_every: int, keep: Callable[[LogRecord], bool] | None = None,
+                 filtered: dict[str, Any] | None = None,
+                 on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """One archive of ``batches`` (records of ``[start, end]``) and the snapshots it keeps; its header."""
     chosen = await _snapshots_for(snapshots, cluster, start, end, snapshot_every) if filtered is None else []
-    w = archive.ArchiveWriter(path, cluster=cluster, partition=src.partition, topic=topic, covers_from=start,
+    w = archive.ArchiveWriter(path, cluster=cluster, partition=partition, topic=topic, covers_from=start,
                               chain_head_start=chain_head_start, filtered=filtered,
                               heads_at={int(e["offset"]) for e in chosen})
     try:
-        async for batch in src.batches(start, end):
+        async for batch in batches:
             for r in batch:
                 if keep is None or keep(r):
                     w.add(r)
-            if on_batch is not None:
+            if on_batch is not None and batch:
                 on_batch(batch[-1].offset)
         if snapshots is not None:
             await _add_snapshots(w, snapshots, chosen)
@@ -78,6 +89,10 @@ async def export(src: Source, path: str | Path, *, cluster: str, topic: str, sta
         w.abort()
         raise
     return w.close(covers_to=end)
+
+
+async def _one_batch(recs: list[LogRecord]) -> AsyncIterator[list[LogRecord]]:
+    yield recs
 
 
 async def _snapshots_for(snapshots: Snapshots | None, cluster: str, start: int, end: int,
@@ -159,18 +174,8 @@ async def follow(src: Source, folder: str | Path, *, cluster: str, topic: str, s
                     break
             seg = folder / archive.segment_name(cluster, nxt, end)
             assert src.partition is not None
-            chosen = await _snapshots_for(snapshots, cluster, nxt, end, snapshot_every)
-            w = archive.ArchiveWriter(seg, cluster=cluster, partition=src.partition, topic=topic, covers_from=nxt,
-                                      chain_head_start=head, heads_at={int(e["offset"]) for e in chosen})
-            try:
-                for r in recs:
-                    w.add(r)
-                if snapshots is not None:
-                    await _add_snapshots(w, snapshots, chosen)
-            except BaseException:
-                w.abort()
-                raise
-            h = w.close(end)
+            h = await _write(seg, _one_batch(recs), cluster=cluster, partition=src.partition, topic=topic, start=nxt,
+                             end=end, chain_head_start=head, snapshots=snapshots, snapshot_every=snapshot_every)
             written.append({**h, "path": str(seg)})
             say(f"segment {seg.name}: {h['count']} records, offsets {nxt}..{end}, chain {h['chain_head_end']}, "
                 f"{len(h['snapshots'])} snapshots")

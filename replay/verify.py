@@ -322,9 +322,7 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                             keep_state=not older)
             res = await fold_pass(src, cluster, checks)
             _chain_and_heads(report, cluster, partition, src, res, anchors)
-            report.snapshots_checked += len(entries)
-            for off, problem in sorted(res.snapshot_mismatch.items()):
-                report.findings.append(Finding("snapshot", cluster, f"snapshot@{off}", problem))
+            _snapshot_findings(report, cluster, entries, res)
             if ckpt is None or ckpt.offset < 0:
                 continue
             log_head = res.head_at.get(ckpt.offset)
@@ -364,6 +362,12 @@ def _chain_and_heads(report: Report, cluster: str, partition: int | None, src: S
                              "head": res.end_head, "time": iso_of_ms(res.last_ts or 0)})
 
 
+def _snapshot_findings(report: Report, cluster: str, entries: list[dict[str, Any]], res: PassResult) -> None:
+    report.snapshots_checked += len(entries)
+    for off, problem in sorted(res.snapshot_mismatch.items()):
+        report.findings.append(Finding("snapshot", cluster, f"snapshot@{off}", problem))
+
+
 def _archives(src: Source) -> list[ArchiveSource]:
     if isinstance(src, ArchiveSource):
         return [src]
@@ -397,7 +401,5 @@ async def verify_offline(src: Source, cluster: str, anchors: list[dict[str, Any]
                     keep_state=False, snapshot_entries=entries, snapshots=store)
     res = await fold_pass(src, cluster, checks)
     _chain_and_heads(report, cluster, src.partition, src, res, anchors)
-    report.snapshots_checked += len(entries)
-    for off, problem in sorted(res.snapshot_mismatch.items()):
-        report.findings.append(Finding("snapshot", cluster, f"snapshot@{off}", problem))
+    _snapshot_findings(report, cluster, entries, res)
     return report

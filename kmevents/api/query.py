@@ -37,6 +37,7 @@ from kmevents.api.reads import BadToken, EtcdReader, View, decode_token, encode_
 from kmevents.api.timetravel import BadPoint, TimeTravel, target_of
 from kmevents.errors import UsageError
 from kmevents.reducer import REDUCER_VERSION
+from kmevents.replay.archiving import SNAPSHOT_EVERY as ARCHIVE_SNAPSHOT_EVERY
 
 router = APIRouter(prefix="/v1/clusters", tags=["query"])
 
@@ -228,7 +229,7 @@ async def export_archive(
     request: Request, cluster: ClusterName,
     from_: int | None = Query(None, alias="from", ge=0, le=2**62, description="first offset (default: the log's first)"),
     to: int | None = Query(None, ge=0, le=2**62, description="last offset, inclusive (default: the log's last)"),
-    snapshot_every: int = Query(50_000, ge=0, le=2**62,
+    snapshot_every: int = Query(ARCHIVE_SNAPSHOT_EVERY, ge=0, le=2**62,
                                 description="keep a snapshot about every N offsets (0: none), as `kmevents archive "
                                             "export --snapshot-every`"),
 ) -> Response:

@@ -223,3 +223,9 @@ def test_archive_info_tells_what_an_archive_holds_from_its_header(with_snaps: Pa
     assert doc[0]["size_bytes"] == with_snaps.stat().st_size
     bad = km("archive", "info", str(with_snaps.parent / "missing.kmarch"))
     assert bad.returncode == 2 and "no such archive" in bad.stderr
+
+
+def test_export_help_states_the_default_spacing_export_uses() -> None:
+    """The parser does not import replay (cold start): its help states the default, this keeps it true."""
+    out = km("archive", "export", "--help")
+    assert f"default {archiving.SNAPSHOT_EVERY:,}" in " ".join(out.stdout.split())
