@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from typing import Any
 
 from rich.console import Group
 from rich.panel import Panel
@@ -77,11 +76,3 @@ def render_text(m: ClusterMonitor, width: int = 160) -> str:
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(frame(m))
     return console.export_text()
-
-
-
-    def isatty(self) -> bool:
-        return False
-
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(name)
