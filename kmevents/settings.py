@@ -105,7 +105,7 @@ class ApiToken(BaseModel):
 
     token: SecretStr
     name: str = Field("", description="who holds it (shown in logs, never the token)")
-    scopes: list[Literal["read", "ingest"]] = Field(default_factory=lambda: list[Literal["read", "ingest"]](["read"]))
+    scopes: list[Literal["read", "ingest"]] = ["read"]  # pydantic copies a mutable default per instance
     clusters: list[str] | None = Field(None, description="clusters it may see; None = all")
     namespaces: list[str] | None = Field(None, description="namespaces it may see; None = all")
 
