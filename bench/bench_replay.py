@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,23 @@ def run(quick: bool) -> list[dict[str, Any]]:
     return out
 
 
+def _snapshots_along(recs: list[Any], every: int) -> Iterator[tuple[Any, str, bytes | None]]:
+    """Each record with the chain head after it and, every ``every`` offsets, the snapshot of
+    the fold there (the worker's format); None between."""
+    from kmevents import chain
+    from kmevents.reducer import ClusterState, apply
+
+    st, h = ClusterState.empty(CLUSTER), chain.GENESIS
+    for r in recs:
+        h = chain.link(h, r.key, r.value)
+        apply(st, orjson.loads(r.value), partition=0, offset=r.offset)
+        data = None
+        if (r.offset + 1) % every == 0:
+            st.take_dirty()
+            data = st.to_snapshot(chain_hash=h)
+        yield r, h, data
+
+
 def _cold_state(*argv: str) -> float:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "kmevents.cli", "state", "--cluster", CLUSTER, "--format", "json",
@@ -154,23 +172,16 @@ def _archive_point_in_time(recs: list[Any], tmp: Path, plain_size: int) -> list[
 def _archive_pit(recs: list[Any], tmp: Path, plain_size: int, every: int, label: str) -> dict[str, Any]:
     from kmevents.replay import archive
 
-    from kmevents import chain
-    from kmevents.reducer import REDUCER_VERSION, ClusterState, apply
+    from kmevents.reducer import REDUCER_VERSION
 
     n = len(recs)
     arc = tmp / f"snapshots-{every}.kmarch"
-    at = {o for o in range(every - 1, n, every)}
-    w = archive.ArchiveWriter(arc, cluster=CLUSTER, partition=0, topic="kmevents.events", covers_from=0,
-                              heads_at=at)
-    st, h = ClusterState.empty(CLUSTER), chain.GENESIS
-    for r in recs:
+    at = range(every - 1, n, every)
+    w = archive.ArchiveWriter(arc, cluster=CLUSTER, partition=0, topic="kmevents.events", covers_from=0)
+    for r, h, data in _snapshots_along(recs, every):
         w.add(r)
-        apply(st, orjson.loads(r.value), partition=0, offset=r.offset)
-        if r.offset in at:
-            h = w.heads[r.offset]
-            st.take_dirty()
-            w.add_snapshot(st.to_snapshot(chain_hash=h), offset=r.offset, chain_head=h,
-                           reducer_version=REDUCER_VERSION)
+        if data is not None:
+            w.add_snapshot(data, offset=r.offset, chain_head=h, reducer_version=REDUCER_VERSION)
     header = w.close()
     size = arc.stat().st_size
     offs = [*random.Random(4).sample(range(n), 3), max(at) - 1 if at else n - 1]  # the last: the longest fold
@@ -191,10 +202,10 @@ def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]
     from kmevents.replay.sources import KafkaSource
 
     from bench._stack import running_stack
-    from kmevents import chain, layout
+    from kmevents import layout
     from kmevents.adapters import etcd as etcd_adapter
     from kmevents.adapters import kafka as kafka_adapter
-    from kmevents.reducer import ClusterState, apply
+    from kmevents.reducer import REDUCER_VERSION
 
     n = len(recs)
     snap_every = SNAPSHOT_EVERY_EVENTS  # the worker's default
@@ -219,14 +230,9 @@ def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]
                         futs = []
                 await asyncio.gather(*futs)
                 # snapshots in the worker's format, every snap_every events
-                st, h = ClusterState.empty(CLUSTER), chain.GENESIS
                 async with etcd_adapter.client(s.etcd) as c:
-                    for r in recs:
-                        h = chain.link(h, r.key, r.value)
-                        apply(st, orjson.loads(r.value), partition=0, offset=r.offset)
-                        if (r.offset + 1) % snap_every == 0:
-                            st.take_dirty()
-                            data = st.to_snapshot(chain_hash=h)
+                    for r, h, data in _snapshots_along(recs, snap_every):
+                        if data is not None:
                             stored = compress_snapshot(data)
                             snap_bytes.append((len(data), len(stored)))
                             chunks = [stored[i:i + (1 << 20)] for i in range(0, len(stored), 1 << 20)]
@@ -236,11 +242,8 @@ def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]
                                                            key=f"{CLUSTER}/{r.offset}/{i}/{len(chunks)}".encode())
                                 offs.append(md.offset)
                             entry = {"cluster": CLUSTER, "offset": r.offset, "chain": h, "snapshot_partition": 0,
-                                     "chunk_offsets": offs, "bytes": len(data), "reducer_version": 0,
+                                     "chunk_offsets": offs, "bytes": len(data), "reducer_version": REDUCER_VERSION,
                                      "codec": SNAPSHOT_CODEC, "stored_bytes": len(stored)}
-                            from kmevents.reducer import REDUCER_VERSION
-
-                            entry["reducer_version"] = REDUCER_VERSION
                             key = layout.snapshot_index_key(f"{s.etcd.prefix}/{layout.live_generation()}", CLUSTER,
                                                             r.offset)
                             await c.put(key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
