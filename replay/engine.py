@@ -35,11 +35,10 @@ from kmevents.replay.snapshots import Snapshots
 from kmevents.replay.sources import Source
 from kmevents.replay.timespec import TimePoint, iso_of_ms, lag_seconds
 
-from kmevents import chain
-from kmevents.contract import DecodeError, decode_fast
 from kmevents.errors import UsageError
+from kmevents.folding import APPLIED, LATER, UNDECODABLE, Fold
 from kmevents.progress import progress_bar
-from kmevents.reducer import ClusterState, Retention, apply
+from kmevents.reducer import ClusterState, Retention
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,7 @@ class Replayed:
     scanned: int = 0
     skipped_later: int = 0  # --at: events after T skipped
     undecodable: int = 0
+    fold_failed: int = 0  # records the reducer raised on (the worker dead-letters them too)
     last: dict[str, Any] | None = None  # the last event applied: offset, occurred_at, recorded_at, lag
     annotations: Counter[str] = field(default_factory=Counter)
     from_snapshot: int | None = None
@@ -86,7 +86,8 @@ class Replayed:
             "cluster": self.cluster, "partition": self.partition, "target": self.target.describe(),
             "covered_to_offset": self.end_offset, "chain_head": self.chain_head,
             "last_event": self.last, "events_applied": self.applied, "records_scanned": self.scanned,
-            "skipped_happened_later": self.skipped_later, "started_from_snapshot": self.from_snapshot,
+            "skipped_happened_later": self.skipped_later, "undecodable": self.undecodable,
+            "fold_failed": self.fold_failed, "started_from_snapshot": self.from_snapshot,
             "source": self.source, "gaps": [list(g) for g in self.gaps],
             "annotations": dict(sorted(self.annotations.items())),
         }
@@ -150,9 +151,9 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
             st = ClusterState.empty(cluster, retention=retention)
             start, head = first, await src.chain_start()
     out = Replayed(st, cluster, src.partition, target, end, head, from_snapshot=from_snap, source=src.name)
-    part = src.partition
-    link = chain.link
-    anns_count = out.annotations
+    fold = Fold(st, head, partition=src.partition)
+    fold.annotations = out.annotations
+    step = fold.step
     last_rec: LogRecord | None = None
     last_ev: dict[str, Any] | None = None
     total = max(end - start + 1, 0)
@@ -160,26 +161,18 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
         done = start
         async for batch in src.batches(start, end):
             for rec in batch:
-                if head is not None:
-                    head = link(head, rec.key, rec.value)
-                try:
-                    ev = decode_fast(rec.value or b"")
-                except DecodeError:
-                    out.undecodable += 1
-                    continue
-                if at is not None:
-                    occ = ev.get("occurred_at")
-                    if type(occ) is not str or occ > at:
+                outcome = step(rec.offset, rec.key, rec.value, happened_by=at)
+                if outcome is not APPLIED:
+                    if outcome is LATER:
                         out.skipped_later += 1
-                        continue
-                try:
-                    anns = apply(st, ev, partition=part, offset=rec.offset)
-                except Exception:  # noqa: BLE001 - the worker dead-letters these and goes on
+                    elif outcome is UNDECODABLE:
+                        out.undecodable += 1
+                    else:
+                        out.fold_failed += 1
                     continue
-                for a in anns:
-                    anns_count[a.get("kind", "other")] += 1
+                ev = fold.event
                 if on_event is not None:
-                    on_event(rec, ev, anns, st)
+                    on_event(rec, ev, fold.anns, st)  # type: ignore[arg-type]
                 last_rec, last_ev = rec, ev
                 out.applied += 1
             out.scanned += len(batch)
@@ -188,6 +181,7 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
             bar.advance(batch[-1].offset + 1 - done)
             done = batch[-1].offset + 1
             await asyncio.sleep(0)
+    head = fold.head
     out.gaps = list(getattr(src, "gaps", []))
     if out.gaps:
         out.chain_head = None

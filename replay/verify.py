@@ -40,8 +40,8 @@ from kmevents.replay.timespec import iso_of_ms
 
 from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
-from kmevents.contract import DecodeError, decode_fast
-from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError, apply
+from kmevents.folding import BAD, UNDECODABLE, Fold
+from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
 from kmevents.settings import Settings
 
 DRIFT_KINDS = ("missing", "extra", "different", "chain", "snapshot", "anchor")
@@ -74,6 +74,8 @@ class Report:
     records: int = 0
     snapshots_checked: int = 0
     anchors_checked: int = 0
+    #: records in the log the fold could not use, by outcome (the worker dead-letters them)
+    unfolded: dict[str, int] = field(default_factory=dict)
 
     @property
     def drift(self) -> list[Finding]:
@@ -91,6 +93,7 @@ class Report:
         return {"clean": self.clean, "checked_keys": self.checked_keys, "records": self.records,
                 "checkpoints": self.checkpoints, "snapshots_checked": self.snapshots_checked,
                 "anchors_checked": self.anchors_checked, "annotations": dict(sorted(self.annotations.items())),
+                "unfolded_records": dict(sorted(self.unfolded.items())),
                 "drift": [f.as_dict() for f in self.drift],
                 "other_findings": [f.as_dict() for f in self.findings if f.kind not in DRIFT_KINDS],
                 "chain_heads": self.heads}
@@ -138,6 +141,8 @@ class PassResult:
     last_ts: int | None
     records: int
     annotations: Counter[str]
+    #: records the fold could not use, by outcome (undecodable, fold_failed)
+    bad: dict[str, int] = field(default_factory=dict)
 
 
 def _entities(st: ClusterState) -> dict[tuple[str, str], bytes]:
@@ -147,23 +152,24 @@ def _entities(st: ClusterState) -> dict[tuple[str, str], bytes]:
 async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
     """Fold the cluster's whole log once, stopping at the offsets ``checks`` names."""
     first, last = await src.covers()
-    head = await src.chain_start()
     st = ClusterState.empty(cluster)
+    fold = Fold(st, await src.chain_start(), partition=src.partition)
     stops = sorted({o for o in ([checks.checkpoint_offset] if checks.checkpoint_offset is not None else [])}
                    | {int(e["offset"]) for e in checks.snapshot_entries} | set(checks.anchor_offsets))
     snaps = {int(e["offset"]): e for e in checks.snapshot_entries}
     res = PassResult({}, None, {}, {}, None, None, None, 0, Counter())
+    fold.annotations = res.annotations
     si = 0
     ahead_pending = checks.checkpoint_offset is not None
 
     async def reach(off: int) -> None:
         """Everything at or before ``off`` is folded: record what the checks at ``off`` need."""
-        res.head_at[off] = head
+        res.head_at[off] = fold.head
         if off == checks.checkpoint_offset and checks.keep_state:
             st.take_dirty()
             res.expected = _entities(st)
         if off in snaps and checks.snapshots is not None:
-            res.snapshot_mismatch.update(await _check_snapshot(checks.snapshots, snaps[off], st, head,
+            res.snapshot_mismatch.update(await _check_snapshot(checks.snapshots, snaps[off], st, fold.head,
                                                                compare=first == 0))
 
     async for batch in src.batches(first, last):
@@ -171,19 +177,10 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
             while si < len(stops) and stops[si] < rec.offset:
                 await reach(stops[si])
                 si += 1
-            if head is not None:
-                head = chain.link(head, rec.key, rec.value)
             res.records += 1
             res.last_offset, res.last_ts = rec.offset, rec.timestamp
-            try:
-                ev = decode_fast(rec.value or b"")
-            except DecodeError:
-                continue
-            try:
-                for a in apply(st, ev, partition=src.partition, offset=rec.offset):
-                    res.annotations[a.get("kind", "other")] += 1
-            except Exception:  # noqa: BLE001 - the worker dead-letters these too
-                pass
+            if fold.step(rec.offset, rec.key, rec.value) is UNDECODABLE:
+                continue  # counted in res.bad (the worker dead-letters it)
             if ahead_pending and checks.checkpoint_offset is not None and rec.offset > checks.checkpoint_offset:
                 ahead_pending = False
                 for k in st.take_dirty():
@@ -193,7 +190,8 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
     while si < len(stops):
         await reach(stops[si])
         si += 1
-    res.end_head = None if getattr(src, "gaps", None) else head
+    res.end_head = None if getattr(src, "gaps", None) else fold.head
+    res.bad = {k: v for k, v in fold.counts.items() if k in BAD}
     return res
 
 
@@ -344,6 +342,8 @@ def _chain_and_heads(report: Report, cluster: str, partition: int | None, src: S
     report.records += res.records
     for k, v in res.annotations.items():
         report.annotations[k] = report.annotations.get(k, 0) + v
+    for k, v in res.bad.items():
+        report.unfolded[k] = report.unfolded.get(k, 0) + v
     for a in anchors or []:
         if a.get("cluster") != cluster:
             continue

@@ -7,7 +7,9 @@
 - ``decode_fast(data) -> dict``: replay's path. ``orjson.loads`` plus upcasting
   of older schema versions; **no validation** (everything in the log passed
   strict ingest, and an event of a type newer than this code is returned as
-  is). Only bytes that are not a JSON object raise ``DecodeError``.
+  is). Bytes that are not a JSON object, and an older-version event that
+  cannot be upcast (its payload lacks what the upcaster reads), raise
+  ``DecodeError``; nothing else is raised for any input.
 - ``decode_strict(data) -> dict``: audit's path: decode, upcast and validate
   as strictly as ingest does (``ContractViolation`` on any problem).
 
@@ -39,7 +41,7 @@ def encode(event: dict[str, Any]) -> bytes:
 def decode_fast(data: bytes | bytearray | memoryview | str) -> dict[str, Any]:
     """Decode stored bytes without validating; upcast an older schema version.
 
-    Raises ``DecodeError`` only when the bytes are not a JSON object.
+    Raises ``DecodeError`` when the bytes are not a JSON object or cannot be upcast.
     """
     try:
         event = _loads(data)
@@ -57,7 +59,13 @@ def _decode_rest(event: Any) -> dict[str, Any]:
     """The uncommon cases of ``decode_fast``: older versions, odd or unknown types."""
     if type(event) is not dict:
         raise DecodeError(f"not a JSON object but {type(event).__name__}")
-    return upcast(event)
+    try:
+        return upcast(event)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        # Written raw past ingest (which would have refused it): an old-version event
+        # without the shape its upcaster reads.
+        raise DecodeError(f"cannot upcast {event.get('type')!r} v{event.get('schema_version')!r}: "
+                          f"{type(exc).__name__}: {exc}") from None
 
 
 def decode_strict(data: bytes | bytearray | memoryview | str) -> dict[str, Any]:

@@ -4,8 +4,9 @@
     ├── ContractViolation     strict validation refused an event: ``.errors`` lists
     │                         every (field_path, reason), ``.event_id`` names it
     │   └── UnknownEventType  the ``type`` is not in the contract (strict ingest only)
-    └── DecodeError           stored bytes are not a JSON object (fast path): route
-                              the record to the dead-letter topic with ``.reason``
+    └── DecodeError           stored bytes are not a JSON object, or an older-version
+                              event that cannot be upcast (fast path): route the
+                              record to the dead-letter topic with ``.reason``
 
 ``ContractWarning`` is not an exception: it is returned beside a valid event
 (an unknown future enum value, kept as written).

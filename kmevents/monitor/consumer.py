@@ -24,11 +24,12 @@ from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.contract import DecodeError, decode_fast
+from kmevents.folding import UNDECODABLE, Fold
 from kmevents.monitor.rules import Alert, RuleEngine, is_catching_up
 from kmevents.monitor.sinks import Sink
 from kmevents.monitor.tail import PartitionTail
 from kmevents.processors.checkpoint import Checkpoint
-from kmevents.reducer import ClusterState, apply
+from kmevents.reducer import ClusterState
 from kmevents.settings import Settings
 
 
@@ -61,6 +62,10 @@ class ClusterMonitor:
     lag: dict[int, int] = field(default_factory=dict)
     dead_letters: int | None = None
     undecodable: int = 0
+    _fold: Fold = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._fold = Fold(self.state, None, partition=self.partition)
 
     @property
     def offset(self) -> int:
@@ -70,18 +75,25 @@ class ClusterMonitor:
         """Apply records (ConsumerRecords or LogRecords of the cluster's partition) in order; returns how many."""
         key = self.cluster.encode()
         n = 0
+        fold = self._fold
+        if fold.state is not self.state:
+            fold = self._fold = Fold(self.state, None, partition=self.partition)
         for rec in records:
             if rec.key != key or (not observe_only and rec.offset <= self.state.offset):
                 continue
-            try:
-                ev = decode_fast(rec.value or b"")
-            except DecodeError:
-                self.undecodable += 1
-                continue
-            if not observe_only:
-                with contextlib.suppress(Exception):  # the worker dead-letters poison; the monitor skips it
-                    apply(self.state, ev, partition=self.partition, offset=rec.offset)
+            if observe_only:
+                try:
+                    ev = decode_fast(rec.value or b"")
+                except DecodeError:
+                    self.undecodable += 1
+                    continue
+            else:
+                # the worker dead-letters what the fold cannot use; the monitor skips it
+                if fold.step(rec.offset, rec.key, rec.value) is UNDECODABLE:
+                    self.undecodable += 1
+                    continue
                 self.state.take_dirty()
+                ev = fold.event  # type: ignore[assignment]
             self.engine.observe(ev, recorded_ms=rec.timestamp)
             self.last_recorded_ms = rec.timestamp
             n += 1
