@@ -23,6 +23,12 @@ from kmevents.contract.base import (
     TaskStateName,
 )
 
+#: The largest scalar amount accepted: 2**53 / 1000. Mesos keeps scalars in fixed point
+#: with three decimals, and the fold's totals stay exact (order-independent) only while
+#: amounts in thousandths fit a double's 53-bit mantissa; far above any real resource
+#: (9e12 CPUs, or 9 exabytes of MB). ``kmevents.reducer.resources.MAX_AMOUNT`` is the same.
+MAX_SCALAR = 2**53 / 1000
+
 PortRange = Annotated[list[Port], Field(min_length=2, max_length=2)]
 """An inclusive ``[begin, end]`` port range."""
 
@@ -38,8 +44,8 @@ class Resource(ContractModel):
     """Resource name: ``cpus``, ``mem`` (MB), ``disk`` (MB), ``gpus``, ``ports``, ..."""
     role: NonEmptyStr = "*"
     """Role the resource is reserved for; ``*`` for unreserved."""
-    scalar: float | None = Field(default=None, ge=0)
-    """Amount, for scalar resources (cpus, mem, disk, gpus)."""
+    scalar: float | None = Field(default=None, ge=0, le=MAX_SCALAR)
+    """Amount, for scalar resources (cpus, mem, disk, gpus); at most ``MAX_SCALAR`` (2**53 / 1000)."""
     ranges: list[PortRange] | None = None
     """Inclusive ``[begin, end]`` ranges, for range resources (ports)."""
 

@@ -26,6 +26,14 @@ import orjson
 
 Summary = dict[str, dict[str, float]]
 
+#: The largest amount one resource may carry (the contract's ``MAX_SCALAR``, 2**53 / 1000):
+#: above it the snap to thousandths is no longer exact, and far above it (1e306) the snap
+#: overflows to ``inf // 1.0 = nan``, which JSON writes as ``null`` and a restored state
+#: cannot add to. A larger amount written raw past ingest is refused as malformed.
+MAX_AMOUNT = 2**53 / 1000
+#: Range values are Mesos ``uint64``.
+MAX_RANGE_VALUE = 2**64 - 1
+
 
 class Malformed(ValueError):
     """A payload field is missing or has the wrong type (the fold annotates it)."""
@@ -53,13 +61,13 @@ def summarize(resources: Any) -> Summary:
                 continue  # a set-typed resource, or no ranges: nothing to add up
             amt = 0.0
             for b, e in rg:
-                if type(b) is not int or type(e) is not int or e < b:
-                    raise Malformed("resource ranges must be [begin, end] integer pairs")
+                if type(b) is not int or type(e) is not int or e < b or b < 0 or e > MAX_RANGE_VALUE:
+                    raise Malformed("resource ranges must be [begin, end] integer pairs within 0..2**64-1")
                 amt += e - b + 1
-        elif (type(s) is float or type(s) is int) and s >= 0:
+        elif (type(s) is float or type(s) is int) and 0 <= s <= MAX_AMOUNT:
             amt = s
         else:
-            raise Malformed("resource scalar must be a non-negative number")
+            raise Malformed(f"resource scalar must be a number from 0 to {MAX_AMOUNT:.0f}")
         d = out.get(role)
         if d is None:
             d = out[role] = {}

@@ -399,3 +399,34 @@ def test_k8sm_decline_after_offer_expiry_or_rescind_is_recorded_not_stale() -> N
     # A decline with another reason after expiry is still a stale event.
     anns = apply(st, ev(14, "offer.declined", {"offer_id": "o1", "reason": "compat", "refuse_seconds": None}))
     assert [a["kind"] for a in anns] == ["stale"]
+
+
+def test_an_amount_beyond_fixed_point_range_is_malformed_and_totals_stay_finite() -> None:
+    # 1e306 cpus once snapped to inf // 1.0 = nan: JSON wrote it as null and a restored
+    # state could no longer add to it, stalling the partition (issue 14, C2).
+    import math
+
+    import orjson
+
+    from kmevents.reducer.resources import MAX_AMOUNT
+
+    log = Log()
+    st, _ = fold([log.agent_added("a1")], cluster="c1")
+    anns = apply(st, log.offer("o1", "a1", 1e306, 100))
+    assert kinds(anns) == ["malformed"]
+    assert st.entity("offer", "o1") is None
+    apply(st, log.offer("o2", "a1", MAX_AMOUNT, 100))
+    agent = st.entity("agent", "a1")
+    assert agent["offered"]["cpus"] == MAX_AMOUNT
+    assert all(math.isfinite(v) for v in agent["offered"].values())
+    assert b"null" not in orjson.dumps(agent["offered"])
+    again = ClusterState.from_snapshot(st.to_snapshot())
+    apply(again, log.offer("o3", "a1", 1.0, 1))
+    assert again.entity("agent", "a1")["offered"]["cpus"] == MAX_AMOUNT + 1.0
+
+
+def test_the_contract_and_the_fold_bound_scalars_alike() -> None:
+    from kmevents.contract.shapes import MAX_SCALAR
+    from kmevents.reducer.resources import MAX_AMOUNT
+
+    assert MAX_SCALAR == MAX_AMOUNT
