@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -45,15 +44,19 @@ from kmevents.processors.checkpoint import Checkpoint
 
 from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
-from kmevents.contract import DecodeError, decode_fast
-from kmevents.errors import FencedError
-from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, apply
+from kmevents.errors import EnvironmentProblem, FencedError
+from kmevents.folding import APPLIED, FAILED, Fold
+from kmevents.ingest.partition_map import PartitionMap
+from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention
 from kmevents.settings import Settings
 
 log = logging.getLogger("kmevents.processors.derive")
 
 _dumps = orjson.dumps
 _SORT = orjson.OPT_SORT_KEYS
+
+#: The cluster of a record without a key.
+UNKEYED = "_unkeyed"
 
 #: A batch is committed before the next event once it holds this many fewer
 #: keys than a transaction allows: room for that event's own writes.
@@ -117,7 +120,7 @@ class PartitionDeriver:
 
     def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, partition: int, *,
                  worker_id: str, retention: Retention | None = None,
-                 snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS) -> None:
+                 snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, pins: PartitionMap | None = None) -> None:
         self.settings = settings
         self.client = client
         self.partition = partition
@@ -128,8 +131,10 @@ class PartitionDeriver:
         self.ckpt_key = layout.checkpoint_key(f"{self.prefix}/{self.generation}", partition)
         self.limits = Limits(settings.etcd.max_txn_ops, settings.etcd.max_request_bytes)
         self.checkpoint = Checkpoint(partition=partition)
-        self.clusters: dict[str, ClusterState] = {}
-        self.chains: dict[str, str] = {}
+        #: each cluster's fold (state + chain head) of this partition
+        self.folds: dict[str, Fold] = {}
+        #: the partition map (None: every cluster whose records are here is folded here)
+        self.pins = pins
         self.annotations: Counter[str] = Counter()
         self.snapshot_every_events = snapshot_every_events
         self.since_snapshot: Counter[str] = Counter()
@@ -153,7 +158,8 @@ class PartitionDeriver:
             self.checkpoint = Checkpoint(partition=self.partition, reducer_version=REDUCER_VERSION,
                                          generation=self.generation)
         self.folded_offset = self.checkpoint.offset
-        self.annotations = Counter(self.checkpoint.annotations)
+        self.annotations.clear()
+        self.annotations.update(self.checkpoint.annotations)
         return self.checkpoint
 
     async def load_generations(self) -> dict[str, str]:
@@ -168,40 +174,111 @@ class PartitionDeriver:
                 self.cluster_generation[cluster] = gen
         return dict(self.cluster_generation)
 
+    @property
+    def clusters(self) -> dict[str, ClusterState]:
+        """Each cluster's state in memory (the partition may hold several clusters)."""
+        return {c: f.state for c, f in self.folds.items()}
+
+    @property
+    def chains(self) -> dict[str, str]:
+        """Each cluster's chain head after ``folded_offset``."""
+        return {c: f.head or chain.GENESIS for c, f in self.folds.items()}
+
+    def _new_fold(self, cluster: str, state: ClusterState | None = None, head: str = chain.GENESIS) -> Fold:
+        f = self.folds[cluster] = Fold(state or ClusterState.empty(cluster, retention=self.retention), head,
+                                       partition=self.partition)
+        f.annotations = self.annotations
+        return f
+
+    # -- restoring -----------------------------------------------------------
+    def begin_restore(self, snapshots: dict[str, ClusterState] | None = None,
+                      snapshot_chains: dict[str, tuple[int, str]] | None = None, *, start: int = 0) -> None:
+        """Start rebuilding memory up to the checkpoint: from these snapshots, then the records
+        from ``start`` fed to :meth:`restore_batch` (a stream: memory holds one batch)."""
+        self.folds = {}
+        self._restore_annotations: Counter[str] = Counter()  # recomputed; the checkpoint has the counts
+        self._snap_at = {c: o for c, (o, _) in (snapshot_chains or {}).items()}
+        for cluster, st in (snapshots or {}).items():
+            self._new_fold(cluster, st, (snapshot_chains or {})[cluster][1])
+        self._restore_start = start
+        self._restored_to = start - 1
+
+    def restore_batch(self, records: Sequence[Record]) -> None:
+        """Fold records of the restore (ascending offsets, at most up to the checkpoint).
+
+        Exactly the live fold (:meth:`process`): the same ownership check and the
+        same step, so a record that was dead-lettered live is passed over here too."""
+        ckpt = self.checkpoint.offset
+        for rec in records:
+            if rec.offset > ckpt:
+                break
+            self._restored_to = rec.offset
+            cluster = self._cluster_of(rec)
+            if rec.offset <= self._snap_at.get(cluster, -1):
+                continue
+            f = self.folds.get(cluster)
+            if f is None:
+                if not self._owned_here(cluster):
+                    continue
+                f = self._new_fold(cluster)
+            f.annotations = self._restore_annotations
+            f.step(rec.offset, rec.key, rec.value)
+            f.annotations = self.annotations
+            f.state.take_dirty()
+
+    def end_restore(self) -> None:
+        """Check that the records reached the checkpoint, and that the chains agree with it.
+
+        Raises :class:`EnvironmentProblem` when the read came back short: folding on from a
+        partial prefix would commit state and chains that are not the log's."""
+        ckpt = self.checkpoint.offset
+        if self._restore_start <= ckpt and self._restored_to != ckpt:
+            raise EnvironmentProblem(
+                f"partition {self.partition}: reading offsets {self._restore_start}..{ckpt} to restore the state "
+                f"ended at {self._restored_to}",
+                hint="the events topic lost records below the checkpoint (retention?) or the broker "
+                     "answered partially; restart the worker, and run `kmevents verify`")
+        for cluster, head in self.checkpoint.chains.items():
+            f = self.folds.get(cluster)
+            mine = f.head if f is not None else None
+            if mine != head:
+                log.error("chain mismatch on restore", extra={
+                    "partition": self.partition, "cluster": cluster, "checkpoint": head, "log": mine})
+        self.folded_offset = ckpt
+
     def restore(self, records: Sequence[Record], snapshots: dict[str, ClusterState] | None = None,
                 snapshot_chains: dict[str, tuple[int, str]] | None = None) -> None:
-        """Rebuild memory up to the checkpoint from snapshots plus the records after them.
+        """Rebuild memory up to the checkpoint from snapshots plus the records after them (in one list).
 
         ``records`` are this partition's records from the earliest needed offset
         through ``checkpoint.offset``; nothing is written. A cluster with a
         snapshot at offset S skips its records at or before S.
         """
-        self.clusters = dict(snapshots or {})
-        self.chains = {c: h for c, (_, h) in (snapshot_chains or {}).items()}
-        snap_at = {c: o for c, (o, _) in (snapshot_chains or {}).items()}
-        for rec in records:
-            if rec.offset > self.checkpoint.offset:
-                break
-            cluster = self._cluster_of(rec)
-            if rec.offset <= snap_at.get(cluster, -1):
-                continue
-            self.chains[cluster] = chain.link(self.chains.get(cluster, chain.GENESIS), rec.key, rec.value)
-            try:
-                ev = decode_fast(rec.value or b"")
-            except DecodeError:
-                continue
-            state = self.clusters.get(cluster)
-            if state is None:
-                state = self.clusters[cluster] = ClusterState.empty(cluster, retention=self.retention)
-            with contextlib.suppress(Exception):  # same rule as live folding: never stop
-                apply(state, ev, partition=self.partition, offset=rec.offset)
-            state.take_dirty()
-        for cluster, head in self.checkpoint.chains.items():
-            mine = self.chains.get(cluster)
-            if mine != head:
-                log.error("chain mismatch on restore", extra={
-                    "partition": self.partition, "cluster": cluster, "checkpoint": head, "log": mine})
-        self.folded_offset = self.checkpoint.offset
+        self.begin_restore(snapshots, snapshot_chains, start=records[0].offset if records else 0)
+        self.restore_batch(records)
+        self.end_restore()
+
+    # -- which clusters this partition folds ----------------------------------
+    def _owned_here(self, cluster: str) -> bool:
+        """Whether the partition map lets this partition fold ``cluster`` (as last read).
+
+        A cluster pinned to another partition is not ours: a record of it here was
+        written past ingest (raw), and folding it would write that cluster's keys from
+        a log its readers never read (DESIGN.md rule 2). A cluster the map does not
+        know is folded where its records are (logs written before the map kept it)."""
+        if self.pins is None or cluster == UNKEYED:
+            return True
+        pinned = self.pins.cached(cluster)
+        return pinned is None or pinned == self.partition
+
+    async def _claim(self, cluster: str) -> bool:
+        """Live: a cluster seen here first is pinned here; one pinned elsewhere is not ours."""
+        if self.pins is None or cluster == UNKEYED:
+            return True
+        pinned = self.pins.cached(cluster)
+        if pinned is None:
+            pinned = await self.pins.claim(cluster, self.partition)
+        return pinned == self.partition
 
     # -- folding -------------------------------------------------------------
     def _cluster_of(self, rec: Record) -> str:
@@ -210,7 +287,7 @@ class PartitionDeriver:
                 return rec.key.decode()
             except UnicodeDecodeError:
                 pass
-        return "_unkeyed"
+        return UNKEYED
 
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
         """Fold ``records`` (one partition, ascending offsets) and commit them to etcd.
@@ -221,6 +298,9 @@ class PartitionDeriver:
         is applied whenever it is close to etcd's operation limit. A batch that
         still ends up over the limits (an event touching many keys) goes out
         in several transactions with the checkpoint in the last one.
+
+        A record that cannot be decoded or folded, or that belongs to a cluster
+        pinned to another partition, goes to the dead letters with its position.
 
         Raises :class:`FencedError` when another worker moved the checkpoint.
         """
@@ -239,26 +319,31 @@ class PartitionDeriver:
                 await self._flush(self._collect(touched, pointers), out)
                 touched, pointers = {}, {}
             cluster = self._cluster_of(rec)
-            state = self.clusters.get(cluster)
-            try:
-                ev = decode_fast(rec.value or b"")
-                if state is None:
-                    state = self.clusters[cluster] = ClusterState.empty(cluster, retention=self.retention)
-                touched[cluster] = state
-                anns = apply(state, ev, partition=self.partition, offset=rec.offset)
-                for a in anns:
-                    self.annotations[a.get("kind", "other") if isinstance(a, dict) else "other"] += 1
+            f = self.folds.get(cluster)
+            if f is None:
+                if not await self._claim(cluster):
+                    pinned = self.pins.cached(cluster) if self.pins is not None else None
+                    out.dead_letters.append(DeadLetter(
+                        rec.partition, rec.offset,
+                        f"misrouted: cluster {cluster!r} is pinned to partition {pinned}, not {self.partition}; "
+                        "not folded (the record was written past ingest)", rec.key, rec.value))
+                    self.folded_offset = rec.offset
+                    out.applied += 1
+                    continue
+                f = self._new_fold(cluster)
+            outcome = f.step(rec.offset, rec.key, rec.value)
+            self.folded_offset = rec.offset
+            if outcome is APPLIED:
+                touched[cluster] = f.state
                 if cluster not in self.known_current:
                     pointers[layout.current_key(self.prefix, cluster)] = None
                     self.known_current.add(cluster)
-            except DecodeError as exc:
-                out.dead_letters.append(DeadLetter(rec.partition, rec.offset, f"undecodable: {exc}",
+            else:
+                if outcome is FAILED:
+                    # Whatever it touched is written as it now is (its dirty set is collected at flush).
+                    touched[cluster] = f.state
+                out.dead_letters.append(DeadLetter(rec.partition, rec.offset, f"{outcome}: {f.error}",
                                                    rec.key, rec.value))
-            except Exception as exc:  # noqa: BLE001 - a poison event never stops the worker
-                # Whatever it touched is written as it now is (its dirty set is collected at flush).
-                out.dead_letters.append(DeadLetter(rec.partition, rec.offset,
-                                                   f"fold failed: {type(exc).__name__}: {exc}", rec.key, rec.value))
-            self._advance(cluster, rec)
             out.applied += 1
             self.since_snapshot[cluster] += 1
             if self.since_snapshot[cluster] >= self.snapshot_every_events:
@@ -323,10 +408,6 @@ class PartitionDeriver:
                 raise FencedError(f"partition {self.partition}: fenced while writing up to offset "
                                   f"{self.folded_offset}", hint="another worker owns this partition now")
         await self._commit(chunks[-1] if chunks else {}, out)
-
-    def _advance(self, cluster: str, rec: Record) -> None:
-        self.chains[cluster] = chain.link(self.chains.get(cluster, chain.GENESIS), rec.key, rec.value)
-        self.folded_offset = rec.offset
 
     def _next_checkpoint(self) -> Checkpoint:
         return Checkpoint(
@@ -404,9 +485,9 @@ class PartitionDeriver:
 
     def snapshot_bytes(self, cluster: str) -> tuple[int, str, bytes]:
         """``(offset, chain head, snapshot bytes)`` of a cluster at the committed checkpoint."""
-        state = self.clusters[cluster]
-        head = self.chains.get(cluster, chain.GENESIS)
-        return self.checkpoint.offset, head, state.to_snapshot(chain_hash=head)
+        f = self.folds[cluster]
+        head = f.head or chain.GENESIS
+        return self.checkpoint.offset, head, f.state.to_snapshot(chain_hash=head)
 
     def stats(self) -> dict[str, Any]:
         return {"partition": self.partition, "checkpoint": self.checkpoint.offset,

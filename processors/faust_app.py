@@ -10,6 +10,8 @@ it serves ``/metrics`` (Prometheus) and ``/healthz``.
 from __future__ import annotations
 
 import logging
+import signal
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -22,7 +24,11 @@ from kmevents.settings import Settings
 log = logging.getLogger("kmevents.processors.faust")
 
 
-def make_app(settings: Settings, worker: DeriveWorker, *, web_port: int) -> faust.App:
+def make_app(settings: Settings, worker: DeriveWorker, *, web_port: int,
+             on_worker_end: Callable[[], None] | None = None) -> faust.App:
+    """The Faust app hosting ``worker``. ``on_worker_end`` is called when the worker's loop
+    ends (failed or stopped): it must end the process (``run_faust`` shuts the Faust
+    worker down); without it the app alone is stopped."""
     app = faust.App(
         "kmevents-processors",
         broker=[f"kafka://{h}" for h in settings.kafka.bootstrap.split(",")],
@@ -59,11 +65,16 @@ def make_app(settings: Settings, worker: DeriveWorker, *, web_port: int) -> faus
         async def _derive(self) -> None:
             try:
                 await worker.run()
-            except Exception:  # noqa: BLE001
-                log.exception("derivation worker failed; stopping the app")
-                worker.failure = worker.failure or RuntimeError("worker failed")
+            except Exception as exc:  # noqa: BLE001
+                log.exception("derivation worker failed; stopping the process")
+                worker.failure = worker.failure or exc
             finally:
-                await app.stop()
+                # The app alone stopping would leave the process up with its web server
+                # down: a supervisor would never restart it. End the whole worker.
+                if on_worker_end is not None:
+                    on_worker_end()
+                else:
+                    await app.stop()
 
         async def on_stop(self) -> None:
             worker.stop_requested.set()
@@ -80,16 +91,33 @@ def make_app(settings: Settings, worker: DeriveWorker, *, web_port: int) -> faus
 
     @app.page("/healthz")
     async def health_page(web: Any, request: Any) -> Any:
-        ok = worker.failure is None
-        return web.json({"ok": ok, "worker": worker.worker_id, "partitions": sorted(worker.derivers),
-                         "lag": worker.stats.lag}, status=200 if ok else 503)
+        doc, alive, _ = metrics.health(worker)
+        return web.json(doc, status=200 if alive else 503)
+
+    @app.page("/readyz")
+    async def ready_page(web: Any, request: Any) -> Any:
+        doc, _, ready = metrics.health(worker)
+        return web.json(doc, status=200 if ready else 503)
 
     return app
 
 
 def run_faust(settings: Settings, worker: DeriveWorker, *, metrics_port: int) -> int:
-    app = make_app(settings, worker, web_port=metrics_port)
+    """Run the app until SIGTERM/SIGINT or the worker's failure; the exit code says which (0/1)."""
     from faust.worker import Worker
 
-    Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
-    return 1 if worker.failure else 0
+    host: Worker | None = None
+
+    def end() -> None:
+        assert host is not None
+        host._schedule_shutdown(signal.SIGTERM)  # what SIGTERM does: stop every service, end the loop
+
+    app = make_app(settings, worker, web_port=metrics_port, on_worker_end=end)
+    host = Worker(app, loglevel="WARNING", quiet=True)
+    try:
+        host.execute_from_commandline()  # exits through SystemExit, whatever happened
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    else:  # pragma: no cover - execute_from_commandline never returns
+        code = 0
+    return 1 if worker.failure is not None else code

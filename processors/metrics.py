@@ -1,9 +1,24 @@
-"""Prometheus metrics and health of one worker, served on 127.0.0.1 only."""
+"""Prometheus metrics and health of one worker, served on 127.0.0.1 only.
+
+Two health answers, as a supervisor (systemd, Kubernetes probes) reads them:
+
+- ``/healthz`` (liveness): 200 while the worker's loop runs; 503 once it failed
+  or stopped (the process then exits non-zero, but a probe may ask first).
+- ``/readyz`` (readiness): 200 when the worker owns at least one partition and
+  restores none; 503 with the reason otherwise ("no partitions assigned": a
+  restarted worker waiting for the group to rebalance, or more workers than
+  partitions; "restoring partition 2").
+
+Both bodies are the same JSON document (:func:`health`).
+"""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -46,9 +61,51 @@ def render(worker: Any) -> bytes:
     return generate_latest(registry_for(worker))
 
 
-def serve(worker: Any, port: int) -> Any:
-    """Serve ``/metrics`` on 127.0.0.1:port in a thread (the plain engine)."""
-    from prometheus_client import start_http_server
+def health(worker: Any) -> tuple[dict[str, Any], bool, bool]:
+    """``(document, alive, ready)`` of the worker (see the module docstring)."""
+    alive = worker.failure is None and worker.running
+    parts = sorted(worker.derivers)
+    restoring = sorted(worker.restoring)
+    if not alive:
+        reason = f"worker failed: {worker.failure}" if worker.failure is not None else "worker stopped"
+    elif restoring:
+        reason = "restoring partition " + ", ".join(map(str, restoring))
+    elif not parts:
+        reason = "no partitions assigned"
+    else:
+        reason = ""
+    ready = alive and not reason
+    doc = {"ok": alive, "ready": ready, "reason": reason, "worker": worker.worker_id, "partitions": parts,
+           "restoring": restoring, "lag": {str(p): v for p, v in sorted(worker.stats.lag.items())}}
+    return doc, alive, ready
 
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry_for(worker))
+
+def serve(worker: Any, port: int) -> ThreadingHTTPServer:
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on 127.0.0.1:port in a thread (the plain engine).
+
+    Returns the server; ``shutdown()`` stops it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                body, status, ctype = render(worker), 200, "text/plain; version=0.0.4"
+            elif path in ("/healthz", "/readyz"):
+                doc, alive, ready = health(worker)
+                ok = alive if path == "/healthz" else ready
+                body, status, ctype = orjson.dumps(doc), 200 if ok else 503, "application/json"
+            else:
+                body, status, ctype = b"not found: /metrics, /healthz, /readyz\n", 404, "text/plain"
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - scrapes are not news
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="kmevents-metrics", daemon=True).start()
     return server

@@ -33,7 +33,8 @@ from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS, PartitionDeriver
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
-from kmevents.errors import EnvironmentProblem, FencedError
+from kmevents.errors import FencedError
+from kmevents.ingest.partition_map import PartitionMap
 from kmevents.reducer import ClusterState, Retention
 from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
 from kmevents.settings import Settings
@@ -47,6 +48,10 @@ SNAPSHOT_CHUNK = 1024 * 1024
 #: Writing one gets cheaper: 0.2 s with compression against 0.75 s for the 49
 #: raw 1 MiB chunks (measured on the local stack).
 SNAPSHOT_CODEC = "zstd"
+#: How long the group waits for a silent member (a killed worker) before its partitions
+#: move: a worker restarted under a new member id waits about this long for them. The
+#: broker's floor is group.min.session.timeout.ms (6 s by default).
+SESSION_TIMEOUT_MS = 10_000
 #: ...and also every this many seconds for a cluster that changed (``--snapshot-seconds``).
 SNAPSHOT_EVERY_SECONDS = 300.0
 
@@ -100,7 +105,8 @@ class DeriveWorker:
 
     def __init__(self, settings: Settings, *, worker_id: str | None = None, retention: Retention | None = None,
                  snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, snapshot_every_seconds: float = SNAPSHOT_EVERY_SECONDS,
-                 max_records: int = 5000, group_id: str = GROUP_ID) -> None:
+                 max_records: int = 5000, group_id: str = GROUP_ID, instance_id: str | None = None,
+                 session_timeout_ms: int = SESSION_TIMEOUT_MS) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.retention = retention
@@ -108,13 +114,21 @@ class DeriveWorker:
         self.snapshot_every_seconds = snapshot_every_seconds
         self.max_records = max_records
         self.group_id = group_id
+        #: static group membership (Kafka KIP-345): a worker restarted with the same id gets its
+        #: partitions back at once, without a rebalance; None: dynamic membership
+        self.instance_id = instance_id
+        self.session_timeout_ms = session_timeout_ms
         self.derivers: dict[int, PartitionDeriver] = {}
         self.stats = WorkerStats()
         self.stop_requested = asyncio.Event()
         self.failure: BaseException | None = None
+        #: True while ``run()`` loops (liveness); partitions being restored (readiness)
+        self.running = False
+        self.restoring: set[int] = set()
         self._consumer: Any = None
         self._producer: Any = None
         self._etcd: etcd_adapter.EtcdClient | None = None
+        self._pins: PartitionMap | None = None
         self._last_snapshot: dict[str, float] = {}
         #: after being fenced, wait this long before taking the partition anew (if still ours)
         self.retake_after_seconds = 10.0
@@ -128,13 +142,15 @@ class DeriveWorker:
         await kafka_adapter.ensure_topics(k)
         self._etcd = etcd_adapter.client(self.settings.etcd)
         await self._etcd.connect()
+        self._pins = PartitionMap(self.settings, 0, client=self._etcd)
         await self._fit_txn_ops()
         self._producer = kafka_adapter.producer(k, max_request_size=k.snapshot_max_message_bytes)
         await self._producer.start()
         self._consumer = kafka_adapter.consumer(
             k, group_id=self.group_id, max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=32 * 1024 * 1024, session_timeout_ms=30_000, heartbeat_interval_ms=3000,
-            max_poll_interval_ms=600_000,
+            fetch_max_bytes=32 * 1024 * 1024, session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.session_timeout_ms // 4), max_poll_interval_ms=600_000,
+            **({"group_instance_id": self.instance_id} if self.instance_id else {}),
         )
         self._consumer.subscribe([k.events_topic], listener=_Listener(self))
         await self._consumer.start()
@@ -177,23 +193,31 @@ class DeriveWorker:
         """Load checkpoint (and state) from etcd + snapshots + log, then seek after the checkpoint."""
         assert self._etcd is not None
         d = PartitionDeriver(self.settings, self._etcd, tp.partition, worker_id=self.worker_id,
-                             retention=self.retention, snapshot_every_events=self.snapshot_every_events)
+                             retention=self.retention, snapshot_every_events=self.snapshot_every_events,
+                             pins=self._pins)
+        self.restoring.add(tp.partition)
+        try:
+            await self._take(d, tp)
+        finally:
+            self.restoring.discard(tp.partition)
+
+    async def _take(self, d: PartitionDeriver, tp: Any) -> None:
         ckpt = await d.load_checkpoint()
         await d.load_generations()
+        if d.pins is not None:
+            await d.pins.refresh()
         if ckpt.offset >= 0:
             snaps, snap_chains = await self._load_snapshots(d, list(ckpt.chains))
             start = min((o for o, _ in snap_chains.values()), default=-1) + 1 if len(snap_chains) == len(
                 ckpt.chains) else 0
-            records = await kafka_adapter.read_range(self.settings.kafka, tp.topic, tp.partition, start, ckpt.offset)
-            if start <= ckpt.offset and (not records or records[-1].offset != ckpt.offset):
-                # Folding on from a partial prefix would commit state and chains that are not
-                # the log's: refuse (the listener stops the worker; a restart retries).
-                raise EnvironmentProblem(
-                    f"partition {tp.partition}: reading offsets {start}..{ckpt.offset} to restore the state "
-                    f"ended at {records[-1].offset if records else start - 1}",
-                    hint="the events topic lost records below the checkpoint (retention?) or the broker "
-                         "answered partially; restart the worker, and run `kmevents verify`")
-            d.restore(records, snaps, snap_chains)
+            # Streamed: memory holds one batch of records besides the states (issue 14, M4).
+            d.begin_restore(snaps, snap_chains, start=start)
+            if start <= ckpt.offset:
+                async for batch in kafka_adapter.iter_range(self.settings.kafka, tp.topic, tp.partition,
+                                                            start, ckpt.offset, max_bytes=8 * 1024 * 1024):
+                    d.restore_batch(batch)
+                    await asyncio.sleep(0)
+            d.end_restore()
         self.derivers[tp.partition] = d
         self._consumer.seek(tp, ckpt.offset + 1)
         log.info("partition taken", extra={"partition": tp.partition, "checkpoint": ckpt.offset,
@@ -228,10 +252,31 @@ class DeriveWorker:
     async def run(self) -> None:
         """Consume until ``stop()``; a fenced partition is given up, nothing is retried."""
         assert self._consumer is not None
+        self.running = True
+        try:
+            await self._loop()
+        finally:
+            self.running = False
+        if self.failure is not None:
+            # A partition could not be taken (the listener stopped us): the process must
+            # end non-zero so that its supervisor restarts it.
+            raise self.failure
+
+    async def _loop(self) -> None:
         while not self.stop_requested.is_set():
+            before = dict(self.derivers)
             batch = await self._consumer.getmany(timeout_ms=200, max_records=self.max_records)
             if self.failure is not None:
                 raise self.failure
+            for tp in list(batch):
+                d = self.derivers.get(tp.partition)
+                if d is not before.get(tp.partition):
+                    # The partition was (re)taken while this fetch ran: its records may predate
+                    # the new deriver's seek and not follow its checkpoint. Drop them and read
+                    # again from right after what the deriver holds.
+                    del batch[tp]
+                    if d is not None:
+                        self._consumer.seek(tp, d.folded_offset + 1)
             # Partitions are independent (own checkpoint, own transactions): their etcd
             # round trips overlap.
             await asyncio.gather(*(self._process_partition(tp, records) for tp, records in batch.items()))
@@ -247,7 +292,9 @@ class DeriveWorker:
         except FencedError as exc:
             log.error("fenced: giving the partition up", extra={"partition": tp.partition, "error": exc.message})
             self.stats.fenced += 1
-            self.derivers.pop(tp.partition, None)
+            if self.derivers.get(tp.partition) is not d:
+                return  # a newer deriver took the partition while this one wrote: it stays
+            del self.derivers[tp.partition]
             self._consumer.pause(tp)
             # The write is never retried. If Kafka still assigns us the partition after
             # a pause (a repair fenced us, or the other owner went away), take it anew:

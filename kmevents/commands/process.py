@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kmevents.commands._common import add_connection_flags, settings_from, setup_logging
 
@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--engine", choices=("faust", "plain"), default="faust",
                    help="faust: hosted in the Faust app (default); plain: the bare asyncio loop")
     p.add_argument("--group", default="kmevents-derive", help="consumer group id")
+    p.add_argument("--instance-id", default=None, metavar="ID",
+                   help="static group membership: a worker restarted with the same ID (e.g. its slot in a "
+                        "supervisor) gets its partitions back at once instead of after the session timeout; "
+                        "ids must be unique within the group")
+    p.add_argument("--session-timeout", type=float, default=None, metavar="S",
+                   help="seconds the group waits for a silent (killed) worker before moving its partitions "
+                        "(default 10; the broker's floor is group.min.session.timeout.ms, 6 s by default)")
     # Defaults stay the worker's own (None here: importing the worker would slow every
     # command's start); the help states them and a unit test keeps the two equal.
     p.add_argument("--snapshot-every", type=int, default=None, metavar="N",
@@ -46,9 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_process)
 
 
-def worker_options(args: argparse.Namespace) -> dict[str, float]:
+def worker_options(args: argparse.Namespace) -> dict[str, Any]:
     """The worker's keyword arguments given on the command line (the rest keep the worker's defaults)."""
-    given = {"snapshot_every_events": args.snapshot_every, "snapshot_every_seconds": args.snapshot_seconds}
+    given = {"snapshot_every_events": args.snapshot_every, "snapshot_every_seconds": args.snapshot_seconds,
+             "session_timeout_ms": None if args.session_timeout is None else int(args.session_timeout * 1000)}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -57,7 +65,8 @@ def cmd_process(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(settings)
-    worker = DeriveWorker(settings, group_id=args.group, **worker_options(args))  # no I/O until started
+    worker = DeriveWorker(settings, group_id=args.group, instance_id=args.instance_id,
+                          **worker_options(args))  # no I/O until started
     if args.engine == "faust":
         from kmevents.processors.faust_app import run_faust
 
@@ -76,6 +85,9 @@ async def _run_plain(worker: DeriveWorker, metrics_port: int) -> int:
     logging.getLogger("kmevents.process").info("worker started", extra={"worker": worker.worker_id})
     try:
         await worker.run()
+    except Exception:  # noqa: BLE001 - logged, and the exit code tells the supervisor
+        logging.getLogger("kmevents.process").exception("worker failed; exiting")
+        return 1
     finally:
         await worker.stop()
         if server is not None:

@@ -1,0 +1,311 @@
+"""One bad record never stops the worker, and a worker that cannot go on exits (issue 14).
+
+On real Kafka + etcd: poison records produced raw past ingest, a restart that restores
+across them, a record written to another cluster's partition, a deleted partition-map key,
+a worker whose partition cannot be loaded, and static group membership after kill -9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+import orjson
+import pytest
+from kmevents.processors.checkpoint import Checkpoint
+from kmevents.processors.worker import DeriveWorker
+from kmevents.replay.engine import replay
+from kmevents.replay.sources import KafkaSource
+from kmevents.replay.verify import verify
+
+from kmevents import layout
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.ingest import Ingestor, PartitionMap
+from kmevents.settings import Settings
+from kmevents.stack.process import free_port
+from tests.integration.test_processors import checkpoints, ingest_sim, run_worker_until_caught_up
+
+STATUS_V1_NOT_AN_OBJECT = {"type": "task.status_updated", "schema_version": 1, "event_id": "poison-1",
+                           "occurred_at": "2015-07-08T15:03:22.000000Z", "payload": {"status": 5}}
+
+
+def _offer_of(cluster: str, cpus: float) -> dict[str, Any]:
+    return {"type": "offer.offered", "schema_version": 1, "cluster": cluster, "event_id": f"huge-{cpus}",
+            "source": {"kind": "mesos.scheduler", "stream_id": "raw", "seq": 1},
+            "occurred_at": "2015-07-08T15:03:23.000000Z", "clock": "master", "raw_type": "OFFERS",
+            "dedupe_key": f"huge-{cpus}", "redacted": [], "actor": None, "correlation_id": None,
+            "causation_id": None,
+            "payload": {"offer": {"id": "o-huge", "framework_id": "f1", "agent_id": "a-huge", "hostname": "h",
+                                  "resources": [{"name": "cpus", "role": "*", "scalar": cpus, "ranges": None}]}}}
+
+
+async def _produce_raw(s: Settings, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+    p = kafka_adapter.producer(s.kafka)
+    await p.start()
+    try:
+        for key, value in records:
+            await p.send_and_wait(s.kafka.events_topic, value, key=key, partition=partition)
+    finally:
+        await p.stop()
+
+
+async def _partition_of(s: Settings, cluster: str) -> int:
+    async with Ingestor(s) as ing:
+        return await ing._map.partition_for(cluster)  # noqa: SLF001
+
+
+def _env(s: Settings, tmp: Any) -> dict[str, str]:
+    return {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
+            "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
+            "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
+            "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
+            "KMEVENTS_STACK__HOME": str(tmp / "stack")}
+
+
+async def test_a_worker_restarted_after_poison_records_restores_across_them_and_resumes(isolated: Settings) -> None:
+    """C1 + C2: a v1 status update whose status is not an object (the upcaster raised
+    TypeError on restore) and an offer of 1e306 cpus (NaN in the snapshot, then a crash in
+    take_dirty after the restore) stalled the partition after any restart."""
+    cluster = isolated.cluster
+    await ingest_sim(isolated, cluster, 400)
+    part = await _partition_of(isolated, cluster)
+    await _produce_raw(isolated, part, [
+        (cluster.encode(), orjson.dumps({**STATUS_V1_NOT_AN_OBJECT, "cluster": cluster})),
+        (cluster.encode(), orjson.dumps(_offer_of(cluster, 1e306))),
+    ])
+    await ingest_sim(isolated, cluster, 400, seed=2)
+    # Snapshots every 300 events: the restart below restores from one taken after the poison.
+    first = await run_worker_until_caught_up(isolated, snapshot_every_events=300)
+    assert first.stats.dead_letters == 1, "the undecodable record is dead-lettered; the huge offer is annotated"
+    assert first.stats.snapshots >= 1
+    # A second worker (another group: it takes the partition from etcd's checkpoint and the snapshot).
+    await ingest_sim(isolated, cluster, 300, seed=3)
+    w = DeriveWorker(isolated, group_id=f"again-{cluster}", snapshot_every_events=300)
+    await w.start()
+    task = asyncio.create_task(w.run())
+    try:
+        deadline = time.monotonic() + 90
+        ends = await kafka_adapter.end_offsets(isolated.kafka, isolated.kafka.events_topic)
+        while time.monotonic() < deadline:
+            cps = await checkpoints(isolated)
+            if cps.get(part) and cps[part].offset >= ends[part] - 1:
+                break
+            assert not task.done(), task.exception() if task.done() else None
+            await asyncio.sleep(0.3)
+        assert (await checkpoints(isolated))[part].offset >= ends[part] - 1, "the restarted worker resumed"
+        assert w.failure is None
+    finally:
+        w.stop_requested.set()
+        await task
+        await w.stop()
+    report = await verify(isolated, [cluster])
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    assert report.unfolded == {"undecodable": 1}
+    assert report.annotations.get("malformed", 0) >= 1
+    agent = await _entity(isolated, cluster, "agent", "a-huge")
+    assert agent is None or b"null" not in agent
+    rep = await replay(KafkaSource(isolated.kafka, isolated.kafka.events_topic, part, cluster), cluster,
+                       progress=False)
+    assert rep.undecodable == 1 and rep.applied > 1000
+
+
+async def _entity(s: Settings, cluster: str, kind: str, id: str) -> bytes | None:
+    async with etcd_adapter.client(s.etcd) as c:
+        _, kvs = await etcd_adapter.range_at(c, layout.entity_key(s.etcd.prefix, cluster, layout.live_generation(),
+                                                                  kind, id))
+    return kvs[0].value if kvs else None
+
+
+async def test_a_record_on_a_partition_its_cluster_is_not_pinned_to_is_dead_lettered(isolated: Settings) -> None:
+    """M3: a valid record for cluster `victim` written raw to another partition made that
+    partition's worker write `clusters/victim/...`."""
+    home = isolated.cluster
+    victim = f"{home}-victim"
+    home_part = await _partition_of(isolated, home)
+    pm = PartitionMap(isolated, isolated.kafka.partitions)
+    await pm.start()
+    try:
+        victim_part = await pm.claim(victim, (home_part + 1) % isolated.kafka.partitions)
+    finally:
+        await pm.stop()
+    assert victim_part != home_part
+    await ingest_sim(isolated, home, 300)
+    forged = _offer_of(victim, 1.0)
+    await _produce_raw(isolated, home_part, [(victim.encode(), orjson.dumps(forged))])
+    await ingest_sim(isolated, home, 100, seed=2)
+    w = await run_worker_until_caught_up(isolated)
+    assert w.stats.dead_letters == 1
+    async with etcd_adapter.client(isolated.etcd) as c:
+        sp = f"{isolated.etcd.prefix}/clusters/{victim}/".encode()
+        _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
+    assert kvs == [], [kv.key for kv in kvs]
+    dl = kafka_adapter.consumer(isolated.kafka, isolated.kafka.deadletter_topic)
+    await dl.start()
+    try:
+        recs = [r for b in (await dl.getmany(timeout_ms=5000)).values() for r in b]
+    finally:
+        await dl.stop()
+    assert len(recs) == 1 and b"misrouted" in recs[0].value
+    assert (await verify(isolated, [home])).clean
+
+
+async def test_a_deleted_partition_map_key_pins_the_cluster_back_where_its_log_is(isolated: Settings) -> None:
+    """M1: deleting a cluster's map key re-pinned it to the least-loaded partition, splitting its log."""
+    cluster = isolated.cluster
+    pm = PartitionMap(isolated, isolated.kafka.partitions)
+    await pm.start()
+    try:
+        # The cluster shares partition 1 with three others; partitions 0 and 2 stay empty.
+        for i in range(3):
+            await pm.claim(f"{cluster}-crowd{i}", 1)
+        assert await pm.claim(cluster, 1) == 1
+    finally:
+        await pm.stop()
+    await ingest_sim(isolated, cluster, 200)
+    await run_worker_until_caught_up(isolated)
+    async with etcd_adapter.client(isolated.etcd) as c:
+        await c.delete(layout.partition_map_key(isolated.etcd.prefix, cluster))
+    async with Ingestor(isolated) as ing:
+        res = await ing.submit([ev for ev in _sim(cluster, 50, seed=5)])
+    assert {r.partition for r in res} == {1}, "the cluster stays where its log and checkpoint are"
+    pm = PartitionMap(isolated, isolated.kafka.partitions)
+    await pm.start()
+    try:
+        assert (await pm.refresh())[cluster] == 1
+    finally:
+        await pm.stop()
+
+
+def _sim(cluster: str, n: int, seed: int) -> list[dict[str, Any]]:
+    from kmevents.simulate import generate
+
+    return list(generate(cluster, seed, n, agents=5))
+
+
+@pytest.mark.parametrize("engine", ["faust", "plain"])
+def test_a_worker_that_cannot_load_its_partition_exits_non_zero(isolated: Settings, tmp_path: Any,
+                                                                  engine: str) -> None:
+    """The Faust-hosted worker stopped its app but the process stayed up (web server down) until
+    SIGTERM, so a supervisor never restarted it; the plain engine exited 0."""
+    asyncio.run(ingest_sim(isolated, isolated.cluster, 50))
+    part = asyncio.run(_partition_of(isolated, isolated.cluster))
+
+    async def forge_checkpoint() -> None:
+        # A checkpoint beyond the log's end: the restore cannot reach it and must refuse to fold on.
+        ck = Checkpoint(partition=part, offset=1_000_000, chains={isolated.cluster: "0" * 64},
+                        reducer_version=2, generation=layout.live_generation())
+        async with etcd_adapter.client(isolated.etcd) as c:
+            await c.put(layout.checkpoint_key(f"{isolated.etcd.prefix}/{layout.live_generation()}", part),
+                        ck.to_bytes())
+
+    asyncio.run(forge_checkpoint())
+    proc = subprocess.Popen([sys.executable, "-m", "kmevents.cli", "process", "--engine", engine,
+                             "--group", f"x-{engine}-{isolated.cluster}", "--metrics-port", str(free_port())],
+                            env=_env(isolated, tmp_path), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        rc = proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError("the worker stayed up after failing to load its partition") from None
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert rc == 1, err[-2000:]
+    assert "ended at" in err, err[-2000:]
+
+
+def _get(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, orjson.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, orjson.loads(e.read())
+
+
+def _wait_ready(port: int, timeout: float) -> float | None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            code, doc = _get(port, "/readyz")
+            if code == 200:
+                return time.monotonic()
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return None
+
+
+def test_a_worker_restarted_with_its_instance_id_gets_its_partitions_back_before_the_session_expires(
+        isolated: Settings, tmp_path: Any) -> None:
+    """M4: a restarted worker waited 30-62 s for Kafka to drop the dead member, while /healthz said ok."""
+    asyncio.run(ingest_sim(isolated, isolated.cluster, 300))
+    group = f"static-{isolated.cluster}"
+
+    def spawn(port: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "kmevents.cli", "process", "--engine", "plain", "--group",
+                                 group, "--instance-id", "slot-0", "--session-timeout", "45",
+                                 "--metrics-port", str(port)],
+                                env=_env(isolated, tmp_path), cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=(tmp_path / f"w{port}.log").open("wb"))
+
+    port = free_port()
+    first = spawn(port)
+    try:
+        assert _wait_ready(port, 90) is not None, (tmp_path / f"w{port}.log").read_text()[-3000:]
+        code, doc = _get(port, "/readyz")
+        assert code == 200 and doc["partitions"] and doc["ready"] is True
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    killed_at = time.monotonic()
+    port = free_port()
+    second = spawn(port)
+    try:
+        ready_at = _wait_ready(port, 90)
+        assert ready_at is not None
+        # With a new member id the group would hold the partitions for the 45 s session timeout.
+        assert ready_at - killed_at < 30, f"took {ready_at - killed_at:.1f}s"
+        code, doc = _get(port, "/healthz")
+        assert code == 200 and doc["ok"] is True
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0
+
+
+def test_readiness_says_why_a_live_worker_is_not_ready() -> None:
+    from kmevents.processors import metrics
+    from kmevents.processors.worker import WorkerStats
+
+    class Fake:
+        worker_id = "w"
+        failure: BaseException | None = None
+        running = True
+        derivers: dict[int, object] = {}
+        restoring: set[int] = set()
+        stats = WorkerStats()
+
+    w = Fake()
+    server = metrics.serve(w, 0)
+    port = server.server_address[1]
+    try:
+        assert _get(port, "/healthz")[0] == 200
+        code, doc = _get(port, "/readyz")
+        assert (code, doc["reason"]) == (503, "no partitions assigned")
+        w.restoring = {2}
+        assert _get(port, "/readyz")[1]["reason"] == "restoring partition 2"
+        w.restoring, w.derivers = set(), {0: object()}
+        assert _get(port, "/readyz")[0] == 200
+        w.failure = RuntimeError("etcd gone")
+        code, doc = _get(port, "/healthz")
+        assert code == 503 and "etcd gone" in doc["reason"]
+    finally:
+        server.shutdown()
+
+
