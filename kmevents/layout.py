@@ -5,7 +5,7 @@ Under ``<prefix>`` (``/kmevents/v1`` by default)::
     _meta/partition-map/<cluster>                 {"partition": N}    ingest's cluster pinning
     <generation>/_checkpoints/<partition>         Checkpoint JSON     per Kafka partition
     <generation>/_snapshots/<cluster>/<offset:020d>  index entry      where a snapshot lives
-    clusters/<cluster>/current               {"generation": "r2"}     which derivation readers use
+    clusters/<cluster>/current               {"generation": "r3"}     which derivation readers use
     clusters/<cluster>/<generation>/<kind>/<id>   entity JSON (whole values)
 
 The generation is ``r<REDUCER_VERSION>`` for live processing; a repair

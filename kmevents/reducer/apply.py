@@ -38,7 +38,7 @@ from kmevents.reducer.annotations import (
 from kmevents.reducer.handlers_k8s import HANDLERS as _K8S
 from kmevents.reducer.handlers_mesos import HANDLERS as _MESOS
 from kmevents.reducer.resources import Malformed
-from kmevents.reducer.retention import AGE_CHECK_EVERY, Retention, prune_by_age
+from kmevents.reducer.retention import AGE_CHECK_EVERY, RECENT, Retention, prune_by_age
 from kmevents.reducer.state import ClusterState
 
 HANDLERS: dict[str, Any] = {**_MESOS, **_K8S}
@@ -46,6 +46,7 @@ HANDLERS: dict[str, Any] = {**_MESOS, **_K8S}
 KNOWN_TYPES = frozenset(HANDLERS)
 
 AGE_MASK = AGE_CHECK_EVERY - 1
+RECENT_MASK = RECENT - 1
 _BAD_PAYLOAD = (KeyError, TypeError, ValueError, AttributeError, IndexError, Malformed)
 
 
@@ -78,6 +79,9 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
              "envelope lacks type/occurred_at/payload or has them with wrong types")
         return _take(st)
     st.last_occurred_at = t
+    seq = st._seq
+    st._seq = seq + 1
+    st._recent[seq & RECENT_MASK] = t
     if h is None:
         note(st, UNKNOWN_TYPE, None, None, f"event type {typ!r} is unknown to this reducer; skipped")
     elif event.get("cluster") != st.cluster:
@@ -102,7 +106,7 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
                 if len(seen) >= st._dedupe_window:
                     st._seen_old = seen
                     st._seen_new = set()
-    if not offset & AGE_MASK:
+    if not seq & AGE_MASK:
         prune_by_age(st)
     pend = st._pending
     if pend:

@@ -8,9 +8,19 @@ event that made the entity terminal, oldest first. An entity leaves live
 state when
 
 - its index grows past the kind's count limit (the oldest goes first), or
-- at every offset that is a multiple of ``AGE_CHECK_EVERY``, when it became terminal more than
-  ``max_age_seconds`` of *source time* before the newest ``occurred_at`` seen
-  (never the wall clock: the fold reads no clock).
+- at every ``AGE_CHECK_EVERY``-th event of the cluster, when it became terminal more than
+  ``max_age_seconds`` of *source time* before the state's **watermark** (never the
+  wall clock: the fold reads no clock).
+
+The watermark is the median ``occurred_at`` of the last ``RECENT`` events, taken at
+each age check and never moving back. One event dated far ahead (a source clock set
+to 9999-12-31, or a raw write past ingest's skew check) cannot move it: with the
+newest time seen instead, that one event made every terminal entity "older than a
+week" at the next check and dropped them all (issue 14, H3). Worked example
+(``RECENT`` 16, ages of one week): 15 events at 10:00..10:15 and one at
+9999-12-31: the median is ~10:08, so nothing younger than a week before 10:08 goes;
+it takes a majority of the last 16 events to move the watermark that far. The price
+is a lag of about eight events behind the newest time.
 
 Worked example (``max_terminal_tasks=2``): t1 FINISHED at 10:00, t2 FAILED at
 10:01, t3 KILLED at 10:02 -> the index is {t2, t3} and t1 is gone from
@@ -32,8 +42,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kmevents.reducer.state import ClusterState
 
-#: Age pruning runs when the event's offset is a multiple of this (a power of two).
+#: Age pruning runs every this many events of the cluster (a power of two). Counted per
+#: state, not by offset: a cluster sharing its partition sees only some offsets, and with
+#: 1,024 clusters in turn one of them would never have met a multiple of this.
 AGE_CHECK_EVERY = 1024
+#: How many of the latest events' times the watermark is the median of (a power of two).
+RECENT = 16
 
 #: Kinds that have a terminal index, and the Retention field that limits each.
 RETAINED_KINDS = {
@@ -119,10 +133,20 @@ def _fmt(d: dt.datetime) -> str:
     return d.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def advance_watermark(st: ClusterState) -> str:
+    """Move ``st.watermark`` to the median time of the last ``RECENT`` events, if that is later."""
+    times = sorted(t for t in st._recent if t)
+    if times:
+        median = times[len(times) // 2]
+        if median > st.watermark:
+            st.watermark = median
+    return st.watermark
+
+
 def prune_by_age(st: ClusterState) -> None:
-    """Drop terminal entities older than ``max_age_seconds`` before the newest source time."""
+    """Drop terminal entities older than ``max_age_seconds`` before the watermark."""
     age = st.retention.max_age_seconds
-    newest = st.max_occurred_at
+    newest = advance_watermark(st)
     if age is None or not newest:
         return
     try:

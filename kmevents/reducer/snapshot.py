@@ -6,6 +6,7 @@ The bytes are ``orjson.dumps(doc, OPT_SORT_KEYS)`` of::
      "cluster": "c1", "partition": 0, "offset": 41,
      "chain_hash": "..." | null, "reducer_version": 1,
      "last_occurred_at": "...", "max_occurred_at": "...",
+     "watermark": "...", "recent": [occurred_at of the last events, by seq % RECENT], "seq": N,
      "retention": {...Retention fields...},
      "entities": {kind: {id: value}},
      "terminal": {kind: [[id, occurred_at], ...]},   # retention order, oldest first
@@ -52,6 +53,9 @@ def document(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
         "reducer_version": REDUCER_VERSION,
         "last_occurred_at": st.last_occurred_at,
         "max_occurred_at": st.max_occurred_at or None,
+        "watermark": st.watermark or None,
+        "recent": st._recent,
+        "seq": st._seq,
         "retention": st.retention.to_dict(),
         "entities": {k: t for k, t in st._tables.items()},
         "terminal": {k: [[i, t] for i, t in idx.items()] for k, idx in st._terminal.items()},
@@ -85,6 +89,9 @@ def load(data: bytes) -> ClusterState:
     st.offset = doc["offset"]
     st.last_occurred_at = doc["last_occurred_at"]
     st.max_occurred_at = doc["max_occurred_at"] or ""
+    st.watermark = doc["watermark"] or ""
+    st._recent = list(doc["recent"])
+    st._seq = doc["seq"]
     for kind in KINDS:
         st._tables[kind].update(doc["entities"].get(kind, {}))
     for kind in RETAINED_KINDS:

@@ -17,11 +17,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kmevents.reducer.aggregates import materialize
-from kmevents.reducer.retention import RETAINED_KINDS, Retention, new_indexes
+from kmevents.reducer.retention import RECENT, RETAINED_KINDS, Retention, new_indexes
 
 #: Version of the fold logic. Checkpoints and snapshots record it; bump it
 #: whenever the same log would fold to different entity values.
-REDUCER_VERSION = 2  # 2: k8sm's decline after expiry/rescind is recorded, not annotated stale
+REDUCER_VERSION = 3
+# 2: k8sm's decline after expiry/rescind is recorded, not annotated stale
+# 3: retention ages terminal entities by a watermark one outlying occurred_at cannot move
 
 KINDS = ("cluster", "framework", "agent", "offer", "inverse_offer", "task", "executor",
          "pod", "namespace", "node", "rc", "service", "role")
@@ -34,7 +36,8 @@ class ClusterState:
         "cluster", "retention", "kinds",
         "clusters", "frameworks", "agents", "offers", "inverse_offers", "tasks", "executors",
         "pods", "namespaces", "nodes", "rcs", "services", "roles", "_tables",
-        "partition", "offset", "last_occurred_at", "max_occurred_at", "_dedupe_window", "_limits",
+        "partition", "offset", "last_occurred_at", "max_occurred_at", "watermark", "_recent", "_seq",
+        "_dedupe_window", "_limits",
         "_seen_new", "_seen_old", "_terminal", "_dirty", "_pending", "_ev",
         "_stale", "_alloc", "_contrib", "_agent_offers",
         "_pods_by_ns", "_rc_sel", "_svc_sel", "_rc_members", "_svc_members",
@@ -68,8 +71,14 @@ class ClusterState:
         #: offset of the last applied event (-1: nothing applied)
         self.offset = -1
         self.last_occurred_at: str | None = None
-        #: newest occurred_at seen ("" before any event; drives age retention)
+        #: newest occurred_at seen ("" before any event)
         self.max_occurred_at = ""
+        #: the source time retention ages by (retention.py): the median occurred_at of the
+        #: last RECENT events, never moving back ("" before the first age check)
+        self.watermark = ""
+        self._recent: list[str] = [""] * RECENT
+        #: events with a well-formed envelope folded so far (the ring's and age checks' clock)
+        self._seq = 0
         self._dedupe_window = self.retention.dedupe_window
         self._limits = {k: self.retention.limit(k) for k in RETAINED_KINDS}
         self._seen_new: set[str] = set()
@@ -148,7 +157,7 @@ class ClusterState:
     def last_event_times(self) -> dict[str, str | None]:
         """``occurred_at`` of the last applied event, and the newest one seen."""
         return {"last_occurred_at": self.last_occurred_at,
-                "max_occurred_at": self.max_occurred_at or None}
+                "max_occurred_at": self.max_occurred_at or None, "watermark": self.watermark or None}
 
     def terminal_ids(self, kind: str) -> Iterator[str]:
         """Ids of retained terminal entities of ``kind``, oldest first."""

@@ -28,6 +28,7 @@ from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.ingest import Ingestor, PartitionMap
+from kmevents.reducer import REDUCER_VERSION
 from kmevents.settings import Settings
 from kmevents.stack.process import free_port
 from tests.integration.test_processors import checkpoints, ingest_sim, run_worker_until_caught_up
@@ -200,7 +201,7 @@ def test_a_worker_that_cannot_load_its_partition_exits_non_zero(isolated: Settin
     async def forge_checkpoint() -> None:
         # A checkpoint beyond the log's end: the restore cannot reach it and must refuse to fold on.
         ck = Checkpoint(partition=part, offset=1_000_000, chains={isolated.cluster: "0" * 64},
-                        reducer_version=2, generation=layout.live_generation())
+                        reducer_version=REDUCER_VERSION, generation=layout.live_generation())
         async with etcd_adapter.client(isolated.etcd) as c:
             await c.put(layout.checkpoint_key(f"{isolated.etcd.prefix}/{layout.live_generation()}", part),
                         ck.to_bytes())

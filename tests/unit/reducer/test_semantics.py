@@ -430,3 +430,32 @@ def test_the_contract_and_the_fold_bound_scalars_alike() -> None:
     from kmevents.reducer.resources import MAX_AMOUNT
 
     assert MAX_SCALAR == MAX_AMOUNT
+
+
+def test_one_event_dated_far_ahead_does_not_age_out_terminal_entities() -> None:
+    # Issue 14 H3: one accepted event dated 9999-12-31 moved the newest time seen for good,
+    # and the next age check dropped every terminal entity.
+    log = Log()
+    st = ClusterState.empty("c1", Retention(max_age_seconds=3600.0))
+    for e in [log.agent_added("a1"), log.launched("t1", "a1"), log.status("t1", "TASK_FAILED", uuid="f")]:
+        apply(st, e)
+    outlier = log.ev("master.error", {"message": "clock set to the end of time"})
+    outlier["occurred_at"] = "9999-12-31T23:59:59.000000Z"
+    apply(st, outlier)
+    for i in range(3000):  # 3 s of source time: three age checks
+        apply(st, log.ev("master.error", {"message": f"m{i}"}))
+    assert st.entity("task", "t1") is not None
+    assert st.watermark < "2100", st.watermark
+    assert st.max_occurred_at.startswith("9999"), "the newest time seen is still reported as it is"
+
+
+def test_a_majority_of_late_times_moves_the_watermark() -> None:
+    log = Log()
+    st = ClusterState.empty("c1", Retention(max_age_seconds=3600.0))
+    for e in [log.agent_added("a1"), log.launched("t1", "a1"), log.status("t1", "TASK_FAILED", uuid="f")]:
+        apply(st, e)
+    for i in range(1100):  # a source whose clock really moved on: two days later, for good
+        ev = log.ev("master.error", {"message": f"m{i}"})
+        ev["occurred_at"] = "2024-05-03T00:00:00.000000Z"
+        apply(st, ev)
+    assert st.entity("task", "t1") is None
