@@ -44,7 +44,10 @@ from kmevents.folding import BAD, UNDECODABLE, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
 from kmevents.settings import Settings
 
-DRIFT_KINDS = ("missing", "extra", "different", "chain", "snapshot", "anchor")
+#: findings that make a report unclean (exit 1): the state or the log is not what it should be,
+#: readers are pointed at a derivation the workers do not keep (``current``), or a record
+#: cannot be checked at all (``unverifiable``)
+DRIFT_KINDS = ("missing", "extra", "different", "chain", "snapshot", "anchor", "current", "unverifiable")
 ANCHOR_FORMAT = "kmevents.anchor/1"
 _SORT = orjson.OPT_SORT_KEYS
 
@@ -302,6 +305,17 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                 continue
             gen = await current_generation(c, prefix, cluster) or layout.live_generation()
             ckpt = await read_checkpoint(c, prefix, layout.base_generation(gen), partition)
+            if layout.base_generation(gen) != layout.live_generation():
+                live = await read_checkpoint(c, prefix, layout.live_generation(), partition)
+                if live is not None and cluster in live.chains:
+                    # The workers keep this cluster under the live generation, yet readers are
+                    # sent elsewhere: what the API serves is not the fold of the log.
+                    report.findings.append(Finding(
+                        "current", cluster, layout.current_key(prefix, cluster).decode(),
+                        f"readers are pointed at generation {gen!r}, but the workers derive this cluster "
+                        f"under {layout.live_generation()!r} (checkpoint at offset {live.offset}): the API "
+                        f"serves a state that is not the log's; `kmevents verify --repair` rebuilds and "
+                        f"switches readers back"))
             src = source or KafkaSource(settings.kafka, topic or settings.kafka.events_topic, partition, cluster)
             older = gen != layout.live_generation() and gen.split(".")[0] != layout.live_generation() or (
                 ckpt is not None and ckpt.reducer_version != REDUCER_VERSION)
@@ -377,9 +391,20 @@ def _archives(src: Source) -> list[ArchiveSource]:
 
 
 def _check_archive(report: Report, arc: ArchiveSource) -> None:
-    """The chain over an archive's records must lead from its start head to its end head."""
+    """The chain over an archive's records must lead from its start head to its end head.
+
+    A header without a start head holds records nobody can check: an archive filtered
+    for a limited token says so (``filtered``); any other is reported as tampered."""
     h = arc.header.get("chain_head_start")
-    if h is None:
+    if h is None or arc.header.get("chain_head_end") is None:
+        if arc.header.get("filtered"):
+            report.findings.append(Finding("unverifiable", arc.cluster, str(arc.path),
+                                           f"a filtered archive ({arc.header['filtered']}) carries no chain heads: "
+                                           "its records cannot be checked against the log"))
+        else:
+            report.findings.append(Finding("chain", arc.cluster, str(arc.path),
+                                           "the header has no chain head (chain_head_start/chain_head_end null) "
+                                           "and does not say it was filtered: the archive was edited after export"))
         return
     for batch in archive.iter_batches(arc.path):
         for r in batch:

@@ -40,3 +40,20 @@ async def test_repair_switches_readers_and_a_restarted_worker_keeps_writing_the_
         assert await current_generation(c, s.etcd.prefix, s.cluster) == plan.new_generation
     report = await verify(s, [s.cluster])
     assert report.clean, [f.as_dict() for f in report.drift[:5]]
+
+
+async def test_current_pointed_at_a_generation_the_workers_do_not_keep_is_drift_and_repair_mends_it(
+        isolated: Settings) -> None:
+    """Issue 14 H5: `current` pointed at generation r1 made verify exit 0 ("older reducer, not
+    drift") while the API served an empty state."""
+    s = isolated
+    await ingest_sim(s, s.cluster, 800)
+    await run_worker_until_caught_up(s)
+    async with etcd_adapter.client(s.etcd) as c:
+        await c.put(layout.current_key(s.etcd.prefix, s.cluster), orjson.dumps({"generation": "r1"}))
+    report = await verify(s, [s.cluster])
+    assert not report.clean
+    assert [f.kind for f in report.drift] == ["current"], [f.as_dict() for f in report.drift]
+    plan = await plan_and_stage(s, s.cluster, group_id=f"g-{s.cluster}", force_fenced=False)
+    await switch(s, plan)
+    assert (await verify(s, [s.cluster])).clean

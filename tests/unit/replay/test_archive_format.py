@@ -84,3 +84,38 @@ def test_archive_source_reads_a_sub_range(tmp_path: Path) -> None:
     archive.write(tmp_path / "a.kmarch", rs, cluster="c1", partition=0, topic="ev", covers_from=0)
     got = _all(ArchiveSource(tmp_path / "a.kmarch"), 25_000, 25_009)
     assert [r.offset for r in got] == list(range(25_000, 25_010))
+
+
+def _rewrite_header(p: Path, **changes: object) -> None:
+    """Edit an archive's header in place, as somebody covering an edit would."""
+    import orjson
+
+    data = p.read_bytes()
+    n = int.from_bytes(data[len(archive.MAGIC):len(archive.MAGIC) + 4], "big")
+    start = len(archive.MAGIC) + 4
+    header = orjson.loads(data[start:start + n]) | changes
+    hb = orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
+    p.write_bytes(archive.MAGIC + len(hb).to_bytes(4, "big") + hb + data[start + n:])
+
+
+def test_an_archive_whose_header_drops_its_chain_start_is_not_verified_clean(tmp_path: Path) -> None:
+    # Issue 14 H5: chain_head_start set to null made `verify --source` skip the chain check.
+    from kmevents.replay.verify import verify_offline
+
+    p = tmp_path / "a.kmarch"
+    archive.write(p, recs(300), cluster="c1", partition=0, topic="ev", covers_from=0)
+    assert asyncio.run(verify_offline(ArchiveSource(p), "c1")).clean
+    _rewrite_header(p, chain_head_start=None)
+    report = asyncio.run(verify_offline(ArchiveSource(p), "c1"))
+    assert not report.clean
+    assert [f.kind for f in report.drift] == ["chain"] and "edited" in report.drift[0].detail
+
+
+def test_a_filtered_archive_is_reported_unverifiable_not_clean(tmp_path: Path) -> None:
+    from kmevents.replay.verify import verify_offline
+
+    p = tmp_path / "f.kmarch"
+    archive.write(p, recs(30), cluster="c1", partition=0, topic="ev", covers_from=0,
+                  filtered={"namespaces": ["web"]})
+    report = asyncio.run(verify_offline(ArchiveSource(p), "c1"))
+    assert [f.kind for f in report.drift] == ["unverifiable"]
