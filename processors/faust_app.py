@@ -40,7 +40,7 @@ def make_app(settings: Settings, worker: DeriveWorker, *, web_port: int,
         autodiscover=False,
         store="memory://",
         producer_acks=-1,
-        datadir=str(settings.stack.home.parent / "faust"),
+        datadir=str(settings.stack.home / "faust"),  # per stack, never shared by stacks under one parent
         consumer_auto_offset_reset="latest",
     )
 

@@ -368,10 +368,21 @@ class PartitionReader:
                         # auto-creates topics (the local stack's does): a typo in --topic would
                         # leave an empty topic behind and read as an empty log. The list of
                         # every topic creates none.
-                        if self.tp.topic not in await c.topics():
+                        # (what c.topics() does, keeping the partitions it learns as well)
+                        metadata = await c._client.fetch_all_metadata()
+                        if self.tp.topic not in metadata.topics():
                             raise UsageError(f"topic {self.tp.topic!r} does not exist on {self.k.bootstrap}",
                                              hint="check --topic and KMEVENTS_KAFKA__EVENTS_TOPIC, or ingest first "
                                                   "(`kmevents stack up` creates kmevents' own topics)")
+                        # A partition the topic does not have would time out after 40 s inside
+                        # aiokafka (an imported copy has fewer partitions than the live topic).
+                        parts = sorted(metadata.partitions_for_topic(self.tp.topic) or ())
+                        if self.tp.partition not in parts:
+                            raise UsageError(
+                                f"topic {self.tp.topic!r} has no partition {self.tp.partition} "
+                                f"(its partitions: {', '.join(map(str, parts)) or 'none'})",
+                                hint="pass --partition N (`kmevents archive import` writes partition 0 "
+                                     "unless told otherwise)")
                     except BaseException:
                         await c.stop()
                         raise

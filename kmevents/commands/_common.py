@@ -55,10 +55,16 @@ def emit_json(obj: Any) -> None:
     out.flush()
 
 
+_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def log_extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The ``extra=`` fields a log call gave (partition, offset, error, ...)."""
+    return {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
+
+
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg and any ``extra`` fields."""
-
-    _skip = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
@@ -67,10 +73,32 @@ class JsonLogFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        out.update({k: v for k, v in vars(record).items() if k not in self._skip})
+        out.update(log_extras(record))
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
+
+
+class TextLogFormatter(logging.Formatter):
+    """``time LEVEL logger: message key=value ...``: the ``extra`` fields are part of the line
+    (a dead letter without its offset and reason says nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = log_extras(record)
+        if not extras:
+            return line
+        pairs = " ".join(f"{k}={_text_value(v)}" for k, v in extras.items())
+        head, nl, rest = line.partition("\n")  # a traceback stays below the line
+        return f"{head} {pairs}{nl}{rest}"
+
+
+def _text_value(v: Any) -> str:
+    text = v if isinstance(v, str) else json.dumps(v, default=str, separators=(",", ":"))
+    return json.dumps(text) if (not text or any(c in text for c in ' "=\n')) else text
 
 
 def setup_logging(settings: Settings, level: int = logging.INFO) -> None:
@@ -79,7 +107,7 @@ def setup_logging(settings: Settings, level: int = logging.INFO) -> None:
     if settings.log_format == "json":
         handler.setFormatter(JsonLogFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextLogFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

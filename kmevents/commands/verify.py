@@ -97,6 +97,9 @@ def _print(report: object, offline: bool) -> None:
     ahead = [f for f in r.findings if f.kind == "ahead"]  # type: ignore[attr-defined]
     if ahead:
         print(f"  {len(ahead)} key(s) written ahead of the checkpoint by the event in flight (not drift)")
+    if r.unfolded:  # type: ignore[attr-defined]
+        print("  records the fold could not use (the workers dead-letter them): "
+              + ", ".join(f"{k} {v}" for k, v in sorted(r.unfolded.items())))  # type: ignore[attr-defined]
     if r.annotations:  # type: ignore[attr-defined]
         print("  reducer annotations: " + ", ".join(f"{k} {v}" for k, v in sorted(r.annotations.items())))  # type: ignore[attr-defined]
     if r.drift:  # type: ignore[attr-defined]

@@ -94,3 +94,16 @@ async def test_a_broker_that_stops_answering_fails_the_read_instead_of_ending_it
         assert got == [0, 1, 2, 3, 4] and 1.5 <= time.monotonic() - t0 < 10
     finally:
         await reader.close()
+
+
+async def test_a_partition_the_topic_does_not_have_is_refused_at_once(isolated: Settings) -> None:
+    # `verify --topic IMPORTED` without --partition asked for the cluster's live partition,
+    # which the imported copy does not have: aiokafka timed out after 40 s with a traceback.
+    import pytest
+
+    from kmevents.errors import UsageError
+
+    started = time.monotonic()
+    with pytest.raises(UsageError, match=r"has no partition 7 \(its partitions: 0, 1, 2\)"):
+        await kafka_adapter.partition_bounds(isolated.kafka, isolated.kafka.events_topic, 7)
+    assert time.monotonic() - started < 10
