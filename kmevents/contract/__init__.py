@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 _HOME: dict[str, str] = {
     "decode_fast": "codec", "decode_strict": "codec", "encode": "codec",
     "PARTITION_AWARE_TASK_STATES": "enums", "TASK_REASONS": "enums", "TASK_SOURCES": "enums",
-    "TASK_STATES": "enums", "TERMINAL_TASK_STATES": "enums",
+    "TASK_STATES": "enums", "TERMINAL_TASK_STATES": "enums", "ACTIVE_TASK_STATES": "enums",
+    "PARKED_TASK_STATES": "enums",
     "Envelope": "envelope",
     "ContractViolation": "errors", "ContractWarning": "errors", "DecodeError": "errors",
     "UnknownEventType": "errors",
@@ -62,6 +63,8 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # the same names, for type checkers and editors
     from kmevents.contract.codec import decode_fast, decode_strict, encode
     from kmevents.contract.enums import (
+        ACTIVE_TASK_STATES,
+        PARKED_TASK_STATES,
         PARTITION_AWARE_TASK_STATES,
         TASK_REASONS,
         TASK_SOURCES,
@@ -98,6 +101,8 @@ __all__ = [
     "TASK_SOURCES",
     "TASK_STATES",
     "TERMINAL_TASK_STATES",
+    "ACTIVE_TASK_STATES",
+    "PARKED_TASK_STATES",
     "ContractViolation",
     "ContractWarning",
     "DecodeError",

@@ -36,13 +36,25 @@ TASK_STATES: Final[tuple[str, ...]] = (
     "TASK_UNKNOWN",
 )
 
-#: States after which Mesos releases the task's resources. ``TASK_LOST`` is
-#: deliberately absent: a partitioned agent that comes back turns LOST tasks
-#: into RUNNING again. ``TASK_GONE_BY_OPERATOR`` is absent for the same reason
-#: (the operator may be wrong), and so are ``TASK_UNREACHABLE``/``TASK_UNKNOWN``.
+#: Task states nothing leaves: Mesos' ``isTerminalState`` without ``TASK_LOST`` (a
+#: partitioned agent that comes back turns LOST tasks into RUNNING again). Mesos
+#: releases a task's resources in each of them. ``TASK_GONE_BY_OPERATOR`` is among
+#: them as Mesos counts it (the operator asserted the agent is gone; mesos.proto warns
+#: the operator may be wrong, and then a later RUNNING is a contradiction the fold
+#: annotates rather than a resurrection). The one definition: the reducer, the
+#: simulator and the state-snapshot adapter use it.
 TERMINAL_TASK_STATES: Final[frozenset[str]] = frozenset(
-    {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_DROPPED", "TASK_GONE"}
+    {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_DROPPED", "TASK_GONE",
+     "TASK_GONE_BY_OPERATOR"}
 )
+
+#: Task states whose resources count as allocated and in which the task counts as running.
+ACTIVE_TASK_STATES: Final[frozenset[str]] = frozenset(
+    {"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"})
+
+#: Neither active nor terminal: the task may come back (LOST -> RUNNING happens), but it
+#: does not count as allocated or running meanwhile.
+PARKED_TASK_STATES: Final[frozenset[str]] = frozenset({"TASK_LOST", "TASK_UNREACHABLE", "TASK_UNKNOWN"})
 
 #: States that only PARTITION_AWARE frameworks receive (Mesos >= 1.1).
 PARTITION_AWARE_TASK_STATES: Final[frozenset[str]] = frozenset(

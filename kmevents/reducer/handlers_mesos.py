@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kmevents.contract.enums import ACTIVE_TASK_STATES, PARKED_TASK_STATES, TERMINAL_TASK_STATES
 from kmevents.reducer.aggregates import ensure_roles, offer_closed, offer_opened, task_counted
 from kmevents.reducer.annotations import (
     DUPLICATE,
@@ -22,6 +23,7 @@ from kmevents.reducer.annotations import (
     UNKNOWN_VALUE,
     note,
 )
+from kmevents.reducer.payload import opt_dict, opt_str, req_str
 from kmevents.reducer.resources import Malformed, flatten, over, summarize, summarize_shared
 from kmevents.reducer.retention import mark, unmark
 from kmevents.reducer.state import ClusterState
@@ -31,13 +33,12 @@ Ent = dict[str, Any]
 # -- task states ---------------------------------------------------------------
 
 #: States whose resources count as allocated and in which the task counts as running.
-ALLOCATED = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"})
+ALLOCATED = ACTIVE_TASK_STATES
 #: Final states: nothing leaves them.
-TERMINAL = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR",
-                      "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"})
+TERMINAL = TERMINAL_TASK_STATES
 #: Not terminal (the task may come back: LOST -> RUNNING happens), but not
 #: counted as allocated or running either.
-INACTIVE = frozenset({"TASK_LOST", "TASK_UNREACHABLE", "TASK_UNKNOWN"})
+INACTIVE = PARKED_TASK_STATES
 KNOWN_STATES = ALLOCATED | TERMINAL | INACTIVE
 #: Order of the active states: an update to a lower rank than the task's is stale
 #: (RUNNING after KILLING is a late retry, not a resurrection).
@@ -46,28 +47,10 @@ _INTERN = {s: s for s in KNOWN_STATES}
 RECONCILIATION = "REASON_RECONCILIATION"
 
 
-def _str(v: Any, what: str) -> str:
-    if type(v) is not str:
-        raise Malformed(f"{what} must be a string")
-    return v
-
-
-def _opt_str(v: Any, what: str) -> str | None:
-    if v is not None and type(v) is not str:
-        raise Malformed(f"{what} must be a string or null")
-    return v
-
-
-def _opt_dict(v: Any, what: str) -> dict[str, Any] | None:
-    if v is not None and type(v) is not dict:
-        raise Malformed(f"{what} must be an object or null")
-    return v
-
-
 def _pod_id(ref: Any) -> str | None:
     if ref is None:
         return None
-    return _str(ref["namespace"], "pod.namespace") + "/" + _str(ref["name"], "pod.name")
+    return req_str(ref["namespace"], "pod.namespace") + "/" + req_str(ref["name"], "pod.name")
 
 
 # -- cluster -------------------------------------------------------------------
@@ -89,8 +72,8 @@ def _cluster(st: ClusterState, t: str) -> Ent:
 
 def master_elected(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     m = pl["master"]
-    mid = _str(m["id"], "master.id")
-    prev = _opt_str(pl.get("previous_master_id"), "previous_master_id")
+    mid = req_str(m["id"], "master.id")
+    prev = opt_str(pl.get("previous_master_id"), "previous_master_id")
     info = {k: m.get(k) for k in ("id", "hostname", "ip", "port", "version")}
     c = _cluster(st, t)
     old = c["leader"]["id"] if c["leader"] is not None else prev
@@ -110,7 +93,7 @@ def master_elected(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 
 def master_heartbeat_lost(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
-    mid = _str(pl["master_id"], "master_id")
+    mid = req_str(pl["master_id"], "master_id")
     missed = pl.get("missed")
     interval = pl.get("interval_seconds")
     c = _cluster(st, t)
@@ -121,15 +104,15 @@ def master_heartbeat_lost(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 
 def master_error(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
-    msg = _str(pl["message"], "message")
+    msg = req_str(pl["message"], "message")
     c = _cluster(st, t)
     c["last_error"] = {"message": msg, "at": t}
     c["error_count"] += 1
 
 
 def scheduler_leader_elected(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
-    ident = _str(pl["identity"], "identity")
-    prev = _opt_str(pl.get("previous"), "previous")
+    ident = req_str(pl["identity"], "identity")
+    prev = opt_str(pl.get("previous"), "previous")
     c = st.clusters.get(st.cluster)
     cur = c["scheduler_leader"] if c is not None else None
     if cur is not None and cur["identity"] == ident:
@@ -145,7 +128,7 @@ def cluster_snapshot_observed(st: ClusterState, ev: Ent, pl: Ent, t: str) -> Non
 
 
 def source_problem(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
-    stream = _str(pl["stream_id"], "stream_id")
+    stream = req_str(pl["stream_id"], "stream_id")
     c = _cluster(st, t)
     c["source_problems"] += 1
     detail = {k: v for k, v in pl.items() if k != "stream_id"}
@@ -164,7 +147,7 @@ def _framework_fields(f: Ent) -> Ent:
 
 def _framework_upsert(st: ClusterState, pl: Ent, t: str, re: bool) -> None:
     f = pl["framework"]
-    fid = _str(f["id"], "framework.id")
+    fid = req_str(f["id"], "framework.id")
     fields = _framework_fields(f)
     cur = st.frameworks.get(fid)
     if cur is not None and cur["status"] == "removed":
@@ -207,15 +190,15 @@ def _remove(st: ClusterState, kind: str, eid: str, t: str, reason: Any) -> None:
 
 
 def framework_removed(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
-    _remove(st, "framework", _str(pl["framework_id"], "framework_id"), t, pl.get("reason"))
+    _remove(st, "framework", req_str(pl["framework_id"], "framework_id"), t, pl.get("reason"))
 
 
 # -- agents --------------------------------------------------------------------
 
 def _agent_fields(a: Ent) -> tuple[str, Ent]:
-    aid = _str(a["id"], "agent.id")
+    aid = req_str(a["id"], "agent.id")
     summ = summarize(a.get("resources") or [])
-    attrs = _opt_dict(a.get("attributes"), "agent.attributes") or {}
+    attrs = opt_dict(a.get("attributes"), "agent.attributes") or {}
     return aid, {"hostname": a.get("hostname"), "port": a.get("port"), "attributes": attrs,
                  "total": flatten(summ), "total_by_role": summ}
 
@@ -267,11 +250,11 @@ def agent_removed(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     # TASK_GONE updates and its offers through offer.rescinded; Mesos sends
     # those in no fixed order relative to this event, and because none of the
     # three reads what the others write, any order folds to the same state.
-    _remove(st, "agent", _str(pl["agent_id"], "agent_id"), t, pl.get("reason"))
+    _remove(st, "agent", req_str(pl["agent_id"], "agent_id"), t, pl.get("reason"))
 
 
 def _agent_condition(st: ClusterState, pl: Ent, t: str, status: str, grace: Any = None) -> None:
-    aid = _str(pl["agent_id"], "agent_id")
+    aid = req_str(pl["agent_id"], "agent_id")
     cur = st.agents.get(aid)
     if cur is None:
         note(st, UNKNOWN_ENTITY, "agent", aid, f"agent {status} but not in state")
@@ -311,7 +294,7 @@ def _role(st: ClusterState, name: str, t: str) -> Ent:
 
 def role_updated(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     r = pl["role"]
-    name = _str(r["name"], "role.name")
+    name = req_str(r["name"], "role.name")
     weight = r.get("weight")
     fws = r.get("frameworks") or []
     if type(fws) is not list:
@@ -390,7 +373,7 @@ def offer_expired(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 
 def offer_declined(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
-    reason = _opt_str(pl.get("reason"), "reason")
+    reason = opt_str(pl.get("reason"), "reason")
     refuse = pl.get("refuse_seconds")
     oid = pl["offer_id"]
     o = st.offers.get(oid) if type(oid) is str else None
@@ -421,9 +404,9 @@ def offer_accepted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 def inverse_offer_offered(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     io = pl["inverse_offer"]
-    iid = _str(io["id"], "inverse_offer.id")
-    aid = _opt_str(io.get("agent_id"), "inverse_offer.agent_id")
-    unav = _opt_dict(io.get("unavailability"), "unavailability")
+    iid = req_str(io["id"], "inverse_offer.id")
+    aid = opt_str(io.get("agent_id"), "inverse_offer.agent_id")
+    unav = opt_dict(io.get("unavailability"), "unavailability")
     if iid in st.inverse_offers:
         note(st, DUPLICATE, "inverse_offer", iid, "inverse offer already known")
         return
@@ -433,7 +416,7 @@ def inverse_offer_offered(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 
 def _close_inverse(st: ClusterState, pl: Ent, t: str, status: str) -> None:
-    iid = _str(pl["inverse_offer_id"], "inverse_offer_id")
+    iid = req_str(pl["inverse_offer_id"], "inverse_offer_id")
     io = st.inverse_offers.get(iid)
     if io is None:
         note(st, UNKNOWN_ENTITY, "inverse_offer", iid, f"inverse offer {status} but not in state")
@@ -552,8 +535,8 @@ def task_status_updated(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         raise Malformed("status.task_id, status.state must be strings, status.uuid a string or null")
     task = st.tasks.get(tid)
     if task is None:
-        aid = _opt_str(s.get("agent_id"), "status.agent_id")
-        xid = _opt_str(s.get("executor_id"), "status.executor_id")
+        aid = opt_str(s.get("agent_id"), "status.agent_id")
+        xid = opt_str(s.get("executor_id"), "status.executor_id")
         task = _new_task(tid, t)
         task["agent_id"] = aid
         task["executor_id"] = xid
@@ -590,12 +573,12 @@ def task_status_updated(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 
 def _task_info(tk: Ent) -> tuple[str, Ent, Any]:
-    tid = _str(tk["task_id"], "task.task_id")
-    aid = _str(tk["agent_id"], "task.agent_id")
+    tid = req_str(tk["task_id"], "task.task_id")
+    aid = req_str(tk["agent_id"], "task.agent_id")
     summ = summarize_shared(tk["resources"])  # shared by equal tasks: read only
-    labels = _opt_dict(tk.get("labels"), "task.labels")
-    info = {"name": tk.get("name"), "framework_id": _opt_str(tk.get("framework_id"), "task.framework_id"),
-            "executor_id": _opt_str(tk.get("executor_id"), "task.executor_id"),
+    labels = opt_dict(tk.get("labels"), "task.labels")
+    info = {"name": tk.get("name"), "framework_id": opt_str(tk.get("framework_id"), "task.framework_id"),
+            "executor_id": opt_str(tk.get("executor_id"), "task.executor_id"),
             "labels": labels, "data": tk.get("data"), "pod": _pod_id(tk.get("pod"))}
     return tid, info, (aid, summ)
 
@@ -611,7 +594,7 @@ def _fill(task: Ent, info: Ent) -> bool:
 
 def task_launched(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     tid, info, (aid, summ) = _task_info(pl["task"])
-    offer_id = _opt_str(pl.get("offer_id"), "offer_id")
+    offer_id = opt_str(pl.get("offer_id"), "offer_id")
     cur = st.tasks.get(tid)
     if cur is not None:
         if cur["launched_at"] is not None:
@@ -643,7 +626,7 @@ def task_added(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     # follows state transitions, not announcements.
     tk = pl["task"]
     tid, info, (aid, summ) = _task_info(tk)
-    state = _str(tk["state"], "task.state")
+    state = req_str(tk["state"], "task.state")
     state = _INTERN.get(state, state)
     cur = st.tasks.get(tid)
     if cur is None:
@@ -670,8 +653,8 @@ def task_added(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 
 def task_kill_requested(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
-    tid = _str(pl["task_id"], "task_id")
-    reason = _opt_str(pl.get("reason"), "reason")
+    tid = req_str(pl["task_id"], "task_id")
+    reason = opt_str(pl.get("reason"), "reason")
     task = st.tasks.get(tid)
     if task is None:
         note(st, UNKNOWN_ENTITY, "task", tid, "kill requested for a task not in state")
@@ -684,8 +667,8 @@ def task_kill_requested(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 def _executor_ref(pl: Ent) -> tuple[str, str, str, Any]:
     e = pl["executor"]
-    xid = _str(e["executor_id"], "executor.executor_id")
-    aid = _str(e["agent_id"], "executor.agent_id")
+    xid = req_str(e["executor_id"], "executor.executor_id")
+    aid = req_str(e["agent_id"], "executor.agent_id")
     return aid + "/" + xid, xid, aid, e.get("framework_id")
 
 

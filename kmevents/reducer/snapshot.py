@@ -70,7 +70,7 @@ def dump(st: ClusterState, chain_hash: str | None = None) -> bytes:
 
 
 def load(data: bytes) -> ClusterState:
-    from kmevents.reducer.handlers_k8s import rebuild_indexes
+    from kmevents.reducer.membership import rebuild_indexes
 
     try:
         doc = orjson.loads(data)

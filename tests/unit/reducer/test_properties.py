@@ -156,7 +156,8 @@ def test_public_api_is_curated() -> None:
     assert sorted(reducer.__all__) == sorted(n for n in dir(reducer) if not n.startswith("_")
                                              and n not in {"annotations", "apply", "handlers_k8s",
                                                            "handlers_mesos", "resources", "retention",
-                                                           "snapshot", "state", "aggregates", "conditions"}
+                                                           "snapshot", "state", "aggregates", "conditions",
+                                                           "membership", "payload"}
                                              or n == "apply")
     for name in ("REDUCER_VERSION", "ClusterState", "apply", "fold", "Annotation", "Retention"):
         assert name in reducer.__all__

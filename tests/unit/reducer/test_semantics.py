@@ -202,7 +202,7 @@ def test_derived_endpoints_are_ready_matching_pods_and_disagreement_is_annotated
 
 
 def test_selector_index_finds_every_match_whatever_the_anchor() -> None:
-    # Selectors are filed under their first pair (handlers_k8s._sel_add); a pod
+    # Selectors are filed under their first pair (membership.sel_add); a pod
     # must still be counted by a selector whose anchor is not its only label,
     # after the selector changes (and with it the anchor), with an unhashable
     # (malformed) selector value, and after an RC is deleted and made again.
