@@ -19,7 +19,6 @@ import statistics
 import time
 import uuid
 
-from kmevents.processors.checkpoint import Checkpoint
 from kmevents.processors.worker import DeriveWorker
 
 from bench._stack import running_stack
@@ -31,6 +30,7 @@ from kmevents.contract import encode, validate_event
 from kmevents.ingest import Ingestor
 from kmevents.settings import Settings
 from kmevents.simulate import generate
+from kmevents.store.checkpoint import Checkpoint
 
 
 def _fresh(s: Settings) -> Settings:

@@ -197,7 +197,7 @@ def _archive_pit(recs: list[Any], tmp: Path, plain_size: int, every: int, label:
 
 
 def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]:
-    from kmevents.processors.worker import SNAPSHOT_CODEC, SNAPSHOT_EVERY_EVENTS, compress_snapshot
+    from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS
     from kmevents.replay.engine import Target, replay
     from kmevents.replay.sources import KafkaSource
 
@@ -206,6 +206,7 @@ def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]
     from kmevents.adapters import etcd as etcd_adapter
     from kmevents.adapters import kafka as kafka_adapter
     from kmevents.reducer import REDUCER_VERSION
+    from kmevents.store.snapshots import SnapshotWriter
 
     n = len(recs)
     snap_every = SNAPSHOT_EVERY_EVENTS  # the worker's default
@@ -231,22 +232,13 @@ def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]
                 await asyncio.gather(*futs)
                 # snapshots in the worker's format, every snap_every events
                 async with etcd_adapter.client(s.etcd) as c:
+                    writer = SnapshotWriter(s, p, c)
                     for r, h, data in _snapshots_along(recs, snap_every):
                         if data is not None:
-                            stored = compress_snapshot(data)
-                            snap_bytes.append((len(data), len(stored)))
-                            chunks = [stored[i:i + (1 << 20)] for i in range(0, len(stored), 1 << 20)]
-                            offs = []
-                            for i, ch in enumerate(chunks):
-                                md = await p.send_and_wait(s.kafka.snapshots_topic, ch, partition=0,
-                                                           key=f"{CLUSTER}/{r.offset}/{i}/{len(chunks)}".encode())
-                                offs.append(md.offset)
-                            entry = {"cluster": CLUSTER, "offset": r.offset, "chain": h, "snapshot_partition": 0,
-                                     "chunk_offsets": offs, "bytes": len(data), "reducer_version": REDUCER_VERSION,
-                                     "codec": SNAPSHOT_CODEC, "stored_bytes": len(stored)}
-                            key = layout.snapshot_index_key(f"{s.etcd.prefix}/{layout.live_generation()}", CLUSTER,
-                                                            r.offset)
-                            await c.put(key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
+                            entry = await writer.write(cluster=CLUSTER, generation=layout.live_generation(),
+                                                       partition=0, offset=r.offset, chain_head=h, state_bytes=data,
+                                                       reducer_version=REDUCER_VERSION)
+                            snap_bytes.append((entry["bytes"], entry["stored_bytes"]))
             finally:
                 await p.stop()
 
@@ -293,10 +285,10 @@ async def _point_in_time(s: Any, src: Any, n: int, snap_every: int, snap_bytes: 
                          recs: list[Any], quick: bool) -> list[dict[str, Any]]:
     """Point-in-time reads: the engine alone (baseline), then the API's path (TimeTravel)."""
     from kmevents.replay.engine import Target, replay
-    from kmevents.replay.snapshots import SnapshotStore
 
     from kmevents.adapters import etcd as etcd_adapter
     from kmevents.api.timetravel import TimeTravel
+    from kmevents.store.snapshots import SnapshotStore
 
     out: list[dict[str, Any]] = []
     k = 20 if quick else 40

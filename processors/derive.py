@@ -40,15 +40,16 @@ from typing import Any, Protocol
 
 import orjson
 from kmevents.processors.batch import Limits, fits, op_size, split
-from kmevents.processors.checkpoint import Checkpoint
 
 from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.errors import EnvironmentProblem, FencedError
 from kmevents.folding import APPLIED, FAILED, Fold
-from kmevents.ingest.partition_map import PartitionMap
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention
 from kmevents.settings import Settings
+from kmevents.store.checkpoint import Checkpoint, read_checkpoint
+from kmevents.store.generations import current_generation, pointer_value
+from kmevents.store.partition_map import PartitionMap
 
 log = logging.getLogger("kmevents.processors.derive")
 
@@ -151,12 +152,9 @@ class PartitionDeriver:
 
     # -- loading -------------------------------------------------------------
     async def load_checkpoint(self) -> Checkpoint:
-        _, kvs = await etcd_adapter.range_at(self.client, self.ckpt_key)
-        if kvs:
-            self.checkpoint = Checkpoint.from_bytes(kvs[0].value, mod_revision=kvs[0].mod_revision)
-        else:
-            self.checkpoint = Checkpoint(partition=self.partition, reducer_version=REDUCER_VERSION,
-                                         generation=self.generation)
+        got = await read_checkpoint(self.client, self.prefix, self.generation, self.partition)
+        self.checkpoint = got or Checkpoint(partition=self.partition, reducer_version=REDUCER_VERSION,
+                                            generation=self.generation)
         self.folded_offset = self.checkpoint.offset
         self.annotations.clear()
         self.annotations.update(self.checkpoint.annotations)
@@ -165,10 +163,9 @@ class PartitionDeriver:
     async def load_generations(self) -> dict[str, str]:
         """Follow each known cluster's ``current`` pointer when it names a repair of this generation."""
         for cluster in self.checkpoint.chains:
-            _, kvs = await etcd_adapter.range_at(self.client, layout.current_key(self.prefix, cluster))
-            if not kvs:
+            gen = await current_generation(self.client, self.prefix, cluster)
+            if gen is None:
                 continue
-            gen = str(orjson.loads(kvs[0].value).get("generation", ""))
             self.known_current.add(cluster)
             if gen != self.generation and gen.startswith(f"{self.generation}.repair-"):
                 self.cluster_generation[cluster] = gen
@@ -374,7 +371,7 @@ class PartitionDeriver:
         ops: dict[bytes, bytes | None] = {}
         for key, ref in pending.items():
             if ref is None:  # the cluster's `current` pointer
-                ops[key] = _dumps({"generation": self.generation})
+                ops[key] = pointer_value(self.generation)
                 continue
             state, kind, id = ref
             value = state.entity(kind, id)

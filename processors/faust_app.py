@@ -29,6 +29,8 @@ def make_app(settings: Settings, worker: DeriveWorker, *, web_port: int,
     """The Faust app hosting ``worker``. ``on_worker_end`` is called when the worker's loop
     ends (failed or stopped): it must end the process (``run_faust`` shuts the Faust
     worker down); without it the app alone is stopped."""
+    datadir = settings.stack.home / "faust"  # per stack, never shared by stacks under one parent
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         "kmevents-processors",
         broker=[f"kafka://{h}" for h in settings.kafka.bootstrap.split(",")],
@@ -40,7 +42,7 @@ def make_app(settings: Settings, worker: DeriveWorker, *, web_port: int,
         autodiscover=False,
         store="memory://",
         producer_acks=-1,
-        datadir=str(settings.stack.home / "faust"),  # per stack, never shared by stacks under one parent
+        datadir=str(datadir),
         consumer_auto_offset_reset="latest",
     )
 

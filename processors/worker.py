@@ -27,39 +27,26 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import orjson
 from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS, PartitionDeriver
 
-from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.errors import FencedError
-from kmevents.ingest.partition_map import PartitionMap
 from kmevents.reducer import ClusterState, Retention
 from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
 from kmevents.settings import Settings
+from kmevents.store.partition_map import PartitionMap
+from kmevents.store.snapshots import SnapshotWriter, index_entries, read_bytes
 
 log = logging.getLogger("kmevents.processors.worker")
 
 GROUP_ID = "kmevents-derive"
-SNAPSHOT_CHUNK = 1024 * 1024
-#: Snapshots are stored zstd-compressed (level 1: ~0.1 s and 7.4x smaller for a
-#: 49 MB state; the index entry says ``"codec": "zstd"``; readers take both).
-#: Writing one gets cheaper: 0.2 s with compression against 0.75 s for the 49
-#: raw 1 MiB chunks (measured on the local stack).
-SNAPSHOT_CODEC = "zstd"
+#: ...and also every this many seconds for a cluster that changed (``--snapshot-seconds``).
+SNAPSHOT_EVERY_SECONDS = 300.0
 #: How long the group waits for a silent member (a killed worker) before its partitions
 #: move: a worker restarted under a new member id waits about this long for them. The
 #: broker's floor is group.min.session.timeout.ms (6 s by default).
 SESSION_TIMEOUT_MS = 10_000
-#: ...and also every this many seconds for a cluster that changed (``--snapshot-seconds``).
-SNAPSHOT_EVERY_SECONDS = 300.0
-
-
-def compress_snapshot(data: bytes) -> bytes:
-    import zstandard
-
-    return zstandard.ZstdCompressor(level=1).compress(data)
 
 
 class WorkerStats:
@@ -129,6 +116,7 @@ class DeriveWorker:
         self._producer: Any = None
         self._etcd: etcd_adapter.EtcdClient | None = None
         self._pins: PartitionMap | None = None
+        self._snapshots: SnapshotWriter | None = None
         self._last_snapshot: dict[str, float] = {}
         #: after being fenced, wait this long before taking the partition anew (if still ours)
         self.retake_after_seconds = 10.0
@@ -146,6 +134,7 @@ class DeriveWorker:
         await self._fit_txn_ops()
         self._producer = kafka_adapter.producer(k, max_request_size=k.snapshot_max_message_bytes)
         await self._producer.start()
+        self._snapshots = SnapshotWriter(self.settings, self._producer, self._etcd)
         self._consumer = kafka_adapter.consumer(
             k, group_id=self.group_id, max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024, session_timeout_ms=self.session_timeout_ms,
@@ -227,10 +216,8 @@ class DeriveWorker:
                               ) -> tuple[dict[str, ClusterState], dict[str, tuple[int, str]]]:
         """The newest snapshot at or before the checkpoint of each cluster, when there is one.
 
-        Index and chunks are read through ``kmevents.replay.snapshots``, the reader replay uses too.
+        Index and chunks are read through the snapshot store, the reader replay uses too.
         """
-        from kmevents.replay.snapshots import index_entries, read_bytes
-
         assert self._etcd is not None
         states: dict[str, ClusterState] = {}
         chains: dict[str, tuple[int, str]] = {}
@@ -349,23 +336,12 @@ class DeriveWorker:
             log.warning("snapshot not written", extra={"cluster": cluster, "error": str(exc)[:300]})
 
     async def write_snapshot(self, d: PartitionDeriver, cluster: str) -> None:
-        """Chunks to the snapshots topic (keyed cluster/offset/i/n), then an index entry in etcd."""
-        assert self._etcd is not None
-        k = self.settings.kafka
+        """The cluster's state at the committed checkpoint, through the snapshot store."""
+        assert self._snapshots is not None
         offset, head, data = d.snapshot_bytes(cluster)
-        stored = compress_snapshot(data)
-        chunks = [stored[i:i + SNAPSHOT_CHUNK] for i in range(0, len(stored), SNAPSHOT_CHUNK)] or [b""]
-        chunk_offsets = []
-        for i, chunk in enumerate(chunks):
-            md = await self._producer.send_and_wait(
-                k.snapshots_topic, chunk, key=f"{cluster}/{offset}/{i}/{len(chunks)}".encode(),
-                partition=d.partition)
-            chunk_offsets.append(md.offset)
-        entry = {"cluster": cluster, "offset": offset, "chain": head, "snapshot_partition": d.partition,
-                 "chunk_offsets": chunk_offsets, "bytes": len(data), "reducer_version": d.checkpoint.reducer_version,
-                 "codec": SNAPSHOT_CODEC, "stored_bytes": len(stored)}
-        key = layout.snapshot_index_key(f"{self.settings.etcd.prefix}/{d.generation}", cluster, offset)
-        await self._etcd.put(key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
+        await self._snapshots.write(cluster=cluster, generation=d.generation, partition=d.partition, offset=offset,
+                                    chain_head=head, state_bytes=data,
+                                    reducer_version=d.checkpoint.reducer_version)
         self._last_snapshot[cluster] = time.monotonic()
         self.stats.snapshots += 1
 

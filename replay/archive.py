@@ -61,7 +61,8 @@ from kmevents.replay.timespec import iso_of_ms
 
 from kmevents import chain
 from kmevents.errors import CheckFailed, UsageError
-from kmevents.reducer import REDUCER_VERSION
+from kmevents.reducer import REDUCER_VERSION, SnapshotError
+from kmevents.store import snapshots as snapshot_codec
 
 MAGIC = b"KMEVARCH\x01"
 FORMAT = "kmevents.archive/2"
@@ -112,6 +113,7 @@ class ArchiveWriter:
         self.last_ts: int | None = None
         self.versions: dict[str, set[int]] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.level = level
         self._cctx = zstandard.ZstdCompressor(level=level)
         self._tmp_paths: list[Path] = []
         self._raw = self._tmp(".records-")
@@ -175,10 +177,10 @@ class ArchiveWriter:
             raise UsageError(f"archive snapshots must ascend: {offset} after {self.snapshots[-1]['offset']}")
         if "filtered" in self.meta:
             raise UsageError("a filtered archive carries no snapshots (they hold every namespace)")
-        stored = self._cctx.compress(state_bytes)
+        stored = snapshot_codec.compress(state_bytes, self.level)
         self._snaps.write(stored)
         self.snapshots.append({"offset": offset, "chain": chain_head, "reducer_version": reducer_version,
-                               "bytes": len(state_bytes), "stored_bytes": len(stored), "codec": "zstd"})
+                               "bytes": len(state_bytes), "stored_bytes": len(stored), "codec": snapshot_codec.CODEC})
 
     def close(self, covers_to: int | None = None) -> dict[str, Any]:
         """Finish the file; ``covers_to`` defaults to the last record's offset. Returns the header."""
@@ -355,12 +357,12 @@ def read_snapshot(path: str | Path, index: int) -> bytes:
         data = f.read(int(meta["stored_bytes"]))
     if len(data) != int(meta["stored_bytes"]):
         raise ArchiveError(f"{path}: archive ends inside snapshot #{index} (truncated file)")
-    if meta.get("codec") != "zstd":
+    if meta.get("codec") != snapshot_codec.CODEC:
         raise ArchiveError(f"{path}: snapshot #{index} has unknown codec {meta.get('codec')!r}")
     try:
-        return zstandard.ZstdDecompressor().decompress(data, max_output_size=int(meta["bytes"]))
-    except zstandard.ZstdError as exc:
-        raise ArchiveError(f"{path}: damaged snapshot #{index}: {exc}") from None
+        return snapshot_codec.decompress(data, meta["codec"], int(meta["bytes"]))
+    except SnapshotError as exc:
+        raise ArchiveError(f"{path}: damaged snapshot #{index}: {exc.message}") from None
 
 
 def segment_name(cluster: str, first: int, last: int) -> str:

@@ -11,11 +11,11 @@ from typing import Any
 
 from kmevents.replay import archive
 from kmevents.replay.records import LogRecord, origin_header
-from kmevents.replay.snapshots import Snapshots
 from kmevents.replay.sources import Source
 
 from kmevents import chain
 from kmevents.reducer import REDUCER_VERSION
+from kmevents.store.snapshots import Snapshots
 
 log = logging.getLogger("kmevents.replay.archiving")
 

@@ -22,8 +22,9 @@ from kmevents.errors import EnvironmentProblem, UsageError
 from kmevents.settings import Settings
 
 if TYPE_CHECKING:  # imported where used: building the CLI's parser must stay cheap (cold start)
-    from kmevents.replay.snapshots import Snapshots
     from kmevents.replay.sources import Source
+
+    from kmevents.store.snapshots import Snapshots
 
 T = TypeVar("T")
 
@@ -81,8 +82,9 @@ def cluster_given(args: argparse.Namespace) -> bool:
 
 @contextlib.asynccontextmanager
 async def open_source(args: argparse.Namespace, *, want_snapshots: bool = True) -> AsyncIterator[Opened]:
-    from kmevents.replay.snapshots import SnapshotStore
     from kmevents.replay.sources import ArchiveSource, KafkaSource, MergedSource
+
+    from kmevents.store.snapshots import SnapshotStore
 
     items = list(args.source or ["kafka"])
     use_kafka = "kafka" in items

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kmevents.replay.records import LogRecord
-from kmevents.replay.snapshots import Snapshots
 from kmevents.replay.sources import Source
 from kmevents.replay.timespec import TimePoint, iso_of_ms, lag_seconds
 
@@ -39,6 +38,7 @@ from kmevents.errors import UsageError
 from kmevents.folding import APPLIED, LATER, UNDECODABLE, Fold
 from kmevents.progress import progress_bar
 from kmevents.reducer import ClusterState, Retention
+from kmevents.store.snapshots import Snapshots
 
 
 @dataclass(frozen=True)

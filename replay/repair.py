@@ -34,17 +34,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from kmevents.processors.checkpoint import Checkpoint
 from kmevents.replay import logsource
 from kmevents.replay.diffing import StateDiff, diff_tables
 from kmevents.replay.sources import KafkaSource
-from kmevents.replay.verify import Checks, current_generation, fold_pass, read_checkpoint
+from kmevents.replay.verify import Checks, fold_pass
 
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.errors import CheckFailed, UsageError
 from kmevents.settings import Settings
+from kmevents.store.checkpoint import Checkpoint, read_checkpoint
+from kmevents.store.generations import current_generation
 
 FENCE_WORKER = "verify-repair"
 

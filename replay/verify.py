@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from kmevents.processors.checkpoint import Checkpoint
 from kmevents.replay import archive, logsource
 from kmevents.replay.diffing import field_changes
-from kmevents.replay.snapshots import ArchiveSnapshots, Snapshots, SnapshotStore
+from kmevents.replay.snapshots import ArchiveSnapshots
 from kmevents.replay.sources import ArchiveSource, KafkaSource, MergedSource, Source
 from kmevents.replay.timespec import iso_of_ms
 
@@ -43,6 +42,9 @@ from kmevents.adapters import etcd as etcd_adapter
 from kmevents.folding import BAD, UNDECODABLE, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
 from kmevents.settings import Settings
+from kmevents.store.checkpoint import partitions_of_clusters, read_checkpoint, read_checkpoints
+from kmevents.store.generations import current_generation
+from kmevents.store.snapshots import Snapshots, SnapshotStore
 
 #: findings that make a report unclean (exit 1): the state or the log is not what it should be,
 #: readers are pointed at a derivation the workers do not keep (``current``), or a record
@@ -229,30 +231,10 @@ async def _check_snapshot(snapshots: Snapshots, entry: dict[str, Any], st: Clust
 
 
 # -- etcd side -----------------------------------------------------------------
-async def current_generation(c: etcd_adapter.EtcdClient, prefix: str, cluster: str) -> str | None:
-    _, kvs = await etcd_adapter.range_at(c, layout.current_key(prefix, cluster))
-    if not kvs:
-        return None
-    return str(orjson.loads(kvs[0].value).get("generation"))
-
-
-async def read_checkpoint(c: etcd_adapter.EtcdClient, prefix: str, generation: str, partition: int
-                          ) -> Checkpoint | None:
-    _, kvs = await etcd_adapter.range_at(c, layout.checkpoint_key(f"{prefix}/{generation}", partition))
-    if not kvs:
-        return None
-    return Checkpoint.from_bytes(kvs[0].value, mod_revision=kvs[0].mod_revision)
-
-
 async def clusters_of_live_checkpoints(c: etcd_adapter.EtcdClient, prefix: str) -> dict[str, int]:
-    cp = layout.checkpoints_prefix(f"{prefix}/{layout.live_generation()}")
-    _, kvs = await etcd_adapter.range_at(c, cp, range_end=etcd_adapter.prefix_end(cp))
-    out: dict[str, int] = {}
-    for kv in kvs:
-        ck = Checkpoint.from_bytes(kv.value)
-        for cl in ck.chains:
-            out[cl] = ck.partition
-    return out
+    """``cluster -> partition`` of every cluster the live generation's checkpoints cover."""
+    _, cps = await read_checkpoints(c, prefix)
+    return partitions_of_clusters(cps)
 
 
 def compare_keys(report: Report, cluster: str, stored: dict[tuple[str, str], etcd_adapter.KV],

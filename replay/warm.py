@@ -31,7 +31,6 @@ entity dicts with its parent) and may be forked again.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -190,18 +189,6 @@ def freeze(st: ClusterState) -> ClusterState:
     return st
 
 
-@contextlib.contextmanager
-def no_gc() -> Iterator[None]:
-    """Cyclic GC off while building many objects at once (a snapshot parse is 3-4x faster)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def settle() -> None:
     """Keep the collector from walking held states again and again.
 
@@ -213,21 +200,6 @@ def settle() -> None:
     """
     gc.collect(1)
     gc.freeze()
-
-
-def load_snapshot(data: bytes) -> ClusterState:
-    """``ClusterState.from_snapshot`` without the collector's passes over the new objects.
-
-    A 49 MB snapshot becomes ~10 million objects: with the collector on, the
-    parse takes 3-4x longer, and after it the next collections walk them all
-    again (~1 s, paid by whatever runs next). The objects are moved to the
-    permanent generation (``gc.freeze``): never walked again, still freed by
-    reference counting when the state is dropped (entities hold no cycles).
-    """
-    with no_gc():
-        st = ClusterState.from_snapshot(data)
-        gc.freeze()
-    return st
 
 
 # -- states ----------------------------------------------------------------------

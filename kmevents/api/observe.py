@@ -45,9 +45,9 @@ from kmevents import __version__, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.monitor.consumer import checkpoints, lags
-from kmevents.processors.checkpoint import Checkpoint
 from kmevents.reducer import REDUCER_VERSION
 from kmevents.settings import Settings
+from kmevents.store.checkpoint import Checkpoint
 
 log = logging.getLogger("kmevents.api.observe")
 router = APIRouter(tags=["health"])

@@ -245,8 +245,8 @@ async def export_archive(
 
     from kmevents.replay.archive import SUFFIX as archive_suffix
     from kmevents.replay.archiving import chain_before, export
-    from kmevents.replay.snapshots import SnapshotStore
     from kmevents.replay.sources import KafkaSource
+    from kmevents.store.snapshots import SnapshotStore
 
     p = reader(request.app.state.settings, request, cluster)
     v = await _view(request, cluster)

@@ -36,8 +36,8 @@ import orjson
 
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
-from kmevents.processors.checkpoint import Checkpoint
 from kmevents.settings import Settings
+from kmevents.store.checkpoint import Checkpoint
 
 
 @dataclass

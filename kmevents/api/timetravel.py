@@ -32,10 +32,10 @@ from kmevents.adapters import kafka as kafka_adapter
 from kmevents.reducer import REDUCER_VERSION, ClusterState
 from kmevents.replay import warm
 from kmevents.replay.engine import Replayed, Target, replay, resolve_end
-from kmevents.replay.snapshots import SnapshotStore
 from kmevents.replay.sources import KafkaSource
 from kmevents.replay.timespec import parse_time
 from kmevents.settings import Settings
+from kmevents.store.snapshots import SnapshotStore
 
 
 class BadPoint(ValueError):

@@ -31,9 +31,9 @@ from typing import Any
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.contract import ContractViolation, encode, validate_event
 from kmevents.ingest.outbox import Outbox
-from kmevents.ingest.partition_map import PartitionMap
 from kmevents.ingest.redact import Redactor
 from kmevents.settings import Settings
+from kmevents.store.partition_map import PartitionMap
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 #: Validation yields to the event loop every this many events (~1-2 ms): the

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.contract import DecodeError, decode_fast
@@ -28,20 +27,14 @@ from kmevents.folding import UNDECODABLE, Fold
 from kmevents.monitor.rules import Alert, RuleEngine, is_catching_up
 from kmevents.monitor.sinks import Sink
 from kmevents.monitor.tail import PartitionTail
-from kmevents.processors.checkpoint import Checkpoint
 from kmevents.reducer import ClusterState
 from kmevents.settings import Settings
+from kmevents.store.checkpoint import Checkpoint, read_checkpoints
 
 
 async def checkpoints(settings: Settings, client: etcd_adapter.EtcdClient) -> tuple[int, dict[int, Checkpoint]]:
     """The live generation's checkpoints by partition, read at one revision (returned first)."""
-    cp = layout.checkpoints_prefix(f"{settings.etcd.prefix}/{layout.live_generation()}")
-    rev, kvs = await etcd_adapter.range_at(client, cp, range_end=etcd_adapter.prefix_end(cp))
-    out = {}
-    for kv in kvs:
-        ck = Checkpoint.from_bytes(kv.value, mod_revision=kv.mod_revision)
-        out[ck.partition] = ck
-    return rev, out
+    return await read_checkpoints(client, settings.etcd.prefix)
 
 
 def lags(ends: dict[int, int], cps: dict[int, Checkpoint]) -> dict[int, int]:
@@ -128,8 +121,8 @@ async def bootstrap(settings: Settings, cluster: str, *, warm_records: int | Non
     from kmevents.errors import UsageError
     from kmevents.replay.engine import Target, replay
     from kmevents.replay.logsource import partition_of
-    from kmevents.replay.snapshots import SnapshotStore
     from kmevents.replay.sources import KafkaSource
+    from kmevents.store.snapshots import SnapshotStore
 
     partition = await partition_of(settings, cluster)
     if partition is None:

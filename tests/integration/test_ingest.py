@@ -12,8 +12,9 @@ import orjson
 import pytest
 
 from kmevents.adapters import kafka as kafka_adapter
-from kmevents.ingest import Ingestor, PartitionMap
+from kmevents.ingest import Ingestor
 from kmevents.settings import Settings
+from kmevents.store.partition_map import PartitionMap
 from tests.stacks import TestStack
 
 SECRET = "hunter2-do-not-log"

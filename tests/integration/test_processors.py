@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import TopicPartition
-from kmevents.processors.checkpoint import Checkpoint
 from kmevents.processors.worker import DeriveWorker
 from kmevents.replay.verify import verify
 
@@ -23,6 +22,7 @@ from kmevents.adapters import kafka as kafka_adapter
 from kmevents.ingest import Ingestor
 from kmevents.settings import Settings
 from kmevents.simulate import generate
+from kmevents.store.checkpoint import Checkpoint
 
 
 async def ingest_sim(s: Settings, cluster: str, n: int, seed: int = 1) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import orjson
 from kmevents.replay.repair import plan_and_stage, switch
-from kmevents.replay.verify import current_generation, verify
+from kmevents.replay.verify import verify
 
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.settings import Settings
+from kmevents.store.generations import current_generation
 from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
 
 

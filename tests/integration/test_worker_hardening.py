@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 import pytest
-from kmevents.processors.checkpoint import Checkpoint
 from kmevents.processors.worker import DeriveWorker
 from kmevents.replay.engine import replay
 from kmevents.replay.sources import KafkaSource
@@ -27,10 +26,12 @@ from kmevents.replay.verify import verify
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
-from kmevents.ingest import Ingestor, PartitionMap
+from kmevents.ingest import Ingestor
 from kmevents.reducer import REDUCER_VERSION
 from kmevents.settings import Settings
 from kmevents.stack.process import free_port
+from kmevents.store.checkpoint import Checkpoint
+from kmevents.store.partition_map import PartitionMap
 from tests.integration.test_processors import checkpoints, ingest_sim, run_worker_until_caught_up
 
 STATUS_V1_NOT_AN_OBJECT = {"type": "task.status_updated", "schema_version": 1, "event_id": "poison-1",

@@ -14,13 +14,14 @@ import zstandard
 from kmevents.replay import archive, archiving
 from kmevents.replay.engine import Target, replay
 from kmevents.replay.records import LogRecord
-from kmevents.replay.snapshots import ArchiveSnapshots, Snapshots
+from kmevents.replay.snapshots import ArchiveSnapshots
 from kmevents.replay.sources import ArchiveSource
 from kmevents.replay.verify import verify_offline
 
 from kmevents import chain
 from kmevents.reducer import REDUCER_VERSION, ClusterState, apply
 from kmevents.simulate import iter_lines
+from kmevents.store.snapshots import Snapshots
 from tests.unit.replay.test_offline_cli import km
 
 CLUSTER = "arcsnap"

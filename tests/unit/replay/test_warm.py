@@ -17,10 +17,11 @@ import orjson
 from kmevents.replay.engine import Target, replay
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
-from kmevents.replay.warm import CowTable, RecordCache, fork, freeze, load_snapshot
+from kmevents.replay.warm import CowTable, RecordCache, fork, freeze
 
 from kmevents.reducer import ClusterState, apply
 from kmevents.simulate import generate
+from kmevents.store.snapshots import load_snapshot
 
 CLUSTER = "c1"
 N = 4000

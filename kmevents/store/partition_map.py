@@ -28,8 +28,10 @@ import orjson
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.settings import Settings
+from kmevents.store.checkpoint import partitions_of_clusters, read_checkpoints
+from kmevents.store.generations import current_generation
 
-log = logging.getLogger("kmevents.ingest.partition_map")
+log = logging.getLogger("kmevents.store.partition_map")
 
 
 class PartitionMap:
@@ -125,21 +127,8 @@ class PartitionMap:
         checkpoints name the clusters each partition holds.
         """
         prefix = self.settings.etcd.prefix
-        c = self._c()
-        _, cur = await etcd_adapter.range_at(c, layout.current_key(prefix, cluster))
-        if not cur:
+        gen = await current_generation(self._c(), prefix, cluster)
+        if gen is None:
             return None
-        try:
-            gen = str(orjson.loads(cur[0].value)["generation"])
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return None
-        cp = layout.checkpoints_prefix(f"{prefix}/{layout.base_generation(gen)}")
-        _, kvs = await etcd_adapter.range_at(c, cp, range_end=etcd_adapter.prefix_end(cp))
-        for kv in kvs:
-            try:
-                doc = orjson.loads(kv.value)
-                if cluster in doc.get("chains", {}):
-                    return int(doc["partition"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-                continue
-        return None
+        _, cps = await read_checkpoints(self._c(), prefix, layout.base_generation(gen))
+        return partitions_of_clusters(cps).get(cluster)

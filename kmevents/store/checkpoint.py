@@ -15,6 +15,9 @@ from typing import Any
 
 import orjson
 
+from kmevents import layout
+from kmevents.adapters import etcd as etcd_adapter
+
 
 @dataclass
 class Checkpoint:
@@ -47,3 +50,32 @@ class Checkpoint:
             annotations=dict(d.get("annotations", {})), worker=str(d.get("worker", "")),
             mod_revision=mod_revision,
         )
+
+
+async def read_checkpoint(client: etcd_adapter.EtcdClient, prefix: str, generation: str, partition: int, *,
+                          revision: int = 0) -> Checkpoint | None:
+    """The checkpoint of ``partition`` under ``generation`` (None: never written), at ``revision``
+    (0: the latest)."""
+    _, kvs = await etcd_adapter.range_at(client, layout.checkpoint_key(f"{prefix}/{generation}", partition),
+                                         revision=revision)
+    if not kvs:
+        return None
+    return Checkpoint.from_bytes(kvs[0].value, mod_revision=kvs[0].mod_revision)
+
+
+async def read_checkpoints(client: etcd_adapter.EtcdClient, prefix: str, generation: str | None = None, *,
+                           revision: int = 0) -> tuple[int, dict[int, Checkpoint]]:
+    """Every partition's checkpoint under ``generation`` (default: the live one), read at one
+    revision, which is returned first."""
+    cp = layout.checkpoints_prefix(f"{prefix}/{generation or layout.live_generation()}")
+    rev, kvs = await etcd_adapter.range_at(client, cp, range_end=etcd_adapter.prefix_end(cp), revision=revision)
+    out = {}
+    for kv in kvs:
+        ck = Checkpoint.from_bytes(kv.value, mod_revision=kv.mod_revision)
+        out[ck.partition] = ck
+    return rev, out
+
+
+def partitions_of_clusters(checkpoints: dict[int, Checkpoint]) -> dict[str, int]:
+    """``cluster -> partition`` as the checkpoints' chains say (each names its clusters)."""
+    return {cluster: ck.partition for ck in checkpoints.values() for cluster in ck.chains}
