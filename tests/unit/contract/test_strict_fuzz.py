@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kmevents.contract import ContractViolation, validate_event
-from tests.strategies import event_of_type, events
+from tests.strategies import event_of_type, events, paths_of
 
 _ODD_SCALARS = st.sampled_from([
     1767225600000000, 1767225600000000000, 1767225600000.0, 253402300800000, 10**30, -1, 0,
@@ -35,22 +35,11 @@ json_values = st.recursive(
 replacements = _ODD_SCALARS | _NUMBERS | json_values
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            out += _paths(value, (*prefix, i))
-    return out
-
-
 @st.composite
 def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
     """A valid event with one field (any depth) replaced by an arbitrary value."""
     event = copy.deepcopy(draw(events()))
-    path = draw(st.sampled_from(_paths(event)))
+    path = draw(st.sampled_from(paths_of(event)))
     node = event
     for part in path[:-1]:
         node = node[part]

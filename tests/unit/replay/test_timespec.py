@@ -55,7 +55,7 @@ def test_lag_is_recorded_minus_occurred() -> None:
     ("9999-12-31T23:59:59-01:00", "after 9999-12-31"),
     ("-100000000w", "outside 1970-01-01T00:00:00.000000Z .. 9999-12-31T23:59:59.999999Z"),
     ("-" + "9" * 400 + "s", "outside 1970"),
-    ("\u00b2", "not understood"),  # a digit to str.isdigit(), not to int()
+    ("\u00b2", "not an ISO 8601 time"),  # a digit to str.isdigit(), not to int()
     ("2015-02-29T00:00:00Z", "day is out of range"),
 ])
 def test_times_outside_1970_to_9999_are_usage_errors_that_say_why(text: str, fragment: str) -> None:
@@ -74,3 +74,13 @@ def test_an_offset_beyond_kafkas_largest_is_a_usage_error() -> None:
     assert parse_point(f"offset:{2**63 - 1}").offset == 2**63 - 1
     with pytest.raises(UsageError, match="largest offset"):
         parse_point(f"offset:{2**63}")
+
+
+@pytest.mark.parametrize("flag", [["--at", "1767225600000000"], ["--known-at", "99999999999999999999"],
+                                  ["--known-at", "0001-01-01T00:00:00Z"]])
+def test_state_refuses_such_times_with_exit_2_before_connecting_anywhere(flag: list[str], capsys) -> None:
+    from kmevents.cli import main
+
+    assert main(["state", "--cluster", "c1", *flag, "--bootstrap", "127.0.0.1:1", "--etcd", "http://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "is refused" in err and "Traceback" not in err
