@@ -150,6 +150,7 @@ class Ingestor:
         self.max_event_bytes = max_event_bytes
         self.max_in_flight = max_in_flight
         self.clock = clock
+        self._horizon: Horizon | None = None
         self.in_flight = 0
         self._producer: Any = None
         self._map: PartitionMap | None = None
@@ -183,8 +184,12 @@ class Ingestor:
         return self.in_flight >= self.max_in_flight
 
     def horizon(self) -> Horizon:
-        """The latest ``occurred_at`` accepted now (see :class:`Horizon`)."""
-        return Horizon.at(self.clock(), self.settings.ingest.max_future_skew_seconds)
+        """The latest ``occurred_at`` accepted now (see :class:`Horizon`); reused within a clock second."""
+        now = self.clock()
+        h = self._horizon
+        if h is None or not 0 <= now * 1_000_000 - h.now_micros < 1_000_000:
+            h = self._horizon = Horizon.at(now, self.settings.ingest.max_future_skew_seconds)
+        return h
 
     def check(self, obj: Any, *, horizon: Horizon | None = None) -> Checked:
         """Validate, check the time against ``horizon`` (default: now), redact and encode one object (no I/O).

@@ -95,3 +95,15 @@ def test_an_event_that_cannot_be_stored_as_json_is_refused_not_raised() -> None:
 def test_an_event_over_the_size_limit_is_refused_with_the_sizes() -> None:
     reason = _refusal(_ingestor(max_event_bytes=100), _event())["-"]
     assert "bytes as stored, over the limit of 100" in reason
+
+
+def test_the_horizon_follows_the_clock() -> None:
+    now = [NOW]
+    s = Settings()
+    ing = Ingestor(s, clock=lambda: now[0])
+    event = _event(NOW + 350)
+    assert "occurred_at" in _refusal(ing, event)
+    now[0] = NOW + 0.5  # within the same second: the same horizon
+    assert "occurred_at" in _refusal(ing, event)
+    now[0] = NOW + 60
+    assert ing.check(event)
