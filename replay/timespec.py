@@ -84,7 +84,7 @@ def parse_time(text: str, *, now: float | None = None) -> TimePoint:
         # ASCII digits only: str.isdigit() also says yes to '²', which int() refuses
         iso = canonical_time(int(s) if s.isascii() and s.isdigit() else s)
     except ValueError as exc:
-        raise UsageError(f"time {_quoted(text)} is refused: {exc}", hint=TIME_HELP) from None
+        raise UsageError(f"time {_quoted(text)} is not understood: {exc}", hint=TIME_HELP) from None
     return _in_range(text, micros_of(iso))
 
 

@@ -83,4 +83,4 @@ def test_state_refuses_such_times_with_exit_2_before_connecting_anywhere(flag: l
 
     assert main(["state", "--cluster", "c1", *flag, "--bootstrap", "127.0.0.1:1", "--etcd", "http://127.0.0.1:1"]) == 2
     err = capsys.readouterr().err
-    assert "is refused" in err and "Traceback" not in err
+    assert "is not understood" in err and "Traceback" not in err
