@@ -160,6 +160,14 @@ class MonitorSettings(BaseModel):
                               description="runbook links are <base><rule>")
 
 
+class IngestSettings(BaseModel):
+    """Checks ingest makes beyond the contract (``kmevents ingest``, ``validate``, ``POST /v1/events``)."""
+
+    max_future_skew_seconds: float = Field(
+        300.0, ge=0, description="events whose occurred_at is further ahead of the ingest clock than this are "
+                                 "refused: one far-future time would move retention's clock for good")
+
+
 class Settings(BaseSettings):
     """Everything a kmevents process needs to know about its surroundings."""
 
@@ -173,6 +181,7 @@ class Settings(BaseSettings):
     stack: StackSettings = Field(default_factory=StackSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     log_format: Literal["text", "json"] = "text"
     _derived: set[str] = PrivateAttr(default_factory=set)
 

@@ -7,7 +7,11 @@ A TIME is one of:
 - epoch milliseconds: ``1767225900000``;
 - relative to now: ``-15m``, ``-2h``, ``-1d``, ``-30s`` (also ``-1w``).
 
-Every bound is inclusive. A time is kept as microseconds since the epoch and
+Every bound is inclusive. A TIME lies between 1970-01-01T00:00:00Z and
+9999-12-31T23:59:59.999999Z (the contract's range); anything else, however
+written (``1767225600000000``, ``-100000000w``, ``0001-01-01T00:00:00Z``), is a
+:class:`UsageError` saying so: exit 2 on the command line, 400 in the API.
+A time is kept as microseconds since the epoch and
 as the canonical string of the contract (``YYYY-MM-DDTHH:MM:SS.ffffffZ``),
 which sorts like the time, so ``occurred_at <= T`` is a string comparison.
 
@@ -18,11 +22,12 @@ A POINT (``diff --from/--to``, ``search --from/--to``) is a TIME or
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import time
 from dataclasses import dataclass
 
-from kmevents.contract import canonical_time
+from kmevents.contract.times import EARLIEST, LATEST, MAX_EPOCH_MICROS, canonical_time, micros_of
 from kmevents.errors import UsageError
 
 _REL = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
@@ -30,7 +35,9 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 TIME_HELP = ("TIME is ISO 8601 with a zone (2026-01-01T00:05:00Z), epoch milliseconds "
-             "(1767225900000) or relative to now (-15m, -2h, -1d); bounds are inclusive")
+             "(1767225900000) or relative to now (-15m, -2h, -1d), between 1970 and 9999; bounds are inclusive")
+#: Kafka's largest offset (a signed 64-bit integer).
+MAX_OFFSET = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -57,12 +64,6 @@ class Point:
         return f"offset:{self.offset}" if self.offset is not None else str(self.time.iso if self.time else "")
 
 
-def micros_of(iso: str) -> int:
-    """Microseconds since the epoch of a canonical time string."""
-    d = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-    return (d - _EPOCH) // dt.timedelta(microseconds=1)
-
-
 def iso_of_ms(ms: int) -> str:
     """Canonical string of epoch milliseconds (a Kafka record timestamp)."""
     return (_EPOCH + dt.timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -77,19 +78,25 @@ def parse_time(text: str, *, now: float | None = None) -> TimePoint:
     m = _REL.match(s)
     if m:
         base = time.time() if now is None else now
-        micros = round((base - float(m.group(1)) * _UNIT_SECONDS[m.group(2)]) * 1_000_000)
-        return TimePoint(micros, iso_of_micros(micros))
-    if s.isdigit():
-        try:
-            iso = canonical_time(int(s))
-        except ValueError as exc:
-            raise UsageError(f"time {text!r}: {exc}", hint=TIME_HELP) from None
-        return TimePoint(micros_of(iso), iso)
+        seconds = base - float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        return _in_range(text, round(seconds * 1_000_000) if math.isfinite(seconds) else -1)
     try:
-        iso = canonical_time(s)
+        # ASCII digits only: str.isdigit() also says yes to '²', which int() refuses
+        iso = canonical_time(int(s) if s.isascii() and s.isdigit() else s)
     except ValueError as exc:
-        raise UsageError(f"time {text!r} is not understood: {exc}", hint=TIME_HELP) from None
-    return TimePoint(micros_of(iso), iso)
+        raise UsageError(f"time {_quoted(text)} is not understood: {exc}", hint=TIME_HELP) from None
+    return _in_range(text, micros_of(iso))
+
+
+def _quoted(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
+
+
+def _in_range(text: str, micros: int) -> TimePoint:
+    """The one place a TIME's range is checked (the contract's: ``EARLIEST`` .. ``LATEST``)."""
+    if not 0 <= micros <= MAX_EPOCH_MICROS:
+        raise UsageError(f"time {_quoted(text)} is outside {EARLIEST} .. {LATEST}", hint=TIME_HELP)
+    return TimePoint(micros, iso_of_micros(micros))
 
 
 def iso_of_micros(micros: int) -> str:
@@ -101,8 +108,11 @@ def parse_point(text: str, *, now: float | None = None) -> Point:
     s = text.strip()
     if s.startswith("offset:"):
         n = s[len("offset:"):]
-        if not n.isdigit():
+        if not (n.isascii() and n.isdigit()):
             raise UsageError(f"point {text!r}: offset:N needs a non-negative integer N",
+                             hint="e.g. offset:1200, or a TIME: " + TIME_HELP)
+        if int(n) > MAX_OFFSET:
+            raise UsageError(f"point {text!r}: offset {n} is beyond Kafka's largest offset ({MAX_OFFSET})",
                              hint="e.g. offset:1200, or a TIME: " + TIME_HELP)
         return Point(offset=int(n))
     return Point(time=parse_time(s, now=now))

@@ -649,3 +649,15 @@ def producer_inputs(draw: Draw, *, types: tuple[str, ...] = EVENT_TYPES) -> tupl
             if isinstance(status.get(field), str):
                 status[field] = status[field].replace("AGENT", "SLAVE")
     return raw, canonical
+
+
+def paths_of(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON value, as keys and list indexes (for mutating one field of an event)."""
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += paths_of(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += paths_of(value, (*prefix, i))
+    return out

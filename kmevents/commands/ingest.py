@@ -13,16 +13,20 @@ from kmevents.commands._common import (
     emit_json,
     settings_from,
 )
+from kmevents.errors import UsageError
 
 HELP = """\
 Ingest a JSON-lines file (or - for standard input) into the events topic.
 
-Each event is redacted (secrets never enter the log), validated strictly,
-given its dedupe key and event id when absent, pinned to its cluster's
+Each event is validated strictly, given its dedupe key and event id when
+absent, redacted (secrets never enter the log), pinned to its cluster's
 partition and produced with an idempotent producer (acks=all). Invalid events
 are refused with one line each, FILE:LINE: EVENT_ID: field.path: reason,
-while the valid events of the same file are still written. Exit 1 if any
-event was refused, else 0.
+while the valid events of the same file are still written: lines that are
+not JSON, write a key twice, break the contract, or are dated further ahead
+of this machine's clock than KMEVENTS_INGEST__MAX_FUTURE_SKEW_SECONDS
+(default 300). The last line is a summary: accepted N; refused M. Exit 1 if
+any event was refused, else 0.
 
 Ingesting a file twice writes its events twice; the copies have the same
 event_id and the reducer ignores the repeat (a `duplicate` annotation).
@@ -56,7 +60,12 @@ async def _ingest(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     name = "-" if args.file == "-" else args.file
-    total_bytes = Path(args.file).stat().st_size if args.file != "-" else None
+    try:
+        total_bytes = Path(args.file).stat().st_size if args.file != "-" else None
+        if args.file != "-":
+            Path(args.file).open("rb").close()  # a directory or an unreadable file fails here, not mid-way
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}", hint="check the path; use '-' for stdin") from None
     accepted = refused = 0
     refusals: list[dict[str, object]] = []
     pending: list[tuple[int, Result]] = []  # printed in line order at each flush

@@ -5,16 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmevents.commands._common import emit_json
 from kmevents.errors import UsageError
 from kmevents.jsonlines import DEFAULT_MAX_LINE_BYTES
 
+if TYPE_CHECKING:
+    from kmevents.settings import Settings
+
 HELP = "check a JSON-lines file of events against the event contract"
 DESCRIPTION = """\
 Check events (one JSON object per line) exactly as strict ingest would, without
-producing anything. Every problem is reported, one line each:
+producing anything: the contract, a key written twice in one object, an
+occurred_at further ahead of this machine's clock than
+KMEVENTS_INGEST__MAX_FUTURE_SKEW_SECONDS (default 300), the size as stored.
+Every problem is reported, one line each:
 
     FILE:LINE: EVENT_ID: field.path: reason
 
@@ -103,12 +109,19 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def check_file(name: str, *, max_line_bytes: int) -> Report:
-    """Validate every line of file ``name`` (``-``: stdin); never stops at the first problem."""
+def check_file(name: str, *, max_line_bytes: int, settings: Settings | None = None) -> Report:
+    """Validate every line of file ``name`` (``-``: stdin) as ingest would; never stops at the first problem.
+
+    ``settings`` (default: from the environment) gives ingest's own limits.
+    """
     from kmevents import jsonlines
-    from kmevents.contract import ContractViolation, validate_event
+    from kmevents.contract import ContractViolation
+    from kmevents.ingest import Ingestor
+    from kmevents.settings import load
 
     report = Report(name)
+    ingest = Ingestor(settings or load())  # check() does no I/O: nothing is started
+    horizon = ingest.horizon()
 
     def problem(number: int, event_id: str | None, path: str, reason: str) -> Problem:
         return Problem(name, number, event_id or "-", path or "-", reason)
@@ -120,15 +133,15 @@ def check_file(name: str, *, max_line_bytes: int) -> Report:
                 report.errors.append(problem(line.number, None, "-", line.error))
                 continue
             try:
-                canonical, warnings = validate_event(line.obj)
+                checked = ingest.check(line.obj, horizon=horizon)
             except ContractViolation as exc:
                 for path, reason in exc.errors:
                     report.errors.append(problem(line.number, exc.event_id, path, reason))
                 continue
             report.valid += 1
-            for warning in warnings:
+            for warning in checked.warnings:
                 report.warnings.append(
-                    problem(line.number, canonical["event_id"], warning.path, f"warning: {warning.message}")
+                    problem(line.number, checked.canonical["event_id"], warning.path, f"warning: {warning.message}")
                 )
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror}", hint="check the path; use '-' for stdin") from None

@@ -55,18 +55,27 @@ class _NotJson(ValueError):
     """An ``Any`` value the fast path leaves to the reference path."""
 
 
-def _json_copy(value: Any) -> Any:
+#: Deepest nesting of an ``Any`` value the fast path copies; deeper ones go to the
+#: reference path (recursion here would otherwise meet Python's limit).
+_MAX_COPY_DEPTH: Final = 64
+
+
+def _json_copy(value: Any, depth: int = 0) -> Any:
     """What ``model_dump`` makes of a JSON value in an ``Any`` field: fresh containers."""
     kind = type(value)
     if kind is dict:
+        if depth >= _MAX_COPY_DEPTH:
+            raise _NotJson("nested too deep")
         out = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise _NotJson(key)
-            out[key] = _json_copy(item)
+            out[key] = _json_copy(item, depth + 1)
         return out
     if kind is list:
-        return [_json_copy(item) for item in value]
+        if depth >= _MAX_COPY_DEPTH:
+            raise _NotJson("nested too deep")
+        return [_json_copy(item, depth + 1) for item in value]
     if kind in (str, int, float, bool) or value is None:
         return value
     raise _NotJson(kind.__name__)

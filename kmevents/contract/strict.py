@@ -29,12 +29,18 @@ from kmevents.contract.errors import NO_FIELD, ContractViolation, ContractWarnin
 from kmevents.contract.fastpath import canonical_dict
 from kmevents.contract.ids import dedupe_key, derive_event_id
 from kmevents.contract.openenums import unknown_enum_values
-from kmevents.contract.registry import CURRENT_MODELS, EVENT_MODELS, EVENT_TYPES, SCHEMA_VERSIONS
+from kmevents.contract.registry import EVENT_MODELS, EVENT_TYPES, SCHEMA_VERSIONS
 from kmevents.contract.upcast import upcast
 
 _EXPLAINED: Final[dict[str, str]] = {
     "recorded_at": "recorded_at is never part of an event: readers take Kafka's LogAppendTime",
 }
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a reason quotes the input, never a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _reason(error: Any) -> str:
@@ -45,7 +51,7 @@ def _reason(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unexpected field (not in the contract; check its spelling)"
     if error["type"] in ("literal_error", "string_pattern_mismatch", "enum"):
-        return f"{message}; got {error.get('input')!r}"
+        return f"{message}; got {_shown(error.get('input'))}"
     return message
 
 
@@ -68,9 +74,9 @@ def _unknown_type(obj: dict[str, Any]) -> UnknownEventType:
     if type_ is None:
         errors = [("type", "missing: every event needs a type such as 'task.status_updated'")]
     else:
-        close = difflib.get_close_matches(str(type_), EVENT_TYPES, n=1)
+        close = difflib.get_close_matches(type_, EVENT_TYPES, n=1) if type(type_) is str and len(type_) < 100 else []
         hint = f"; did you mean {close[0]!r}?" if close else "; see schemas/README.md for the list"
-        errors = [("type", f"unknown event type {type_!r}{hint}")]
+        errors = [("type", f"unknown event type {_shown(type_)}{hint}")]
     try:
         Envelope.model_validate({**obj, "type": "x.x"})
     except ValidationError as exc:
@@ -80,10 +86,11 @@ def _unknown_type(obj: dict[str, Any]) -> UnknownEventType:
 
 def _validate_as(obj: dict[str, Any], type_: str, version: Any) -> dict[str, Any]:
     current = SCHEMA_VERSIONS[type_]
-    model = CURRENT_MODELS[type_] if version == current else EVENT_MODELS.get((type_, version))
+    # exactly int: a bool is not a version, and a dict or list is not even hashable
+    model = EVENT_MODELS.get((type_, version)) if type(version) is int else None
     if model is None:
         raise ContractViolation(
-            [("schema_version", f"{type_} has schema versions 1..{current}; got {version!r}")],
+            [("schema_version", f"{type_} has schema versions 1..{current} (an integer); got {_shown(version)}")],
             event_id=_event_id_of(obj),
         )
     try:

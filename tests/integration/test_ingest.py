@@ -176,3 +176,40 @@ def test_ingest_command_reports_every_bad_line_and_writes_the_good_ones(isolated
     assert errs[3].startswith(f"{f}:9: -: -: truncated last line")
     assert "accepted 4 events" in out.stdout
     assert len(asyncio.run(read_all(isolated))) == 4
+
+
+def test_odd_lines_in_every_batch_are_refused_one_by_one_and_every_valid_event_is_written(
+        isolated: Settings, tmp_path: Path) -> None:
+    """Issue 14: an odd line used to abort the run with a traceback, leaving its batch unwritten and no
+    summary (a rerun then duplicated the earlier batches)."""
+    good = [status_event(isolated.cluster, i) for i in range(8)]
+    odd = [
+        {**good[0], "schema_version": {}},                          # was a TypeError
+        {**good[0], "occurred_at": 1767225600000000},               # epoch microseconds: was an OverflowError
+        {**good[0], "occurred_at": 1767225600000.0},                # float milliseconds: was an OverflowError
+        {**good[0], "occurred_at": "9999-12-31T23:59:59Z"},         # far beyond the ingest clock
+    ]
+    twice = orjson.dumps(good[0])[:-1] + b',"type":"task.status_updated"}'
+    lines = [orjson.dumps(good[0]), orjson.dumps(odd[0]), orjson.dumps(good[1]), orjson.dumps(odd[1]),
+             orjson.dumps(good[2]), orjson.dumps(good[3]), orjson.dumps(odd[2]), twice, orjson.dumps(good[4]),
+             orjson.dumps(odd[3]), orjson.dumps(good[5]), orjson.dumps(good[6]), orjson.dumps(good[7])]
+    f = tmp_path / "odd.jsonl"
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "kmevents.cli", "ingest", str(f), "--quiet", "--batch", "3",
+         "--bootstrap", isolated.kafka.bootstrap, "--etcd", isolated.etcd.endpoint],
+        capture_output=True, text=True, timeout=120,
+        env={"KMEVENTS_KAFKA__EVENTS_TOPIC": isolated.kafka.events_topic,
+             "KMEVENTS_ETCD__PREFIX": isolated.etcd.prefix, "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    errs = out.stderr.strip().splitlines()
+    assert errs[0].startswith(f"{f}:2: ") and ": schema_version: " in errs[0]
+    assert errs[1].startswith(f"{f}:4: ") and "looks like microseconds: divide by 1,000" in errs[1]
+    assert errs[2].startswith(f"{f}:7: ") and "looks like milliseconds" in errs[2]
+    assert errs[3].startswith(f"{f}:8: -: -: duplicate key 'type' in event at line 8")
+    assert errs[4].startswith(f"{f}:10: ") and "KMEVENTS_INGEST__MAX_FUTURE_SKEW_SECONDS" in errs[4]
+    assert "accepted 8 events" in out.stdout and "refused 5" in out.stdout
+    written = [orjson.loads(r.value) for r in asyncio.run(read_all(isolated))]
+    assert sorted(e["source"]["seq"] for e in written) == list(range(8))

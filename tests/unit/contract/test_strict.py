@@ -218,3 +218,19 @@ def test_schema_version_out_of_range_is_refused() -> None:
     event = _status_event()
     event["schema_version"] = 3
     assert "1..2" in _errors(event)["schema_version"]
+
+
+@pytest.mark.parametrize("version", [{}, [], [2], "2", 2.0, True, None, 99, -1, 10**30])
+def test_a_schema_version_of_any_wrong_type_or_value_is_a_violation_of_that_field(version: object) -> None:
+    event = _status_event()
+    event["schema_version"] = version
+    errors = _errors(event)
+    assert "schema_version" in errors, errors
+
+
+@pytest.mark.parametrize("when", [1767225600000000, 1767225600000000000, 1767225600000.0, 10**30, 1e300,
+                                  float("nan"), "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-01:00"])
+def test_an_occurred_at_out_of_range_is_a_violation_of_that_field(when: object) -> None:
+    event = _status_event()
+    event["occurred_at"] = when
+    assert "occurred_at" in _errors(event)

@@ -126,3 +126,35 @@ def test_help_teaches_with_an_example(capsys) -> None:
     assert "FILE:LINE: EVENT_ID: field.path: reason" in out
     assert "$ kmevents validate events.jsonl" in out
     assert "--max-line-bytes" in out
+
+
+def test_odd_values_that_used_to_crash_are_reported_and_the_other_lines_still_checked(write, capsys) -> None:
+    odd = [{**EXAMPLES[0], "schema_version": {}}, {**EXAMPLES[0], "occurred_at": 1767225600000000},
+           {**EXAMPLES[0], "occurred_at": 10**19}, {**EXAMPLES[0], "occurred_at": "0001-01-01T00:00:00Z"}]
+    path = write(b"\n".join([GOOD, *(orjson.dumps(e) for e in odd), GOOD]) + b"\n")
+    assert main(["validate", path]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert f"{path}:2: -: schema_version: " in out
+    assert f"{path}:3: -: occurred_at: integer time 1767225600000000 is read as epoch milliseconds" in out
+    assert "looks like microseconds: divide by 1,000" in out
+    assert f"{path}:4: -: occurred_at: " in out and f"{path}:5: -: occurred_at: " in out
+    assert "6 events, 2 valid, 4 invalid" in err
+
+
+def test_a_key_written_twice_is_refused_with_its_name(write, capsys) -> None:
+    twice = GOOD[:-1] + b',"type":"master.elected"}'
+    path = write(GOOD + b"\n" + twice + b"\n")
+    assert main(["validate", path]) == 1
+    assert f"{path}:2: -: -: duplicate key 'type' in event at line 2" in capsys.readouterr().out
+
+
+def test_an_event_too_far_ahead_of_the_clock_is_refused_naming_the_setting(write, capsys, monkeypatch) -> None:
+    ahead = {**EXAMPLES[0], "occurred_at": "9999-12-31T23:59:59Z"}
+    path = write(GOOD + b"\n" + orjson.dumps(ahead) + b"\n")
+    assert main(["validate", path]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:2: " in out and "occurred_at: 9999-12-31T23:59:59.000000Z is 7,9" in out
+    assert "years ahead of the ingest clock" in out and "KMEVENTS_INGEST__MAX_FUTURE_SKEW_SECONDS" in out
+    monkeypatch.setenv("KMEVENTS_INGEST__MAX_FUTURE_SKEW_SECONDS", str(10_000 * 365 * 86400))
+    assert main(["validate", path]) == 0
