@@ -43,3 +43,28 @@ def raw_records(cluster: str) -> list[RawRecord]:
         key = cluster.encode() if "key" not in e else _bytes(e["key"], cluster)
         out.append(RawRecord(e["name"], e["reproduces"], e["outcome"], key, _bytes(e["value"], cluster)))
     return out
+
+
+@dataclass(frozen=True)
+class ProducerLine:
+    """One line of a producer's JSON-lines input, and whether ingest must accept it."""
+
+    name: str
+    reproduces: str
+    valid: bool
+    line: bytes
+
+
+def producer_lines(cluster: str) -> list[ProducerLine]:
+    doc = json.loads((HOSTILE / "events.json").read_text())
+    out = []
+    for e in doc["entries"]:
+        if "line_b64" in e:
+            raw = base64.b64decode(e["line_b64"])
+        elif "line_repeat" in e:
+            r = e["line_repeat"]
+            raw = (r["prefix"] + r["unit"] * r["n"] + r["suffix"]).replace("CLUSTER", cluster).encode()
+        else:
+            raw = e["line"].replace("CLUSTER", cluster).encode()
+        out.append(ProducerLine(e["name"], e["reproduces"], e["valid"], raw))
+    return out
