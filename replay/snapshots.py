@@ -102,6 +102,8 @@ class Snapshots:
     ``chain`` and ``reducer_version``) and ``load`` (the state, or None when unusable)."""
 
     loads = 0
+    #: ``gc.freeze`` after a load (``warm.load_snapshot``); a long-lived reader turns it off
+    freeze = True
 
     async def entries(self, cluster: str) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -116,7 +118,7 @@ class Snapshots:
         if data is None:
             return None
         try:
-            return load_snapshot(data)
+            return load_snapshot(data, freeze=self.freeze)
         except SnapshotError as exc:
             log.warning("snapshot not loadable: %s", exc, extra={"offset": entry.get("offset")})
             return None
