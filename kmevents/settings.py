@@ -136,6 +136,19 @@ class ApiSettings(BaseModel):
     metrics_cache_seconds: float = Field(5.0, ge=0, description="/metrics reuses a scrape this long")
     verify_interval_seconds: float = Field(
         0.0, ge=0, description="run `verify` this often in the API for the drift/chain gauges (0: never)")
+    replay_cache_bytes: int = Field(
+        512 * 1024 * 1024, ge=0, description="bytes (estimated, an upper bound) of the replayed states the API "
+                                             "keeps: held states and repeated reads together (0: none)")
+    max_concurrent_replays: int = Field(
+        2, ge=1, description="point-in-time reads, histories and searches replaying at once (per kind: cold "
+                             "from a snapshot, warm from a held state)")
+    max_queued_replays: int = Field(
+        8, ge=0, description="replays waiting for a slot; beyond, 429 with Retry-After")
+    replay_queue_seconds: float = Field(
+        30.0, gt=0, description="a replay waiting longer than this for a slot gets 503 with Retry-After")
+    metrics_entity_labels: bool = Field(
+        False, description="/metrics (open, no token) labels series with cluster, agent, role, RC and service "
+                           "names; off: totals only")
 
 
 class MonitorSettings(BaseModel):

@@ -20,6 +20,7 @@ touched; ``lasted`` says how long the condition it put the entity in held
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,8 +88,12 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
     return rel
 
 
-async def collect(src: Source, cluster: str, rel: Related, progress: bool = True) -> list[dict[str, Any]]:
-    """Pass 2: the events that touched a related entity or carry a related correlation id."""
+async def collect(src: Source, cluster: str, rel: Related, progress: bool = True,
+                  extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Pass 2: the events that touched a related entity or carry a related correlation id.
+
+    ``extra(event)``: more fields for the event's entry (the API marks what a
+    namespace-limited token may see of the event itself)."""
     entries: list[dict[str, Any]] = []
     open_cond: dict[Key, tuple[int, str, str]] = {}  # key -> (entry index, condition, since)
     last_time = [""]
@@ -121,6 +126,7 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
             "actor": ev.get("actor"), "correlation_id": corr, "causation_id": ev.get("causation_id"),
             "reason": _reason(ev), "results": results,
             "annotations": [{"kind": a.get("kind"), "message": a.get("message")} for a in anns],
+            **(extra(ev) if extra is not None else {}),
         })
 
     await replay(src, cluster, Target(), on_event=hook, progress=progress, label="history: collecting")

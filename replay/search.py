@@ -15,7 +15,7 @@ Filters (all must hold):
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +70,10 @@ def matches(ev: dict[str, Any], f: Filters) -> bool:
     return True
 
 
-async def search(src: Source, f: Filters, *, limit: int | None = None) -> list[dict[str, Any]]:
+async def search(src: Source, f: Filters, *, limit: int | None = None,
+                 keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+    """The matching events, oldest first, at most ``limit``; ``keep(event)`` is one more filter
+    (the API's: what a namespace-limited token may see), applied before the limit."""
     first, last = await src.covers()
     start, end = first, last
     t_lo = t_hi = None
@@ -104,7 +107,7 @@ async def search(src: Source, f: Filters, *, limit: int | None = None) -> list[d
                 continue
             if t_hi is not None and not (type(occ) is str and occ <= t_hi):
                 continue
-            if not matches(ev, f):
+            if not matches(ev, f) or (keep is not None and not keep(ev)):
                 continue
             lag = lag_seconds(occ if type(occ) is str else None, rec.timestamp)
             out.append({"offset": rec.offset, "occurred_at": occ, "recorded_at": iso_of_ms(rec.timestamp),

@@ -12,7 +12,8 @@ A read at offset N costs: the snapshot at or before N (fetch ~30-50 MB, parse
   blocks of offsets already fetched, so a second read in the same range does
   not fetch them from Kafka again.
 
-Both are bounded (entries, bytes) and least-recently-used. Both are exact:
+Both are least-recently-used and bounded in bytes (states by an estimate, see
+:func:`estimate_bytes`; records by their size), states also in entries. Both are exact:
 a Kafka offset's record never changes and the fold is deterministic, so a
 state at offset M folded on to N equals the fold of the whole prefix to N
 (tests/unit/replay/test_warm.py and tests/integration/test_replay_warm.py
@@ -31,12 +32,13 @@ entity dicts with its parent) and may be forked again.
 
 from __future__ import annotations
 
-import gc
+import itertools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from kmevents.replay.records import LogRecord
 
 from kmevents.reducer import ClusterState, Retention
@@ -189,20 +191,39 @@ def freeze(st: ClusterState) -> ClusterState:
     return st
 
 
-def settle() -> None:
-    """Keep the collector from walking held states again and again.
-
-    Held states are millions of long-lived objects; each full collection would
-    walk them all (~0.1-1 s, paid by whatever read runs then). After a young
-    collection (cycles made by the read itself are freed), everything alive is
-    moved to the permanent generation (``gc.freeze``, O(1)); reference counting
-    still frees what is dropped later (entities and indexes hold no cycles).
-    """
-    gc.collect(1)
-    gc.freeze()
 
 
 # -- states ----------------------------------------------------------------------
+
+#: How many bytes a held state takes in memory is estimated, not measured (measuring
+#: means walking millions of objects). The estimate: for each entity table, the JSON
+#: size of up to ``SAMPLE`` entities spread over it, scaled to the table's length, times
+#: ``ENTITY_JSON_FACTOR``; plus ``BYTES_PER_KEY`` per dedupe key and terminal-index
+#: entry (with the derived indexes they come with). Measured with tracemalloc on
+#: simulated clusters of 5k-100k events, for states loaded from snapshots (the
+#: largest form: their strings are not shared): entity tables take 3.5-3.6x their
+#: JSON bytes, the rest 180-260 bytes per key; the 100k-event state takes 92 MiB and
+#: is estimated at 99 MiB. A state folded from the log takes less (37 MiB there), so
+#: the estimate is an upper bound. It costs 1-2 ms (tests/unit/replay/test_warm.py
+#: holds it to the measured size).
+ENTITY_JSON_FACTOR = 4
+BYTES_PER_KEY = 256
+SAMPLE = 16
+
+
+def estimate_bytes(st: ClusterState) -> int:
+    """Estimated bytes ``st`` keeps alive (see ``ENTITY_JSON_FACTOR``); cheap, an upper bound."""
+    json_bytes = 0
+    for t in st._tables.values():
+        n = dict.__len__(t)
+        if n == 0:
+            continue
+        step = max(1, n // SAMPLE)
+        sizes = [len(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))
+                 for v in itertools.islice(dict.values(t), 0, None, step)]
+        json_bytes += sum(sizes) * n // len(sizes)
+    keys = len(st._seen_new) + len(st._seen_old) + sum(len(i) for i in st._terminal.values())
+    return ENTITY_JSON_FACTOR * json_bytes + BYTES_PER_KEY * keys + 4096
 
 
 @dataclass
@@ -214,36 +235,142 @@ class Held:
     chain: str | None
     snapshot: int | None  # the snapshot it descends from (None: folded from the start)
     last: dict[str, Any] | None = None  # the last event applied (Replayed.last), when known
+    bytes: int = 0  # estimate_bytes(state), filled in when it is first held
+
+
+@dataclass
+class _Entry:
+    state: ClusterState
+    held: Held | None  # a start point (key ("held", cluster, partition, offset))
+    value: Any  # a finished read (key ("result", ...))
 
 
 class StateCache:
-    """Least-recently-used read-only states per (cluster, partition), at most ``entries``."""
+    """Read-only states, least-recently-used, bounded in entries and in estimated bytes.
 
-    def __init__(self, entries: int) -> None:
+    Two sorts of entries share one byte budget (``max_bytes``) and one LRU order:
+
+    - **held** states at an offset (:meth:`put`, :meth:`nearest`, :meth:`exact`), at
+      most ``entries``: where later reads start;
+    - **results** (:meth:`put_result`, :meth:`result`), at most ``results``: a
+      finished read by its key, kept whole for a repeated read. Its state is often a
+      held one too (an ``offset`` read holds the state it ends at).
+
+    A state in several entries is counted once. Each state is counted whole even
+    where it shares entity dicts with another (a frozen fork shares what it never
+    touched with its parent), so ``bytes`` is an upper bound of what the entries keep
+    alive together. A state estimated above ``max_bytes`` is not kept at all.
+    """
+
+    def __init__(self, entries: int, max_bytes: int = 1 << 62, results: int = 0) -> None:
         self.entries = entries
-        self.held: OrderedDict[tuple[str, int, int], Held] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.results = results
+        self._lru: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
+        self._refs: dict[int, list[int]] = {}  # id(state) -> [entries holding it, its bytes]
+        self.bytes = 0
+        self.counts = {"held": 0, "result": 0}
         self.hits = 0
+        self.evicted = 0
+        self.too_big = 0
 
-    def nearest(self, cluster: str, partition: int, at_or_before: int) -> Held | None:
-        best: tuple[tuple[str, int, int], Held] | None = None
-        for key, h in self.held.items():
-            if key[0] == cluster and key[1] == partition and h.offset <= at_or_before \
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def held(self) -> list[Held]:
+        """The held states, least recently used first."""
+        return [e.held for e in self._lru.values() if e.held is not None]
+
+    def kept(self) -> list[tuple[tuple[Any, ...], ClusterState]]:
+        """``(key, state)`` of every entry, least recently used first (``key[0]``: held or result)."""
+        return [(k, e.state) for k, e in self._lru.items()]
+
+    def clear(self) -> None:
+        while self._lru:
+            self._drop(next(iter(self._lru)))
+
+    def nearest(self, cluster: str, partition: int, at_or_before: int, *, touch: bool = True) -> Held | None:
+        """The held state of ``cluster``/``partition`` with the highest offset <= ``at_or_before``
+        (``touch``: counted as used, i.e. a hit and most recently used)."""
+        best: tuple[tuple[Any, ...], Held] | None = None
+        for key, e in self._lru.items():
+            h = e.held
+            if h is not None and key[1] == cluster and key[2] == partition and h.offset <= at_or_before \
                     and (best is None or h.offset > best[1].offset):
                 best = (key, h)
         if best is None:
             return None
-        self.held.move_to_end(best[0])
-        self.hits += 1
+        if touch:
+            self._lru.move_to_end(best[0])
+            self.hits += 1
         return best[1]
 
-    def put(self, cluster: str, partition: int, held: Held) -> None:
+    def exact(self, cluster: str, partition: int, offset: int) -> Held | None:
+        e = self._lru.get(("held", cluster, partition, offset))
+        if e is None:
+            return None
+        self._lru.move_to_end(("held", cluster, partition, offset))
+        self.hits += 1
+        return e.held
+
+    def put(self, cluster: str, partition: int, held: Held) -> bool:
+        """Hold ``held`` (read-only from here on); False when it is not kept (over a bound, or off)."""
         if self.entries <= 0:
-            return
-        key = (cluster, partition, held.offset)
-        self.held[key] = held
-        self.held.move_to_end(key)
-        while len(self.held) > self.entries:
-            self.held.popitem(last=False)
+            return False
+        if not held.bytes:
+            held.bytes = self._bytes_of(held.state)
+        return self._add(("held", cluster, partition, held.offset), _Entry(held.state, held, None), held.bytes)
+
+    def result(self, key: tuple[Any, ...]) -> Any:
+        """The finished read kept under ``key``, or None."""
+        e = self._lru.get(("result", *key))
+        if e is None:
+            return None
+        self._lru.move_to_end(("result", *key))
+        return e.value
+
+    def put_result(self, key: tuple[Any, ...], value: Any, state: ClusterState) -> bool:
+        """Keep ``value`` (a finished read whose state is ``state``) for a repeated read."""
+        if self.results <= 0:
+            return False
+        return self._add(("result", *key), _Entry(state, None, value), self._bytes_of(state))
+
+    def _bytes_of(self, st: ClusterState) -> int:
+        ref = self._refs.get(id(st))
+        return ref[1] if ref is not None else estimate_bytes(st)
+
+    def _add(self, key: tuple[Any, ...], entry: _Entry, nbytes: int) -> bool:
+        if nbytes > self.max_bytes:
+            self.too_big += 1
+            return False
+        if key in self._lru:
+            self._drop(key)
+        self._lru[key] = entry
+        self.counts[key[0]] += 1
+        ref = self._refs.setdefault(id(entry.state), [0, nbytes])
+        if ref[0] == 0:
+            self.bytes += ref[1]
+        ref[0] += 1
+        limits = {"held": self.entries, "result": self.results}
+        for kind, limit in limits.items():
+            while self.counts[kind] > limit:
+                self._evict(next(k for k in self._lru if k[0] == kind))
+        while self.bytes > self.max_bytes:
+            self._evict(next(iter(self._lru)))
+        return key in self._lru
+
+    def _evict(self, key: tuple[Any, ...]) -> None:
+        self._drop(key)
+        self.evicted += 1
+
+    def _drop(self, key: tuple[Any, ...]) -> None:
+        e = self._lru.pop(key)
+        self.counts[key[0]] -= 1
+        ref = self._refs[id(e.state)]
+        ref[0] -= 1
+        if ref[0] == 0:
+            self.bytes -= ref[1]
+            del self._refs[id(e.state)]
 
 
 # -- records ---------------------------------------------------------------------

@@ -251,8 +251,8 @@ async def read_range(k: KafkaSettings, topic: str, partition: int, start: int, e
 async def end_offsets(k: KafkaSettings, topic: str) -> dict[int, int]:
     """Each partition's next offset to be written (its high watermark)."""
     c = AIOKafkaConsumer(topic, **client_options(k), enable_auto_commit=False, group_id=None)
-    await c.start()  # subscribing fetches the topic's metadata
     try:
+        await c.start()  # subscribing fetches the topic's metadata (stopped also when this fails)
         parts = c.partitions_for_topic(topic)
         if not parts:
             return {}

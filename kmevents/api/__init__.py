@@ -7,6 +7,8 @@
     reads.py       etcd reads at one revision, checkpoint offset, keys ahead, continue tokens
     filters.py     URL kinds, entity filters, namespace visibility (pure)
     timetravel.py  ?at= / ?known_at= / ?offset= through the replay engine and snapshots
+    admission.py   at most N replays at once, a short queue, then 429/503 with Retry-After
+    backends.py    an unreachable Kafka or etcd told apart from a fault: 503 in one line
     stream.py      GET /v1/clusters/{c}/events: server-sent events, resumable by Last-Event-ID
     observe.py     /healthz, /readyz, /metrics (Prometheus)
 """

@@ -151,3 +151,46 @@ def event_visible(namespaces: frozenset[str] | None, ev: dict[str, Any]) -> bool
     if namespaces is None:
         return True
     return bool(event_namespaces(ev) & namespaces)
+
+
+def namespace_of_id(kind: str, id: str) -> str | None:
+    """The namespace an entity's id alone names (``ns/name`` of pods, RCs and services; a
+    namespace's own name), or None when the id does not say (tasks)."""
+    if kind in ("pod", "rc", "service") and "/" in id:
+        return id.split("/", 1)[0]
+    if kind == "namespace":
+        return id or None
+    return None
+
+
+def visible_history(namespaces: frozenset[str] | None, entries: list[dict[str, Any]],
+                    related: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """What a token limited to ``namespaces`` may see of a history (``replay.history.collect``).
+
+    Each entry's ``results`` keep the entities the token may read directly (an
+    entity's namespace is the one its latest value named; a deleted one keeps it);
+    an entry stays when one result is left or its event is one the token may see
+    (``event_visible``, marked ``_visible`` by the caller). ``related`` keeps the
+    keys with a visible result. Without a limit, everything; ``_visible`` is
+    removed either way."""
+    if namespaces is None:
+        for e in entries:
+            e.pop("_visible", None)
+        return entries, related
+    ns_of: dict[str, str | None] = {}
+    shown: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for e in entries:
+        results: dict[str, Any] = {}
+        for key, res in (e.get("results") or {}).items():
+            kind, _, id = key.partition("/")
+            value = res.get("value") if isinstance(res, dict) else None
+            if value is not None or key not in ns_of:
+                ns_of[key] = namespace_of(kind, value, id) if kind in NAMESPACED else None
+            if ns_of[key] in namespaces:
+                results[key] = res
+                seen.add(key)
+        if results or e.pop("_visible", False):
+            e.pop("_visible", None)
+            shown.append({**e, "results": results})
+    return shown, [k for k in related if k in seen]

@@ -6,25 +6,36 @@
   in etcd's checkpoint) is at most ``api.ready_max_lag``; 503 otherwise, with
   each check's result in the body.
 - ``/metrics``: read at scrape time (cached ``api.metrics_cache_seconds``) from
-  Kafka's offsets and etcd at one revision:
+  Kafka's offsets and etcd at one revision. It needs no token, so it names no
+  cluster, agent, role, RC or service unless ``api.metrics_entity_labels`` is
+  set: by default the derived gauges are totals over them (the labels below in
+  brackets appear only with the setting; the others always):
 
-  ======================================  =====================================================
-  kmevents_log_end_offset{partition}      next offset of the events topic
-  kmevents_events_per_second{partition}   log growth between two scrapes
-  kmevents_checkpoint_offset{partition}   last offset whose effect is in etcd
-  kmevents_processor_lag{partition}       records not yet derived
-  kmevents_dead_letters                   records in the dead-letter topic
-  kmevents_derived_by_older_reducer       1 when a checkpoint was written by another reducer version
-  kmevents_keys_ahead_of_checkpoint       keys written by an event in flight (per cluster)
-  kmevents_chain_head_known{cluster}      1 when the checkpoint carries the cluster's chain head
-  kmevents_verify_*                       drift findings / chain status of the last background
-                                          ``verify`` (api.verify_interval_seconds > 0)
-  kmevents_running_tasks{cluster}         derived state as gauges, and the same for resources
-  kmevents_agent_resources{...}           total / allocated / offered per agent, role, resource
-  kmevents_role_resources{...}            allocated / offered per role
-  kmevents_rc_replicas{cluster,rc,which}  desired / observed
-  kmevents_service_endpoints{...}         observed / ready per service
-  ======================================  =====================================================
+  ========================================  ===================================================
+  kmevents_log_end_offset{partition}        next offset of the events topic
+  kmevents_events_per_second{partition}     log growth between two scrapes
+  kmevents_checkpoint_offset{partition}     last offset whose effect is in etcd
+  kmevents_processor_lag{partition}         records not yet derived
+  kmevents_dead_letters                     records in the dead-letter topic
+  kmevents_derived_by_older_reducer         1 when a checkpoint was written by another reducer version
+  kmevents_keys_ahead_of_checkpoint         keys written by an event in flight ([cluster])
+  kmevents_chain_heads_known                clusters whose checkpoint carries their chain head
+                                            (with the setting: kmevents_chain_head_known{cluster})
+  kmevents_verify_*                         drift findings / chain status of the last background
+                                            ``verify`` (api.verify_interval_seconds > 0; [cluster])
+  kmevents_running_tasks                    derived state as gauges ([cluster]), and the same for
+  kmevents_agent_resources{resource,kind}   total / allocated / offered ([cluster,agent,hostname,role])
+  kmevents_role_resources{resource,kind}    allocated / offered ([cluster,role])
+  kmevents_rc_replicas{which}               desired / observed ([cluster,rc])
+  kmevents_service_endpoints{which}         observed / ready ([cluster,service])
+  kmevents_replay_cache_bytes               replayed states the API holds (estimated upper bound),
+  kmevents_replay_cache_limit_bytes         within api.replay_cache_bytes
+  kmevents_replay_cache_states{use}         held states (``held``) and kept reads (``result``)
+  kmevents_replay_record_cache_bytes        raw records held for replays
+  kmevents_replays_running{gate}            replays folding now (``cold``, ``warm``)
+  kmevents_replays_queued{gate}             replays waiting for a slot
+  kmevents_replays_refused_total{gate,status}  refused with 429 (queue full) or 503 (waited too long)
+  ========================================  ===================================================
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from kmevents import __version__, layout
 from kmevents.adapters import etcd as etcd_adapter
@@ -66,15 +77,19 @@ async def readyz(request: Request) -> JSONResponse:
     try:
         checks["kafka"] = bool(await asyncio.wait_for(kafka_adapter.healthy(settings.kafka, timeout=2.0), 5.0))
     except Exception as exc:  # noqa: BLE001
+        from kmevents.api.backends import backend_down
+
         checks["kafka"] = False
-        checks["kafka_error"] = str(exc)
+        checks["kafka_error"] = backend_down(settings, exc) or f"{type(exc).__name__}: {exc}"
     cps: dict[int, Checkpoint] = {}
     try:
         _, cps = await asyncio.wait_for(checkpoints(settings, request.app.state.etcd), 5.0)
         checks["etcd"] = True
     except Exception as exc:  # noqa: BLE001
+        from kmevents.api.backends import backend_down
+
         checks["etcd"] = False
-        checks["etcd_error"] = str(exc)
+        checks["etcd_error"] = backend_down(settings, exc) or f"{type(exc).__name__}: {exc}"
     if checks["kafka"] and checks["etcd"]:
         try:
             ends = await asyncio.wait_for(kafka_adapter.end_offsets(settings.kafka, settings.kafka.events_topic), 5.0)
@@ -87,8 +102,14 @@ async def readyz(request: Request) -> JSONResponse:
     else:
         checks["lag_ok"] = False
     ready = bool(checks["kafka"] and checks["etcd"] and checks["lag_ok"])
-    return JSONResponse({"ready": ready, "max_lag": settings.api.ready_max_lag, "checks": checks},
-                        status_code=200 if ready else 503)
+    body: dict[str, Any] = {"ready": ready, "max_lag": settings.api.ready_max_lag, "checks": checks}
+    if not ready:
+        why = [f"Kafka at {settings.kafka.bootstrap} does not answer" if not checks["kafka"] else "",
+               f"etcd at {settings.etcd.endpoint} does not answer" if not checks["etcd"] else "",
+               (f"processor lag unknown ({checks['lag_error']})" if "lag_error" in checks else
+                "processor lag above api.ready_max_lag") if checks["kafka"] and checks["etcd"] else ""]
+        body["detail"] = "not ready: " + "; ".join(w for w in why if w)
+    return JSONResponse(body, status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})
 
 
 class _Families:
@@ -102,9 +123,10 @@ class _Families:
 class Metrics:
     """Computes the metric families at scrape time, from Kafka offsets and etcd at one revision."""
 
-    def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient) -> None:
+    def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, timetravel: Any = None) -> None:
         self.settings = settings
         self.client = client
+        self.timetravel = timetravel
         self._last_ends: tuple[float, dict[int, int]] | None = None
         self._rates: dict[int, float] = {}
         self._cached: tuple[float, bytes] | None = None
@@ -164,47 +186,77 @@ class Metrics:
             g_lag.add_metric([str(p)], v)
         fams += [g_ck, g_lag, g_old]
         clusters = sorted({c for ck in cps.values() for c in ck.chains})
-        g = GaugeMetricFamily("kmevents_chain_head_known", "1 when the checkpoint carries the cluster's chain head",
-                              labels=["cluster"])
-        for c in clusters:
-            g.add_metric([c], 1)
+        if s.api.metrics_entity_labels:
+            g = GaugeMetricFamily("kmevents_chain_head_known", "1 when the checkpoint carries the cluster's chain "
+                                                               "head", labels=["cluster"])
+            for c in clusters:
+                g.add_metric([c], 1)
+        else:
+            g = GaugeMetricFamily("kmevents_chain_heads_known", "clusters whose checkpoint carries their chain head")
+            g.add_metric([], len(clusters))
         fams.append(g)
         fams += self._verify_families()
         fams += await self._derived(rev, cps, clusters)
+        fams += self._replay_families()
         return fams
 
+    def _replay_families(self) -> list[Any]:
+        """The API's own replay work: what it holds (bytes, estimated) and what waits or was refused."""
+        tt = self.timetravel
+        if tt is None:
+            return []
+        held = GaugeMetricFamily("kmevents_replay_cache_bytes",
+                                 "bytes of replayed states held (estimated upper bound; api.replay_cache_bytes)")
+        held.add_metric([], tt.states.bytes)
+        limit = GaugeMetricFamily("kmevents_replay_cache_limit_bytes", "api.replay_cache_bytes")
+        limit.add_metric([], self.settings.api.replay_cache_bytes)
+        states = GaugeMetricFamily("kmevents_replay_cache_states", "replayed states held, by use", labels=["use"])
+        for use, n in sorted(tt.states.counts.items()):
+            states.add_metric([use], n)
+        records = GaugeMetricFamily("kmevents_replay_record_cache_bytes", "raw records held for replays")
+        records.add_metric([], tt.records.bytes)
+        running = GaugeMetricFamily("kmevents_replays_running", "replays folding now, per gate", labels=["gate"])
+        queued = GaugeMetricFamily("kmevents_replays_queued", "replays waiting for a slot, per gate", labels=["gate"])
+        refused = CounterMetricFamily("kmevents_replays_refused", "replays refused: 429 queue full, 503 waited "
+                                                                  "too long", labels=["gate", "status"])
+        for name, g in sorted(tt.gates.items()):
+            running.add_metric([name], g.running)
+            queued.add_metric([name], g.queued)
+            for status, n in sorted(g.refused.items()):
+                refused.add_metric([name, str(status)], n)
+        return [held, limit, states, records, running, queued, refused]
+
     def _verify_families(self) -> list[Any]:
+        per = self.settings.api.metrics_entity_labels
+        labels = ["cluster"] if per else []
         d = GaugeMetricFamily("kmevents_verify_drift_findings", "drift findings of the last background verify",
-                              labels=["cluster"])
+                              labels=labels)
         c = GaugeMetricFamily("kmevents_verify_chain_ok", "1 when the last verify found the hash chain intact",
-                              labels=["cluster"])
+                              labels=labels)
         t = GaugeMetricFamily("kmevents_verify_last_run_timestamp_seconds", "when the last verify ran",
-                              labels=["cluster"])
-        for cl, r in sorted(self.verified.items()):
-            d.add_metric([cl], r["drift"])
-            c.add_metric([cl], r["chain_ok"])
-            t.add_metric([cl], r["at"])
+                              labels=labels)
+        if per:
+            for cl, r in sorted(self.verified.items()):
+                d.add_metric([cl], r["drift"])
+                c.add_metric([cl], r["chain_ok"])
+                t.add_metric([cl], r["at"])
+        elif self.verified:  # every cluster together: the sum, the worst, the oldest
+            rs = self.verified.values()
+            d.add_metric([], sum(r["drift"] for r in rs))
+            c.add_metric([], min(r["chain_ok"] for r in rs))
+            t.add_metric([], min(r["at"] for r in rs))
         return [d, c, t]
 
     async def _derived(self, rev: int, cps: dict[int, Checkpoint], clusters: list[str]) -> list[Any]:
+        """Derived state as gauges. Per cluster, agent, role, RC and service only with
+        ``api.metrics_entity_labels`` (``/metrics`` needs no token): else totals over them."""
         s = self.settings
-        running = GaugeMetricFamily("kmevents_running_tasks", "tasks in TASK_RUNNING", labels=["cluster"])
-        ahead = GaugeMetricFamily("kmevents_keys_ahead_of_checkpoint",
-                                  "keys written after the checkpoint by an event in flight", labels=["cluster"])
-        agent_res = GaugeMetricFamily("kmevents_agent_resources", "resources per agent and role",
-                                      labels=["cluster", "agent", "hostname", "role", "resource", "kind"])
-        role_res = GaugeMetricFamily("kmevents_role_resources", "resources per role",
-                                     labels=["cluster", "role", "resource", "kind"])
-        rc = GaugeMetricFamily("kmevents_rc_replicas", "replicas per replication controller",
-                               labels=["cluster", "rc", "which"])
-        svc = GaugeMetricFamily("kmevents_service_endpoints", "endpoints per service",
-                                labels=["cluster", "service", "which"])
+        agg = _Sums(s.api.metrics_entity_labels)
         ckpt_rev = {c: ck.mod_revision for ck in cps.values() for c in ck.chains}
         for cl in clusters:
             _, cur = await etcd_adapter.range_at(self.client, layout.current_key(s.etcd.prefix, cl), revision=rev)
             gen = str(orjson.loads(cur[0].value).get("generation")) if cur else layout.live_generation()
             n_ahead = 0
-            counts = {"running": 0}
 
             async def kind_values(kind: str, cl: str = cl, gen: str = gen) -> list[tuple[str, dict[str, Any]]]:
                 nonlocal n_ahead
@@ -214,31 +266,69 @@ class Metrics:
                 n_ahead += sum(1 for kv in kvs if kv.mod_revision > ckpt_rev.get(cl, 0))
                 return [(kv.key[len(base):].decode(), orjson.loads(kv.value)) for kv in kvs]
 
-            for _, t in await kind_values("task"):
-                if t.get("state") == "TASK_RUNNING":
-                    counts["running"] += 1
-            running.add_metric([cl], counts["running"])
+            running = sum(1 for _, t in await kind_values("task") if t.get("state") == "TASK_RUNNING")
+            agg.add("running", {"cluster": cl}, running)
             for aid, a in await kind_values("agent"):
                 for kind, field in (("total", "total_by_role"), ("allocated", "allocated_by_role"),
                                     ("offered", "offered_by_role")):
                     for role, res in sorted((a.get(field) or {}).items()):
                         for name, val in sorted((res or {}).items()):
                             if isinstance(val, (int, float)):
-                                agent_res.add_metric([cl, aid, str(a.get("hostname")), role, name, kind], val)
+                                agg.add("agent_res", {"cluster": cl, "agent": aid, "hostname": str(a.get("hostname")),
+                                                      "role": role, "resource": name, "kind": kind}, val)
             for rname, r in await kind_values("role"):
                 for kind in ("allocated", "offered"):
                     for name, val in sorted((r.get(kind) or {}).items()):
                         if isinstance(val, (int, float)):
-                            role_res.add_metric([cl, rname, name, kind], val)
+                            agg.add("role_res", {"cluster": cl, "role": rname, "resource": name, "kind": kind}, val)
             for rid, r in await kind_values("rc"):
-                rc.add_metric([cl, rid, "desired"], float(r.get("replicas") or 0))
-                rc.add_metric([cl, rid, "observed"], float(r.get("observed_replicas") or 0))
+                agg.add("rc", {"cluster": cl, "rc": rid, "which": "desired"}, float(r.get("replicas") or 0))
+                agg.add("rc", {"cluster": cl, "rc": rid, "which": "observed"}, float(r.get("observed_replicas") or 0))
             for sid, sv in await kind_values("service"):
                 obs = len(((sv.get("endpoints_observed") or {}).get("addresses")) or [])
-                svc.add_metric([cl, sid, "observed"], obs)
-                svc.add_metric([cl, sid, "ready"], len(sv.get("endpoints_derived") or []))
-            ahead.add_metric([cl], n_ahead)
-        return [running, ahead, agent_res, role_res, rc, svc]
+                agg.add("svc", {"cluster": cl, "service": sid, "which": "observed"}, obs)
+                agg.add("svc", {"cluster": cl, "service": sid, "which": "ready"}, len(sv.get("endpoints_derived") or []))
+            agg.add("ahead", {"cluster": cl}, n_ahead)
+        return [
+            agg.family("running", "kmevents_running_tasks", "tasks in TASK_RUNNING", ["cluster"]),
+            agg.family("ahead", "kmevents_keys_ahead_of_checkpoint",
+                       "keys written after the checkpoint by an event in flight", ["cluster"]),
+            agg.family("agent_res", "kmevents_agent_resources", "resources per agent and role",
+                       ["cluster", "agent", "hostname", "role", "resource", "kind"]),
+            agg.family("role_res", "kmevents_role_resources", "resources per role",
+                       ["cluster", "role", "resource", "kind"]),
+            agg.family("rc", "kmevents_rc_replicas", "replicas per replication controller", ["cluster", "rc", "which"]),
+            agg.family("svc", "kmevents_service_endpoints", "endpoints per service", ["cluster", "service", "which"]),
+        ]
+
+
+#: Labels that name no entity: kept when series are summed over entities.
+_KIND_LABELS = frozenset({"resource", "kind", "which"})
+
+
+class _Sums:
+    """Gauge samples per entity (``per_entity``), or summed over the labels naming entities."""
+
+    def __init__(self, per_entity: bool) -> None:
+        self.per_entity = per_entity
+        self.samples: dict[str, dict[tuple[str, ...], float]] = {}
+
+    def add(self, name: str, labels: dict[str, str], value: float) -> None:
+        keep = labels if self.per_entity else {k: v for k, v in labels.items() if k in _KIND_LABELS}
+        key = tuple(keep[k] for k in sorted(keep))
+        d = self.samples.setdefault(name, {})
+        d[key] = d.get(key, 0.0) + value
+
+    def family(self, name: str, metric: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+        shown = labels if self.per_entity else [x for x in labels if x in _KIND_LABELS]
+        if not self.per_entity:
+            doc += " (summed over clusters and entities; api.metrics_entity_labels shows each)"
+        g = GaugeMetricFamily(metric, doc, labels=shown)
+        order = sorted(shown)
+        for key, value in self.samples.get(name, {}).items():
+            by = dict(zip(order, key, strict=True))
+            g.add_metric([by[x] for x in shown], value)
+        return g
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
@@ -264,5 +354,11 @@ async def verify_loop(app: Any) -> None:
                                                   "chain_ok": 0.0 if chain_bad else 1.0, "at": time.time()}
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - metrics must never take the API down
-            log.exception("background verify failed")
+        except Exception as exc:  # noqa: BLE001 - metrics must never take the API down
+            from kmevents.api.backends import backend_down
+
+            reason = backend_down(s, exc)
+            if reason is not None:
+                log.warning("background verify skipped: %s", reason)
+            else:
+                log.exception("background verify failed")

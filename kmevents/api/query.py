@@ -31,7 +31,9 @@ from kmevents.api.filters import (
     EntityFilter,
     event_visible,
     namespace_of,
+    namespace_of_id,
     visible,
+    visible_history,
 )
 from kmevents.api.reads import BadToken, EtcdReader, View, decode_token, encode_token
 from kmevents.api.timetravel import BadPoint, TimeTravel, target_of
@@ -141,7 +143,7 @@ async def get_master(request: Request, cluster: ClusterName, at: str | None = AT
     if rep is not None:
         r, headers = rep
         value = r.state.entity("cluster", cluster)
-        extra = {"position": r.position()}
+        extra = {"position": _position(p, r)}
         ahead = False
     else:
         kv = await _reader(request).entity(v, "cluster", cluster)
@@ -173,10 +175,20 @@ async def get_history(request: Request, cluster: ClusterName, kind: KindPath, id
             raise HTTPException(403, f"token {p.name!r} may not see {kind}/{id}")
     if v.partition is None:
         raise HTTPException(404, f"cluster {cluster!r} has no partition in the map: it was never ingested")
-    src = _tt(request).source(cluster, v.partition)
-    rel = await history.related(src, cluster, k, [id], None, progress=False)
-    entries = await history.collect(src, cluster, rel, progress=False)
-    body = {"cluster": cluster, "kind": kind, "id": id, "related": sorted(f"{a}/{b}" for a, b in rel.keys),
+    tt = _tt(request)
+    src = tt.source(cluster, v.partition)
+    namespaces = p.namespaces
+
+    def mark(ev: dict[str, Any]) -> dict[str, Any]:
+        return {"_visible": event_visible(namespaces, ev)}
+
+    async with tt.gates["cold"].slot():
+        rel = await history.related(src, cluster, k, [id], None, progress=False)
+        entries = await history.collect(src, cluster, rel, progress=False,
+                                        extra=mark if namespaces is not None else None)
+    # a namespace-limited token sees the entities it may read directly, nothing linked beyond them
+    entries, related = visible_history(namespaces, entries, sorted(f"{a}/{b}" for a, b in rel.keys))
+    body = {"cluster": cluster, "kind": kind, "id": id, "related": related,
             "count": len(entries), "events": entries[-limit:]}
     return _json(body, {"X-Kmevents-Source": "replay", "X-Kmevents-Partition": str(v.partition),
                         "X-Kmevents-Revision": str(v.revision)})
@@ -213,9 +225,12 @@ async def search_events(
         raise HTTPException(404, f"cluster {cluster!r} has no partition in the map: it was never ingested")
     f = Filters(types=type, namespace=namespace, agent=agent, selector=sel, start=pts.get("from"),
                 end=pts.get("to"), known=known)
-    src = _tt(request).source(cluster, v.partition)
-    found = await search(src, f, limit=None if p.namespaces is not None else limit)
-    found = [e for e in found if event_visible(p.namespaces, e["event"])][:limit]
+    tt = _tt(request)
+    src = tt.source(cluster, v.partition)
+    namespaces = p.namespaces
+    async with tt.gates["cold"].slot():
+        found = await search(src, f, limit=limit, keep=None if namespaces is None else
+                             (lambda ev: event_visible(namespaces, ev)))
     return _json({"cluster": cluster, "count": len(found), "events": found},
                  {"X-Kmevents-Source": "log", "X-Kmevents-Partition": str(v.partition),
                   "X-Kmevents-Revision": str(v.revision)})
@@ -275,6 +290,7 @@ async def export_archive(
         filtered = {"namespaces": sorted(namespaces), "token": p.name}
     else:
         store = SnapshotStore(s, request.app.state.etcd)
+        store.freeze = False  # a long-lived process: see store.snapshots.load_snapshot
         head = await chain_before(src, cluster, start, store)
     tmpdir = tempfile.mkdtemp(prefix="kmevents-api-archive-")
     path = FilePath(tmpdir) / f"{cluster}-{start}-{end}{archive_suffix}"
@@ -334,7 +350,10 @@ async def list_entities(
 
         try:
             v = await rdr.view(cluster, revision=token_rev)
-        except RevisionCompacted:
+        except RevisionCompacted as exc:
+            if "future revision" in str(exc.__cause__):  # etcd answers both with OUT_OF_RANGE
+                raise bad("continue", f"continue token is not valid: revision {token_rev} is newer than "
+                                      "etcd's") from None
             raise HTTPException(410, "the revision of this continue token was compacted: list again from the "
                                      "first page") from None
     else:
@@ -371,7 +390,7 @@ async def list_entities(
             ahead.append(id)
     if rep is not None:
         headers = rep[1]
-        extra["position"] = rep[0].position()
+        extra["position"] = _position(p, rep[0])
     else:
         headers = v.headers(len(ahead))
     token = encode_token(v.revision, kind, last_id, query) if more and last_id is not None else None
@@ -383,9 +402,15 @@ async def list_entities(
 @router.get("/{cluster}/{kind}/{id:path}", summary="One entity")
 async def get_entity(request: Request, cluster: ClusterName, kind: KindPath, id: str,
                      at: str | None = AT, known_at: str | None = KNOWN_AT, offset: int | None = OFFSET) -> Response:
+    """A namespace-limited token learns nothing of entities outside its namespaces: 403 when
+    the id names another namespace (``ns/name``), whether or not it exists; for an id that
+    names none (a task), the same 404 for "not there" and "there, in another namespace"."""
     p = reader(request.app.state.settings, request, cluster)
     k = KIND_PATHS[kind]
     _ns_guard(p, k)
+    named = namespace_of_id(k, id)
+    if p.namespaces is not None and named is not None and named not in p.namespaces:
+        raise HTTPException(403, f"token {p.name!r} may not see namespace {named!r}")
     v = await _view(request, cluster)
     rep = await _replayed(request, v, at, known_at, offset)
     extra: dict[str, Any] = {}
@@ -393,19 +418,35 @@ async def get_entity(request: Request, cluster: ClusterName, kind: KindPath, id:
         r, headers = rep
         value = r.state.entity(k, id)
         is_ahead = False
-        extra["position"] = r.position()
+        extra["position"] = _position(p, r)
     else:
         kv = await _reader(request).entity(v, k, id)
         value = orjson.loads(kv.value) if kv is not None else None
         is_ahead = bool(kv is not None and v.ahead(kv))
         headers = v.headers(int(is_ahead))
+    if value is not None and not visible(p.namespaces, k, id, value):
+        if named is None:
+            value = None  # answered exactly as a missing one
+        else:
+            raise HTTPException(403, f"token {p.name!r} may not see namespace {namespace_of(k, value, id)!r}")
     if value is None:
+        headers["X-Kmevents-Ahead"] = "0"
         return _json({"detail": f"{kind}/{id} is not in the state of {cluster!r} at this point"}, headers, 404)
-    if not visible(p.namespaces, k, id, value):
-        ns = namespace_of(k, value, id)
-        raise HTTPException(403, f"token {p.name!r} may not see namespace {ns!r}")
     return _json({"cluster": cluster, "kind": kind, "id": id, "value": value, "ahead_of_checkpoint": is_ahead,
                   **extra}, headers)
+
+
+def _position(p: Principal, r: Any) -> dict[str, Any]:
+    """The replay's position; for a namespace-limited token without what names other
+    entities (the last event's id and type, the annotation counts of the whole cluster)."""
+    pos: dict[str, Any] = r.position()
+    if p.namespaces is not None:
+        last = pos.get("last_event")
+        if isinstance(last, dict):
+            pos["last_event"] = {k: last.get(k) for k in ("offset", "occurred_at", "recorded_at",
+                                                           "ingest_lag_seconds")}
+        pos["annotations"] = {}
+    return pos
 
 
 def json_error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -88,15 +88,23 @@ def encode_token(revision: int, kind: str, after: str, query: str) -> str:
 
 
 def decode_token(token: str, kind: str, query: str) -> tuple[int, str]:
+    """``(revision, last id)`` of a token made by :func:`encode_token` for this list and query.
+
+    Anything else (garbled, forged with other types, a revision etcd cannot hold:
+    not in 1..2^63-1) raises :class:`BadToken`, never anything the caller has not
+    caught."""
+    invalid = "continue token is not valid: pass back the `continue` of the previous page"
     try:
         d = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        rev, k, after, q = int(d["r"]), str(d["k"]), str(d["a"]), str(d["q"])
+        rev, k, after, q = d["r"], d["k"], d["a"], d["q"]
     except Exception as exc:  # noqa: BLE001 - anything malformed is the caller's error
-        raise BadToken("continue token is not valid: pass back the `continue` of the previous page") from exc
+        raise BadToken(invalid) from exc
+    if type(rev) is not int or not all(type(x) is str for x in (k, after, q)):
+        raise BadToken(invalid)
     if k != kind or q != query:
         raise BadToken("continue token belongs to another list or other filters: repeat the same query")
-    if rev <= 0:
-        raise BadToken("continue token is not valid")
+    if not 0 < rev < 2**63:
+        raise BadToken(f"{invalid} (its revision {rev} is not an etcd revision)")
     return rev, after
 
 

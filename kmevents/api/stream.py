@@ -8,8 +8,12 @@ Each event is sent as::
 
 Resuming: a client that reconnects with ``Last-Event-ID: N`` (browsers do it
 by themselves) continues at offset N+1; ``?from_offset=N`` starts at N; with
-neither, only new events are sent. Filters are the search's (type globs,
-namespace, agent, label selector); a namespace-limited token only receives
+neither, only new events are sent. A start past the end of the log begins at
+the end (only new events), one before its first offset at that offset; the
+first comment line says where the stream began. A ``Last-Event-ID`` that is not
+an offset (negative, not an integer) is refused with 422. An unreachable Kafka
+is a 503 before the stream starts, a comment line ending it after. Filters are
+the search's (type globs, namespace, agent, label selector); a namespace-limited token only receives
 events naming its namespaces. A comment line every ``heartbeat`` seconds keeps
 proxies from closing an idle stream. ``limit`` and ``max_seconds`` end the
 stream (for scripts and tests).
@@ -18,14 +22,17 @@ stream (for scripts and tests).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from kmevents.api.auth import reader
+from kmevents.api.backends import backend_down
 from kmevents.api.filters import event_visible
 from kmevents.api.query import ClusterName, _view, bad
 from kmevents.contract import DecodeError, decode_fast
@@ -66,28 +73,42 @@ async def tail_events(
     start = from_offset
     last_id = request.headers.get("last-event-id")
     if last_id is not None:
-        if not last_id.strip().isdigit():
-            raise bad("last-event-id", "Last-Event-ID must be the offset of the last event received", "header")
+        if not re.fullmatch(r"[0-9]{1,19}", last_id.strip()) or int(last_id) >= 2**62:
+            raise bad("last-event-id", "Last-Event-ID must be the offset of the last event received "
+                                       f"(an integer from 0 to {2**62 - 1})", "header")
         start = int(last_id) + 1
     v = await _view(request, cluster)
     if v.partition is None:
         raise HTTPException(404, f"cluster {cluster!r} has no partition in the map: it was never ingested")
     f = Filters(types=type, namespace=namespace, agent=agent, selector=sel)
     key = cluster.encode()
+    # Opened before the answer starts, so an unreachable Kafka is a 503, not a broken 200 stream.
+    tail = PartitionTail(settings.kafka, settings.kafka.events_topic, v.partition, start=start, poll_ms=250)
+    await tail.start()
+    began_at = tail.started_at
+    note = ""
+    if start is not None and began_at is not None and began_at != start:
+        note = f"; offset {start} is {'past the end' if start > began_at else 'before the start'} of the log"
 
     async def gen() -> AsyncIterator[bytes]:
         sent = 0
         began = time.monotonic()
         last_beat = began
-        yield f"retry: 2000\n: tail of {cluster} partition {v.partition}\n\n".encode()
-        async with PartitionTail(settings.kafka, settings.kafka.events_topic, v.partition,  # type: ignore[arg-type]
-                                 start=start, poll_ms=250) as t:
+        try:
+            yield f"retry: 2000\n: tail of {cluster} partition {v.partition} from offset {began_at}{note}\n\n".encode()
             while True:
                 if max_seconds is not None and time.monotonic() - began >= max_seconds:
                     return
                 if await request.is_disconnected():
                     return
-                recs = await t.poll()
+                try:
+                    recs = await tail.poll()
+                except Exception as exc:
+                    reason = backend_down(settings, exc)
+                    if reason is None:
+                        raise
+                    yield f": stream ended: {reason}\n\n".encode()  # the client reconnects (retry:)
+                    return
                 for rec in recs:
                     if rec.key != key:
                         continue
@@ -111,8 +132,10 @@ async def tail_events(
                     last_beat = time.monotonic()
                     yield b": keepalive\n\n"
                 await asyncio.sleep(0)
+        finally:
+            await tail.stop()
 
-    return StreamingResponse(gen(), media_type="text/event-stream",
+    return StreamingResponse(gen(), media_type="text/event-stream", background=BackgroundTask(tail.stop),
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no",
                                       "X-Kmevents-Partition": str(v.partition),
                                       "X-Kmevents-Revision": str(v.revision)})

@@ -9,6 +9,16 @@ bounded work. A small cache keeps the last few replayed states, keyed by the
 cluster, the point and the end of the log the point resolved to (an ``at``
 read depends on the log's end: a late event may still arrive).
 
+Bounds (issue 14, H4). Every state kept (held states and repeated reads) counts
+against one byte budget, ``api.replay_cache_bytes``, by the estimate of
+``warm.estimate_bytes`` (an upper bound); at most ``api.max_concurrent_replays``
+replays fold at once per gate (``admission.py``: ``cold`` from a snapshot,
+``warm`` from a held state), ``api.max_queued_replays`` wait, and the rest get
+``admission.Busy`` (429, or 503 after ``api.replay_queue_seconds`` in the queue).
+A read whose state is held at its exact offset, or a repeated read, passes no
+gate. Peak memory is therefore about the budget, plus one state per running
+replay, plus the record cache (``api.replay_record_cache_mib``).
+
 A warm API process also keeps (replay/warm.py, all bounded): one open Kafka
 consumer per partition read (events and snapshots topics), the raw records
 of blocks already fetched, and read-only states at offsets (loaded
@@ -24,11 +34,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
 from typing import Any
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
+from kmevents.api.admission import Gate
 from kmevents.reducer import REDUCER_VERSION, ClusterState
 from kmevents.replay import warm
 from kmevents.replay.engine import Replayed, Target, replay, resolve_end
@@ -89,14 +99,19 @@ class TimeTravel:
     def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient) -> None:
         self.settings = settings
         self.client = client
+        api = settings.api
         self.snapshots = SnapshotStore(settings, client, reader_of=self.snapshot_reader)
-        self.cache: OrderedDict[tuple[Any, ...], Replayed] = OrderedDict()
-        self.locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+        self.snapshots.freeze = False  # a long-lived process: see store.snapshots.load_snapshot
+        self.locks: dict[tuple[Any, ...], tuple[asyncio.Lock, int]] = {}  # lock, reads using it
         self.replays = 0
         self._sources: dict[tuple[str, int], tuple[float, KafkaSource]] = {}
         self.readers: dict[tuple[str, int], kafka_adapter.PartitionReader] = {}
-        self.states = warm.StateCache(settings.api.replay_state_cache_entries)
-        self.records = warm.RecordCache(settings.api.replay_record_cache_mib * 1024 * 1024)
+        #: held states and finished reads (``result``), within ``api.replay_cache_bytes``
+        self.states = warm.StateCache(api.replay_state_cache_entries, api.replay_cache_bytes,
+                                      results=api.replay_cache_entries)
+        self.records = warm.RecordCache(api.replay_record_cache_mib * 1024 * 1024)
+        self.gates = {lane: Gate(lane, running=api.max_concurrent_replays, queued=api.max_queued_replays,
+                                 max_wait=api.replay_queue_seconds) for lane in ("cold", "warm")}
         self.snapshot_loads = 0
         #: seconds per stage of the last read that replayed (bounds, snapshot index,
         #: snapshot fetch+load, fork, fetch of records, fold, freeze)
@@ -141,23 +156,24 @@ class TimeTravel:
         """The state of snapshot ``entry``, loaded once and then held (read-only)."""
         off = int(entry["offset"])
         key = (cluster, partition, off)
-        h = self.states.held.get(key)
+        h = self.states.exact(cluster, partition, off)
         if h is not None:
-            self.states.held.move_to_end(key)
             return h
         lock = self._loading.setdefault(key, asyncio.Lock())
-        async with lock:
-            h = self.states.held.get(key)
-            if h is None:
-                t0 = time.perf_counter()
-                st = await self.snapshots.load(entry)
-                self._tick("snapshot fetch+load", t0)
-                self.snapshot_loads += 1
-                if st is None:
-                    return None
-                h = warm.Held(st, off, str(entry["chain"]), off)
-                self.states.put(cluster, partition, h)
-        self._loading.pop(key, None)
+        try:
+            async with lock:
+                h = self.states.exact(cluster, partition, off)
+                if h is None:
+                    t0 = time.perf_counter()
+                    st = await self.snapshots.load(entry)
+                    self._tick("snapshot fetch+load", t0)
+                    self.snapshot_loads += 1
+                    if st is None:
+                        return None
+                    h = warm.Held(st, off, str(entry["chain"]), off)
+                    self.states.put(cluster, partition, h)
+        finally:
+            self._loading.pop(key, None)
         return h
 
     async def _prefix(self, src: KafkaSource, cluster: str, partition: int, end: int) -> Replayed:
@@ -233,8 +249,16 @@ class TimeTravel:
         self.last_timing["records fetch"] = self.last_timing.get("records fetch", 0.0) + fetched
         self.last_timing["fold"] = self.last_timing.get("fold", 0.0) + time.perf_counter() - t0 - fetched
 
+    def lane(self, cluster: str, partition: int, end: int) -> str:
+        """``warm`` when a held state lies at most ``api.replay_state_every`` records before ``end``."""
+        held = self.states.nearest(cluster, partition, end, touch=False)
+        if held is not None and end - held.offset <= max(1, self.settings.api.replay_state_every):
+            return "warm"
+        return "cold"
+
     async def state(self, cluster: str, partition: int, target: Target) -> Replayed:
-        """The cluster's state at ``target``. Raises ``BadPoint`` for an offset beyond the log."""
+        """The cluster's state at ``target``. Raises ``BadPoint`` for an offset beyond the log,
+        ``admission.Busy`` when no replay slot is free (see the module docstring)."""
         from kmevents.errors import UsageError
 
         timing: dict[str, float] = {}
@@ -248,30 +272,36 @@ class TimeTravel:
         timing["bounds"] = time.perf_counter() - t0
         key = (cluster, partition, end, last if target.at is not None else None,
                target.at.iso if target.at is not None else None)
-        hit = self.cache.get(key)
+        hit: Replayed | None = self.states.result(key)
         if hit is not None:
-            self.cache.move_to_end(key)
             return hit
-        lock = self.locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            hit = self.cache.get(key)
-            if hit is not None:
-                return hit
-            self.last_timing = timing
-            if target.at is None:
-                r = await self._prefix(src, cluster, partition, end)
+        lock, users = self.locks.get(key) or (asyncio.Lock(), 0)
+        self.locks[key] = (lock, users + 1)  # reads of one key replay once; the others wait for it
+        try:
+            async with lock:
+                hit = self.states.result(key)
+                if hit is not None:
+                    return hit
+                self.last_timing = timing
+                held = self.states.exact(cluster, partition, end) if target.at is None else None
+                if held is not None:  # nothing to fold: no gate to pass
+                    r = Replayed(held.state, cluster, partition, target, end, held.chain,
+                                 last=held.last, from_snapshot=held.snapshot, source=src.name)
+                elif target.at is None:
+                    async with self.gates[self.lane(cluster, partition, end)].slot():
+                        r = await self._prefix(src, cluster, partition, end)
+                else:
+                    async with self.gates["cold"].slot():
+                        r = await replay(src, cluster, target, snapshots=_HeldStore(self, cluster, partition),
+                                         progress=False, label="api")
+                        warm.freeze(r.state)
+                r.target = target
+                self.replays += 1
+                self.states.put_result(key, r, r.state)
+        finally:
+            lock, users = self.locks[key]
+            if users > 1:
+                self.locks[key] = (lock, users - 1)
             else:
-                r = await replay(src, cluster, target, snapshots=_HeldStore(self, cluster, partition),
-                                 progress=False, label="api")
-                warm.freeze(r.state)
-            r.target = target
-            self.replays += 1
-            t0 = time.perf_counter()
-            warm.settle()
-            timing["gc settle"] = time.perf_counter() - t0
-            if self.settings.api.replay_cache_entries > 0:
-                self.cache[key] = r
-                while len(self.cache) > self.settings.api.replay_cache_entries:
-                    self.cache.popitem(last=False)
-        self.locks.pop(key, None)
+                del self.locks[key]
         return r

@@ -19,7 +19,9 @@ from kmevents.settings import KafkaSettings
 class PartitionTail:
     """``async with PartitionTail(k, topic, p, start=N) as t: async for batch in t.batches(): ...``
 
-    ``start=None`` begins at the high watermark (only new records). ``highwater()``
+    ``start=None`` begins at the high watermark (only new records), and so does a
+    ``start`` past it; one before the log's first offset begins there. ``started_at``
+    says where it began. ``highwater()``
     tells how far the partition had been written when the last fetch answered,
     so a caller can tell a backlog from live traffic.
     """
@@ -32,16 +34,30 @@ class PartitionTail:
         self.poll_ms = poll_ms
         self.max_records = max_records
         self._c: Any = None
+        self.started_at: int | None = None
 
     async def start(self) -> None:
         self._c = kafka_adapter.consumer(self.k, group_id=None)
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         await self._c.start()
         self._c.assign([self.tp])
         if self.start_offset is None:
             await self._c.seek_to_end(self.tp)
+            self.started_at = await self._c.position(self.tp)
         else:
             first = (await self._c.beginning_offsets([self.tp]))[self.tp]
-            self._c.seek(self.tp, max(first, self.start_offset))
+            end = (await self._c.end_offsets([self.tp]))[self.tp]
+            # Past the end (a Last-Event-ID of another log, a typo) begins at the end: the
+            # consumer would take a position beyond the end as out of range and reset it to
+            # the log's start, replaying everything.
+            self.started_at = min(max(first, self.start_offset), end)
+            self._c.seek(self.tp, self.started_at)
 
     async def stop(self) -> None:
         if self._c is not None:

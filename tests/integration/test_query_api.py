@@ -233,7 +233,7 @@ def test_metrics_readiness_history_and_search(env: Env) -> None:
     st, _ = fold(env.events, cluster=c)
     text = httpx.get(f"{env.url}/metrics", timeout=30).text
     running = sum(1 for _, t in st.entities("task") if t["state"] == "TASK_RUNNING")
-    assert f'kmevents_running_tasks{{cluster="{c}"}} {float(running)}' in text
+    assert f"kmevents_running_tasks {float(running)}" in text  # the module's cluster is the only one
     assert "kmevents_processor_lag{" in text and "kmevents_agent_resources{" in text
     assert "kmevents_rc_replicas{" in text and "kmevents_service_endpoints{" in text
     ready = httpx.get(f"{env.url}/readyz", timeout=30)
@@ -293,3 +293,261 @@ def test_an_archive_for_a_namespace_limited_token_holds_only_what_it_may_see(env
     assert httpx.get(f"{env.url}/v1/clusters/{env.s.cluster}/archive", timeout=30).status_code == 401
     assert httpx.get(f"{env.url}/v1/clusters/{env.s.cluster}/archive", timeout=30,
                      headers={"Authorization": "Bearer elsewhere"}).status_code == 403
+
+
+# -- issue 14: what a scoped token learns (M2), forged tokens, the stream's start -----------
+
+PROD = {"Authorization": "Bearer prod-only"}
+
+
+def test_metrics_name_no_cluster_agent_rc_or_service_unless_a_setting_says_so(env: Env) -> None:
+    c = env.s.cluster
+    st, _ = fold(env.events, cluster=c)
+    names = {c} | {i for i, _ in st.entities("agent")} | {str(a["hostname"]) for _, a in st.entities("agent")}
+    names |= {i for i, _ in st.entities("rc")} | {i for i, _ in st.entities("service")}
+    running = sum(1 for _, t in st.entities("task") if t["state"] == "TASK_RUNNING")
+    text = httpx.get(f"{env.url}/metrics", timeout=30).text  # open: no token
+    assert f"kmevents_running_tasks {float(running)}" in text
+    assert [n for n in sorted(names) if n in text] == []
+    s = env.s.model_copy(deep=True)
+    s.api.metrics_entity_labels = True
+    with Server(s) as url:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+    assert f'kmevents_running_tasks{{cluster="{c}"}} {float(running)}' in text
+    assert {i for i, _ in st.entities("rc")} <= {n for n in names if f'rc="{n}"' in text}
+
+
+def test_a_history_shows_a_namespace_limited_token_only_what_it_may_read_directly(env: Env) -> None:
+    c = env.s.cluster
+    st, _ = fold(env.events, cluster=c)
+    tid = next(i for i, t in sorted(st.entities("task"))
+               if str(t.get("pod") or "").startswith("prod/") and t.get("offer_id"))
+    full = get(env, f"/v1/clusters/{c}/history/tasks/{tid}").json()
+    assert any(k.startswith("offer/") for k in full["related"])  # the history follows the task's offer
+    assert any(k.startswith("offer/") for e in full["events"] for k in e["results"])
+    assert get(env, f"/v1/clusters/{c}/offers", headers=PROD).status_code == 403
+    r = get(env, f"/v1/clusters/{c}/history/tasks/{tid}", headers=PROD)
+    assert r.status_code == 200, r.text
+    h = r.json()
+    assert h["count"] > 0 and f"task/{tid}" in h["related"]
+    assert {k.split("/", 1)[0] for k in h["related"]} <= {"task", "pod"}
+    for e in h["events"]:
+        assert e["results"] or e["type"].startswith(("pod.", "k8s_event.", "task.")), e
+        for key in e["results"]:
+            kind, _, id = key.partition("/")
+            assert kind in ("task", "pod"), key
+            readable = get(env, f"/v1/clusters/{c}/{kind}s/{id}", headers=PROD)
+            assert readable.status_code in (200, 404), (key, readable.text)  # 404: deleted since
+
+
+def test_a_namespace_limited_token_cannot_tell_whether_an_entity_elsewhere_exists(env: Env) -> None:
+    c = env.s.cluster
+    st, _ = fold(env.events, cluster=c)
+    other_pod = next(i for i, p in sorted(st.entities("pod")) if p["namespace"] != "prod")
+    ns = other_pod.split("/", 1)[0]
+    other_task = next(i for i, t in sorted(st.entities("task")) if t.get("pod") and not t["pod"].startswith("prod/"))
+    own_pod = next(i for i, p in sorted(st.entities("pod")) if p["namespace"] == "prod")
+    for point in ({}, {"offset": N_EVENTS - 1}):
+        there = get(env, f"/v1/clusters/{c}/pods/{other_pod}", headers=PROD, **point)
+        absent = get(env, f"/v1/clusters/{c}/pods/{ns}/no-such-pod", headers=PROD, **point)
+        assert (there.status_code, absent.status_code) == (403, 403), point
+        assert there.json() == absent.json()
+        there = get(env, f"/v1/clusters/{c}/tasks/{other_task}", headers=PROD, **point)
+        absent = get(env, f"/v1/clusters/{c}/tasks/no-such-task", headers=PROD, **point)
+        assert (there.status_code, absent.status_code) == (404, 404), point
+        assert there.json()["detail"].replace(other_task, "ID") == absent.json()["detail"].replace("no-such-task", "ID")
+        # its own namespace reads as before
+        assert get(env, f"/v1/clusters/{c}/pods/{own_pod}", headers=PROD, **point).status_code == 200
+        assert get(env, f"/v1/clusters/{c}/pods/prod/no-such-pod", headers=PROD, **point).status_code == 404
+    # time travel tells it nothing of other entities either: no event id or type, no cluster-wide counts
+    pos = get(env, f"/v1/clusters/{c}/pods", headers=PROD, offset=N_EVENTS - 2).json()["position"]
+    assert pos["last_event"] is not None and get(env, f"/v1/clusters/{c}/pods", offset=N_EVENTS - 2).json()[
+        "position"]["last_event"]["type"]
+    assert set(pos["last_event"]) == {"offset", "occurred_at", "recorded_at", "ingest_lag_seconds"}
+    assert pos["annotations"] == {}
+
+
+def _forged(doc: object) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+
+def test_forged_or_garbled_continue_tokens_get_422_with_a_message_never_a_500(env: Env) -> None:
+    path = f"/v1/clusters/{env.s.cluster}/pods"
+    q = "|at=None|known_at=None|offset=None"  # the query of a list without filters
+    good = get(env, path, limit=2).json()["continue"]
+    assert get(env, path, limit=2, **{"continue": good}).status_code == 200
+    tokens = [_forged({"r": r, "k": "pods", "a": "prod/x", "q": q})
+              for r in (2**63, 2**64 + 1, 10**30, 10**15, 0, -3, "5", True, 2.5, None)]
+    tokens += ["%%%", "e30", _forged([1, 2]), _forged("r"), "A" * 4000, good[:-3], good + "x" * 5]
+    for tok in tokens:
+        r = get(env, path, limit=2, **{"continue": tok})
+        assert r.status_code == 422, (tok[:60], r.status_code, r.text)
+        err = r.json()["detail"][0]
+        assert err["loc"] == ["query", "continue"] and "continue token" in err["msg"], err
+
+
+def _stream(env: Env, headers: dict[str, str], **params: object) -> tuple[int, list[str]]:
+    with httpx.stream("GET", f"{env.url}/v1/clusters/{env.s.cluster}/events", params=params,
+                      headers={**READ, **headers}, timeout=30) as r:
+        return r.status_code, [line for line in r.iter_lines() if line]
+
+
+def test_an_event_stream_resumed_past_the_end_of_the_log_starts_at_the_end(env: Env) -> None:
+    for headers, params in (({}, {"from_offset": N_EVENTS + 500}), ({"Last-Event-ID": str(10**12)}, {}),
+                            ({"Last-Event-ID": str(N_EVENTS - 1)}, {})):
+        status, lines = _stream(env, headers, limit=1, max_seconds=3, **params)
+        assert status == 200
+        assert not [x for x in lines if x.startswith("id:")], (headers, params, lines[:3])  # nothing replayed
+        assert any(f"from offset {N_EVENTS}" in x for x in lines), lines[:3]
+    for bad_id in ("-1", "abc", "1.5", "", str(2**64)):
+        r = httpx.get(f"{env.url}/v1/clusters/{env.s.cluster}/events", params={"max_seconds": 1},
+                      headers={**READ, "Last-Event-ID": bad_id}, timeout=30)
+        assert r.status_code == 422, (bad_id, r.text)
+        assert r.json()["detail"][0]["loc"] == ["header", "last-event-id"]
+
+
+# -- issue 14: bounded replays (H4) and an unreachable stack -------------------------------
+
+
+def _gauge(text: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(f"{name} "))
+
+
+def test_concurrent_point_in_time_reads_beyond_the_bounds_get_429_and_the_held_bytes_stay_bounded(env: Env) -> None:
+    from collections import Counter
+
+    from kmevents.replay.warm import estimate_bytes
+
+    c = env.s.cluster
+    one_state = estimate_bytes(fold(env.events, cluster=c)[0])
+    s = env.s.model_copy(deep=True)
+    s.api.max_concurrent_replays = 1
+    s.api.max_queued_replays = 2
+    s.api.replay_cache_bytes = int(2.5 * one_state)
+    s.api.replay_state_every = 250  # many held states: the byte budget must evict
+    held_at = 1500
+    offsets = [o for o in range(37, N_EVENTS, 97) if o != held_at]
+    with Server(s) as url:
+        path = f"{url}/v1/clusters/{c}/tasks"
+        assert httpx.get(path, params={"offset": held_at, "limit": 1000}, headers=READ, timeout=60).status_code == 200
+        limit = _gauge(httpx.get(f"{url}/metrics", timeout=30).text, "kmevents_replay_cache_limit_bytes")
+        assert limit == s.api.replay_cache_bytes
+        held: list[float] = []
+
+        async def burst() -> list[tuple[int, httpx.Response]]:
+            async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=100)) as client:
+                async def read(o: int) -> tuple[int, httpx.Response]:
+                    return o, await client.get(path, params={"offset": o, "limit": 1000}, headers=READ)
+
+                async def watch() -> None:
+                    while True:
+                        held.append(_gauge((await client.get(f"{url}/metrics")).text, "kmevents_replay_cache_bytes"))
+                        await asyncio.sleep(0.2)
+
+                w = asyncio.create_task(watch())
+                try:  # reads of the held state first: they pass no gate, whatever waits
+                    return await asyncio.gather(*(read(o) for o in [held_at] * 3 + offsets))
+                finally:
+                    w.cancel()
+
+        got = asyncio.run(burst())
+        codes = Counter(r.status_code for _, r in got)
+        assert set(codes) <= {200, 429} and codes[429] > 0 and codes[200] >= 3, codes
+        assert all(r.status_code == 200 for o, r in got if o == held_at)
+        for _, r in got:
+            if r.status_code == 429:
+                assert int(r.headers["Retry-After"]) >= 1 and "api.max_concurrent_replays" in r.json()["detail"]
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+        held.append(_gauge(text, "kmevents_replay_cache_bytes"))
+        assert 0 < max(held) <= limit, held
+        assert 'kmevents_replays_refused_total{gate="cold",status="429"}' in text
+        # what was refused is served when asked again one by one, and equals the fold of its prefix
+        refused = [o for o, r in got if r.status_code == 429]
+        for o in refused[:3]:
+            r = httpx.get(path, params={"offset": o, "limit": 1000}, headers=READ, timeout=60)
+            assert r.status_code == 200, r.text
+            want, _ = fold(env.events[:o + 1], cluster=c)
+            assert {t["id"]: t["state"] for t in r.json()["items"]} == {i: t["state"] for i, t in want.entities("task")}
+        assert _gauge(httpx.get(f"{url}/metrics", timeout=30).text, "kmevents_replay_cache_bytes") <= limit
+
+
+def _closed_port() -> int:
+    from kmevents.stack.process import free_port
+
+    return free_port()
+
+
+ENDPOINTS = ["/metrics", "/v1/clusters", "/v1/clusters/{c}/pods", "/v1/clusters/{c}/pods/prod/web-1",
+             "/v1/clusters/{c}/master", "/v1/clusters/{c}/tasks?offset=3", "/v1/clusters/{c}/pods?at=-1h",
+             "/v1/clusters/{c}/history/pods/prod/web-1", "/v1/clusters/{c}/search?type=pod.*",
+             "/v1/clusters/{c}/archive", "/v1/clusters/{c}/events?max_seconds=2"]
+
+
+def _assert_503(r: httpx.Response, what: str, names: str) -> None:
+    assert r.status_code == 503, (what, r.status_code, r.text)
+    assert int(r.headers["Retry-After"]) >= 1, what
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and len(detail) <= 300, (what, detail)
+    assert names in detail and "Traceback" not in detail, (what, detail)
+
+
+def test_with_kafka_and_etcd_unreachable_the_api_starts_and_every_endpoint_answers_503_in_one_line(
+        tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    kafka, etcd, port = f"127.0.0.1:{_closed_port()}", f"http://127.0.0.1:{_closed_port()}", _closed_port()
+    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": kafka, "KMEVENTS_ETCD__ENDPOINT": etcd,
+           "KMEVENTS_API__TOKENS": json.dumps([{"token": "t", "scopes": ["read", "ingest"]}])}
+    err = (tmp_path / "stderr").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "kmevents.cli", "api", "--port", str(port)], env=env,
+                            stdout=err, stderr=err)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "stderr").read_text()[-3000:]
+            try:
+                assert httpx.get(f"{url}/healthz", timeout=2).status_code == 200  # alive: a supervisor keeps it
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the API did not start"
+                time.sleep(0.2)
+        auth = {"Authorization": "Bearer t"}
+        r = httpx.get(f"{url}/readyz", timeout=30)
+        assert r.status_code == 503 and r.json()["detail"].startswith("not ready: Kafka at"), r.text
+        for path in ENDPOINTS:
+            path = path.format(c="prod")
+            _assert_503(httpx.get(f"{url}{path}", headers=auth, timeout=60), path, "etcd at")
+        r = httpx.post(f"{url}/v1/events", headers=auth, json=[{"type": "x"}], timeout=60)
+        _assert_503(r, "POST /v1/events", f"Kafka at {kafka}")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        err.close()
+    log = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert "ingest not started" in log
+
+
+def test_with_kafka_unreachable_live_reads_still_answer_and_reads_of_the_log_answer_503(env: Env) -> None:
+    s = env.s.model_copy(deep=True)
+    s.kafka.bootstrap = f"127.0.0.1:{_closed_port()}"
+    c = env.s.cluster
+    with Server(s) as url:
+        assert httpx.get(f"{url}/v1/clusters/{c}/pods", headers=READ, timeout=30).status_code == 200
+        for path in ("/v1/clusters/{c}/tasks?offset=3", "/v1/clusters/{c}/pods?at=-1h",
+                     "/v1/clusters/{c}/history/pods/prod/web-1", "/v1/clusters/{c}/search?type=pod.*",
+                     "/v1/clusters/{c}/archive", "/v1/clusters/{c}/events?max_seconds=2"):
+            path = path.format(c=c)
+            _assert_503(httpx.get(f"{url}{path}", headers=READ, timeout=60), path, f"Kafka at {s.kafka.bootstrap}")
+        r = httpx.post(f"{url}/v1/events", headers={"Authorization": "Bearer ingest-token"}, json=[{}], timeout=60)
+        _assert_503(r, "POST /v1/events", "Kafka at")
+        r = httpx.get(f"{url}/readyz", timeout=30)
+        assert r.status_code == 503 and "Kafka at" in r.json()["detail"]

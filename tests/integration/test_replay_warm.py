@@ -53,7 +53,7 @@ async def test_warm_reads_equal_cold_reads_across_snapshots_and_after_new_events
             assert warm.readers and all(r.consumers_started == 1 for r in warm.readers.values())
             # concurrent reads share the partition's one consumer
             offs = [rng.randrange(last + 1) for _ in range(5)]
-            warm.states.held.clear()
+            warm.states.clear()
             warm.records.clear()
             got = await asyncio.gather(*(warm.state(s.cluster, p, Target(offset=o)) for o in offs))
             for o, r in zip(offs, got, strict=True):

@@ -4,20 +4,34 @@
   the held state (and every state it was forked from) stays byte-identical;
 - a chain of forks (state at M, read at N > M, held, read at K > N) too;
 - the record cache returns the records of a direct read, keeps only blocks
-  the fetch covered, and stays within its byte bound.
+  the fetch covered, and stays within its byte bound;
+- a state's size estimate bounds what it takes in memory (tracemalloc), and the
+  held states stay within their byte budget, a state shared by entries counted once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
-from collections.abc import AsyncIterator
+import tracemalloc
+from collections.abc import AsyncIterator, Callable
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kmevents.replay.engine import Target, replay
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
-from kmevents.replay.warm import CowTable, RecordCache, fork, freeze
+from kmevents.replay.warm import (
+    CowTable,
+    Held,
+    RecordCache,
+    StateCache,
+    estimate_bytes,
+    fork,
+    freeze,
+)
 
 from kmevents.reducer import ClusterState, apply
 from kmevents.simulate import generate
@@ -158,3 +172,75 @@ def test_record_cache_keeps_nothing_a_fetch_did_not_cover_and_stays_bounded() ->
         assert got == RECS[a:a + 500]
         assert small.bytes <= small.max_bytes
     assert 0 < len(small.blocks) < N // 100
+
+
+# -- held states: bounded in bytes -------------------------------------------------------
+
+
+def _measured(make: Callable[[], ClusterState]) -> tuple[int, ClusterState]:
+    """Bytes allocated (and still alive) while ``make`` builds a state."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        st = make()
+        return tracemalloc.get_traced_memory()[0], st
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_size_estimate_of_a_state_bounds_what_it_takes_in_memory_without_tripling_it() -> None:
+    for to in (999, 2999, N - 1):
+        data = _fold(to).to_snapshot()
+        loaded_bytes, loaded = _measured(lambda data=data: load_snapshot(data))  # the largest form
+        folded_bytes, folded = _measured(lambda to=to: _fold(to))
+        est = estimate_bytes(loaded)
+        assert loaded_bytes <= est <= 2 * loaded_bytes, (to, loaded_bytes, est)
+        # the same state folded (entities in another order, so another sample) takes less
+        assert folded_bytes <= estimate_bytes(folded), (to, folded_bytes, estimate_bytes(folded))
+
+
+def _held(st: ClusterState, offset: int, nbytes: int) -> Held:
+    return Held(st, offset, None, None, bytes=nbytes)
+
+
+def test_held_states_and_kept_reads_share_one_byte_budget_and_a_shared_state_counts_once() -> None:
+    a, b, c, d = (ClusterState.empty(f"s{i}") for i in range(4))
+    cache = StateCache(10, max_bytes=100, results=10)
+    assert cache.put("c", 0, _held(a, 1, 40)) and cache.put("c", 0, _held(b, 2, 40))
+    assert cache.bytes == 80
+    assert cache.put_result(("read", 1), "answer-a", a)  # the same state: no more bytes
+    assert cache.bytes == 80
+    assert cache.put("c", 0, _held(c, 3, 40))  # 120 > 100: the least recently used go first
+    # a's held entry was the oldest, but its state stays (the kept read holds it): b goes too
+    assert cache.exact("c", 0, 1) is None and cache.exact("c", 0, 2) is None
+    assert cache.result(("read", 1)) == "answer-a" and cache.exact("c", 0, 3) is not None
+    assert cache.bytes == 80 and cache.evicted == 2
+    assert not cache.put("c", 0, _held(d, 4, 101))  # larger than the whole budget: never held
+    assert cache.bytes == 80 and cache.too_big == 1
+    assert cache.nearest("c", 0, 10) is not None and cache.nearest("c", 0, 10).offset == 3
+    cache.clear()
+    assert cache.bytes == 0 and len(cache) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 5), st.integers(0, 7), st.integers(1, 60)), max_size=40),
+       st.integers(1, 120), st.integers(1, 4), st.integers(0, 4))
+def test_what_the_state_cache_keeps_never_exceeds_its_bounds(
+        ops: list[tuple[bool, int, int, int]], max_bytes: int, entries: int, results: int) -> None:
+    states = [ClusterState.empty(f"s{i}") for i in range(6)]
+    sizes: dict[int, int] = {}  # id(state) -> bytes the cache was told or estimated
+    cache = StateCache(entries, max_bytes=max_bytes, results=results)
+    for is_result, which, slot, nbytes in ops:
+        s = states[which]
+        if is_result:
+            if id(s) not in {id(x) for _, x in cache.kept()}:
+                sizes[id(s)] = estimate_bytes(s)
+            cache.put_result(("r", slot), slot, s)
+        else:
+            if id(s) not in {id(x) for _, x in cache.kept()}:
+                sizes[id(s)] = nbytes
+            cache.put("c", 0, _held(s, slot, sizes[id(s)]))
+        kept = cache.kept()
+        assert cache.bytes == sum(sizes[i] for i in {id(x) for _, x in kept}) <= max_bytes
+        assert sum(1 for k, _ in kept if k[0] == "held") <= entries
+        assert sum(1 for k, _ in kept if k[0] == "result") <= results
