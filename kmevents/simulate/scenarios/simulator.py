@@ -37,31 +37,26 @@ The scenario families (see ``docs`` in the command's ``--help``):
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import heapq
-import random
-import time
 from bisect import bisect
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
 from kmevents.simulate.clock import US
-from kmevents.simulate.emit import K8S, K8SM, MESOS, Emitter, Event
-from kmevents.simulate.model import (
-    RC,
-    Agent,
-    Bag,
-    Container,
-    Framework,
-    Master,
-    Offer,
-    Pod,
-    Service,
-    Task,
+from kmevents.simulate.emit import K8S, K8SM, MESOS, Event
+from kmevents.simulate.model import RC, Agent, Container, Framework, Offer, Pod, Service, Task
+from kmevents.simulate.scenarios.world import (
+    A_ENDPOINTS,
+    A_K8SM,
+    A_NODECTL,
+    A_NSCTL,
+    A_PODGC,
+    A_RCM,
+    SimConfig,
+    World,
+    b64,
 )
 
 # k8sm's scheduler defaults (docs/contrib/mesos "Tuning": offer-ttl = 5s, offer-linger-ttl = 2m;
@@ -79,43 +74,9 @@ NODE_MONITOR_GRACE = 40.0
 DUPLICATE_P = 0.02
 MAX_SPARK_APPS = 6  # concurrent Spark applications (each its own framework)
 
-MESOS_VERSION = "1.9.0"
-K8SM_EXECUTOR_SUFFIX = "_k8sm-executor"
-
-A_K8SM = {"kind": "scheduler", "name": "k8sm-scheduler"}
-A_RCM = {"kind": "controller", "name": "replication-controller"}
-A_NODECTL = {"kind": "controller", "name": "node-controller"}
-A_ENDPOINTS = {"kind": "controller", "name": "endpoints-controller"}
-A_PODGC = {"kind": "controller", "name": "pod-garbage-collector"}
-A_NSCTL = {"kind": "controller", "name": "namespace-controller"}
-USERS = ("alice", "bob", "carol", "ops-bot", "deploy-bot")
-
 TERMINAL = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR",
                       "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"})
 GONE = TERMINAL | {"TASK_LOST"}
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    """Sizes and knobs of one simulation. ``rate`` is events per simulated second."""
-
-    cluster: str
-    seed: int
-    events: int
-    agents: int = 50
-    frameworks: int = 3
-    pods: int | None = None
-    rate: float | None = None
-    start_us: int = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
-    pod_eviction_timeout: float = 300.0
-
-    @property
-    def target_pods(self) -> int:
-        return self.pods if self.pods is not None else max(10, self.agents * 10)
-
-    @property
-    def events_per_second(self) -> float:
-        return self.rate if self.rate is not None else float(max(50, self.agents))
 
 
 # Spontaneous actions and their relative weights (drawn when no timer is due).
@@ -202,59 +163,11 @@ BATCH_JOBS: tuple[tuple[str, str, str, float, float], ...] = (
 _pod_ip = attrgetter("ip")
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-class Simulator:
+class Simulator(World):
     """The world plus the rules that change it. Drive it with ``step()``; read ``em.out``."""
 
     def __init__(self, cfg: SimConfig) -> None:
-        self.cfg = cfg
-        self.rng = random.Random(f"kmevents-simulate|{cfg.cluster}|{cfg.seed}")
-        self.em = Emitter(cfg.cluster)
-        self.emit = self.em.emit
-        self.out = self.em.out
-        self.now = cfg.start_us
-        self.mean_step = US / cfg.events_per_second
-        self._random = self.rng.random
-        self._steps = [int(self.rng.expovariate(1.0) * self.mean_step) + 1 for _ in range(1024)]
-        self.burst = 0
-        self.heap: list[tuple[int, int, Callable[..., object], tuple[Any, ...]]] = []
-        self.hseq = 0
-        self.rv = 1000
-
-        self.masters_seq = 0
-        self.fw_counter = 0
-        self.master: Master = self._new_master()
-        self.offer_seq = 0
-        self.agent_seq = 0
-        self.frameworks: list[Framework] = []
-        self.agents: dict[str, Agent] = {}
-        self.active_agents: Bag[Agent] = Bag()
-        self.idle_agents: Bag[Agent] = Bag()
-        """Active agents with no outstanding offer: the allocator's candidates."""
-        self.k8sm_offers: Bag[Offer] = Bag()
-        self.offers: dict[str, Offer] = {}
-        self.pods: dict[str, Pod] = {}
-        self.running_pods: Bag[Pod] = Bag()
-        self.pending: deque[Pod] = deque()
-        self.rcs: list[RC] = []
-        self.app_rcs: list[RC] = []
-        self.services: list[Service] = []
-        self.namespaces: dict[str, dict[str, Any]] = {}
-        self.other_tasks: Bag[Task] = Bag()
-        self.batch_live = 0
-        self.unschedulable_live = 0
-        self.spark_apps = 0
-        self.ns_seq = 0
-        self.svc_seq = 0
-        self.portal_next = 20
-        self.k8sm_identity = "k8sm-scheduler-1"
-        self.k8sm_identity_seq = 1
-        self.executor_id = hashlib.sha256(cfg.cluster.encode()).hexdigest()[:16] + K8SM_EXECUTOR_SUFFIX
-        self.agent_actor: dict[str, dict[str, str]] = {}
-
+        super().__init__(cfg)
         names = [name for name, _ in WEIGHTS]
         self.actions: list[Callable[[], None]] = [getattr(self, f"act_{n}") for n in names]
         acc = 0.0
@@ -267,69 +180,17 @@ class Simulator:
 
     # ------------------------------------------------------------------ plumbing
 
-    def tick(self) -> int:
-        """Advance the clock by one event's step and return the new time.
-
-        Steps are exponential (a Poisson stream of ``rate`` events per second),
-        drawn from a table made once from the seeded generator; in a burst they
-        are 150-750 microseconds.
-        """
-        if self.burst:
-            self.now += 150 + int(self._random() * 600)
-        else:
-            self.now += self._steps[int(self._random() * 1024)]
-        return self.now
-
-    def after(self, seconds: float, fn: Callable[..., object], *args: Any) -> None:
-        self.hseq += 1
-        heapq.heappush(self.heap, (self.now + int(seconds * US), self.hseq, fn, args))
-
     def step(self) -> None:
         """Run one due timer, or one spontaneous action."""
         heap = self.heap
         if heap and heap[0][0] <= self.now:
             _, _, fn, args = heapq.heappop(heap)
-            fn(*args)
+            fn(self, *args)
             return
         before = len(self.out)
         self.actions[bisect(self.cum, self.rng.random() * self.total_w)]()
         if len(self.out) == before:
             self.now += int(self.mean_step / 4) + 1
-
-    def uniform(self, a: float, b: float) -> float:
-        return a + (b - a) * self.rng.random()
-
-    def uid(self) -> str:
-        h = f"{self.rng.getrandbits(128):032x}"
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
-
-    def suffix(self) -> str:
-        alphabet = "bcdfghjklmnpqrstvwxz2456789"
-        r = self.rng.random
-        return "".join(alphabet[int(r() * 27)] for _ in range(5))
-
-    def actor_agent(self, agent: Agent) -> dict[str, str]:
-        actor = self.agent_actor.get(agent.id)
-        if actor is None:
-            actor = {"kind": "agent", "name": agent.hostname}
-            self.agent_actor[agent.id] = actor
-        return actor
-
-    def actor_master(self) -> dict[str, str]:
-        return self.master.actor
-
-    def actor_user(self) -> dict[str, str]:
-        return {"kind": "user", "name": USERS[int(self.rng.random() * len(USERS))]}
-
-    def _new_master(self) -> Master:
-        self.masters_seq += 1
-        k = (self.masters_seq - 1) % 3 + 1
-        ip = f"10.0.0.{10 + k}"
-        ip_int = int.from_bytes(bytes(int(x) for x in reversed(ip.split("."))), "big")
-        pid = 1000 + self.rng.randrange(30000)
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.now // US))
-        mid = f"{stamp}-{ip_int}-5050-{pid}"
-        return Master(mid, f"master-{k}.{self.cfg.cluster}.local", ip, MESOS_VERSION)
 
     # ------------------------------------------------------------------ bootstrap
 
@@ -353,14 +214,14 @@ class Simulator:
         self._create_workloads()
         self.burst -= 1
         for rc in self.rcs:
-            self.after(self.uniform(0.1, 3.0), self.rc_sync, rc)
-        self.after(1.0, self.k8sm_tick)
-        self.after(IMPLICIT_RECONCILIATION_EVERY, self.implicit_reconciliation)
+            self.after(self.uniform(0.1, 3.0), Simulator.rc_sync, rc)
+        self.after(1.0, Simulator.k8sm_tick)
+        self.after(IMPLICIT_RECONCILIATION_EVERY, Simulator.implicit_reconciliation)
         hi_first = max(hi for _, _, hi in FIRST_INCIDENTS)
         for name, lo, hi in FIRST_INCIDENTS:
-            self.after(self.uniform(lo, hi), self.first_incident, name, 0)
+            self.after(self.uniform(lo, hi), Simulator.first_incident, name, 0)
         for name, mean in RECURRING:
-            self.after(hi_first + self.rng.expovariate(1.0 / mean), self.recur, name, mean)
+            self.after(hi_first + self.rng.expovariate(1.0 / mean), Simulator.recur, name, mean)
 
     def first_incident(self, name: str, attempt: int) -> None:
         """Run a family's first occurrence; retry a little later if the world was not ready."""
@@ -370,11 +231,11 @@ class Simulator:
         else:
             acted = getattr(self, f"act_{name}")() or len(self.out) > before
         if not acted and attempt < 10:
-            self.after(10.0, self.first_incident, name, attempt + 1)
+            self.after(10.0, Simulator.first_incident, name, attempt + 1)
 
     def recur(self, name: str, mean: float) -> None:
         getattr(self, f"act_{name}")()
-        self.after(self.rng.expovariate(1.0 / mean), self.recur, name, mean)
+        self.after(self.rng.expovariate(1.0 / mean), Simulator.recur, name, mean)
 
     def _register_frameworks(self, n: int) -> None:
         kinds = [("Kubernetes", "k8sm", "*", K8SM_REFUSE), ("marathon", "marathon", "marathon", OTHER_REFUSE),
@@ -591,7 +452,7 @@ class Simulator:
         for svc in rc.services:
             if not svc.dirty:
                 svc.dirty = True
-                self.after(self.uniform(2.0, 6.0), self.endpoints_observed, svc)
+                self.after(self.uniform(2.0, 6.0), Simulator.endpoints_observed, svc)
 
     def endpoints_observed(self, svc: Service) -> None:
         svc.dirty = False
@@ -691,7 +552,7 @@ class Simulator:
     def arm_rc_sync(self, rc: RC | None, delay: float = 0.5) -> None:
         if rc is not None and not rc.sync_armed:
             rc.sync_armed = True
-            self.after(self.uniform(delay * 0.5, delay * 2), self.rc_sync, rc)
+            self.after(self.uniform(delay * 0.5, delay * 2), Simulator.rc_sync, rc)
 
     def requeue(self, pod: Pod) -> None:
         if pod.uid in self.pods and not pod.deleting and pod.task is None:
@@ -699,7 +560,7 @@ class Simulator:
 
     def k8sm_tick(self) -> None:
         """k8sm's scheduling loop: one pod per offer, FailedScheduling + backoff when nothing fits."""
-        self.after(1.0, self.k8sm_tick)
+        self.after(1.0, Simulator.k8sm_tick)
         pending = self.pending
         budget = max(4, len(self.k8sm_offers) // 2)
         while pending and budget > 0:
@@ -718,7 +579,7 @@ class Simulator:
                     msg = f"pod {pod.ns}/{pod.name}: no offers available"
                 self.k8s_event(pod, "FailedScheduling", msg, pod.attempts)
                 backoff = min(POD_BACKOFF_MAX, POD_BACKOFF_INITIAL * 2 ** (pod.attempts - 1))
-                self.after(backoff, self.requeue, pod)
+                self.after(backoff, Simulator.requeue, pod)
 
     def find_offer(self, pod: Pod) -> Offer | None:
         items = self.k8sm_offers.items
@@ -759,7 +620,7 @@ class Simulator:
             "resources": [{"name": "cpus", "role": "*", "scalar": pod.cpus, "ranges": None},
                           {"name": "mem", "role": "*", "scalar": pod.mem, "ranges": None}],
             "labels": labels, "pod": pod.ref,
-            "data": _b64(f'{{"kind":"Pod","namespace":"{pod.ns}","name":"{pod.name}"}}'.encode()),
+            "data": b64(f'{{"kind":"Pod","namespace":"{pod.ns}","name":"{pod.name}"}}'.encode()),
         }
         t = self.tick()
         task.launch_eid = self.emit("task.launched", "ACCEPT", "scheduler", t,
@@ -788,7 +649,7 @@ class Simulator:
                           "agent_id": agent.id, "offer_id": offer.id},
                          f"pod.scheduled|{pod.uid}|{task_id}", pod.uid, task.launch_eid, A_K8SM, K8SM)
         self.pod_upsert(pod, "MODIFIED", A_K8SM, bind)
-        self.after(self.uniform(0.05, 0.5), self.k8sm_staging, task, agent.generation)
+        self.after(self.uniform(0.05, 0.5), Simulator.k8sm_staging, task, agent.generation)
 
     def _place(self, task: Task) -> None:
         agent = task.agent
@@ -818,7 +679,7 @@ class Simulator:
             t += agent.skew
         ts = t / US
         if reliable:
-            uuid = _b64(self.rng.getrandbits(128).to_bytes(16, "big"))
+            uuid = b64(self.rng.getrandbits(128).to_bytes(16, "big"))
             key = f"task.status_updated|{agent.id}|{task.id}|{uuid}"
         else:
             uuid = None
@@ -840,7 +701,7 @@ class Simulator:
         if reliable:
             task.last_status = self.out[-1]
             if self.rng.random() < DUPLICATE_P:
-                self.after(STATUS_RETRY * self.uniform(1.0, 1.3), self.redeliver, task,
+                self.after(STATUS_RETRY * self.uniform(1.0, 1.3), Simulator.redeliver, task,
                            self.out[-1], 1)
         return eid
 
@@ -852,7 +713,7 @@ class Simulator:
         self.tick()
         self.em.redeliver(event)
         if attempt < 3 and self.rng.random() < 0.25:
-            self.after(STATUS_RETRY * 2 ** attempt, self.redeliver, task, event, attempt + 1)
+            self.after(STATUS_RETRY * 2 ** attempt, Simulator.redeliver, task, event, attempt + 1)
 
     def _alive(self, task: Task, state: str, gen: int) -> bool:
         return task.state == state and task.agent.generation == gen and task.agent.state == "active"
@@ -862,7 +723,7 @@ class Simulator:
             return
         self.status(task, "TASK_STAGING", "SOURCE_AGENT")
         task.state = "TASK_STAGING"
-        self.after(self.uniform(0.3, 2.0), self.k8sm_starting, task, gen)
+        self.after(self.uniform(0.3, 2.0), Simulator.k8sm_starting, task, gen)
 
     def k8sm_starting(self, task: Task, gen: int) -> None:
         pod = task.pod
@@ -876,7 +737,7 @@ class Simulator:
                            f"rbd: map failed exit status 1", 1,
                            {"kind": "node", "name": task.agent.hostname})
             delay += 20.0
-        self.after(delay, self.k8sm_running, task, gen)
+        self.after(delay, Simulator.k8sm_running, task, gen)
 
     def k8sm_running(self, task: Task, gen: int) -> None:
         pod = task.pod
@@ -893,7 +754,7 @@ class Simulator:
         pod.ip = f"10.{16 + agent.idx // 256}.{agent.idx % 256}.{agent.pod_ip_next}"
         pod.addr = {"ip": pod.ip, "pod": pod.ref}
         agent.pod_ip_next = agent.pod_ip_next % 250 + 2
-        data = _b64(f'{{"phase":"Running","podIP":"{pod.ip}"}}'.encode())
+        data = b64(f'{{"phase":"Running","podIP":"{pod.ip}"}}'.encode())
         self.status(task, "TASK_RUNNING", "SOURCE_EXECUTOR", data=data)
         pod.phase = "Running"
         pod.ready = True
@@ -903,7 +764,7 @@ class Simulator:
         self.running_pods.add(pod)
         self.endpoints_dirty(pod)
         if pod.batch:
-            self.after(self.uniform(20, 600), self.batch_done, task, gen)
+            self.after(self.uniform(20, 600), Simulator.batch_done, task, gen)
 
     def batch_done(self, task: Task, gen: int) -> None:
         pod = task.pod
@@ -922,7 +783,7 @@ class Simulator:
         pod.phase = "Succeeded" if ok else "Failed"
         pod.ready = False
         self.pod_upsert(pod, "MODIFIED", {"kind": "node", "name": task.agent.hostname})
-        self.after(self.uniform(60, 600), self.gc_pod, pod)
+        self.after(self.uniform(60, 600), Simulator.gc_pod, pod)
 
     def gc_pod(self, pod: Pod) -> None:
         if pod.uid in self.pods and not pod.deleting:
@@ -939,9 +800,9 @@ class Simulator:
         self.endpoints_dirty(pod)
         if pod.rc is not None:
             self.arm_rc_sync(pod.rc)
-            self.after(self.uniform(0.5, 5.0), self.gc_failed, pod, reason)
+            self.after(self.uniform(0.5, 5.0), Simulator.gc_failed, pod, reason)
         else:
-            self.after(self.uniform(60, 600), self.gc_pod, pod)
+            self.after(self.uniform(60, 600), Simulator.gc_pod, pod)
 
     def gc_failed(self, pod: Pod, reason: str) -> None:
         if pod.uid in self.pods and not pod.deleting:
@@ -966,7 +827,7 @@ class Simulator:
                              {"task_id": task.id, "agent_id": task.agent.id, "reason": "pod-deleted"},
                              f"task.kill_requested|{task.id}|{self.em.fmt(t)}", pod.uid,
                              cause, A_K8SM, K8SM)
-            self.after(self.uniform(0.2, 3.0), self.pod_killed, pod, task, kill, actor, reason,
+            self.after(self.uniform(0.2, 3.0), Simulator.pod_killed, pod, task, kill, actor, reason,
                        task.agent.generation)
         else:
             self.pod_deleted(pod, actor, reason, cause)
@@ -1049,12 +910,12 @@ class Simulator:
         self.offers[oid] = offer
         if fw is k8sm:
             if self.rng.random() < 0.03:
-                self.after(self.uniform(0.01, 0.1), self.decline, offer, "compat", None)
+                self.after(self.uniform(0.01, 0.1), Simulator.decline, offer, "compat", None)
             else:
                 self.k8sm_offers.add(offer)
-                self.after(OFFER_TTL, self.offer_expired, offer)
+                self.after(OFFER_TTL, Simulator.offer_expired, offer)
         else:
-            self.after(self.uniform(0.01, 0.3), self.other_offer, offer)
+            self.after(self.uniform(0.01, 0.3), Simulator.other_offer, offer)
 
     def offer_expired(self, offer: Offer) -> None:
         if offer.id not in self.offers:
@@ -1137,13 +998,13 @@ class Simulator:
                                         {"offer_id": offer.id, "task": task.info},
                                         f"task.launched|{tid}", None, acc, actor)
             self._place(task)
-            self.after(self.uniform(0.5, 3.0), self.other_starting, task, agent.generation)
+            self.after(self.uniform(0.5, 3.0), Simulator.other_starting, task, agent.generation)
 
     def other_starting(self, task: Task, gen: int) -> None:
         if not self._alive(task, "TASK_STAGING", gen):
             return
         self.status(task, "TASK_STARTING", "SOURCE_EXECUTOR")
-        self.after(self.uniform(1.0, 10.0), self.other_running, task, gen)
+        self.after(self.uniform(1.0, 10.0), Simulator.other_running, task, gen)
 
     def other_running(self, task: Task, gen: int) -> None:
         if not self._alive(task, "TASK_STARTING", gen):
@@ -1151,7 +1012,7 @@ class Simulator:
         self.status(task, "TASK_RUNNING", "SOURCE_EXECUTOR")
         self.other_tasks.add(task)
         if task.framework.kind == "marathon":
-            self.after(self.uniform(10, 40), self.health_checked, task, gen)
+            self.after(self.uniform(10, 40), Simulator.health_checked, task, gen)
 
     def health_checked(self, task: Task, gen: int) -> None:
         if not self._alive(task, "TASK_RUNNING", gen):
@@ -1206,7 +1067,7 @@ class Simulator:
                 dispatcher.want += 1  # the dispatcher launches the application's driver
                 break
         self._roles_updated()
-        self.after(self.uniform(60, 900), self.spark_app_done, fw)
+        self.after(self.uniform(60, 900), Simulator.spark_app_done, fw)
 
     def spark_app_done(self, fw: Framework) -> None:
         self.burst += 1
@@ -1248,7 +1109,7 @@ class Simulator:
         if c.restarts > 3:
             self.k8s_event(pod, "BackOff", f"Back-off restarting failed container {c.name}",
                            c.restarts - 3, node)
-        self.after(self.uniform(2, 20 * min(c.restarts, 6)), self.container_back, pod, c, c.restarts)
+        self.after(self.uniform(2, 20 * min(c.restarts, 6)), Simulator.container_back, pod, c, c.restarts)
 
     def container_back(self, pod: Pod, c: Container, restarts: int) -> None:
         if pod.deleting or pod.phase != "Running" or c.restarts != restarts or pod.task is None:
@@ -1304,7 +1165,7 @@ class Simulator:
                               {"app": "spark-shell", "kmevents.sim/unschedulable": "true"}, {}, [],
                               [("shell", "mesosphere/spark:1.6.0")], None, 48.0, 196608.0,
                               batch=False, actor=self.actor_user())
-        self.after(self.uniform(300, 1200), self.give_up_pending, pod)
+        self.after(self.uniform(300, 1200), Simulator.give_up_pending, pod)
 
     def give_up_pending(self, pod: Pod) -> None:
         if pod.uid in self.pods and not pod.deleting:
@@ -1339,7 +1200,7 @@ class Simulator:
         name = rc.containers[0][0]
         rc.containers = [(name, rc.image.format(tag=rc.tag))] + rc.containers[1:]
         self.rc_upsert(rc, "MODIFIED", {"kind": "user", "name": "deploy-bot"})
-        self.after(self.uniform(2, 6), self.roll_step, rc)
+        self.after(self.uniform(2, 6), Simulator.roll_step, rc)
 
     def roll_step(self, rc: RC) -> None:
         image = rc.containers[0][1]
@@ -1349,7 +1210,7 @@ class Simulator:
             return
         self.delete_pod(old[0], A_RCM, None)
         self.arm_rc_sync(rc, 0.3)
-        self.after(self.uniform(5, 15), self.roll_step, rc)
+        self.after(self.uniform(5, 15), Simulator.roll_step, rc)
 
     def act_namespace_lifecycle(self) -> None:
         self.ns_seq += 1
@@ -1360,13 +1221,13 @@ class Simulator:
             self.create_pod(ns, f"test-runner-{self.suffix()}", {"job": "test-runner"}, {}, [],
                             [("runner", "registry.local/ci/runner:5")], None, 0.5, 512.0,
                             batch=True, actor=self.actor_user())
-        self.after(self.uniform(120, 900), self.namespace_terminate, ns)
+        self.after(self.uniform(120, 900), Simulator.namespace_terminate, ns)
 
     def namespace_terminate(self, ns: str) -> None:
         self.namespace_upsert(ns, "Terminating")
         for pod in [p for p in self.pods.values() if p.ns == ns]:
             self.delete_pod(pod, A_NSCTL, "namespace-deleted")
-        self.after(self.uniform(5, 20), self.namespace_deleted, ns)
+        self.after(self.uniform(5, 20), Simulator.namespace_deleted, ns)
 
     def act_adhoc_service(self) -> None:
         if not self.app_rcs:
@@ -1376,7 +1237,7 @@ class Simulator:
         svc = self.create_service(rc.ns, f"{rc.name}-debug-{self.svc_seq}", [rc], self._portal_ip(),
                                   [{"name": "debug", "port": 9000, "protocol": "TCP",
                                     "target_port": 9000}])
-        self.after(self.uniform(120, 600), self.service_delete, svc)
+        self.after(self.uniform(120, 600), Simulator.service_delete, svc)
 
     def service_delete(self, svc: Service) -> None:
         svc.deleted = True
@@ -1414,7 +1275,7 @@ class Simulator:
         for pod in victims[: 1 + int(self.rng.random() * 2)]:
             assert pod is not None
             self.evict_by_kubelet(pod, node)
-        self.after(self.uniform(20, 120), self.pressure_over, agent, agent.generation)
+        self.after(self.uniform(20, 120), Simulator.pressure_over, agent, agent.generation)
 
     def evict_by_kubelet(self, pod: Pod, node: dict[str, str]) -> None:
         msg = "The node was low on resource: memory."
@@ -1436,7 +1297,7 @@ class Simulator:
         self.pod_upsert(pod, "MODIFIED", node, ev)
         self.endpoints_dirty(pod)
         self.arm_rc_sync(pod.rc)
-        self.after(self.uniform(30, 300), self.gc_pod, pod)
+        self.after(self.uniform(30, 300), Simulator.gc_pod, pod)
 
     def pressure_over(self, agent: Agent, gen: int) -> None:
         if agent.generation != gen or agent.state != "active":
@@ -1463,17 +1324,17 @@ class Simulator:
         if agent is None or not agent.kubelet:
             return False
         agent.kubelet = False
-        self.after(NODE_MONITOR_GRACE, self.node_not_ready, agent, agent.generation)
+        self.after(NODE_MONITOR_GRACE, Simulator.node_not_ready, agent, agent.generation)
         timeout = self.cfg.pod_eviction_timeout
         if recover_early is None:
             recover_early = self.rng.random() < 0.3
         if recover_early:
-            self.after(self.uniform(60, NODE_MONITOR_GRACE + timeout * 0.8), self.kubelet_back,
+            self.after(self.uniform(60, NODE_MONITOR_GRACE + timeout * 0.8), Simulator.kubelet_back,
                        agent, agent.generation)
         else:
-            self.after(NODE_MONITOR_GRACE + timeout + self.uniform(30, 300), self.kubelet_back,
+            self.after(NODE_MONITOR_GRACE + timeout + self.uniform(30, 300), Simulator.kubelet_back,
                        agent, agent.generation)
-        self.after(NODE_MONITOR_GRACE + timeout, self.node_controller_evict, agent, agent.generation)
+        self.after(NODE_MONITOR_GRACE + timeout, Simulator.node_controller_evict, agent, agent.generation)
         return True
 
     def node_not_ready(self, agent: Agent, gen: int) -> None:
@@ -1576,12 +1437,12 @@ class Simulator:
             if task.pod is not None:
                 self.running_pods.discard(task.pod)
         agent.node_ready = False
-        self.after(NODE_MONITOR_GRACE, self.node_lost, agent, agent.generation)
+        self.after(NODE_MONITOR_GRACE, Simulator.node_lost, agent, agent.generation)
         if transient:
-            self.after(self.uniform(20, 90), self.agent_back, agent, agent.generation)
+            self.after(self.uniform(20, 90), Simulator.agent_back, agent, agent.generation)
         else:
-            self.after(self.uniform(60, 300), self.add_agent)
-        self.after(120.0, self.k8sm_forget_lost, agent, agent.generation, transient)
+            self.after(self.uniform(60, 300), Simulator.add_agent)
+        self.after(120.0, Simulator.k8sm_forget_lost, agent, agent.generation, transient)
 
     def node_lost(self, agent: Agent, gen: int) -> None:
         if agent.generation == gen and agent.state == "lost":
@@ -1665,10 +1526,10 @@ class Simulator:
                       f"inverse_offer.offered|{iid}", iid, None, self.actor_master())
             inverse.append((iid, fw))
             if fw.kind == "marathon":
-                self.after(self.uniform(0.5, 5), self.inverse_reply, iid, "inverse_offer.accepted", fw)
+                self.after(self.uniform(0.5, 5), Simulator.inverse_reply, iid, "inverse_offer.accepted", fw)
             elif fw.kind == "spark":
-                self.after(self.uniform(0.5, 5), self.inverse_reply, iid, "inverse_offer.declined", fw)
-        self.after(60.0, self.drain_start, agent, agent.generation, inverse)
+                self.after(self.uniform(0.5, 5), Simulator.inverse_reply, iid, "inverse_offer.declined", fw)
+        self.after(60.0, Simulator.drain_start, agent, agent.generation, inverse)
 
     def inverse_reply(self, iid: str, type_: str, fw: Framework) -> None:
         t = self.tick()
@@ -1696,8 +1557,8 @@ class Simulator:
         if agent.offer is not None:
             self.rescind(agent.offer, drain)
         for task in list(agent.tasks.values()):
-            self.after(self.uniform(1, 30), self.drain_kill, task, gen, drain)
-        self.after(35.0, self.drain_done, agent, gen, drain)
+            self.after(self.uniform(1, 30), Simulator.drain_kill, task, gen, drain)
+        self.after(35.0, Simulator.drain_done, agent, gen, drain)
 
     def drain_kill(self, task: Task, gen: int, drain: str) -> None:
         agent = task.agent
@@ -1733,7 +1594,7 @@ class Simulator:
         agent.generation += 1
         self.agents.pop(agent.id, None)
         self.node_deleted(agent)
-        self.after(self.uniform(120, 600), self.add_agent)
+        self.after(self.uniform(120, 600), Simulator.add_agent)
 
     # ------------------------------------------------------------------ masters and k8sm HA
 
@@ -1749,7 +1610,7 @@ class Simulator:
         old = self.master
         if self.rng.random() < 0.5:
             self.act_heartbeat_lost()
-        self.master = self._new_master()
+        self.master = self.new_master()
         self.burst += 1
         t = self.tick()
         elected = self.emit("master.elected", "SUBSCRIBED", "master", t,
@@ -1787,7 +1648,7 @@ class Simulator:
                    "tasks": n_tasks, "digest": digest.hexdigest()},
                   f"cluster.snapshot_observed|{self.em.fmt(t)}", None, elected, self.actor_master())
         self.burst -= 1
-        self.after(INITIAL_RECONCILIATION_DELAY, self.reconcile)
+        self.after(INITIAL_RECONCILIATION_DELAY, Simulator.reconcile)
 
     def act_scheduler_failover(self) -> None:
         """k8sm's HA: another scheduler instance takes the leader key and re-registers."""
@@ -1809,7 +1670,7 @@ class Simulator:
         self.emit("framework.reregistered", "SUBSCRIBED", "master", t, {"framework": fw.info},
                   f"framework.reregistered|{fw.id}|{self.em.fmt(t)}", None, led, self.actor_master())
         self.burst -= 1
-        self.after(INITIAL_RECONCILIATION_DELAY, self.reconcile)
+        self.after(INITIAL_RECONCILIATION_DELAY, Simulator.reconcile)
 
     def reconcile(self) -> None:
         """Explicit reconciliation: the master answers with each k8sm task's latest state."""
@@ -1822,5 +1683,5 @@ class Simulator:
         self.burst -= 1
 
     def implicit_reconciliation(self) -> None:
-        self.after(IMPLICIT_RECONCILIATION_EVERY, self.implicit_reconciliation)
+        self.after(IMPLICIT_RECONCILIATION_EVERY, Simulator.implicit_reconciliation)
         self.reconcile()
