@@ -41,14 +41,33 @@ import hashlib
 import heapq
 from bisect import bisect
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Any
 
 from kmevents.simulate.clock import US
-from kmevents.simulate.emit import K8S, K8SM, MESOS, Event
-from kmevents.simulate.model import RC, Agent, Container, Framework, Offer, Pod, Service, Task
+from kmevents.simulate.emit import K8S, K8SM
+from kmevents.simulate.model import RC, Agent, Container, Framework, Offer, Pod, Task
+from kmevents.simulate.scenarios.apiserver import (
+    NODE_MONITOR_GRACE,
+    k8s_event,
+    node_deleted,
+    node_upsert,
+    pod_upsert,
+)
+from kmevents.simulate.scenarios.offers import (
+    OFFER_TTL,
+    decline,
+    drop_offer,
+    offer_expired,
+    rescind,
+)
+from kmevents.simulate.scenarios.services import (
+    adhoc_service,
+    create_service,
+    endpoints_dirty,
+    next_portal_ip,
+)
+from kmevents.simulate.scenarios.tasks import GONE, TERMINAL, alive, place, status, unplace
 from kmevents.simulate.scenarios.world import (
-    A_ENDPOINTS,
     A_K8SM,
     A_NODECTL,
     A_NSCTL,
@@ -59,24 +78,14 @@ from kmevents.simulate.scenarios.world import (
     b64,
 )
 
-# k8sm's scheduler defaults (docs/contrib/mesos "Tuning": offer-ttl = 5s, offer-linger-ttl = 2m;
-# declines carry Mesos' default filter, refuse_seconds = 5).
-OFFER_TTL = 5.0
-OFFER_LINGER = 120.0
 K8SM_REFUSE = 5.0
 OTHER_REFUSE = 120.0  # Marathon's decline_offer_duration default; Spark's rejectOfferDuration
 POD_BACKOFF_INITIAL = 1.0
 POD_BACKOFF_MAX = 60.0
 INITIAL_RECONCILIATION_DELAY = 15.0
 IMPLICIT_RECONCILIATION_EVERY = 600.0
-STATUS_RETRY = 10.0  # Mesos status update retry interval (agent -> scheduler, until acked)
-NODE_MONITOR_GRACE = 40.0
-DUPLICATE_P = 0.02
 MAX_SPARK_APPS = 6  # concurrent Spark applications (each its own framework)
 
-TERMINAL = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR",
-                      "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"})
-GONE = TERMINAL | {"TASK_LOST"}
 
 
 # Spontaneous actions and their relative weights (drawn when no timer is due).
@@ -160,7 +169,6 @@ BATCH_JOBS: tuple[tuple[str, str, str, float, float], ...] = (
 )
 
 
-_pod_ip = attrgetter("ip")
 
 
 class Simulator(World):
@@ -168,8 +176,7 @@ class Simulator(World):
 
     def __init__(self, cfg: SimConfig) -> None:
         super().__init__(cfg)
-        names = [name for name, _ in WEIGHTS]
-        self.actions: list[Callable[[], None]] = [getattr(self, f"act_{n}") for n in names]
+        self.actions: list[Callable[[Any], object]] = [ACTIONS[name] for name, _ in WEIGHTS]
         acc = 0.0
         self.cum: list[float] = []
         for _, w in WEIGHTS:
@@ -188,7 +195,7 @@ class Simulator(World):
             fn(self, *args)
             return
         before = len(self.out)
-        self.actions[bisect(self.cum, self.rng.random() * self.total_w)]()
+        self.actions[bisect(self.cum, self.rng.random() * self.total_w)](self)
         if len(self.out) == before:
             self.now += int(self.mean_step / 4) + 1
 
@@ -229,12 +236,13 @@ class Simulator(World):
         if name == "kubelet_down":
             acted = self.act_kubelet_down(recover_early=False)
         else:
-            acted = getattr(self, f"act_{name}")() or len(self.out) > before
+            ACTIONS[name](self)
+            acted = len(self.out) > before
         if not acted and attempt < 10:
             self.after(10.0, Simulator.first_incident, name, attempt + 1)
 
     def recur(self, name: str, mean: float) -> None:
-        getattr(self, f"act_{name}")()
+        ACTIONS[name](self)
         self.after(self.rng.expovariate(1.0 / mean), Simulator.recur, name, mean)
 
     def _register_frameworks(self, n: int) -> None:
@@ -308,7 +316,7 @@ class Simulator(World):
         t = self.tick()
         self.emit("agent.added", "AGENT_ADDED", "master", t, {"agent": agent.info},
                   f"agent.added|{agent.id}", None, None, self.actor_master())
-        self.node_upsert(agent, A_NODECTL, "ADDED")
+        node_upsert(self, agent, A_NODECTL, "ADDED")
         return agent
 
     def _create_workloads(self) -> None:
@@ -323,32 +331,32 @@ class Simulator(World):
                              0.4, 200.0, system=True,
                              labels={"k8s-app": "kube-dns", "version": "v9",
                                      "kubernetes.io/cluster-service": "true"})
-        self.create_service("kube-system", "kube-dns", [dns], "10.10.10.10",
-                            [{"name": "dns", "port": 53, "protocol": "UDP", "target_port": 53},
-                             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "target_port": 53}])
+        create_service(self, "kube-system", "kube-dns", [dns], "10.10.10.10",
+                       [{"name": "dns", "port": 53, "protocol": "UDP", "target_port": 53},
+                        {"name": "dns-tcp", "port": 53, "protocol": "TCP", "target_port": 53}])
         ui = self.create_rc("kube-system", "kube-ui-v4", 1,
                             [("kube-ui", "gcr.io/google_containers/kube-ui:v4")], [], 0.1, 50.0,
                             system=True,
                             labels={"k8s-app": "kube-ui", "version": "v4",
                                     "kubernetes.io/cluster-service": "true"})
-        self.create_service("kube-system", "kube-ui", [ui], "10.10.10.11",
-                            [{"name": "http", "port": 80, "protocol": "TCP", "target_port": 8080}])
+        create_service(self, "kube-system", "kube-ui", [ui], "10.10.10.11",
+                       [{"name": "http", "port": 80, "protocol": "TCP", "target_port": 8080}])
         # MySQL master and replicas, each on its own Ceph rbd image.
         self.namespace_upsert("mysql", "Active")
         master = self.create_rc("mysql", "mysql-master", 1, [("mysql", "mysql:5.6")],
                                 [self._rbd("mysql-master")], 2.0, 4096.0, system=True,
                                 labels={"app": "mysql", "role": "master"})
-        self.create_service("mysql", "mysql-master", [master], "10.10.10.12",
-                            [{"name": "mysql", "port": 3306, "protocol": "TCP", "target_port": 3306}])
+        create_service(self, "mysql", "mysql-master", [master], "10.10.10.12",
+                       [{"name": "mysql", "port": 3306, "protocol": "TCP", "target_port": 3306}])
         replicas = []
         for i in range(2):
             rep = self.create_rc("mysql", f"mysql-replica-{i}", 1, [("mysql", "mysql:5.6")],
                                  [self._rbd(f"mysql-replica-{i}")], 1.0, 4096.0, system=True,
                                  labels={"app": "mysql", "role": "replica", "replica": str(i)})
             replicas.append(rep)
-        self.create_service("mysql", "mysql-replicas", replicas, "10.10.10.13",
-                            [{"name": "mysql", "port": 3306, "protocol": "TCP", "target_port": 3306}],
-                            selector={"app": "mysql", "role": "replica"})
+        create_service(self, "mysql", "mysql-replicas", replicas, "10.10.10.13",
+                       [{"name": "mysql", "port": 3306, "protocol": "TCP", "target_port": 3306}],
+                       selector={"app": "mysql", "role": "replica"})
         # Application RCs sized to the target pod count (leaving ~10% for batch jobs).
         budget = max(len(APP_TEMPLATES), int(cfg.target_pods * 0.9) - 5)
         n_rcs = max(len(APP_TEMPLATES), budget // 40)
@@ -364,14 +372,9 @@ class Simulator(World):
             rc.image = image
             self.app_rcs.append(rc)
             if port:
-                self.create_service(ns, name, [rc], self._portal_ip(),
-                                    [{"name": "http" if port in (80, 8080, 8000) else "tcp",
-                                      "port": port, "protocol": "TCP", "target_port": port}])
-
-    def _portal_ip(self) -> str:
-        self.portal_next += 1
-        n = self.portal_next
-        return f"10.10.{10 + n // 250}.{n % 250 + 1}"
+                create_service(self, ns, name, [rc], next_portal_ip(self),
+                               [{"name": "http" if port in (80, 8080, 8000) else "tcp",
+                                 "port": port, "protocol": "TCP", "target_port": port}])
 
     def _rbd(self, image: str) -> dict[str, Any]:
         c = self.cfg.cluster
@@ -433,87 +436,7 @@ class Simulator(World):
                   f"replication_controller.upserted|{rc.ns}/{rc.name}|{self.em.fmt(t)}",
                   None, None, actor, K8S)
 
-    def create_service(self, ns: str, name: str, rcs: list[RC], portal_ip: str,
-                       ports: list[dict[str, Any]], selector: dict[str, str] | None = None) -> Service:
-        svc = Service(ns, name, rcs, portal_ip, ports, selector or dict(rcs[0].selector))
-        for rc in rcs:
-            rc.services.append(svc)
-        self.services.append(svc)
-        t = self.tick()
-        self.emit("service.upserted", "ADDED", "apiserver", t, {"service": svc.info},
-                  f"service.upserted|{ns}/{name}|{self.em.fmt(t)}", None, None, self.actor_user(), K8S)
-        self.endpoints_observed(svc)
-        return svc
-
-    def endpoints_dirty(self, pod: Pod) -> None:
-        rc = pod.rc
-        if rc is None:
-            return
-        for svc in rc.services:
-            if not svc.dirty:
-                svc.dirty = True
-                self.after(self.uniform(2.0, 6.0), Simulator.endpoints_observed, svc)
-
-    def endpoints_observed(self, svc: Service) -> None:
-        svc.dirty = False
-        if svc.deleted:
-            return
-        ready = [pod for rc in svc.rcs for pod in rc.pods.values()
-                 if pod.ready and not pod.deleting and pod.addr is not None]
-        ready.sort(key=_pod_ip)
-        addresses = [pod.addr for pod in ready]
-        t = self.tick()
-        self.emit("endpoints.observed", "MODIFIED", "apiserver", t,
-                  {"namespace": svc.ns, "name": svc.name, "addresses": addresses,
-                   "ports": [{"name": p["name"], "port": p["target_port"], "protocol": p["protocol"]}
-                             for p in svc.ports]},
-                  f"endpoints.observed|{svc.ns}/{svc.name}|{self.em.fmt(t)}", None, None,
-                  A_ENDPOINTS, K8S)
-
-    def node_upsert(self, agent: Agent, actor: dict[str, str] | None = None,
-                    raw: str = "MODIFIED") -> None:
-        t = self.tick()
-        self.emit("node.upserted", raw, "apiserver", t,
-                  {"node": {"name": agent.hostname, "ready": agent.node_ready,
-                            "conditions": {"MemoryPressure": agent.pressure, "DiskPressure": False,
-                                           "PIDPressure": False, "NetworkUnavailable": False},
-                            "agent_id": agent.id,
-                            "components": {"kubelet": agent.kubelet, "proxy": agent.kubelet,
-                                           "cadvisor": agent.kubelet}}},
-                  f"node.upserted|{agent.hostname}|{self.em.fmt(t)}", None, None,
-                  actor or A_NODECTL, K8S)
-
-    def node_deleted(self, agent: Agent) -> None:
-        t = self.tick()
-        self.emit("node.deleted", "DELETED", "apiserver", t, {"name": agent.hostname},
-                  f"node.deleted|{agent.hostname}|{self.em.fmt(t)}", None, None, A_NODECTL, K8S)
-
-    def k8s_event(self, pod: Pod, reason: str, message: str, count: int,
-                  actor: dict[str, str] | None = None) -> None:
-        t = self.tick()
-        self.emit("k8s_event.recorded", "ADDED", "apiserver", t,
-                  {"namespace": pod.ns, "involved": {"kind": "Pod", "name": pod.name, "uid": pod.uid},
-                   "reason": reason, "message": message, "count": count},
-                  f"k8s_event.recorded|{pod.ns}|{pod.uid}|{reason}|{count}", pod.uid, None,
-                  actor or A_K8SM, K8S)
-
     # ------------------------------------------------------------------ pods
-
-    def pod_upsert(self, pod: Pod, raw: str, actor: dict[str, str], cause: str | None = None) -> str:
-        t = self.tick()
-        self.rv += 1
-        node = pod.node
-        return self.emit(
-            "pod.upserted", raw, "apiserver", t,
-            {"pod": {"namespace": pod.ns, "name": pod.name, "uid": pod.uid, "labels": pod.labels,
-                     "resource_version": str(self.rv),
-                     "annotations": pod.annotations, "phase": pod.phase,
-                     "node_name": node.hostname if node is not None else None, "ready": pod.ready,
-                     "volumes": pod.volumes,
-                     "containers": [{"name": c.name, "image": c.image, "ready": c.ready,
-                                     "restart_count": c.restarts, "last_termination": c.last}
-                                    for c in pod.containers]}},
-            f"pod.upserted|{pod.uid}|{self.rv}", pod.uid, cause, actor, K8S)
 
     def create_pod(self, ns: str, name: str, labels: dict[str, str], annotations: dict[str, str],
                    volumes: list[dict[str, Any]], containers: list[tuple[str, str]], rc: RC | None,
@@ -523,7 +446,7 @@ class Simulator(World):
         self.pods[pod.uid] = pod
         if rc is not None:
             rc.pods[pod.uid] = pod
-        pod.created_eid = self.pod_upsert(pod, "ADDED", actor)
+        pod.created_eid = pod_upsert(self, pod, "ADDED", actor)
         self.pending.append(pod)
         return pod
 
@@ -577,7 +500,7 @@ class Simulator(World):
                        f"(cpus {pod.cpus:g}, mem {pod.mem:g} MB)")
                 if not self.k8sm_offers:
                     msg = f"pod {pod.ns}/{pod.name}: no offers available"
-                self.k8s_event(pod, "FailedScheduling", msg, pod.attempts)
+                k8s_event(self, pod, "FailedScheduling", msg, pod.attempts)
                 backoff = min(POD_BACKOFF_MAX, POD_BACKOFF_INITIAL * 2 ** (pod.attempts - 1))
                 self.after(backoff, Simulator.requeue, pod)
 
@@ -593,19 +516,10 @@ class Simulator(World):
                 return offer
         return None
 
-    def _drop_offer(self, offer: Offer) -> None:
-        self.offers.pop(offer.id, None)
-        self.k8sm_offers.discard(offer)
-        agent = offer.agent
-        if agent.offer is offer:
-            agent.offer = None
-            if agent.state == "active":
-                self.idle_agents.add(agent)
-
     def launch_pod(self, pod: Pod, offer: Offer) -> None:
         agent = offer.agent
         fw = self.frameworks[0]
-        self._drop_offer(offer)
+        drop_offer(self, offer)
         task_id = f"pod.{self.uid()}"
         t = self.tick()
         acc = self.emit("offer.accepted", "ACCEPT", "scheduler", t,
@@ -626,7 +540,7 @@ class Simulator(World):
         task.launch_eid = self.emit("task.launched", "ACCEPT", "scheduler", t,
                                     {"offer_id": offer.id, "task": task.info},
                                     f"task.launched|{task_id}", pod.uid, acc, A_K8SM, K8SM)
-        self._place(task)
+        place(task)
         if not agent.executor:
             agent.executor = True
             t = self.tick()
@@ -648,106 +562,39 @@ class Simulator(World):
                          {"pod": pod.ref, "host": agent.hostname, "task_id": task_id,
                           "agent_id": agent.id, "offer_id": offer.id},
                          f"pod.scheduled|{pod.uid}|{task_id}", pod.uid, task.launch_eid, A_K8SM, K8SM)
-        self.pod_upsert(pod, "MODIFIED", A_K8SM, bind)
+        pod_upsert(self, pod, "MODIFIED", A_K8SM, bind)
         self.after(self.uniform(0.05, 0.5), Simulator.k8sm_staging, task, agent.generation)
 
-    def _place(self, task: Task) -> None:
-        agent = task.agent
-        agent.tasks[task.id] = task
-        task.framework.tasks[task.id] = task
-        agent.used_cpus += task.cpus
-        agent.used_mem += task.mem
-        agent.used_disk += task.disk
-
-    def _unplace(self, task: Task) -> None:
-        agent = task.agent
-        if agent.tasks.pop(task.id, None) is not None:
-            agent.used_cpus -= task.cpus
-            agent.used_mem -= task.mem
-            agent.used_disk -= task.disk
-        task.framework.tasks.pop(task.id, None)
-        self.other_tasks.discard(task)
-
-    def status(self, task: Task, state: str, source: str, reason: str | None = None,
-               message: str | None = None, *, healthy: bool | None = None, data: str | None = None,
-               cause: str | None = None, reliable: bool = True, master_clock: bool = False,
-               check: dict[str, Any] | None = None) -> str:
-        """Emit one ``task.status_updated``; reliable updates may be re-delivered later."""
-        agent = task.agent
-        t = self.tick()
-        if not master_clock:
-            t += agent.skew
-        ts = t / US
-        if reliable:
-            uuid = b64(self.rng.getrandbits(128).to_bytes(16, "big"))
-            key = f"task.status_updated|{agent.id}|{task.id}|{uuid}"
-        else:
-            uuid = None
-            key = f"task.status_updated|{agent.id}|{task.id}|{state}|{ts:.6f}"
-        recon = reason == "REASON_RECONCILIATION"
-        payload = {"status": {
-            "task_id": task.id, "state": state, "source": source, "reason": reason,
-            "message": message, "uuid": uuid, "healthy": healthy, "timestamp": ts,
-            "agent_id": agent.id, "executor_id": task.executor_id,
-            "labels": None if recon else task.labels, "data": data, "check_status": check}}
-        pod = task.pod
-        eid = self.emit("task.status_updated", "UPDATE", "master" if master_clock else "agent", t,
-                        payload, key, pod.uid if pod is not None else None,
-                        cause or task.launch_eid,
-                        self.actor_master() if master_clock else self.actor_agent(agent),
-                        MESOS, 2)
-        if not recon:
-            task.state = state
-        if reliable:
-            task.last_status = self.out[-1]
-            if self.rng.random() < DUPLICATE_P:
-                self.after(STATUS_RETRY * self.uniform(1.0, 1.3), Simulator.redeliver, task,
-                           self.out[-1], 1)
-        return eid
-
-    def redeliver(self, task: Task, event: Event, attempt: int) -> None:
-        """Mesos retries the task's latest unacknowledged update (the agent forwards a task's
-        updates one at a time), so a retry never overtakes a newer update of the same task."""
-        if task.last_status is not event:
-            return
-        self.tick()
-        self.em.redeliver(event)
-        if attempt < 3 and self.rng.random() < 0.25:
-            self.after(STATUS_RETRY * 2 ** attempt, Simulator.redeliver, task, event, attempt + 1)
-
-    def _alive(self, task: Task, state: str, gen: int) -> bool:
-        return task.state == state and task.agent.generation == gen and task.agent.state == "active"
-
     def k8sm_staging(self, task: Task, gen: int) -> None:
-        if not self._alive(task, "TASK_STAGING", gen) or task.pod is None or task.pod.deleting:
+        if not alive(task, "TASK_STAGING", gen) or task.pod is None or task.pod.deleting:
             return
-        self.status(task, "TASK_STAGING", "SOURCE_AGENT")
+        status(self, task, "TASK_STAGING", "SOURCE_AGENT")
         task.state = "TASK_STAGING"
         self.after(self.uniform(0.3, 2.0), Simulator.k8sm_starting, task, gen)
 
     def k8sm_starting(self, task: Task, gen: int) -> None:
         pod = task.pod
-        if not self._alive(task, "TASK_STAGING", gen) or pod is None or pod.deleting:
+        if not alive(task, "TASK_STAGING", gen) or pod is None or pod.deleting:
             return
-        self.status(task, "TASK_STARTING", "SOURCE_EXECUTOR")
+        status(self, task, "TASK_STARTING", "SOURCE_EXECUTOR")
         delay = self.uniform(1.0, 8.0)
         if any(v["kind"] in ("rbd", "cephfs") for v in pod.volumes) and self.rng.random() < 0.08:
-            self.k8s_event(pod, "FailedMount",
-                           f"Unable to mount volumes for pod \"{pod.name}_{pod.ns}\": "
-                           f"rbd: map failed exit status 1", 1,
-                           {"kind": "node", "name": task.agent.hostname})
+            k8s_event(self, pod, "FailedMount",
+                      f"Unable to mount volumes for pod \"{pod.name}_{pod.ns}\": "
+                      f"rbd: map failed exit status 1", 1,
+                      {"kind": "node", "name": task.agent.hostname})
             delay += 20.0
         self.after(delay, Simulator.k8sm_running, task, gen)
 
     def k8sm_running(self, task: Task, gen: int) -> None:
         pod = task.pod
-        if not self._alive(task, "TASK_STARTING", gen) or pod is None or pod.deleting:
+        if not alive(task, "TASK_STARTING", gen) or pod is None or pod.deleting:
             return
         if self.rng.random() < 0.02:
             image = pod.containers[0].image
-            self.status(task, "TASK_FAILED", "SOURCE_EXECUTOR", "REASON_CONTAINER_LAUNCH_FAILED",
-                        f"Failed to pull image \"{image}\": image pull failed")
-            self._unplace(task)
+            status(self, task, "TASK_FAILED", "SOURCE_EXECUTOR", "REASON_CONTAINER_LAUNCH_FAILED",
+                   f"Failed to pull image \"{image}\": image pull failed")
+            unplace(self, task)
             self.pod_failed(pod, "task-failed")
             return
         agent = task.agent
@@ -755,34 +602,34 @@ class Simulator(World):
         pod.addr = {"ip": pod.ip, "pod": pod.ref}
         agent.pod_ip_next = agent.pod_ip_next % 250 + 2
         data = b64(f'{{"phase":"Running","podIP":"{pod.ip}"}}'.encode())
-        self.status(task, "TASK_RUNNING", "SOURCE_EXECUTOR", data=data)
+        status(self, task, "TASK_RUNNING", "SOURCE_EXECUTOR", data=data)
         pod.phase = "Running"
         pod.ready = True
         for c in pod.containers:
             c.ready = True
-        self.pod_upsert(pod, "MODIFIED", {"kind": "node", "name": agent.hostname})
+        pod_upsert(self, pod, "MODIFIED", {"kind": "node", "name": agent.hostname})
         self.running_pods.add(pod)
-        self.endpoints_dirty(pod)
+        endpoints_dirty(self, pod)
         if pod.batch:
             self.after(self.uniform(20, 600), Simulator.batch_done, task, gen)
 
     def batch_done(self, task: Task, gen: int) -> None:
         pod = task.pod
-        if not self._alive(task, "TASK_RUNNING", gen) or pod is None or pod.deleting:
+        if not alive(task, "TASK_RUNNING", gen) or pod is None or pod.deleting:
             return
         ok = self.rng.random() < 0.85
         for c in pod.containers:
             c.ready = False
             c.last = {"reason": "Completed" if ok else "Error", "exit_code": 0 if ok else 1}
         if ok:
-            self.status(task, "TASK_FINISHED", "SOURCE_EXECUTOR", None, "pod-finished")
+            status(self, task, "TASK_FINISHED", "SOURCE_EXECUTOR", None, "pod-finished")
         else:
-            self.status(task, "TASK_FAILED", "SOURCE_EXECUTOR", None, "pod-failed: exit code 1")
-        self._unplace(task)
+            status(self, task, "TASK_FAILED", "SOURCE_EXECUTOR", None, "pod-failed: exit code 1")
+        unplace(self, task)
         self.running_pods.discard(pod)
         pod.phase = "Succeeded" if ok else "Failed"
         pod.ready = False
-        self.pod_upsert(pod, "MODIFIED", {"kind": "node", "name": task.agent.hostname})
+        pod_upsert(self, pod, "MODIFIED", {"kind": "node", "name": task.agent.hostname})
         self.after(self.uniform(60, 600), Simulator.gc_pod, pod)
 
     def gc_pod(self, pod: Pod) -> None:
@@ -796,8 +643,8 @@ class Simulator(World):
         pod.ready = False
         for c in pod.containers:
             c.ready = False
-        self.pod_upsert(pod, "MODIFIED", A_K8SM)
-        self.endpoints_dirty(pod)
+        pod_upsert(self, pod, "MODIFIED", A_K8SM)
+        endpoints_dirty(self, pod)
         if pod.rc is not None:
             self.arm_rc_sync(pod.rc)
             self.after(self.uniform(0.5, 5.0), Simulator.gc_failed, pod, reason)
@@ -817,8 +664,8 @@ class Simulator(World):
         if pod.ready:
             # graceful deletion: the terminating pod turns not-ready and leaves its endpoints
             pod.ready = False
-            self.pod_upsert(pod, "MODIFIED", actor, cause)
-            self.endpoints_dirty(pod)
+            pod_upsert(self, pod, "MODIFIED", actor, cause)
+            endpoints_dirty(self, pod)
         task = pod.task
         if task is not None and task.state not in TERMINAL and task.state != "TASK_LOST" \
                 and task.agent.state in ("active", "draining"):
@@ -835,8 +682,8 @@ class Simulator(World):
     def pod_killed(self, pod: Pod, task: Task, kill: str, actor: dict[str, str],
                    reason: str | None, gen: int) -> None:
         if task.agent.generation == gen and task.state not in TERMINAL and task.state != "TASK_LOST":
-            self.status(task, "TASK_KILLED", "SOURCE_EXECUTOR", None, "pod-deleted", cause=kill)
-            self._unplace(task)
+            status(self, task, "TASK_KILLED", "SOURCE_EXECUTOR", None, "pod-deleted", cause=kill)
+            unplace(self, task)
         self.pod_deleted(pod, actor, reason, kill)
 
     def pod_deleted(self, pod: Pod, actor: dict[str, str], reason: str | None,
@@ -855,7 +702,7 @@ class Simulator(World):
             self.unschedulable_live -= 1
         task = pod.task
         if task is not None and task.state in GONE:
-            self._unplace(task)
+            unplace(self, task)
         # Break the pod <-> task cycle so that reference counting frees both when they
         # are done (the GC runs rarely while generating). Nothing reads a deleted pod's task.
         pod.task = None
@@ -863,7 +710,7 @@ class Simulator(World):
         self.emit("pod.deleted", "DELETED", "apiserver", t, {"pod": pod.ref, "reason": reason},
                   f"pod.deleted|{pod.uid}", pod.uid, cause, actor, K8S)
         if was_ready:
-            self.endpoints_dirty(pod)
+            endpoints_dirty(self, pod)
         self.arm_rc_sync(pod.rc)
 
     # ------------------------------------------------------------------ offers
@@ -910,40 +757,12 @@ class Simulator(World):
         self.offers[oid] = offer
         if fw is k8sm:
             if self.rng.random() < 0.03:
-                self.after(self.uniform(0.01, 0.1), Simulator.decline, offer, "compat", None)
+                self.after(self.uniform(0.01, 0.1), decline, offer, "compat", None)
             else:
                 self.k8sm_offers.add(offer)
-                self.after(OFFER_TTL, Simulator.offer_expired, offer)
+                self.after(OFFER_TTL, offer_expired, offer)
         else:
             self.after(self.uniform(0.01, 0.3), Simulator.other_offer, offer)
-
-    def offer_expired(self, offer: Offer) -> None:
-        if offer.id not in self.offers:
-            return
-        t = self.tick()
-        eid = self.emit("offer.expired", "OFFER_TTL", "scheduler", t, {"offer_id": offer.id},
-                        f"offer.expired|{offer.id}", offer.id, offer.event_id, A_K8SM, K8SM)
-        self.decline(offer, "expired", eid)
-
-    def decline(self, offer: Offer, reason: str, cause: str | None) -> None:
-        if offer.id not in self.offers:
-            return
-        self._drop_offer(offer)
-        fw = offer.framework
-        refuse = fw.refuse_seconds
-        t = self.tick()
-        self.emit("offer.declined", "DECLINE", "scheduler", t,
-                  {"offer_id": offer.id, "reason": reason, "refuse_seconds": refuse},
-                  f"offer.declined|{offer.id}", offer.id, cause or offer.event_id,
-                  A_K8SM if fw.kind == "k8sm" else {"kind": "scheduler", "name": fw.name}, K8SM)
-        offer.agent.refuse_until[fw.idx] = t + int(refuse * US)
-        offer.agent.last_declined = (offer.id, t)
-
-    def rescind(self, offer: Offer, cause: str | None = None) -> None:
-        self._drop_offer(offer)
-        t = self.tick()
-        self.emit("offer.rescinded", "RESCIND", "master", t, {"offer_id": offer.id},
-                  f"offer.rescinded|{offer.id}", offer.id, cause, self.actor_master())
 
     # ------------------------------------------------------------------ other frameworks
 
@@ -952,7 +771,7 @@ class Simulator(World):
             return
         fw = offer.framework
         if not fw.live or fw.want <= 0 or not fw.apps:
-            self.decline(offer, "no-demand", None)
+            decline(self, offer, "no-demand", None)
             return
         cpus, mem = offer.cpus, offer.mem
         launched: list[tuple[str, str, float, float]] = []
@@ -972,9 +791,9 @@ class Simulator(World):
             launched.append((tid, app, c, m))
             ids.append(tid)
         if not launched:
-            self.decline(offer, "no-demand", None)
+            decline(self, offer, "no-demand", None)
             return
-        self._drop_offer(offer)
+        drop_offer(self, offer)
         actor = {"kind": "scheduler", "name": fw.name}
         t = self.tick()
         acc = self.emit("offer.accepted", "ACCEPT", "scheduler", t,
@@ -997,33 +816,33 @@ class Simulator(World):
             task.launch_eid = self.emit("task.launched", "ACCEPT", "scheduler", t,
                                         {"offer_id": offer.id, "task": task.info},
                                         f"task.launched|{tid}", None, acc, actor)
-            self._place(task)
+            place(task)
             self.after(self.uniform(0.5, 3.0), Simulator.other_starting, task, agent.generation)
 
     def other_starting(self, task: Task, gen: int) -> None:
-        if not self._alive(task, "TASK_STAGING", gen):
+        if not alive(task, "TASK_STAGING", gen):
             return
-        self.status(task, "TASK_STARTING", "SOURCE_EXECUTOR")
+        status(self, task, "TASK_STARTING", "SOURCE_EXECUTOR")
         self.after(self.uniform(1.0, 10.0), Simulator.other_running, task, gen)
 
     def other_running(self, task: Task, gen: int) -> None:
-        if not self._alive(task, "TASK_STARTING", gen):
+        if not alive(task, "TASK_STARTING", gen):
             return
-        self.status(task, "TASK_RUNNING", "SOURCE_EXECUTOR")
+        status(self, task, "TASK_RUNNING", "SOURCE_EXECUTOR")
         self.other_tasks.add(task)
         if task.framework.kind == "marathon":
             self.after(self.uniform(10, 40), Simulator.health_checked, task, gen)
 
     def health_checked(self, task: Task, gen: int) -> None:
-        if not self._alive(task, "TASK_RUNNING", gen):
+        if not alive(task, "TASK_RUNNING", gen):
             return
         task.healthy = self.rng.random() < 0.97
         if self.rng.random() < 0.5:
-            self.status(task, "TASK_RUNNING", "SOURCE_EXECUTOR", "REASON_TASK_CHECK_STATUS_UPDATED",
-                        None, check={"type": "HTTP", "command": None, "tcp": None,
-                                     "http": {"status_code": 200 if task.healthy else 503}})
-        self.status(task, "TASK_RUNNING", "SOURCE_EXECUTOR", "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
-                    None if task.healthy else "health check failed: HTTP 503", healthy=task.healthy)
+            status(self, task, "TASK_RUNNING", "SOURCE_EXECUTOR", "REASON_TASK_CHECK_STATUS_UPDATED",
+                   None, check={"type": "HTTP", "command": None, "tcp": None,
+                                "http": {"status_code": 200 if task.healthy else 503}})
+        status(self, task, "TASK_RUNNING", "SOURCE_EXECUTOR", "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
+               None if task.healthy else "health check failed: HTTP 503", healthy=task.healthy)
 
     def act_other_task_end(self) -> None:
         task = self.other_tasks.choice(self.rng)
@@ -1033,25 +852,25 @@ class Simulator(World):
         r = self.rng.random()
         if fw.kind == "marathon":
             if r < 0.4:
-                self.status(task, "TASK_FAILED", "SOURCE_EXECUTOR", "REASON_COMMAND_EXECUTOR_FAILED",
-                            "Command exited with status 1", healthy=task.healthy)
+                status(self, task, "TASK_FAILED", "SOURCE_EXECUTOR", "REASON_COMMAND_EXECUTOR_FAILED",
+                       "Command exited with status 1", healthy=task.healthy)
             elif r < 0.6:
-                self.status(task, "TASK_FAILED", "SOURCE_AGENT", "REASON_CONTAINER_LIMITATION_MEMORY",
-                            "Memory limit exceeded: Requested: 1024MB Maximum Used: 1024MB",
-                            healthy=task.healthy)
+                status(self, task, "TASK_FAILED", "SOURCE_AGENT", "REASON_CONTAINER_LIMITATION_MEMORY",
+                       "Memory limit exceeded: Requested: 1024MB Maximum Used: 1024MB",
+                       healthy=task.healthy)
             else:
                 t = self.tick()
                 kill = self.emit("task.kill_requested", "KILL", "scheduler", t,
                                  {"task_id": task.id, "agent_id": task.agent.id, "reason": "scale"},
                                  f"task.kill_requested|{task.id}|{self.em.fmt(t)}", None, None,
                                  {"kind": "scheduler", "name": fw.name})
-                self.status(task, "TASK_KILLING", "SOURCE_EXECUTOR", cause=kill)
-                self.status(task, "TASK_KILLED", "SOURCE_EXECUTOR", None, "Command terminated with signal Terminated",
-                            cause=kill)
+                status(self, task, "TASK_KILLING", "SOURCE_EXECUTOR", cause=kill)
+                status(self, task, "TASK_KILLED", "SOURCE_EXECUTOR", None, "Command terminated with signal Terminated",
+                       cause=kill)
             fw.want += 1
         else:
-            self.status(task, "TASK_FINISHED", "SOURCE_EXECUTOR", None, "executor exited")
-        self._unplace(task)
+            status(self, task, "TASK_FINISHED", "SOURCE_EXECUTOR", None, "executor exited")
+        unplace(self, task)
 
     def act_spark_app(self) -> None:
         """A Spark application registers as its own framework, runs executors, then tears down."""
@@ -1073,12 +892,12 @@ class Simulator(World):
         self.burst += 1
         for task in list(fw.tasks.values()):
             if task.agent.state == "active" and task.state not in TERMINAL and task.state != "TASK_LOST":
-                self.status(task, "TASK_FINISHED", "SOURCE_EXECUTOR", None, "executor exited")
-            self._unplace(task)
+                status(self, task, "TASK_FINISHED", "SOURCE_EXECUTOR", None, "executor exited")
+            unplace(self, task)
         fw.live = False
         fw.want = 0
         for offer in [o for o in self.offers.values() if o.framework is fw]:
-            self.rescind(offer)
+            rescind(self, offer)
         t = self.tick()
         self.emit("framework.removed", "FRAMEWORK_REMOVED", "master", t,
                   {"framework_id": fw.id, "reason": "teardown"},
@@ -1103,12 +922,12 @@ class Simulator(World):
         was_ready = pod.ready
         pod.ready = False
         node = {"kind": "node", "name": pod.task.agent.hostname}
-        self.pod_upsert(pod, "MODIFIED", node)
+        pod_upsert(self, pod, "MODIFIED", node)
         if was_ready:
-            self.endpoints_dirty(pod)
+            endpoints_dirty(self, pod)
         if c.restarts > 3:
-            self.k8s_event(pod, "BackOff", f"Back-off restarting failed container {c.name}",
-                           c.restarts - 3, node)
+            k8s_event(self, pod, "BackOff", f"Back-off restarting failed container {c.name}",
+                      c.restarts - 3, node)
         self.after(self.uniform(2, 20 * min(c.restarts, 6)), Simulator.container_back, pod, c, c.restarts)
 
     def container_back(self, pod: Pod, c: Container, restarts: int) -> None:
@@ -1116,9 +935,9 @@ class Simulator(World):
             return
         c.ready = True
         pod.ready = all(x.ready for x in pod.containers)
-        self.pod_upsert(pod, "MODIFIED", {"kind": "node", "name": pod.task.agent.hostname})
+        pod_upsert(self, pod, "MODIFIED", {"kind": "node", "name": pod.task.agent.hostname})
         if pod.ready:
-            self.endpoints_dirty(pod)
+            endpoints_dirty(self, pod)
 
     def _pick_rc_pod(self) -> Pod | None:
         for _ in range(4):
@@ -1140,12 +959,12 @@ class Simulator(World):
         if task.state != "TASK_RUNNING":
             return
         if self.rng.random() < 0.5:
-            self.status(task, "TASK_FAILED", "SOURCE_AGENT", "REASON_EXECUTOR_TERMINATED",
-                        "Executor terminated")
+            status(self, task, "TASK_FAILED", "SOURCE_AGENT", "REASON_EXECUTOR_TERMINATED",
+                   "Executor terminated")
         else:
-            self.status(task, "TASK_FAILED", "SOURCE_EXECUTOR", None,
-                        "pod-failed: containers exited")
-        self._unplace(task)
+            status(self, task, "TASK_FAILED", "SOURCE_EXECUTOR", None,
+                   "pod-failed: containers exited")
+        unplace(self, task)
         self.pod_failed(pod, "task-failed")
 
     def act_batch_job(self) -> None:
@@ -1229,29 +1048,6 @@ class Simulator(World):
             self.delete_pod(pod, A_NSCTL, "namespace-deleted")
         self.after(self.uniform(5, 20), Simulator.namespace_deleted, ns)
 
-    def act_adhoc_service(self) -> None:
-        if not self.app_rcs:
-            return
-        rc = self.app_rcs[int(self.rng.random() * len(self.app_rcs))]
-        self.svc_seq += 1
-        svc = self.create_service(rc.ns, f"{rc.name}-debug-{self.svc_seq}", [rc], self._portal_ip(),
-                                  [{"name": "debug", "port": 9000, "protocol": "TCP",
-                                    "target_port": 9000}])
-        self.after(self.uniform(120, 600), Simulator.service_delete, svc)
-
-    def service_delete(self, svc: Service) -> None:
-        svc.deleted = True
-        for rc in svc.rcs:
-            if svc in rc.services:
-                rc.services.remove(svc)
-        if svc in self.services:
-            self.services.remove(svc)
-        t = self.tick()
-        self.emit("service.deleted", "DELETED", "apiserver", t,
-                  {"namespace": svc.ns, "name": svc.name},
-                  f"service.deleted|{svc.ns}/{svc.name}|{self.em.fmt(t)}", None, None,
-                  self.actor_user(), K8S)
-
     # ------------------------------------------------------------------ evictions
 
     def _agent_with_pods(self) -> Agent | None:
@@ -1268,7 +1064,7 @@ class Simulator(World):
             return
         agent.pressure = True
         node = {"kind": "node", "name": agent.hostname}
-        self.node_upsert(agent, node)
+        node_upsert(self, agent, node)
         victims = [t.pod for t in agent.tasks.values()
                    if t.pod is not None and t.pod.phase == "Running" and not t.pod.deleting]
         self.rng.shuffle(victims)
@@ -1284,18 +1080,18 @@ class Simulator(World):
                        {"pod": pod.ref, "kind": "node_pressure", "reason": "Evicted", "message": msg},
                        f"pod.evicted|{pod.uid}", pod.uid, None, node, K8S)
         pod.evicted = True
-        self.k8s_event(pod, "Evicted", msg, 1, node)
+        k8s_event(self, pod, "Evicted", msg, 1, node)
         task = pod.task
         if task is not None:
-            self.status(task, "TASK_FAILED", "SOURCE_EXECUTOR", None, f"pod-evicted: {msg}", cause=ev)
-            self._unplace(task)
+            status(self, task, "TASK_FAILED", "SOURCE_EXECUTOR", None, f"pod-evicted: {msg}", cause=ev)
+            unplace(self, task)
         self.running_pods.discard(pod)
         pod.phase = "Failed"
         pod.ready = False
         for c in pod.containers:
             c.ready = False
-        self.pod_upsert(pod, "MODIFIED", node, ev)
-        self.endpoints_dirty(pod)
+        pod_upsert(self, pod, "MODIFIED", node, ev)
+        endpoints_dirty(self, pod)
         self.arm_rc_sync(pod.rc)
         self.after(self.uniform(30, 300), Simulator.gc_pod, pod)
 
@@ -1303,7 +1099,7 @@ class Simulator(World):
         if agent.generation != gen or agent.state != "active":
             return
         agent.pressure = False
-        self.node_upsert(agent, {"kind": "node", "name": agent.hostname})
+        node_upsert(self, agent, {"kind": "node", "name": agent.hostname})
 
     def act_api_eviction(self) -> None:
         pod = self._pick_rc_pod()
@@ -1340,7 +1136,7 @@ class Simulator(World):
     def node_not_ready(self, agent: Agent, gen: int) -> None:
         if agent.generation == gen and not agent.kubelet and agent.state == "active":
             agent.node_ready = False
-            self.node_upsert(agent, A_NODECTL)
+            node_upsert(self, agent, A_NODECTL)
 
     def node_controller_evict(self, agent: Agent, gen: int) -> None:
         if agent.generation != gen or agent.kubelet or agent.state != "active":
@@ -1365,7 +1161,7 @@ class Simulator(World):
             return
         agent.kubelet = True
         agent.node_ready = True
-        self.node_upsert(agent, {"kind": "node", "name": agent.hostname})
+        node_upsert(self, agent, {"kind": "node", "name": agent.hostname})
 
     # ------------------------------------------------------------------ agents
 
@@ -1405,7 +1201,7 @@ class Simulator(World):
 
         def rescinds() -> None:
             if agent.offer is not None:
-                self.rescind(agent.offer, removed[0] if removed else None)
+                rescind(self, agent.offer, removed[0] if removed else None)
             last = agent.last_declined
             if last is not None and self.now - last[1] < 2 * US:
                 # the master's RESCIND crosses k8sm's DECLINE: k8sm's linger absorbs it
@@ -1422,9 +1218,9 @@ class Simulator(World):
                     if task.state in TERMINAL:
                         continue
                     task.lost_from = task.state
-                    self.status(task, "TASK_LOST", "SOURCE_MASTER", "REASON_AGENT_REMOVED",
-                                f"Agent {agent.hostname} removed: health check timed out",
-                                cause=removed[0] if removed else None, master_clock=True)
+                    status(self, task, "TASK_LOST", "SOURCE_MASTER", "REASON_AGENT_REMOVED",
+                           f"Agent {agent.hostname} removed: health check timed out",
+                           cause=removed[0] if removed else None, master_clock=True)
             return run
 
         steps: list[Callable[[], None]] = [failure, rescinds, updates(tasks[:split]),
@@ -1446,7 +1242,7 @@ class Simulator(World):
 
     def node_lost(self, agent: Agent, gen: int) -> None:
         if agent.generation == gen and agent.state == "lost":
-            self.node_upsert(agent, A_NODECTL)
+            node_upsert(self, agent, A_NODECTL)
 
     def agent_back(self, agent: Agent, gen: int) -> None:
         """The partition heals: the agent re-registers and its tasks go LOST -> RUNNING."""
@@ -1467,8 +1263,8 @@ class Simulator(World):
             if task.lost_from != "TASK_RUNNING":
                 forget.append(task)  # it never got going: k8sm/the framework starts over
                 continue
-            self.status(task, "TASK_RUNNING", "SOURCE_MASTER", "REASON_AGENT_REREGISTERED",
-                        "Agent re-registered", reliable=False, master_clock=True)
+            status(self, task, "TASK_RUNNING", "SOURCE_MASTER", "REASON_AGENT_REREGISTERED",
+                   "Agent re-registered", reliable=False, master_clock=True)
             pod = task.pod
             if pod is not None and pod.phase == "Running" and not pod.deleting:
                 self.running_pods.add(pod)
@@ -1478,7 +1274,7 @@ class Simulator(World):
         for task in forget:
             self._forget_lost_task(task)
         agent.node_ready = agent.kubelet
-        self.node_upsert(agent, {"kind": "node", "name": agent.hostname})
+        node_upsert(self, agent, {"kind": "node", "name": agent.hostname})
 
     def k8sm_forget_lost(self, agent: Agent, gen: int, transient: bool) -> None:
         """Two minutes after the loss: pods whose tasks are still LOST are deleted and replaced."""
@@ -1491,10 +1287,10 @@ class Simulator(World):
             agent.state = "gone"
             self.agents.pop(agent.id, None)
             self.agent_actor.pop(agent.id, None)
-            self.node_deleted(agent)
+            node_deleted(self, agent)
 
     def _forget_lost_task(self, task: Task) -> None:
-        self._unplace(task)
+        unplace(self, task)
         pod = task.pod
         if pod is not None and pod.uid in self.pods:
             self.pod_deleted(pod, A_K8SM, "task-lost")
@@ -1555,7 +1351,7 @@ class Simulator(World):
                           {"inverse_offer_id": iid}, f"inverse_offer.rescinded|{iid}", iid, drain,
                           self.actor_master())
         if agent.offer is not None:
-            self.rescind(agent.offer, drain)
+            rescind(self, agent.offer, drain)
         for task in list(agent.tasks.values()):
             self.after(self.uniform(1, 30), Simulator.drain_kill, task, gen, drain)
         self.after(35.0, Simulator.drain_done, agent, gen, drain)
@@ -1564,9 +1360,9 @@ class Simulator(World):
         agent = task.agent
         if agent.generation != gen or agent.state != "draining" or task.state in TERMINAL:
             return
-        self.status(task, "TASK_KILLED", "SOURCE_AGENT", "REASON_AGENT_DRAINING",
-                    "Agent is draining", cause=drain)
-        self._unplace(task)
+        status(self, task, "TASK_KILLED", "SOURCE_AGENT", "REASON_AGENT_DRAINING",
+               "Agent is draining", cause=drain)
+        unplace(self, task)
         pod = task.pod
         if pod is not None and pod.uid in self.pods:
             pod.ready = False
@@ -1593,7 +1389,7 @@ class Simulator(World):
         agent.state = "gone"
         agent.generation += 1
         self.agents.pop(agent.id, None)
-        self.node_deleted(agent)
+        node_deleted(self, agent)
         self.after(self.uniform(120, 600), Simulator.add_agent)
 
     # ------------------------------------------------------------------ masters and k8sm HA
@@ -1617,7 +1413,7 @@ class Simulator(World):
                             {"master": self.master.info, "previous_master_id": old.id},
                             f"master.elected|{self.master.id}", None, None, self.actor_master())
         for offer in list(self.offers.values()):
-            self.rescind(offer, elected)
+            rescind(self, offer, elected)
         for fw in self.frameworks:
             if fw.live:
                 t = self.tick()
@@ -1665,7 +1461,7 @@ class Simulator(World):
                         None, None, A_K8SM, K8SM)
         fw = self.frameworks[0]
         for offer in list(self.k8sm_offers.items):
-            self.rescind(offer, led)
+            rescind(self, offer, led)
         t = self.tick()
         self.emit("framework.reregistered", "SUBSCRIBED", "master", t, {"framework": fw.info},
                   f"framework.reregistered|{fw.id}|{self.em.fmt(t)}", None, led, self.actor_master())
@@ -1678,10 +1474,36 @@ class Simulator(World):
         for task in list(self.frameworks[0].tasks.values()):
             if task.state in TERMINAL:
                 continue
-            self.status(task, task.state, "SOURCE_MASTER", "REASON_RECONCILIATION",
-                        "Reconciliation: Latest task state", reliable=False, master_clock=True)
+            status(self, task, task.state, "SOURCE_MASTER", "REASON_RECONCILIATION",
+                   "Reconciliation: Latest task state", reliable=False, master_clock=True)
         self.burst -= 1
 
     def implicit_reconciliation(self) -> None:
         self.after(IMPLICIT_RECONCILIATION_EVERY, Simulator.implicit_reconciliation)
         self.reconcile()
+
+
+ACTIONS: dict[str, Callable[[Any], object]] = {
+    "allocate": Simulator.act_allocate,
+    "container_restart": Simulator.act_container_restart,
+    "user_delete_pod": Simulator.act_user_delete_pod,
+    "task_fail": Simulator.act_task_fail,
+    "batch_job": Simulator.act_batch_job,
+    "other_task_end": Simulator.act_other_task_end,
+    "api_eviction": Simulator.act_api_eviction,
+    "node_pressure": Simulator.act_node_pressure,
+    "kubelet_down": Simulator.act_kubelet_down,
+    "agent_lost": Simulator.act_agent_lost,
+    "agent_partition": Simulator.act_agent_partition,
+    "agent_maintenance": Simulator.act_agent_maintenance,
+    "rc_scale": Simulator.act_rc_scale,
+    "rc_roll": Simulator.act_rc_roll,
+    "namespace_lifecycle": Simulator.act_namespace_lifecycle,
+    "adhoc_service": adhoc_service,
+    "spark_app": Simulator.act_spark_app,
+    "unschedulable_pod": Simulator.act_unschedulable_pod,
+    "master_failover": Simulator.act_master_failover,
+    "scheduler_failover": Simulator.act_scheduler_failover,
+    "heartbeat_lost": Simulator.act_heartbeat_lost,
+}
+"""Every action by the name ``WEIGHTS``, ``RECURRING`` and ``FIRST_INCIDENTS`` give it."""
