@@ -45,7 +45,7 @@ from typing import Any
 
 from kmevents.simulate.clock import US
 from kmevents.simulate.emit import K8S, K8SM
-from kmevents.simulate.model import RC, Agent, Container, Framework, Offer, Pod, Task
+from kmevents.simulate.model import Agent, Framework, Offer, Pod, Task
 from kmevents.simulate.scenarios.apiserver import (
     NODE_MONITOR_GRACE,
     k8s_event,
@@ -53,6 +53,9 @@ from kmevents.simulate.scenarios.apiserver import (
     node_upsert,
     pod_upsert,
 )
+from kmevents.simulate.scenarios.containers import container_restart, task_fail
+from kmevents.simulate.scenarios.k8sm_scheduler import k8sm_tick
+from kmevents.simulate.scenarios.namespaces import namespace_lifecycle, namespace_upsert
 from kmevents.simulate.scenarios.offers import (
     OFFER_TTL,
     decline,
@@ -60,28 +63,31 @@ from kmevents.simulate.scenarios.offers import (
     offer_expired,
     rescind,
 )
+from kmevents.simulate.scenarios.pods import (
+    arm_rc_sync,
+    delete_pod,
+    gc_pod,
+    pick_rc_pod,
+    pod_deleted,
+    rc_sync,
+)
+from kmevents.simulate.scenarios.replication import rc_roll, rc_scale
 from kmevents.simulate.scenarios.services import (
     adhoc_service,
-    create_service,
     endpoints_dirty,
-    next_portal_ip,
 )
-from kmevents.simulate.scenarios.tasks import GONE, TERMINAL, alive, place, status, unplace
+from kmevents.simulate.scenarios.tasks import TERMINAL, alive, place, status, unplace
+from kmevents.simulate.scenarios.user_pods import batch_job, unschedulable_pod, user_delete_pod
+from kmevents.simulate.scenarios.workloads import create_workloads
 from kmevents.simulate.scenarios.world import (
     A_K8SM,
     A_NODECTL,
-    A_NSCTL,
-    A_PODGC,
-    A_RCM,
     SimConfig,
     World,
-    b64,
 )
 
 K8SM_REFUSE = 5.0
 OTHER_REFUSE = 120.0  # Marathon's decline_offer_duration default; Spark's rejectOfferDuration
-POD_BACKOFF_INITIAL = 1.0
-POD_BACKOFF_MAX = 60.0
 INITIAL_RECONCILIATION_DELAY = 15.0
 IMPLICIT_RECONCILIATION_EVERY = 600.0
 MAX_SPARK_APPS = 6  # concurrent Spark applications (each its own framework)
@@ -141,18 +147,6 @@ FIRST_INCIDENTS: tuple[tuple[str, float, float], ...] = (
     ("unschedulable_pod", 15, 80),
 )
 
-# Application RC templates: (name, namespace, image, cpus, mem, volume kind, service port).
-APP_TEMPLATES: tuple[tuple[str, str, str, float, float, str | None, int | None], ...] = (
-    ("frontend", "prod", "nginx:1.9.9", 0.25, 256.0, "nfs", 80),
-    ("api", "prod", "registry.local/shop/api:1.4.{tag}", 0.5, 512.0, None, 8080),
-    ("worker", "prod", "registry.local/shop/worker:1.4.{tag}", 1.0, 1024.0, None, None),
-    ("redis", "prod", "redis:3.0.{tag}", 0.5, 1024.0, "emptyDir", 6379),
-    ("logstash", "logging", "logstash:2.1.{tag}", 0.5, 1024.0, "cephfs", 5044),
-    ("reports", "analytics", "registry.local/bi/reports:0.{tag}", 0.5, 768.0, "gcePersistentDisk", 8000),
-    ("memcached", "prod", "memcached:1.4.{tag}", 0.25, 512.0, None, 11211),
-    ("staging-web", "staging", "nginx:1.9.{tag}", 0.1, 128.0, None, 80),
-)
-
 MARATHON_APPS: tuple[tuple[str, str, float, float], ...] = (
     ("/infra/jenkins", "jenkins:1.651", 1.0, 2048.0),
     ("/infra/chronos", "mesosphere/chronos:2.4.0", 0.5, 1024.0),
@@ -160,16 +154,6 @@ MARATHON_APPS: tuple[tuple[str, str, float, float], ...] = (
     ("/prod/search", "elasticsearch:2.2", 1.0, 2048.0),
     ("/ops/grafana", "grafana/grafana:2.6.0", 0.25, 256.0),
 )
-
-BATCH_JOBS: tuple[tuple[str, str, str, float, float], ...] = (
-    ("default", "backup", "registry.local/ops/backup:2.1", 0.5, 512.0),
-    ("analytics", "nightly-report", "registry.local/bi/report-job:0.9", 1.0, 2048.0),
-    ("default", "db-migrate", "registry.local/shop/migrate:1.4", 0.25, 256.0),
-    ("analytics", "etl", "registry.local/bi/etl:3.0", 2.0, 4096.0),
-)
-
-
-
 
 class Simulator(World):
     """The world plus the rules that change it. Drive it with ``step()``; read ``em.out``."""
@@ -217,12 +201,12 @@ class Simulator(World):
         for _ in range(cfg.agents):
             self.add_agent()
         for ns in ("default", "kube-system", "prod", "staging", "logging", "analytics"):
-            self.namespace_upsert(ns, "Active")
-        self._create_workloads()
+            namespace_upsert(self, ns, "Active")
+        create_workloads(self)
         self.burst -= 1
         for rc in self.rcs:
-            self.after(self.uniform(0.1, 3.0), Simulator.rc_sync, rc)
-        self.after(1.0, Simulator.k8sm_tick)
+            self.after(self.uniform(0.1, 3.0), rc_sync, rc)
+        self.after(1.0, k8sm_tick)
         self.after(IMPLICIT_RECONCILIATION_EVERY, Simulator.implicit_reconciliation)
         hi_first = max(hi for _, _, hi in FIRST_INCIDENTS)
         for name, lo, hi in FIRST_INCIDENTS:
@@ -319,399 +303,9 @@ class Simulator(World):
         node_upsert(self, agent, A_NODECTL, "ADDED")
         return agent
 
-    def _create_workloads(self) -> None:
-        cfg = self.cfg
-        # The seed's own cases: kube-dns (skydns) and kube-ui in kube-system.
-        dns = self.create_rc("kube-system", "kube-dns-v9", 1,
-                             [("etcd", "gcr.io/google_containers/etcd:2.0.9"),
-                              ("kube2sky", "gcr.io/google_containers/kube2sky:1.11"),
-                              ("skydns", "gcr.io/google_containers/skydns:2015-10-13-8c72f8c"),
-                              ("healthz", "gcr.io/google_containers/exechealthz:1.0")],
-                             [{"name": "etcd-storage", "kind": "emptyDir", "source": {"medium": ""}}],
-                             0.4, 200.0, system=True,
-                             labels={"k8s-app": "kube-dns", "version": "v9",
-                                     "kubernetes.io/cluster-service": "true"})
-        create_service(self, "kube-system", "kube-dns", [dns], "10.10.10.10",
-                       [{"name": "dns", "port": 53, "protocol": "UDP", "target_port": 53},
-                        {"name": "dns-tcp", "port": 53, "protocol": "TCP", "target_port": 53}])
-        ui = self.create_rc("kube-system", "kube-ui-v4", 1,
-                            [("kube-ui", "gcr.io/google_containers/kube-ui:v4")], [], 0.1, 50.0,
-                            system=True,
-                            labels={"k8s-app": "kube-ui", "version": "v4",
-                                    "kubernetes.io/cluster-service": "true"})
-        create_service(self, "kube-system", "kube-ui", [ui], "10.10.10.11",
-                       [{"name": "http", "port": 80, "protocol": "TCP", "target_port": 8080}])
-        # MySQL master and replicas, each on its own Ceph rbd image.
-        self.namespace_upsert("mysql", "Active")
-        master = self.create_rc("mysql", "mysql-master", 1, [("mysql", "mysql:5.6")],
-                                [self._rbd("mysql-master")], 2.0, 4096.0, system=True,
-                                labels={"app": "mysql", "role": "master"})
-        create_service(self, "mysql", "mysql-master", [master], "10.10.10.12",
-                       [{"name": "mysql", "port": 3306, "protocol": "TCP", "target_port": 3306}])
-        replicas = []
-        for i in range(2):
-            rep = self.create_rc("mysql", f"mysql-replica-{i}", 1, [("mysql", "mysql:5.6")],
-                                 [self._rbd(f"mysql-replica-{i}")], 1.0, 4096.0, system=True,
-                                 labels={"app": "mysql", "role": "replica", "replica": str(i)})
-            replicas.append(rep)
-        create_service(self, "mysql", "mysql-replicas", replicas, "10.10.10.13",
-                       [{"name": "mysql", "port": 3306, "protocol": "TCP", "target_port": 3306}],
-                       selector={"app": "mysql", "role": "replica"})
-        # Application RCs sized to the target pod count (leaving ~10% for batch jobs).
-        budget = max(len(APP_TEMPLATES), int(cfg.target_pods * 0.9) - 5)
-        n_rcs = max(len(APP_TEMPLATES), budget // 40)
-        per = max(1, budget // n_rcs)
-        for i in range(n_rcs):
-            name, ns, image, cpus, mem, vol, port = APP_TEMPLATES[i % len(APP_TEMPLATES)]
-            if i >= len(APP_TEMPLATES):
-                name = f"{name}-{i // len(APP_TEMPLATES) + 1}"
-            replicas_n = max(1, int(per * self.uniform(0.5, 1.5)))
-            volumes = [self._volume(vol, name)] if vol else []
-            rc = self.create_rc(ns, name, replicas_n, [(name.split("-")[0], image.format(tag=1))],
-                                volumes, cpus, mem, system=False)
-            rc.image = image
-            self.app_rcs.append(rc)
-            if port:
-                create_service(self, ns, name, [rc], next_portal_ip(self),
-                               [{"name": "http" if port in (80, 8080, 8000) else "tcp",
-                                 "port": port, "protocol": "TCP", "target_port": port}])
-
-    def _rbd(self, image: str) -> dict[str, Any]:
-        c = self.cfg.cluster
-        return {"name": f"{image}-data", "kind": "rbd",
-                "source": {"monitors": [f"10.0.2.{i}:6789" for i in (11, 12, 13)], "pool": "kube",
-                           "image": image, "user": "kube", "secretRef": {"name": "ceph-secret"},
-                           "fsType": "ext4", "readOnly": False, "cluster": c}}
-
-    def _volume(self, kind: str, name: str) -> dict[str, Any]:
-        if kind == "nfs":
-            return {"name": "static", "kind": "nfs",
-                    "source": {"server": f"nfs.{self.cfg.cluster}.local", "path": "/exports/www",
-                               "readOnly": True}}
-        if kind == "cephfs":
-            return {"name": "spool", "kind": "cephfs",
-                    "source": {"monitors": [f"10.0.2.{i}:6789" for i in (11, 12, 13)],
-                               "path": f"/logs/{name}", "user": "kube",
-                               "secretRef": {"name": "ceph-secret"}, "readOnly": False}}
-        if kind == "gcePersistentDisk":
-            return {"name": "data", "kind": "gcePersistentDisk",
-                    "source": {"pdName": f"{name}-data", "fsType": "ext4", "partition": 0,
-                               "readOnly": True}}
-        return {"name": "scratch", "kind": "emptyDir", "source": {"medium": ""}}
-
     # ------------------------------------------------------------------ k8s objects
 
-    def namespace_upsert(self, name: str, phase: str) -> None:
-        labels = {"name": name}
-        self.namespaces[name] = {"name": name, "phase": phase, "labels": labels}
-        t = self.tick()
-        self.emit("namespace.upserted", "ADDED" if phase == "Active" else "MODIFIED", "apiserver", t,
-                  {"namespace": {"name": name, "phase": phase, "labels": labels}},
-                  f"namespace.upserted|{name}|{self.em.fmt(t)}", None, None,
-                  self.actor_user() if phase == "Active" else A_NSCTL, K8S)
-
-    def namespace_deleted(self, name: str) -> None:
-        self.namespaces.pop(name, None)
-        t = self.tick()
-        self.emit("namespace.deleted", "DELETED", "apiserver", t, {"name": name},
-                  f"namespace.deleted|{name}|{self.em.fmt(t)}", None, None, A_NSCTL, K8S)
-
-    def create_rc(self, ns: str, name: str, replicas: int, containers: list[tuple[str, str]],
-                  volumes: list[dict[str, Any]], cpus: float, mem: float, *, system: bool,
-                  labels: dict[str, str] | None = None) -> RC:
-        rc = RC(ns, name, replicas, containers, volumes, cpus, mem, system,
-                max_replicas=max(2, replicas * 2))
-        if labels is not None:
-            rc.labels = labels
-            rc.selector = {k: v for k, v in labels.items() if k != "kubernetes.io/cluster-service"}
-        self.rcs.append(rc)
-        self.rc_upsert(rc, "ADDED", self.actor_user())
-        return rc
-
-    def rc_upsert(self, rc: RC, raw: str, actor: dict[str, str]) -> None:
-        t = self.tick()
-        self.emit("replication_controller.upserted", raw, "apiserver", t,
-                  {"rc": {"namespace": rc.ns, "name": rc.name, "replicas": rc.replicas,
-                          "selector": rc.selector, "template_image": rc.containers[0][1]}},
-                  f"replication_controller.upserted|{rc.ns}/{rc.name}|{self.em.fmt(t)}",
-                  None, None, actor, K8S)
-
     # ------------------------------------------------------------------ pods
-
-    def create_pod(self, ns: str, name: str, labels: dict[str, str], annotations: dict[str, str],
-                   volumes: list[dict[str, Any]], containers: list[tuple[str, str]], rc: RC | None,
-                   cpus: float, mem: float, *, batch: bool, actor: dict[str, str]) -> Pod:
-        pod = Pod(ns, name, self.uid(), labels, annotations, volumes,
-                  [Container(n, i) for n, i in containers], rc, cpus, mem, batch)
-        self.pods[pod.uid] = pod
-        if rc is not None:
-            rc.pods[pod.uid] = pod
-        pod.created_eid = pod_upsert(self, pod, "ADDED", actor)
-        self.pending.append(pod)
-        return pod
-
-    def rc_live(self, rc: RC) -> list[Pod]:
-        return [p for p in rc.pods.values()
-                if not p.deleting and p.phase not in ("Failed", "Succeeded")]
-
-    def rc_sync(self, rc: RC) -> None:
-        rc.sync_armed = False
-        if rc.deleted:
-            return
-        live = self.rc_live(rc)
-        missing = rc.replicas - len(live)
-        if missing > 0:
-            created_by = f"ReplicationController/{rc.ns}/{rc.name}"
-            for _ in range(missing):
-                self.create_pod(rc.ns, f"{rc.name}-{self.suffix()}", rc.labels,
-                                {"kubernetes.io/created-by": created_by}, rc.volumes,
-                                rc.containers, rc, rc.cpus, rc.mem, batch=False, actor=A_RCM)
-        elif missing < 0:
-            # Scale down: pending pods first, then the newest.
-            live.sort(key=lambda p: (p.task is not None, -len(p.name)))
-            for pod in live[:-missing]:
-                self.delete_pod(pod, A_RCM, None)
-
-    def arm_rc_sync(self, rc: RC | None, delay: float = 0.5) -> None:
-        if rc is not None and not rc.sync_armed:
-            rc.sync_armed = True
-            self.after(self.uniform(delay * 0.5, delay * 2), Simulator.rc_sync, rc)
-
-    def requeue(self, pod: Pod) -> None:
-        if pod.uid in self.pods and not pod.deleting and pod.task is None:
-            self.pending.append(pod)
-
-    def k8sm_tick(self) -> None:
-        """k8sm's scheduling loop: one pod per offer, FailedScheduling + backoff when nothing fits."""
-        self.after(1.0, Simulator.k8sm_tick)
-        pending = self.pending
-        budget = max(4, len(self.k8sm_offers) // 2)
-        while pending and budget > 0:
-            pod = pending.popleft()
-            if pod.deleting or pod.task is not None or pod.uid not in self.pods:
-                continue
-            budget -= 1
-            offer = self.find_offer(pod)
-            if offer is not None:
-                self.launch_pod(pod, offer)
-            else:
-                pod.attempts += 1
-                msg = (f"pod {pod.ns}/{pod.name}: no offers with enough resources "
-                       f"(cpus {pod.cpus:g}, mem {pod.mem:g} MB)")
-                if not self.k8sm_offers:
-                    msg = f"pod {pod.ns}/{pod.name}: no offers available"
-                k8s_event(self, pod, "FailedScheduling", msg, pod.attempts)
-                backoff = min(POD_BACKOFF_MAX, POD_BACKOFF_INITIAL * 2 ** (pod.attempts - 1))
-                self.after(backoff, Simulator.requeue, pod)
-
-    def find_offer(self, pod: Pod) -> Offer | None:
-        items = self.k8sm_offers.items
-        n = len(items)
-        if not n:
-            return None
-        rng = self.rng
-        for _ in range(min(n, 24)):
-            offer = items[int(rng.random() * n)]
-            if offer.cpus >= pod.cpus and offer.mem >= pod.mem:
-                return offer
-        return None
-
-    def launch_pod(self, pod: Pod, offer: Offer) -> None:
-        agent = offer.agent
-        fw = self.frameworks[0]
-        drop_offer(self, offer)
-        task_id = f"pod.{self.uid()}"
-        t = self.tick()
-        acc = self.emit("offer.accepted", "ACCEPT", "scheduler", t,
-                        {"offer_id": offer.id, "task_ids": [task_id]},
-                        f"offer.accepted|{offer.id}", offer.id, offer.event_id, A_K8SM, K8SM)
-        labels = {"k8s.mesosphere.io/namespace": pod.ns, "k8s.mesosphere.io/name": pod.name}
-        task = Task(task_id, f"{pod.name}.{pod.ns}.pod", fw, agent, pod, pod.cpus, pod.mem, 0.0,
-                    self.executor_id, labels)
-        task.info = {
-            "task_id": task_id, "name": task.name, "framework_id": fw.id, "agent_id": agent.id,
-            "executor_id": self.executor_id,
-            "resources": [{"name": "cpus", "role": "*", "scalar": pod.cpus, "ranges": None},
-                          {"name": "mem", "role": "*", "scalar": pod.mem, "ranges": None}],
-            "labels": labels, "pod": pod.ref,
-            "data": b64(f'{{"kind":"Pod","namespace":"{pod.ns}","name":"{pod.name}"}}'.encode()),
-        }
-        t = self.tick()
-        task.launch_eid = self.emit("task.launched", "ACCEPT", "scheduler", t,
-                                    {"offer_id": offer.id, "task": task.info},
-                                    f"task.launched|{task_id}", pod.uid, acc, A_K8SM, K8SM)
-        place(task)
-        if not agent.executor:
-            agent.executor = True
-            t = self.tick()
-            self.emit("executor.added", "EXECUTOR_ADDED", "master", t,
-                      {"executor": {"executor_id": self.executor_id, "framework_id": fw.id,
-                                    "agent_id": agent.id}},
-                      f"executor.added|{agent.id}|{self.executor_id}", None, task.launch_eid,
-                      self.actor_master())
-        pod.task = task
-        pod.node = agent
-        pod.annotations = {**pod.annotations,
-                           "k8s.mesosphere.io/taskId": task_id,
-                           "k8s.mesosphere.io/slaveId": agent.id,
-                           "k8s.mesosphere.io/offerId": offer.id,
-                           "k8s.mesosphere.io/bindingHost": agent.hostname,
-                           "k8s.mesosphere.io/executorId": self.executor_id}
-        t = self.tick()
-        bind = self.emit("pod.scheduled", "BINDING", "scheduler", t,
-                         {"pod": pod.ref, "host": agent.hostname, "task_id": task_id,
-                          "agent_id": agent.id, "offer_id": offer.id},
-                         f"pod.scheduled|{pod.uid}|{task_id}", pod.uid, task.launch_eid, A_K8SM, K8SM)
-        pod_upsert(self, pod, "MODIFIED", A_K8SM, bind)
-        self.after(self.uniform(0.05, 0.5), Simulator.k8sm_staging, task, agent.generation)
-
-    def k8sm_staging(self, task: Task, gen: int) -> None:
-        if not alive(task, "TASK_STAGING", gen) or task.pod is None or task.pod.deleting:
-            return
-        status(self, task, "TASK_STAGING", "SOURCE_AGENT")
-        task.state = "TASK_STAGING"
-        self.after(self.uniform(0.3, 2.0), Simulator.k8sm_starting, task, gen)
-
-    def k8sm_starting(self, task: Task, gen: int) -> None:
-        pod = task.pod
-        if not alive(task, "TASK_STAGING", gen) or pod is None or pod.deleting:
-            return
-        status(self, task, "TASK_STARTING", "SOURCE_EXECUTOR")
-        delay = self.uniform(1.0, 8.0)
-        if any(v["kind"] in ("rbd", "cephfs") for v in pod.volumes) and self.rng.random() < 0.08:
-            k8s_event(self, pod, "FailedMount",
-                      f"Unable to mount volumes for pod \"{pod.name}_{pod.ns}\": "
-                      f"rbd: map failed exit status 1", 1,
-                      {"kind": "node", "name": task.agent.hostname})
-            delay += 20.0
-        self.after(delay, Simulator.k8sm_running, task, gen)
-
-    def k8sm_running(self, task: Task, gen: int) -> None:
-        pod = task.pod
-        if not alive(task, "TASK_STARTING", gen) or pod is None or pod.deleting:
-            return
-        if self.rng.random() < 0.02:
-            image = pod.containers[0].image
-            status(self, task, "TASK_FAILED", "SOURCE_EXECUTOR", "REASON_CONTAINER_LAUNCH_FAILED",
-                   f"Failed to pull image \"{image}\": image pull failed")
-            unplace(self, task)
-            self.pod_failed(pod, "task-failed")
-            return
-        agent = task.agent
-        pod.ip = f"10.{16 + agent.idx // 256}.{agent.idx % 256}.{agent.pod_ip_next}"
-        pod.addr = {"ip": pod.ip, "pod": pod.ref}
-        agent.pod_ip_next = agent.pod_ip_next % 250 + 2
-        data = b64(f'{{"phase":"Running","podIP":"{pod.ip}"}}'.encode())
-        status(self, task, "TASK_RUNNING", "SOURCE_EXECUTOR", data=data)
-        pod.phase = "Running"
-        pod.ready = True
-        for c in pod.containers:
-            c.ready = True
-        pod_upsert(self, pod, "MODIFIED", {"kind": "node", "name": agent.hostname})
-        self.running_pods.add(pod)
-        endpoints_dirty(self, pod)
-        if pod.batch:
-            self.after(self.uniform(20, 600), Simulator.batch_done, task, gen)
-
-    def batch_done(self, task: Task, gen: int) -> None:
-        pod = task.pod
-        if not alive(task, "TASK_RUNNING", gen) or pod is None or pod.deleting:
-            return
-        ok = self.rng.random() < 0.85
-        for c in pod.containers:
-            c.ready = False
-            c.last = {"reason": "Completed" if ok else "Error", "exit_code": 0 if ok else 1}
-        if ok:
-            status(self, task, "TASK_FINISHED", "SOURCE_EXECUTOR", None, "pod-finished")
-        else:
-            status(self, task, "TASK_FAILED", "SOURCE_EXECUTOR", None, "pod-failed: exit code 1")
-        unplace(self, task)
-        self.running_pods.discard(pod)
-        pod.phase = "Succeeded" if ok else "Failed"
-        pod.ready = False
-        pod_upsert(self, pod, "MODIFIED", {"kind": "node", "name": task.agent.hostname})
-        self.after(self.uniform(60, 600), Simulator.gc_pod, pod)
-
-    def gc_pod(self, pod: Pod) -> None:
-        if pod.uid in self.pods and not pod.deleting:
-            self.pod_deleted(pod, A_PODGC, "garbage-collected")
-
-    def pod_failed(self, pod: Pod, reason: str) -> None:
-        """A pod whose task died: Failed in k8s, deleted by k8sm, replaced by its RC."""
-        self.running_pods.discard(pod)
-        pod.phase = "Failed"
-        pod.ready = False
-        for c in pod.containers:
-            c.ready = False
-        pod_upsert(self, pod, "MODIFIED", A_K8SM)
-        endpoints_dirty(self, pod)
-        if pod.rc is not None:
-            self.arm_rc_sync(pod.rc)
-            self.after(self.uniform(0.5, 5.0), Simulator.gc_failed, pod, reason)
-        else:
-            self.after(self.uniform(60, 600), Simulator.gc_pod, pod)
-
-    def gc_failed(self, pod: Pod, reason: str) -> None:
-        if pod.uid in self.pods and not pod.deleting:
-            self.pod_deleted(pod, A_K8SM, reason)
-
-    def delete_pod(self, pod: Pod, actor: dict[str, str], reason: str | None,
-                   cause: str | None = None) -> None:
-        """Delete a pod: k8sm kills its task first (``pod-deleted``), then the pod goes."""
-        if pod.deleting:
-            return
-        pod.deleting = True
-        if pod.ready:
-            # graceful deletion: the terminating pod turns not-ready and leaves its endpoints
-            pod.ready = False
-            pod_upsert(self, pod, "MODIFIED", actor, cause)
-            endpoints_dirty(self, pod)
-        task = pod.task
-        if task is not None and task.state not in TERMINAL and task.state != "TASK_LOST" \
-                and task.agent.state in ("active", "draining"):
-            t = self.tick()
-            kill = self.emit("task.kill_requested", "KILL", "scheduler", t,
-                             {"task_id": task.id, "agent_id": task.agent.id, "reason": "pod-deleted"},
-                             f"task.kill_requested|{task.id}|{self.em.fmt(t)}", pod.uid,
-                             cause, A_K8SM, K8SM)
-            self.after(self.uniform(0.2, 3.0), Simulator.pod_killed, pod, task, kill, actor, reason,
-                       task.agent.generation)
-        else:
-            self.pod_deleted(pod, actor, reason, cause)
-
-    def pod_killed(self, pod: Pod, task: Task, kill: str, actor: dict[str, str],
-                   reason: str | None, gen: int) -> None:
-        if task.agent.generation == gen and task.state not in TERMINAL and task.state != "TASK_LOST":
-            status(self, task, "TASK_KILLED", "SOURCE_EXECUTOR", None, "pod-deleted", cause=kill)
-            unplace(self, task)
-        self.pod_deleted(pod, actor, reason, kill)
-
-    def pod_deleted(self, pod: Pod, actor: dict[str, str], reason: str | None,
-                    cause: str | None = None) -> None:
-        if self.pods.pop(pod.uid, None) is None:
-            return
-        pod.deleting = True
-        was_ready = pod.ready
-        pod.ready = False
-        self.running_pods.discard(pod)
-        if pod.rc is not None:
-            pod.rc.pods.pop(pod.uid, None)
-        if pod.batch:
-            self.batch_live -= 1
-        if pod.labels.get("kmevents.sim/unschedulable"):
-            self.unschedulable_live -= 1
-        task = pod.task
-        if task is not None and task.state in GONE:
-            unplace(self, task)
-        # Break the pod <-> task cycle so that reference counting frees both when they
-        # are done (the GC runs rarely while generating). Nothing reads a deleted pod's task.
-        pod.task = None
-        t = self.tick()
-        self.emit("pod.deleted", "DELETED", "apiserver", t, {"pod": pod.ref, "reason": reason},
-                  f"pod.deleted|{pod.uid}", pod.uid, cause, actor, K8S)
-        if was_ready:
-            endpoints_dirty(self, pod)
-        self.arm_rc_sync(pod.rc)
 
     # ------------------------------------------------------------------ offers
 
@@ -908,146 +502,6 @@ class Simulator(World):
 
     # ------------------------------------------------------------------ k8s workload actions
 
-    def act_container_restart(self) -> None:
-        pod = self.running_pods.choice(self.rng)
-        if pod is None or pod.deleting or pod.task is None or pod.task.agent.state != "active":
-            return
-        c = pod.containers[int(self.rng.random() * len(pod.containers))]
-        c.restarts += 1
-        c.ready = False
-        if self.rng.random() < 0.4:
-            c.last = {"reason": "OOMKilled", "exit_code": 137}
-        else:
-            c.last = {"reason": "Error", "exit_code": (1, 2, 143, 255)[int(self.rng.random() * 4)]}
-        was_ready = pod.ready
-        pod.ready = False
-        node = {"kind": "node", "name": pod.task.agent.hostname}
-        pod_upsert(self, pod, "MODIFIED", node)
-        if was_ready:
-            endpoints_dirty(self, pod)
-        if c.restarts > 3:
-            k8s_event(self, pod, "BackOff", f"Back-off restarting failed container {c.name}",
-                      c.restarts - 3, node)
-        self.after(self.uniform(2, 20 * min(c.restarts, 6)), Simulator.container_back, pod, c, c.restarts)
-
-    def container_back(self, pod: Pod, c: Container, restarts: int) -> None:
-        if pod.deleting or pod.phase != "Running" or c.restarts != restarts or pod.task is None:
-            return
-        c.ready = True
-        pod.ready = all(x.ready for x in pod.containers)
-        pod_upsert(self, pod, "MODIFIED", {"kind": "node", "name": pod.task.agent.hostname})
-        if pod.ready:
-            endpoints_dirty(self, pod)
-
-    def _pick_rc_pod(self) -> Pod | None:
-        for _ in range(4):
-            pod = self.running_pods.choice(self.rng)
-            if pod is not None and pod.rc is not None and not pod.deleting:
-                return pod
-        return None
-
-    def act_user_delete_pod(self) -> None:
-        pod = self._pick_rc_pod()
-        if pod is not None:
-            self.delete_pod(pod, self.actor_user(), None)
-
-    def act_task_fail(self) -> None:
-        pod = self.running_pods.choice(self.rng)
-        if pod is None or pod.deleting or pod.task is None or pod.task.agent.state != "active":
-            return
-        task = pod.task
-        if task.state != "TASK_RUNNING":
-            return
-        if self.rng.random() < 0.5:
-            status(self, task, "TASK_FAILED", "SOURCE_AGENT", "REASON_EXECUTOR_TERMINATED",
-                   "Executor terminated")
-        else:
-            status(self, task, "TASK_FAILED", "SOURCE_EXECUTOR", None,
-                   "pod-failed: containers exited")
-        unplace(self, task)
-        self.pod_failed(pod, "task-failed")
-
-    def act_batch_job(self) -> None:
-        if self.batch_live >= max(3, self.cfg.target_pods // 10):
-            return
-        ns, name, image, cpus, mem = BATCH_JOBS[int(self.rng.random() * len(BATCH_JOBS))]
-        self.batch_live += 1
-        self.create_pod(ns, f"{name}-{self.suffix()}", {"job": name}, {}, [],
-                        [(name, image)], None, cpus, mem, batch=True, actor=self.actor_user())
-
-    def act_unschedulable_pod(self) -> None:
-        """Someone asks for more than any agent has: the pod stays Pending until deleted."""
-        if self.unschedulable_live >= 2:
-            return
-        self.unschedulable_live += 1
-        pod = self.create_pod("analytics", f"spark-shell-{self.suffix()}",
-                              {"app": "spark-shell", "kmevents.sim/unschedulable": "true"}, {}, [],
-                              [("shell", "mesosphere/spark:1.6.0")], None, 48.0, 196608.0,
-                              batch=False, actor=self.actor_user())
-        self.after(self.uniform(300, 1200), Simulator.give_up_pending, pod)
-
-    def give_up_pending(self, pod: Pod) -> None:
-        if pod.uid in self.pods and not pod.deleting:
-            self.delete_pod(pod, self.actor_user(), None)
-
-    def act_rc_scale(self) -> None:
-        if not self.app_rcs:
-            return
-        rc = self.app_rcs[int(self.rng.random() * len(self.app_rcs))]
-        if rc.rolling:
-            return
-        delta = 1 + int(self.rng.random() * 3)
-        # a random walk pulled back towards the RC's original size
-        drift = (rc.replicas - rc.base) / max(1, rc.base)
-        if self.rng.random() < 0.5 + max(-0.4, min(0.4, drift)):
-            delta = -delta
-        new = min(rc.max_replicas, max(0, rc.replicas + delta))
-        if new == rc.replicas:
-            return
-        rc.replicas = new
-        self.rc_upsert(rc, "MODIFIED", self.actor_user())
-        self.arm_rc_sync(rc, 0.2)
-
-    def act_rc_roll(self) -> None:
-        """A rolling update to a new image: replace the RC's pods one at a time."""
-        candidates = [rc for rc in self.app_rcs if not rc.rolling and "{tag}" in rc.image]
-        if not candidates:
-            return
-        rc = candidates[int(self.rng.random() * len(candidates))]
-        rc.rolling = True
-        rc.tag += 1
-        name = rc.containers[0][0]
-        rc.containers = [(name, rc.image.format(tag=rc.tag))] + rc.containers[1:]
-        self.rc_upsert(rc, "MODIFIED", {"kind": "user", "name": "deploy-bot"})
-        self.after(self.uniform(2, 6), Simulator.roll_step, rc)
-
-    def roll_step(self, rc: RC) -> None:
-        image = rc.containers[0][1]
-        old = [p for p in rc.pods.values() if not p.deleting and p.containers[0].image != image]
-        if not old:
-            rc.rolling = False
-            return
-        self.delete_pod(old[0], A_RCM, None)
-        self.arm_rc_sync(rc, 0.3)
-        self.after(self.uniform(5, 15), Simulator.roll_step, rc)
-
-    def act_namespace_lifecycle(self) -> None:
-        self.ns_seq += 1
-        ns = f"ci-{self.ns_seq}"
-        self.namespace_upsert(ns, "Active")
-        for _ in range(1 + int(self.rng.random() * 3)):
-            self.batch_live += 1
-            self.create_pod(ns, f"test-runner-{self.suffix()}", {"job": "test-runner"}, {}, [],
-                            [("runner", "registry.local/ci/runner:5")], None, 0.5, 512.0,
-                            batch=True, actor=self.actor_user())
-        self.after(self.uniform(120, 900), Simulator.namespace_terminate, ns)
-
-    def namespace_terminate(self, ns: str) -> None:
-        self.namespace_upsert(ns, "Terminating")
-        for pod in [p for p in self.pods.values() if p.ns == ns]:
-            self.delete_pod(pod, A_NSCTL, "namespace-deleted")
-        self.after(self.uniform(5, 20), Simulator.namespace_deleted, ns)
-
     # ------------------------------------------------------------------ evictions
 
     def _agent_with_pods(self) -> Agent | None:
@@ -1092,8 +546,8 @@ class Simulator(World):
             c.ready = False
         pod_upsert(self, pod, "MODIFIED", node, ev)
         endpoints_dirty(self, pod)
-        self.arm_rc_sync(pod.rc)
-        self.after(self.uniform(30, 300), Simulator.gc_pod, pod)
+        arm_rc_sync(self, pod.rc)
+        self.after(self.uniform(30, 300), gc_pod, pod)
 
     def pressure_over(self, agent: Agent, gen: int) -> None:
         if agent.generation != gen or agent.state != "active":
@@ -1102,7 +556,7 @@ class Simulator(World):
         node_upsert(self, agent, {"kind": "node", "name": agent.hostname})
 
     def act_api_eviction(self) -> None:
-        pod = self._pick_rc_pod()
+        pod = pick_rc_pod(self)
         if pod is None:
             return
         user = self.actor_user()
@@ -1112,7 +566,7 @@ class Simulator(World):
                         "message": "Eviction API: evicting pod for node maintenance"},
                        f"pod.evicted|{pod.uid}", pod.uid, None, user, K8S)
         pod.evicted = True
-        self.delete_pod(pod, user, "evicted", ev)
+        delete_pod(self, pod, user, "evicted", ev)
 
     def act_kubelet_down(self, recover_early: bool | None = None) -> bool:
         """k8sm's kubelet on one agent stops reporting: NotReady, then node-controller eviction."""
@@ -1154,7 +608,7 @@ class Simulator(World):
                             "reason": "NodeControllerEviction", "message": msg},
                            f"pod.evicted|{pod.uid}", pod.uid, None, A_NODECTL, K8S)
             pod.evicted = True
-            self.delete_pod(pod, A_NODECTL, "node-controller-eviction", ev)
+            delete_pod(self, pod, A_NODECTL, "node-controller-eviction", ev)
 
     def kubelet_back(self, agent: Agent, gen: int) -> None:
         if agent.generation != gen or agent.kubelet or agent.state != "active":
@@ -1293,7 +747,7 @@ class Simulator(World):
         unplace(self, task)
         pod = task.pod
         if pod is not None and pod.uid in self.pods:
-            self.pod_deleted(pod, A_K8SM, "task-lost")
+            pod_deleted(self, pod, A_K8SM, "task-lost")
         elif pod is None and task.framework.live:
             task.framework.want += 1
 
@@ -1366,7 +820,7 @@ class Simulator(World):
         pod = task.pod
         if pod is not None and pod.uid in self.pods:
             pod.ready = False
-            self.pod_deleted(pod, A_K8SM, "agent-drained")
+            pod_deleted(self, pod, A_K8SM, "agent-drained")
         elif pod is None and task.framework.live:
             task.framework.want += 1
 
@@ -1485,10 +939,10 @@ class Simulator(World):
 
 ACTIONS: dict[str, Callable[[Any], object]] = {
     "allocate": Simulator.act_allocate,
-    "container_restart": Simulator.act_container_restart,
-    "user_delete_pod": Simulator.act_user_delete_pod,
-    "task_fail": Simulator.act_task_fail,
-    "batch_job": Simulator.act_batch_job,
+    "container_restart": container_restart,
+    "user_delete_pod": user_delete_pod,
+    "task_fail": task_fail,
+    "batch_job": batch_job,
     "other_task_end": Simulator.act_other_task_end,
     "api_eviction": Simulator.act_api_eviction,
     "node_pressure": Simulator.act_node_pressure,
@@ -1496,12 +950,12 @@ ACTIONS: dict[str, Callable[[Any], object]] = {
     "agent_lost": Simulator.act_agent_lost,
     "agent_partition": Simulator.act_agent_partition,
     "agent_maintenance": Simulator.act_agent_maintenance,
-    "rc_scale": Simulator.act_rc_scale,
-    "rc_roll": Simulator.act_rc_roll,
-    "namespace_lifecycle": Simulator.act_namespace_lifecycle,
+    "rc_scale": rc_scale,
+    "rc_roll": rc_roll,
+    "namespace_lifecycle": namespace_lifecycle,
     "adhoc_service": adhoc_service,
     "spark_app": Simulator.act_spark_app,
-    "unschedulable_pod": Simulator.act_unschedulable_pod,
+    "unschedulable_pod": unschedulable_pod,
     "master_failover": Simulator.act_master_failover,
     "scheduler_failover": Simulator.act_scheduler_failover,
     "heartbeat_lost": Simulator.act_heartbeat_lost,
