@@ -45,7 +45,8 @@ from typing import Any
 
 from kmevents.simulate.clock import US
 from kmevents.simulate.emit import K8S, K8SM
-from kmevents.simulate.model import Agent, Framework, Offer, Pod, Task
+from kmevents.simulate.model import Agent, Framework, Pod, Task
+from kmevents.simulate.scenarios.allocator import allocate
 from kmevents.simulate.scenarios.apiserver import (
     NODE_MONITOR_GRACE,
     k8s_event,
@@ -54,15 +55,13 @@ from kmevents.simulate.scenarios.apiserver import (
     pod_upsert,
 )
 from kmevents.simulate.scenarios.containers import container_restart, task_fail
+from kmevents.simulate.scenarios.frameworks import register_frameworks, spark_app
 from kmevents.simulate.scenarios.k8sm_scheduler import k8sm_tick
 from kmevents.simulate.scenarios.namespaces import namespace_lifecycle, namespace_upsert
 from kmevents.simulate.scenarios.offers import (
-    OFFER_TTL,
-    decline,
-    drop_offer,
-    offer_expired,
     rescind,
 )
+from kmevents.simulate.scenarios.other_frameworks import other_task_end
 from kmevents.simulate.scenarios.pods import (
     arm_rc_sync,
     delete_pod,
@@ -76,7 +75,7 @@ from kmevents.simulate.scenarios.services import (
     adhoc_service,
     endpoints_dirty,
 )
-from kmevents.simulate.scenarios.tasks import TERMINAL, alive, place, status, unplace
+from kmevents.simulate.scenarios.tasks import TERMINAL, status, unplace
 from kmevents.simulate.scenarios.user_pods import batch_job, unschedulable_pod, user_delete_pod
 from kmevents.simulate.scenarios.workloads import create_workloads
 from kmevents.simulate.scenarios.world import (
@@ -86,11 +85,8 @@ from kmevents.simulate.scenarios.world import (
     World,
 )
 
-K8SM_REFUSE = 5.0
-OTHER_REFUSE = 120.0  # Marathon's decline_offer_duration default; Spark's rejectOfferDuration
 INITIAL_RECONCILIATION_DELAY = 15.0
 IMPLICIT_RECONCILIATION_EVERY = 600.0
-MAX_SPARK_APPS = 6  # concurrent Spark applications (each its own framework)
 
 
 
@@ -147,14 +143,6 @@ FIRST_INCIDENTS: tuple[tuple[str, float, float], ...] = (
     ("unschedulable_pod", 15, 80),
 )
 
-MARATHON_APPS: tuple[tuple[str, str, float, float], ...] = (
-    ("/infra/jenkins", "jenkins:1.651", 1.0, 2048.0),
-    ("/infra/chronos", "mesosphere/chronos:2.4.0", 0.5, 1024.0),
-    ("/prod/payments", "registry.local/payments:3.2", 0.5, 768.0),
-    ("/prod/search", "elasticsearch:2.2", 1.0, 2048.0),
-    ("/ops/grafana", "grafana/grafana:2.6.0", 0.25, 256.0),
-)
-
 class Simulator(World):
     """The world plus the rules that change it. Drive it with ``step()``; read ``em.out``."""
 
@@ -197,7 +185,7 @@ class Simulator(World):
                   {"identity": self.k8sm_identity, "previous": None},
                   f"scheduler.leader_elected|{self.k8sm_identity}|{self.em.fmt(t)}",
                   None, None, A_K8SM, K8SM)
-        self._register_frameworks(max(1, cfg.frameworks))
+        register_frameworks(self, max(1, cfg.frameworks))
         for _ in range(cfg.agents):
             self.add_agent()
         for ns in ("default", "kube-system", "prod", "staging", "logging", "analytics"):
@@ -229,59 +217,6 @@ class Simulator(World):
         ACTIONS[name](self)
         self.after(self.rng.expovariate(1.0 / mean), Simulator.recur, name, mean)
 
-    def _register_frameworks(self, n: int) -> None:
-        kinds = [("Kubernetes", "k8sm", "*", K8SM_REFUSE), ("marathon", "marathon", "marathon", OTHER_REFUSE),
-                 ("Spark Cluster", "spark", "spark", OTHER_REFUSE)]
-        extra = ("chronos", "aurora", "jenkins", "cassandra", "kafka", "hdfs")
-        for i in range(n):
-            if i < len(kinds):
-                name, kind, role, refuse = kinds[i]
-            else:
-                name, kind, role, refuse = extra[(i - 3) % len(extra)], "marathon", "marathon", OTHER_REFUSE
-                if i - 3 >= len(extra):
-                    name = f"{name}-{i}"
-            self._add_framework(name, kind, role, refuse, long_lived=True)
-        for fw in self.frameworks:
-            if fw.kind == "marathon":
-                fw.apps = list(MARATHON_APPS)
-                fw.want = max(2, self.cfg.agents * 3 // 2 // max(1, n - 2))
-            elif fw.kind == "spark":
-                fw.apps = [("spark-driver", "mesosphere/spark:1.6.0", 1.0, 1024.0)]
-        self._roles_updated()
-
-    def _add_framework(self, name: str, kind: str, role: str, refuse: float, *,
-                       long_lived: bool) -> Framework:
-        # A removed framework's slot is reused, so the per-agent filter table stays bounded.
-        idx = next((f.idx for f in self.frameworks if not f.live and not f.tasks), len(self.frameworks))
-        fid = f"{self.master.id}-{self.fw_counter:04d}"
-        self.fw_counter += 1
-        host = f"{name.split()[0].lower()}-{self.fw_counter}.{self.cfg.cluster}.local"
-        fw = Framework(idx, fid, name, kind, role, host, 604800.0 if long_lived else 0.0, refuse)
-        if idx == len(self.frameworks):
-            self.frameworks.append(fw)
-            for agent in self.agents.values():
-                agent.refuse_until.append(0)
-        else:
-            self.frameworks[idx] = fw
-            for agent in self.agents.values():
-                agent.refuse_until[idx] = 0
-        t = self.tick()
-        self.emit("framework.registered", "SUBSCRIBED" if kind == "k8sm" else "FRAMEWORK_ADDED",
-                  "master", t, {"framework": fw.info}, f"framework.registered|{fid}",
-                  None, None, self.actor_master())
-        return fw
-
-    def _roles_updated(self) -> None:
-        roles: dict[str, list[str]] = {}
-        for fw in self.frameworks:
-            if fw.live:
-                roles.setdefault(fw.roles[0], []).append(fw.id)
-        for name, fids in roles.items():
-            t = self.tick()
-            self.emit("role.updated", "GET_ROLES", "master", t,
-                      {"role": {"name": name, "weight": 1.0, "frameworks": fids}},
-                      f"role.updated|{name}|{self.em.fmt(t)}", None, None, self.actor_master())
-
     def add_agent(self) -> Agent:
         cfg = self.cfg
         self.agent_seq += 1
@@ -309,196 +244,7 @@ class Simulator(World):
 
     # ------------------------------------------------------------------ offers
 
-    def act_allocate(self) -> None:
-        """The Mesos allocator offers one agent's unused resources to one framework."""
-        agent = self.idle_agents.choice(self.rng)
-        if agent is None:
-            return
-        cpus, mem, disk = agent.free()
-        if cpus < 0.1 or mem < 64:
-            return
-        now = self.now
-        refuse = agent.refuse_until
-        k8sm = self.frameworks[0]
-        fw = None
-        if refuse[0] <= now and (self.pending or self.rng.random() < 0.55):
-            fw = k8sm
-        else:
-            frameworks = self.frameworks
-            for _ in range(3):
-                cand = frameworks[int(self.rng.random() * len(frameworks))]
-                if cand.live and refuse[cand.idx] <= now:
-                    fw = cand
-                    break
-        if fw is None:
-            return
-        self.offer_seq += 1
-        oid = f"{self.master.id}-O{self.offer_seq}"
-        port = agent.next_port
-        t = self.tick()
-        eid = self.emit("offer.offered", "OFFERS", "master", t,
-                        {"offer": {"id": oid, "framework_id": fw.id, "agent_id": agent.id,
-                                   "hostname": agent.hostname, "resources": [
-                                       {"name": "cpus", "role": "*", "scalar": cpus, "ranges": None},
-                                       {"name": "mem", "role": "*", "scalar": mem, "ranges": None},
-                                       {"name": "disk", "role": "*", "scalar": disk, "ranges": None},
-                                       {"name": "ports", "role": "*", "scalar": None,
-                                        "ranges": [[port, 32000]]}]}},
-                        f"offer.offered|{oid}", oid, None, self.actor_master())
-        offer = Offer(oid, agent, fw, cpus, mem, disk, eid, t + int(OFFER_TTL * US))
-        agent.offer = offer
-        self.idle_agents.discard(agent)
-        self.offers[oid] = offer
-        if fw is k8sm:
-            if self.rng.random() < 0.03:
-                self.after(self.uniform(0.01, 0.1), decline, offer, "compat", None)
-            else:
-                self.k8sm_offers.add(offer)
-                self.after(OFFER_TTL, offer_expired, offer)
-        else:
-            self.after(self.uniform(0.01, 0.3), Simulator.other_offer, offer)
-
     # ------------------------------------------------------------------ other frameworks
-
-    def other_offer(self, offer: Offer) -> None:
-        if offer.id not in self.offers:
-            return
-        fw = offer.framework
-        if not fw.live or fw.want <= 0 or not fw.apps:
-            decline(self, offer, "no-demand", None)
-            return
-        cpus, mem = offer.cpus, offer.mem
-        launched: list[tuple[str, str, float, float]] = []
-        ids: list[str] = []
-        while fw.want > 0 and len(launched) < 3:
-            app, image, c, m = fw.apps[int(self.rng.random() * len(fw.apps))]
-            if c > cpus or m > mem:
-                break
-            cpus -= c
-            mem -= m
-            fw.want -= 1
-            fw.counter += 1
-            if fw.kind == "marathon":
-                tid = f"{app.strip('/').replace('/', '_')}.{self.uid()}"
-            else:
-                tid = f"{fw.id[-4:]}-{app}-{fw.counter}"
-            launched.append((tid, app, c, m))
-            ids.append(tid)
-        if not launched:
-            decline(self, offer, "no-demand", None)
-            return
-        drop_offer(self, offer)
-        actor = {"kind": "scheduler", "name": fw.name}
-        t = self.tick()
-        acc = self.emit("offer.accepted", "ACCEPT", "scheduler", t,
-                        {"offer_id": offer.id, "task_ids": ids},
-                        f"offer.accepted|{offer.id}", offer.id, offer.event_id, actor)
-        agent = offer.agent
-        for tid, app, c, m in launched:
-            labels = {"app": app} if fw.kind == "marathon" else {"spark-app": fw.name}
-            task = Task(tid, app, fw, agent, None, c, m, 0.0, None, labels)
-            port = agent.next_port
-            agent.next_port = 31000 + (port - 31000 + 1) % 1000
-            task.info = {"task_id": tid, "name": app, "framework_id": fw.id, "agent_id": agent.id,
-                         "executor_id": None,
-                         "resources": [{"name": "cpus", "role": "*", "scalar": c, "ranges": None},
-                                       {"name": "mem", "role": "*", "scalar": m, "ranges": None},
-                                       {"name": "ports", "role": "*", "scalar": None,
-                                        "ranges": [[port, port]]}],
-                         "labels": labels, "pod": None, "data": None}
-            t = self.tick()
-            task.launch_eid = self.emit("task.launched", "ACCEPT", "scheduler", t,
-                                        {"offer_id": offer.id, "task": task.info},
-                                        f"task.launched|{tid}", None, acc, actor)
-            place(task)
-            self.after(self.uniform(0.5, 3.0), Simulator.other_starting, task, agent.generation)
-
-    def other_starting(self, task: Task, gen: int) -> None:
-        if not alive(task, "TASK_STAGING", gen):
-            return
-        status(self, task, "TASK_STARTING", "SOURCE_EXECUTOR")
-        self.after(self.uniform(1.0, 10.0), Simulator.other_running, task, gen)
-
-    def other_running(self, task: Task, gen: int) -> None:
-        if not alive(task, "TASK_STARTING", gen):
-            return
-        status(self, task, "TASK_RUNNING", "SOURCE_EXECUTOR")
-        self.other_tasks.add(task)
-        if task.framework.kind == "marathon":
-            self.after(self.uniform(10, 40), Simulator.health_checked, task, gen)
-
-    def health_checked(self, task: Task, gen: int) -> None:
-        if not alive(task, "TASK_RUNNING", gen):
-            return
-        task.healthy = self.rng.random() < 0.97
-        if self.rng.random() < 0.5:
-            status(self, task, "TASK_RUNNING", "SOURCE_EXECUTOR", "REASON_TASK_CHECK_STATUS_UPDATED",
-                   None, check={"type": "HTTP", "command": None, "tcp": None,
-                                "http": {"status_code": 200 if task.healthy else 503}})
-        status(self, task, "TASK_RUNNING", "SOURCE_EXECUTOR", "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
-               None if task.healthy else "health check failed: HTTP 503", healthy=task.healthy)
-
-    def act_other_task_end(self) -> None:
-        task = self.other_tasks.choice(self.rng)
-        if task is None or task.agent.state != "active" or task.state != "TASK_RUNNING":
-            return
-        fw = task.framework
-        r = self.rng.random()
-        if fw.kind == "marathon":
-            if r < 0.4:
-                status(self, task, "TASK_FAILED", "SOURCE_EXECUTOR", "REASON_COMMAND_EXECUTOR_FAILED",
-                       "Command exited with status 1", healthy=task.healthy)
-            elif r < 0.6:
-                status(self, task, "TASK_FAILED", "SOURCE_AGENT", "REASON_CONTAINER_LIMITATION_MEMORY",
-                       "Memory limit exceeded: Requested: 1024MB Maximum Used: 1024MB",
-                       healthy=task.healthy)
-            else:
-                t = self.tick()
-                kill = self.emit("task.kill_requested", "KILL", "scheduler", t,
-                                 {"task_id": task.id, "agent_id": task.agent.id, "reason": "scale"},
-                                 f"task.kill_requested|{task.id}|{self.em.fmt(t)}", None, None,
-                                 {"kind": "scheduler", "name": fw.name})
-                status(self, task, "TASK_KILLING", "SOURCE_EXECUTOR", cause=kill)
-                status(self, task, "TASK_KILLED", "SOURCE_EXECUTOR", None, "Command terminated with signal Terminated",
-                       cause=kill)
-            fw.want += 1
-        else:
-            status(self, task, "TASK_FINISHED", "SOURCE_EXECUTOR", None, "executor exited")
-        unplace(self, task)
-
-    def act_spark_app(self) -> None:
-        """A Spark application registers as its own framework, runs executors, then tears down."""
-        if self.spark_apps >= MAX_SPARK_APPS:
-            return
-        self.spark_apps += 1
-        name = ("Spark Pi", "PageRank", "Sessionize", "ALS training")[int(self.rng.random() * 4)]
-        fw = self._add_framework(name, "spark", "spark", OTHER_REFUSE, long_lived=False)
-        fw.apps = [("spark-executor", "mesosphere/spark:1.6.0", 2.0, 4096.0)]
-        fw.want = 2 + int(self.rng.random() * 6)
-        for dispatcher in self.frameworks:
-            if dispatcher.kind == "spark" and dispatcher.apps and dispatcher.apps[0][0] == "spark-driver":
-                dispatcher.want += 1  # the dispatcher launches the application's driver
-                break
-        self._roles_updated()
-        self.after(self.uniform(60, 900), Simulator.spark_app_done, fw)
-
-    def spark_app_done(self, fw: Framework) -> None:
-        self.burst += 1
-        for task in list(fw.tasks.values()):
-            if task.agent.state == "active" and task.state not in TERMINAL and task.state != "TASK_LOST":
-                status(self, task, "TASK_FINISHED", "SOURCE_EXECUTOR", None, "executor exited")
-            unplace(self, task)
-        fw.live = False
-        fw.want = 0
-        for offer in [o for o in self.offers.values() if o.framework is fw]:
-            rescind(self, offer)
-        t = self.tick()
-        self.emit("framework.removed", "FRAMEWORK_REMOVED", "master", t,
-                  {"framework_id": fw.id, "reason": "teardown"},
-                  f"framework.removed|{fw.id}", None, None, self.actor_master())
-        self.burst -= 1
-        self.spark_apps -= 1
-        self._roles_updated()
 
     # ------------------------------------------------------------------ k8s workload actions
 
@@ -938,12 +684,12 @@ class Simulator(World):
 
 
 ACTIONS: dict[str, Callable[[Any], object]] = {
-    "allocate": Simulator.act_allocate,
+    "allocate": allocate,
     "container_restart": container_restart,
     "user_delete_pod": user_delete_pod,
     "task_fail": task_fail,
     "batch_job": batch_job,
-    "other_task_end": Simulator.act_other_task_end,
+    "other_task_end": other_task_end,
     "api_eviction": Simulator.act_api_eviction,
     "node_pressure": Simulator.act_node_pressure,
     "kubelet_down": Simulator.act_kubelet_down,
@@ -954,7 +700,7 @@ ACTIONS: dict[str, Callable[[Any], object]] = {
     "rc_roll": rc_roll,
     "namespace_lifecycle": namespace_lifecycle,
     "adhoc_service": adhoc_service,
-    "spark_app": Simulator.act_spark_app,
+    "spark_app": spark_app,
     "unschedulable_pod": unschedulable_pod,
     "master_failover": Simulator.act_master_failover,
     "scheduler_failover": Simulator.act_scheduler_failover,
