@@ -23,9 +23,11 @@ from kmevents.simulate.scenarios.world import World, b64
 
 TERMINAL = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR",
                       "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"})
-"""Task states a task never leaves: the simulator's one definition (see issue 15)."""
+"""Mesos' terminal task states: a task in one never changes again. The simulator's only
+definition of them (of these it emits FINISHED, FAILED and KILLED)."""
 GONE = TERMINAL | {"TASK_LOST"}
-"""Terminal, or lost with its agent: no kill is sent, no reconciliation answers for it."""
+"""Terminal, or lost with its agent: k8sm sends no kill for such a task, and deleting its pod
+gives its resources back at once."""
 
 STATUS_RETRY = 10.0
 """Mesos' status update retry interval (agent -> scheduler, until acknowledged), seconds."""
