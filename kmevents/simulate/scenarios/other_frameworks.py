@@ -19,6 +19,7 @@ from kmevents.simulate.scenarios.world import World
 
 
 def other_offer(w: World, offer: Offer) -> None:
+    """The framework launches up to three of the tasks it wants on the offer, or declines it."""
     if offer.id not in w.offers:
         return
     fw = offer.framework
