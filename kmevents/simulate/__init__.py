@@ -19,7 +19,9 @@ Map of the package:
     clock.py      simulated time (integer microseconds) and its canonical text
     emit.py       envelope building, streams and seqs, event ids
     model.py      the in-memory world: agents, frameworks, offers, tasks, pods, RCs, services
-    scenarios.py  the rules, timers and spontaneous actions that change the world
+    scenarios/    the rules, timers and spontaneous actions that change the world: the shared
+                  World (state, clock, timers), one module per scenario family, the driver
+                  (its own docstring maps the families)
 """
 
 from __future__ import annotations

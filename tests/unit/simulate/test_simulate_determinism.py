@@ -56,3 +56,18 @@ def test_lines_are_canonical_sorted_key_json_with_one_newline() -> None:
 def test_start_sets_the_first_occurred_at() -> None:
     first = next(generate("det", 1, 1, start="2030-02-03T04:05:06Z"))
     assert first["occurred_at"].startswith("2030-02-03T04:05:06.")
+
+
+PINNED_SHA256 = "5c91f45296afc8fa717fc09a48b13e12120b62e07faadf559e9a0d9055a15462"
+"""sha256 of ``iter_lines("pin", 1, 5000, agents=20)``, taken before the scenarios were
+split by family (issue 15). A change to what the simulator emits must change this on purpose."""
+
+
+def test_a_pinned_simulation_still_gives_the_bytes_it_gave() -> None:
+    assert _digest(iter_lines("pin", 1, 5000, agents=20)) == PINNED_SHA256
+
+
+def test_generate_and_iter_lines_give_the_same_events() -> None:
+    encode = [orjson.dumps(e, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+              for e in generate("pin", 1, 5000, agents=20)]
+    assert _digest(encode) == PINNED_SHA256
