@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from kmevents.contract.enums import TERMINAL_TASK_STATES
 from kmevents.simulate.clock import US
 from kmevents.simulate.emit import MESOS, Event
 from kmevents.simulate.model import Task
 from kmevents.simulate.scenarios.world import World, b64
 
-TERMINAL = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR",
-                      "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"})
-"""Mesos' terminal task states: a task in one never changes again. The simulator's only
-definition of them (of these it emits FINISHED, FAILED and KILLED)."""
+TERMINAL = TERMINAL_TASK_STATES
+"""Mesos' terminal task states, the contract's one definition: a task in one never changes
+again (of these the simulator emits FINISHED, FAILED and KILLED)."""
 GONE = TERMINAL | {"TASK_LOST"}
 """Terminal, or lost with its agent: k8sm sends no kill for such a task, and deleting its pod
 gives its resources back at once."""
