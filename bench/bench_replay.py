@@ -51,9 +51,9 @@ def _vmhwm_mib() -> float:
 
 def _records(n: int) -> list[Any]:
     from kmevents.replay.records import LogRecord
-    from kmevents.replay.timespec import micros_of
 
     from kmevents.simulate import iter_lines
+    from kmevents.timespec import micros_of
 
     key = CLUSTER.encode()
     out = []

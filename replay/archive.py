@@ -57,12 +57,12 @@ from typing import Any
 import orjson
 import zstandard
 from kmevents.replay.records import LogRecord
-from kmevents.replay.timespec import iso_of_ms
 
 from kmevents import chain
 from kmevents.errors import CheckFailed, UsageError
 from kmevents.reducer import REDUCER_VERSION, SnapshotError
 from kmevents.store import snapshots as snapshot_codec
+from kmevents.timespec import iso_of_ms
 
 MAGIC = b"KMEVARCH\x01"
 FORMAT = "kmevents.archive/2"

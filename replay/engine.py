@@ -32,13 +32,33 @@ from typing import Any
 
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
-from kmevents.replay.timespec import TimePoint, iso_of_ms, lag_seconds
 
 from kmevents.errors import UsageError
 from kmevents.folding import APPLIED, LATER, UNDECODABLE, Fold
 from kmevents.progress import progress_bar
 from kmevents.reducer import ClusterState, Retention
 from kmevents.store.snapshots import Snapshots
+from kmevents.timespec import (
+    TimePoint,
+    iso_of_ms,
+    lag_seconds,
+    parse_duration,
+    parse_point,
+    parse_time,
+)
+
+
+class BadTarget(UsageError):
+    """A point-in-time parameter that cannot be read; ``param`` names it (``at``, ``known_at``,
+    ``offset``, ``max_lag``, or a diff's ``from``/``to``)."""
+
+    def __init__(self, param: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.param = param
+
+    def one_line(self) -> str:
+        """The message with its hint, on one line (an API error's ``msg``)."""
+        return self.message + (f" ({self.hint})" if self.hint else "")
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,40 @@ class Target:
     known_at: TimePoint | None = None
     at: TimePoint | None = None
     max_lag_ms: int | None = None
+
+    @classmethod
+    def parse(cls, *, at: str | None = None, known_at: str | None = None, offset: int | None = None,
+              max_lag: str | None = None, now: float | None = None) -> Target:
+        """The target of the textual parameters the CLI and the API take (at most one of
+        ``at``, ``known_at``, ``offset``; ``max_lag`` only with ``at``). The one parser of
+        them: raises :class:`BadTarget` naming the parameter."""
+        given = [n for n, v in (("at", at), ("known_at", known_at), ("offset", offset)) if v is not None]
+        if len(given) > 1:
+            raise BadTarget(given[1], f"give one of at, known_at, offset (got {', '.join(given)})")
+        if offset is not None and offset < 0:
+            raise BadTarget("offset", f"offset must be >= 0 (got {offset})")
+        if max_lag is not None and at is None:
+            raise BadTarget("max_lag", "max_lag only goes with at")
+        param = given[0] if given else "max_lag"
+        try:
+            return cls(offset=offset, known_at=parse_time(known_at, now=now) if known_at is not None else None,
+                       at=parse_time(at, now=now) if at is not None else None,
+                       max_lag_ms=int(parse_duration(max_lag) * 1000) if max_lag is not None else None)
+        except UsageError as exc:
+            raise BadTarget("max_lag" if max_lag is not None and "duration" in exc.message else param,
+                            exc.message, hint=exc.hint) from None
+
+    @classmethod
+    def of_point(cls, text: str, *, known: bool = False, param: str = "point", now: float | None = None) -> Target:
+        """``offset:N`` or a TIME (a diff's ``--from``/``--to``); a TIME is a source time, or a
+        log time with ``known``."""
+        try:
+            point = parse_point(text, now=now)
+        except UsageError as exc:
+            raise BadTarget(param, exc.message, hint=exc.hint) from None
+        if point.offset is not None:
+            return cls(offset=point.offset)
+        return cls(known_at=point.time) if known else cls(at=point.time)
 
     def describe(self) -> str:
         if self.offset is not None:

@@ -27,12 +27,12 @@ from typing import Any
 import orjson
 from kmevents.replay.engine import Target, replay
 from kmevents.replay.records import LogRecord
-from kmevents.replay.selectors import Selector
 from kmevents.replay.sources import Source
-from kmevents.replay.timespec import iso_of_ms, lag_seconds, micros_of
 
 from kmevents.jsonobj import obj
 from kmevents.reducer import ClusterState, condition
+from kmevents.selectors import Selector
+from kmevents.timespec import iso_of_ms, lag_seconds, micros_of
 
 Key = tuple[str, str]
 

@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kmevents.replay.selectors import Selector
 from kmevents.replay.sources import Source
-from kmevents.replay.timespec import Point, iso_of_ms, lag_seconds
 
 from kmevents.contract import DecodeError, decode_fast
+from kmevents.selectors import Selector
+from kmevents.timespec import Point, iso_of_ms, lag_seconds
 
 
 @dataclass

@@ -35,7 +35,6 @@ from kmevents.replay import archive, logsource
 from kmevents.replay.diffing import field_changes
 from kmevents.replay.snapshots import ArchiveSnapshots
 from kmevents.replay.sources import ArchiveSource, KafkaSource, MergedSource, Source
-from kmevents.replay.timespec import iso_of_ms
 
 from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
@@ -45,6 +44,7 @@ from kmevents.settings import Settings
 from kmevents.store.checkpoint import partitions_of_clusters, read_checkpoint, read_checkpoints
 from kmevents.store.generations import current_generation
 from kmevents.store.snapshots import Snapshots, SnapshotStore
+from kmevents.timespec import iso_of_ms
 
 #: findings that make a report unclean (exit 1): the state or the log is not what it should be,
 #: readers are pointed at a derivation the workers do not keep (``current``), or a record

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kmevents.reducer.conditions import condition
-from kmevents.replay.selectors import Selector
+from kmevents.selectors import Selector
 
 #: URL path segment -> reducer kind.
 KIND_PATHS: dict[str, str] = {

@@ -36,10 +36,11 @@ from kmevents.api.filters import (
     visible_history,
 )
 from kmevents.api.reads import BadToken, EtcdReader, View, decode_token, encode_token
-from kmevents.api.timetravel import BadPoint, TimeTravel, target_of
+from kmevents.api.timetravel import TimeTravel, target_of
 from kmevents.errors import UsageError
 from kmevents.reducer import REDUCER_VERSION
 from kmevents.replay.archiving import SNAPSHOT_EVERY as ARCHIVE_SNAPSHOT_EVERY
+from kmevents.replay.engine import BadTarget
 
 router = APIRouter(prefix="/v1/clusters", tags=["query"])
 
@@ -88,16 +89,16 @@ async def _replayed(request: Request, v: View, at: str | None, known_at: str | N
     """The replayed state and its headers when a time-travel parameter was given, else None."""
     try:
         target = target_of(at, known_at, offset)
-    except BadPoint as exc:
-        raise bad(exc.param, str(exc)) from None
+    except BadTarget as exc:
+        raise bad(exc.param, exc.one_line()) from None
     if target is None:
         return None
     if v.partition is None:
         raise HTTPException(404, f"cluster {v.cluster!r} has no partition in the map: it was never ingested")
     try:
         r = await _tt(request).state(v.cluster, v.partition, target)
-    except BadPoint as exc:
-        raise bad(exc.param, str(exc)) from None
+    except BadTarget as exc:
+        raise bad(exc.param, exc.one_line()) from None
     except UsageError as exc:
         raise HTTPException(422, exc.message) from None
     last = r.last or {}
@@ -115,7 +116,7 @@ def _filter(state: str | None, agent: str | None, framework: str | None, namespa
             role: str | None, selector: str | None) -> EntityFilter:
     sel = None
     if selector is not None:
-        from kmevents.replay.selectors import parse
+        from kmevents.selectors import parse
 
         try:
             sel = parse(selector)
@@ -207,7 +208,7 @@ async def search_events(
     limit: int = Query(100, ge=1, le=10_000),
 ) -> Response:
     from kmevents.replay.search import Filters, search
-    from kmevents.replay.timespec import parse_point
+    from kmevents.timespec import parse_point
 
     p = reader(request.app.state.settings, request, cluster)
     if p.namespaces is not None and namespace is not None and namespace not in p.namespaces:

@@ -57,8 +57,8 @@ async def tail_events(
     heartbeat: float = Query(15.0, ge=0.5, le=300),
 ) -> StreamingResponse:
     from kmevents.replay.search import Filters, matches
-    from kmevents.replay.selectors import parse
-    from kmevents.replay.timespec import iso_of_ms, lag_seconds
+    from kmevents.selectors import parse
+    from kmevents.timespec import iso_of_ms, lag_seconds
 
     settings = request.app.state.settings
     p = reader(settings, request, cluster)

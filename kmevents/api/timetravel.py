@@ -41,38 +41,17 @@ from kmevents.adapters import kafka as kafka_adapter
 from kmevents.api.admission import Gate
 from kmevents.reducer import REDUCER_VERSION, ClusterState
 from kmevents.replay import warm
-from kmevents.replay.engine import Replayed, Target, replay, resolve_end
+from kmevents.replay.engine import BadTarget, Replayed, Target, replay, resolve_end
 from kmevents.replay.sources import KafkaSource
-from kmevents.replay.timespec import parse_time
 from kmevents.settings import Settings
 from kmevents.store.snapshots import SnapshotStore
 
 
-class BadPoint(ValueError):
-    """A time-travel parameter that cannot be read: ``param`` names it."""
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
-
-
 def target_of(at: str | None, known_at: str | None, offset: int | None) -> Target | None:
     """The replay target of the query parameters, or None (read the live state in etcd)."""
-    given = [n for n, v in (("at", at), ("known_at", known_at), ("offset", offset)) if v is not None]
-    if len(given) > 1:
-        raise BadPoint(given[1], f"give one of at, known_at, offset (got {', '.join(given)})")
-    from kmevents.errors import UsageError
-
-    try:
-        if at is not None:
-            return Target(at=parse_time(at))
-        if known_at is not None:
-            return Target(known_at=parse_time(known_at))
-    except UsageError as exc:
-        raise BadPoint(given[0], exc.message + (f" ({exc.hint})" if exc.hint else "")) from None
-    if offset is not None:
-        return Target(offset=offset)
-    return None
+    if at is None and known_at is None and offset is None:
+        return None
+    return Target.parse(at=at, known_at=known_at, offset=offset)
 
 
 #: A snapshot of B bytes costs about as much to fetch and load as folding
@@ -257,7 +236,7 @@ class TimeTravel:
         return "cold"
 
     async def state(self, cluster: str, partition: int, target: Target) -> Replayed:
-        """The cluster's state at ``target``. Raises ``BadPoint`` for an offset beyond the log,
+        """The cluster's state at ``target``. Raises ``BadTarget`` for an offset beyond the log,
         ``admission.Busy`` when no replay slot is free (see the module docstring)."""
         from kmevents.errors import UsageError
 
@@ -267,7 +246,7 @@ class TimeTravel:
         try:
             end = await resolve_end(src, target)
         except UsageError as exc:
-            raise BadPoint("offset", exc.message) from None
+            raise BadTarget("offset", exc.message) from None
         _, last = await src.covers()
         timing["bounds"] = time.perf_counter() - t0
         key = (cluster, partition, end, last if target.at is not None else None,

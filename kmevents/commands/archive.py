@@ -80,11 +80,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from kmevents.commands._source import open_source
+    from kmevents.commands._source import run as run_async
     from kmevents.progress import progress_bar
     from kmevents.replay import archiving
-    from kmevents.replay.cli import open_source
-    from kmevents.replay.cli import run as run_async
-    from kmevents.replay.timespec import parse_point
+    from kmevents.timespec import parse_point
 
     if args.follow and not args.dir:
         raise UsageError("--follow needs --dir DIR")
@@ -151,8 +151,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from kmevents.commands._common import settings_from
+    from kmevents.commands._source import run as run_async
     from kmevents.replay import archiving
-    from kmevents.replay.cli import run as run_async
 
     settings = settings_from(args)
     if args.topic == settings.kafka.events_topic:
@@ -173,8 +173,8 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from kmevents.commands._source import archive_paths
     from kmevents.replay import archive
-    from kmevents.replay.cli import archive_paths
 
     heads = [{"path": str(f), "size_bytes": f.stat().st_size, **archive.read_header(f)}
              for f in archive_paths(args.files)]

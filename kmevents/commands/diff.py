@@ -17,7 +17,7 @@ A TIME means source time (occurred_at <= TIME, like `state --at`); with
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from kmevents.replay.cli import SOURCE_HELP, add_source_flags
+    from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("diff", help="entities added, removed and changed between two points",
                        description=HELP + "\n" + SOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,23 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def target_of(point: object, known: bool) -> object:
-    from kmevents.replay.engine import Target
-
-    if point.offset is not None:  # type: ignore[attr-defined]
-        return Target(offset=point.offset)  # type: ignore[attr-defined]
-    return Target(known_at=point.time) if known else Target(at=point.time)  # type: ignore[attr-defined]
-
-
 def run(args: argparse.Namespace) -> int:
-    from kmevents.replay.cli import open_source
-    from kmevents.replay.cli import run as run_async
+    from kmevents.commands._source import open_source
+    from kmevents.commands._source import run as run_async
     from kmevents.replay.diffing import copy_tables, diff_tables
-    from kmevents.replay.engine import replay
+    from kmevents.replay.engine import Target, replay
     from kmevents.replay.render import position_lines
-    from kmevents.replay.timespec import parse_point
 
-    a, b = target_of(parse_point(args.from_), args.known), target_of(parse_point(args.to), args.known)
+    a = Target.of_point(args.from_, known=args.known, param="--from")
+    b = Target.of_point(args.to, known=args.known, param="--to")
 
     async def main() -> int:
         async with open_source(args) as o:

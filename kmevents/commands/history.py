@@ -22,7 +22,7 @@ mapping and correlation ids), `history task/ID` includes its pod and offer.
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from kmevents.replay.cli import SOURCE_HELP, add_source_flags
+    from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("history", help="one entity's causal history (events, states, durations)",
                        description=HELP + "\n" + SOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,10 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from kmevents import selectors
+    from kmevents.commands._source import open_source
+    from kmevents.commands._source import run as run_async
     from kmevents.reducer import KINDS
-    from kmevents.replay import history, selectors
-    from kmevents.replay.cli import open_source
-    from kmevents.replay.cli import run as run_async
+    from kmevents.replay import history
 
     kind, _, id = args.entity.partition("/")
     if kind not in KINDS:

@@ -24,7 +24,7 @@ the whole log.
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from kmevents.replay.cli import SOURCE_HELP, add_source_flags
+    from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("report", help="an HTML incident and capacity report", description=HELP + SOURCE_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,10 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from kmevents.replay.cli import open_source
-    from kmevents.replay.cli import run as run_async
-    from kmevents.replay.timespec import parse_time
+    from kmevents.commands._source import open_source
+    from kmevents.commands._source import run as run_async
     from kmevents.report import data, html
+    from kmevents.timespec import parse_time
 
     start = parse_time(args.start).iso if args.start else None
     end = parse_time(args.end).iso if args.end else None

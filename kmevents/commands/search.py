@@ -16,7 +16,7 @@ TIMEs are source times (occurred_at) unless --known (log time). Inclusive.
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from kmevents.replay.cli import SOURCE_HELP, add_source_flags
+    from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("search", help="events across time that match filters",
                        description=HELP + "\n" + SOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,10 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmevents.replay import search, selectors
-    from kmevents.replay.cli import open_source
-    from kmevents.replay.cli import run as run_async
-    from kmevents.replay.timespec import parse_point
+    from kmevents import selectors
+    from kmevents.commands._source import open_source
+    from kmevents.commands._source import run as run_async
+    from kmevents.replay import search
+    from kmevents.timespec import parse_point
 
     f = search.Filters(types=args.type, namespace=args.namespace, agent=args.agent,
                        selector=selectors.parse(args.label) if args.label else None,

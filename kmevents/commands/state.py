@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from kmevents.commands._common import emit_json
-from kmevents.errors import UsageError
 
 HELP = """\
 Rebuild one cluster's state by folding its log with the reducer, at a point:
@@ -28,7 +28,7 @@ at or before the point, so a query costs bounded work.
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from kmevents.replay.cli import SOURCE_HELP, add_source_flags
+    from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("state", help="a cluster's state at a time or offset (replayed from the log)",
                        description=HELP + SOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,25 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def target_from(args: argparse.Namespace) -> object:
+def target_from(args: argparse.Namespace) -> Any:
     from kmevents.replay.engine import Target
-    from kmevents.replay.timespec import parse_duration, parse_time
 
-    if args.offset is not None and args.offset < 0:
-        raise UsageError("--offset must be >= 0")
-    max_lag = None
-    if getattr(args, "max_lag", None):
-        if not args.at:
-            raise UsageError("--max-lag only goes with --at")
-        max_lag = int(parse_duration(args.max_lag) * 1000)
-    return Target(offset=args.offset, known_at=parse_time(args.known_at) if args.known_at else None,
-                  at=parse_time(args.at) if args.at else None, max_lag_ms=max_lag)
+    return Target.parse(at=args.at, known_at=args.known_at, offset=args.offset,
+                        max_lag=getattr(args, "max_lag", None))
 
 
 def run(args: argparse.Namespace) -> int:
+    from kmevents.commands._source import open_source
+    from kmevents.commands._source import run as run_async
     from kmevents.replay import render
-    from kmevents.replay.cli import open_source
-    from kmevents.replay.cli import run as run_async
     from kmevents.replay.engine import replay
 
     target = target_from(args)

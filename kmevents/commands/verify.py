@@ -30,7 +30,7 @@ transaction fails and it gives the partition up.
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from kmevents.replay.cli import SOURCE_HELP, add_source_flags
+    from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("verify", help="compare etcd with the log; check the hash chain, snapshots and anchors",
                        description=HELP + "\n" + SOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,9 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from kmevents.commands._source import open_source
+    from kmevents.commands._source import run as run_async
     from kmevents.errors import UsageError
-    from kmevents.replay.cli import open_source
-    from kmevents.replay.cli import run as run_async
     from kmevents.replay.verify import anchor_document, read_anchor, verify, verify_offline
 
     if (args.yes or args.force_fenced) and not args.repair:

@@ -131,15 +131,15 @@ def _from_seconds(value: float) -> str:
         raise ValueError(f"float time {value!r} is not a valid epoch time in seconds")
     if value < 0:
         raise ValueError(f"float time {value!r} is not a valid epoch time in seconds: it would be before 1970")
-    micros = round(value * 1_000_000)
-    if micros > MAX_EPOCH_MICROS:
+    scaled = value * 1_000_000  # inf for values beyond ~1.8e302: compare before rounding
+    if scaled > MAX_EPOCH_MICROS:
         advice = _looks_like(value, MIN_EPOCH_MS / 1000, MAX_EPOCH_MS / 1000,
                              (("milliseconds", 1000), ("microseconds", 1_000_000), ("nanoseconds", 1_000_000_000)))
         if "milliseconds" in advice:
             advice += " or send the milliseconds as an integer"
         raise ValueError(f"float time {value!r} is read as epoch seconds (a number with a fraction, an "
                          f"exponent or beyond 64 bits) and would be {_year_text(value * 1000)}{advice}")
-    return from_micros(micros)
+    return from_micros(round(scaled))
 
 
 def _from_iso(text: str) -> str:

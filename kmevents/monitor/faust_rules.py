@@ -25,8 +25,8 @@ import orjson
 
 from kmevents.monitor.consumer import ClusterMonitor, bootstrap, pipeline_status
 from kmevents.monitor.sinks import Sink
-from kmevents.replay.timespec import micros_of
 from kmevents.settings import Settings
+from kmevents.timespec import micros_of
 
 log = logging.getLogger("kmevents.monitor.faust")
 

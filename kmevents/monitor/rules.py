@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 from kmevents.jsonobj import obj
 from kmevents.reducer.conditions import condition
-from kmevents.replay.timespec import iso_of_micros, micros_of
+from kmevents.timespec import iso_of_micros, micros_of
 
 SEVERITY = {
     "master_failover": "warning", "scheduler_leader_change": "info", "task_lost_spike": "critical",

@@ -23,8 +23,8 @@ from kmevents.jsonobj import obj
 from kmevents.monitor.rules import RuleEngine
 from kmevents.reducer import ClusterState
 from kmevents.reducer.conditions import condition
-from kmevents.replay.timespec import iso_of_micros, micros_of
 from kmevents.settings import MonitorSettings
+from kmevents.timespec import iso_of_micros, micros_of
 
 NOTABLE = {"agent.added", "agent.removed", "agent.reregistered", "agent.draining", "agent.deactivated",
            "agent.reactivated", "master.elected", "master.heartbeat_lost", "master.error",

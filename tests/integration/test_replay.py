@@ -14,7 +14,6 @@ import orjson
 from kmevents.replay import archive, archiving, logsource
 from kmevents.replay.engine import Target, replay
 from kmevents.replay.sources import ArchiveSource, KafkaSource, MergedSource
-from kmevents.replay.timespec import iso_of_micros, micros_of, parse_time
 from kmevents.replay.verify import anchor_document, read_anchor, verify
 
 from kmevents import chain, layout
@@ -23,6 +22,7 @@ from kmevents.adapters import kafka as kafka_adapter
 from kmevents.reducer import ClusterState, apply
 from kmevents.settings import Settings
 from kmevents.store.snapshots import SnapshotStore
+from kmevents.timespec import iso_of_micros, micros_of, parse_time
 from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
 
 

@@ -8,11 +8,11 @@ import asyncio
 import random
 
 from kmevents.replay.engine import Target, replay
-from kmevents.replay.timespec import parse_time
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.api.timetravel import TimeTravel
 from kmevents.settings import Settings
+from kmevents.timespec import parse_time
 from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
 from tests.integration.test_replay import derived, kafka_src
 

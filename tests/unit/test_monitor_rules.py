@@ -7,10 +7,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kmevents.replay.timespec import iso_of_micros, micros_of
 
 from kmevents.monitor.rules import RuleEngine, is_catching_up
 from kmevents.settings import MonitorSettings
+from kmevents.timespec import iso_of_micros, micros_of
 
 T0 = micros_of("2026-01-01T00:00:00.000000Z")
 

@@ -47,7 +47,7 @@ def test_decoding_builds_no_model() -> None:
 
     code = ("import sys; from kmevents.contract import decode_fast, DecodeError, canonical_time; "
             "decode_fast(b'{\"type\": \"task.status_updated\", \"schema_version\": 1, \"payload\": "
-            "{\"status\": {}}}'); import kmevents.replay.engine, kmevents.replay.logsource, kmevents.replay.cli; "
+            "{\"status\": {}}}'); import kmevents.replay.engine, kmevents.replay.logsource, kmevents.commands._source; "
             "import kmevents.commands.state, kmevents.replay.render; "
             "print(sorted(m for m in sys.modules if m.startswith(('kmevents.contract.', 'kmevents.ingest'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from kmevents.replay.diffing import diff_tables, field_changes
-from kmevents.replay.selectors import parse
 
 from kmevents.errors import UsageError
+from kmevents.selectors import parse
 
 
 def test_field_changes_name_nested_paths_and_list_positions() -> None:

@@ -11,11 +11,11 @@ from kmevents.replay import archive
 from kmevents.replay.engine import Target, replay
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import ArchiveSource
-from kmevents.replay.timespec import micros_of, parse_time
 
 from kmevents import chain
 from kmevents.reducer import ClusterState, apply
 from kmevents.simulate import generate
+from kmevents.timespec import micros_of, parse_time
 
 CLUSTER = "c1"
 

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from kmevents.replay import archive
 from kmevents.replay.records import LogRecord
-from kmevents.replay.timespec import micros_of
 
 from kmevents.simulate import generate
+from kmevents.timespec import micros_of
 
 CLUSTER = "laptop"
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from kmevents.replay.timespec import lag_text, parse_point, parse_time
 
 from kmevents.errors import UsageError
+from kmevents.timespec import lag_text, parse_point, parse_time
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
