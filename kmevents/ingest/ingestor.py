@@ -79,7 +79,7 @@ class Ingestor:
     def __init__(self, settings: Settings, *, redactor: Redactor | None = None,
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, max_in_flight: int = 200_000) -> None:
         self.settings = settings
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor or Redactor.from_settings(settings.redact)
         self.max_event_bytes = max_event_bytes
         self.max_in_flight = max_in_flight
         self.in_flight = 0
