@@ -43,11 +43,17 @@ the same way: ``db-pass`` matches ``DB_PASS``, ``dbPass``, ``mydbpassword``).
 group named ``secret`` is masked when there is one, else the whole match.
 ``allow_keys`` are keys (normalised the same way) never treated as secret.
 
+**Limits**, chosen to keep useful data: a tail word glued to what precedes it
+is one word and not matched (``dbpass``, ``DBPASS``; else ``bypass`` and
+``compass`` would be); add it as an extra key pattern. In text, anything
+followed by ``:`` or ``=`` reads as a key, so ``volume "default-token-x9f2k" :
+secrets`` masks ``secrets``: a word lost, never a secret kept.
+
 **Speed.** The rules run on every ingested event. Key decisions and "may this
 text hold a secret?" decisions are cached (the same keys and most of the same
 values recur in every event); the pre-check is a few substring tests
-(``KEY_TRIGGERS``, ``SHAPE_TRIGGERS``) on the lowercased text, and the regular expressions run
-only on text that passes it.
+(``KEY_TRIGGERS``, ``SHAPE_TRIGGERS``) on the lowercased text, and the regular
+expressions run only on text that passes it.
 """
 
 from __future__ import annotations
