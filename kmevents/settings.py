@@ -12,6 +12,7 @@ options (TLS for Kafka and etcd, SASL for Kafka, etcd user auth).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -181,6 +182,30 @@ class IngestSettings(BaseModel):
                                  "refused: one far-future time would move retention's clock for good")
 
 
+class RedactSettings(BaseModel):
+    """What ingest redacts beyond its defaults (``kmevents/ingest/redact_rules.py``); lists as JSON."""
+
+    extra_key_patterns: list[str] = Field(default_factory=list, description=(
+        "more words naming a secret in a mapping key, case and separators ignored "
+        '(["db-pass"] matches DB_PASS, dbPass, mydbpassword)'))
+    extra_value_patterns: list[str] = Field(default_factory=list, description=(
+        "regular expressions of secrets in free text; the group named 'secret' is masked, "
+        "else the whole match"))
+    allow_keys: list[str] = Field(default_factory=list, description=(
+        "mapping keys never treated as secret, case and separators ignored"))
+
+    @field_validator("extra_value_patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"{p!r} is not a regular expression ({exc}); "
+                                 "fix KMEVENTS_REDACT__EXTRA_VALUE_PATTERNS") from None
+        return patterns
+
+
 class Settings(BaseSettings):
     """Everything a kmevents process needs to know about its surroundings."""
 
@@ -195,6 +220,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    redact: RedactSettings = Field(default_factory=RedactSettings)
     log_format: Literal["text", "json"] = "text"
     _derived: set[str] = PrivateAttr(default_factory=set)
 

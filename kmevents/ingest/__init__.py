@@ -1,7 +1,9 @@
 """Ingest: redact, validate, pin each cluster to its partition (kmevents.store.partition_map),
 produce idempotently.
 
-    redact.py          deny/allow rules applied before anything is written or hashed
+    redact.py          Redactor: path rules and secret rules, before anything is written or hashed
+    redact_rules.py    what a secret looks like: key rules (words of a key), text rules (KEY=x, PEM...)
+    redact_places.py   where a secret can be in each payload, derived from the contract models
     ingestor.py        Ingestor (the pipeline), Result per event, produce_lines
 """
 

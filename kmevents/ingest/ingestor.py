@@ -146,7 +146,7 @@ class Ingestor:
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, max_in_flight: int = 200_000,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor or Redactor.from_settings(settings.redact)
         self.max_event_bytes = max_event_bytes
         self.max_in_flight = max_in_flight
         self.clock = clock
