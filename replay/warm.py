@@ -19,212 +19,22 @@ state at offset M folded on to N equals the fold of the whole prefix to N
 (tests/unit/replay/test_warm.py and tests/integration/test_replay_warm.py
 compare cached and uncached reads, across snapshots and after new events).
 
-Copy-on-write: the fold mutates entity dicts in place (reducer/state.py), so a
-fork's entity tables are :class:`CowTable` s: they start as shallow copies of
-the parent's tables and deep-copy an entity the first time it is read through
-them (``t[id]``, ``t.get``, ``t.items()``, ...). The parent's entity dicts are
-therefore never reached by the fold. Everything else in the state (dedupe
-sets, terminal indexes, aggregates, derived indexes) is copied outright
-(~10-30 ms for 200k dedupe keys). :func:`freeze` turns a folded fork back into
-plain dicts once the fold is done; the frozen state is read-only (it shares
-entity dicts with its parent) and may be forked again.
+Forks are the reducer's copy-on-write states (``ClusterState.fork``, kmevents/reducer/fork.py).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from kmevents.replay.records import LogRecord
 
-from kmevents.reducer import ClusterState, Retention
-
-_ATOMS = (str, int, float, bool, type(None), bytes)
-
-
-def _copy(v: Any) -> Any:
-    """Deep copy of plain data (dicts, lists, tuples, sets of atoms); atoms are shared."""
-    t = type(v)
-    if t is dict or t is OrderedDict:
-        out = v.copy()
-        for k, x in v.items():
-            if type(x) not in _ATOMS:
-                out[k] = _copy(x)
-        return out
-    if t is list:
-        return [x if type(x) in _ATOMS else _copy(x) for x in v]
-    if t in _ATOMS:
-        return v
-    if t is set:
-        return v.copy()  # elements are hashable, i.e. atoms or tuples of atoms
-    if t is tuple:
-        return tuple(x if type(x) in _ATOMS else _copy(x) for x in v)
-    if t is Retention:
-        return v  # settings, never mutated
-    import copy
-
-    return copy.deepcopy(v)
-
-
-class CowTable(dict):  # type: ignore[type-arg]
-    """An entity table whose values are the parent's until first read, then private copies.
-
-    Every way Python code reads a value goes through an override that copies it
-    first; iterating values or items copies the whole table (rare in the fold).
-    C-level readers (orjson, ``dict(table)``) see the storage directly; they
-    only read. ``__iter__`` is overridden so that ``dict(table)`` and
-    ``dict.update(table)`` take the slow path through ``__getitem__``.
-    """
-
-    __slots__ = ("_own",)
-
-    def __init__(self, parent: dict[str, Any]) -> None:
-        super().__init__(parent)
-        self._own: set[str] = set()
-
-    def _mine(self, key: Any) -> Any:
-        v = dict.__getitem__(self, key)
-        if key not in self._own:
-            v = _copy(v)
-            dict.__setitem__(self, key, v)
-            self._own.add(key)
-        return v
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._mine(key)
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        if dict.__contains__(self, key):
-            return self._mine(key)
-        return default
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        dict.__setitem__(self, key, value)
-        self._own.add(key)
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        if dict.__contains__(self, key):
-            return self._mine(key)
-        self[key] = default
-        return default
-
-    def pop(self, key: Any, *default: Any) -> Any:
-        if dict.__contains__(self, key):
-            v = self._mine(key)
-            dict.__delitem__(self, key)
-            return v
-        if default:
-            return default[0]
-        raise KeyError(key)
-
-    def popitem(self) -> tuple[Any, Any]:
-        k, v = dict.popitem(self)
-        if k not in self._own:
-            v = _copy(v)
-        return k, v
-
-    def _all(self) -> None:
-        if len(self._own) < dict.__len__(self):
-            for k in list(dict.keys(self)):
-                self._mine(k)
-
-    def values(self) -> Any:
-        self._all()
-        return dict.values(self)
-
-    def items(self) -> Any:
-        self._all()
-        return dict.items(self)
-
-    def __iter__(self) -> Iterator[Any]:
-        return dict.__iter__(self)
-
-    def copy(self) -> dict[str, Any]:
-        self._all()
-        return dict(dict.items(self))
-
-    def update(self, *args: Any, **kw: Any) -> None:
-        for k, v in dict(*args, **kw).items():
-            self[k] = v
-
-    def __reduce__(self) -> Any:
-        self._all()
-        return (dict, (dict(dict.items(self)),))
-
-
-def fork(st: ClusterState) -> ClusterState:
-    """A state equal to ``st`` that can be folded on without touching ``st`` (which must not change)."""
-    new = ClusterState.__new__(ClusterState)
-    tables: dict[str, CowTable] = {}
-    by_id: dict[int, CowTable] = {}
-    for kind, t in st._tables.items():
-        tables[kind] = by_id[id(t)] = CowTable(t)
-    for name in ClusterState.__slots__:
-        if not hasattr(st, name):
-            continue
-        v = getattr(st, name)
-        if name == "_tables":
-            v = tables
-        elif id(v) in by_id:
-            v = by_id[id(v)]
-        else:
-            v = _copy(v)
-        setattr(new, name, v)
-    return new
-
-
-def freeze(st: ClusterState) -> ClusterState:
-    """End a fork's fold: aggregates materialized, tables back to plain dicts. Read-only from here on."""
-    st.take_dirty()  # materializes lazy totals (they write into agent and role entities)
-    plain: dict[int, dict[str, Any]] = {}
-    for kind, t in list(st._tables.items()):
-        p = dict(dict.items(t)) if type(t) is CowTable else t
-        plain[id(t)] = p
-        st._tables[kind] = p
-    for name in ClusterState.__slots__:
-        if name != "_tables" and hasattr(st, name) and id(getattr(st, name)) in plain:
-            setattr(st, name, plain[id(getattr(st, name))])
-    return st
-
-
-
+from kmevents.reducer import ClusterState
+from kmevents.reducer.sizing import estimate_bytes
 
 # -- states ----------------------------------------------------------------------
-
-#: How many bytes a held state takes in memory is estimated, not measured (measuring
-#: means walking millions of objects). The estimate: for each entity table, the JSON
-#: size of up to ``SAMPLE`` entities spread over it, scaled to the table's length, times
-#: ``ENTITY_JSON_FACTOR``; plus ``BYTES_PER_KEY`` per dedupe key and terminal-index
-#: entry (with the derived indexes they come with). Measured with tracemalloc on
-#: simulated clusters of 5k-100k events, for states loaded from snapshots (the
-#: largest form: their strings are not shared): entity tables take 3.5-3.6x their
-#: JSON bytes, the rest 180-260 bytes per key; the 100k-event state takes 92 MiB and
-#: is estimated at 99 MiB. A state folded from the log takes less (37 MiB there), so
-#: the estimate is an upper bound. It costs 1-2 ms (tests/unit/replay/test_warm.py
-#: holds it to the measured size).
-ENTITY_JSON_FACTOR = 4
-BYTES_PER_KEY = 256
-SAMPLE = 16
-
-
-def estimate_bytes(st: ClusterState) -> int:
-    """Estimated bytes ``st`` keeps alive (see ``ENTITY_JSON_FACTOR``); cheap, an upper bound."""
-    json_bytes = 0
-    for t in st._tables.values():
-        n = dict.__len__(t)
-        if n == 0:
-            continue
-        step = max(1, n // SAMPLE)
-        sizes = [len(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS))
-                 for v in itertools.islice(dict.values(t), 0, None, step)]
-        json_bytes += sum(sizes) * n // len(sizes)
-    keys = len(st._seen_new) + len(st._seen_old) + sum(len(i) for i in st._terminal.values())
-    return ENTITY_JSON_FACTOR * json_bytes + BYTES_PER_KEY * keys + 4096
-
 
 @dataclass
 class Held:

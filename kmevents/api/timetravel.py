@@ -69,7 +69,7 @@ class _HeldStore(SnapshotStore):
 
     async def load(self, entry: dict[str, Any]) -> ClusterState | None:
         h = await self.tt.held_snapshot(self.cluster, self.partition, entry)
-        return None if h is None else warm.fork(h.state)
+        return None if h is None else h.state.fork()
 
 
 class TimeTravel:
@@ -182,7 +182,7 @@ class TimeTravel:
             r = await replay(src, cluster, Target(offset=end), progress=False, label="api")
             self._fold_tick(src, f0, t0)
             t0 = time.perf_counter()
-            warm.freeze(r.state)
+            r.state.freeze()
             self._tick("freeze", t0)
             self.states.put(cluster, partition, warm.Held(r.state, end, r.chain_head, None, r.last))
             return r
@@ -197,7 +197,7 @@ class TimeTravel:
         while True:
             seg_end = end if end - held.offset <= every else held.offset + every
             t0 = time.perf_counter()
-            forked = warm.fork(held.state)
+            forked = held.state.fork()
             self._tick("fork", t0)
             f0, t0 = src.fetch_seconds, time.perf_counter()
             r = await replay(src, cluster, Target(offset=seg_end), start_state=forked,
@@ -207,7 +207,7 @@ class TimeTravel:
             if r.last is None:
                 r.last = held.last
             t0 = time.perf_counter()
-            warm.freeze(r.state)
+            r.state.freeze()
             self._tick("freeze", t0)
             held = warm.Held(r.state, seg_end, r.chain_head, held.snapshot, r.last)
             self.states.put(cluster, partition, held)
@@ -273,7 +273,7 @@ class TimeTravel:
                     async with self.gates["cold"].slot():
                         r = await replay(src, cluster, target, snapshots=_HeldStore(self, cluster, partition),
                                          progress=False, label="api")
-                        warm.freeze(r.state)
+                        r.state.freeze()
                 r.target = target
                 self.replays += 1
                 self.states.put_result(key, r, r.state)

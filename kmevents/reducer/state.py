@@ -163,6 +163,22 @@ class ClusterState:
         """Ids of retained terminal entities of ``kind``, oldest first."""
         return iter(self._terminal.get(kind, ()))
 
+    # -- forks ------------------------------------------------------------
+
+    def fork(self) -> ClusterState:
+        """A state equal to this one that can be folded on without changing this one (which
+        must not change meanwhile): copy-on-write, milliseconds however big (fork.py)."""
+        from kmevents.reducer.fork import fork
+
+        return fork(self)
+
+    def freeze(self) -> ClusterState:
+        """End a fork's fold: aggregates materialized, tables plain dicts again; read-only from
+        here on, and it may be forked again. Returns this state."""
+        from kmevents.reducer.fork import freeze
+
+        return freeze(self)
+
     # -- snapshots --------------------------------------------------------
 
     def to_snapshot(self, chain_hash: str | None = None) -> bytes:

@@ -24,16 +24,14 @@ from kmevents.replay.engine import Target, replay
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
 from kmevents.replay.warm import (
-    CowTable,
     Held,
     RecordCache,
     StateCache,
     estimate_bytes,
-    fork,
-    freeze,
 )
 
 from kmevents.reducer import ClusterState, apply
+from kmevents.reducer.fork import CowTable
 from kmevents.simulate import generate
 from kmevents.store.snapshots import load_snapshot
 
@@ -77,9 +75,9 @@ class ListSource(Source):
 
 
 def _on(parent: ClusterState, parent_offset: int, to: int) -> ClusterState:
-    r = asyncio.run(replay(ListSource(RECS), CLUSTER, Target(offset=to), start_state=fork(parent),
+    r = asyncio.run(replay(ListSource(RECS), CLUSTER, Target(offset=to), start_state=parent.fork(),
                            start_offset=parent_offset, progress=False))
-    return freeze(r.state)
+    return r.state.freeze()
 
 
 def test_a_fork_folded_on_equals_the_prefix_fold_and_leaves_its_parent_alone() -> None:

@@ -1,0 +1,173 @@
+"""Forks of a folded state: fold on from a state without copying it (copy-on-write).
+
+A long-lived reader (the API's point-in-time reads, replay/warm.py) keeps states
+already built and folds on from them. Copy-on-write: the fold mutates entity dicts in place (reducer/state.py), so a
+fork's entity tables are :class:`CowTable` s: they start as shallow copies of
+the parent's tables and deep-copy an entity the first time it is read through
+them (``t[id]``, ``t.get``, ``t.items()``, ...). The parent's entity dicts are
+therefore never reached by the fold. Everything else in the state (dedupe
+sets, terminal indexes, aggregates, derived indexes) is copied outright
+(~10-30 ms for 200k dedupe keys). :func:`freeze` turns a folded fork back into
+plain dicts once the fold is done; the frozen state is read-only (it shares
+entity dicts with its parent) and may be forked again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from kmevents.reducer.retention import Retention
+from kmevents.reducer.state import ClusterState
+
+_ATOMS = (str, int, float, bool, type(None), bytes)
+
+
+def _copy(v: Any) -> Any:
+    """Deep copy of plain data (dicts, lists, tuples, sets of atoms); atoms are shared."""
+    t = type(v)
+    if t is dict or t is OrderedDict:
+        out = v.copy()
+        for k, x in v.items():
+            if type(x) not in _ATOMS:
+                out[k] = _copy(x)
+        return out
+    if t is list:
+        return [x if type(x) in _ATOMS else _copy(x) for x in v]
+    if t in _ATOMS:
+        return v
+    if t is set:
+        return v.copy()  # elements are hashable, i.e. atoms or tuples of atoms
+    if t is tuple:
+        return tuple(x if type(x) in _ATOMS else _copy(x) for x in v)
+    if t is Retention:
+        return v  # settings, never mutated
+    import copy
+
+    return copy.deepcopy(v)
+
+
+class CowTable(dict):  # type: ignore[type-arg]
+    """An entity table whose values are the parent's until first read, then private copies.
+
+    Every way Python code reads a value goes through an override that copies it
+    first; iterating values or items copies the whole table (rare in the fold).
+    C-level readers (orjson, ``dict(table)``) see the storage directly; they
+    only read. ``__iter__`` is overridden so that ``dict(table)`` and
+    ``dict.update(table)`` take the slow path through ``__getitem__``.
+    """
+
+    __slots__ = ("_own",)
+
+    def __init__(self, parent: dict[str, Any]) -> None:
+        super().__init__(parent)
+        self._own: set[str] = set()
+
+    def _mine(self, key: Any) -> Any:
+        v = dict.__getitem__(self, key)
+        if key not in self._own:
+            v = _copy(v)
+            dict.__setitem__(self, key, v)
+            self._own.add(key)
+        return v
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._mine(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if dict.__contains__(self, key):
+            return self._mine(key)
+        return default
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        dict.__setitem__(self, key, value)
+        self._own.add(key)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if dict.__contains__(self, key):
+            return self._mine(key)
+        self[key] = default
+        return default
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        if dict.__contains__(self, key):
+            v = self._mine(key)
+            dict.__delitem__(self, key)
+            return v
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def popitem(self) -> tuple[Any, Any]:
+        k, v = dict.popitem(self)
+        if k not in self._own:
+            v = _copy(v)
+        return k, v
+
+    def _all(self) -> None:
+        if len(self._own) < dict.__len__(self):
+            for k in list(dict.keys(self)):
+                self._mine(k)
+
+    def values(self) -> Any:
+        self._all()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._all()
+        return dict.items(self)
+
+    def __iter__(self) -> Iterator[Any]:
+        return dict.__iter__(self)
+
+    def copy(self) -> dict[str, Any]:
+        self._all()
+        return dict(dict.items(self))
+
+    def update(self, *args: Any, **kw: Any) -> None:
+        for k, v in dict(*args, **kw).items():
+            self[k] = v
+
+    def __reduce__(self) -> Any:
+        self._all()
+        return (dict, (dict(dict.items(self)),))
+
+
+def fork(st: ClusterState) -> ClusterState:
+    """A state equal to ``st`` that can be folded on without touching ``st`` (which must not change).
+
+    ``ClusterState.fork()`` calls it."""
+    new = ClusterState.__new__(ClusterState)
+    tables: dict[str, CowTable] = {}
+    by_id: dict[int, CowTable] = {}
+    for kind, t in st._tables.items():
+        tables[kind] = by_id[id(t)] = CowTable(t)
+    for name in ClusterState.__slots__:
+        if not hasattr(st, name):
+            continue
+        v = getattr(st, name)
+        if name == "_tables":
+            v = tables
+        elif id(v) in by_id:
+            v = by_id[id(v)]
+        else:
+            v = _copy(v)
+        setattr(new, name, v)
+    return new
+
+
+def freeze(st: ClusterState) -> ClusterState:
+    """End a fork's fold: aggregates materialized, tables back to plain dicts. Read-only from here on.
+
+    ``ClusterState.freeze()`` calls it."""
+    st.take_dirty()  # materializes lazy totals (they write into agent and role entities)
+    plain: dict[int, dict[str, Any]] = {}
+    for kind, t in list(st._tables.items()):
+        p = dict(dict.items(t)) if type(t) is CowTable else t
+        plain[id(t)] = p
+        st._tables[kind] = p
+    for name in ClusterState.__slots__:
+        if name != "_tables" and hasattr(st, name) and id(getattr(st, name)) in plain:
+            setattr(st, name, plain[id(getattr(st, name))])
+    return st
