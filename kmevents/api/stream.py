@@ -34,7 +34,7 @@ from starlette.background import BackgroundTask
 from kmevents.api.auth import reader
 from kmevents.api.backends import backend_down
 from kmevents.api.filters import event_visible
-from kmevents.api.query import ClusterName, _view, bad
+from kmevents.api.query_base import ClusterName, bad, view_of
 from kmevents.contract import DecodeError, decode_fast
 from kmevents.errors import UsageError
 from kmevents.monitor.tail import PartitionTail
@@ -77,7 +77,7 @@ async def tail_events(
             raise bad("last-event-id", "Last-Event-ID must be the offset of the last event received "
                                        f"(an integer from 0 to {2**62 - 1})", "header")
         start = int(last_id) + 1
-    v = await _view(request, cluster)
+    v = await view_of(request, cluster)
     if v.partition is None:
         raise HTTPException(404, f"cluster {cluster!r} has no partition in the map: it was never ingested")
     f = Filters(types=type, namespace=namespace, agent=agent, selector=sel)
