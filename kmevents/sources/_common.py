@@ -85,6 +85,56 @@ class Skipped:
         self.counts[reason] = self.counts.get(reason, 0) + 1
 
 
+@dataclass(frozen=True)
+class Quarantined:
+    """A raw record a parser could not read (DESIGN.md rule 8: kept aside, never dropped without
+    a trace): the record's bytes exactly as received, its position in its stream, and why.
+
+    Distinct from :class:`Skipped` (records read and deliberately turned into no event:
+    heartbeats, kinds out of scope): a quarantined record is one the parser *failed* on.
+    The runner and ``kmevents import`` write them to the quarantine topic (or, with
+    ``--dry-run``, a file) and count them; the stream goes on.
+    """
+
+    stream_id: str
+    seq: int
+    reason: str
+    raw: bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        import base64
+
+        return {"stream_id": self.stream_id, "seq": self.seq, "reason": self.reason,
+                "raw_b64": base64.b64encode(self.raw).decode()}
+
+
+@dataclass
+class Outcomes:
+    """What a parser did with the records it was given, beside the events it returned: the
+    records skipped by reason, and those quarantined. Every parser has one (``.outcomes``);
+    whoever drives it drains ``quarantined`` (``take_quarantined``) and reports the counts.
+
+    The invariant a conformance test checks: records in = records that gave events
+    + skipped + quarantined.
+    """
+
+    skipped: Skipped = field(default_factory=Skipped)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    quarantined_total: int = 0
+
+    def quarantine(self, stream_id: str, seq: int, raw: bytes | str | Any, reason: str) -> None:
+        if isinstance(raw, str):
+            raw = raw.encode()
+        elif not isinstance(raw, (bytes, bytearray)):
+            raw = orjson.dumps(raw, default=str)
+        self.quarantined.append(Quarantined(stream_id, seq, reason, bytes(raw)))
+        self.quarantined_total += 1
+
+    def take_quarantined(self) -> list[Quarantined]:
+        out, self.quarantined = self.quarantined, []
+        return out
+
+
 class Stream:
     """One source stream: its identity, its record positions, and the envelope builder.
 
