@@ -346,7 +346,8 @@ def _k8s_event(draw: Draw) -> dict[str, Any]:
 
 
 def _status(draw: Draw, at: str) -> dict[str, Any]:
-    return {"status": draw(task_status(draw(entities), draw(agents), at))}
+    return {"framework_id": draw(st.none() | st.sampled_from(FRAMEWORK_IDS)),
+            "status": draw(task_status(draw(entities), draw(agents), at))}
 
 
 PAYLOADS: dict[str, PayloadBuilder] = {
@@ -380,7 +381,8 @@ PAYLOADS: dict[str, PayloadBuilder] = {
     "task.launched": lambda d, at: {"offer_id": d(offers), "task": _task_info(d, d(entities), d(agents))},
     "task.status_updated": _status,
     "task.added": lambda d, at: _task_added(d),
-    "task.kill_requested": lambda d, at: {"task_id": d(st.sampled_from(TASK_IDS)),
+    "task.kill_requested": lambda d, at: {"framework_id": d(st.none() | st.sampled_from(FRAMEWORK_IDS)),
+                                          "task_id": d(st.sampled_from(TASK_IDS)),
                                           "agent_id": d(st.none() | st.sampled_from(AGENT_IDS)),
                                           "reason": d(st.none() | st.just("pod deleted"))},
     "executor.added": lambda d, at: {"executor": {"executor_id": EXECUTOR_ID, "framework_id": FRAMEWORK_IDS[0],
@@ -601,7 +603,7 @@ def task_lifecycle(draw: Draw, *, cluster: str = CLUSTERS[0], n: int | None = No
             "executor_id": EXECUTOR_ID, "labels": {}, "data": None, "check_status": None,
         }
         for _retry in range(draw(st.integers(1, 2))):  # Mesos retries until acknowledged
-            add("task.status_updated", {"status": dict(status)}, clock="agent")
+            add("task.status_updated", {"framework_id": FRAMEWORK_IDS[0], "status": dict(status)}, clock="agent")
     return out
 
 

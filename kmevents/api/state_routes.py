@@ -206,6 +206,10 @@ async def get_entity(request: Request, cluster: ClusterName, kind: KindPath, id:
             raise HTTPException(403, f"token {p.name!r} may not see namespace {namespace_of(k, value, id)!r}")
     if value is None:
         headers["X-Kmevents-Ahead"] = "0"
-        return json_body({"detail": f"{kind}/{id} is not in the state of {cluster!r} at this point"}, headers, 404)
+        detail = f"{kind}/{id} is not in the state of {cluster!r} at this point"
+        if k == "task":  # for any id alike: the answer must not tell a hidden task from a missing one
+            detail += ("; a task's id is <framework_id>/<task_id> (a Mesos task id is unique only within its "
+                       "framework): list them with ?framework=, or use the id the task list shows")
+        return json_body({"detail": detail}, headers, 404)
     return json_body({"cluster": cluster, "kind": kind, "id": id, "value": value, "ahead_of_checkpoint": is_ahead,
                   **extra}, headers)

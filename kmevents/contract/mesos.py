@@ -277,6 +277,18 @@ class TaskStatusUpdated(ContractModel):
     """The status."""
 
 
+class TaskStatusUpdatedV3(ContractModel):
+    """A task status update (``UPDATE``), schema version 3: the framework of the task, when the
+    source knows it (a Mesos task id is unique only within its framework)."""
+
+    framework_id: str | None = None
+    """Framework of the task (the subscriber of a scheduler stream, the operator API's
+    ``TASK_UPDATED.framework_id``); null when the source did not say (the fold then finds
+    the task by its id among the tasks it knows)."""
+    status: TaskStatus
+    """The status."""
+
+
 class TaskWithState(TaskInfo):
     """A task with its current state, as the operator API's ``TASK_ADDED`` gives it."""
 
@@ -291,9 +303,22 @@ class TaskAdded(ContractModel):
     """The task and its state."""
 
 
-class TaskKillRequested(AgentIdModel):
-    """The framework asked to kill a task (``KILL``)."""
+class TaskKillRequestedV1(AgentIdModel):
+    """The framework asked to kill a task (``KILL``), schema version 1."""
 
+    task_id: NonEmptyStr
+    """Task id."""
+    agent_id: str | None = None
+    """Agent of the task, when the request named it."""
+    reason: str | None = None
+    """Why (k8sm: pod deleted, ...), when known."""
+
+
+class TaskKillRequested(AgentIdModel):
+    """The framework asked to kill a task (``KILL``), schema version 2: with the framework."""
+
+    framework_id: str | None = None
+    """Framework asking (the task's); null when the source did not say."""
     task_id: NonEmptyStr
     """Task id."""
     agent_id: str | None = None

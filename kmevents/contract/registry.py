@@ -76,7 +76,11 @@ SPECS: Final[tuple[EventSpec, ...]] = (
     _spec("inverse_offer.accepted", mesos.InverseOfferRef, "ACCEPT_INVERSE_OFFERS", "{payload.inverse_offer_id}"),
     _spec("inverse_offer.declined", mesos.InverseOfferRef, "DECLINE_INVERSE_OFFERS", "{payload.inverse_offer_id}"),
     # tasks
+    # A Mesos task id is unique only within its framework: from these versions on the
+    # dedupe keys carry the framework (the older versions' recipes stay as they were).
     _spec("task.launched", mesos.TaskLaunched, "ACCEPT with LAUNCH", "{payload.task.task_id}"),
+    _spec("task.launched", mesos.TaskLaunched, "ACCEPT with LAUNCH",
+          "{payload.task.framework_id}|{payload.task.task_id}", version=2),
     _spec(
         "task.status_updated", mesos.TaskStatusUpdatedV1, "UPDATE",
         "{payload.status.agent_id}|{payload.status.task_id}|{payload.status.uuid}",
@@ -88,8 +92,22 @@ SPECS: Final[tuple[EventSpec, ...]] = (
         "{payload.status.agent_id}|{payload.status.task_id}|{payload.status.state}|{payload.status.timestamp}",
         version=2,
     ),
+    _spec(
+        "task.status_updated", mesos.TaskStatusUpdatedV3, "UPDATE",
+        # with the framework when the source gave it; without, the v2 keys
+        "{payload.status.agent_id}|{payload.framework_id}|{payload.status.task_id}|{payload.status.uuid}",
+        "{payload.status.agent_id}|{payload.status.task_id}|{payload.status.uuid}",
+        "{payload.status.agent_id}|{payload.framework_id}|{payload.status.task_id}|{payload.status.state}|"
+        "{payload.status.timestamp}",
+        "{payload.status.agent_id}|{payload.status.task_id}|{payload.status.state}|{payload.status.timestamp}",
+        version=3,
+    ),
     _spec("task.added", mesos.TaskAdded, "TASK_ADDED (operator API)", "{payload.task.task_id}|" + _AT),
-    _spec("task.kill_requested", mesos.TaskKillRequested, "KILL", "{payload.task_id}|" + _AT),
+    _spec("task.added", mesos.TaskAdded, "TASK_ADDED (operator API)",
+          "{payload.task.framework_id}|{payload.task.task_id}|" + _AT, version=2),
+    _spec("task.kill_requested", mesos.TaskKillRequestedV1, "KILL", "{payload.task_id}|" + _AT),
+    _spec("task.kill_requested", mesos.TaskKillRequested, "KILL",
+          "{payload.framework_id}|{payload.task_id}|" + _AT, version=2),
     _spec("executor.added", mesos.ExecutorChanged, "EXECUTOR_ADDED",
           "{payload.executor.agent_id}|{payload.executor.executor_id}"),
     _spec("executor.removed", mesos.ExecutorChanged, "executor terminated",

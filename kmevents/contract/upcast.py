@@ -11,6 +11,12 @@ History of changes:
   command exit code / HTTP status code / TCP result). v1 events had no check
   results, so the upcaster sets it to ``null``: "no check result known", which
   is what a v1 event meant.
+- ``task.launched`` v1 -> v2, ``task.added`` v1 -> v2: the payload is unchanged; the
+  dedupe key carries the framework (a Mesos task id is unique only within its
+  framework), so the version moved.
+- ``task.status_updated`` v2 -> v3, ``task.kill_requested`` v1 -> v2: the payload gains
+  ``framework_id``; older events did not say, so it is ``null`` and the fold finds the
+  task by its id among those it knows.
 """
 
 from __future__ import annotations
@@ -32,9 +38,27 @@ def _status_updated_v1_to_v2(event: Event) -> Event:
     }
 
 
+def _version_only(to: int) -> Upcaster:
+    def step(event: Event) -> Event:
+        return {**event, "schema_version": to}
+
+    return step
+
+
+def _with_framework_unknown(to: int) -> Upcaster:
+    def step(event: Event) -> Event:
+        return {**event, "schema_version": to, "payload": {**event["payload"], "framework_id": None}}
+
+    return step
+
+
 #: ``(type, from_version) -> function`` producing ``from_version + 1``.
 UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
     ("task.status_updated", 1): _status_updated_v1_to_v2,
+    ("task.status_updated", 2): _with_framework_unknown(3),
+    ("task.launched", 1): _version_only(2),
+    ("task.added", 1): _version_only(2),
+    ("task.kill_requested", 1): _with_framework_unknown(2),
 }
 
 

@@ -24,7 +24,9 @@ API (stable; the processors build on it)::
     condition(state.entity(kind, id))   # "TASK_RUNNING", "Running", "Evicted", "removed" ...
 
 Kinds: cluster, framework, agent, offer, inverse_offer, task, executor, pod,
-namespace, node, rc, service, role. Ids: task_id; pod/rc/service
+namespace, node, rc, service, role. Ids: task ``<framework_id>/<task_id>`` (a Mesos task
+id is unique only within its framework; ``-/<task_id>`` while the framework is not known,
+and ``state.task_ids(task_id)`` finds them by task id); pod/rc/service
 ``<namespace>/<name>``; executor ``<agent_id>/<executor_id>``; agent, offer,
 framework their Mesos ids; node, namespace, role their names; cluster its name.
 

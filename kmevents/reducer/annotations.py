@@ -44,9 +44,12 @@ MALFORMED = "malformed"
 FOREIGN_CLUSTER = "foreign_cluster"
 #: An adapter reported a gap or clock skew in a source stream (``source.*`` events).
 SOURCE_PROBLEM = "source_problem"
+#: The event names an entity by a part of its identity that fits several (a task id that
+#: several frameworks use, without the framework); nothing changed.
+AMBIGUOUS = "ambiguous_entity"
 
 KINDS = (DUPLICATE, STALE, IMPOSSIBLE, INVARIANT, UNKNOWN_ENTITY, UNKNOWN_VALUE,
-         UNKNOWN_TYPE, MALFORMED, FOREIGN_CLUSTER, SOURCE_PROBLEM)
+         UNKNOWN_TYPE, MALFORMED, FOREIGN_CLUSTER, SOURCE_PROBLEM, AMBIGUOUS)
 
 
 class AnnotationEntity(TypedDict):

@@ -170,10 +170,12 @@ def pod_scheduled(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     if pod["node_name"] is None:
         pod["volumes"] = [dict(v, node=host) for v in pod["volumes"]]
     st._dirty.add(("pod", pid))
-    task = st.tasks.get(tid) if tid is not None else None
-    if task is not None and task["pod"] is None:
-        task["pod"] = pid
-        st._dirty.add(("task", tid))  # type: ignore[arg-type]  # a task was found: tid is not None
+    # k8sm's binding names the task by its Mesos id alone; k8sm is one framework, so the id
+    # is its task's unless another framework used the same id (then no link is made).
+    keys = st.task_ids(tid) if tid is not None else []
+    if len(keys) == 1 and st.tasks[keys[0]]["pod"] is None:
+        st.tasks[keys[0]]["pod"] = pid
+        st._dirty.add(("task", keys[0]))
 
 
 def pod_evicted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:

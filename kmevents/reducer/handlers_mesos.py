@@ -14,6 +14,7 @@ from typing import Any
 from kmevents.contract.enums import ACTIVE_TASK_STATES, PARKED_TASK_STATES, TERMINAL_TASK_STATES
 from kmevents.reducer.aggregates import ensure_roles, offer_closed, offer_opened, task_counted
 from kmevents.reducer.annotations import (
+    AMBIGUOUS,
     DUPLICATE,
     IMPOSSIBLE,
     INVARIANT,
@@ -27,6 +28,7 @@ from kmevents.reducer.payload import opt_dict, opt_str, req_str
 from kmevents.reducer.resources import Malformed, flatten, over, summarize, summarize_shared
 from kmevents.reducer.retention import mark, unmark
 from kmevents.reducer.state import ClusterState
+from kmevents.reducer.taskids import forget_task, index_task
 
 Ent = dict[str, Any]
 
@@ -445,11 +447,76 @@ def inverse_offer_declined(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 # -- tasks ---------------------------------------------------------------------
 
-def _new_task(tid: str, t: str) -> Ent:
-    return {"id": tid, "name": None, "framework_id": None, "agent_id": None,
+#: The framework part of a task's id while the framework is not known.
+UNKNOWN_FRAMEWORK = "-"
+
+
+def task_key(framework_id: str | None, task_id: str) -> str:
+    """A task entity's id: ``<framework_id>/<task_id>`` (a Mesos task id is unique only within
+    its framework); ``-/<task_id>`` while the framework is not known."""
+    return f"{framework_id or UNKNOWN_FRAMEWORK}/{task_id}"
+
+
+def _new_task(st: ClusterState, framework_id: str | None, tid: str, t: str) -> Ent:
+    """A new task entity, put in the state and the task-id index."""
+    key = task_key(framework_id, tid)
+    task: Ent = {"id": key, "task_id": tid, "name": None, "framework_id": framework_id, "agent_id": None,
             "executor_id": None, "resources": {}, "labels": None, "data": None, "pod": None,
             "offer_id": None, "state": None, "since": t, "status": None,
             "first_seen": t, "launched_at": None, "kill_requested": None, "recent_uuids": []}
+    st.tasks[key] = task
+    index_task(st, tid, key)
+    st._dirty.add(("task", key))
+    return task
+
+
+def _find_task(st: ClusterState, framework_id: str | None, tid: str, what: str) -> tuple[str | None, Ent | None]:
+    """The task an event names: ``(id, entity)``; entity None when the state does not hold it.
+
+    With the framework: ``<framework_id>/<task_id>``; a task first seen without its
+    framework (``-/<task_id>``) becomes that one now (its id moves). Without it: the one
+    task entity with that task id; none known gives ``-/<task_id>``; several (two
+    frameworks used the id) is ambiguous: annotated, and ``(None, None)``.
+
+    Worked example: a status update without framework for ``t1`` creates ``-/t1``; the
+    ``task.added`` of framework ``F`` for ``t1`` moves it to ``F/t1``; a launch of ``t1``
+    by framework ``G`` makes ``G/t1``; a later update without framework for ``t1`` is
+    ambiguous.
+    """
+    if framework_id is not None:
+        key = task_key(framework_id, tid)
+        task = st.tasks.get(key)
+        if task is None:
+            anon = st.tasks.get(task_key(None, tid))
+            if anon is not None:
+                _rekey(st, anon, key, framework_id)
+                return key, anon
+        return key, task
+    keys = st.task_ids(tid)
+    if len(keys) == 1:
+        return keys[0], st.tasks[keys[0]]
+    if not keys:
+        return task_key(None, tid), None
+    note(st, AMBIGUOUS, "task", tid,
+         f"{what} names task {tid!r} without its framework, and {len(keys)} frameworks use that id "
+         f"({', '.join(sorted(keys))}); nothing changed")
+    return None, None
+
+
+def _rekey(st: ClusterState, task: Ent, key: str, framework_id: str) -> None:
+    """Move a task known without its framework to its full id."""
+    old = task["id"]
+    del st.tasks[old]
+    st._dirty.add(("task", old))
+    task["id"] = key
+    task["framework_id"] = framework_id
+    st.tasks[key] = task
+    st._dirty.add(("task", key))
+    forget_task(st, task["task_id"], old)
+    index_task(st, task["task_id"], key)
+    idx = st._terminal["task"]
+    if old in idx:
+        idx[key] = idx.pop(old)
 
 
 def _account_task(st: ClusterState, task: Ent, sign: float, t: str) -> None:
@@ -531,28 +598,30 @@ def task_status_updated(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     tid = s["task_id"]
     state = s["state"]
     uuid = s.get("uuid")
+    fid = opt_str(pl.get("framework_id"), "framework_id")
     if type(tid) is not str or type(state) is not str or (uuid is not None and type(uuid) is not str):
         raise Malformed("status.task_id, status.state must be strings, status.uuid a string or null")
-    task = st.tasks.get(tid)
+    key, task = _find_task(st, fid, tid, "status update")
+    if key is None:
+        return
     if task is None:
         aid = opt_str(s.get("agent_id"), "status.agent_id")
         xid = opt_str(s.get("executor_id"), "status.executor_id")
-        task = _new_task(tid, t)
+        task = _new_task(st, fid, tid, t)
         task["agent_id"] = aid
         task["executor_id"] = xid
-        st.tasks[tid] = task
-        note(st, UNKNOWN_ENTITY, "task", tid,
+        note(st, UNKNOWN_ENTITY, "task", key,
              "status update for a task not in state (never launched here, or pruned); created from it")
     elif uuid is not None and uuid in task["recent_uuids"]:
-        note(st, DUPLICATE, "task", tid, f"status uuid {uuid} already applied")
+        note(st, DUPLICATE, "task", key, f"status uuid {uuid} already applied")
         return
     old = task["state"]
     if old != state:
         state = _INTERN.get(state, state)
-        if old is not None and _refused(st, tid, old, state):
+        if old is not None and _refused(st, key, old, state):
             return
     elif old in TERMINAL:
-        note(st, DUPLICATE, "task", tid, f"task already {old}")
+        note(st, DUPLICATE, "task", key, f"task already {old}")
         return
     prev = task["status"]
     if s.get("reason") == RECONCILIATION and prev is not None:
@@ -567,20 +636,20 @@ def task_status_updated(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         if len(seen) >= st.retention.uuids_per_task:
             del seen[0]
         seen.append(uuid)
-    st._dirty.add(("task", tid))
+    st._dirty.add(("task", key))
     if old != state:
         _transition(st, task, old, state, t)
 
 
-def _task_info(tk: Ent) -> tuple[str, Ent, Any]:
+def _task_info(tk: Ent) -> tuple[str, str | None, Ent, Any]:
     tid = req_str(tk["task_id"], "task.task_id")
+    fid = opt_str(tk.get("framework_id"), "task.framework_id")
     aid = req_str(tk["agent_id"], "task.agent_id")
     summ = summarize_shared(tk["resources"])  # shared by equal tasks: read only
     labels = opt_dict(tk.get("labels"), "task.labels")
-    info = {"name": tk.get("name"), "framework_id": opt_str(tk.get("framework_id"), "task.framework_id"),
-            "executor_id": opt_str(tk.get("executor_id"), "task.executor_id"),
+    info = {"name": tk.get("name"), "executor_id": opt_str(tk.get("executor_id"), "task.executor_id"),
             "labels": labels, "data": tk.get("data"), "pod": _pod_id(tk.get("pod"))}
-    return tid, info, (aid, summ)
+    return tid, fid, info, (aid, summ)
 
 
 def _fill(task: Ent, info: Ent) -> bool:
@@ -593,12 +662,14 @@ def _fill(task: Ent, info: Ent) -> bool:
 
 
 def task_launched(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
-    tid, info, (aid, summ) = _task_info(pl["task"])
+    tid, fid, info, (aid, summ) = _task_info(pl["task"])
     offer_id = opt_str(pl.get("offer_id"), "offer_id")
-    cur = st.tasks.get(tid)
+    key, cur = _find_task(st, fid, tid, "task.launched")
+    if key is None:
+        return
     if cur is not None:
         if cur["launched_at"] is not None:
-            note(st, DUPLICATE, "task", tid, "task already launched")
+            note(st, DUPLICATE, "task", key, "task already launched")
             return
         # Known from an earlier status update or task.added: add the launch facts.
         _fill(cur, info)
@@ -606,36 +677,34 @@ def task_launched(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         cur["offer_id"] = offer_id
         if not cur["resources"] or cur["agent_id"] is None:
             _retarget(st, cur, aid, summ, t)
-        st._dirty.add(("task", tid))
+        st._dirty.add(("task", key))
         return
-    task = _new_task(tid, t)
+    task = _new_task(st, fid, tid, t)
     task.update(info)
     task["agent_id"] = aid
     task["resources"] = summ
     task["offer_id"] = offer_id
     task["launched_at"] = t
-    st.tasks[tid] = task
-    st._dirty.add(("task", tid))
     _transition(st, task, None, "TASK_STAGING", t)
 
 
 def task_added(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     # TASK_ADDED from the operator API: after a master failover every running
-    # task is announced again. The task id is the key, so a re-announcement
+    # task is announced again. The task's id is the key, so a re-announcement
     # lands on the same entity; its resources count once because accounting
     # follows state transitions, not announcements.
     tk = pl["task"]
-    tid, info, (aid, summ) = _task_info(tk)
+    tid, fid, info, (aid, summ) = _task_info(tk)
     state = req_str(tk["state"], "task.state")
     state = _INTERN.get(state, state)
-    cur = st.tasks.get(tid)
+    key, cur = _find_task(st, fid, tid, "task.added")
+    if key is None:
+        return
     if cur is None:
-        task = _new_task(tid, t)
+        task = _new_task(st, fid, tid, t)
         task.update(info)
         task["agent_id"] = aid
         task["resources"] = summ
-        st.tasks[tid] = task
-        st._dirty.add(("task", tid))
         _transition(st, task, None, state, t)
         return
     changed = _fill(cur, info)
@@ -643,24 +712,27 @@ def task_added(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         _retarget(st, cur, aid, summ, t)
         changed = True
     old = cur["state"]
-    if old != state and not _refused(st, tid, old, state):
+    if old != state and not _refused(st, key, old, state):
         _transition(st, cur, old, state, t)
         changed = True
     if changed:
-        st._dirty.add(("task", tid))
+        st._dirty.add(("task", key))
     elif old == state:
-        note(st, DUPLICATE, "task", tid, "task re-announced (task.added), already known")
+        note(st, DUPLICATE, "task", key, "task re-announced (task.added), already known")
 
 
 def task_kill_requested(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     tid = req_str(pl["task_id"], "task_id")
+    fid = opt_str(pl.get("framework_id"), "framework_id")
     reason = opt_str(pl.get("reason"), "reason")
-    task = st.tasks.get(tid)
+    key, task = _find_task(st, fid, tid, "task.kill_requested")
+    if key is None:
+        return
     if task is None:
-        note(st, UNKNOWN_ENTITY, "task", tid, "kill requested for a task not in state")
+        note(st, UNKNOWN_ENTITY, "task", key, "kill requested for a task not in state")
         return
     task["kill_requested"] = {"at": t, "reason": reason, "actor": ev.get("actor")}
-    st._dirty.add(("task", tid))
+    st._dirty.add(("task", key))
 
 
 # -- executors -----------------------------------------------------------------

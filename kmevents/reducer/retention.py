@@ -121,8 +121,13 @@ def unmark(st: ClusterState, kind: str, eid: str) -> None:
 
 def _drop(st: ClusterState, kind: str, eid: str) -> None:
     table = st._tables[kind]
-    if table.pop(eid, None) is not None:
+    gone = table.pop(eid, None)
+    if gone is not None:
         st._dirty.add((kind, eid))
+        if kind == "task":
+            from kmevents.reducer.taskids import forget_task
+
+            forget_task(st, gone["task_id"], eid)
 
 
 def _parse(t: str) -> dt.datetime:

@@ -71,6 +71,7 @@ def dump(st: ClusterState, chain_hash: str | None = None) -> bytes:
 
 def load(data: bytes) -> ClusterState:
     from kmevents.reducer.membership import rebuild_indexes
+    from kmevents.reducer.taskids import rebuild_task_index
 
     try:
         doc = orjson.loads(data)
@@ -102,6 +103,7 @@ def load(data: bytes) -> ClusterState:
     st._contrib = {aid: (c[0], c[1]) for aid, c in doc["contributions"].items()}
     rebuild_offer_index(st)
     rebuild_indexes(st)
+    rebuild_task_index(st)
     return st
 
 

@@ -21,9 +21,10 @@ from kmevents.reducer.retention import RECENT, RETAINED_KINDS, Retention, new_in
 
 #: Version of the fold logic. Checkpoints and snapshots record it; bump it
 #: whenever the same log would fold to different entity values.
-REDUCER_VERSION = 3
+REDUCER_VERSION = 4
 # 2: k8sm's decline after expiry/rescind is recorded, not annotated stale
 # 3: retention ages terminal entities by a watermark one outlying occurred_at cannot move
+# 4: a task's identity is (framework_id, task_id): its id is ``<framework_id>/<task_id>``
 
 KINDS = ("cluster", "framework", "agent", "offer", "inverse_offer", "task", "executor",
          "pod", "namespace", "node", "rc", "service", "role")
@@ -40,7 +41,7 @@ class ClusterState:
         "_dedupe_window", "_limits",
         "_seen_new", "_seen_old", "_terminal", "_dirty", "_pending", "_ev",
         "_stale", "_alloc", "_contrib", "_agent_offers",
-        "_pods_by_ns", "_rc_sel", "_svc_sel", "_rc_members", "_svc_members",
+        "_pods_by_ns", "_rc_sel", "_svc_sel", "_rc_members", "_svc_members", "_task_keys",
     )
 
     def __init__(self, cluster: str, retention: Retention | None = None) -> None:
@@ -104,6 +105,9 @@ class ClusterState:
         self._rc_members: dict[str, tuple[set[str], set[str]]] = {}
         #: service id -> ready matching pod ids
         self._svc_members: dict[str, set[str]] = {}
+        #: a task id (unique only within its framework) -> the ids of the task entities that
+        #: carry it, ``<framework_id>/<task_id>`` (may name pruned ones: check ``tasks``)
+        self._task_keys: dict[str, list[str]] = {}
 
     @classmethod
     def empty(cls, cluster: str, retention: Retention | None = None) -> ClusterState:
@@ -126,6 +130,11 @@ class ClusterState:
         if self._stale:
             materialize(self)
         return self._tables[kind].items()
+
+    def task_ids(self, task_id: str) -> list[str]:
+        """The ids of the task entities whose Mesos task id is ``task_id`` (one per framework
+        that used it; a task entity's id is ``<framework_id>/<task_id>``)."""
+        return [k for k in self._task_keys.get(task_id, ()) if k in self.tasks]
 
     def count(self, kind: str) -> int:
         return len(self._tables[kind])

@@ -90,7 +90,7 @@ def launch_pod(w: World, pod: Pod, offer: Offer) -> None:
     t = w.tick()
     task.launch_eid = w.emit("task.launched", "ACCEPT", "scheduler", t,
                              {"offer_id": offer.id, "task": task.info},
-                             f"task.launched|{task_id}", pod.uid, acc, A_K8SM, K8SM)
+                             f"task.launched|{fw.id}|{task_id}", pod.uid, acc, A_K8SM, K8SM, version=2)
     place(task)
     if not agent.executor:
         agent.executor = True

@@ -75,9 +75,9 @@ def master_failover(w: World) -> None:
             t = w.tick()
             w.emit("task.added", "TASK_ADDED", "master", t,
                    {"task": {**task.info, "state": task.state}},
-                   f"task.added|{task.id}|{w.em.fmt(t)}",
+                   f"task.added|{task.framework.id}|{task.id}|{w.em.fmt(t)}",
                    task.pod.uid if task.pod is not None else None, elected,
-                   w.actor_master())
+                   w.actor_master(), version=2)
     t = w.tick()
     w.emit("cluster.snapshot_observed", "GET_STATE", "master", t,
            {"agents": len(w.active_agents), "frameworks": sum(f.live for f in w.frameworks),

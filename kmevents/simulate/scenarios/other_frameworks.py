@@ -68,7 +68,7 @@ def other_offer(w: World, offer: Offer) -> None:
         t = w.tick()
         task.launch_eid = w.emit("task.launched", "ACCEPT", "scheduler", t,
                                  {"offer_id": offer.id, "task": task.info},
-                                 f"task.launched|{tid}", None, acc, actor)
+                                 f"task.launched|{fw.id}|{tid}", None, acc, actor, version=2)
         place(task)
         w.after(w.uniform(0.5, 3.0), other_starting, task, agent.generation)
 
@@ -118,9 +118,9 @@ def other_task_end(w: World) -> None:
         else:
             t = w.tick()
             kill = w.emit("task.kill_requested", "KILL", "scheduler", t,
-                          {"task_id": task.id, "agent_id": task.agent.id, "reason": "scale"},
-                          f"task.kill_requested|{task.id}|{w.em.fmt(t)}", None, None,
-                          {"kind": "scheduler", "name": fw.name})
+                          {"framework_id": fw.id, "task_id": task.id, "agent_id": task.agent.id, "reason": "scale"},
+                          f"task.kill_requested|{fw.id}|{task.id}|{w.em.fmt(t)}", None, None,
+                          {"kind": "scheduler", "name": fw.name}, version=2)
             status(w, task, "TASK_KILLING", "SOURCE_EXECUTOR", cause=kill)
             status(w, task, "TASK_KILLED", "SOURCE_EXECUTOR", None, "Command terminated with signal Terminated",
                    cause=kill)

@@ -60,10 +60,11 @@ def delete_pod(w: World, pod: Pod, actor: dict[str, str], reason: str | None,
     task = pod.task
     if task is not None and task.state not in GONE and task.agent.state in ("active", "draining"):
         t = w.tick()
+        fid = task.framework.id
         kill = w.emit("task.kill_requested", "KILL", "scheduler", t,
-                      {"task_id": task.id, "agent_id": task.agent.id, "reason": "pod-deleted"},
-                      f"task.kill_requested|{task.id}|{w.em.fmt(t)}", pod.uid,
-                      cause, A_K8SM, K8SM)
+                      {"framework_id": fid, "task_id": task.id, "agent_id": task.agent.id, "reason": "pod-deleted"},
+                      f"task.kill_requested|{fid}|{task.id}|{w.em.fmt(t)}", pod.uid,
+                      cause, A_K8SM, K8SM, version=2)
         w.after(w.uniform(0.2, 3.0), pod_killed, pod, task, kill, actor, reason,
                 task.agent.generation)
     else:

@@ -45,14 +45,15 @@ def status(w: World, task: Task, state: str, source: str, reason: str | None = N
     if not master_clock:
         t += agent.skew
     ts = t / US
+    fid = task.framework.id
     if reliable:
         uuid = b64(w.rng.getrandbits(128).to_bytes(16, "big"))
-        key = f"task.status_updated|{agent.id}|{task.id}|{uuid}"
+        key = f"task.status_updated|{agent.id}|{fid}|{task.id}|{uuid}"
     else:
         uuid = None
-        key = f"task.status_updated|{agent.id}|{task.id}|{state}|{ts:.6f}"
+        key = f"task.status_updated|{agent.id}|{fid}|{task.id}|{state}|{ts:.6f}"
     recon = reason == "REASON_RECONCILIATION"
-    payload = {"status": {
+    payload = {"framework_id": fid, "status": {
         "task_id": task.id, "state": state, "source": source, "reason": reason,
         "message": message, "uuid": uuid, "healthy": healthy, "timestamp": ts,
         "agent_id": agent.id, "executor_id": task.executor_id,
@@ -62,7 +63,7 @@ def status(w: World, task: Task, state: str, source: str, reason: str | None = N
                  payload, key, pod.uid if pod is not None else None,
                  cause or task.launch_eid,
                  w.actor_master() if master_clock else w.actor_agent(agent),
-                 MESOS, 2)
+                 MESOS, 3)
     if not recon:
         task.state = state
     if reliable:

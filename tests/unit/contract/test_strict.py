@@ -216,8 +216,8 @@ def test_resource_shape_is_checked(resource: dict, fragment: str) -> None:
 
 def test_schema_version_out_of_range_is_refused() -> None:
     event = _status_event()
-    event["schema_version"] = 3
-    assert "1..2" in _errors(event)["schema_version"]
+    event["schema_version"] = 4
+    assert "1..3" in _errors(event)["schema_version"]
 
 
 @pytest.mark.parametrize("version", [{}, [], [2], "2", 2.0, True, None, 99, -1, 10**30])

@@ -31,9 +31,9 @@ def test_terminal_task_states_are_final(terminal: str) -> None:
     before = entities(st)
     anns = apply(st, log.status("t1", "TASK_RUNNING", uuid="u-again"))
     assert kinds(anns) == ["impossible"]
-    assert anns[0]["entity"] == {"kind": "task", "id": "t1"}
+    assert anns[0]["entity"] == {"kind": "task", "id": "fw/t1"}  # <framework_id>/<task_id>
     assert entities(st) == before
-    assert st.entity("task", "t1")["state"] == terminal
+    assert st.entity("task", "fw/t1")["state"] == terminal
     assert st.entity("agent", "a1")["allocated"] == {}
 
 
@@ -45,7 +45,7 @@ def test_lost_unreachable_unknown_are_not_terminal_but_stop_counting(parked: str
     apply(st, log.status("t1", parked, uuid="u-parked"))
     assert st.entity("agent", "a1")["allocated"] == {}
     assert st.entity("role", "*")["allocated"] == {}
-    assert st.entity("task", "t1")["state"] == parked
+    assert st.entity("task", "fw/t1")["state"] == parked
     # not terminal: it may come back
     assert apply(st, log.status("t1", "TASK_RUNNING", uuid="u-back")) == []
 
@@ -55,7 +55,7 @@ def test_lost_task_reporting_running_counts_again() -> None:
     st, _ = running_task(log)
     apply(st, log.status("t1", "TASK_LOST", uuid="u-lost", reason="REASON_AGENT_DISCONNECTED"))
     apply(st, log.status("t1", "TASK_RUNNING", uuid="u-back"))
-    assert st.entity("task", "t1")["state"] == "TASK_RUNNING"
+    assert st.entity("task", "fw/t1")["state"] == "TASK_RUNNING"
     assert st.entity("agent", "a1")["allocated"] == {"cpus": 0.5, "mem": 256.0}
     assert list(st.terminal_ids("task")) == []  # left the retention index
 
@@ -86,7 +86,7 @@ def test_reconciliation_updates_never_clobber_data_or_labels() -> None:
                              healthy=True)], cluster="c1")
     apply(st, log.status("t1", "TASK_RUNNING", reason="REASON_RECONCILIATION",
                          source="SOURCE_MASTER"))
-    task = st.entity("task", "t1")
+    task = st.entity("task", "fw/t1")
     assert task["status"]["labels"] == {"k": "v"}
     assert task["status"]["data"] == "ZGF0YQ=="
     assert task["status"]["healthy"] is True
@@ -94,8 +94,8 @@ def test_reconciliation_updates_never_clobber_data_or_labels() -> None:
     assert task["status"]["reason"] == "REASON_RECONCILIATION"
     # a reconciliation that changes the state still keeps them
     apply(st, log.status("t1", "TASK_LOST", reason="REASON_RECONCILIATION", source="SOURCE_MASTER"))
-    assert st.entity("task", "t1")["status"]["labels"] == {"k": "v"}
-    assert st.entity("task", "t1")["state"] == "TASK_LOST"
+    assert st.entity("task", "fw/t1")["status"]["labels"] == {"k": "v"}
+    assert st.entity("task", "fw/t1")["state"] == "TASK_LOST"
 
 
 def test_removed_agent_failure_update_rescind_converge_in_any_order() -> None:
@@ -115,7 +115,7 @@ def test_removed_agent_failure_update_rescind_converge_in_any_order() -> None:
     assert agent["status"] == "removed"
     assert agent["allocated"] == {} and agent["offered"] == {}
     assert results[0]["offer"]["o1"]["status"] == "rescinded"
-    assert results[0]["task"]["t1"]["state"] == "TASK_LOST"
+    assert results[0]["task"]["fw/t1"]["state"] == "TASK_LOST"
 
 
 def test_master_failover_task_readded_is_not_duplicated() -> None:
@@ -133,7 +133,7 @@ def test_master_failover_task_readded_is_not_duplicated() -> None:
     # re-announced in another state: one entity, one transition
     apply(st, log.added("t1", "a1", "TASK_KILLING"))
     assert st.count("task") == 1
-    assert st.entity("task", "t1")["state"] == "TASK_KILLING"
+    assert st.entity("task", "fw/t1")["state"] == "TASK_KILLING"
     assert st.entity("agent", "a1")["allocated"] == {"cpus": 0.5, "mem": 256.0}
     cluster = st.entity("cluster", "c1")
     assert cluster["failover_count"] == 1
@@ -310,7 +310,7 @@ def test_stale_status_after_killing_is_ignored() -> None:
     st, _ = running_task(log, "TASK_KILLING")
     anns = apply(st, log.status("t1", "TASK_STARTING", uuid="late"))
     assert kinds(anns) == ["stale"]
-    assert st.entity("task", "t1")["state"] == "TASK_KILLING"
+    assert st.entity("task", "fw/t1")["state"] == "TASK_KILLING"
 
 
 def test_unknown_task_state_is_kept_and_annotated() -> None:
@@ -318,19 +318,19 @@ def test_unknown_task_state_is_kept_and_annotated() -> None:
     st, _ = running_task(log)
     anns = apply(st, log.status("t1", "TASK_TELEPORTED", uuid="u9"))
     assert kinds(anns) == ["unknown_value"]
-    assert st.entity("task", "t1")["state"] == "TASK_TELEPORTED"
+    assert st.entity("task", "fw/t1")["state"] == "TASK_TELEPORTED"
     assert st.entity("agent", "a1")["allocated"] == {}
 
 
 def test_since_is_the_time_of_entering_the_current_condition() -> None:
     log = Log()
     st, _ = running_task(log)
-    running_since = st.entity("task", "t1")["since"]
+    running_since = st.entity("task", "fw/t1")["since"]
     apply(st, log.status("t1", "TASK_RUNNING", uuid="health", healthy=False))
-    assert st.entity("task", "t1")["since"] == running_since
+    assert st.entity("task", "fw/t1")["since"] == running_since
     fin = log.status("t1", "TASK_FINISHED", uuid="fin")
     apply(st, fin)
-    assert st.entity("task", "t1")["since"] == fin["occurred_at"]
+    assert st.entity("task", "fw/t1")["since"] == fin["occurred_at"]
 
 
 def test_retention_prunes_oldest_terminal_and_reports_removal() -> None:
@@ -342,8 +342,8 @@ def test_retention_prunes_oldest_terminal_and_reports_removal() -> None:
     for i in range(3):
         apply(st, log.status(f"t{i}", "TASK_FINISHED", uuid=f"u{i}"))
     dirty = st.take_dirty()
-    assert ("task", "t0") in dirty and st.entity("task", "t0") is None
-    assert st.entity("task", "t1") is not None and list(st.terminal_ids("task")) == ["t1", "t2"]
+    assert ("task", "fw/t0") in dirty and st.entity("task", "fw/t0") is None
+    assert st.entity("task", "fw/t1") is not None and list(st.terminal_ids("task")) == ["fw/t1", "fw/t2"]
 
 
 def test_retention_by_age_uses_source_time() -> None:
@@ -355,7 +355,7 @@ def test_retention_by_age_uses_source_time() -> None:
     # events 1 ms apart (Log): 2000 more events is 2 s of source time, past the age check
     for i in range(2000):
         apply(st, log.ev("master.error", {"message": f"m{i}"}))
-    assert st.entity("task", "t1") is None
+    assert st.entity("task", "fw/t1") is None
 
 
 def test_take_dirty_reports_changed_created_and_deleted() -> None:
@@ -444,7 +444,7 @@ def test_one_event_dated_far_ahead_does_not_age_out_terminal_entities() -> None:
     apply(st, outlier)
     for i in range(3000):  # 3 s of source time: three age checks
         apply(st, log.ev("master.error", {"message": f"m{i}"}))
-    assert st.entity("task", "t1") is not None
+    assert st.entity("task", "fw/t1") is not None
     assert st.watermark < "2100", st.watermark
     assert st.max_occurred_at.startswith("9999"), "the newest time seen is still reported as it is"
 
@@ -458,4 +458,40 @@ def test_a_majority_of_late_times_moves_the_watermark() -> None:
         ev = log.ev("master.error", {"message": f"m{i}"})
         ev["occurred_at"] = "2024-05-03T00:00:00.000000Z"
         apply(st, ev)
-    assert st.entity("task", "t1") is None
+    assert st.entity("task", "fw/t1") is None
+
+
+def test_a_task_id_is_unique_only_within_its_framework() -> None:
+    # Issue 16: two frameworks launching "t1" are two tasks (the reducer kept one).
+    log = Log()
+    a = log.launched("t1", "a1")
+    b = log.launched("t1", "a1")
+    b["payload"]["task"]["framework_id"] = "other"
+    st, anns = fold([log.agent_added("a1", cpus=8), a, b], cluster="c1")
+    assert {i for i, _ in st.entities("task")} == {"fw/t1", "other/t1"}
+    assert st.entity("agent", "a1")["allocated"] == {"cpus": 1.0, "mem": 512.0}
+    assert st.task_ids("t1") == ["fw/t1", "other/t1"]
+    # an update that names its framework lands on that task
+    up = log.status("t1", "TASK_RUNNING", uuid="u1")
+    up["payload"]["framework_id"] = "other"
+    apply(st, up)
+    assert st.entity("task", "other/t1")["state"] == "TASK_RUNNING"
+    assert st.entity("task", "fw/t1")["state"] == "TASK_STAGING"
+    # one that does not is ambiguous: annotated, nothing changed
+    anns = apply(st, log.status("t1", "TASK_FAILED", uuid="u2"))
+    assert kinds(anns) == ["ambiguous_entity"]
+    assert st.entity("task", "fw/t1")["state"] == "TASK_STAGING"
+
+
+def test_a_task_first_seen_without_its_framework_takes_its_full_id_when_the_framework_is_known() -> None:
+    log = Log()
+    st, anns = fold([log.agent_added("a1"), log.status("t1", "TASK_RUNNING", uuid="u1")], cluster="c1")
+    assert kinds(anns) == ["unknown_entity"] and st.entity("task", "-/t1") is not None
+    st.take_dirty()
+    apply(st, log.launched("t1", "a1"))
+    assert st.entity("task", "-/t1") is None
+    task = st.entity("task", "fw/t1")
+    assert task["framework_id"] == "fw" and task["task_id"] == "t1" and task["state"] == "TASK_RUNNING"
+    assert {("task", "-/t1"), ("task", "fw/t1")} <= st.take_dirty(), "etcd drops the old key, writes the new"
+    again = ClusterState.from_snapshot(st.to_snapshot())
+    assert again.task_ids("t1") == ["fw/t1"]

@@ -64,7 +64,8 @@ def test_history_of_a_pod_follows_its_task_from_offer_to_status(arc: Path) -> No
     types = [e["type"] for e in h["events"]]
     assert types[0] == "offer.offered" or "offer.offered" in types
     assert "task.launched" in types and "pod.scheduled" in types and "task.status_updated" in types
-    assert f"task/{pod['task_id']}" in h["related"]
+    # the pod names k8sm's task id; the task entity is <framework_id>/<task_id> (issue 16)
+    assert any(r.startswith("task/") and r.endswith(f"/{pod['task_id']}") for r in h["related"]), h["related"]
     offs = [e["offset"] for e in h["events"]]
     assert offs == sorted(offs)
 

@@ -6,6 +6,7 @@ import json
 
 from kmevents.contract.enums import TERMINAL_TASK_STATES
 from kmevents.reducer import ClusterState
+from kmevents.reducer.handlers_mesos import task_key
 from kmevents.sources.mesos_operator import OperatorParser, snapshot_v1
 from kmevents.sources.mesos_scheduler import SchedulerParser
 from kmevents.sources.mesos_snapshot import Snapshot
@@ -14,6 +15,7 @@ from tests.unit.sources._helpers import CLUSTER, canonical, fixed_now, folded, l
 
 M = "20150708-150322-16777343-5050-1234"
 T1, T2, T4 = (f"pod.e1f2a3b4-000{i}-11e5-9f2c-42010af00002" for i in (1, 2, 4))
+K8SM = f"{M}-0000"  # the k8sm framework of the samples: task entities are <framework_id>/<task_id>
 MT3 = "webapp.7f3c2b1a-25e4-11e5-a6b4-0242ac110003"
 
 
@@ -26,13 +28,16 @@ def operator_events(parser: OperatorParser, name: str) -> list[dict]:
 
 def assert_fold_matches(st: ClusterState, snap: Snapshot) -> None:
     """The folded state says what the master's own listing says."""
+    def task(tid: str, v: object) -> dict:  # task entities are <framework_id>/<task_id> (issue 16)
+        return st.tasks[task_key(v.task["framework_id"], tid)]  # type: ignore[attr-defined]
+
     live = {tid: v.task["state"] for tid, v in snap.tasks.items()}
-    assert {t: st.tasks[t]["state"] for t in live} == live
+    assert {t: task(t, v)["state"] for t, v in snap.tasks.items()} == live
     for tid, v in snap.tasks.items():
-        assert st.tasks[tid]["agent_id"] == v.task["agent_id"]
-        assert st.tasks[tid]["framework_id"] == v.task["framework_id"]
+        assert task(tid, v)["agent_id"] == v.task["agent_id"]
+        assert task(tid, v)["framework_id"] == v.task["framework_id"]
     for tid, v in snap.completed_tasks.items():
-        assert st.tasks[tid]["state"] == v.task["state"]
+        assert task(tid, v)["state"] == v.task["state"]
     active_agents = {a for a, e in st.agents.items() if e["status"] != "removed"}
     assert active_agents == set(snap.agents)
     for aid, active in snap.agent_active.items():
@@ -42,9 +47,10 @@ def assert_fold_matches(st: ClusterState, snap: Snapshot) -> None:
     assert set(snap.frameworks) <= registered <= set(snap.frameworks) | snap.unregistered_frameworks
     for fid, fw in snap.frameworks.items():
         assert st.frameworks[fid]["failover_timeout"] == fw["failover_timeout"]
-    for tid, e in st.tasks.items():
+    for key, e in st.tasks.items():
+        tid = e["task_id"]
         if tid not in snap.tasks and tid not in snap.completed_tasks:
-            assert e["state"] in TERMINAL_TASK_STATES or e["state"] == "TASK_UNKNOWN", tid
+            assert e["state"] in TERMINAL_TASK_STATES or e["state"] == "TASK_UNKNOWN", key
 
 
 def test_operator_stream_maps_every_event_type() -> None:
@@ -81,7 +87,7 @@ def test_operator_stream_folds_to_the_later_get_state() -> None:
     st = folded(operator_events(p, "mesos/operator_subscribe.recordio"))
     later = snapshot_v1(load("mesos/operator_get_state.json")["get_state"])
     assert_fold_matches(st, later)
-    assert st.tasks[T2]["state"] == "TASK_FINISHED"
+    assert st.tasks[task_key(K8SM, T2)]["state"] == "TASK_FINISHED"
     assert st.agents[f"{M}-S2"]["status"] == "removed"
 
 
@@ -107,7 +113,7 @@ def test_resubscription_diffs_against_what_was_seen_and_reports_vanished_tasks()
     st = folded(first + second)
     snap = snapshot_v1(json.loads(records("mesos/operator_resubscribe.recordio")[0])["subscribed"]["get_state"])
     assert_fold_matches(st, snap)
-    assert st.tasks[T1]["state"] == "TASK_UNKNOWN"  # kept, not dropped
+    assert st.tasks[task_key(K8SM, T1)]["state"] == "TASK_UNKNOWN"  # kept, not dropped
 
 
 def test_an_identical_resubscription_changes_nothing() -> None:
