@@ -53,8 +53,8 @@ def _link(st: ClusterState, key: Key, rel: Related) -> None:
         if v.get("uid"):
             rel.correlation.add(str(v["uid"]))
         if v.get("task_id"):  # k8sm's task id; the task entity's id carries its framework too
-            for key in st.task_ids(str(v["task_id"])):
-                rel.keys.add(("task", key))
+            for task in st.task_ids(str(v["task_id"])):
+                rel.keys.add(("task", task))
             rel.correlation.add(str(v["task_id"]))
     if kind == "task":
         if v.get("pod"):
