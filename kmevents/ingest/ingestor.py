@@ -152,15 +152,15 @@ class Ingestor:
         self.clock = clock
         self._horizon: Horizon | None = None
         self.in_flight = 0
-        self._producer: Any = None
+        self._producer: kafka_adapter.Producer | None = None
         self._map: PartitionMap | None = None
 
     async def start(self) -> None:
         await kafka_adapter.ensure_topics(self.settings.kafka)
-        self._producer = kafka_adapter.producer(self.settings.kafka, linger_ms=5,
-                                                max_batch_size=512 * 1024, request_timeout_ms=30_000)
-        await self._producer.start()
-        parts = await self._producer.partitions_for(self.settings.kafka.events_topic)
+        producer = self._producer = kafka_adapter.producer(self.settings.kafka, linger_ms=5,
+                                                           max_batch_size=512 * 1024, request_timeout_ms=30_000)
+        await producer.start()
+        parts = await producer.partitions_for(self.settings.kafka.events_topic)
         self._map = PartitionMap(self.settings, len(parts))
         await self._map.start()
 
