@@ -16,12 +16,10 @@ own events ("not written, retry it"); the others are unaffected.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kmevents.adapters.kafka import BatchBuilder, BatchProducer, KafkaError, RecordMetadata
-
-if TYPE_CHECKING:
-    from kmevents.ingest.ingestor import Result
+from kmevents.ingest.result import Result
 
 _REFUSED = "Kafka refused the event: {exc}; it was not written, retry it"
 
