@@ -1,4 +1,5 @@
-"""The Kafka adapter's public face: its curated API, and its protocols against aiokafka itself."""
+"""The adapters' public faces: the Kafka package's curated API, its protocols against aiokafka
+itself, and what every Faust app is built with."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from aiokafka.producer.message_accumulator import BatchBuilder as AiokafkaBatchB
 from aiokafka.structs import ConsumerRecord as AiokafkaConsumerRecord
 from aiokafka.structs import RecordMetadata as AiokafkaRecordMetadata
 
+from kmevents.adapters import faust as faust_adapter
 from kmevents.adapters import kafka as kafka_adapter
+from kmevents.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,3 +91,17 @@ def test_the_rebalance_listener_is_what_aiokafka_subscribes() -> None:
         pass
 
     assert isinstance(Listener(), aiokafka.ConsumerRebalanceListener)  # no abstract method left
+
+
+def test_a_faust_app_serves_on_loopback_only_and_gets_its_data_directory_with_parents(tmp_path: Path) -> None:
+    datadir = tmp_path / "not-yet" / "faust"
+    app = faust_adapter.make_app("kmevents-test", KafkaSettings(bootstrap="127.0.0.1:1,127.0.0.1:2"),
+                                 datadir=datadir, web_port=7001, default_web_port=6066, topic_partitions=3)
+    assert datadir.is_dir()
+    assert app.conf.web_bind == "127.0.0.1" and app.conf.web_host == "127.0.0.1"
+    assert app.conf.web_enabled and app.conf.web_port == 7001
+    assert [str(u) for u in app.conf.broker] == ["kafka://127.0.0.1:1", "kafka://127.0.0.1:2"]
+    assert app.conf.topic_partitions == 3
+    off = faust_adapter.make_app("kmevents-test-off", KafkaSettings(), datadir=datadir, web_port=0,
+                                 default_web_port=6066)
+    assert not off.conf.web_enabled
