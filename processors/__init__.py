@@ -4,6 +4,6 @@
     checkpoint.py  the per-partition checkpoint (offset, chain heads, reducer version)
     derive.py      PartitionDeriver: fold + exactly-once commits for one partition
     worker.py      DeriveWorker: the aiokafka consumer loop, rebalances, DLQ, snapshots
-    faust_app.py   the Faust app hosting the worker as a service (web on 127.0.0.1)
-    metrics.py     Prometheus metrics of a worker
+    faust_app.py   the Faust app hosting the worker (on kmevents.adapters.faust; web on 127.0.0.1)
+    metrics.py     Prometheus metrics and health of a worker
 """

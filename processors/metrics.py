@@ -15,21 +15,25 @@ Both bodies are the same JSON document (:func:`health`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:
+    from kmevents.processors.worker import DeriveWorker
 
 
 class WorkerCollector:
     """Reads the worker's counters at scrape time (no double bookkeeping)."""
 
-    def __init__(self, worker: Any) -> None:
+    def __init__(self, worker: DeriveWorker) -> None:
         self.worker = worker
 
-    def collect(self) -> Any:
+    def collect(self) -> Iterator[Metric]:
         s = self.worker.stats
         for name, value, doc in (
             ("kmevents_worker_events_total", s.events, "events folded into etcd"),
@@ -51,17 +55,17 @@ class WorkerCollector:
         yield owned
 
 
-def registry_for(worker: Any) -> CollectorRegistry:
+def registry_for(worker: DeriveWorker) -> CollectorRegistry:
     reg = CollectorRegistry()
-    reg.register(WorkerCollector(worker))  # type: ignore[arg-type]
+    reg.register(WorkerCollector(worker))
     return reg
 
 
-def render(worker: Any) -> bytes:
+def render(worker: DeriveWorker) -> bytes:
     return generate_latest(registry_for(worker))
 
 
-def health(worker: Any) -> tuple[dict[str, Any], bool, bool]:
+def health(worker: DeriveWorker) -> tuple[dict[str, Any], bool, bool]:
     """``(document, alive, ready)`` of the worker (see the module docstring)."""
     alive = worker.failure is None and worker.running
     parts = sorted(worker.derivers)
@@ -80,7 +84,7 @@ def health(worker: Any) -> tuple[dict[str, Any], bool, bool]:
     return doc, alive, ready
 
 
-def serve(worker: Any, port: int) -> ThreadingHTTPServer:
+def serve(worker: DeriveWorker, port: int) -> ThreadingHTTPServer:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on 127.0.0.1:port in a thread (the plain engine).
 
     Returns the server; ``shutdown()`` stops it."""

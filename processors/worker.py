@@ -25,12 +25,12 @@ import os
 import time
 import uuid
 from collections import Counter
-from typing import Any
 
-from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS, PartitionDeriver
+from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS, BatchOutcome, PartitionDeriver
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
+from kmevents.adapters.kafka import ConsumerRecord, TopicPartition
 from kmevents.errors import FencedError
 from kmevents.reducer import ClusterState, Retention
 from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
@@ -64,15 +64,15 @@ class WorkerStats:
         self.started = time.monotonic()
 
 
-class _Listener(kafka_adapter.ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(kafka_adapter.ConsumerRebalanceListener):
     def __init__(self, worker: DeriveWorker) -> None:
         self.worker = worker
 
-    async def on_partitions_revoked(self, revoked: Any) -> None:
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self.worker.derivers.pop(tp.partition, None)
 
-    async def on_partitions_assigned(self, assigned: Any) -> None:
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Exceptions here are only logged by aiokafka: catch and stop the worker ourselves.
         try:
             for tp in assigned:
@@ -112,8 +112,8 @@ class DeriveWorker:
         #: True while ``run()`` loops (liveness); partitions being restored (readiness)
         self.running = False
         self.restoring: set[int] = set()
-        self._consumer: Any = None
-        self._producer: Any = None
+        self._consumer: kafka_adapter.GroupConsumer | None = None
+        self._producer: kafka_adapter.Producer | None = None
         self._etcd: etcd_adapter.EtcdClient | None = None
         self._pins: PartitionMap | None = None
         self._snapshots: SnapshotWriter | None = None
@@ -132,17 +132,17 @@ class DeriveWorker:
         await self._etcd.connect()
         self._pins = PartitionMap(self.settings, 0, client=self._etcd)
         await self._fit_txn_ops()
-        self._producer = kafka_adapter.producer(k, max_request_size=k.snapshot_max_message_bytes)
-        await self._producer.start()
-        self._snapshots = SnapshotWriter(self.settings, self._producer, self._etcd)
-        self._consumer = kafka_adapter.consumer(
+        producer = self._producer = kafka_adapter.producer(k, max_request_size=k.snapshot_max_message_bytes)
+        await producer.start()
+        self._snapshots = SnapshotWriter(self.settings, producer, self._etcd)
+        consumer = self._consumer = kafka_adapter.consumer(
             k, group_id=self.group_id, max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024, session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(1000, self.session_timeout_ms // 4), max_poll_interval_ms=600_000,
             **({"group_instance_id": self.instance_id} if self.instance_id else {}),
         )
-        self._consumer.subscribe([k.events_topic], listener=_Listener(self))
-        await self._consumer.start()
+        consumer.subscribe([k.events_topic], listener=_Listener(self))
+        await consumer.start()
 
     async def _fit_txn_ops(self) -> None:
         """Size transactions to what this etcd accepts: an etcd still at its default
@@ -177,8 +177,18 @@ class DeriveWorker:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def _group_consumer(self) -> kafka_adapter.GroupConsumer:
+        if self._consumer is None:
+            raise RuntimeError("the worker's consumer is not running: start() it (or it was stopped)")
+        return self._consumer
+
+    def _started_producer(self) -> kafka_adapter.Producer:
+        if self._producer is None:
+            raise RuntimeError("the worker's producer is not running: start() it (or it was stopped)")
+        return self._producer
+
     # -- partitions ----------------------------------------------------------
-    async def take_partition(self, tp: Any) -> None:
+    async def take_partition(self, tp: TopicPartition) -> None:
         """Load checkpoint (and state) from etcd + snapshots + log, then seek after the checkpoint."""
         assert self._etcd is not None
         d = PartitionDeriver(self.settings, self._etcd, tp.partition, worker_id=self.worker_id,
@@ -190,7 +200,7 @@ class DeriveWorker:
         finally:
             self.restoring.discard(tp.partition)
 
-    async def _take(self, d: PartitionDeriver, tp: Any) -> None:
+    async def _take(self, d: PartitionDeriver, tp: TopicPartition) -> None:
         ckpt = await d.load_checkpoint()
         await d.load_generations()
         if d.pins is not None:
@@ -208,7 +218,7 @@ class DeriveWorker:
                     await asyncio.sleep(0)
             d.end_restore()
         self.derivers[tp.partition] = d
-        self._consumer.seek(tp, ckpt.offset + 1)
+        self._group_consumer().seek(tp, ckpt.offset + 1)
         log.info("partition taken", extra={"partition": tp.partition, "checkpoint": ckpt.offset,
                                            "worker": self.worker_id})
 
@@ -252,7 +262,7 @@ class DeriveWorker:
     async def _loop(self) -> None:
         while not self.stop_requested.is_set():
             before = dict(self.derivers)
-            batch = await self._consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            batch = await self._group_consumer().getmany(timeout_ms=200, max_records=self.max_records)
             if self.failure is not None:
                 raise self.failure
             for tp in list(batch):
@@ -263,14 +273,14 @@ class DeriveWorker:
                     # again from right after what the deriver holds.
                     del batch[tp]
                     if d is not None:
-                        self._consumer.seek(tp, d.folded_offset + 1)
+                        self._group_consumer().seek(tp, d.folded_offset + 1)
             # Partitions are independent (own checkpoint, own transactions): their etcd
             # round trips overlap.
             await asyncio.gather(*(self._process_partition(tp, records) for tp, records in batch.items()))
             await self._timed_snapshots()
             self._update_lag()
 
-    async def _process_partition(self, tp: Any, records: list[Any]) -> None:
+    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         d = self.derivers.get(tp.partition)
         if d is None:
             return
@@ -282,7 +292,7 @@ class DeriveWorker:
             if self.derivers.get(tp.partition) is not d:
                 return  # a newer deriver took the partition while this one wrote: it stays
             del self.derivers[tp.partition]
-            self._consumer.pause(tp)
+            self._group_consumer().pause(tp)
             # The write is never retried. If Kafka still assigns us the partition after
             # a pause (a repair fenced us, or the other owner went away), take it anew:
             # reload checkpoint and state from etcd, so nothing is applied twice.
@@ -295,25 +305,25 @@ class DeriveWorker:
         self.stats.transactions += out.transactions
         self.stats.batch_sizes[len(records)] += 1
         try:
-            await self._consumer.commit({tp: d.checkpoint.offset + 1})
+            await self._group_consumer().commit({tp: d.checkpoint.offset + 1})
         except Exception:  # noqa: BLE001 - informational only (lag display)
             log.debug("offset commit failed", exc_info=True)
 
-    async def _retake(self, tp: Any) -> None:
+    async def _retake(self, tp: TopicPartition) -> None:
         if self._consumer is None or self.stop_requested.is_set() or tp.partition in self.derivers:
             return
         if tp not in self._consumer.assignment():
             return
         try:
             await self.take_partition(tp)
-            self._consumer.resume(tp)
+            self._group_consumer().resume(tp)
         except Exception:  # noqa: BLE001 - the next rebalance will try again
             log.exception("re-taking a fenced partition failed", extra={"partition": tp.partition})
 
-    async def _side_outputs(self, d: PartitionDeriver, out: Any) -> None:
+    async def _side_outputs(self, d: PartitionDeriver, out: BatchOutcome) -> None:
         k = self.settings.kafka
         for dl in out.dead_letters:
-            await self._producer.send_and_wait(k.deadletter_topic, dl.to_bytes(k.events_topic), key=dl.dlq_key)
+            await self._started_producer().send_and_wait(k.deadletter_topic, dl.to_bytes(k.events_topic), key=dl.dlq_key)
             self.stats.dead_letters += 1
             log.warning("dead letter", extra={"partition": dl.partition, "offset": dl.offset, "error": dl.error})
         for cluster in out.snapshots_due:

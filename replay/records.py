@@ -11,8 +11,14 @@ continues unchanged (DESIGN.md rule 6).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from kmevents.adapters.kafka import ConsumerRecord
+
+#: The header ``kmevents archive import`` puts on each record it writes: the record's
+#: ``<partition>:<offset>:<timestamp>`` in the log it was exported from, so readers
+#: see (and dedupe by) the original offset. Its one definition.
 ORIGIN_HEADER = "kmevents-origin"
 
 
@@ -39,10 +45,19 @@ def origin_header(partition: int, offset: int, timestamp: int) -> tuple[str, byt
     return ORIGIN_HEADER, f"{partition}:{offset}:{timestamp}".encode()
 
 
-def from_kafka(rec: Any) -> LogRecord:
-    """A LogRecord of an aiokafka ConsumerRecord, honouring an import's origin header."""
+def origin_of(rec: ConsumerRecord) -> tuple[int, int, int] | None:
+    """``(partition, offset, timestamp)`` of ``rec`` in the log it was exported from; None when
+    it was never imported (no :data:`ORIGIN_HEADER`)."""
     for name, val in rec.headers or ():
         if name == ORIGIN_HEADER:
-            _p, o, t = val.decode().split(":")
-            return LogRecord(int(o), int(t), rec.key, rec.value)
+            p, o, t = val.decode().split(":")
+            return int(p), int(o), int(t)
+    return None
+
+
+def from_kafka(rec: ConsumerRecord) -> LogRecord:
+    """A LogRecord of a consumed record, honouring an import's origin header."""
+    found = origin_of(rec)
+    if found is not None:
+        return LogRecord(found[1], found[2], rec.key, rec.value)
     return LogRecord(rec.offset, rec.timestamp, rec.key, rec.value)

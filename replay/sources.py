@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kmevents.replay import archive
-from kmevents.replay.records import ORIGIN_HEADER, LogRecord, from_kafka
+from kmevents.replay.records import LogRecord, from_kafka, origin_of
 
 from kmevents import chain
 from kmevents.errors import UsageError
@@ -150,10 +150,10 @@ class KafkaSource(Source):
             self._imported = False
             if nxt > first:
                 async for batch in self._range(first, first):
-                    for name, val in batch[0].headers or ():
-                        if name == ORIGIN_HEADER:
-                            self._imported = True
-                            self.partition = int(val.decode().split(":")[0])
+                    found = origin_of(batch[0])
+                    if found is not None:
+                        self._imported = True
+                        self.partition = found[0]
             self.origin = (first, self._imported, self.partition)
         return self._imported
 
@@ -203,7 +203,7 @@ class KafkaSource(Source):
         if await self.imported():
             return await super().offset_for_time(ms)
         if self.reader is not None:
-            return await self.reader.offset_for_time(ms)  # type: ignore[no-any-return]
+            return await self.reader.offset_for_time(ms)
         from kmevents.adapters import kafka as kafka_adapter
 
         return await kafka_adapter.offset_for_time(self.k, self.topic, self.read_partition, ms)

@@ -68,7 +68,7 @@ class EtcdClient(aetcd.Client):
         )
         self._settings = settings
 
-    async def connect(self) -> None:  # type: ignore[override]
+    async def connect(self) -> None:
         s = self._settings
         if s.ca_cert is None or self._connected.is_set():
             await super().connect()
@@ -79,13 +79,13 @@ class EtcdClient(aetcd.Client):
             certificate_chain=s.cert_cert.read_bytes() if s.cert_cert else None,
         )
         original = rpc.insecure_channel
-        rpc.insecure_channel = lambda target, options=None: grpc.aio.secure_channel(  # type: ignore[assignment]
+        rpc.insecure_channel = lambda target, options=None: grpc.aio.secure_channel(
             target, creds, options=options
         )
         try:
             await super().connect()
         finally:
-            rpc.insecure_channel = original  # type: ignore[assignment]
+            rpc.insecure_channel = original
 
 
 def client(settings: EtcdSettings) -> EtcdClient:

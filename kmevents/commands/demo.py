@@ -105,7 +105,7 @@ async def round_trip(settings: Settings, n: int) -> dict[str, object]:
         await prod.stop()
     cons = kafka_adapter.consumer(settings.kafka, topic)
     await cons.start()
-    got: list[bytes] = []
+    got: list[bytes | None] = []
     try:
         while len(got) < n:
             batch = await cons.getmany(timeout_ms=10_000)

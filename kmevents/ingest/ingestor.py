@@ -35,7 +35,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kmevents.adapters import kafka as kafka_adapter
@@ -44,6 +44,7 @@ from kmevents.contract.errors import NO_FIELD
 from kmevents.contract.times import MAX_EPOCH_MICROS, from_micros, micros_of
 from kmevents.ingest.outbox import Outbox
 from kmevents.ingest.redact import Redactor
+from kmevents.ingest.result import Result
 from kmevents.settings import Settings
 from kmevents.store.partition_map import PartitionMap
 
@@ -55,29 +56,6 @@ SKEW_SETTING = "KMEVENTS_INGEST__MAX_FUTURE_SKEW_SECONDS"
 #: producer's replies and next request, each one step of the loop, then wait
 #: at most that long, so Kafka works while the rest is validated.
 YIELD_EVERY = 64
-
-
-@dataclass
-class Result:
-    """What happened to one submitted event."""
-
-    index: int
-    ok: bool
-    event_id: str | None = None
-    cluster: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    redacted: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index, "ok": self.ok, "event_id": self.event_id, "cluster": self.cluster,
-            "partition": self.partition, "offset": self.offset,
-            "errors": [{"field": f, "reason": r} for f, r in self.errors],
-            "warnings": self.warnings, "redacted": self.redacted,
-        }
 
 
 def _span(seconds: float) -> str:
@@ -152,15 +130,15 @@ class Ingestor:
         self.clock = clock
         self._horizon: Horizon | None = None
         self.in_flight = 0
-        self._producer: Any = None
+        self._producer: kafka_adapter.Producer | None = None
         self._map: PartitionMap | None = None
 
     async def start(self) -> None:
         await kafka_adapter.ensure_topics(self.settings.kafka)
-        self._producer = kafka_adapter.producer(self.settings.kafka, linger_ms=5,
-                                                max_batch_size=512 * 1024, request_timeout_ms=30_000)
-        await self._producer.start()
-        parts = await self._producer.partitions_for(self.settings.kafka.events_topic)
+        producer = self._producer = kafka_adapter.producer(self.settings.kafka, linger_ms=5,
+                                                           max_batch_size=512 * 1024, request_timeout_ms=30_000)
+        await producer.start()
+        parts = await producer.partitions_for(self.settings.kafka.events_topic)
         self._map = PartitionMap(self.settings, len(parts))
         await self._map.start()
 

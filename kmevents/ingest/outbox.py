@@ -16,12 +16,10 @@ own events ("not written, retry it"); the others are unaffected.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kmevents.adapters.kafka import KafkaError
-
-if TYPE_CHECKING:
-    from kmevents.ingest.ingestor import Result
+from kmevents.adapters.kafka import BatchBuilder, BatchProducer, KafkaError, RecordMetadata
+from kmevents.ingest.result import Result
 
 _REFUSED = "Kafka refused the event: {exc}; it was not written, retry it"
 
@@ -34,12 +32,12 @@ def _observed(task: asyncio.Task[Any]) -> None:
 class Outbox:
     """Collects accepted events into record batches and delivers them (``add`` then ``finish``)."""
 
-    def __init__(self, producer: Any, topic: str) -> None:
+    def __init__(self, producer: BatchProducer, topic: str) -> None:
         self._producer = producer
         self._topic = topic
-        self._open: dict[int, tuple[Any, list[Result]]] = {}
-        self._last: dict[int, asyncio.Task[Any]] = {}
-        self._handed: list[tuple[list[Result], asyncio.Task[Any]]] = []
+        self._open: dict[int, tuple[BatchBuilder, list[Result]]] = {}
+        self._last: dict[int, asyncio.Task[asyncio.Future[RecordMetadata]]] = {}
+        self._handed: list[tuple[list[Result], asyncio.Task[asyncio.Future[RecordMetadata]]]] = []
 
     def add(self, part: int, key: bytes, value: bytes, res: Result) -> None:
         """Append one event to its partition's batch, handing the batch over first when it is full.
@@ -58,8 +56,8 @@ class Outbox:
         else:
             res.errors = [("-", "event does not fit one Kafka record batch")]
 
-    def _new(self, part: int) -> tuple[Any, list[Result]]:
-        entry: tuple[Any, list[Result]] = (self._producer.create_batch(), [])
+    def _new(self, part: int) -> tuple[BatchBuilder, list[Result]]:
+        entry: tuple[BatchBuilder, list[Result]] = (self._producer.create_batch(), [])
         self._open[part] = entry
         return entry
 
@@ -71,7 +69,8 @@ class Outbox:
         self._last[part] = task
         self._handed.append((members, task))
 
-    async def _enqueue(self, previous: asyncio.Task[Any] | None, batch: Any, part: int) -> Any:
+    async def _enqueue(self, previous: asyncio.Task[asyncio.Future[RecordMetadata]] | None, batch: BatchBuilder,
+                       part: int) -> asyncio.Future[RecordMetadata]:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])  # its failure is its own events'
         return await self._producer.send_batch(batch, self._topic, partition=part)

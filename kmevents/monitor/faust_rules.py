@@ -1,4 +1,4 @@
-"""The monitoring rules as Faust agents (the one module of kmevents.monitor that imports Faust).
+"""The monitoring rules as Faust agents (Faust itself is behind ``kmevents.adapters.faust``).
 
 Thin wiring only: the rule logic is ``rules.py`` and the per-cluster state is
 ``consumer.ClusterMonitor``. The app has
@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
-import faust
 import orjson
 
+from kmevents.adapters import faust as faust_adapter
 from kmevents.monitor.consumer import ClusterMonitor, bootstrap, pipeline_status
 from kmevents.monitor.sinks import Sink
 from kmevents.settings import Settings
@@ -36,14 +35,14 @@ class _Rec:
 
     __slots__ = ("offset", "timestamp", "key", "value")
 
-    def __init__(self, message: Any) -> None:
+    def __init__(self, message: faust_adapter.Message) -> None:
         self.offset = message.offset
         self.timestamp = int(message.timestamp * 1000) if isinstance(message.timestamp, float) else message.timestamp
         self.key = message.key
         self.value = message.value
 
 
-def occurred_seconds(event: Any) -> float:
+def occurred_seconds(event: faust_adapter.Event) -> float:
     """Source time of a Faust event (``occurred_at``), in epoch seconds; the log time if it has none."""
     try:
         occ = orjson.loads(event.value).get("occurred_at")
@@ -58,20 +57,16 @@ def app_id(events_topic: str) -> str:
 
 
 def make_app(settings: Settings, clusters: list[str], sinks: list[Sink], *, web_port: int = 0,
-             interval: float = 2.0, partitions: int | None = None) -> tuple[faust.App, dict[str, ClusterMonitor]]:
+             interval: float = 2.0, partitions: int | None = None
+             ) -> tuple[faust_adapter.App, dict[str, ClusterMonitor]]:
     """The app; ``partitions`` is the events topic's real partition count (Faust
     refuses a windowed table whose changelog is partitioned differently)."""
     m = settings.monitor
     partitions = partitions or settings.kafka.partitions
-    app = faust.App(
-        app_id(settings.kafka.events_topic),
-        broker=[f"kafka://{h}" for h in settings.kafka.bootstrap.split(",")],
-        web_enabled=web_port > 0, web_bind="127.0.0.1", web_port=web_port or 6067, web_host="127.0.0.1",
-        topic_disable_leader=True, autodiscover=False, store="memory://", producer_acks=-1,
-        datadir=str(settings.stack.home.parent / "faust-monitor"), consumer_auto_offset_reset="latest",
-        topic_partitions=partitions,
-    )
-    events = app.topic(settings.kafka.events_topic, value_serializer="raw", key_serializer="raw")
+    app = faust_adapter.make_app(app_id(settings.kafka.events_topic), settings.kafka,
+                                 datadir=settings.stack.home.parent / "faust-monitor",
+                                 web_port=web_port, default_web_port=6067, topic_partitions=partitions)
+    events = faust_adapter.raw_topic(app, settings.kafka.events_topic)
     step = max(1.0, m.window_seconds / 6)
     event_rates = (app.Table("kmevents-monitor-rates", default=int, partitions=partitions)
                    .hopping(m.window_seconds, step, expires=m.window_seconds * 3)
@@ -79,7 +74,7 @@ def make_app(settings: Settings, clusters: list[str], sinks: list[Sink], *, web_
     monitors: dict[str, ClusterMonitor] = {}
 
     @app.agent(events)
-    async def watch(stream: Any) -> None:
+    async def watch(stream: faust_adapter.Stream) -> None:
         async for event in stream.events():
             cluster = (event.key or b"").decode(errors="replace")
             mon = monitors.get(cluster)
@@ -105,7 +100,7 @@ def make_app(settings: Settings, clusters: list[str], sinks: list[Sink], *, web_
             monitors[c] = await bootstrap(settings, c)
             log.info("monitoring %s from offset %s", c, monitors[c].offset)
 
-    app.conf.monitors = monitors  # type: ignore[attr-defined]
+    app.conf.monitors = monitors
     return app, monitors
 
 
@@ -127,6 +122,4 @@ def run_worker(settings: Settings, clusters: list[str], *, web_port: int = 0, js
 
     ends = asyncio.run(kafka_adapter.end_offsets(settings.kafka, settings.kafka.events_topic))
     app, _ = make_app(settings, clusters, sinks, web_port=web_port, partitions=len(ends) or None)
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
-    worker.execute_from_commandline()
-    return 0
+    return faust_adapter.run(app)

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
 
 from kmevents.monitor.rules import Alert
 from kmevents.settings import Settings
+
+if TYPE_CHECKING:  # the Kafka client is imported when the sink starts
+    from kmevents.adapters.kafka import Producer
 
 log = logging.getLogger("kmevents.monitor.sinks")
 
@@ -64,7 +67,7 @@ class AlertsTopic:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._p: Any = None
+        self._p: Producer | None = None
         self.sent = 0
 
     async def start(self) -> None:
@@ -80,6 +83,7 @@ class AlertsTopic:
             d = a.as_dict(now_ms, self.settings.monitor.runbook_base)
             d["decided_at"] = _now_iso(now_ms)
             d["position"] = position
+            assert self._p is not None  # started above
             await self._p.send_and_wait(self.settings.kafka.alerts_topic, orjson.dumps(d),
                                         key=f"{a.fingerprint}|{a.status}|{position.get('offset')}".encode())
             self.sent += 1

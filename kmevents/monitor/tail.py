@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.settings import KafkaSettings
@@ -33,31 +32,31 @@ class PartitionTail:
         self.start_offset = start
         self.poll_ms = poll_ms
         self.max_records = max_records
-        self._c: Any = None
+        self._c: kafka_adapter.Consumer | None = None
         self.started_at: int | None = None
 
     async def start(self) -> None:
-        self._c = kafka_adapter.consumer(self.k, group_id=None)
+        c = self._c = kafka_adapter.consumer(self.k, group_id=None)
         try:
-            await self._start()
+            await self._start(c)
         except BaseException:
             await self.stop()
             raise
 
-    async def _start(self) -> None:
-        await self._c.start()
-        self._c.assign([self.tp])
+    async def _start(self, c: kafka_adapter.Consumer) -> None:
+        await c.start()
+        c.assign([self.tp])
         if self.start_offset is None:
-            await self._c.seek_to_end(self.tp)
-            self.started_at = await self._c.position(self.tp)
+            await c.seek_to_end(self.tp)
+            self.started_at = await c.position(self.tp)
         else:
-            first = (await self._c.beginning_offsets([self.tp]))[self.tp]
-            end = (await self._c.end_offsets([self.tp]))[self.tp]
+            first = (await c.beginning_offsets([self.tp]))[self.tp]
+            end = (await c.end_offsets([self.tp]))[self.tp]
             # Past the end (a Last-Event-ID of another log, a typo) begins at the end: the
             # consumer would take a position beyond the end as out of range and reset it to
             # the log's start, replaying everything.
             self.started_at = min(max(first, self.start_offset), end)
-            self._c.seek(self.tp, self.started_at)
+            c.seek(self.tp, self.started_at)
 
     async def stop(self) -> None:
         if self._c is not None:
@@ -72,12 +71,17 @@ class PartitionTail:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def poll(self) -> list[Any]:
-        """One fetch (possibly empty after ``poll_ms``): aiokafka ConsumerRecords in offset order."""
-        got = await self._c.getmany(self.tp, timeout_ms=self.poll_ms, max_records=self.max_records)
+    def _started(self) -> kafka_adapter.Consumer:
+        if self._c is None:
+            raise RuntimeError("the tail is not started: start() it or use `async with`")
+        return self._c
+
+    async def poll(self) -> list[kafka_adapter.ConsumerRecord]:
+        """One fetch (possibly empty after ``poll_ms``): the records in offset order."""
+        got = await self._started().getmany(self.tp, timeout_ms=self.poll_ms, max_records=self.max_records)
         return list(got.get(self.tp, []))
 
-    async def batches(self) -> AsyncIterator[list[Any]]:
+    async def batches(self) -> AsyncIterator[list[kafka_adapter.ConsumerRecord]]:
         while True:
             yield await self.poll()
 
@@ -85,4 +89,4 @@ class PartitionTail:
         return self._c.highwater(self.tp) if self._c is not None else None
 
     async def position(self) -> int:
-        return int(await self._c.position(self.tp))
+        return int(await self._started().position(self.tp))

@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import TopicPartition
 from kmevents.processors.worker import DeriveWorker
 from kmevents.replay.verify import verify
 
@@ -205,7 +204,7 @@ async def test_a_restore_whose_read_comes_back_short_is_refused_not_folded_on(is
     await w.start()
     try:
         with pytest.raises(EnvironmentProblem, match="ended at"):
-            await w.take_partition(TopicPartition(isolated.kafka.events_topic, part))
+            await w.take_partition(kafka_adapter.TopicPartition(isolated.kafka.events_topic, part))
         assert part not in w.derivers
     finally:
         await w.stop()

@@ -1,0 +1,214 @@
+"""Reading a partition by offsets, outside any consumer group (replay, restore, the API).
+
+One-off reads go through a :class:`PartitionReader` made for the read and
+closed after it, so the range-reading loop exists once
+(:meth:`PartitionReader.batches`). Nothing here commits an offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer
+
+from kmevents.adapters.kafka.clients import Consumer, ConsumerRecord, TopicPartition, client_options
+from kmevents.errors import EnvironmentProblem, UsageError
+from kmevents.settings import KafkaSettings
+
+
+async def read_range(k: KafkaSettings, topic: str, partition: int, start: int, end: int,
+                     *, max_bytes: int = 32 * 1024 * 1024) -> list[ConsumerRecord]:
+    """Records of one partition with ``start <= offset <= end`` (no group, no commits)."""
+    if end < start:
+        return []
+    return [r async for batch in iter_range(k, topic, partition, start, end, max_bytes=max_bytes, batch=50_000)
+            for r in batch]
+
+
+async def end_offsets(k: KafkaSettings, topic: str) -> dict[int, int]:
+    """Each partition's next offset to be written (its high watermark)."""
+    c = AIOKafkaConsumer(topic, **client_options(k), enable_auto_commit=False, group_id=None)
+    try:
+        await c.start()  # subscribing fetches the topic's metadata (stopped also when this fails)
+        parts = c.partitions_for_topic(topic)
+        if not parts:
+            return {}
+        ends = await c.end_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await c.stop()
+
+
+async def iter_range(k: KafkaSettings, topic: str, partition: int, start: int, end: int | None = None,
+                     *, max_bytes: int = 16 * 1024 * 1024, batch: int = 20_000
+                     ) -> AsyncIterator[list[ConsumerRecord]]:
+    """Batches (lists) of one partition's records with ``start <= offset <= end``, streaming.
+
+    ``end=None`` means "up to the high watermark when the read started". Memory
+    stays at one fetch; no group, no commits. An async generator.
+    """
+    reader = PartitionReader(k, topic, partition, max_bytes=max_bytes)
+    try:
+        async for recs in reader.batches(start, end, batch=batch):
+            yield recs
+    finally:
+        await reader.close()
+
+
+async def partition_bounds(k: KafkaSettings, topic: str, partition: int) -> tuple[int, int]:
+    """``(first offset still stored, next offset to be written)`` of one partition."""
+    reader = PartitionReader(k, topic, partition)
+    try:
+        return await reader.bounds()
+    finally:
+        await reader.close()
+
+
+async def offset_for_time(k: KafkaSettings, topic: str, partition: int, ms: int) -> int | None:
+    """The first offset whose timestamp (log-append time) is ``>= ms``; None if there is none."""
+    reader = PartitionReader(k, topic, partition)
+    try:
+        return await reader.offset_for_time(ms)
+    finally:
+        await reader.close()
+
+
+class PartitionReader:
+    """One consumer kept open to read one partition again and again (assign, seek, fetch).
+
+    A long-lived reader (the API's point-in-time reads) uses it instead of a
+    new consumer per read (~50-500 ms each: connect, metadata, offsets).
+    Reads may interleave: each fetch seeks to where its own read is when the
+    consumer stands elsewhere. During a read the consumer prefetches the next
+    records; after it the partition is paused.
+    """
+
+    #: How long a read waits for records the log holds before it fails.
+    stall_seconds = 60.0
+
+    def __init__(self, k: KafkaSettings, topic: str, partition: int, *, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.k = k
+        self.tp = TopicPartition(topic, partition)
+        self.max_bytes = max_bytes
+        self._c: Consumer | None = None
+        self._lock = asyncio.Lock()
+        self._starting = asyncio.Lock()
+        self._at: int | None = None  # the consumer's position after our last fetch
+        self.consumers_started = 0
+
+    async def _consumer(self) -> Consumer:
+        if self._c is None:
+            async with self._starting:
+                if self._c is None:
+                    # auto_offset_reset "none": a seek below the log start (records deleted since the
+                    # bounds were read) fails the read instead of jumping silently to the end
+                    c = AIOKafkaConsumer(**client_options(self.k), enable_auto_commit=False, group_id=None,
+                                         auto_offset_reset="none",
+                                         max_partition_fetch_bytes=self.max_bytes, fetch_max_bytes=self.max_bytes)
+                    await c.start()
+                    try:
+                        # Asked for by name, a missing topic would be created by a broker that
+                        # auto-creates topics (the local stack's does): a typo in --topic would
+                        # leave an empty topic behind and read as an empty log. The list of
+                        # every topic creates none.
+                        # (what c.topics() does, keeping the partitions it learns as well)
+                        metadata = await c._client.fetch_all_metadata()
+                        if self.tp.topic not in metadata.topics():
+                            raise UsageError(f"topic {self.tp.topic!r} does not exist on {self.k.bootstrap}",
+                                             hint="check --topic and KMEVENTS_KAFKA__EVENTS_TOPIC, or ingest first "
+                                                  "(`kmevents stack up` creates kmevents' own topics)")
+                        # A partition the topic does not have would time out after 40 s inside
+                        # aiokafka (an imported copy has fewer partitions than the live topic).
+                        parts = sorted(metadata.partitions_for_topic(self.tp.topic) or ())
+                        if self.tp.partition not in parts:
+                            raise UsageError(
+                                f"topic {self.tp.topic!r} has no partition {self.tp.partition} "
+                                f"(its partitions: {', '.join(map(str, parts)) or 'none'})",
+                                hint="pass --partition N (`kmevents archive import` writes partition 0 "
+                                     "unless told otherwise)")
+                    except BaseException:
+                        await c.stop()
+                        raise
+                    c.assign([self.tp])
+                    c.pause(self.tp)
+                    self._c = c
+                    self.consumers_started += 1
+        return self._c
+
+    async def close(self) -> None:
+        c, self._c = self._c, None
+        self._at = None
+        if c is not None:
+            await c.stop()
+
+    async def bounds(self) -> tuple[int, int]:
+        """``(first offset still stored, next offset to be written)``."""
+        c = await self._consumer()
+        first = (await c.beginning_offsets([self.tp]))[self.tp]
+        end = (await c.end_offsets([self.tp]))[self.tp]
+        return first, end
+
+    async def offset_for_time(self, ms: int) -> int | None:
+        """The first offset whose timestamp (log-append time) is ``>= ms``; None if there is none."""
+        c = await self._consumer()
+        found = (await c.offsets_for_times({self.tp: max(0, int(ms))})).get(self.tp)
+        return None if found is None else int(found.offset)
+
+    async def batches(self, start: int, end: int | None = None, *, batch: int = 20_000,
+                      status: dict[str, int] | None = None, first: int | None = None
+                      ) -> AsyncIterator[list[ConsumerRecord]]:
+        """Batches of records with ``start <= offset <= end`` (``None``: the end when the read starts).
+
+        ``status["reached"]`` is kept at the last offset this read surely covered
+        (every record up to it returned): ``end`` when the read completed.
+        ``first``: the log start as the caller read it moments ago (saves two requests).
+        """
+        st = status if status is not None else {}
+        c = await self._consumer()
+        tp = self.tp
+        if end is None or first is None:
+            first, nxt = await self.bounds()
+            if end is None:
+                end = nxt - 1
+        pos = max(start, first)
+        st["reached"] = pos - 1
+        loop = asyncio.get_running_loop()
+        progress_at = loop.time()
+        while pos <= end:
+            async with self._lock:
+                if self._at != pos:
+                    c.seek(tp, pos)
+                if c.paused():
+                    c.resume(tp)
+                # no more records than the read still wants: a fetch brings up to max_bytes and
+                # every record handed out is unpacked (a first-record check would unpack ~15k)
+                got = await c.getmany(tp, timeout_ms=1000, max_records=max(1, min(batch, end - pos + 1)))
+                recs = [r for r in got.get(tp, []) if r.offset >= pos]
+                # nothing, or only offsets without records (transaction markers): skip them
+                pos = recs[-1].offset + 1 if recs else max(pos, await c.position(tp))
+                self._at = pos
+            if not recs:
+                log_end = (await c.end_offsets([tp]))[tp]
+                if pos >= log_end:
+                    break  # ``end`` lies beyond what is stored: the read ends where the log does
+                if pos > st["reached"] + 1:
+                    progress_at = loop.time()  # only offsets without records (markers) passed
+                elif loop.time() - progress_at > self.stall_seconds:
+                    # Never end early with records still stored: a caller (the worker's restore)
+                    # would take a partial read for the whole range.
+                    raise EnvironmentProblem(
+                        f"Kafka returned no records of {tp.topic}/{tp.partition} from offset {pos} for "
+                        f"{self.stall_seconds:.0f}s although the log holds offsets up to {log_end - 1}",
+                        hint="check the broker (`kmevents stack status`, `kmevents stack logs kafka`)")
+                st["reached"] = min(pos - 1, end)
+                continue
+            progress_at = loop.time()
+            if recs[-1].offset > end:
+                recs = [r for r in recs if r.offset <= end]
+            st["reached"] = min(pos - 1, end)
+            if recs:
+                yield recs
+        st["reached"] = min(pos - 1, end)
+        async with self._lock:  # not while another read waits in getmany
+            c.pause(tp)  # nothing to prefetch until the next read
