@@ -29,7 +29,9 @@ def test_every_import_contract_is_kept() -> None:
     ("kmevents.processors.derive:from kmevents.replay import verify", "imports point down the layers"),
     ("kmevents.contract.codec:import aiokafka", "the fold and the contract import no I/O client"),
     ("kmevents.replay.engine:import aetcd", "only the adapters import the Kafka and etcd clients"),
-], ids=["reducer->commands", "store->replay", "processors->replay", "contract->aiokafka", "replay->aetcd"])
+    ("kmevents.monitor.faust_rules:import faust", "Faust lives behind one module"),
+], ids=["reducer->commands", "store->replay", "processors->replay", "contract->aiokafka", "replay->aetcd",
+        "monitor->faust"])
 def test_a_planted_back_edge_fails_the_check(plant: str, broken: str) -> None:
     out = _lint(plant)
     assert out.returncode != 0
