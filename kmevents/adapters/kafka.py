@@ -95,6 +95,12 @@ def topic_specs(k: KafkaSettings) -> list[TopicSpec]:
             k.replication_factor,
             {**common, "message.timestamp.type": "LogAppendTime", "retention.ms": str(30 * 86400_000)},
         ),
+        TopicSpec(
+            k.quarantine_topic,
+            1,
+            k.replication_factor,
+            {**common, "message.timestamp.type": "LogAppendTime", "retention.ms": "-1"},
+        ),
     ]
 
 
