@@ -178,3 +178,11 @@ def test_the_output_and_the_quarantine_file_cannot_be_the_same(tmp_path: Path) -
     with pytest.raises(UsageError, match="same file"):
         asyncio.run(run_import("k8s-audit", [str(SAMPLES / "k8s/audit_events.json")], s,
                                sink=DryRunSink(s, out, out)))
+
+
+def test_the_cli_lists_the_same_import_kinds_as_the_importer() -> None:
+    from kmevents.commands import import_
+    from kmevents.sources.importer import IMPORT_KINDS
+
+    assert import_.KINDS == IMPORT_KINDS
+    assert set(import_.KIND_HELP) == set(IMPORT_KINDS)
