@@ -23,6 +23,7 @@ mappings".
     captures.py         reading captures: gzip, curl -i headers, JSON lines/documents, RecordIO frames, times
     guard.py            Guard: every record counted; a record a parser fails on quarantined, never lost
     pipeline.py         Pipeline: batches to a sink, results booked per source
+    prechecks.py        what a record must be before its parser sees it (a leading master's state)
     sinks.py            KafkaSink (Ingestor + quarantine topic), DryRunSink (Ingestor.prepare + files)
     quarantine.py       the quarantine record (key, value, secrets masked)
     summary.py          Tally per source, Summary (in / out / refused / quarantined / skipped), exit code

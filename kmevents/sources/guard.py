@@ -36,7 +36,8 @@ from typing import Any
 
 import orjson
 
-from kmevents.sources._common import Event, Quarantined
+from kmevents.sources._common import Event, Quarantined, Stream
+from kmevents.sources.prechecks import Verdict
 from kmevents.sources.summary import Summary, Tally
 
 log = logging.getLogger("kmevents.sources")
@@ -95,8 +96,21 @@ class Guard:
 
     def call(self, parser: Any, source: str, kind: str, fn: Callable[..., list[Event]], raw: Any,
              *args: Any, position: Position | None = None, origin: str | None = None,
-             **kwargs: Any) -> list[Event]:
-        """``fn(*args, **kwargs)`` for one raw record of ``source``; never raises for the record."""
+             precheck: Callable[..., Verdict | None] | None = None, **kwargs: Any) -> list[Event]:
+        """``fn(*args, **kwargs)`` for one raw record of ``source``; never raises for the record.
+
+        ``precheck(*args, **kwargs)``: a :class:`~kmevents.sources.prechecks.Verdict` keeps the
+        record from the parser (quarantined, or skipped), None lets it through."""
+        if precheck is not None and (verdict := precheck(*args, **kwargs)) is not None:
+            st = getattr(parser, "stream", None)
+            if isinstance(st, Stream):
+                st.record()  # the record keeps its position in the stream, as one that gives no event
+            if verdict.quarantine:
+                stream_id, seq = (position or functools.partial(stream_position, parser))()
+                self.quarantine(source, kind, stream_id, seq, raw, verdict.reason, origin=origin)
+            else:
+                self.skip(source, verdict.reason)
+            return []
         tally = self.summary.tally(source)
         counts = skipped_counts(parser)
         before = dict(counts)
@@ -160,7 +174,8 @@ class Guard:
         return out
 
     def wrap(self, parser: Any, method: str, *, kind: str, source: Callable[..., str] | str,
-             raw: Callable[..., Any], position: Callable[..., tuple[str, int]] | None = None) -> None:
+             raw: Callable[..., Any], position: Callable[..., tuple[str, int]] | None = None,
+             precheck: Callable[..., Verdict | None] | None = None) -> None:
         """Route a live client's calls of ``parser.<method>`` through :meth:`call`.
 
         ``source``: the tally name, or a function of the call's arguments (the Kubernetes
@@ -174,6 +189,7 @@ class Guard:
         def guarded(*args: Any, **kwargs: Any) -> list[Event]:
             name = source(*args, **kwargs) if callable(source) else source
             pos = functools.partial(position, *args, **kwargs) if position is not None else None
-            return self.call(parser, name, kind, fn, raw(*args, **kwargs), *args, position=pos, **kwargs)
+            return self.call(parser, name, kind, fn, raw(*args, **kwargs), *args, position=pos,
+                             precheck=precheck, **kwargs)
 
         setattr(parser, method, guarded)

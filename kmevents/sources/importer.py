@@ -53,6 +53,7 @@ from kmevents.sources.mesos_operator import OperatorParser
 from kmevents.sources.mesos_scheduler import SchedulerParser
 from kmevents.sources.mesos_state import StateParser
 from kmevents.sources.pipeline import Pipeline, SinkFailed
+from kmevents.sources.prechecks import leading_master_state
 from kmevents.sources.sinks import DryRunSink, KafkaSink, Sink
 from kmevents.sources.summary import Summary
 
@@ -144,15 +145,9 @@ class _Import:
                 self.reader_failure(source, "mesos.state", cap, i, cap.body,
                                     f"not JSON{status}: {exc}", origin)
                 continue
-            bad, why = _not_a_leading_state(doc)
-            if bad:
-                self.reader_failure(source, "mesos.state", cap, i, cap.body, why or "not a master state", origin)
-                continue
-            if why:
-                self.guard.skip(source, why)
-                continue
             now.t = ct.seconds
-            out = self.guard.call(parser, source, "mesos.state", parser.feed, cap.body, doc, origin=origin)
+            out = self.guard.call(parser, source, "mesos.state", parser.feed, cap.body, doc, origin=origin,
+                                  precheck=leading_master_state)
             if ct.clock != "adapter":
                 for e in out:
                     if e.get("clock") == "adapter" and not str(e.get("type", "")).startswith("source."):
@@ -298,23 +293,6 @@ def _resource(obj: Any, default: str | None) -> str | None:
 def _object_key(obj: dict[str, Any]) -> str:
     m = obj.get("metadata") or {}
     return f"{m.get('namespace')}/{m.get('name')}" if m.get("namespace") else str(m.get("name"))
-
-
-def _not_a_leading_state(doc: Any) -> tuple[bool, str | None]:
-    """``(True, why)`` when ``doc`` is not a master's ``/master/state`` (quarantined); ``(False, why)``
-    when it is the state of a master that was not leading (skipped: its lists are empty, and diffing
-    them would remove every agent, framework and task); ``(False, None)`` when it is to be read."""
-    if not isinstance(doc, dict):
-        return True, f"not a Mesos master state: a JSON {type(doc).__name__}"
-    if not isinstance(doc.get("frameworks"), list) or not isinstance(doc.get("slaves"), list):
-        return True, ("not a Mesos master state (no 'frameworks' and 'slaves' lists: an agent's /state, an "
-                      "error answer, or another document)")
-    leader, pid = doc.get("leader"), doc.get("pid")
-    if leader is None and "leader_info" not in doc:
-        return False, "state of a master that knew no leader"
-    if isinstance(leader, str) and isinstance(pid, str) and leader != pid:
-        return False, "state of a master that was not leading"
-    return False, None
 
 
 def _type_of(record: bytes) -> str | None:

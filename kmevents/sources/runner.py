@@ -38,6 +38,7 @@ from kmevents.sources.live_mesos import OperatorClient, StatePoller
 from kmevents.sources.mesos_operator import OperatorParser
 from kmevents.sources.mesos_state import StateParser
 from kmevents.sources.pipeline import Pipeline, SinkFailed
+from kmevents.sources.prechecks import leading_master_state
 from kmevents.sources.sinks import DryRunSink, KafkaSink, Sink
 from kmevents.sources.summary import Summary
 
@@ -66,7 +67,8 @@ def _clients(kind: str, cluster: str, url: str, settings: Settings, options: dic
         return [(kind, OperatorClient(url, op, backoff=backoff, max_connections=options.get("max_connections")))]
     if kind == "mesos-state":
         sp = StateParser(cluster)
-        guard.wrap(sp, "feed", kind="mesos.state", source=kind, raw=lambda state, *_a, **_k: state)
+        guard.wrap(sp, "feed", kind="mesos.state", source=kind, raw=lambda state, *_a, **_k: state,
+                   precheck=lambda state, *_a, **_k: leading_master_state(state))
         return [(kind, StatePoller(url, sp, backoff=backoff, interval=options.get("interval", 5.0),
                                    max_polls=options.get("max_polls")))]
     if kind == "k8s":

@@ -203,6 +203,37 @@ async def test_a_poll_the_parser_fails_on_is_quarantined_and_the_poller_goes_on(
     assert q.key == b"master-state:1" and value["kind"] == "mesos.state"
 
 
+async def test_follow_dry_run_writes_the_files_and_needs_no_server(tmp_path: Path) -> None:
+    polls = [load("mesos/master_state_1.json"), {"message": "Service Unavailable"}, load("mesos/master_state_2.json")]
+
+    async def state(request: web.Request) -> web.Response:
+        return web.json_response(polls.pop(0) if polls else load("mesos/master_state_3.json"))
+
+    app = web.Application()
+    app.router.add_get("/master/state", state)
+    runner, url = await serve(app)
+    out = tmp_path / "state.jsonl"
+    env = {**os.environ, "KMEVENTS_CLUSTER": "prod-1"}
+    proc = Follow(tmp_path, env, "mesos-state", "--url", url, "--interval", "0.1", "--dry-run", "-o", str(out),
+                  "--bootstrap", f"127.0.0.1:{closed_port()}", "--etcd", f"http://127.0.0.1:{closed_port()}")
+    try:
+        async def written() -> bool:
+            return out.exists() and len(out.read_bytes().splitlines()) >= 20
+
+        await wait_for(written)
+        code, text, err = await proc.interrupt()
+    finally:
+        proc.kill()
+        await runner.cleanup()
+    lines = text.splitlines()
+    assert lines[0] == f"kmevents follow mesos-state: dry run: events to {out}, quarantined records to {out}.quarantine.jsonl"
+    events = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert {e["cluster"] for e in events} == {"prod-1"} and all(e["event_id"] for e in events)
+    quarantined = [orjson.loads(x) for x in Path(f"{out}.quarantine.jsonl").read_bytes().splitlines()]
+    assert len(quarantined) == 1 and quarantined[0]["key"] == "master-state:1"
+    assert code == 1, err  # the quarantined poll
+
+
 def fake_apiserver(watches: list[str]) -> web.Application:
     """Pods only. The first watch sends a pod, then a line that is JSON but not a watch event (a list),
     which the watch client does not expect; the next watches send the pod's later changes."""

@@ -141,3 +141,26 @@ def test_the_quarantine_record_is_keyed_by_stream_and_seq_and_holds_the_masked_r
     assert {k: v[k] for k in ("stream_id", "seq", "reason", "cluster", "source", "kind", "origin", "masked")} == {
         "stream_id": "audit.log", "seq": 41, "reason": "KeyError: 'user'", "cluster": "prod", "source": "logs/",
         "kind": "k8s.audit", "origin": "logs/audit.log:42", "masked": 1}
+
+
+def test_a_poll_that_is_not_a_leading_masters_state_never_reaches_the_differ() -> None:
+    # Diffed, an error answer or a standby master's empty state would read as every agent,
+    # framework and task removed.
+    from kmevents.sources.prechecks import leading_master_state
+
+    s = Summary("follow mesos-state")
+    g = Guard(s)
+    p = StateParser(CLUSTER, now=fixed_now)
+    g.wrap(p, "feed", kind="mesos.state", source="mesos-state", raw=lambda state, *a, **k: state,
+           precheck=lambda state, *a, **k: leading_master_state(state))
+    first = load("mesos/master_state_1.json")
+    standby = first | {"frameworks": [], "slaves": [], "pid": "master@10.0.0.9:5050"}
+    out = [e for doc in (first, {"message": "Service Unavailable"}, standby, load("mesos/master_state_2.json"))
+           for e in p.feed(doc)]
+    assert not [e for e in out if e["type"] in ("agent.removed", "framework.removed")]
+    assert [e["source"]["seq"] for e in out if e["type"] == "cluster.snapshot_observed"] == [0, 3]
+    t = s.tally("mesos-state")
+    assert (t.records, t.quarantined, t.skipped) == (4, 1, {"state of a master that was not leading": 1})
+    (held,) = g.take()
+    assert (held.record.seq, held.record.reason) == (1, "not a Mesos master state (no 'frameworks' and 'slaves' "
+                                                        "lists: an agent's /state, an error answer, or another document)")
