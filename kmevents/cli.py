@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "validate",
     "ingest",
     "follow",
+    "import_",
     "process",
     "state",
     "diff",

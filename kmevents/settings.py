@@ -30,6 +30,10 @@ class KafkaSettings(BaseModel):
     snapshots_topic: str = Field("kmevents.snapshots", description="folded-state snapshots (chunked)")
     deadletter_topic: str = Field("kmevents.deadletter", description="records that could not be decoded")
     alerts_topic: str = Field("kmevents.alerts", description="alerts raised by the monitoring consumers")
+    quarantine_topic: str = Field(
+        "kmevents.quarantine",
+        description="raw source records a parser failed on, keyed stream:seq (kmevents follow/import)",
+    )
     partitions: int = Field(6, ge=1, description="partition count of the events topic at creation")
     replication_factor: int = Field(1, ge=1, description="3 in production")
     min_insync_replicas: int = Field(1, ge=1, description="2 in production")

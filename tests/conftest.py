@@ -47,6 +47,7 @@ def isolated(stack: TestStack, request: pytest.FixtureRequest) -> Settings:
     s.kafka.snapshots_topic = f"t{tag}.snapshots"
     s.kafka.deadletter_topic = f"t{tag}.deadletter"
     s.kafka.alerts_topic = f"t{tag}.alerts"
+    s.kafka.quarantine_topic = f"t{tag}.quarantine"
     s.etcd.prefix = f"/t{tag}/kmevents/v1"
     s.cluster = "c" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
     asyncio.run(kafka_adapter.ensure_topics(s.kafka))

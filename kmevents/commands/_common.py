@@ -111,5 +111,5 @@ def setup_logging(settings: Settings, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "kafka", "faust", "mode", "grpc"):
+    for noisy in ("aiokafka", "kafka", "faust", "mode", "grpc", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

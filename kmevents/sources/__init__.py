@@ -18,13 +18,22 @@ mappings".
     live_mesos.py       OperatorClient, StatePoller (httpx)
     live_k8s.py         WatchClient (httpx)
     live_k8sm.py        LeaderKeyClient (kmevents.adapters.etcd)
-    runner.py           run_source: a live client into an Ingestor, in batches
+    runner.py           run_source: a live client into a sink, in batches; restarts, summary
+    importer.py         run_import: captured files (audit logs, state dumps, watches, RecordIO) the same way
+    captures.py         reading captures: gzip, curl -i headers, JSON lines/documents, RecordIO frames, times
+    guard.py            Guard: every record counted; a record a parser fails on quarantined, never lost
+    pipeline.py         Pipeline: batches to a sink, results booked per source
+    prechecks.py        what a record must be before its parser sees it (a leading master's state)
+    sinks.py            KafkaSink (Ingestor + quarantine topic), DryRunSink (Ingestor.prepare + files)
+    quarantine.py       the quarantine record (key, value, secrets masked)
+    summary.py          Tally per source, Summary (in / out / refused / quarantined / skipped), exit code
 
 Every envelope carries ``source`` {kind, stream_id, seq}, ``clock``,
 ``raw_type``; ``event_id`` and ``dedupe_key`` are left for ingest to derive.
 """
 
 from kmevents.sources._common import Backoff, Skipped, Stream
+from kmevents.sources.importer import IMPORT_KINDS, run_import
 from kmevents.sources.k8s_audit import AuditParser
 from kmevents.sources.k8sm import LeaderParser
 from kmevents.sources.kubernetes import KubernetesParser
@@ -37,12 +46,17 @@ from kmevents.sources.mesos_snapshot import Differ, Snapshot
 from kmevents.sources.mesos_state import StateParser
 from kmevents.sources.recordio import RecordIODecoder, RecordIOError
 from kmevents.sources.runner import KINDS, RunStats, run_source
+from kmevents.sources.sinks import DryRunSink, KafkaSink
+from kmevents.sources.summary import Summary, Tally
 
 __all__ = [
+    "IMPORT_KINDS",
     "KINDS",
     "AuditParser",
     "Backoff",
     "Differ",
+    "DryRunSink",
+    "KafkaSink",
     "KubernetesParser",
     "LeaderKeyClient",
     "LeaderParser",
@@ -57,6 +71,9 @@ __all__ = [
     "StateParser",
     "StatePoller",
     "Stream",
+    "Summary",
+    "Tally",
     "WatchClient",
+    "run_import",
     "run_source",
 ]

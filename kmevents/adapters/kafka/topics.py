@@ -66,6 +66,13 @@ def topic_specs(k: KafkaSettings) -> list[TopicSpec]:
             k.replication_factor,
             {**common, "message.timestamp.type": "LogAppendTime", "retention.ms": str(30 * 86400_000)},
         ),
+        # records a source adapter could not read, kept whole with their position (issue 16)
+        TopicSpec(
+            k.quarantine_topic,
+            1,
+            k.replication_factor,
+            {**common, "message.timestamp.type": "LogAppendTime", "retention.ms": "-1"},
+        ),
     ]
 
 
