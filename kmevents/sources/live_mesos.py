@@ -10,9 +10,10 @@ through the pure parsers. Protocol facts they follow (Mesos operator API docs):
 - a ``Mesos-Stream-Id`` response header, when present, names the stream
   (else the client makes up a unique id per connection);
 - the first event is ``SUBSCRIBED`` (snapshot + ``heartbeat_interval_seconds``),
-  then ``HEARTBEAT`` at that interval. No byte for ``misses`` intervals means
-  the connection is dead: the client emits ``master.heartbeat_lost`` and
-  reconnects; the new ``SUBSCRIBED`` becomes diff events.
+  then ``HEARTBEAT`` at that interval (1.5+). No byte for ``misses`` intervals
+  means the connection is dead: the client emits ``master.heartbeat_lost`` and
+  reconnects; the new ``SUBSCRIBED`` becomes diff events. Masters 1.0-1.4 send
+  no heartbeat: their quiet stream is not taken for a dead one;
 - reconnections wait a bounded, jittered exponential backoff (reset after a
   successful ``SUBSCRIBED``).
 
@@ -134,7 +135,11 @@ class OperatorClient:
         subscribed = False
         while True:
             interval = self.parser.heartbeat_interval
-            wait = interval * self.heartbeat_misses if subscribed and interval else self.first_event_timeout
+            # Masters before 1.5 send no HEARTBEAT (and no interval): once subscribed, a quiet
+            # stream is only quiet, and only the connection itself can say it is gone.
+            wait: float | None = self.first_event_timeout
+            if subscribed:
+                wait = interval * self.heartbeat_misses if interval else None
             try:
                 chunk = await asyncio.wait_for(chunks.__anext__(), wait)
             except StopAsyncIteration:

@@ -125,7 +125,8 @@ class OperatorParser(TypedEventParser):
         self.differ = Differ()
         self.stream = Stream(cluster, "mesos.operator", stream_id, now=now, skew_threshold=skew_threshold)
         self.heartbeat_interval: float | None = None
-        """``heartbeat_interval_seconds`` of the last ``SUBSCRIBED`` (Mesos sends 15 s)."""
+        """``heartbeat_interval_seconds`` of the last ``SUBSCRIBED`` (Mesos 1.5+ sends 15 s; None:
+        the master sends no heartbeats)."""
         self.heartbeats = 0
         self.outcomes = Outcomes()
         self.skipped = self.outcomes.skipped
@@ -168,8 +169,7 @@ class OperatorParser(TypedEventParser):
         body = self.body(event)
         snap = snapshot_v1(mv.obj(body.get("get_state")))
         hb = body.get("heartbeat_interval_seconds")
-        if isinstance(hb, (int, float)):
-            self.heartbeat_interval = float(hb)
+        self.heartbeat_interval = float(hb) if isinstance(hb, (int, float)) and hb > 0 else None
         return self.differ.observe(snap, self.stream, "SUBSCRIBED")
 
     def _task_added(self, event: Obj) -> list[Event]:

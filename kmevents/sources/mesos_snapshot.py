@@ -116,6 +116,12 @@ class Snapshot:
     """Outstanding offers by id (``/master/state``); None: the listing is not read for offers."""
     master: Obj | None = None
 
+    @property
+    def recovering(self) -> bool:
+        """The listing itself shows a master recovering from a failover (it lists agents or
+        frameworks that have not re-registered yet)."""
+        return bool(self.recovered_agents or self.recovered_frameworks)
+
     def digest(self) -> str:
         """Digest of what the listing says (ids, states, activity), to recognise an identical one."""
         return digest({
@@ -241,14 +247,15 @@ class Differ:
     def _may_await(self, snap: Snapshot, eid: str, awaiting: set[str], grace: float) -> bool:
         """Whether a known agent or framework absent from ``snap`` (and not listed as recovered)
         may still be awaiting re-registration, when the listing does not say (module docstring):
-        only after a new master was seen (or while it already awaited), and while the master's
-        re-registration window (``grace`` seconds from its election) is open; without an
-        election time, only at the first listing of the new master."""
-        if not (self.master_changed or eid in awaiting):
+        only after a failover (a new master seen, or a listing that shows recovery) or while it
+        already awaited, and while the master's re-registration window (``grace`` seconds from
+        its election) is open; without an election time, only while the failover is fresh."""
+        fresh = self.master_changed or snap.recovering
+        if not (fresh or eid in awaiting):
             return False
         window = snap.since_election
         if window is None:
-            return self.master_changed
+            return fresh
         return window < grace
 
     def _frameworks(self, snap: Snapshot, ev: Emit) -> None:
