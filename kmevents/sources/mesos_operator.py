@@ -73,6 +73,12 @@ def _task_view(t: Obj) -> TaskView:
     return TaskView(task, status)
 
 
+def _seconds(nanoseconds: int, what: str) -> float:
+    seconds = mv.epoch_seconds(nanoseconds / 1e9, what)
+    assert seconds is not None
+    return seconds
+
+
 def snapshot_v1(get_state: Obj) -> Snapshot:
     """``GET_STATE`` (v1) -> :class:`Snapshot`.
 
@@ -89,6 +95,9 @@ def snapshot_v1(get_state: Obj) -> Snapshot:
         agent = mv.agent_v1(a.get("agent_info"))
         snap.agents[agent["id"]] = agent
         snap.agent_active[agent["id"]] = bool(a.get("active", True))
+        rt = mv.nanos(a.get("reregistered_time"))
+        if rt is not None:
+            snap.agent_reregistered_at[agent["id"]] = _seconds(rt, "agent.reregistered_time")
     for info in agents.get("recovered_agents") or []:
         agent = mv.agent_v1(info)
         snap.recovered_agents[agent["id"]] = agent
@@ -100,6 +109,9 @@ def snapshot_v1(get_state: Obj) -> Snapshot:
             snap.recovered_frameworks[fw["id"]] = fw
         else:
             snap.frameworks[fw["id"]] = fw
+        rt = mv.nanos(f.get("reregistered_time"))
+        if rt is not None:
+            snap.framework_reregistered_at[fw["id"]] = _seconds(rt, "framework.reregistered_time")
     for info in fws.get("recovered_frameworks") or []:
         fw = mv.framework_v1(info)
         snap.recovered_frameworks.setdefault(fw["id"], fw)

@@ -9,9 +9,11 @@ stream events told it) and emits, in this order:
    its ``causation_id``);
 2. ``master.elected`` when the listing names a leading master other than the known one;
 3. ``framework.registered`` (a framework not known, registered or only recovered) /
-   ``framework.reregistered`` (info changed, or back after awaiting re-registration);
+   ``framework.reregistered`` (info changed, or back after awaiting re-registration, then at
+   its ``reregistered_time`` when listed);
 4. ``agent.added``; ``agent.reregistered`` for a known agent back after awaiting
-   re-registration; ``agent.deactivated`` / ``agent.reactivated`` (the ``active``
+   re-registration (or listed as re-registered in a new master's first listing), at its
+   ``reregistered_time`` (the master's clock) when listed; ``agent.deactivated`` / ``agent.reactivated`` (the ``active``
    flag moved, or the agent now awaits re-registration);
 5. ``task.added`` for tasks not known (live or completed);
    ``task.status_updated`` for known tasks whose state moved (at the listed
@@ -99,6 +101,8 @@ class Snapshot:
     agent_active: dict[str, bool] = field(default_factory=dict)
     agent_reregistered_at: dict[str, float] = field(default_factory=dict)
     """v0 ``reregistered_time`` by agent (the master's clock), when listed."""
+    framework_reregistered_at: dict[str, float] = field(default_factory=dict)
+    """v0 ``reregistered_time`` by framework (the master's clock), when listed."""
     tasks: dict[TaskKey, TaskView] = field(default_factory=dict)
     completed_frameworks: set[str] = field(default_factory=set)
     completed_tasks: dict[TaskKey, TaskView] = field(default_factory=dict)
@@ -263,7 +267,10 @@ class Differ:
             old = self.frameworks.get(fid)
             if old is None:
                 ev("framework.registered", {"framework": fw})
-            elif old != fw or fid in self.awaiting_frameworks:
+            elif fid in self.awaiting_frameworks:
+                t = snap.framework_reregistered_at.get(fid)
+                ev("framework.reregistered", {"framework": fw}, when=(at_seconds(t), "master") if t else None)
+            elif old != fw:
                 ev("framework.reregistered", {"framework": fw})
             self.note_framework(fw)
         for fid, info in snap.recovered_frameworks.items():
@@ -284,7 +291,8 @@ class Differ:
                 ev("agent.added", {"agent": agent})
                 if not active:
                     ev("agent.deactivated", {"agent_id": aid})
-            elif aid in self.awaiting_agents:
+            elif aid in self.awaiting_agents or (self.master_changed and aid in snap.agent_reregistered_at):
+                # back after a failover (a new master's first listing names it re-registered)
                 t = snap.agent_reregistered_at.get(aid)
                 ev("agent.reregistered", {"agent": agent},
                    when=(at_seconds(t), "master") if t else None)

@@ -115,6 +115,9 @@ def snapshot_v0(state: Obj, now: float | None = None, *, offers: bool = False) -
             snap.recovered_frameworks[fw["id"]] = fw
         else:
             snap.frameworks[fw["id"]] = fw
+        rt = mv.epoch_seconds(f.get("reregistered_time"), "framework.reregistered_time")
+        if rt is not None:
+            snap.framework_reregistered_at[fw["id"]] = rt
         for t in list(f.get("tasks") or []) + list(f.get("unreachable_tasks") or []):
             v = _view(t)
             snap.tasks[mv.task_key(v.task)] = v
