@@ -100,9 +100,9 @@ class Snapshot:
     agents: dict[str, Obj] = field(default_factory=dict)
     agent_active: dict[str, bool] = field(default_factory=dict)
     agent_reregistered_at: dict[str, float] = field(default_factory=dict)
-    """v0 ``reregistered_time`` by agent (the master's clock), when listed."""
+    """``reregistered_time`` by agent (the master's clock), when listed."""
     framework_reregistered_at: dict[str, float] = field(default_factory=dict)
-    """v0 ``reregistered_time`` by framework (the master's clock), when listed."""
+    """``reregistered_time`` by framework (the master's clock), when listed."""
     tasks: dict[TaskKey, TaskView] = field(default_factory=dict)
     completed_frameworks: set[str] = field(default_factory=set)
     completed_tasks: dict[TaskKey, TaskView] = field(default_factory=dict)
