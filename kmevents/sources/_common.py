@@ -126,7 +126,10 @@ class Outcomes:
         if isinstance(raw, str):
             raw = raw.encode()
         elif not isinstance(raw, (bytes, bytearray)):
-            raw = orjson.dumps(raw, default=str)
+            try:
+                raw = orjson.dumps(raw, default=str)
+            except TypeError:  # an integer beyond 64 bits (a caller's own decoding): still kept
+                raw = repr(raw).encode()
         self.quarantined.append(Quarantined(stream_id, seq, reason, bytes(raw)))
         self.quarantined_total += 1
 
@@ -243,36 +246,70 @@ class Backoff:
         self.attempt = 0
 
 
+def quarantined(stream: Stream, outcomes: Outcomes, seq: int | None, raw: Any, reason: str) -> list[Event]:
+    """A record the parser could not read: it takes its position in ``stream`` (``seq``: the
+    source's, if any) and is quarantined there. Returns what the position gave (a
+    ``source.gap``, or nothing)."""
+    out = stream.record(seq)
+    outcomes.quarantine(stream.stream_id, stream.seq, raw, reason)
+    return out
+
+
+#: What mapping one record may raise: the record is quarantined and the stream goes on.
+PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
 class TypedEventParser:
-    """Base of the Mesos stream parsers: events ``{"type": T, "<t lowercased>": body}``
-    dispatched to ``HANDLERS[T](self, body)``; unknown types and undecodable
-    records are counted in ``skipped``, and still use their position."""
+    """Base of the Mesos stream parsers: events ``{"type": T, ...}`` dispatched to
+    ``HANDLERS[T](self, event)`` (the whole event: the body is usually
+    ``event[T.lower()]``, see :meth:`body`). Each record ends in exactly one
+    place: the events it gave, ``skipped`` (unknown types, and records that gave
+    nothing, by reason) or quarantined (undecodable, or a handler failed on it,
+    ``PARSE_ERRORS``). Every record uses its position."""
 
     HANDLERS: dict[str, Callable[[Any, dict[str, Any]], list[Event]]] = {}
     stream: Stream
+    outcomes: Outcomes
     skipped: Skipped
+
+    @staticmethod
+    def body(event: dict[str, Any]) -> dict[str, Any]:
+        """``event[type.lower()]`` when it is an object, else ``{}``."""
+        b = event.get(str(event.get("type", "")).lower())
+        return b if isinstance(b, dict) else {}
 
     def feed_record(self, record: bytes, seq: int | None = None) -> list[Event]:
         """One RecordIO record (JSON bytes)."""
         try:
             obj = orjson.loads(record)
-        except orjson.JSONDecodeError:
-            out = self.stream.record(seq)
-            self.skipped.add("undecodable record")
-            return out
-        return self.feed(obj, seq)
+        except orjson.JSONDecodeError as exc:
+            return quarantined(self.stream, self.outcomes, seq, record, f"not JSON: {exc}")
+        return self._dispatch(obj, seq, record)
 
     def feed(self, event: dict[str, Any], seq: int | None = None) -> list[Event]:
-        return self._dispatch(event, seq)
+        return self._dispatch(event, seq, event)
 
-    def _dispatch(self, event: dict[str, Any], seq: int | None) -> list[Event]:
+    def _dispatch(self, event: Any, seq: int | None, raw: Any) -> list[Event]:
         out = self.stream.record(seq)
+        if not isinstance(event, dict):
+            self.outcomes.quarantine(self.stream.stream_id, self.stream.seq, raw,
+                                     f"not a JSON object: {type(event).__name__}")
+            return out
         kind = event.get("type")
         handler = self.HANDLERS.get(kind) if isinstance(kind, str) else None
-        if handler is None or not isinstance(kind, str):
+        if handler is None:
             self.skipped.add(f"type {kind!r}")
             return out
-        out.extend(handler(self, event.get(kind.lower()) or {}))
+        before = sum(self.skipped.counts.values())
+        try:
+            got = handler(self, event)
+        except PARSE_ERRORS as exc:
+            self.outcomes.quarantine(self.stream.stream_id, self.stream.seq, raw,
+                                     f"{kind}: {type(exc).__name__}: {exc}")
+            return out
+        if not got and sum(self.skipped.counts.values()) == before:
+            self.skipped.add(f"{kind}: nothing new")
+        out.extend(got)
         return out
 
 

@@ -1,4 +1,4 @@
-"""Thin live clients for Mesos: the operator ``SUBSCRIBE`` stream and the ``/master/state`` poller.
+"""Thin live clients for Mesos: the operator ``SUBSCRIBE`` stream and the master state poller.
 
 The only I/O of the Mesos sources (httpx); everything they receive goes
 through the pure parsers. Protocol facts they follow (Mesos operator API docs):
@@ -10,25 +10,33 @@ through the pure parsers. Protocol facts they follow (Mesos operator API docs):
 - a ``Mesos-Stream-Id`` response header, when present, names the stream
   (else the client makes up a unique id per connection);
 - the first event is ``SUBSCRIBED`` (snapshot + ``heartbeat_interval_seconds``),
-  then ``HEARTBEAT`` at that interval. No byte for ``misses`` intervals means
-  the connection is dead: the client emits ``master.heartbeat_lost`` and
-  reconnects; the new ``SUBSCRIBED`` becomes diff events.
+  then ``HEARTBEAT`` at that interval (1.5+). No byte for ``misses`` intervals
+  means the connection is dead: the client emits ``master.heartbeat_lost`` and
+  reconnects; the new ``SUBSCRIBED`` becomes diff events. Masters 1.0-1.4 send
+  no heartbeat: their quiet stream is not taken for a dead one;
 - reconnections wait a bounded, jittered exponential backoff (reset after a
   successful ``SUBSCRIBED``).
 
 ``run()`` is an async generator of event batches (lists); it ends after
 ``max_connections`` connections (tests) or when ``stop()`` is called.
+
+The state poller (every master from 0.19: ``/master/state`` from 0.25,
+``/master/state.json`` and ``/state.json`` before) is described on
+:class:`StatePoller`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
+from kmevents.errors import UsageError
+from kmevents.sources import mesos_values as mv
 from kmevents.sources._common import Backoff, Event, pause
 from kmevents.sources.mesos_operator import OperatorParser
 from kmevents.sources.mesos_state import StateParser
@@ -37,6 +45,10 @@ from kmevents.sources.recordio import RecordIODecoder, RecordIOError
 MAX_REDIRECTS = 5
 #: Errors after which the client reconnects (with backoff) instead of failing.
 RECONNECT_ERRORS = (httpx.HTTPError, RecordIOError, OSError, ValueError)
+#: Errors after which the state poller polls again (with backoff).
+POLL_ERRORS = (httpx.HTTPError, OSError)
+
+log = logging.getLogger("kmevents.sources.mesos")
 
 
 def _follow(url: httpx.URL, location: str) -> httpx.URL:
@@ -49,7 +61,8 @@ class OperatorClient:
     def __init__(self, url: str, parser: OperatorParser, *, backoff: Backoff | None = None,
                  heartbeat_misses: int = 2, first_event_timeout: float = 30.0,
                  max_connections: int | None = None, timeout: float = 10.0) -> None:
-        self.url = httpx.URL(url.rstrip("/") + "/api/v1")
+        url = url.rstrip("/")
+        self.url = httpx.URL(url if url.endswith("/api/v1") else url + "/api/v1")
         self.parser = parser
         self.backoff = backoff or Backoff()
         self.heartbeat_misses = heartbeat_misses
@@ -122,7 +135,11 @@ class OperatorClient:
         subscribed = False
         while True:
             interval = self.parser.heartbeat_interval
-            wait = interval * self.heartbeat_misses if subscribed and interval else self.first_event_timeout
+            # Masters before 1.5 send no HEARTBEAT (and no interval): once subscribed, a quiet
+            # stream is only quiet, and only the connection itself can say it is gone.
+            wait: float | None = self.first_event_timeout
+            if subscribed:
+                wait = interval * self.heartbeat_misses if interval else None
             try:
                 chunk = await asyncio.wait_for(chunks.__anext__(), wait)
             except StopAsyncIteration:
@@ -139,18 +156,50 @@ class OperatorClient:
                     yield batch
 
 
+#: Where masters serve their state, newest first: ``/master/state`` (0.25+), then
+#: ``/master/state.json`` and ``/state.json`` (every version; the only ones before 0.25).
+STATE_PATHS = ("/master/state", "/master/state.json", "/state.json")
+#: Answers that mean "not here" (try the next path), not "not now".
+_NOT_HERE = (404, 405)
+
+
+def state_urls(url: str) -> list[str]:
+    """The URLs to try for a master's state: a bare master URL (``http://host:5050``) gets
+    every path of ``STATE_PATHS`` in turn; a URL naming a path (``.../state.json``) is
+    taken as given."""
+    u = httpx.URL(url)
+    if u.path.strip("/"):
+        return [url]
+    base = url.split("?", 1)[0].rstrip("/")
+    return [base + p for p in STATE_PATHS]
+
+
 class StatePoller:
-    """Polls ``/master/state`` (follows redirects to the leader) every ``interval`` seconds."""
+    """Polls a master's state every ``interval`` seconds (follows redirects to the leader).
+
+    The state's URL is found at the first poll (``state_urls``): a path that
+    answers 404 is passed over, and when none answers the poll raises
+    :class:`~kmevents.errors.UsageError` naming what each said, since no retry
+    can help. Other failures (connection refused, 5xx, timeouts) are retried
+    with backoff and logged, each one; ``errors`` counts them. A listing from a
+    master that does not lead (masters before 1.0 answer instead of
+    redirecting) is skipped by the parser, and the next poll goes to the leader
+    it names.
+    """
 
     def __init__(self, url: str, parser: StateParser, *, interval: float = 5.0,
                  backoff: Backoff | None = None, max_polls: int | None = None, timeout: float = 10.0) -> None:
-        self.url = url.rstrip("/") + "/master/state"
+        self.urls = state_urls(url)
+        self.url: str | None = None
+        """The state URL in use, once one answered."""
         self.parser = parser
         self.interval = interval
         self.backoff = backoff or Backoff()
         self.max_polls = max_polls
         self.timeout = timeout
         self.polls = 0
+        self.errors = 0
+        self.last_error: str | None = None
         self._stopped = asyncio.Event()
 
     def stop(self) -> None:
@@ -164,10 +213,46 @@ class StatePoller:
                 self.polls += 1
                 delay = self.interval
                 try:
-                    resp = await http.get(self.url)
-                    resp.raise_for_status()
-                    yield self.parser.feed(resp.json())
-                    self.backoff.reset()
-                except RECONNECT_ERRORS:
+                    body = await self._get(http)
+                except POLL_ERRORS as exc:
+                    self.errors += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
                     delay = self.backoff.next()
+                    log.warning("master state poll failed; retrying in %.1f s", delay,
+                                extra={"url": self.url or self.urls[0], "error": self.last_error,
+                                       "failures": self.errors})
+                else:
+                    yield self.parser.feed_bytes(body)
+                    self.backoff.reset()
+                    self._follow_leader()
                 await pause(self._stopped, delay)
+
+    async def _get(self, http: httpx.AsyncClient) -> bytes:
+        if self.url is not None:
+            resp = await http.get(self.url)
+            resp.raise_for_status()
+            return resp.content
+        said: list[str] = []
+        for url in self.urls:
+            resp = await http.get(url)
+            if resp.status_code in _NOT_HERE:
+                said.append(f"{url}: {resp.status_code}")
+                continue
+            resp.raise_for_status()
+            self.url = url
+            return resp.content
+        raise UsageError("no Mesos master state at " + "; ".join(said),
+                         hint="give the master's URL (http://HOST:5050), or the exact URL of its state "
+                              "(http://HOST:5050/master/state.json for masters before 0.25)")
+
+    def _follow_leader(self) -> None:
+        """After a listing from a master that does not lead: poll the leader it named next."""
+        leader = self.parser.leader_elsewhere
+        if leader is None or self.url is None:
+            return
+        host, port = mv.pid_address(leader)
+        if host is None:
+            return
+        u = httpx.URL(self.url)
+        self.url = str(u.copy_with(host=host, port=port or 5050))
+        self.parser.leader_elsewhere = None

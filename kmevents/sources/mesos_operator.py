@@ -16,8 +16,18 @@ Mapping (raw ``type`` -> kmevents type; details in schemas/README.md):
     FRAMEWORK_ADDED     framework.registered
     FRAMEWORK_UPDATED   framework.reregistered
     FRAMEWORK_REMOVED   framework.removed (reason "removed")
-    HEARTBEAT           none (liveness: counted in ``heartbeats``)
+    HEARTBEAT           none (liveness: counted in ``heartbeats`` and ``skipped``)
     anything else       none, counted in ``skipped`` by type
+
+After a master failover, ``SUBSCRIBED`` lists agents that await
+re-registration (``recovered_agents``): they are deactivated, not removed,
+and their tasks stay as they were; each then comes back as ``AGENT_ADDED``
+(``agent.reregistered``) followed by one ``TASK_ADDED`` per task it runs
+(mesos_snapshot.py, "Awaiting re-registration is not removal").
+
+Tasks are known by ``(framework_id, task_id)``. A record the parser cannot
+map (a missing ``agent_info``, a task without its framework) is quarantined
+with the reason; the stream goes on.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from kmevents.sources._common import (
     DEFAULT_SKEW_SECONDS,
     Clock,
     Event,
-    Skipped,
+    Outcomes,
     Stream,
     TypedEventParser,
     at_nanos,
@@ -45,36 +55,74 @@ Obj = dict[str, Any]
 
 def master_info_v1(m: Obj) -> Obj:
     """v1 ``MasterInfo`` -> contract ``MasterInfo`` (the packed ``ip`` decoded as Mesos packs it)."""
-    addr = m.get("address") or {}
+    addr = mv.obj(m.get("address"))
     ip = addr.get("ip")
     if ip is None and isinstance(m.get("ip"), int):
         ip = socket.inet_ntoa(struct.pack("<I", m["ip"] & 0xFFFFFFFF))
-    return {"id": m["id"], "hostname": addr.get("hostname") or m.get("hostname"), "ip": ip,
-            "port": int(addr.get("port") or m.get("port") or 5050), "version": m.get("version")}
+    if ip is None:
+        ip = mv.pid_address(m.get("pid"))[0]
+    return {"id": mv.require(m.get("id"), "master_info.id"), "hostname": addr.get("hostname") or m.get("hostname"),
+            "ip": ip, "port": int(addr.get("port") or m.get("port") or 5050), "version": m.get("version")}
+
+
+def _task_view(t: Obj) -> TaskView:
+    task = mv.task_v1(t)
+    statuses = [s for s in t.get("statuses") or [] if isinstance(s, dict)]
+    status = mv.status_v1(statuses[-1], agent_id=task["agent_id"],
+                          executor_id=task["executor_id"]) if statuses else None
+    return TaskView(task, status)
+
+
+def _seconds(nanoseconds: int, what: str) -> float:
+    seconds = mv.epoch_seconds(nanoseconds / 1e9, what)
+    assert seconds is not None
+    return seconds
 
 
 def snapshot_v1(get_state: Obj) -> Snapshot:
-    """``GET_STATE`` (v1) -> :class:`Snapshot`."""
+    """``GET_STATE`` (v1) -> :class:`Snapshot`.
+
+    Read as Mesos writes it after a failover: ``get_agents.recovered_agents``
+    (1.2+) await re-registration; frameworks with ``recovered: true`` (1.2+)
+    and ``get_frameworks.recovered_frameworks`` (1.0-1.1) have not
+    re-subscribed yet; ``get_tasks.orphan_tasks`` (1.0-1.2) and
+    ``unreachable_tasks`` (1.2+) are tasks the master knows. Each framework's
+    ``offers`` are not read: the operator stream never says when they close.
+    """
     snap = Snapshot()
-    for a in (get_state.get("get_agents") or {}).get("agents", []):
-        agent = mv.agent_v1(a["agent_info"])
+    agents = mv.obj(get_state.get("get_agents"))
+    for a in agents.get("agents") or []:
+        agent = mv.agent_v1(a.get("agent_info"))
         snap.agents[agent["id"]] = agent
         snap.agent_active[agent["id"]] = bool(a.get("active", True))
-    fws = get_state.get("get_frameworks") or {}
-    for f in fws.get("frameworks", []):
-        fw = mv.framework_v1(f["framework_info"])
-        snap.frameworks[fw["id"]] = fw
-    for f in fws.get("completed_frameworks", []):
-        snap.completed_frameworks.add(mv.vid(f["framework_info"].get("id")) or "")
-    tasks = get_state.get("get_tasks") or {}
-    for key, into in (("pending_tasks", snap.tasks), ("tasks", snap.tasks),
-                      ("unreachable_tasks", snap.tasks), ("completed_tasks", snap.completed_tasks)):
-        for t in tasks.get(key, []):
-            task = mv.task_v1(t)
-            statuses = t.get("statuses") or []
-            status = mv.status_v1(statuses[-1], agent_id=task["agent_id"],
-                                  executor_id=task["executor_id"]) if statuses else None
-            into[task["task_id"]] = TaskView(task, status)
+        rt = mv.nanos(a.get("reregistered_time"))
+        if rt is not None:
+            snap.agent_reregistered_at[agent["id"]] = _seconds(rt, "agent.reregistered_time")
+    for info in agents.get("recovered_agents") or []:
+        agent = mv.agent_v1(info)
+        snap.recovered_agents[agent["id"]] = agent
+    snap.recovery_listed = bool(snap.recovered_agents)
+    fws = mv.obj(get_state.get("get_frameworks"))
+    for f in fws.get("frameworks") or []:
+        fw = mv.framework_v1(mv.obj(f.get("framework_info")))
+        if f.get("recovered") is True:
+            snap.recovered_frameworks[fw["id"]] = fw
+        else:
+            snap.frameworks[fw["id"]] = fw
+        rt = mv.nanos(f.get("reregistered_time"))
+        if rt is not None:
+            snap.framework_reregistered_at[fw["id"]] = _seconds(rt, "framework.reregistered_time")
+    for info in fws.get("recovered_frameworks") or []:
+        fw = mv.framework_v1(info)
+        snap.recovered_frameworks.setdefault(fw["id"], fw)
+    for f in fws.get("completed_frameworks") or []:
+        snap.completed_frameworks.add(mv.require(mv.obj(f.get("framework_info")).get("id"), "framework_info.id"))
+    tasks = mv.obj(get_state.get("get_tasks"))
+    for key in ("pending_tasks", "tasks", "unreachable_tasks", "orphan_tasks", "completed_tasks"):
+        into = snap.completed_tasks if key == "completed_tasks" else snap.tasks
+        for t in tasks.get(key) or []:
+            v = _task_view(t)
+            into[mv.task_key(v.task)] = v
     return snap
 
 
@@ -89,9 +137,11 @@ class OperatorParser(TypedEventParser):
         self.differ = Differ()
         self.stream = Stream(cluster, "mesos.operator", stream_id, now=now, skew_threshold=skew_threshold)
         self.heartbeat_interval: float | None = None
-        """``heartbeat_interval_seconds`` of the last ``SUBSCRIBED`` (Mesos sends 15 s)."""
+        """``heartbeat_interval_seconds`` of the last ``SUBSCRIBED`` (Mesos 1.5+ sends 15 s; None:
+        the master sends no heartbeats)."""
         self.heartbeats = 0
-        self.skipped = Skipped()
+        self.outcomes = Outcomes()
+        self.skipped = self.outcomes.skipped
 
     def new_stream(self, stream_id: str) -> None:
         """A new connection: positions restart from 0 under ``stream_id``; the known state stays."""
@@ -101,12 +151,14 @@ class OperatorParser(TypedEventParser):
     # -- events built outside the stream (the live client) --------------------------
 
     def master(self, master_info: Obj, raw_type: str = "GET_MASTER") -> list[Event]:
-        """``master.elected`` when the leading master (from ``GET_MASTER``) is not the known one."""
+        """``master.elected`` when the leading master (from ``GET_MASTER``) is not the known one.
+
+        A new master after a known one is a failover: the next ``SUBSCRIBED``
+        is read knowing that agents and frameworks may await re-registration."""
         info = master_info_v1(master_info)
         if info["id"] == self.differ.master_id:
             return []
-        prev = self.differ.master_id
-        self.differ.master_id = info["id"]
+        prev = self.differ.note_master(info["id"])
         return [self.stream.event("master.elected", {"master": info, "previous_master_id": prev},
                                   occurred_at=self.stream.adapter_time(), clock="adapter",
                                   raw_type=raw_type)]
@@ -125,40 +177,47 @@ class OperatorParser(TypedEventParser):
     def _at(self) -> str:
         return self.stream.adapter_time()
 
-    def _subscribed(self, body: Obj) -> list[Event]:
+    def _subscribed(self, event: Obj) -> list[Event]:
+        body = self.body(event)
+        snap = snapshot_v1(mv.obj(body.get("get_state")))
         hb = body.get("heartbeat_interval_seconds")
-        if isinstance(hb, (int, float)):
-            self.heartbeat_interval = float(hb)
-        return self.differ.observe(snapshot_v1(body.get("get_state") or {}), self.stream, "SUBSCRIBED")
+        self.heartbeat_interval = float(hb) if isinstance(hb, (int, float)) and hb > 0 else None
+        return self.differ.observe(snap, self.stream, "SUBSCRIBED")
 
-    def _task_added(self, body: Obj) -> list[Event]:
-        task = mv.task_v1(body["task"])
+    def _task_added(self, event: Obj) -> list[Event]:
+        task = mv.task_v1(mv.obj(self.body(event).get("task")))
         self.differ.note_task(task)
         return [self.stream.event("task.added", {"task": task}, occurred_at=self._at(),
                                   clock="adapter", raw_type="TASK_ADDED")]
 
-    def _task_updated(self, body: Obj) -> list[Event]:
-        status = mv.status_v1(body.get("status") or {})
+    def _task_updated(self, event: Obj) -> list[Event]:
+        body = self.body(event)
+        if isinstance(body.get("status"), dict):  # master.proto: the acknowledged status + the latest state
+            status = mv.status_v1(body["status"])
+        else:  # the operator API guide's example: ids and the state at the top
+            status = mv.status_v1({k: body.get(k) for k in ("task_id", "state", "agent_id", "executor_id")})
         state = body.get("state") or status["state"]
+        if not isinstance(state, str):
+            raise ValueError(f"task_updated.state is not a string: {state!r:.60}")
         if status["state"] != state:
-            # ``status`` is the last acknowledged update, ``state`` the latest one:
-            # the latest state wins, without the other update's uuid.
-            status = dict(status, state=state, uuid=None)
-        self.differ.note_state(status["task_id"], state, status["agent_id"])
+            # ``status`` is the last acknowledged update, ``state`` the latest one: the
+            # latest state wins, without the other update's uuid and time (unknown).
+            status = dict(status, state=state, uuid=None, timestamp=None)
+        fid = mv.vid(body.get("framework_id")) or self.differ.framework_of(status["task_id"])
+        self.differ.note_state(fid, status["task_id"], state, status["agent_id"])
         out: list[Event] = []
         if status["timestamp"] is not None:
-            at = at_seconds(status["timestamp"])
-            clock = "master" if status["source"] == "SOURCE_MASTER" else "agent"
+            at, clock = at_seconds(status["timestamp"]), mv.status_clock(status)
             out.extend(self.stream.check_clock(at))
         else:
             at, clock = self._at(), "adapter"
-        out.append(self.stream.event("task.status_updated", {"status": status}, occurred_at=at,
+        out.append(self.stream.event("task.status_updated", mv.status_payload(status, fid), occurred_at=at,
                                      clock=clock, raw_type="TASK_UPDATED"))
         return out
 
-    def _agent_added(self, body: Obj) -> list[Event]:
-        a = body["agent"]
-        agent = mv.agent_v1(a["agent_info"])
+    def _agent_added(self, event: Obj) -> list[Event]:
+        a = mv.obj(self.body(event).get("agent"))
+        agent = mv.agent_v1(a.get("agent_info"))
         known = agent["id"] in self.differ.agents
         self.differ.note_agent(agent, bool(a.get("active", True)))
         t = mv.nanos(a.get("reregistered_time")) or mv.nanos(a.get("registered_time"))
@@ -166,34 +225,35 @@ class OperatorParser(TypedEventParser):
         return [self.stream.event("agent.reregistered" if known else "agent.added", {"agent": agent},
                                   occurred_at=at, clock=clock, raw_type="AGENT_ADDED")]
 
-    def _agent_removed(self, body: Obj) -> list[Event]:
-        aid = mv.vid(body["agent_id"]) or ""
+    def _agent_removed(self, event: Obj) -> list[Event]:
+        aid = mv.require(self.body(event).get("agent_id"), "agent_removed.agent_id")
         self.differ.drop_agent(aid)
         return [self.stream.event("agent.removed", {"agent_id": aid, "reason": "removed"},
                                   occurred_at=self._at(), clock="adapter", raw_type="AGENT_REMOVED")]
 
-    def _framework(self, body: Obj, type_: str, raw: str, when: str) -> list[Event]:
-        f = body["framework"]
-        fw = mv.framework_v1(f["framework_info"])
+    def _framework(self, event: Obj, type_: str, raw: str, when: str) -> list[Event]:
+        f = self.body(event).get("framework") or {}
+        fw = mv.framework_v1(mv.obj(f.get("framework_info")))
         self.differ.note_framework(fw)
         t = mv.nanos(f.get(when)) or mv.nanos(f.get("registered_time"))
         at, clock = (at_nanos(t), "master") if t else (self._at(), "adapter")
         return [self.stream.event(type_, {"framework": fw}, occurred_at=at, clock=clock, raw_type=raw)]
 
-    def _framework_added(self, body: Obj) -> list[Event]:
-        return self._framework(body, "framework.registered", "FRAMEWORK_ADDED", "registered_time")
+    def _framework_added(self, event: Obj) -> list[Event]:
+        return self._framework(event, "framework.registered", "FRAMEWORK_ADDED", "registered_time")
 
-    def _framework_updated(self, body: Obj) -> list[Event]:
-        return self._framework(body, "framework.reregistered", "FRAMEWORK_UPDATED", "reregistered_time")
+    def _framework_updated(self, event: Obj) -> list[Event]:
+        return self._framework(event, "framework.reregistered", "FRAMEWORK_UPDATED", "reregistered_time")
 
-    def _framework_removed(self, body: Obj) -> list[Event]:
-        fid = mv.vid(body["framework_info"].get("id")) or ""
+    def _framework_removed(self, event: Obj) -> list[Event]:
+        fid = mv.require(mv.obj(self.body(event).get("framework_info")).get("id"), "framework_info.id")
         self.differ.drop_framework(fid)
         return [self.stream.event("framework.removed", {"framework_id": fid, "reason": "removed"},
                                   occurred_at=self._at(), clock="adapter", raw_type="FRAMEWORK_REMOVED")]
 
-    def _heartbeat(self, body: Obj) -> list[Event]:
+    def _heartbeat(self, event: Obj) -> list[Event]:
         self.heartbeats += 1
+        self.skipped.add("HEARTBEAT (liveness only)")
         return []
 
 

@@ -44,3 +44,12 @@ def canonical(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def folded(events: list[dict[str, Any]], state: ClusterState | None = None) -> ClusterState:
     st, _ = fold(canonical(events), state=state, cluster=CLUSTER)
     return st
+
+
+def fold_task(st: ClusterState, key: tuple[str, str]) -> dict[str, Any]:
+    """The folded task ``(framework_id, task_id)``, whichever way the fold keys tasks
+    (``<framework_id>/<task_id>`` from REDUCER_VERSION 4, the task id before)."""
+    fid, tid = key
+    found = st.tasks.get(f"{fid}/{tid}") or st.tasks.get(tid)
+    assert found is not None, key
+    return found

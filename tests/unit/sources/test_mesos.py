@@ -6,16 +6,23 @@ import json
 
 from kmevents.contract.enums import TERMINAL_TASK_STATES
 from kmevents.reducer import ClusterState
-from kmevents.reducer.handlers_mesos import task_key
 from kmevents.sources.mesos_operator import OperatorParser, snapshot_v1
 from kmevents.sources.mesos_scheduler import SchedulerParser
 from kmevents.sources.mesos_snapshot import Snapshot
 from kmevents.sources.mesos_state import StateParser, snapshot_v0
-from tests.unit.sources._helpers import CLUSTER, canonical, fixed_now, folded, load, records
+from tests.unit.sources._helpers import (
+    CLUSTER,
+    canonical,
+    fixed_now,
+    fold_task,
+    folded,
+    load,
+    records,
+)
 
 M = "20150708-150322-16777343-5050-1234"
+F0 = f"{M}-0000"
 T1, T2, T4 = (f"pod.e1f2a3b4-000{i}-11e5-9f2c-42010af00002" for i in (1, 2, 4))
-K8SM = f"{M}-0000"  # the k8sm framework of the samples: task entities are <framework_id>/<task_id>
 MT3 = "webapp.7f3c2b1a-25e4-11e5-a6b4-0242ac110003"
 
 
@@ -26,31 +33,32 @@ def operator_events(parser: OperatorParser, name: str) -> list[dict]:
     return out
 
 
-def assert_fold_matches(st: ClusterState, snap: Snapshot) -> None:
-    """The folded state says what the master's own listing says."""
-    def task(tid: str, v: object) -> dict:  # task entities are <framework_id>/<task_id> (issue 16)
-        return st.tasks[task_key(v.task["framework_id"], tid)]  # type: ignore[attr-defined]
-
-    live = {tid: v.task["state"] for tid, v in snap.tasks.items()}
-    assert {t: task(t, v)["state"] for t, v in snap.tasks.items()} == live
-    for tid, v in snap.tasks.items():
-        assert task(tid, v)["agent_id"] == v.task["agent_id"]
-        assert task(tid, v)["framework_id"] == v.task["framework_id"]
-    for tid, v in snap.completed_tasks.items():
-        assert task(tid, v)["state"] == v.task["state"]
-    active_agents = {a for a, e in st.agents.items() if e["status"] != "removed"}
-    assert active_agents == set(snap.agents)
+def assert_fold_matches(st: ClusterState, snap: Snapshot, awaiting: frozenset[str] = frozenset()) -> None:
+    """The folded state says what the master's own listing says; ``awaiting``: agents absent
+    from it that await re-registration after a failover (deactivated, not removed)."""
+    live = {key: v.task["state"] for key, v in snap.tasks.items()}
+    assert {k: fold_task(st, k)["state"] for k in live} == live
+    for key, v in snap.tasks.items():
+        assert fold_task(st, key)["agent_id"] == v.task["agent_id"]
+        assert fold_task(st, key)["framework_id"] == v.task["framework_id"]
+    for key, v in snap.completed_tasks.items():
+        assert fold_task(st, key)["state"] == v.task["state"]
+    awaiting = awaiting | set(snap.recovered_agents)
+    known_agents = {a for a, e in st.agents.items() if e["status"] != "removed"}
+    assert known_agents == set(snap.agents) | awaiting
     for aid, active in snap.agent_active.items():
         assert (st.agents[aid]["status"] == "active") == active
+    for aid in awaiting:
+        assert st.agents[aid]["status"] == "deactivated"
     registered = {f for f, e in st.frameworks.items() if e["status"] == "registered"}
     # a framework awaiting re-registration after a failover (v0 "unregistered") is not removed
-    assert set(snap.frameworks) <= registered <= set(snap.frameworks) | snap.unregistered_frameworks
+    assert set(snap.frameworks) <= registered <= set(snap.frameworks) | set(snap.recovered_frameworks)
     for fid, fw in snap.frameworks.items():
         assert st.frameworks[fid]["failover_timeout"] == fw["failover_timeout"]
-    for key, e in st.tasks.items():
-        tid = e["task_id"]
-        if tid not in snap.tasks and tid not in snap.completed_tasks:
-            assert e["state"] in TERMINAL_TASK_STATES or e["state"] == "TASK_UNKNOWN", key
+    listed = {k[1] for k in snap.tasks} | {k[1] for k in snap.completed_tasks}
+    for e in st.tasks.values():
+        if e["id"].rpartition("/")[2] not in listed and e["agent_id"] not in awaiting:
+            assert e["state"] in TERMINAL_TASK_STATES or e["state"] == "TASK_UNKNOWN", e["id"]
 
 
 def test_operator_stream_maps_every_event_type() -> None:
@@ -63,7 +71,7 @@ def test_operator_stream_maps_every_event_type() -> None:
               "agent.removed", "framework.reregistered", "framework.removed"):
         assert t in types
     assert p.heartbeats == 3 and p.heartbeat_interval == 15.0
-    assert p.skipped.counts == {}
+    assert p.skipped.counts == {"HEARTBEAT (liveness only)": 3}
     upd = next(e for e in evs if e["raw_type"] == "TASK_UPDATED")
     assert upd["clock"] == "agent" and upd["occurred_at"] == "2015-07-08T15:03:30.250000Z"
     assert upd["payload"]["status"]["data"] is None  # status data never carried
@@ -87,7 +95,7 @@ def test_operator_stream_folds_to_the_later_get_state() -> None:
     st = folded(operator_events(p, "mesos/operator_subscribe.recordio"))
     later = snapshot_v1(load("mesos/operator_get_state.json")["get_state"])
     assert_fold_matches(st, later)
-    assert st.tasks[task_key(K8SM, T2)]["state"] == "TASK_FINISHED"
+    assert fold_task(st, (F0, T2))["state"] == "TASK_FINISHED"
     assert st.agents[f"{M}-S2"]["status"] == "removed"
 
 
@@ -113,7 +121,7 @@ def test_resubscription_diffs_against_what_was_seen_and_reports_vanished_tasks()
     st = folded(first + second)
     snap = snapshot_v1(json.loads(records("mesos/operator_resubscribe.recordio")[0])["subscribed"]["get_state"])
     assert_fold_matches(st, snap)
-    assert st.tasks[task_key(K8SM, T1)]["state"] == "TASK_UNKNOWN"  # kept, not dropped
+    assert fold_task(st, (F0, T1))["state"] == "TASK_UNKNOWN"  # kept, not dropped
 
 
 def test_an_identical_resubscription_changes_nothing() -> None:
@@ -125,11 +133,13 @@ def test_an_identical_resubscription_changes_nothing() -> None:
     assert [e["type"] for e in evs] == ["cluster.snapshot_observed"]
 
 
-def test_unknown_and_undecodable_records_are_counted_not_silently_dropped() -> None:
+def test_unknown_records_are_counted_and_undecodable_ones_quarantined() -> None:
     p = OperatorParser(CLUSTER, "s1", now=fixed_now)
     assert p.feed({"type": "AGENT_DRAINED_FUTURE", "x": {}}) == []
     assert p.feed_record(b"{not json") == []
-    assert p.skipped.counts == {"type 'AGENT_DRAINED_FUTURE'": 1, "undecodable record": 1}
+    assert p.skipped.counts == {"type 'AGENT_DRAINED_FUTURE'": 1}
+    [q] = p.outcomes.take_quarantined()
+    assert (q.stream_id, q.seq, q.raw) == ("s1", 1, b"{not json") and q.reason.startswith("not JSON")
     assert p.stream.seq == 1
 
 
@@ -159,7 +169,20 @@ def test_master_state_polls_become_diffs() -> None:
     assert t3[0]["payload"]["previous_master_id"] == M
     # F1 has no registered framework entry in poll 3 but is unregistered (orphan tasks): not removed
     assert not [e for e in polls[2] if e["type"] == "framework.removed"]
+    # poll 3 is the new master's first, 60 s after its election (a 0.28 listing: it does not
+    # list recovered agents): S1, absent, awaits re-registration: kept deactivated (since poll 2),
+    # not removed, and its task not made unknown
+    assert [e for e in polls[2] if e["type"].startswith("agent.")] == []
+    assert sp.differ.awaiting_agents == {f"{M}-S1"}
     st = folded(all_events)
+    assert_fold_matches(st, snapshot_v0(load("mesos/master_state_3.json")), frozenset({f"{M}-S1"}))
+    # ten minutes after the election (the default agent_reregister_timeout) S1 has not come back
+    later = StateParser(CLUSTER, now=lambda: fixed_now() + 600)
+    later.differ, later.stream.seq = sp.differ, 2
+    poll4 = later.feed(load("mesos/master_state_3.json"))
+    assert [(e["type"], e["payload"]) for e in poll4 if e["type"].startswith("agent.")] == [
+        ("agent.removed", {"agent_id": f"{M}-S1", "reason": "reregister_timeout"})]
+    st = folded(poll4, st)
     assert_fold_matches(st, snapshot_v0(load("mesos/master_state_3.json")))
     assert st.agents[f"{M}-S1"]["status"] == "removed"
 
@@ -169,7 +192,7 @@ def test_master_state_v0_values() -> None:
     agent = snap.agents[f"{M}-S0"]
     assert agent["port"] == 5051 and agent["attributes"] == {"rack": "r0", "gen": "2"}
     assert {"name": "ports", "role": "*", "scalar": None, "ranges": [[31000, 32000]]} in agent["resources"]
-    task = snap.tasks[T1].task
+    task = snap.tasks[(F0, T1)].task
     assert task["agent_id"] == f"{M}-S0" and task["labels"]["app"] == "nginx"
 
 
@@ -184,7 +207,8 @@ def test_scheduler_stream_maps_every_event_type() -> None:
         "master.elected", "framework.registered", "offer.offered", "offer.offered", "offer.rescinded",
         "task.status_updated", "task.status_updated", "inverse_offer.offered", "inverse_offer.rescinded",
         "executor.removed", "agent.removed", "task.status_updated", "master.error"]
-    assert p.skipped.counts == {"MESSAGE (opaque executor data; no catalogue type)": 1}
+    assert p.skipped.counts == {"MESSAGE (opaque executor data; no catalogue type)": 1,
+                                "HEARTBEAT (liveness only)": 1}
     assert p.heartbeats == 1
     offer = evs[2]["payload"]["offer"]
     assert offer["id"] == f"{M}-O11" and offer["hostname"] == "10.132.0.10"
