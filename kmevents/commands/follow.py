@@ -22,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("kind", choices=KINDS)
     p.add_argument("--url", required=True, help="master, API server, or etcd endpoint")
     p.add_argument("--cluster", default=None, help="cluster name (default: settings)")
-    p.add_argument("--key", default=None, help="k8sm: the leader key in etcd")
+    p.add_argument("--key", default=None,
+                   help="k8sm: the leader key in etcd (default /mesos/k8sm/framework/Kubernetes/leader)")
+    p.add_argument("--etcd-api", choices=("v2", "v3"), default="v2",
+                   help="k8sm: the etcd API the leader key is written through (k8sm writes v2)")
     p.add_argument("--token", default=None, help="k8s: bearer token")
     p.add_argument("--interval", type=float, default=5.0, help="mesos-state: seconds between polls")
     add_connection_flags(p)
@@ -33,7 +36,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
     from kmevents.sources import run_source
 
     settings = settings_from(args)
-    options = {k: v for k, v in (("key", args.key), ("token", args.token)) if v is not None}
+    options = {k: v for k, v in (("key", args.key), ("token", args.token), ("etcd_api", args.etcd_api))
+               if v is not None}
     try:
         stats = asyncio.run(run_source(args.kind, settings, args.url, interval=args.interval, **options))
     except KeyboardInterrupt:

@@ -280,22 +280,20 @@ class KubernetesParser:
 
     # -- input: a live watch -------------------------------------------------------------
 
-    def feed_line(self, resource: str, line: bytes | str, seq: int | None = None) -> list[Event]:
-        """One line of a watch response (a JSON WatchEvent); undecodable lines are quarantined."""
-        try:
-            ev = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            st = self.stream(resource)
-            out = st.record(seq)
-            self._count()
-            self._quarantine(st, line, f"{resource} watch: undecodable JSON: {exc}")
-            return out
-        return self.feed(resource, ev, seq)
-
-    def feed(self, resource: str, watch_event: Obj, seq: int | None = None) -> list[Event]:
-        """One watch event ``{"type": ..., "object": ...}`` of ``resource``."""
+    def feed(self, resource: str, watch_event: Obj | bytes | str, seq: int | None = None) -> list[Event]:
+        """One watch event of ``resource``: ``{"type": ..., "object": ...}``, or the line of the
+        watch response that holds it (bytes; undecodable: quarantined)."""
         st = self.stream(resource)
         out = st.record(seq)
+        if isinstance(watch_event, (bytes, bytearray, str)):
+            try:
+                decoded = orjson.loads(watch_event)
+            except orjson.JSONDecodeError as exc:
+                self._count()
+                self._quarantine(st, watch_event, f"{resource} watch: undecodable JSON: {exc}")
+                return out
+            out.extend(self._guarded(resource, decoded, st, live=True))
+            return out
         out.extend(self._guarded(resource, watch_event, st, live=True))
         return out
 
@@ -433,7 +431,9 @@ class KubernetesParser:
             return []
         if kind == "ERROR":
             status = obj if isinstance(obj, dict) else {}
-            self.skipped.add(f"ERROR {status.get('code')} {status.get('reason')} (the watch ended)")
+            code = status.get("code")
+            what = f"{code} {status.get('reason') or ''}".strip() if code else "without a code"
+            self.skipped.add(f"ERROR {what} (the watch ended)")
             return []
         if kind not in ("ADDED", "MODIFIED", "DELETED"):
             self.skipped.add(f"{resource} watch event {kind!r}")

@@ -12,10 +12,11 @@ from typing import Any
 from kmevents.errors import UsageError
 from kmevents.settings import Settings
 from kmevents.sources._common import Backoff, Event
-from kmevents.sources.k8sm import LeaderParser
+from kmevents.sources.k8sm import DEFAULT_KEY, LeaderParser
 from kmevents.sources.kubernetes import RESOURCES, KubernetesParser
 from kmevents.sources.live_k8s import WatchClient
 from kmevents.sources.live_k8sm import LeaderKeyClient
+from kmevents.sources.live_k8sm_v2 import V2LeaderKeyClient
 from kmevents.sources.live_mesos import OperatorClient, StatePoller
 from kmevents.sources.mesos_operator import OperatorParser
 from kmevents.sources.mesos_state import StateParser
@@ -49,9 +50,13 @@ def _clients(kind: str, cluster: str, url: str, settings: Settings, options: dic
                 for r in options.get("resources") or RESOURCES]
     if kind == "k8sm":
         etcd = settings.etcd.model_copy(update={"endpoint": url}) if url else settings.etcd
-        key = options.get("key") or "/k8sm/scheduler/leader"
-        return [LeaderKeyClient(etcd, LeaderParser(cluster, key), backoff=backoff,
-                                max_events=options.get("max_events"))]
+        leader = LeaderParser(cluster, options.get("key") or DEFAULT_KEY)
+        api = options.get("etcd_api") or "v2"  # k8sm writes its key through v2
+        if api == "v2":
+            return [V2LeaderKeyClient(etcd.endpoint, leader, backoff=backoff, max_events=options.get("max_events"))]
+        if api == "v3":
+            return [LeaderKeyClient(etcd, leader, backoff=backoff, max_events=options.get("max_events"))]
+        raise UsageError(f"unknown etcd API {api!r} for k8sm", hint="use v2 (what k8sm writes) or v3")
     raise UsageError(f"unknown source kind {kind!r}",
                      hint=f"use one of {', '.join(KINDS)}; the scheduler stream is posted by the framework "
                           "(schemas/README.md, 'Adapters and mappings')")
@@ -83,7 +88,8 @@ async def run_source(kind: str, settings: Settings, url: str, *, cluster: str | 
     ``kind``: ``mesos-operator`` (``url`` = master, e.g. ``http://127.0.0.1:5050``),
     ``mesos-state`` (same url, polled every ``interval`` s), ``k8s`` (``url`` =
     API server; ``resources``, ``token``), ``k8sm`` (``url`` = etcd endpoint,
-    ``key`` = the leader key). Events are validated, redacted and produced by
+    ``key`` = the leader key, ``etcd_api`` = ``v2``, the default and what k8sm
+    writes, or ``v3``). Events are validated, redacted and produced by
     :class:`kmevents.ingest.Ingestor` in batches of up to ``batch_size`` events,
     or sooner when ``flush_seconds`` pass. Refused events are counted (with
     their errors) in the returned :class:`RunStats`; they never stop the run.

@@ -92,7 +92,7 @@ def test_a_watch_event_that_cannot_be_mapped_is_quarantined_and_the_stream_goes_
                b'{"type": "ADDED", "object": ' + json.dumps(pod()).encode() + b"}"]
     out = []
     for line in records:
-        out += p.feed_line("pods", line)
+        out += p.feed("pods", line)
     assert [e["type"] for e in canonical(out)] == ["pod.upserted"]
     assert out[0]["source"] == {"kind": "k8s.watch", "stream_id": "pods@400", "seq": 3}
     q = p.outcomes.take_quarantined()
