@@ -19,8 +19,10 @@ Two ways in, one per etcd API (each live client feeds one):
 
 - ``feed_v2(answer)``: an answer of the v2 keys API about the key, as JSON:
   a GET (``action: get``), a watch event (``create``, ``set``, ``update``,
-  ``compareAndSwap``; ``delete``, ``compareAndDelete``, ``expire``), or the
-  error answer of a GET of an absent key (``errorCode: 100``);
+  ``compareAndSwap``; ``delete``, ``compareAndDelete``, ``expire``), the
+  error answer of a GET of an absent key (``errorCode: 100``), or that of a
+  watch that lost etcd's event window (``errorCode: 401``, skipped: the client
+  re-reads the key and says so with ``resumed``);
 - ``feed(value, version=, create_revision=)``: a v3 put or delete.
 
 Positions: the stream is the key's life (``<key>@<create_revision>`` in v3,
@@ -72,6 +74,9 @@ V2_REMOVALS = {"delete": "leader key deleted (no catalogue type)",
                "expire": "leader key expired: the leader stopped renewing it (no catalogue type)"}
 #: etcd v2 ``errorCode`` of a key that does not exist.
 V2_KEY_NOT_FOUND = 100
+#: etcd v2 ``errorCode`` s of a watch that lost etcd's event window (401: the index is older
+#: than the last 1000 events; 400: the watcher was cleared by a recovery): re-read the key.
+V2_WINDOW_LOST = frozenset({400, 401})
 MAPPING_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
 
 
@@ -148,6 +153,10 @@ class LeaderParser:
         if "errorCode" in answer:
             if answer["errorCode"] == V2_KEY_NOT_FOUND:
                 self._gone("leader key absent (no leader)")
+                return []
+            if answer["errorCode"] in V2_WINDOW_LOST:
+                self.skipped.add(f"etcd v2 watch lost its event window (errorCode {answer['errorCode']}): "
+                                 "the key is re-read")
                 return []
             raise ValueError(f"etcd error {answer['errorCode']}: {answer.get('message')}")
         action = answer["action"]

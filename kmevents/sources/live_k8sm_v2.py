@@ -21,7 +21,8 @@ Protocol facts it follows (etcd v2 API, "Waiting for a change"):
 - etcd keeps only the last 1000 events: a ``waitIndex`` older than that
   answers ``400 {"errorCode": 401, "message": "The event in requested index is
   outdated and cleared"}`` (``errorCode 400``, "watcher is cleared due to etcd
-  recovery", likewise). The client re-reads the key (``resumed``: the parser
+  recovery", likewise). The client hands that answer to the parser (which
+  counts it), re-reads the key (``resumed``: the parser
   reports a ``source.gap`` if it changed meanwhile) and watches from there;
 - a long poll can end with an empty body (a proxy, etcd closing the watcher);
   then, and after ``wait_timeout`` s without an answer, the client asks again
@@ -48,10 +49,7 @@ import orjson
 
 from kmevents.sources._common import Backoff, Event, pause
 from kmevents.sources._retry import Failures
-from kmevents.sources.k8sm import V2_KEY_NOT_FOUND, LeaderParser
-
-#: etcd v2 ``errorCode`` s after which the watch must re-read the key.
-V2_WINDOW_LOST = frozenset({400, 401})
+from kmevents.sources.k8sm import V2_KEY_NOT_FOUND, V2_WINDOW_LOST, LeaderParser
 
 
 class IndexCleared(Exception):
@@ -182,6 +180,7 @@ class V2LeaderKeyClient:
             body = None
         code = body.get("errorCode") if isinstance(body, dict) else None
         if isinstance(body, dict) and code in V2_WINDOW_LOST:
+            self.parser.feed_v2(body)  # counted there (skipped), like every answer
             raise IndexCleared(str(body.get("message")))
         if resp.status_code == 404 and code == V2_KEY_NOT_FOUND and allow_not_found:
             return body

@@ -6,6 +6,7 @@ writes it: created with ``prevExist=false`` and a TTL, renewed by compare-and-sw
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -142,3 +143,49 @@ async def test_an_etcd_without_the_v2_api_ends_the_run_with_source_failed() -> N
     finally:
         await runner.cleanup()
     assert client.failures.counts == {"V2NotServed": 3}
+
+
+def etcd_from_transcript(exchanges: list[dict[str, Any]], asked: list[str], done: asyncio.Event,
+                         released: asyncio.Event) -> web.Application:
+    """An etcd that answers the recorded exchanges in order and records what it was asked; then
+    sets ``done`` and holds the next long poll until ``released``."""
+    left = list(exchanges)
+
+    async def keys(request: web.Request) -> web.StreamResponse:
+        asked.append(f"GET {request.path_qs}")
+        if not left:  # a long poll nothing answers, until the test ends
+            done.set()
+            await released.wait()
+            return web.Response(status=200, headers={"X-Etcd-Index": "0"})
+        x = left.pop(0)
+        return web.Response(status=x["status"], headers=x["headers"], content_type="application/json",
+                            text=json.dumps(x["body"]))
+
+    app = web.Application()
+    app.router.add_get("/v2/keys/{tail:.*}", keys)
+    return app
+
+
+@pytest.mark.parametrize("name", ["v1.1-etcd-v2-election.ndjson", "v1.2-etcd-v2-failover.ndjson"])
+async def test_the_client_asks_what_it_asked_the_real_etcd_and_the_parser_gives_the_same(name: str) -> None:
+    from tests.integration.test_sources_live import serve
+    from tests.unit.sources._helpers import fixed_now
+    from tests.unit.sources.test_conformance_k8sm import replay, transcript
+
+    exchanges = transcript(name)
+    asked: list[str] = []
+    done, released = asyncio.Event(), asyncio.Event()
+    runner, url = await serve(etcd_from_transcript(exchanges, asked, done, released))
+    try:
+        client = V2LeaderKeyClient(url, LeaderParser("prod-1", now=fixed_now), backoff=Backoff(base=0.01, seed=1))
+        task = asyncio.create_task(collect(client))
+        async with asyncio.timeout(20):
+            await done.wait()
+        client.stop()
+        async with asyncio.timeout(5):
+            events = await task
+    finally:
+        released.set()
+        await runner.cleanup()
+    assert asked[:-1] == [x["request"] for x in exchanges]  # the same requests, the same waitIndex
+    assert canonical(events) == replay(name)[1]
