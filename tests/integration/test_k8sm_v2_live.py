@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from kmevents.errors import SourceFailed
+from kmevents.settings import Settings
 from kmevents.sources import Backoff, LeaderParser, V2LeaderKeyClient
 from tests.stacks import TestStack
 from tests.unit.sources._helpers import canonical
@@ -189,3 +190,26 @@ async def test_the_client_asks_what_it_asked_the_real_etcd_and_the_parser_gives_
         await runner.cleanup()
     assert asked[:-1] == [x["request"] for x in exchanges]  # the same requests, the same waitIndex
     assert canonical(events) == replay(name)[1]
+
+
+async def test_follow_k8sm_reads_the_v2_key_by_default(isolated: Settings) -> None:
+    from kmevents.sources import run_source
+    from tests.integration.test_ingest import read_all
+
+    key = f"{isolated.etcd.prefix}/mesos/k8sm/framework/Kubernetes/leader"
+    async with httpx.AsyncClient(timeout=10) as http:
+        el = Elector(http, isolated.etcd.endpoint, key)
+        first = await el.become_master(A, 30)
+
+        async def renew() -> None:
+            await asyncio.sleep(1.0)
+            await el.extend_master(A, 30, first["node"]["modifiedIndex"])
+
+        writer = asyncio.create_task(renew())
+        async with asyncio.timeout(60):
+            await run_source("k8sm", isolated, isolated.etcd.endpoint, key=key, max_events=1, flush_seconds=0.2,
+                             seed=1)
+        await writer
+    stored = [json.loads(r.value) for r in await read_all(isolated)]
+    assert [(e["type"], e["payload"]["identity"], e["source"]["stream_id"]) for e in stored] == [
+        ("scheduler.leader_elected", A, f"{key}@{first['node']['createdIndex']}")]
