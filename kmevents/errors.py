@@ -6,6 +6,7 @@
     │   └── StackError            the local stack could not start, or is half-started (exit 2)
     ├── ContractError             an event breaks the contract (exit 1)
     ├── CheckFailed               a check found a problem: drift, broken chain (exit 1)
+    ├── SourceFailed              a live source kept failing in a way its client does not expect (exit 1)
     └── FencedError               a newer worker owns the partition; this one must stop (exit 1)
 """
 
@@ -57,3 +58,12 @@ class FencedError(KmeventsError):
     """Another worker committed a newer checkpoint: this worker must give the partition up."""
 
     exit_code = 1
+
+
+class SourceFailed(KmeventsError):
+    """A live source client gave up: the same unexpected error (not a network error, not a
+    server asking it to relist) kept coming back. Raised out of the client's ``run()`` with
+    the last error as its cause; whoever runs the client ends non-zero (never exit 0)."""
+
+    exit_code = 1
+    retriable = True

@@ -187,6 +187,7 @@ def _etcd(image: str, settings: Settings, data: Path, tag: str) -> DockerContain
         f"--quota-backend-bytes={st.etcd_quota_bytes}",
         f"--max-txn-ops={e.max_txn_ops}",
         f"--max-request-bytes={e.max_request_bytes}",
+        "--enable-v2=true",  # k8sm's leader key (v2 keys API), as the native stack
         "--logger=zap",
     ]
     etcd_settings = settings.model_copy(deep=True).etcd

@@ -44,7 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("kind", choices=KINDS)
     p.add_argument("--url", required=True, help="master, API server, or etcd endpoint")
     p.add_argument("--cluster", default=None, help="cluster name (default: settings)")
-    p.add_argument("--key", default=None, help="k8sm: the leader key in etcd")
+    p.add_argument("--key", default=None,
+                   help="k8sm: the leader key in etcd (default /mesos/k8sm/framework/Kubernetes/leader)")
+    p.add_argument("--etcd-api", choices=("v2", "v3"), default="v2",
+                   help="k8sm: the etcd API the leader key is written through (k8sm writes v2)")
     p.add_argument("--token", default=None, help="k8s: bearer token")
     p.add_argument("--resources", default=None, metavar="R,R...",
                    help="k8s: the resources to watch (default pods,nodes,replicationcontrollers,services,"
@@ -61,7 +64,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
     from kmevents.sources import run_source
 
     settings, sink = open_run(args)
-    options: dict[str, Any] = {k: v for k, v in (("key", args.key), ("token", args.token)) if v is not None}
+    options: dict[str, Any] = {k: v for k, v in (("key", args.key), ("token", args.token),
+                                                 ("etcd_api", args.etcd_api)) if v is not None}
     if args.resources:
         options["resources"] = [r.strip() for r in args.resources.split(",") if r.strip()]
 

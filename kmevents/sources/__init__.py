@@ -17,7 +17,9 @@ mappings".
     k8sm.py             LeaderParser     (k8sm's leader key in etcd)
     live_mesos.py       OperatorClient, StatePoller (httpx)
     live_k8s.py         WatchClient (httpx)
-    live_k8sm.py        LeaderKeyClient (kmevents.adapters.etcd)
+    live_k8sm.py        LeaderKeyClient (a v3 key, kmevents.adapters.etcd)
+    live_k8sm_v2.py     V2LeaderKeyClient (k8sm's v2 key, httpx)
+    _retry.py           Failures: expected errors retried, unexpected ones end in SourceFailed
     runner.py           run_source: a live client into a sink, in batches; restarts, summary
     importer.py         run_import: captured files (audit logs, state dumps, watches, RecordIO) the same way
     captures.py         reading captures: gzip, curl -i headers, JSON lines/documents, RecordIO frames, times
@@ -39,6 +41,7 @@ from kmevents.sources.k8sm import LeaderParser
 from kmevents.sources.kubernetes import KubernetesParser
 from kmevents.sources.live_k8s import WatchClient
 from kmevents.sources.live_k8sm import LeaderKeyClient
+from kmevents.sources.live_k8sm_v2 import V2LeaderKeyClient
 from kmevents.sources.live_mesos import OperatorClient, StatePoller
 from kmevents.sources.mesos_operator import OperatorParser
 from kmevents.sources.mesos_scheduler import SchedulerParser
@@ -73,6 +76,7 @@ __all__ = [
     "Stream",
     "Summary",
     "Tally",
+    "V2LeaderKeyClient",
     "WatchClient",
     "run_import",
     "run_source",

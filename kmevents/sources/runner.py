@@ -30,10 +30,11 @@ from kmevents.errors import UsageError
 from kmevents.settings import Settings
 from kmevents.sources._common import Backoff, Event, pause
 from kmevents.sources.guard import Guard
-from kmevents.sources.k8sm import LeaderParser
+from kmevents.sources.k8sm import DEFAULT_KEY, LeaderParser
 from kmevents.sources.kubernetes import RESOURCES, KubernetesParser
 from kmevents.sources.live_k8s import WatchClient
 from kmevents.sources.live_k8sm import LeaderKeyClient
+from kmevents.sources.live_k8sm_v2 import V2LeaderKeyClient
 from kmevents.sources.live_mesos import OperatorClient, StatePoller
 from kmevents.sources.mesos_operator import OperatorParser
 from kmevents.sources.mesos_state import StateParser
@@ -91,8 +92,15 @@ def _clients(kind: str, cluster: str, url: str, settings: Settings, options: dic
                 for r in options.get("resources") or RESOURCES]
     if kind == "k8sm":
         etcd = settings.etcd.model_copy(update={"endpoint": url}) if url else settings.etcd
-        key = options.get("key") or "/k8sm/scheduler/leader"
+        key = options.get("key") or DEFAULT_KEY
         lp = LeaderParser(cluster, key)
+        api = options.get("etcd_api") or "v2"  # k8sm writes its key through v2
+        if api == "v2":
+            guard.wrap(lp, "feed_v2", kind="k8sm", source=kind, raw=lambda answer, *_a, **_k: answer)
+            return [(kind, V2LeaderKeyClient(etcd.endpoint, lp, backoff=backoff,
+                                             max_events=options.get("max_events")))]
+        if api != "v3":
+            raise UsageError(f"unknown etcd API {api!r} for k8sm", hint="use v2 (what k8sm writes) or v3")
 
         def at(value: Any, *, version: int = 0, create_revision: int = 0, **_k: Any) -> tuple[str, int]:
             return f"{key}@{create_revision}", max(version - 1, 0)
@@ -186,7 +194,8 @@ async def run_source(kind: str, settings: Settings, url: str, *, cluster: str | 
     ``kind``: ``mesos-operator`` (``url`` = master, e.g. ``http://127.0.0.1:5050``),
     ``mesos-state`` (same url, polled every ``interval`` s), ``k8s`` (``url`` =
     API server; ``resources``, ``token``), ``k8sm`` (``url`` = etcd endpoint,
-    ``key`` = the leader key). ``sink``: default a :class:`KafkaSink` (validated,
+    ``key`` = the leader key, ``etcd_api`` = ``v2``, the default and what k8sm
+    writes, or ``v3``). ``sink``: default a :class:`KafkaSink` (validated,
     redacted and produced by :class:`kmevents.ingest.Ingestor`); a :class:`DryRunSink`
     writes files instead. Events go in batches of up to ``batch_size``, or sooner
     when ``flush_seconds`` pass. Refused events and quarantined records are counted

@@ -193,6 +193,9 @@ class Stack:
             "--quota-backend-bytes", str(st.etcd_quota_bytes),
             "--max-txn-ops", str(self.settings.etcd.max_txn_ops),
             "--max-request-bytes", str(self.settings.etcd.max_request_bytes),
+            # k8sm writes its leader key through etcd's v2 keys API (kmevents.sources.live_k8sm_v2):
+            # serve it, so that a local k8sm, and the tests, can write such a key here
+            "--enable-v2=true",
             "--log-level", "warn",
             "--logger", "zap",
         ]

@@ -89,7 +89,7 @@ async def test_run_source_follows_the_k8sm_leader_key_on_real_etcd(isolated: Set
 
     writer = asyncio.create_task(elections())
     async with asyncio.timeout(60):
-        stats = await run_source("k8sm", isolated, isolated.etcd.endpoint, key=key, max_events=2,
+        stats = await run_source("k8sm", isolated, isolated.etcd.endpoint, key=key, etcd_api="v3", max_events=2,
                                  flush_seconds=0.2, seed=1)
     await writer
     assert stats.refused == 0 and stats.accepted == 2, stats

@@ -37,6 +37,7 @@ def test_compose_ports_match_the_native_stack() -> None:
     assert f"--max-txn-ops={s.etcd.max_txn_ops}" in etcd_args
     assert f"--max-request-bytes={s.etcd.max_request_bytes}" in etcd_args
     assert "--auto-compaction-mode=periodic" in etcd_args
+    assert "--enable-v2=true" in etcd_args  # k8sm's leader key is a v2 key
 
 
 def test_compose_creates_every_topic_with_the_native_settings() -> None:

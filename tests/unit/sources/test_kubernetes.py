@@ -96,7 +96,7 @@ def test_nodes_rcs_services_endpoints_and_events() -> None:
                                                             "uid": U1}}]
     k8s = [e for e in evs if e["type"] == "k8s_event.recorded"]
     assert [(e["payload"]["reason"], e["payload"]["count"], e["clock"]) for e in k8s] == [
-        ("Evicted", 1, "agent"), ("FailedMount", 3, "agent"), ("FailedScheduling", 1, "apiserver")]
+        ("Evicted", 1, "agent"), ("FailedMount", 3, "agent"), ("FailedScheduling", 1, "scheduler")]
     assert k8s[1]["occurred_at"] == "2015-07-08T15:12:00.000000Z"
     assert [e["payload"]["kind"] for e in evs if e["type"] == "pod.evicted"] == ["node_pressure"]
     assert p.skipped.counts == {"events DELETED (the Event expired)": 1}
