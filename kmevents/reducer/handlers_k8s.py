@@ -143,6 +143,13 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     st._dirty.add(("pod", pid))
 
 
+def _later(created_at: str, t: str) -> bool:
+    """Whether a pod created at ``created_at`` came into being in a later second than ``t``
+    (canonical times: the first 19 characters are the second). A record truncated to whole
+    seconds (10:00:00 for a delete at 10:00:00.9) is not before a pod created at 10:00:00.7."""
+    return created_at[:19] > t[:19]
+
+
 def _live_pod(st: ClusterState, ref: Any, what: str, t: str) -> tuple[str, Ent | None]:
     """The pod a reference names, or None (annotated).
 
@@ -152,7 +159,8 @@ def _live_pod(st: ClusterState, ref: Any, what: str, t: str) -> tuple[str, Ent |
     about an earlier pod of that name (its delete reached us late) and must not touch
     this one. Worked example: pod web-0 (uid u1) deleted at 10:00, recreated as uid u2
     at 10:01 and shown by the watch; the audit's "delete web-0" of 10:00 arrives at
-    10:02 -> annotated stale, u2 stays alive.
+    10:02 -> annotated stale, u2 stays alive. Compared to the second (``_later``): the
+    audit records of Kubernetes 1.7/1.8 carry whole seconds.
     """
     pid, uid = _pod_ref(ref)
     pod = st.pods.get(pid)
@@ -163,7 +171,7 @@ def _live_pod(st: ClusterState, ref: Any, what: str, t: str) -> tuple[str, Ent |
     if uid is not None and pod["uid"] != uid:
         note(st, STALE, "pod", pid, f"{what} for uid {uid}, but the pod is now uid {pod['uid']}")
         return pid, None
-    if uid is None and pod["created_at"] > t:
+    if uid is None and _later(pod["created_at"], t):
         note(st, STALE, "pod", pid, f"{what} at {t} named by namespace/name, but pod uid {pod['uid']} "
                                     f"of that name was created later ({pod['created_at']}); ignored")
         return pid, None
@@ -280,7 +288,7 @@ def _write_target(st: ClusterState, pl: Ent, t: str) -> tuple[str, str, Ent] | N
             return None
         if uid is None and pl.get("verb") == "create" and ent["deleted"] is not None:
             return None  # the create of a new pod of that name, which the watch has not shown yet
-        if uid is None and pl.get("verb") != "create" and ent["created_at"] > t:
+        if uid is None and pl.get("verb") != "create" and _later(ent["created_at"], t):
             note(st, STALE, "pod", key, f"write at {t} named by namespace/name, but pod uid {ent['uid']} "
                                         f"of that name was created later ({ent['created_at']}); ignored")
             return None

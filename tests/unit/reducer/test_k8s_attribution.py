@@ -74,9 +74,20 @@ def test_a_delete_named_by_name_for_a_pod_never_seen_is_annotated_not_dropped() 
 def test_a_late_delete_named_by_name_does_not_touch_a_newer_pod_of_that_name() -> None:
     log = Log()
     old_delete = audited(log, log.ev("pod.deleted", {"pod": by_name("web", "web-0"), "reason": None}))
+    old_delete["occurred_at"] = "2024-04-30T23:59:58.000000Z"  # two seconds before the new pod
     st, anns = fold_all([log.pod("web", "web-0", "u2", {"app": "web"}), old_delete])
     assert [a["kind"] for a in anns] == ["stale"] and "created later" in anns[0]["message"]
     assert st.pods["web/web-0"]["deleted"] is None
+
+
+def test_a_delete_stamped_in_whole_seconds_resolves_a_pod_created_within_that_second() -> None:
+    log = Log()
+    created = log.pod("web", "web-0", "u1", {"app": "web"})
+    created["occurred_at"] = "2017-09-05T10:00:00.700000Z"  # the watch saw it at .7
+    delete = audited(log, log.ev("pod.deleted", {"pod": by_name("web", "web-0"), "reason": None}))
+    delete["occurred_at"] = "2017-09-05T10:00:00.000000Z"  # a 1.8 record: `timestamp`, whole seconds
+    st, anns = fold_all([created, delete])
+    assert anns == [] and st.pods["web/web-0"]["deleted"]["actor"] == ALICE
 
 
 def test_a_write_joins_the_actor_the_watchs_delete_did_not_know() -> None:
@@ -162,3 +173,18 @@ def test_a_snapshot_carries_the_writers() -> None:
     assert again.rcs["web/frontend"]["writers"] == st.rcs["web/frontend"]["writers"]
     apply(again, write(log, "replicationcontrollers", "frontend", verb="update", audit_id="a-2"))
     assert len(again.rcs["web/frontend"]["writers"]) == 1  # a-2 was applied before the snapshot
+
+
+def test_a_late_write_named_by_name_does_not_join_a_newer_pod_of_that_name() -> None:
+    log = Log()
+    late = write(log, "pods", "web-0")
+    late["occurred_at"] = "2024-04-30T23:59:58.000000Z"
+    st, anns = fold_all([log.pod("web", "web-0", "u2", {"app": "web"}), late])
+    assert [a["kind"] for a in anns] == ["stale"] and "writers" not in st.pods["web/web-0"]
+
+
+def test_a_create_named_by_name_does_not_join_the_deleted_pod_it_replaces() -> None:
+    log = Log()
+    st, anns = fold_all([log.pod("web", "web-0", "u1", {"app": "web"}), log.pod_deleted("web", "web-0", "u1"),
+                         write(log, "pods", "web-0", verb="create")])
+    assert anns == [] and "writers" not in st.pods["web/web-0"]
