@@ -24,9 +24,7 @@ def record(api: str = V1, *, verb: str = "delete", resource: str = "pods", ns: s
            user: str = "alice", stage: str = "ResponseComplete", level: str = "Metadata",
            **extra: Any) -> dict[str, Any]:
     """One audit record in the shape of ``api`` (times: stage 10:00:01.5, arrival 10:00:01)."""
-    ref = {"resource": resource, "apiVersion": "v1"}
-    if api != V1ALPHA1:
-        ref["apiGroup"] = ""
+    ref = {"resource": resource, "apiVersion": "v1"}  # the core group: no apiGroup (omitempty)
     ref.update({k: v for k, v in (("namespace", ns), ("name", name), ("subresource", sub)) if v})
     ev: dict[str, Any] = {
         "kind": "Event", "apiVersion": api, "level": level, "auditID": "4d1f-0001", "stage": stage,
