@@ -393,12 +393,12 @@ PAYLOADS: dict[str, PayloadBuilder] = {
                                             "frameworks": d(st.lists(st.sampled_from(FRAMEWORK_IDS), max_size=2, unique=True))}},
     "pod.upserted": lambda d, at: {"pod": d(pod(d(entities)))},
     "pod.scheduled": lambda d, at: _pod_scheduled(d),
-    "pod.evicted": lambda d, at: {"pod": pod_ref(d(entities)), **d(st.sampled_from((
+    "pod.evicted": lambda d, at: {"pod": _pod_by_name(d), **d(st.sampled_from((
         {"kind": "node_pressure", "reason": "Evicted", "message": "The node was low on resource: memory."},
         {"kind": "api", "reason": "Evicted", "message": None},
         {"kind": "node_controller", "reason": "NodeLost", "message": "Node 10.132.0.12 is NotReady"},
     )))},
-    "pod.deleted": lambda d, at: {"pod": pod_ref(d(entities)), "reason": d(st.none() | st.just("scaled down"))},
+    "pod.deleted": lambda d, at: {"pod": _pod_by_name(d), "reason": d(st.none() | st.just("scaled down"))},
     "namespace.upserted": lambda d, at: {"namespace": {"name": d(st.sampled_from(NAMESPACES)),
                                                        "phase": d(st.sampled_from(("Active", "Terminating"))),
                                                        "labels": {}}},
@@ -411,6 +411,7 @@ PAYLOADS: dict[str, PayloadBuilder] = {
     "service.deleted": lambda d, at: {"namespace": NAMESPACES[0], "name": d(st.sampled_from(SERVICE_NAMES))},
     "endpoints.observed": lambda d, at: _endpoints(d),
     "k8s_event.recorded": lambda d, at: _k8s_event(d),
+    "k8s_write.recorded": lambda d, at: _k8s_write(d),
     "scheduler.leader_elected": lambda d, at: {"identity": d(st.sampled_from(SCHEDULER_IDS)),
                                                "previous": d(st.none() | st.sampled_from(SCHEDULER_IDS))},
     "cluster.snapshot_observed": lambda d, at: {"agents": d(st.integers(0, 4)), "frameworks": d(st.integers(0, 2)),
@@ -420,6 +421,49 @@ PAYLOADS: dict[str, PayloadBuilder] = {
     "source.clock_skew": lambda d, at: {"stream_id": d(st.sampled_from(("sched-1", "watch-pods"))),
                                         "skew_seconds": d(st.sampled_from((-2.5, 0.75, 31.0)))},
 }
+
+
+def _pod_by_name(draw: Draw) -> dict[str, Any]:
+    """A pod reference as a delete or an eviction carries it: by uid, or (an audit record at
+    level Metadata) by namespace/name only."""
+    ref = pod_ref(draw(entities))
+    return draw(st.just(ref) | st.just({**ref, "uid": None}))
+
+
+#: (resource, subresource, verb) of the writes an audit record attributes.
+K8S_WRITES = (("pods", None, "create"), ("pods", None, "delete"), ("pods", "eviction", "create"),
+              ("pods", "binding", "create"), ("replicationcontrollers", "scale", "update"),
+              ("replicationcontrollers", None, "patch"), ("services", None, "delete"),
+              ("endpoints", None, "update"), ("namespaces", None, "create"), ("nodes", None, "patch"),
+              ("pods", None, "deletecollection"))
+
+
+def _k8s_write(draw: Draw) -> dict[str, Any]:
+    resource, sub, verb = draw(st.sampled_from(K8S_WRITES))
+    n = draw(entities)
+    ns: str | None = NAMESPACES[0]
+    if resource == "pods":
+        ns, name = NAMESPACES[n % 2], POD_NAMES[n]
+    elif resource == "replicationcontrollers":
+        name = draw(st.sampled_from(RC_NAMES))
+    elif resource in ("services", "endpoints"):
+        name = draw(st.sampled_from(SERVICE_NAMES))
+    elif resource == "namespaces":
+        ns, name = None, draw(st.sampled_from(NAMESPACES))
+    else:
+        ns, name = None, draw(st.sampled_from(AGENT_HOSTS))
+    impersonated = draw(st.none() | st.just("alice"))
+    return {
+        "audit_id": f"{draw(st.integers(0, 10**6)):08d}-5d2c-4b1e-9a55-0242ac110002",
+        "verb": verb, "resource": resource, "subresource": sub, "namespace": ns,
+        "name": None if verb == "deletecollection" else name,
+        "uid": POD_UIDS[n] if resource == "pods" and draw(st.booleans()) else None,
+        "user": "admin" if impersonated else draw(st.sampled_from(("bob", "system:kube-scheduler"))),
+        "impersonated_user": impersonated, "code": 201 if verb == "create" else 200,
+        "level": draw(st.sampled_from(("Metadata", "Request", "RequestResponse"))),
+        "replicas": draw(st.integers(0, 5)) if sub == "scale" else None,
+        "target": draw(st.sampled_from(AGENT_HOSTS)) if sub == "binding" else None,
+    }
 
 
 def _pod_scheduled(draw: Draw) -> dict[str, Any]:
@@ -452,7 +496,8 @@ RAW_TYPES: dict[str, str] = {
     "namespace.deleted": "DELETED", "node.upserted": "MODIFIED", "node.deleted": "DELETED",
     "replication_controller.upserted": "MODIFIED", "replication_controller.deleted": "DELETED",
     "service.upserted": "ADDED", "service.deleted": "DELETED", "endpoints.observed": "MODIFIED",
-    "k8s_event.recorded": "ADDED", "scheduler.leader_elected": "LEADER_CHANGED",
+    "k8s_event.recorded": "ADDED", "k8s_write.recorded": "ResponseComplete",
+    "scheduler.leader_elected": "LEADER_CHANGED",
     "cluster.snapshot_observed": "GET_STATE", "source.gap": "GAP", "source.clock_skew": "CLOCK_SKEW",
 }
 
@@ -468,6 +513,8 @@ def _origin(type_: str) -> tuple[str, str, str]:
         return "mesos.scheduler", "sched-1", "agent"
     if family in {"pod", "namespace", "node", "replication_controller", "service", "endpoints", "k8s_event"}:
         return "k8s.watch", f"watch-{family}", "apiserver"
+    if family == "k8s_write":
+        return "k8s.audit", "audit-1", "apiserver"
     if family in {"source", "cluster"}:
         return "ingest", "adapter-1", "adapter"
     if family in {"agent", "executor", "role", "framework"}:

@@ -114,11 +114,27 @@ class PodScheduled(AgentIdModel):
     """Offer used, when known."""
 
 
+class PodByName(ContractModel):
+    """A pod named by namespace and name, and by uid when the source knows it.
+
+    An audit record at level ``Metadata`` (the usual production level) names the pod of a
+    delete or an eviction by namespace and name only: its uid is in no field. The fold
+    resolves such a reference against the pod it holds under ``<namespace>/<name>``.
+    """
+
+    namespace: NonEmptyStr
+    """Pod namespace."""
+    name: NonEmptyStr
+    """Pod name."""
+    uid: NonEmptyStr | None = None
+    """Pod uid (metadata.uid); null when the source named the pod only by namespace/name."""
+
+
 class PodEvicted(ContractModel):
     """A pod was evicted."""
 
-    pod: PodRef
-    """The pod."""
+    pod: PodByName
+    """The pod (its uid may be null: see ``PodByName``)."""
     kind: EvictionKind
     """``node_pressure`` (kubelet), ``api`` (eviction API), ``node_controller`` (node NotReady)."""
     reason: NonEmptyStr
@@ -128,10 +144,10 @@ class PodEvicted(ContractModel):
 
 
 class PodDeleted(ContractModel):
-    """A pod was deleted (watch ``DELETED``)."""
+    """A pod was deleted (watch ``DELETED``, or a delete through the API in the audit log)."""
 
-    pod: PodRef
-    """The pod."""
+    pod: PodByName
+    """The pod (its uid may be null: see ``PodByName``)."""
     reason: str | None = None
     """Why, when known."""
 
@@ -351,3 +367,47 @@ class SchedulerLeaderElected(ContractModel):
     """Identity of the new leader."""
     previous: str | None = None
     """Identity of the previous leader, when known."""
+
+
+# ---- who wrote what (the API server's audit log) ----
+
+
+class K8sWriteRecorded(ContractModel):
+    """A successful write to an object kmevents keeps, as the API server's audit log records
+    it: who made it (the envelope's ``actor``: the impersonated user when there is one), the
+    verb and the object. The fold joins it to the entity the watch shows (its recent
+    ``writers``), so a history says who deleted, scaled or bound it. Only writes that took effect are recorded (HTTP 2xx, not a dry run); the objects are
+    pods (and their ``eviction`` and ``binding`` subresources, and ``bindings``),
+    replication controllers (and ``scale``), services, endpoints, namespaces and nodes.
+    Request and response bodies are never copied: at most the replica count of a scale
+    and the node of a binding are read from them.
+    """
+
+    audit_id: NonEmptyStr
+    """The request's ``auditID`` (one per request; every stage of it shares it)."""
+    verb: NonEmptyStr
+    """``create``, ``update``, ``patch``, ``delete`` or ``deletecollection``."""
+    resource: NonEmptyStr
+    """``pods``, ``bindings``, ``replicationcontrollers``, ``services``, ``endpoints``,
+    ``namespaces`` or ``nodes``."""
+    subresource: str | None = None
+    """``eviction``, ``binding`` or ``scale``; null for the object itself."""
+    namespace: str | None = None
+    """Namespace of the object; null for cluster-scoped kinds (namespaces, nodes)."""
+    name: str | None = None
+    """Name of the object; null when the record does not give it (the create of an object
+    named by ``generateName``, a ``deletecollection``)."""
+    uid: str | None = None
+    """The object's uid when the record gives it (``objectRef.uid``, the logged object); else null."""
+    user: NonEmptyStr
+    """The authenticated user (``user.username``), who acted as ``impersonated_user`` when set."""
+    impersonated_user: str | None = None
+    """The user the request impersonated (``impersonatedUser.username``); null without impersonation."""
+    code: int = Field(ge=100, le=599)
+    """HTTP status of the response (2xx)."""
+    level: NonEmptyStr
+    """Audit level of the record (``Metadata``, ``Request``, ``RequestResponse``): what it could carry."""
+    replicas: int | None = Field(default=None, ge=0)
+    """A scale or replication controller write: the desired replicas, when the body was logged."""
+    target: str | None = None
+    """A binding: the node the pod was bound to, when the body was logged."""

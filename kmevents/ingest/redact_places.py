@@ -51,6 +51,8 @@ IDENTIFIER_FIELDS: Final = frozenset({
     "offer_id", "phase", "portal_ip", "previous", "previous_master_id", "principal", "protocol",
     "resource_version", "role", "roles", "start", "state", "stream_id", "target_port", "task_id",
     "task_ids", "template_image", "uid", "uuid", "version",
+    # k8s_write.recorded: the audit's request id, verb, object, users, audit level, binding node
+    "audit_id", "verb", "resource", "subresource", "user", "impersonated_user", "level", "target",
 })
 
 

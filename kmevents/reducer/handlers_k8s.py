@@ -143,14 +143,37 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     st._dirty.add(("pod", pid))
 
 
-def _live_pod(st: ClusterState, ref: Any, what: str) -> tuple[str, Ent | None]:
+def _later(created_at: str, t: str) -> bool:
+    """Whether a pod created at ``created_at`` came into being in a later second than ``t``
+    (canonical times: the first 19 characters are the second). A record truncated to whole
+    seconds (10:00:00 for a delete at 10:00:00.9) is not before a pod created at 10:00:00.7."""
+    return created_at[:19] > t[:19]
+
+
+def _live_pod(st: ClusterState, ref: Any, what: str, t: str) -> tuple[str, Ent | None]:
+    """The pod a reference names, or None (annotated).
+
+    A reference without a uid (an audit record at level Metadata names the pod of a
+    delete or an eviction by namespace/name only) is resolved by ``<namespace>/<name>``,
+    unless the pod held under that name was created after the event: then the event is
+    about an earlier pod of that name (its delete reached us late) and must not touch
+    this one. Worked example: pod web-0 (uid u1) deleted at 10:00, recreated as uid u2
+    at 10:01 and shown by the watch; the audit's "delete web-0" of 10:00 arrives at
+    10:02 -> annotated stale, u2 stays alive. Compared to the second (``_later``): the
+    audit records of Kubernetes 1.7/1.8 carry whole seconds.
+    """
     pid, uid = _pod_ref(ref)
     pod = st.pods.get(pid)
     if pod is None:
-        note(st, UNKNOWN_ENTITY, "pod", pid, f"{what} for a pod not in state")
+        by = "" if uid is not None else " (named by namespace/name only)"
+        note(st, UNKNOWN_ENTITY, "pod", pid, f"{what} for a pod not in state{by}")
         return pid, None
     if uid is not None and pod["uid"] != uid:
         note(st, STALE, "pod", pid, f"{what} for uid {uid}, but the pod is now uid {pod['uid']}")
+        return pid, None
+    if uid is None and _later(pod["created_at"], t):
+        note(st, STALE, "pod", pid, f"{what} at {t} named by namespace/name, but pod uid {pod['uid']} "
+                                    f"of that name was created later ({pod['created_at']}); ignored")
         return pid, None
     return pid, pod
 
@@ -160,7 +183,7 @@ def pod_scheduled(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     tid = opt_str(pl.get("task_id"), "task_id")
     aid = opt_str(pl.get("agent_id"), "agent_id")
     oid = opt_str(pl.get("offer_id"), "offer_id")
-    pid, pod = _live_pod(st, pl["pod"], "pod.scheduled")
+    pid, pod = _live_pod(st, pl["pod"], "pod.scheduled", t)
     if pod is None:
         return
     pod["binding_host"] = host
@@ -182,7 +205,7 @@ def pod_evicted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     kind = opt_str(pl.get("kind"), "kind")
     reason = opt_str(pl.get("reason"), "reason")
     message = opt_str(pl.get("message"), "message")
-    pid, pod = _live_pod(st, pl["pod"], "pod.evicted")
+    pid, pod = _live_pod(st, pl["pod"], "pod.evicted", t)
     if pod is None:
         return
     if pod["evicted"] is not None:
@@ -196,7 +219,7 @@ def pod_evicted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 def pod_deleted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     reason = opt_str(pl.get("reason"), "reason")
-    pid, pod = _live_pod(st, pl["pod"], "pod.deleted")
+    pid, pod = _live_pod(st, pl["pod"], "pod.deleted", t)
     if pod is None:
         return
     if pod["deleted"] is not None:
@@ -225,6 +248,90 @@ def k8s_event_recorded(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     pod["last_event"] = {"reason": pl.get("reason"), "message": pl.get("message"),
                          "count": pl.get("count"), "at": t}
     st._dirty.add(("pod", pid))
+
+
+# -- who wrote what (audit attributions) -----------------------------------------
+
+#: How many recent writes an entity keeps in ``writers`` (oldest first): bounded, the log
+#: has them all.
+MAX_WRITERS = 8
+
+#: The audit's resource -> the kind of entity its writes join.
+WRITE_TARGETS = {"pods": "pod", "bindings": "pod", "replicationcontrollers": "rc", "services": "service",
+                 "endpoints": "service", "namespaces": "namespace", "nodes": "node"}
+
+
+def _write_target(st: ClusterState, pl: Ent, t: str) -> tuple[str, str, Ent] | None:
+    """The entity a ``k8s_write.recorded`` joins, or None when the state holds none to join.
+
+    None is no annotation: a write before the watch showed its object, after the object
+    left the state, or without a name (a ``deletecollection``) is in the log, which is
+    where ``kmevents search --type k8s_write.recorded`` finds it. Only a write that names
+    another pod than the one held (by uid, or by time: see ``_live_pod``) is annotated stale.
+    """
+    kind = WRITE_TARGETS.get(req_str(pl["resource"], "resource"))
+    ns = opt_str(pl.get("namespace"), "namespace")
+    name = opt_str(pl.get("name"), "name")
+    uid = opt_str(pl.get("uid"), "uid")
+    if kind is None or name is None:
+        return None
+    if kind in ("namespace", "node"):
+        key = name
+    elif ns is None:
+        return None
+    else:
+        key = ns + "/" + name
+    ent = st._tables[kind].get(key)
+    if ent is None:
+        return None
+    if kind == "pod":
+        if uid is not None and ent["uid"] != uid:
+            note(st, STALE, "pod", key, f"write for uid {uid}, but the pod is now uid {ent['uid']}")
+            return None
+        if uid is None and pl.get("verb") == "create" and ent["deleted"] is not None:
+            return None  # the create of a new pod of that name, which the watch has not shown yet
+        if uid is None and pl.get("verb") != "create" and _later(ent["created_at"], t):
+            note(st, STALE, "pod", key, f"write at {t} named by namespace/name, but pod uid {ent['uid']} "
+                                        f"of that name was created later ({ent['created_at']}); ignored")
+            return None
+    return kind, key, ent
+
+
+def k8s_write_recorded(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
+    """Join who wrote to the entity written: its ``writers`` (the last ``MAX_WRITERS``), and
+    for a pod deleted or evicted without a known actor (the watch's view came first) the
+    ``deleted.actor`` / ``evicted.actor``."""
+    audit_id = req_str(pl["audit_id"], "audit_id")
+    verb = req_str(pl["verb"], "verb")
+    sub = opt_str(pl.get("subresource"), "subresource")
+    user = req_str(pl["user"], "user")
+    as_user = opt_str(pl.get("impersonated_user"), "impersonated_user")
+    replicas = pl.get("replicas")
+    if replicas is not None and type(replicas) is not int:
+        raise Malformed("replicas must be an integer or null")
+    target = opt_str(pl.get("target"), "target")
+    found = _write_target(st, pl, t)
+    if found is None:
+        return
+    kind, key, ent = found
+    writers = ent.get("writers") or []
+    if any(w["audit_id"] == audit_id for w in writers):
+        note(st, DUPLICATE, kind, key, f"write {audit_id} already attributed")
+        return
+    actor = ev.get("actor")
+    writer = {"at": t, "verb": verb, "resource": pl["resource"], "subresource": sub, "actor": actor,
+              "user": user, "impersonated_user": as_user, "audit_id": audit_id}
+    if replicas is not None:
+        writer["replicas"] = replicas
+    if target is not None:
+        writer["target"] = target
+    ent["writers"] = [*writers, writer][-MAX_WRITERS:]
+    if kind == "pod":
+        change = ent["deleted"] if verb == "delete" and sub is None else \
+            ent["evicted"] if verb == "create" and sub == "eviction" else None
+        if change is not None and change.get("actor") is None:
+            change["actor"] = actor
+    st._dirty.add((kind, key))
 
 
 # -- namespaces, nodes ---------------------------------------------------------
@@ -417,6 +524,7 @@ HANDLERS = {
     "pod.evicted": pod_evicted,
     "pod.deleted": pod_deleted,
     "k8s_event.recorded": k8s_event_recorded,
+    "k8s_write.recorded": k8s_write_recorded,
     "namespace.upserted": namespace_upserted,
     "namespace.deleted": namespace_deleted,
     "node.upserted": node_upserted,

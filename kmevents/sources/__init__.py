@@ -13,7 +13,7 @@ mappings".
     mesos_state.py      StateParser      (/master/state polls, v0)
     mesos_scheduler.py  SchedulerParser  (v1 scheduler stream forwarded by the framework)
     kubernetes.py       KubernetesParser (watch events, relist)
-    k8s_audit.py        AuditParser      (audit.k8s.io/v1: who evicted / deleted a pod)
+    k8s_audit.py        AuditParser      (audit.k8s.io/v1alpha1, v1beta1, v1: who wrote what)
     k8sm.py             LeaderParser     (k8sm's leader key in etcd)
     live_mesos.py       OperatorClient, StatePoller (httpx)
     live_k8s.py         WatchClient (httpx)

@@ -1,8 +1,8 @@
-"""Kubernetes watch, audit and k8sm leader-key parsers against recorded samples."""
+"""Kubernetes watch and k8sm leader-key parsers against recorded samples (the audit parser:
+test_k8s_audit.py)."""
 
 from __future__ import annotations
 
-from kmevents.sources.k8s_audit import AuditParser, actor_of
 from kmevents.sources.k8sm import LeaderParser
 from kmevents.sources.kubernetes import DISCONNECTED, KubernetesParser
 from tests.unit.sources._helpers import CLUSTER, canonical, fixed_now, folded, load, ndjson
@@ -103,39 +103,6 @@ def test_nodes_rcs_services_endpoints_and_events() -> None:
     st = folded(evs)
     assert st.rcs["default/nginx"]["replicas"] == 3
     assert "10.132.0.11" not in st.nodes
-
-
-def test_audit_names_who_evicted_or_deleted_a_pod() -> None:
-    k = KubernetesParser(CLUSTER, now=fixed_now)
-    watch(k, "pods", "k8s/pods_watch.ndjson")
-    k.relist("pods", load("k8s/pods_relist.json")["items"])
-    a = AuditParser(CLUSTER, "audit-1", pod_uid=k.pod_uid, now=fixed_now, skew_threshold=1e9)
-    evs = canonical(a.feed_list(load("k8s/audit_events.json")))
-    got = [(e["type"], e["payload"]["pod"]["name"], e["payload"].get("kind"), e["actor"]) for e in evs]
-    assert got == [
-        ("pod.evicted", "nginx-9x2kq", "api", {"kind": "user", "name": "alice"}),
-        ("pod.evicted", "web-1a2b3", "node_controller", {"kind": "controller", "name": "node-controller"}),
-        ("pod.deleted", "web-1a2b3", None, {"kind": "controller", "name": "node-controller"}),
-        ("pod.deleted", "db-77xk", None, {"kind": "user", "name": "bob"}),
-    ]
-    assert evs[0]["payload"]["pod"]["uid"] == U1  # from the watch's view: Eviction bodies carry no uid
-    assert evs[1]["payload"]["pod"]["uid"] == U3  # from the deleted Pod in responseObject
-    assert evs[0]["occurred_at"] == "2015-07-08T15:20:00.123456Z" and evs[0]["clock"] == "apiserver"
-    assert sorted(a.skipped.counts) == ["create secrets (201)", "delete pods (404)", "stage 'RequestReceived'"]
-
-
-def test_audit_without_a_known_uid_is_counted() -> None:
-    a = AuditParser(CLUSTER, now=fixed_now)
-    items = load("k8s/audit_events.json")["items"]
-    assert a.feed(items[0]) == []
-    assert a.skipped.counts == {"create pods/eviction: pod uid unknown": 1}
-
-
-def test_actor_kinds() -> None:
-    assert actor_of("system:node:10.132.0.11") == {"kind": "node", "name": "10.132.0.11"}
-    assert actor_of("system:kube-scheduler")["kind"] == "scheduler"
-    assert actor_of("system:serviceaccount:kube-system:replication-controller")["kind"] == "controller"
-    assert actor_of("alice") == {"kind": "user", "name": "alice"}
 
 
 def test_k8sm_leader_key_writes_become_elections_and_version_jumps_gaps() -> None:
