@@ -7,7 +7,8 @@
                  exactly like the live poller; a file that is not a master's state (an error page, a
                  redirect's body) is quarantined, the state of a master that was not leading is skipped
     k8s-watch    ``WatchEvent`` lines (``curl ...?watch=1``, ``kubectl get -w -o json
-                 --output-watch-events``), List documents (``kubectl get -o json``: a relist), or bare
+                 --output-watch-events``), List documents (``kubectl get -o json``: its items added
+                 or modified, never a deletion inferred from what it omits), or bare
                  objects (``kubectl get -w -o json``: read as ADDED, then MODIFIED; that output
                  cannot show a deletion)
     recordio     a captured Mesos operator or scheduler stream (``curl -N -d '{"type":"SUBSCRIBE"}'``),
@@ -118,7 +119,10 @@ class _Import:
             for _, v, origin in self.values(cap, source, "k8s.audit"):
                 obj = v.obj
                 items = obj.get("items") if isinstance(obj, dict) and obj.get("kind") == "EventList" else None
+                list_api = obj.get("apiVersion") if items is not None else None
                 for item in items if isinstance(items, list) else [obj]:
+                    if list_api is not None and isinstance(item, dict) and "apiVersion" not in item:
+                        item = {**item, "apiVersion": list_api}  # a list's items take its apiVersion
                     out = self.guard.call(parser, source, "k8s.audit", parser.feed, item, item, origin=origin)
                     await self.emit(source, out)
 
@@ -188,17 +192,19 @@ class _Import:
                                         f"a JSON {type(obj).__name__}, not a WatchEvent, List or object", origin)
                     continue
                 if isinstance(obj.get("items"), list) and str(obj.get("kind", "")).endswith("List"):
-                    groups: dict[str, list[Any]] = {}
+                    # A List in a file is what some `kubectl get` showed, perhaps filtered (a
+                    # namespace, a selector): its items are read as added or modified, and what it
+                    # does not list is never taken for deleted (a live relist does that).
                     list_resource = RESOURCE_OF_KIND.get(str(obj["kind"]).removesuffix("List")) or default_resource
                     for item in obj["items"]:
                         r = _resource(item, list_resource)
                         if r is None:
                             self.guard.skip(source, f"list item of kind {_kind(item)!r} (not kept by kmevents)")
                             continue
-                        groups.setdefault(r, []).append(item)
-                    for r, items in groups.items():
                         stream_for(r)
-                        out = self.guard.call(kp, source, "k8s.watch", kp.relist, items, r, items,
+                        seen = isinstance(item, dict) and _object_key(item) in kp.known.get(r, {})
+                        ev = {"type": "MODIFIED" if seen else "ADDED", "object": item}
+                        out = self.guard.call(kp, source, "k8s.watch", kp.feed, item, r, ev,
                                               position=where(r), origin=origin)
                         await self.emit(source, out)
                     continue
