@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="k8s: the resources to watch (default pods,nodes,replicationcontrollers,services,"
                         "endpoints,namespaces,events)")
     p.add_argument("--interval", type=float, default=5.0, help="mesos-state: seconds between polls")
+    p.add_argument("--no-offers", action="store_true",
+                   help="mesos-state: do not report outstanding offers (the framework's scheduler stream "
+                        "is posted and reports them; both would report each offer twice)")
     p.add_argument("--max-restarts", type=int, default=5,
                    help="unexpected stream failures in a row before the command ends (default 5)")
     add_output_flags(p)
@@ -66,6 +69,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
     settings, sink = open_run(args)
     options: dict[str, Any] = {k: v for k, v in (("key", args.key), ("token", args.token),
                                                  ("etcd_api", args.etcd_api)) if v is not None}
+    if args.no_offers:
+        options["no_offers"] = True
     if args.resources:
         options["resources"] = [r.strip() for r in args.resources.split(",") if r.strip()]
 

@@ -96,6 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                            help="scheduler: the FrameworkInfo JSON the framework subscribed with")
         if kind == "k8s-watch":
             k.add_argument("--resource", help="resource of objects that do not carry a kind (pods, nodes, ...)")
+        if kind == "mesos-state":
+            k.add_argument("--no-offers", action="store_true",
+                           help="do not report outstanding offers (a scheduler stream of the same time reports them)")
         k.add_argument("--batch", type=int, default=1000, help="events per batch (default 1000)")
         add_output_flags(k)
         add_connection_flags(k)
@@ -116,6 +119,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         options["stream"] = args.stream
     if getattr(args, "resource", None):
         options["resource"] = args.resource
+    if getattr(args, "no_offers", False):
+        options["no_offers"] = True
     if getattr(args, "framework_info", None):
         try:
             options["framework_info"] = orjson.loads(Path(args.framework_info).read_bytes())

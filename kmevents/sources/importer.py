@@ -136,7 +136,8 @@ class _Import:
         caps.sort(key=lambda c: (c[0].seconds, c[1]))
         now = _Clock()
         first = Path(files[0][0]).name if files else "state"
-        parser = StateParser(self.cluster, stream_id=f"capture:{first}", now=now, skew_threshold=NO_SKEW)
+        parser = StateParser(self.cluster, stream_id=f"capture:{first}", now=now, skew_threshold=NO_SKEW,
+                             offers=not self.options.get("no_offers"))
         hows: dict[str, dict[str, int]] = {}
         for i, (ct, name, source, cap) in enumerate(caps):
             hows.setdefault(source, {})

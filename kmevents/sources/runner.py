@@ -67,7 +67,7 @@ def _clients(kind: str, cluster: str, url: str, settings: Settings, options: dic
         guard.wrap(op, "feed_record", kind="mesos.operator", source=kind, raw=lambda record, *_a, **_k: record)
         return [(kind, OperatorClient(url, op, backoff=backoff, max_connections=options.get("max_connections")))]
     if kind == "mesos-state":
-        sp = StateParser(cluster)
+        sp = StateParser(cluster, offers=not options.get("no_offers"))
         guard.wrap(sp, "feed", kind="mesos.state", source=kind, raw=lambda state, *_a, **_k: state,
                    precheck=lambda state, *_a, **_k: leading_master_state(state))
         return [(kind, StatePoller(url, sp, backoff=backoff, interval=options.get("interval", 5.0),

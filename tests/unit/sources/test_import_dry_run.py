@@ -191,3 +191,12 @@ def test_the_cli_lists_the_same_import_kinds_as_the_importer() -> None:
 
     assert import_.KINDS == IMPORT_KINDS
     assert set(import_.KIND_HELP) == set(IMPORT_KINDS)
+
+
+def test_no_offers_leaves_offers_to_the_scheduler_stream(tmp_path: Path) -> None:
+    case = Path(__file__).resolve().parents[2] / "corpus" / "real" / "mesos-state" / "v0.19-offers-and-a-finished-task"
+    dumps = sorted(p for p in case.iterdir() if p.name != "expected.txt")
+    _, with_offers, _ = dry("mesos-state", dumps, tmp_path / "a.jsonl")
+    _, without, _ = dry("mesos-state", dumps, tmp_path / "b.jsonl", no_offers=True)
+    assert any(e["type"].startswith("offer.") for e in with_offers)
+    assert not any(e["type"].startswith("offer.") for e in without)
