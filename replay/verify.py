@@ -351,7 +351,7 @@ def _chain_and_heads(report: Report, cluster: str, partition: int | None, src: S
     for arc in _archives(src):
         _check_archive(report, arc)
     if getattr(src, "gaps", None):
-        report.findings.append(Finding("chain", cluster, "-", f"the sources miss offsets {src.gaps}: "  # type: ignore[attr-defined]
+        report.findings.append(Finding("chain", cluster, "-", f"the sources miss offsets {src.gaps}: "
                                        "the chain cannot be followed across the hole"))
     if res.last_offset is not None:
         report.heads.append({"cluster": cluster, "partition": partition, "offset": res.last_offset,

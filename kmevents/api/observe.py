@@ -140,7 +140,7 @@ class Metrics:
             if self._cached is not None and now - self._cached[0] < self.settings.api.metrics_cache_seconds:
                 return self._cached[1]
             reg = CollectorRegistry()
-            reg.register(_Families(await self.families()))  # type: ignore[arg-type]
+            reg.register(_Families(await self.families()))
             text = generate_latest(reg)
             self._cached = (now, text)
             return text

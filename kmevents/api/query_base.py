@@ -42,7 +42,7 @@ def etcd_reader(request: Request) -> EtcdReader:
 
 
 def time_travel(request: Request) -> TimeTravel:
-    return request.app.state.timetravel  # type: ignore[no-any-return]
+    return request.app.state.timetravel
 
 
 def json_body(body: Any, headers: dict[str, str], status: int = 200) -> Response:

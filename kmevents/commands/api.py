@@ -19,7 +19,7 @@ Tokens come from settings, e.g.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("api", help="the HTTP API (ingest; queries)", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", help="bind address (default 127.0.0.1)")

@@ -32,7 +32,7 @@ with --source FILE... and needs no server for that.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from kmevents.commands._common import add_connection_flags, add_format_flag
 
     p = sub.add_parser("archive", help="export a cluster's log to archives; import archives into a topic",
@@ -105,8 +105,8 @@ def run_export(args: argparse.Namespace) -> int:
                 segs = await archiving.follow(src, args.dir, cluster=o.cluster, topic=topic,
                                               segment_records=args.segment_records, poll_seconds=args.poll_seconds,
                                               max_seconds=args.max_seconds, max_segments=args.max_segments,
-                                              refresh=lambda: type(src)(o.settings.kafka, src.topic,  # type: ignore[attr-defined]
-                                                                        src.read_partition, o.cluster),  # type: ignore[attr-defined]
+                                              refresh=lambda: type(src)(o.settings.kafka, src.topic,
+                                                                        src.read_partition, o.cluster),
                                               say=(lambda m: None) if args.format == "json" else print,
                                               snapshots=o.snapshots, snapshot_every=args.snapshot_every)
                 if args.format == "json":

@@ -30,7 +30,7 @@ afterwards; `kmevents stack down` stops it.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job end to end on the local stack",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", type=int, default=10_000, help="events in the round trip (default 10000)")

@@ -16,7 +16,7 @@ A TIME means source time (occurred_at <= TIME, like `state --at`); with
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("diff", help="entities added, removed and changed between two points",
@@ -42,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with open_source(args) as o:
-            ra = await replay(o.source, o.cluster, a, snapshots=o.snapshots,  # type: ignore[arg-type]
+            ra = await replay(o.source, o.cluster, a, snapshots=o.snapshots,
                               progress=not args.no_progress, label="replaying --from")
             ta = copy_tables(ra.state)
             del ra.state
-            rb = await replay(o.source, o.cluster, b, snapshots=o.snapshots,  # type: ignore[arg-type]
+            rb = await replay(o.source, o.cluster, b, snapshots=o.snapshots,
                               progress=not args.no_progress, label="replaying --to")
             tb = copy_tables(rb.state)
         if args.kind:

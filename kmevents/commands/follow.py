@@ -38,7 +38,7 @@ Examples:
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("follow", help="follow a live Mesos/Kubernetes/k8sm source into ingest",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", choices=KINDS)

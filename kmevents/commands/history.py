@@ -21,7 +21,7 @@ mapping and correlation ids), `history task/ID` includes its pod and offer.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("history", help="one entity's causal history (events, states, durations)",

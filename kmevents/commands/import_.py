@@ -77,7 +77,7 @@ Examples:
 }
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import captured audit logs, state dumps, watches and streams",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     kinds = p.add_subparsers(dest="import_kind", metavar="KIND", required=True)

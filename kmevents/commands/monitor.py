@@ -25,7 +25,7 @@ KMEVENTS_MONITOR__WINDOW_SECONDS=60, KMEVENTS_MONITOR__TASK_LOST_PER_AGENT=5).
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("monitor", help="live view of a cluster with alert rules", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cluster", help="cluster name (default KMEVENTS_CLUSTER)")

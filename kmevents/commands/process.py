@@ -28,7 +28,7 @@ Metrics (Prometheus) and health are served on 127.0.0.1 only.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("process", help="run the processor workers (log -> etcd)",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", choices=("faust", "plain"), default="faust",

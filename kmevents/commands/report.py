@@ -23,7 +23,7 @@ the whole log.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("report", help="an HTML incident and capacity report", description=HELP + SOURCE_HELP,

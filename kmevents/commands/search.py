@@ -15,7 +15,7 @@ TIMEs are source times (occurred_at) unless --known (log time). Inclusive.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("search", help="events across time that match filters",

@@ -25,7 +25,7 @@ Ports and folders: --home, --kafka-port, --etcd-port, or KMEVENTS_STACK__*.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stack", help="start, stop, inspect the local Kafka + etcd",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     ssub = p.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
@@ -64,7 +64,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     })
 
 
-def _stack(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _stack(args: argparse.Namespace):
     from kmevents.stack import Stack
 
     return Stack(_settings(args))

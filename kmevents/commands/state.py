@@ -27,7 +27,7 @@ at or before the point, so a query costs bounded work.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("state", help="a cluster's state at a time or offset (replayed from the log)",
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with open_source(args) as o:
-            r = await replay(o.source, o.cluster, target, snapshots=o.snapshots,  # type: ignore[arg-type]
+            r = await replay(o.source, o.cluster, target, snapshots=o.snapshots,
                              progress=not args.no_progress)
         if args.format == "json":
             emit_json({"position": r.position(), "state": render.state_json(r.state)})

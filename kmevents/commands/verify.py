@@ -29,7 +29,7 @@ transaction fails and it gives the partition up.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from kmevents.commands._source import SOURCE_HELP, add_source_flags
 
     p = sub.add_parser("verify", help="compare etcd with the log; check the hash chain, snapshots and anchors",

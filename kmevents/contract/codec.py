@@ -46,7 +46,7 @@ def decode_fast(data: bytes | bytearray | memoryview | str) -> dict[str, Any]:
     try:
         event = _loads(data)
         if _moved_get(event.get("type"), 1) == event.get("schema_version"):
-            return event  # type: ignore[no-any-return]  # current (or a type newer than this code)
+            return event  # current (or a type newer than this code)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"not JSON: {exc}") from None
     except (AttributeError, TypeError):

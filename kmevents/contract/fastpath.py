@@ -112,10 +112,10 @@ def _typed_dict(model: dict[str, Any]) -> cs.CoreSchema:
         fields[name] = cs.typed_dict_field(schema, required=schema["type"] != "default")
     out: cs.CoreSchema = cs.typed_dict_schema(
         fields, extra_behavior=config.get("extra_fields_behavior"), strict=config.get("strict"),
-        config=cs.CoreConfig(**config),  # type: ignore[typeddict-item]
+        config=cs.CoreConfig(**config),
     )
     if before is not None:
-        out = {"type": "function-before", "function": before, "schema": out}  # type: ignore[assignment]
+        out = {"type": "function-before", "function": before, "schema": out}
     return out
 
 
@@ -168,7 +168,7 @@ def _convert(schema: dict[str, Any]) -> cs.CoreSchema:
             raise TypeError(f"unexpected default factory {factory!r}")
         if type(schema.get("default")) not in (type(None), str, int, float, bool):
             raise TypeError(f"unexpected default {schema['default']!r}")
-        return out  # type: ignore[return-value]
+        return out
     if kind in ("nullable", "list", "dict", "union"):
         out = dict(schema)
         for key in ("schema", "items_schema", "keys_schema", "values_schema"):
@@ -176,9 +176,9 @@ def _convert(schema: dict[str, Any]) -> cs.CoreSchema:
                 out[key] = _convert(out[key])
         if "choices" in out:
             out["choices"] = [_convert(c) for c in out["choices"]]
-        return out  # type: ignore[return-value]
+        return out
     if kind in ("str", "int", "float", "bool", "literal"):
-        return schema  # type: ignore[return-value]
+        return schema
     raise TypeError(f"core schema type {kind!r} is not known to the fast path")
 
 
@@ -203,4 +203,4 @@ def canonical_dict(obj: dict[str, Any], type_: str, version: Any) -> dict[str, A
             return canonical_dict(upcast(canonical), type_, SCHEMA_VERSIONS[type_])
     except (ValidationError, _NotJson):
         return None
-    return canonical  # type: ignore[no-any-return]
+    return canonical

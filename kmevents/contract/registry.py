@@ -177,9 +177,9 @@ class _TypedEvent(Envelope):
 
 def _event_model(spec: EventSpec) -> type[Envelope]:
     fields: dict[str, Any] = {
-        "type": (Literal[spec.type], Field(description="kmevents event type.")),  # type: ignore[valid-type]
+        "type": (Literal[spec.type], Field(description="kmevents event type.")),
         "schema_version": (
-            Literal[spec.version],  # type: ignore[valid-type]
+            Literal[spec.version],
             Field(description="Version of this type's payload schema."),
         ),
         "payload": (spec.payload, Field(description=(spec.payload.__doc__ or "").strip())),

@@ -48,7 +48,7 @@ def _copy(v: Any) -> Any:
     return copy.deepcopy(v)
 
 
-class CowTable(dict):  # type: ignore[type-arg]
+class CowTable(dict):
     """An entity table whose values are the parent's until first read, then private copies.
 
     Every way Python code reads a value goes through an override that copies it

