@@ -2,18 +2,8 @@
 ``state_routes`` (live and point-in-time reads), ``incident_routes`` (history, search) and
 ``archive_routes`` (the log as an archive); what they share is in ``query_base``.
 
-Every read is either
-
-- **live**: etcd at one revision (``reads.py``); headers ``X-Kmevents-Revision``,
-  ``X-Kmevents-Offset`` (the checkpoint), ``X-Kmevents-Ahead`` (keys written
-  ahead of the checkpoint by an event in flight), ``X-Kmevents-Source: etcd``; or
-- **time travel** with ``?at=TIME`` (source time), ``?known_at=TIME`` (log
-  time) or ``?offset=N``: the replay engine from the nearest snapshot
-  (``timetravel.py``); ``X-Kmevents-Source: replay`` and ``X-Kmevents-Offset``
-  the last offset the replay covered; the body carries the position (last event
-  applied, both its times and the ingest lag).
-
-Bad parameters answer 422 with the parameter's path (``["query", "at"]``).
+Every read is live (etcd at one revision) or time travel (the replay engine): see
+``state_routes``. Bad parameters answer 422 with the parameter's path (``["query", "at"]``).
 """
 
 from fastapi import APIRouter
