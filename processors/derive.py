@@ -55,9 +55,6 @@ log = logging.getLogger("kmevents.processors.derive")
 _dumps = orjson.dumps
 _SORT = orjson.OPT_SORT_KEYS
 
-#: The cluster of a record without a key.
-UNKEYED = "_unkeyed"
-
 #: A batch is committed before the next event once it holds this many fewer
 #: keys than a transaction allows: room for that event's own writes.
 FLUSH_RESERVE = 24
@@ -214,7 +211,7 @@ class PartitionDeriver:
                 break
             self._restored_to = rec.offset
             cluster = self._cluster_of(rec)
-            if rec.offset <= self._snap_at.get(cluster, -1):
+            if cluster is None or rec.offset <= self._snap_at.get(cluster, -1):
                 continue
             f = self.folds.get(cluster)
             if f is None:
@@ -266,14 +263,14 @@ class PartitionDeriver:
         written past ingest (raw), and folding it would write that cluster's keys from
         a log its readers never read (DESIGN.md rule 2). A cluster the map does not
         know is folded where its records are (logs written before the map kept it)."""
-        if self.pins is None or cluster == UNKEYED:
+        if self.pins is None:
             return True
         pinned = self.pins.cached(cluster)
         return pinned is None or pinned == self.partition
 
     async def _claim(self, cluster: str) -> bool:
         """Live: a cluster seen here first is pinned here; one pinned elsewhere is not ours."""
-        if self.pins is None or cluster == UNKEYED:
+        if self.pins is None:
             return True
         pinned = self.pins.cached(cluster)
         if pinned is None:
@@ -281,13 +278,16 @@ class PartitionDeriver:
         return pinned == self.partition
 
     # -- folding -------------------------------------------------------------
-    def _cluster_of(self, rec: Record) -> str:
+    def _cluster_of(self, rec: Record) -> str | None:
+        """The record's cluster: its key. None for a record without a key or with one that is
+        not UTF-8: it was written past ingest, and no reader selects it (they read a cluster's
+        records by key), so folding it would write state nobody can check against the log."""
         if rec.key:
             try:
                 return rec.key.decode()
             except UnicodeDecodeError:
                 pass
-        return UNKEYED
+        return None
 
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
         """Fold ``records`` (one partition, ascending offsets) and commit them to etcd.
@@ -299,8 +299,9 @@ class PartitionDeriver:
         still ends up over the limits (an event touching many keys) goes out
         in several transactions with the checkpoint in the last one.
 
-        A record that cannot be decoded or folded, or that belongs to a cluster
-        pinned to another partition, goes to the dead letters with its position.
+        A record that cannot be decoded or folded, that has no key, or that belongs
+        to a cluster pinned to another partition, goes to the dead letters with its
+        position.
 
         Raises :class:`FencedError` when another worker moved the checkpoint.
         """
@@ -319,6 +320,13 @@ class PartitionDeriver:
                 await self._flush(self._collect(touched, pointers), out)
                 touched, pointers = {}, {}
             cluster = self._cluster_of(rec)
+            if cluster is None:
+                out.dead_letters.append(DeadLetter(
+                    rec.partition, rec.offset, "unkeyed: the record has no key (or one that is not UTF-8), so its "
+                    "cluster is unknown; not folded (the record was written past ingest)", rec.key, rec.value))
+                self.folded_offset = rec.offset
+                out.applied += 1
+                continue
             f = self.folds.get(cluster)
             if f is None:
                 if not await self._claim(cluster):

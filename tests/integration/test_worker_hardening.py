@@ -156,6 +156,36 @@ async def test_a_record_on_a_partition_its_cluster_is_not_pinned_to_is_dead_lett
     assert (await verify(isolated, [home])).clean
 
 
+async def test_a_record_without_a_key_is_dead_lettered_and_verify_stays_clean(isolated: Settings) -> None:
+    """Found by the chaos suite: a record produced raw without a key (or with a key that is not
+    UTF-8) was folded as a cluster named `_unkeyed` whose chain went into the checkpoint, but no
+    reader reads such records (they select a cluster's records by key), so `verify` reported
+    chain drift for `_unkeyed` for good."""
+    cluster = isolated.cluster
+    part = await _partition_of(isolated, cluster)
+    await ingest_sim(isolated, cluster, 300)
+    event = _offer_of(cluster, 2.0)
+    await _produce_raw(isolated, part, [(None, b"no key, no json"), (None, orjson.dumps(event)),  # type: ignore[list-item]
+                                        (b"\xff\xfe", orjson.dumps({**event, "event_id": "not-utf8-key"}))])
+    await ingest_sim(isolated, cluster, 100, seed=2)
+    w = await run_worker_until_caught_up(isolated)
+    assert w.stats.dead_letters == 3
+    assert all(set(ck.chains) == {cluster} for ck in (await checkpoints(isolated)).values())
+    report = await verify(isolated)  # every cluster of the live checkpoints
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    # The restart restores across them without folding them either.
+    await ingest_sim(isolated, cluster, 100, seed=3)
+    w = DeriveWorker(isolated, group_id=f"again-{cluster}")
+    await w.start()
+    try:
+        from aiokafka import TopicPartition
+
+        await w.take_partition(TopicPartition(isolated.kafka.events_topic, part))
+        assert set(w.derivers[part].folds) == {cluster}
+    finally:
+        await w.stop()
+
+
 async def test_a_deleted_partition_map_key_pins_the_cluster_back_where_its_log_is(isolated: Settings) -> None:
     """M1: deleting a cluster's map key re-pinned it to the least-loaded partition, splitting its log."""
     cluster = isolated.cluster
