@@ -25,7 +25,9 @@ Exactly-once, worked through (partition 0, checkpoint at offset 41, rev 900):
    partition up and never retries the write.
 
 This module does no Kafka I/O: the consumer loop (``worker.py``) feeds it
-records and the DLQ/snapshot outputs it returns.
+records, takes the snapshots it says are due, and gives it the sink its dead
+letters go to, each batch's before the transaction whose checkpoint passes
+their records (so a crash in between sends them again, never loses them).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import asyncio
 import base64
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -100,6 +102,8 @@ class BatchOutcome:
     skipped: int = 0
     transactions: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: how many of ``dead_letters`` went to the deriver's sink already
+    sent: int = 0
     snapshots_due: list[str] = field(default_factory=list)
 
 
@@ -117,8 +121,12 @@ class PartitionDeriver:
 
     def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, partition: int, *,
                  worker_id: str, retention: Retention | None = None,
-                 snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, pins: PartitionMap | None = None) -> None:
+                 snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, pins: PartitionMap | None = None,
+                 dead_letter_sink: Callable[[list[DeadLetter]], Awaitable[None]] | None = None) -> None:
         self.settings = settings
+        #: where dead letters go before a checkpoint passes their records (None: the caller
+        #: sends ``BatchOutcome.dead_letters`` itself, after the batch)
+        self.dead_letter_sink = dead_letter_sink
         self.client = client
         self.partition = partition
         self.worker_id = worker_id
@@ -468,6 +476,9 @@ class PartitionDeriver:
         events overlaps this one's round trip to etcd. :meth:`drain` waits for it.
         """
         await self.drain()
+        if self.dead_letter_sink is not None and len(out.dead_letters) > out.sent:
+            await self.dead_letter_sink(out.dead_letters[out.sent:])
+            out.sent = len(out.dead_letters)
         nxt = self._next_checkpoint()
         ops = {**ops, self.ckpt_key: nxt.to_bytes()}
         out.transactions += 1
