@@ -56,6 +56,15 @@ async def _produce_raw(s: Settings, partition: int, records: list[tuple[bytes, b
         await p.stop()
 
 
+async def _dead_letters(s: Settings) -> list[Any]:
+    dl = kafka_adapter.consumer(s.kafka, s.kafka.deadletter_topic)
+    await dl.start()
+    try:
+        return [r for b in (await dl.getmany(timeout_ms=5000)).values() for r in b]
+    finally:
+        await dl.stop()
+
+
 async def _partition_of(s: Settings, cluster: str) -> int:
     async with Ingestor(s) as ing:
         return await ing._map.partition_for(cluster)  # noqa: SLF001
@@ -146,12 +155,7 @@ async def test_a_record_on_a_partition_its_cluster_is_not_pinned_to_is_dead_lett
         sp = f"{isolated.etcd.prefix}/clusters/{victim}/".encode()
         _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
     assert kvs == [], [kv.key for kv in kvs]
-    dl = kafka_adapter.consumer(isolated.kafka, isolated.kafka.deadletter_topic)
-    await dl.start()
-    try:
-        recs = [r for b in (await dl.getmany(timeout_ms=5000)).values() for r in b]
-    finally:
-        await dl.stop()
+    recs = await _dead_letters(isolated)
     assert len(recs) == 1 and b"misrouted" in recs[0].value
     assert (await verify(isolated, [home])).clean
 
@@ -214,12 +218,7 @@ async def test_a_dead_letter_is_in_its_topic_before_the_checkpoint_passes_its_re
     ck = (await checkpoints(isolated)).get(part)
     assert ck is None or ck.offset < 300, "the checkpoint stops before the record"
     await run_worker_until_caught_up(isolated)  # a restarted worker folds it again, and sends it
-    dl = kafka_adapter.consumer(isolated.kafka, isolated.kafka.deadletter_topic)
-    await dl.start()
-    try:
-        recs = [r for b in (await dl.getmany(timeout_ms=5000)).values() for r in b]
-    finally:
-        await dl.stop()
+    recs = await _dead_letters(isolated)
     assert [r.key for r in recs] == [f"{part}:300".encode()]
     assert (await verify(isolated, [cluster])).clean
 
