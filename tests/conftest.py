@@ -17,8 +17,15 @@ from tests.stacks import TestStack, start
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "integration" in str(item.fspath).split(os.sep):
+        parts = str(item.fspath).split(os.sep)
+        if "integration" in parts:
             item.add_marker(pytest.mark.integration)
+        if "chaos" in parts:
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.chaos)
+    # The chaos suite kills and restarts the session's Kafka and etcd: it runs last, so a
+    # stack it leaves hurt can fail nothing but itself.
+    items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
 
 
 @pytest.fixture(scope="session")
