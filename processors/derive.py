@@ -25,7 +25,9 @@ Exactly-once, worked through (partition 0, checkpoint at offset 41, rev 900):
    partition up and never retries the write.
 
 This module does no Kafka I/O: the consumer loop (``worker.py``) feeds it
-records and the DLQ/snapshot outputs it returns.
+records, takes the snapshots it says are due, and gives it the sink its dead
+letters go to, each batch's before the transaction whose checkpoint passes
+their records (so a crash in between sends them again, never loses them).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import asyncio
 import base64
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,9 +57,6 @@ log = logging.getLogger("kmevents.processors.derive")
 
 _dumps = orjson.dumps
 _SORT = orjson.OPT_SORT_KEYS
-
-#: The cluster of a record without a key.
-UNKEYED = "_unkeyed"
 
 #: A batch is committed before the next event once it holds this many fewer
 #: keys than a transaction allows: room for that event's own writes.
@@ -104,6 +103,8 @@ class BatchOutcome:
     skipped: int = 0
     transactions: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: how many of ``dead_letters`` went to the deriver's sink already
+    sent: int = 0
     snapshots_due: list[str] = field(default_factory=list)
 
 
@@ -121,8 +122,12 @@ class PartitionDeriver:
 
     def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, partition: int, *,
                  worker_id: str, retention: Retention | None = None,
-                 snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, pins: PartitionMap | None = None) -> None:
+                 snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, pins: PartitionMap | None = None,
+                 dead_letter_sink: Callable[[list[DeadLetter]], Awaitable[None]] | None = None) -> None:
         self.settings = settings
+        #: where dead letters go before a checkpoint passes their records (None: the caller
+        #: sends ``BatchOutcome.dead_letters`` itself, after the batch)
+        self.dead_letter_sink = dead_letter_sink
         self.client = client
         self.partition = partition
         self.worker_id = worker_id
@@ -211,7 +216,7 @@ class PartitionDeriver:
                 break
             self._restored_to = rec.offset
             cluster = self._cluster_of(rec)
-            if rec.offset <= self._snap_at.get(cluster, -1):
+            if cluster is None or rec.offset <= self._snap_at.get(cluster, -1):
                 continue
             f = self.folds.get(cluster)
             if f is None:
@@ -263,14 +268,14 @@ class PartitionDeriver:
         written past ingest (raw), and folding it would write that cluster's keys from
         a log its readers never read (DESIGN.md rule 2). A cluster the map does not
         know is folded where its records are (logs written before the map kept it)."""
-        if self.pins is None or cluster == UNKEYED:
+        if self.pins is None:
             return True
         pinned = self.pins.cached(cluster)
         return pinned is None or pinned == self.partition
 
     async def _claim(self, cluster: str) -> bool:
         """Live: a cluster seen here first is pinned here; one pinned elsewhere is not ours."""
-        if self.pins is None or cluster == UNKEYED:
+        if self.pins is None:
             return True
         pinned = self.pins.cached(cluster)
         if pinned is None:
@@ -278,13 +283,16 @@ class PartitionDeriver:
         return pinned == self.partition
 
     # -- folding -------------------------------------------------------------
-    def _cluster_of(self, rec: Record) -> str:
+    def _cluster_of(self, rec: Record) -> str | None:
+        """The record's cluster: its key. None for a record without a key or with one that is
+        not UTF-8: it was written past ingest, and no reader selects it (they read a cluster's
+        records by key), so folding it would write state nobody can check against the log."""
         if rec.key:
             try:
                 return rec.key.decode()
             except UnicodeDecodeError:
                 pass
-        return UNKEYED
+        return None
 
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
         """Fold ``records`` (one partition, ascending offsets) and commit them to etcd.
@@ -296,8 +304,9 @@ class PartitionDeriver:
         still ends up over the limits (an event touching many keys) goes out
         in several transactions with the checkpoint in the last one.
 
-        A record that cannot be decoded or folded, or that belongs to a cluster
-        pinned to another partition, goes to the dead letters with its position.
+        A record that cannot be decoded or folded, that has no key, or that belongs
+        to a cluster pinned to another partition, goes to the dead letters with its
+        position.
 
         Raises :class:`FencedError` when another worker moved the checkpoint.
         """
@@ -316,6 +325,13 @@ class PartitionDeriver:
                 await self._flush(self._collect(touched, pointers), out)
                 touched, pointers = {}, {}
             cluster = self._cluster_of(rec)
+            if cluster is None:
+                out.dead_letters.append(DeadLetter(
+                    rec.partition, rec.offset, "unkeyed: the record has no key (or one that is not UTF-8), so its "
+                    "cluster is unknown; not folded (the record was written past ingest)", rec.key, rec.value))
+                self.folded_offset = rec.offset
+                out.applied += 1
+                continue
             f = self.folds.get(cluster)
             if f is None:
                 if not await self._claim(cluster):
@@ -457,6 +473,9 @@ class PartitionDeriver:
         events overlaps this one's round trip to etcd. :meth:`drain` waits for it.
         """
         await self.drain()
+        if self.dead_letter_sink is not None and len(out.dead_letters) > out.sent:
+            await self.dead_letter_sink(out.dead_letters[out.sent:])
+            out.sent = len(out.dead_letters)
         nxt = self._next_checkpoint()
         ops = {**ops, self.ckpt_key: nxt.to_bytes()}
         out.transactions += 1

@@ -26,7 +26,12 @@ import time
 import uuid
 from collections import Counter
 
-from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS, BatchOutcome, PartitionDeriver
+from kmevents.processors.derive import (
+    SNAPSHOT_EVERY_EVENTS,
+    BatchOutcome,
+    DeadLetter,
+    PartitionDeriver,
+)
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
@@ -193,7 +198,7 @@ class DeriveWorker:
         assert self._etcd is not None
         d = PartitionDeriver(self.settings, self._etcd, tp.partition, worker_id=self.worker_id,
                              retention=self.retention, snapshot_every_events=self.snapshot_every_events,
-                             pins=self._pins)
+                             pins=self._pins, dead_letter_sink=self._send_dead_letters)
         self.restoring.add(tp.partition)
         try:
             await self._take(d, tp)
@@ -320,12 +325,18 @@ class DeriveWorker:
         except Exception:  # noqa: BLE001 - the next rebalance will try again
             log.exception("re-taking a fenced partition failed", extra={"partition": tp.partition})
 
-    async def _side_outputs(self, d: PartitionDeriver, out: BatchOutcome) -> None:
+    async def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
+        """To the dead-letter topic, keyed ``partition:offset`` (the deriver calls this before the
+        checkpoint passes their records: after a crash they are sent again, never lost)."""
         k = self.settings.kafka
-        for dl in out.dead_letters:
-            await self._started_producer().send_and_wait(k.deadletter_topic, dl.to_bytes(k.events_topic), key=dl.dlq_key)
+        for dl in letters:
+            await self._started_producer().send_and_wait(k.deadletter_topic, dl.to_bytes(k.events_topic),
+                                                         key=dl.dlq_key)
             self.stats.dead_letters += 1
             log.warning("dead letter", extra={"partition": dl.partition, "offset": dl.offset, "error": dl.error})
+
+    async def _side_outputs(self, d: PartitionDeriver, out: BatchOutcome) -> None:
+        await self._send_dead_letters(out.dead_letters[out.sent:])
         for cluster in out.snapshots_due:
             await self._try_snapshot(d, cluster)
 

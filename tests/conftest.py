@@ -8,6 +8,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,9 +17,18 @@ from tests.stacks import TestStack, start
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
     for item in items:
-        if "integration" in str(item.fspath).split(os.sep):
+        # the folder below tests/ (not any folder of the path: a checkout may sit in one named `chaos`)
+        path = Path(str(item.fspath))
+        top = path.relative_to(here).parts[0] if path.is_relative_to(here) else ""
+        if top in ("integration", "chaos"):
             item.add_marker(pytest.mark.integration)
+        if top == "chaos":
+            item.add_marker(pytest.mark.chaos)
+    # The chaos suite kills and restarts the session's Kafka and etcd: it runs last, so a
+    # stack it leaves hurt can fail nothing but itself.
+    items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,8 @@ class TestStack:
     restart_kafka: Callable[[], None] | None = None
     restart_etcd: Callable[[], None] | None = None
     kill_kafka: Callable[[], None] | None = None
+    #: SIGKILL etcd (native only; ``restart_etcd`` brings it back on the same data)
+    kill_etcd: Callable[[], None] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -78,7 +80,7 @@ def native(tmp: Path) -> TestStack:
         stack.up()
 
     return TestStack("native", settings, lambda: stack.down(wipe=True), restart_kafka, restart_etcd,
-                     stack.kafka_proc.kill9, stack.warnings)
+                     stack.kafka_proc.kill9, stack.etcd_proc.kill9, stack.warnings)
 
 
 def external() -> TestStack:

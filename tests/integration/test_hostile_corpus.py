@@ -42,6 +42,7 @@ class Logged:
     first_hostile: int  # offset of the first hostile record
     last_hostile: int
     undecodable: int
+    unkeyed: int  # records without a (UTF-8) key: the worker dead-letters them (no reader selects them)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,8 @@ def logged(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Log
         first = (await kafka_adapter.end_offsets(s.kafka, s.kafka.events_topic))[part]
         await _produce_raw(s, part, [(r.key, r.value) for r in recs])  # type: ignore[misc]
         await ingest_sim(s, s.cluster, 300, seed=2)
-        return Logged(s, part, first, first + len(recs) - 1, sum(r.outcome == "undecodable" for r in recs))
+        return Logged(s, part, first, first + len(recs) - 1, sum(r.outcome == "undecodable" for r in recs),
+                      sum(r.outcome == "unkeyed" for r in recs))
 
     yield asyncio.run(prepare())
 
@@ -75,7 +77,7 @@ def test_the_worker_folds_past_every_hostile_record_and_a_restart_resumes(logged
 
     async def scenario() -> None:
         first = await run_worker_until_caught_up(s, snapshot_every_events=150)
-        assert first.stats.dead_letters == logged.undecodable
+        assert first.stats.dead_letters == logged.undecodable + logged.unkeyed
         assert first.stats.snapshots >= 2, "a snapshot after the hostile records is what the restart loads"
         await ingest_sim(s, s.cluster, 200, seed=3)
         again = DeriveWorker(s, group_id=f"restart-{s.cluster}")
