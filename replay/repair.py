@@ -37,7 +37,7 @@ import orjson
 from kmevents.replay import logsource
 from kmevents.replay.diffing import StateDiff, diff_tables
 from kmevents.replay.sources import KafkaSource
-from kmevents.replay.verify import Checks, fold_pass
+from kmevents.replay.verify import Checks, expected_entities, fold_pass
 
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
@@ -123,10 +123,10 @@ async def plan_and_stage(settings: Settings, cluster: str, *, group_id: str, for
             fenced = True
         src = KafkaSource(settings.kafka, settings.kafka.events_topic, partition, cluster)
         res = await fold_pass(src, cluster, Checks(checkpoint_offset=ckpt.offset))
-        expected = res.expected or {}
+        expected = dict(expected_entities(res.expected)) if res.expected is not None else {}
         sp = layout.state_prefix(prefix, cluster, old_gen)
-        _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
-        stored = {layout.split_entity_key(sp, kv.key): kv.value for kv in kvs}
+        stored = {layout.split_entity_key(sp, kv.key): kv.value
+                  async for _, kvs in etcd_adapter.range_pages(c, sp, etcd_adapter.prefix_end(sp)) for kv in kvs}
         diff = diff_tables(_tables(stored), _tables(expected))
         stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S")
         new_gen = f"{layout.live_generation()}.repair-{stamp}"

@@ -27,6 +27,7 @@ Annotations of the fold are counted, not judged (exit 0 unless ``--strict``).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,7 +139,7 @@ class Checks:
 @dataclass
 class PassResult:
     head_at: dict[int, str | None]  # chain head after the last record <= offset
-    expected: dict[tuple[str, str], bytes] | None  # entity bytes at the checkpoint
+    expected: ClusterState | None  # the fold's state at the checkpoint (read-only; compared key by key)
     ahead: dict[tuple[str, str], bytes | None]  # keys the next record after the checkpoint writes
     snapshot_mismatch: dict[int, str]  # snapshot offset -> what differs
     end_head: str | None
@@ -150,8 +151,13 @@ class PassResult:
     bad: dict[str, int] = field(default_factory=dict)
 
 
-def _entities(st: ClusterState) -> dict[tuple[str, str], bytes]:
-    return {(k, i): orjson.dumps(v, option=_SORT) for k in st.kinds for i, v in st.entities(k)}
+def expected_entities(st: ClusterState) -> Iterator[tuple[tuple[str, str], bytes]]:
+    """The fold's entities as etcd would hold them, in etcd's key order (``<kind>/<id>``
+    bytewise: kinds by name, then ids; no kind's name is a prefix of another's), one at a
+    time: a large state is never encoded in one piece."""
+    for kind in sorted(st.kinds):
+        for id in sorted(i for i, _ in st.entities(kind)):
+            yield (kind, id), orjson.dumps(st.entity(kind, id), option=_SORT)
 
 
 async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
@@ -169,10 +175,14 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
 
     async def reach(off: int) -> None:
         """Everything at or before ``off`` is folded: record what the checks at ``off`` need."""
+        nonlocal st
         res.head_at[off] = fold.head
         if off == checks.checkpoint_offset and checks.keep_state:
+            # Keep the state at the checkpoint as it is (compared with etcd after the pass) and
+            # fold on in a copy-on-write fork of it: no copy of the whole state.
             st.take_dirty()
-            res.expected = _entities(st)
+            res.expected = st.freeze()
+            st = fold.state = st.fork()
         if off in snaps and checks.snapshots is not None:
             res.snapshot_mismatch.update(await _check_snapshot(checks.snapshots, snaps[off], st, fold.head,
                                                                compare=first == 0))
@@ -237,32 +247,52 @@ async def clusters_of_live_checkpoints(c: etcd_adapter.EtcdClient, prefix: str) 
     return partitions_of_clusters(cps)
 
 
-def compare_keys(report: Report, cluster: str, stored: dict[tuple[str, str], etcd_adapter.KV],
-                 expected: dict[tuple[str, str], bytes], ckpt_rev: int,
-                 ahead: dict[tuple[str, str], bytes | None]) -> None:
-    for k in sorted(set(stored) | set(expected)):
-        report.checked_keys += 1
-        name = f"{k[0]}/{k[1]}"
-        s = stored.get(k)
-        if s is not None and s.mod_revision > ckpt_rev and k in ahead and ahead[k] == s.value:
-            report.findings.append(Finding("ahead", cluster, name, "written ahead of the checkpoint by the "
-                                           "event in flight"))
-        elif s is None and k in ahead and ahead[k] is None and k in expected:
-            report.findings.append(Finding("ahead", cluster, name, "deleted ahead of the checkpoint by the "
-                                           "event in flight"))
-        elif s is None:
-            report.findings.append(Finding("missing", cluster, name, "the log's fold has it; etcd does not"))
-        elif k not in expected:
-            report.findings.append(Finding("extra", cluster, name, "etcd has it; the log's fold does not"))
-        elif s.value != expected[k]:
-            try:
-                changes = [c.as_dict() for c in field_changes(orjson.loads(expected[k]), orjson.loads(s.value))]
-            except orjson.JSONDecodeError:
-                changes = [{"path": ".", "before": "(log)", "after": "etcd value is not JSON"}]
-            report.findings.append(Finding(
-                "different", cluster, name,
-                "; ".join(f"{c['path']}: log {c['before']!r}, etcd {c['after']!r}" for c in changes[:3]),
-                [{"path": c["path"], "log": c["before"], "etcd": c["after"]} for c in changes]))
+def compare_key(report: Report, cluster: str, k: tuple[str, str], s: etcd_adapter.KV | None,
+                expected: bytes | None, ckpt_rev: int, ahead: dict[tuple[str, str], bytes | None]) -> None:
+    """One key: what etcd holds (``s``) against the fold at the checkpoint (``expected``)."""
+    report.checked_keys += 1
+    name = f"{k[0]}/{k[1]}"
+    if s is not None and s.mod_revision > ckpt_rev and k in ahead and ahead[k] == s.value:
+        report.findings.append(Finding("ahead", cluster, name, "written ahead of the checkpoint by the "
+                                       "event in flight"))
+    elif s is None and k in ahead and ahead[k] is None and expected is not None:
+        report.findings.append(Finding("ahead", cluster, name, "deleted ahead of the checkpoint by the "
+                                       "event in flight"))
+    elif s is None:
+        report.findings.append(Finding("missing", cluster, name, "the log's fold has it; etcd does not"))
+    elif expected is None:
+        report.findings.append(Finding("extra", cluster, name, "etcd has it; the log's fold does not"))
+    elif s.value != expected:
+        try:
+            changes = [c.as_dict() for c in field_changes(orjson.loads(expected), orjson.loads(s.value))]
+        except orjson.JSONDecodeError:
+            changes = [{"path": ".", "before": "(log)", "after": "etcd value is not JSON"}]
+        report.findings.append(Finding(
+            "different", cluster, name,
+            "; ".join(f"{c['path']}: log {c['before']!r}, etcd {c['after']!r}" for c in changes[:3]),
+            [{"path": c["path"], "log": c["before"], "etcd": c["after"]} for c in changes]))
+
+
+async def compare_state(report: Report, cluster: str, c: etcd_adapter.EtcdClient, sp: bytes,
+                        expected: ClusterState, ckpt_rev: int, ahead: dict[tuple[str, str], bytes | None]) -> None:
+    """Every key of the cluster's state prefix against the fold, merged in key order: etcd is
+    read a page at a time at one revision, the fold's values are encoded one at a time."""
+    want = expected_entities(expected)
+    nxt = next(want, None)
+    async for _, kvs in etcd_adapter.range_pages(c, sp, etcd_adapter.prefix_end(sp)):
+        for kv in kvs:
+            k = layout.split_entity_key(sp, kv.key)
+            while nxt is not None and nxt[0] < k:
+                compare_key(report, cluster, nxt[0], None, nxt[1], ckpt_rev, ahead)
+                nxt = next(want, None)
+            if nxt is not None and nxt[0] == k:
+                compare_key(report, cluster, k, kv, nxt[1], ckpt_rev, ahead)
+                nxt = next(want, None)
+            else:
+                compare_key(report, cluster, k, kv, None, ckpt_rev, ahead)
+    while nxt is not None:
+        compare_key(report, cluster, nxt[0], None, nxt[1], ckpt_rev, ahead)
+        nxt = next(want, None)
 
 
 async def verify(settings: Settings, clusters: list[str] | None = None, *, source: Source | None = None,
@@ -326,10 +356,8 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                                                "the log (or the checkpoint) was rewritten"))
             if older or res.expected is None:
                 continue
-            sp = layout.state_prefix(prefix, cluster, gen)
-            _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
-            stored = {layout.split_entity_key(sp, e.key): e for e in kvs}
-            compare_keys(report, cluster, stored, res.expected, ckpt.mod_revision, res.ahead)
+            await compare_state(report, cluster, c, layout.state_prefix(prefix, cluster, gen), res.expected,
+                                ckpt.mod_revision, res.ahead)
     return report
 
 

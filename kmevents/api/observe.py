@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -258,17 +259,22 @@ class Metrics:
             gen = str(orjson.loads(cur[0].value).get("generation")) if cur else layout.live_generation()
             n_ahead = 0
 
-            async def kind_values(kind: str, cl: str = cl, gen: str = gen) -> list[tuple[str, dict[str, Any]]]:
+            async def kind_values(kind: str, cl: str = cl, gen: str = gen) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+                """The kind's entities at ``rev``, a page at a time (a large cluster's tasks are
+                hundreds of MB: never one request, never all in memory)."""
                 nonlocal n_ahead
                 base = layout.entity_key(s.etcd.prefix, cl, gen, kind, "")
-                _, kvs = await etcd_adapter.range_at(self.client, base, range_end=etcd_adapter.prefix_end(base),
-                                                     revision=rev)
-                n_ahead += sum(1 for kv in kvs if kv.mod_revision > ckpt_rev.get(cl, 0))
-                return [(kv.key[len(base):].decode(), orjson.loads(kv.value)) for kv in kvs]
+                async for _, kvs in etcd_adapter.range_pages(self.client, base, etcd_adapter.prefix_end(base),
+                                                             revision=rev):
+                    n_ahead += sum(1 for kv in kvs if kv.mod_revision > ckpt_rev.get(cl, 0))
+                    for kv in kvs:
+                        yield kv.key[len(base):].decode(), orjson.loads(kv.value)
 
-            running = sum(1 for _, t in await kind_values("task") if t.get("state") == "TASK_RUNNING")
+            running = 0
+            async for _, t in kind_values("task"):
+                running += t.get("state") == "TASK_RUNNING"
             agg.add("running", {"cluster": cl}, running)
-            for aid, a in await kind_values("agent"):
+            async for aid, a in kind_values("agent"):
                 for kind, field in (("total", "total_by_role"), ("allocated", "allocated_by_role"),
                                     ("offered", "offered_by_role")):
                     for role, res in sorted((a.get(field) or {}).items()):
@@ -276,15 +282,15 @@ class Metrics:
                             if isinstance(val, (int, float)):
                                 agg.add("agent_res", {"cluster": cl, "agent": aid, "hostname": str(a.get("hostname")),
                                                       "role": role, "resource": name, "kind": kind}, val)
-            for rname, r in await kind_values("role"):
+            async for rname, r in kind_values("role"):
                 for kind in ("allocated", "offered"):
                     for name, val in sorted((r.get(kind) or {}).items()):
                         if isinstance(val, (int, float)):
                             agg.add("role_res", {"cluster": cl, "role": rname, "resource": name, "kind": kind}, val)
-            for rid, r in await kind_values("rc"):
+            async for rid, r in kind_values("rc"):
                 agg.add("rc", {"cluster": cl, "rc": rid, "which": "desired"}, float(r.get("replicas") or 0))
                 agg.add("rc", {"cluster": cl, "rc": rid, "which": "observed"}, float(r.get("observed_replicas") or 0))
-            for sid, sv in await kind_values("service"):
+            async for sid, sv in kind_values("service"):
                 obs = len(((sv.get("endpoints_observed") or {}).get("addresses")) or [])
                 agg.add("svc", {"cluster": cl, "service": sid, "which": "observed"}, obs)
                 agg.add("svc", {"cluster": cl, "service": sid, "which": "ready"}, len(sv.get("endpoints_derived") or []))
