@@ -5,6 +5,7 @@ Under ``<prefix>`` (``/kmevents/v1`` by default)::
     _meta/partition-map/<cluster>                 {"partition": N}    ingest's cluster pinning
     <generation>/_checkpoints/<partition>         Checkpoint JSON     per Kafka partition
     <generation>/_snapshots/<cluster>/<offset:020d>  index entry      where a snapshot lives
+    <generation>/_verified/<cluster>              verified point     where the last clean verify got to
     clusters/<cluster>/current               {"generation": "r3"}     which derivation readers use
     clusters/<cluster>/<generation>/<kind>/<id>   entity JSON (whole values)
 
@@ -57,6 +58,10 @@ def snapshot_index_key(prefix: str, cluster: str, offset: int) -> bytes:
 
 def snapshot_index_prefix(prefix: str, cluster: str) -> bytes:
     return f"{prefix}/_snapshots/{cluster}/".encode()
+
+
+def verified_key(prefix: str, cluster: str) -> bytes:
+    return f"{prefix}/_verified/{cluster}".encode()
 
 
 def current_key(prefix: str, cluster: str) -> bytes:

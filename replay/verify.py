@@ -42,6 +42,7 @@ from kmevents.adapters import etcd as etcd_adapter
 from kmevents.folding import BAD, UNDECODABLE, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
 from kmevents.settings import Settings
+from kmevents.store import verified
 from kmevents.store.checkpoint import partitions_of_clusters, read_checkpoint, read_checkpoints
 from kmevents.store.generations import current_generation
 from kmevents.store.snapshots import Snapshots, SnapshotStore
@@ -80,6 +81,9 @@ class Report:
     records: int = 0
     snapshots_checked: int = 0
     anchors_checked: int = 0
+    #: cluster -> the verified snapshot offset the fold started from (None: the start of the log)
+    resumed_from: dict[str, int | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     #: records in the log the fold could not use, by outcome (the worker dead-letters them)
     unfolded: dict[str, int] = field(default_factory=dict)
 
@@ -100,6 +104,7 @@ class Report:
                 "checkpoints": self.checkpoints, "snapshots_checked": self.snapshots_checked,
                 "anchors_checked": self.anchors_checked, "annotations": dict(sorted(self.annotations.items())),
                 "unfolded_records": dict(sorted(self.unfolded.items())),
+                "folded_from": self.resumed_from, "notes": self.notes,
                 "drift": [f.as_dict() for f in self.drift],
                 "other_findings": [f.as_dict() for f in self.findings if f.kind not in DRIFT_KINDS],
                 "chain_heads": self.heads}
@@ -134,6 +139,14 @@ class Checks:
     snapshots: Snapshots | None = None
     anchor_offsets: set[int] = field(default_factory=set)
     keep_state: bool = True
+    #: resume from a verified snapshot: ``(offset S, chain head at S, the state at S)``. The
+    #: records up to S are only hashed into the chain (whose head at S must be the recorded
+    #: one, else :class:`ResumeRefused`); the fold starts from the state at S.
+    resume: tuple[int, str, ClusterState] | None = None
+
+
+class ResumeRefused(Exception):
+    """The log's chain at the verified point is not the recorded one: verify from the start."""
 
 
 @dataclass
@@ -149,6 +162,8 @@ class PassResult:
     annotations: Counter[str]
     #: records the fold could not use, by outcome (undecodable, fold_failed)
     bad: dict[str, int] = field(default_factory=dict)
+    #: snapshot offsets whose content was compared equal to the fold (a verified point)
+    snapshots_equal: list[int] = field(default_factory=list)
 
 
 def expected_entities(st: ClusterState) -> Iterator[tuple[tuple[str, str], bytes]]:
@@ -161,32 +176,52 @@ def expected_entities(st: ClusterState) -> Iterator[tuple[tuple[str, str], bytes
 
 
 async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
-    """Fold the cluster's whole log once, stopping at the offsets ``checks`` names."""
+    """Fold the cluster's whole log once, stopping at the offsets ``checks`` names.
+
+    With ``checks.resume`` the records up to the resume offset are only linked into the
+    chain (no decoding), and the fold starts from the resumed state after it.
+    """
     first, last = await src.covers()
+    resume_at = checks.resume[0] if checks.resume is not None else -1
     st = ClusterState.empty(cluster)
     fold = Fold(st, await src.chain_start(), partition=src.partition)
     stops = sorted({o for o in ([checks.checkpoint_offset] if checks.checkpoint_offset is not None else [])}
-                   | {int(e["offset"]) for e in checks.snapshot_entries} | set(checks.anchor_offsets))
+                   | {int(e["offset"]) for e in checks.snapshot_entries} | set(checks.anchor_offsets)
+                   | ({resume_at} if resume_at >= 0 else set()))
     snaps = {int(e["offset"]): e for e in checks.snapshot_entries}
     res = PassResult({}, None, {}, {}, None, None, None, 0, Counter())
     fold.annotations = res.annotations
     si = 0
     ahead_pending = checks.checkpoint_offset is not None
+    # Snapshot contents can be compared when the fold is exact: it began at offset 0, or at a
+    # verified snapshot; those at or before the resume point were compared by an earlier run.
+    exact = first == 0 or checks.resume is not None
 
     async def reach(off: int) -> None:
         """Everything at or before ``off`` is folded: record what the checks at ``off`` need."""
         nonlocal st
         res.head_at[off] = fold.head
+        if off == resume_at and checks.resume is not None:
+            if fold.head != checks.resume[1]:
+                raise ResumeRefused(f"the log's chain at offset {off} is {fold.head}, the verified point "
+                                    f"recorded {checks.resume[1]}")
+            st = fold.state = checks.resume[2]
         if off == checks.checkpoint_offset and checks.keep_state:
             # Keep the state at the checkpoint as it is (compared with etcd after the pass) and
             # fold on in a copy-on-write fork of it: no copy of the whole state.
             st.take_dirty()
             res.expected = st.freeze()
             st = fold.state = st.fork()
-        if off in snaps and checks.snapshots is not None:
-            res.snapshot_mismatch.update(await _check_snapshot(checks.snapshots, snaps[off], st, fold.head,
-                                                               compare=first == 0))
+        if off in snaps and checks.snapshots is not None and off >= resume_at:
+            found = await _check_snapshot(checks.snapshots, snaps[off], st, fold.head, compare=exact)
+            res.snapshot_mismatch.update(found)
+            if exact and not found and off > resume_at:
+                res.snapshots_equal.append(off)
+        elif off in snaps and fold.head is not None and snaps[off].get("chain") != fold.head:
+            res.snapshot_mismatch[off] = (f"index chain {snaps[off].get('chain')} but the log's chain there is "
+                                          f"{fold.head}")
 
+    link = chain.link
     async for batch in src.batches(first, last):
         for rec in batch:
             while si < len(stops) and stops[si] < rec.offset:
@@ -194,6 +229,10 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
                 si += 1
             res.records += 1
             res.last_offset, res.last_ts = rec.offset, rec.timestamp
+            if rec.offset <= resume_at:  # before the verified point: the chain only
+                if fold.head is not None:
+                    fold.head = link(fold.head, rec.key, rec.value)
+                continue
             if fold.step(rec.offset, rec.key, rec.value) is UNDECODABLE:
                 continue  # counted in res.bad (the worker dead-letters it)
             if ahead_pending and checks.checkpoint_offset is not None and rec.offset > checks.checkpoint_offset:
@@ -297,11 +336,16 @@ async def compare_state(report: Report, cluster: str, c: etcd_adapter.EtcdClient
 
 async def verify(settings: Settings, clusters: list[str] | None = None, *, source: Source | None = None,
                  topic: str | None = None, anchors: list[dict[str, Any]] | None = None,
-                 check_snapshots: bool = True) -> Report:
+                 check_snapshots: bool = True, full: bool = False) -> Report:
     """Verify the named clusters (default: every cluster of the live checkpoints).
 
     ``source`` replaces the cluster's partition of the events topic (an
     imported copy, archives + topic); ``topic`` reads another topic.
+
+    Unless ``full``, the fold starts from the snapshot the last clean verify of the cluster
+    checked equal to its own fold (``kmevents.store.verified``): the chain is still followed
+    from the start of the log, only the fold is not repeated. A clean run records its newest
+    such snapshot for the next.
     """
     report = Report()
     prefix = settings.etcd.prefix
@@ -344,7 +388,15 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                             snapshot_entries=entries, snapshots=store,
                             anchor_offsets={int(a["offset"]) for a in anchors or [] if a.get("cluster") == cluster},
                             keep_state=not older)
-            res = await fold_pass(src, cluster, checks)
+            if not full and not older and ckpt is not None and source is None and topic is None:
+                checks.resume = await _resume_point(c, prefix, gen, cluster, entries, store, ckpt.offset)
+            try:
+                res = await fold_pass(src, cluster, checks)
+            except ResumeRefused as exc:
+                report.notes.append(f"{cluster}: {exc}; verified from the start instead")
+                checks.resume = None
+                res = await fold_pass(src, cluster, checks)
+            report.resumed_from[cluster] = checks.resume[0] if checks.resume is not None else None
             _chain_and_heads(report, cluster, partition, src, res, anchors)
             _snapshot_findings(report, cluster, entries, res)
             if ckpt is None or ckpt.offset < 0:
@@ -358,7 +410,27 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                 continue
             await compare_state(report, cluster, c, layout.state_prefix(prefix, cluster, gen), res.expected,
                                 ckpt.mod_revision, res.ahead)
+            equal = [o for o in res.snapshots_equal if o <= ckpt.offset and res.head_at.get(o)]
+            if equal and not any(f.cluster == cluster for f in report.drift):
+                best = max(equal)
+                await verified.write_point(c, prefix, gen, cluster, snapshot_offset=best,
+                                           chain=str(res.head_at[best]), checkpoint_offset=ckpt.offset,
+                                           reducer_version=REDUCER_VERSION)
     return report
+
+
+async def _resume_point(c: etcd_adapter.EtcdClient, prefix: str, gen: str, cluster: str,
+                        entries: list[dict[str, Any]], store: SnapshotStore,
+                        checkpoint: int) -> tuple[int, str, ClusterState] | None:
+    """The state at the last clean verify's snapshot, when it is still there and usable."""
+    point = await verified.read_point(c, prefix, gen, cluster)
+    if point is None or point.reducer_version != REDUCER_VERSION or point.snapshot_offset > checkpoint:
+        return None
+    entry = next((e for e in entries if int(e["offset"]) == point.snapshot_offset), None)
+    if entry is None or entry.get("chain") != point.chain:
+        return None
+    state = await store.load(entry)
+    return None if state is None else (point.snapshot_offset, point.chain, state)
 
 
 def _chain_and_heads(report: Report, cluster: str, partition: int | None, src: Source, res: PassResult,

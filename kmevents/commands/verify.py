@@ -16,6 +16,10 @@ offset, its bytes must load and equal the fold there), archives (--source)
 and anchors (--anchor). State derived by an older reducer version is
 reported as such, not as drift.
 
+A clean run records the newest snapshot it found equal to its own fold; the
+next run follows the hash chain from the start (no decoding) but folds only
+from that snapshot on. --full folds the whole log again.
+
 Exit codes: 0 clean (reducer annotations are listed with counts but do not
 fail unless --strict), 1 drift or a broken chain (or, with --strict,
 annotations or an older derivation), 2 usage or environment error.
@@ -46,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group", default=None, help="the processors' consumer group (default kmevents-derive)")
     add_source_flags(p, snapshots=False)
     p.add_argument("--no-snapshots", action="store_true", help="do not check snapshots")
+    p.add_argument("--full", action="store_true",
+                   help="fold the whole log from its start (default: fold from the snapshot the last clean verify "
+                        "checked equal to its own fold; the hash chain is followed from the start either way)")
     p.set_defaults(func=run)
 
 
@@ -71,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                 custom = o.source if (args.source and len(args.source) > 1) or args.topic else None
                 clusters = None if args.all_clusters else [o.cluster]
                 report = await verify(o.settings, clusters, source=custom, anchors=anchors,
-                                      check_snapshots=not args.no_snapshots)
+                                      check_snapshots=not args.no_snapshots, full=args.full)
         if args.export_anchor:
             Path(args.export_anchor).write_bytes(anchor_document(report.heads))
         problems = bool(report.drift) or (args.strict and (bool(report.annotations) or bool(report.older_reducer)))
@@ -88,7 +95,13 @@ def _print(report: object, offline: bool) -> None:
     r = report  # Report
     scope = "archives only (chain and anchors; no etcd)" if offline else "etcd against the log"
     print(f"verify: {scope}")
-    print(f"  records folded {r.records}, keys checked {r.checked_keys}, snapshots {r.snapshots_checked}, "  # type: ignore[attr-defined]
+    for cl, off in r.resumed_from.items():  # type: ignore[attr-defined]
+        print(f"  {cl}: " + (f"folded from the snapshot at offset {off}, verified equal to the log by an earlier run "
+                             "(the chain followed from the start; --full folds everything)" if off is not None
+                             else "folded from the start of the log"))
+    for note in r.notes:  # type: ignore[attr-defined]
+        print(f"  NOTE {note}")
+    print(f"  records read {r.records}, keys checked {r.checked_keys}, snapshots {r.snapshots_checked}, "  # type: ignore[attr-defined]
           f"anchors {r.anchors_checked}, checkpoints {r.checkpoints}")  # type: ignore[attr-defined]
     for h in r.heads:  # type: ignore[attr-defined]
         print(f"  chain head {h['cluster']} p{h['partition']} @{h['offset']} ({h['time']}): {h['head']}")

@@ -58,3 +58,61 @@ async def test_current_pointed_at_a_generation_the_workers_do_not_keep_is_drift_
     plan = await plan_and_stage(s, s.cluster, group_id=f"g-{s.cluster}", force_fenced=False)
     await switch(s, plan)
     assert (await verify(s, [s.cluster])).clean
+
+
+async def test_a_second_verify_folds_from_the_snapshot_the_first_found_equal_and_still_catches_drift(
+        isolated: Settings) -> None:
+    """Issue 17: verify refolded the whole log every time. A clean run records the newest
+    snapshot it checked equal to its fold; the next folds from there (the chain still from
+    the start), and a change to etcd or to the log is still found."""
+    from kmevents.store.verified import read_point
+
+    s = isolated
+    await ingest_sim(s, s.cluster, 3000)
+    await run_worker_until_caught_up(s, snapshot_every_events=700)
+    first = await verify(s, [s.cluster])
+    assert first.clean and first.resumed_from[s.cluster] is None
+    async with etcd_adapter.client(s.etcd) as c:
+        point = await read_point(c, s.etcd.prefix, layout.live_generation(), s.cluster)
+    assert point is not None and point.snapshot_offset >= 2000
+    await ingest_sim(s, s.cluster, 500, seed=2)
+    await run_worker_until_caught_up(s, snapshot_every_events=700)
+    second = await verify(s, [s.cluster])
+    assert second.clean and second.resumed_from[s.cluster] == point.snapshot_offset
+    assert second.records == first.records + 500, "the chain is still read from the start"
+    full = await verify(s, [s.cluster], full=True)
+    assert full.clean and full.resumed_from[s.cluster] is None
+    # drift is found by a resumed run too
+    live = layout.live_generation()
+    sp = layout.state_prefix(s.etcd.prefix, s.cluster, live)
+    async with etcd_adapter.client(s.etcd) as c:
+        _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
+        victim = next(kv for kv in kvs if b"/agent/" in kv.key)
+        await c.put(victim.key, orjson.dumps(orjson.loads(victim.value) | {"hostname": "tampered"},
+                                             option=orjson.OPT_SORT_KEYS))
+    tampered = await verify(s, [s.cluster])
+    assert tampered.resumed_from[s.cluster] is not None
+    assert [f.kind for f in tampered.drift] == ["different"]
+
+
+async def test_a_verified_point_whose_chain_the_log_no_longer_gives_is_not_trusted(isolated: Settings) -> None:
+    from kmevents.store.snapshots import index_entries
+    from kmevents.store.verified import read_point, write_point
+
+    s = isolated
+    await ingest_sim(s, s.cluster, 2000)
+    await run_worker_until_caught_up(s, snapshot_every_events=700)
+    assert (await verify(s, [s.cluster])).clean
+    async with etcd_adapter.client(s.etcd) as c:
+        point = await read_point(c, s.etcd.prefix, layout.live_generation(), s.cluster)
+        assert point is not None
+        # as if the log before the point had been rewritten since: the recorded chain is not the log's
+        snaps = [e for e in await index_entries(s, c, s.cluster) if e["offset"] == point.snapshot_offset]
+        await c.put(snaps[0]["_key"].encode(), orjson.dumps({**{k: v for k, v in snaps[0].items() if k != "_key"},
+                                                              "chain": "f" * 64}))
+        await write_point(c, s.etcd.prefix, layout.live_generation(), s.cluster, snapshot_offset=point.snapshot_offset,
+                          chain="f" * 64, checkpoint_offset=point.checkpoint_offset,
+                          reducer_version=point.reducer_version)
+    again = await verify(s, [s.cluster])
+    assert again.resumed_from[s.cluster] is None, "folded from the start"
+    assert any(f.kind == "snapshot" for f in again.drift), "and the forged index chain is found"
