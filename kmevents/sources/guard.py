@@ -94,10 +94,13 @@ class Guard:
         self.pending: list[Held] = []
         self._traced: set[tuple[str, str]] = set()
 
-    def call(self, parser: Any, source: str, kind: str, fn: Callable[..., list[Event]], raw: Any,
+    def call(self, parser: Any, source: str, kind: str, fn: Callable[..., list[Event]], raw: Any, /,
              *args: Any, position: Position | None = None, origin: str | None = None,
              precheck: Callable[..., Verdict | None] | None = None, **kwargs: Any) -> list[Event]:
         """``fn(*args, **kwargs)`` for one raw record of ``source``; never raises for the record.
+
+        (The first five parameters are positional-only: ``fn``'s own keyword arguments, such as
+        a parser's ``raw=``, pass through untouched.)
 
         ``precheck(*args, **kwargs)``: a :class:`~kmevents.sources.prechecks.Verdict` keeps the
         record from the parser (quarantined, or skipped), None lets it through."""

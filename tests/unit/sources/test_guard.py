@@ -174,3 +174,14 @@ def test_a_poll_that_is_not_a_leading_masters_state_never_reaches_the_differ() -
     (held,) = g.take()
     assert (held.record.seq, held.record.reason) == (1, "not a Mesos master state (no 'frameworks' and 'slaves' "
                                                         "lists: an agent's /state, an error answer, or another document)")
+
+
+def test_a_parser_method_called_with_a_keyword_named_like_the_guards_own_is_still_guarded() -> None:
+    # StateParser.feed_bytes calls feed(state, seq, raw=body): with the guard's `raw` parameter
+    # positional-or-keyword, every guarded poll raised TypeError and the follow restarted forever.
+    s = Summary("follow mesos-state")
+    g = Guard(s)
+    p = StateParser(CLUSTER, now=fixed_now)
+    g.wrap(p, "feed", kind="mesos.state", source="mesos-state", raw=lambda state, *a, **k: state)
+    out = p.feed_bytes(orjson.dumps(load("mesos/master_state_1.json")))
+    assert out and s.tally("mesos-state").records == 1
