@@ -106,6 +106,7 @@ class BatchOutcome:
     #: how many of ``dead_letters`` went to the deriver's sink already
     sent: int = 0
     snapshots_due: list[str] = field(default_factory=list)
+    deltas_due: list[str] = field(default_factory=list)
 
 
 #: Snapshot every this many events of a cluster (``--snapshot-every``): a cold
@@ -115,6 +116,11 @@ class BatchOutcome:
 #: retention's limits are reached (BENCHMARKS.md, Replay); the worker spends
 #: about as much per event as it did at 50,000 uncompressed.
 SNAPSHOT_EVERY_EVENTS = 20_000
+#: Between full snapshots, a cumulative delta every this many events of a cluster
+#: (``--delta-every``; 0: none): what changed since the last full snapshot, so a cold
+#: point-in-time read loads that snapshot, applies one delta and folds at most this
+#: many events (kmevents/reducer/delta.py; sizes in BENCHMARKS.md).
+DELTA_EVERY_EVENTS = 4_000
 
 
 class PartitionDeriver:
@@ -122,7 +128,8 @@ class PartitionDeriver:
 
     def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, partition: int, *,
                  worker_id: str, retention: Retention | None = None,
-                 snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, pins: PartitionMap | None = None,
+                 snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, delta_every_events: int = DELTA_EVERY_EVENTS,
+                 pins: PartitionMap | None = None,
                  dead_letter_sink: Callable[[list[DeadLetter]], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         #: where dead letters go before a checkpoint passes their records (None: the caller
@@ -144,6 +151,8 @@ class PartitionDeriver:
         self.annotations: Counter[str] = Counter()
         self.snapshot_every_events = snapshot_every_events
         self.since_snapshot: Counter[str] = Counter()
+        self.delta_every_events = delta_every_events
+        self.since_delta: Counter[str] = Counter()
         self.folded_offset = -1
         self.known_current: set[str] = set()
         #: clusters whose readers were switched to a repaired generation of this
@@ -359,9 +368,14 @@ class PartitionDeriver:
                                                    rec.key, rec.value))
             out.applied += 1
             self.since_snapshot[cluster] += 1
+            self.since_delta[cluster] += 1
             if self.since_snapshot[cluster] >= self.snapshot_every_events:
                 out.snapshots_due.append(cluster)
                 self.since_snapshot[cluster] = 0
+                self.since_delta[cluster] = 0
+            elif 0 < self.delta_every_events <= self.since_delta[cluster]:
+                out.deltas_due.append(cluster)
+                self.since_delta[cluster] = 0
         if touched or pointers or self.folded_offset > self._next_checkpoint_floor():
             await self._flush(self._collect(touched, pointers), out)
         await self.drain()
@@ -500,10 +514,26 @@ class PartitionDeriver:
             await task
 
     def snapshot_bytes(self, cluster: str) -> tuple[int, str, bytes]:
-        """``(offset, chain head, snapshot bytes)`` of a cluster at the committed checkpoint."""
+        """``(offset, chain head, snapshot bytes)`` of a cluster at the committed checkpoint.
+
+        The state becomes the base of the next deltas (``mark_base``); the caller calls
+        ``state.drop_base()`` when the snapshot could not be stored."""
         f = self.folds[cluster]
         head = f.head or chain.GENESIS
-        return self.checkpoint.offset, head, f.state.to_snapshot(chain_hash=head)
+        data = f.state.to_snapshot(chain_hash=head)
+        f.state.mark_base(self.checkpoint.offset)
+        return self.checkpoint.offset, head, data
+
+    def delta_bytes(self, cluster: str) -> tuple[int, int, str, bytes] | None:
+        """``(offset, base offset, chain head, delta bytes)`` of a cluster at the committed
+        checkpoint: what changed since its last full snapshot. None when there is no base
+        (no full snapshot written or loaded yet in this worker's life) or nothing to add."""
+        f = self.folds[cluster]
+        base = f.state.base_offset
+        if base is None or base >= self.checkpoint.offset:
+            return None
+        head = f.head or chain.GENESIS
+        return self.checkpoint.offset, base, head, f.state.to_delta(chain_hash=head)
 
     def stats(self) -> dict[str, Any]:
         return {"partition": self.partition, "checkpoint": self.checkpoint.offset,

@@ -42,6 +42,7 @@ class WorkerCollector:
             ("kmevents_worker_dead_letters_total", s.dead_letters, "records sent to the dead-letter topic"),
             ("kmevents_worker_fenced_total", s.fenced, "partitions given up after a failed checkpoint compare"),
             ("kmevents_worker_snapshots_total", s.snapshots, "snapshots written"),
+            ("kmevents_worker_snapshot_deltas_total", s.deltas, "snapshot deltas written (what changed since the last snapshot)"),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)

@@ -27,6 +27,7 @@ import uuid
 from collections import Counter
 
 from kmevents.processors.derive import (
+    DELTA_EVERY_EVENTS,
     SNAPSHOT_EVERY_EVENTS,
     BatchOutcome,
     DeadLetter,
@@ -64,6 +65,7 @@ class WorkerStats:
         self.dead_letters = 0
         self.fenced = 0
         self.snapshots = 0
+        self.deltas = 0
         self.batch_sizes: Counter[int] = Counter()
         self.lag: dict[int, int] = {}
         self.started = time.monotonic()
@@ -97,13 +99,14 @@ class DeriveWorker:
 
     def __init__(self, settings: Settings, *, worker_id: str | None = None, retention: Retention | None = None,
                  snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, snapshot_every_seconds: float = SNAPSHOT_EVERY_SECONDS,
-                 max_records: int = 5000, group_id: str = GROUP_ID, instance_id: str | None = None,
+                 delta_every_events: int = DELTA_EVERY_EVENTS, max_records: int = 5000, group_id: str = GROUP_ID, instance_id: str | None = None,
                  session_timeout_ms: int = SESSION_TIMEOUT_MS) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.retention = retention
         self.snapshot_every_events = snapshot_every_events
         self.snapshot_every_seconds = snapshot_every_seconds
+        self.delta_every_events = delta_every_events
         self.max_records = max_records
         self.group_id = group_id
         #: static group membership (Kafka KIP-345): a worker restarted with the same id gets its
@@ -198,6 +201,7 @@ class DeriveWorker:
         assert self._etcd is not None
         d = PartitionDeriver(self.settings, self._etcd, tp.partition, worker_id=self.worker_id,
                              retention=self.retention, snapshot_every_events=self.snapshot_every_events,
+                             delta_every_events=self.delta_every_events,
                              pins=self._pins, dead_letter_sink=self._send_dead_letters)
         self.restoring.add(tp.partition)
         try:
@@ -237,8 +241,9 @@ class DeriveWorker:
         states: dict[str, ClusterState] = {}
         chains: dict[str, tuple[int, str]] = {}
         for cluster in clusters:
+            # Full snapshots only: the state restored becomes the base of this worker's deltas.
             entries = [e for e in await index_entries(self.settings, self._etcd, cluster, d.generation)
-                       if e["offset"] <= d.checkpoint.offset]
+                       if e["offset"] <= d.checkpoint.offset and e.get("kind", "full") == "full"]
             if not entries:
                 continue
             best = entries[-1]
@@ -247,6 +252,7 @@ class DeriveWorker:
                 log.warning("snapshot chunks missing; folding from the log instead", extra={"cluster": cluster})
                 continue
             states[cluster] = ClusterState.from_snapshot(data)
+            states[cluster].mark_base(int(best["offset"]))
             chains[cluster] = (best["offset"], best["chain"])
         return states, chains
 
@@ -339,6 +345,8 @@ class DeriveWorker:
         await self._send_dead_letters(out.dead_letters[out.sent:])
         for cluster in out.snapshots_due:
             await self._try_snapshot(d, cluster)
+        for cluster in out.deltas_due:
+            await self._try_snapshot(d, cluster, delta=True)
 
     async def _timed_snapshots(self) -> None:
         now = time.monotonic()
@@ -349,22 +357,41 @@ class DeriveWorker:
                     await self._try_snapshot(d, cluster)
                     d.since_snapshot[cluster] = 0
 
-    async def _try_snapshot(self, d: PartitionDeriver, cluster: str) -> None:
+    async def _try_snapshot(self, d: PartitionDeriver, cluster: str, *, delta: bool = False) -> None:
         # A snapshot only bounds replay work: failing to write one never stops derivation.
         try:
-            await self.write_snapshot(d, cluster)
+            if delta:
+                await self.write_delta(d, cluster)
+            else:
+                await self.write_snapshot(d, cluster)
         except Exception as exc:  # noqa: BLE001
-            log.warning("snapshot not written", extra={"cluster": cluster, "error": str(exc)[:300]})
+            log.warning("snapshot not written", extra={"cluster": cluster, "delta": delta, "error": str(exc)[:300]})
 
     async def write_snapshot(self, d: PartitionDeriver, cluster: str) -> None:
         """The cluster's state at the committed checkpoint, through the snapshot store."""
         assert self._snapshots is not None
         offset, head, data = d.snapshot_bytes(cluster)
-        await self._snapshots.write(cluster=cluster, generation=d.generation, partition=d.partition, offset=offset,
-                                    chain_head=head, state_bytes=data,
-                                    reducer_version=d.checkpoint.reducer_version)
+        try:
+            await self._snapshots.write(cluster=cluster, generation=d.generation, partition=d.partition,
+                                        offset=offset, chain_head=head, state_bytes=data,
+                                        reducer_version=d.checkpoint.reducer_version)
+        except BaseException:
+            d.folds[cluster].state.drop_base()  # no deltas against a snapshot nobody can read
+            raise
         self._last_snapshot[cluster] = time.monotonic()
         self.stats.snapshots += 1
+
+    async def write_delta(self, d: PartitionDeriver, cluster: str) -> None:
+        """What changed in the cluster since its last full snapshot, at the committed checkpoint."""
+        assert self._snapshots is not None
+        got = d.delta_bytes(cluster)
+        if got is None:
+            return
+        offset, base, head, data = got
+        await self._snapshots.write(cluster=cluster, generation=d.generation, partition=d.partition, offset=offset,
+                                    chain_head=head, state_bytes=data,
+                                    reducer_version=d.checkpoint.reducer_version, base=base)
+        self.stats.deltas += 1
 
     def _update_lag(self) -> None:
         if self._consumer is None:

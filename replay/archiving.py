@@ -15,7 +15,7 @@ from kmevents.replay.sources import Source
 
 from kmevents import chain
 from kmevents.reducer import REDUCER_VERSION
-from kmevents.store.snapshots import Snapshots
+from kmevents.store.snapshots import Snapshots, is_delta
 
 log = logging.getLogger("kmevents.replay.archiving")
 
@@ -105,7 +105,7 @@ async def _snapshots_for(snapshots: Snapshots | None, cluster: str, start: int, 
     for e in await snapshots.entries(cluster):
         off = int(e["offset"])
         if start <= off <= end and int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION \
-                and off - last >= every:
+                and not is_delta(e) and off - last >= every:
             kept.append(e)
             last = off
     return kept

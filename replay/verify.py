@@ -45,7 +45,7 @@ from kmevents.settings import Settings
 from kmevents.store import verified
 from kmevents.store.checkpoint import partitions_of_clusters, read_checkpoint, read_checkpoints
 from kmevents.store.generations import current_generation
-from kmevents.store.snapshots import Snapshots, SnapshotStore
+from kmevents.store.snapshots import Snapshots, SnapshotStore, is_delta
 from kmevents.timespec import iso_of_ms
 
 #: findings that make a report unclean (exit 1): the state or the log is not what it should be,
@@ -259,9 +259,10 @@ async def _check_snapshot(snapshots: Snapshots, entry: dict[str, Any], st: Clust
     problems = []
     if head is not None and entry.get("chain") != head:
         problems.append(f"index chain {entry.get('chain')} but the log's chain there is {head}")
-    data = await snapshots.state_bytes(entry)
+    data = await snapshots.full_bytes(entry)  # a delta's: its base's state with the delta applied
     if data is None:
-        problems.append("its bytes cannot be read (chunks missing from the snapshots topic, or a damaged archive)")
+        problems.append("its bytes cannot be read (chunks missing from the snapshots topic, or a damaged archive)"
+                        + (f", or its base snapshot at offset {entry.get('base')} is unusable" if is_delta(entry) else ""))
     else:
         try:
             loaded = ClusterState.from_snapshot(data)

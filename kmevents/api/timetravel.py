@@ -44,7 +44,7 @@ from kmevents.replay import warm
 from kmevents.replay.engine import BadTarget, Replayed, Target, replay, resolve_end
 from kmevents.replay.sources import KafkaSource
 from kmevents.settings import Settings
-from kmevents.store.snapshots import SnapshotStore
+from kmevents.store.snapshots import SnapshotStore, is_delta
 
 
 def target_of(at: str | None, known_at: str | None, offset: int | None) -> Target | None:
@@ -149,6 +149,8 @@ class TimeTravel:
                     self.snapshot_loads += 1
                     if st is None:
                         return None
+                    if is_delta(entry):
+                        st.freeze()  # a fork of the delta's base: held read-only like the others
                     h = warm.Held(st, off, str(entry["chain"]), off)
                     self.states.put(cluster, partition, h)
         finally:
@@ -166,13 +168,17 @@ class TimeTravel:
         t0 = time.perf_counter()
         entries = await self.snapshots.entries(cluster)
         self._tick("snapshot index", t0)
+        by_offset = {int(e["offset"]): e for e in entries if not is_delta(e)}
         for e in reversed(entries):
             off = int(e["offset"])
             if off > end or int(e.get("reducer_version", REDUCER_VERSION)) != REDUCER_VERSION:
                 continue
             if off < first - 1 or (held is not None and off <= held.offset):
                 break
-            if end - off + int(e.get("bytes", 0)) // SNAPSHOT_BYTES_PER_EVENT < cost:
+            size = int(e.get("bytes", 0))
+            if is_delta(e) and not self.snapshots.holds_base(cluster, int(e["base"])):
+                size += int(by_offset.get(int(e["base"]), {}).get("bytes", 0))  # its base is loaded first
+            if end - off + size // SNAPSHOT_BYTES_PER_EVENT < cost:
                 h = await self.held_snapshot(cluster, partition, e)
                 if h is not None:
                     held = h

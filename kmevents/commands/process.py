@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="snapshot a cluster every N events (default 20,000)")
     p.add_argument("--snapshot-seconds", type=float, default=None, metavar="M",
                    help="...or every M seconds when it changed (default 300)")
+    p.add_argument("--delta-every", type=int, default=None, metavar="N",
+                   help="between snapshots, store what changed since the last one every N events of a "
+                        "cluster, so a point-in-time read folds at most N events (default 4,000; 0: none)")
     p.add_argument("--metrics-port", type=int, default=6066,
                    help="port on 127.0.0.1 for /metrics and /healthz (0: off; default 6066)")
     add_connection_flags(p)
@@ -56,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def worker_options(args: argparse.Namespace) -> dict[str, Any]:
     """The worker's keyword arguments given on the command line (the rest keep the worker's defaults)."""
     given = {"snapshot_every_events": args.snapshot_every, "snapshot_every_seconds": args.snapshot_seconds,
+             "delta_every_events": args.delta_every,
              "session_timeout_ms": None if args.session_timeout is None else int(args.session_timeout * 1000)}
     return {k: v for k, v in given.items() if v is not None}
 

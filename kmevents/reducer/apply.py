@@ -106,6 +106,7 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
                 if len(seen) >= st._dedupe_window:
                     st._seen_old = seen
                     st._seen_new = set()
+                    st._rotations += 1
     if not seq & AGE_MASK:
         prune_by_age(st)
     pend = st._pending

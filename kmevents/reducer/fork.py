@@ -149,6 +149,8 @@ def fork(st: ClusterState) -> ClusterState:
         v = getattr(st, name)
         if name == "_tables":
             v = tables
+        elif name == "_base":
+            v = None  # a fork tracks no delta
         elif id(v) in by_id:
             v = by_id[id(v)]
         else:

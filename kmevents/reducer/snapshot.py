@@ -70,9 +70,6 @@ def dump(st: ClusterState, chain_hash: str | None = None) -> bytes:
 
 
 def load(data: bytes) -> ClusterState:
-    from kmevents.reducer.membership import rebuild_indexes
-    from kmevents.reducer.taskids import rebuild_task_index
-
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
@@ -86,6 +83,17 @@ def load(data: bytes) -> ClusterState:
             f"snapshot derived by reducer version {doc['reducer_version']}, this is {REDUCER_VERSION}",
             hint="replay from the log (or an older snapshot) to rebuild with this reducer")
     st = ClusterState(doc["cluster"], Retention.from_dict(doc["retention"]))
+    set_position(st, doc)
+    for kind in KINDS:
+        st._tables[kind].update(doc["entities"].get(kind, {}))
+    st._seen_new = set(doc["dedupe"]["new"])
+    st._seen_old = set(doc["dedupe"]["old"])
+    set_aggregates(st, doc)
+    return st
+
+
+def set_position(st: ClusterState, doc: dict[str, Any]) -> None:
+    """The scalars of a snapshot or delta document: position, times, recent ids, sequence."""
     st.partition = doc["partition"]
     st.offset = doc["offset"]
     st.last_occurred_at = doc["last_occurred_at"]
@@ -93,18 +101,22 @@ def load(data: bytes) -> ClusterState:
     st.watermark = doc["watermark"] or ""
     st._recent = list(doc["recent"])
     st._seq = doc["seq"]
-    for kind in KINDS:
-        st._tables[kind].update(doc["entities"].get(kind, {}))
+
+
+def set_aggregates(st: ClusterState, doc: dict[str, Any]) -> None:
+    """What a snapshot or delta document holds whole (terminal indexes, allocation), then the
+    derived indexes rebuilt from the entities."""
+    from kmevents.reducer.membership import rebuild_indexes  # they import the state module's users
+    from kmevents.reducer.taskids import rebuild_task_index
+
     for kind in RETAINED_KINDS:
         st._terminal[kind] = OrderedDict((i, t) for i, t in doc["terminal"].get(kind, []))
-    st._seen_new = set(doc["dedupe"]["new"])
-    st._seen_old = set(doc["dedupe"]["old"])
     st._alloc = doc["allocation"]
     st._contrib = {aid: (c[0], c[1]) for aid, c in doc["contributions"].items()}
+    st._stale = set()
     rebuild_offer_index(st)
     rebuild_indexes(st)
     rebuild_task_index(st)
-    return st
 
 
 def chain_hash_of(data: bytes) -> str | None:

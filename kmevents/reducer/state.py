@@ -30,6 +30,21 @@ KINDS = ("cluster", "framework", "agent", "offer", "inverse_offer", "task", "exe
          "pod", "namespace", "node", "rc", "service", "role")
 
 
+class Base:
+    """What a cumulative delta is taken against: the base snapshot's offset (its index entry's)
+    and the state's own offset there, the dedupe rotations and new-key set there, and every
+    entity changed since."""
+
+    __slots__ = ("offset", "state_offset", "rotations", "new", "changed")
+
+    def __init__(self, offset: int, state_offset: int, rotations: int, new: set[str]) -> None:
+        self.offset = offset
+        self.state_offset = state_offset
+        self.rotations = rotations
+        self.new = new
+        self.changed: set[tuple[str, str]] = set()
+
+
 class ClusterState:
     """One cluster's folded state. Build with ``ClusterState.empty`` or ``from_snapshot``."""
 
@@ -42,6 +57,7 @@ class ClusterState:
         "_seen_new", "_seen_old", "_terminal", "_dirty", "_pending", "_ev",
         "_stale", "_alloc", "_contrib", "_agent_offers",
         "_pods_by_ns", "_rc_sel", "_svc_sel", "_rc_members", "_svc_members", "_task_keys",
+        "_rotations", "_base",
     )
 
     def __init__(self, cluster: str, retention: Retention | None = None) -> None:
@@ -108,6 +124,10 @@ class ClusterState:
         #: a task id (unique only within its framework) -> the ids of the task entities that
         #: carry it, ``<framework_id>/<task_id>`` (may name pruned ones: check ``tasks``)
         self._task_keys: dict[str, list[str]] = {}
+        #: how many times the dedupe window rotated (new -> old) in this object's life
+        self._rotations = 0
+        #: what a delta is taken against (``mark_base``): None when no delta is tracked
+        self._base: Base | None = None
 
     @classmethod
     def empty(cls, cluster: str, retention: Retention | None = None) -> ClusterState:
@@ -155,7 +175,36 @@ class ClusterState:
             materialize(self)
         d = self._dirty
         self._dirty = set()
+        if self._base is not None:
+            self._base.changed |= d
         return d
+
+    # -- deltas -----------------------------------------------------------
+
+    def mark_base(self, offset: int | None = None) -> None:
+        """Track changes from here on, for :meth:`to_delta` (this state is the base: its
+        snapshot was just written or loaded, at ``offset``, default its own).
+
+        The dirty set is left for its owner (the worker has not always collected it
+        yet); what is in it now joins the delta's changes later, which costs only bytes."""
+        self._base = Base(self.offset if offset is None else offset, self.offset, self._rotations,
+                          set(self._seen_new))
+
+    def drop_base(self) -> None:
+        """Stop tracking changes (the base snapshot was not written)."""
+        self._base = None
+
+    @property
+    def base_offset(self) -> int | None:
+        """The offset of the snapshot a delta would be taken against (None: none tracked)."""
+        return None if self._base is None else self._base.offset
+
+    def to_delta(self, chain_hash: str | None = None) -> bytes:
+        """Canonical bytes of what changed since :meth:`mark_base`: with the base's snapshot,
+        :func:`~kmevents.reducer.snapshot.apply_delta` gives exactly this state (delta.py)."""
+        from kmevents.reducer.delta import dump_delta
+
+        return dump_delta(self, chain_hash)
 
     @property
     def position(self) -> tuple[int | None, int]:

@@ -7,12 +7,19 @@ folds), then an index entry in etcd at
 ``<prefix>/<generation>/_snapshots/<cluster>/<offset:020d>``::
 
     {"cluster", "offset", "chain", "snapshot_partition", "chunk_offsets",
-     "bytes", "reducer_version", "codec", "stored_bytes"}
+     "bytes", "reducer_version", "codec", "stored_bytes", "kind", "base"}
 
 ``codec`` is ``"zstd"`` when the chunks hold compressed bytes (``bytes`` is the
 canonical size, ``stored_bytes`` the stored one); absent in entries of older
 versions (the chunks hold the bytes as they are). Archives keep snapshots in
 the same codec (kmevents/replay/archive.py).
+
+``kind`` is ``"full"`` (absent in older entries: full) or ``"delta"``: a cumulative
+delta (kmevents/reducer/delta.py) of what changed since the full snapshot at offset
+``base`` of the same cluster and generation. The worker writes one every
+``--delta-every`` events between full snapshots; a delta's state is its base's,
+loaded (and held, read-only, for the next delta against it), forked and patched.
+Only full snapshots go into archives and restore a worker.
 
 Every reader — the worker taking a partition, replay's point-in-time reads, verify,
 the API, archive export — finds them through a :class:`Snapshots`: ``entries``
@@ -176,6 +183,10 @@ class Loaded:
     entry: dict[str, Any]
 
 
+def is_delta(entry: dict[str, Any]) -> bool:
+    return entry.get("kind") == "delta"
+
+
 class Snapshots:
     """Where replay finds snapshots: ``entries`` (oldest first, each with ``offset``,
     ``chain`` and ``reducer_version``) and ``load`` (the state, or None when unusable)."""
@@ -183,6 +194,8 @@ class Snapshots:
     loads = 0
     #: ``gc.freeze`` after a load (``load_snapshot``); a long-lived reader turns it off
     freeze = True
+    #: the base of the last delta loaded: ``(cluster, offset, read-only state)``
+    _held_base: tuple[str, int, ClusterState] | None = None
 
     async def entries(self, cluster: str) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -192,6 +205,10 @@ class Snapshots:
         raise NotImplementedError
 
     async def load(self, entry: dict[str, Any]) -> ClusterState | None:
+        """The state of a full snapshot or a delta (None when it cannot be read). A delta's
+        state is a fork of its held base: fold on from it freely, the base is not touched."""
+        if is_delta(entry):
+            return await self._load_delta(entry)
         data = await self.state_bytes(entry)
         self.loads += 1
         if data is None:
@@ -201,6 +218,45 @@ class Snapshots:
         except SnapshotError as exc:
             log.warning("snapshot not loadable: %s", exc, extra={"offset": entry.get("offset")})
             return None
+
+    async def _load_delta(self, entry: dict[str, Any]) -> ClusterState | None:
+        from kmevents.reducer.delta import apply_delta
+
+        cluster, base_off = str(entry["cluster"]), int(entry["base"])
+        held = self._held_base
+        if held is None or held[0] != cluster or held[1] != base_off:
+            base_entry = next((e for e in await self.entries(cluster)
+                               if int(e["offset"]) == base_off and not is_delta(e)), None)
+            if base_entry is None:
+                log.warning("snapshot delta without its base", extra={"offset": entry.get("offset"), "base": base_off})
+                return None
+            base = await self.load(base_entry)
+            if base is None:
+                return None
+            self._held_base = held = (cluster, base_off, base.freeze())
+        data = await self.state_bytes(entry)
+        self.loads += 1
+        if data is None:
+            return None
+        try:
+            with no_gc():
+                return apply_delta(held[2].fork(), data)
+        except SnapshotError as exc:
+            log.warning("snapshot delta not loadable: %s", exc, extra={"offset": entry.get("offset")})
+            return None
+
+    def holds_base(self, cluster: str, offset: int) -> bool:
+        """Whether the full snapshot at ``offset`` is held as a delta's base (a delta against
+        it then costs no snapshot load)."""
+        h = self._held_base
+        return h is not None and h[0] == cluster and h[1] == offset
+
+    async def full_bytes(self, entry: dict[str, Any]) -> bytes | None:
+        """The canonical snapshot bytes of the state at ``entry`` (a delta's: rebuilt)."""
+        if not is_delta(entry):
+            return await self.state_bytes(entry)
+        st = await self.load(entry)
+        return None if st is None else st.to_snapshot(chain_hash=entry.get("chain"))
 
     async def best(self, cluster: str, *, at_or_before: int, occurred_bound: str | None = None) -> Loaded | None:
         """Newest loadable snapshot with ``offset <= at_or_before``.
@@ -268,8 +324,10 @@ class SnapshotWriter:
         self.client = client
 
     async def write(self, *, cluster: str, generation: str, partition: int, offset: int, chain_head: str,
-                    state_bytes: bytes, reducer_version: int) -> dict[str, Any]:
-        """Store the canonical ``state_bytes`` of ``cluster`` at ``offset``; returns the index entry."""
+                    state_bytes: bytes, reducer_version: int, base: int | None = None) -> dict[str, Any]:
+        """Store the canonical ``state_bytes`` of ``cluster`` at ``offset``; returns the index entry.
+
+        ``base``: the bytes are a delta against the full snapshot at that offset."""
         k = self.settings.kafka
         stored = compress(state_bytes)
         chunks = [stored[i:i + CHUNK_BYTES] for i in range(0, len(stored), CHUNK_BYTES)] or [b""]
@@ -280,7 +338,9 @@ class SnapshotWriter:
             chunk_offsets.append(md.offset)
         entry = {"cluster": cluster, "offset": offset, "chain": chain_head, "snapshot_partition": partition,
                  "chunk_offsets": chunk_offsets, "bytes": len(state_bytes), "reducer_version": reducer_version,
-                 "codec": CODEC, "stored_bytes": len(stored)}
+                 "codec": CODEC, "stored_bytes": len(stored), "kind": "full" if base is None else "delta"}
+        if base is not None:
+            entry["base"] = base
         key = layout.snapshot_index_key(f"{self.settings.etcd.prefix}/{generation}", cluster, offset)
         await self.client.put(key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
         return entry

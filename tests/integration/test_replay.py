@@ -19,8 +19,10 @@ from kmevents.replay.verify import anchor_document, read_anchor, verify
 from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
+from kmevents.ingest import Ingestor
 from kmevents.reducer import ClusterState, apply
 from kmevents.settings import Settings
+from kmevents.simulate import generate
 from kmevents.store.snapshots import SnapshotStore
 from kmevents.timespec import iso_of_micros, micros_of, parse_time
 from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
@@ -81,6 +83,49 @@ async def test_state_at_random_offsets_from_snapshots_equals_the_fold_of_that_pr
             assert r.chain_head == h
             used_snapshot += r.from_snapshot is not None
         assert used_snapshot >= 3
+
+
+async def test_deltas_between_snapshots_answer_points_in_time_and_verify_clean(isolated: Settings) -> None:
+    """The worker stores what changed since its last full snapshot every --delta-every events;
+    a read just after a delta starts from it (base + delta) and equals the fold of the prefix,
+    verify checks each delta's state against its own fold, and a restarted worker restores from
+    a full snapshot and goes on writing deltas against it."""
+    s = isolated
+    evs = list(generate(s.cluster, 1, 4000, agents=20))
+    async with Ingestor(s) as ing:
+        assert all(r.ok for r in await ing.submit(evs[:2500]))
+    w = await run_worker_until_caught_up(s, snapshot_every_events=1200, delta_every_events=250, max_records=100)
+    assert w.stats.deltas >= 3, (w.stats.snapshots, w.stats.deltas)
+    async with Ingestor(s) as ing:
+        assert all(r.ok for r in await ing.submit(evs[2500:]))
+    w2 = await run_worker_until_caught_up(s, snapshot_every_events=1200, delta_every_events=250, max_records=100)
+    assert w2.stats.deltas >= 1
+    p = await logsource.partition_of(s, s.cluster)
+    assert p is not None
+    src = kafka_src(s, p)
+    recs = await all_records(src)
+    async with etcd_adapter.client(s.etcd) as c:
+        entries = await SnapshotStore(s, c).entries(s.cluster)
+        fulls = {int(e["offset"]) for e in entries if e.get("kind", "full") == "full"}
+        deltas = [e for e in entries if e.get("kind") == "delta"]
+        assert deltas and all(int(e["base"]) in fulls and int(e["base"]) < int(e["offset"]) for e in deltas)
+        # deltas are small next to the snapshot they patch
+        size = {int(e["offset"]): int(e["bytes"]) for e in entries}
+        assert all(size[int(e["offset"])] < size[int(e["base"])] for e in deltas[:3])
+        for e in deltas[:2] + deltas[-2:]:
+            off = min(int(e["offset"]) + 3, recs[-1].offset)
+            store = SnapshotStore(s, c)
+            r = await replay(src, s.cluster, Target(offset=off), snapshots=store, progress=False)
+            assert r.from_snapshot == int(e["offset"]), (off, r.from_snapshot)
+            st = ClusterState.empty(s.cluster)
+            for x in recs:
+                if x.offset > off:
+                    break
+                apply(st, orjson.loads(x.value), partition=p, offset=x.offset)
+            assert r.state.to_snapshot() == st.to_snapshot(), off
+    report = await verify(s, [s.cluster], full=True)
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    assert report.snapshots_checked >= len(deltas) + len(fulls) - 1
 
 
 async def test_verify_finds_a_changed_a_deleted_and_an_extra_key_with_field_diffs(isolated: Settings) -> None:

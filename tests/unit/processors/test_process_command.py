@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kmevents.processors.derive import SNAPSHOT_EVERY_EVENTS
+from kmevents.processors.derive import DELTA_EVERY_EVENTS, SNAPSHOT_EVERY_EVENTS
 from kmevents.processors.worker import SNAPSHOT_EVERY_SECONDS
 
 from kmevents.cli import build_parser
@@ -18,11 +18,13 @@ def _process_help() -> str:
 def test_unset_flags_keep_the_worker_defaults_and_given_ones_pass_through() -> None:
     parser = build_parser()
     assert worker_options(parser.parse_args(["process"])) == {}
-    args = parser.parse_args(["process", "--snapshot-every", "700", "--snapshot-seconds", "5"])
-    assert worker_options(args) == {"snapshot_every_events": 700, "snapshot_every_seconds": 5.0}
+    args = parser.parse_args(["process", "--snapshot-every", "700", "--snapshot-seconds", "5", "--delta-every", "0"])
+    assert worker_options(args) == {"snapshot_every_events": 700, "snapshot_every_seconds": 5.0,
+                                    "delta_every_events": 0}
 
 
 def test_the_help_states_the_worker_defaults() -> None:
     text = " ".join(_process_help().split())
     assert f"(default {SNAPSHOT_EVERY_EVENTS:,})" in text
     assert f"(default {SNAPSHOT_EVERY_SECONDS:g})" in text
+    assert f"(default {DELTA_EVERY_EVENTS:,};" in text

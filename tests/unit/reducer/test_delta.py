@@ -1,0 +1,86 @@
+"""Cumulative deltas (kmevents/reducer/delta.py): base snapshot + one delta is the full state, exactly."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kmevents.reducer import ClusterState, Retention, apply
+from kmevents.reducer.delta import apply_delta, base_offset_of
+from kmevents.reducer.snapshot import SnapshotError
+from kmevents.simulate import generate
+from tests.unit.reducer.streams import mixed_streams
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _fresh(evs: list[dict]) -> list[dict]:
+    return copy.deepcopy(evs)
+
+
+@SETTINGS
+@given(mixed_streams(), st.data(), st.sampled_from([2, 3, 5, 100_000]))
+def test_base_snapshot_plus_delta_equals_the_full_snapshot(evs: list[dict], data: st.DataObject,
+                                                          window: int) -> None:
+    # Small dedupe windows rotate once, twice or more between the base and the delta.
+    cut = data.draw(st.integers(0, len(evs)))
+    retention = Retention(dedupe_window=window)
+    st_ = ClusterState.empty("prod-1", retention)
+    for e in _fresh(evs[:cut]):
+        apply(st_, e)
+        st_.take_dirty()
+    base = st_.to_snapshot(chain_hash="b")
+    st_.mark_base()
+    for e in _fresh(evs[cut:]):
+        apply(st_, e)
+        if data.draw(st.booleans()):
+            st_.take_dirty()  # the worker takes dirty sets per batch; the delta must not depend on it
+    full = st_.to_snapshot(chain_hash="d")
+    delta = st_.to_delta(chain_hash="d")
+    assert base_offset_of(delta) == ClusterState.from_snapshot(base).offset
+    rebuilt = apply_delta(ClusterState.from_snapshot(base), delta)
+    assert rebuilt.to_snapshot(chain_hash="d") == full
+    # and it folds on exactly like the original
+    more = _fresh(evs[-3:])
+    for e in more:
+        apply(rebuilt, e)
+    again = ClusterState.from_snapshot(full)
+    for e in _fresh(evs[-3:]):
+        apply(again, e)
+    assert rebuilt.to_snapshot() == again.to_snapshot()
+
+
+def test_a_delta_applied_to_a_fork_leaves_the_base_alone() -> None:
+    evs = list(generate("d1", 1, 3000))
+    s = ClusterState.empty("d1")
+    for e in evs[:2000]:
+        apply(s, e)
+    base_bytes = s.to_snapshot()
+    s.take_dirty()  # the worker has written what changed before it marks the base
+    s.mark_base()
+    for e in evs[2000:]:
+        apply(s, e)
+    delta = s.to_delta()
+    base = ClusterState.from_snapshot(base_bytes).freeze()
+    rebuilt = apply_delta(base.fork(), delta)
+    assert rebuilt.to_snapshot() == s.to_snapshot()
+    assert base.to_snapshot() == base_bytes, "the held base did not change"
+    assert len(delta) < len(s.to_snapshot()) / 2
+
+
+def test_a_delta_is_refused_against_another_base() -> None:
+    evs = list(generate("d2", 1, 500))
+    s = ClusterState.empty("d2")
+    for e in evs[:200]:
+        apply(s, e)
+    s.mark_base()
+    for e in evs[200:]:
+        apply(s, e)
+    other = ClusterState.empty("d2")
+    with pytest.raises(SnapshotError, match="against the snapshot at offset"):
+        apply_delta(other, s.to_delta())
+    with pytest.raises(ValueError, match="no base"):
+        ClusterState.empty("x").to_delta()
