@@ -19,6 +19,7 @@ API (stable; the processors build on it)::
     state.last_event_times    # {"last_occurred_at", "max_occurred_at"}
     data = state.to_snapshot(chain_hash="..")   # canonical bytes (orjson, sorted keys)
     state = ClusterState.from_snapshot(data)    # loads back exactly
+    state.mark_base(offset); state.to_delta(chain_hash="..")  # what changed since (delta.py)
     state, anns = fold(events, state=None, cluster="c1")  # dicts, bytes or (p, o, ev)
     with few_collections(): ...   # the GC setting fold uses; for loops of apply
     condition(state.entity(kind, id))   # "TASK_RUNNING", "Running", "Evicted", "removed" ...
