@@ -41,8 +41,8 @@ second (bursts such as reconciliation are denser).
 
 Profiles: `default` is the cluster above, watched from its start (50 agents unless
 --agents says otherwise). `large` is shaped like a public 12,500-machine cluster
-trace: kmevents attaches to a running cluster of 12,500 agents and ~138,000 pods
-(about 322,000 events of agents, tasks, nodes, RCs, services and pods as its
+trace: kmevents attaches to a running cluster of 12,500 agents and 140,000 pods
+(about 327,000 events of agents, tasks, nodes, RCs, services and pods as its
 sources report them then), then ~270 events per second of source time in which,
 over 1.5M events, a quarter of the pods' tasks finish, 5% are killed, 2% evicted
 and 0.3% fail, each replaced through k8sm; offers fill the rest (about a quarter

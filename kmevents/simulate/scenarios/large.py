@@ -3,7 +3,7 @@
 Sizes (``scale`` 1): ``AGENTS`` agents running ``PODS`` pods, each under a k8sm task
 (about 11 an agent), churning at ``RATE`` events a second of source time. It
 starts by attaching to the running cluster (``attach.py``: ~2 events a pod,
-~3 an agent, 326,618 events in all at ``scale`` 1), then runs steady.
+~3 an agent: about 326,600 events at ``scale`` 1), then runs steady.
 
 The ends, in the trace's proportions. Of the tasks seen in the window (those
 running at the attach and those launched since: ``SEEN = PODS / (1 - ended)``),
@@ -14,7 +14,7 @@ from the families that cause it (``PROCESSES``, Poisson processes in source
 time, scaled with the pods):
 
     FINISHED  jobs (``run_job``) arrive as often as they finish and run 1-20 minutes
-              (about 7,000 at once); 0.5 % of them fail instead
+              (about 7,500 at once); 0.5 % of them fail instead
     KILLED    users delete RC pods; RCs scale down (``rc_scale``); rolling updates
               (``rc_roll``, an RC of ~40 pods pod by pod); drains (``agent_maintenance``)
     EVICTED   the eviction API (about half); the kubelet under node pressure (one or
@@ -68,7 +68,7 @@ MAX_PODS_PER_AGENT = 20
 RATE = 270.0
 """Events per second of source time, at ``scale`` 1."""
 WINDOW = 4_345.0
-"""Seconds of source time that 1.5M events cover after the attach (1,173,382 events at RATE)."""
+"""Seconds of source time that 1.5M events cover after the attach (~1,173,400 events at RATE)."""
 
 TUNING = Tuning(image_pull_fail=0.001, batch_ok=0.995, batch_runtime=(60.0, 1200.0),
                 launch_on_offer=True, busy_pace=8.0)
