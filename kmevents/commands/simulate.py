@@ -10,11 +10,14 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import partial
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from kmevents.errors import EnvironmentProblem, UsageError
+
+if TYPE_CHECKING:
+    from kmevents.simulate import SimConfig
 
 HELP = "a seeded Kubernetes-on-Mesos workload (to a file or to Kafka)"
 
@@ -35,12 +38,25 @@ re-delivers some status updates (same uuid).
 
 Time: the clock starts at --start and advances --rate events per simulated
 second (bursts such as reconciliation are denser).
+
+Profiles: `default` is the cluster above, watched from its start (50 agents unless
+--agents says otherwise). `large` is shaped like a public 12,500-machine cluster
+trace: kmevents attaches to a running cluster of 12,500 agents and 140,000 pods
+(about 327,000 events of agents, tasks, nodes, RCs, services and pods as its
+sources report them then), then ~270 events per second of source time in which,
+over 1.5M events, a quarter of the pods' tasks finish, 5% are killed, 2% evicted
+and 0.3% fail, each replaced through k8sm; offers fill the rest (about a quarter
+of the events); no master failovers or reconciliations. --scale shrinks or grows
+a profile (agents, pods and rate alike: `--profile large --scale 0.02` is the same
+shape at 250 agents); --agents, --pods and --rate replace the scaled sizes.
 """
 
 EPILOG = """\
 examples:
   kmevents simulate --cluster demo --events 50000 --seed 7 -o demo.jsonl
   kmevents simulate --cluster big --events 10000000 --agents 10000 -o big.jsonl --quiet
+  kmevents simulate --cluster trace --events 1500000 --profile large -o large.jsonl
+  kmevents simulate --cluster trace --events 30000 --profile large --scale 0.02 -o small.jsonl
   kmevents simulate --cluster demo --events 1000 -o - | head
   kmevents simulate --cluster demo --events 20000 -o demo.jsonl --format json   # summary as JSON
   kmevents ingest demo.jsonl          # then put it into Kafka
@@ -62,11 +78,18 @@ def register(subparsers: Any) -> None:
                    help="events per simulated second (default: max(50, agents))")
     p.add_argument("--start", default=None, metavar="TIME",
                    help="simulated clock start, ISO-8601 UTC (default 2026-01-01T00:00:00Z)")
-    p.add_argument("--agents", type=int, default=50, help="Mesos agents (default 50)")
-    p.add_argument("--frameworks", type=int, default=3,
-                   help="long-lived frameworks: k8sm, Marathon, Spark, then more (default 3)")
+    p.add_argument("--profile", choices=("default", "large"), default="default",
+                   help="the workload's shape (default: default; see above)")
+    p.add_argument("--scale", type=float, default=1.0, metavar="F",
+                   help="multiply the profile's agents, pods and rate by F (default 1)")
+    p.add_argument("--agents", type=int, default=None,
+                   help="Mesos agents (default: the profile's, 50 or 12,500, times --scale)")
+    p.add_argument("--frameworks", type=int, default=None,
+                   help="long-lived frameworks: k8sm, Marathon, Spark, then more "
+                        "(default 3; 1, k8sm alone, for --profile large)")
     p.add_argument("--pods", type=int, default=None,
-                   help="pods the workload aims at (default 10 per agent)")
+                   help="pods the workload aims at (default 10 per agent; 140,000 times "
+                        "--scale for --profile large)")
     p.add_argument("--pod-eviction-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="node controller's pod eviction timeout (default 300)")
     out = p.add_mutually_exclusive_group(required=True)
@@ -87,10 +110,13 @@ def _check(args: argparse.Namespace) -> None:
                          hint="use lowercase letters, digits and '-', e.g. --cluster demo")
     if args.events < 0:
         raise UsageError("--events must be >= 0")
-    if args.agents < 1:
+    if args.agents is not None and args.agents < 1:
         raise UsageError("--agents must be >= 1")
-    if args.frameworks < 1:
+    if args.frameworks is not None and args.frameworks < 1:
         raise UsageError("--frameworks must be >= 1 (k8sm is always the first)")
+    if not args.scale > 0:
+        raise UsageError("--scale must be > 0", hint="e.g. --scale 0.02 for a large profile "
+                                                     "50 times smaller")
     if args.rate is not None and args.rate <= 0:
         raise UsageError("--rate must be > 0")
     if args.start is not None:
@@ -99,17 +125,32 @@ def _check(args: argparse.Namespace) -> None:
         parse_start(args.start)  # a bad time fails here, before any output is opened
 
 
-def _lines(args: argparse.Namespace, counts: Counter[str]) -> Iterator[bytes]:
-    from kmevents.simulate import DEFAULT_START, batches, config
+def _config(args: argparse.Namespace) -> SimConfig:
+    from kmevents.simulate import DEFAULT_START, config
 
-    cfg = config(args.cluster, args.seed, args.events, agents=args.agents,
-                 frameworks=args.frameworks, pods=args.pods, rate=args.rate,
-                 start=args.start or DEFAULT_START, pod_eviction_timeout=args.pod_eviction_timeout)
+    try:
+        return config(args.cluster, args.seed, args.events, profile=args.profile,
+                      scale=args.scale, agents=args.agents, frameworks=args.frameworks,
+                      pods=args.pods, rate=args.rate, start=args.start or DEFAULT_START,
+                      pod_eviction_timeout=args.pod_eviction_timeout)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="see `kmevents simulate --help` for the profiles and their sizes") from exc
+
+
+def _lines(cfg: SimConfig, counts: Counter[str], facts: dict[str, Any]) -> Iterator[bytes]:
+    from kmevents.simulate import batches
+
+    facts.update(profile=cfg.profile, scale=cfg.scale, agents=cfg.agents, pods=cfg.target_pods,
+                 rate=cfg.events_per_second)
     encode = partial(orjson.dumps, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
     by_type: dict[str, int] = {}
     get = by_type.get
+
+    def started(n: int) -> None:
+        facts["bootstrap_events"] = min(n, cfg.events)
+
     try:
-        for batch in batches(cfg):
+        for batch in batches(cfg, started):
             for event in batch:
                 type_ = event["type"]
                 by_type[type_] = get(type_, 0) + 1
@@ -159,11 +200,13 @@ def _write(lines: Iterable[bytes], stream: IO[bytes]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    cfg = _config(args)
     counts: Counter[str] = Counter()
+    facts: dict[str, Any] = {}
     to_stdout = args.output == "-"
     show_progress = not args.quiet and sys.stderr.isatty()
     started = time.perf_counter()
-    lines = _progress(_lines(args, counts), args.events, show_progress)
+    lines = _progress(_lines(cfg, counts, facts), args.events, show_progress)
     if args.to_kafka:
         produce, settings = _produce_lines()
         failed = _produce(produce, settings, lines)
@@ -193,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     total = sum(counts.values())
     summary = {
-        "cluster": args.cluster, "seed": args.seed, "events": total,
+        "cluster": args.cluster, "seed": args.seed, **facts, "events": total,
         "seconds": round(elapsed, 3), "events_per_second": round(total / elapsed, 1) if elapsed else None,
         "output": "kafka" if args.to_kafka else args.output,
         "by_type": dict(sorted(counts.items())),

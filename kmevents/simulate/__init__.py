@@ -6,7 +6,9 @@
     'master.elected'
     >>> lines = list(iter_lines("demo", seed=7, events=1000))   # canonical bytes, one per line
 
-The same ``(cluster, seed, sizes, rate, start)`` always gives the same bytes.
+The same ``(cluster, seed, profile, scale, sizes, rate, start)`` always gives the same
+bytes. ``profile="large"`` is a running 12,500-machine cluster shaped like a public
+trace (``scenarios/large.py``); ``scale`` shrinks or grows a profile.
 Memory follows the simulated cluster's size, not ``events``: a run of ten
 million events holds only the live agents, tasks and pods.
 
@@ -21,13 +23,14 @@ Map of the package:
     model.py      the in-memory world: agents, frameworks, offers, tasks, pods, RCs, services
     scenarios/    the rules, timers and spontaneous actions that change the world: the shared
                   World (state, clock, timers), one module per scenario family, the driver
-                  (its own docstring maps the families)
+                  and its profiles (its own docstring maps the families)
+    shape.py      what a log looks like: agents, running pod tasks, task ends, pace
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -35,10 +38,11 @@ import orjson
 
 from kmevents.simulate.clock import DEFAULT_START, parse_start
 from kmevents.simulate.emit import fallback_event_id
-from kmevents.simulate.scenarios import WEIGHTS, SimConfig, Simulator
+from kmevents.simulate.scenarios import PROFILES, WEIGHTS, SimConfig, Simulator
 
 __all__ = [
     "DEFAULT_START",
+    "PROFILES",
     "WEIGHTS",
     "SimConfig",
     "Simulator",
@@ -57,8 +61,10 @@ def config(
     seed: int,
     events: int,
     *,
-    agents: int = 50,
-    frameworks: int = 3,
+    profile: str = "default",
+    scale: float = 1.0,
+    agents: int | None = None,
+    frameworks: int | None = None,
     pods: int | None = None,
     rate: float | None = None,
     start: str | int = DEFAULT_START,
@@ -66,6 +72,12 @@ def config(
 ) -> SimConfig:
     """A checked ``SimConfig``; ``generate`` and ``iter_lines`` take the same keywords.
 
+    ``profile``: ``default`` (a cluster watched from its start: 50 agents, 3 frameworks)
+    or ``large`` (a running 12,500-machine cluster with 140,000 pods at 270 events a
+    second, attached to; see ``kmevents.simulate.scenarios.large``).
+    ``scale``: multiplies the profile's agents, pods and rate (and so its per-entity
+    rates): ``large`` at 0.02 is the same shape with 250 agents and 2,800 pods.
+    The sizes below, when given, replace the scaled ones:
     ``agents``: Mesos agents at the start (lost/drained ones are replaced later).
     ``frameworks``: long-lived frameworks: k8sm, Marathon, Spark, then more
     Marathon-like ones; short-lived Spark applications come and go on top.
@@ -75,21 +87,40 @@ def config(
     ``pod_eviction_timeout``: the node controller's wait after NotReady (seconds).
     """
     start_us = start if isinstance(start, int) else parse_start(start)
+    prof = PROFILES.get(profile)
+    if prof is None:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    if not scale > 0:
+        raise ValueError("scale must be > 0")
+    if agents is None:
+        agents = max(1, round(prof.agents * scale))
+    if pods is None and prof.pods is not None:
+        pods = max(10, round(prof.pods * scale))
+    if rate is None and prof.rate is not None:
+        rate = prof.rate * scale
     if events < 0:
         raise ValueError("events must be >= 0")
     if agents < 1:
         raise ValueError("agents must be >= 1")
+    most = prof.max_pods_per_agent
+    if most is not None and pods is not None and pods > most * agents:
+        raise ValueError(f"{pods} pods on {agents} agents is more than the {profile} profile "
+                         f"places ({most} an agent): give at least {-(-pods // most)} agents")
     if rate is not None and rate <= 0:
         raise ValueError("rate must be > 0")
     return SimConfig(cluster=cluster, seed=seed, events=events, agents=agents,
-                     frameworks=frameworks, pods=pods, rate=rate, start_us=start_us,
-                     pod_eviction_timeout=pod_eviction_timeout)
+                     frameworks=prof.frameworks if frameworks is None else frameworks,
+                     pods=pods, rate=rate, start_us=start_us,
+                     pod_eviction_timeout=pod_eviction_timeout, profile=profile, scale=scale)
 
 
-def batches(cfg: SimConfig) -> Iterator[list[dict[str, Any]]]:
+def batches(cfg: SimConfig, started: Callable[[int], object] | None = None,
+            ) -> Iterator[list[dict[str, Any]]]:
     """The simulator's output, one step's events at a time, cut at exactly ``cfg.events``.
 
     Each list is reused for the next step: consume it before asking for the next.
+    ``started``, when given, is called once before the first batch with the number of
+    events the profile's start takes (the rest is the steady churn).
     """
     # The world of a large cluster is millions of objects; with the default thresholds
     # the cyclic GC keeps promoting short-lived event dicts and rescanning that world,
@@ -99,6 +130,8 @@ def batches(cfg: SimConfig) -> Iterator[list[dict[str, Any]]]:
     gc.set_threshold(max(saved[0], 200_000), max(saved[1], 50), max(saved[2], 100))
     try:
         sim = Simulator(cfg)
+        if started is not None:
+            started(sim.bootstrap_events)
         out = sim.out
         step = sim.step
         left = cfg.events

@@ -198,9 +198,10 @@ class Task:
         self.labels = labels
         self.healthy: bool | None = None
         self.lost_from: str | None = None
-        self.last_status: dict[str, Any] | None = None
-        """The latest reliable status update sent: the only one Mesos may still retry."""
         """The state a task was in when its agent was lost (LOST -> that state on return)."""
+        self.last_status: dict[str, Any] | None = None
+        """The latest reliable status update sent while its re-delivery is pending (else None):
+        the only one Mesos may still retry."""
 
 
 class Container:

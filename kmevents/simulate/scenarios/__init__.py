@@ -37,12 +37,16 @@ dependence (the core first, the driver last):
     masters.py          first election, heartbeats lost, failover (re-registration, task.added
                         replay, snapshot), explicit and implicit reconciliation
     k8sm_leader.py      k8sm's first leader and its leader changes
-    simulator.py        the driver: bootstrap, WEIGHTS / RECURRING / FIRST_INCIDENTS, step()
+    attach.py           the large profile's start: a running cluster's state as kmevents'
+                        sources report it when it attaches (agents, tasks, nodes, RCs, pods)
+    large.py            the large profile: sizes, the trace's task ends as processes, offers
+    simulator.py        the driver: bootstrap, WEIGHTS / RECURRING / FIRST_INCIDENTS, step();
+                        PROFILES
 """
 
 from __future__ import annotations
 
-from kmevents.simulate.scenarios.simulator import WEIGHTS, Simulator
+from kmevents.simulate.scenarios.simulator import PROFILES, WEIGHTS, Profile, Simulator
 from kmevents.simulate.scenarios.world import SimConfig
 
-__all__ = ["WEIGHTS", "SimConfig", "Simulator"]
+__all__ = ["PROFILES", "WEIGHTS", "Profile", "SimConfig", "Simulator"]

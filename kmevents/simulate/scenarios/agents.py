@@ -28,6 +28,13 @@ from kmevents.simulate.scenarios.world import A_K8SM, A_NODECTL, World
 
 def add_agent(w: World) -> Agent:
     """A new agent registers (``agent.added``) and its node appears."""
+    agent = join_agent(w)
+    node_upsert(w, agent, A_NODECTL, "ADDED")
+    return agent
+
+
+def join_agent(w: World) -> Agent:
+    """A new agent registers with the master (``agent.added``); its node is not written."""
     cfg = w.cfg
     w.agent_seq += 1
     n = w.agent_seq
@@ -45,7 +52,6 @@ def add_agent(w: World) -> Agent:
     t = w.tick()
     w.emit("agent.added", "AGENT_ADDED", "master", t, {"agent": agent.info},
            f"agent.added|{agent.id}", None, None, w.actor_master())
-    node_upsert(w, agent, A_NODECTL, "ADDED")
     return agent
 
 

@@ -5,14 +5,16 @@ agent's free cpus, mem, disk and ports go to k8sm when it has pods pending
 (else about half the time), otherwise to a framework whose decline filter
 on that agent has run out. What the framework makes of the offer is its
 own: k8sm holds it for its scheduling loop and expires it after
-``OFFER_TTL`` (or, rarely, declines it at once as ``compat``); Marathon and
-Spark answer within a fraction of a second (``other_frameworks.py``).
+``OFFER_TTL`` (or, rarely, declines it at once as ``compat``), and where the
+profile says so puts a waiting pod on it at once (``Tuning.launch_on_offer``);
+Marathon and Spark answer within a fraction of a second (``other_frameworks.py``).
 """
 
 from __future__ import annotations
 
 from kmevents.simulate.clock import US
 from kmevents.simulate.model import Offer
+from kmevents.simulate.scenarios.k8sm_scheduler import offer_arrived
 from kmevents.simulate.scenarios.offers import OFFER_TTL, decline, offer_expired
 from kmevents.simulate.scenarios.other_frameworks import other_offer
 from kmevents.simulate.scenarios.world import World
@@ -64,5 +66,7 @@ def allocate(w: World) -> None:
         else:
             w.k8sm_offers.add(offer)
             w.after(OFFER_TTL, offer_expired, offer)
+            if w.tuning.launch_on_offer and w.pending:
+                offer_arrived(w, offer)
     else:
         w.after(w.uniform(0.01, 0.3), other_offer, offer)

@@ -16,7 +16,7 @@ agent was lost or drained does nothing.
 from __future__ import annotations
 
 from kmevents.simulate.emit import K8SM
-from kmevents.simulate.model import Offer, Pod, Task
+from kmevents.simulate.model import Agent, Offer, Pod, Task
 from kmevents.simulate.scenarios.apiserver import k8s_event, pod_upsert
 from kmevents.simulate.scenarios.offers import drop_offer
 from kmevents.simulate.scenarios.pods import gc_pod, pod_failed, requeue
@@ -30,7 +30,7 @@ POD_BACKOFF_MAX = 60.0
 
 def k8sm_tick(w: World) -> None:
     """k8sm's scheduling loop: one pod per offer, FailedScheduling + backoff when nothing fits."""
-    w.after(1.0, k8sm_tick)
+    w.after(w.k8sm_every, k8sm_tick)
     pending = w.pending
     budget = max(4, len(w.k8sm_offers) // 2)
     while pending and budget > 0:
@@ -50,6 +50,21 @@ def k8sm_tick(w: World) -> None:
             k8s_event(w, pod, "FailedScheduling", msg, pod.attempts)
             backoff = min(POD_BACKOFF_MAX, POD_BACKOFF_INITIAL * 2 ** (pod.attempts - 1))
             w.after(backoff, requeue, pod)
+
+
+def offer_arrived(w: World, offer: Offer) -> None:
+    """k8sm's loop was waiting for an offer: the next pending pod goes on it, if it fits
+    (else the pod stays first in line for the loop)."""
+    pending = w.pending
+    while pending:
+        pod = pending[0]
+        if pod.deleting or pod.task is not None or pod.uid not in w.pods:
+            pending.popleft()
+            continue
+        if offer.cpus >= pod.cpus and offer.mem >= pod.mem:
+            pending.popleft()
+            launch_pod(w, pod, offer)
+        return
 
 
 def find_offer(w: World, pod: Pod) -> Offer | None:
@@ -76,6 +91,29 @@ def launch_pod(w: World, pod: Pod, offer: Offer) -> None:
     acc = w.emit("offer.accepted", "ACCEPT", "scheduler", t,
                  {"offer_id": offer.id, "task_ids": [task_id]},
                  f"offer.accepted|{offer.id}", offer.id, offer.event_id, A_K8SM, K8SM)
+    task = pod_task(w, pod, agent, task_id)
+    t = w.tick()
+    task.launch_eid = w.emit("task.launched", "ACCEPT", "scheduler", t,
+                             {"offer_id": offer.id, "task": task.info},
+                             f"task.launched|{fw.id}|{task_id}", pod.uid, acc, A_K8SM, K8SM, version=2)
+    place(task)
+    if not agent.executor:
+        agent.executor = True
+        executor_added(w, agent, task.launch_eid)
+    bind_pod(w, pod, task, offer.id)
+    t = w.tick()
+    bind = w.emit("pod.scheduled", "BINDING", "scheduler", t,
+                  {"pod": pod.ref, "host": agent.hostname, "task_id": task_id,
+                   "agent_id": agent.id, "offer_id": offer.id},
+                  f"pod.scheduled|{pod.uid}|{task_id}", pod.uid, task.launch_eid, A_K8SM, K8SM)
+    pod_upsert(w, pod, "MODIFIED", A_K8SM, bind)
+    w.after(w.uniform(0.05, 0.5), k8sm_staging, task, agent.generation)
+
+
+def pod_task(w: World, pod: Pod, agent: Agent, task_id: str) -> Task:
+    """k8sm's task for ``pod`` on ``agent``: k8sm's executor and labels, the pod's resources,
+    the pod itself in ``data``."""
+    fw = w.frameworks[0]
     labels = {"k8s.mesosphere.io/namespace": pod.ns, "k8s.mesosphere.io/name": pod.name}
     task = Task(task_id, f"{pod.name}.{pod.ns}.pod", fw, agent, pod, pod.cpus, pod.mem, 0.0,
                 w.executor_id, labels)
@@ -87,34 +125,36 @@ def launch_pod(w: World, pod: Pod, offer: Offer) -> None:
         "labels": labels, "pod": pod.ref,
         "data": b64(f'{{"kind":"Pod","namespace":"{pod.ns}","name":"{pod.name}"}}'.encode()),
     }
+    return task
+
+
+def executor_added(w: World, agent: Agent, cause: str | None) -> None:
+    """k8sm's executor starts on ``agent`` (with the first pod k8sm puts there)."""
     t = w.tick()
-    task.launch_eid = w.emit("task.launched", "ACCEPT", "scheduler", t,
-                             {"offer_id": offer.id, "task": task.info},
-                             f"task.launched|{fw.id}|{task_id}", pod.uid, acc, A_K8SM, K8SM, version=2)
-    place(task)
-    if not agent.executor:
-        agent.executor = True
-        t = w.tick()
-        w.emit("executor.added", "EXECUTOR_ADDED", "master", t,
-               {"executor": {"executor_id": w.executor_id, "framework_id": fw.id,
-                             "agent_id": agent.id}},
-               f"executor.added|{agent.id}|{w.executor_id}", None, task.launch_eid,
-               w.actor_master())
+    w.emit("executor.added", "EXECUTOR_ADDED", "master", t,
+           {"executor": {"executor_id": w.executor_id, "framework_id": w.frameworks[0].id,
+                         "agent_id": agent.id}},
+           f"executor.added|{agent.id}|{w.executor_id}", None, cause, w.actor_master())
+
+
+def bind_pod(w: World, pod: Pod, task: Task, offer_id: str) -> None:
+    """The pod is bound to its task's agent, with k8sm's ``k8s.mesosphere.io/*`` annotations."""
+    agent = task.agent
     pod.task = task
     pod.node = agent
     pod.annotations = {**pod.annotations,
-                       "k8s.mesosphere.io/taskId": task_id,
+                       "k8s.mesosphere.io/taskId": task.id,
                        "k8s.mesosphere.io/slaveId": agent.id,
-                       "k8s.mesosphere.io/offerId": offer.id,
+                       "k8s.mesosphere.io/offerId": offer_id,
                        "k8s.mesosphere.io/bindingHost": agent.hostname,
                        "k8s.mesosphere.io/executorId": w.executor_id}
-    t = w.tick()
-    bind = w.emit("pod.scheduled", "BINDING", "scheduler", t,
-                  {"pod": pod.ref, "host": agent.hostname, "task_id": task_id,
-                   "agent_id": agent.id, "offer_id": offer.id},
-                  f"pod.scheduled|{pod.uid}|{task_id}", pod.uid, task.launch_eid, A_K8SM, K8SM)
-    pod_upsert(w, pod, "MODIFIED", A_K8SM, bind)
-    w.after(w.uniform(0.05, 0.5), k8sm_staging, task, agent.generation)
+
+
+def give_ip(pod: Pod, agent: Agent) -> None:
+    """The pod's IP from its agent's pod range (``10.<16 + idx/256>.<idx%256>.<2..250>``)."""
+    pod.ip = f"10.{16 + agent.idx // 256}.{agent.idx % 256}.{agent.pod_ip_next}"
+    pod.addr = {"ip": pod.ip, "pod": pod.ref}
+    agent.pod_ip_next = agent.pod_ip_next % 250 + 2
 
 
 def k8sm_staging(w: World, task: Task, gen: int) -> None:
@@ -144,7 +184,7 @@ def k8sm_running(w: World, task: Task, gen: int) -> None:
     pod = task.pod
     if not alive(task, "TASK_STARTING", gen) or pod is None or pod.deleting:
         return
-    if w.rng.random() < 0.02:
+    if w.rng.random() < w.tuning.image_pull_fail:
         image = pod.containers[0].image
         status(w, task, "TASK_FAILED", "SOURCE_EXECUTOR", "REASON_CONTAINER_LAUNCH_FAILED",
                f"Failed to pull image \"{image}\": image pull failed")
@@ -152,9 +192,7 @@ def k8sm_running(w: World, task: Task, gen: int) -> None:
         pod_failed(w, pod, "task-failed")
         return
     agent = task.agent
-    pod.ip = f"10.{16 + agent.idx // 256}.{agent.idx % 256}.{agent.pod_ip_next}"
-    pod.addr = {"ip": pod.ip, "pod": pod.ref}
-    agent.pod_ip_next = agent.pod_ip_next % 250 + 2
+    give_ip(pod, agent)
     data = b64(f'{{"phase":"Running","podIP":"{pod.ip}"}}'.encode())
     status(w, task, "TASK_RUNNING", "SOURCE_EXECUTOR", data=data)
     pod.phase = "Running"
@@ -165,14 +203,14 @@ def k8sm_running(w: World, task: Task, gen: int) -> None:
     w.running_pods.add(pod)
     endpoints_dirty(w, pod)
     if pod.batch:
-        w.after(w.uniform(20, 600), batch_done, task, gen)
+        w.after(w.uniform(*w.tuning.batch_runtime), batch_done, task, gen)
 
 
 def batch_done(w: World, task: Task, gen: int) -> None:
     pod = task.pod
     if not alive(task, "TASK_RUNNING", gen) or pod is None or pod.deleting:
         return
-    ok = w.rng.random() < 0.85
+    ok = w.rng.random() < w.tuning.batch_ok
     for c in pod.containers:
         c.ready = False
         c.last = {"reason": "Completed" if ok else "Error", "exit_code": 0 if ok else 1}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 
+from kmevents.simulate.model import Task
 from kmevents.simulate.scenarios.offers import rescind
 from kmevents.simulate.scenarios.tasks import TERMINAL, status
 from kmevents.simulate.scenarios.world import World
@@ -72,12 +73,7 @@ def master_failover(w: World) -> None:
                 continue
             n_tasks += 1
             digest.update(task.id.encode())
-            t = w.tick()
-            w.emit("task.added", "TASK_ADDED", "master", t,
-                   {"task": {**task.info, "state": task.state}},
-                   f"task.added|{task.framework.id}|{task.id}|{w.em.fmt(t)}",
-                   task.pod.uid if task.pod is not None else None, elected,
-                   w.actor_master(), version=2)
+            task_added(w, task, elected)
     t = w.tick()
     w.emit("cluster.snapshot_observed", "GET_STATE", "master", t,
            {"agents": len(w.active_agents), "frameworks": sum(f.live for f in w.frameworks),
@@ -85,6 +81,16 @@ def master_failover(w: World) -> None:
            f"cluster.snapshot_observed|{w.em.fmt(t)}", None, elected, w.actor_master())
     w.burst -= 1
     w.after(INITIAL_RECONCILIATION_DELAY, reconcile)
+
+
+def task_added(w: World, task: Task, cause: str | None) -> None:
+    """The master announces a task it knows (``TASK_ADDED``), in the state it is in."""
+    t = w.tick()
+    w.emit("task.added", "TASK_ADDED", "master", t,
+           {"task": {**task.info, "state": task.state}},
+           f"task.added|{task.framework.id}|{task.id}|{w.em.fmt(t)}",
+           task.pod.uid if task.pod is not None else None, cause,
+           w.actor_master(), version=2)
 
 
 def reconcile(w: World) -> None:

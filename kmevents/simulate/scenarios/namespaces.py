@@ -44,6 +44,6 @@ def namespace_lifecycle(w: World) -> None:
 
 def namespace_terminate(w: World, ns: str) -> None:
     namespace_upsert(w, ns, "Terminating")
-    for pod in [p for p in w.pods.values() if p.ns == ns]:
+    for pod in list(w.ns_pods.get(ns, {}).values()):
         delete_pod(w, pod, A_NSCTL, "namespace-deleted")
     w.after(w.uniform(5, 20), namespace_deleted, ns)

@@ -31,13 +31,26 @@ from kmevents.simulate.scenarios.world import A_K8SM, A_PODGC, A_RCM, World
 def create_pod(w: World, ns: str, name: str, labels: dict[str, str], annotations: dict[str, str],
                volumes: list[dict[str, Any]], containers: list[tuple[str, str]], rc: RC | None,
                cpus: float, mem: float, *, batch: bool, actor: dict[str, str]) -> Pod:
+    pod = new_pod(w, ns, name, labels, annotations, volumes, containers, rc, cpus, mem,
+                  batch=batch)
+    pod.created_eid = pod_upsert(w, pod, "ADDED", actor)
+    w.pending.append(pod)
+    return pod
+
+
+def new_pod(w: World, ns: str, name: str, labels: dict[str, str], annotations: dict[str, str],
+            volumes: list[dict[str, Any]], containers: list[tuple[str, str]], rc: RC | None,
+            cpus: float, mem: float, *, batch: bool) -> Pod:
+    """A pod in the world (its namespace's, its RC's); nothing is written, nothing queued."""
     pod = Pod(ns, name, w.uid(), labels, annotations, volumes,
               [Container(n, i) for n, i in containers], rc, cpus, mem, batch)
     w.pods[pod.uid] = pod
+    in_ns = w.ns_pods.get(ns)
+    if in_ns is None:
+        in_ns = w.ns_pods[ns] = {}
+    in_ns[pod.uid] = pod
     if rc is not None:
         rc.pods[pod.uid] = pod
-    pod.created_eid = pod_upsert(w, pod, "ADDED", actor)
-    w.pending.append(pod)
     return pod
 
 
@@ -83,6 +96,10 @@ def pod_deleted(w: World, pod: Pod, actor: dict[str, str], reason: str | None,
                 cause: str | None = None) -> None:
     if w.pods.pop(pod.uid, None) is None:
         return
+    in_ns = w.ns_pods[pod.ns]
+    del in_ns[pod.uid]
+    if not in_ns:
+        del w.ns_pods[pod.ns]
     pod.deleting = True
     was_ready = pod.ready
     pod.ready = False

@@ -22,13 +22,22 @@ from kmevents.simulate.scenarios.world import A_RCM, World
 def create_rc(w: World, ns: str, name: str, replicas: int, containers: list[tuple[str, str]],
               volumes: list[dict[str, Any]], cpus: float, mem: float, *, system: bool,
               labels: dict[str, str] | None = None) -> RC:
+    rc = new_rc(w, ns, name, replicas, containers, volumes, cpus, mem, system=system,
+                labels=labels)
+    rc_upsert(w, rc, "ADDED", w.actor_user())
+    return rc
+
+
+def new_rc(w: World, ns: str, name: str, replicas: int, containers: list[tuple[str, str]],
+           volumes: list[dict[str, Any]], cpus: float, mem: float, *, system: bool,
+           labels: dict[str, str] | None = None) -> RC:
+    """An RC in the world (it may grow to twice its size); nothing is written yet."""
     rc = RC(ns, name, replicas, containers, volumes, cpus, mem, system,
             max_replicas=max(2, replicas * 2))
     if labels is not None:
         rc.labels = labels
         rc.selector = {k: v for k, v in labels.items() if k != "kubernetes.io/cluster-service"}
     w.rcs.append(rc)
-    rc_upsert(w, rc, "ADDED", w.actor_user())
     return rc
 
 

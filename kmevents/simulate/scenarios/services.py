@@ -30,15 +30,26 @@ def next_portal_ip(w: World) -> str:
 
 def create_service(w: World, ns: str, name: str, rcs: list[RC], portal_ip: str,
                    ports: list[dict[str, Any]], selector: dict[str, str] | None = None) -> Service:
+    svc = new_service(w, ns, name, rcs, portal_ip, ports, selector)
+    service_upserted(w, svc)
+    endpoints_observed(w, svc)
+    return svc
+
+
+def new_service(w: World, ns: str, name: str, rcs: list[RC], portal_ip: str,
+                ports: list[dict[str, Any]], selector: dict[str, str] | None = None) -> Service:
+    """A service over ``rcs``' pods, in the world; nothing is written yet."""
     svc = Service(ns, name, rcs, portal_ip, ports, selector or dict(rcs[0].selector))
     for rc in rcs:
         rc.services.append(svc)
     w.services.append(svc)
+    return svc
+
+
+def service_upserted(w: World, svc: Service) -> None:
     t = w.tick()
     w.emit("service.upserted", "ADDED", "apiserver", t, {"service": svc.info},
-           f"service.upserted|{ns}/{name}|{w.em.fmt(t)}", None, None, w.actor_user(), K8S)
-    endpoints_observed(w, svc)
-    return svc
+           f"service.upserted|{svc.ns}/{svc.name}|{w.em.fmt(t)}", None, None, w.actor_user(), K8S)
 
 
 def endpoints_dirty(w: World, pod: Pod) -> None:

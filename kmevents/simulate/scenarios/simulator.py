@@ -18,6 +18,14 @@ The bootstrap is one burst: the first master and k8sm leader, the
 frameworks, the agents and their nodes, the namespaces and the seed
 workloads; then each RC's first sync, k8sm's scheduling loop and its
 implicit reconciliation are armed.
+
+Profiles (``PROFILES``). All of the above is the ``default`` profile: a cluster
+watched from its start, every family on weights. The ``large`` profile
+(``large.py``) is a running 12,500-machine cluster kmevents attaches to: its
+start is the state its sources report then (``attach.py``), its per-entity
+happenings are Poisson processes in source time at the rates the trace's task
+ends ask for (``Profile.processes``, scaled with the pods), and the allocator
+is the only action drawn.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ from __future__ import annotations
 import heapq
 from bisect import bisect
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from kmevents.simulate.scenarios import large
 from kmevents.simulate.scenarios.agents import add_agent, agent_lost, agent_partition
 from kmevents.simulate.scenarios.allocator import allocate
 from kmevents.simulate.scenarios.containers import container_restart, task_fail
@@ -46,9 +56,14 @@ from kmevents.simulate.scenarios.other_frameworks import other_task_end
 from kmevents.simulate.scenarios.pods import rc_sync
 from kmevents.simulate.scenarios.replication import rc_roll, rc_scale
 from kmevents.simulate.scenarios.services import adhoc_service
-from kmevents.simulate.scenarios.user_pods import batch_job, unschedulable_pod, user_delete_pod
+from kmevents.simulate.scenarios.user_pods import (
+    batch_job,
+    run_job,
+    unschedulable_pod,
+    user_delete_pod,
+)
 from kmevents.simulate.scenarios.workloads import create_workloads
-from kmevents.simulate.scenarios.world import SimConfig, World
+from kmevents.simulate.scenarios.world import SimConfig, Tuning, World
 
 Action = Callable[[World], object]
 """A spontaneous action: changes the world, or finds it not ready and emits nothing."""
@@ -123,30 +138,68 @@ ACTIONS: dict[str, Action] = {
     "master_failover": master_failover,
     "scheduler_failover": scheduler_failover,
     "heartbeat_lost": heartbeat_lost,
+    "run_job": run_job,
 }
-"""Every action by the name ``WEIGHTS``, ``RECURRING`` and ``FIRST_INCIDENTS`` give it."""
+"""Every action by the name ``WEIGHTS``, ``RECURRING``, ``FIRST_INCIDENTS`` and the profiles
+give it."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A workload's shape: its sizes at ``scale`` 1, its start, and what changes it after."""
+
+    name: str
+    agents: int
+    pods: int | None
+    """Pods at the start (None: 10 an agent)."""
+    rate: float | None
+    """Events per second of source time (None: ``max(50, agents)``)."""
+    frameworks: int
+    start: Callable[[World], None]
+    """The burst that makes the cluster; it arms the timers that keep it going (and begins
+    the ``processes`` and ``recurring`` with ``World.steady``)."""
+    weights: tuple[tuple[str, float], ...]
+    """Actions drawn when no timer is due, with their relative weights."""
+    processes: tuple[tuple[str, float], ...] = ()
+    """Per-entity actions on timers: (action, times a second of source time at ``pods``
+    pods), scaled with the simulation's pods."""
+    recurring: tuple[tuple[str, float], ...] = ()
+    """Cluster-wide actions on timers: (action, mean seconds between two)."""
+    tuning: Tuning = field(default_factory=Tuning)
+    max_pods_per_agent: int | None = None
+    """Where the start places every pod itself: more pods an agent than that may not fit."""
 
 
 class Simulator(World):
     """The world plus the rules that change it. Drive it with ``step()``; read ``em.out``."""
 
     def __init__(self, cfg: SimConfig) -> None:
-        super().__init__(cfg)
-        self.actions: list[Action] = [ACTIONS[name] for name, _ in WEIGHTS]
+        profile = PROFILES[cfg.profile]
+        super().__init__(cfg, profile.tuning)
+        self.actions: list[Action] = [ACTIONS[name] for name, _ in profile.weights]
         acc = 0.0
         self.cum: list[float] = []
-        for _, w in WEIGHTS:
+        for _, w in profile.weights:
             acc += w
             self.cum.append(acc)
         self.total_w = acc
-        bootstrap(self)
+        factor = cfg.target_pods / profile.pods if profile.pods else 1.0
+        self.churn = ([(ACTIONS[name], 1.0 / (per_second * factor))
+                       for name, per_second in profile.processes]
+                      + [(ACTIONS[name], mean) for name, mean in profile.recurring])
+        profile.start(self)
+        if not self.bootstrap_events:
+            self.bootstrap_events = len(self.out)
 
     def step(self) -> None:
-        """Run one due timer, or one spontaneous action."""
+        """Run one due timer, or one spontaneous action (without any: move to the next timer)."""
         heap = self.heap
         if heap and heap[0][0] <= self.now:
             _, _, fn, args = heapq.heappop(heap)
             fn(self, *args)
+            return
+        if not self.actions:
+            self.now = heap[0][0]
             return
         before = len(self.out)
         self.actions[bisect(self.cum, self.rng.random() * self.total_w)](self)
@@ -194,3 +247,14 @@ def recur(w: World, name: str, mean: float) -> None:
     """A cluster-wide action, then its next occurrence."""
     ACTIONS[name](w)
     w.after(w.rng.expovariate(1.0 / mean), recur, name, mean)
+
+
+PROFILES: dict[str, Profile] = {
+    "default": Profile("default", agents=50, pods=None, rate=None, frameworks=3,
+                       start=bootstrap, weights=WEIGHTS),
+    "large": Profile("large", agents=large.AGENTS, pods=large.PODS, rate=large.RATE,
+                     frameworks=1, start=large.start, weights=(),
+                     processes=large.PROCESSES, recurring=large.RECURRING,
+                     tuning=large.TUNING, max_pods_per_agent=large.MAX_PODS_PER_AGENT),
+}
+"""The workloads ``kmevents simulate --profile`` offers, by name."""

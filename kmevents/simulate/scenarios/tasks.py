@@ -67,10 +67,13 @@ def status(w: World, task: Task, state: str, source: str, reason: str | None = N
     if not recon:
         task.state = state
     if reliable:
-        task.last_status = w.out[-1]
+        # Only a re-delivery needs the event kept; a newer update clears it, which is all
+        # ``redeliver`` asks (a task holding its last event would cost ~1 KB per live task).
         if w.rng.random() < DUPLICATE_P:
-            w.after(STATUS_RETRY * w.uniform(1.0, 1.3), redeliver, task,
-                    w.out[-1], 1)
+            task.last_status = last = w.out[-1]
+            w.after(STATUS_RETRY * w.uniform(1.0, 1.3), redeliver, task, last, 1)
+        else:
+            task.last_status = None
     return eid
 
 
@@ -83,6 +86,8 @@ def redeliver(w: World, task: Task, event: Event, attempt: int) -> None:
     w.em.redeliver(event)
     if attempt < 3 and w.rng.random() < 0.25:
         w.after(STATUS_RETRY * 2 ** attempt, redeliver, task, event, attempt + 1)
+    else:
+        task.last_status = None  # acknowledged at last: nothing waits for it any more
 
 
 def place(task: Task) -> None:

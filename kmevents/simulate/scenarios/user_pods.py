@@ -2,7 +2,9 @@
 
 Batch jobs (backups, reports, migrations, ETL) run as bare pods without an RC,
 up to a tenth of the target pod count at once (``batch_job``); they finish or
-fail minutes after they start and are garbage-collected later. Someone asks
+fail minutes after they start and are garbage-collected later. The large
+profile's jobs keep arriving without a cap, each pod named after its job
+(``run_job``). Someone asks
 for a Spark shell with 48 CPUs and 192 GiB that no agent has: it stays
 Pending with FailedScheduling and k8sm's backoff until its owner deletes it
 (``unschedulable_pod``). A user deletes a running pod of an RC, and the RC
@@ -37,6 +39,26 @@ def batch_job(w: World) -> None:
     w.batch_live += 1
     create_pod(w, ns, f"{name}-{w.suffix()}", {"job": name}, {}, [],
                [(name, image)], None, cpus, mem, batch=True, actor=w.actor_user())
+
+
+def run_job(w: World) -> None:
+    """A Job's one pod, named after its job (``etl-1234-x7k2p``): a queue of jobs that keeps
+    arriving, without the cap of ``batch_job`` (the large profile's jobs)."""
+    ns, name, image, cpus, mem = job_template(w)
+    w.batch_live += 1
+    w.job_seq += 1
+    create_pod(w, ns, job_pod_name(w, name), {"job": name}, {}, [], [(name, image)], None,
+               cpus, mem, batch=True, actor=w.actor_user())
+
+
+def job_template(w: World) -> tuple[str, str, str, float, float]:
+    """One of ``BATCH_JOBS``, drawn."""
+    return BATCH_JOBS[int(w.rng.random() * len(BATCH_JOBS))]
+
+
+def job_pod_name(w: World, name: str) -> str:
+    """The pod of job number ``w.job_seq`` of kind ``name``."""
+    return f"{name}-{w.job_seq}-{w.suffix()}"
 
 
 def unschedulable_pod(w: World) -> None:

@@ -67,6 +67,13 @@ class SimConfig:
     start_us: int = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
     pod_eviction_timeout: float = 300.0
 
+    profile: str = "default"
+    """The workload's shape: ``default`` (a cluster watched from its start) or ``large``
+    (a running 12,500-machine cluster kmevents attaches to); see ``simulator.PROFILES``."""
+    scale: float = 1.0
+    """What the profile's sizes and per-entity rates were multiplied by (recorded only:
+    ``agents``, ``pods`` and ``rate`` above are already scaled)."""
+
     @property
     def target_pods(self) -> int:
         return self.pods if self.pods is not None else max(10, self.agents * 10)
@@ -74,6 +81,26 @@ class SimConfig:
     @property
     def events_per_second(self) -> float:
         return self.rate if self.rate is not None else float(max(50, self.agents))
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Odds and durations the families read, set by the profile (these defaults are the
+    default profile's; changing one changes its bytes)."""
+
+    image_pull_fail: float = 0.02
+    """How often a pod's task fails to pull its image on its way to RUNNING."""
+    batch_ok: float = 0.85
+    """How often a batch pod's task finishes; the others fail with exit code 1."""
+    batch_runtime: tuple[float, float] = (20.0, 600.0)
+    """A batch pod's run from RUNNING to its end, seconds (uniform between the two)."""
+    launch_on_offer: bool = False
+    """Whether k8sm puts the next pending pod on an offer as the offer arrives (else the
+    pod waits for k8sm's once-a-second loop)."""
+    busy_pace: float = 1.0
+    """The steps between the events of one step (a k8sm loop, an agent's evictions), as a
+    multiple of ``rate``: above 1 when everything happens on timers and ``rate`` is the
+    average (the clock then jumps to the next timer between steps)."""
 
 
 def b64(raw: bytes) -> str:
@@ -84,20 +111,27 @@ def b64(raw: bytes) -> str:
 class World:
     """What is alive in the simulated cluster, the clock, the timers and the seeded draws."""
 
-    def __init__(self, cfg: SimConfig) -> None:
+    def __init__(self, cfg: SimConfig, tuning: Tuning | None = None) -> None:
         self.cfg = cfg
+        self.tuning = tuning if tuning is not None else Tuning()
         self.rng = random.Random(f"kmevents-simulate|{cfg.cluster}|{cfg.seed}")
         self.em = Emitter(cfg.cluster)
         self.emit = self.em.emit
         self.out = self.em.out
         self.now = cfg.start_us
-        self.mean_step = US / cfg.events_per_second
+        self.mean_step = US / (cfg.events_per_second * self.tuning.busy_pace)
         self._random = self.rng.random
         self._steps = [int(self.rng.expovariate(1.0) * self.mean_step) + 1 for _ in range(1024)]
         self.burst = 0
         """Above zero while a family emits a burst: events then come 150-750 us apart."""
         self.heap: list[tuple[int, int, Timer, tuple[Any, ...]]] = []
         self.hseq = 0
+        self.bootstrap_events = 0
+        """Events of the start (the first ones emitted): the rest is the churn. Set by a start
+        that emits over several steps, else by the driver once the start is over."""
+        self.churn: list[tuple[Callable[[World], object], float]] = []
+        """The profile's per-entity and cluster-wide actions, with their mean seconds apart:
+        ``steady`` makes each a Poisson process."""
         self.rv = 1000
         """The apiserver's last resource version."""
 
@@ -115,6 +149,9 @@ class World:
         self.k8sm_offers: Bag[Offer] = Bag()
         self.offers: dict[str, Offer] = {}
         self.pods: dict[str, Pod] = {}
+        self.ns_pods: dict[str, dict[str, Pod]] = {}
+        """The live pods of each namespace, by uid, in creation order (a namespace's end
+        deletes its pods without a scan of every pod in the cluster)."""
         self.running_pods: Bag[Pod] = Bag()
         self.pending: deque[Pod] = deque()
         """Pods waiting for k8sm's scheduling loop."""
@@ -126,11 +163,15 @@ class World:
         self.other_tasks: Bag[Task] = Bag()
         """Running tasks of the frameworks beside k8sm."""
         self.batch_live = 0
+        self.job_seq = 0
+        """Jobs run so far (``user_pods.run_job``): each names its pod."""
         self.unschedulable_live = 0
         self.spark_apps = 0
         self.ns_seq = 0
         self.svc_seq = 0
         self.portal_next = 20
+        self.k8sm_every = 1.0
+        """Seconds between two runs of k8sm's scheduling loop."""
         self.k8sm_identity = "k8sm-scheduler-1"
         self.k8sm_identity_seq = 1
         self.executor_id = hashlib.sha256(cfg.cluster.encode()).hexdigest()[:16] + K8SM_EXECUTOR_SUFFIX
@@ -155,6 +196,22 @@ class World:
         """Run ``fn(world, *args)`` ``seconds`` of simulated time from now."""
         self.hseq += 1
         heapq.heappush(self.heap, (self.now + int(seconds * US), self.hseq, fn, args))
+
+    def at(self, when: int, fn: Timer, *args: Any) -> None:
+        """Run ``fn(world, *args)`` at ``when`` (epoch microseconds; as soon as may be when
+        that has passed)."""
+        self.hseq += 1
+        heapq.heappush(self.heap, (when, self.hseq, fn, args))
+
+    def steady(self) -> None:
+        """The start is over: the profile's ``churn`` begins."""
+        for fn, mean in self.churn:
+            self.poisson(fn, mean)
+
+    def poisson(self, fn: Callable[[World], object], mean: float) -> None:
+        """Run ``fn(world)`` as a Poisson process in source time, ``mean`` seconds apart."""
+        due = self.now + int(self.rng.expovariate(1.0 / mean) * US)
+        self.at(due, _occurrence, fn, mean, due)
 
     # ------------------------------------------------------------------ seeded draws
 
@@ -197,3 +254,16 @@ class World:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.now // US))
         mid = f"{stamp}-{ip_int}-5050-{pid}"
         return Master(mid, f"master-{k}.{self.cfg.cluster}.local", ip, MESOS_VERSION)
+
+
+def _occurrence(w: World, fn: Callable[[World], object], mean: float, due: int) -> None:
+    """One occurrence of a Poisson process (``World.poisson``), then the next.
+
+    The next is drawn from when this one was due, not from when it ran: a step
+    that emits many events moves the clock on by as many steps, and a timer due
+    meanwhile runs late; drawn from then, a process would lose that much of its
+    rate every time.
+    """
+    fn(w)
+    due += int(w.rng.expovariate(1.0 / mean) * US)
+    w.at(due, _occurrence, fn, mean, due)

@@ -116,3 +116,26 @@ def test_an_unreachable_broker_is_an_environment_error(monkeypatch: pytest.Monke
     monkeypatch.setattr(kmevents.ingest, "produce_lines", fake_produce, raising=False)
     assert main(["simulate", "--cluster", "cli", "--events", "20", "--to-kafka", "--quiet"]) == 2
     assert "kmevents stack up" in capsys.readouterr().err
+
+
+def test_profile_and_scale_reach_the_generator(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "large.jsonl"
+    assert main(["simulate", "--cluster", "cli", "--events", "8000", "--profile", "large",
+                 "--scale", "0.02", "-o", str(out), "--format", "json"]) == 0
+    assert out.read_bytes() == b"".join(iter_lines("cli", 1, 8000, profile="large", scale=0.02))
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["profile"], summary["agents"], summary["pods"]) == ("large", 250, 2800)
+    assert 6000 < summary["bootstrap_events"] < 7000
+
+
+def test_sizes_the_profile_cannot_place_exit_2_before_any_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "never.jsonl"
+    assert main(["simulate", "--cluster", "cli", "--events", "10", "--profile", "large",
+                 "--agents", "10", "-o", str(out)]) == 2
+    assert "give at least 7000 agents" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["simulate", "--cluster", "cli", "--events", "10", "--scale", "0",
+                 "-o", str(out)]) == 2
+    assert not out.exists()

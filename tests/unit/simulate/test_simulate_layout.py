@@ -7,7 +7,13 @@ import re
 from pathlib import Path
 
 import kmevents.simulate.scenarios as scenarios
-from kmevents.simulate.scenarios.simulator import ACTIONS, FIRST_INCIDENTS, RECURRING, WEIGHTS
+from kmevents.simulate.scenarios.simulator import (
+    ACTIONS,
+    FIRST_INCIDENTS,
+    PROFILES,
+    RECURRING,
+    WEIGHTS,
+)
 
 PACKAGE = Path(scenarios.__file__).parent
 PREFIX = "kmevents.simulate.scenarios."
@@ -45,4 +51,6 @@ def test_each_family_imports_only_families_listed_before_it() -> None:
 
 def test_every_action_drawn_or_timed_has_a_function() -> None:
     names = {n for n, _ in WEIGHTS} | {n for n, _ in RECURRING} | {n for n, _, _ in FIRST_INCIDENTS}
+    for profile in PROFILES.values():
+        names |= {n for n, _ in profile.weights + profile.processes + profile.recurring}
     assert names == set(ACTIONS)
