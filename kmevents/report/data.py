@@ -173,7 +173,7 @@ class Collector:
         if self.down.status.get(host) != status:  # (a status time is parsed only when it changes: agents
             since = micros_of(str(a["since"])) if a.get("since") else t  # are dirty at every allocation)
             self.down.change(host, status, min(since, t), a.get("removed_reason") if status == "removed" else None)
-        if status == "active" and t >= self.lo:
+        if status == "active" and self.lo <= t <= self.hi:
             self.seen_in_window.add(host)
 
     def _cluster(self, st: ClusterState, t: int, offset: int) -> None:

@@ -141,6 +141,15 @@ def test_every_agent_of_the_window_is_in_the_report_with_its_own_lane(events: li
     assert set(report["capacity_agents"]) == hosts
 
 
+def test_a_window_shows_the_agents_of_that_window_only(events: list[dict]) -> None:
+    added = {e["payload"]["agent"]["hostname"]: e["occurred_at"] for e in reversed(events) if e["type"] == "agent.added"}
+    end = sorted(added.values())[-3]  # the last two agents join after the window
+    sub = asyncio.run(data.collect(ListSource(events), CLUSTER, None, end)).as_dict()
+    hosts = {a["host"] for a in sub["agents"]}
+    assert hosts == {h for h, t in added.items() if t <= end}
+    assert set(sub["capacity_agents"]) <= hosts
+
+
 def test_past_the_limit_quiet_agents_share_one_lane_and_the_others_keep_theirs() -> None:
     agents = [{"host": f"a{i}", "down": []} for i in range(10)]
     agents[3]["down"] = [{"from": "x"}]
