@@ -48,6 +48,8 @@ def duration(seconds: float | None) -> str:
     """``3m41s``, ``2h05m``, ``4.2s``, ``12ms``."""
     if seconds is None:
         return "-"
+    if seconds == 0:
+        return "0s"
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 10:

@@ -66,11 +66,11 @@ function timeline(){
     const t=el('text',{x:x+20,y:yy+4},g); t.textContent=text;});
   const ax=el('g',{class:'time-axis'},svg);
   const cap=el('text',{x:4,y:axisTop-4,class:'axis-caption'},ax); cap.textContent='time ('+D.zone.caption+')';
-  D.axis.forEach(tk=>{const x=X(tk.t);
+  D.axis.forEach(tk=>{const x=X(tk.t), anchor=x>W-R-30?'end':x<L+30?'start':'middle';  // labels stay on the page
     el('line',{x1:x,x2:x,y1:axisTop,y2:lanesBottom,class:'grid'},ax);
-    const t=el('text',{x:x,y:axisTop-4,class:'tick','text-anchor':'middle'},ax); t.textContent=tk.label;
-    const b=el('text',{x:x,y:lanesBottom+14,class:'tick','text-anchor':'middle'},ax); b.textContent=tk.label;
-    if(tk.date){const d=el('text',{x:x,y:axisTop-17,class:'tick-date','text-anchor':'middle'},ax); d.textContent=tk.date;}});
+    const t=el('text',{x:x,y:axisTop-4,class:'tick','text-anchor':anchor},ax); t.textContent=tk.label;
+    const b=el('text',{x:x,y:lanesBottom+14,class:'tick','text-anchor':anchor},ax); b.textContent=tk.label;
+    if(tk.date){const d=el('text',{x:x,y:axisTop-17,class:'tick-date','text-anchor':anchor},ax); d.textContent=tk.date;}});
   const index={};
   lanes.forEach((ln,i)=>{index[ln.id]=i; const g=el('g',{class:'lane','data-lane':ln.id,'data-group':ln.group},svg);
     el('rect',{x:0,y:ys[i],width:W,height:LH,class:'lane-bg '+(i%2?'odd':'even')},g);
