@@ -54,6 +54,12 @@ if [[ $DEV -eq 1 ]] && ! command -v chromium >/dev/null; then
   say "installing Debian's chromium (headless report test)"
   apt_install chromium || say "WARNING: no chromium: the report rendering test will be skipped"
 fi
+# scripts/check.sh and tests/unit/test_deploy.py check the alerting rules with promtool (Debian's
+# prometheus package; only promtool is used: the package's service is not started here).
+if [[ $DEV -eq 1 ]] && ! command -v promtool >/dev/null; then
+  say "installing Debian's prometheus (promtool checks deploy/prometheus/kmevents-rules.yaml)"
+  apt_install prometheus || say "WARNING: no promtool: the alerting rules cannot be checked (scripts/check.sh fails)"
+fi
 
 say "resolving Kafka's jars (cached after the first run)"
 .venv/bin/python - <<'PY'

@@ -29,7 +29,8 @@ original offset is used once. A point in time starts from the newest snapshot
 at or before it, from etcd's index or carried by the archives themselves."""
 
 
-def add_source_flags(p: argparse.ArgumentParser, *, snapshots: bool = True) -> None:
+def add_source_flags(p: argparse.ArgumentParser, *, snapshots: bool = True,
+                     formats: tuple[str, ...] = ("table", "json")) -> None:
     p.add_argument("--cluster", help="cluster name (default KMEVENTS_CLUSTER; with archives only: theirs)")
     p.add_argument("--source", nargs="+", metavar="kafka|ARCHIVE", default=None,
                    help="where to read the log: 'kafka' and/or archive files or folders (default kafka)")
@@ -40,7 +41,7 @@ def add_source_flags(p: argparse.ArgumentParser, *, snapshots: bool = True) -> N
                        help="fold from the start of the log instead of the newest snapshot before the target")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_connection_flags(p)
-    add_format_flag(p)
+    add_format_flag(p, formats)
 
 
 def cluster_given(args: argparse.Namespace) -> bool:

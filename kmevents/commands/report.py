@@ -16,7 +16,21 @@ assets; charts drawn as inline SVG by an inline script):
   an agent is lost, endpoint availability per service;
 - capacity history per agent and per role (total, allocated, offered).
 
+The timeline puts master failovers and k8sm leader changes first, then one
+lane per alert rule (most severe first), then every agent with its down
+periods; its ticks, and every time the page writes, are in --tz (an IANA zone,
+UTC by default).
+
   kmevents report --cluster C --from 2026-01-01T00:00:00Z --to 2026-01-01T01:00:00Z -o report.html
+  kmevents report --cluster C --tz Europe/Berlin -o report.html
+  kmevents report --cluster C --format json | jq '.leaders[] | select(.failover)'
+  kmevents report --source c.kmarch -o report.html        # from an archive, no server
+
+--format json writes the report's data instead (to -o FILE, or stdout): the
+window and its zone, the axis's ticks, the lanes, the leader changes, the
+alerts (from firing to resolved), the marks, every agent with its down
+periods, the service levels, the capacity series, and every notable event
+(the first 20,000; "events_not_listed" counts the rest).
 
 --from/--to are SOURCE times (ISO 8601 with a zone, epoch ms, -2h); default:
 the whole log.
@@ -30,30 +44,48 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--from", dest="start", metavar="TIME", help="window start (source time)")
     p.add_argument("--to", dest="end", metavar="TIME", help="window end (source time)")
-    p.add_argument("-o", "--output", required=True, help="the HTML file to write")
-    add_source_flags(p, snapshots=False)
+    p.add_argument("-o", "--output", help="the file to write ('-': stdout; required for html, json defaults to stdout)")
+    p.add_argument("--tz", metavar="ZONE", default="UTC",
+                   help="the zone the page writes times in: an IANA name (Europe/Berlin) or UTC (the default)")
+    add_source_flags(p, snapshots=False, formats=("html", "json"))
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
+
+    import orjson
 
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
-    from kmevents.report import data, html
+    from kmevents.report import axis, data, html
     from kmevents.timespec import parse_time
 
     start = parse_time(args.start).iso if args.start else None
     end = parse_time(args.end).iso if args.end else None
     if start and end and end < start:
         raise UsageError("--to is before --from")
+    tz = axis.zone(args.tz)
+    as_json = args.format == "json"
+    if not as_json and not args.output:
+        raise UsageError("the HTML report needs a file to go to", hint="add -o report.html (or --format json)")
+    out = "-" if not args.output else args.output
 
     async def main() -> int:
         async with open_source(args, want_snapshots=False) as o:
-            d = await data.collect(o.source, o.cluster, start, end, thresholds=o.settings.monitor)
-        Path(args.output).write_text(html.render(d.as_dict()), encoding="utf-8")
-        print(f"wrote {args.output}: {d.events_in_window:,} events, {len(d.timeline)} timeline marks, "
-              f"{len(d.capacity_agents)} agents, {len(d.pod_latency)} pod latencies")
+            d = await data.collect(o.source, o.cluster, start, end, thresholds=o.settings.monitor, tz=tz)
+        doc = d.as_dict()
+        body = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n" if as_json else html.render(doc).encode()
+        if out == "-":
+            sys.stdout.buffer.write(body)
+            sys.stdout.flush()
+            return 0
+        Path(out).write_bytes(body)
+        failovers = sum(1 for x in d.leaders if x["failover"])
+        print(f"wrote {out}: {d.events_in_window:,} events, {failovers} leader changes, {len(d.alerts)} alerts, "
+              f"{len(d.agents)} agents ({sum(1 for a in d.agents if a['down'])} down at some point), "
+              f"{len(d.pod_latency)} pod latencies")
         return 0
 
     return run_async(main)

@@ -2,20 +2,29 @@
 
 For the window ``[start, end]`` of SOURCE time:
 
-- **timeline**: notable events (agents lost/added/drained, master failovers,
-  scheduler leadership, evictions, tasks LOST/FAILED/UNREACHABLE, frameworks)
-  and the alerts the monitoring rules raised (``monitor/rules.py``), one lane
-  per agent plus ``cluster`` and ``alerts`` lanes;
+- **timeline** (lanes and marks: ``timeline.py``): master failovers and k8sm
+  leader changes, read from the folded cluster entity; the alerts the
+  monitoring rules raised (``monitor/rules.py``) as intervals from firing to
+  resolved, one lane per rule; notable events (agents lost/added/drained,
+  evictions on the agent their pod ran on, tasks LOST/FAILED/UNREACHABLE,
+  frameworks) counted into marks, nothing left out; every agent of the window
+  with its down periods (removed, deactivated, draining: an agent id re-added
+  under the same host name ends its host's down period); the axis's ticks in
+  the reader's zone (``axis.py``);
 - **service levels**: pod creation to Running latency (p50/p90/p99/max), time
   to reschedule after an agent is lost (until every RC that had pods on it is
   back to the replicas it ran before), endpoint availability per service (share
   of the window with at least one observed endpoint);
 - **capacity** history per agent and per role: total, allocated and offered
   cpus and memory, sampled at regular steps of source time.
+
+``ReportData.as_dict()`` is the report as JSON (``report --format json``); the
+HTML page embeds the same document without its ``events`` list.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +32,7 @@ from kmevents.jsonobj import obj
 from kmevents.monitor.rules import RuleEngine
 from kmevents.reducer import ClusterState
 from kmevents.reducer.conditions import condition
+from kmevents.report import axis, timeline
 from kmevents.settings import MonitorSettings
 from kmevents.timespec import iso_of_micros, micros_of
 
@@ -31,7 +41,11 @@ NOTABLE = {"agent.added", "agent.removed", "agent.reregistered", "agent.draining
            "scheduler.leader_elected", "pod.evicted", "framework.registered", "framework.removed",
            "node.upserted"}
 BAD_STATES = {"TASK_LOST", "TASK_FAILED", "TASK_UNREACHABLE", "TASK_ERROR", "TASK_DROPPED", "TASK_GONE"}
-MAX_TIMELINE = 3000
+BAD_TYPES = {"agent.removed", "pod.evicted", "master.error", "master.heartbeat_lost", "framework.removed"}
+#: Drawn as the failovers lane's own marks (from the cluster entity), not as counted events.
+LEADER_TYPES = {"master.elected", "scheduler.leader_elected"}
+#: Notable events listed one by one in the JSON (all of them are counted in the marks).
+MAX_EVENTS = 20000
 
 
 def percentiles(xs: list[float]) -> dict[str, float | int | None]:
@@ -48,10 +62,17 @@ def percentiles(xs: list[float]) -> dict[str, float | int | None]:
 @dataclass
 class ReportData:
     cluster: str
-    start: str
-    end: str
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    lanes: list[str] = field(default_factory=list)
+    lo: int
+    hi: int
+    tz: dt.tzinfo = axis.UTC
+    events: list[dict[str, Any]] = field(default_factory=list)
+    events_listed_max: int = MAX_EVENTS
+    notable: int = 0
+    marks: timeline.Marks | None = None
+    leaders: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    agents: list[dict[str, Any]] = field(default_factory=list)
+    master_down: list[dict[str, Any]] = field(default_factory=list)
     pod_latency: list[float] = field(default_factory=list)
     reschedule: list[dict[str, Any]] = field(default_factory=list)
     availability: dict[str, float] = field(default_factory=dict)
@@ -60,24 +81,52 @@ class ReportData:
     events_in_window: int = 0
     first_offset: int | None = None
     last_offset: int | None = None
-    truncated: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"cluster": self.cluster, "start": self.start, "end": self.end, "timeline": self.timeline,
-                "lanes": self.lanes, "pod_latency": percentiles(self.pod_latency),
-                "pod_latency_samples": sorted(self.pod_latency)[:: max(1, len(self.pod_latency) // 400)],
-                "reschedule": self.reschedule, "availability": self.availability,
-                "capacity_agents": self.capacity_agents, "capacity_roles": self.capacity_roles,
-                "events_in_window": self.events_in_window, "offsets": [self.first_offset, self.last_offset],
-                "timeline_truncated": self.truncated}
+    @property
+    def start(self) -> str:
+        return iso_of_micros(self.lo)
+
+    @property
+    def end(self) -> str:
+        return iso_of_micros(self.hi)
+
+    def as_dict(self, *, events: bool = True) -> dict[str, Any]:
+        """The report as one JSON document; ``events=False`` leaves the list of notable events out."""
+        marks = self.marks or timeline.Marks(self.lo, self.hi)
+        rules: dict[str, int] = {}
+        for a in self.alerts:
+            rules[a["rule"]] = rules.get(a["rule"], 0) + 1
+        out = {
+            "cluster": self.cluster, "start": self.start, "end": self.end,
+            "zone": {"name": axis.zone_name(self.tz), "caption": axis.caption(self.lo, self.hi, self.tz),
+                     "start": axis.local_text(self.lo, self.tz), "end": axis.local_text(self.hi, self.tz)},
+            "axis": axis.ticks(self.lo, self.hi, self.tz),
+            "lanes": timeline.lanes(rules, self.agents, marks.per_lane()),
+            "leaders": self.leaders, "master_down": self.master_down, "alerts": self.alerts,
+            "marks": marks.as_list(), "agents": self.agents,
+            "notable_events": self.notable,
+            "pod_latency": percentiles(self.pod_latency),
+            "pod_latency_samples": sorted(self.pod_latency)[:: max(1, len(self.pod_latency) // 400)],
+            "reschedule": self.reschedule, "availability": self.availability,
+            "capacity_columns": {"agents": ["seconds", "cpus total", "cpus allocated", "cpus offered", "mem total",
+                                            "mem allocated", "mem offered"],
+                                 "roles": ["seconds", "cpus allocated", "cpus offered", "mem allocated",
+                                           "mem offered"]},
+            "capacity_agents": self.capacity_agents, "capacity_roles": self.capacity_roles,
+            "events_in_window": self.events_in_window, "offsets": [self.first_offset, self.last_offset],
+        }
+        if events:
+            out["events"] = self.events
+            out["events_not_listed"] = self.notable - len(self.events)
+        return out
 
 
 class Collector:
     """The replay hook: ``collector.hook(record, event, annotations, state)`` for every event in log order."""
 
     def __init__(self, cluster: str, start_us: int, end_us: int, *, samples: int = 120,
-                 thresholds: MonitorSettings | None = None) -> None:
-        self.d = ReportData(cluster, iso_of_micros(start_us), iso_of_micros(end_us))
+                 thresholds: MonitorSettings | None = None, tz: dt.tzinfo = axis.UTC) -> None:
+        self.d = ReportData(cluster, start_us, end_us, tz, marks=timeline.Marks(start_us, end_us))
         self.lo, self.hi = start_us, end_us
         self.step = max(1, (end_us - start_us) // samples)
         self.next_sample = start_us
@@ -88,26 +137,119 @@ class Collector:
         self.waiting: list[dict[str, Any]] = []  # agent lost -> RCs to recover
         self.svc_state: dict[str, tuple[int, bool]] = {}  # service -> (since µs, has endpoints)
         self.svc_up: dict[str, int] = {}
-        self.hosts: dict[str, str] = {}
+        self.hosts: dict[str, str] = {}  # agent id -> host name
+        self.host_ids: dict[str, dict[str, str]] = {}  # host -> {agent id: status}
+        self.down = timeline.Periods("active")  # per host
+        self.seen_in_window: set[str] = set()  # hosts active at some point of the window
+        self.master = timeline.Periods("ok")
+        self.failover_count = 0
+        self.leader_id: str | None = None
+        self.scheduler_leader: str | None = None
+        self.masters: dict[str, str] = {}  # master id -> host name
+        self.firing: dict[str, dict[str, Any]] = {}  # alert fingerprint -> its interval
 
     def _lane(self, ev: dict[str, Any], st: ClusterState) -> str:
         pl = obj(ev, "payload")
         aid = pl.get("agent_id") or (pl.get("agent") or {}).get("id") or (pl.get("status") or {}).get("agent_id")
+        if not aid and ev.get("type") == "pod.evicted" and isinstance(pl.get("pod"), dict):
+            pod = st.pods.get(f"{pl['pod'].get('namespace')}/{pl['pod'].get('name')}")
+            aid = (pod or {}).get("agent_id")  # the agent the pod ran on
         if aid:
             a = st.agents.get(str(aid))
             return str((a or {}).get("hostname") or self.hosts.get(str(aid)) or aid)
         actor = ev.get("actor") or {}
         if isinstance(actor, dict) and actor.get("kind") in ("agent", "node"):
             return str(actor.get("name"))
-        return "cluster"
+        return timeline.CLUSTER
 
-    def _add(self, item: dict[str, Any]) -> None:
-        if len(self.d.timeline) >= MAX_TIMELINE:
-            self.d.truncated += 1
+    def _agent(self, aid: str, a: dict[str, Any], t: int) -> None:
+        host = str(a.get("hostname") or aid)
+        self.hosts[aid] = host
+        ids = self.host_ids.setdefault(host, {})
+        ids[aid] = str(a.get("status"))
+        statuses = set(ids.values())
+        # A host is up while any of its agent ids is: Mesos gives an agent re-added after removal a new id.
+        status = next((x for x in ("active", "draining", "deactivated", "removed") if x in statuses), "removed")
+        if self.down.status.get(host) != status:  # (a status time is parsed only when it changes: agents
+            since = micros_of(str(a["since"])) if a.get("since") else t  # are dirty at every allocation)
+            self.down.change(host, status, min(since, t), a.get("removed_reason") if status == "removed" else None)
+        if status == "active" and self.lo <= t <= self.hi:
+            self.seen_in_window.add(host)
+
+    def _cluster(self, st: ClusterState, t: int, offset: int) -> None:
+        c = st.clusters.get(st.cluster)
+        if c is None:
             return
-        self.d.timeline.append(item)
-        if item["lane"] not in self.d.lanes:
-            self.d.lanes.append(item["lane"])
+        leader = c.get("leader") or {}
+        if leader.get("id"):
+            self.masters[str(leader["id"])] = str(leader.get("hostname") or leader["id"])
+        hb = c.get("heartbeat") or {}
+        if hb.get("status") and hb["status"] != self.master.status.get("master"):
+            since = micros_of(str(hb["since"])) if hb.get("since") else t
+            self.master.change("master", str(hb["status"]), since,
+                               f"{hb.get('missed')} heartbeats missed" if hb.get("status") == "lost" else None)
+        count = int(c.get("failover_count") or 0)
+        lid = str(leader["id"]) if leader.get("id") else None
+        if lid is not None and lid != self.leader_id:
+            at = micros_of(str(c["since"])) if c.get("since") else t
+            if self.lo <= at <= self.hi:
+                failover = count > self.failover_count and bool(c.get("failovers"))
+                old = str(c["failovers"][-1]["from"]) if failover else ""
+                self.d.leaders.append({
+                    "t": iso_of_micros(at), "kind": "master", "failover": failover, "from": old or None, "to": lid,
+                    "offset": offset, "label": f"master failover: {self.masters.get(old, old)} -> {self.masters[lid]}"
+                    if failover else f"master elected: {self.masters[lid]}"})
+            self.leader_id = lid
+        self.failover_count = count
+        sched = c.get("scheduler_leader") or {}
+        ident = sched.get("identity")
+        if ident and ident != self.scheduler_leader:
+            at = micros_of(str(sched.get("since"))) if sched.get("since") else t
+            if self.lo <= at <= self.hi:
+                prev = self.scheduler_leader or sched.get("previous")
+                self.d.leaders.append({"t": iso_of_micros(at), "kind": "scheduler", "failover": bool(prev),
+                                       "from": prev, "to": ident, "offset": offset,
+                                       "label": f"k8sm leader: {prev} -> {ident}" if prev
+                                       else f"k8sm leader elected: {ident}"})
+            self.scheduler_leader = ident
+
+    def _event(self, rec: Any, ev: dict[str, Any], st: ClusterState, t: int) -> None:
+        typ = str(ev.get("type"))
+        pl = obj(ev, "payload")
+        status = obj(pl, "status")
+        if not (typ in NOTABLE or (typ == "task.status_updated" and status.get("state") in BAD_STATES)):
+            return
+        what = typ if typ != "task.status_updated" else str(status.get("state"))
+        lane = timeline.FAILOVERS if typ.startswith("master.") or typ in LEADER_TYPES else self._lane(ev, st)
+        bad = typ in BAD_TYPES or what in BAD_STATES
+        self.d.notable += 1
+        if typ not in LEADER_TYPES:  # those are the failovers lane's own marks
+            assert self.d.marks is not None
+            self.d.marks.add(lane, t, "bad" if bad else "ev", what, rec.offset)
+        if len(self.d.events) < self.d.events_listed_max:
+            pod = pl.get("pod")
+            detail = " ".join(str(x) for x in (pl.get("reason"), status.get("reason"), status.get("task_id"),
+                                                pod.get("name") if isinstance(pod, dict) else None) if x)
+            self.d.events.append({"t": ev["occurred_at"], "lane": lane, "type": typ, "label": what, "detail": detail,
+                                  "offset": rec.offset})
+
+    def _alerts(self, rec: Any, occ: str, st: ClusterState) -> None:
+        for alert in self.engine.evaluate(st, now_ms=rec.timestamp):
+            fp = alert.fingerprint
+            if alert.status == "firing":
+                iv = {"rule": alert.rule, "severity": alert.severity, "key": alert.key, "summary": alert.summary,
+                      "from": alert.started_at or occ, "to": None, "offset": rec.offset}
+                self.firing[fp] = iv
+                self.d.alerts.append(iv)
+            else:
+                known = self.firing.pop(fp) if fp in self.firing else None
+                if known is not None:
+                    iv = known
+                else:  # fired before the window: it began at its start at the latest
+                    iv = {"rule": alert.rule, "severity": alert.severity, "key": alert.key, "summary": alert.summary,
+                          "from": alert.started_at or self.d.start, "to": None, "offset": rec.offset}
+                    self.d.alerts.append(iv)
+                iv["to"] = alert.ended_at or occ
 
     def hook(self, rec: Any, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
         dirty = st.take_dirty()
@@ -119,7 +261,9 @@ class Collector:
             if k == "agent":
                 a = st.agents.get(i)
                 if a:
-                    self.hosts[i] = str(a.get("hostname"))
+                    self._agent(i, a, t)
+            elif k == "cluster":
+                self._cluster(st, t, rec.offset)
         in_window = self.lo <= t <= self.hi
         self.engine.observe(ev, recorded_ms=rec.timestamp)
         while self.next_sample <= min(t, self.hi):
@@ -129,26 +273,18 @@ class Collector:
         self._slo(ev, st, dirty, t, in_window)
         if not in_window:
             return
+        if not self.seen_in_window:  # the window's first event: every agent up now is in the report
+            for host, ids in self.host_ids.items():
+                if "active" in ids.values():
+                    self.seen_in_window.add(host)
         self.d.events_in_window += 1
         if self.d.first_offset is None:
             self.d.first_offset = rec.offset
         self.d.last_offset = rec.offset
-        typ = str(ev.get("type"))
-        pl = obj(ev, "payload")
-        status = obj(pl, "status")
-        if typ in NOTABLE or (typ == "task.status_updated" and status.get("state") in BAD_STATES):
-            what = typ if typ != "task.status_updated" else str(status.get("state"))
-            detail = " ".join(str(x) for x in (pl.get("reason"), status.get("reason"), status.get("task_id"),
-                                                (pl.get("pod") or {}).get("name") if isinstance(pl.get("pod"), dict)
-                                                else None) if x)
-            self._add({"t": occ, "lane": self._lane(ev, st), "kind": "event", "type": typ, "label": what,
-                       "detail": detail, "offset": rec.offset})
+        self._event(rec, ev, st, t)
         if t >= self.next_eval:
             self.next_eval = t + self.step
-            for alert in self.engine.evaluate(st, now_ms=rec.timestamp):
-                self._add({"t": alert.ended_at or alert.started_at or occ, "lane": "alerts", "kind": "alert",
-                           "type": alert.rule, "label": f"{alert.rule} {alert.status}", "detail": alert.summary,
-                           "severity": alert.severity, "status": alert.status, "offset": rec.offset})
+            self._alerts(rec, occ, st)
 
     def _slo(self, ev: dict[str, Any], st: ClusterState, dirty: set[tuple[str, str]], t: int, in_window: bool) -> None:
         for k, i in dirty:
@@ -222,21 +358,37 @@ class Collector:
         self.d.availability = {sid: round(self.svc_up.get(sid, 0) / span, 4) for sid in sorted(self.svc_state)}
         self.d.reschedule = [{k: v for k, v in w.items() if k != "rcs"} | {"rcs_waiting": sorted(w["rcs"])}
                              for w in self.waiting]
+        self.d.master_down = self.master.clipped("master", self.lo, self.hi)
+        self.d.leaders.sort(key=lambda x: (x["t"], x["offset"]))
+        self.d.alerts.sort(key=lambda x: (x["from"], x["offset"]))
+        per_lane = self.d.marks.per_lane() if self.d.marks else {}
+        for host in sorted(self.host_ids, key=timeline.host_key):
+            down = self.down.clipped(host, self.lo, self.hi)
+            if host not in self.seen_in_window and (not down or self.down.gone_before(host, self.lo, "removed")):
+                continue  # gone before the window (or first seen after it)
+            series = self.d.capacity_agents.get(host) or []
+            self.d.agents.append({
+                "host": host, "ids": sorted(self.host_ids[host]),
+                "status": self.down.status.get(host, "active"), "down": down,
+                "down_seconds": round(sum(x["seconds"] for x in down), 3), "events": per_lane.get(host, 0),
+                "cpus_total_max": max((r[1] for r in series), default=None),
+                "cpus_allocated_max": max((r[2] for r in series), default=None)})
         return self.d
 
 
 async def collect(src: Any, cluster: str, start: str | None, end: str | None, *,
-                  thresholds: MonitorSettings | None = None) -> ReportData:
+                  thresholds: MonitorSettings | None = None, tz: dt.tzinfo = axis.UTC) -> ReportData:
     """Replay the cluster's log once (to the end of the window) and collect the report's data.
 
     ``start``/``end``: canonical times (source time); None: the first/last event's time.
+    ``tz``: the zone the axis and the window are written in (UTC by default).
     """
     from kmevents.replay.engine import Target, replay
 
     first_t, last_t = await _bounds(src)
     lo = micros_of(start) if start else first_t
     hi = micros_of(end) if end else last_t
-    col = Collector(cluster, lo, hi, thresholds=thresholds)
+    col = Collector(cluster, lo, hi, thresholds=thresholds, tz=tz)
     r = await replay(src, cluster, Target(), on_event=col.hook, progress=False, label="report")
     return col.finish(r.state)
 

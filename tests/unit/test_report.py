@@ -1,21 +1,30 @@
-"""The HTML report: figures from a replayed simulated log, and the page rendering in headless Chromium."""
+"""The report: its figures from a replayed simulated log, its JSON, and the page as headless Chromium draws it."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import AsyncIterator
+from html import escape
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
 
-from kmevents.report import data, html
+from kmevents.cli import main
+from kmevents.reducer import fold
+from kmevents.report import axis, data, html, timeline
 from kmevents.simulate import generate
+from kmevents.timespec import micros_of, parse_time
+from tests import pngs
 
 CLUSTER = "rpt"
 
@@ -41,9 +50,25 @@ class ListSource(Source):
 
 
 @pytest.fixture(scope="module")
-def report() -> dict:
-    events = list(generate(CLUSTER, 11, 12000, agents=12))
-    return asyncio.run(data.collect(ListSource(events), CLUSTER, None, None)).as_dict()
+def events() -> list[dict]:
+    # 30 agents (32 hosts with the ones added later): more than a page of capacity charts; the log
+    # holds a master failover, k8sm leader changes, lost and drained agents, eviction storms.
+    return list(generate(CLUSTER, 11, 16000, agents=30))
+
+
+@pytest.fixture(scope="module")
+def collected(events: list[dict]) -> data.ReportData:
+    return asyncio.run(data.collect(ListSource(events), CLUSTER, None, None))
+
+
+@pytest.fixture(scope="module")
+def report(collected: data.ReportData) -> dict:
+    return collected.as_dict()
+
+
+def _hosts(events: list[dict]) -> dict[str, str]:
+    return {e["payload"]["agent"]["id"]: e["payload"]["agent"]["hostname"] for e in events
+            if e["type"] in ("agent.added", "agent.reregistered")}
 
 
 def test_the_report_measures_pod_latency_reschedules_availability_and_capacity(report: dict) -> None:
@@ -56,33 +81,312 @@ def test_the_report_measures_pod_latency_reschedules_availability_and_capacity(r
     some = next(iter(report["capacity_agents"].values()))
     assert len(some) > 10 and all(row[1] >= row[2] for row in some)  # allocated never above total
     assert set(report["capacity_roles"]) >= {"*"}
-    lanes = set(report["lanes"])
-    assert "cluster" in lanes and any(x.startswith("agent-") for x in lanes)
-    assert any(it["kind"] == "alert" for it in report["timeline"])
 
+
+def test_master_failovers_and_leader_changes_are_the_folds_and_lead_the_timeline(events: list[dict],
+                                                                                 report: dict) -> None:
+    st, _ = fold(events, cluster=CLUSTER)
+    folded = st.clusters[CLUSTER]["failovers"]
+    masters = [x for x in report["leaders"] if x["kind"] == "master" and x["failover"]]
+    assert folded and [(x["t"], x["from"], x["to"]) for x in masters] == [(f["at"], f["from"], f["to"])
+                                                                          for f in folded]
+    assert all("master failover: master-" in x["label"] for x in masters)
+    changes = [e for e in events if e["type"] == "scheduler.leader_elected" and e["payload"]["previous"]]
+    assert [x["to"] for x in report["leaders"] if x["kind"] == "scheduler" and x["failover"]] == [
+        e["payload"]["identity"] for e in changes]
+    lanes = report["lanes"]
+    assert lanes[0]["id"] == timeline.FAILOVERS
+    alert_lanes = [ln for ln in lanes if ln["group"] == "alert"]
+    assert alert_lanes[0]["rule"] == "master_failover"
+    ranks = [timeline.SEVERITY_RANK[ln["severity"]] for ln in alert_lanes if ln["rule"] not in timeline.LEADER_RULES]
+    assert ranks == sorted(ranks), "the most severe rules come first"
+    groups = [ln["group"] for ln in lanes]
+    assert groups.index("cluster") > max(i for i, g in enumerate(groups) if g == "alert")
+
+
+def test_each_alert_rule_has_one_lane_and_each_alert_lasts_from_firing_to_resolved(report: dict) -> None:
+    per_rule = Counter(a["rule"] for a in report["alerts"])
+    assert len(per_rule) >= 4 and per_rule["service_endpoints_mismatch"] + per_rule["rc_below_desired"] > 5
+    lanes = {ln["id"]: ln for ln in report["lanes"]}
+    for rule, n in per_rule.items():
+        assert lanes["alert:" + rule]["label"] == f"{rule} ({n})"
+    assert "alerts" not in lanes  # the one lane every rule shared
+    for a in report["alerts"]:
+        assert a["to"] is None or a["from"] <= a["to"]
+    assert any(a["to"] is not None for a in report["alerts"])
+
+
+def test_a_lost_agent_is_down_from_its_removal_until_it_comes_back(events: list[dict], report: dict) -> None:
+    hosts = _hosts(events)
+    agents = {a["host"]: a for a in report["agents"]}
+    removed = [e for e in events if e["type"] == "agent.removed"]
+    assert removed
+    for e in removed:
+        host = hosts[e["payload"]["agent_id"]]
+        later = [x for x in events if x["type"] == "agent.reregistered" and x["payload"]["agent"]["id"] ==
+                 e["payload"]["agent_id"] and x["occurred_at"] > e["occurred_at"]]
+        period = next(p for p in agents[host]["down"] if p["status"] == "removed" and p["from"] == e["occurred_at"])
+        if later:
+            assert period["to"] == later[0]["occurred_at"] and not period["open"]
+        else:
+            assert period["open"] and period["to"] == report["end"]
+        assert period["why"] == e["payload"].get("reason")
+
+
+def test_every_agent_of_the_window_is_in_the_report_with_its_own_lane(events: list[dict], report: dict) -> None:
+    hosts = set(_hosts(events).values())
+    assert len(hosts) > 24  # more than the capacity charts used to show
+    assert {a["host"] for a in report["agents"]} == hosts
+    assert hosts <= {ln["id"] for ln in report["lanes"] if ln["group"] == "agent"}
+    assert set(report["capacity_agents"]) == hosts
+
+
+def test_a_window_shows_the_agents_of_that_window_only(events: list[dict]) -> None:
+    added = {e["payload"]["agent"]["hostname"]: e["occurred_at"] for e in reversed(events) if e["type"] == "agent.added"}
+    end = sorted(added.values())[-3]  # the last two agents join after the window
+    sub = asyncio.run(data.collect(ListSource(events), CLUSTER, None, end)).as_dict()
+    hosts = {a["host"] for a in sub["agents"]}
+    assert hosts == {h for h, t in added.items() if t <= end}
+    assert set(sub["capacity_agents"]) <= hosts
+
+
+def test_past_the_limit_quiet_agents_share_one_lane_and_the_others_keep_theirs() -> None:
+    agents = [{"host": f"a{i}", "down": []} for i in range(10)]
+    agents[3]["down"] = [{"from": "x"}]
+    lanes = timeline.lanes({}, agents, {"a5": 2, "node-x": 1}, agent_lanes=4)
+    ids = [ln["id"] for ln in lanes]
+    assert ids == ["failovers", "cluster", "a3", "a5", "node-x", "quiet-agents"]
+    assert lanes[-1]["label"] == "8 quiet agents" and "a0" in lanes[-1]["hosts"]
+    assert [ln["id"] for ln in timeline.lanes({}, agents, {}, agent_lanes=10)][2:] == [f"a{i}" for i in range(10)]
+
+
+def test_marks_count_every_notable_event_and_leave_none_out(events: list[dict], report: dict) -> None:
+    notable = [e for e in events if e["type"] in data.NOTABLE or (
+        e["type"] == "task.status_updated" and e["payload"]["status"]["state"] in data.BAD_STATES)]
+    assert report["notable_events"] == len(notable) == len(report["events"])
+    drawn = sum(m["n"] for m in report["marks"])
+    assert drawn == len([e for e in notable if e["type"] not in data.LEADER_TYPES])
+    assert len(report["marks"]) < drawn and max(m["n"] for m in report["marks"]) > 3  # bursts share a mark
+    assert {m["lane"] for m in report["marks"]} <= {ln["id"] for ln in report["lanes"]}
+    last = max(micros_of(e["occurred_at"]) for e in notable if e["type"] not in data.LEADER_TYPES)
+    width = (micros_of(report["end"]) - micros_of(report["start"])) / timeline.SLICES
+    assert 0 <= last - max(micros_of(m["t"]) for m in report["marks"]) < width  # the end is drawn too
+
+
+def test_the_json_lists_the_first_events_and_counts_the_rest(collected: data.ReportData) -> None:
+    small = data.ReportData(collected.cluster, collected.lo, collected.hi, events=collected.events[:10],
+                            notable=collected.notable, marks=collected.marks)
+    doc = small.as_dict()
+    assert len(doc["events"]) == 10 and doc["events_not_listed"] == collected.notable - 10
+    assert "events" not in small.as_dict(events=False)
+
+
+# -- the time axis -----------------------------------------------------------------------------
+
+def _us(t: str) -> int:
+    return parse_time(t).micros
+
+
+def _ticks(a: str, b: str, zone: str) -> list[tuple[str, str | None, str]]:
+    return [(t["label"], t["date"], t["t"]) for t in axis.ticks(_us(a), _us(b), axis.zone(zone))]
+
+
+def test_ticks_fall_on_round_times_of_the_readers_zone() -> None:
+    assert [x[0] for x in _ticks("2026-01-01T00:00:00.0004Z", "2026-01-01T00:23:00Z", "UTC")][:3] == [
+        "00:02", "00:04", "00:06"]
+    berlin = _ticks("2026-01-01T00:00:00.0004Z", "2026-01-01T00:23:00Z", "Europe/Berlin")
+    assert berlin[0] == ("01:02", "2026-01-01", "2026-01-01T00:02:00.000000Z")
+    assert [x[1] for x in berlin[1:]] == [None] * (len(berlin) - 1)
+    kolkata = _ticks("2026-01-01T00:00:00Z", "2026-01-01T07:00:00Z", "Asia/Kolkata")
+    assert kolkata[0] == ("06:00", "2026-01-01", "2026-01-01T00:30:00.000000Z") and kolkata[1][0] == "07:00"
+    kathmandu = _ticks("2026-01-01T00:00:00Z", "2026-01-01T07:00:00Z", "Asia/Kathmandu")
+    assert kathmandu[0] == ("06:00", "2026-01-01", "2026-01-01T00:15:00.000000Z")
+    days = _ticks("2025-12-31T23:00:00Z", "2026-01-01T02:00:00Z", "UTC")
+    assert [d for _, d, _ in days if d] == ["2025-12-31", "2026-01-01"]  # the date at midnight
+    assert axis.caption(_us("2026-03-29T00:00:00Z"), _us("2026-03-29T03:00:00Z"),
+                        axis.zone("Europe/Berlin")) == "Europe/Berlin (UTC+01:00 to UTC+02:00)"
+
+
+def test_ticks_follow_the_wall_clock_across_a_dst_switch() -> None:
+    spring = _ticks("2026-03-29T00:00:00Z", "2026-03-29T03:00:00Z", "Europe/Berlin")
+    assert [x[0] for x in spring] == ["01:00", "01:30", "03:00", "03:30", "04:00", "04:30", "05:00"]
+    autumn = _ticks("2026-10-25T00:00:00Z", "2026-10-25T03:00:00Z", "Europe/Berlin")
+    assert [x[0] for x in autumn] == ["02:00", "02:30", "02:00", "02:30", "03:00", "03:30", "04:00"]  # twice
+    ny = _ticks("2026-03-07T00:00:00Z", "2026-03-10T00:00:00Z", "America/New_York")
+    assert [x[0] for x in ny] == ["00:00", "12:00"] * 3
+
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe",
+         "America/St_Johns"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lo=st.integers(_us("2000-01-01T00:00:00Z"), _us("2040-01-01T00:00:00Z")),
+       span=st.integers(1_000_000, 90 * 86400 * 1_000_000), zone=st.sampled_from(ZONES))
+def test_ticks_lie_in_the_window_in_order_each_at_a_round_time_of_the_zone(lo: int, span: int, zone: str) -> None:
+    tz = axis.zone(zone)
+    ts = axis.ticks(lo, lo + span, tz)
+    us = [_us(t["t"]) for t in ts]
+    assert us == sorted(set(us)) and all(lo <= u <= lo + span for u in us)
+    assert min(5, span // 1_000_000) <= len(ts) <= 24  # (the finest spacing is a second)
+    step = next((x for x in reversed(axis.STEPS) if max(span, 1_000_000) / 1e6 / x >= 6), axis.STEPS[0])
+    dates = []
+    for t, u in zip(ts, us, strict=True):
+        wall = dt.datetime.fromtimestamp(u / 1e6, tz=dt.UTC).astimezone(tz)
+        assert t["label"] == wall.strftime("%b %d" if step >= 86400 else "%H:%M:%S" if step < 60 else "%H:%M")
+        seconds = wall.hour * 3600 + wall.minute * 60 + wall.second
+        assert seconds % min(step, 86400) == 0 and wall.microsecond == 0
+        dates.append(wall.strftime("%Y-%m-%d"))
+    assert [t["date"] for t in ts] == [d if i == 0 or d != dates[i - 1] else None for i, d in enumerate(dates)]
+
+
+def test_an_unknown_zone_is_refused_naming_the_closest() -> None:
+    from kmevents.errors import UsageError
+
+    with pytest.raises(UsageError, match="did you mean Europe/Berlin"):
+        axis.zone("Europe/Berln")
+    assert axis.zone(None) is axis.UTC and axis.zone("utc") is axis.UTC
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def archive_file(events: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from kmevents.replay import archive
+
+    path = tmp_path_factory.mktemp("report") / "rpt.kmarch"
+    archive.write(path, ListSource(events[:4000]).records, cluster=CLUSTER, partition=0, topic="ev", covers_from=0)
+    return path
+
+
+def test_report_format_json_writes_the_reports_data(archive_file: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--source", str(archive_file), "--format", "json", "--tz", "Asia/Kolkata"]) == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    assert doc["cluster"] == CLUSTER and doc["zone"]["caption"] == "Asia/Kolkata (UTC+05:30)"
+    assert doc["axis"] and doc["lanes"][0]["id"] == "failovers" and doc["events"] and doc["agents"]
+    out = tmp_path / "r.json"
+    assert main(["report", "--source", str(archive_file), "--format", "json", "-o", str(out)]) == 0
+    assert orjson.loads(out.read_bytes())["zone"]["name"] == "UTC"
+    assert main(["report", "--source", str(archive_file), "-o", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_refuses_an_unknown_zone_and_html_without_a_file(archive_file: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--source", str(archive_file), "--tz", "Mars/Olympus", "-o", "x.html"]) == 2
+    assert "unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
+    assert main(["report", "--source", str(archive_file)]) == 2
+    assert "add -o report.html" in capsys.readouterr().err
+
+
+# -- the page ------------------------------------------------------------------------------------
 
 def test_the_html_is_self_contained(report: dict) -> None:
     page = html.render(report)
     assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", page)
     assert "@import" not in page and "url(" not in page
     assert page.count("<script") == 2 and "</script>" in page
+    blob = page[page.index('<script id="report-data" type="application/json">') + 49:]
+    embedded = orjson.loads(blob[:blob.index("</script>")].replace("<\\/", "</"))
+    assert "events" not in embedded and embedded["marks"] == report["marks"]  # no list of events
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed "
-                    "(bash scripts/bootstrap.sh --dev installs it)")
-def test_the_timeline_and_charts_render_in_headless_chromium(report: dict, tmp_path: Path) -> None:
+def test_the_page_writes_times_in_the_readers_zone(collected: data.ReportData) -> None:
+    collected.tz = axis.zone("Europe/Berlin")
+    try:
+        page = html.render(collected.as_dict())
+    finally:
+        collected.tz = axis.UTC
+    first = next(x for x in collected.leaders if x["failover"])
+    local = axis.local_text(micros_of(first["t"]), axis.zone("Europe/Berlin"))
+    assert local.endswith(" CET") and f"<li>{local[11:19]}: {escape(first['label'])}" in page
+    assert "Europe/Berlin (UTC+01:00)" in page
+
+
+CHROMIUM = shutil.which("chromium")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                                    "(bash scripts/bootstrap.sh --dev installs it)")
+
+
+def _chromium(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                           "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
+                           "--virtual-time-budget=5000", *args, url], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def berlin(collected: data.ReportData) -> dict:
+    collected.tz = axis.zone("Europe/Berlin")
+    try:
+        return collected.as_dict()
+    finally:
+        collected.tz = axis.UTC
+
+
+@needs_chromium
+def test_the_timeline_has_an_axis_a_legend_failover_marks_and_every_lane_in_headless_chromium(
+        berlin: dict, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
-    page.write_text(html.render(report), encoding="utf-8")
-    profile = tmp_path / "profile"
-    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-                       capture_output=True, text=True, timeout=120)
+    page.write_text(html.render(berlin), encoding="utf-8")
+    r = _chromium(page.as_uri(), tmp_path, "--dump-dom")
     dom = r.stdout
     assert 'data-rendered="true"' in dom, r.stderr[-2000:]
-    lanes = re.findall(r'<g class="lane" data-lane="([^"]+)"', dom)
-    assert set(lanes) == set(report["lanes"])
-    marks = len(re.findall(r'class="mark ', dom))
-    assert marks == len(report["timeline"])
-    assert dom.count('class="chart capacity"') == len(report["capacity_roles"]) + min(24, len(report["capacity_agents"]))
-    assert len(re.findall(r'<polyline points="[^"]+"', dom)) >= 3
+    timeline_svg = dom[dom.index('class="chart timeline"'):dom.index("</svg>", dom.index('class="chart timeline"'))]
+    # the axis: every tick, top and bottom, in Berlin's time, its date, and the zone it is written in
+    labels = re.findall(r'<text [^>]*class="tick"[^>]*>([^<]+)</text>', timeline_svg)
+    assert labels == [t["label"] for t in berlin["axis"] for _ in (0, 1)]
+    assert berlin["axis"][0]["label"].startswith("01:")  # UTC midnight is 01:00 in Berlin
+    assert re.findall(r'class="tick-date"[^>]*>([^<]+)<', timeline_svg) == ["2026-01-01"]
+    assert "time (Europe/Berlin (UTC+01:00))" in timeline_svg
+    assert len(re.findall(r'<line [^>]*class="grid"', timeline_svg)) == len(berlin["axis"])
+    # the legend
+    keys = re.findall(r'class="legend-item" data-key="([^"]+)"', timeline_svg)
+    assert keys == ["master-failover", "scheduler-change", "elected", "master-down", "alert-critical",
+                    "alert-warning", "alert-info", "agent-removed", "agent-draining", "agent-deactivated",
+                    "event-bad", "event"]
+    # the failovers: one mark each (beside the legend's), a guide across the lanes, where its time is
+    masters = [x for x in berlin["leaders"] if x["kind"] == "master" and x["failover"]]
+    scheds = [x for x in berlin["leaders"] if x["kind"] == "scheduler" and x["failover"]]
+    assert masters and scheds
+    assert timeline_svg.count('class="failover master"') == 1 + len(masters)
+    assert timeline_svg.count('class="failover scheduler"') == 1 + len(scheds)
+    guides = [float(x) for x in re.findall(r'<line x1="([\d.]+)"[^>]*class="failover-guide"', timeline_svg)]
+    assert len(guides) == len(masters)
+    ticks = [float(x) for x in re.findall(r'<line x1="([\d.]+)"[^>]*class="grid"', timeline_svg)]
+    for g, m in zip(guides, masters, strict=True):  # between the ticks around its time
+        before = [x for t, x in zip(berlin["axis"], ticks, strict=True) if t["t"] <= m["t"]]
+        after = [x for t, x in zip(berlin["axis"], ticks, strict=True) if t["t"] > m["t"]]
+        assert (not before or before[-1] <= g) and (not after or g <= after[0])
+    # one lane per lane of the data, in its order; the alerts and the down periods
+    assert re.findall(r'<g class="lane" data-lane="([^"]+)"', timeline_svg) == [ln["id"] for ln in berlin["lanes"]]
+    assert len(re.findall(r'class="alert (?:crit|warn|info)"', timeline_svg)) == 3 + len(berlin["alerts"])
+    removed = sum(1 for a in berlin["agents"] for p in a["down"] if p["status"] == "removed")
+    assert removed and timeline_svg.count('class="down removed"') == 1 + removed
+    assert len(re.findall(r'class="mark (?:bad|ev)"', timeline_svg)) == 2 + len(berlin["marks"])
+    # capacity: every role, and the agents a page at a time, saying how many there are
+    n = len(berlin["capacity_agents"])
+    assert n > 24
+    assert dom.count('class="chart capacity"') == len(berlin["capacity_roles"]) + 24
+    assert f"agents 1\u201324 of {n} (page 1 of 2)" in dom
+    last = _chromium(page.as_uri() + "#agents-page=2", tmp_path, "--dump-dom").stdout
+    assert last.count('class="chart capacity"') == len(berlin["capacity_roles"]) + n - 24
+    assert f"agents 25\u2013{n} of {n} (page 2 of 2)" in last
+
+
+@needs_chromium
+def test_the_screenshot_shows_the_failovers_and_the_down_agents(berlin: dict, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(html.render(berlin), encoding="utf-8")
+    shot = tmp_path / "report.png"
+    r = _chromium(page.as_uri(), tmp_path, "--window-size=1250,1400", f"--screenshot={shot}")
+    assert shot.exists(), r.stderr[-2000:]
+    img = pngs.read(shot)
+    # (look at it: tmp_path / "report.png"; or pngs.read(shot).crop(...).save(...))
+    red = (0xD5, 0x00, 0x00)  # .failover.master and its guide
+    masters = [x for x in berlin["leaders"] if x["kind"] == "master" and x["failover"]]
+    columns = {x for x in range(img.width) if img.count(red, box=(x, 400, x + 1, 1400), tolerance=30) > 40}
+    assert len(columns) >= len(masters), "a red guide runs down the lanes at each master failover"
+    brown = (160, 145, 140)  # .down.removed (#5d4037 at 55% on the lanes' grey)
+    assert img.count(brown, box=(240, 400, 1250, 1400), tolerance=8) > 2000, "agents' down periods are drawn"
