@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--tz", dest="tz_global", metavar="ZONE",
+                        help="read and show times in ZONE (Europe/Paris, local, +02:00); default KMEVENTS_TZ, "
+                             "else UTC")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         modname = f"kmevents.commands.{name}"
@@ -71,13 +76,34 @@ def _version() -> str:
     return f"kmevents {__version__}"
 
 
+#: A relative TIME that argparse would take for a flag: ``-15m``, ``-1h30m``.
+_NEGATIVE_TIME = re.compile(r"^-(?:\d+(?:\.\d+)?[smhdw])+$")
+
+
+def join_relative_times(argv: Sequence[str]) -> list[str]:
+    """``--at -15m`` -> ``--at=-15m``: argparse reads ``-15m`` as an unknown flag. Such a
+    token is never a flag of kmevents, so joining it to the option before it is safe."""
+    out: list[str] = []
+    for tok in argv:
+        if _NEGATIVE_TIME.match(tok) and out and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_relative_times(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from kmevents import timespec
+
+    zone = None
     try:
+        zone = timespec.use_zone(getattr(args, "tz", None) or args.tz_global or os.environ.get("KMEVENTS_TZ")
+                                 or None)
         return int(args.func(args) or 0)
     except KmeventsError as exc:
         print(f"kmevents {args.command}: {exc}", file=sys.stderr)
@@ -85,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"kmevents {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if zone is not None:
+            timespec.reset_zone(zone)
 
 
 if __name__ == "__main__":  # pragma: no cover

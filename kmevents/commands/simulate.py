@@ -42,6 +42,7 @@ examples:
   kmevents simulate --cluster demo --events 50000 --seed 7 -o demo.jsonl
   kmevents simulate --cluster big --events 10000000 --agents 10000 -o big.jsonl --quiet
   kmevents simulate --cluster demo --events 1000 -o - | head
+  kmevents simulate --cluster demo --events 5000 --start -2h -o recent.jsonl   # the clock starts 2 hours ago
   kmevents simulate --cluster demo --events 20000 -o demo.jsonl --format json   # summary as JSON
   kmevents ingest demo.jsonl          # then put it into Kafka
 """
@@ -61,7 +62,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rate", type=float, default=None, metavar="R",
                    help="events per simulated second (default: max(50, agents))")
     p.add_argument("--start", default=None, metavar="TIME",
-                   help="simulated clock start, ISO-8601 UTC (default 2026-01-01T00:00:00Z)")
+                   help="simulated clock start: a TIME as every command takes it (2026-01-01T00:00:00Z, "
+                        "-2h, now-15m, yesterday 14:05; default 2026-01-01T00:00:00Z)")
     p.add_argument("--agents", type=int, default=50, help="Mesos agents (default 50)")
     p.add_argument("--frameworks", type=int, default=3,
                    help="long-lived frameworks: k8sm, Marathon, Spark, then more (default 3)")
@@ -94,9 +96,25 @@ def _check(args: argparse.Namespace) -> None:
     if args.rate is not None and args.rate <= 0:
         raise UsageError("--rate must be > 0")
     if args.start is not None:
+        args.start = start_micros(args.start)  # a bad time fails here, before any output is opened
+
+
+def start_micros(text: str) -> int:
+    """``--start`` in the TIME grammar of every command (kmevents/timespec.py: ISO with a zone,
+    epoch ms, 15m / now-2h, yesterday 14:05); an ISO time without a zone stays UTC here, as
+    --start always read it."""
+    from kmevents.timespec import parse_time
+
+    try:
+        return parse_time(text).micros
+    except UsageError:
+        import re
+
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[\d:.]+", text.strip()):
+            raise
         from kmevents.simulate.clock import parse_start
 
-        parse_start(args.start)  # a bad time fails here, before any output is opened
+        return parse_start(text.strip())
 
 
 def _lines(args: argparse.Namespace, counts: Counter[str]) -> Iterator[bytes]:
