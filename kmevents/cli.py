@@ -29,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "follow",
     "import_",
     "process",
+    "clusters",
+    "get",
     "state",
     "diff",
     "history",
