@@ -40,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api",
     "monitor",
     "report",
+    "config",
 )
 
 DESCRIPTION = """\
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--context", dest="context_global", metavar="NAME",
+                        help="the config file's context to use (kmevents config get-contexts)")
     parser.add_argument("--tz", dest="tz_global", metavar="ZONE",
                         help="read and show times in ZONE (Europe/Paris, local, +02:00); default KMEVENTS_TZ, "
                              "else UTC")
@@ -100,8 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from kmevents import timespec
+    from kmevents import config, timespec
 
+    context = config.choose(getattr(args, "context", None) or args.context_global)
     zone = None
     try:
         zone = timespec.use_zone(getattr(args, "tz", None) or args.tz_global or os.environ.get("KMEVENTS_TZ")
@@ -116,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if zone is not None:
             timespec.reset_zone(zone)
+        config.unchoose(context)
 
 
 if __name__ == "__main__":  # pragma: no cover
