@@ -41,6 +41,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "monitor",
     "report",
     "config",
+    "completion",
 )
 
 DESCRIPTION = """\
