@@ -118,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"kmevents {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kmevents get pods | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush fails no more
+        return 141  # as a process killed by SIGPIPE
     finally:
         if zone is not None:
             timespec.reset_zone(zone)
