@@ -30,8 +30,8 @@ API's ?at=, and the same filters as the API's lists (--state, --agent,
 --framework, --namespace, --role, -l).
 
 KIND is plural, singular or short: pods (po), tasks, agents, replicationcontrollers
-(rc), services (svc), namespaces (ns), nodes (no), offers, frameworks (fw), roles,
-executors, inverseoffers, cluster (the leading master); several with commas
+(rc), services (svc), namespaces (ns), nodes (no), offers, frameworks, roles,
+executors, inverseoffers, clusters (the leading master); several with commas
 (pods,svc). NAME is an id or a name: pod NAME or NS/NAME, agent HOST, task
 TASK_ID. Deleted pods are kept in the state for history; --all lists them.
 
@@ -44,9 +44,6 @@ examples:
   kmevents get rc,svc --source incident.kmarch --known-at 2026-01-01T00:05:00Z
   kmevents get agents -o json | jq '.items[] | select(.condition=="removed") | .hostname'
 """
-
-KINDS_READ = ("pod", "task", "agent", "rc", "service", "namespace", "node", "offer", "framework", "role",
-              "executor", "inverse_offer", "cluster")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -105,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     reclaim(args, "what")
     if not args.what:
         raise UsageError("give a KIND", hint=f"e.g. kmevents get pods; kinds: {kinds.valid_names()}")
-    wanted = kinds.resolve_list(args.what[0], allowed=KINDS_READ)
+    wanted: list[str] = kinds.resolve_all([args.what[0]]) or []
     names = args.what[1:]
     if names and len(wanted) > 1:
         raise UsageError("NAMEs go with one kind", hint="e.g. kmevents get pod kube-system/kube-dns-x1")
@@ -117,13 +114,13 @@ def run(args: argparse.Namespace) -> int:
     fields = selectors.parse_fields(args.field_selector) if args.field_selector else None
     out = output_of(args)
     target = _target(args)
-    listing = _read(args, [k.name for k in wanted], target)
+    listing = _read(args, wanted, target)
     found, missing = _select(listing, wanted, names, flt, fields, show_all=args.all or bool(names))
     _print(listing, found, out, args, single=len(names) == 1 and len(wanted) == 1)
     if missing:
-        raise CheckFailed("; ".join(f'{wanted[0].plural} "{n}" not found' for n in missing)
+        raise CheckFailed("; ".join(f'{kinds.plural(wanted[0])} "{n}" not found' for n in missing)
                           + f" in {listing.cluster}" + (f" at {target.describe()}" if target is not None else ""),
-                          hint=f"list them with `kmevents get {wanted[0].plural}`; a name is an id, a name "
+                          hint=f"list them with `kmevents get {kinds.plural(wanted[0])}`; a name is an id, a name "
                                "or a host name")
     return 0
 
@@ -229,11 +226,12 @@ def _short(exc: BaseException) -> str:
     return (" ".join(str(text).split()) or type(exc).__name__)[:160]
 
 
-def _select(listing: Listing, wanted: list[Any], names: list[str], flt: Any, fields: Any,
+def _select(listing: Listing, wanted: list[str], names: list[str], flt: Any, fields: Any,
             *, show_all: bool) -> tuple[dict[str, list[tuple[str, dict[str, Any]]]], list[str]]:
     """The entities to show per kind, and the NAMEs that matched none."""
     import dataclasses
 
+    from kmevents.kinds import plural
     from kmevents.reducer.conditions import condition
     from kmevents.replay.history import named
     from kmevents.selectors import has_field
@@ -245,28 +243,28 @@ def _select(listing: Listing, wanted: list[Any], names: list[str], flt: Any, fie
     if flt.agent is not None:
         filters += [dataclasses.replace(flt, agent=i) for i, h in listing.hosts.items() if h == flt.agent]
     for k in wanted:
-        items = listing.tables.get(k.name, [])
+        items = listing.tables.get(k, [])
         if fields is not None and items:
             for req in fields.requirements:
                 if req.path != ("condition",) and not any(has_field(v, req.path) for _, v in items):
                     sample = sorted({f for _, v in items[:50] for f in v} | {"condition"})
-                    raise UsageError(f"no {k.singular} has a field {'.'.join(req.path)!r}",
-                                     hint=f"fields of {k.plural}: {', '.join(sample)}")
+                    raise UsageError(f"no {k} has a field {'.'.join(req.path)!r}",
+                                     hint=f"fields of {plural(k)}: {', '.join(sample)}")
         rows = []
         for id, v in items:
-            if not show_all and k.name == "pod" and v.get("deleted") is not None:
+            if not show_all and k == "pod" and v.get("deleted") is not None:
                 continue
             if names:
-                matched = [n for n in names if named(k.name, id, v, n)]
+                matched = [n for n in names if named(k, id, v, n)]
                 if not matched:
                     continue
                 hit.update(matched)
-            if not any(f.matches(k.name, id, v) for f in filters):
+            if not any(f.matches(k, id, v) for f in filters):
                 continue
             if fields is not None and not fields.matches({**v, "condition": condition(v)}):
                 continue
             rows.append((id, v))
-        found[k.name] = rows
+        found[k] = rows
     return found, [n for n in names if n not in hit]
 
 
@@ -289,7 +287,7 @@ def _print(listing: Listing, found: dict[str, list[tuple[str, dict[str, Any]]]],
         else:
             doc = {"cluster": listing.cluster, "source": listing.source, "count": len(docs), "items": docs}
             if len(found) == 1:
-                doc["kind"] = kinds.KINDS[next(iter(found))].plural
+                doc["kind"] = kinds.plural(next(iter(found)))
             if listing.position is not None:
                 doc["position"] = listing.position
             if listing.checkpoint is not None:
@@ -308,12 +306,11 @@ def _print(listing: Listing, found: dict[str, list[tuple[str, dict[str, Any]]]],
     ctx = Context(listing.hosts, listing.frameworks, listing.now_micros)
     blocks = []
     for k, items in found.items():
-        kind = kinds.KINDS[k]
         if not items:
             scope = f" in namespace {args.namespace}" if args.namespace else ""
-            note(f"No {kind.plural} found{scope} in {listing.cluster}.")
+            note(f"No {kinds.plural(k)} found{scope} in {listing.cluster}.")
             continue
-        cols = columns(k, wide=out == "wide", namespaced=kind.namespaced, with_namespace=not args.namespace)
+        cols = columns(k, wide=out == "wide", namespaced=k in kinds.NAMESPACED, with_namespace=not args.namespace)
         text = table(rows(k, items, ctx, cols, by_name=not args.sort_by), [c.header for c in cols],
                      no_headers=args.no_headers)
         blocks.append(text)

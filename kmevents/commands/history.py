@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.entity:
         raise UsageError("give KIND/ID, or KIND with -l SELECTOR", hint="e.g. kmevents history task/pod.1234")
     head, _, id = args.entity.partition("/")
-    kind = kinds.resolve(head).name
+    kind = kinds.resolve(head)
     sel = selectors.parse(args.selector) if args.selector else None
     if not id and sel is None:
         raise UsageError(f"give {head}/ID, or {head} with -l SELECTOR",

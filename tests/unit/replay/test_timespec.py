@@ -174,10 +174,10 @@ def test_state_takes_relative_times_in_every_spelling(argv: list[str], capsys: p
     """``--at -15m`` used to fail in argparse ("expected one argument"); every form reaches
     the replay (here: an archive whose events all happened long before 15 minutes ago)."""
     import orjson
-
-    from kmevents.cli import main
     from kmevents.replay import archive
     from kmevents.replay.records import LogRecord
+
+    from kmevents.cli import main
     from kmevents.simulate import generate
     from kmevents.timespec import micros_of
 
