@@ -135,7 +135,7 @@ def _target(args: argparse.Namespace) -> Any:
 
 def _read(args: argparse.Namespace, kinds_: list[str], target: Any) -> Listing:
     from kmevents.commands._common import settings_from
-    from kmevents.commands._output import note
+    from kmevents.commands._output import note, output_of
     from kmevents.commands._source import run as run_async
 
     settings = settings_from(args)
@@ -147,7 +147,7 @@ def _read(args: argparse.Namespace, kinds_: list[str], target: Any) -> Listing:
             live, why = await _live(settings, cluster, kinds_)
             if live is not None:
                 return live
-            if args.output not in ("json", "yaml", "name"):
+            if output_of(args) not in ("json", "yaml", "name"):
                 note(f"{why}: replaying the log instead")
         return await _replayed(args, kinds_, target)
 

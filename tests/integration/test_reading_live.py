@@ -63,3 +63,14 @@ async def test_clusters_lists_partition_checkpoint_and_the_first_and_last_event(
     assert table.returncode == 0
     assert table.stdout.splitlines()[0].split() == ["NAME", "PARTITION", "CHECKPOINT", "BEHIND", "FIRST", "EVENT",
                                                     "LAST", "EVENT"]
+
+
+async def test_clusters_with_kafka_down_still_lists_what_etcd_knows_and_says_why_not_more(
+        isolated: Settings) -> None:
+    await derived(isolated, 300)
+    r = cli(isolated, "clusters", "--bootstrap", "127.0.0.1:9")
+    assert r.returncode == 1
+    row = next(line.split() for line in r.stdout.splitlines() if line.startswith(isolated.cluster + " "))
+    assert row[2] != "<none>"  # the checkpoint, from etcd
+    assert "cannot be read" in r.stderr and "no first/last events" in r.stderr
+    assert "Unclosed AIOKafkaConsumer" not in r.stderr  # a consumer whose start failed is stopped
