@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "follow",
     "import_",
     "process",
+    "clusters",
+    "get",
     "state",
     "diff",
     "history",
@@ -36,6 +40,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api",
     "monitor",
     "report",
+    "config",
+    "completion",
 )
 
 DESCRIPTION = """\
@@ -56,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--context", dest="context_global", metavar="NAME",
+                        help="the config file's context to use (kmevents config get-contexts)")
+    parser.add_argument("--tz", dest="tz_global", metavar="ZONE",
+                        help="read and show times in ZONE (Europe/Paris, local, +02:00); default KMEVENTS_TZ, "
+                             "else UTC")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         modname = f"kmevents.commands.{name}"
@@ -71,13 +82,35 @@ def _version() -> str:
     return f"kmevents {__version__}"
 
 
+#: A relative TIME that argparse would take for a flag: ``-15m``, ``-1h30m``.
+_NEGATIVE_TIME = re.compile(r"^-(?:\d+(?:\.\d+)?[smhdw])+$")
+
+
+def join_relative_times(argv: Sequence[str]) -> list[str]:
+    """``--at -15m`` -> ``--at=-15m``: argparse reads ``-15m`` as an unknown flag. Such a
+    token is never a flag of kmevents, so joining it to the option before it is safe."""
+    out: list[str] = []
+    for tok in argv:
+        if _NEGATIVE_TIME.match(tok) and out and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_relative_times(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from kmevents import config, timespec
+
+    context = config.choose(getattr(args, "context", None) or args.context_global)
+    zone = None
     try:
+        zone = timespec.use_zone(getattr(args, "tz", None) or args.tz_global or os.environ.get("KMEVENTS_TZ")
+                                 or None)
         return int(args.func(args) or 0)
     except KmeventsError as exc:
         print(f"kmevents {args.command}: {exc}", file=sys.stderr)
@@ -85,6 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"kmevents {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kmevents get pods | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush fails no more
+        return 141  # as a process killed by SIGPIPE
+    finally:
+        if zone is not None:
+            timespec.reset_zone(zone)
+        config.unchoose(context)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,8 @@
 """One settings object for every command, read from ``KMEVENTS_*`` variables and flags.
 
-Precedence: command-line flags > ``KMEVENTS_*`` environment variables > defaults.
+Precedence: command-line flags > ``KMEVENTS_*`` environment variables > the chosen
+context of the config file (``kmevents/config.py``: ``--context``, ``KMEVENTS_CONTEXT``)
+> defaults.
 Nested fields use a double underscore: ``KMEVENTS_KAFKA__BOOTSTRAP=...``,
 ``KMEVENTS_ETCD__MAX_TXN_OPS=128``. Flags set through :func:`load` with
 ``overrides``.
@@ -17,7 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from kmevents import config
 
 DEFAULT_HOME = Path.home() / ".kmevents"
 
@@ -227,6 +231,17 @@ class Settings(BaseSettings):
     redact: RedactSettings = Field(default_factory=RedactSettings)
     log_format: Literal["text", "json"] = "text"
     _derived: set[str] = PrivateAttr(default_factory=set)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init) > environment > the config file's chosen context > defaults."""
+        ctx = config.context_source(settings_cls)
+        return (init_settings, env_settings, dotenv_settings, *((ctx,) if ctx is not None else ()),
+                file_secret_settings)
 
     def model_post_init(self, __context: Any) -> None:
         # Clients follow the local stack's ports unless an address was given

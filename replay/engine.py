@@ -179,8 +179,11 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
                  snapshots: Snapshots | None = None, retention: Retention | None = None,
                  start_state: ClusterState | None = None, start_offset: int | None = None,
                  start_chain: str | None = None, on_event: Hook | None = None,
-                 progress: bool = True, label: str = "replaying") -> Replayed:
+                 progress: bool = True, label: str = "replaying", progress_from: int = 200_000) -> Replayed:
     """Fold the cluster's records up to ``target`` (see the module docstring).
+
+    A progress bar (on a terminal, with ``progress``) shows when at least
+    ``progress_from`` records are to be read.
 
     ``on_event(record, event, annotations, state)`` is called after each event
     applied (history, search). ``start_state``/``start_offset`` continue a fold
@@ -211,7 +214,7 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
     last_rec: LogRecord | None = None
     last_ev: dict[str, Any] | None = None
     total = max(end - start + 1, 0)
-    with progress_bar(label, total=total, disable=not progress or total < 200_000) as bar:
+    with progress_bar(label, total=total, disable=not progress or total < progress_from) as bar:
         done = start
         async for batch in src.batches(start, end):
             for rec in batch:

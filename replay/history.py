@@ -10,6 +10,11 @@ entities so the causal chain reads end to end:
   (``task.offer_id``): offer -> accept -> launch -> STAGING -> RUNNING -> LOST
   -> pod evicted.
 
+An entity may be named by its id or by what people call it: ``agent/HOST``
+(every agent id the host ever had: an agent that re-registers after a restart
+gets a new id), ``node/HOST``, ``pod/NAME`` (in any namespace), ``task/TASK_ID``
+(the Mesos task id without its framework), ``framework/NAME``.
+
 Two passes over the log: the first finds the related entities (an offer is
 made before anyone knows which task it will carry), the second collects the
 events. Each entry carries the event's two times and lag, its actor, the
@@ -35,6 +40,10 @@ from kmevents.selectors import Selector
 from kmevents.timespec import iso_of_ms, lag_seconds, micros_of
 
 Key = tuple[str, str]
+
+#: A history reads the whole log twice: its passes show a progress bar (on a terminal) from this
+#: many records on; a point-in-time replay only from 200,000 (it is quicker per record).
+PROGRESS_FROM = 20_000
 
 
 @dataclass
@@ -64,20 +73,39 @@ def _link(st: ClusterState, key: Key, rel: Related) -> None:
             rel.correlation.add(str(v["offer_id"]))
 
 
+#: Fields of an entity's value that name it the way people do (``agent/HOST``, ``pod/NAME``).
+NAME_FIELDS = ("hostname", "name", "task_id")
+
+
+def named(kind: str, id: str, value: dict[str, Any] | None, name: str) -> bool:
+    """Is the entity ``kind/id`` the one ``name`` means: its id, or one of ``NAME_FIELDS``?"""
+    if id == name:
+        return True
+    if value is None or kind in ("offer", "inverse_offer"):  # offers have ids only
+        return False
+    return any(value.get(f) == name for f in NAME_FIELDS)
+
+
 async def related(src: Source, cluster: str, kind: str, ids: list[str], selector: Selector | None,
-                  progress: bool = True) -> Related:
-    """Pass 1: the targets (by id or label selector) and the entities/correlation ids linked to them."""
+                  progress: bool = True, progress_from: int | None = None) -> Related:
+    """Pass 1: the targets (by id, name or label selector) and the entities/correlation ids
+    linked to them. A name that is no id becomes every entity it names (see ``named``)."""
     rel = Related()
     rel.targets = {(kind, i) for i in ids}
     rel.keys = set(rel.targets)
+    seen_ids: set[str] = set()  # the given ids that are ids of entities
+    wanted = set(ids)
 
     def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
         for k in st.take_dirty():
-            if selector is not None and k[0] == kind and k not in rel.targets:
+            if k[0] == kind and k not in rel.targets:
                 v = st.entity(*k)
-                if v is not None and selector.matches(v.get("labels")):
+                if (selector is not None and v is not None and selector.matches(v.get("labels"))) or (
+                        wanted and v is not None and any(named(kind, k[1], v, n) for n in wanted)):
                     rel.targets.add(k)
                     rel.keys.add(k)
+            elif k[0] == kind and k[1] in wanted:
+                seen_ids.add(k[1])
             if k in rel.keys:
                 before = len(rel.keys)
                 _link(st, k, rel)
@@ -85,12 +113,20 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
                     for k2 in list(rel.keys):
                         _link(st, k2, rel)
 
-    await replay(src, cluster, Target(), on_event=hook, progress=progress, label="history: finding links")
+    await replay(src, cluster, Target(), on_event=hook, progress=progress,
+                 progress_from=PROGRESS_FROM if progress_from is None else progress_from,
+                 label="history 1/2: finding links")
+    # a name that matched entities by name is no entity of its own: drop it (agent/HOST -> agent/<ids>)
+    for i in wanted - seen_ids:
+        if any(k[0] == kind and k[1] != i for k in rel.targets):
+            rel.targets.discard((kind, i))
+            rel.keys.discard((kind, i))
     return rel
 
 
 async def collect(src: Source, cluster: str, rel: Related, progress: bool = True,
-                  extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                  extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                  progress_from: int | None = None) -> list[dict[str, Any]]:
     """Pass 2: the events that touched a related entity or carry a related correlation id.
 
     ``extra(event)``: more fields for the event's entry (the API marks what a
@@ -130,7 +166,9 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
             **(extra(ev) if extra is not None else {}),
         })
 
-    await replay(src, cluster, Target(), on_event=hook, progress=progress, label="history: collecting")
+    await replay(src, cluster, Target(), on_event=hook, progress=progress,
+                 progress_from=PROGRESS_FROM if progress_from is None else progress_from,
+                 label="history 2/2: collecting")
     for k, (i, _cond, since) in open_cond.items():
         r = entries[i]["results"][f"{k[0]}/{k[1]}"]
         r["lasted_seconds"] = None

@@ -6,14 +6,22 @@ Filters (all must hold):
 - ``namespace``: any ``namespace`` field in the payload (pods, RCs, services,
   k8s events), or the namespace part of a ``pod`` reference;
 - ``agent``: any ``agent_id`` in the payload, or a host name (``hostname``,
-  ``host``, ``binding_host``, or the actor's name for agent/node actors);
+  ``host``, ``binding_host``, or the actor's name for agent/node actors); a host
+  name also matches the ids the log gave that host (``agent.removed`` names only
+  the id);
 - ``selector``: the labels carried by the event (``pod.labels``, ``task.labels``,
   ``namespace.labels``);
 - a range of points: offsets, or times (source time by default; log time with ``known``).
+
+Each hit also says what it is about, as ``kubectl get events`` does: ``object``
+(``pod/prod/api-x``, ``task/<task id>``, ``agent/<host name>``), ``reason`` and
+``message`` (:func:`describe`). ``check_types`` refuses a ``--type`` that names no
+event type, with the contract's "did you mean".
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,8 +30,12 @@ from typing import Any
 from kmevents.replay.sources import Source
 
 from kmevents.contract import DecodeError, decode_fast
+from kmevents.errors import UsageError
+from kmevents.jsonobj import obj
 from kmevents.selectors import Selector
 from kmevents.timespec import Point, iso_of_ms, lag_seconds
+
+_GLOB = frozenset("*?[")
 
 
 @dataclass
@@ -50,7 +62,29 @@ def _walk(obj: Any) -> Iterator[tuple[str, Any]]:
             stack.extend(x for x in o if isinstance(x, (dict, list)))
 
 
-def matches(ev: dict[str, Any], f: Filters) -> bool:
+def check_types(types: list[str] | None) -> None:
+    """Refuse a type that is no event type (``master.elcted``: did you mean ``master.elected``?)
+    and a glob that matches none: either would search the whole log to answer "0 events"."""
+    from kmevents.contract import EVENT_TYPES, closest_type
+
+    for t in types or []:
+        if _GLOB & set(t):
+            if not any(fnmatch.fnmatchcase(x, t) for x in EVENT_TYPES):
+                prefix = t.split(".", 1)[0]
+                family = sorted({x.split(".", 1)[0] for x in EVENT_TYPES})
+                near = difflib.get_close_matches(prefix, family, n=1)
+                raise UsageError(f"--type {t!r} matches no event type"
+                                 + (f"; did you mean '{near[0]}.*'?" if near and near[0] != prefix else ""),
+                                 hint="families: " + ", ".join(f"{x}.*" for x in family))
+        elif t not in EVENT_TYPES:
+            nearest = closest_type(t)
+            raise UsageError(f"unknown event type {t!r}" + (f"; did you mean {nearest!r}?" if nearest else ""),
+                             hint="event types are listed in docs/event-catalogue.md; globs work too (task.*)")
+
+
+def matches(ev: dict[str, Any], f: Filters, hosts: dict[str, str] | None = None) -> bool:
+    """Does ``ev`` pass every filter? ``hosts`` (agent id -> host name, see :func:`learn_host`)
+    lets a host name match events that name only the agent's id."""
     if f.types and not any(fnmatch.fnmatchcase(str(ev.get("type")), t) for t in f.types):
         return False
     pl = ev.get("payload")
@@ -60,7 +94,9 @@ def matches(ev: dict[str, Any], f: Filters) -> bool:
         actor = ev.get("actor") or {}
         hit = isinstance(actor, dict) and actor.get("kind") in ("agent", "node") and actor.get("name") == f.agent
         if not hit:
-            hit = any(k in ("agent_id", "hostname", "host", "binding_host") and v == f.agent for k, v in _walk(pl))
+            hit = any(k in ("agent_id", "hostname", "host", "binding_host") and
+                      (v == f.agent or (k == "agent_id" and hosts is not None and hosts.get(v) == f.agent))
+                      for k, v in _walk(pl))
         if not hit:
             return False
     if f.selector is not None:
@@ -70,10 +106,101 @@ def matches(ev: dict[str, Any], f: Filters) -> bool:
     return True
 
 
+def learn_host(ev: dict[str, Any], hosts: dict[str, str]) -> None:
+    """Note which host an agent id is on, from the events that say (agent added or
+    re-registered, an offer, a pod scheduled)."""
+    t = ev.get("type")
+    pl = obj(ev, "payload")
+    if t in ("agent.added", "agent.reregistered"):
+        a = obj(pl, "agent")
+        aid, host = a.get("id"), a.get("hostname")
+    elif t == "offer.offered":
+        o = obj(pl, "offer")
+        aid, host = o.get("agent_id"), o.get("hostname")
+    elif t == "pod.scheduled":
+        aid, host = pl.get("agent_id"), pl.get("host")
+    else:
+        return
+    if isinstance(aid, str) and isinstance(host, str) and host:
+        hosts[aid] = host
+
+
+def _ref(kind: str, *parts: Any) -> str:
+    return f"{kind}/" + "/".join(str(p) for p in parts if p not in (None, ""))
+
+
+def describe(ev: dict[str, Any], hosts: dict[str, str] | None = None) -> dict[str, str | None]:
+    """What an event is about, like a row of ``kubectl get events``: ``object`` (``pod/ns/name``,
+    ``task/<task id>``, ``agent/<host name or id>``, ...), ``reason`` and ``message``."""
+    t = str(ev.get("type") or "")
+    family = t.split(".", 1)[0]
+    pl = obj(ev, "payload")
+    h = hosts or {}
+    st = obj(pl, "status")
+    reason = pl.get("reason") if isinstance(pl.get("reason"), str) else None
+    message = pl.get("message") if isinstance(pl.get("message"), str) else None
+    subject: str | None = None
+    if family == "task":
+        task = obj(pl, "task")
+        subject = _ref("task", task.get("task_id") or pl.get("task_id") or st.get("task_id"))
+        state, why = st.get("state") or task.get("state"), st.get("reason")
+        if state or why:
+            reason = " ".join(str(x) for x in (state, f"({why})" if state and why else why) if x)
+        message = st.get("message") if isinstance(st.get("message"), str) else message
+    elif family == "pod":
+        pod = obj(pl, "pod")
+        subject = _ref("pod", pod.get("namespace"), pod.get("name"))
+        if t == "pod.scheduled" and pl.get("host"):
+            message = message or f"bound to {pl.get('host')}"
+        elif t == "pod.upserted" and pod.get("phase"):
+            reason = reason or str(pod.get("phase"))
+    elif family == "agent":
+        a = obj(pl, "agent")
+        aid = a.get("id") or pl.get("agent_id")
+        subject = _ref("agent", a.get("hostname") or h.get(str(aid)) or aid)
+    elif family in ("offer", "inverse_offer", "framework", "executor"):
+        inner = obj(pl, family)
+        name = inner.get("name") if family == "framework" else None
+        oid = name or inner.get("executor_id" if family == "executor" else "id") or pl.get(f"{family}_id")
+        subject = _ref(family, oid)
+        if family == "offer" and (inner.get("hostname") or h.get(str(inner.get("agent_id")))):
+            message = message or f"on {inner.get('hostname') or h.get(str(inner.get('agent_id')))}"
+    elif family == "master":
+        m = obj(pl, "master")
+        subject = _ref("master", m.get("hostname") or m.get("id") or pl.get("master_id"))
+    elif family in ("node", "namespace", "role"):
+        inner = obj(pl, family)
+        subject = _ref(family, inner.get("name") or pl.get("name"))
+    elif family in ("replication_controller", "service"):
+        inner = obj(pl, "rc" if family == "replication_controller" else "service")
+        subject = _ref("rc" if family == "replication_controller" else "service",
+                       inner.get("namespace") or pl.get("namespace"), inner.get("name") or pl.get("name"))
+    elif family == "endpoints":
+        subject = _ref("endpoints", pl.get("namespace"), pl.get("name"))
+    elif t == "k8s_event.recorded":
+        inv = obj(pl, "involved")
+        subject = _ref(str(inv.get("kind") or "object").lower(), pl.get("namespace") or inv.get("namespace"),
+                       inv.get("name"))
+    elif t == "k8s_write.recorded":
+        res = str(pl.get("resource") or "object")
+        subject = _ref(res[:-1] if res.endswith("s") else res, pl.get("namespace"), pl.get("name"))
+        reason = " ".join(str(x) for x in (pl.get("verb"), pl.get("subresource")) if x) or None
+        message = f"HTTP {pl.get('code')}" + (f" by {pl.get('user')}" if pl.get("user") else "")
+    elif family == "scheduler":
+        subject = _ref("scheduler", pl.get("identity"))
+    elif family == "source":
+        subject = _ref("source", pl.get("stream_id"))
+    elif family == "cluster":
+        subject = _ref("cluster", ev.get("cluster"))
+    return {"object": subject if subject and not subject.endswith("/") else None,
+            "reason": reason, "message": message}
+
+
 async def search(src: Source, f: Filters, *, limit: int | None = None,
                  keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
     """The matching events, oldest first, at most ``limit``; ``keep(event)`` is one more filter
-    (the API's: what a namespace-limited token may see), applied before the limit."""
+    (the API's: what a namespace-limited token may see), applied before the limit. Each hit
+    carries ``object``, ``reason`` and ``message`` (:func:`describe`)."""
     first, last = await src.covers()
     start, end = first, last
     t_lo = t_hi = None
@@ -96,22 +223,25 @@ async def search(src: Source, f: Filters, *, limit: int | None = None,
     out: list[dict[str, Any]] = []
     if end < start:
         return out
+    hosts: dict[str, str] = {}
     async for batch in src.batches(start, end):
         for rec in batch:
             try:
                 ev = decode_fast(rec.value or b"")
             except DecodeError:
                 continue
+            learn_host(ev, hosts)
             occ = ev.get("occurred_at")
             if t_lo is not None and not (type(occ) is str and occ >= t_lo):
                 continue
             if t_hi is not None and not (type(occ) is str and occ <= t_hi):
                 continue
-            if not matches(ev, f) or (keep is not None and not keep(ev)):
+            if not matches(ev, f, hosts) or (keep is not None and not keep(ev)):
                 continue
             lag = lag_seconds(occ if type(occ) is str else None, rec.timestamp)
             out.append({"offset": rec.offset, "occurred_at": occ, "recorded_at": iso_of_ms(rec.timestamp),
-                        "ingest_lag_seconds": None if lag is None else round(lag, 6), "event": ev})
+                        "ingest_lag_seconds": None if lag is None else round(lag, 6), **describe(ev, hosts),
+                        "event": ev})
             if limit is not None and len(out) >= limit:
                 return out
     return out

@@ -15,6 +15,11 @@ import pytest
 from kmevents.settings import Settings
 from tests.stacks import TestStack, start
 
+# A config file on the machine (~/.kmevents/config.toml, kmevents/config.py) must not
+# change what the tests connect to: they read none unless a test names one.
+os.environ.setdefault("KMEVENTS_CONFIG", os.devnull + ".kmevents-tests-read-no-config.toml")
+os.environ.pop("KMEVENTS_CONTEXT", None)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent

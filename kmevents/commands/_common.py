@@ -16,6 +16,7 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection (default: KMEVENTS_* variables, else the local stack)")
     g.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers")
     g.add_argument("--etcd", metavar="URL", help="etcd endpoint, e.g. http://127.0.0.1:2379")
+    g.add_argument("--context", metavar="NAME", help="the config file's context (kmevents config get-contexts)")
 
 
 def add_format_flag(p: argparse.ArgumentParser, choices: tuple[str, ...] = ("table", "json")) -> None:

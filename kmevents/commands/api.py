@@ -16,6 +16,11 @@ time travel, history, search and a live SSE tail (/events); /healthz, /readyz,
 
 Tokens come from settings, e.g.
   KMEVENTS_API__TOKENS='[{"token": "s3cret", "name": "k8sm", "scopes": ["ingest"]}]'
+
+examples:
+  kmevents api
+  kmevents api --port 8081
+  curl -H 'Authorization: Bearer s3cret' 'http://127.0.0.1:8080/v1/clusters/prod/pods?state=Running'
 """
 
 

@@ -29,6 +29,12 @@ heads, frames, snapshots, schema versions).
 
 Every reading command (state, diff, history, search, verify) reads archives
 with --source FILE... and needs no server for that.
+
+examples:
+  kmevents archive export --cluster prod --from 'yesterday 13:00' --to 'yesterday 15:00' -o incident.kmarch
+  kmevents archive export --cluster prod --follow --dir /backup/prod
+  kmevents archive info incident.kmarch
+  kmevents archive import incident.kmarch --topic prod.copy
 """
 
 

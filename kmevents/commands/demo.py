@@ -27,6 +27,11 @@ show a summary, one lost task's causal history (`kmevents history`) and the
 evictions in the log (`kmevents search`), and verify etcd against the log
 (`kmevents verify`). The stack keeps running
 afterwards; `kmevents stack down` stops it.
+
+examples:
+  kmevents demo                                  everything, with the defaults
+  kmevents demo --sim-events 200000 --seed 7     a bigger simulated cluster
+  kmevents demo --format json | jq .round_trip.ok    the same, for a script
 """
 
 

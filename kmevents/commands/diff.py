@@ -13,6 +13,10 @@ ISO 8601 with a zone, epoch milliseconds, or relative (-15m, -2h, -1d).
 A TIME means source time (occurred_at <= TIME, like `state --at`); with
 --known it means log time (what the log had recorded by then, like
 `state --known-at`). Both points replay from the newest snapshot before them.
+
+examples:
+  kmevents diff --cluster prod --from 'yesterday 14:00' --to 'yesterday 14:10'
+  kmevents diff --cluster prod --from offset:41000 --to offset:42000 --kind pod --format json
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from kmevents.commands._common import emit_json
 from kmevents.errors import UsageError
@@ -10,68 +11,140 @@ from kmevents.errors import UsageError
 HELP = """\
 Every event that touched an entity, in log order, with the resulting state,
 the reducer's annotations, the actor, both times and the ingest lag, and how
-long each condition lasted. The causal chain is followed: `history pod/NS/NAME`
-includes its task's offer, launch and status updates (k8sm's pod<->task
-mapping and correlation ids), `history task/ID` includes its pod and offer.
+long each condition lasted (3m41s). The causal chain is followed: `history
+pod/NS/NAME` includes its task's offer, launch and status updates (k8sm's
+pod<->task mapping and correlation ids), `history task/ID` includes its pod
+and offer.
 
-  kmevents history --cluster C task/pod.1234
-  kmevents history --cluster C pod/kube-system/kube-dns-v8-x1
-  kmevents history --cluster C agent/<agent id>
-  kmevents history --cluster C pod -l app=mysql        (a label selector: several)
+An entity is KIND/ID or KIND/NAME: agent/HOST (every id the host had),
+node/HOST, pod/NS/NAME or pod/NAME (any namespace), task/TASK_ID, framework/NAME.
+KIND is plural, singular or short (pods, pod, po). The whole log is read (the
+links and how long a condition lasted need it); --from/--to/--since and --type
+choose which of the events are shown.
+
+examples:
+  kmevents history --cluster prod task/pod.1234
+  kmevents history --cluster prod pod/kube-system/kube-dns-v8-x1
+  kmevents history --cluster prod agent/agent-17.prod.local --type 'agent.*' --since 6h
+  kmevents history --cluster prod pod -l app=mysql          (a label selector: several)
+  kmevents history --source incident.kmarch svc/default/mysql --format json
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from kmevents.commands._output import add_output_flag
     from kmevents.commands._source import SOURCE_HELP, add_source_flags
+    from kmevents.timespec import TIME_HELP
 
     p = sub.add_parser("history", help="one entity's causal history (events, states, durations)",
-                       description=HELP + "\n" + SOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("entity", metavar="KIND/ID | KIND", help="e.g. task/pod.1234, pod/ns/name, or a kind with -l")
+                       description=HELP + "\n" + TIME_HELP + ".\n\n" + SOURCE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("entity", nargs="?", metavar="KIND/ID | KIND",
+                   help="e.g. task/pod.1234, pod/ns/name, agent/HOST, or a kind with -l")
     p.add_argument("-l", "--selector", help="label selector for KIND (app=mysql, tier in (db,cache), !canary)")
+    p.add_argument("--type", action="append", help="show only events of this type or glob (repeatable)")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--from", dest="from_", metavar="POINT", help="show events from offset:N or TIME on")
+    when.add_argument("--since", metavar="DURATION", help="show the last DURATION (15m, 2h): --from now-DURATION")
+    p.add_argument("--to", metavar="POINT", help="show events up to offset:N or TIME (inclusive)")
+    p.add_argument("--known", action="store_true", help="--from/--to TIMEs are log (recorded) times")
+    add_output_flag(p, ("table", "wide", "json"))
     add_source_flags(p, snapshots=False)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmevents import selectors
+    from kmevents import kinds, selectors
+    from kmevents.commands._output import output_of
+    from kmevents.commands._positional import reclaim
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
-    from kmevents.reducer import KINDS
     from kmevents.replay import history
+    from kmevents.replay.search import check_types
 
-    kind, _, id = args.entity.partition("/")
-    if kind not in KINDS:
-        raise UsageError(f"unknown kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
+    reclaim(args, "entity")
+    if not args.entity:
+        raise UsageError("give KIND/ID, or KIND with -l SELECTOR", hint="e.g. kmevents history task/pod.1234")
+    head, _, id = args.entity.partition("/")
+    kind = kinds.resolve(head)
     sel = selectors.parse(args.selector) if args.selector else None
     if not id and sel is None:
-        raise UsageError("give KIND/ID, or KIND with -l SELECTOR")
+        raise UsageError(f"give {head}/ID, or {head} with -l SELECTOR",
+                         hint=f"e.g. kmevents history {head}/<id or name>")
+    check_types(args.type)
+    window = _window(args)
+    out = output_of(args)
 
     async def main() -> int:
         async with open_source(args, want_snapshots=False) as o:
-            rel = await history.related(o.source, o.cluster, kind, [id] if id else [], sel,
-                                        progress=not args.no_progress)
-            entries = await history.collect(o.source, o.cluster, rel, progress=not args.no_progress)
+            show = not args.no_progress
+            rel = await history.related(o.source, o.cluster, kind, [id] if id else [], sel, progress=show)
+            entries = await history.collect(o.source, o.cluster, rel, progress=show)
         targets = sorted(f"{k}/{i}" for k, i in rel.targets)
-        if args.format == "json":
+        total = len(entries)
+        entries = [e for e in entries if window(e)]
+        if out == "json":
             emit_json({"cluster": o.cluster, "targets": targets, "related": sorted(f"{k}/{i}" for k, i in rel.keys),
-                       "events": entries})
-            return 0 if entries else 1
-        print(f"history of {', '.join(targets) or args.entity} in {o.cluster}: {len(entries)} events "
+                       "events": entries, "events_in_history": total})
+            return 0 if total else 1
+        shown = f"{len(entries)} of {total} events shown" if len(entries) != total else f"{total} events"
+        print(f"history of {', '.join(targets) or args.entity} in {o.cluster}: {shown} "
               f"(related: {', '.join(sorted(f'{k}/{i}' for k, i in rel.keys - rel.targets)) or 'none'})")
-        for e in entries:
-            actor = e["actor"] or {}
-            print(f"@{e['offset']} {e['occurred_at']} (recorded {e['recorded_at']}, lag {e['ingest_lag_seconds']}s) "
-                  f"{e['type']} by {actor.get('kind', '?')}:{actor.get('name', '?')}"
-                  + (f"  [{e['reason']}]" if e["reason"] else ""))
-            for name, r in e["results"].items():
-                lasted = (f"lasted {r['lasted_seconds']}s" if r.get("lasted_seconds") is not None
-                          else f"still, {r.get('held_for_seconds_by_end')}s by the end" if r.get("still_at_end")
-                          else "")
-                print(f"    -> {name}: {r['condition']} {lasted}")
-            for a in e["annotations"]:
-                print(f"    !! {a['kind']}: {a['message']}")
-        if not entries:
+        print_entries(entries, wide=out == "wide")
+        if not total:
             print("no event touched it (check the id, or the kind)")
-        return 0 if entries else 1
+        return 0 if total else 1
 
     return run_async(main)
+
+
+def _window(args: argparse.Namespace) -> Any:
+    """The entries --from/--to/--since/--type keep (a predicate)."""
+    import fnmatch
+
+    from kmevents.timespec import Point, parse_point, since
+
+    lo = Point(time=since(args.since)) if args.since else parse_point(args.from_) if args.from_ else None
+    hi = parse_point(args.to) if args.to else None
+    field = "recorded_at" if args.known else "occurred_at"
+
+    def inside(e: dict[str, Any]) -> bool:
+        if args.type and not any(fnmatch.fnmatchcase(str(e.get("type")), t) for t in args.type):
+            return False
+        for p, sign in ((lo, 1), (hi, -1)):
+            if p is None:
+                continue
+            if p.offset is not None:
+                if (e["offset"] - p.offset) * sign < 0:
+                    return False
+            elif p.time is not None:
+                t = e.get(field)
+                if not isinstance(t, str) or (t < p.time.iso if sign > 0 else t > p.time.iso):
+                    return False
+        return True
+
+    return inside
+
+
+def print_entries(entries: list[dict[str, Any]], *, wide: bool = False) -> None:
+    from kmevents.timespec import humanize_seconds, show_time
+
+    for e in entries:
+        actor = e["actor"] or {}
+        lag = e.get("ingest_lag_seconds")
+        when = show_time(e["occurred_at"])
+        if wide:
+            when += f" (recorded {show_time(e['recorded_at'])}, lag {'n/a' if lag is None else f'{lag:+.3f}s'})"
+        print(f"@{e['offset']} {when} {e['type']} by {actor.get('kind', '?')}/{actor.get('name', '?')}"
+              + (f"  [{e['reason']}]" if e["reason"] else ""))
+        for name, r in e["results"].items():
+            if r.get("lasted_seconds") is not None:
+                lasted = f"for {humanize_seconds(r['lasted_seconds'])}"
+            elif r.get("still_at_end"):
+                held = r.get("held_for_seconds_by_end")
+                lasted = "still at the end of the log" + (f", {humanize_seconds(held)} so far" if held else "")
+            else:
+                lasted = ""
+            print(f"    -> {name}: {r['condition']} {lasted}".rstrip())
+        for a in e["annotations"]:
+            print(f"    !! {a['kind']}: {a['message']}")

@@ -20,6 +20,10 @@ FILE may be a directory (its files, by name), and gzip-compressed; a capture
 made with `curl -i` keeps its HTTP headers, which are read (a master's Date).
 Run `kmevents import KIND --help` for each kind's input and examples.
 
+examples:
+  kmevents import k8s-audit --cluster prod /var/log/kube-apiserver/audit.log
+  kmevents import mesos-state --cluster prod state-*.json --dry-run -o checked.jsonl
+
 {DRY_RUN_HELP}
 """
 

@@ -7,56 +7,94 @@ import argparse
 from kmevents.commands._common import emit_json
 
 HELP = """\
-Events of a cluster that match every filter given, in log order. --from/--to
-take offset:N or a TIME (ISO 8601 with a zone, epoch ms, -15m/-2h/-1d);
-TIMEs are source times (occurred_at) unless --known (log time). Inclusive.
---type accepts globs (task.*); --agent an agent id or host name;
+Events of a cluster that match every filter given, in log order, one row each
+with what it is about, like `kubectl get events`: OBJECT (pod/NS/NAME,
+task/ID, agent/HOST ...), REASON, MESSAGE and ACTOR.
+
+--from/--to take offset:N or a TIME; --since 15m is --from now-15m. TIMEs
+are source times (occurred_at) unless --known (log time). Inclusive.
+--type takes event types or globs (task.*); an unknown type is refused
+with the nearest one. --agent takes an agent id or a host name (a host name
+also finds the events that name only its agent id, e.g. agent.removed);
 --label a label selector on the labels the event carries (app=mysql).
+
+examples:
+  kmevents search --cluster prod --type master.elected
+  kmevents search --cluster prod --type 'task.*' --agent agent-17.prod --since 2h
+  kmevents search --cluster prod --type pod.evicted --from 'yesterday 14:00' --to 'yesterday 15:00' --tz local
+  kmevents search --cluster prod -l app=mysql -o wide
+  kmevents search --cluster prod --type agent.removed --format json | jq '.events[].object'
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from kmevents.commands._output import add_output_flag
     from kmevents.commands._source import SOURCE_HELP, add_source_flags
+    from kmevents.timespec import TIME_HELP
 
     p = sub.add_parser("search", help="events across time that match filters",
-                       description=HELP + "\n" + SOURCE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=HELP + "\n" + TIME_HELP + ".\n\n" + SOURCE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--type", action="append", help="event type or glob (repeatable)")
-    p.add_argument("--namespace", help="Kubernetes namespace")
+    p.add_argument("--namespace", "-n", help="Kubernetes namespace")
     p.add_argument("--agent", help="Mesos agent id or host name")
     p.add_argument("--label", "-l", help="label selector")
-    p.add_argument("--from", dest="from_", metavar="POINT", help="offset:N or TIME (inclusive)")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--from", dest="from_", metavar="POINT", help="offset:N or TIME (inclusive)")
+    when.add_argument("--since", metavar="DURATION", help="the last DURATION (15m, 2h, 1d): --from now-DURATION")
     p.add_argument("--to", metavar="POINT", help="offset:N or TIME (inclusive)")
     p.add_argument("--known", action="store_true", help="TIMEs are log (recorded) times")
     p.add_argument("--limit", type=int, default=None, help="stop after N matches")
+    add_output_flag(p, ("table", "wide", "json"))
     add_source_flags(p, snapshots=False)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from kmevents import selectors
+    from kmevents.commands._output import output_of
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
     from kmevents.replay import search
-    from kmevents.timespec import parse_point
+    from kmevents.timespec import Point, parse_point, since
 
+    search.check_types(args.type)
+    start = Point(time=since(args.since)) if args.since else parse_point(args.from_) if args.from_ else None
     f = search.Filters(types=args.type, namespace=args.namespace, agent=args.agent,
                        selector=selectors.parse(args.label) if args.label else None,
-                       start=parse_point(args.from_) if args.from_ else None,
-                       end=parse_point(args.to) if args.to else None, known=args.known)
+                       start=start, end=parse_point(args.to) if args.to else None, known=args.known)
+    out = output_of(args)
 
     async def main() -> int:
         async with open_source(args, want_snapshots=False) as o:
             hits = await search.search(o.source, f, limit=args.limit)
-        if args.format == "json":
+        if out == "json":
             emit_json({"cluster": o.cluster, "count": len(hits), "events": hits})
             return 0
-        for h in hits:
-            ev = h["event"]
-            actor = ev.get("actor") or {}
-            print(f"@{h['offset']} {h['occurred_at']} (recorded {h['recorded_at']}, lag {h['ingest_lag_seconds']}s) "
-                  f"{ev.get('type')} by {actor.get('kind', '?')}:{actor.get('name', '?')} "
-                  f"corr={ev.get('correlation_id')}")
+        print_table(hits, wide=out == "wide")
         print(f"{len(hits)} event(s)")
         return 0
 
     return run_async(main)
+
+
+def print_table(hits: list[dict], *, wide: bool) -> None:
+    from kmevents.commands._output import cell, table
+    from kmevents.timespec import show_time
+
+    rows = []
+    for h in hits:
+        ev = h["event"]
+        actor = ev.get("actor") or {}
+        who = f"{actor.get('kind')}/{actor.get('name')}" if isinstance(actor, dict) and actor.get("name") else None
+        row = [h["offset"], show_time(h["occurred_at"]), ev.get("type"), h.get("object"), h.get("reason"),
+               cell(h.get("message"), limit=None if wide else 60), who]
+        if wide:
+            lag = h.get("ingest_lag_seconds")
+            row += [show_time(h["recorded_at"]), None if lag is None else f"{lag:+.3f}s", ev.get("correlation_id")]
+        rows.append(row)
+    headers = ["offset", "time", "type", "object", "reason", "message", "actor"]
+    if wide:
+        headers += ["recorded", "lag", "correlation"]
+    if rows:
+        print(table(rows, headers))

@@ -58,6 +58,7 @@ examples:
   kmevents simulate --cluster trace --events 1500000 --profile large -o large.jsonl
   kmevents simulate --cluster trace --events 30000 --profile large --scale 0.02 -o small.jsonl
   kmevents simulate --cluster demo --events 1000 -o - | head
+  kmevents simulate --cluster demo --events 5000 --start -2h -o recent.jsonl   # the clock starts 2 hours ago
   kmevents simulate --cluster demo --events 20000 -o demo.jsonl --format json   # summary as JSON
   kmevents ingest demo.jsonl          # then put it into Kafka
 """
@@ -77,7 +78,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rate", type=float, default=None, metavar="R",
                    help="events per simulated second (default: max(50, agents))")
     p.add_argument("--start", default=None, metavar="TIME",
-                   help="simulated clock start, ISO-8601 UTC (default 2026-01-01T00:00:00Z)")
+                   help="simulated clock start: a TIME as every command takes it (2026-01-01T00:00:00Z, "
+                        "-2h, now-15m, yesterday 14:05; default 2026-01-01T00:00:00Z)")
     p.add_argument("--profile", choices=("default", "large"), default="default",
                    help="the workload's shape (default: default; see above)")
     p.add_argument("--scale", type=float, default=1.0, metavar="F",
@@ -120,9 +122,25 @@ def _check(args: argparse.Namespace) -> None:
     if args.rate is not None and args.rate <= 0:
         raise UsageError("--rate must be > 0")
     if args.start is not None:
+        args.start = start_micros(args.start)  # a bad time fails here, before any output is opened
+
+
+def start_micros(text: str) -> int:
+    """``--start`` in the TIME grammar of every command (kmevents/timespec.py: ISO with a zone,
+    epoch ms, 15m / now-2h, yesterday 14:05); an ISO time without a zone stays UTC here, as
+    --start always read it."""
+    from kmevents.timespec import parse_time
+
+    try:
+        return parse_time(text).micros
+    except UsageError:
+        import re
+
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[\d:.]+", text.strip()):
+            raise
         from kmevents.simulate.clock import parse_start
 
-        parse_start(args.start)  # a bad time fails here, before any output is opened
+        return parse_start(text.strip())
 
 
 def _config(args: argparse.Namespace) -> SimConfig:

@@ -24,6 +24,12 @@ shows the last event applied with BOTH its times (occurred_at, recorded_at)
 and the ingest lag between them. The replay starts from the newest snapshot
 at or before the point, so a query costs bounded work.
 
+examples:
+  kmevents state --cluster prod
+  kmevents state --cluster prod --at 'yesterday 14:05' --tz local
+  kmevents state --cluster prod --known-at -15m --format json | jq .position
+  kmevents state --source incident.kmarch --offset 41200
+
 """
 
 

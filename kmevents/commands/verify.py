@@ -30,6 +30,12 @@ worker owns the partition (a member of the processors' consumer group with
 that partition assigned, asked through Kafka's admin API) unless
 --force-fenced, which first moves the checkpoint so the live worker's next
 transaction fails and it gives the partition up.
+
+examples:
+  kmevents verify --cluster prod
+  kmevents verify --all-clusters --export-anchor anchors.json
+  kmevents verify --cluster prod --anchor anchors.json --strict
+  kmevents verify --source incident.kmarch
 """
 
 

@@ -40,7 +40,7 @@ _HOME: dict[str, str] = {
     "dedupe_key": "ids", "derive_event_id": "ids",
     "CURRENT_MODELS": "registry", "EVENT_MODELS": "registry", "EVENT_TYPES": "registry",
     "SCHEMA_VERSIONS": "registry", "SPECS": "registry", "EventSpec": "registry",
-    "validate_event": "strict",
+    "validate_event": "strict", "closest_type": "strict",
     "canonical_time": "times",
     "upcast": "upcast",
 }
@@ -87,7 +87,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         SPECS,
         EventSpec,
     )
-    from kmevents.contract.strict import validate_event
+    from kmevents.contract.strict import closest_type, validate_event
     from kmevents.contract.times import canonical_time
 
 __all__ = [
@@ -110,6 +110,7 @@ __all__ = [
     "EventSpec",
     "UnknownEventType",
     "canonical_time",
+    "closest_type",
     "decode_fast",
     "decode_strict",
     "dedupe_key",

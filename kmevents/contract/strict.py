@@ -69,13 +69,20 @@ def _event_id_of(obj: Any) -> str | None:
     return value if type(value) is str else None
 
 
+def closest_type(type_: Any) -> str | None:
+    """The event type nearest to an unknown one (``master.elcted`` -> ``master.elected``), or
+    None: the "did you mean" of ``validate`` and ``search --type``."""
+    close = difflib.get_close_matches(type_, EVENT_TYPES, n=1) if type(type_) is str and len(type_) < 100 else []
+    return close[0] if close else None
+
+
 def _unknown_type(obj: dict[str, Any]) -> UnknownEventType:
     type_ = obj.get("type")
     if type_ is None:
         errors = [("type", "missing: every event needs a type such as 'task.status_updated'")]
     else:
-        close = difflib.get_close_matches(type_, EVENT_TYPES, n=1) if type(type_) is str and len(type_) < 100 else []
-        hint = f"; did you mean {close[0]!r}?" if close else "; see schemas/README.md for the list"
+        close = closest_type(type_)
+        hint = f"; did you mean {close!r}?" if close else "; see schemas/README.md for the list"
         errors = [("type", f"unknown event type {_shown(type_)}{hint}")]
     try:
         Envelope.model_validate({**obj, "type": "x.x"})

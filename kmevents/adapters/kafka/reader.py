@@ -106,8 +106,8 @@ class PartitionReader:
                     c = AIOKafkaConsumer(**client_options(self.k), enable_auto_commit=False, group_id=None,
                                          auto_offset_reset="none",
                                          max_partition_fetch_bytes=self.max_bytes, fetch_max_bytes=self.max_bytes)
-                    await c.start()
                     try:
+                        await c.start()  # a broker that cannot be reached fails here: stop what start began
                         # Asked for by name, a missing topic would be created by a broker that
                         # auto-creates topics (the local stack's does): a typo in --topic would
                         # leave an empty topic behind and read as an empty log. The list of

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 
 from kmevents.cli import main
@@ -139,3 +140,23 @@ def test_sizes_the_profile_cannot_place_exit_2_before_any_output(
     assert main(["simulate", "--cluster", "cli", "--events", "10", "--scale", "0",
                  "-o", str(out)]) == 2
     assert not out.exists()
+
+
+@pytest.mark.parametrize("start", ["-2h", "2h", "now-2h"])
+def test_start_takes_the_time_forms_of_every_command(start: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from kmevents.timespec import micros_of
+
+    assert main(["simulate", "--cluster", "ok", "--events", "1", "--start", start, "-o", "-", "--quiet"]) == 0
+    first = orjson.loads(capsys.readouterr().out.splitlines()[0])
+    assert abs(micros_of(first["occurred_at"]) / 1e6 - (time.time() - 7200)) < 120
+
+
+def test_start_yesterday_at_a_time_and_a_zoneless_iso_time_as_utc(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--cluster", "ok", "--events", "1", "--start", "2027-01-01T00:00:00", "-o", "-",
+                 "--quiet"]) == 0
+    assert orjson.loads(capsys.readouterr().out.splitlines()[0])["occurred_at"].startswith("2027-01-01T00:00:00")
+    assert main(["simulate", "--cluster", "ok", "--events", "1", "--start", "yesterday 14:05", "-o", "-",
+                 "--quiet"]) == 0
+    assert "T14:05:00" in orjson.loads(capsys.readouterr().out.splitlines()[0])["occurred_at"]

@@ -1,0 +1,207 @@
+"""``kmevents completion bash|zsh``: a shell completion script, generated from the commands' parsers.
+
+The script knows every command, subcommand and option as the parsers define them
+when it is generated (so regenerate it after an upgrade), the choices of options
+that have them (``-o wide``), the kinds ``get`` and ``history`` take (``pods``,
+``po``, ``svc`` ...; ``history`` completes ``pods/``), files for ``--source`` and
+other FILE options, and the config file's contexts for ``--context`` (asked of
+``kmevents config get-contexts -o name`` when completing). zsh runs the bash
+function through ``bashcompinit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any
+
+HELP = """\
+Print a completion script for bash or zsh.
+
+examples:
+  source <(kmevents completion bash)                       # this shell
+  kmevents completion bash > /etc/bash_completion.d/kmevents
+  kmevents completion zsh > "${fpath[1]}/_kmevents"         # then: autoload -U compinit && compinit
+"""
+
+GLOBAL_OPTIONS = ("--help", "--version", "--context", "--tz")
+#: Commands whose first positional word is a kind: ``get`` lists kinds, ``history`` takes KIND/ID.
+KIND_COMMANDS = {"get": "list", "history": "slash"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("completion", help="a bash or zsh completion script for kmevents",
+                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("shell", choices=("bash", "zsh"))
+    # the subparsers action is complete when the command runs: every command is registered by then
+    p.set_defaults(func=lambda args: run(args, sub))
+
+
+def run(args: argparse.Namespace, sub: argparse._SubParsersAction) -> int:
+    text = bash_script(sub)
+    if args.shell == "zsh":
+        text = ("#compdef kmevents\n# kmevents completion for zsh (the bash function through bashcompinit)\n"
+                "autoload -U +X bashcompinit && bashcompinit\n" + text)
+    print(text)
+    return 0
+
+
+def _takes_value(a: argparse.Action) -> bool:
+    return a.nargs != 0 and not isinstance(a, (argparse._HelpAction, argparse._VersionAction))
+
+
+def _file_option(a: argparse.Action) -> bool:
+    meta = str(a.metavar or "")
+    return a.dest in ("source", "output_file", "path") or any(w in meta for w in ("FILE", "ARCHIVE", "DIR", "PATH"))
+
+
+def _parser_facts(p: argparse.ArgumentParser) -> dict[str, Any]:
+    opts: list[str] = []
+    choices: dict[str, list[str]] = {}
+    files: list[str] = []
+    values: list[str] = []
+    subs: dict[str, argparse.ArgumentParser] = {}
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            subs.update(a.choices)
+            continue
+        if not a.option_strings:
+            continue
+        opts.extend(a.option_strings)
+        if _takes_value(a):
+            values.extend(a.option_strings)
+            if a.choices:
+                for o in a.option_strings:
+                    choices[o] = [str(c) for c in a.choices]
+            elif _file_option(a):
+                files.extend(a.option_strings)
+    return {"opts": opts, "choices": choices, "files": files, "values": values, "subs": subs}
+
+
+def bash_script(sub: argparse._SubParsersAction) -> str:
+    from kmevents import kinds
+
+    commands = sorted(sub.choices)
+    opt_cases: list[str] = []
+    val_cases: list[str] = []
+    sub_cases: list[str] = []
+    for name in commands:
+        facts = _parser_facts(sub.choices[name])
+        entries = [(name, facts)]
+        if facts["subs"]:
+            sub_cases.append(f"        {name}) printf '%s\\n' {shlex.quote(' '.join(sorted(facts['subs'])))} ;;")
+            entries += [(f"{name}:{s}", _parser_facts(sp)) for s, sp in facts["subs"].items()]
+        for key, f in entries:
+            opt_cases.append(f"        {shlex.quote(key)}) printf '%s\\n' {shlex.quote(' '.join(f['opts']))} ;;")
+            for o, ch in f["choices"].items():
+                val_cases.append(f"        {shlex.quote(key + ' ' + o)}) printf '%s\\n' {shlex.quote('words ' + ' '.join(ch))} ;;")
+            for o in f["files"]:
+                val_cases.append(f"        {shlex.quote(key + ' ' + o)}) echo files ;;")
+            for o in f["values"]:
+                if o not in f["choices"] and o not in f["files"]:
+                    val_cases.append(f"        {shlex.quote(key + ' ' + o)}) echo value ;;")
+    kind_words = " ".join(kinds.every_name())
+    kind_cases = "\n".join(f"        {c}) printf '%s\\n' {shlex.quote(suffix)} ;;" for c, suffix in KIND_COMMANDS.items())
+    return _TEMPLATE.format(
+        commands=shlex.quote(" ".join(commands)), globals=shlex.quote(" ".join(GLOBAL_OPTIONS)),
+        opt_cases="\n".join(opt_cases), val_cases="\n".join(val_cases), sub_cases="\n".join(sub_cases),
+        kinds=shlex.quote(kind_words), kind_cases=kind_cases)
+
+
+_TEMPLATE = """\
+# kmevents shell completion (generated by `kmevents completion`; regenerate after an upgrade)
+_kmevents_subcommands() {{
+    case "$1" in
+{sub_cases}
+    esac
+}}
+_kmevents_options() {{
+    case "$1" in
+{opt_cases}
+    esac
+}}
+_kmevents_value() {{
+    case "$1" in
+{val_cases}
+        *' --context') echo contexts ;;
+        *' --tz') printf '%s\\n' 'words UTC local' ;;
+    esac
+}}
+_kmevents_kind_suffix() {{
+    case "$1" in
+{kind_cases}
+    esac
+}}
+_kmevents() {{
+    local cur prev cmd="" sub="" key p i w positional=0
+    cur="${{COMP_WORDS[COMP_CWORD]}}"
+    prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+    COMPREPLY=()
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${{COMP_WORDS[i]}}"
+        case "$w" in
+            --context|--tz) [[ -z "$cmd" ]] && ((i++)); continue ;;
+            -*) continue ;;
+        esac
+        if [[ -z "$cmd" ]]; then
+            cmd="$w"
+        elif [[ -z "$sub" && -n "$(_kmevents_subcommands "$cmd")" ]]; then
+            sub="$w"
+        else
+            key="$cmd"
+            [[ -n "$sub" ]] && key="$cmd:$sub"
+            p="${{COMP_WORDS[i-1]}}"
+            # the value of an option before it is no positional word
+            if ! [[ "$p" == -* && -n "$(_kmevents_value "$key $p")" ]]; then
+                positional=$((positional + 1))
+            fi
+        fi
+    done
+    if [[ -z "$cmd" ]]; then
+        if [[ "$prev" == --context ]]; then
+            COMPREPLY=($(compgen -W "$(kmevents config get-contexts -o name 2>/dev/null)" -- "$cur"))
+        elif [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W {globals} -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W {commands} -- "$cur"))
+        fi
+        return 0
+    fi
+    local subs
+    subs="$(_kmevents_subcommands "$cmd")"
+    if [[ -n "$subs" && -z "$sub" ]]; then
+        COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        return 0
+    fi
+    key="$cmd"
+    [[ -n "$sub" ]] && key="$cmd:$sub"
+    local what
+    what="$(_kmevents_value "$key $prev")"
+    case "$what" in
+        words\\ *) COMPREPLY=($(compgen -W "${{what#words }}" -- "$cur")); return 0 ;;
+        files) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
+        contexts) COMPREPLY=($(compgen -W "$(kmevents config get-contexts -o name 2>/dev/null)" -- "$cur")); return 0 ;;
+        value) return 0 ;;
+    esac
+    if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "$(_kmevents_options "$key")" -- "$cur"))
+        return 0
+    fi
+    local suffix
+    suffix="$(_kmevents_kind_suffix "$cmd")"
+    if [[ -n "$suffix" && $positional -eq 0 && "$cur" != */* ]]; then
+        local head="" last="$cur" k
+        if [[ "$suffix" == list && "$cur" == *,* ]]; then
+            head="${{cur%,*}},"
+            last="${{cur##*,}}"
+        fi
+        for k in $(compgen -W {kinds} -- "$last"); do
+            if [[ "$suffix" == slash ]]; then COMPREPLY+=("$head$k/"); else COMPREPLY+=("$head$k"); fi
+        done
+        [[ "$suffix" == slash ]] && compopt -o nospace 2>/dev/null
+        return 0
+    fi
+    COMPREPLY=($(compgen -f -- "$cur"))
+    return 0
+}}
+complete -F _kmevents kmevents"""
