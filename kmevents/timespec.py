@@ -173,7 +173,10 @@ def parse_zone(text: str) -> dt.tzinfo:
     try:
         return zoneinfo.ZoneInfo(s)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"unknown time zone {s!r}",
+        import difflib
+
+        close = difflib.get_close_matches(s, sorted(zoneinfo.available_timezones()), n=3)
+        raise UsageError(f"unknown time zone {s!r}" + (f"; did you mean {', '.join(close)}?" if close else ""),
                          hint="use UTC, local, an IANA name such as Europe/Paris, or an offset such as "
                               "+02:00") from None
 
@@ -182,6 +185,11 @@ def use_zone(zone: str | dt.tzinfo | None) -> contextvars.Token[dt.tzinfo | None
     """Read and show times in ``zone`` (a name for :func:`parse_zone`) from now on in this
     context; returns the token to undo it with ``reset_zone``. None: UTC."""
     return _ZONE.set(parse_zone(zone) if isinstance(zone, str) else zone)
+
+
+def reader_zone() -> dt.tzinfo | None:
+    """The zone set by ``use_zone`` in this context (--tz, KMEVENTS_TZ); None: UTC."""
+    return _ZONE.get()
 
 
 def reset_zone(token: contextvars.Token[dt.tzinfo | None]) -> None:

@@ -45,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="start", metavar="TIME", help="window start (source time)")
     p.add_argument("--to", dest="end", metavar="TIME", help="window end (source time)")
     p.add_argument("-o", "--output", help="the file to write ('-': stdout; required for html, json defaults to stdout)")
-    p.add_argument("--tz", metavar="ZONE", default="UTC",
-                   help="the zone the page writes times in: an IANA name (Europe/Berlin) or UTC (the default)")
+    p.add_argument("--tz", metavar="ZONE", default=None,
+                   help="the zone the page writes times in: an IANA name (Europe/Berlin), local, an offset "
+                        "(+02:00) or UTC; default the global --tz, else KMEVENTS_TZ, else UTC")
     add_source_flags(p, snapshots=False, formats=("html", "json"))
     p.set_defaults(func=run)
 

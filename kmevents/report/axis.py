@@ -18,11 +18,7 @@ Asia/Kolkata (UTC+05:30) is ticked at 05:32, 05:34, ...
 from __future__ import annotations
 
 import datetime as dt
-import difflib
-import zoneinfo
 from typing import Any
-
-from kmevents.errors import UsageError
 
 UTC = dt.UTC
 #: Tick spacings, in seconds, from which the coarsest giving at least ``target`` ticks is chosen.
@@ -31,18 +27,17 @@ STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 2
 
 
 def zone(name: str | None) -> dt.tzinfo:
-    """The zone called ``name`` (an IANA name such as ``Europe/Berlin``, or ``UTC``; None: UTC).
+    """The zone called ``name`` (UTC, local, an IANA name such as ``Europe/Berlin``, an offset);
+    None: the reader's zone (the global --tz or KMEVENTS_TZ), else UTC.
 
     Raises :class:`UsageError` naming the closest zones when the name is unknown."""
-    if name is None or name.strip().upper() in ("UTC", "Z"):
-        return UTC
-    try:
-        return zoneinfo.ZoneInfo(name.strip())
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        close = difflib.get_close_matches(name.strip(), sorted(zoneinfo.available_timezones()), n=3)
-        raise UsageError(f"unknown time zone {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""),
-                         hint="--tz takes an IANA zone name such as Europe/Berlin or America/New_York, or UTC"
-                         ) from None
+    from kmevents.timespec import parse_zone, reader_zone
+
+    if name is None:
+        tz = reader_zone()
+        return UTC if tz is None or tz is dt.UTC else tz
+    found = parse_zone(name)
+    return UTC if found is dt.UTC else found
 
 
 def zone_name(tz: dt.tzinfo) -> str:
