@@ -38,11 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from kmevents.commands._common import check_output
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
     from kmevents.report import data, html
     from kmevents.timespec import parse_time
 
+    check_output(args.output)  # before the replay, not after it
     start = parse_time(args.start).iso if args.start else None
     end = parse_time(args.end).iso if args.end else None
     if start and end and end < start:

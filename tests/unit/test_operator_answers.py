@@ -179,3 +179,106 @@ def test_an_unknown_kind_is_a_usage_error_naming_the_valid_ones() -> None:
         resolve("deployments")
     assert e.value.exit_code == 2 and "unknown kind 'deployments'" in e.value.message
     assert "agent, cluster, executor" in e.value.message
+
+
+# --- archive export windows --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replayed_capture(tmp_path_factory: pytest.TempPathFactory, recs: list[LogRecord]) -> Path:
+    """A capture imported long after it happened: every record logged in 2027, events from 2026."""
+    p = tmp_path_factory.mktemp("cap") / "capture.kmarch"
+    late = [LogRecord(r.offset, 1_800_000_000_000 + r.offset, r.key, r.value) for r in recs]
+    archive.write(p, late, cluster=CLUSTER, partition=1, topic="kmevents.events", covers_from=0)
+    return p
+
+
+def test_archive_export_reads_an_incident_window_in_source_time_and_says_what_it_selected(
+        replayed_capture: Path, recs: list[LogRecord], tmp_path: Path) -> None:
+    occ = [orjson.loads(r.value)["occurred_at"] for r in recs]
+    t1, t2 = occ[1000], occ[2000]
+    inside = [i for i, o in enumerate(occ) if t1 <= o <= t2]
+    out = tmp_path / "incident.kmarch"
+    r = km("archive", "export", "--source", str(replayed_capture), "--from", t1, "--to", t2, "-o", str(out),
+           "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert f"selected events that happened {t1} .. {t2}: offsets {inside[0]}..{inside[-1]} of 0..{EVENTS - 1}" \
+        in r.stderr, r.stderr
+    h = archive.read_header(out)
+    assert (h["covers_from"], h["covers_to"]) == (inside[0], inside[-1]) and h["count"] == inside[-1] - inside[0] + 1
+    # the same TIMEs as log times select nothing here (all was logged in 2027): an error, not an empty archive
+    empty = km("archive", "export", "--source", str(replayed_capture), "--from", t1, "--to", t2, "--known",
+               "-o", str(tmp_path / "empty.kmarch"))
+    assert empty.returncode == 2, empty.stdout + empty.stderr
+    assert "nothing selected" in empty.stderr and "holds offsets 0..3999" in empty.stderr
+    assert not (tmp_path / "empty.kmarch").exists()
+
+
+def test_archive_export_to_a_missing_folder_fails_before_reading_anything(arc: Path, tmp_path: Path) -> None:
+    r = km("archive", "export", "--source", str(arc), "-o", str(tmp_path / "no" / "such" / "x.kmarch"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+# --- one line, exit 2 for the environment, -v for the traceback --------------------------------
+
+
+def _one_line(r: subprocess.CompletedProcess[str], command: str) -> str:
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"kmevents {command}: "), r.stderr
+    assert "Traceback" not in r.stderr and "AioRpcError" not in r.stderr
+    return lines[0]
+
+
+def test_a_missing_anchor_or_archive_file_is_one_line_and_exit_2(arc: Path, tmp_path: Path) -> None:
+    r = km("verify", "--source", str(arc), "--anchor", str(tmp_path / "nope.json"))
+    assert r.returncode == 2 and "cannot open " in _one_line(r, "verify") and "No such file" in r.stderr
+    r = km("archive", "import", str(tmp_path / "nope.kmarch"), "--topic", "copy")
+    assert r.returncode == 2 and "no such archive" in _one_line(r, "archive")
+    r = km("ingest", str(tmp_path / "nope.jsonl"))
+    assert r.returncode == 2 and "cannot read" in _one_line(r, "ingest")
+
+
+def test_report_to_a_missing_folder_fails_at_once_not_after_the_replay(arc: Path) -> None:
+    r = km("report", "--source", str(arc), "-o", "no/such/dir/r.html")
+    assert r.returncode == 2 and "the folder no/such/dir does not exist" in _one_line(r, "report")
+    assert "replaying" not in r.stderr and r.stdout == ""
+
+
+def test_reading_commands_with_the_stack_down_say_so_in_one_line_and_v_adds_the_traceback() -> None:
+    r = km("state", "--cluster", "nowhere")
+    line = _one_line(r, "state")
+    assert r.returncode == 2 and "cannot read the partition map from etcd at http://127.0.0.1:9" in line
+    assert "UNAVAILABLE" in line and "hint: start the stack" in line
+    v = km("-v", "state", "--cluster", "nowhere")
+    assert v.returncode == 2 and "Traceback (most recent call last)" in v.stderr
+    assert v.stderr.rstrip().splitlines()[-1] == line  # the same one line ends it
+    after = km("state", "--cluster", "nowhere", "-v")  # -v after the command works too
+    assert after.returncode == 2 and "Traceback" in after.stderr
+
+
+def test_daemons_with_the_stack_down_name_what_does_not_answer_in_one_line() -> None:
+    r = km("process", "--engine", "plain", "--metrics-port", "0")
+    assert r.returncode == 2, r.stderr
+    assert "Kafka at 127.0.0.1:9 and etcd at http://127.0.0.1:9 do not answer" in r.stderr
+    assert "Traceback" not in r.stderr and "starting the derivation worker" in r.stderr
+    r = km("process", "--metrics-port", "0")  # the Faust engine: checked before Faust starts
+    assert r.returncode == 2 and "do not answer" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    r = km("monitor", "--cluster", "x", "--once")
+    assert r.returncode == 2 and "do not answer" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    r = km("ingest", "-")
+    assert r.returncode == 2 and "Kafka at 127.0.0.1:9 is unavailable" in _one_line(r, "ingest")
+
+
+def test_an_unforeseen_error_is_one_line_exit_3_naming_it_a_bug() -> None:
+    from kmevents.cli import INTERNAL_ERROR, failure
+
+    code, line = failure(ZeroDivisionError("division by zero"))
+    assert (code, line) == (INTERNAL_ERROR, "internal error: ZeroDivisionError: division by zero")
+    code, line = failure(FileNotFoundError(2, "No such file or directory", "/x/y"))
+    assert (code, line) == (2, "cannot open /x/y: No such file or directory (hint: check the path)")
+
+
+def test_every_command_i_answer_for_has_an_example_in_its_help() -> None:
+    for argv in (["diff"], ["state"], ["verify"], ["archive"], ["ingest"], ["process"], ["api"], ["monitor"]):
+        out = km(*argv, "--help").stdout
+        assert "Example" in out and f"kmevents {argv[0]} " in out.split("Example", 1)[1], argv
