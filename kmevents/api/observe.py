@@ -55,6 +55,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from kmevents import __version__, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
+from kmevents.api.reads import staged_revision
 from kmevents.monitor.consumer import checkpoints, lags
 from kmevents.reducer import REDUCER_VERSION
 from kmevents.settings import Settings
@@ -257,13 +258,18 @@ class Metrics:
             _, cur = await etcd_adapter.range_at(self.client, layout.current_key(s.etcd.prefix, cl), revision=rev)
             gen = str(orjson.loads(cur[0].value).get("generation")) if cur else layout.live_generation()
             n_ahead = 0
+            vouched = ckpt_rev.get(cl, 0)
+            part = next((p for p, ck in cps.items() if cl in ck.chains), None)
+            if part is not None and gen != layout.live_generation():  # a repaired generation (reads.py)
+                vouched = max(vouched, await staged_revision(self.client, s.etcd.prefix, gen, part, rev))
 
-            async def kind_values(kind: str, cl: str = cl, gen: str = gen) -> list[tuple[str, dict[str, Any]]]:
+            async def kind_values(kind: str, cl: str = cl, gen: str = gen, vouched: int = vouched
+                                  ) -> list[tuple[str, dict[str, Any]]]:
                 nonlocal n_ahead
                 base = layout.entity_key(s.etcd.prefix, cl, gen, kind, "")
                 _, kvs = await etcd_adapter.range_at(self.client, base, range_end=etcd_adapter.prefix_end(base),
                                                      revision=rev)
-                n_ahead += sum(1 for kv in kvs if kv.mod_revision > ckpt_rev.get(cl, 0))
+                n_ahead += sum(1 for kv in kvs if kv.mod_revision > vouched)
                 return [(kv.key[len(base):].decode(), orjson.loads(kv.value)) for kv in kvs]
 
             running = sum(1 for _, t in await kind_values("task") if t.get("state") == "TASK_RUNNING")
