@@ -78,8 +78,14 @@ class _Listener(kafka_adapter.ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self.worker.derivers.pop(tp.partition, None)
+        if revoked:
+            log.info("partitions given up (rebalance)", extra={"partitions": sorted(tp.partition for tp in revoked),
+                                                               "worker": self.worker.worker_id})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if assigned:
+            log.info("partitions assigned: loading their checkpoints and state",
+                     extra={"partitions": sorted(tp.partition for tp in assigned), "worker": self.worker.worker_id})
         # Exceptions here are only logged by aiokafka: catch and stop the worker ourselves.
         try:
             for tp in assigned:
@@ -151,6 +157,9 @@ class DeriveWorker:
         )
         consumer.subscribe([k.events_topic], listener=_Listener(self))
         await consumer.start()
+        log.info("derivation worker started: joining the consumer group",
+                 extra={"worker": self.worker_id, "group": self.group_id, "topic": k.events_topic,
+                        "instance_id": self.instance_id, "etcd_prefix": self.settings.etcd.prefix})
 
     async def _fit_txn_ops(self) -> None:
         """Size transactions to what this etcd accepts: an etcd still at its default
@@ -229,7 +238,7 @@ class DeriveWorker:
         self.derivers[tp.partition] = d
         self._group_consumer().seek(tp, ckpt.offset + 1)
         log.info("partition taken", extra={"partition": tp.partition, "checkpoint": ckpt.offset,
-                                           "worker": self.worker_id})
+                                           "clusters": len(ckpt.chains), "worker": self.worker_id})
 
     async def _load_snapshots(self, d: PartitionDeriver, clusters: list[str]
                               ) -> tuple[dict[str, ClusterState], dict[str, tuple[int, str]]]:

@@ -1,4 +1,17 @@
-"""Export a cluster's log to archives, follow it in segments, import archives into a topic."""
+"""Export a cluster's log to archives, follow it in segments, import archives into a topic.
+
+What an export holds is chosen by two points (``select``), read as every
+reading command reads them (``Target.of_point``): ``offset:N``; a TIME that is
+**source time** (when events happened, like ``state --at``); or with
+``known`` a **log time** (when they were recorded, like ``state --known-at``).
+An archive is one contiguous piece of the log (the chain runs through it), so a
+source-time window ``[FROM, TO]`` selects from the first record whose event
+happened in the window to the last one that did; records in between that
+happened outside it (late arrivals) come along. Worked example: log ``o0
+occurred 10:00``, ``o1 10:07``, ``o2 10:03`` (late), ``o3 10:09``, ``o4 10:20``;
+the window 10:05..10:10 selects ``o1..o3`` (``o2`` comes along); the same TIMEs
+as log times select what was *recorded* from 10:05 to 10:10.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +19,18 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from kmevents.replay import archive
+from kmevents.replay.engine import Target
 from kmevents.replay.records import LogRecord, origin_header
 from kmevents.replay.sources import Source
 
 from kmevents import chain
+from kmevents.errors import UsageError
 from kmevents.reducer import REDUCER_VERSION
 from kmevents.store.snapshots import Snapshots, is_delta
 
@@ -24,6 +41,98 @@ log = logging.getLogger("kmevents.replay.archiving")
 #: plus the processors' snapshot interval. Each snapshot costs the compressed
 #: state (~6 MB for the simulator's default cluster), whatever the log's length.
 SNAPSHOT_EVERY = 50_000
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The offsets ``start..end`` (inclusive) two points select, and how they were read."""
+
+    start: int
+    end: int
+    log_first: int
+    log_last: int
+    described: str  # "events that happened 2026-...Z .. 2026-...Z", "offsets 0..100", ...
+
+    @property
+    def empty(self) -> bool:
+        return self.end < self.start
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "log_first": self.log_first, "log_last": self.log_last,
+                "window": self.described}
+
+
+def _occurred(value: bytes | None) -> str | None:
+    try:
+        ev = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    occ = ev.get("occurred_at") if isinstance(ev, dict) else None
+    return occ if type(occ) is str else None
+
+
+async def select(src: Source, start_point: Target | None, end_point: Target | None) -> Selection:
+    """The offsets of ``src`` between two points (each None: that end of the log); see the module
+    docstring. A source-time point costs one scan of the log's ``occurred_at``s."""
+    first, last = await src.covers()
+    start, end = first, last
+    if start_point is not None:
+        if start_point.offset is not None:
+            start = max(start_point.offset, first)
+        elif start_point.known_at is not None:
+            found = await src.offset_for_time(start_point.known_at.ms)
+            start = last + 1 if found is None else found
+    if end_point is not None:
+        if end_point.offset is not None:
+            end = min(end_point.offset, last)
+        elif end_point.known_at is not None:
+            found = await src.offset_for_time(end_point.known_at.ms + 1)
+            end = last if found is None else found - 1
+    lo = start_point.at.iso if start_point is not None and start_point.at is not None else None
+    hi = end_point.at.iso if end_point is not None and end_point.at is not None else None
+    if lo is not None or hi is not None:
+        found_lo: int | None = None
+        found_hi: int | None = None
+        async for batch in src.batches(start if lo is None else first, end if hi is None else last):
+            for r in batch:
+                occ = _occurred(r.value)
+                if occ is None or (lo is not None and occ < lo) or (hi is not None and occ > hi):
+                    continue
+                if found_lo is None:
+                    found_lo = r.offset
+                found_hi = r.offset
+        if lo is not None:
+            start = last + 1 if found_lo is None else max(start, found_lo)
+        if hi is not None:
+            end = first - 1 if found_hi is None else min(end, found_hi)
+    return Selection(start, end, first, last, _describe(start_point, end_point))
+
+
+def _describe(a: Target | None, b: Target | None) -> str:
+    def one(t: Target | None, open_end: str) -> str:
+        if t is None:
+            return open_end
+        if t.offset is not None:
+            return f"offset {t.offset}"
+        return (t.at or t.known_at).iso
+
+    kinds = {("happened" if t.at is not None else "recorded" if t.known_at is not None else "offset")
+             for t in (a, b) if t is not None}
+    what = ("events that happened" if kinds == {"happened"} else "records logged" if kinds == {"recorded"}
+            else "records")
+    return f"{what} {one(a, 'the start')} .. {one(b, 'the end')}"
+
+
+def refuse_empty(sel: Selection, cluster: str) -> None:
+    """An empty selection is a question the log cannot answer: say what the log holds instead."""
+    if not sel.empty:
+        return
+    if sel.log_last < sel.log_first:
+        raise UsageError(f"the log of {cluster} has no records", hint="check --cluster and --topic")
+    raise UsageError(f"nothing selected: no record of {cluster} between the points ({sel.described}); the log "
+                     f"holds offsets {sel.log_first}..{sel.log_last}",
+                     hint="TIMEs are source times (when events happened); add --known for log times, or use "
+                          "offset:N; `kmevents state --offset N` shows an offset's times")
 
 
 async def chain_before(src: Source, cluster: str, offset: int, snapshots: Snapshots | None = None) -> str | None:

@@ -16,6 +16,17 @@ Work is bounded by starting from the newest snapshot at or before the target
 (``Snapshots.best``: the snapshot store, or the archives' own) when one is
 available, else from the source's start.
 
+What a replay cannot know it says, instead of printing an empty or partial state
+as if it were the answer (``Replayed.log_start``, ``Replayed.incomplete``):
+
+- a point **before the log's first event** (``at`` before anything happened,
+  ``known_at`` before the first record, ``offset`` below the first): nothing is
+  applied, and ``log_start`` says where the log starts (its first record's offset
+  and times; for ``at``, the earliest ``occurred_at`` seen);
+- a fold that starts **mid-chain** (an archive that begins mid-log, a topic whose
+  start was deleted) without a snapshot, or over sources with **gaps**: entities
+  created before the start are missing, and ``incomplete`` says why.
+
 Worked example (late event): log ``o0 A occurred 10:00``, ``o1 B occurred 10:05``,
 ``o2 C occurred 10:01`` (C arrived late). ``at=10:02`` folds A and C;
 ``known_at`` the time o1 was recorded folds A and B.
@@ -30,9 +41,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
 
+from kmevents import chain
 from kmevents.errors import UsageError
 from kmevents.folding import APPLIED, LATER, UNDECODABLE, Fold
 from kmevents.progress import progress_bar
@@ -134,6 +147,13 @@ class Replayed:
     from_snapshot: int | None = None
     source: str = ""
     gaps: list[tuple[int, int]] = field(default_factory=list)
+    #: nothing known at the target, which lies before the log's first event: where the log starts
+    #: (``offset``, ``occurred_at``, ``recorded_at`` of its first record; ``earliest_occurred_at``
+    #: for an ``at`` target); ``{"offset": None}`` for an empty log
+    log_start: dict[str, Any] | None = None
+    #: why the state cannot be complete (the fold began mid-chain without a snapshot, or the
+    #: sources miss offsets); None when it is the whole fold of the log
+    incomplete: str | None = None
 
     def position(self) -> dict[str, Any]:
         return {
@@ -144,6 +164,8 @@ class Replayed:
             "fold_failed": self.fold_failed, "started_from_snapshot": self.from_snapshot,
             "source": self.source, "gaps": [list(g) for g in self.gaps],
             "annotations": dict(sorted(self.annotations.items())),
+            "complete": self.incomplete is None, "incomplete": self.incomplete,
+            "before_log_start": self.log_start,
         }
 
 
@@ -213,6 +235,9 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
     step = fold.step
     last_rec: LogRecord | None = None
     last_ev: dict[str, Any] | None = None
+    from_start = start_state is None and from_snap is None
+    mid_chain = from_start and head != chain.GENESIS
+    earliest: str | None = None  # the earliest occurred_at skipped by `at` while nothing applied
     total = max(end - start + 1, 0)
     with progress_bar(label, total=total, disable=not progress or total < progress_from) as bar:
         done = start
@@ -222,6 +247,10 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
                 if outcome is not APPLIED:
                     if outcome is LATER:
                         out.skipped_later += 1
+                        if not out.applied and from_start:
+                            occ = fold.event.get("occurred_at") if fold.event is not None else None
+                            if type(occ) is str and (earliest is None or occ < earliest):
+                                earliest = occ
                     elif outcome is UNDECODABLE:
                         out.undecodable += 1
                     else:
@@ -246,7 +275,28 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
         out.chain_head = head
     if last_rec is not None and last_ev is not None:
         out.last = last_event(last_rec, last_ev)
+    if from_start and not (out.applied or out.undecodable or out.fold_failed):
+        out.log_start = await _log_start(src, first, earliest if target.at is not None else None)
+    elif mid_chain:
+        out.incomplete = (f"the log read starts mid-chain at offset {first} ({src.name}) and no snapshot at or "
+                          "before the point was found: entities created before that offset are missing")
+    if out.gaps and out.incomplete is None:
+        out.incomplete = f"the sources miss offsets {[list(g) for g in out.gaps]}"
     return out
+
+
+async def _log_start(src: Source, first: int, earliest: str | None) -> dict[str, Any]:
+    """Where the log starts: its first record's offset and times (``{"offset": None}`` when empty)."""
+    async for batch in src.batches(first, first):
+        rec = batch[0]
+        try:
+            ev = orjson.loads(rec.value or b"")
+            occ = ev.get("occurred_at") if isinstance(ev, dict) else None
+        except orjson.JSONDecodeError:
+            occ = None
+        return {"offset": rec.offset, "occurred_at": occ if type(occ) is str else None,
+                "recorded_at": iso_of_ms(rec.timestamp), "earliest_occurred_at": earliest}
+    return {"offset": None}
 
 
 def st_offset(st: ClusterState) -> int:

@@ -94,9 +94,9 @@ async def open_log(settings: Settings, *, cluster: str | None = None, read_from:
                 except Exception as exc:  # noqa: BLE001
                     if partition is None:
                         raise EnvironmentProblem(
-                            f"cannot read the partition map from etcd at {settings.etcd.endpoint}: {exc}",
+                            f"cannot read the partition map from etcd at {settings.etcd.endpoint}",
                             hint="start the stack (`kmevents stack up`), pass --partition N, or read archives "
-                                 "with --source FILE") from None
+                                 "with --source FILE") from exc  # the cause: gRPC's status, said in one line
                     client = None
                 if partition is None:
                     raise UsageError(f"cluster {cluster!r} was never ingested (no partition in the map)",

@@ -11,14 +11,24 @@ Steps (DESIGN.md rule 9: the live view never shows a half-rebuilt state):
    unless ``--force-fenced``: then the checkpoint is first re-put (same content,
    ``worker: "verify-repair"``), which moves its mod revision, so the live
    worker's next transaction fails its compare and it gives the partition up.
-2. **Stage.** Fold the cluster's log to the checkpoint offset and write every
-   entity under ``clusters/<c>/<live generation>.repair-<UTC time>/`` (a
-   fresh prefix nobody reads), in transactions under etcd's limits.
-3. **Show** what switching would change against the generation readers use now.
-4. **Switch** (only with ``--yes``): put ``current = {"generation": new}`` in a
+2. **Plan.** Fold the cluster's log to the checkpoint offset and diff it with
+   the generation readers use now. A **preview** (``--repair`` without
+   ``--yes``) stops here and writes nothing: an earlier version staged a full
+   copy on every preview (19,296 keys per run) and left it behind.
+3. **Stage** (``--yes``): write every entity under
+   ``clusters/<c>/<live generation>.repair-<UTC time>/`` (a fresh prefix nobody
+   reads), in transactions under etcd's limits, then that generation's own
+   checkpoint (``<prefix>/<generation>/_checkpoints/<partition>``): what the
+   staged keys are vouched by until a worker writes the live checkpoint again.
+4. **Switch** (``--yes``): put ``current = {"generation": new}`` in a
    transaction guarded by the checkpoint's mod revision, so a worker that
    moved on meanwhile makes the switch fail instead of pointing readers at a
-   stale rebuild.
+   stale rebuild. A switch that fails removes what it staged.
+
+``staged_generations`` lists a cluster's generations that readers do not use
+(a staged copy left by an older version or an interrupted run, the generation
+a switch left behind); ``discard`` deletes them (``verify --discard``). The
+generation ``current`` names is never discarded, nor the live checkpoints.
 
 After the switch, a derivation worker that (re)takes the partition follows
 ``current`` (``PartitionDeriver.load_generations``): it keeps writing the
@@ -91,14 +101,19 @@ def _tables(entities: dict[tuple[str, str], bytes]) -> dict[str, dict[str, Any]]
     return out
 
 
-async def plan_and_stage(settings: Settings, cluster: str, *, group_id: str, force_fenced: bool,
-                         now: dt.datetime | None = None) -> Plan:
+async def plan(settings: Settings, cluster: str, *, group_id: str, force_fenced: bool = False,
+               preview: bool = False, now: dt.datetime | None = None) -> Plan:
+    """Fold the cluster's log to its checkpoint and diff it with what readers use now.
+
+    ``preview``: write nothing (no fencing either); a live owner is noted in ``owners``
+    rather than refused. Otherwise a live owner is refused unless ``force_fenced``.
+    """
     prefix = settings.etcd.prefix
     partition = await logsource.partition_of(settings, cluster)
     if partition is None:
         raise UsageError(f"cluster {cluster!r} is not in the partition map", hint="check --cluster")
     owners = await live_owners(settings, partition, group_id)
-    if owners and not force_fenced:
+    if owners and not force_fenced and not preview:
         raise LiveOwner(
             f"a live worker owns partition {partition} of {cluster!r} (group {group_id}: {', '.join(owners)}); "
             "refusing to rebuild under it",
@@ -110,7 +125,7 @@ async def plan_and_stage(settings: Settings, cluster: str, *, group_id: str, for
         if ckpt is None:
             raise UsageError(f"no checkpoint for partition {partition}", hint="run the processors first")
         fenced = False
-        if force_fenced:
+        if force_fenced and not preview:
             bumped = Checkpoint(**{**ckpt.__dict__, "worker": FENCE_WORKER})
             ok, rev = await etcd_adapter.txn_if_unchanged(c, layout.checkpoint_key(
                 f"{prefix}/{layout.live_generation()}", partition), ckpt.mod_revision, {
@@ -130,9 +145,77 @@ async def plan_and_stage(settings: Settings, cluster: str, *, group_id: str, for
         diff = diff_tables(_tables(stored), _tables(expected))
         stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S")
         new_gen = f"{layout.live_generation()}.repair-{stamp}"
-        plan = Plan(cluster, partition, old_gen, new_gen, ckpt, expected, diff, owners, fenced)
+    return Plan(cluster, partition, old_gen, new_gen, ckpt, expected, diff, owners, fenced)
+
+
+async def stage(settings: Settings, plan: Plan) -> None:
+    """Write the plan's entities under its new generation, then that generation's checkpoint."""
+    async with etcd_adapter.client(settings.etcd) as c:
         await _stage(settings, c, plan)
-    return plan
+
+
+async def plan_and_stage(settings: Settings, cluster: str, *, group_id: str, force_fenced: bool,
+                         now: dt.datetime | None = None) -> Plan:
+    """``plan`` then ``stage``: what ``verify --repair --yes`` does before it switches."""
+    p = await plan(settings, cluster, group_id=group_id, force_fenced=force_fenced, now=now)
+    await stage(settings, p)
+    return p
+
+
+async def repair(settings: Settings, cluster: str, *, group_id: str, force_fenced: bool = False) -> Plan:
+    """Plan, stage and switch; a switch that fails removes what it staged (and raises)."""
+    p = await plan_and_stage(settings, cluster, group_id=group_id, force_fenced=force_fenced)
+    try:
+        await switch(settings, p)
+    except BaseException:
+        await discard(settings, cluster, only=[p.new_generation])
+        raise
+    return p
+
+
+async def staged_generations(settings: Settings, cluster: str) -> list[dict[str, Any]]:
+    """The cluster's generations in etcd, with their key counts and whether readers use it
+    (``current``; the live generation when no ``current`` is set)."""
+    prefix = settings.etcd.prefix
+    base = f"{prefix}/clusters/{cluster}/".encode()
+    out: list[dict[str, Any]] = []
+    async with etcd_adapter.client(settings.etcd) as c:
+        used = await current_generation(c, prefix, cluster) or layout.live_generation()
+        start, end = base, etcd_adapter.prefix_end(base)
+        while True:  # jump from one generation's subtree to the next
+            _, kvs = await etcd_adapter.range_at(c, start, range_end=end, limit=1)
+            if not kvs:
+                break
+            name = kvs[0].key[len(base):].split(b"/", 1)[0]
+            sub = base + name + b"/"
+            start = etcd_adapter.prefix_end(sub)
+            if kvs[0].key == base + b"current":
+                continue
+            gen = name.decode()
+            keys = await etcd_adapter.count_range(c, sub, etcd_adapter.prefix_end(sub))
+            out.append({"generation": gen, "keys": keys, "in_use": gen == used,
+                        "staged_by_repair": ".repair-" in gen})
+    return out
+
+
+async def discard(settings: Settings, cluster: str, *, only: list[str] | None = None) -> list[dict[str, Any]]:
+    """Delete the cluster's generations readers do not use (``only``: just these); what was deleted.
+
+    A repair generation's own keys beside the entities (its checkpoints and snapshot index
+    under ``<prefix>/<generation>/``) go with it; the live generation's (shared by every
+    cluster of the partition) never do.
+    """
+    prefix = settings.etcd.prefix
+    gone = [g for g in await staged_generations(settings, cluster)
+            if not g["in_use"] and (only is None or g["generation"] in only)]
+    async with etcd_adapter.client(settings.etcd) as c:
+        for g in gone:
+            sp = layout.state_prefix(prefix, cluster, g["generation"])
+            g["deleted"] = await etcd_adapter.delete_range(c, sp, etcd_adapter.prefix_end(sp))
+            if g["staged_by_repair"]:
+                own = f"{prefix}/{g['generation']}/".encode()
+                g["deleted"] += await etcd_adapter.delete_range(c, own, etcd_adapter.prefix_end(own))
+    return gone
 
 
 async def _stage(settings: Settings, c: etcd_adapter.EtcdClient, plan: Plan) -> None:

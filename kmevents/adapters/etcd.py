@@ -28,8 +28,8 @@ from aetcd import rpc
 from kmevents.errors import KmeventsError
 from kmevents.settings import EtcdSettings
 
-__all__ = ["TRANSIENT_ERRORS", "EtcdClient", "KV", "RevisionCompacted", "client", "healthy", "range_at",
-           "txn_if_unchanged", "txn_ops_limit"]
+__all__ = ["TRANSIENT_ERRORS", "EtcdClient", "KV", "RevisionCompacted", "client", "count_range", "delete_range",
+           "healthy", "range_at", "txn_if_unchanged", "txn_ops_limit"]
 
 #: Errors after which the same request may succeed later (etcd restarting, leader change).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (grpc.aio.AioRpcError, ConnectionError, TimeoutError)
@@ -137,6 +137,22 @@ async def range_pages(c: EtcdClient, key: bytes, range_end: bytes, *, page: int 
         if len(kvs) < page:
             return
         start = kvs[-1].key + b"\0"
+
+
+async def count_range(c: EtcdClient, key: bytes, range_end: bytes) -> int:
+    """How many keys ``[key, range_end)`` holds now (etcd counts; no value is sent)."""
+    await c.connect()
+    req = rpc.RangeRequest(key=key, range_end=range_end, count_only=True)
+    resp = await c.kvstub.Range(req, timeout=c._timeout, metadata=c.metadata)
+    return int(resp.count)
+
+
+async def delete_range(c: EtcdClient, key: bytes, range_end: bytes) -> int:
+    """Delete every key in ``[key, range_end)`` (one request); how many were deleted."""
+    await c.connect()
+    req = rpc.DeleteRangeRequest(key=key, range_end=range_end)
+    resp = await c.kvstub.DeleteRange(req, timeout=c._timeout, metadata=c.metadata)
+    return int(resp.deleted)
 
 
 def prefix_end(prefix: bytes) -> bytes:

@@ -141,7 +141,9 @@ def run(app: App, *, hosted: Hosted | None = None) -> int:
 
         app.service(HostedService)
 
-    host = Worker(app, loglevel="WARNING", quiet=True)
+    # override_logging=False: the command set up logging (kmevents.* at INFO, Faust and mode at
+    # WARNING); Faust's own set-up would put the root logger at WARNING and silence the worker.
+    host = Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
     try:
         host.execute_from_commandline()  # exits through SystemExit, whatever happened
     except SystemExit as exc:

@@ -160,6 +160,20 @@ class BackendMiddleware(_HttpMiddleware):
                              ((b"retry-after", str(BACKEND_RETRY_SECONDS).encode()),))
 
 
+def announce(settings: Settings, *, ingest: str) -> None:
+    """What the API serves with, logged once at start: its backends, its tokens (names and
+    scopes, never the secrets), and a warning when no token is configured (every data
+    endpoint then answers 401, which looks like a broken API rather than a missing setting)."""
+    tokens = [f"{t.name or 'token'}:{'+'.join(sorted(t.scopes))}" for t in settings.api.tokens]
+    log.info("API started", extra={"kafka": settings.kafka.bootstrap, "etcd": settings.etcd.endpoint,
+                                   "prefix": settings.etcd.prefix, "ingest": ingest, "tokens": tokens})
+    if not tokens:
+        log.warning("no API tokens configured: every data endpoint answers 401 (only /healthz, /readyz, "
+                    "/metrics and the OpenAPI document are open)",
+                    extra={"hint": "set KMEVENTS_API__TOKENS, e.g. "
+                                   "'[{\"token\": \"...\", \"name\": \"ops\", \"scopes\": [\"read\", \"ingest\"]}]'"})
+
+
 def create_app(settings: Settings, *, ingest: bool = True) -> FastAPI:
     """The API. ``ingest=False`` serves the read side only (no Kafka producer is started)."""
 
@@ -183,6 +197,8 @@ def create_app(settings: Settings, *, ingest: bool = True) -> FastAPI:
                 app.state.ingestor = _NoIngest(reason)
                 starter = asyncio.create_task(_start_ingest_later(app, settings))
         verifier = asyncio.create_task(verify_loop(app)) if settings.api.verify_interval_seconds > 0 else None
+        announce(settings, ingest=("off" if not ingest else "waiting for Kafka and etcd" if starter is not None
+                                   else "started"))
         try:
             yield
         finally:

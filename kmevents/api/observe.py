@@ -56,6 +56,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from kmevents import __version__, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
+from kmevents.api.reads import staged_revision
 from kmevents.monitor.consumer import checkpoints, lags
 from kmevents.reducer import REDUCER_VERSION
 from kmevents.settings import Settings
@@ -258,15 +259,19 @@ class Metrics:
             _, cur = await etcd_adapter.range_at(self.client, layout.current_key(s.etcd.prefix, cl), revision=rev)
             gen = str(orjson.loads(cur[0].value).get("generation")) if cur else layout.live_generation()
             n_ahead = 0
+            vouched = ckpt_rev.get(cl, 0)
+            part = next((p for p, ck in cps.items() if cl in ck.chains), None)
+            if part is not None and gen != layout.live_generation():  # a repaired generation (reads.py)
+                vouched = max(vouched, await staged_revision(self.client, s.etcd.prefix, gen, part, rev))
 
-            async def kind_values(kind: str, cl: str = cl, gen: str = gen) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+            async def kind_values(kind: str, cl: str = cl, gen: str = gen, vouched: int = vouched) -> AsyncIterator[tuple[str, dict[str, Any]]]:
                 """The kind's entities at ``rev``, a page at a time (a large cluster's tasks are
                 hundreds of MB: never one request, never all in memory)."""
                 nonlocal n_ahead
                 base = layout.entity_key(s.etcd.prefix, cl, gen, kind, "")
                 async for _, kvs in etcd_adapter.range_pages(self.client, base, etcd_adapter.prefix_end(base),
                                                              revision=rev):
-                    n_ahead += sum(1 for kv in kvs if kv.mod_revision > ckpt_rev.get(cl, 0))
+                    n_ahead += sum(1 for kv in kvs if kv.mod_revision > vouched)
                     for kv in kvs:
                         yield kv.key[len(base):].decode(), orjson.loads(kv.value)
 

@@ -20,6 +20,13 @@ offset 1201; a read at revision 96 sees those 128 keys with mod_revision 95 >
 90: they are flagged ``ahead`` (header ``X-Kmevents-Ahead`` counts them, each
 item says so) rather than silently mixed with offset-1200 state.
 
+After a repair (``kmevents verify --repair --yes``) readers use a generation
+``r<V>.repair-<time>`` whose keys were all staged after the live checkpoint was
+last written; they are vouched for by that generation's own checkpoint (written
+after them), until a worker writes the live checkpoint again. So a key is ahead
+only when it is newer than both: comparing with the live checkpoint alone
+flagged every key of a repaired cluster (``X-Kmevents-Ahead`` = the item count).
+
 Pagination: a continue token carries the revision and the last key returned,
 so page 2 is read at the same revision as page 1 (like Kubernetes' list
 ``continue``); once etcd compacted that revision the token answers 410.
@@ -50,14 +57,17 @@ class View:
     partition: int | None
     checkpoint: Checkpoint | None
     known: bool  # the cluster was ever ingested or derived
+    #: a repaired generation's own checkpoint revision (0: none): it vouches for the staged keys
+    staged_revision: int = 0
 
     @property
     def offset(self) -> int | None:
         return self.checkpoint.offset if self.checkpoint is not None else None
 
     def ahead(self, kv: etcd_adapter.KV) -> bool:
-        """True when ``kv`` was written after the checkpoint this view read (an event in flight)."""
-        return self.checkpoint is not None and kv.mod_revision > self.checkpoint.mod_revision
+        """True when ``kv`` was written after the checkpoints this view read (an event in flight)."""
+        return self.checkpoint is not None and kv.mod_revision > max(self.checkpoint.mod_revision,
+                                                                    self.staged_revision)
 
     def headers(self, ahead: int = 0) -> dict[str, str]:
         h = {"X-Kmevents-Revision": str(self.revision), "X-Kmevents-Generation": self.generation,
@@ -136,7 +146,11 @@ class EtcdReader:
                                     revision)
             if ck is not None:
                 ckpt = Checkpoint.from_bytes(ck.value, mod_revision=ck.mod_revision)
-        return View(cluster, revision, generation, partition, ckpt, known=cur is not None or pm is not None)
+        staged = 0
+        if partition is not None and generation != layout.live_generation():
+            staged = await staged_revision(self.client, self.prefix, generation, partition, revision)
+        return View(cluster, revision, generation, partition, ckpt, known=cur is not None or pm is not None,
+                    staged_revision=staged)
 
     async def entity(self, v: View, kind: str, id: str) -> etcd_adapter.KV | None:
         _, kv = await self._get(layout.entity_key(self.prefix, v.cluster, v.generation, kind, id), v.revision)
@@ -173,6 +187,15 @@ class EtcdReader:
             if tail == "current":
                 out.setdefault(name, {"name": name, "partition": None})
         return rev, [out[k] for k in sorted(out)]
+
+
+async def staged_revision(client: etcd_adapter.EtcdClient, prefix: str, generation: str, partition: int,
+                          revision: int = 0) -> int:
+    """The mod revision of ``generation``'s own checkpoint for ``partition`` (0 when it has none):
+    a repaired generation's staged keys are vouched for up to it (see the module docstring)."""
+    _, kvs = await etcd_adapter.range_at(client, layout.checkpoint_key(f"{prefix}/{generation}", partition),
+                                         revision=revision)
+    return kvs[0].mod_revision if kvs else 0
 
 
 async def _current_keys(client: etcd_adapter.EtcdClient, cp: bytes, rev: int) -> list[etcd_adapter.KV]:

@@ -46,6 +46,7 @@ from kmevents.api.query_base import (
 )
 from kmevents.api.reads import BadToken, decode_token, encode_token
 from kmevents.reducer import REDUCER_VERSION
+from kmevents.replay.render import with_condition
 
 router = APIRouter(prefix="/v1/clusters", tags=["query"])
 
@@ -159,7 +160,7 @@ async def list_entities(
         if len(items) == limit:
             more = True
             break
-        items.append(val)
+        items.append(with_condition(val))
         last_id = id
         if is_ahead:
             ahead.append(id)
@@ -211,5 +212,6 @@ async def get_entity(request: Request, cluster: ClusterName, kind: KindPath, id:
             detail += ("; a task's id is <framework_id>/<task_id> (a Mesos task id is unique only within its "
                        "framework): list them with ?framework=, or use the id the task list shows")
         return json_body({"detail": detail}, headers, 404)
-    return json_body({"cluster": cluster, "kind": kind, "id": id, "value": value, "ahead_of_checkpoint": is_ahead,
+    return json_body({"cluster": cluster, "kind": kind, "id": id, "value": with_condition(value),
+                      "ahead_of_checkpoint": is_ahead,
                   **extra}, headers)

@@ -31,7 +31,7 @@ backoff (and the run will exit 1: the error is in the summary); after
 
 {DRY_RUN_HELP}
 
-Examples:
+examples:
   kmevents follow mesos-operator --url http://master.example:5050 --cluster prod
   kmevents follow k8s --url https://apiserver.example:6443 --token "$TOKEN" --dry-run -o k8s.jsonl
   kmevents follow mesos-state --url http://master.example:5050 --interval 10 --format json

@@ -33,7 +33,7 @@ Audit logs as the API server writes them (--audit-log-path: one audit.k8s.io
 Event per line, rotated files too) or EventList documents (the webhook
 backend's). Each Event is one record.
 
-Examples:
+examples:
   kmevents import k8s-audit /var/log/kubernetes/audit.log --dry-run -o audit.jsonl
   kmevents import k8s-audit audit-logs/ --cluster prod
 """),
@@ -49,7 +49,7 @@ file's modification time (clock "adapter"). A file that is not a master's
 state (an error answer) is quarantined; the state of a master that was not
 leading (empty lists) is skipped.
 
-Examples:
+examples:
   */5 * * * * curl -si http://master:5050/master/state > /dumps/state-$(date +%s).json
   kmevents import mesos-state /dumps/ --cluster prod --dry-run -o state.jsonl
   kmevents import mesos-state state.json --captured-at 2015-07-08T15:05:00Z
@@ -63,7 +63,7 @@ MODIFIED; that output cannot show a deletion). Kinds kmevents keeps: Pod, Node,
 ReplicationController, Service, Endpoints, Namespace, Event; others are skipped
 and counted.
 
-Examples:
+examples:
   kubectl get pods -A -w -o json --output-watch-events > pods.watch.json
   kmevents import k8s-watch pods.list.json pods.watch.json --dry-run -o pods.jsonl
 """),
@@ -74,7 +74,7 @@ http://master:5050/api/v1 > operator.rio) or a scheduler's subscription. Which
 one is found from its first records, or say it with --stream. A capture cut in
 the middle of a record keeps the records before it; the cut one is quarantined.
 
-Examples:
+examples:
   kmevents import recordio operator.rio --dry-run -o operator.jsonl
   kmevents import recordio scheduler.rio --stream scheduler --framework-info fwinfo.json
 """),

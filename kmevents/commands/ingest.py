@@ -31,7 +31,7 @@ any event was refused, else 0.
 Ingesting a file twice writes its events twice; the copies have the same
 event_id and the reducer ignores the repeat (a `duplicate` annotation).
 
-Example:
+examples:
   kmevents simulate --cluster demo --events 100000 --seed 1 -o demo.jsonl
   kmevents ingest demo.jsonl
 """

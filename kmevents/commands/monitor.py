@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
-from kmevents.commands._common import add_connection_flags, settings_from, setup_logging
+from kmevents.commands._common import (
+    add_connection_flags,
+    require_backends,
+    settings_from,
+    setup_logging,
+)
 
 HELP = """\
 Follow one cluster's log live: the leading master and k8sm scheduler, agents
@@ -18,6 +24,10 @@ alerts topic (--alerts-topic), and to Alertmanager (--alertmanager URL, or
 KMEVENTS_MONITOR__ALERTMANAGER_URL). Thresholds: KMEVENTS_MONITOR__* (e.g.
 KMEVENTS_MONITOR__WINDOW_SECONDS=60, KMEVENTS_MONITOR__TASK_LOST_PER_AGENT=5).
 
+It checks that Kafka and etcd answer first (else one line naming which, exit
+2) and logs what it follows and where alerts go.
+
+examples:
   kmevents monitor --cluster C                 live view (Ctrl-C to stop)
   kmevents monitor --cluster C --once          one frame, then exit
   kmevents monitor --cluster C --headless --alerts-jsonl -   rules only
@@ -50,6 +60,14 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, **{"monitor.alertmanager_url": args.alertmanager})
     setup_logging(settings)
     cluster = args.cluster or settings.cluster
+    logging.getLogger("kmevents.monitor").info("starting the monitor", extra={
+        "cluster": cluster, "engine": args.engine, "topic": settings.kafka.events_topic,
+        "kafka": settings.kafka.bootstrap, "etcd": settings.etcd.endpoint,
+        "alerts_to": [name for name, on in (("jsonl:" + str(args.alerts_jsonl), bool(args.alerts_jsonl)),
+                                            ("topic:" + settings.kafka.alerts_topic, args.alerts_topic),
+                                            ("alertmanager:" + str(settings.monitor.alertmanager_url),
+                                             bool(settings.monitor.alertmanager_url))) if on] or "none"})
+    require_backends(settings)
     if args.engine == "faust":
         from kmevents.monitor.faust_rules import run_worker
 

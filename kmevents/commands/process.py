@@ -23,8 +23,15 @@ rebalancing spreads the partitions over them.
 SIGTERM or Ctrl-C finishes the current batch, commits it, and leaves.
 Metrics (Prometheus) and health are served on 127.0.0.1 only.
 
+At start it checks that Kafka and etcd answer (else one line naming which,
+exit 2), then logs what it does: the worker's id, group, topic, Kafka, etcd
+and metrics address; each partition taken (its checkpoint, the clusters it
+restored) and given up. KMEVENTS_LOG_FORMAT=json for JSON lines.
+
+examples:
   kmevents process                       the Faust app hosting the worker (web on 127.0.0.1:6066)
   kmevents process --engine plain --metrics-port 9108
+  kmevents process --instance-id worker-1 --session-timeout 6
 """
 
 
@@ -65,12 +72,20 @@ def worker_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    from kmevents.commands._common import require_backends
     from kmevents.processors.worker import DeriveWorker
 
     settings = settings_from(args)
     setup_logging(settings)
     worker = DeriveWorker(settings, group_id=args.group, instance_id=args.instance_id,
                           **worker_options(args))  # no I/O until started
+    log = logging.getLogger("kmevents.process")
+    log.info("starting the derivation worker", extra={
+        "engine": args.engine, "worker": worker.worker_id, "group": args.group, "instance_id": args.instance_id,
+        "topic": settings.kafka.events_topic, "kafka": settings.kafka.bootstrap, "etcd": settings.etcd.endpoint,
+        "prefix": settings.etcd.prefix,
+        "metrics": f"http://127.0.0.1:{args.metrics_port}/metrics" if args.metrics_port else "off"})
+    require_backends(settings)
     if args.engine == "faust":
         from kmevents.processors.faust_app import run_faust
 
@@ -86,7 +101,7 @@ async def _run_plain(worker: DeriveWorker, metrics_port: int) -> int:
         loop.add_signal_handler(sig, worker.stop_requested.set)
     await worker.start()
     server = metrics.serve(worker, metrics_port) if metrics_port else None
-    logging.getLogger("kmevents.process").info("worker started", extra={"worker": worker.worker_id})
+    logging.getLogger("kmevents.process").info("worker running: waiting for partitions", extra={"worker": worker.worker_id})
     try:
         await worker.run()
     except Exception:  # noqa: BLE001 - logged, and the exit code tells the supervisor

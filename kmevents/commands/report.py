@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     import orjson
 
+    from kmevents.commands._common import check_output
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
     from kmevents.report import axis, data, html
@@ -72,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if not as_json and not args.output:
         raise UsageError("the HTML report needs a file to go to", hint="add -o report.html (or --format json)")
     out = "-" if not args.output else args.output
+    if out != "-":
+        check_output(out)  # before the replay, not after it
 
     async def main() -> int:
         async with open_source(args, want_snapshots=False) as o:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from kmevents.commands._common import emit_json
@@ -24,11 +25,23 @@ shows the last event applied with BOTH its times (occurred_at, recorded_at)
 and the ingest lag between them. The replay starts from the newest snapshot
 at or before the point, so a query costs bounded work.
 
+--format json gives every entity with its computed `condition` (a deleted pod
+is Deleted whatever its last phase; jq 'select(.condition=="Running")' counts
+what the table counts).
+
+No answer is better than a wrong one:
+- a point before the log's first event (nothing had happened, or been
+  recorded, yet) is an error that says where the log starts (exit 1);
+- a state that cannot be complete (archives that start mid-log without a
+  snapshot at or before the point, or sources with gaps) is printed with a
+  warning that says why, and exits 1 unless --partial.
+
 examples:
   kmevents state --cluster prod
   kmevents state --cluster prod --at 'yesterday 14:05' --tz local
-  kmevents state --cluster prod --known-at -15m --format json | jq .position
   kmevents state --source incident.kmarch --offset 41200
+  kmevents state --cluster prod --known-at -15m --format json | jq '.state.pod[] | select(.condition=="Running")'
+  kmevents state --source part-40000.kmarch --partial
 
 """
 
@@ -45,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-lag", metavar="DURATION",
                    help="with --at: stop reading where the log time passes TIME + DURATION (e.g. 1h); "
                         "default: read to the end of the log")
+    p.add_argument("--partial", action="store_true",
+                   help="accept a state that cannot be complete (exit 0; the warning stays)")
     add_source_flags(p)
     p.set_defaults(func=run)
 
@@ -59,6 +74,7 @@ def target_from(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
+    from kmevents.errors import CheckFailed
     from kmevents.replay import render
     from kmevents.replay.engine import replay
 
@@ -68,15 +84,25 @@ def run(args: argparse.Namespace) -> int:
         async with open_source(args) as o:
             r = await replay(o.source, o.cluster, target, snapshots=o.snapshots,
                              progress=not args.no_progress)
+        pos = r.position()
+        before = render.before_log_text(pos)
+        if before is not None:
+            raise CheckFailed(before, hint="give a point at or after the log's start")
         if args.format == "json":
-            emit_json({"position": r.position(), "state": render.state_json(r.state)})
+            emit_json({"position": pos, "state": render.state_json(r.state)})
         else:
-            print("\n".join(render.position_lines(r.position())))
+            print("\n".join(render.position_lines(pos)))
             print()
             print(render.state_summary(r.state))
             if r.annotations:
                 print()
                 print("reducer annotations: " + ", ".join(f"{k} {v}" for k, v in sorted(r.annotations.items())))
+        if r.incomplete is not None:
+            if args.partial:
+                return 0
+            print(f"kmevents state: the state is incomplete: {r.incomplete}; add --partial to accept it (exit 0)",
+                  file=sys.stderr)
+            return 1
         return 0
 
     return run_async(main)

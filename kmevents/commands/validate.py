@@ -32,7 +32,7 @@ contract, kept as written) go to stderr and do not fail the check.
 Exit status: 0 every event is valid (an empty file is valid), 1 some are not,
 2 the file cannot be read.
 
-Example:
+examples:
 
     $ kmevents validate events.jsonl
     events.jsonl:3: 9c1e...: payload.status.state: String should match pattern '^TASK_[A-Z0-9_]+$'; got 'running'

@@ -24,18 +24,30 @@ Exit codes: 0 clean (reducer annotations are listed with counts but do not
 fail unless --strict), 1 drift or a broken chain (or, with --strict,
 annotations or an older derivation), 2 usage or environment error.
 
---repair rebuilds the cluster under a fresh generation prefix and shows what
-would change; only --yes switches readers to it. It refuses while a live
-worker owns the partition (a member of the processors' consumer group with
-that partition assigned, asked through Kafka's admin API) unless
---force-fenced, which first moves the checkpoint so the live worker's next
-transaction fails and it gives the partition up.
+--repair folds the cluster's log to its checkpoint and shows what a rebuild
+would change; it writes nothing (a preview). --repair --yes stages the rebuild
+under a fresh generation prefix and switches readers to it; a switch that
+fails removes what it staged. --yes refuses while a live worker owns the
+partition (a member of the processors' consumer group with that partition
+assigned, asked through Kafka's admin API) unless --force-fenced, which first
+moves the checkpoint so the live worker's next transaction fails and it gives
+the partition up.
+
+--discard deletes the cluster's generations readers do not use: copies staged
+by earlier versions' previews or interrupted repairs, and the generation a
+switch left behind (the preview lists them).
+
+--all-clusters verifies every cluster with a checkpoint (no --cluster needed).
 
 examples:
   kmevents verify --cluster prod
   kmevents verify --all-clusters --export-anchor anchors.json
   kmevents verify --cluster prod --anchor anchors.json --strict
   kmevents verify --source incident.kmarch
+  kmevents verify --cluster prod --full --format json
+  kmevents verify --cluster C --repair              preview: what a rebuild changes, nothing written
+  kmevents verify --cluster C --repair --yes        rebuild and switch readers
+  kmevents verify --cluster C --discard             delete generations nobody reads
 """
 
 
@@ -49,8 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export-anchor", metavar="FILE",
                    help="write the log's current chain heads (cluster, partition, offset, head, time)")
     p.add_argument("--strict", action="store_true", help="exit 1 on reducer annotations and older derivations too")
-    p.add_argument("--repair", action="store_true", help="rebuild under a fresh generation and show the change")
-    p.add_argument("--yes", action="store_true", help="with --repair: switch readers to the rebuilt generation")
+    p.add_argument("--repair", action="store_true",
+                   help="show what a rebuild would change (writes nothing); with --yes rebuild and switch")
+    p.add_argument("--yes", action="store_true",
+                   help="with --repair: stage the rebuild under a fresh generation and switch readers to it")
+    p.add_argument("--discard", action="store_true",
+                   help="delete the cluster's generations readers do not use (staged copies, superseded ones)")
     p.add_argument("--force-fenced", action="store_true",
                    help="with --repair: fence a live worker (move the checkpoint) instead of refusing")
     p.add_argument("--group", default=None, help="the processors' consumer group (default kmevents-derive)")
@@ -63,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kmevents.commands._common import check_output
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
     from kmevents.errors import UsageError
@@ -70,21 +87,38 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.yes or args.force_fenced) and not args.repair:
         raise UsageError("--yes and --force-fenced go with --repair")
+    if args.force_fenced and not args.yes:
+        raise UsageError("--force-fenced goes with --repair --yes (a preview writes nothing, so fences nothing)")
+    if args.discard and (args.repair or args.all_clusters):
+        raise UsageError("--discard is on its own: one cluster's unused generations (see --repair's preview)")
+    if args.all_clusters and (args.cluster or args.source):
+        raise UsageError("--all-clusters verifies every cluster of the events topic: --cluster and --source "
+                         "do not go with it")
     anchors = read_anchor(Path(args.anchor).read_bytes()) if args.anchor else None
+    if args.export_anchor:
+        check_output(args.export_anchor, "--export-anchor")
 
     async def main() -> int:
         if args.repair:
             return await _repair(args)
-        async with open_source(args, want_snapshots=False) as o:
-            only_archives = not o.uses_kafka
-            if only_archives:
-                report = await verify_offline(o.source, o.cluster, anchors,
-                                              check_snapshots=not args.no_snapshots)
-            else:
-                custom = o.source if (args.source and len(args.source) > 1) or args.topic else None
-                clusters = None if args.all_clusters else [o.cluster]
-                report = await verify(o.settings, clusters, source=custom, anchors=anchors,
-                                      check_snapshots=not args.no_snapshots, full=args.full)
+        if args.discard:
+            return await _discard(args)
+        if args.all_clusters:
+            from kmevents.commands._common import settings_from
+
+            only_archives = False
+            report = await verify(settings_from(args), None, topic=args.topic, anchors=anchors,
+                                  check_snapshots=not args.no_snapshots, full=args.full)
+        else:
+            async with open_source(args, want_snapshots=False) as o:
+                only_archives = not o.uses_kafka
+                if only_archives:
+                    report = await verify_offline(o.source, o.cluster, anchors,
+                                                  check_snapshots=not args.no_snapshots)
+                else:
+                    custom = o.source if (args.source and len(args.source) > 1) or args.topic else None
+                    report = await verify(o.settings, [o.cluster], source=custom, anchors=anchors,
+                                          check_snapshots=not args.no_snapshots, full=args.full)
         if args.export_anchor:
             Path(args.export_anchor).write_bytes(anchor_document(report.heads))
         problems = bool(report.drift) or (args.strict and (bool(report.annotations) or bool(report.older_reducer)))
@@ -134,28 +168,65 @@ async def _repair(args: argparse.Namespace) -> int:
     from kmevents.commands._common import settings_from
     from kmevents.processors.worker import GROUP_ID
     from kmevents.replay import repair
+    from kmevents.replay.render import value_text
 
     settings = settings_from(args)
-    plan = await repair.plan_and_stage(settings, settings.cluster, group_id=args.group or GROUP_ID,
-                                       force_fenced=args.force_fenced)
+    group = args.group or GROUP_ID
     if args.yes:
-        await repair.switch(settings, plan)
+        plan = await repair.repair(settings, settings.cluster, group_id=group, force_fenced=args.force_fenced)
+    else:
+        plan = await repair.plan(settings, settings.cluster, group_id=group, preview=True)
+    unused = [g for g in await repair.staged_generations(settings, settings.cluster) if not g["in_use"]]
     if args.format == "json":
-        emit_json(plan.as_dict())
+        emit_json({**plan.as_dict(), "preview": not args.yes, "unused_generations": unused})
         return 0
-    print(f"rebuilt {plan.cluster} (partition {plan.partition}) at checkpoint offset {plan.checkpoint.offset} "
-          f"under generation {plan.new_generation}: {plan.staged} keys staged")
+    if args.yes:
+        print(f"rebuilt {plan.cluster} (partition {plan.partition}) at checkpoint offset {plan.checkpoint.offset} "
+              f"under generation {plan.new_generation}: {plan.staged} keys staged")
+    else:
+        print(f"preview: folded {plan.cluster} (partition {plan.partition}) to checkpoint offset "
+              f"{plan.checkpoint.offset}; nothing was written")
     if plan.fenced:
         print(f"fenced the partition's checkpoint (live owners: {', '.join(plan.owners) or 'none'})")
+    elif plan.owners and not args.yes:
+        print(f"note: a live worker owns the partition ({', '.join(plan.owners)}): --yes will refuse unless "
+              "the workers stop or --force-fenced")
     counts = plan.diff.counts()
     if not counts:
         print(f"no change against generation {plan.old_generation}")
     for kind, c in counts.items():
         print(f"  {kind:14} +{c['added']} -{c['removed']} ~{c['changed']}")
+    shown = 0
     for kind, ids in plan.diff.changed.items():
         for id, changes in list(ids.items())[:20]:
             for ch in changes[:5]:
-                print(f"    {kind}/{id} {ch.path}: {ch.before!r} -> {ch.after!r}")
-    print(f"switched readers to {plan.new_generation}" if plan.switched
-          else "readers NOT switched (add --yes to switch)")
+                print(f"    {kind}/{id} {ch.path}: {value_text(ch.before)} -> {value_text(ch.after)}")
+            shown += 1
+    more = sum(len(ids) for ids in plan.diff.changed.values()) - shown
+    if more > 0:
+        print(f"    ... {more:,} more changed entities (--format json lists the counts)")
+    if args.yes:
+        print(f"switched readers to {plan.new_generation}")
+    else:
+        print("readers NOT switched: --yes rebuilds and switches")
+    if unused:
+        print(f"{len(unused)} generation(s) of {plan.cluster} nobody reads: "
+              + ", ".join(f"{g['generation']} ({g['keys']:,} keys)" for g in unused)
+              + f"; `kmevents verify --cluster {plan.cluster} --discard` deletes them")
+    return 0
+
+
+async def _discard(args: argparse.Namespace) -> int:
+    from kmevents.commands._common import settings_from
+    from kmevents.replay import repair
+
+    settings = settings_from(args)
+    gone = await repair.discard(settings, settings.cluster)
+    if args.format == "json":
+        emit_json({"cluster": settings.cluster, "discarded": gone})
+        return 0
+    if not gone:
+        print(f"{settings.cluster}: every generation in etcd is in use; nothing to discard")
+    for g in gone:
+        print(f"discarded {settings.cluster}/{g['generation']}: {g['deleted']:,} keys")
     return 0

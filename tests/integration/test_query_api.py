@@ -18,7 +18,7 @@ import pytest
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
-from kmevents.reducer import fold
+from kmevents.reducer import condition, fold
 from kmevents.settings import ApiToken, Settings
 from kmevents.simulate import generate
 from tests.integration.test_ingest_api import Server
@@ -142,7 +142,7 @@ def test_one_entity_the_master_and_a_missing_entity(env: Env) -> None:
     st, _ = fold(env.events, cluster=c)
     pid, pod = next(iter(sorted(st.entities("pod"))))
     r = get(env, f"/v1/clusters/{c}/pods/{pid}")
-    assert r.status_code == 200 and r.json()["value"] == orjson.loads(orjson.dumps(pod))
+    assert r.status_code == 200 and r.json()["value"] == {**orjson.loads(orjson.dumps(pod)), "condition": condition(pod)}
     m = get(env, f"/v1/clusters/{c}/master").json()
     assert m["leader"]["id"] == st.entity("cluster", c)["leader"]["id"]
     assert get(env, f"/v1/clusters/{c}/pods/no/such-pod").status_code == 404
@@ -551,3 +551,20 @@ def test_with_kafka_unreachable_live_reads_still_answer_and_reads_of_the_log_ans
         _assert_503(r, "POST /v1/events", "Kafka at")
         r = httpx.get(f"{url}/readyz", timeout=30)
         assert r.status_code == 503 and "Kafka at" in r.json()["detail"]
+
+
+def test_every_entity_read_carries_its_condition_so_a_deleted_pod_is_not_running(env: Env) -> None:
+    """Issue 18: a deleted pod kept `phase: Running`, so `select(.phase=="Running")` counted 4x the
+    running pods: lists and single reads, live and in the past, carry the computed condition."""
+    c = env.s.cluster
+    st, _ = fold(env.events, cluster=c)
+    gone = {i for i, p in st.entities("pod") if p.get("deleted") and p.get("phase") == "Running"}
+    assert gone
+    for params in ({}, {"offset": N_EVENTS - 1}):
+        items = get(env, f"/v1/clusters/{c}/pods", limit=1000, **params).json()["items"]
+        assert all(p["condition"] == condition(st.entity("pod", p["id"])) for p in items)
+        assert {p["id"] for p in items if p["condition"] == "Deleted" and p["phase"] == "Running"} == gone
+        one = get(env, f"/v1/clusters/{c}/pods/{sorted(gone)[0]}", **params).json()["value"]
+        assert one["condition"] == "Deleted"
+    tasks = get(env, f"/v1/clusters/{c}/tasks", limit=1000).json()["items"]
+    assert all(t["condition"] == t["state"] for t in tasks)

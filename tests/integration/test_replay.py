@@ -349,3 +349,30 @@ def test_an_exported_archive_keeps_snapshots_and_answers_points_in_time_from_the
     v = cli(gone, "verify", "--source", str(out), "--format", "json")
     assert v.returncode == 0, v.stdout + v.stderr
     assert orjson.loads(v.stdout)["snapshots_checked"] == len(h["snapshots"])
+
+
+def test_archive_export_takes_an_incident_window_in_source_time_not_log_time(
+        isolated: Settings, tmp_path: Path) -> None:
+    """Issue 18: --from/--to were log times, so a window of when things happened gave an empty
+    archive ("offsets 0..-1")."""
+    s = isolated
+    asyncio.run(ingest_sim(s, s.cluster, 3000))
+
+    async def records() -> list:
+        p = await logsource.partition_of(s, s.cluster)
+        assert p is not None
+        return await all_records(kafka_src(s, p))
+
+    recs = asyncio.run(records())
+    occ = [orjson.loads(r.value)["occurred_at"] for r in recs]
+    t1, t2 = occ[1000], occ[2000]
+    inside = [r.offset for r, o in zip(recs, occ, strict=True) if t1 <= o <= t2]
+    out = tmp_path / "incident.kmarch"
+    r = cli(s, "archive", "export", "--from", t1, "--to", t2, "-o", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert f"offsets {inside[0]}..{inside[-1]}" in r.stderr and "events that happened" in r.stderr
+    h = archive.read_header(out)
+    assert (h["covers_from"], h["covers_to"]) == (inside[0], inside[-1])
+    # log time (--known): the same window saw nothing recorded (all was ingested just now)
+    none = cli(s, "archive", "export", "--from", t1, "--to", t2, "--known", "-o", str(tmp_path / "k.kmarch"))
+    assert none.returncode == 2 and "nothing selected" in none.stderr, none.stderr
