@@ -132,7 +132,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     return out
 
 
-def _snapshots_along(recs: list[Any], every: int, delta_every: int = 0
+def _snapshots_along(recs: list[Any], every: int, delta_every: int = 0, *, cluster: str = CLUSTER
                      ) -> Iterator[tuple[Any, str, bytes | None, int | None]]:
     """Each record with the chain head after it and, every ``every`` offsets, the snapshot of
     the fold there (the worker's format), and every ``delta_every`` offsets between them the
@@ -140,7 +140,7 @@ def _snapshots_along(recs: list[Any], every: int, delta_every: int = 0
     from kmevents import chain
     from kmevents.reducer import ClusterState, apply
 
-    st, h = ClusterState.empty(CLUSTER), chain.GENESIS
+    st, h = ClusterState.empty(cluster), chain.GENESIS
     for r in recs:
         h = chain.link(h, r.key, r.value)
         apply(st, orjson.loads(r.value), partition=0, offset=r.offset)
