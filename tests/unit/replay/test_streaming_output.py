@@ -5,6 +5,8 @@ they are found, `state --format json` writes entity by entity (and `--kinds` lim
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -102,6 +104,13 @@ def test_an_integer_beyond_64_bits_in_one_member_falls_back_to_the_standard_libr
     with render.JsonStream(w) as js:
         js.value("big", {"n": 2**70})
     assert json.loads(w.text) == {"big": {"n": 2**70}}
+
+
+def test_a_text_only_stdout_gets_the_same_document() -> None:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), render.JsonStream() as js:
+        js.value("k", [1, "é"])
+    assert json.loads(buf.getvalue()) == {"k": [1, "é"]} and buf.getvalue().endswith("}\n")
 
 
 def test_an_error_mid_document_leaves_it_unclosed_rather_than_looking_complete() -> None:
