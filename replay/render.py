@@ -3,13 +3,30 @@
 Every entity a JSON output carries has its computed ``condition``
 (:func:`kmevents.reducer.condition`: ``Deleted`` for a deleted pod whose last phase
 was ``Running``), so ``jq 'select(.condition=="Running")'`` counts what the tables count.
+
+Nothing here holds a whole large state or result in one piece (issue 17): the summary
+counts in one pass, and :class:`JsonStream` writes one JSON document member by member
+(``write_state_json``: entity by entity; ``kmevents search``: hit by hit), each encoded
+on its own with orjson, laid out exactly as ``emit_json`` lays out the whole document
+(indent 2, keys sorted, UTF-8)::
+
+    with JsonStream(out) as js:          # {
+        js.value("cluster", "prod")      #   "cluster": "prod",
+        js.open("events", "[")           #   "events": [
+        js.value(None, hit)              #     {...}
+        js.close()                       #   ],
+        js.value("count", 1)             #   "count": 1
+                                         # }
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kmevents.reducer import ClusterState
 from kmevents.reducer.conditions import condition
@@ -70,46 +87,128 @@ def _lag(v: Any) -> str:
     return "n/a" if v is None else f"{v:+.3f}s"
 
 
-def state_summary(st: ClusterState, limit: int = 20) -> str:
-    parts: list[str] = []
-    counts = [[k, st.count(k)] for k in st.kinds]
-    parts.append(table(counts, ["kind", "count"]))
+def _encode(value: Any) -> bytes:
+    """``value`` as ``emit_json`` encodes it (indent 2, sorted keys, ``str`` for the unknown;
+    the standard library only for what orjson refuses: an integer beyond 64 bits)."""
+    import orjson
+
+    try:
+        return orjson.dumps(value, default=str,
+                            option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False).encode()
+
+
+def stdout_writer() -> Callable[[bytes], Any]:
+    """A function writing bytes to stdout (its binary buffer; decoded for a text-only stream,
+    as ``redirect_stdout`` to a StringIO gives), after what was printed as text."""
+    sys.stdout.flush()
+    out: BinaryIO | None = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        return lambda b: sys.stdout.write(b.decode())
+    return out.write
+
+
+class JsonStream:
+    """One JSON document written piece by piece (see the module docstring): ``open`` a
+    container as a member, ``value`` a member (``key`` None inside an array), ``close`` the
+    innermost container. The whole document is ``{...}`` (entered and left by ``with``);
+    an empty container is written ``[]``/``{}``. Output is flushed at most every
+    ``flush_every`` seconds, so a reader sees hits while a slow scan goes on."""
+
+    def __init__(self, write: Callable[[bytes], Any] | None = None, *,
+                 flush: Callable[[], Any] | None = None, flush_every: float = 0.25) -> None:
+        if write is None:
+            write = stdout_writer()
+            flush = flush or getattr(getattr(sys.stdout, "buffer", sys.stdout), "flush", None)
+        self._write = write
+        self._flush = flush
+        self._every = flush_every
+        self._last = time.monotonic()
+        self._open: list[tuple[bytes, bool]] = []  # (closing bracket, has members) per depth
+
+    def __enter__(self) -> JsonStream:
+        self._write(b"{")
+        self._open.append((b"}", False))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            while self._open:
+                self.close()
+            self._write(b"\n")
+        if self._flush is not None:
+            self._flush()
+
+    def _member(self, key: str | None) -> None:
+        close, seen = self._open[-1]
+        self._open[-1] = (close, True)
+        pad = b"\n" + b"  " * len(self._open)
+        self._write((b"," if seen else b"") + pad + (_encode(str(key)) + b": " if key is not None else b""))
+
+    def open(self, key: str | None, bracket: str) -> None:
+        """Start a ``[`` or ``{`` member."""
+        self._member(key)
+        self._write(bracket.encode())
+        self._open.append((b"]" if bracket == "[" else b"}", False))
+
+    def value(self, key: str | None, value: Any) -> None:
+        """One member, encoded on its own."""
+        self._member(key)
+        self._write(_encode(value).replace(b"\n", b"\n" + b"  " * len(self._open)))
+        if self._flush is not None and time.monotonic() - self._last >= self._every:
+            self._flush()
+            self._last = time.monotonic()
+
+    def close(self) -> None:
+        close, seen = self._open.pop()
+        self._write((b"\n" + b"  " * len(self._open) if seen else b"") + close)
+
+
+def condition_counts(st: ClusterState, kind: str) -> Counter[str]:
+    """How many entities of ``kind`` stand in each condition (one pass, nothing kept)."""
+    return Counter(condition(v) for _, v in st.entities(kind))
+
+
+#: the last line of ``kmevents state``'s summary: where the entities themselves are
+STATE_HINT = "list entities with `kmevents get KIND` or `kmevents state --format json --kinds pod,task`"
+
+
+def state_summary(st: ClusterState, kinds: Iterable[str] | None = None) -> str:
+    """What ``kmevents state`` prints by default: per kind its count and how many stand in each
+    condition (most first), the cluster's facts (leading master, failovers, heartbeat, k8sm's
+    leader), and :data:`STATE_HINT`. Never one line per entity: the cost is one pass over
+    each kind."""
+    rows = []
+    for k in kinds or st.kinds:
+        by = condition_counts(st, k)
+        rows.append([k, f"{st.count(k):,}", ", ".join(f"{c} {n:,}" for c, n in
+                                                       sorted(by.items(), key=lambda x: (-x[1], x[0])))])
     cl = st.entity("cluster", st.cluster) or {}
     leader = (cl.get("leader") or {})
     sched = cl.get("scheduler_leader") or {}
     who = leader.get("hostname") or leader.get("id")
-    parts.append(f"leading master: {who or 'none known'}" + (f" since {cl['since']}" if who and cl.get("since") else "")
-                 + f"  (failovers {cl.get('failover_count', 0)}, heartbeat "
-                   f"{(cl.get('heartbeat') or {}).get('status') or 'unknown'})")
-    parts.append(f"k8sm scheduler leader: {sched.get('identity') or 'none known'}")
-    agents = sorted(st.entities("agent"), key=lambda kv: str(kv[1].get("hostname")))
-    by_status = Counter(a.get("status") for _, a in agents)
-    parts.append(f"agents: {dict(by_status)}")
-    rows = []
-    for aid, a in agents[:limit]:
-        tot, alloc = a.get("total") or {}, a.get("allocated") or {}
-        rows.append([a.get("hostname"), a.get("status"), f"{alloc.get('cpus', 0):g}/{tot.get('cpus', 0):g}",
-                     f"{alloc.get('mem', 0):g}/{tot.get('mem', 0):g}", aid])
-    if rows:
-        parts.append(table(rows, ["agent", "status", "cpus alloc/total", "mem alloc/total", "id"]))
-    tasks = list(st.entities("task"))
-    parts.append(f"tasks by state: {dict(sorted(Counter(t.get('state') for _, t in tasks).items(), key=str))}")
-    running = sorted((t for _, t in tasks if t.get("state") == "TASK_RUNNING"), key=lambda t: str(t.get("id")))
-    if running:
-        hosts = {aid: a.get("hostname") for aid, a in agents}
-        parts.append(f"running tasks ({len(running)}, first {min(limit, len(running))}):")
-        parts.append(table([[t.get("id"), hosts.get(str(t.get("agent_id")), t.get("agent_id")), t.get("pod"),
-                             t.get("since")] for t in running[:limit]], ["task", "agent", "pod", "since"]))
-    pods = list(st.entities("pod"))
-    parts.append(f"pods by condition: {dict(sorted(Counter(condition(p) for _, p in pods).items(), key=str))}")
-    nodes = list(st.entities("node"))
-    parts.append(f"nodes: ready {sum(1 for _, n in nodes if n.get('ready'))}, "
-                 f"not ready {sum(1 for _, n in nodes if not n.get('ready'))}")
-    fws = sorted(st.entities("framework"))
-    if fws:
-        parts.append(table([[f.get("name"), f.get("status"), fid] for fid, f in fws[:limit]],
-                           ["framework", "status", "id"]))
-    return "\n\n".join(parts)
+    facts = [f"leading master: {who or 'none known'}" + (f" since {cl['since']}" if who and cl.get("since") else "")
+             + f"  (failovers {cl.get('failover_count', 0)}, heartbeat "
+               f"{(cl.get('heartbeat') or {}).get('status') or 'unknown'})",
+             f"k8sm scheduler leader: {sched.get('identity') or 'none known'}"]
+    return "\n\n".join([table(rows, ["kind", "count", "by condition"]), "\n".join(facts), STATE_HINT])
+
+
+def write_state_json(js: JsonStream, pos: dict[str, Any], st: ClusterState, kinds: Iterable[str] | None = None) -> None:
+    """``{"position": ..., "state": {kind: {id: value + condition}}}`` into ``js``, entity by
+    entity in the order ``emit_json`` would sort them, so ``jq '.state.pod[]'`` reads it as
+    before; only ``kinds`` (default: all). What is held at once: one kind's sorted ids."""
+    js.value("position", pos)
+    js.open("state", "{")
+    for k in sorted(kinds or st.kinds):
+        js.open(k, "{")
+        for i in sorted(i for i, _ in st.entities(k)):
+            v = st.entity(k, i)
+            if v is not None:
+                js.value(i, with_condition(v))
+        js.close()
+    js.close()
 
 
 def with_condition(value: dict[str, Any]) -> dict[str, Any]:
@@ -120,11 +219,6 @@ def with_condition(value: dict[str, Any]) -> dict[str, Any]:
 def tables_with_conditions(tables: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """``{kind: {id: value}}`` with each value's ``condition``."""
     return {k: {i: with_condition(v) for i, v in ents.items()} for k, ents in tables.items()}
-
-
-def state_json(st: ClusterState, kinds: list[str] | None = None) -> dict[str, Any]:
-    """``{kind: {id: value + condition}}`` of ``kinds`` (default: all)."""
-    return {k: {i: with_condition(v) for i, v in sorted(st.entities(k))} for k in (kinds or st.kinds)}
 
 
 def value_text(v: Any) -> str:

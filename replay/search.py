@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,9 +198,17 @@ def describe(ev: dict[str, Any], hosts: dict[str, str] | None = None) -> dict[st
 
 async def search(src: Source, f: Filters, *, limit: int | None = None,
                  keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
-    """The matching events, oldest first, at most ``limit``; ``keep(event)`` is one more filter
-    (the API's: what a namespace-limited token may see), applied before the limit. Each hit
-    carries ``object``, ``reason`` and ``message`` (:func:`describe`)."""
+    """Every hit of :func:`hits` in one list: for a bounded ``limit`` (the API caps it at
+    10,000). ``kmevents search`` prints :func:`hits` as they come instead."""
+    return [h async for h in hits(src, f, limit=limit, keep=keep)]
+
+
+async def hits(src: Source, f: Filters, *, limit: int | None = None,
+               keep: Callable[[dict[str, Any]], bool] | None = None) -> AsyncIterator[dict[str, Any]]:
+    """The matching events, oldest first, one at a time as the scan finds them (nothing is
+    held but the agent id -> host name map), at most ``limit``; ``keep(event)`` is one more
+    filter (the API's: what a namespace-limited token may see), applied before the limit.
+    Each hit carries ``object``, ``reason`` and ``message`` (:func:`describe`)."""
     first, last = await src.covers()
     start, end = first, last
     t_lo = t_hi = None
@@ -220,9 +228,9 @@ async def search(src: Source, f: Filters, *, limit: int | None = None,
             end = last if o is None else o - 1
         else:
             t_hi = f.end.time.iso if f.end.time else None
-    out: list[dict[str, Any]] = []
     if end < start:
-        return out
+        return
+    found = 0
     hosts: dict[str, str] = {}
     async for batch in src.batches(start, end):
         for rec in batch:
@@ -239,9 +247,9 @@ async def search(src: Source, f: Filters, *, limit: int | None = None,
             if not matches(ev, f, hosts) or (keep is not None and not keep(ev)):
                 continue
             lag = lag_seconds(occ if type(occ) is str else None, rec.timestamp)
-            out.append({"offset": rec.offset, "occurred_at": occ, "recorded_at": iso_of_ms(rec.timestamp),
-                        "ingest_lag_seconds": None if lag is None else round(lag, 6), **describe(ev, hosts),
-                        "event": ev})
-            if limit is not None and len(out) >= limit:
-                return out
-    return out
+            yield {"offset": rec.offset, "occurred_at": occ, "recorded_at": iso_of_ms(rec.timestamp),
+                   "ingest_lag_seconds": None if lag is None else round(lag, 6), **describe(ev, hosts),
+                   "event": ev}
+            found += 1
+            if limit is not None and found >= limit:
+                return

@@ -61,6 +61,63 @@ def table(rows: list[list[Any]], headers: list[str], *, no_headers: bool = False
     return "\n".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
 
 
+class StreamTable:
+    """A :func:`table` printed as its rows come: the first ``page`` rows are held to decide
+    the column widths (as :func:`table` would for them), printed with the headers, and every
+    later row is printed at once in those widths (a longer cell pushes its row's later
+    columns right; the columns never move). Memory stays one page whatever the row count.
+    ``min_widths`` (header -> characters) widens a column whose longest values may come
+    later (the event types a search can find). ``add`` each row, ``finish`` at the end;
+    ``rows`` counts them."""
+
+    def __init__(self, headers: list[str], *, page: int = 50, empty: str = NONE,
+                 min_widths: dict[str, int] | None = None, write: Any = None) -> None:
+        self.headers = [h.upper() for h in headers]
+        self._min = [(min_widths or {}).get(h, 0) for h in headers]
+        self.page = page
+        self.empty = empty
+        self.rows = 0
+        self._held: list[list[str]] | None = []
+        self._widths: list[int] = []
+        self._write = write or (lambda line: print(line, flush=True))
+
+    def _cells(self, row: list[Any]) -> list[str]:
+        return [self.empty if c is None or c == "" else cell(c) for c in row]
+
+    def _line(self, cells: list[str]) -> str:
+        line, start = "", 0
+        for i, (c, w) in enumerate(zip(cells, self._widths, strict=True)):
+            if i:
+                line += " " * max(start - len(line), 3)
+            line += c
+            start += w + 3
+        return line.rstrip()
+
+    def _release(self) -> None:
+        held = self._held or []
+        self._held = None
+        if not held:
+            return
+        self._widths = [max(self._min[i], *(len(r[i]) for r in [self.headers, *held]))
+                        for i in range(len(self.headers))]
+        for r in [self.headers, *held]:
+            self._write(self._line(r))
+
+    def add(self, row: list[Any]) -> None:
+        self.rows += 1
+        if self._held is None:
+            self._write(self._line(self._cells(row)))
+            return
+        self._held.append(self._cells(row))
+        if len(self._held) >= self.page:
+            self._release()
+
+    def finish(self) -> None:
+        """Print what is held (fewer rows than a page came); nothing at all for no rows."""
+        if self._held is not None:
+            self._release()
+
+
 def emit_yaml(doc: Any) -> None:
     """``-o yaml``: the JSON document as YAML (block style, keys in order)."""
     import orjson

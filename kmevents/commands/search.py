@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-
-from kmevents.commands._common import emit_json
+from collections.abc import AsyncIterator
+from typing import Any
 
 HELP = """\
 Events of a cluster that match every filter given, in log order, one row each
@@ -17,6 +17,10 @@ are source times (occurred_at) unless --known (log time). Inclusive.
 with the nearest one. --agent takes an agent id or a host name (a host name
 also finds the events that name only its agent id, e.g. agent.removed);
 --label a label selector on the labels the event carries (app=mysql).
+
+Hits are printed as they are found, however many (memory stays flat): the
+table's column widths are set by its first 50 rows; --format json is one
+document, {"cluster", "events": [...], "count"}, with "count" written last.
 
 examples:
   kmevents search --cluster prod --type master.elected
@@ -67,23 +71,49 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with open_source(args, want_snapshots=False) as o:
-            hits = await search.search(o.source, f, limit=args.limit)
-        if out == "json":
-            emit_json({"cluster": o.cluster, "count": len(hits), "events": hits})
-            return 0
-        print_table(hits, wide=out == "wide")
-        print(f"{len(hits)} event(s)")
+            found = search.hits(o.source, f, limit=args.limit)
+            if out == "json":
+                await write_json(o.cluster, found)
+                return 0
+            n = await print_table(found, wide=out == "wide", types=args.type)
+        print(f"{n} event(s)")
         return 0
 
     return run_async(main)
 
 
-def print_table(hits: list[dict], *, wide: bool) -> None:
-    from kmevents.commands._output import cell, table
+async def write_json(cluster: str, found: AsyncIterator[dict[str, Any]]) -> int:
+    """``{"cluster", "events": [...], "count"}``, each hit written as it is found; ``count``
+    comes last, once known (the same members as ever; only their order changed)."""
+    from kmevents.replay.render import JsonStream
+
+    n = 0
+    with JsonStream() as js:
+        js.value("cluster", cluster)
+        js.open("events", "[")
+        async for h in found:
+            js.value(None, h)
+            n += 1
+        js.close()
+        js.value("count", n)
+    return n
+
+
+async def print_table(found: AsyncIterator[dict[str, Any]], *, wide: bool, types: list[str] | None = None) -> int:
+    """The hits as rows, printed as they come (widths from the first page; TYPE as wide as the
+    longest event type ``types`` can match); how many."""
+    import fnmatch
+
+    from kmevents.commands._output import StreamTable, cell
+    from kmevents.contract import EVENT_TYPES
     from kmevents.timespec import show_time
 
-    rows = []
-    for h in hits:
+    headers = ["offset", "time", "type", "object", "reason", "message", "actor"]
+    if wide:
+        headers += ["recorded", "lag", "correlation"]
+    can = [x for x in EVENT_TYPES if not types or any(fnmatch.fnmatchcase(x, g) for g in types)]
+    t = StreamTable(headers, min_widths={"type": max(map(len, can), default=0)})
+    async for h in found:
         ev = h["event"]
         actor = ev.get("actor") or {}
         who = f"{actor.get('kind')}/{actor.get('name')}" if isinstance(actor, dict) and actor.get("name") else None
@@ -92,9 +122,6 @@ def print_table(hits: list[dict], *, wide: bool) -> None:
         if wide:
             lag = h.get("ingest_lag_seconds")
             row += [show_time(h["recorded_at"]), None if lag is None else f"{lag:+.3f}s", ev.get("correlation_id")]
-        rows.append(row)
-    headers = ["offset", "time", "type", "object", "reason", "message", "actor"]
-    if wide:
-        headers += ["recorded", "lag", "correlation"]
-    if rows:
-        print(table(rows, headers))
+        t.add(row)
+    t.finish()
+    return t.rows

@@ -6,8 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from kmevents.commands._common import emit_json
-
 HELP = """\
 Rebuild one cluster's state by folding its log with the reducer, at a point:
 
@@ -25,9 +23,14 @@ shows the last event applied with BOTH its times (occurred_at, recorded_at)
 and the ingest lag between them. The replay starts from the newest snapshot
 at or before the point, so a query costs bounded work.
 
---format json gives every entity with its computed `condition` (a deleted pod
-is Deleted whatever its last phase; jq 'select(.condition=="Running")' counts
-what the table counts).
+By default it prints a summary: the point, then per kind how many entities
+there are and how many stand in each condition, the leading master and k8sm's
+leader. The entities themselves: `kmevents get KIND` (a table), or
+--format json, which writes each entity with its computed `condition` (a
+deleted pod is Deleted whatever its last phase; jq
+'select(.condition=="Running")' counts what the summary counts). It is
+written entity by entity as it goes, never built whole in memory; --kinds
+limits it to some kinds (pod,task; plurals and short names work: pods, po).
 
 No answer is better than a wrong one:
 - a point before the log's first event (nothing had happened, or been
@@ -40,7 +43,8 @@ examples:
   kmevents state --cluster prod
   kmevents state --cluster prod --at 'yesterday 14:05' --tz local
   kmevents state --source incident.kmarch --offset 41200
-  kmevents state --cluster prod --known-at -15m --format json | jq '.state.pod[] | select(.condition=="Running")'
+  kmevents state --cluster prod --known-at -15m --format json --kinds pods | jq '.state.pod[] | select(.condition=="Running")'
+  kmevents state --cluster prod --format json --kinds task,agent > state.json
   kmevents state --source part-40000.kmarch --partial
 
 """
@@ -58,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-lag", metavar="DURATION",
                    help="with --at: stop reading where the log time passes TIME + DURATION (e.g. 1h); "
                         "default: read to the end of the log")
+    p.add_argument("--kinds", action="append", metavar="KIND[,KIND]",
+                   help="only these kinds (pod,task; plural or short names; repeatable): the entities "
+                        "--format json writes, the rows of the summary; default all")
     p.add_argument("--partial", action="store_true",
                    help="accept a state that cannot be complete (exit 0; the warning stays)")
     add_source_flags(p)
@@ -75,10 +82,12 @@ def run(args: argparse.Namespace) -> int:
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
     from kmevents.errors import CheckFailed
+    from kmevents.kinds import resolve_all
     from kmevents.replay import render
     from kmevents.replay.engine import replay
 
     target = target_from(args)
+    kinds = resolve_all(args.kinds)  # an unknown kind is refused before any replay
 
     async def main() -> int:
         async with open_source(args) as o:
@@ -89,11 +98,12 @@ def run(args: argparse.Namespace) -> int:
         if before is not None:
             raise CheckFailed(before, hint="give a point at or after the log's start")
         if args.format == "json":
-            emit_json({"position": pos, "state": render.state_json(r.state)})
+            with render.JsonStream() as js:
+                render.write_state_json(js, pos, r.state, kinds)
         else:
             print("\n".join(render.position_lines(pos)))
             print()
-            print(render.state_summary(r.state))
+            print(render.state_summary(r.state, kinds))
             if r.annotations:
                 print()
                 print("reducer annotations: " + ", ".join(f"{k} {v}" for k, v in sorted(r.annotations.items())))
