@@ -235,18 +235,24 @@ def svc_rescan(st: ClusterState, sid: str) -> None:
 
 
 def rebuild_indexes(st: ClusterState) -> None:
-    """Recompute every derived index from the entities (after a snapshot load)."""
+    """Recompute every derived index from the entities (after a snapshot load).
+
+    Selectors are filed first, then each live pod finds its RCs and services through
+    them, as an event does (``index_pod``): work in the pods times the few candidates
+    each, not in the pods times every RC and service (rescanning each selector over
+    its namespace took 67 of 70 s to load a 21,000-pod, 660-RC snapshot)."""
     st._pods_by_ns = {}
     st._rc_sel = {}
     st._svc_sel = {}
     st._rc_members = {}
     st._svc_members = {}
-    for pid, pod in st.pods.items():
-        if pod["deleted"] is None:
-            st._pods_by_ns.setdefault(pod["namespace"], set()).add(pid)
     for rid, rc in st.rcs.items():
         sel_add(st._rc_sel, rc["namespace"], rid, rc["selector"])
-        rc_rescan(st, rid)
+        st._rc_members[rid] = (set(), set())
     for sid, svc in st.services.items():
         sel_add(st._svc_sel, svc["namespace"], sid, svc["selector"])
-        svc_rescan(st, sid)
+        st._svc_members[sid] = set()
+    touched_rcs: set[str] = set()
+    joined: set[str] = set()
+    for pod in st.pods.values():
+        index_pod(st, pod, touched_rcs, joined)
