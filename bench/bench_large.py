@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from bench._peak import peak_of, wrap
 from bench.bench_replay import _baseline, _result, _snapshots_along
 from bench.large_log import large_log
 
@@ -53,18 +54,19 @@ def _records(path: Path, cluster: str) -> list[Any]:
 
 
 def _cold(cluster: str, *argv: str) -> tuple[float, float]:
-    """A ``kmevents state`` child: its wall seconds and peak RSS (MiB). Nothing may connect."""
+    """A ``kmevents state`` child: its wall seconds and its own peak RSS (MiB, through
+    ``bench._peak``). Nothing may connect."""
     env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": "127.0.0.1:9", "KMEVENTS_ETCD__ENDPOINT": "http://127.0.0.1:9"}
     cmd = [sys.executable, "-m", "kmevents.cli", "state", "--cluster", cluster, "--format", "json",
            "--no-progress", *argv]
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd[3:])} failed: {err[-1500:]}")
-    return wall, usage.ru_maxrss / 1024
+    with tempfile.TemporaryDirectory() as d:
+        fig = Path(d) / "peak.json"
+        t = time.perf_counter()
+        proc = subprocess.run(wrap(cmd, fig), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False)
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[3:])} failed: {proc.stderr.decode(errors='replace')[-1500:]}")
+        return wall, peak_of(fig)
 
 
 def run(quick: bool) -> list[dict[str, Any]]:

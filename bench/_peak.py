@@ -1,0 +1,40 @@
+"""Run a command and say its peak RSS, measured from a small launcher process.
+
+    python -m bench._peak OUT_FILE CMD ARG...
+
+A child started by a large benchmark process reports at least that process's peak
+RSS as its own (Linux keeps the high-water mark across exec, and Python starts
+children with vfork where it can), so a child's ``ru_maxrss`` read by the benchmark
+is the benchmark's. This launcher is small: the figure it writes to OUT_FILE
+(``{"peak_rss_mib": ..., "returncode": ...}``) is the command's own. The command's
+stdin, stdout and stderr are the launcher's.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    out, cmd = Path(argv[0]), argv[1:]
+    rc = subprocess.run(cmd, check=False).returncode
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out.write_text(json.dumps({"peak_rss_mib": round(peak, 1), "returncode": rc}))
+    return rc
+
+
+def wrap(cmd: list[str], out: Path) -> list[str]:
+    """``cmd`` run through this launcher, writing its figures to ``out``."""
+    return [sys.executable, "-m", "bench._peak", str(out), *cmd]
+
+
+def peak_of(out: Path) -> float:
+    return float(json.loads(out.read_text())["peak_rss_mib"])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

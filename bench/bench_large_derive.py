@@ -1,0 +1,170 @@
+"""The large profile through the whole system (issue 17): derive, etcd's size, verify,
+cold point-in-time reads from the worker's snapshots and deltas.
+
+    python -m bench.run large_derive [--quick]
+
+Input: ``bench.large_log`` (1,500,000 events, 12,500 agents, ~140,000 running pod
+tasks; quick: 300,000 events at ``--scale 0.2``), ingested into a fresh topic of one
+partition on a temporary native stack (``bench/_stack.py``).
+
+- derive: one ``DeriveWorker`` in this process with the processors' defaults (a
+  snapshot every 20,000 events, a delta every 4,000), from the first record to the
+  checkpoint at the last: events/s (wall) and this process's peak RSS;
+- etcd: the live state's bytes (keys + values under the prefix) against etcd's
+  database size, as left by the run and after a compaction at the current revision
+  and a defragmentation (what periodic auto-compaction converges to);
+- verify: ``kmevents verify --full`` and then an incremental ``kmevents verify`` as
+  child processes: wall time and peak RSS;
+- point in time: cold ``kmevents state --offset N`` children (the summary) at random
+  offsets and at one just before a full snapshot (the farthest from it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench._peak import peak_of, wrap
+from bench._stack import running_stack
+from bench.bench_derive import _ckpt_offset, _fresh
+from bench.bench_replay import _result, _vmhwm_mib
+from bench.large_log import large_log
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.ingest import Ingestor
+from kmevents.settings import Settings
+
+
+async def _ingest(s: Settings, path: Any) -> int:
+    n = 0
+    async with Ingestor(s) as ing:
+        buf = []
+        with open(path, "rb") as f:
+            for line in f:
+                buf.append(orjson.loads(line))
+                if len(buf) == 10_000:
+                    res = await ing.submit(buf)
+                    assert all(r.ok for r in res)
+                    n += len(buf)
+                    buf = []
+        if buf:
+            assert all(r.ok for r in await ing.submit(buf))
+            n += len(buf)
+    return n
+
+
+async def _derive(s: Settings, n: int) -> tuple[float, Any]:
+    from kmevents.processors.worker import DeriveWorker
+
+    w = DeriveWorker(s, group_id=f"bench-{s.cluster}", max_records=10_000)
+    await w.start()
+    async with etcd_adapter.client(s.etcd) as c:
+        t0 = time.perf_counter()
+        task = asyncio.create_task(w.run())
+        while await _ckpt_offset(s, c) < n - 1:
+            await asyncio.sleep(0.2)
+        took = time.perf_counter() - t0
+    w.stop_requested.set()
+    await task
+    await w.stop()
+    return took, w.stats
+
+
+def _gateway(s: Settings, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    req = urllib.request.Request(f"{s.etcd.endpoint}{path}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=600) as resp:  # noqa: S310 - 127.0.0.1 only
+        return dict(json.loads(resp.read()))
+
+
+async def _live_bytes(s: Settings) -> tuple[int, int]:
+    p = f"{s.etcd.prefix}/".encode()
+    keys = size = 0
+    async with etcd_adapter.client(s.etcd) as c:
+        async for _, kvs in etcd_adapter.range_pages(c, p, etcd_adapter.prefix_end(p)):
+            keys += len(kvs)
+            size += sum(len(kv.key) + len(kv.value) for kv in kvs)
+    return keys, size
+
+
+def _child(s: Settings, *argv: str) -> tuple[float, float, str]:
+    """``kmevents ARGV`` against the stack: wall seconds, its own peak RSS (MiB), stdout."""
+    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
+           "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
+           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
+           "KMEVENTS_CLUSTER": s.cluster}
+    with tempfile.TemporaryDirectory() as d:
+        fig = Path(d) / "peak.json"
+        t = time.perf_counter()
+        proc = subprocess.run(wrap([sys.executable, "-m", "kmevents.cli", *argv], fig), env=env,
+                              capture_output=True, check=False)
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise RuntimeError(f"kmevents {' '.join(argv)} failed ({proc.returncode}): "
+                               f"{proc.stderr.decode(errors='replace')[-1500:]}")
+        return wall, peak_of(fig), proc.stdout.decode()
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    log = large_log(300_000, scale=0.2) if quick else large_log()
+    what = f"{log.events:,} events, {log.meta['agents']:,} agents"
+    out: list[dict[str, Any]] = []
+    with running_stack() as base:
+        s = _fresh(base)
+        s.kafka.partitions = 1
+        asyncio.run(kafka_adapter.ensure_topics(s.kafka))
+        t = time.perf_counter()
+        n = asyncio.run(_ingest(s, log.path))
+        ingest_rate = n / (time.perf_counter() - t)
+        rss_before = _vmhwm_mib()
+        took, stats = asyncio.run(_derive(s, n))
+        rate = n / took
+        out.append(_result(f"derive the large profile into etcd ({what}; 1 worker, 1 partition)", rate, "events/s",
+                           ">= 20,000 events/s", rate >= 20_000,
+                           f"{took:.0f} s; {stats.transactions:,} transactions, {stats.snapshots} snapshots, "
+                           f"{stats.deltas} deltas; this process's peak RSS {_vmhwm_mib():.0f} MiB "
+                           f"({rss_before:.0f} before deriving)",
+                           "ingest of the same log into Kafka, same run (events/s)", ingest_rate))
+        keys, live = asyncio.run(_live_bytes(s))
+        db = int(_gateway(s, "/v3/maintenance/status", {})["dbSize"])
+        rev = int(_gateway(s, "/v3/kv/range", {"key": base64.b64encode(b"x").decode()})["header"]["revision"])
+        _gateway(s, "/v3/kv/compaction", {"revision": rev, "physical": True})
+        _gateway(s, "/v3/maintenance/defragment", {})
+        db_after = int(_gateway(s, "/v3/maintenance/status", {})["dbSize"])
+        out.append(_result("etcd database after compaction + defrag, against the live state's bytes", db_after / live,
+                           "x", "< 2x the live state", db_after < 2 * live,
+                           f"{keys:,} keys, {live / 2**20:.0f} MiB of keys + values; database "
+                           f"{db / 2**20:.0f} MiB as the run left it (revision {rev:,}), {db_after / 2**20:.0f} MiB "
+                           "after compacting at the current revision and defragmenting"))
+        wall, rss, text = _child(s, "verify", "--cluster", s.cluster, "--full", "--format", "json")
+        rep = json.loads(text)
+        out.append(_result("kmevents verify --full (child process), wall", wall, "s", "<= 60 s and <= 1 GiB",
+                           wall <= 60 and rss <= 1024, f"peak RSS {rss:.0f} MiB; clean={rep.get('clean')}"))
+        wall2, rss2, text2 = _child(s, "verify", "--cluster", s.cluster, "--format", "json")
+        out.append(_result("kmevents verify, incremental after the full run, wall", wall2, "s", "(the fold is not "
+                           "repeated)", None, f"peak RSS {rss2:.0f} MiB; "
+                           f"clean={json.loads(text2).get('clean')}", "verify --full", wall))
+        rng = random.Random(7)
+        offs = [*rng.sample(range(n // 4, n), 3), (n // 20_000) * 20_000 - 2]
+        reads, peaks = [], []
+        for o in offs:
+            w, m, _ = _child(s, "state", "--cluster", s.cluster, "--offset", str(o), "--no-progress")
+            reads.append(w)
+            peaks.append(m)
+        out.append(_result("point in time, cold `kmevents state --offset N` (summary) from the worker's snapshots "
+                           "and deltas (max of 4)", max(reads), "s", "<= 3 s at the large profile", max(reads) <= 3,
+                           f"offsets {', '.join(f'{o:,}' for o in offs)}: {', '.join(f'{w:.1f}' for w in reads)} s; "
+                           f"peak RSS {', '.join(f'{m:.0f}' for m in peaks)} MiB"))
+    return out
