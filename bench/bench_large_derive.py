@@ -123,6 +123,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     with running_stack() as base:
         s = _fresh(base)
+        s.cluster = log.meta["recipe"]["cluster"]  # the events name their cluster; the prefix is fresh
         s.kafka.partitions = 1
         asyncio.run(kafka_adapter.ensure_topics(s.kafka))
         t = time.perf_counter()
