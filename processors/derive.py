@@ -52,11 +52,16 @@ from kmevents.settings import Settings
 from kmevents.store.checkpoint import Checkpoint, read_checkpoint
 from kmevents.store.generations import current_generation, pointer_value
 from kmevents.store.partition_map import PartitionMap
+from kmevents.store.touched import BLOCK_EVENTS, Accumulator, entity_hashes
 
 log = logging.getLogger("kmevents.processors.derive")
 
 _dumps = orjson.dumps
 _SORT = orjson.OPT_SORT_KEYS
+
+#: What a batch writes per key: an entity (read from its state at commit), the ``current``
+#: pointer (None), or bytes already encoded (a touched-index block).
+Pending = tuple[ClusterState, str, str] | bytes | None
 
 #: A batch is committed before the next event once it holds this many fewer
 #: keys than a transaction allows: room for that event's own writes.
@@ -129,7 +134,7 @@ class PartitionDeriver:
     def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, partition: int, *,
                  worker_id: str, retention: Retention | None = None,
                  snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, delta_every_events: int = DELTA_EVERY_EVENTS,
-                 pins: PartitionMap | None = None,
+                 pins: PartitionMap | None = None, touched_every_events: int = BLOCK_EVENTS,
                  dead_letter_sink: Callable[[list[DeadLetter]], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         #: where dead letters go before a checkpoint passes their records (None: the caller
@@ -155,6 +160,10 @@ class PartitionDeriver:
         self.since_delta: Counter[str] = Counter()
         self.folded_offset = -1
         self.known_current: set[str] = set()
+        #: each cluster's open block of the touched-entity index (kmevents/store/touched.py): it
+        #: goes into the transaction that commits its last offset (0 events: no index)
+        self.touched_every_events = touched_every_events
+        self.touched: dict[str, Accumulator] = {}
         #: clusters whose readers were switched to a repaired generation of this
         #: reducer version (``r<V>.repair-<time>``, see kmevents/replay/repair.py):
         #: their entities are written there, and ``current`` is left alone.
@@ -355,6 +364,11 @@ class PartitionDeriver:
                 f = self._new_fold(cluster)
             outcome = f.step(rec.offset, rec.key, rec.value)
             self.folded_offset = rec.offset
+            if self.touched_every_events:
+                acc = self.touched.get(cluster)
+                if acc is None:
+                    acc = self.touched[cluster] = Accumulator()
+                acc.event(rec.offset, f.event, applied=outcome is APPLIED, failed=outcome is FAILED)
             if outcome is APPLIED:
                 touched[cluster] = f.state
                 if cluster not in self.known_current:
@@ -385,30 +399,41 @@ class PartitionDeriver:
         """The offset the checkpoint will have once the transaction in flight lands."""
         return self._inflight_offset if self._inflight is not None else self.checkpoint.offset
 
-    def _collect(self, touched: dict[str, ClusterState], pointers: dict[bytes, None]
-                 ) -> dict[bytes, tuple[ClusterState, str, str] | None]:
-        """Keys to write for the batch: every changed entity of the touched clusters, plus pointers."""
-        pending: dict[bytes, tuple[ClusterState, str, str] | None] = dict(pointers)
+    def _collect(self, touched: dict[str, ClusterState], pointers: dict[bytes, None]) -> dict[bytes, Pending]:
+        """Keys to write for the batch: every changed entity of the touched clusters, plus pointers,
+        plus each touched-index block that is due (its hashes: what the batch's dirty sets named)."""
+        pending: dict[bytes, Pending] = dict(pointers)
         prefix, live = self.prefix, self.generation
         for cluster, state in touched.items():
             gen = self.cluster_generation.get(cluster, live)
+            acc = self.touched.get(cluster)
+            hashes = acc.hashes if acc is not None else None
             for kind, id in state.take_dirty():
                 pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
+                if hashes is not None:
+                    hashes.update(entity_hashes(kind, id, state.entity(kind, id)))
+        every = self.touched_every_events
+        for cluster, acc in self.touched.items():
+            if every and acc.due(every):
+                first, value = acc.close(self.folded_offset)
+                pending[layout.touched_index_key(f"{prefix}/{live}", cluster, first)] = value
         return pending
 
-    def _encode_pending(self, pending: dict[bytes, tuple[ClusterState, str, str] | None]
-                        ) -> dict[bytes, bytes | None]:
+    def _encode_pending(self, pending: dict[bytes, Pending]) -> dict[bytes, bytes | None]:
         ops: dict[bytes, bytes | None] = {}
         for key, ref in pending.items():
             if ref is None:  # the cluster's `current` pointer
                 ops[key] = pointer_value(self.generation)
+                continue
+            if isinstance(ref, bytes):  # a touched-index block, encoded
+                ops[key] = ref
                 continue
             state, kind, id = ref
             value = state.entity(kind, id)
             ops[key] = None if value is None else _dumps(value, option=_SORT)
         return ops
 
-    async def _flush(self, pending: dict[bytes, tuple[ClusterState, str, str] | None], out: BatchOutcome) -> None:
+    async def _flush(self, pending: dict[bytes, Pending], out: BatchOutcome) -> None:
         ops = self._encode_pending(pending)
         budget = self.limits.byte_budget
         for key in [k for k, v in ops.items() if op_size(k, v) > budget]:

@@ -17,7 +17,21 @@ gets a new id), ``node/HOST``, ``pod/NAME`` (in any namespace), ``task/TASK_ID``
 
 Two passes over the log: the first finds the related entities (an offer is
 made before anyone knows which task it will carry), the second collects the
-events. Each entry carries the event's two times and lag, its actor, the
+events.
+
+With the worker's touched-entity index (kmevents/store/touched.py, passed as
+:class:`Indexed`) a pass folds only the *units* of the log that matter, in log
+order: each block of the index whose hash set holds one of the pass's needles
+(pass 1: the related keys so far and the names asked for; pass 2: the related keys
+and correlation ids), and every range the index does not cover (the tail the worker
+has not closed a block for yet, a restart's gap). Each such unit is folded from the
+state before it: the fold so far when it is near, else the newest snapshot (or delta)
+before it, with the same hook as the full scan, so the result is the scan's (the
+hook decides what is related; the index only says which units cannot matter).
+Worked example: blocks [0..999] {pod/a, task/t1}, [1000..1999] {offer/o9},
+[2000..2999] {task/t1}; ``history pod/a``: pass 1 folds [0..999] (finds task/t1 and,
+from its value, offer/o7), skips [1000..1999], folds [2000..2999]; pass 2 folds the
+blocks holding pod/a, task/t1, offer/o7 or their correlation ids. Each entry carries the event's two times and lag, its actor, the
 annotations it produced, and the resulting state of each related entity it
 touched; ``lasted`` says how long the condition it put the entity in held
 (until the entity's next condition, or "still" at the end of the log).
@@ -25,18 +39,22 @@ touched; ``lasted`` says how long the condition it put the entity in held
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from kmevents.replay.engine import Target, replay
+from kmevents.replay.engine import Hook, Target, replay
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
 
+from kmevents import chain
 from kmevents.jsonobj import obj
-from kmevents.reducer import ClusterState, condition
+from kmevents.reducer import ClusterState, Retention, condition
 from kmevents.selectors import Selector
+from kmevents.store import touched
+from kmevents.store.snapshots import Snapshots
 from kmevents.timespec import iso_of_ms, lag_seconds, micros_of
 
 Key = tuple[str, str]
@@ -44,6 +62,145 @@ Key = tuple[str, str]
 #: A history reads the whole log twice: its passes show a progress bar (on a terminal) from this
 #: many records on; a point-in-time replay only from 200,000 (it is quicker per record).
 PROGRESS_FROM = 20_000
+
+
+#: Load a snapshot rather than fold on when the next unit starts this many offsets past the fold.
+JUMP = 4_000
+
+
+@dataclass
+class Indexed:
+    """The cluster's touched-entity index and the snapshots its folds start from.
+
+    ``folded``, ``units``, ``loads``: what the passes did (units folded, units in
+    all, snapshots loaded); ``scanned``: why the full scan was used instead
+    (None while the index serves)."""
+
+    blocks: list[touched.Block]
+    snapshots: Snapshots | None = None
+    folded: int = 0
+    units: int = 0
+    loads: int = 0
+    events: int = 0
+    scanned: str | None = None
+    #: set by ``usable``: the index serves this history
+    serves: bool = False
+
+
+@dataclass
+class _Unit:
+    first: int
+    last: int
+    block: touched.Block | None  # None: not indexed, always folded
+
+
+def _units(blocks: list[touched.Block], first: int, last: int) -> list[_Unit]:
+    """The log's offsets first..last cut into blocks and the ranges no block covers.
+
+    Blocks may overlap (a block written by a worker that crashed before its checkpoint,
+    and the block its successor wrote over the same offsets): each is complete for its
+    own range, so the part of a block past what the previous ones covered keeps its set."""
+    out: list[_Unit] = []
+    pos = first
+    for b in blocks:
+        if b.last < pos or b.first > last:
+            continue
+        if b.first > pos:
+            out.append(_Unit(pos, b.first - 1, None))
+            pos = b.first
+        if b.last > last:  # the index runs past what this source holds: fold the rest
+            break
+        out.append(_Unit(pos, b.last, b))
+        pos = b.last + 1
+    if pos <= last:
+        out.append(_Unit(pos, last, None))
+    return out
+
+
+async def usable(src: Source, idx: Indexed | None, kind: str, selector: Selector | None) -> Indexed | None:
+    """``idx`` when it can serve this history exactly; else None, with ``idx.scanned`` saying why."""
+    if idx is None:
+        return None
+    why = None
+    if not idx.blocks:
+        why = "no touched-entity index for this cluster (the worker has not closed a block yet, or predates it)"
+    elif selector is not None:
+        why = "a label selector needs every entity's labels"
+    elif kind in touched.UNSERVED_KINDS:
+        why = f"the index does not serve {kind} (its totals are materialised per batch)"
+    elif await src.chain_start() != chain.GENESIS or getattr(src, "gaps", None):
+        why = "the log read does not start at the log's beginning"
+    idx.scanned = why
+    idx.serves = why is None
+    return None if why else idx
+
+
+async def open_index(opened: Any) -> Indexed:
+    """The touched-entity index of an opened log (kmevents/replay/opening.py's ``Opened``):
+    read from etcd when it answered; empty (so history scans, saying why) otherwise."""
+    client = getattr(opened, "client", None)
+    if client is None:
+        return Indexed([], opened.snapshots, scanned="etcd (where the worker keeps the index) is not reachable "
+                       "or not used for this source")
+    try:
+        blocks = await touched.read_blocks(opened.settings, client, opened.cluster)
+    except Exception as exc:  # noqa: BLE001 - the index only saves time
+        return Indexed([], opened.snapshots, scanned=f"the touched-entity index could not be read ({exc})")
+    return Indexed(blocks, opened.snapshots)
+
+
+async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[touched.Block], bool],
+                      hook: Hook, skipped: Callable[[touched.Block], None] | None = None) -> None:
+    """Fold the units ``wants`` (asked in log order, as the hook widens what it wants) and the
+    ones not indexed, each with ``hook`` on its events, from the state just before it."""
+    first, last = await src.covers()
+    units = _units(idx.blocks, first, last)
+    idx.units += len(units)
+    default = Retention()
+    entries: list[dict[str, Any]] | None = None
+    st: ClusterState | None = None
+    cur = first - 1
+    for u in units:
+        if u.block is not None and not wants(u.block):
+            if skipped is not None:
+                skipped(u.block)
+            continue
+        idx.folded += 1
+        if (st is None or u.first - 1 - cur > JUMP) and idx.snapshots is not None:
+            if entries is None:
+                try:
+                    entries = await idx.snapshots.entries(cluster)
+                except Exception:  # noqa: BLE001 - a missing snapshot store only costs time
+                    entries = []
+            near = max((int(e["offset"]) for e in entries if int(e["offset"]) <= u.first - 1), default=-1)
+            if near >= first - 1 and (st is None or near - cur > JUMP // 2):
+                loaded = None
+                try:
+                    loaded = await idx.snapshots.best(cluster, at_or_before=u.first - 1)
+                except Exception:  # noqa: BLE001
+                    loaded = None
+                # a snapshot of a worker with other retention limits folds differently from the scan
+                if loaded is not None and loaded.offset >= first - 1 and loaded.state.retention == default \
+                        and (st is None or loaded.offset > cur):
+                    st, cur = loaded.state, loaded.offset
+                    st.take_dirty()
+                    idx.loads += 1
+        if st is None:
+            st, cur = ClusterState.empty(cluster), first - 1
+        start = u.first
+        state = st
+
+        def step(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], s: ClusterState,
+                 start: int = start) -> None:
+            if rec.offset < start:
+                s.take_dirty()  # as the scan's hook does before the unit
+            else:
+                hook(rec, ev, anns, s)
+
+        r = await replay(src, cluster, Target(offset=u.last), start_state=state, start_offset=cur,
+                         on_event=step, progress=False)
+        idx.events += r.scanned
+        cur = u.last
 
 
 @dataclass
@@ -87,9 +244,13 @@ def named(kind: str, id: str, value: dict[str, Any] | None, name: str) -> bool:
 
 
 async def related(src: Source, cluster: str, kind: str, ids: list[str], selector: Selector | None,
-                  progress: bool = True, progress_from: int | None = None) -> Related:
+                  progress: bool = True, progress_from: int | None = None, *,
+                  index: Indexed | None = None) -> Related:
     """Pass 1: the targets (by id, name or label selector) and the entities/correlation ids
-    linked to them. A name that is no id becomes every entity it names (see ``named``)."""
+    linked to them. A name that is no id becomes every entity it names (see ``named``).
+
+    ``index``: fold only the units that can matter (module docstring), when it can serve
+    this history (``usable``); else the whole log, saying so on stderr with ``progress``."""
     rel = Related()
     rel.targets = {(kind, i) for i in ids}
     rel.keys = set(rel.targets)
@@ -113,9 +274,26 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
                     for k2 in list(rel.keys):
                         _link(st, k2, rel)
 
-    await replay(src, cluster, Target(), on_event=hook, progress=progress,
-                 progress_from=PROGRESS_FROM if progress_from is None else progress_from,
-                 label="history 1/2: finding links")
+    idx = await usable(src, index, kind, selector)
+    if idx is not None:
+        hashes: dict[Key, int] = {}
+        names = [touched.name(kind, n) for n in wanted]
+
+        def wants(b: touched.Block) -> bool:
+            for k in rel.keys:
+                h = hashes.get(k)
+                if h is None:
+                    h = hashes[k] = touched.key(*k)
+                if b.holds(h):
+                    return True
+            return b.holds_any(names)
+
+        await _fold_units(src, cluster, idx, wants, hook)
+    else:
+        _say_scan(index, progress)
+        await replay(src, cluster, Target(), on_event=hook, progress=progress,
+                     progress_from=PROGRESS_FROM if progress_from is None else progress_from,
+                     label="history 1/2: finding links")
     # a name that matched entities by name is no entity of its own: drop it (agent/HOST -> agent/<ids>)
     for i in wanted - seen_ids:
         if any(k[0] == kind and k[1] != i for k in rel.targets):
@@ -124,9 +302,14 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
     return rel
 
 
+def _say_scan(index: Indexed | None, progress: bool) -> None:
+    if progress and index is not None and index.scanned:
+        print(f"history: scanning the whole log: {index.scanned}", file=sys.stderr, flush=True)
+
+
 async def collect(src: Source, cluster: str, rel: Related, progress: bool = True,
                   extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                  progress_from: int | None = None) -> list[dict[str, Any]]:
+                  progress_from: int | None = None, *, index: Indexed | None = None) -> list[dict[str, Any]]:
     """Pass 2: the events that touched a related entity or carry a related correlation id.
 
     ``extra(event)``: more fields for the event's entry (the API marks what a
@@ -166,9 +349,18 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
             **(extra(ev) if extra is not None else {}),
         })
 
-    await replay(src, cluster, Target(), on_event=hook, progress=progress,
-                 progress_from=PROGRESS_FROM if progress_from is None else progress_from,
-                 label="history 2/2: collecting")
+    if index is not None and index.serves:
+        needles = [touched.key(*k) for k in rel.keys] + [touched.corr(c) for c in rel.correlation]
+
+        def skipped(b: touched.Block) -> None:  # "held for ... by the end of the log" needs the log's last time
+            if b.max_occurred_at:
+                last_time[0] = max(last_time[0], b.max_occurred_at)
+
+        await _fold_units(src, cluster, index, lambda b: b.holds_any(needles), hook, skipped)
+    else:
+        await replay(src, cluster, Target(), on_event=hook, progress=progress,
+                     progress_from=PROGRESS_FROM if progress_from is None else progress_from,
+                     label="history 2/2: collecting")
     for k, (i, _cond, since) in open_cond.items():
         r = entries[i]["results"][f"{k[0]}/{k[1]}"]
         r["lasted_seconds"] = None
