@@ -213,24 +213,27 @@ def refresh_service(st: ClusterState, sid: str) -> None:
         st._dirty.add(("service", sid))
 
 
-def rc_rescan(st: ClusterState, rid: str) -> None:
+def rc_rescan(st: ClusterState, rid: str, pods: dict[str, Any] | None = None) -> None:
+    """``pods``: the pod table to read (rebuild_indexes passes its storage, read only)."""
     rc = st.rcs[rid]
     run: set[str] = set()
     other: set[str] = set()
     sel = rc["selector"]
+    table = st.pods if pods is None else pods
     for pid in st._pods_by_ns.get(rc["namespace"], ()):
-        pod = st.pods[pid]
+        pod = table[pid]
         if matches(sel, pod["labels"]):
             (run if pod["phase"] == "Running" else other).add(pid)
     st._rc_members[rid] = (run, other)
 
 
-def svc_rescan(st: ClusterState, sid: str) -> None:
+def svc_rescan(st: ClusterState, sid: str, pods: dict[str, Any] | None = None) -> None:
     svc = st.services[sid]
     sel = svc["selector"]
+    table = st.pods if pods is None else pods
     st._svc_members[sid] = {
         pid for pid in st._pods_by_ns.get(svc["namespace"], ())
-        if st.pods[pid]["ready"] is True and matches(sel, st.pods[pid]["labels"])
+        if table[pid]["ready"] is True and matches(sel, table[pid]["labels"])
     }
 
 
@@ -241,12 +244,14 @@ def rebuild_indexes(st: ClusterState) -> None:
     st._svc_sel = {}
     st._rc_members = {}
     st._svc_members = {}
-    for pid, pod in st.pods.items():
+    # read through the tables' storage: a fork's (reducer/fork.py) would copy every entity read
+    pods: dict[str, Any] = dict(dict.items(st.pods))
+    for pid, pod in pods.items():
         if pod["deleted"] is None:
             st._pods_by_ns.setdefault(pod["namespace"], set()).add(pid)
-    for rid, rc in st.rcs.items():
+    for rid, rc in dict.items(st.rcs):
         sel_add(st._rc_sel, rc["namespace"], rid, rc["selector"])
-        rc_rescan(st, rid)
-    for sid, svc in st.services.items():
+        rc_rescan(st, rid, pods)
+    for sid, svc in dict.items(st.services):
         sel_add(st._svc_sel, svc["namespace"], sid, svc["selector"])
-        svc_rescan(st, sid)
+        svc_rescan(st, sid, pods)

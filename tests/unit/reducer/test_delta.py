@@ -84,3 +84,27 @@ def test_a_delta_is_refused_against_another_base() -> None:
         apply_delta(other, s.to_delta())
     with pytest.raises(ValueError, match="no base"):
         ClusterState.empty("x").to_delta()
+
+
+def test_a_delta_applied_to_a_fork_copies_only_the_entities_it_changes() -> None:
+    # rebuilding the derived indexes reads every pod, task and offer: through a fork's tables
+    # that would deep-copy each one (the cost of a delta load, most of it, in history's folds)
+    from kmevents.reducer.fork import CowTable
+
+    evs = list(generate("d2", 3, 3000))
+    s = ClusterState.empty("d2")
+    for e in evs[:2500]:
+        apply(s, e)
+    base_bytes = s.to_snapshot()
+    s.take_dirty()
+    s.mark_base()
+    for e in evs[2500:2520]:
+        apply(s, e)
+    delta = s.to_delta()
+    base = ClusterState.from_snapshot(base_bytes).freeze()
+    rebuilt = apply_delta(base.fork(), delta)
+    assert rebuilt.to_snapshot() == s.to_snapshot()
+    for kind in ("pod", "task", "offer"):
+        t = rebuilt._tables[kind]
+        assert type(t) is CowTable and len(t) > 100
+        assert len(t._own) <= 40, (kind, len(t._own), len(t))
