@@ -334,14 +334,18 @@ class PartitionDeriver:
         # the costly part of reading state; once per batch is enough).
         touched: dict[str, ClusterState] = {}
         pointers: dict[bytes, None] = {}
+        #: writes of the touched-index blocks closed inside the batch (each with its entities' keys)
+        carried: dict[bytes, Pending] = {}
+        every = self.touched_every_events
         flush_at = max(1, self.limits.op_budget - FLUSH_RESERVE)
         for rec in records:
             if rec.offset <= self.folded_offset:
                 out.skipped += 1
                 continue
-            if touched and sum(st.dirty_count for st in touched.values()) + len(pointers) >= flush_at:
-                await self._flush(self._collect(touched, pointers), out)
-                touched, pointers = {}, {}
+            if (touched or carried) and \
+                    sum(st.dirty_count for st in touched.values()) + len(pointers) + len(carried) >= flush_at:
+                await self._flush(self._collect(touched, pointers, carried), out)
+                touched, pointers, carried = {}, {}, {}
             cluster = self._cluster_of(rec)
             if cluster is None:
                 out.dead_letters.append(DeadLetter(
@@ -369,6 +373,8 @@ class PartitionDeriver:
                 if acc is None:
                     acc = self.touched[cluster] = Accumulator()
                 acc.event(rec.offset, f.event, applied=outcome is APPLIED, failed=outcome is FAILED)
+                if acc.due(every):  # the block ends here, inside the batch: blocks stay this small
+                    self._close_block(cluster, f.state, acc, carried)
             if outcome is APPLIED:
                 touched[cluster] = f.state
                 if cluster not in self.known_current:
@@ -390,8 +396,8 @@ class PartitionDeriver:
             elif 0 < self.delta_every_events <= self.since_delta[cluster]:
                 out.deltas_due.append(cluster)
                 self.since_delta[cluster] = 0
-        if touched or pointers or self.folded_offset > self._next_checkpoint_floor():
-            await self._flush(self._collect(touched, pointers), out)
+        if touched or pointers or carried or self.folded_offset > self._next_checkpoint_floor():
+            await self._flush(self._collect(touched, pointers, carried), out)
         await self.drain()
         return out
 
@@ -399,25 +405,40 @@ class PartitionDeriver:
         """The offset the checkpoint will have once the transaction in flight lands."""
         return self._inflight_offset if self._inflight is not None else self.checkpoint.offset
 
-    def _collect(self, touched: dict[str, ClusterState], pointers: dict[bytes, None]) -> dict[bytes, Pending]:
+    def _collect(self, touched: dict[str, ClusterState], pointers: dict[bytes, None],
+                 carried: dict[bytes, Pending] | None = None) -> dict[bytes, Pending]:
         """Keys to write for the batch: every changed entity of the touched clusters, plus pointers,
-        plus each touched-index block that is due (its hashes: what the batch's dirty sets named)."""
+        plus the touched-index blocks closed in the batch (``carried``, with the entities their
+        dirty sets named) and each one due now."""
         pending: dict[bytes, Pending] = dict(pointers)
-        prefix, live = self.prefix, self.generation
+        if carried:
+            pending.update(carried)
         for cluster, state in touched.items():
-            gen = self.cluster_generation.get(cluster, live)
-            acc = self.touched.get(cluster)
-            hashes = acc.hashes if acc is not None else None
-            for kind, id in state.take_dirty():
-                pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
-                if hashes is not None:
-                    hashes.update(entity_hashes(kind, id, state.entity(kind, id)))
+            self._take_dirty(cluster, state, pending)
         every = self.touched_every_events
         for cluster, acc in self.touched.items():
             if every and acc.due(every):
                 first, value = acc.close(self.folded_offset)
-                pending[layout.touched_index_key(f"{prefix}/{live}", cluster, first)] = value
+                pending[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
         return pending
+
+    def _take_dirty(self, cluster: str, state: ClusterState, pending: dict[bytes, Pending]) -> None:
+        """The cluster's changed entities into ``pending``, and their hashes into its open block."""
+        prefix = self.prefix
+        gen = self.cluster_generation.get(cluster, self.generation)
+        acc = self.touched.get(cluster)
+        hashes = acc.hashes if acc is not None else None
+        for kind, id in state.take_dirty():
+            pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
+            if hashes is not None:
+                hashes.update(entity_hashes(kind, id, state.entity(kind, id)))
+
+    def _close_block(self, cluster: str, state: ClusterState, acc: Accumulator, carried: dict[bytes, Pending]) -> None:
+        """Close the cluster's block at the record just folded: its dirty set so far goes into the
+        block (and its entities into ``carried``, written with the batch), the block too."""
+        self._take_dirty(cluster, state, carried)
+        first, value = acc.close(self.folded_offset)
+        carried[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
 
     def _encode_pending(self, pending: dict[bytes, Pending]) -> dict[bytes, bytes | None]:
         ops: dict[bytes, bytes | None] = {}
