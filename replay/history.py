@@ -26,13 +26,18 @@ order: each block of the index whose hash set holds one of the pass's needles
 and correlation ids), and every range the index does not cover (the tail the worker
 has not closed a block for yet, a restart's gap). Each such unit is folded from the
 state before it: the fold so far when it is near, else the newest snapshot (or delta)
-before it, with the same hook as the full scan, so the result is the scan's (the
-hook decides what is related; the index only says which units cannot matter).
+before it (decoded once, then forked), with the same hook as the full scan on every
+event folded, so the result is the scan's (the hook decides what is related; the index
+only says which units cannot matter). Pass 1 keeps what each event it folded did (its
+dirty set and the values of the dirty pods, tasks, offers and entities of the asked
+kind), so pass 2 folds only the units links found late implicate, and builds the
+entries from what the passes kept.
 Worked example: blocks [0..999] {pod/a, task/t1}, [1000..1999] {offer/o9},
 [2000..2999] {task/t1}; ``history pod/a``: pass 1 folds [0..999] (finds task/t1 and,
-from its value, offer/o7), skips [1000..1999], folds [2000..2999]; pass 2 folds the
-blocks holding pod/a, task/t1, offer/o7 or their correlation ids. Each entry carries the event's two times and lag, its actor, the
-annotations it produced, and the resulting state of each related entity it
+from its value, offer/o7), skips [1000..1999], folds [2000..2999]; pass 2 folds only
+the blocks holding offer/o7 or a correlation id that pass 1 skipped.
+
+Each entry carries the event's two times and lag, its actor, the annotations it produced, and the resulting state of each related entity it
 touched; ``lasted`` says how long the condition it put the entity in held
 (until the entity's next condition, or "still" at the end of the log).
 """
@@ -50,8 +55,9 @@ from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
 
 from kmevents import chain
+from kmevents.contract import decode_fast
 from kmevents.jsonobj import obj
-from kmevents.reducer import ClusterState, Retention, condition
+from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, condition
 from kmevents.selectors import Selector
 from kmevents.store import touched
 from kmevents.store.snapshots import Snapshots
@@ -69,12 +75,32 @@ JUMP = 4_000
 
 
 @dataclass
+class _Seen:
+    """One applied event of a folded unit, as pass 2 needs it: the record (the event is decoded
+    again from its bytes for an entry), its annotations, its dirty set and the values (orjson) of
+    the dirty entities of the kinds a history can relate (``_Folds.kinds``) right after it."""
+
+    rec: LogRecord
+    anns: list[dict[str, Any]]
+    dirty: set[Key]
+    values: dict[Key, bytes]
+    occurred_at: str | None
+    correlation_id: Any
+
+    def value_of(self, key: Key) -> dict[str, Any] | None:
+        v: dict[str, Any] | None = orjson.loads(self.values[key])
+        return v
+
+
+@dataclass
 class Indexed:
     """The cluster's touched-entity index and the snapshots its folds start from.
 
-    ``folded``, ``units``, ``loads``: what the passes did (units folded, units in
-    all, snapshots loaded); ``scanned``: why the full scan was used instead
-    (None while the index serves)."""
+    ``folded``, ``units``, ``loads``, ``events``: what the passes did (units folded by
+    both passes together, units the log was cut into, snapshots/deltas decoded, records
+    read); ``scanned``: why the full scan was used instead (None while the index serves).
+    Pass 1 keeps what it saw of each unit it folded (``seen``), so pass 2 folds only the
+    units that links found late implicate."""
 
     blocks: list[touched.Block]
     snapshots: Snapshots | None = None
@@ -85,6 +111,15 @@ class Indexed:
     scanned: str | None = None
     #: set by ``usable``: the index serves this history
     serves: bool = False
+    #: first offsets of the units folded so far, and what their events did
+    done: set[int] = field(default_factory=set)
+    seen: dict[int, _Seen] = field(default_factory=dict)
+    #: kinds whose dirty values ``seen`` keeps (set by ``related``)
+    kinds: frozenset[str] = frozenset()
+    #: the usable snapshot entries (None: not read yet) and states decoded, by offset (read only:
+    #: a fold starts from a fork); at most ``KEEP_STATES`` of them
+    _entries: list[dict[str, Any]] | None = None
+    _states: dict[int, ClusterState] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,6 +127,10 @@ class _Unit:
     first: int
     last: int
     block: touched.Block | None  # None: not indexed, always folded
+
+
+#: Decoded snapshot/delta states an indexed history keeps to fork from (each may be large).
+KEEP_STATES = 3
 
 
 def _units(blocks: list[touched.Block], first: int, last: int) -> list[_Unit]:
@@ -149,58 +188,97 @@ async def open_index(opened: Any) -> Indexed:
     return Indexed(blocks, opened.snapshots)
 
 
+async def _start_from(idx: Indexed, cluster: str, first: int, before: int) -> tuple[ClusterState, int] | None:
+    """A fork of the newest usable snapshot or delta state at or before offset ``before`` (and
+    at or past ``first - 1``, where the source starts), with its offset; None when there is none."""
+    snaps = idx.snapshots
+    if snaps is None:
+        return None
+    if idx._entries is None:
+        try:
+            entries = await snaps.entries(cluster)
+        except Exception:  # noqa: BLE001 - a missing snapshot store only costs time
+            entries = []
+        idx._entries = [e for e in entries if int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION
+                        and int(e["offset"]) >= first - 1]
+    default = Retention()
+    for e in reversed(idx._entries):
+        off = int(e["offset"])
+        if off > before:
+            continue
+        st = idx._states.get(off)
+        if st is None:
+            try:
+                loaded = await snaps.load(e)
+            except Exception:  # noqa: BLE001
+                loaded = None
+            # a snapshot of a worker with other retention limits folds differently from the scan
+            if loaded is None or loaded.retention != default:
+                continue
+            idx.loads += 1
+            st = loaded.freeze()
+            while len(idx._states) >= KEEP_STATES:
+                del idx._states[min(idx._states)]
+            idx._states[off] = st
+        return st.fork(), off
+    return None
+
+
 async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[touched.Block], bool],
                       hook: Hook, skipped: Callable[[touched.Block], None] | None = None) -> None:
     """Fold the units ``wants`` (asked in log order, as the hook widens what it wants) and the
-    ones not indexed, each with ``hook`` on its events, from the state just before it."""
+    ones not indexed, each with ``hook`` on its events, from the state just before it. Units an
+    earlier pass folded are left out (what they did is in ``idx.seen``)."""
     first, last = await src.covers()
     units = _units(idx.blocks, first, last)
-    idx.units += len(units)
-    default = Retention()
-    entries: list[dict[str, Any]] | None = None
+    idx.units = len(units)
     st: ClusterState | None = None
     cur = first - 1
-    for u in units:
+    for i, u in enumerate(units):
+        if u.first in idx.done:
+            continue
         if u.block is not None and not wants(u.block):
             if skipped is not None:
                 skipped(u.block)
             continue
         idx.folded += 1
-        if (st is None or u.first - 1 - cur > JUMP) and idx.snapshots is not None:
-            if entries is None:
-                try:
-                    entries = await idx.snapshots.entries(cluster)
-                except Exception:  # noqa: BLE001 - a missing snapshot store only costs time
-                    entries = []
-            near = max((int(e["offset"]) for e in entries if int(e["offset"]) <= u.first - 1), default=-1)
-            if near >= first - 1 and (st is None or near - cur > JUMP // 2):
-                loaded = None
-                try:
-                    loaded = await idx.snapshots.best(cluster, at_or_before=u.first - 1)
-                except Exception:  # noqa: BLE001
-                    loaded = None
-                # a snapshot of a worker with other retention limits folds differently from the scan
-                if loaded is not None and loaded.offset >= first - 1 and loaded.state.retention == default \
-                        and (st is None or loaded.offset > cur):
-                    st, cur = loaded.state, loaded.offset
-                    st.take_dirty()
-                    idx.loads += 1
+        if st is None or u.first - 1 - cur > JUMP:
+            got = await _start_from(idx, cluster, first, u.first - 1)
+            # from the snapshot when it saves folding (or there is no fold yet)
+            if got is not None and (st is None or got[1] - cur > JUMP // 2):
+                st, cur = got
         if st is None:
             st, cur = ClusterState.empty(cluster), first - 1
-        start = u.first
-        state = st
-
-        def step(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], s: ClusterState,
-                 start: int = start) -> None:
-            if rec.offset < start:
-                s.take_dirty()  # as the scan's hook does before the unit
-            else:
-                hook(rec, ev, anns, s)
-
-        r = await replay(src, cluster, Target(offset=u.last), start_state=state, start_offset=cur,
-                         on_event=step, progress=False)
+        st.take_dirty()
+        # every event folded goes through the hook, those before the unit too (the scan's hook sees
+        # them all): the units folded on the way need no fold of their own later
+        r = await replay(src, cluster, Target(offset=u.last), start_state=st, start_offset=cur,
+                         on_event=hook, progress=False)
         idx.events += r.scanned
+        j = i
+        while j >= 0 and units[j].first > cur:
+            idx.done.add(units[j].first)
+            j -= 1
         cur = u.last
+
+
+def _observer(idx: Indexed, then: Callable[[set[Key], ClusterState], None] | None = None) -> Hook:
+    """The hook of an indexed pass: it keeps what each event did in ``idx.seen`` (then ``then``)."""
+    kinds, seen, dumps = idx.kinds, idx.seen, orjson.dumps
+
+    def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
+        dirty = st.take_dirty()
+        values = {k: dumps(st.entity(*k)) for k in dirty if k[0] in kinds}
+        occ = ev.get("occurred_at")
+        seen[rec.offset] = _Seen(rec, anns, dirty, values, occ if type(occ) is str else None, ev.get("correlation_id"))
+        if then is not None:
+            then(dirty, st)
+
+    return hook
+
+
+#: Kinds ``_link`` relates an entity to (with the history's own kind, what ``Related.keys`` may hold).
+LINKED_KINDS = ("pod", "task", "offer")
 
 
 @dataclass
@@ -257,8 +335,8 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
     seen_ids: set[str] = set()  # the given ids that are ids of entities
     wanted = set(ids)
 
-    def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
-        for k in st.take_dirty():
+    def links(dirty: set[Key], st: ClusterState) -> None:
+        for k in dirty:
             if k[0] == kind and k not in rel.targets:
                 v = st.entity(*k)
                 if (selector is not None and v is not None and selector.matches(v.get("labels"))) or (
@@ -288,9 +366,14 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
                     return True
             return b.holds_any(names)
 
-        await _fold_units(src, cluster, idx, wants, hook)
+        idx.kinds = frozenset({kind, *LINKED_KINDS})
+        await _fold_units(src, cluster, idx, wants, _observer(idx, links))
     else:
         _say_scan(index, progress)
+
+        def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
+            links(st.take_dirty(), st)
+
         await replay(src, cluster, Target(), on_event=hook, progress=progress,
                      progress_from=PROGRESS_FROM if progress_from is None else progress_from,
                      label="history 1/2: finding links")
@@ -318,9 +401,10 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
     open_cond: dict[Key, tuple[int, str, str]] = {}  # key -> (entry index, condition, since)
     last_time = [""]
 
-    def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
-        dirty = st.take_dirty()
-        occ = ev.get("occurred_at") if type(ev.get("occurred_at")) is str else None
+    def add(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], dirty: set[Key], occ: str | None,
+            value_of: Callable[[Key], dict[str, Any] | None]) -> None:
+        """The entry of one applied event (when it touched a related entity or carries a related
+        correlation id); ``value_of(key)``: a copy of the entity's value right after the event."""
         if occ:
             last_time[0] = max(last_time[0], occ)
         touched = sorted(k for k in dirty if k in rel.keys)
@@ -329,9 +413,9 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
             return
         results = {}
         for k in touched:
-            v = st.entity(*k)
+            v = value_of(k)
             cond = condition(v)
-            results[f"{k[0]}/{k[1]}"] = {"condition": cond, "value": None if v is None else orjson.loads(orjson.dumps(v))}
+            results[f"{k[0]}/{k[1]}"] = {"condition": cond, "value": v}
             since = (v or {}).get("since") or occ or ""
             prev = open_cond.get(k)
             if prev is None or prev[1] != cond:
@@ -356,8 +440,20 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
             if b.max_occurred_at:
                 last_time[0] = max(last_time[0], b.max_occurred_at)
 
-        await _fold_units(src, cluster, index, lambda b: b.holds_any(needles), hook, skipped)
+        # only the units pass 1 left out: what the others did is in index.seen
+        await _fold_units(src, cluster, index, lambda b: b.holds_any(needles), _observer(index), skipped)
+        for _, x in sorted(index.seen.items()):
+            if x.occurred_at:
+                last_time[0] = max(last_time[0], x.occurred_at)
+            if not (x.dirty & rel.keys) and x.correlation_id not in rel.correlation:
+                continue
+            add(x.rec, decode_fast(x.rec.value or b""), x.anns, x.dirty, x.occurred_at, x.value_of)
     else:
+        def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
+            occ = ev.get("occurred_at")
+            add(rec, ev, anns, st.take_dirty(), occ if type(occ) is str else None,
+                lambda k: orjson.loads(orjson.dumps(st.entity(*k))))
+
         await replay(src, cluster, Target(), on_event=hook, progress=progress,
                      progress_from=PROGRESS_FROM if progress_from is None else progress_from,
                      label="history 2/2: collecting")
