@@ -181,11 +181,17 @@ async def open_index(opened: Any) -> Indexed:
     if client is None:
         return Indexed([], opened.snapshots, scanned="etcd (where the worker keeps the index) is not reachable "
                        "or not used for this source")
+    return await read_index(opened.settings, client, opened.cluster, opened.snapshots)
+
+
+async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapshots | None) -> Indexed:
+    """The cluster's touched-entity index read from etcd through ``client`` (empty, saying why,
+    when it cannot be read), with the snapshots its folds start from."""
     try:
-        blocks = await touched.read_blocks(opened.settings, client, opened.cluster)
+        blocks = await touched.read_blocks(settings, client, cluster)
     except Exception as exc:  # noqa: BLE001 - the index only saves time
-        return Indexed([], opened.snapshots, scanned=f"the touched-entity index could not be read ({exc})")
-    return Indexed(blocks, opened.snapshots)
+        return Indexed([], snapshots, scanned=f"the touched-entity index could not be read ({exc})")
+    return Indexed(blocks, snapshots)
 
 
 async def _start_from(idx: Indexed, cluster: str, first: int, before: int) -> tuple[ClusterState, int] | None:
