@@ -271,10 +271,13 @@ async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[
 def _observer(idx: Indexed, then: Callable[[set[Key], ClusterState], None] | None = None) -> Hook:
     """The hook of an indexed pass: it keeps what each event did in ``idx.seen`` (then ``then``)."""
     kinds, seen, dumps = idx.kinds, idx.seen, orjson.dumps
+    # the totals of agents and roles are brought up to date only when one of them can matter
+    totals = not kinds.isdisjoint(TOTALS_KINDS)
 
     def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
-        dirty = st.take_dirty()
-        values = {k: dumps(st.entity(*k)) for k in dirty if k[0] in kinds}
+        dirty = st.take_dirty(totals=totals)
+        value = st.entity if totals else st.peek
+        values = {k: dumps(value(*k)) for k in dirty if k[0] in kinds}
         occ = ev.get("occurred_at")
         seen[rec.offset] = _Seen(rec, anns, dirty, values, occ if type(occ) is str else None, ev.get("correlation_id"))
         if then is not None:
@@ -282,6 +285,9 @@ def _observer(idx: Indexed, then: Callable[[set[Key], ClusterState], None] | Non
 
     return hook
 
+
+#: Kinds whose values hold totals brought up to date lazily (reducer/aggregates.py).
+TOTALS_KINDS = frozenset({"agent", "role"})
 
 #: Kinds ``_link`` relates an entity to (with the history's own kind, what ``Related.keys`` may hold).
 LINKED_KINDS = ("pod", "task", "offer")
@@ -344,7 +350,7 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
     def links(dirty: set[Key], st: ClusterState) -> None:
         for k in dirty:
             if k[0] == kind and k not in rel.targets:
-                v = st.entity(*k)
+                v = st.entity(*k) if kind in TOTALS_KINDS else st.peek(*k)
                 if (selector is not None and v is not None and selector.matches(v.get("labels"))) or (
                         wanted and v is not None and any(named(kind, k[1], v, n) for n in wanted)):
                     rel.targets.add(k)
