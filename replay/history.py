@@ -78,7 +78,7 @@ JUMP = 4_000
 class _Seen:
     """One applied event of a folded unit, as pass 2 needs it: the record (the event is decoded
     again from its bytes for an entry), its annotations, its dirty set and the values (orjson) of
-    the dirty entities of the kinds a history can relate (``_Folds.kinds``) right after it."""
+    the dirty entities of the kinds a history can relate (``Indexed.kinds``) right after it."""
 
     rec: LogRecord
     anns: list[dict[str, Any]]
@@ -453,6 +453,7 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
                 last_time[0] = max(last_time[0], b.max_occurred_at)
 
         # only the units pass 1 left out: what the others did is in index.seen
+        index.kinds = index.kinds | {k for k, _ in rel.keys}  # (pass 1 set them: every kind rel.keys holds)
         await _fold_units(src, cluster, index, lambda b: b.holds_any(needles), _observer(index), skipped)
         for _, x in sorted(index.seen.items()):
             if x.occurred_at:
