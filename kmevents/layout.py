@@ -6,6 +6,7 @@ Under ``<prefix>`` (``/kmevents/v1`` by default)::
     <generation>/_checkpoints/<partition>         Checkpoint JSON     per Kafka partition
     <generation>/_snapshots/<cluster>/<offset:020d>  index entry      where a snapshot lives
     <generation>/_verified/<cluster>              verified point     where the last clean verify got to
+    <generation>/_touched/<cluster>/<first:020d>  index block        what a block of offsets touched (history)
     clusters/<cluster>/current               {"generation": "r3"}     which derivation readers use
     clusters/<cluster>/<generation>/<kind>/<id>   entity JSON (whole values)
 
@@ -58,6 +59,14 @@ def snapshot_index_key(prefix: str, cluster: str, offset: int) -> bytes:
 
 def snapshot_index_prefix(prefix: str, cluster: str) -> bytes:
     return f"{prefix}/_snapshots/{cluster}/".encode()
+
+
+def touched_index_key(prefix: str, cluster: str, first: int) -> bytes:
+    return f"{prefix}/_touched/{cluster}/{first:020d}".encode()
+
+
+def touched_index_prefix(prefix: str, cluster: str) -> bytes:
+    return f"{prefix}/_touched/{cluster}/".encode()
 
 
 def verified_key(prefix: str, cluster: str) -> bytes:

@@ -52,11 +52,16 @@ from kmevents.settings import Settings
 from kmevents.store.checkpoint import Checkpoint, read_checkpoint
 from kmevents.store.generations import current_generation, pointer_value
 from kmevents.store.partition_map import PartitionMap
+from kmevents.store.touched import BLOCK_EVENTS, Accumulator, entity_hashes
 
 log = logging.getLogger("kmevents.processors.derive")
 
 _dumps = orjson.dumps
 _SORT = orjson.OPT_SORT_KEYS
+
+#: What a batch writes per key: an entity (read from its state at commit), the ``current``
+#: pointer (None), or bytes already encoded (a touched-index block).
+Pending = tuple[ClusterState, str, str] | bytes | None
 
 #: A batch is committed before the next event once it holds this many fewer
 #: keys than a transaction allows: room for that event's own writes.
@@ -129,7 +134,7 @@ class PartitionDeriver:
     def __init__(self, settings: Settings, client: etcd_adapter.EtcdClient, partition: int, *,
                  worker_id: str, retention: Retention | None = None,
                  snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, delta_every_events: int = DELTA_EVERY_EVENTS,
-                 pins: PartitionMap | None = None,
+                 pins: PartitionMap | None = None, touched_every_events: int = BLOCK_EVENTS,
                  dead_letter_sink: Callable[[list[DeadLetter]], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         #: where dead letters go before a checkpoint passes their records (None: the caller
@@ -155,6 +160,10 @@ class PartitionDeriver:
         self.since_delta: Counter[str] = Counter()
         self.folded_offset = -1
         self.known_current: set[str] = set()
+        #: each cluster's open block of the touched-entity index (kmevents/store/touched.py): it
+        #: goes into the transaction that commits its last offset (0 events: no index)
+        self.touched_every_events = touched_every_events
+        self.touched: dict[str, Accumulator] = {}
         #: clusters whose readers were switched to a repaired generation of this
         #: reducer version (``r<V>.repair-<time>``, see kmevents/replay/repair.py):
         #: their entities are written there, and ``current`` is left alone.
@@ -325,14 +334,18 @@ class PartitionDeriver:
         # the costly part of reading state; once per batch is enough).
         touched: dict[str, ClusterState] = {}
         pointers: dict[bytes, None] = {}
+        #: writes of the touched-index blocks closed inside the batch (each with its entities' keys)
+        carried: dict[bytes, Pending] = {}
+        every = self.touched_every_events
         flush_at = max(1, self.limits.op_budget - FLUSH_RESERVE)
         for rec in records:
             if rec.offset <= self.folded_offset:
                 out.skipped += 1
                 continue
-            if touched and sum(st.dirty_count for st in touched.values()) + len(pointers) >= flush_at:
-                await self._flush(self._collect(touched, pointers), out)
-                touched, pointers = {}, {}
+            if (touched or carried) and \
+                    sum(st.dirty_count for st in touched.values()) + len(pointers) + len(carried) >= flush_at:
+                await self._flush(self._collect(touched, pointers, carried), out)
+                touched, pointers, carried = {}, {}, {}
             cluster = self._cluster_of(rec)
             if cluster is None:
                 out.dead_letters.append(DeadLetter(
@@ -355,6 +368,13 @@ class PartitionDeriver:
                 f = self._new_fold(cluster)
             outcome = f.step(rec.offset, rec.key, rec.value)
             self.folded_offset = rec.offset
+            if self.touched_every_events:
+                acc = self.touched.get(cluster)
+                if acc is None:
+                    acc = self.touched[cluster] = Accumulator()
+                acc.event(rec.offset, f.event, applied=outcome is APPLIED, failed=outcome is FAILED)
+                if acc.due(every):  # the block ends here, inside the batch: blocks stay this small
+                    self._close_block(cluster, f.state, acc, carried)
             if outcome is APPLIED:
                 touched[cluster] = f.state
                 if cluster not in self.known_current:
@@ -376,8 +396,8 @@ class PartitionDeriver:
             elif 0 < self.delta_every_events <= self.since_delta[cluster]:
                 out.deltas_due.append(cluster)
                 self.since_delta[cluster] = 0
-        if touched or pointers or self.folded_offset > self._next_checkpoint_floor():
-            await self._flush(self._collect(touched, pointers), out)
+        if touched or pointers or carried or self.folded_offset > self._next_checkpoint_floor():
+            await self._flush(self._collect(touched, pointers, carried), out)
         await self.drain()
         return out
 
@@ -385,30 +405,56 @@ class PartitionDeriver:
         """The offset the checkpoint will have once the transaction in flight lands."""
         return self._inflight_offset if self._inflight is not None else self.checkpoint.offset
 
-    def _collect(self, touched: dict[str, ClusterState], pointers: dict[bytes, None]
-                 ) -> dict[bytes, tuple[ClusterState, str, str] | None]:
-        """Keys to write for the batch: every changed entity of the touched clusters, plus pointers."""
-        pending: dict[bytes, tuple[ClusterState, str, str] | None] = dict(pointers)
-        prefix, live = self.prefix, self.generation
+    def _collect(self, touched: dict[str, ClusterState], pointers: dict[bytes, None],
+                 carried: dict[bytes, Pending] | None = None) -> dict[bytes, Pending]:
+        """Keys to write for the batch: every changed entity of the touched clusters, plus pointers,
+        plus the touched-index blocks closed in the batch (``carried``, with the entities their
+        dirty sets named) and each one due now."""
+        pending: dict[bytes, Pending] = dict(pointers)
+        if carried:
+            pending.update(carried)
         for cluster, state in touched.items():
-            gen = self.cluster_generation.get(cluster, live)
-            for kind, id in state.take_dirty():
-                pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
+            self._take_dirty(cluster, state, pending)
+        every = self.touched_every_events
+        for cluster, acc in self.touched.items():
+            if every and acc.due(every):
+                first, value = acc.close(self.folded_offset)
+                pending[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
         return pending
 
-    def _encode_pending(self, pending: dict[bytes, tuple[ClusterState, str, str] | None]
-                        ) -> dict[bytes, bytes | None]:
+    def _take_dirty(self, cluster: str, state: ClusterState, pending: dict[bytes, Pending]) -> None:
+        """The cluster's changed entities into ``pending``, and their hashes into its open block."""
+        prefix = self.prefix
+        gen = self.cluster_generation.get(cluster, self.generation)
+        acc = self.touched.get(cluster)
+        hashes = acc.hashes if acc is not None else None
+        for kind, id in state.take_dirty():
+            pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
+            if hashes is not None:
+                hashes.update(entity_hashes(kind, id, state.entity(kind, id)))
+
+    def _close_block(self, cluster: str, state: ClusterState, acc: Accumulator, carried: dict[bytes, Pending]) -> None:
+        """Close the cluster's block at the record just folded: its dirty set so far goes into the
+        block (and its entities into ``carried``, written with the batch), the block too."""
+        self._take_dirty(cluster, state, carried)
+        first, value = acc.close(self.folded_offset)
+        carried[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
+
+    def _encode_pending(self, pending: dict[bytes, Pending]) -> dict[bytes, bytes | None]:
         ops: dict[bytes, bytes | None] = {}
         for key, ref in pending.items():
             if ref is None:  # the cluster's `current` pointer
                 ops[key] = pointer_value(self.generation)
+                continue
+            if isinstance(ref, bytes):  # a touched-index block, encoded
+                ops[key] = ref
                 continue
             state, kind, id = ref
             value = state.entity(kind, id)
             ops[key] = None if value is None else _dumps(value, option=_SORT)
         return ops
 
-    async def _flush(self, pending: dict[bytes, tuple[ClusterState, str, str] | None], out: BatchOutcome) -> None:
+    async def _flush(self, pending: dict[bytes, Pending], out: BatchOutcome) -> None:
         ops = self._encode_pending(pending)
         budget = self.limits.byte_budget
         for key in [k for k, v in ops.items() if op_size(k, v) > budget]:

@@ -43,6 +43,7 @@ from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
 from kmevents.settings import Settings
 from kmevents.store.partition_map import PartitionMap
 from kmevents.store.snapshots import SnapshotWriter, index_entries, read_bytes
+from kmevents.store.touched import BLOCK_EVENTS
 
 log = logging.getLogger("kmevents.processors.worker")
 
@@ -106,13 +107,15 @@ class DeriveWorker:
     def __init__(self, settings: Settings, *, worker_id: str | None = None, retention: Retention | None = None,
                  snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, snapshot_every_seconds: float = SNAPSHOT_EVERY_SECONDS,
                  delta_every_events: int = DELTA_EVERY_EVENTS, max_records: int = 5000, group_id: str = GROUP_ID, instance_id: str | None = None,
-                 session_timeout_ms: int = SESSION_TIMEOUT_MS) -> None:
+                 session_timeout_ms: int = SESSION_TIMEOUT_MS, touched_every_events: int = BLOCK_EVENTS) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.retention = retention
         self.snapshot_every_events = snapshot_every_events
         self.snapshot_every_seconds = snapshot_every_seconds
         self.delta_every_events = delta_every_events
+        #: events per block of the touched-entity index (``history``'s; 0: none)
+        self.touched_every_events = touched_every_events
         self.max_records = max_records
         self.group_id = group_id
         #: static group membership (Kafka KIP-345): a worker restarted with the same id gets its
@@ -211,7 +214,7 @@ class DeriveWorker:
         d = PartitionDeriver(self.settings, self._etcd, tp.partition, worker_id=self.worker_id,
                              retention=self.retention, snapshot_every_events=self.snapshot_every_events,
                              delta_every_events=self.delta_every_events,
-                             pins=self._pins, dead_letter_sink=self._send_dead_letters)
+                             touched_every_events=self.touched_every_events, pins=self._pins, dead_letter_sink=self._send_dead_letters)
         self.restoring.add(tp.partition)
         try:
             await self._take(d, tp)

@@ -17,26 +17,50 @@ gets a new id), ``node/HOST``, ``pod/NAME`` (in any namespace), ``task/TASK_ID``
 
 Two passes over the log: the first finds the related entities (an offer is
 made before anyone knows which task it will carry), the second collects the
-events. Each entry carries the event's two times and lag, its actor, the
-annotations it produced, and the resulting state of each related entity it
+events.
+
+With the worker's touched-entity index (kmevents/store/touched.py, passed as
+:class:`Indexed`) a pass folds only the *units* of the log that matter, in log
+order: each block of the index whose hash set holds one of the pass's needles
+(pass 1: the related keys so far and the names asked for; pass 2: the related keys
+and correlation ids), and every range the index does not cover (the tail the worker
+has not closed a block for yet, a restart's gap). Each such unit is folded from the
+state before it: the fold so far when it is near, else the newest snapshot (or delta)
+before it (decoded once, then forked), with the same hook as the full scan on every
+event folded, so the result is the scan's (the hook decides what is related; the index
+only says which units cannot matter). Pass 1 keeps what each event it folded did (its
+dirty set and the values of the dirty pods, tasks, offers and entities of the asked
+kind), so pass 2 folds only the units links found late implicate, and builds the
+entries from what the passes kept.
+Worked example: blocks [0..999] {pod/a, task/t1}, [1000..1999] {offer/o9},
+[2000..2999] {task/t1}; ``history pod/a``: pass 1 folds [0..999] (finds task/t1 and,
+from its value, offer/o7), skips [1000..1999], folds [2000..2999]; pass 2 folds only
+the blocks holding offer/o7 or a correlation id that pass 1 skipped.
+
+Each entry carries the event's two times and lag, its actor, the annotations it produced, and the resulting state of each related entity it
 touched; ``lasted`` says how long the condition it put the entity in held
 (until the entity's next condition, or "still" at the end of the log).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from kmevents.replay.engine import Target, replay
+from kmevents.replay.engine import Hook, Target, replay
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
 
+from kmevents import chain
+from kmevents.contract import decode_fast
 from kmevents.jsonobj import obj
-from kmevents.reducer import ClusterState, condition
+from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, condition
 from kmevents.selectors import Selector
+from kmevents.store import touched
+from kmevents.store.snapshots import Snapshots
 from kmevents.timespec import iso_of_ms, lag_seconds, micros_of
 
 Key = tuple[str, str]
@@ -44,6 +68,229 @@ Key = tuple[str, str]
 #: A history reads the whole log twice: its passes show a progress bar (on a terminal) from this
 #: many records on; a point-in-time replay only from 200,000 (it is quicker per record).
 PROGRESS_FROM = 20_000
+
+
+#: Load a snapshot rather than fold on when the next unit starts this many offsets past the fold.
+JUMP = 4_000
+
+
+@dataclass
+class _Seen:
+    """One applied event of a folded unit, as pass 2 needs it: the record (the event is decoded
+    again from its bytes for an entry), its annotations, its dirty set and the values (orjson) of
+    the dirty entities of the kinds a history can relate (``Indexed.kinds``) right after it."""
+
+    rec: LogRecord
+    anns: list[dict[str, Any]]
+    dirty: set[Key]
+    values: dict[Key, bytes]
+    occurred_at: str | None
+    correlation_id: Any
+
+    def value_of(self, key: Key) -> dict[str, Any] | None:
+        v: dict[str, Any] | None = orjson.loads(self.values[key])
+        return v
+
+
+@dataclass
+class Indexed:
+    """The cluster's touched-entity index and the snapshots its folds start from.
+
+    ``folded``, ``units``, ``loads``, ``events``: what the passes did (units folded by
+    both passes together, units the log was cut into, snapshots/deltas decoded, records
+    read); ``scanned``: why the full scan was used instead (None while the index serves).
+    Pass 1 keeps what it saw of each unit it folded (``seen``), so pass 2 folds only the
+    units that links found late implicate."""
+
+    blocks: list[touched.Block]
+    snapshots: Snapshots | None = None
+    folded: int = 0
+    units: int = 0
+    loads: int = 0
+    events: int = 0
+    scanned: str | None = None
+    #: set by ``usable``: the index serves this history
+    serves: bool = False
+    #: first offsets of the units folded so far, and what their events did
+    done: set[int] = field(default_factory=set)
+    seen: dict[int, _Seen] = field(default_factory=dict)
+    #: kinds whose dirty values ``seen`` keeps (set by ``related``)
+    kinds: frozenset[str] = frozenset()
+    #: the usable snapshot entries (None: not read yet) and states decoded, by offset (read only:
+    #: a fold starts from a fork); at most ``KEEP_STATES`` of them
+    _entries: list[dict[str, Any]] | None = None
+    _states: dict[int, ClusterState] = field(default_factory=dict)
+
+
+@dataclass
+class _Unit:
+    first: int
+    last: int
+    block: touched.Block | None  # None: not indexed, always folded
+
+
+#: Decoded snapshot/delta states an indexed history keeps to fork from (each may be large).
+KEEP_STATES = 3
+
+
+def _units(blocks: list[touched.Block], first: int, last: int) -> list[_Unit]:
+    """The log's offsets first..last cut into blocks and the ranges no block covers.
+
+    Blocks may overlap (a block written by a worker that crashed before its checkpoint,
+    and the block its successor wrote over the same offsets): each is complete for its
+    own range, so the part of a block past what the previous ones covered keeps its set."""
+    out: list[_Unit] = []
+    pos = first
+    for b in blocks:
+        if b.last < pos or b.first > last:
+            continue
+        if b.first > pos:
+            out.append(_Unit(pos, b.first - 1, None))
+            pos = b.first
+        if b.last > last:  # the index runs past what this source holds: fold the rest
+            break
+        out.append(_Unit(pos, b.last, b))
+        pos = b.last + 1
+    if pos <= last:
+        out.append(_Unit(pos, last, None))
+    return out
+
+
+async def usable(src: Source, idx: Indexed | None, kind: str, selector: Selector | None) -> Indexed | None:
+    """``idx`` when it can serve this history exactly; else None, with ``idx.scanned`` saying why."""
+    if idx is None:
+        return None
+    why = None
+    if not idx.blocks:
+        why = "no touched-entity index for this cluster (the worker has not closed a block yet, or predates it)"
+    elif selector is not None:
+        why = "a label selector needs every entity's labels"
+    elif kind in touched.UNSERVED_KINDS:
+        why = f"the index does not serve {kind} (its totals are materialised per batch)"
+    elif await src.chain_start() != chain.GENESIS or getattr(src, "gaps", None):
+        why = "the log read does not start at the log's beginning"
+    idx.scanned = why
+    idx.serves = why is None
+    return None if why else idx
+
+
+async def open_index(opened: Any) -> Indexed:
+    """The touched-entity index of an opened log (kmevents/replay/opening.py's ``Opened``):
+    read from etcd when it answered; empty (so history scans, saying why) otherwise."""
+    client = getattr(opened, "client", None)
+    if client is None:
+        return Indexed([], opened.snapshots, scanned="etcd (where the worker keeps the index) is not reachable "
+                       "or not used for this source")
+    return await read_index(opened.settings, client, opened.cluster, opened.snapshots)
+
+
+async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapshots | None) -> Indexed:
+    """The cluster's touched-entity index read from etcd through ``client`` (empty, saying why,
+    when it cannot be read), with the snapshots its folds start from."""
+    try:
+        blocks = await touched.read_blocks(settings, client, cluster)
+    except Exception as exc:  # noqa: BLE001 - the index only saves time
+        return Indexed([], snapshots, scanned=f"the touched-entity index could not be read ({exc})")
+    return Indexed(blocks, snapshots)
+
+
+async def _start_from(idx: Indexed, cluster: str, first: int, before: int) -> tuple[ClusterState, int] | None:
+    """A fork of the newest usable snapshot or delta state at or before offset ``before`` (and
+    at or past ``first - 1``, where the source starts), with its offset; None when there is none."""
+    snaps = idx.snapshots
+    if snaps is None:
+        return None
+    if idx._entries is None:
+        try:
+            entries = await snaps.entries(cluster)
+        except Exception:  # noqa: BLE001 - a missing snapshot store only costs time
+            entries = []
+        idx._entries = [e for e in entries if int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION
+                        and int(e["offset"]) >= first - 1]
+    default = Retention()
+    for e in reversed(idx._entries):
+        off = int(e["offset"])
+        if off > before:
+            continue
+        st = idx._states.get(off)
+        if st is None:
+            try:
+                loaded = await snaps.load(e)
+            except Exception:  # noqa: BLE001
+                loaded = None
+            # a snapshot of a worker with other retention limits folds differently from the scan
+            if loaded is None or loaded.retention != default:
+                continue
+            idx.loads += 1
+            st = loaded.freeze()
+            while len(idx._states) >= KEEP_STATES:
+                del idx._states[min(idx._states)]
+            idx._states[off] = st
+        return st.fork(), off
+    return None
+
+
+async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[touched.Block], bool],
+                      hook: Hook, skipped: Callable[[touched.Block], None] | None = None) -> None:
+    """Fold the units ``wants`` (asked in log order, as the hook widens what it wants) and the
+    ones not indexed, each with ``hook`` on its events, from the state just before it. Units an
+    earlier pass folded are left out (what they did is in ``idx.seen``)."""
+    first, last = await src.covers()
+    units = _units(idx.blocks, first, last)
+    idx.units = len(units)
+    st: ClusterState | None = None
+    cur = first - 1
+    for i, u in enumerate(units):
+        if u.first in idx.done:
+            continue
+        if u.block is not None and not wants(u.block):
+            if skipped is not None:
+                skipped(u.block)
+            continue
+        idx.folded += 1
+        if st is None or u.first - 1 - cur > JUMP:
+            got = await _start_from(idx, cluster, first, u.first - 1)
+            # from the snapshot when it saves folding (or there is no fold yet)
+            if got is not None and (st is None or got[1] - cur > JUMP // 2):
+                st, cur = got
+        if st is None:
+            st, cur = ClusterState.empty(cluster), first - 1
+        st.take_dirty()
+        # every event folded goes through the hook, those before the unit too (the scan's hook sees
+        # them all): the units folded on the way need no fold of their own later
+        r = await replay(src, cluster, Target(offset=u.last), start_state=st, start_offset=cur,
+                         on_event=hook, progress=False)
+        idx.events += r.scanned
+        j = i
+        while j >= 0 and units[j].first > cur:
+            idx.done.add(units[j].first)
+            j -= 1
+        cur = u.last
+
+
+def _observer(idx: Indexed, then: Callable[[set[Key], ClusterState], None] | None = None) -> Hook:
+    """The hook of an indexed pass: it keeps what each event did in ``idx.seen`` (then ``then``)."""
+    kinds, seen, dumps = idx.kinds, idx.seen, orjson.dumps
+    # the totals of agents and roles are brought up to date only when one of them can matter
+    totals = not kinds.isdisjoint(TOTALS_KINDS)
+
+    def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
+        dirty = st.take_dirty(totals=totals)
+        value = st.entity if totals else st.peek
+        values = {k: dumps(value(*k)) for k in dirty if k[0] in kinds}
+        occ = ev.get("occurred_at")
+        seen[rec.offset] = _Seen(rec, anns, dirty, values, occ if type(occ) is str else None, ev.get("correlation_id"))
+        if then is not None:
+            then(dirty, st)
+
+    return hook
+
+
+#: Kinds whose values hold totals brought up to date lazily (reducer/aggregates.py).
+TOTALS_KINDS = frozenset({"agent", "role"})
+
+#: Kinds ``_link`` relates an entity to (with the history's own kind, what ``Related.keys`` may hold).
+LINKED_KINDS = ("pod", "task", "offer")
 
 
 @dataclass
@@ -87,19 +334,23 @@ def named(kind: str, id: str, value: dict[str, Any] | None, name: str) -> bool:
 
 
 async def related(src: Source, cluster: str, kind: str, ids: list[str], selector: Selector | None,
-                  progress: bool = True, progress_from: int | None = None) -> Related:
+                  progress: bool = True, progress_from: int | None = None, *,
+                  index: Indexed | None = None) -> Related:
     """Pass 1: the targets (by id, name or label selector) and the entities/correlation ids
-    linked to them. A name that is no id becomes every entity it names (see ``named``)."""
+    linked to them. A name that is no id becomes every entity it names (see ``named``).
+
+    ``index``: fold only the units that can matter (module docstring), when it can serve
+    this history (``usable``); else the whole log, saying so on stderr with ``progress``."""
     rel = Related()
     rel.targets = {(kind, i) for i in ids}
     rel.keys = set(rel.targets)
     seen_ids: set[str] = set()  # the given ids that are ids of entities
     wanted = set(ids)
 
-    def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
-        for k in st.take_dirty():
+    def links(dirty: set[Key], st: ClusterState) -> None:
+        for k in dirty:
             if k[0] == kind and k not in rel.targets:
-                v = st.entity(*k)
+                v = st.entity(*k) if kind in TOTALS_KINDS else st.peek(*k)
                 if (selector is not None and v is not None and selector.matches(v.get("labels"))) or (
                         wanted and v is not None and any(named(kind, k[1], v, n) for n in wanted)):
                     rel.targets.add(k)
@@ -113,9 +364,31 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
                     for k2 in list(rel.keys):
                         _link(st, k2, rel)
 
-    await replay(src, cluster, Target(), on_event=hook, progress=progress,
-                 progress_from=PROGRESS_FROM if progress_from is None else progress_from,
-                 label="history 1/2: finding links")
+    idx = await usable(src, index, kind, selector)
+    if idx is not None:
+        hashes: dict[Key, int] = {}
+        names = [touched.name(kind, n) for n in wanted]
+
+        def wants(b: touched.Block) -> bool:
+            for k in rel.keys:
+                h = hashes.get(k)
+                if h is None:
+                    h = hashes[k] = touched.key(*k)
+                if b.holds(h):
+                    return True
+            return b.holds_any(names)
+
+        idx.kinds = frozenset({kind, *LINKED_KINDS})
+        await _fold_units(src, cluster, idx, wants, _observer(idx, links))
+    else:
+        _say_scan(index, progress)
+
+        def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
+            links(st.take_dirty(), st)
+
+        await replay(src, cluster, Target(), on_event=hook, progress=progress,
+                     progress_from=PROGRESS_FROM if progress_from is None else progress_from,
+                     label="history 1/2: finding links")
     # a name that matched entities by name is no entity of its own: drop it (agent/HOST -> agent/<ids>)
     for i in wanted - seen_ids:
         if any(k[0] == kind and k[1] != i for k in rel.targets):
@@ -124,9 +397,14 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
     return rel
 
 
+def _say_scan(index: Indexed | None, progress: bool) -> None:
+    if progress and index is not None and index.scanned:
+        print(f"history: scanning the whole log: {index.scanned}", file=sys.stderr, flush=True)
+
+
 async def collect(src: Source, cluster: str, rel: Related, progress: bool = True,
                   extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                  progress_from: int | None = None) -> list[dict[str, Any]]:
+                  progress_from: int | None = None, *, index: Indexed | None = None) -> list[dict[str, Any]]:
     """Pass 2: the events that touched a related entity or carry a related correlation id.
 
     ``extra(event)``: more fields for the event's entry (the API marks what a
@@ -135,9 +413,10 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
     open_cond: dict[Key, tuple[int, str, str]] = {}  # key -> (entry index, condition, since)
     last_time = [""]
 
-    def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
-        dirty = st.take_dirty()
-        occ = ev.get("occurred_at") if type(ev.get("occurred_at")) is str else None
+    def add(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], dirty: set[Key], occ: str | None,
+            value_of: Callable[[Key], dict[str, Any] | None]) -> None:
+        """The entry of one applied event (when it touched a related entity or carries a related
+        correlation id); ``value_of(key)``: a copy of the entity's value right after the event."""
         if occ:
             last_time[0] = max(last_time[0], occ)
         touched = sorted(k for k in dirty if k in rel.keys)
@@ -146,9 +425,9 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
             return
         results = {}
         for k in touched:
-            v = st.entity(*k)
+            v = value_of(k)
             cond = condition(v)
-            results[f"{k[0]}/{k[1]}"] = {"condition": cond, "value": None if v is None else orjson.loads(orjson.dumps(v))}
+            results[f"{k[0]}/{k[1]}"] = {"condition": cond, "value": v}
             since = (v or {}).get("since") or occ or ""
             prev = open_cond.get(k)
             if prev is None or prev[1] != cond:
@@ -166,9 +445,31 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
             **(extra(ev) if extra is not None else {}),
         })
 
-    await replay(src, cluster, Target(), on_event=hook, progress=progress,
-                 progress_from=PROGRESS_FROM if progress_from is None else progress_from,
-                 label="history 2/2: collecting")
+    if index is not None and index.serves:
+        needles = [touched.key(*k) for k in rel.keys] + [touched.corr(c) for c in rel.correlation]
+
+        def skipped(b: touched.Block) -> None:  # "held for ... by the end of the log" needs the log's last time
+            if b.max_occurred_at:
+                last_time[0] = max(last_time[0], b.max_occurred_at)
+
+        # only the units pass 1 left out: what the others did is in index.seen
+        index.kinds = index.kinds | {k for k, _ in rel.keys}  # (pass 1 set them: every kind rel.keys holds)
+        await _fold_units(src, cluster, index, lambda b: b.holds_any(needles), _observer(index), skipped)
+        for _, x in sorted(index.seen.items()):
+            if x.occurred_at:
+                last_time[0] = max(last_time[0], x.occurred_at)
+            if not (x.dirty & rel.keys) and x.correlation_id not in rel.correlation:
+                continue
+            add(x.rec, decode_fast(x.rec.value or b""), x.anns, x.dirty, x.occurred_at, x.value_of)
+    else:
+        def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
+            occ = ev.get("occurred_at")
+            add(rec, ev, anns, st.take_dirty(), occ if type(occ) is str else None,
+                lambda k: orjson.loads(orjson.dumps(st.entity(*k))))
+
+        await replay(src, cluster, Target(), on_event=hook, progress=progress,
+                     progress_from=PROGRESS_FROM if progress_from is None else progress_from,
+                     label="history 2/2: collecting")
     for k, (i, _cond, since) in open_cond.items():
         r = entries[i]["results"][f"{k[0]}/{k[1]}"]
         r["lasted_seconds"] = None

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kmevents.errors import EnvironmentProblem, UsageError
 from kmevents.settings import Settings
@@ -31,6 +31,9 @@ class Opened:
     settings: Settings
     snapshots: Snapshots | None
     uses_kafka: bool
+    #: the connected etcd client when one was opened (the snapshot store's): history reads
+    #: the touched-entity index through it
+    client: Any = None
 
 
 def archive_paths(items: list[str]) -> list[Path]:
@@ -116,7 +119,7 @@ async def open_log(settings: Settings, *, cluster: str | None = None, read_from:
             own = ArchiveSnapshots(carried)
             store = own if store is None else CombinedSnapshots([own, store])
         src: Source = sources[0] if len(sources) == 1 else MergedSource(sources)
-        yield Opened(src, cluster, settings, store, use_kafka)
+        yield Opened(src, cluster, settings, store, use_kafka, client)
     finally:
         if reader is not None:
             with contextlib.suppress(Exception):

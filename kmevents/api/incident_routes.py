@@ -61,15 +61,19 @@ async def get_history(request: Request, cluster: ClusterName, kind: KindPath, id
         return {"_visible": event_visible(namespaces, ev)}
 
     async with tt.gates["cold"].slot():
-        rel = await history.related(src, cluster, k, [id], None, progress=False)
+        # the worker's touched-entity index: only the blocks that touched the entity and its links
+        idx = await history.read_index(tt.settings, tt.client, cluster, tt.held_snapshots(cluster, v.partition))
+        rel = await history.related(src, cluster, k, [id], None, progress=False, index=idx)
         entries = await history.collect(src, cluster, rel, progress=False,
-                                        extra=mark if namespaces is not None else None)
+                                        extra=mark if namespaces is not None else None, index=idx)
     # a namespace-limited token sees the entities it may read directly, nothing linked beyond them
     entries, related = visible_history(namespaces, entries, sorted(f"{a}/{b}" for a, b in rel.keys))
     body = {"cluster": cluster, "kind": kind, "id": id, "related": related,
             "count": len(entries), "events": entries[-limit:]}
     return json_body(body, {"X-Kmevents-Source": "replay", "X-Kmevents-Partition": str(v.partition),
-                        "X-Kmevents-Revision": str(v.revision)})
+                        "X-Kmevents-Revision": str(v.revision),
+                        "X-Kmevents-History": f"indexed: {idx.folded} of {idx.units} units folded" if idx.serves
+                        else f"scanned: {idx.scanned}"})
 
 
 @router.get("/{cluster}/search", summary="Events across time matching filters", tags=["query"])

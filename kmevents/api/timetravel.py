@@ -131,6 +131,11 @@ class TimeTravel:
         self._sources[key] = (now, src)
         return src
 
+    def held_snapshots(self, cluster: str, partition: int) -> SnapshotStore:
+        """The cluster's snapshots, each loaded once and held (``load`` returns a fork): what an
+        indexed history folds from (replay/history.py)."""
+        return _HeldStore(self, cluster, partition)
+
     async def held_snapshot(self, cluster: str, partition: int, entry: dict[str, Any]) -> warm.Held | None:
         """The state of snapshot ``entry``, loaded once and then held (read-only)."""
         off = int(entry["offset"])

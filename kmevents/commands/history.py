@@ -18,8 +18,12 @@ and offer.
 
 An entity is KIND/ID or KIND/NAME: agent/HOST (every id the host had),
 node/HOST, pod/NS/NAME or pod/NAME (any namespace), task/TASK_ID, framework/NAME.
-KIND is plural, singular or short (pods, pod, po). The whole log is read (the
-links and how long a condition lasted need it); --from/--to/--since and --type
+KIND is plural, singular or short (pods, pod, po). The whole log counts (the
+links and how long a condition lasted need it), but with the worker's
+touched-entity index only the blocks of it that touched the entity and its links
+are folded, each from the snapshot before it; without one (archives, a label
+selector, a worker that has not written it yet) the whole log is scanned, with a
+progress bar and a line on stderr saying so. --from/--to/--since and --type
 choose which of the events are shown.
 
 examples:
@@ -76,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
     out = output_of(args)
 
     async def main() -> int:
-        async with open_source(args, want_snapshots=False) as o:
+        async with open_source(args) as o:
             show = not args.no_progress
-            rel = await history.related(o.source, o.cluster, kind, [id] if id else [], sel, progress=show)
-            entries = await history.collect(o.source, o.cluster, rel, progress=show)
+            idx = await history.open_index(o)
+            rel = await history.related(o.source, o.cluster, kind, [id] if id else [], sel, progress=show, index=idx)
+            entries = await history.collect(o.source, o.cluster, rel, progress=show, index=idx)
         targets = sorted(f"{k}/{i}" for k, i in rel.targets)
         total = len(entries)
         entries = [e for e in entries if window(e)]

@@ -153,6 +153,6 @@ def task_counted(st: ClusterState, aid: str, summ: Summary, sign: float) -> list
 def rebuild(st: ClusterState) -> None:
     """Recompute the outstanding-offer index from the offers (after a snapshot load)."""
     st._agent_offers = {}
-    for oid, o in st.offers.items():
+    for oid, o in dict.items(st.offers):  # the storage: a fork's items() would copy every offer
         if o["status"] == "outstanding":
             st._agent_offers.setdefault(o["agent_id"], {})[oid] = None

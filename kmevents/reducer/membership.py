@@ -246,13 +246,27 @@ def rebuild_indexes(st: ClusterState) -> None:
     st._svc_sel = {}
     st._rc_members = {}
     st._svc_members = {}
-    for rid, rc in st.rcs.items():
+    # read through the tables' storage: a fork's (reducer/fork.py) would copy every entity read
+    pods: dict[str, Any] = dict(dict.items(st.pods))
+    rcs: dict[str, Any] = dict(dict.items(st.rcs))
+    svcs: dict[str, Any] = dict(dict.items(st.services))
+    for rid, rc in rcs.items():
         sel_add(st._rc_sel, rc["namespace"], rid, rc["selector"])
         st._rc_members[rid] = (set(), set())
-    for sid, svc in st.services.items():
+    for sid, svc in svcs.items():
         sel_add(st._svc_sel, svc["namespace"], sid, svc["selector"])
         st._svc_members[sid] = set()
-    touched_rcs: set[str] = set()
-    joined: set[str] = set()
-    for pod in st.pods.values():
-        index_pod(st, pod, touched_rcs, joined)
+    for pid, pod in pods.items():  # as index_pod files a pod, without its dirty marks
+        if pod["deleted"] is not None:
+            continue
+        ns = pod["namespace"]
+        st._pods_by_ns.setdefault(ns, set()).add(pid)
+        labels = pod["labels"]
+        for rid in candidates(st._rc_sel, ns, labels):
+            if matches(rcs[rid]["selector"], labels):
+                run, other = st._rc_members[rid]
+                (run if pod["phase"] == "Running" else other).add(pid)
+        if pod["ready"] is True:
+            for sid in candidates(st._svc_sel, ns, labels):
+                if matches(svcs[sid]["selector"], labels):
+                    st._svc_members[sid].add(pid)

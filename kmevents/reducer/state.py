@@ -145,6 +145,11 @@ class ClusterState:
             materialize(self)
         return self._tables[kind].get(id)
 
+    def peek(self, kind: str, id: str) -> dict[str, Any] | None:
+        """``entity`` without bringing agent and role totals up to date: the value itself for
+        every other kind (live: do not mutate it)."""
+        return self._tables[kind].get(id)
+
     def entities(self, kind: str) -> Iterable[tuple[str, dict[str, Any]]]:
         """``(id, value)`` pairs of one kind, in no particular order (live dicts)."""
         if self._stale:
@@ -165,13 +170,16 @@ class ClusterState:
         agent/role aggregates, which are only materialized when read)."""
         return len(self._dirty)
 
-    def take_dirty(self) -> set[tuple[str, str]]:
+    def take_dirty(self, *, totals: bool = True) -> set[tuple[str, str]]:
         """``(kind, id)`` of every entity changed, created or removed since the last call.
 
         Removed ones (deleted, or pruned by retention) are in the set too; for
         them ``entity(kind, id)`` is None, which tells the processor to delete the key.
+        ``totals=False``: leave the agents' and roles' totals stale (aggregates.py: when they
+        are brought up to date does not change them); the agents and roles that catch-up
+        marks then come in a later set. A reader of other kinds (history) saves the work.
         """
-        if self._stale:
+        if totals and self._stale:
             materialize(self)
         d = self._dirty
         self._dirty = set()

@@ -26,5 +26,5 @@ def forget_task(st: ClusterState, task_id: str, key: str) -> None:
 def rebuild_task_index(st: ClusterState) -> None:
     """Recompute the index from the task entities (after a snapshot load)."""
     st._task_keys = {}
-    for key, task in st.tasks.items():
+    for key, task in dict.items(st.tasks):  # the storage: a fork's items() would copy every task
         index_task(st, task["task_id"], key)

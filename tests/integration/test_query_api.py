@@ -245,6 +245,24 @@ def test_metrics_readiness_history_and_search(env: Env) -> None:
     assert found["count"] == min(50, sum(1 for e in env.events if e["type"] == "pod.evicted"))
 
 
+def test_the_api_history_folds_only_the_touched_index_blocks_and_answers_as_the_scan(env: Env) -> None:
+    from kmevents.replay import history
+    from kmevents.replay.opening import open_log
+
+    c = env.s.cluster
+    st, _ = fold(env.events, cluster=c)
+    tid = next(i for i, t in st.entities("task") if t.get("pod"))
+    r = get(env, f"/v1/clusters/{c}/history/tasks/{tid}")
+    assert r.headers["X-Kmevents-History"].startswith("indexed: "), r.headers["X-Kmevents-History"]
+
+    async def scan() -> list[dict]:
+        async with open_log(env.s, cluster=c) as o:
+            rel = await history.related(o.source, c, "task", [tid], None, progress=False)
+            return await history.collect(o.source, c, rel, progress=False)
+
+    assert r.json()["events"] == orjson.loads(orjson.dumps(asyncio.run(scan())))
+
+
 def _archive(env: Env, token: str, tmp_path, **params: object):
     from kmevents.replay import archive
 

@@ -84,3 +84,44 @@ def test_a_delta_is_refused_against_another_base() -> None:
         apply_delta(other, s.to_delta())
     with pytest.raises(ValueError, match="no base"):
         ClusterState.empty("x").to_delta()
+
+
+def test_a_delta_applied_to_a_fork_copies_only_the_entities_it_changes() -> None:
+    # rebuilding the derived indexes reads every pod, task and offer: through a fork's tables
+    # that would deep-copy each one (the cost of a delta load, most of it, in history's folds)
+    from kmevents.reducer.fork import CowTable
+
+    evs = list(generate("d2", 3, 3000))
+    s = ClusterState.empty("d2")
+    for e in evs[:2500]:
+        apply(s, e)
+    base_bytes = s.to_snapshot()
+    s.take_dirty()
+    s.mark_base()
+    for e in evs[2500:2520]:
+        apply(s, e)
+    delta = s.to_delta()
+    base = ClusterState.from_snapshot(base_bytes).freeze()
+    rebuilt = apply_delta(base.fork(), delta)
+    assert rebuilt.to_snapshot() == s.to_snapshot()
+    for kind in ("pod", "task", "offer"):
+        t = rebuilt._tables[kind]
+        assert type(t) is CowTable and len(t) > 100
+        assert len(t._own) <= 40, (kind, len(t._own), len(t))
+
+
+@SETTINGS
+@given(mixed_streams())
+def test_leaving_totals_stale_changes_no_dirty_mark_but_agents_and_roles_nor_the_state(evs: list[dict]) -> None:
+    # history reads pods, tasks and offers without bringing agent/role totals up to date per event
+    eager, lazy = ClusterState.empty("t1"), ClusterState.empty("t1")
+    for e, f in zip(_fresh(evs), _fresh(evs), strict=True):
+        apply(eager, e)
+        apply(lazy, f)
+        got, want = lazy.take_dirty(totals=False), eager.take_dirty()
+        assert {k for k in got if k[0] not in ("agent", "role")} == {k for k in want if k[0] not in ("agent", "role")}
+        for k in got:
+            if k[0] not in ("agent", "role"):
+                assert lazy.peek(*k) == eager.entity(*k)
+    lazy.take_dirty()
+    assert lazy.to_snapshot() == eager.to_snapshot()

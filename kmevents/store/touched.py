@@ -1,0 +1,246 @@
+"""The touched-entity index: which blocks of a cluster's log touched which entities.
+
+``kmevents history KIND/ID`` needs every event that touched an entity (and the
+entities linked to it). Without help that is a fold of the whole log. The worker
+records, per *block* of about ``BLOCK_EVENTS`` events of a cluster, a set of 64-bit
+hashes of what the block's events touched, and writes it in the same etcd
+transaction as the checkpoint that passes the block's last offset, at
+``<prefix>/<generation>/_touched/<cluster>/<first:020d>``. History then folds only
+the blocks whose set holds one of its needles, each from the nearest snapshot
+before it (replay/history.py).
+
+What a block's set holds (``needle_*`` build the same hashes on the reading side):
+
+- ``key(kind, id)`` of every entity the reducer marked dirty (``take_dirty``) for an
+  event of the block, removed ones included;
+- ``name(kind, value)`` of the ``NAME_FIELDS`` of each such entity still in the state
+  at the flush that collected it (``agent/HOST``, ``pod/NAME``), and of the ids' own
+  tails after a ``/`` for entities gone by then (a pod's name, a task's id);
+- ``corr(id)`` of each applied event's ``correlation_id``.
+
+A hash may collide (a block folded for nothing, ~n/2^64); the set never misses: the
+reading side folds a matching block with the very hook of the full scan, so a
+false positive costs time only. Kinds whose dirty marks depend on when the state is
+read (``role``: its totals are materialised once per flush) are not served.
+
+Value layout (``encode``/``decode``)::
+
+    b"KMT1" | u32 header length | header JSON | zstd(sorted unique u64, little-endian)
+
+with the header ``{"first", "last", "events", "max_occurred_at", "count"}``: the
+block covers offsets ``first..last`` of the partition (other clusters' records
+may sit in between); ``max_occurred_at`` is the largest string ``occurred_at`` of
+its applied events (history's "held for ... by the end of the log").
+
+Worked example: block ``{first 4000, last 4999}`` holds key(pod, ns/a),
+name(pod, a), corr(uid-a); ``history pod/ns/a`` folds 4000..4999 from the delta
+at 4000 (or the snapshot before it), ``history pod/ns/b`` skips the block.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import struct
+import sys
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from kmevents import layout
+
+if TYPE_CHECKING:
+    from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.settings import Settings
+
+MAGIC: Final = b"KMT1"
+#: Events of a cluster per block (about one delta interval's quarter: a block costs one
+#: etcd key of ~5-20 KB, and history folds at most this many events past the snapshot it
+#: starts from for each block it needs).
+BLOCK_EVENTS: Final = 1_000
+#: Fields of an entity's value that name it the way people do (``agent/HOST``, ``pod/NAME``);
+#: the same as replay/history.py's ``NAME_FIELDS``.
+NAME_FIELDS: Final = ("hostname", "name", "task_id")
+#: Kinds a block's set does not serve exactly (see the module docstring).
+UNSERVED_KINDS: Final = frozenset({"role"})
+
+
+def _h(tag: bytes, *parts: str) -> int:
+    h = hashlib.blake2b(tag, digest_size=8)
+    for p in parts:  # length-prefixed: ("a\0b", "c") and ("a", "b\0c") hash apart
+        b = p.encode()
+        h.update(len(b).to_bytes(4, "little") + b)
+    d = h.digest()
+    return int.from_bytes(d, "little")
+
+
+def key(kind: str, id: str) -> int:
+    return _h(b"k\0", kind, id)
+
+
+def name(kind: str, value: str) -> int:
+    return _h(b"n\0", kind, value)
+
+
+def corr(cid: str) -> int:
+    return _h(b"c\0", cid)
+
+
+def id_tails(id: str) -> list[str]:
+    """What ``id`` may be called by its tails after a ``/`` (``ns/name`` -> ``name``)."""
+    out = []
+    i = id.find("/")
+    while i >= 0:
+        out.append(id[i + 1:])
+        i = id.find("/", i + 1)
+    return out
+
+
+def entity_hashes(kind: str, id: str, value: dict[str, Any] | None) -> list[int]:
+    """The hashes one dirty entity adds to its block (see the module docstring)."""
+    out = [key(kind, id)]
+    if value is None:
+        out.extend(name(kind, t) for t in id_tails(id))
+    elif kind not in ("offer", "inverse_offer"):
+        for f in NAME_FIELDS:
+            v = value.get(f)
+            if type(v) is str:
+                out.append(name(kind, v))
+    return out
+
+
+@dataclass
+class Block:
+    """One block of the index: offsets ``first..last`` and the sorted hashes it holds."""
+
+    first: int
+    last: int
+    events: int = 0
+    max_occurred_at: str | None = None
+    hashes: array = field(default_factory=lambda: array("Q"))
+
+    def holds(self, needle: int) -> bool:
+        h = self.hashes
+        i = bisect.bisect_left(h, needle)
+        return i < len(h) and h[i] == needle
+
+    def holds_any(self, needles: Iterable[int]) -> bool:
+        return any(self.holds(n) for n in needles)
+
+
+def encode(first: int, last: int, events: int, max_occurred_at: str | None, hashes: Iterable[int]) -> bytes:
+    from kmevents.store.snapshots import compress
+
+    arr = array("Q", sorted(set(hashes)))
+    if arr.itemsize != 8:  # pragma: no cover - every platform kmevents runs on
+        raise RuntimeError("array('Q') is not 64-bit here")
+    raw = arr.tobytes() if sys.byteorder == "little" else _swapped(arr)
+    head = orjson.dumps({"first": first, "last": last, "events": events, "max_occurred_at": max_occurred_at,
+                         "count": len(arr)}, option=orjson.OPT_SORT_KEYS)
+    return MAGIC + struct.pack("<I", len(head)) + head + compress(raw, 3)
+
+
+def _swapped(arr: array) -> bytes:  # pragma: no cover - big-endian hosts only
+    b = array("Q", arr)
+    b.byteswap()
+    return b.tobytes()
+
+
+class IndexError_(ValueError):
+    """A stored block that cannot be decoded (the reader then treats its range as not indexed)."""
+
+
+def decode(data: bytes) -> Block:
+    """The block of ``encode``'s bytes; raises :class:`IndexError_` when they are damaged."""
+    from kmevents.reducer import SnapshotError
+    from kmevents.store.snapshots import decompress
+
+    if data[:4] != MAGIC or len(data) < 8:
+        raise IndexError_("not a touched-index block (magic)")
+    (n,) = struct.unpack("<I", data[4:8])
+    try:
+        head = orjson.loads(data[8:8 + n])
+        count = int(head["count"])
+        raw = decompress(data[8 + n:], "zstd", count * 8)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, SnapshotError) as exc:
+        raise IndexError_(f"damaged touched-index block: {exc}") from None
+    arr = array("Q")
+    arr.frombytes(raw)
+    if sys.byteorder != "little":  # pragma: no cover
+        arr.byteswap()
+    if len(arr) != count:
+        raise IndexError_(f"damaged touched-index block: {len(arr)} hashes, header says {count}")
+    return Block(int(head["first"]), int(head["last"]), int(head.get("events") or 0),
+                 head.get("max_occurred_at"), arr)
+
+
+class Accumulator:
+    """The worker's open block of one cluster (processors/derive.py feeds it)."""
+
+    __slots__ = ("first", "events", "max_occurred_at", "hashes", "failed_pending")
+
+    def __init__(self) -> None:
+        #: the block's first offset: the offset after the previous block's last once one closed
+        #: (the records in between are other clusters'), else the first record seen
+        self.first = -1
+        self.events = 0
+        self.max_occurred_at: str | None = None
+        self.hashes: set[int] = set()
+        #: a fold-failed event since the last applied one: its dirty marks reach history's
+        #: hook with the next applied event, so the block stays open until then
+        self.failed_pending = False
+
+    def event(self, offset: int, ev: dict[str, Any] | None, *, applied: bool, failed: bool = False) -> None:
+        """One record of the cluster: applied, fold-failed, or neither (undecodable)."""
+        if self.first < 0:
+            self.first = offset
+        self.events += 1
+        if failed:
+            self.failed_pending = True
+            return
+        if not applied:
+            return
+        self.failed_pending = False
+        if ev is None:
+            return
+        occ = ev.get("occurred_at")
+        if type(occ) is str and (self.max_occurred_at is None or occ > self.max_occurred_at):
+            self.max_occurred_at = occ
+        c = ev.get("correlation_id")
+        if type(c) is str:
+            self.hashes.add(corr(c))
+
+    def due(self, every: int) -> bool:
+        return self.events >= every and not self.failed_pending
+
+    def close(self, last: int) -> tuple[int, bytes]:
+        """``(first offset, value)`` of the block through ``last``; the accumulator starts over."""
+        out = self.first, encode(self.first, last, self.events, self.max_occurred_at, self.hashes)
+        self.first, self.events, self.max_occurred_at, self.hashes = last + 1, 0, None, set()
+        return out
+
+
+async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
+                      generation: str | None = None) -> list[Block]:
+    """The cluster's blocks, by first offset (damaged ones left out: their range reads as not indexed)."""
+    import logging
+
+    from kmevents.adapters import etcd as etcd_adapter
+
+    gen = generation or layout.live_generation()
+    prefix = layout.touched_index_prefix(f"{settings.etcd.prefix}/{gen}", cluster)
+    out = []
+    async for _, kvs in etcd_adapter.range_pages(client, prefix, etcd_adapter.prefix_end(prefix), page=500):
+        for kv in kvs:
+            try:
+                out.append(decode(kv.value))
+            except IndexError_ as exc:
+                logging.getLogger("kmevents.store.touched").warning("%s", exc, extra={"key": kv.key.decode()})
+    return sorted(out, key=lambda b: b.first)
+
+
+__all__ = ["BLOCK_EVENTS", "NAME_FIELDS", "UNSERVED_KINDS", "Accumulator", "Block", "IndexError_", "corr", "decode",
+           "encode", "entity_hashes", "id_tails", "key", "name", "read_blocks"]

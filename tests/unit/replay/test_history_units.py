@@ -1,0 +1,34 @@
+"""How indexed history cuts the log into units (replay/history.py ``_units``)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from kmevents.replay.history import _units
+
+from kmevents.store.touched import Block
+
+
+def test_ranges_no_block_covers_are_units_without_a_block_and_always_folded() -> None:
+    blocks = [Block(0, 99), Block(100, 199), Block(300, 399)]
+    got = [(u.first, u.last, u.block is not None) for u in _units(blocks, 0, 450)]
+    assert got == [(0, 99, True), (100, 199, True), (200, 299, False), (300, 399, True), (400, 450, False)]
+
+
+def test_a_block_past_the_end_of_the_source_is_folded_as_not_indexed() -> None:
+    got = [(u.first, u.last, u.block is not None) for u in _units([Block(0, 99), Block(100, 199)], 0, 150)]
+    assert got == [(0, 99, True), (100, 150, False)]
+
+
+@given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 80)), max_size=12), st.integers(0, 50),
+       st.integers(0, 600))
+def test_units_cover_every_offset_once_in_order_and_a_block_unit_lies_inside_its_block(
+        spans: list[tuple[int, int]], first: int, length: int) -> None:
+    blocks = sorted((Block(a, a + n) for a, n in spans), key=lambda b: b.first)
+    last = first + length
+    units = _units(blocks, first, last)
+    covered = [o for u in units for o in range(u.first, u.last + 1)]
+    assert covered == list(range(first, last + 1))  # nothing skipped unseen, nothing twice
+    for u in units:
+        if u.block is not None:
+            assert u.block.first <= u.first <= u.last <= u.block.last
