@@ -275,6 +275,8 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
         out.chain_head = head
     if last_rec is not None and last_ev is not None:
         out.last = last_event(last_rec, last_ev)
+    elif from_snap is not None:
+        out.last = await _event_at(src, st.offset, first)  # nothing after the snapshot: its own last
     if from_start and not (out.applied or out.undecodable or out.fold_failed):
         out.log_start = await _log_start(src, first, earliest if target.at is not None else None)
     elif mid_chain:
@@ -283,6 +285,21 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
     if out.gaps and out.incomplete is None:
         out.incomplete = f"the sources miss offsets {[list(g) for g in out.gaps]}"
     return out
+
+
+async def _event_at(src: Source, offset: int | None, first: int) -> dict[str, Any] | None:
+    """``last_event`` of the record at ``offset`` (the last one a snapshot's state applied), or
+    None when the source no longer has it or it is not an event."""
+    if offset is None or offset < first:
+        return None
+    async for batch in src.batches(offset, offset):
+        for rec in batch:
+            if rec.offset == offset:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    ev = orjson.loads(rec.value)
+                    return last_event(rec, ev) if isinstance(ev, dict) else None
+        break
+    return None
 
 
 async def _log_start(src: Source, first: int, earliest: str | None) -> dict[str, Any]:

@@ -85,6 +85,22 @@ async def test_state_at_random_offsets_from_snapshots_equals_the_fold_of_that_pr
         assert used_snapshot >= 3
 
 
+async def test_a_point_at_a_snapshot_still_names_its_last_event(isolated: Settings) -> None:
+    """A read that starts from a snapshot and folds nothing after it (the point is the
+    snapshot's, e.g. the checkpoint) printed "last event applied: offset None"."""
+    p = await derived(isolated)
+    src = kafka_src(isolated, p)
+    recs = {r.offset: r for r in await all_records(src)}
+    async with etcd_adapter.client(isolated.etcd) as c:
+        store = SnapshotStore(isolated, c)
+        off = int((await store.entries(isolated.cluster))[-1]["offset"])
+        r = await replay(src, isolated.cluster, Target(offset=off), snapshots=store, progress=False)
+    assert r.from_snapshot == off and r.applied == 0
+    assert r.last is not None and r.last["offset"] == r.state.offset == off
+    assert r.last["type"] == orjson.loads(recs[off].value)["type"] and r.last["recorded_at"]
+    assert r.last["occurred_at"] == r.state.last_occurred_at
+
+
 async def test_deltas_between_snapshots_answer_points_in_time_and_verify_clean(isolated: Settings) -> None:
     """The worker stores what changed since its last full snapshot every --delta-every events;
     a read just after a delta starts from it (base + delta) and equals the fold of the prefix,
