@@ -388,6 +388,12 @@ async def collect(src: Any, cluster: str, start: str | None, end: str | None, *,
     first_t, last_t = await _bounds(src)
     lo = micros_of(start) if start else first_t
     hi = micros_of(end) if end else last_t
+    if lo > last_t or hi < first_t:
+        from kmevents.errors import UsageError
+
+        raise UsageError(f"the window {iso_of_micros(lo)} .. {iso_of_micros(hi)} holds none of the log's events: "
+                         f"they happened {iso_of_micros(first_t)} .. {iso_of_micros(last_t)} (source time)",
+                         hint="give --from/--to inside that span, or leave them out for the whole log")
     col = Collector(cluster, lo, hi, thresholds=thresholds, tz=tz)
     r = await replay(src, cluster, Target(), on_event=col.hook, progress=False, label="report")
     return col.finish(r.state)

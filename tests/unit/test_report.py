@@ -390,3 +390,11 @@ def test_the_screenshot_shows_the_failovers_and_the_down_agents(berlin: dict, tm
     assert len(columns) >= len(masters), "a red guide runs down the lanes at each master failover"
     brown = (160, 145, 140)  # .down.removed (#5d4037 at 55% on the lanes' grey)
     assert img.count(brown, box=(240, 400, 1250, 1400), tolerance=8) > 2000, "agents' down periods are drawn"
+
+
+def test_a_window_outside_the_log_is_refused_with_the_logs_span(archive_file: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A report of a window after the log's last event drew an empty page with agents in it."""
+    assert main(["report", "--source", str(archive_file), "--from", "2030-01-01T00:00:00Z", "--format", "json"]) == 2
+    err = capsys.readouterr().err
+    assert "holds none of the log's events: they happened 2026-" in err and "--from/--to" in err
