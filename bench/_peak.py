@@ -13,9 +13,12 @@ stdin, stdout and stderr are the launcher's.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 
@@ -34,6 +37,22 @@ def wrap(cmd: list[str], out: Path) -> list[str]:
 
 def peak_of(out: Path) -> float:
     return float(json.loads(out.read_text())["peak_rss_mib"])
+
+
+def run_kmevents(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """``kmevents ARGV`` in a child with ``env`` on top of this process's: its wall seconds,
+    its own peak RSS (MiB) and its stdout. Raises RuntimeError with its stderr's tail when it
+    fails."""
+    with tempfile.TemporaryDirectory() as d:
+        fig = Path(d) / "peak.json"
+        t = time.perf_counter()
+        proc = subprocess.run(wrap([sys.executable, "-m", "kmevents.cli", *argv], fig), env={**os.environ, **env},
+                              capture_output=True, check=False)
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise RuntimeError(f"kmevents {' '.join(argv)} failed ({proc.returncode}): "
+                               f"{proc.stderr.decode(errors='replace')[-1500:]}")
+        return wall, peak_of(fig), proc.stdout.decode()
 
 
 if __name__ == "__main__":

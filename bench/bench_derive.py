@@ -18,6 +18,7 @@ import asyncio
 import statistics
 import time
 import uuid
+from typing import Any
 
 from kmevents.processors.worker import DeriveWorker
 
@@ -62,8 +63,11 @@ async def _ckpt_offset(s: Settings, c: etcd_adapter.EtcdClient) -> int:
     return max((Checkpoint.from_bytes(kv.value).offset for kv in kvs), default=-1)
 
 
-async def _derive(s: Settings, n: int) -> tuple[float, int, int]:
-    w = DeriveWorker(s, group_id=f"bench-{s.cluster}", max_records=10_000, snapshot_every_events=10**9)
+async def derive_until(s: Settings, n: int, **worker_kw: Any) -> tuple[float, DeriveWorker]:
+    """One ``DeriveWorker`` (``worker_kw`` on top of 10,000 records a batch) from the first
+    record until the checkpoint reaches offset ``n - 1``: the wall seconds, and the worker,
+    stopped."""
+    w = DeriveWorker(s, group_id=f"bench-{s.cluster}", **{"max_records": 10_000, **worker_kw})
     await w.start()
     async with etcd_adapter.client(s.etcd) as c:
         t0 = time.perf_counter()
@@ -71,11 +75,17 @@ async def _derive(s: Settings, n: int) -> tuple[float, int, int]:
         while await _ckpt_offset(s, c) < n - 1:
             await asyncio.sleep(0.05)
         took = time.perf_counter() - t0
-        sp = f"{s.etcd.prefix}/clusters/{s.cluster}/".encode()
-        _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp), limit=0)
     w.stop_requested.set()
     await task
     await w.stop()
+    return took, w
+
+
+async def _derive(s: Settings, n: int) -> tuple[float, int, int]:
+    took, w = await derive_until(s, n, snapshot_every_events=10**9)
+    sp = f"{s.etcd.prefix}/clusters/{s.cluster}/".encode()
+    async with etcd_adapter.client(s.etcd) as c:
+        _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp), limit=0)
     return took, w.stats.transactions, len(kvs)
 
 

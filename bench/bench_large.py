@@ -21,10 +21,7 @@ stored as an archive, as ``kmevents archive export`` writes it.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,41 +29,20 @@ from typing import Any
 
 import orjson
 
-from bench._peak import peak_of, wrap
-from bench.bench_replay import _baseline, _result, _snapshots_along
+from bench._peak import run_kmevents
+from bench.bench_replay import _baseline, _result, _snapshots_along, records_of
 from bench.large_log import large_log
 
 SNAP_EVERY = 20_000
 
 
-def _records(path: Path, cluster: str) -> list[Any]:
-    from kmevents.replay.records import LogRecord
-
-    from kmevents.timespec import micros_of
-
-    key = cluster.encode()
-    out = []
-    with path.open("rb") as f:
-        for i, line in enumerate(f):
-            v = line.rstrip(b"\n")
-            occ = v.split(b'"occurred_at":"', 1)[1][:27].decode()
-            out.append(LogRecord(i, micros_of(occ) // 1000 + 20, key, v))
-    return out
-
-
 def _cold(cluster: str, *argv: str) -> tuple[float, float]:
     """A ``kmevents state`` child: its wall seconds and its own peak RSS (MiB, through
     ``bench._peak``). Nothing may connect."""
-    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": "127.0.0.1:9", "KMEVENTS_ETCD__ENDPOINT": "http://127.0.0.1:9"}
-    cmd = [sys.executable, "-m", "kmevents.cli", "state", "--cluster", cluster, "--no-progress", *argv]
-    with tempfile.TemporaryDirectory() as d:
-        fig = Path(d) / "peak.json"
-        t = time.perf_counter()
-        proc = subprocess.run(wrap(cmd, fig), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False)
-        wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd[3:])} failed: {proc.stderr.decode(errors='replace')[-1500:]}")
-        return wall, peak_of(fig)
+    wall, peak, _ = run_kmevents(["state", "--cluster", cluster, "--no-progress", *argv],
+                                 {"KMEVENTS_KAFKA__BOOTSTRAP": "127.0.0.1:9",
+                                  "KMEVENTS_ETCD__ENDPOINT": "http://127.0.0.1:9"})
+    return wall, peak
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
@@ -79,7 +55,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
     log = large_log(300_000, scale=0.2) if quick else large_log()
     cluster = log.meta["recipe"]["cluster"]
-    recs = _records(log.path, cluster)
+    with log.path.open("rb") as f:
+        recs = records_of(f, cluster)
     n = len(recs)
     what = f"{n:,} events, {log.meta['agents']:,} agents, {log.meta['pods']:,} pods aimed at"
     out: list[dict[str, Any]] = []

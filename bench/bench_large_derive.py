@@ -24,21 +24,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import random
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench._peak import peak_of, wrap
+from bench._peak import run_kmevents
 from bench._stack import running_stack
-from bench.bench_derive import _ckpt_offset, _fresh
+from bench.bench_derive import _fresh, derive_until
 from bench.bench_replay import _result, _vmhwm_mib
 from bench.large_log import large_log
 from kmevents.adapters import etcd as etcd_adapter
@@ -65,23 +60,6 @@ async def _ingest(s: Settings, path: Any) -> int:
     return n
 
 
-async def _derive(s: Settings, n: int) -> tuple[float, Any]:
-    from kmevents.processors.worker import DeriveWorker
-
-    w = DeriveWorker(s, group_id=f"bench-{s.cluster}", max_records=10_000)
-    await w.start()
-    async with etcd_adapter.client(s.etcd) as c:
-        t0 = time.perf_counter()
-        task = asyncio.create_task(w.run())
-        while await _ckpt_offset(s, c) < n - 1:
-            await asyncio.sleep(0.2)
-        took = time.perf_counter() - t0
-    w.stop_requested.set()
-    await task
-    await w.stop()
-    return took, w.stats
-
-
 def _gateway(s: Settings, path: str, body: dict[str, Any]) -> dict[str, Any]:
     req = urllib.request.Request(f"{s.etcd.endpoint}{path}", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
@@ -101,20 +79,11 @@ async def _live_bytes(s: Settings) -> tuple[int, int]:
 
 def _child(s: Settings, *argv: str) -> tuple[float, float, str]:
     """``kmevents ARGV`` against the stack: wall seconds, its own peak RSS (MiB), stdout."""
-    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-           "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
-           "KMEVENTS_CLUSTER": s.cluster}
-    with tempfile.TemporaryDirectory() as d:
-        fig = Path(d) / "peak.json"
-        t = time.perf_counter()
-        proc = subprocess.run(wrap([sys.executable, "-m", "kmevents.cli", *argv], fig), env=env,
-                              capture_output=True, check=False)
-        wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            raise RuntimeError(f"kmevents {' '.join(argv)} failed ({proc.returncode}): "
-                               f"{proc.stderr.decode(errors='replace')[-1500:]}")
-        return wall, peak_of(fig), proc.stdout.decode()
+    return run_kmevents(list(argv), {
+        "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
+        "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
+        "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
+        "KMEVENTS_CLUSTER": s.cluster})
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
@@ -130,7 +99,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
         n = asyncio.run(_ingest(s, log.path))
         ingest_rate = n / (time.perf_counter() - t)
         rss_before = _vmhwm_mib()
-        took, stats = asyncio.run(_derive(s, n))
+        took, worker = asyncio.run(derive_until(s, n))
+        stats = worker.stats
         rate = n / took
         out.append(_result(f"derive the large profile into etcd ({what}; 1 worker, 1 partition)", rate, "events/s",
                            ">= 20,000 events/s", rate >= 20_000,

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +50,21 @@ def _vmhwm_mib() -> float:
 
 
 def _records(n: int) -> list[Any]:
+    from kmevents.simulate import iter_lines
+
+    return records_of(iter_lines(CLUSTER, 42, n), CLUSTER)
+
+
+def records_of(lines: Iterable[bytes], cluster: str) -> list[Any]:
+    """JSON lines as the log stores them: offsets from 0, key = cluster, a record time 20 ms
+    after each event's ``occurred_at``."""
     from kmevents.replay.records import LogRecord
 
-    from kmevents.simulate import iter_lines
     from kmevents.timespec import micros_of
 
-    key = CLUSTER.encode()
+    key = cluster.encode()
     out = []
-    for i, line in enumerate(iter_lines(CLUSTER, 42, n)):
+    for i, line in enumerate(lines):
         v = line.rstrip(b"\n")
         occ = v.split(b'"occurred_at":"', 1)[1][:27].decode()
         out.append(LogRecord(i, micros_of(occ) // 1000 + 20, key, v))
