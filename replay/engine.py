@@ -287,33 +287,38 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
     return out
 
 
+async def _record_at(src: Source, offset: int) -> tuple[LogRecord, dict[str, Any] | None] | None:
+    """The source's first record at or after ``offset`` and its event (None when its value is
+    not a JSON object), or None when the source holds nothing there."""
+    async for batch in src.batches(offset, offset):
+        rec = batch[0]
+        try:
+            ev = orjson.loads(rec.value or b"")
+        except orjson.JSONDecodeError:
+            ev = None
+        return rec, ev if isinstance(ev, dict) else None
+    return None
+
+
 async def _event_at(src: Source, offset: int | None, first: int) -> dict[str, Any] | None:
     """``last_event`` of the record at ``offset`` (the last one a snapshot's state applied), or
     None when the source no longer has it or it is not an event."""
-    if offset is None or offset < first:
+    found = await _record_at(src, offset) if offset is not None and offset >= first else None
+    if found is None:
         return None
-    async for batch in src.batches(offset, offset):
-        for rec in batch:
-            if rec.offset == offset:
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    ev = orjson.loads(rec.value)
-                    return last_event(rec, ev) if isinstance(ev, dict) else None
-        break
-    return None
+    rec, ev = found
+    return last_event(rec, ev) if rec.offset == offset and ev is not None else None
 
 
 async def _log_start(src: Source, first: int, earliest: str | None) -> dict[str, Any]:
     """Where the log starts: its first record's offset and times (``{"offset": None}`` when empty)."""
-    async for batch in src.batches(first, first):
-        rec = batch[0]
-        try:
-            ev = orjson.loads(rec.value or b"")
-            occ = ev.get("occurred_at") if isinstance(ev, dict) else None
-        except orjson.JSONDecodeError:
-            occ = None
-        return {"offset": rec.offset, "occurred_at": occ if type(occ) is str else None,
-                "recorded_at": iso_of_ms(rec.timestamp), "earliest_occurred_at": earliest}
-    return {"offset": None}
+    found = await _record_at(src, first)
+    if found is None:
+        return {"offset": None}
+    rec, ev = found
+    occ = ev.get("occurred_at") if ev is not None else None
+    return {"offset": rec.offset, "occurred_at": occ if type(occ) is str else None,
+            "recorded_at": iso_of_ms(rec.timestamp), "earliest_occurred_at": earliest}
 
 
 def st_offset(st: ClusterState) -> int:
