@@ -116,9 +116,15 @@ def unindex_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs_left: set[str]) 
             svcs_left.add(sid)
 
 
-def index_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs_joined: set[str]) -> None:
+def index_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs_joined: set[str], *,
+              tables: tuple[dict[str, Ent], dict[str, Ent]] | None = None) -> None:
+    """File a live pod under its namespace and in the member sets of the RCs and services
+    whose selectors match it; ``rcs`` and ``svcs_joined`` collect those it joined.
+    ``tables``: the RC and service tables to read selectors from (default the state's;
+    ``rebuild_indexes`` passes their storage, since reading a fork's table copies the entity)."""
     if pod["deleted"] is not None:
         return
+    rc_table, svc_table = (st.rcs, st.services) if tables is None else tables
     ns = pod["namespace"]
     pid = pod["id"]
     live = st._pods_by_ns.get(ns)
@@ -128,13 +134,13 @@ def index_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs_joined: set[str]) 
         live.add(pid)
     labels = pod["labels"]
     for rid in candidates(st._rc_sel, ns, labels):
-        if matches(st.rcs[rid]["selector"], labels):
+        if matches(rc_table[rid]["selector"], labels):
             run, other = st._rc_members[rid]
             (run if pod["phase"] == "Running" else other).add(pid)
             rcs.add(rid)
     if pod["ready"] is True:
         for sid in candidates(st._svc_sel, ns, labels):
-            if matches(st.services[sid]["selector"], labels):
+            if matches(svc_table[sid]["selector"], labels):
                 st._svc_members[sid].add(pid)
                 svcs_joined.add(sid)
 
@@ -256,17 +262,7 @@ def rebuild_indexes(st: ClusterState) -> None:
     for sid, svc in svcs.items():
         sel_add(st._svc_sel, svc["namespace"], sid, svc["selector"])
         st._svc_members[sid] = set()
-    for pid, pod in pods.items():  # as index_pod files a pod, without its dirty marks
-        if pod["deleted"] is not None:
-            continue
-        ns = pod["namespace"]
-        st._pods_by_ns.setdefault(ns, set()).add(pid)
-        labels = pod["labels"]
-        for rid in candidates(st._rc_sel, ns, labels):
-            if matches(rcs[rid]["selector"], labels):
-                run, other = st._rc_members[rid]
-                (run if pod["phase"] == "Running" else other).add(pid)
-        if pod["ready"] is True:
-            for sid in candidates(st._svc_sel, ns, labels):
-                if matches(svcs[sid]["selector"], labels):
-                    st._svc_members[sid].add(pid)
+    joined_rcs: set[str] = set()
+    joined_svcs: set[str] = set()
+    for pod in pods.values():
+        index_pod(st, pod, joined_rcs, joined_svcs, tables=(rcs, svcs))
