@@ -169,8 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if zone is not None:
             timespec.reset_zone(zone)
-        if context is not None:
-            config.unchoose(context)
+        config.unchoose(context)
 
 
 def _flat(text: str) -> str:

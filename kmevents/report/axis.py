@@ -34,10 +34,8 @@ def zone(name: str | None) -> dt.tzinfo:
     from kmevents.timespec import parse_zone, reader_zone
 
     if name is None:
-        tz = reader_zone()
-        return UTC if tz is None or tz is dt.UTC else tz
-    found = parse_zone(name)
-    return UTC if found is dt.UTC else found
+        return reader_zone() or UTC
+    return parse_zone(name)
 
 
 def zone_name(tz: dt.tzinfo) -> str:
