@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from kmevents.api.auth import reader
@@ -17,6 +17,7 @@ from kmevents.api.filters import (
 from kmevents.api.query_base import (
     ClusterName,
     bad,
+    ingested_partition,
     view_of,
 )
 from kmevents.replay.archiving import SNAPSHOT_EVERY as ARCHIVE_SNAPSHOT_EVERY
@@ -53,10 +54,9 @@ async def export_archive(
 
     p = reader(request.app.state.settings, request, cluster)
     v = await view_of(request, cluster)
-    if v.partition is None:
-        raise HTTPException(404, f"cluster {cluster!r} has no partition in the map: it was never ingested")
+    partition = ingested_partition(v)
     s = request.app.state.settings
-    src = KafkaSource(s.kafka, s.kafka.events_topic, v.partition, cluster)
+    src = KafkaSource(s.kafka, s.kafka.events_topic, partition, cluster)
     first, last = await src.covers()
     start = first if from_ is None else from_
     end = last if to is None else min(to, last)
@@ -92,5 +92,5 @@ async def export_archive(
 
     return FileResponse(path, media_type="application/octet-stream", filename=path.name,
                         background=BackgroundTask(cleanup),
-                        headers={"X-Kmevents-Partition": str(v.partition), "X-Kmevents-Records": str(header["count"]),
+                        headers={"X-Kmevents-Partition": str(partition), "X-Kmevents-Records": str(header["count"]),
                                  "X-Kmevents-Filtered": "true" if filtered else "false"})

@@ -26,6 +26,7 @@ from kmevents.api.query_base import (
     bad,
     entity_filter,
     etcd_reader,
+    ingested_partition,
     json_body,
     ns_guard,
     time_travel,
@@ -51,10 +52,9 @@ async def get_history(request: Request, cluster: ClusterName, kind: KindPath, id
         value = orjson.loads(kv.value) if kv is not None else None
         if not visible(p.namespaces, k, id, value):
             raise HTTPException(403, f"token {p.name!r} may not see {kind}/{id}")
-    if v.partition is None:
-        raise HTTPException(404, f"cluster {cluster!r} has no partition in the map: it was never ingested")
+    partition = ingested_partition(v)
     tt = time_travel(request)
-    src = tt.source(cluster, v.partition)
+    src = tt.source(cluster, partition)
     namespaces = p.namespaces
 
     def mark(ev: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +62,7 @@ async def get_history(request: Request, cluster: ClusterName, kind: KindPath, id
 
     async with tt.gates["cold"].slot():
         # the worker's touched-entity index: only the blocks that touched the entity and its links
-        idx = await history.read_index(tt.settings, tt.client, cluster, tt.held_snapshots(cluster, v.partition))
+        idx = await history.read_index(tt.settings, tt.client, cluster, tt.held_snapshots(cluster, partition))
         rel = await history.related(src, cluster, k, [id], None, progress=False, index=idx)
         entries = await history.collect(src, cluster, rel, progress=False,
                                         extra=mark if namespaces is not None else None, index=idx)
@@ -70,7 +70,7 @@ async def get_history(request: Request, cluster: ClusterName, kind: KindPath, id
     entries, related = visible_history(namespaces, entries, sorted(f"{a}/{b}" for a, b in rel.keys))
     body = {"cluster": cluster, "kind": kind, "id": id, "related": related,
             "count": len(entries), "events": entries[-limit:]}
-    return json_body(body, {"X-Kmevents-Source": "replay", "X-Kmevents-Partition": str(v.partition),
+    return json_body(body, {"X-Kmevents-Source": "replay", "X-Kmevents-Partition": str(partition),
                         "X-Kmevents-Revision": str(v.revision),
                         "X-Kmevents-History": f"indexed: {idx.folded} of {idx.units} units folded" if idx.serves
                         else f"scanned: {idx.scanned}"})
@@ -103,16 +103,15 @@ async def search_events(
             except UsageError as exc:
                 raise bad(name, exc.message) from None
     v = await view_of(request, cluster)
-    if v.partition is None:
-        raise HTTPException(404, f"cluster {cluster!r} has no partition in the map: it was never ingested")
+    partition = ingested_partition(v)
     f = Filters(types=type, namespace=namespace, agent=agent, selector=sel, start=pts.get("from"),
                 end=pts.get("to"), known=known)
     tt = time_travel(request)
-    src = tt.source(cluster, v.partition)
+    src = tt.source(cluster, partition)
     namespaces = p.namespaces
     async with tt.gates["cold"].slot():
         found = await search(src, f, limit=limit, keep=None if namespaces is None else
                              (lambda ev: event_visible(namespaces, ev)))
     return json_body({"cluster": cluster, "count": len(found), "events": found},
-                 {"X-Kmevents-Source": "log", "X-Kmevents-Partition": str(v.partition),
+                 {"X-Kmevents-Source": "log", "X-Kmevents-Partition": str(partition),
                   "X-Kmevents-Revision": str(v.revision)})

@@ -63,6 +63,13 @@ async def view_of(request: Request, cluster: str) -> View:
     return v
 
 
+def ingested_partition(v: View) -> int:
+    """The cluster's partition; 404 when it was never ingested (no partition in the map)."""
+    if v.partition is None:
+        raise HTTPException(404, f"cluster {v.cluster!r} has no partition in the map: it was never ingested")
+    return v.partition
+
+
 async def replayed(request: Request, v: View, at: str | None, known_at: str | None,
                     offset: int | None) -> tuple[Any, dict[str, str]] | None:
     """The replayed state and its headers when a time-travel parameter was given, else None."""
@@ -72,16 +79,15 @@ async def replayed(request: Request, v: View, at: str | None, known_at: str | No
         raise bad(exc.param, exc.one_line()) from None
     if target is None:
         return None
-    if v.partition is None:
-        raise HTTPException(404, f"cluster {v.cluster!r} has no partition in the map: it was never ingested")
+    partition = ingested_partition(v)
     try:
-        r = await time_travel(request).state(v.cluster, v.partition, target)
+        r = await time_travel(request).state(v.cluster, partition, target)
     except BadTarget as exc:
         raise bad(exc.param, exc.one_line()) from None
     except UsageError as exc:
         raise HTTPException(422, exc.message) from None
     last = r.last or {}
-    headers = {"X-Kmevents-Source": "replay", "X-Kmevents-Partition": str(v.partition),
+    headers = {"X-Kmevents-Source": "replay", "X-Kmevents-Partition": str(partition),
                "X-Kmevents-Offset": str(r.end_offset), "X-Kmevents-Target": target.describe(),
                "X-Kmevents-Revision": str(v.revision), "X-Kmevents-Ahead": "0"}
     if last.get("offset") is not None:

@@ -34,7 +34,7 @@ from starlette.background import BackgroundTask
 from kmevents.api.auth import reader
 from kmevents.api.backends import backend_down
 from kmevents.api.filters import event_visible
-from kmevents.api.query_base import ClusterName, bad, view_of
+from kmevents.api.query_base import ClusterName, bad, ingested_partition, view_of
 from kmevents.contract import DecodeError, decode_fast
 from kmevents.errors import UsageError
 from kmevents.monitor.tail import PartitionTail
@@ -78,12 +78,11 @@ async def tail_events(
                                        f"(an integer from 0 to {2**62 - 1})", "header")
         start = int(last_id) + 1
     v = await view_of(request, cluster)
-    if v.partition is None:
-        raise HTTPException(404, f"cluster {cluster!r} has no partition in the map: it was never ingested")
+    partition = ingested_partition(v)
     f = Filters(types=type, namespace=namespace, agent=agent, selector=sel)
     key = cluster.encode()
     # Opened before the answer starts, so an unreachable Kafka is a 503, not a broken 200 stream.
-    tail = PartitionTail(settings.kafka, settings.kafka.events_topic, v.partition, start=start, poll_ms=250)
+    tail = PartitionTail(settings.kafka, settings.kafka.events_topic, partition, start=start, poll_ms=250)
     await tail.start()
     began_at = tail.started_at
     note = ""
@@ -95,7 +94,7 @@ async def tail_events(
         began = time.monotonic()
         last_beat = began
         try:
-            yield f"retry: 2000\n: tail of {cluster} partition {v.partition} from offset {began_at}{note}\n\n".encode()
+            yield f"retry: 2000\n: tail of {cluster} partition {partition} from offset {began_at}{note}\n\n".encode()
             while True:
                 if max_seconds is not None and time.monotonic() - began >= max_seconds:
                     return
@@ -137,5 +136,5 @@ async def tail_events(
 
     return StreamingResponse(gen(), media_type="text/event-stream", background=BackgroundTask(tail.stop),
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no",
-                                      "X-Kmevents-Partition": str(v.partition),
+                                      "X-Kmevents-Partition": str(partition),
                                       "X-Kmevents-Revision": str(v.revision)})
