@@ -288,31 +288,50 @@ class DeriveWorker:
             batch = await self._group_consumer().getmany(timeout_ms=200, max_records=self.max_records)
             if self.failure is not None:
                 raise self.failure
-            for tp in list(batch):
-                d = self.derivers.get(tp.partition)
-                if d is not before.get(tp.partition):
-                    # The partition was (re)taken while this fetch ran: its records may predate
-                    # the new deriver's seek and not follow its checkpoint. Drop them and read
-                    # again from right after what the deriver holds.
-                    del batch[tp]
-                    if d is not None:
-                        self._group_consumer().seek(tp, d.folded_offset + 1)
+            work = self._route(before, batch)
             # Partitions are independent (own checkpoint, own transactions): their etcd
             # round trips overlap.
-            await asyncio.gather(*(self._process_partition(tp, records) for tp, records in batch.items()))
+            await asyncio.gather(*(self._process_partition(tp, d, records) for tp, d, records in work))
             await self._timed_snapshots()
             self._update_lag()
 
-    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        d = self.derivers.get(tp.partition)
-        if d is None:
-            return
+    def _route(self, before: dict[int, PartitionDeriver], batch: dict[TopicPartition, list[ConsumerRecord]]
+               ) -> list[tuple[TopicPartition, PartitionDeriver, list[ConsumerRecord]]]:
+        """Pair each partition's fetched records with the deriver that folds them.
+
+        Records follow a deriver's checkpoint only when that deriver had sought its position
+        before the fetch began, i.e. it is the one in ``before`` (taken before ``getmany``).
+        Records of a partition with no deriver (being taken, fenced, given up) are dropped: the
+        take seeks to its checkpoint when it ends. Records of a partition (re)taken while the
+        fetch ran may predate the new deriver's seek: dropped too, and read again from right
+        after what the deriver holds.
+        """
+        work: list[tuple[TopicPartition, PartitionDeriver, list[ConsumerRecord]]] = []
+        for tp, records in batch.items():
+            d = self.derivers.get(tp.partition)
+            if d is None:
+                continue
+            if d is not before.get(tp.partition):
+                self._group_consumer().seek(tp, d.folded_offset + 1)
+                continue
+            work.append((tp, d, records))
+        return work
+
+    async def _process_partition(self, tp: TopicPartition, d: PartitionDeriver, records: list[ConsumerRecord]) -> None:
+        """Fold ``records`` with ``d``, the deriver they were routed to (:meth:`_route`).
+
+        Never with whichever deriver holds the partition by the time this runs: a take that
+        ended in between sought its own position after these records were fetched, and they
+        may start past its checkpoint (a fold with a hole the checkpoint's compare cannot see).
+        """
+        if not self._holds(tp, d):
+            return  # given up or taken anew since routing: the new deriver reads from its own seek
         try:
             out = await d.process(records)
         except FencedError as exc:
             log.error("fenced: giving the partition up", extra={"partition": tp.partition, "error": exc.message})
             self.stats.fenced += 1
-            if self.derivers.get(tp.partition) is not d:
+            if not self._holds(tp, d):
                 return  # a newer deriver took the partition while this one wrote: it stays
             del self.derivers[tp.partition]
             self._group_consumer().pause(tp)
@@ -331,6 +350,10 @@ class DeriveWorker:
             await self._group_consumer().commit({tp: d.checkpoint.offset + 1})
         except Exception:  # noqa: BLE001 - informational only (lag display)
             log.debug("offset commit failed", exc_info=True)
+
+    def _holds(self, tp: TopicPartition, d: PartitionDeriver) -> bool:
+        """Whether ``d`` is still the partition's deriver."""
+        return self.derivers.get(tp.partition) is d
 
     async def _retake(self, tp: TopicPartition) -> None:
         if self._consumer is None or self.stop_requested.is_set() or tp.partition in self.derivers:
