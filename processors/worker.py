@@ -238,8 +238,10 @@ class DeriveWorker:
                     d.restore_batch(batch)
                     await asyncio.sleep(0)
             d.end_restore()
-        self.derivers[tp.partition] = d
+        # Seek first: it fails when the group gave the partition away while this take ran, and
+        # then no deriver may stay behind for a partition this worker does not own.
         self._group_consumer().seek(tp, ckpt.offset + 1)
+        self.derivers[tp.partition] = d
         log.info("partition taken", extra={"partition": tp.partition, "checkpoint": ckpt.offset,
                                            "clusters": len(ckpt.chains), "worker": self.worker_id})
 

@@ -62,6 +62,15 @@ async def wait_caught_up(s: Settings, timeout: float = 90.0) -> None:
     raise AssertionError(f"not caught up: ends {ends}, checkpoints {await checkpoints(s)}")
 
 
+async def one_partition(s: Settings) -> Settings:
+    """``s`` with a fresh events topic of one partition: a worker then takes exactly one."""
+    one = s.model_copy(deep=True)
+    one.kafka.events_topic = f"{s.kafka.events_topic}1"
+    one.kafka.partitions = 1
+    await kafka_adapter.ensure_topics(one.kafka)
+    return one
+
+
 async def run_worker_until_caught_up(s: Settings, **kw: object) -> DeriveWorker:
     w = DeriveWorker(s, group_id=f"g-{s.cluster}", **kw)
     await w.start()
@@ -388,10 +397,7 @@ async def test_records_fetched_while_a_partition_is_being_taken_are_not_folded_b
     etcd and the checkpoint's chain stopped being the log's (rebalance test, once in CI)."""
     from kmevents.store.partition_map import PartitionMap
 
-    s = isolated.model_copy(deep=True)  # one partition: the take below is the only one
-    s.kafka.events_topic = f"{isolated.kafka.events_topic}1"
-    s.kafka.partitions = 1
-    await kafka_adapter.ensure_topics(s.kafka)
+    s = await one_partition(isolated)  # the take below is the only one
     await ingest_sim(s, s.cluster, 1200)
     released = asyncio.Event()
     real_refresh = PartitionMap.refresh
@@ -421,6 +427,41 @@ async def test_records_fetched_while_a_partition_is_being_taken_are_not_folded_b
     assert fetched_without_deriver == [0, 300]  # the interleaving happened
     report = await verify(s, [s.cluster])
     assert report.clean, [f.as_dict() for f in report.drift[:5]]
+
+
+async def test_a_retake_whose_partition_went_elsewhere_meanwhile_leaves_no_deriver_behind(
+        isolated: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fenced worker takes its partition anew after a pause. When the group gave the partition
+    to someone else while that take restored, the take's seek fails: the deriver it had already
+    installed stayed, a deriver of a partition this worker does not own, whose state and position
+    nobody checks again (its timed snapshots went on; when the partition came back, the loop
+    folded records with it until the listener's own take replaced it)."""
+    from kmevents.store.partition_map import PartitionMap
+
+    s = await one_partition(isolated)
+    await ingest_sim(s, s.cluster, 300)
+    w = DeriveWorker(s, group_id=f"g-{s.cluster}", worker_id="w")
+    await w.start()
+    try:
+        deadline = time.monotonic() + 60
+        while 0 not in w.derivers and time.monotonic() < deadline:  # the listener took it
+            await asyncio.sleep(0.1)
+        tp = kafka_adapter.TopicPartition(s.kafka.events_topic, 0)
+        consumer: Any = w._group_consumer()  # noqa: SLF001
+        del w.derivers[0]  # fenced: given up and paused, as _process_partition does
+        consumer.pause(tp)
+        real_refresh = PartitionMap.refresh
+
+        async def refresh(self: PartitionMap) -> dict[str, int]:
+            consumer.unsubscribe()  # meanwhile the group moves the partition away from this worker
+            return await real_refresh(self)
+
+        monkeypatch.setattr(PartitionMap, "refresh", refresh)
+        await w._retake(tp)  # noqa: SLF001
+        assert tp not in consumer.assignment()
+        assert 0 not in w.derivers
+    finally:
+        await w.stop()
 
 
 async def test_an_effect_larger_than_one_transaction_spans_several_with_the_checkpoint_last(isolated: Settings) -> None:
