@@ -52,11 +52,11 @@ def delta_document(st: ClusterState, chain_hash: str | None = None) -> dict[str,
     upserts: dict[str, dict[str, Any]] = {}
     removed: dict[str, list[str]] = {}
     for kind, id in base.changed:
-        v = st._tables[kind].get(id)
+        v = dict.get(st._tables[kind], id)  # a packed entity's bytes go in as they are (packed.py)
         if v is None:
             removed.setdefault(kind, []).append(id)
         else:
-            upserts.setdefault(kind, {})[id] = v
+            upserts.setdefault(kind, {})[id] = orjson.Fragment(v) if type(v) is bytes else v
     rotations = st._rotations - base.rotations
     if rotations == 0:
         dedupe: dict[str, Any] = {"added": sorted(st._seen_new - base.new)}
