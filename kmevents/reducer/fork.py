@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from kmevents.reducer.packed import PackedTable, pack
+from kmevents.reducer.packed import PackedTable, pack, share
 from kmevents.reducer.retention import Retention
 from kmevents.reducer.state import ClusterState
 
@@ -147,8 +147,7 @@ def fork(st: ClusterState) -> ClusterState:
         if type(t) is PackedTable:
             # bytes are immutable: once the parent's values all rest packed, sharing them is the
             # copy-on-write (a read decodes a private dict); packing changes no value of the parent
-            pack(t)
-            tables[kind] = by_id[id(t)] = PackedTable(dict.items(t))
+            tables[kind] = by_id[id(t)] = share(t)
         else:
             tables[kind] = by_id[id(t)] = CowTable(t)
     for name in ClusterState.__slots__:

@@ -33,15 +33,17 @@ bytes mean equal states.
 
 from __future__ import annotations
 
+import io
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 import orjson
 
 from kmevents.errors import CheckFailed
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
-from kmevents.reducer.packed import PackedTable, pack
+from kmevents.reducer.packed import PackedTable, canonical_items
 from kmevents.reducer.retention import RETAINED_KINDS, Retention
 from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState
 
@@ -84,25 +86,24 @@ def dump(st: ClusterState, chain_hash: str | None = None) -> bytes:
     parts = [orjson.dumps(header(st, chain_hash), option=_SORT)]
     dumps = orjson.dumps
     for kind in sorted(st._tables):
-        table = st._tables[kind]
-        pack(table)
-        for id in sorted(dict.keys(table)):
-            v = dict.__getitem__(table, id)
-            parts.append(b"".join((dumps([kind, id]), b"\t", v if type(v) is bytes else dumps(v, option=_SORT))))
+        for id, value in canonical_items(st._tables[kind]):
+            parts.append(b"".join((dumps([kind, id]), b"\t", value)))
     parts.append(b"")
     return b"\n".join(parts)
 
 
-def load(data: bytes) -> ClusterState:
-    nl = data.find(b"\n")
-    doc = _document(data if nl < 0 else data[:nl])
+def load(data: bytes | IO[bytes]) -> ClusterState:
+    """The state of snapshot bytes, or of a binary stream of them read line by line (a
+    decompressing reader: the whole snapshot is then never in memory at once)."""
+    lines = iter(io.BytesIO(data) if isinstance(data, bytes) else data)
+    doc = _document(next(lines, b"").rstrip(b"\n"))
     st = ClusterState(doc["cluster"], Retention.from_dict(doc["retention"]))
     set_position(st, doc)
     if doc["format"] == FORMAT_1:
         for kind in KINDS:
             st._tables[kind].update(doc["entities"].get(kind, {}))
     else:
-        _load_entities(st, data, nl + 1)
+        _load_entities(st, lines, doc["counts"])
     st._seen_new = set(doc["dedupe"]["new"])
     st._seen_old = set(doc["dedupe"]["old"])
     set_aggregates(st, doc)
@@ -126,26 +127,29 @@ def _document(data: bytes) -> dict[str, Any]:
     return doc
 
 
-def _load_entities(st: ClusterState, data: bytes, pos: int) -> None:
-    """The entity lines from ``pos`` on: packed kinds keep their bytes, others are decoded."""
-    loads, find, tables, end = orjson.loads, data.find, st._tables, len(data)
-    put = dict.__setitem__
-    while pos < end:
-        nl = find(b"\n", pos)
-        if nl < 0:
-            nl = end
-        tab = find(b"\t", pos, nl)
+def _load_entities(st: ClusterState, lines: Iterator[bytes], counts: dict[str, int]) -> None:
+    """The entity lines: packed kinds keep their bytes (checked only for their braces: verify
+    compares them whole), others are decoded. ``counts``: the header's, checked at the end."""
+    loads, tables = orjson.loads, st._tables
+    n = 1
+    for n, line in enumerate(lines, start=2):  # noqa: B007  (n is read after the loop)
+        tab = line.find(b"\t")
         try:
-            kind, id = loads(data[pos:tab])
+            if line[-2:] != b"}\n" or line[tab + 1:tab + 2] != b"{":
+                raise ValueError("not [kind, id], a tab and an object ending the line")
+            kind, id = loads(line[:tab])
             table = tables[kind]
             if type(table) is PackedTable:
-                put(table, id, data[tab + 1:nl])
+                table.put_bytes(id, line[tab + 1:-1])
             else:
-                table[id] = loads(data[tab + 1:nl])
+                table[id] = loads(line[tab + 1:-1])
         except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as e:
-            raise SnapshotError(f"snapshot entity line at byte {pos} is damaged: {type(e).__name__}: {e}",
+            raise SnapshotError(f"snapshot line {n} (an entity) is damaged: {type(e).__name__}: {e}",
                                 hint="replay from the log (or an older snapshot)") from e
-        pos = nl + 1
+    got = {k: len(t) for k, t in tables.items() if t}
+    if got != counts:
+        raise SnapshotError(f"snapshot holds {n - 1} entity lines, not the {sum(counts.values())} its header "
+                            "counts (a truncated or damaged snapshot)", hint="replay from the log (or an older snapshot)")
 
 
 def set_position(st: ClusterState, doc: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ that are rebuilt from the entities when a snapshot is loaded.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.packed import PackedTable, packed_bytes
@@ -267,8 +267,9 @@ class ClusterState:
         return dump(self, chain_hash)
 
     @classmethod
-    def from_snapshot(cls, data: bytes) -> ClusterState:
-        """Load a state written by ``to_snapshot``; it folds on exactly like the original."""
+    def from_snapshot(cls, data: bytes | IO[bytes]) -> ClusterState:
+        """Load a state written by ``to_snapshot`` (its bytes, or a binary stream of them read
+        line by line); it folds on exactly like the original."""
         from kmevents.reducer.snapshot import load
 
         return load(data)
