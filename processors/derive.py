@@ -450,8 +450,7 @@ class PartitionDeriver:
                 ops[key] = ref
                 continue
             state, kind, id = ref
-            value = state.entity(kind, id)
-            ops[key] = None if value is None else _dumps(value, option=_SORT)
+            ops[key] = state.entity_bytes(kind, id)  # None: gone, delete the key
         return ops
 
     async def _flush(self, pending: dict[bytes, Pending], out: BatchOutcome) -> None:

@@ -345,6 +345,15 @@ def _iter_stream(f: Any, path: str | Path, batch: int) -> Iterator[list[LogRecor
 
 def read_snapshot(path: str | Path, index: int) -> bytes:
     """The canonical bytes of the archive's ``index``-th snapshot (header ``snapshots``)."""
+    data, meta = read_stored_snapshot(path, index)
+    try:
+        return snapshot_codec.decompress(data, meta["codec"], int(meta["bytes"]))
+    except SnapshotError as exc:
+        raise ArchiveError(f"{path}: damaged snapshot #{index}: {exc.message}") from None
+
+
+def read_stored_snapshot(path: str | Path, index: int) -> tuple[bytes, dict[str, Any]]:
+    """The archive's ``index``-th snapshot as stored (compressed) and its header entry."""
     with open(path, "rb") as f:
         header = _header(f, path)
         snaps = header.get("snapshots") or []
@@ -359,10 +368,7 @@ def read_snapshot(path: str | Path, index: int) -> bytes:
         raise ArchiveError(f"{path}: archive ends inside snapshot #{index} (truncated file)")
     if meta.get("codec") != snapshot_codec.CODEC:
         raise ArchiveError(f"{path}: snapshot #{index} has unknown codec {meta.get('codec')!r}")
-    try:
-        return snapshot_codec.decompress(data, meta["codec"], int(meta["bytes"]))
-    except SnapshotError as exc:
-        raise ArchiveError(f"{path}: damaged snapshot #{index}: {exc.message}") from None
+    return data, meta
 
 
 def segment_name(cluster: str, first: int, last: int) -> str:

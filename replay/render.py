@@ -203,7 +203,7 @@ def write_state_json(js: JsonStream, pos: dict[str, Any], st: ClusterState, kind
     js.open("state", "{")
     for k in sorted(kinds or st.kinds):
         js.open(k, "{")
-        for i in sorted(i for i, _ in st.entities(k)):
+        for i in sorted(st.ids(k)):
             v = st.entity(k, i)
             if v is not None:
                 js.value(i, with_condition(v))

@@ -11,7 +11,7 @@ by the topic.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import IO, Any
 
 from kmevents.reducer import ClusterState
 from kmevents.store.snapshots import Snapshots
@@ -43,6 +43,18 @@ class ArchiveSnapshots(Snapshots):
         except (archive.ArchiveError, OSError) as exc:
             log.warning("archive snapshot not readable: %s", exc)
             return None
+
+    async def state_stream(self, entry: dict[str, Any]) -> IO[bytes] | None:
+        from kmevents.replay import archive
+
+        from kmevents.store.snapshots import open_stored
+
+        try:
+            data, meta = archive.read_stored_snapshot(entry["_archive"], int(entry["_index"]))
+        except (archive.ArchiveError, OSError) as exc:
+            log.warning("archive snapshot not readable: %s", exc)
+            return None
+        return open_stored(data, meta["codec"])
 
 
 class CombinedSnapshots(Snapshots):

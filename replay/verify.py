@@ -41,6 +41,7 @@ from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.folding import BAD, UNDECODABLE, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
+from kmevents.reducer.snapshot import snapshot_document
 from kmevents.settings import Settings
 from kmevents.store import verified
 from kmevents.store.checkpoint import partitions_of_clusters, read_checkpoint, read_checkpoints
@@ -175,8 +176,10 @@ def expected_entities(st: ClusterState) -> Iterator[tuple[tuple[str, str], bytes
     bytewise: kinds by name, then ids; no kind's name is a prefix of another's), one at a
     time: a large state is never encoded in one piece."""
     for kind in sorted(st.kinds):
-        for id in sorted(i for i, _ in st.entities(kind)):
-            yield (kind, id), orjson.dumps(st.entity(kind, id), option=_SORT)
+        for id in sorted(st.ids(kind)):
+            value = st.entity_bytes(kind, id)
+            if value is not None:
+                yield (kind, id), value
 
 
 async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
@@ -304,9 +307,9 @@ async def _check_snapshot(snapshots: Snapshots, entry: dict[str, Any], st: Clust
             except SnapshotError as exc:
                 problems.append(f"bytes do not load: {exc.message}")
             else:
-                doc = orjson.loads(data)
+                doc = snapshot_document(data)
                 if mine is not None:
-                    ch = field_changes(orjson.loads(mine), doc)
+                    ch = field_changes(snapshot_document(mine), doc)
                     problems.append(f"content differs from the fold at offset {off}: "
                                     + "; ".join(f"{c.path}" for c in ch[:5]))
                 if doc.get("chain_hash") != entry.get("chain"):

@@ -141,7 +141,7 @@ async def list_entities(
         """``(id, value, ahead)`` in id order after the token's position."""
         if rep is not None:
             st = rep[0].state
-            for id in sorted(i for i, _ in st.entities(k)):
+            for id in sorted(st.ids(k)):
                 if after is None or id > after:
                     yield id, st.entity(k, id), False
             return

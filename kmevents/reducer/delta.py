@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from kmevents.reducer.aggregates import materialize
+from kmevents.reducer.packed import packed_bytes
 from kmevents.reducer.snapshot import SnapshotError, set_aggregates, set_position
 from kmevents.reducer.state import REDUCER_VERSION, ClusterState
 
@@ -52,11 +53,11 @@ def delta_document(st: ClusterState, chain_hash: str | None = None) -> dict[str,
     upserts: dict[str, dict[str, Any]] = {}
     removed: dict[str, list[str]] = {}
     for kind, id in base.changed:
-        v = st._tables[kind].get(id)
-        if v is None:
+        value = packed_bytes(st._tables[kind], id)  # a packed entity's are not decoded (packed.py)
+        if value is None:
             removed.setdefault(kind, []).append(id)
         else:
-            upserts.setdefault(kind, {})[id] = v
+            upserts.setdefault(kind, {})[id] = orjson.Fragment(value)
     rotations = st._rotations - base.rotations
     if rotations == 0:
         dedupe: dict[str, Any] = {"added": sorted(st._seen_new - base.new)}

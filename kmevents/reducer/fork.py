@@ -4,7 +4,8 @@ A long-lived reader (the API's point-in-time reads, replay/warm.py) keeps states
 already built and folds on from them. Copy-on-write: the fold mutates entity dicts in place (reducer/state.py), so a
 fork's entity tables are :class:`CowTable` s: they start as shallow copies of
 the parent's tables and deep-copy an entity the first time it is read through
-them (``t[id]``, ``t.get``, ``t.items()``, ...). The parent's entity dicts are
+them (``t[id]``, ``t.get``, ``t.items()``, ...); a packed table (packed.py) is
+packed and its bytes shared, a read decoding a private dict. The parent's entity dicts are
 therefore never reached by the fold. Everything else in the state (dedupe
 sets, terminal indexes, aggregates, derived indexes) is copied outright
 (~10-30 ms for 200k dedupe keys). :func:`freeze` turns a folded fork back into
@@ -18,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
+from kmevents.reducer.packed import PackedTable, pack, share
 from kmevents.reducer.retention import Retention
 from kmevents.reducer.state import ClusterState
 
@@ -139,10 +141,15 @@ def fork(st: ClusterState) -> ClusterState:
 
     ``ClusterState.fork()`` calls it."""
     new = ClusterState.__new__(ClusterState)
-    tables: dict[str, CowTable] = {}
-    by_id: dict[int, CowTable] = {}
+    tables: dict[str, dict[str, Any]] = {}
+    by_id: dict[int, dict[str, Any]] = {}
     for kind, t in st._tables.items():
-        tables[kind] = by_id[id(t)] = CowTable(t)
+        if type(t) is PackedTable:
+            # bytes are immutable: once the parent's values all rest packed, sharing them is the
+            # copy-on-write (a read decodes a private dict); packing changes no value of the parent
+            tables[kind] = by_id[id(t)] = share(t)
+        else:
+            tables[kind] = by_id[id(t)] = CowTable(t)
     for name in ClusterState.__slots__:
         if not hasattr(st, name):
             continue
@@ -166,6 +173,10 @@ def freeze(st: ClusterState) -> ClusterState:
     st.take_dirty()  # materializes lazy totals (they write into agent and role entities)
     plain: dict[int, dict[str, Any]] = {}
     for kind, t in list(st._tables.items()):
+        if type(t) is PackedTable:
+            pack(t)
+            t.keep = False  # read-only: reads decode for the reader and keep nothing
+            continue
         p = dict(dict.items(t)) if type(t) is CowTable else t
         plain[id(t)] = p
         st._tables[kind] = p

@@ -29,6 +29,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from typing import Any
 
+from kmevents.reducer.packed import raw_items
 from kmevents.reducer.state import ClusterState
 
 Ent = dict[str, Any]
@@ -253,9 +254,8 @@ def rebuild_indexes(st: ClusterState) -> None:
     st._rc_members = {}
     st._svc_members = {}
     # read through the tables' storage: a fork's (reducer/fork.py) would copy every entity read
-    pods: dict[str, Any] = dict(dict.items(st.pods))
-    rcs: dict[str, Any] = dict(dict.items(st.rcs))
-    svcs: dict[str, Any] = dict(dict.items(st.services))
+    rcs: dict[str, Any] = dict(raw_items(st.rcs))
+    svcs: dict[str, Any] = dict(raw_items(st.services))
     for rid, rc in rcs.items():
         sel_add(st._rc_sel, rc["namespace"], rid, rc["selector"])
         st._rc_members[rid] = (set(), set())
@@ -264,5 +264,5 @@ def rebuild_indexes(st: ClusterState) -> None:
         st._svc_members[sid] = set()
     joined_rcs: set[str] = set()
     joined_svcs: set[str] = set()
-    for pod in pods.values():
+    for _, pod in raw_items(st.pods):  # decoded one at a time, not kept (packed.py)
         index_pod(st, pod, joined_rcs, joined_svcs, tables=(rcs, svcs))

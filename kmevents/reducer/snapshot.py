@@ -1,18 +1,28 @@
 """Snapshots: a ClusterState as canonical bytes, and back.
 
-The bytes are ``orjson.dumps(doc, OPT_SORT_KEYS)`` of::
+Format 2 (written since issue 17) is JSON lines: a header, then one line per entity::
 
-    {"format": "kmevents.reducer.snapshot/1",
+    {"format": "kmevents.reducer.snapshot/2",
      "cluster": "c1", "partition": 0, "offset": 41,
      "chain_hash": "..." | null, "reducer_version": 1,
      "last_occurred_at": "...", "max_occurred_at": "...",
      "watermark": "...", "recent": [occurred_at of the last events, by seq % RECENT], "seq": N,
      "retention": {...Retention fields...},
-     "entities": {kind: {id: value}},
+     "counts": {kind: number of entities},
      "terminal": {kind: [[id, occurred_at], ...]},   # retention order, oldest first
      "dedupe": {"new": [sorted keys], "old": [sorted keys]},
      "allocation": {agent_id: {role: {name: amount}}},     # aggregates.py
      "contributions": {agent_id: [allocated_by_role, offered_by_role]}}
+    ["pod","prod/web-1"]<TAB>{...the entity's canonical bytes...}
+    ...                                  # kinds by name, ids sorted within each
+
+The header is ``orjson.dumps(doc, OPT_SORT_KEYS)``; an entity line is the JSON
+array ``[kind, id]``, a tab (JSON never holds a raw one) and the entity's
+canonical bytes, the same bytes etcd holds and a packed table rests as
+(packed.py). So writing a snapshot copies the packed bytes instead of encoding
+every entity, and loading one keeps them without decoding: memory and time in
+the bytes, not in Python objects. Format 1 (one JSON document with an
+``"entities": {kind: {id: value}}`` map, no ``counts``) still loads.
 
 Everything the fold reads later is in it (dedupe window, retention order), so
 ``fold(suffix, state=load(dump(fold(prefix))))`` equals ``fold(prefix+suffix)``.
@@ -23,26 +33,33 @@ bytes mean equal states.
 
 from __future__ import annotations
 
+import io
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 import orjson
 
 from kmevents.errors import CheckFailed
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
+from kmevents.reducer.packed import PackedTable, canonical_items
 from kmevents.reducer.retention import RETAINED_KINDS, Retention
 from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState
 
-FORMAT = "kmevents.reducer.snapshot/1"
+FORMAT = "kmevents.reducer.snapshot/2"
+#: The single-document format written before issue 17; still loaded.
+FORMAT_1 = "kmevents.reducer.snapshot/1"
+_SORT = orjson.OPT_SORT_KEYS
+_TAB = 9
 
 
 class SnapshotError(CheckFailed):
     """Bytes that are not a reducer snapshot this version can load."""
 
 
-def document(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
-    """The snapshot as a dict (shares the live entity dicts: serialise it at once)."""
+def header(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
+    """Everything of a snapshot but its entities (materializes the aggregates)."""
     materialize(st)
     return {
         "format": FORMAT,
@@ -57,7 +74,7 @@ def document(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
         "recent": st._recent,
         "seq": st._seq,
         "retention": st.retention.to_dict(),
-        "entities": {k: t for k, t in st._tables.items()},
+        "counts": {k: len(t) for k, t in st._tables.items() if t},
         "terminal": {k: [[i, t] for i, t in idx.items()] for k, idx in st._terminal.items()},
         "dedupe": {"new": sorted(st._seen_new), "old": sorted(st._seen_old)},
         "allocation": st._alloc,
@@ -66,30 +83,73 @@ def document(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
 
 
 def dump(st: ClusterState, chain_hash: str | None = None) -> bytes:
-    return orjson.dumps(document(st, chain_hash), option=orjson.OPT_SORT_KEYS)
+    parts = [orjson.dumps(header(st, chain_hash), option=_SORT)]
+    dumps = orjson.dumps
+    for kind in sorted(st._tables):
+        for id, value in canonical_items(st._tables[kind]):
+            parts.append(b"".join((dumps([kind, id]), b"\t", value)))
+    parts.append(b"")
+    return b"\n".join(parts)
 
 
-def load(data: bytes) -> ClusterState:
+def load(data: bytes | IO[bytes]) -> ClusterState:
+    """The state of snapshot bytes, or of a binary stream of them read line by line (a
+    decompressing reader: the whole snapshot is then never in memory at once)."""
+    lines = iter(io.BytesIO(data) if isinstance(data, bytes) else data)
+    doc = _document(next(lines, b"").rstrip(b"\n"))
+    st = ClusterState(doc["cluster"], Retention.from_dict(doc["retention"]))
+    set_position(st, doc)
+    if doc["format"] == FORMAT_1:
+        for kind in KINDS:
+            st._tables[kind].update(doc["entities"].get(kind, {}))
+    else:
+        _load_entities(st, lines, doc["counts"])
+    st._seen_new = set(doc["dedupe"]["new"])
+    st._seen_old = set(doc["dedupe"]["old"])
+    set_aggregates(st, doc)
+    return st
+
+
+def _document(data: bytes) -> dict[str, Any]:
+    """The header of a format-2 snapshot, or a whole format-1 one, checked."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise SnapshotError(f"snapshot is not JSON: {e}",
                             hint="check that the bytes come from ClusterState.to_snapshot") from e
-    if type(doc) is not dict or doc.get("format") != FORMAT:
+    if type(doc) is not dict or doc.get("format") not in (FORMAT, FORMAT_1):
         raise SnapshotError(f"not a reducer snapshot (format {doc.get('format') if type(doc) is dict else None!r})",
                             hint=f"expected format {FORMAT}")
     if doc["reducer_version"] != REDUCER_VERSION:
         raise SnapshotError(
             f"snapshot derived by reducer version {doc['reducer_version']}, this is {REDUCER_VERSION}",
             hint="replay from the log (or an older snapshot) to rebuild with this reducer")
-    st = ClusterState(doc["cluster"], Retention.from_dict(doc["retention"]))
-    set_position(st, doc)
-    for kind in KINDS:
-        st._tables[kind].update(doc["entities"].get(kind, {}))
-    st._seen_new = set(doc["dedupe"]["new"])
-    st._seen_old = set(doc["dedupe"]["old"])
-    set_aggregates(st, doc)
-    return st
+    return doc
+
+
+def _load_entities(st: ClusterState, lines: Iterator[bytes], counts: dict[str, int]) -> None:
+    """The entity lines: packed kinds keep their bytes (checked only for their braces: verify
+    compares them whole), others are decoded. ``counts``: the header's, checked at the end."""
+    loads, tables = orjson.loads, st._tables
+    n = 1
+    for n, line in enumerate(lines, start=2):  # noqa: B007  (n is read after the loop)
+        tab = line.find(b"\t")
+        try:
+            if line[-2:] != b"}\n" or line[tab + 1:tab + 2] != b"{":
+                raise ValueError("not [kind, id], a tab and an object ending the line")
+            kind, id = loads(line[:tab])
+            table = tables[kind]
+            if type(table) is PackedTable:
+                table.put_bytes(id, line[tab + 1:-1])
+            else:
+                table[id] = loads(line[tab + 1:-1])
+        except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as e:
+            raise SnapshotError(f"snapshot line {n} (an entity) is damaged: {type(e).__name__}: {e}",
+                                hint="replay from the log (or an older snapshot)") from e
+    got = {k: len(t) for k, t in tables.items() if t}
+    if got != counts:
+        raise SnapshotError(f"snapshot holds {n - 1} entity lines, not the {sum(counts.values())} its header "
+                            "counts (a truncated or damaged snapshot)", hint="replay from the log (or an older snapshot)")
 
 
 def set_position(st: ClusterState, doc: dict[str, Any]) -> None:
@@ -119,7 +179,31 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any]) -> None:
     rebuild_task_index(st)
 
 
+def snapshot_document(data: bytes) -> dict[str, Any]:
+    """A snapshot (either format) as one checked document, its entities decoded under
+    ``"entities": {kind: {id: value}}`` for every kind (what a diff of two snapshots reads)."""
+    nl = data.find(b"\n")
+    doc = _document(data if nl < 0 else data[:nl])
+    ents = doc.setdefault("entities", {})
+    if nl >= 0:
+        loads = orjson.loads
+        for line in data[nl + 1:].split(b"\n"):
+            if line:
+                key, _, value = line.partition(b"\t")
+                kind, id = loads(key)
+                ents.setdefault(kind, {})[id] = loads(value)
+    for kind in KINDS:
+        ents.setdefault(kind, {})
+    return doc
+
+
+def snapshot_entities(data: bytes) -> dict[str, dict[str, Any]]:
+    """Every entity a snapshot holds, decoded: ``{kind: {id: value}}`` for every kind."""
+    return dict(snapshot_document(data)["entities"])
+
+
 def chain_hash_of(data: bytes) -> str | None:
     """The chain hash recorded in snapshot bytes (without loading the state)."""
-    doc = orjson.loads(data)
+    nl = data.find(b"\n")
+    doc = orjson.loads(data if nl < 0 else data[:nl])
     return doc.get("chain_hash") if type(doc) is dict else None

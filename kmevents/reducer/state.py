@@ -3,7 +3,8 @@
 Entities live in one table per kind, ``id -> dict``. The dicts are the values
 the processors write to etcd; the reducer mutates them in place (speed), so a
 caller that keeps one across ``apply`` calls must copy it. Snapshots are exact
-copies (canonical bytes, see snapshot.py).
+copies (canonical bytes, see snapshot.py). Pods and tasks, the kinds a large
+cluster has ~10^5 of, rest as their canonical bytes between reads (packed.py).
 
 Besides the entities the state holds bookkeeping that the fold needs and
 snapshots carry: the log position, the dedupe window, the terminal indexes of
@@ -14,9 +15,10 @@ that are rebuilt from the entities when a snapshot is loaded.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from kmevents.reducer.aggregates import materialize
+from kmevents.reducer.packed import PackedTable, packed_bytes
 from kmevents.reducer.retention import RECENT, RETAINED_KINDS, Retention, new_indexes
 
 #: Version of the fold logic. Checkpoints and snapshots record it; bump it
@@ -69,13 +71,13 @@ class ClusterState:
         self.agents: dict[str, dict[str, Any]] = {}
         self.offers: dict[str, dict[str, Any]] = {}
         self.inverse_offers: dict[str, dict[str, Any]] = {}
-        self.tasks: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, dict[str, Any]] = PackedTable()
         self.executors: dict[str, dict[str, Any]] = {}
-        self.pods: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, dict[str, Any]] = PackedTable()
         self.namespaces: dict[str, dict[str, Any]] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
         self.rcs: dict[str, dict[str, Any]] = {}
-        self.services: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = PackedTable()
         self.roles: dict[str, dict[str, Any]] = {}
         self._tables = {
             "cluster": self.clusters, "framework": self.frameworks, "agent": self.agents,
@@ -155,6 +157,17 @@ class ClusterState:
         if self._stale:
             materialize(self)
         return self._tables[kind].items()
+
+    def ids(self, kind: str) -> Iterable[str]:
+        """The ids of one kind's entities, in no particular order (no value is decoded)."""
+        return self._tables[kind].keys()
+
+    def entity_bytes(self, kind: str, id: str) -> bytes | None:
+        """The canonical bytes of ``kind/id`` (``orjson.dumps(value, OPT_SORT_KEYS)``, what etcd
+        holds), or None when it is not in live state. A packed entity's bytes are not re-encoded."""
+        if self._stale:
+            materialize(self)
+        return packed_bytes(self._tables[kind], id)
 
     def task_ids(self, task_id: str) -> list[str]:
         """The ids of the task entities whose Mesos task id is ``task_id`` (one per framework
@@ -254,8 +267,9 @@ class ClusterState:
         return dump(self, chain_hash)
 
     @classmethod
-    def from_snapshot(cls, data: bytes) -> ClusterState:
-        """Load a state written by ``to_snapshot``; it folds on exactly like the original."""
+    def from_snapshot(cls, data: bytes | IO[bytes]) -> ClusterState:
+        """Load a state written by ``to_snapshot`` (its bytes, or a binary stream of them read
+        line by line); it folds on exactly like the original."""
         from kmevents.reducer.snapshot import load
 
         return load(data)

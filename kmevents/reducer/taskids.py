@@ -4,6 +4,7 @@ and go (including when retention prunes one), rebuilt when a snapshot is loaded.
 
 from __future__ import annotations
 
+from kmevents.reducer.packed import raw_items
 from kmevents.reducer.state import ClusterState
 
 
@@ -26,5 +27,5 @@ def forget_task(st: ClusterState, task_id: str, key: str) -> None:
 def rebuild_task_index(st: ClusterState) -> None:
     """Recompute the index from the task entities (after a snapshot load)."""
     st._task_keys = {}
-    for key, task in dict.items(st.tasks):  # the storage: a fork's items() would copy every task
+    for key, task in raw_items(st.tasks):  # the storage: a fork's items() would copy every task
         index_task(st, task["task_id"], key)

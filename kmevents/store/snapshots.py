@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -90,6 +91,22 @@ def decompress(stored: bytes, codec: str | None, size: int) -> bytes:
         raise SnapshotError(f"damaged snapshot bytes: {exc}", hint="replay from the log (--no-snapshots)") from None
 
 
+def open_stored(stored: bytes, codec: str | None) -> IO[bytes]:
+    """A stored snapshot as a binary stream of its canonical bytes, decompressed as it is read
+    (a loader reads it line by line: the whole snapshot is never in memory at once).
+
+    Raises :class:`SnapshotError` for an unknown codec; damaged bytes raise
+    ``zstandard.ZstdError`` while reading (:func:`load_stored` turns it into one)."""
+    if codec in (None, "none"):
+        return io.BytesIO(stored)
+    if codec != "zstd":
+        raise SnapshotError(f"snapshot codec {codec!r} is unknown to this version",
+                            hint="replay from the log (--no-snapshots) or upgrade kmevents")
+    import zstandard
+
+    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(stored), buffer_size=1 << 20)
+
+
 @contextlib.contextmanager
 def no_gc() -> Iterator[None]:
     """Cyclic GC off while building many objects at once (a snapshot parse is 3-4x faster)."""
@@ -102,7 +119,7 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def load_snapshot(data: bytes, *, freeze: bool = True) -> ClusterState:
+def load_snapshot(data: bytes | IO[bytes], *, freeze: bool = True) -> ClusterState:
     """``ClusterState.from_snapshot`` without the collector's passes over the new objects.
 
     A 49 MB snapshot becomes ~10 million objects: with the collector on, the
@@ -119,8 +136,13 @@ def load_snapshot(data: bytes, *, freeze: bool = True) -> ClusterState:
     without (their held states bounded alike), at a cost of about a dozen full
     collections over the (bounded) held states.
     """
+    import zstandard
+
     with no_gc():
-        st = ClusterState.from_snapshot(data)
+        try:
+            st = ClusterState.from_snapshot(data)
+        except zstandard.ZstdError as exc:  # a stream from open_stored
+            raise SnapshotError(f"damaged snapshot bytes: {exc}", hint="replay from the log (--no-snapshots)") from None
         if freeze:
             gc.freeze()
     return st
@@ -144,9 +166,9 @@ async def index_entries(settings: Settings, client: etcd_adapter.EtcdClient, clu
     return sorted(out, key=lambda e: int(e["offset"]))
 
 
-async def read_bytes(settings: Settings, entry: dict[str, Any], reader: Any = None) -> bytes | None:
-    """The snapshot's canonical bytes (chunks joined, decompressed), or None when a chunk is
-    missing from the topic or the bytes cannot be decoded.
+async def read_stored(settings: Settings, entry: dict[str, Any], reader: Any = None) -> bytes | None:
+    """The snapshot as stored (its chunks joined, still compressed), or None when a chunk is
+    missing from the topic.
 
     ``reader``: a ``kafka_adapter.PartitionReader`` of the entry's snapshot partition, kept
     open by a long-lived caller (else a consumer is made for this read).
@@ -166,8 +188,17 @@ async def read_bytes(settings: Settings, entry: dict[str, Any], reader: Any = No
     if any(o not in by_offset for o in offsets):
         log.warning("snapshot chunks missing", extra={"cluster": entry.get("cluster"), "offset": entry.get("offset")})
         return None
+    return b"".join(by_offset[o] or b"" for o in offsets)
+
+
+async def read_bytes(settings: Settings, entry: dict[str, Any], reader: Any = None) -> bytes | None:
+    """The snapshot's canonical bytes (chunks joined, decompressed), or None when a chunk is
+    missing from the topic or the bytes cannot be decoded (``reader``: as for :func:`read_stored`)."""
+    stored = await read_stored(settings, entry, reader)
+    if stored is None:
+        return None
     try:
-        return decompress(b"".join(by_offset[o] or b"" for o in offsets), entry.get("codec"), int(entry["bytes"]))
+        return decompress(stored, entry.get("codec"), int(entry["bytes"]))
     except SnapshotError as exc:
         log.warning("snapshot not readable", extra={"offset": entry.get("offset"), "error": exc.message})
         return None
@@ -204,16 +235,22 @@ class Snapshots:
         """The snapshot's canonical bytes (None when they cannot be read)."""
         raise NotImplementedError
 
+    async def state_stream(self, entry: dict[str, Any]) -> IO[bytes] | None:
+        """The snapshot's canonical bytes as a stream (see :func:`open_stored`; None when they
+        cannot be read). Sources that store them compressed decompress as it is read."""
+        data = await self.state_bytes(entry)
+        return None if data is None else io.BytesIO(data)
+
     async def load(self, entry: dict[str, Any]) -> ClusterState | None:
         """The state of a full snapshot or a delta (None when it cannot be read). A delta's
         state is a fork of its held base: fold on from it freely, the base is not touched."""
         if is_delta(entry):
             return await self._load_delta(entry)
-        data = await self.state_bytes(entry)
-        self.loads += 1
-        if data is None:
-            return None
         try:
+            data = await self.state_stream(entry)
+            self.loads += 1
+            if data is None:
+                return None
             return load_snapshot(data, freeze=self.freeze)
         except SnapshotError as exc:
             log.warning("snapshot not loadable: %s", exc, extra={"offset": entry.get("offset")})
@@ -306,6 +343,11 @@ class SnapshotStore(Snapshots):
     async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
         reader = self.reader_of(int(entry["snapshot_partition"])) if self.reader_of is not None else None
         return await read_bytes(self.settings, entry, reader)
+
+    async def state_stream(self, entry: dict[str, Any]) -> IO[bytes] | None:
+        reader = self.reader_of(int(entry["snapshot_partition"])) if self.reader_of is not None else None
+        stored = await read_stored(self.settings, entry, reader)
+        return None if stored is None else open_stored(stored, entry.get("codec"))
 
 
 # -- writing --------------------------------------------------------------------------

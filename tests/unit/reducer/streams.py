@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import orjson
 from hypothesis import strategies as st
 
 from kmevents.reducer import ClusterState
+from kmevents.reducer.snapshot import snapshot_entities
 from tests.strategies import CLUSTERS, event_streams, task_lifecycle
 
 Event = dict[str, Any]
@@ -111,7 +111,7 @@ class Log:
 
 def entities(state: ClusterState) -> dict[str, Any]:
     """The entity part of a state, as canonical JSON values (materialised)."""
-    return orjson.loads(state.to_snapshot())["entities"]
+    return snapshot_entities(state.to_snapshot())
 
 
 @st.composite

@@ -17,6 +17,7 @@ import kmevents.reducer as reducer
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError, apply, fold
 from kmevents.reducer.handlers_mesos import ALLOCATED
 from kmevents.reducer.resources import add_flat, flatten
+from kmevents.reducer.snapshot import FORMAT_1, snapshot_entities
 from tests.strategies import event_streams
 from tests.unit.reducer.streams import entities, mixed_streams
 
@@ -56,10 +57,23 @@ def test_snapshot_loads_back_exactly(evs: list[dict]) -> None:
     data = state.to_snapshot(chain_hash="abc")
     again = ClusterState.from_snapshot(data)
     assert again.to_snapshot(chain_hash="abc") == data
-    doc = orjson.loads(data)
+    head, *lines = data.split(b"\n")
+    doc = orjson.loads(head)
     assert doc["reducer_version"] == REDUCER_VERSION and doc["chain_hash"] == "abc"
     assert doc["offset"] == len(evs) - 1 and doc["cluster"] == "prod-1"
-    assert data == orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    assert head == orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    # one line per entity, [kind, id] in order, then the entity's canonical bytes
+    assert lines.pop() == b"" and len(lines) == sum(doc["counts"].values())
+    keys = [orjson.loads(line.split(b"\t", 1)[0]) for line in lines]
+    assert keys == sorted(keys)
+    for line in lines:
+        value = line.split(b"\t", 1)[1]
+        assert value == orjson.dumps(orjson.loads(value), option=orjson.OPT_SORT_KEYS)
+    # the single-document format written before (format 1) loads to the same state
+    legacy = {k: v for k, v in doc.items() if k != "counts"}
+    legacy.update(format=FORMAT_1, entities=snapshot_entities(data))
+    old = ClusterState.from_snapshot(orjson.dumps(legacy, option=orjson.OPT_SORT_KEYS))
+    assert old.to_snapshot(chain_hash="abc") == data
 
 
 @SETTINGS
@@ -140,14 +154,15 @@ def test_malformed_payloads_never_crash_and_change_nothing_when_annotated(evs: l
         trial = ClusterState.from_snapshot(base)
         anns = apply(trial, orjson.loads(orjson.dumps(bad)))
         if any(a["kind"] == "malformed" for a in anns):
-            assert entities(trial) == orjson.loads(base)["entities"]
+            assert entities(trial) == snapshot_entities(base)
 
 
 def test_snapshot_of_another_reducer_version_is_refused() -> None:
-    doc = orjson.loads(ClusterState.empty("c1").to_snapshot())
+    data = ClusterState.empty("c1").to_snapshot()
+    doc = orjson.loads(data[:data.index(b"\n")])
     doc["reducer_version"] = REDUCER_VERSION + 1
     with pytest.raises(SnapshotError, match="reducer version"):
-        ClusterState.from_snapshot(orjson.dumps(doc))
+        ClusterState.from_snapshot(orjson.dumps(doc) + b"\n")
     with pytest.raises(SnapshotError):
         ClusterState.from_snapshot(b"not json")
 
@@ -157,7 +172,8 @@ def test_public_api_is_curated() -> None:
                                              and n not in {"annotations", "apply", "handlers_k8s",
                                                            "handlers_mesos", "resources", "retention",
                                                            "snapshot", "state", "aggregates", "conditions",
-                                                           "membership", "payload", "fork", "sizing", "taskids", "delta"}
+                                                           "membership", "payload", "fork", "sizing", "taskids", "delta",
+                                                           "packed"}
                                              or n == "apply")
     for name in ("REDUCER_VERSION", "ClusterState", "apply", "fold", "Annotation", "Retention"):
         assert name in reducer.__all__

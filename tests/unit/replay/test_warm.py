@@ -32,6 +32,7 @@ from kmevents.replay.warm import (
 
 from kmevents.reducer import ClusterState, apply
 from kmevents.reducer.fork import CowTable
+from kmevents.reducer.packed import PackedTable
 from kmevents.simulate import generate
 from kmevents.store.snapshots import load_snapshot
 
@@ -87,7 +88,7 @@ def test_a_fork_folded_on_equals_the_prefix_fold_and_leaves_its_parent_alone() -
         got = _on(base, 999, to)
         assert got.to_snapshot() == _fold(to).to_snapshot(), to
         assert base.to_snapshot() == before
-    assert type(base.tasks) is dict
+    assert type(base.tasks) is PackedTable and type(base.offers) is dict  # not replaced by the forks
 
 
 def test_chains_of_forks_stay_exact_and_every_ancestor_unchanged() -> None:
