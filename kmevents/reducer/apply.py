@@ -12,7 +12,7 @@ Order of checks for every event (each failure is annotated, never raised):
 3. ``cluster`` equals the state's -> otherwise ``foreign_cluster``;
 4. dedupe: the event's ``dedupe_key`` (``event_id`` when it has none) was not
    applied within the window (``Retention.dedupe_window``: the last W to 2W
-   distinct keys) -> otherwise ``duplicate``;
+   distinct keys, held as 64-bit digests, dedupe.py) -> otherwise ``duplicate``;
 5. the handler; if it finds the payload malformed it raises before changing
    anything and the event is annotated ``malformed``.
 
@@ -35,6 +35,7 @@ from kmevents.reducer.annotations import (
     UNKNOWN_TYPE,
     note,
 )
+from kmevents.reducer.dedupe import digest
 from kmevents.reducer.handlers_k8s import HANDLERS as _K8S
 from kmevents.reducer.handlers_mesos import HANDLERS as _MESOS
 from kmevents.reducer.packed import pack
@@ -90,20 +91,21 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
              f"event of cluster {event.get('cluster')!r} in the fold of {st.cluster!r}; skipped")
     else:
         key = event.get("dedupe_key") or event.get("event_id")
-        if type(key) is not str:
-            key = None
-        elif key in st._seen_new or key in st._seen_old:
-            note(st, DUPLICATE, None, None, f"dedupe key {key!r} already applied; skipped")
-            return _take(st)
+        d = None
+        if type(key) is str:
+            d = digest(key)
+            if d in st._seen_new or d in st._seen_old:
+                note(st, DUPLICATE, None, None, f"dedupe key {key!r} already applied; skipped")
+                return _take(st)
         try:
             h(st, event, pl, t)
         except _BAD_PAYLOAD as e:
             note(st, MALFORMED, None, None,
                  f"payload of {typ}: {type(e).__name__}: {e}; nothing changed")
         else:
-            if key is not None:
+            if d is not None:
                 seen = st._seen_new
-                seen.add(key)
+                seen.add(d)
                 if len(seen) >= st._dedupe_window:
                     st._seen_old = seen
                     st._seen_new = set()

@@ -16,10 +16,12 @@ The bytes are ``orjson.dumps(doc, OPT_SORT_KEYS)`` of::
      "upserts": {kind: {id: value}},       # entities created or changed since B (current values)
      "removed": {kind: [ids]},             # entities gone since B
      "terminal": ..., "allocation": ..., "contributions": ...,   # whole, as in a snapshot
-     "dedupe": {"added": [keys]}                          # no rotation since B: new = base new + added
-            or {"rotated_once": true, "old_added": [...], "new": [...]}
+     "dedupe": {"added": digests}                         # no rotation since B: new = base new + added
+            or {"rotated_once": true, "old_added": digests, "new": digests}
                                              # one rotation: old = base new + old_added
-            or {"old": [...], "new": [...]}  # more: both whole
+            or {"old": digests, "new": digests}   # more: both whole
+                                             # digests: a set's base64 text (dedupe.py); reducer
+                                             # version 4 wrote lists of keys, hashed on load
 
 Worked example (window 3): at the base new = {a, b}; then c arrives and the window
 rotates (old = {a, b, c}, new = {}), then d: the delta holds ``rotated_once``,
@@ -37,8 +39,15 @@ from typing import Any
 import orjson
 
 from kmevents.reducer.aggregates import materialize
+from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import packed_bytes
-from kmevents.reducer.snapshot import SnapshotError, set_aggregates, set_position
+from kmevents.reducer.snapshot import (
+    LOADABLE_VERSIONS,
+    SnapshotError,
+    dedupe_window,
+    set_aggregates,
+    set_position,
+)
 from kmevents.reducer.state import REDUCER_VERSION, ClusterState
 
 FORMAT = "kmevents.reducer.delta/1"
@@ -60,11 +69,12 @@ def delta_document(st: ClusterState, chain_hash: str | None = None) -> dict[str,
             upserts.setdefault(kind, {})[id] = orjson.Fragment(value)
     rotations = st._rotations - base.rotations
     if rotations == 0:
-        dedupe: dict[str, Any] = {"added": sorted(st._seen_new - base.new)}
+        dedupe: dict[str, Any] = {"added": encode_window(st._seen_new - base.new)}
     elif rotations == 1:
-        dedupe = {"rotated_once": True, "old_added": sorted(st._seen_old - base.new), "new": sorted(st._seen_new)}
+        dedupe = {"rotated_once": True, "old_added": encode_window(st._seen_old - base.new),
+                  "new": encode_window(st._seen_new)}
     else:
-        dedupe = {"old": sorted(st._seen_old), "new": sorted(st._seen_new)}
+        dedupe = {"old": encode_window(st._seen_old), "new": encode_window(st._seen_new)}
     return {
         "format": FORMAT, "base_offset": base.offset, "base_state_offset": base.state_offset,
         "cluster": st.cluster, "partition": st.partition, "offset": st.offset, "chain_hash": chain_hash,
@@ -93,13 +103,21 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
     if type(doc) is not dict or doc.get("format") != FORMAT:
         raise SnapshotError(f"not a reducer delta (format {doc.get('format') if type(doc) is dict else None!r})",
                             hint=f"expected format {FORMAT}")
-    if doc["reducer_version"] != REDUCER_VERSION:
+    if doc["reducer_version"] not in LOADABLE_VERSIONS:
         raise SnapshotError(f"delta derived by reducer version {doc['reducer_version']}, this is {REDUCER_VERSION}",
                             hint="replay from the log (or an older snapshot) to rebuild with this reducer")
     if base.offset != doc["base_state_offset"] or base.cluster != doc["cluster"]:
         raise SnapshotError(f"delta of {doc['cluster']!r} against the snapshot at offset {doc['base_offset']} "
                             f"(state at {doc['base_state_offset']}), applied to the state of {base.cluster!r} "
                             f"at {base.offset}", hint="load the delta's own base snapshot")
+    # the dedupe window first: a damaged one raises before the base is changed
+    if "added" in doc["dedupe"]:
+        new, old = base._seen_new | dedupe_window(doc, "added")[0], base._seen_old
+    elif doc["dedupe"].get("rotated_once"):
+        old_added, new = dedupe_window(doc, "old_added", "new")
+        old = base._seen_new | old_added
+    else:
+        old, new = dedupe_window(doc, "old", "new")
     st = base
     set_position(st, doc)
     for kind, values in doc["upserts"].items():
@@ -110,15 +128,7 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
         table = st._tables[kind]
         for id in ids:
             table.pop(id, None)
-    d = doc["dedupe"]
-    if "added" in d:
-        st._seen_new = st._seen_new | set(d["added"])
-    elif d.get("rotated_once"):
-        st._seen_old = st._seen_new | set(d["old_added"])
-        st._seen_new = set(d["new"])
-    else:
-        st._seen_old = set(d["old"])
-        st._seen_new = set(d["new"])
+    st._seen_new, st._seen_old = new, old
     st._dirty = set()
     set_aggregates(st, doc)
     return st

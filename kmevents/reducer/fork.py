@@ -8,7 +8,7 @@ them (``t[id]``, ``t.get``, ``t.items()``, ...); a packed table (packed.py) is
 packed and its bytes shared, a read decoding a private dict. The parent's entity dicts are
 therefore never reached by the fold. Everything else in the state (dedupe
 sets, terminal indexes, aggregates, derived indexes) is copied outright
-(~10-30 ms for 200k dedupe keys). :func:`freeze` turns a folded fork back into
+(a set of 200k dedupe digests: ~6 ms). :func:`freeze` turns a folded fork back into
 plain dicts once the fold is done; the frozen state is read-only (it shares
 entity dicts with its parent) and may be forked again.
 """

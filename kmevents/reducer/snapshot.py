@@ -10,7 +10,7 @@ Format 2 (written since issue 17) is JSON lines: a header, then one line per ent
      "retention": {...Retention fields...},
      "counts": {kind: number of entities},
      "terminal": {kind: [[id, occurred_at], ...]},   # retention order, oldest first
-     "dedupe": {"new": [sorted keys], "old": [sorted keys]},
+     "dedupe": {"new": "base64", "old": "base64"},   # the window's digests (dedupe.py)
      "allocation": {agent_id: {role: {name: amount}}},     # aggregates.py
      "contributions": {agent_id: [allocated_by_role, offered_by_role]}}
     ["pod","prod/web-1"]<TAB>{...the entity's canonical bytes...}
@@ -29,6 +29,11 @@ Everything the fold reads later is in it (dedupe window, retention order), so
 Derived indexes are not stored; they are recomputed from the entities. The
 same state always gives the same bytes (keys sorted, sets sorted), so equal
 bytes mean equal states.
+
+Versions: ``load`` takes the snapshots of :data:`LOADABLE_VERSIONS`. Version 4
+differs from 5 only in its dedupe window, sorted lists of the keys themselves:
+they are hashed on load, and the state folds on as a version-5 fold of the same
+log would.
 """
 
 from __future__ import annotations
@@ -36,13 +41,15 @@ from __future__ import annotations
 import io
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import orjson
 
 from kmevents.errors import CheckFailed
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
+from kmevents.reducer.dedupe import decode as decode_window
+from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import PackedTable, canonical_items
 from kmevents.reducer.retention import RETAINED_KINDS, Retention
 from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState
@@ -50,8 +57,10 @@ from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState
 FORMAT = "kmevents.reducer.snapshot/2"
 #: The single-document format written before issue 17; still loaded.
 FORMAT_1 = "kmevents.reducer.snapshot/1"
+#: Reducer versions whose snapshots and deltas this one loads (see the module docstring).
+#: When REDUCER_VERSION moves, say here which older versions still fold on alike.
+LOADABLE_VERSIONS: Final = frozenset({4, 5})
 _SORT = orjson.OPT_SORT_KEYS
-_TAB = 9
 
 
 class SnapshotError(CheckFailed):
@@ -76,7 +85,7 @@ def header(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
         "retention": st.retention.to_dict(),
         "counts": {k: len(t) for k, t in st._tables.items() if t},
         "terminal": {k: [[i, t] for i, t in idx.items()] for k, idx in st._terminal.items()},
-        "dedupe": {"new": sorted(st._seen_new), "old": sorted(st._seen_old)},
+        "dedupe": {"new": encode_window(st._seen_new), "old": encode_window(st._seen_old)},
         "allocation": st._alloc,
         "contributions": {aid: list(c) for aid, c in st._contrib.items()},
     }
@@ -104,8 +113,7 @@ def load(data: bytes | IO[bytes]) -> ClusterState:
             st._tables[kind].update(doc["entities"].get(kind, {}))
     else:
         _load_entities(st, lines, doc["counts"])
-    st._seen_new = set(doc["dedupe"]["new"])
-    st._seen_old = set(doc["dedupe"]["old"])
+    st._seen_new, st._seen_old = dedupe_window(doc, "new", "old")
     set_aggregates(st, doc)
     return st
 
@@ -120,7 +128,7 @@ def _document(data: bytes) -> dict[str, Any]:
     if type(doc) is not dict or doc.get("format") not in (FORMAT, FORMAT_1):
         raise SnapshotError(f"not a reducer snapshot (format {doc.get('format') if type(doc) is dict else None!r})",
                             hint=f"expected format {FORMAT}")
-    if doc["reducer_version"] != REDUCER_VERSION:
+    if doc["reducer_version"] not in LOADABLE_VERSIONS:
         raise SnapshotError(
             f"snapshot derived by reducer version {doc['reducer_version']}, this is {REDUCER_VERSION}",
             hint="replay from the log (or an older snapshot) to rebuild with this reducer")
@@ -161,6 +169,16 @@ def set_position(st: ClusterState, doc: dict[str, Any]) -> None:
     st.watermark = doc["watermark"] or ""
     st._recent = list(doc["recent"])
     st._seq = doc["seq"]
+
+
+def dedupe_window(doc: dict[str, Any], *names: str) -> list[set[int]]:
+    """The digest sets ``names`` of a snapshot's or delta's ``"dedupe"`` (a version-4 one's
+    keys hashed, dedupe.py). Raises SnapshotError when one is damaged."""
+    d, version = doc["dedupe"], doc["reducer_version"]
+    try:
+        return [decode_window(d[n], version) for n in names]
+    except ValueError as e:
+        raise SnapshotError(f"damaged dedupe window: {e}", hint="replay from the log (--no-snapshots)") from None
 
 
 def set_aggregates(st: ClusterState, doc: dict[str, Any]) -> None:

@@ -23,10 +23,11 @@ from kmevents.reducer.retention import RECENT, RETAINED_KINDS, Retention, new_in
 
 #: Version of the fold logic. Checkpoints and snapshots record it; bump it
 #: whenever the same log would fold to different entity values.
-REDUCER_VERSION = 4
+REDUCER_VERSION = 5
 # 2: k8sm's decline after expiry/rescind is recorded, not annotated stale
 # 3: retention ages terminal entities by a watermark one outlying occurred_at cannot move
 # 4: a task's identity is (framework_id, task_id): its id is ``<framework_id>/<task_id>``
+# 5: the dedupe window holds 64-bit digests of the keys (dedupe.py); version-4 snapshots load
 
 KINDS = ("cluster", "framework", "agent", "offer", "inverse_offer", "task", "executor",
          "pod", "namespace", "node", "rc", "service", "role")
@@ -34,12 +35,12 @@ KINDS = ("cluster", "framework", "agent", "offer", "inverse_offer", "task", "exe
 
 class Base:
     """What a cumulative delta is taken against: the base snapshot's offset (its index entry's)
-    and the state's own offset there, the dedupe rotations and new-key set there, and every
+    and the state's own offset there, the dedupe rotations and new-digest set there, and every
     entity changed since."""
 
     __slots__ = ("offset", "state_offset", "rotations", "new", "changed")
 
-    def __init__(self, offset: int, state_offset: int, rotations: int, new: set[str]) -> None:
+    def __init__(self, offset: int, state_offset: int, rotations: int, new: set[int]) -> None:
         self.offset = offset
         self.state_offset = state_offset
         self.rotations = rotations
@@ -100,8 +101,9 @@ class ClusterState:
         self._seq = 0
         self._dedupe_window = self.retention.dedupe_window
         self._limits = {k: self.retention.limit(k) for k in RETAINED_KINDS}
-        self._seen_new: set[str] = set()
-        self._seen_old: set[str] = set()
+        #: the dedupe window (apply.py step 4): digests of the keys applied (dedupe.py)
+        self._seen_new: set[int] = set()
+        self._seen_old: set[int] = set()
         self._terminal = new_indexes()
         self._dirty: set[tuple[str, str]] = set()
         self._pending: list[dict[str, Any]] = []

@@ -1,0 +1,182 @@
+"""The dedupe window holds 64-bit digests of the keys (kmevents/reducer/dedupe.py, reducer 5).
+
+What must not change: a duplicate is still a duplicate after a snapshot, a delta or a
+rotation of the window, and the digests decide exactly as the keys did. What is new:
+the digest is the same in every process, and a version-4 state (its keys as text,
+recorded in tests/fixtures/reducer_v4 before this change) loads into the same window.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, apply
+from kmevents.reducer.dedupe import decode, digest, encode
+from kmevents.reducer.delta import apply_delta
+from kmevents.reducer.snapshot import LOADABLE_VERSIONS, SnapshotError
+from tests.unit.reducer.streams import Log
+
+V4 = Path(__file__).resolve().parents[2] / "fixtures" / "reducer_v4"
+
+
+def _v4(name: str) -> bytes:
+    return gzip.decompress((V4 / name).read_bytes())
+
+
+def _ns(log: Log, key: str, name: str = "team-a") -> dict[str, Any]:
+    return log.ev("namespace.upserted", {"namespace": {"name": name, "phase": "Active", "labels": {}}}, key)
+
+
+def _kinds(anns: list[dict[str, Any]]) -> list[str]:
+    return [a["kind"] for a in anns]
+
+
+# -- the digest ---------------------------------------------------------------------
+
+def test_a_key_digests_to_blake2b_first_8_bytes_big_endian() -> None:
+    # `printf 'offer.rescinded|O-42' | b2sum -l 64` -> 6e79a25b2b614cd3
+    assert digest("offer.rescinded|O-42") == 0x6E79A25B2B614CD3
+    assert 0 <= digest("") < 2**64 and digest("é") != digest("e")
+
+
+def test_the_digest_is_the_same_in_another_process_with_another_hash_seed() -> None:
+    code = "from kmevents.reducer.dedupe import digest; print(digest('offer.rescinded|O-42'))"
+    for seed in ("1", "4242"):
+        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        assert int(out) == 0x6E79A25B2B614CD3
+
+
+@given(st.sets(st.integers(min_value=0, max_value=2**64 - 1), max_size=200))
+def test_a_set_of_digests_encodes_canonically_and_decodes_back(s: set[int]) -> None:
+    text = encode(s)
+    assert decode(text, REDUCER_VERSION) == s
+    assert encode(set(reversed(sorted(s)))) == text  # the same set, the same text
+    assert len(text) == 4 * -(-8 * len(s) // 3)  # base64 of 8 bytes a digest
+
+
+@pytest.mark.parametrize("bad", ["not base64!", "AAAA", 17, ["k1"], None])
+def test_a_damaged_window_in_a_snapshot_is_refused_with_a_snapshot_error(bad: Any) -> None:
+    st_ = ClusterState.empty("c1")
+    apply(st_, _ns(Log(), "k1"))
+    head, entities = st_.to_snapshot().split(b"\n", 1)
+    doc = orjson.loads(head)
+    doc["dedupe"]["old"] = bad
+    with pytest.raises(SnapshotError, match="dedupe window"):
+        ClusterState.from_snapshot(orjson.dumps(doc) + b"\n" + entities)
+
+
+def test_this_reducer_loads_its_own_version_and_the_text_keys_of_version_4() -> None:
+    assert {4, REDUCER_VERSION} == LOADABLE_VERSIONS
+
+
+# -- duplicates stay duplicates --------------------------------------------------------
+
+def test_a_duplicate_is_annotated_after_a_snapshot_round_trip() -> None:
+    log = Log()
+    s = ClusterState.empty("c1", Retention(dedupe_window=3))
+    first = [_ns(log, f"k{i}") for i in range(4)]  # k0..k2 rotate into old; k3 is new
+    for e in first:
+        assert apply(s, e) == []
+    loaded = ClusterState.from_snapshot(s.to_snapshot())
+    assert _kinds(apply(loaded, first[0])) == ["duplicate"]  # in old
+    assert _kinds(apply(loaded, first[3])) == ["duplicate"]  # in new
+    assert apply(loaded, _ns(log, "k-new")) == []
+    assert "'k0'" in apply(ClusterState.from_snapshot(s.to_snapshot()), first[0])[0]["message"]
+
+
+def test_a_duplicate_is_annotated_across_one_rotation_and_forgotten_after_two() -> None:
+    log = Log()
+    s = ClusterState.empty("c1", Retention(dedupe_window=4))
+    k = _ns(log, "the-key")
+    apply(s, k)
+    for i in range(3):
+        apply(s, _ns(log, f"a{i}"))  # the 4th key rotates the window: the-key is in old
+    assert s._rotations == 1 and _kinds(apply(s, k)) == ["duplicate"]
+    for i in range(4):
+        apply(s, _ns(log, f"b{i}"))  # the second rotation drops the old half
+    assert s._rotations == 2 and apply(s, k) == []
+
+
+def test_a_duplicate_is_annotated_after_a_delta() -> None:
+    log = Log()
+    s = ClusterState.empty("c1", Retention(dedupe_window=3))
+    apply(s, _ns(log, "k0"))
+    base = s.to_snapshot()
+    s.take_dirty()
+    s.mark_base()
+    later = [_ns(log, f"k{i}") for i in range(1, 5)]
+    for e in later:
+        apply(s, e)
+    rebuilt = apply_delta(ClusterState.from_snapshot(base), s.to_delta())
+    assert rebuilt.to_snapshot() == s.to_snapshot()
+    assert [_kinds(apply(rebuilt, e)) for e in later] == [["duplicate"]] * 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.lists(st.sampled_from([f"k{i}" for i in range(12)]), max_size=60),
+       window=st.integers(min_value=1, max_value=6), cut=st.integers(min_value=0, max_value=60))
+def test_the_digest_window_decides_as_a_window_of_the_keys_would(keys: list[str], window: int, cut: int) -> None:
+    # the reference: the same W-to-2W window over the key strings themselves
+    new: set[str] = set()
+    old: set[str] = set()
+    expected = []
+    for k in keys:
+        if k in new or k in old:
+            expected.append(["duplicate"])
+            continue
+        expected.append([])
+        new.add(k)
+        if len(new) >= window:
+            old, new = new, set()
+    log = Log()
+    s = ClusterState.empty("c1", Retention(dedupe_window=window))
+    got = []
+    for i, k in enumerate(keys):
+        if i == cut:  # and a snapshot round trip somewhere in the middle changes nothing
+            s = ClusterState.from_snapshot(s.to_snapshot())
+        got.append(_kinds(apply(s, _ns(log, k))))
+    assert got == expected
+
+
+# -- a version-4 state ----------------------------------------------------------------
+
+def _fold_fixture_events(upto: int, *, base_at: int | None = None) -> ClusterState:
+    """The fixture's events folded by THIS reducer, as the fixture was recorded."""
+    s = ClusterState.empty("fx1", Retention(dedupe_window=128))
+    for i, line in enumerate(_v4("events.jsonl.gz").splitlines()[:upto + 1]):
+        apply(s, orjson.loads(line), partition=0, offset=i)
+        if i == base_at:
+            s.mark_base()
+    return s
+
+
+def test_a_version_4_snapshot_loads_as_the_version_5_fold_of_the_same_log() -> None:
+    data = _v4("snapshot-299.json.gz")
+    doc = orjson.loads(data)
+    assert doc["reducer_version"] == 4 and type(doc["dedupe"]["old"][0]) is str  # keys as text
+    loaded = ClusterState.from_snapshot(data)
+    assert loaded.to_snapshot(chain_hash="c299") == _fold_fixture_events(299).to_snapshot(chain_hash="c299")
+    assert len(loaded._seen_old) == 128 and len(loaded._seen_new) == 44
+    # and its window still knows the keys: a key of its old half and one of its new half
+    events = [orjson.loads(b) for b in _v4("events.jsonl.gz").splitlines()]
+    assert _kinds(apply(loaded, events[200])) == ["duplicate"]
+    assert _kinds(apply(loaded, events[299])) == ["duplicate"]
+
+
+@pytest.mark.parametrize("upto", [229, 299])
+def test_a_version_4_delta_applies_to_its_version_4_base(upto: int) -> None:
+    base = ClusterState.from_snapshot(_v4("snapshot-199.json.gz"))
+    rebuilt = apply_delta(base, _v4(f"delta-{upto}.json.gz"))
+    expected = _fold_fixture_events(upto, base_at=199)
+    assert rebuilt.to_snapshot(chain_hash="c") == expected.to_snapshot(chain_hash="c")
