@@ -45,6 +45,7 @@ from kmevents.reducer.snapshot import (
     LOADABLE_VERSIONS,
     SnapshotError,
     dedupe_window,
+    indexes,
     set_aggregates,
     set_position,
 )
@@ -86,6 +87,7 @@ def delta_document(st: ClusterState, chain_hash: str | None = None) -> dict[str,
         "dedupe": dedupe,
         "allocation": st._alloc,
         "contributions": {aid: list(c) for aid, c in st._contrib.items()},
+        "indexes": indexes(st),
     }
 
 

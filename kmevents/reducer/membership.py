@@ -241,6 +241,20 @@ def svc_rescan(st: ClusterState, sid: str) -> None:
     }
 
 
+def rebuild_selectors(st: ClusterState) -> tuple[dict[str, Any], dict[str, Any]]:
+    """File every RC's and service's selector again (after a snapshot load); returns the RC
+    and service tables as read (decoded, not kept: a fork's tables would copy each)."""
+    st._rc_sel = {}
+    st._svc_sel = {}
+    rcs: dict[str, Any] = dict(raw_items(st.rcs))
+    svcs: dict[str, Any] = dict(raw_items(st.services))
+    for rid, rc in rcs.items():
+        sel_add(st._rc_sel, rc["namespace"], rid, rc["selector"])
+    for sid, svc in svcs.items():
+        sel_add(st._svc_sel, svc["namespace"], sid, svc["selector"])
+    return rcs, svcs
+
+
 def rebuild_indexes(st: ClusterState) -> None:
     """Recompute every derived index from the entities (after a snapshot load).
 
@@ -249,19 +263,9 @@ def rebuild_indexes(st: ClusterState) -> None:
     each, not in the pods times every RC and service (rescanning each selector over
     its namespace took 67 of 70 s to load a 21,000-pod, 660-RC snapshot)."""
     st._pods_by_ns = {}
-    st._rc_sel = {}
-    st._svc_sel = {}
-    st._rc_members = {}
-    st._svc_members = {}
-    # read through the tables' storage: a fork's (reducer/fork.py) would copy every entity read
-    rcs: dict[str, Any] = dict(raw_items(st.rcs))
-    svcs: dict[str, Any] = dict(raw_items(st.services))
-    for rid, rc in rcs.items():
-        sel_add(st._rc_sel, rc["namespace"], rid, rc["selector"])
-        st._rc_members[rid] = (set(), set())
-    for sid, svc in svcs.items():
-        sel_add(st._svc_sel, svc["namespace"], sid, svc["selector"])
-        st._svc_members[sid] = set()
+    rcs, svcs = rebuild_selectors(st)
+    st._rc_members = {rid: (set(), set()) for rid in rcs}
+    st._svc_members = {sid: set() for sid in svcs}
     joined_rcs: set[str] = set()
     joined_svcs: set[str] = set()
     for _, pod in raw_items(st.pods):  # decoded one at a time, not kept (packed.py)

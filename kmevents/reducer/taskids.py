@@ -24,8 +24,26 @@ def forget_task(st: ClusterState, task_id: str, key: str) -> None:
             del st._task_keys[task_id]
 
 
-def rebuild_task_index(st: ClusterState) -> None:
-    """Recompute the index from the task entities (after a snapshot load)."""
+def rebuild_task_index(st: ClusterState, exceptions: dict[str, str] | None = None) -> None:
+    """Recompute the index from the task entities (after a snapshot load).
+
+    ``exceptions`` (a snapshot's, :func:`key_exceptions`): the task ids that are not what
+    follows the first ``/`` of their entity's key; with it no task is decoded (a key is
+    ``<framework_id>/<task_id>`` and a framework id holds no ``/`` but in hostile input).
+    Without it each task's ``task_id`` is read."""
     st._task_keys = {}
-    for key, task in raw_items(st.tasks):  # the storage: a fork's items() would copy every task
-        index_task(st, task["task_id"], key)
+    if exceptions is None:
+        for key, task in raw_items(st.tasks):  # the storage: a fork's items() would copy every task
+            index_task(st, task["task_id"], key)
+        return
+    for key in dict.keys(st.tasks):
+        tid = exceptions.get(key)
+        index_task(st, key.partition("/")[2] if tid is None else tid, key)
+
+
+def key_exceptions(st: ClusterState) -> dict[str, str]:
+    """``{key: task_id}`` of the tasks whose id is not what follows the first ``/`` of their
+    key (none unless a framework id holds a ``/``), from the index (no task decoded)."""
+    tasks = st.tasks
+    return {key: tid for tid, keys in st._task_keys.items() for key in keys
+            if key.partition("/")[2] != tid and key in tasks}

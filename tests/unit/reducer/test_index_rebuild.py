@@ -23,5 +23,26 @@ def test_a_loaded_snapshot_has_the_indexes_the_events_built(profile: str, sizes:
             loaded = ClusterState.from_snapshot(st.to_snapshot())
             for name in INDEXES:
                 assert getattr(loaded, name) == getattr(st, name), (i, name)
+            assert _task_index(loaded) == _task_index(st), i
             checked += bool(st._rc_members) and bool(st._svc_members)
     assert checked >= 3, "the log must have RCs and services with members to compare"
+
+
+def _task_index(st: ClusterState) -> dict[str, list[str]]:
+    """The task-id index as far as it names live task entities (the live one may also name
+    pruned ones: ``ClusterState.task_ids`` filters them)."""
+    out = {tid: sorted(k for k in keys if k in st.tasks) for tid, keys in st._task_keys.items()}
+    return {tid: keys for tid, keys in out.items() if keys}
+
+
+def test_a_task_whose_framework_id_holds_a_slash_is_indexed_under_its_own_id_after_a_load() -> None:
+    from kmevents.reducer.taskids import index_task
+
+    st = ClusterState.empty("idx")
+    for key, tid in (("fw-1/t-1", "t-1"), ("odd/fw/t-2", "t-2"), ("fw-1/a/b", "a/b")):
+        st.tasks[key] = {"id": key, "task_id": tid}
+        index_task(st, tid, key)
+    data = st.to_snapshot()
+    assert b'"task_id_exceptions":{"odd/fw/t-2":"t-2"}' in data.split(b"\n", 1)[0]
+    loaded = ClusterState.from_snapshot(data)
+    assert _task_index(loaded) == _task_index(st) == {"t-1": ["fw-1/t-1"], "t-2": ["odd/fw/t-2"], "a/b": ["fw-1/a/b"]}
