@@ -74,16 +74,17 @@ class ArchiveSource(Source):
     async def batches(self, start: int, end: int | None) -> AsyncIterator[list[LogRecord]]:
         last = self.header.get("last_offset")
         first = self.header.get("first_offset")
-        if last is None or last < start or (end is not None and first is not None and first > end):
+        if last is None or last < start or (end is not None and (start > end or (first is not None and first > end))):
             return
         for batch in archive.iter_batches(self.path, start=start):
+            beyond = end is not None and batch[-1].offset >= end  # nothing after this batch is wanted
             if batch[-1].offset < start:
                 continue
             if batch[0].offset < start or (end is not None and batch[-1].offset > end):
                 batch = [r for r in batch if r.offset >= start and (end is None or r.offset <= end)]
             if batch:
                 yield batch
-            if end is not None and batch and batch[-1].offset >= end:
+            if beyond:
                 return
             await asyncio.sleep(0)  # let Ctrl-C and progress in
 
