@@ -48,6 +48,9 @@ PACKED_KINDS = frozenset({"pod", "task", "service"})
 #: A table trains its compression dictionary once it holds this many values (and again,
 #: never: the first dictionary stays, it only has to be good, not best).
 TRAIN_AT = 1_000
+#: ... trained on this many of them (300 trained as well as 1,000 on the large profile's
+#: pods, in 0.02 s instead of 0.08 s)
+TRAIN_SAMPLES = 300
 #: Dictionary size and zstd level: 32 KiB and level 1 compressed pods 6x, tasks 5.8x, at
 #: 3.4 us each; 64 KiB or level 3 gained < 3 % for more time (measured, large profile).
 DICT_BYTES = 32_768
@@ -63,19 +66,25 @@ _JSON = 0x7B  # "{": the first byte of every entity's canonical bytes
 class Codec:
     """A zstd dictionary trained on one table's values, with its compressor and decompressor."""
 
-    __slots__ = ("_compress", "decompress", "dict_bytes")
+    __slots__ = ("_compress", "_many", "decompress", "dict_bytes")
 
     def __init__(self, samples: list[bytes | bytearray | memoryview]) -> None:
         d = zstandard.train_dictionary(DICT_BYTES, samples, level=LEVEL)
         self.dict_bytes = len(d.as_bytes())
-        self._compress = zstandard.ZstdCompressor(level=LEVEL, dict_data=d, write_checksum=False,
-                                                  write_dict_id=False).compress
+        z = zstandard.ZstdCompressor(level=LEVEL, dict_data=d, write_checksum=False, write_dict_id=False)
+        self._compress = z.compress
+        self._many = z.multi_compress_to_buffer
         self.decompress = zstandard.ZstdDecompressor(dict_data=d).decompress
 
     def compress(self, data: bytes) -> bytes:
         # a tight copy: zstandard's result keeps its worst-case buffer allocated (1.4 KB of
         # RSS for a 0.2 KB frame of a pod, measured), as orjson's does (see pack)
         return _tight(self._compress(data))
+
+    def compress_many(self, data: list[bytes | bytearray | memoryview]) -> list[bytes]:
+        """``compress`` of each, in one call on both cores (2 us a pod instead of 3.8 us)."""
+        col = self._many(data, threads=2)
+        return [col[i].tobytes() for i in range(len(col))]
 
 
 class PackedTable(dict[str, Any]):
@@ -132,12 +141,21 @@ class PackedTable(dict[str, Any]):
         if type(value) is not bytes:
             self._hot.add(key)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Store canonical bytes as they rest (compressed once the table has a dictionary)."""
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        """Store canonical bytes as they rest (compressed once the table has a dictionary:
+        all in one call), e.g. a snapshot's lines; the table trains when it is big enough."""
         c = self.codec
-        dict.__setitem__(self, key, data if c is None else c.compress(data))
-        if c is None and dict.__len__(self) >= self._train_at:
-            train(self)
+        if c is None:
+            put = dict.__setitem__
+            for k, v in items:
+                put(self, k, v)
+            if dict.__len__(self) >= self._train_at:
+                train(self)
+            return
+        put = dict.__setitem__
+        values: list[bytes | bytearray | memoryview] = [v for _, v in items]
+        for (k, _), packed in zip(items, c.compress_many(values), strict=True):
+            put(self, k, packed)
 
     def update(self, *args: Any, **kw: Any) -> None:
         for k, v in dict(*args, **kw).items():
@@ -220,23 +238,24 @@ def _tight(data: bytes) -> bytes:
 
 
 def train(table: PackedTable) -> bool:
-    """Train the table's dictionary on its first :data:`TRAIN_AT` values and compress every
+    """Train the table's dictionary on its first :data:`TRAIN_SAMPLES` values and compress every
     value at rest with it (once; a table too uniform or too small to train tries again at
     twice the size). Returns whether it has one now."""
     if table.codec is not None:
         return True
     samples: list[bytes | bytearray | memoryview] = [
-        v for v in islice(dict.values(table), TRAIN_AT) if type(v) is bytes]
+        v for v in islice(dict.values(table), TRAIN_SAMPLES) if type(v) is bytes]
     try:
         codec = Codec(samples)
     except zstandard.ZstdError:
         table._train_at *= 2
         return False
     table.codec = codec
-    put, comp = dict.__setitem__, codec.compress
-    for k, v in list(dict.items(table)):
-        if type(v) is bytes:
-            put(table, k, comp(v))
+    plain = [(k, v) for k, v in dict.items(table) if type(v) is bytes]
+    values: list[bytes | bytearray | memoryview] = [v for _, v in plain]
+    put = dict.__setitem__
+    for (k, _), packed in zip(plain, codec.compress_many(values), strict=True):
+        put(table, k, packed)
     return True
 
 
