@@ -38,7 +38,7 @@ from kmevents.reducer.annotations import (
 from kmevents.reducer.dedupe import digest
 from kmevents.reducer.handlers_k8s import HANDLERS as _K8S
 from kmevents.reducer.handlers_mesos import HANDLERS as _MESOS
-from kmevents.reducer.packed import pack
+from kmevents.reducer.packed import pack_tables
 from kmevents.reducer.resources import Malformed
 from kmevents.reducer.retention import AGE_CHECK_EVERY, RECENT, Retention, prune_by_age
 from kmevents.reducer.state import ClusterState
@@ -113,9 +113,7 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
     if not seq & AGE_MASK:
         prune_by_age(st)
         # between events: no handler holds an entity dict now (packed.py)
-        pack(st.pods)
-        pack(st.tasks)
-        pack(st.services)
+        pack_tables(st._tables)
     pend = st._pending
     if pend:
         st._pending = []

@@ -25,8 +25,8 @@ form never leaves the process: snapshots, deltas and etcd get canonical bytes
 (:func:`packed_bytes`), and a fork shares its parent's codec with its bytes.
 
 Iterating values or items decodes each value for the reader without keeping it
-(readers iterate, the fold never does). :func:`stored` and :func:`packed_bytes`
-read a value without making it hot. A table marked read-only (``keep=False``,
+(readers iterate, the fold never does). :func:`packed_bytes` and :func:`raw_items`
+read values without making them hot. A table marked read-only (``keep=False``,
 frozen states: reducer/fork.py) never keeps what it decodes.
 
 Decoding canonical bytes gives back an equal value (keys in sorted order; the
@@ -66,11 +66,10 @@ _JSON = 0x7B  # "{": the first byte of every entity's canonical bytes
 class Codec:
     """A zstd dictionary trained on one table's values, with its compressor and decompressor."""
 
-    __slots__ = ("_compress", "_many", "decompress", "dict_bytes")
+    __slots__ = ("_compress", "_many", "decompress")
 
     def __init__(self, samples: list[bytes | bytearray | memoryview]) -> None:
         d = zstandard.train_dictionary(DICT_BYTES, samples, level=LEVEL)
-        self.dict_bytes = len(d.as_bytes())
         z = zstandard.ZstdCompressor(level=LEVEL, dict_data=d, write_checksum=False, write_dict_id=False)
         self._compress = z.compress
         self._many = z.multi_compress_to_buffer
@@ -269,21 +268,24 @@ def share(table: PackedTable, *, keep: bool = True) -> PackedTable:
     return new
 
 
-def stored(table: dict[str, Any], key: str) -> Any:
-    """``table[key]`` decoded but not kept (None when absent): a reader's look that does not
-    unpack the table."""
-    v = dict.get(table, key)
-    return table._decode(v) if type(v) is bytes else v  # type: ignore[attr-defined]
+def pack_tables(tables: dict[str, dict[str, Any]]) -> None:
+    """:func:`pack` every table of :data:`PACKED_KINDS` (``apply`` calls it between events)."""
+    for kind in PACKED_KINDS:
+        pack(tables[kind])
+
+
+def _canonical(table: dict[str, Any], v: Any) -> bytes:
+    """The canonical bytes of a stored value: a dict encoded, plain bytes as they are, a
+    compressed frame decompressed with the table's dictionary."""
+    if type(v) is not bytes:
+        return _dumps(v, option=_SORT)
+    return v if v[0] == _JSON else table.codec.decompress(v)  # type: ignore[attr-defined]
 
 
 def packed_bytes(table: dict[str, Any], key: str) -> bytes | None:
     """The canonical bytes of ``table[key]`` (None when absent), encoding a hot or plain value."""
     v = dict.get(table, key)
-    if v is None:
-        return None
-    if type(v) is bytes:
-        return v if v[0] == _JSON else table.codec.decompress(v)  # type: ignore[attr-defined]
-    return _dumps(v, option=_SORT)
+    return None if v is None else _canonical(table, v)
 
 
 def raw_items(table: dict[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -302,10 +304,4 @@ def canonical_items(table: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
     pack(table)
     get = dict.__getitem__
     for k in sorted(dict.keys(table)):
-        v = get(table, k)
-        if type(v) is not bytes:
-            yield k, _dumps(v, option=_SORT)
-        elif v[0] == _JSON:
-            yield k, v
-        else:
-            yield k, table.codec.decompress(v)  # type: ignore[attr-defined]
+        yield k, _canonical(table, get(table, k))

@@ -3,8 +3,9 @@
 Entities live in one table per kind, ``id -> dict``. The dicts are the values
 the processors write to etcd; the reducer mutates them in place (speed), so a
 caller that keeps one across ``apply`` calls must copy it. Snapshots are exact
-copies (canonical bytes, see snapshot.py). Pods and tasks, the kinds a large
-cluster has ~10^5 of, rest as their canonical bytes between reads (packed.py).
+copies (canonical bytes, see snapshot.py). Pods, tasks and services (packed.PACKED_KINDS:
+a large cluster has ~10^5 of the first two) rest as their canonical bytes between
+reads, compressed once a table is big enough (packed.py).
 
 Besides the entities the state holds bookkeeping that the fold needs and
 snapshots carry: the log position, the dedupe window, the terminal indexes of

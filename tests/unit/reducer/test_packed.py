@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 import kmevents.reducer.packed as packed_module
 from kmevents.reducer import ClusterState, apply
-from kmevents.reducer.packed import PACKED_KINDS, PackedTable, pack, packed_bytes, raw_items, stored
+from kmevents.reducer.packed import PACKED_KINDS, PackedTable, pack, packed_bytes, raw_items
 from kmevents.simulate import generate
 from tests.unit.reducer.streams import mixed_streams
 
@@ -109,7 +109,7 @@ def test_readers_decode_without_keeping() -> None:
     t = PackedTable({"a": {"x": 1}, "b": {"x": 2}})
     pack(t)
     assert dict(t.items()) == {"a": {"x": 1}, "b": {"x": 2}} and list(t.values()) == [{"x": 1}, {"x": 2}]
-    assert stored(t, "a") == {"x": 1} and stored(t, "zz") is None and dict(raw_items(t))["b"] == {"x": 2}
+    assert dict(raw_items(t))["b"] == {"x": 2}
     assert packed_bytes(t, "a") == b'{"x":1}' and packed_bytes(t, "zz") is None
     assert t.hot_count == 0 and all(type(v) is bytes for v in dict.values(t))
     frozen = PackedTable(dict.items(t), keep=False)
