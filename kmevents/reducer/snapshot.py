@@ -30,7 +30,8 @@ too, so a load decodes no pod or task. Format 1 (one JSON document with an
 
 Everything the fold reads later is in it (dedupe window, retention order), so
 ``fold(suffix, state=load(dump(fold(prefix))))`` equals ``fold(prefix+suffix)``.
-Derived indexes are not stored; they are recomputed from the entities. The
+The pod membership indexes are stored (sorted); the other derived indexes are
+recomputed from the entities, and a format-1 snapshot recomputes them all. The
 same state always gives the same bytes (keys sorted, sets sorted), so equal
 bytes mean equal states.
 
@@ -144,30 +145,22 @@ def _load_entities(st: ClusterState, lines: Iterator[bytes], counts: dict[str, i
     """The entity lines: packed kinds keep their bytes (checked only for their braces: verify
     compares them whole), others are decoded. ``counts``: the header's, checked at the end."""
     loads, tables = orjson.loads, st._tables
-    # packed values go in by the thousand (compressed in one call); the common line head
-    # '["pod","' is looked up instead of parsed, and an id without escapes is sliced out
+    # packed values go in by the thousand (compressed in one call)
     pending: dict[str, list[tuple[str, bytes]]] = {k: [] for k, t in tables.items() if type(t) is PackedTable}
-    heads = {b'["' + k.encode() + b'","': k for k in tables}
     n = 1
     for n, line in enumerate(lines, start=2):  # noqa: B007  (n is read after the loop)
-        tab = line.find(b"\t")
         try:
-            if line[-2:] != b"}\n" or line[tab + 1:tab + 2] != b"{":
-                raise ValueError("not [kind, id], a tab and an object ending the line")
-            q = line.find(b'","') + 3
-            kind = heads.get(line[:q])
-            if kind is not None and line[tab - 2:tab] == b'"]' and b"\\" not in line[q:tab - 2]:
-                id = line[q:tab - 2].decode()
-            else:
-                kind, id = loads(line[:tab])
+            if line[-1:] != b"\n":
+                raise ValueError("the line does not end (a truncated snapshot)")
+            kind, id, value = _entity_line(line, len(line) - 1)
             batch = pending.get(kind)
             if batch is not None:
-                batch.append((id, line[tab + 1:-1]))
+                batch.append((id, value))
                 if len(batch) >= 4096:
                     tables[kind].put_many(batch)  # type: ignore[attr-defined]
                     pending[kind] = []
             else:
-                tables[kind][id] = loads(line[tab + 1:-1])
+                tables[kind][id] = loads(value)
         except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, UnicodeDecodeError) as e:
             raise SnapshotError(f"snapshot line {n} (an entity) is damaged: {type(e).__name__}: {e}",
                                 hint="replay from the log (or an older snapshot)") from e
@@ -177,6 +170,25 @@ def _load_entities(st: ClusterState, lines: Iterator[bytes], counts: dict[str, i
     if got != counts:
         raise SnapshotError(f"snapshot holds {n - 1} entity lines, not the {sum(counts.values())} its header "
                             "counts (a truncated or damaged snapshot)", hint="replay from the log (or an older snapshot)")
+
+
+#: an entity line's head up to its id, by kind: looked up instead of parsed
+_HEADS = {b'["' + k.encode() + b'","': k for k in KINDS}
+
+
+def _entity_line(line: bytes, end: int) -> tuple[str, str, bytes]:
+    """The kind, id and value bytes of an entity line ``line[:end]`` (``end``: before its
+    newline). An id without escapes is sliced out, any other parsed as JSON. Raises
+    ValueError (or orjson's, a subclass) for a line of another shape."""
+    tab = line.find(b"\t", 0, end)
+    if tab < 0 or line[end - 1:end] != b"}" or line[tab + 1:tab + 2] != b"{":
+        raise ValueError("not [kind, id], a tab and an object ending the line")
+    q = line.find(b'","', 0, tab) + 3
+    kind = _HEADS.get(line[:q])
+    if kind is not None and line[tab - 2:tab] == b'"]' and b"\\" not in line[q:tab - 2]:
+        return kind, line[q:tab - 2].decode(), line[tab + 1:end]
+    kind, id = orjson.loads(line[:tab])
+    return kind, id, line[tab + 1:end]
 
 
 def set_position(st: ClusterState, doc: dict[str, Any]) -> None:
@@ -249,12 +261,10 @@ def snapshot_document(data: bytes) -> dict[str, Any]:
     doc = _document(data if nl < 0 else data[:nl])
     ents = doc.setdefault("entities", {})
     if nl >= 0:
-        loads = orjson.loads
         for line in data[nl + 1:].split(b"\n"):
             if line:
-                key, _, value = line.partition(b"\t")
-                kind, id = loads(key)
-                ents.setdefault(kind, {})[id] = loads(value)
+                kind, id, value = _entity_line(line, len(line))
+                ents.setdefault(kind, {})[id] = orjson.loads(value)
     for kind in KINDS:
         ents.setdefault(kind, {})
     return doc
