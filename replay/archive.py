@@ -47,12 +47,13 @@ archive never carries the final name.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import zstandard
@@ -354,21 +355,59 @@ def read_snapshot(path: str | Path, index: int) -> bytes:
 
 def read_stored_snapshot(path: str | Path, index: int) -> tuple[bytes, dict[str, Any]]:
     """The archive's ``index``-th snapshot as stored (compressed) and its header entry."""
-    with open(path, "rb") as f:
+    f, meta = open_stored_snapshot(path, index)
+    with f:
+        data = f.read(int(meta["stored_bytes"]))
+    return data, meta
+
+
+def open_stored_snapshot(path: str | Path, index: int) -> tuple[IO[bytes], dict[str, Any]]:
+    """The archive opened at its ``index``-th snapshot as stored (compressed), and the
+    snapshot's header entry: the caller reads ``stored_bytes`` from it (a decompressing
+    reader stops at the frame's end) and closes it. A loader then never holds the
+    compressed snapshot whole (42 MiB at the large profile)."""
+    f = open(path, "rb")  # noqa: SIM115  (the caller closes it)
+    try:
         header = _header(f, path)
         snaps = header.get("snapshots") or []
         if not 0 <= index < len(snaps):
             raise ArchiveError(f"{path}: no snapshot #{index} (it has {len(snaps)})")
         skip = sum(length for _, length in header.get("frames") or []) + \
             sum(int(s["stored_bytes"]) for s in snaps[:index])
-        f.seek(skip, os.SEEK_CUR)
+        start = f.seek(skip, os.SEEK_CUR)
         meta = snaps[index]
-        data = f.read(int(meta["stored_bytes"]))
-    if len(data) != int(meta["stored_bytes"]):
-        raise ArchiveError(f"{path}: archive ends inside snapshot #{index} (truncated file)")
-    if meta.get("codec") != snapshot_codec.CODEC:
-        raise ArchiveError(f"{path}: snapshot #{index} has unknown codec {meta.get('codec')!r}")
-    return data, meta
+        if os.fstat(f.fileno()).st_size < start + int(meta["stored_bytes"]):
+            raise ArchiveError(f"{path}: archive ends inside snapshot #{index} (truncated file)")
+        if meta.get("codec") != snapshot_codec.CODEC:
+            raise ArchiveError(f"{path}: snapshot #{index} has unknown codec {meta.get('codec')!r}")
+    except BaseException:
+        f.close()
+        raise
+    return _Slice(f, int(meta["stored_bytes"])), meta  # type: ignore[return-value]  # a binary reader
+
+
+class _Slice(io.RawIOBase):
+    """The next ``n`` bytes of a file, then its end (a zstd reader fed the rest of the
+    archive would read on into it and fail there, not stop at its frame's end)."""
+
+    def __init__(self, f: IO[bytes], n: int) -> None:
+        super().__init__()
+        self._f, self._left = f, n
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self._left)
+        if n <= 0:
+            return 0
+        got = self._f.readinto(memoryview(b)[:n])  # type: ignore[attr-defined]
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
 
 
 def segment_name(cluster: str, first: int, last: int) -> str:

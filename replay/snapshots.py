@@ -50,11 +50,11 @@ class ArchiveSnapshots(Snapshots):
         from kmevents.store.snapshots import open_stored
 
         try:
-            data, meta = archive.read_stored_snapshot(entry["_archive"], int(entry["_index"]))
+            f, meta = archive.open_stored_snapshot(entry["_archive"], int(entry["_index"]))
         except (archive.ArchiveError, OSError) as exc:
             log.warning("archive snapshot not readable: %s", exc)
             return None
-        return open_stored(data, meta["codec"])
+        return open_stored(f, meta["codec"])
 
 
 class CombinedSnapshots(Snapshots):

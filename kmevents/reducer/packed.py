@@ -31,6 +31,12 @@ frozen states: reducer/fork.py) never keeps what it decodes.
 
 Decoding canonical bytes gives back an equal value (keys in sorted order; the
 fold's values are plain JSON data, which snapshots already rely on).
+
+A table also knows each resting value's condition (conditions.py: ``Running``,
+``TASK_FINISHED`` ...): :func:`pack` notes it as it encodes a value, a snapshot
+load takes it from the entity line. So counting a kind by condition (``kmevents
+state``'s summary) decodes only the values whose condition is not known: 1.5 s
+of a cold read at the large profile's 315k pods and tasks before.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from typing import Any
 
 import orjson
 import zstandard
+
+from kmevents.reducer.conditions import condition
 
 #: Kinds whose tables are packed: the ones a large cluster has ~10^5 of, and services (each
 #: holds its endpoints: ~10 KB of JSON, 30 KB as dicts, at the large simulated profile).
@@ -89,7 +97,7 @@ class Codec:
 class PackedTable(dict[str, Any]):
     """``id -> entity`` whose values rest as (compressed) canonical bytes; see the module docstring."""
 
-    __slots__ = ("_hot", "keep", "codec", "_train_at")
+    __slots__ = ("_hot", "keep", "codec", "_train_at", "_cond")
 
     def __init__(self, data: Iterable[tuple[str, Any]] | dict[str, Any] | None = None, *,
                  keep: bool = True, codec: Codec | None = None) -> None:
@@ -101,6 +109,8 @@ class PackedTable(dict[str, Any]):
         #: the dictionary values rest compressed with (None: not trained yet; values are plain)
         self.codec = codec
         self._train_at = TRAIN_AT
+        #: id -> the condition of its value at rest, where known (hot ids: ask the dict)
+        self._cond: dict[str, str] = {}
         if data:
             self.update(data)
 
@@ -137,12 +147,19 @@ class PackedTable(dict[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         dict.__setitem__(self, key, value)
+        self._cond.pop(key, None)
         if type(value) is not bytes:
             self._hot.add(key)
 
-    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+    def put_many(self, items: list[tuple[str, bytes]], conditions: list[str] | None = None) -> None:
         """Store canonical bytes as they rest (compressed once the table has a dictionary:
-        all in one call), e.g. a snapshot's lines; the table trains when it is big enough."""
+        all in one call), e.g. a snapshot's lines, with their values' ``conditions`` when
+        known (one per item); the table trains when it is big enough."""
+        if conditions is not None:
+            self._cond.update(zip((k for k, _ in items), conditions, strict=True))
+        else:
+            for k, _ in items:
+                self._cond.pop(k, None)
         c = self.codec
         if c is None:
             put = dict.__setitem__
@@ -163,6 +180,7 @@ class PackedTable(dict[str, Any]):
     def __delitem__(self, key: str) -> None:
         dict.__delitem__(self, key)
         self._hot.discard(key)
+        self._cond.pop(key, None)
 
     def pop(self, key: str, *default: Any) -> Any:
         v = dict.pop(self, key, _MISSING)
@@ -171,16 +189,19 @@ class PackedTable(dict[str, Any]):
                 return default[0]
             raise KeyError(key)
         self._hot.discard(key)
+        self._cond.pop(key, None)
         return self._decode(v) if type(v) is bytes else v
 
     def popitem(self) -> tuple[str, Any]:
         k, v = dict.popitem(self)
         self._hot.discard(k)
+        self._cond.pop(k, None)
         return k, (self._decode(v) if type(v) is bytes else v)
 
     def clear(self) -> None:
         dict.clear(self)
         self._hot.clear()
+        self._cond.clear()
 
     # -- reads for readers (nothing kept) -------------------------------------
 
@@ -221,10 +242,12 @@ def pack(table: dict[str, Any]) -> int:
         # without a dictionary, a copy: orjson's own result keeps its whole output buffer
         # allocated (8 KiB of RSS for a 1.3 KB pod, measured); a join of two parts is tight
         squeeze = _tight if c is None else c.compress
+        cond = table._cond
         for k in hot:
             v = get(table, k)
             if v is not None and type(v) is not bytes:
                 put(table, k, squeeze(_dumps(v, option=_SORT)))
+                cond[k] = _name(condition(v))
                 n += 1
         hot.clear()
         if c is None and dict.__len__(table) >= table._train_at:
@@ -265,6 +288,7 @@ def share(table: PackedTable, *, keep: bool = True) -> PackedTable:
     new = PackedTable(keep=keep, codec=table.codec)
     dict.update(new, table)
     new._train_at = table._train_at
+    new._cond = table._cond.copy()
     return new
 
 
@@ -305,3 +329,35 @@ def canonical_items(table: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
     get = dict.__getitem__
     for k in sorted(dict.keys(table)):
         yield k, _canonical(table, get(table, k))
+
+
+def conditions(table: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Every ``(id, condition of its value)`` of the table, in no particular order. A packed
+    table decodes only the values whose condition it does not know (and then notes it)."""
+    if type(table) is not PackedTable:
+        for k, v in dict.items(table):
+            yield k, condition(v)
+        return
+    known, hot, decode = table._cond, table._hot, table._decode
+    for k, v in dict.items(table):
+        if k in hot or type(v) is not bytes:
+            yield k, condition(v)
+            continue
+        c = known.get(k)
+        if c is None:
+            c = known[k] = _name(condition(decode(v)))
+        yield k, c
+
+
+#: one str object per condition name (a table holds one reference per value, not a copy)
+_NAMES: dict[str, str] = {}
+
+
+def _name(c: str) -> str:
+    return _NAMES.setdefault(c, c)
+
+
+def note_conditions(names: list[str]) -> list[str]:
+    """``names`` (conditions read from bytes, e.g. a snapshot's lines) as the shared objects."""
+    setdef = _NAMES.setdefault
+    return [setdef(c, c) for c in names]

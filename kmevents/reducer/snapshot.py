@@ -1,8 +1,8 @@
 """Snapshots: a ClusterState as canonical bytes, and back.
 
-Format 2 (written since issue 17) is JSON lines: a header, then one line per entity::
+Format 3 (written since issue 17) is JSON lines: a header, then one line per entity::
 
-    {"format": "kmevents.reducer.snapshot/2",
+    {"format": "kmevents.reducer.snapshot/3",
      "cluster": "c1", "partition": 0, "offset": 41,
      "chain_hash": "..." | null, "reducer_version": 1,
      "last_occurred_at": "...", "max_occurred_at": "...",
@@ -16,17 +16,20 @@ Format 2 (written since issue 17) is JSON lines: a header, then one line per ent
      "indexes": {"pods_by_ns": {ns: [live pod ids]}, "rc_members": {rc: [[running], [other]]},
                  "svc_members": {service: [ready pod ids]},       # all sorted; membership.py
                  "task_id_exceptions": {key: task_id}}}           # taskids.py
-    ["pod","prod/web-1"]<TAB>{...the entity's canonical bytes...}
+    ["agent","a-1"]<TAB>{...the entity's canonical bytes...}
+    ["pod","prod/web-1","Running"]<TAB>{...}   # packed kinds: their condition too
     ...                                  # kinds by name, ids sorted within each
 
 The header is ``orjson.dumps(doc, OPT_SORT_KEYS)``; an entity line is the JSON
-array ``[kind, id]``, a tab (JSON never holds a raw one) and the entity's
-canonical bytes, the same bytes etcd holds and a packed table rests as
-(packed.py). So writing a snapshot copies the packed bytes instead of encoding
-every entity, and loading one keeps them without decoding: memory and time in
-the bytes, not in Python objects. The pod membership indexes are in the header
-too, so a load decodes no pod or task. Format 1 (one JSON document with an
-``"entities": {kind: {id: value}}`` map, no ``counts``) still loads.
+array ``[kind, id]`` (``[kind, id, condition]`` for the packed kinds), a tab
+(JSON never holds a raw one) and the entity's canonical bytes, the same bytes
+etcd holds and a packed table rests as (packed.py). So writing a snapshot copies
+the packed bytes instead of encoding every entity, and loading one keeps them
+without decoding: memory and time in the bytes, not in Python objects. The pod
+membership indexes are in the header too, and each packed entity's condition in
+its line, so a load decodes no pod or task and neither does a count by condition.
+Format 2 (the same without conditions) and format 1 (one JSON document with an
+``"entities": {kind: {id: value}}`` map, no ``counts``) still load.
 
 Everything the fold reads later is in it (dedupe window, retention order), so
 ``fold(suffix, state=load(dump(fold(prefix))))`` equals ``fold(prefix+suffix)``.
@@ -55,11 +58,19 @@ from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
 from kmevents.reducer.dedupe import decode as decode_window
 from kmevents.reducer.dedupe import encode as encode_window
-from kmevents.reducer.packed import PackedTable, canonical_items
+from kmevents.reducer.packed import (
+    PACKED_KINDS,
+    PackedTable,
+    canonical_items,
+    conditions,
+    note_conditions,
+)
 from kmevents.reducer.retention import RETAINED_KINDS, Retention
 from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState
 
-FORMAT = "kmevents.reducer.snapshot/2"
+FORMAT = "kmevents.reducer.snapshot/3"
+#: Entity lines without conditions (the first days of issue 17); still loaded.
+FORMAT_2 = "kmevents.reducer.snapshot/2"
 #: The single-document format written before issue 17; still loaded.
 FORMAT_1 = "kmevents.reducer.snapshot/1"
 #: Reducer versions whose snapshots and deltas this one loads (see the module docstring).
@@ -101,7 +112,13 @@ def dump(st: ClusterState, chain_hash: str | None = None) -> bytes:
     parts = [orjson.dumps(header(st, chain_hash), option=_SORT)]
     dumps = orjson.dumps
     for kind in sorted(st._tables):
-        for id, value in canonical_items(st._tables[kind]):
+        t = st._tables[kind]
+        if kind in PACKED_KINDS:
+            cond = dict(conditions(t))
+            for id, value in canonical_items(t):
+                parts.append(b"".join((dumps([kind, id, cond[id]]), b"\t", value)))
+            continue
+        for id, value in canonical_items(t):
             parts.append(b"".join((dumps([kind, id]), b"\t", value)))
     parts.append(b"")
     return b"\n".join(parts)
@@ -131,7 +148,7 @@ def _document(data: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as e:
         raise SnapshotError(f"snapshot is not JSON: {e}",
                             hint="check that the bytes come from ClusterState.to_snapshot") from e
-    if type(doc) is not dict or doc.get("format") not in (FORMAT, FORMAT_1):
+    if type(doc) is not dict or doc.get("format") not in (FORMAT, FORMAT_2, FORMAT_1):
         raise SnapshotError(f"not a reducer snapshot (format {doc.get('format') if type(doc) is dict else None!r})",
                             hint=f"expected format {FORMAT}")
     if doc["reducer_version"] not in LOADABLE_VERSIONS:
@@ -143,52 +160,75 @@ def _document(data: bytes) -> dict[str, Any]:
 
 def _load_entities(st: ClusterState, lines: Iterator[bytes], counts: dict[str, int]) -> None:
     """The entity lines: packed kinds keep their bytes (checked only for their braces: verify
-    compares them whole), others are decoded. ``counts``: the header's, checked at the end."""
+    compares them whole) and the conditions their lines name, others are decoded.
+    ``counts``: the header's, checked at the end."""
     loads, tables = orjson.loads, st._tables
-    # packed values go in by the thousand (compressed in one call)
-    pending: dict[str, list[tuple[str, bytes]]] = {k: [] for k, t in tables.items() if type(t) is PackedTable}
+    # packed values go in by the thousand (compressed in one call), with their conditions
+    pending: dict[str, tuple[list[tuple[str, bytes]], list[str | None]]] = {
+        k: ([], []) for k, t in tables.items() if type(t) is PackedTable}
     n = 1
     for n, line in enumerate(lines, start=2):  # noqa: B007  (n is read after the loop)
         try:
             if line[-1:] != b"\n":
                 raise ValueError("the line does not end (a truncated snapshot)")
-            kind, id, value = _entity_line(line, len(line) - 1)
+            kind, id, cond, value = _entity_line(line, len(line) - 1)
             batch = pending.get(kind)
             if batch is not None:
-                batch.append((id, value))
-                if len(batch) >= 4096:
-                    tables[kind].put_many(batch)  # type: ignore[attr-defined]
-                    pending[kind] = []
+                batch[0].append((id, value))
+                batch[1].append(cond)
+                if len(batch[0]) >= 4096:
+                    _put(tables[kind], *batch)
+                    pending[kind] = ([], [])
             else:
                 tables[kind][id] = loads(value)
         except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, UnicodeDecodeError) as e:
             raise SnapshotError(f"snapshot line {n} (an entity) is damaged: {type(e).__name__}: {e}",
                                 hint="replay from the log (or an older snapshot)") from e
     for kind, batch in pending.items():
-        tables[kind].put_many(batch)  # type: ignore[attr-defined]
+        _put(tables[kind], *batch)
     got = {k: len(t) for k, t in tables.items() if t}
     if got != counts:
         raise SnapshotError(f"snapshot holds {n - 1} entity lines, not the {sum(counts.values())} its header "
                             "counts (a truncated or damaged snapshot)", hint="replay from the log (or an older snapshot)")
 
 
+def _put(table: dict[str, Any], items: list[tuple[str, bytes]], conds: list[str | None]) -> None:
+    """A batch of a packed kind's lines into its (packed) table, with their conditions if
+    every line named one (a format-2 snapshot's name none)."""
+    assert type(table) is PackedTable
+    if None in conds:
+        table.put_many(items)
+    else:
+        table.put_many(items, note_conditions(conds))  # type: ignore[arg-type]
+
+
 #: an entity line's head up to its id, by kind: looked up instead of parsed
 _HEADS = {b'["' + k.encode() + b'","': k for k in KINDS}
 
 
-def _entity_line(line: bytes, end: int) -> tuple[str, str, bytes]:
-    """The kind, id and value bytes of an entity line ``line[:end]`` (``end``: before its
-    newline). An id without escapes is sliced out, any other parsed as JSON. Raises
-    ValueError (or orjson's, a subclass) for a line of another shape."""
+def _entity_line(line: bytes, end: int) -> tuple[str, str, str | None, bytes]:
+    """The kind, id, condition (None when the line names none) and value bytes of an entity
+    line ``line[:end]`` (``end``: before its newline). A head without escapes is sliced
+    (inside a JSON string a quote is always escaped, so ``","`` only separates strings),
+    any other parsed as JSON. Raises ValueError (or orjson's, a subclass) or TypeError for
+    a line of another shape."""
     tab = line.find(b"\t", 0, end)
     if tab < 0 or line[end - 1:end] != b"}" or line[tab + 1:tab + 2] != b"{":
         raise ValueError("not [kind, id], a tab and an object ending the line")
     q = line.find(b'","', 0, tab) + 3
     kind = _HEADS.get(line[:q])
-    if kind is not None and line[tab - 2:tab] == b'"]' and b"\\" not in line[q:tab - 2]:
-        return kind, line[q:tab - 2].decode(), line[tab + 1:end]
-    kind, id = orjson.loads(line[:tab])
-    return kind, id, line[tab + 1:end]
+    if kind is not None and line[tab - 2:tab] == b'"]':
+        rest = line[q:tab - 2]
+        if b"\\" not in rest:
+            parts = rest.split(b'","')
+            if len(parts) == 1:
+                return kind, rest.decode(), None, line[tab + 1:end]
+            if len(parts) == 2:
+                return kind, parts[0].decode(), parts[1].decode(), line[tab + 1:end]
+    head = orjson.loads(line[:tab])
+    if type(head) is not list or not 2 <= len(head) <= 3 or not all(type(x) is str for x in head):
+        raise ValueError("the head is not [kind, id] or [kind, id, condition] (strings)")
+    return head[0], head[1], head[2] if len(head) == 3 else None, line[tab + 1:end]
 
 
 def set_position(st: ClusterState, doc: dict[str, Any]) -> None:
@@ -222,7 +262,8 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any]) -> None:
     from kmevents.reducer.taskids import rebuild_task_index
 
     for kind in RETAINED_KINDS:
-        st._terminal[kind] = OrderedDict((i, t) for i, t in doc["terminal"].get(kind, []))
+        one = _shared_ids(st._tables[kind])
+        st._terminal[kind] = OrderedDict((one(i, i), t) for i, t in doc["terminal"].get(kind, []))
     st._alloc = doc["allocation"]
     st._contrib = {aid: (c[0], c[1]) for aid, c in doc["contributions"].items()}
     st._stale = set()
@@ -233,10 +274,19 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any]) -> None:
         rebuild_task_index(st)
         return
     rebuild_selectors(st)
-    st._pods_by_ns = {ns: set(ids) for ns, ids in idx["pods_by_ns"].items()}
-    st._rc_members = {rid: (set(run), set(other)) for rid, (run, other) in idx["rc_members"].items()}
-    st._svc_members = {sid: set(ids) for sid, ids in idx["svc_members"].items()}
+    pod = _shared_ids(st.pods)
+    st._pods_by_ns = {ns: set(map(pod, ids, ids)) for ns, ids in idx["pods_by_ns"].items()}
+    st._rc_members = {rid: (set(map(pod, run, run)), set(map(pod, other, other)))
+                      for rid, (run, other) in idx["rc_members"].items()}
+    st._svc_members = {sid: set(map(pod, ids, ids)) for sid, ids in idx["svc_members"].items()}
     rebuild_task_index(st, idx["task_id_exceptions"])
+
+
+def _shared_ids(table: dict[str, Any]) -> Any:
+    """A lookup ``(id, default) -> the table's own key object`` for ids read from a header: an
+    index then refers to the key's str instead of holding a copy (a pod id is in three
+    indexes; ~35 MiB of copies at the large profile's 157k pods)."""
+    return {k: k for k in dict.keys(table)}.get
 
 
 def indexes(st: ClusterState) -> dict[str, Any]:
@@ -263,7 +313,7 @@ def snapshot_document(data: bytes) -> dict[str, Any]:
     if nl >= 0:
         for line in data[nl + 1:].split(b"\n"):
             if line:
-                kind, id, value = _entity_line(line, len(line))
+                kind, id, _, value = _entity_line(line, len(line))
                 ents.setdefault(kind, {})[id] = orjson.loads(value)
     for kind in KINDS:
         ents.setdefault(kind, {})

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from kmevents.reducer.aggregates import materialize
-from kmevents.reducer.packed import PackedTable, packed_bytes
+from kmevents.reducer.packed import PackedTable, conditions, packed_bytes
 from kmevents.reducer.retention import RECENT, RETAINED_KINDS, Retention, new_indexes
 
 #: Version of the fold logic. Checkpoints and snapshots record it; bump it
@@ -160,6 +160,13 @@ class ClusterState:
         if self._stale:
             materialize(self)
         return self._tables[kind].items()
+
+    def conditions(self, kind: str) -> Iterable[tuple[str, str]]:
+        """``(id, condition of its value)`` pairs of one kind (conditions.py), in no particular
+        order: a packed kind's conditions are mostly known without decoding its values."""
+        if self._stale:
+            materialize(self)
+        return conditions(self._tables[kind])
 
     def ids(self, kind: str) -> Iterable[str]:
         """The ids of one kind's entities, in no particular order (no value is decoded)."""

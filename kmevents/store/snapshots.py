@@ -91,14 +91,15 @@ def decompress(stored: bytes, codec: str | None, size: int) -> bytes:
         raise SnapshotError(f"damaged snapshot bytes: {exc}", hint="replay from the log (--no-snapshots)") from None
 
 
-def open_stored(stored: bytes, codec: str | None) -> IO[bytes]:
-    """A stored snapshot as a binary stream of its canonical bytes, decompressed as it is read
-    (a loader reads it line by line: the whole snapshot is never in memory at once).
+def open_stored(stored: bytes | IO[bytes], codec: str | None) -> IO[bytes]:
+    """A stored snapshot (bytes, or a binary file positioned at them) as a binary stream of
+    its canonical bytes, decompressed as it is read (a loader reads it line by line: the
+    whole snapshot is never in memory at once). Closing the stream closes the file.
 
     Raises :class:`SnapshotError` for an unknown codec; damaged bytes raise
     ``zstandard.ZstdError`` while reading (:func:`load_stored` turns it into one)."""
     if codec in (None, "none"):
-        return io.BytesIO(stored)
+        return io.BytesIO(stored) if isinstance(stored, bytes) else stored
     if codec != "zstd":
         raise SnapshotError(f"snapshot codec {codec!r} is unknown to this version",
                             hint="replay from the log (--no-snapshots) or upgrade kmevents")
@@ -251,7 +252,8 @@ class Snapshots:
             self.loads += 1
             if data is None:
                 return None
-            return load_snapshot(data, freeze=self.freeze)
+            with data:
+                return load_snapshot(data, freeze=self.freeze)
         except SnapshotError as exc:
             log.warning("snapshot not loadable: %s", exc, extra={"offset": entry.get("offset")})
             return None

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 import kmevents.reducer.packed as packed_module
 from kmevents.reducer import ClusterState, apply
+from kmevents.reducer.conditions import condition
 from kmevents.reducer.packed import PACKED_KINDS, PackedTable, pack, packed_bytes, raw_items
 from kmevents.simulate import generate
 from tests.unit.reducer.streams import mixed_streams
@@ -65,6 +66,14 @@ def _same_fold(evs: list[dict]) -> None:
     assert packed.take_dirty() == plain.take_dirty()
     again = ClusterState.from_snapshot(packed.to_snapshot())
     assert again.to_snapshot() == plain.to_snapshot()
+    _conditions_are_the_values(packed, plain)
+    _conditions_are_the_values(again, plain)
+
+
+def _conditions_are_the_values(st: ClusterState, plain: ClusterState) -> None:
+    """Every kind's conditions, as the state knows them, are those of its values now."""
+    for kind in st._tables:
+        assert dict(st.conditions(kind)) == {i: condition(v) for i, v in plain.entities(kind)}, kind
 
 
 def test_a_simulated_cluster_folds_the_same_packed_and_plain_and_rests_compressed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,6 +124,32 @@ def test_readers_decode_without_keeping() -> None:
     frozen = PackedTable(dict.items(t), keep=False)
     frozen["a"]["x"] = 99  # a read-only table hands out a fresh copy each time
     assert frozen["a"] == {"x": 1} and frozen.hot_count == 0
+
+
+def test_a_tables_conditions_follow_its_values_and_are_read_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kmevents.reducer.packed import conditions
+
+    t = PackedTable({"a": {"phase": "Pending"}, "b": {"state": "TASK_RUNNING"}})
+    pack(t)
+    t["a"]["phase"] = "Running"  # mutated in place while hot: the dict says, not the note
+    assert dict(conditions(t)) == {"a": "Running", "b": "TASK_RUNNING"}
+    pack(t)
+    t.put_many([("c", b'{"deleted":"2024-01-01"}')])  # bytes without a condition: decoded once
+    t["b"] = b'{"state":"TASK_FAILED"}'  # a write replaces the note
+    decoded: list[bytes] = []
+    real = PackedTable._decode
+    monkeypatch.setattr(PackedTable, "_decode", lambda self, v: decoded.append(v) or real(self, v))
+    assert dict(conditions(t)) == {"a": "Running", "b": "TASK_FAILED", "c": "Deleted"}
+    assert len(decoded) == 2
+    assert dict(conditions(t)) == {"a": "Running", "b": "TASK_FAILED", "c": "Deleted"} and len(decoded) == 2
+    t.put_many([("d", b'{"phase":"Failed"}')], ["Failed"])  # a snapshot line names it: never decoded
+    del t["a"]
+    assert dict(conditions(t)) == {"b": "TASK_FAILED", "c": "Deleted", "d": "Failed"} and len(decoded) == 2
+    tables = [PackedTable([(str(i), {"phase": "".join(["Run", "ning"])})]) for i in range(2)]
+    for x in tables:
+        pack(x)
+    a, b = (dict(conditions(x))[str(i)] for i, x in enumerate(tables))
+    assert a == b == "Running" and a is b  # one object per name, however many values note it
 
 
 def test_writes_pops_and_deletes_keep_the_hot_set_true() -> None:

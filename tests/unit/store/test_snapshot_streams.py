@@ -3,6 +3,7 @@ canonical snapshot is never in memory at once, and damage anywhere in it is a Sn
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from kmevents.reducer import ClusterState, SnapshotError, apply
@@ -40,3 +41,52 @@ def test_damage_in_the_stream_or_in_a_line_is_a_snapshot_error() -> None:
         load_snapshot(open_stored(compress(b"\n".join(lines)), "zstd"), freeze=False)
     with pytest.raises(SnapshotError, match="codec 'lz4'"):
         open_stored(stored, "lz4")
+
+
+def test_packed_kinds_lines_name_their_condition_and_a_load_counts_them_without_decoding(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections import Counter
+
+    from kmevents.reducer.conditions import condition
+    from kmevents.reducer.packed import PackedTable
+    from kmevents.reducer.snapshot import FORMAT
+
+    st = _state()
+    data = st.to_snapshot()
+    lines = data.split(b"\n")
+    assert orjson.loads(lines[0])["format"] == FORMAT
+    heads = [orjson.loads(ln[: ln.index(b"\t")]) for ln in lines[1:] if ln]
+    pods = {h[1]: h[2] for h in heads if h[0] == "pod"}
+    assert pods == {i: condition(v) for i, v in st.entities("pod")}
+    assert all(len(h) == 2 for h in heads if h[0] not in ("pod", "task", "service"))
+    tasks = Counter(condition(v) for _, v in st.entities("task"))
+    loaded = load_snapshot(open_stored(compress(data), "zstd"), freeze=True)
+    monkeypatch.setattr(PackedTable, "_decode", lambda self, v: pytest.fail("decoded a value to count it"))
+    assert Counter(c for _, c in loaded.conditions("pod")) == Counter(pods.values())
+    assert Counter(c for _, c in loaded.conditions("task")) == tasks
+
+
+def test_a_format_2_snapshot_without_conditions_still_loads_and_counts() -> None:
+    from kmevents.reducer.snapshot import FORMAT, FORMAT_2
+
+    st = _state()
+    data = st.to_snapshot(chain_hash="h")
+    header, *rest = data.split(b"\n")
+    old = [header.replace(FORMAT.encode(), FORMAT_2.encode())]
+    for ln in rest:
+        if ln:
+            tab = ln.index(b"\t")
+            old.append(orjson.dumps(orjson.loads(ln[:tab])[:2]) + ln[tab:])
+    loaded = load_snapshot(open_stored(b"\n".join([*old, b""]), None), freeze=False)
+    assert loaded.to_snapshot(chain_hash="h") == data
+    assert dict(loaded.conditions("pod")) == dict(st.conditions("pod"))
+
+
+@pytest.mark.parametrize("head", [b'["pod","a","Running","x"]', b'["pod",1,"Running"]', b'["pod"]', b'{"pod":"a"}'])
+def test_an_entity_line_with_another_head_is_a_snapshot_error(head: bytes) -> None:
+    data = _state().to_snapshot()
+    lines = data.split(b"\n")
+    n = next(i for i, ln in enumerate(lines) if ln.startswith(b'["pod"'))
+    lines[n] = head + lines[n][lines[n].index(b"\t"):]
+    with pytest.raises(SnapshotError, match=f"line {n + 1}"):
+        load_snapshot(open_stored(b"\n".join(lines), None), freeze=False)
