@@ -262,8 +262,7 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any]) -> None:
     from kmevents.reducer.taskids import rebuild_task_index
 
     for kind in RETAINED_KINDS:
-        one = _shared_ids(st._tables[kind])
-        st._terminal[kind] = OrderedDict((one(i, i), t) for i, t in doc["terminal"].get(kind, []))
+        st._terminal[kind] = OrderedDict((i, t) for i, t in doc["terminal"].get(kind, []))
     st._alloc = doc["allocation"]
     st._contrib = {aid: (c[0], c[1]) for aid, c in doc["contributions"].items()}
     st._stale = set()

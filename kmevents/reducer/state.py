@@ -74,10 +74,10 @@ class ClusterState:
         self.offers: dict[str, dict[str, Any]] = {}
         self.inverse_offers: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, dict[str, Any]] = PackedTable()
-        self.executors: dict[str, dict[str, Any]] = {}
+        self.executors: dict[str, dict[str, Any]] = PackedTable()
         self.pods: dict[str, dict[str, Any]] = PackedTable()
         self.namespaces: dict[str, dict[str, Any]] = {}
-        self.nodes: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = PackedTable()
         self.rcs: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = PackedTable()
         self.roles: dict[str, dict[str, Any]] = {}

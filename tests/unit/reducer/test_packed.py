@@ -28,6 +28,10 @@ def _unpacked(cluster: str) -> ClusterState:
     st.pods = st._tables["pod"] = {}
     st.tasks = st._tables["task"] = {}
     st.services = st._tables["service"] = {}
+    st.agents = st._tables["agent"] = {}
+    st.nodes = st._tables["node"] = {}
+    st.executors = st._tables["executor"] = {}
+    assert not any(type(t) is PackedTable for t in st._tables.values())
     return st
 
 

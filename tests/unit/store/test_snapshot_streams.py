@@ -48,7 +48,7 @@ def test_packed_kinds_lines_name_their_condition_and_a_load_counts_them_without_
     from collections import Counter
 
     from kmevents.reducer.conditions import condition
-    from kmevents.reducer.packed import PackedTable
+    from kmevents.reducer.packed import PACKED_KINDS, PackedTable
     from kmevents.reducer.snapshot import FORMAT
 
     st = _state()
@@ -58,7 +58,7 @@ def test_packed_kinds_lines_name_their_condition_and_a_load_counts_them_without_
     heads = [orjson.loads(ln[: ln.index(b"\t")]) for ln in lines[1:] if ln]
     pods = {h[1]: h[2] for h in heads if h[0] == "pod"}
     assert pods == {i: condition(v) for i, v in st.entities("pod")}
-    assert all(len(h) == 2 for h in heads if h[0] not in ("pod", "task", "service"))
+    assert all(len(h) == (3 if h[0] in PACKED_KINDS else 2) for h in heads)
     tasks = Counter(condition(v) for _, v in st.entities("task"))
     loaded = load_snapshot(open_stored(compress(data), "zstd"), freeze=True)
     monkeypatch.setattr(PackedTable, "_decode", lambda self, v: pytest.fail("decoded a value to count it"))
