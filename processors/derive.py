@@ -125,6 +125,12 @@ SNAPSHOT_EVERY_EVENTS = 20_000
 #: (``--delta-every``; 0: none): what changed since the last full snapshot, so a cold
 #: point-in-time read loads that snapshot, applies one delta and folds at most this
 #: many events (kmevents/reducer/delta.py; sizes in BENCHMARKS.md).
+#:
+#: Before a cluster's first full snapshot (of this worker's life) the deltas due are full
+#: snapshots instead, *early* ones: there is no base to take a delta against, the state
+#: is still small, and a delta against an early base would hold most of the state. So
+#: reads of any offset past the first delta interval (history's folds, points in time)
+#: start near it, not from the log's beginning. The full cadence is unchanged.
 DELTA_EVERY_EVENTS = 4_000
 
 
@@ -158,6 +164,8 @@ class PartitionDeriver:
         self.since_snapshot: Counter[str] = Counter()
         self.delta_every_events = delta_every_events
         self.since_delta: Counter[str] = Counter()
+        #: clusters whose last full snapshot is an early one (``DELTA_EVERY_EVENTS``)
+        self.early: set[str] = set()
         self.folded_offset = -1
         self.known_current: set[str] = set()
         #: each cluster's open block of the touched-entity index (kmevents/store/touched.py): it
@@ -393,8 +401,16 @@ class PartitionDeriver:
                 out.snapshots_due.append(cluster)
                 self.since_snapshot[cluster] = 0
                 self.since_delta[cluster] = 0
+                self.early.discard(cluster)
             elif 0 < self.delta_every_events <= self.since_delta[cluster]:
-                out.deltas_due.append(cluster)
+                if f.state.base_offset is None or cluster in self.early:
+                    # before the first full interval: a full snapshot, small this early (a delta
+                    # against an early one would hold most of the state anyway)
+                    self.early.add(cluster)
+                    if cluster not in out.snapshots_due:
+                        out.snapshots_due.append(cluster)
+                else:
+                    out.deltas_due.append(cluster)
                 self.since_delta[cluster] = 0
         if touched or pointers or carried or self.folded_offset > self._next_checkpoint_floor():
             await self._flush(self._collect(touched, pointers, carried), out)
