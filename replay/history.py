@@ -60,7 +60,7 @@ from kmevents.jsonobj import obj
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, condition
 from kmevents.selectors import Selector
 from kmevents.store import touched
-from kmevents.store.snapshots import Snapshots
+from kmevents.store.snapshots import Snapshots, is_delta, no_gc
 from kmevents.timespec import iso_of_ms, lag_seconds, micros_of
 
 Key = tuple[str, str]
@@ -70,8 +70,13 @@ Key = tuple[str, str]
 PROGRESS_FROM = 20_000
 
 
-#: Load a snapshot rather than fold on when the next unit starts this many offsets past the fold.
+#: Load a snapshot rather than fold on when the next unit starts this many offsets past the fold
+#: (tests lower it); a snapshot is then taken only when it saves more than it costs (``_worth``).
 JUMP = 4_000
+#: Canonical snapshot bytes that cost as much to decode as one record to fold: on the bench machine
+#: a full state decodes at ~14 ns a byte, a delta onto its held base at ~10-12 ns, and history
+#: folds a record in ~25-40 us (BENCHMARKS.md, History of one entity).
+BYTES_PER_RECORD = 2_000
 
 
 @dataclass
@@ -194,9 +199,23 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
     return Indexed(blocks, snapshots)
 
 
-async def _start_from(idx: Indexed, cluster: str, first: int, before: int) -> tuple[ClusterState, int] | None:
+def _worth(idx: Indexed, cluster: str, e: dict[str, Any], saved: int) -> bool:
+    """Whether decoding the snapshot or delta of entry ``e`` costs less than folding ``saved`` records."""
+    off = int(e["offset"])
+    if off in idx._states:
+        return saved > 0
+    cost = int(e.get("bytes") or 0)
+    if is_delta(e) and idx.snapshots is not None and not idx.snapshots.holds_base(cluster, int(e["base"])):
+        base = next((b for b in idx._entries or () if int(b["offset"]) == int(e["base"])), None)
+        cost += int(base.get("bytes") or 0) if base is not None else 0
+    return saved > cost // BYTES_PER_RECORD
+
+
+async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
+                      cur: int | None = None) -> tuple[ClusterState, int] | None:
     """A fork of the newest usable snapshot or delta state at or before offset ``before`` (and
-    at or past ``first - 1``, where the source starts), with its offset; None when there is none."""
+    at or past ``first - 1``, where the source starts), with its offset; None when there is none,
+    or (``cur``: the fold is at that offset) when folding on from ``cur`` costs less (``_worth``)."""
     snaps = idx.snapshots
     if snaps is None:
         return None
@@ -212,6 +231,8 @@ async def _start_from(idx: Indexed, cluster: str, first: int, before: int) -> tu
         off = int(e["offset"])
         if off > before:
             continue
+        if not _worth(idx, cluster, e, off - (first - 1 if cur is None else cur)):
+            continue  # an older one may cost less (a full snapshot against a delta whose base is not held)
         st = idx._states.get(off)
         if st is None:
             try:
@@ -238,6 +259,15 @@ async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[
     first, last = await src.covers()
     units = _units(idx.blocks, first, last)
     idx.units = len(units)
+    # the collector off while folding: the objects of the states and of what the passes keep live
+    # till the end, and its passes over them were ~13% of an indexed history (BENCHMARKS.md)
+    with no_gc():
+        await _fold_wanted(src, cluster, idx, units, first, wants, hook, skipped)
+
+
+async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Unit], first: int,
+                       wants: Callable[[touched.Block], bool], hook: Hook,
+                       skipped: Callable[[touched.Block], None] | None) -> None:
     st: ClusterState | None = None
     cur = first - 1
     for i, u in enumerate(units):
@@ -248,10 +278,10 @@ async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[
                 skipped(u.block)
             continue
         idx.folded += 1
-        if st is None or u.first - 1 - cur > JUMP:
-            got = await _start_from(idx, cluster, first, u.first - 1)
-            # from the snapshot when it saves folding (or there is no fold yet)
-            if got is not None and (st is None or got[1] - cur > JUMP // 2):
+        if st is None or u.first - 1 - cur > JUMP // 2:
+            # from a snapshot when it saves more folding than it costs (or there is no fold yet)
+            got = await _start_from(idx, cluster, first, u.first - 1, None if st is None else cur)
+            if got is not None:
                 st, cur = got
         if st is None:
             st, cur = ClusterState.empty(cluster), first - 1

@@ -32,3 +32,19 @@ def test_units_cover_every_offset_once_in_order_and_a_block_unit_lies_inside_its
     for u in units:
         if u.block is not None:
             assert u.block.first <= u.first <= u.last <= u.block.last
+
+
+def test_a_snapshot_is_decoded_only_when_it_saves_more_folding_than_it_costs() -> None:
+    from kmevents.replay.history import BYTES_PER_RECORD, Indexed, _worth
+
+    from kmevents.store.snapshots import Snapshots
+
+    full = {"offset": 5000, "bytes": 4000 * BYTES_PER_RECORD}
+    delta = {"offset": 9000, "bytes": 1000 * BYTES_PER_RECORD, "kind": "delta", "base": 5000}
+    idx = Indexed([], Snapshots())
+    idx._entries = [full, delta]
+    assert _worth(idx, "c", full, 4001) and not _worth(idx, "c", full, 3999)
+    # a delta whose base is not held costs its base's decoding too
+    assert not _worth(idx, "c", delta, 4999) and _worth(idx, "c", delta, 5001)
+    idx._states[5000] = None  # type: ignore[assignment]  # decoded already: only a fork
+    assert _worth(idx, "c", full, 1)
