@@ -71,7 +71,7 @@ PROGRESS_FROM = 20_000
 
 
 #: Load a snapshot rather than fold on when the next unit starts this many offsets past the fold
-#: (tests lower it); a snapshot is then taken only when it saves more than it costs (``_worth``).
+#: (tests lower it); a snapshot is then taken only when it saves more than it costs (``_cheaper``).
 JUMP = 4_000
 #: Canonical snapshot bytes that cost as much to decode as one record to fold: on the bench machine
 #: a full state decodes at ~14 ns a byte, a delta onto its held base at ~10-12 ns, and history
@@ -199,23 +199,33 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
     return Indexed(blocks, snapshots)
 
 
-def _worth(idx: Indexed, cluster: str, e: dict[str, Any], saved: int) -> bool:
-    """Whether decoding the snapshot or delta of entry ``e`` costs less than folding ``saved`` records."""
-    off = int(e["offset"])
-    if off in idx._states:
-        return saved > 0
+def _decode_cost(idx: Indexed, cluster: str, e: dict[str, Any]) -> int:
+    """What decoding the state of entry ``e`` costs, in records folded (``BYTES_PER_RECORD``):
+    nothing once decoded (a fork), a delta's unheld base counted with it."""
+    if int(e["offset"]) in idx._states:
+        return 0
     cost = int(e.get("bytes") or 0)
     if is_delta(e) and idx.snapshots is not None and not idx.snapshots.holds_base(cluster, int(e["base"])):
         base = next((b for b in idx._entries or () if int(b["offset"]) == int(e["base"])), None)
         cost += int(base.get("bytes") or 0) if base is not None else 0
-    return saved > cost // BYTES_PER_RECORD
+    return cost // BYTES_PER_RECORD
+
+
+def _cheaper(idx: Indexed, cluster: str, before: int, fold_from: int) -> list[dict[str, Any]]:
+    """The entries at or before ``before`` whose state plus the fold from it to ``before`` costs
+    less than folding from ``fold_from``, cheapest first (a delta whose base is not held may lose to
+    an older full snapshot)."""
+    costs = [(_decode_cost(idx, cluster, e) + before - int(e["offset"]), -int(e["offset"]), i)
+             for i, e in enumerate(idx._entries or ()) if fold_from < int(e["offset"]) <= before]
+    return [idx._entries[i] for c, _, i in sorted(costs) if c < before - fold_from]  # type: ignore[index]
 
 
 async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
                       cur: int | None = None) -> tuple[ClusterState, int] | None:
-    """A fork of the newest usable snapshot or delta state at or before offset ``before`` (and
-    at or past ``first - 1``, where the source starts), with its offset; None when there is none,
-    or (``cur``: the fold is at that offset) when folding on from ``cur`` costs less (``_worth``)."""
+    """A fork of the usable snapshot or delta state at or before offset ``before`` (and at or past
+    ``first - 1``, where the source starts) that costs least to decode and fold on from, with its
+    offset; None when none costs less than folding from the start, or from ``cur`` (the fold's
+    offset, when there is a fold)."""
     snaps = idx.snapshots
     if snaps is None:
         return None
@@ -227,12 +237,8 @@ async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
         idx._entries = [e for e in entries if int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION
                         and int(e["offset"]) >= first - 1]
     default = Retention()
-    for e in reversed(idx._entries):
+    for e in _cheaper(idx, cluster, before, first - 1 if cur is None else cur):
         off = int(e["offset"])
-        if off > before:
-            continue
-        if not _worth(idx, cluster, e, off - (first - 1 if cur is None else cur)):
-            continue  # an older one may cost less (a full snapshot against a delta whose base is not held)
         st = idx._states.get(off)
         if st is None:
             try:
