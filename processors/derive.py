@@ -126,11 +126,11 @@ SNAPSHOT_EVERY_EVENTS = 20_000
 #: point-in-time read loads that snapshot, applies one delta and folds at most this
 #: many events (kmevents/reducer/delta.py; sizes in BENCHMARKS.md).
 #:
-#: Before a cluster's first full snapshot (of this worker's life) the deltas due are full
-#: snapshots instead, *early* ones: there is no base to take a delta against, the state
-#: is still small, and a delta against an early base would hold most of the state. So
-#: reads of any offset past the first delta interval (history's folds, points in time)
-#: start near it, not from the log's beginning. The full cadence is unchanged.
+#: Until the first full snapshot of a cluster whose fold began from nothing in this worker's
+#: life, the deltas due are full snapshots instead, *early* ones: there is no base to take a
+#: delta against, the state is still small, and a delta against an early base would hold most
+#: of the state. So reads of any offset past the first delta interval (history's folds,
+#: points in time) start near it, not from the log's beginning. The full cadence is unchanged.
 DELTA_EVERY_EVENTS = 4_000
 
 
@@ -164,7 +164,8 @@ class PartitionDeriver:
         self.since_snapshot: Counter[str] = Counter()
         self.delta_every_events = delta_every_events
         self.since_delta: Counter[str] = Counter()
-        #: clusters whose last full snapshot is an early one (``DELTA_EVERY_EVENTS``)
+        #: clusters whose fold began from nothing in this worker's life and that have had no
+        #: regular full snapshot since: their deltas due are full snapshots (``DELTA_EVERY_EVENTS``)
         self.early: set[str] = set()
         self.folded_offset = -1
         self.known_current: set[str] = set()
@@ -215,6 +216,10 @@ class PartitionDeriver:
     def _new_fold(self, cluster: str, state: ClusterState | None = None, head: str = chain.GENESIS) -> Fold:
         f = self.folds[cluster] = Fold(state or ClusterState.empty(cluster, retention=self.retention), head,
                                        partition=self.partition)
+        if state is None:
+            self.early.add(cluster)
+        else:
+            self.early.discard(cluster)
         f.annotations = self.annotations
         return f
 
@@ -403,10 +408,10 @@ class PartitionDeriver:
                 self.since_delta[cluster] = 0
                 self.early.discard(cluster)
             elif 0 < self.delta_every_events <= self.since_delta[cluster]:
-                if f.state.base_offset is None or cluster in self.early:
+                if cluster in self.early:
                     # before the first full interval: a full snapshot, small this early (a delta
-                    # against an early one would hold most of the state anyway)
-                    self.early.add(cluster)
+                    # against an early one would hold most of the state anyway); a cluster restored
+                    # from a snapshot, or whose snapshot was not stored, waits for the next full one
                     if cluster not in out.snapshots_due:
                         out.snapshots_due.append(cluster)
                 else:
