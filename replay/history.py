@@ -118,6 +118,8 @@ class Indexed:
     serves: bool = False
     #: first offsets of the units folded so far, and what their events did
     done: set[int] = field(default_factory=set)
+    #: the first offset of the unit being folded: the hook keeps nothing of the events before it
+    hook_from: int = -1
     seen: dict[int, _Seen] = field(default_factory=dict)
     #: kinds whose dirty values ``seen`` keeps (set by ``related``)
     kinds: frozenset[str] = frozenset()
@@ -258,22 +260,25 @@ async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
 
 
 async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[touched.Block], bool],
-                      hook: Hook, skipped: Callable[[touched.Block], None] | None = None) -> None:
+                      hook: Hook, skipped: Callable[[touched.Block], None] | None = None,
+                      also: Callable[[touched.Block], bool] | None = None) -> None:
     """Fold the units ``wants`` (asked in log order, as the hook widens what it wants) and the
     ones not indexed, each with ``hook`` on its events, from the state just before it. Units an
-    earlier pass folded are left out (what they did is in ``idx.seen``)."""
+    earlier pass folded are left out (what they did is in ``idx.seen``). Of the units folded on
+    the way to one, the hook sees those from the first one ``also`` wants (a later pass's guess)."""
     first, last = await src.covers()
     units = _units(idx.blocks, first, last)
     idx.units = len(units)
     # the collector off while folding: the objects of the states and of what the passes keep live
     # till the end, and its passes over them were ~13% of an indexed history (BENCHMARKS.md)
     with no_gc():
-        await _fold_wanted(src, cluster, idx, units, first, wants, hook, skipped)
+        await _fold_wanted(src, cluster, idx, units, first, wants, hook, skipped, also)
 
 
 async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Unit], first: int,
                        wants: Callable[[touched.Block], bool], hook: Hook,
-                       skipped: Callable[[touched.Block], None] | None) -> None:
+                       skipped: Callable[[touched.Block], None] | None,
+                       also: Callable[[touched.Block], bool] | None) -> None:
     st: ClusterState | None = None
     cur = first - 1
     for i, u in enumerate(units):
@@ -292,13 +297,22 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
         if st is None:
             st, cur = ClusterState.empty(cluster), first - 1
         st.take_dirty()
-        # every event folded goes through the hook, those before the unit too (the scan's hook sees
-        # them all): the units folded on the way need no fold of their own later
+        # the hook keeps what the unit's events did; the units before it, folded on the way, were
+        # not wanted when their turn came (nothing in them can matter to this pass): it keeps what
+        # they did only from the first one ``also`` wants (a later pass would fold it again)
+        hook_from = u.first
+        j = i - 1
+        while also is not None and j >= 0 and units[j].first > cur:
+            b = units[j].block
+            if b is None or also(b):
+                hook_from = units[j].first
+            j -= 1
+        idx.hook_from = hook_from
         r = await replay(src, cluster, Target(offset=u.last), start_state=st, start_offset=cur,
                          on_event=hook, progress=False)
         idx.events += r.scanned
         j = i
-        while j >= 0 and units[j].first > cur:
+        while j >= 0 and units[j].first >= hook_from:
             idx.done.add(units[j].first)
             j -= 1
         cur = u.last
@@ -312,6 +326,8 @@ def _observer(idx: Indexed, then: Callable[[set[Key], ClusterState], None] | Non
 
     def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
         dirty = st.take_dirty(totals=totals)
+        if rec.offset < idx.hook_from:  # on the way to the unit (its dirty marks taken all the same)
+            return
         value = st.entity if totals else st.peek
         values = {k: dumps(value(*k)) for k in dirty if k[0] in kinds}
         occ = ev.get("occurred_at")
@@ -414,8 +430,11 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
                     return True
             return b.holds_any(names)
 
+        def later(b: touched.Block) -> bool:  # pass 2's needles beyond pass 1's: the correlation ids
+            return b.holds_any(touched.corr(c) for c in rel.correlation)
+
         idx.kinds = frozenset({kind, *LINKED_KINDS})
-        await _fold_units(src, cluster, idx, wants, _observer(idx, links))
+        await _fold_units(src, cluster, idx, wants, _observer(idx, links), also=later)
     else:
         _say_scan(index, progress)
 
