@@ -125,6 +125,12 @@ SNAPSHOT_EVERY_EVENTS = 20_000
 #: (``--delta-every``; 0: none): what changed since the last full snapshot, so a cold
 #: point-in-time read loads that snapshot, applies one delta and folds at most this
 #: many events (kmevents/reducer/delta.py; sizes in BENCHMARKS.md).
+#:
+#: Until the first full snapshot of a cluster whose fold began from nothing in this worker's
+#: life, the deltas due are full snapshots instead, *early* ones: there is no base to take a
+#: delta against, the state is still small, and a delta against an early base would hold most
+#: of the state. So reads of any offset past the first delta interval (history's folds,
+#: points in time) start near it, not from the log's beginning. The full cadence is unchanged.
 DELTA_EVERY_EVENTS = 4_000
 
 
@@ -158,6 +164,9 @@ class PartitionDeriver:
         self.since_snapshot: Counter[str] = Counter()
         self.delta_every_events = delta_every_events
         self.since_delta: Counter[str] = Counter()
+        #: clusters whose fold began from nothing in this worker's life and that have had no
+        #: regular full snapshot since: their deltas due are full snapshots (``DELTA_EVERY_EVENTS``)
+        self.early: set[str] = set()
         self.folded_offset = -1
         self.known_current: set[str] = set()
         #: each cluster's open block of the touched-entity index (kmevents/store/touched.py): it
@@ -207,6 +216,10 @@ class PartitionDeriver:
     def _new_fold(self, cluster: str, state: ClusterState | None = None, head: str = chain.GENESIS) -> Fold:
         f = self.folds[cluster] = Fold(state or ClusterState.empty(cluster, retention=self.retention), head,
                                        partition=self.partition)
+        if state is None:
+            self.early.add(cluster)
+        else:
+            self.early.discard(cluster)
         f.annotations = self.annotations
         return f
 
@@ -393,8 +406,16 @@ class PartitionDeriver:
                 out.snapshots_due.append(cluster)
                 self.since_snapshot[cluster] = 0
                 self.since_delta[cluster] = 0
+                self.early.discard(cluster)
             elif 0 < self.delta_every_events <= self.since_delta[cluster]:
-                out.deltas_due.append(cluster)
+                if cluster in self.early:
+                    # before the first full interval: a full snapshot, small this early (a delta
+                    # against an early one would hold most of the state anyway); a cluster restored
+                    # from a snapshot, or whose snapshot was not stored, waits for the next full one
+                    if cluster not in out.snapshots_due:
+                        out.snapshots_due.append(cluster)
+                else:
+                    out.deltas_due.append(cluster)
                 self.since_delta[cluster] = 0
         if touched or pointers or carried or self.folded_offset > self._next_checkpoint_floor():
             await self._flush(self._collect(touched, pointers, carried), out)

@@ -60,7 +60,7 @@ from kmevents.jsonobj import obj
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, condition
 from kmevents.selectors import Selector
 from kmevents.store import touched
-from kmevents.store.snapshots import Snapshots
+from kmevents.store.snapshots import Snapshots, is_delta, no_gc
 from kmevents.timespec import iso_of_ms, lag_seconds, micros_of
 
 Key = tuple[str, str]
@@ -70,8 +70,13 @@ Key = tuple[str, str]
 PROGRESS_FROM = 20_000
 
 
-#: Load a snapshot rather than fold on when the next unit starts this many offsets past the fold.
+#: Load a snapshot rather than fold on when the next unit starts this many offsets past the fold
+#: (tests lower it); a snapshot is then taken only when it saves more than it costs (``_cheaper``).
 JUMP = 4_000
+#: Canonical snapshot bytes that cost as much to decode as one record to fold: on the bench machine
+#: a full state decodes at ~14 ns a byte, a delta onto its held base at ~10-12 ns, and history
+#: folds a record in ~25-40 us (BENCHMARKS.md, History of one entity).
+BYTES_PER_RECORD = 2_000
 
 
 @dataclass
@@ -113,6 +118,8 @@ class Indexed:
     serves: bool = False
     #: first offsets of the units folded so far, and what their events did
     done: set[int] = field(default_factory=set)
+    #: the first offset of the unit being folded: the hook keeps nothing of the events before it
+    hook_from: int = -1
     seen: dict[int, _Seen] = field(default_factory=dict)
     #: kinds whose dirty values ``seen`` keeps (set by ``related``)
     kinds: frozenset[str] = frozenset()
@@ -194,9 +201,33 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
     return Indexed(blocks, snapshots)
 
 
-async def _start_from(idx: Indexed, cluster: str, first: int, before: int) -> tuple[ClusterState, int] | None:
-    """A fork of the newest usable snapshot or delta state at or before offset ``before`` (and
-    at or past ``first - 1``, where the source starts), with its offset; None when there is none."""
+def _decode_cost(idx: Indexed, cluster: str, e: dict[str, Any]) -> int:
+    """What decoding the state of entry ``e`` costs, in records folded (``BYTES_PER_RECORD``):
+    nothing once decoded (a fork), a delta's unheld base counted with it."""
+    if int(e["offset"]) in idx._states:
+        return 0
+    cost = int(e.get("bytes") or 0)
+    if is_delta(e) and idx.snapshots is not None and not idx.snapshots.holds_base(cluster, int(e["base"])):
+        base = next((b for b in idx._entries or () if int(b["offset"]) == int(e["base"])), None)
+        cost += int(base.get("bytes") or 0) if base is not None else 0
+    return cost // BYTES_PER_RECORD
+
+
+def _cheaper(idx: Indexed, cluster: str, before: int, fold_from: int) -> list[dict[str, Any]]:
+    """The entries at or before ``before`` whose state plus the fold from it to ``before`` costs
+    less than folding from ``fold_from``, cheapest first (a delta whose base is not held may lose to
+    an older full snapshot)."""
+    costs = [(_decode_cost(idx, cluster, e) + before - int(e["offset"]), -int(e["offset"]), i)
+             for i, e in enumerate(idx._entries or ()) if fold_from < int(e["offset"]) <= before]
+    return [idx._entries[i] for c, _, i in sorted(costs) if c < before - fold_from]  # type: ignore[index]
+
+
+async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
+                      cur: int | None = None) -> tuple[ClusterState, int] | None:
+    """A fork of the usable snapshot or delta state at or before offset ``before`` (and at or past
+    ``first - 1``, where the source starts) that costs least to decode and fold on from, with its
+    offset; None when none costs less than folding from the start, or from ``cur`` (the fold's
+    offset, when there is a fold)."""
     snaps = idx.snapshots
     if snaps is None:
         return None
@@ -208,10 +239,8 @@ async def _start_from(idx: Indexed, cluster: str, first: int, before: int) -> tu
         idx._entries = [e for e in entries if int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION
                         and int(e["offset"]) >= first - 1]
     default = Retention()
-    for e in reversed(idx._entries):
+    for e in _cheaper(idx, cluster, before, first - 1 if cur is None else cur):
         off = int(e["offset"])
-        if off > before:
-            continue
         st = idx._states.get(off)
         if st is None:
             try:
@@ -231,13 +260,25 @@ async def _start_from(idx: Indexed, cluster: str, first: int, before: int) -> tu
 
 
 async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[touched.Block], bool],
-                      hook: Hook, skipped: Callable[[touched.Block], None] | None = None) -> None:
+                      hook: Hook, skipped: Callable[[touched.Block], None] | None = None,
+                      also: Callable[[touched.Block], bool] | None = None) -> None:
     """Fold the units ``wants`` (asked in log order, as the hook widens what it wants) and the
     ones not indexed, each with ``hook`` on its events, from the state just before it. Units an
-    earlier pass folded are left out (what they did is in ``idx.seen``)."""
+    earlier pass folded are left out (what they did is in ``idx.seen``). Of the units folded on
+    the way to one, the hook sees those from the first one ``also`` wants (a later pass's guess)."""
     first, last = await src.covers()
     units = _units(idx.blocks, first, last)
     idx.units = len(units)
+    # the collector off while folding: the objects of the states and of what the passes keep live
+    # till the end, and its passes over them were ~13% of an indexed history (BENCHMARKS.md)
+    with no_gc():
+        await _fold_wanted(src, cluster, idx, units, first, wants, hook, skipped, also)
+
+
+async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Unit], first: int,
+                       wants: Callable[[touched.Block], bool], hook: Hook,
+                       skipped: Callable[[touched.Block], None] | None,
+                       also: Callable[[touched.Block], bool] | None) -> None:
     st: ClusterState | None = None
     cur = first - 1
     for i, u in enumerate(units):
@@ -248,21 +289,30 @@ async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[
                 skipped(u.block)
             continue
         idx.folded += 1
-        if st is None or u.first - 1 - cur > JUMP:
-            got = await _start_from(idx, cluster, first, u.first - 1)
-            # from the snapshot when it saves folding (or there is no fold yet)
-            if got is not None and (st is None or got[1] - cur > JUMP // 2):
+        if st is None or u.first - 1 - cur > JUMP // 2:
+            # from a snapshot when it saves more folding than it costs (or there is no fold yet)
+            got = await _start_from(idx, cluster, first, u.first - 1, None if st is None else cur)
+            if got is not None:
                 st, cur = got
         if st is None:
             st, cur = ClusterState.empty(cluster), first - 1
         st.take_dirty()
-        # every event folded goes through the hook, those before the unit too (the scan's hook sees
-        # them all): the units folded on the way need no fold of their own later
+        # the hook keeps what the unit's events did; the units before it, folded on the way, were
+        # not wanted when their turn came (nothing in them can matter to this pass): it keeps what
+        # they did only from the first one ``also`` wants (a later pass would fold it again)
+        hook_from = u.first
+        j = i - 1
+        while also is not None and j >= 0 and units[j].first > cur:
+            b = units[j].block
+            if b is None or also(b):
+                hook_from = units[j].first
+            j -= 1
+        idx.hook_from = hook_from
         r = await replay(src, cluster, Target(offset=u.last), start_state=st, start_offset=cur,
                          on_event=hook, progress=False)
         idx.events += r.scanned
         j = i
-        while j >= 0 and units[j].first > cur:
+        while j >= 0 and units[j].first >= hook_from:
             idx.done.add(units[j].first)
             j -= 1
         cur = u.last
@@ -276,6 +326,8 @@ def _observer(idx: Indexed, then: Callable[[set[Key], ClusterState], None] | Non
 
     def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
         dirty = st.take_dirty(totals=totals)
+        if rec.offset < idx.hook_from:  # on the way to the unit (its dirty marks taken all the same)
+            return
         value = st.entity if totals else st.peek
         values = {k: dumps(value(*k)) for k in dirty if k[0] in kinds}
         occ = ev.get("occurred_at")
@@ -378,8 +430,11 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
                     return True
             return b.holds_any(names)
 
+        def later(b: touched.Block) -> bool:  # pass 2's needles beyond pass 1's: the correlation ids
+            return b.holds_any(touched.corr(c) for c in rel.correlation)
+
         idx.kinds = frozenset({kind, *LINKED_KINDS})
-        await _fold_units(src, cluster, idx, wants, _observer(idx, links))
+        await _fold_units(src, cluster, idx, wants, _observer(idx, links), also=later)
     else:
         _say_scan(index, progress)
 

@@ -11,6 +11,7 @@ from kmevents.replay.engine import replay
 from kmevents.replay.opening import open_log
 
 from kmevents.settings import Settings
+from kmevents.store import touched
 from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
 from tests.integration.test_replay import cli
 
@@ -97,3 +98,31 @@ async def test_history_without_an_index_scans_and_says_so_with_the_same_answer(i
     indexed, scanned, idx = await _both(s, "pod", pod)
     assert idx.serves and indexed == scanned
     assert orjson.loads(again.stdout)["events"] == indexed["events"]
+
+
+async def test_a_worker_snapshots_from_its_first_delta_interval_so_history_of_an_early_pod_skips_the_log_start(
+        isolated: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before its first full interval the worker writes the deltas due as (early) full snapshots:
+    a history whose units all lie late in that interval starts from one, not from offset 0."""
+    s = isolated
+    monkeypatch.setattr(history, "JUMP", 400)
+    await ingest_sim(s, s.cluster, 3000)
+    await run_worker_until_caught_up(s, snapshot_every_events=5000, delta_every_events=500,
+                                     touched_every_events=200, max_records=100)
+    async with open_log(s) as o:
+        st = (await replay(o.source, s.cluster, progress=False)).state
+        entries = await o.snapshots.entries(s.cluster)
+        idx = await history.open_index(o)
+    # no full interval (5,000 events) has passed: every snapshot is an early full one
+    assert len(entries) >= 4, entries
+    assert all(e.get("kind", "full") == "full" for e in entries)
+    # a pod whose first block (what any history of it folds first) starts late in the log
+    first_block = {p: next((b.first for b in idx.blocks if b.holds(touched.key("pod", p))), -1) for p in st.pods}
+    pod, start = max(first_block.items(), key=lambda kv: kv[1])
+    assert start >= 1500, first_block
+    reads: list[int] = []
+    indexed, scanned, idx = await _both(s, "pod", pod, reads)
+    assert idx.serves and indexed == scanned and scanned["events"]
+    assert idx.loads >= 1, "the fold starts from an early snapshot"
+    # from offset 0 it would read at least every record up to the pod's first block
+    assert sum(reads) < start, (reads, start)

@@ -32,3 +32,24 @@ def test_units_cover_every_offset_once_in_order_and_a_block_unit_lies_inside_its
     for u in units:
         if u.block is not None:
             assert u.block.first <= u.first <= u.last <= u.block.last
+
+
+def test_a_fold_starts_from_the_state_that_costs_least_to_decode_and_fold_on_from() -> None:
+    from kmevents.replay.history import BYTES_PER_RECORD, Indexed, _cheaper
+
+    from kmevents.store.snapshots import Snapshots
+
+    big = {"offset": 1000, "bytes": 8000 * BYTES_PER_RECORD}
+    small = {"offset": 5000, "bytes": 1000 * BYTES_PER_RECORD}
+    delta = {"offset": 9000, "bytes": 500 * BYTES_PER_RECORD, "kind": "delta", "base": 1000}
+    idx = Indexed([], Snapshots())
+    idx._entries = [big, small, delta]
+    # to reach 9,999 from the start (10,000 records): the small full one 1,000 + 4,999; the delta
+    # needs its big base decoded too, 8,000 + 500 + 999; the big one alone 8,000 + 8,999 costs more
+    assert _cheaper(idx, "c", 9999, -1) == [small, delta]
+    # folding on from 6,000 (3,999 records) beats every state after it
+    assert _cheaper(idx, "c", 9999, 6000) == []
+    # once the snapshot store holds the base (it decoded a delta against it), the delta costs its own bytes
+    idx.snapshots._held_base = ("c", 1000, None)  # type: ignore[assignment, union-attr]
+    assert _cheaper(idx, "c", 9999, -1)[0] is delta
+    assert _cheaper(idx, "c", 9999, 6000) == [delta]
