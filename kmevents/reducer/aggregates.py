@@ -134,7 +134,12 @@ def task_counted(st: ClusterState, aid: str, summ: Summary, sign: float) -> list
         d = alloc.get(role)
         if d is None:
             d = alloc[role] = {}
-        add_flat(d, amts, sign)
+        for name, v in amts.items():  # add_flat, inlined (every task that starts or stops counting)
+            x = ((d.get(name, 0.0) + sign * v) * 1000.0 + 0.5) // 1.0 / 1000.0
+            if x:
+                d[name] = x
+            elif name in d:
+                del d[name]
         if not d:
             del alloc[role]
     if not alloc:

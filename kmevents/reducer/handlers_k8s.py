@@ -56,6 +56,10 @@ def _volumes(vols: Any, node: str | None) -> list[Ent]:
             for v in vols]
 
 
+#: The keys of a container as the catalogue writes it and a pod entity keeps it.
+_CONTAINER_KEYS = frozenset(("name", "image", "ready", "restart_count", "last_termination"))
+
+
 def _containers(cs: Any) -> list[Ent]:
     if cs is None:
         return []
@@ -64,11 +68,21 @@ def _containers(cs: Any) -> list[Ent]:
     out = []
     for c in cs:
         lt = opt_dict(c.get("last_termination"), "container.last_termination")
+        if lt is None and c.keys() == _CONTAINER_KEYS:
+            # already the entity's value (most containers: never terminated); the state may
+            # keep parts of an event (apply.py), and nothing mutates a container in place
+            out.append(c)
+            continue
         out.append({"name": c["name"], "image": c.get("image"), "ready": c.get("ready"),
                     "restart_count": c.get("restart_count"),
                     "last_termination": None if lt is None else
                     {"reason": lt.get("reason"), "exit_code": lt.get("exit_code")}})
     return out
+
+
+_BINDING_HOST = "k8s.mesosphere.io/bindingHost"
+#: ANNOTATION_FIELDS as pairs, for the loop of every pod upsert
+_ANNOTATION_PAIRS = tuple(ANNOTATION_FIELDS.items())
 
 
 def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
@@ -87,10 +101,9 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     if cur is not None and cur["uid"] == uid and cur["deleted"] is not None:
         note(st, STALE, "pod", pid, "upsert of a pod already deleted; ignored")
         return
-    mapped = {f: annotations[a] for a, f in ANNOTATION_FIELDS.items() if a in annotations}
     # mypy does not narrow ``cur`` through keep_binding/same_uid/same_labels (each implies cur is not None)
     keep_binding = cur is not None and cur["uid"] == uid
-    binding_host = mapped.get("binding_host") or (cur["binding_host"] if keep_binding else None)  # type: ignore[index]
+    binding_host = annotations.get(_BINDING_HOST) or (cur["binding_host"] if keep_binding else None)  # type: ignore[index]
     volumes = _volumes(p.get("volumes"), node_name or binding_host)
     rcs: set[str] = set()
     svcs_left: set[str] = set()
@@ -130,8 +143,10 @@ def pod_upserted(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     pod["ready"] = ready
     pod["volumes"] = volumes
     pod["containers"] = containers
-    for f, v in mapped.items():
-        pod[f] = v
+    if annotations:
+        for a, f in _ANNOTATION_PAIRS:
+            if a in annotations:
+                pod[f] = annotations[a]
     if not same_labels:
         index_pod(st, pod, rcs, svcs_joined)
     elif moved:

@@ -484,10 +484,10 @@ def _find_task(st: ClusterState, framework_id: str | None, tid: str, what: str) 
     ambiguous.
     """
     if framework_id is not None:
-        key = task_key(framework_id, tid)
+        key = (framework_id or UNKNOWN_FRAMEWORK) + "/" + tid  # task_key, inlined
         task = st.tasks.get(key)
         if task is None:
-            anon = st.tasks.get(task_key(None, tid))
+            anon = st.tasks.get(UNKNOWN_FRAMEWORK + "/" + tid)
             if anon is not None:
                 _rekey(st, anon, key, framework_id)
                 return key, anon

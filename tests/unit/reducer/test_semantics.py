@@ -495,3 +495,29 @@ def test_a_task_first_seen_without_its_framework_takes_its_full_id_when_the_fram
     assert {("task", "-/t1"), ("task", "fw/t1")} <= st.take_dirty(), "etcd drops the old key, writes the new"
     again = ClusterState.from_snapshot(st.to_snapshot())
     assert again.task_ids("t1") == ["fw/t1"]
+
+
+def test_a_pods_containers_keep_the_catalogue_shape_whatever_the_event_adds() -> None:
+    # pod_upserted keeps an event's container as it is when it already has the entity's
+    # shape (issue 17: a copy per container per upsert); any other is rebuilt to that shape
+    log = Log()
+    ev = log.pod("web", "p1", "u1", {"app": "fe"})
+    plain = {"name": "a", "image": "a:1", "ready": True, "restart_count": 0, "last_termination": None}
+    extra = {"name": "b", "image": "b:1", "ready": True, "restart_count": 2, "last_termination": None,
+             "started_at": "2024-05-01T00:00:00Z"}
+    ended = {"name": "c", "image": "c:1", "ready": False, "restart_count": 1,
+             "last_termination": {"reason": "OOMKilled", "exit_code": 137, "signal": 9}}
+    ev["payload"]["pod"]["containers"] = [plain, extra, ended]
+    st, anns = fold([ev], cluster=log.cluster)
+    assert anns == []
+    assert st.entity("pod", "web/p1")["containers"] == [  # type: ignore[index]
+        plain,
+        {"name": "b", "image": "b:1", "ready": True, "restart_count": 2, "last_termination": None},
+        {"name": "c", "image": "c:1", "ready": False, "restart_count": 1,
+         "last_termination": {"reason": "OOMKilled", "exit_code": 137}},
+    ]
+    bad = log.pod("web", "p2", "u2", {"app": "fe"})
+    bad["payload"]["pod"]["containers"] = [dict(plain, last_termination="OOMKilled")]
+    st, anns = fold([bad], cluster=log.cluster)
+    assert kinds(anns) == ["malformed"] and "container.last_termination must be an object" in anns[0]["message"]
+    assert st.entity("pod", "web/p2") is None

@@ -1,0 +1,101 @@
+"""The fold's output on recorded logs is pinned: a change made for speed must not change it.
+
+Two seeded simulator logs (the default profile, with failovers, reconciliations, evictions
+and re-deliveries; the large profile at a fiftieth of its size) are folded with the default
+retention and with a small one (so pruning, the dedupe window's rotation and the per-task
+uuid limit all happen), and what the fold gives is hashed: the snapshot's bytes, every
+annotation, the dirty sets taken along the way and the canonical bytes of entities read
+between events. The digests were taken with the reducer before the handlers were tuned
+(issue 17, kmevents a3b64e5), and taken again at 4e802c9 (still before the tuning) when
+snapshot lines began to name conditions (format 3) and nodes and executors were packed:
+the snapshot's bytes changed there, not the fold.
+
+If ``test_the_recorded_logs_are_the_ones_pinned`` fails, the simulator's output changed,
+not the fold: re-pin both digests (``python -m tests.unit.reducer.test_fold_pinned``) from a
+commit whose fold is known to be right, then check the fold on the new logs there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from typing import Any
+
+import orjson
+import pytest
+
+from kmevents.reducer import ClusterState, Retention, apply, few_collections
+from kmevents.simulate import iter_lines
+
+SMALL = Retention(max_terminal_tasks=300, max_closed_offers=200, max_removed_agents=3, max_deleted_pods=100,
+                  max_terminal_other=30, max_age_seconds=600.0, dedupe_window=2_000, uuids_per_task=3)
+
+#: name -> (simulator arguments, digest of the log's lines)
+LOGS: dict[str, tuple[dict[str, Any], str]] = {
+    "default": ({"cluster": "pin-d", "seed": 3, "events": 12_000}, "e32e76e04871cf8f45904611a0956c12d8e88607fa43cbcaa1d35ca376664cf2"),
+    "large": ({"cluster": "pin-l", "seed": 5, "events": 12_000, "profile": "large", "scale": 0.02}, "ee503987a1ab437619b9abcb5c045dc0c63004ed46f6695049c5e72f5a3c5d96"),
+}
+#: (log, retention) -> digest of everything the fold gave
+FOLDS = {
+    ("default", "default"): "ae2ad4eaa93f3d5ca06c38dd203bd9da9f1c2671eccbb56e51445e83123cc0cf",
+    ("default", "small"): "b2c3556dbf2ec6581163e0b8737622106f07b80d5b97b932011d2275928ce6e7",
+    ("large", "default"): "5732829954839df15d4943bed24733ceeaf63347965409a0f46baf1b48b753c3",
+    ("large", "small"): "ec05bd1287b79c62847a8159c5485995d563e8c43051934cde51d29d7be76a98",
+}
+
+
+def _lines(name: str) -> list[bytes]:
+    args = dict(LOGS[name][0])
+    return list(iter_lines(args.pop("cluster"), args.pop("seed"), args.pop("events"), **args))
+
+
+def _log_digest(lines: list[bytes]) -> str:
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line)
+    return h.hexdigest()
+
+
+def _fold_digest(lines: list[bytes], retention: Retention | None) -> str:
+    h = hashlib.sha256()
+    st = ClusterState.empty(orjson.loads(lines[0])["cluster"], retention)
+    with few_collections():
+        for i, line in enumerate(lines):
+            anns = apply(st, orjson.loads(line), partition=0, offset=i)
+            if anns:
+                h.update(orjson.dumps(anns, option=orjson.OPT_SORT_KEYS))
+            if i % 97 == 0:
+                dirty = sorted(st.take_dirty())
+                h.update(orjson.dumps(dirty))
+                for kind, eid in dirty[:20]:
+                    h.update(st.entity_bytes(kind, eid) or b"-")
+    h.update(st.to_snapshot())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def logs() -> dict[str, list[bytes]]:
+    return {name: _lines(name) for name in LOGS}
+
+
+def test_the_recorded_logs_are_the_ones_pinned(logs: dict[str, list[bytes]]) -> None:
+    for name, lines in logs.items():
+        assert _log_digest(lines) == LOGS[name][1], f"the simulator's {name} log changed: see the module docstring"
+
+
+@pytest.mark.parametrize(("log", "retention"), sorted(FOLDS))
+def test_the_fold_gives_what_it_gave_before_the_handlers_were_tuned(
+        logs: dict[str, list[bytes]], log: str, retention: str) -> None:
+    if _log_digest(logs[log]) != LOGS[log][1]:
+        pytest.skip("the log changed (test_the_recorded_logs_are_the_ones_pinned says so)")
+    got = _fold_digest(logs[log], SMALL if retention == "small" else None)
+    assert got == FOLDS[(log, retention)]
+
+
+if __name__ == "__main__":  # print the digests to pin
+    for name in LOGS:
+        lines = _lines(name)
+        print(name, _log_digest(lines))
+        for ret in ("default", "small"):
+            print(" ", ret, _fold_digest(lines, SMALL if ret == "small" else None))
+    sys.exit(0)
