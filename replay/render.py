@@ -168,7 +168,7 @@ class JsonStream:
 def condition_counts(st: ClusterState, kind: str) -> Counter[str]:
     """How many entities of ``kind`` stand in each condition (one pass, nothing kept; a
     packed kind's values are not decoded: ``ClusterState.conditions``)."""
-    return Counter(c for _, c in st.conditions(kind))
+    return st.condition_counts(kind)
 
 
 #: the last line of ``kmevents state``'s summary: where the entities themselves are

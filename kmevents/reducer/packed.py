@@ -41,6 +41,7 @@ of a cold read at the large profile's 315k pods and tasks before.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -349,6 +350,14 @@ def conditions(table: dict[str, Any]) -> Iterator[tuple[str, str]]:
         if c is None:
             c = known[k] = _name(condition(decode(v)))
         yield k, c
+
+
+def condition_counts(table: dict[str, Any]) -> Counter[str]:
+    """How many values of the table stand in each condition: counted from the notes alone
+    when every value rests with its condition known (0.02 s instead of 0.5 s for 315k)."""
+    if type(table) is PackedTable and not table._hot and len(table._cond) == dict.__len__(table):
+        return Counter(table._cond.values())
+    return Counter(c for _, c in conditions(table))
 
 
 #: one str object per condition name (a table holds one reference per value, not a copy)

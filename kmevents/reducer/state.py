@@ -15,11 +15,12 @@ that are rebuilt from the entities when a snapshot is loaded.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from kmevents.reducer.aggregates import materialize
-from kmevents.reducer.packed import PackedTable, conditions, packed_bytes
+from kmevents.reducer.packed import PackedTable, condition_counts, conditions, packed_bytes
 from kmevents.reducer.retention import RECENT, RETAINED_KINDS, Retention, new_indexes
 
 #: Version of the fold logic. Checkpoints and snapshots record it; bump it
@@ -128,7 +129,7 @@ class ClusterState:
         self._svc_members: dict[str, set[str]] = {}
         #: a task id (unique only within its framework) -> the ids of the task entities that
         #: carry it, ``<framework_id>/<task_id>`` (may name pruned ones: check ``tasks``)
-        self._task_keys: dict[str, list[str]] = {}
+        self._task_keys: dict[str, str | list[str]] = {}
         #: how many times the dedupe window rotated (new -> old) in this object's life
         self._rotations = 0
         #: what a delta is taken against (``mark_base``): None when no delta is tracked
@@ -168,6 +169,12 @@ class ClusterState:
             materialize(self)
         return conditions(self._tables[kind])
 
+    def condition_counts(self, kind: str) -> Counter[str]:
+        """How many entities of one kind stand in each condition (``conditions`` counted)."""
+        if self._stale:
+            materialize(self)
+        return condition_counts(self._tables[kind])
+
     def ids(self, kind: str) -> Iterable[str]:
         """The ids of one kind's entities, in no particular order (no value is decoded)."""
         return self._tables[kind].keys()
@@ -182,7 +189,12 @@ class ClusterState:
     def task_ids(self, task_id: str) -> list[str]:
         """The ids of the task entities whose Mesos task id is ``task_id`` (one per framework
         that used it; a task entity's id is ``<framework_id>/<task_id>``)."""
-        return [k for k in self._task_keys.get(task_id, ()) if k in self.tasks]
+        keys = self._task_keys.get(task_id)
+        if keys is None:
+            return []
+        if type(keys) is str:
+            return [keys] if keys in self.tasks else []
+        return [k for k in keys if k in self.tasks]
 
     def count(self, kind: str) -> int:
         return len(self._tables[kind])

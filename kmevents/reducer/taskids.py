@@ -1,6 +1,7 @@
 """The task-id index: a Mesos task id (unique only within its framework) -> the task entities
-that carry it (``<framework_id>/<task_id>``). Derived from the entities: kept as tasks come
-and go (including when retention prunes one), rebuilt when a snapshot is loaded."""
+that carry it (``<framework_id>/<task_id>``): the key itself when one does (nearly always),
+a list of them when several frameworks use the id. Derived from the entities: kept as tasks
+come and go (including when retention prunes one), rebuilt when a snapshot is loaded."""
 
 from __future__ import annotations
 
@@ -11,17 +12,31 @@ from kmevents.reducer.state import ClusterState
 def index_task(st: ClusterState, task_id: str, key: str) -> None:
     keys = st._task_keys.get(task_id)
     if keys is None:
-        st._task_keys[task_id] = [key]
+        st._task_keys[task_id] = key  # one key as itself: a list each was 11 MiB at 157k tasks
+    elif isinstance(keys, str):
+        if keys != key:
+            st._task_keys[task_id] = [keys, key]
     elif key not in keys:
         keys.append(key)
 
 
 def forget_task(st: ClusterState, task_id: str, key: str) -> None:
     keys = st._task_keys.get(task_id)
-    if keys is not None and key in keys:
-        keys.remove(key)
-        if not keys:
+    if keys is None:
+        return
+    if isinstance(keys, str):
+        if keys == key:
             del st._task_keys[task_id]
+    elif key in keys:
+        keys.remove(key)
+        if len(keys) == 1:
+            st._task_keys[task_id] = keys[0]
+
+
+def keys_of(st: ClusterState, task_id: str) -> list[str]:
+    """Every key indexed under ``task_id`` (live or not: ``ClusterState.task_ids`` filters)."""
+    keys = st._task_keys.get(task_id)
+    return [] if keys is None else [keys] if type(keys) is str else list(keys)
 
 
 def rebuild_task_index(st: ClusterState, exceptions: dict[str, str] | None = None) -> None:
@@ -45,5 +60,9 @@ def key_exceptions(st: ClusterState) -> dict[str, str]:
     """``{key: task_id}`` of the tasks whose id is not what follows the first ``/`` of their
     key (none unless a framework id holds a ``/``), from the index (no task decoded)."""
     tasks = st.tasks
-    return {key: tid for tid, keys in st._task_keys.items() for key in keys
-            if key.partition("/")[2] != tid and key in tasks}
+    out = {}
+    for tid, keys in st._task_keys.items():
+        for key in (keys,) if type(keys) is str else keys:
+            if key.partition("/")[2] != tid and key in tasks:
+                out[key] = tid
+    return out

@@ -31,7 +31,9 @@ def test_a_loaded_snapshot_has_the_indexes_the_events_built(profile: str, sizes:
 def _task_index(st: ClusterState) -> dict[str, list[str]]:
     """The task-id index as far as it names live task entities (the live one may also name
     pruned ones: ``ClusterState.task_ids`` filters them)."""
-    out = {tid: sorted(k for k in keys if k in st.tasks) for tid, keys in st._task_keys.items()}
+    from kmevents.reducer.taskids import keys_of
+
+    out = {tid: sorted(k for k in keys_of(st, tid) if k in st.tasks) for tid in st._task_keys}
     return {tid: keys for tid, keys in out.items() if keys}
 
 
@@ -46,3 +48,25 @@ def test_a_task_whose_framework_id_holds_a_slash_is_indexed_under_its_own_id_aft
     assert b'"task_id_exceptions":{"odd/fw/t-2":"t-2"}' in data.split(b"\n", 1)[0]
     loaded = ClusterState.from_snapshot(data)
     assert _task_index(loaded) == _task_index(st) == {"t-1": ["fw-1/t-1"], "t-2": ["odd/fw/t-2"], "a/b": ["fw-1/a/b"]}
+
+
+def test_a_task_id_two_frameworks_use_is_indexed_under_both_and_back_to_one_when_one_goes() -> None:
+    from kmevents.reducer.taskids import forget_task, index_task
+
+    st = ClusterState.empty("idx")
+    for key in ("fw-1/t-1", "fw-2/t-1", "fw-1/t-2"):
+        st.tasks[key] = {"id": key, "task_id": key.partition("/")[2]}
+        index_task(st, key.partition("/")[2], key)
+    index_task(st, "t-1", "fw-1/t-1")  # again: no second entry
+    assert sorted(st.task_ids("t-1")) == ["fw-1/t-1", "fw-2/t-1"] and st.task_ids("t-2") == ["fw-1/t-2"]
+    fork = st.fork()
+    del st.tasks["fw-2/t-1"]
+    forget_task(st, "t-1", "fw-2/t-1")
+    assert st.task_ids("t-1") == ["fw-1/t-1"] and st._task_keys["t-1"] == "fw-1/t-1"
+    forget_task(st, "t-1", "fw-9/t-1")  # not indexed: nothing happens
+    del st.tasks["fw-1/t-1"]
+    forget_task(st, "t-1", "fw-1/t-1")
+    assert st.task_ids("t-1") == [] and "t-1" not in st._task_keys
+    assert sorted(fork.task_ids("t-1")) == ["fw-1/t-1", "fw-2/t-1"]  # the fork's index is its own
+    loaded = ClusterState.from_snapshot(fork.to_snapshot())
+    assert sorted(loaded.task_ids("t-1")) == ["fw-1/t-1", "fw-2/t-1"]

@@ -184,3 +184,17 @@ def test_a_fork_shares_the_parents_bytes_and_never_changes_them() -> None:
         apply(child, e)
     child.entity("pod", some)["phase"] = "Scribbled"  # even a reader's mutation stays in the child
     assert parent.to_snapshot() == before
+
+
+def test_counts_by_condition_come_from_the_notes_or_the_values_alike() -> None:
+    from collections import Counter
+
+    from kmevents.reducer.packed import condition_counts
+
+    t = PackedTable({"a": {"phase": "Running"}, "b": {"phase": "Running"}, "c": {"deleted": "x"}})
+    assert condition_counts(t) == Counter({"Running": 2, "Deleted": 1})  # hot: from the dicts
+    pack(t)
+    assert len(t._cond) == 3 and condition_counts(t) == Counter({"Running": 2, "Deleted": 1})
+    t.put_many([("d", b'{"phase":"Failed"}')])  # one without a note: every value asked
+    assert condition_counts(t) == Counter({"Running": 2, "Deleted": 1, "Failed": 1})
+    assert condition_counts({"x": {"status": "active"}}) == Counter({"active": 1})
