@@ -9,10 +9,11 @@ import pytest
 from kmevents.replay import history, logsource
 from kmevents.replay.engine import replay
 from kmevents.replay.opening import open_log
+from kmevents.replay.verify import verify
 
 from kmevents.settings import Settings
 from kmevents.store import touched
-from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
+from tests.integration.test_processors import checkpoints, ingest_sim, run_worker_until_caught_up
 from tests.integration.test_replay import cli
 
 
@@ -126,3 +127,51 @@ async def test_a_worker_snapshots_from_its_first_delta_interval_so_history_of_an
     assert idx.loads >= 1, "the fold starts from an early snapshot"
     # from offset 0 it would read at least every record up to the pod's first block
     assert sum(reads) < start, (reads, start)
+
+
+async def test_a_worker_restored_mid_block_resumes_the_open_block_so_the_index_tiles_the_log(
+        isolated: Settings) -> None:
+    """A worker that stops with a block open (its records committed by the checkpoint, the block
+    not yet closed) and a successor that restores from the checkpoint: the successor's first block
+    starts where the last closed one ended and holds what the records before the checkpoint
+    touched (re-folded, not re-applied), so the blocks cover every offset with no hole."""
+    s = isolated
+    await ingest_sim(s, s.cluster, 1130)
+    # a full snapshot past the last closed block (1099 events in): the restore must start before it
+    first = await run_worker_until_caught_up(s, snapshot_every_events=550, delta_every_events=0,
+                                             touched_every_events=200, max_records=100)
+    ckpt = (await checkpoints(s))[await logsource.partition_of(s, s.cluster) or 0].offset
+    async with open_log(s) as o:
+        before = (await history.open_index(o)).blocks
+        entries = await o.snapshots.entries(s.cluster)
+    closed = before[-1].last
+    assert closed < ckpt, (closed, ckpt)  # the first worker stopped with a block open
+    assert any(closed < int(e["offset"]) <= ckpt for e in entries), (closed, ckpt, entries)
+    await ingest_sim(s, s.cluster, 700, seed=2)
+    second = await run_worker_until_caught_up(s, snapshot_every_events=550, delta_every_events=0,
+                                              touched_every_events=200, max_records=100)
+    assert first.stats.events + second.stats.events <= 1830  # nothing applied twice
+    report = await verify(s, [s.cluster])
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    async with open_log(s) as o:
+        blocks = (await history.open_index(o)).blocks
+        st = (await replay(o.source, s.cluster, progress=False)).state
+    assert blocks[0].first == 0
+    assert [b.first for b in blocks[1:]] == [b.last + 1 for b in blocks[:-1]], \
+        [(b.first, b.last) for b in blocks]
+    assert [b.events for b in blocks[:-1]] == [200] * (len(blocks) - 1)
+    # the block across the restart holds what its re-folded records touched: history of a pod
+    # touched only there answers as the full scan
+    across = next(b for b in blocks if b.first <= ckpt < b.last)
+    assert across.first == closed + 1
+    found = 0
+    for pod in sorted(st.pods):
+        indexed, scanned, idx = await _both(s, "pod", pod)
+        if not any(closed < e["offset"] <= ckpt and f"pod/{pod}" in e["results"] for e in scanned["events"]):
+            continue
+        assert idx.serves and indexed == scanned, pod
+        assert across.holds(touched.key("pod", pod)), pod
+        found += 1
+        if found == 3:
+            break
+    assert found, "some pod was touched between the last closed block and the checkpoint"
