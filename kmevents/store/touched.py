@@ -32,6 +32,12 @@ block covers offsets ``first..last`` of the partition (other clusters' records
 may sit in between); ``max_occurred_at`` is the largest string ``occurred_at`` of
 its applied events (history's "held for ... by the end of the log").
 
+A worker that takes a partition (a start, a rebalance, a retake after fencing) resumes
+each cluster's open block from the end of the last closed one (``last_closed``): it
+re-folds the block's records up to the checkpoint from a full snapshot before them,
+feeding their dirty sets to the block and writing nothing else, so blocks tile the log
+(processors/derive.py, ``restore_ceiling``).
+
 Worked example: block ``{first 4000, last 4999}`` holds key(pod, ns/a),
 name(pod, a), corr(uid-a); ``history pod/ns/a`` folds 4000..4999 from the delta
 at 4000 (or the snapshot before it), ``history pod/ns/b`` skips the block.

@@ -11,6 +11,8 @@ from kmevents.replay.engine import replay
 from kmevents.replay.opening import open_log
 from kmevents.replay.verify import verify
 
+from kmevents import layout
+from kmevents.adapters import etcd as etcd_adapter
 from kmevents.settings import Settings
 from kmevents.store import touched
 from tests.integration.test_processors import checkpoints, ingest_sim, run_worker_until_caught_up
@@ -175,3 +177,41 @@ async def test_a_worker_restored_mid_block_resumes_the_open_block_so_the_index_t
         if found == 3:
             break
     assert found, "some pod was touched between the last closed block and the checkpoint"
+
+
+async def test_a_restore_under_a_smaller_block_size_closes_the_resumed_block_and_writes_it_with_the_next_batch(
+        isolated: Settings) -> None:
+    """The resumed block already holds more records than the new worker's block size: the restore
+    closes blocks of that size as it re-folds, written with the first batch it commits."""
+    s = isolated
+    await ingest_sim(s, s.cluster, 1130)
+    await run_worker_until_caught_up(s, touched_every_events=200, max_records=100)
+    await ingest_sim(s, s.cluster, 300, seed=2)
+    await run_worker_until_caught_up(s, touched_every_events=50, max_records=100)
+    async with open_log(s) as o:
+        blocks = (await history.open_index(o)).blocks
+    assert [(b.first, b.events) for b in blocks[:5]] == [(0, 200), (200, 200), (400, 200), (600, 200), (800, 200)]
+    assert [b.first for b in blocks[1:]] == [b.last + 1 for b in blocks[:-1]], \
+        [(b.first, b.last) for b in blocks]
+    assert blocks[5].first == 1000 and [b.events for b in blocks[5:-1]] == [50] * (len(blocks) - 6)
+    assert blocks[-1].last == 1399  # 1,430 records: 1400.. is the open block
+
+
+async def test_a_block_written_past_the_checkpoint_is_passed_over_and_replaced_by_the_resumed_one(
+        isolated: Settings) -> None:
+    """A batch over several transactions may write a block before its checkpoint lands, then die:
+    the block ends past the checkpoint. The successor resumes from the last block that ends at or
+    before the checkpoint, and the block it closes there takes that key."""
+    s = isolated
+    await ingest_sim(s, s.cluster, 1130)
+    await run_worker_until_caught_up(s, touched_every_events=200, max_records=100)
+    stray = touched.corr("from a batch whose checkpoint never landed")
+    key = layout.touched_index_key(f"{s.etcd.prefix}/{layout.live_generation()}", s.cluster, 1000)
+    async with etcd_adapter.client(s.etcd) as c:
+        await c.put(key, touched.encode(1000, 1199, 200, None, [stray]))
+    await ingest_sim(s, s.cluster, 300, seed=2)
+    await run_worker_until_caught_up(s, touched_every_events=200, max_records=100)
+    async with open_log(s) as o:
+        blocks = (await history.open_index(o)).blocks
+    assert [(b.first, b.last, b.events) for b in blocks] == [(i, i + 199, 200) for i in range(0, 1400, 200)]
+    assert not blocks[5].holds(stray)
