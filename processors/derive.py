@@ -49,10 +49,11 @@ from kmevents.errors import EnvironmentProblem, FencedError
 from kmevents.folding import APPLIED, FAILED, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention
 from kmevents.settings import Settings
+from kmevents.store import touched as touched_index
 from kmevents.store.checkpoint import Checkpoint, read_checkpoint
 from kmevents.store.generations import current_generation, pointer_value
 from kmevents.store.partition_map import PartitionMap
-from kmevents.store.touched import BLOCK_EVENTS, Accumulator, entity_hashes
+from kmevents.store.touched import BLOCK_EVENTS, Accumulator, Block, entity_hashes
 
 log = logging.getLogger("kmevents.processors.derive")
 
@@ -132,6 +133,13 @@ SNAPSHOT_EVERY_EVENTS = 20_000
 #: of the state. So reads of any offset past the first delta interval (history's folds,
 #: points in time) start near it, not from the log's beginning. The full cadence is unchanged.
 DELTA_EVERY_EVENTS = 4_000
+#: A restore re-folds a cluster's open block of the touched-entity index (the records from the
+#: end of its last closed block to the checkpoint) so that the next block it closes starts where
+#: that one ended; the fold must then start from a full snapshot before the block's start, not
+#: the newest one. It does so when that costs at most this many full snapshot intervals of the
+#: cluster's events more (about one, normally); beyond (an index switched off for a while), the
+#: range stays unindexed and history folds it as such, correct and slower.
+RESUME_REFOLD_INTERVALS = 2
 
 
 class PartitionDeriver:
@@ -173,6 +181,15 @@ class PartitionDeriver:
         #: goes into the transaction that commits its last offset (0 events: no index)
         self.touched_every_events = touched_every_events
         self.touched: dict[str, Accumulator] = {}
+        #: each checkpointed cluster's last closed block at or before the checkpoint (read on a
+        #: take): the open block a restore resumes from its end (:meth:`restore_ceiling`)
+        self.block_ends: dict[str, Block] = {}
+        #: per resumed cluster, the first offset of its open block: the restore feeds it from there
+        self._resume_from: dict[str, int] = {}
+        #: ``(kind, id)`` the restore's re-folded records of a resumed block marked dirty, not yet hashed
+        self._resume_dirty: dict[str, set[tuple[str, str]]] = {}
+        #: blocks a restore closed (an open block it re-folded past its size): written with the next batch
+        self._restored_blocks: dict[bytes, Pending] = {}
         #: clusters whose readers were switched to a repaired generation of this
         #: reducer version (``r<V>.repair-<time>``, see kmevents/replay/repair.py):
         #: their entities are written there, and ``current`` is left alone.
@@ -224,6 +241,45 @@ class PartitionDeriver:
         return f
 
     # -- restoring -----------------------------------------------------------
+    async def load_block_ends(self) -> dict[str, Block]:
+        """Read each checkpointed cluster's last closed block of the touched-entity index (none
+        when the index is off): the open block a restore resumes, instead of starting a new one
+        after the checkpoint and leaving the records in between in no block."""
+        self.block_ends = {}
+        ckpt = self.checkpoint.offset
+        if not self.touched_every_events or ckpt < 0:
+            return {}
+        for cluster in self.checkpoint.chains:
+            b = await touched_index.last_closed(self.settings, self.client, cluster, ckpt, self.generation)
+            if b is not None:
+                self.block_ends[cluster] = b
+        return dict(self.block_ends)
+
+    def restore_ceiling(self, cluster: str, fulls: Sequence[int]) -> int:
+        """The newest offset a full snapshot the restore of ``cluster`` starts from may have.
+
+        The checkpoint, unless the cluster's open block is resumed (:meth:`load_block_ends`):
+        then the end of its last closed block, so the restore re-folds the block's records.
+        ``fulls``: the offsets of the cluster's full snapshots. When the snapshot before the
+        block costs more than ``RESUME_REFOLD_INTERVALS`` intervals of the cluster's events
+        (estimated from the closed block's density) over the newest one, the block is not
+        resumed: its records stay unindexed, logged."""
+        ckpt = self.checkpoint.offset
+        b = self.block_ends.get(cluster)
+        if b is None or b.last >= ckpt:
+            return ckpt
+        newest = max((o for o in fulls if o <= ckpt), default=-1)
+        older = max((o for o in fulls if o <= b.last), default=-1)
+        events_per_offset = max(1, b.events) / max(1, b.last - b.first + 1)
+        extra = (newest - older) * events_per_offset
+        if extra > RESUME_REFOLD_INTERVALS * max(1, self.snapshot_every_events):
+            log.warning("touched-entity index: the open block is not resumed; its records stay unindexed",
+                        extra={"partition": self.partition, "cluster": cluster, "first": b.last + 1,
+                               "last": ckpt, "refold_events": int(extra)})
+            del self.block_ends[cluster]
+            return ckpt
+        return b.last
+
     def begin_restore(self, snapshots: dict[str, ClusterState] | None = None,
                       snapshot_chains: dict[str, tuple[int, str]] | None = None, *, start: int = 0) -> None:
         """Start rebuilding memory up to the checkpoint: from these snapshots, then the records
@@ -235,6 +291,15 @@ class PartitionDeriver:
             self._new_fold(cluster, st, (snapshot_chains or {})[cluster][1])
         self._restore_start = start
         self._restored_to = start - 1
+        # The open blocks resumed: those whose records past the last closed block this restore folds.
+        self.touched, self._resume_from, self._resume_dirty, self._restored_blocks = {}, {}, {}, {}
+        if self.touched_every_events:
+            for cluster, b in self.block_ends.items():
+                if self._snap_at.get(cluster, -1) > b.last or start > b.last + 1:
+                    continue  # restored from past the block's start (restore_ceiling said why)
+                acc = self.touched[cluster] = Accumulator()
+                acc.first = self._resume_from[cluster] = b.last + 1
+                self._resume_dirty[cluster] = set()
 
     def restore_batch(self, records: Sequence[Record]) -> None:
         """Fold records of the restore (ascending offsets, at most up to the checkpoint).
@@ -255,9 +320,30 @@ class PartitionDeriver:
                     continue
                 f = self._new_fold(cluster)
             f.annotations = self._restore_annotations
-            f.step(rec.offset, rec.key, rec.value)
+            outcome = f.step(rec.offset, rec.key, rec.value)
             f.annotations = self.annotations
-            f.state.take_dirty()
+            dirty = f.state.take_dirty()
+            if rec.offset >= self._resume_from.get(cluster, ckpt + 1):
+                # a record of the open block: what process() would have fed it (nothing is written)
+                self._resume_dirty[cluster] |= dirty
+                acc = self.touched[cluster]
+                acc.event(rec.offset, f.event, applied=outcome is APPLIED, failed=outcome is FAILED)
+                if acc.due(self.touched_every_events):
+                    self._hash_resumed(cluster)
+                    first, value = acc.close(rec.offset)
+                    self._restored_blocks[
+                        layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
+        for cluster in self._resume_dirty:
+            self._hash_resumed(cluster)
+
+    def _hash_resumed(self, cluster: str) -> None:
+        """The entities the restore's records of ``cluster``'s open block touched, into its hashes
+        (their values as they are now, as a live flush takes them)."""
+        dirty, state = self._resume_dirty[cluster], self.folds[cluster].state
+        hashes = self.touched[cluster].hashes
+        for kind, id in dirty:
+            hashes.update(entity_hashes(kind, id, state.entity(kind, id)))
+        dirty.clear()
 
     def end_restore(self) -> None:
         """Check that the records reached the checkpoint, and that the chains agree with it.
@@ -347,8 +433,10 @@ class PartitionDeriver:
         # the costly part of reading state; once per batch is enough).
         touched: dict[str, ClusterState] = {}
         pointers: dict[bytes, None] = {}
-        #: writes of the touched-index blocks closed inside the batch (each with its entities' keys)
-        carried: dict[bytes, Pending] = {}
+        #: writes of the touched-index blocks closed inside the batch (each with its entities' keys),
+        #: and any the restore closed
+        carried: dict[bytes, Pending] = self._restored_blocks
+        self._restored_blocks = {}
         every = self.touched_every_events
         flush_at = max(1, self.limits.op_budget - FLUSH_RESERVE)
         for rec in records:

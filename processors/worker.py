@@ -227,6 +227,9 @@ class DeriveWorker:
         if d.pins is not None:
             await d.pins.refresh()
         if ckpt.offset >= 0:
+            # the touched-entity index's open blocks resume from their last closed ones: their
+            # records up to the checkpoint are re-folded, from a snapshot before them
+            await d.load_block_ends()
             snaps, snap_chains = await self._load_snapshots(d, list(ckpt.chains))
             start = min((o for o, _ in snap_chains.values()), default=-1) + 1 if len(snap_chains) == len(
                 ckpt.chains) else 0
@@ -247,7 +250,9 @@ class DeriveWorker:
 
     async def _load_snapshots(self, d: PartitionDeriver, clusters: list[str]
                               ) -> tuple[dict[str, ClusterState], dict[str, tuple[int, str]]]:
-        """The newest snapshot at or before the checkpoint of each cluster, when there is one.
+        """The newest snapshot at or before the checkpoint of each cluster, when there is one
+        (before the cluster's open block of the touched-entity index when that is resumed:
+        ``PartitionDeriver.restore_ceiling``).
 
         Index and chunks are read through the snapshot store, the reader replay uses too.
         """
@@ -258,6 +263,8 @@ class DeriveWorker:
             # Full snapshots only: the state restored becomes the base of this worker's deltas.
             entries = [e for e in await index_entries(self.settings, self._etcd, cluster, d.generation)
                        if e["offset"] <= d.checkpoint.offset and e.get("kind", "full") == "full"]
+            ceiling = d.restore_ceiling(cluster, [int(e["offset"]) for e in entries])
+            entries = [e for e in entries if e["offset"] <= ceiling]
             if not entries:
                 continue
             best = entries[-1]

@@ -24,7 +24,7 @@ With the worker's touched-entity index (kmevents/store/touched.py, passed as
 order: each block of the index whose hash set holds one of the pass's needles
 (pass 1: the related keys so far and the names asked for; pass 2: the related keys
 and correlation ids), and every range the index does not cover (the tail the worker
-has not closed a block for yet, a restart's gap). Each such unit is folded from the
+has not closed a block for yet, a range the worker wrote no index for). Each such unit is folded from the
 state before it: the fold so far when it is near, else the newest snapshot (or delta)
 before it (decoded once, then forked), with the same hook as the full scan on every
 event folded, so the result is the scan's (the hook decides what is related; the index

@@ -95,9 +95,11 @@ def client(settings: EtcdSettings) -> EtcdClient:
 
 
 async def range_at(
-    c: EtcdClient, key: bytes, *, range_end: bytes | None = None, revision: int = 0, limit: int = 0
+    c: EtcdClient, key: bytes, *, range_end: bytes | None = None, revision: int = 0, limit: int = 0,
+    descending: bool = False,
 ) -> tuple[int, list[KV]]:
-    """Keys in ``[key, range_end)`` (or just ``key``) as of ``revision``.
+    """Keys in ``[key, range_end)`` (or just ``key``) as of ``revision``, the last ones first
+    when ``descending`` (with ``limit``: the ``limit`` greatest keys of the range).
 
     ``revision <= 0`` means the latest. Returns ``(header_revision, kvs)``;
     the header revision is the store's revision when the read was served,
@@ -107,6 +109,9 @@ async def range_at(
     req = rpc.RangeRequest(key=key, revision=max(revision, 0), limit=limit)
     if range_end is not None:
         req.range_end = range_end
+    if descending:
+        req.sort_order = rpc.RangeRequest.DESCEND
+        req.sort_target = rpc.RangeRequest.KEY
     try:
         resp = await c.kvstub.Range(req, timeout=c._timeout, metadata=c.metadata)
     except grpc.aio.AioRpcError as exc:

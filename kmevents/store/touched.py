@@ -32,6 +32,12 @@ block covers offsets ``first..last`` of the partition (other clusters' records
 may sit in between); ``max_occurred_at`` is the largest string ``occurred_at`` of
 its applied events (history's "held for ... by the end of the log").
 
+A worker that takes a partition (a start, a rebalance, a retake after fencing) resumes
+each cluster's open block from the end of the last closed one (``last_closed``): it
+re-folds the block's records up to the checkpoint from a full snapshot before them,
+feeding their dirty sets to the block and writing nothing else, so blocks tile the log
+(processors/derive.py, ``restore_ceiling``).
+
 Worked example: block ``{first 4000, last 4999}`` holds key(pod, ns/a),
 name(pod, a), corr(uid-a); ``history pod/ns/a`` folds 4000..4999 from the delta
 at 4000 (or the snapshot before it), ``history pod/ns/b`` skips the block.
@@ -242,5 +248,30 @@ async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, clust
     return sorted(out, key=lambda b: b.first)
 
 
+async def last_closed(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str, through: int,
+                      generation: str | None = None) -> Block | None:
+    """The cluster's block that ends last at or before offset ``through`` (a checkpoint), or None.
+
+    Blocks are keyed by their first offset, so the few greatest keys up to ``through`` are read:
+    a block past ``through`` (written by a transaction of a batch whose checkpoint never landed)
+    is passed over for the one before it, and so is a damaged one."""
+    from kmevents.adapters import etcd as etcd_adapter
+
+    gen = generation or layout.live_generation()
+    prefix = f"{settings.etcd.prefix}/{gen}"
+    _, kvs = await etcd_adapter.range_at(client, layout.touched_index_prefix(prefix, cluster),
+                                         range_end=layout.touched_index_key(prefix, cluster, through + 1),
+                                         limit=4, descending=True)
+    ends = []
+    for kv in kvs:
+        try:
+            b = decode(kv.value)
+        except IndexError_:
+            continue  # resumed from the block before it, the new block takes its key
+        if b.last <= through:
+            ends.append(b)
+    return max(ends, key=lambda b: b.last, default=None)
+
+
 __all__ = ["BLOCK_EVENTS", "NAME_FIELDS", "UNSERVED_KINDS", "Accumulator", "Block", "IndexError_", "corr", "decode",
-           "encode", "entity_hashes", "id_tails", "key", "name", "read_blocks"]
+           "encode", "entity_hashes", "id_tails", "key", "last_closed", "name", "read_blocks"]

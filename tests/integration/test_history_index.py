@@ -9,10 +9,13 @@ import pytest
 from kmevents.replay import history, logsource
 from kmevents.replay.engine import replay
 from kmevents.replay.opening import open_log
+from kmevents.replay.verify import verify
 
+from kmevents import layout
+from kmevents.adapters import etcd as etcd_adapter
 from kmevents.settings import Settings
 from kmevents.store import touched
-from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
+from tests.integration.test_processors import checkpoints, ingest_sim, run_worker_until_caught_up
 from tests.integration.test_replay import cli
 
 
@@ -126,3 +129,89 @@ async def test_a_worker_snapshots_from_its_first_delta_interval_so_history_of_an
     assert idx.loads >= 1, "the fold starts from an early snapshot"
     # from offset 0 it would read at least every record up to the pod's first block
     assert sum(reads) < start, (reads, start)
+
+
+async def test_a_worker_restored_mid_block_resumes_the_open_block_so_the_index_tiles_the_log(
+        isolated: Settings) -> None:
+    """A worker that stops with a block open (its records committed by the checkpoint, the block
+    not yet closed) and a successor that restores from the checkpoint: the successor's first block
+    starts where the last closed one ended and holds what the records before the checkpoint
+    touched (re-folded, not re-applied), so the blocks cover every offset with no hole."""
+    s = isolated
+    await ingest_sim(s, s.cluster, 1130)
+    # a full snapshot past the last closed block (1099 events in): the restore must start before it
+    first = await run_worker_until_caught_up(s, snapshot_every_events=550, delta_every_events=0,
+                                             touched_every_events=200, max_records=100)
+    ckpt = (await checkpoints(s))[await logsource.partition_of(s, s.cluster) or 0].offset
+    async with open_log(s) as o:
+        before = (await history.open_index(o)).blocks
+        entries = await o.snapshots.entries(s.cluster)
+    closed = before[-1].last
+    assert closed < ckpt, (closed, ckpt)  # the first worker stopped with a block open
+    assert any(closed < int(e["offset"]) <= ckpt for e in entries), (closed, ckpt, entries)
+    await ingest_sim(s, s.cluster, 700, seed=2)
+    second = await run_worker_until_caught_up(s, snapshot_every_events=550, delta_every_events=0,
+                                              touched_every_events=200, max_records=100)
+    assert first.stats.events + second.stats.events <= 1830  # nothing applied twice
+    report = await verify(s, [s.cluster])
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    async with open_log(s) as o:
+        blocks = (await history.open_index(o)).blocks
+        st = (await replay(o.source, s.cluster, progress=False)).state
+    assert blocks[0].first == 0
+    assert [b.first for b in blocks[1:]] == [b.last + 1 for b in blocks[:-1]], \
+        [(b.first, b.last) for b in blocks]
+    assert [b.events for b in blocks[:-1]] == [200] * (len(blocks) - 1)
+    # the block across the restart holds what its re-folded records touched: history of a pod
+    # touched only there answers as the full scan
+    across = next(b for b in blocks if b.first <= ckpt < b.last)
+    assert across.first == closed + 1
+    found = 0
+    for pod in sorted(st.pods):
+        indexed, scanned, idx = await _both(s, "pod", pod)
+        if not any(closed < e["offset"] <= ckpt and f"pod/{pod}" in e["results"] for e in scanned["events"]):
+            continue
+        assert idx.serves and indexed == scanned, pod
+        assert across.holds(touched.key("pod", pod)), pod
+        found += 1
+        if found == 3:
+            break
+    assert found, "some pod was touched between the last closed block and the checkpoint"
+
+
+async def test_a_restore_under_a_smaller_block_size_closes_the_resumed_block_and_writes_it_with_the_next_batch(
+        isolated: Settings) -> None:
+    """The resumed block already holds more records than the new worker's block size: the restore
+    closes blocks of that size as it re-folds, written with the first batch it commits."""
+    s = isolated
+    await ingest_sim(s, s.cluster, 1130)
+    await run_worker_until_caught_up(s, touched_every_events=200, max_records=100)
+    await ingest_sim(s, s.cluster, 300, seed=2)
+    await run_worker_until_caught_up(s, touched_every_events=50, max_records=100)
+    async with open_log(s) as o:
+        blocks = (await history.open_index(o)).blocks
+    assert [(b.first, b.events) for b in blocks[:5]] == [(0, 200), (200, 200), (400, 200), (600, 200), (800, 200)]
+    assert [b.first for b in blocks[1:]] == [b.last + 1 for b in blocks[:-1]], \
+        [(b.first, b.last) for b in blocks]
+    assert blocks[5].first == 1000 and [b.events for b in blocks[5:-1]] == [50] * (len(blocks) - 6)
+    assert blocks[-1].last == 1399  # 1,430 records: 1400.. is the open block
+
+
+async def test_a_block_written_past_the_checkpoint_is_passed_over_and_replaced_by_the_resumed_one(
+        isolated: Settings) -> None:
+    """A batch over several transactions may write a block before its checkpoint lands, then die:
+    the block ends past the checkpoint. The successor resumes from the last block that ends at or
+    before the checkpoint, and the block it closes there takes that key."""
+    s = isolated
+    await ingest_sim(s, s.cluster, 1130)
+    await run_worker_until_caught_up(s, touched_every_events=200, max_records=100)
+    stray = touched.corr("from a batch whose checkpoint never landed")
+    key = layout.touched_index_key(f"{s.etcd.prefix}/{layout.live_generation()}", s.cluster, 1000)
+    async with etcd_adapter.client(s.etcd) as c:
+        await c.put(key, touched.encode(1000, 1199, 200, None, [stray]))
+    await ingest_sim(s, s.cluster, 300, seed=2)
+    await run_worker_until_caught_up(s, touched_every_events=200, max_records=100)
+    async with open_log(s) as o:
+        blocks = (await history.open_index(o)).blocks
+    assert [(b.first, b.last, b.events) for b in blocks] == [(i, i + 199, 200) for i in range(0, 1400, 200)]
+    assert not blocks[5].holds(stray)
