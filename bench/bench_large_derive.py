@@ -16,7 +16,9 @@ partition on a temporary native stack (``bench/_stack.py``).
 - verify: ``kmevents verify --full`` and then an incremental ``kmevents verify`` as
   child processes: wall time and peak RSS;
 - point in time: cold ``kmevents state --offset N`` children (the summary) at random
-  offsets and at one just before a full snapshot (the farthest from it).
+  offsets and at one just before a full snapshot (the farthest from it);
+- warm point in time: the API's path (``TimeTravel.state``) in this process, at random
+  offsets over the log and within the last snapshot interval: p50 and p99.
 """
 
 from __future__ import annotations
@@ -138,4 +140,51 @@ def run(quick: bool) -> list[dict[str, Any]]:
                            "and deltas (max of 4)", max(reads), "s", "<= 3 s at the large profile", max(reads) <= 3,
                            f"offsets {', '.join(f'{o:,}' for o in offs)}: {', '.join(f'{w:.1f}' for w in reads)} s; "
                            f"peak RSS {', '.join(f'{m:.0f}' for m in peaks)} MiB"))
+        out += asyncio.run(_warm(s, n, 20 if quick else 30))
     return out
+
+
+async def _warm(s: Settings, n: int, k: int) -> list[dict[str, Any]]:
+    """The API's warm path (``TimeTravel.state``, default settings) in this process: ``k``
+    reads at random offsets over the log (caches filling), ``k`` more (steady), then ``k``
+    within the last snapshot interval after one read there; p50/p99 in milliseconds."""
+    from kmevents.replay.engine import Target
+
+    from bench._stats import percentile
+    from kmevents.api.timetravel import TimeTravel
+
+    rng = random.Random(11)
+    interval = 20_000  # the processors' default snapshot interval
+    async with etcd_adapter.client(s.etcd) as c:
+        tt = TimeTravel(s, c)
+        try:
+            async def reads(offs: list[int]) -> list[float]:
+                lat = []
+                for off in offs:
+                    t = time.perf_counter()
+                    r = await tt.state(s.cluster, 0, Target(offset=off))
+                    lat.append((time.perf_counter() - t) * 1000)
+                    assert r.end_offset == off
+                return lat
+
+            first = await reads([rng.randrange(n) for _ in range(k)])
+            steady = await reads([rng.randrange(n) for _ in range(k)])
+            lo = max(0, n - interval)
+            window = [lo + rng.randrange(n - lo) for _ in range(k + 1)]
+            await reads(window[:1])
+            win = await reads(window[1:])
+        finally:
+            await tt.close()
+    settings = (f"TimeTravel defaults: {s.api.replay_state_cache_entries} held states, one held every "
+                f"{s.api.replay_state_every:,} offsets, {s.api.replay_record_cache_mib} MiB of records; "
+                f"this process's peak RSS {_vmhwm_mib():.0f} MiB (the derive's worker ran in it first)")
+    return [
+        _result("point in time, warm API path, within the last snapshot interval (p99)", percentile(win, 0.99), "ms",
+                "p99 <= 500 ms at the large profile", percentile(win, 0.99) <= 500,
+                f"p50 {percentile(win, 0.5):.0f} ms; {len(win)} reads in [{lo:,}, {n - 1:,}] after one there; {settings}"),
+        _result("point in time, warm API path, anywhere in the log after earlier reads (p99)", percentile(steady, 0.99),
+                "ms", "p99 <= 500 ms at the large profile", percentile(steady, 0.99) <= 500,
+                f"p50 {percentile(steady, 0.5):.0f} ms; {len(steady)} reads at random offsets after {k} others"),
+        _result("point in time, warm API path, first reads of a fresh process (p99)", percentile(first, 0.99), "ms",
+                "(caches filling)", None, f"p50 {percentile(first, 0.5):.0f} ms; {len(first)} reads at random offsets"),
+    ]
