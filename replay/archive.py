@@ -363,9 +363,9 @@ def read_stored_snapshot(path: str | Path, index: int) -> tuple[bytes, dict[str,
 
 def open_stored_snapshot(path: str | Path, index: int) -> tuple[IO[bytes], dict[str, Any]]:
     """The archive opened at its ``index``-th snapshot as stored (compressed), and the
-    snapshot's header entry: the caller reads ``stored_bytes`` from it (a decompressing
-    reader stops at the frame's end) and closes it. A loader then never holds the
-    compressed snapshot whole (42 MiB at the large profile)."""
+    snapshot's header entry: a reader that ends after the snapshot's ``stored_bytes``
+    (:class:`_Slice`); the caller closes it. A loader then never holds the compressed
+    snapshot whole (42 MiB at the large profile)."""
     f = open(path, "rb")  # noqa: SIM115  (the caller closes it)
     try:
         header = _header(f, path)

@@ -3,9 +3,9 @@
 Entities live in one table per kind, ``id -> dict``. The dicts are the values
 the processors write to etcd; the reducer mutates them in place (speed), so a
 caller that keeps one across ``apply`` calls must copy it. Snapshots are exact
-copies (canonical bytes, see snapshot.py). Pods, tasks and services (packed.PACKED_KINDS:
-a large cluster has ~10^5 of the first two) rest as their canonical bytes between
-reads, compressed once a table is big enough (packed.py).
+copies (canonical bytes, see snapshot.py). Pods, tasks, services, nodes and executors
+(packed.PACKED_KINDS: a large cluster has ~10^5 of the first two) rest as their canonical
+bytes between reads, compressed once a table is big enough (packed.py).
 
 Besides the entities the state holds bookkeeping that the fold needs and
 snapshots carry: the log position, the dedupe window, the terminal indexes of
@@ -127,8 +127,9 @@ class ClusterState:
         self._rc_members: dict[str, tuple[set[str], set[str]]] = {}
         #: service id -> ready matching pod ids
         self._svc_members: dict[str, set[str]] = {}
-        #: a task id (unique only within its framework) -> the ids of the task entities that
-        #: carry it, ``<framework_id>/<task_id>`` (may name pruned ones: check ``tasks``)
+        #: a task id (unique only within its framework) -> the id of the task entity that
+        #: carries it, ``<framework_id>/<task_id>``, or a list of them when several frameworks
+        #: use the id (may name pruned ones: check ``tasks``; taskids.py keeps it)
         self._task_keys: dict[str, str | list[str]] = {}
         #: how many times the dedupe window rotated (new -> old) in this object's life
         self._rotations = 0
