@@ -45,7 +45,14 @@ class Held:
     chain: str | None
     snapshot: int | None  # the snapshot it descends from (None: folded from the start)
     last: dict[str, Any] | None = None  # the last event applied (Replayed.last), when known
-    bytes: int = 0  # estimate_bytes(state), filled in when it is first held
+    bytes: int = 0  # estimate_bytes(state[, root.state]), filled in when it is first held
+    #: the held state this one was forked from, or whose fork's fork it is (None: it shares
+    #: nothing with another held state). It keeps ``root`` alive: see :class:`StateCache`.
+    root: Held | None = None
+
+    def descend(self, state: ClusterState, offset: int, chain: str | None, last: dict[str, Any] | None) -> Held:
+        """The held state of ``state``, a frozen fork of this one's state folded on to ``offset``."""
+        return Held(state, offset, chain, self.snapshot, last, root=self.root or self)
 
 
 @dataclass
@@ -66,10 +73,15 @@ class StateCache:
       finished read by its key, kept whole for a repeated read. Its state is often a
       held one too (an ``offset`` read holds the state it ends at).
 
-    A state in several entries is counted once. Each state is counted whole even
-    where it shares entity dicts with another (a frozen fork shares what it never
-    touched with its parent), so ``bytes`` is an upper bound of what the entries keep
-    alive together. A state estimated above ``max_bytes`` is not kept at all.
+    A state in several entries is counted once. A held state and the forks made
+    from it (``Held.root``, directly or through other forks) are a *family*: the
+    root is charged once, whole, while any member is kept (a member's ``root``
+    reference keeps it alive), and each member only for what it does not share
+    with the root (``estimate_bytes(state, root)``: a frozen fork shares every
+    entity it did not change). A state kept only as a result is counted whole. So
+    ``bytes`` is an upper bound of what the entries keep alive together, and a
+    family of states a few thousand offsets apart costs little more than one.
+    A state estimated above ``max_bytes`` is not kept at all.
     """
 
     def __init__(self, entries: int, max_bytes: int = 1 << 62, results: int = 0) -> None:
@@ -77,7 +89,8 @@ class StateCache:
         self.max_bytes = max_bytes
         self.results = results
         self._lru: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
-        self._refs: dict[int, list[int]] = {}  # id(state) -> [entries holding it, its bytes]
+        self._refs: dict[int, list[int]] = {}  # id(state) -> [entries holding it, its bytes, family]
+        self._families: dict[int, list[int]] = {}  # id(root's state) -> [states kept, root's bytes]
         self.bytes = 0
         self.counts = {"held": 0, "result": 0}
         self.hits = 0
@@ -115,6 +128,10 @@ class StateCache:
             self.hits += 1
         return best[1]
 
+    def holds(self, cluster: str, partition: int, offset: int) -> bool:
+        """Whether a state is held at exactly ``offset`` (not counted as used)."""
+        return ("held", cluster, partition, offset) in self._lru
+
     def exact(self, cluster: str, partition: int, offset: int) -> Held | None:
         e = self._lru.get(("held", cluster, partition, offset))
         if e is None:
@@ -127,9 +144,14 @@ class StateCache:
         """Hold ``held`` (read-only from here on); False when it is not kept (over a bound, or off)."""
         if self.entries <= 0:
             return False
-        if not held.bytes:
-            held.bytes = self._bytes_of(held.state)
-        return self._add(("held", cluster, partition, held.offset), _Entry(held.state, held, None), held.bytes)
+        root = held.root or held
+        if not root.bytes:
+            root.bytes = self._bytes_of(root.state)
+        if held.root is not None and not held.bytes:
+            held.bytes = estimate_bytes(held.state, held.root.state)
+        own = held.bytes if held.root is not None else 0  # a root is its family's charge
+        return self._add(("held", cluster, partition, held.offset), _Entry(held.state, held, None), own,
+                         (id(root.state), root.bytes))
 
     def result(self, key: tuple[Any, ...]) -> Any:
         """The finished read kept under ``key``, or None."""
@@ -147,19 +169,33 @@ class StateCache:
 
     def _bytes_of(self, st: ClusterState) -> int:
         ref = self._refs.get(id(st))
-        return ref[1] if ref is not None else estimate_bytes(st)
+        if ref is not None and ref[2] == 0:
+            return ref[1]
+        fam = self._families.get(id(st))
+        return fam[1] if fam is not None else estimate_bytes(st)
 
-    def _add(self, key: tuple[Any, ...], entry: _Entry, nbytes: int) -> bool:
-        if nbytes > self.max_bytes:
+    def _add(self, key: tuple[Any, ...], entry: _Entry, nbytes: int,
+             family: tuple[int, int] | None = None) -> bool:
+        """Keep ``entry``: its state's own ``nbytes`` and, with ``family`` (the id of the
+        family's root state, its bytes), the family's charge once."""
+        ref = self._refs.get(id(entry.state))
+        if ref is None and nbytes + (family[1] if family and family[0] not in self._families else 0) > self.max_bytes:
             self.too_big += 1
             return False
         if key in self._lru:
             self._drop(key)
         self._lru[key] = entry
         self.counts[key[0]] += 1
-        ref = self._refs.setdefault(id(entry.state), [0, nbytes])
-        if ref[0] == 0:
-            self.bytes += ref[1]
+        ref = self._refs.get(id(entry.state))
+        if ref is None:
+            ref = self._refs[id(entry.state)] = [0, nbytes, 0]
+            self.bytes += nbytes
+            if family is not None:
+                ref[2] = family[0]
+                fam = self._families.setdefault(family[0], [0, family[1]])
+                if fam[0] == 0:
+                    self.bytes += fam[1]
+                fam[0] += 1
         ref[0] += 1
         limits = {"held": self.entries, "result": self.results}
         for kind, limit in limits.items():
@@ -181,6 +217,12 @@ class StateCache:
         if ref[0] == 0:
             self.bytes -= ref[1]
             del self._refs[id(e.state)]
+            if ref[2]:
+                fam = self._families[ref[2]]
+                fam[0] -= 1
+                if fam[0] == 0:
+                    self.bytes -= fam[1]
+                    del self._families[ref[2]]
 
 
 # -- records ---------------------------------------------------------------------

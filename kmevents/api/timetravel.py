@@ -71,6 +71,9 @@ class _HeldStore(SnapshotStore):
         h = await self.tt.held_snapshot(self.cluster, self.partition, entry)
         return None if h is None else h.state.fork()
 
+    def holds_base(self, cluster: str, offset: int) -> bool:
+        return self.tt.states.holds(cluster, self.partition, offset)
+
 
 class TimeTravel:
     """Replayed states for the API, with a small LRU cache and the warm caches of replay/warm.py."""
@@ -147,15 +150,31 @@ class TimeTravel:
         try:
             async with lock:
                 h = self.states.exact(cluster, partition, off)
-                if h is None:
+                if h is None and is_delta(entry):
+                    # a fork of its base's held state (loaded and held first if need be): the
+                    # base's entities are shared, and the cache charges them once (warm.StateCache)
+                    base_off = int(entry["base"])
+                    base_entry = next((e for e in await self.snapshots.entries(cluster)
+                                       if int(e["offset"]) == base_off and not is_delta(e)), None)
+                    base = None if base_entry is None else await self.held_snapshot(cluster, partition, base_entry)
+                    if base is None:
+                        return None
+                    t0 = time.perf_counter()
+                    st = await self.snapshots.delta_onto(base.state.fork(), entry)
+                    self._tick("delta fetch+apply", t0)
+                    self.snapshot_loads += 1
+                    if st is None:
+                        return None
+                    h = base.descend(st.freeze(), off, str(entry["chain"]), None)
+                    h.snapshot = off
+                    self.states.put(cluster, partition, h)
+                elif h is None:
                     t0 = time.perf_counter()
                     st = await self.snapshots.load(entry)
                     self._tick("snapshot fetch+load", t0)
                     self.snapshot_loads += 1
                     if st is None:
                         return None
-                    if is_delta(entry):
-                        st.freeze()  # a fork of the delta's base: held read-only like the others
                     h = warm.Held(st, off, str(entry["chain"]), off)
                     self.states.put(cluster, partition, h)
         finally:
@@ -181,7 +200,7 @@ class TimeTravel:
             if off < first - 1 or (held is not None and off <= held.offset):
                 break
             size = int(e.get("bytes", 0))
-            if is_delta(e) and not self.snapshots.holds_base(cluster, int(e["base"])):
+            if is_delta(e) and not self.states.holds(cluster, partition, int(e["base"])):
                 size += int(by_offset.get(int(e["base"]), {}).get("bytes", 0))  # its base is loaded first
             if end - off + size // SNAPSHOT_BYTES_PER_EVENT < cost:
                 h = await self.held_snapshot(cluster, partition, e)
@@ -201,6 +220,9 @@ class TimeTravel:
         # read in this range folds at most ``every`` records. Not on the read that
         # had to load its snapshot (the first in this range): holding costs a fork
         # and a freeze per segment (~35 % on such a read); the next read here pays it.
+        if held.offset == end:  # a snapshot at the very offset: its held state is the answer
+            return Replayed(held.state, cluster, partition, Target(offset=end), end, held.chain,
+                            last=held.last, from_snapshot=held.snapshot, source=src.name)
         every = max(1, self.settings.api.replay_state_every)
         if self.snapshot_loads > loads:
             every = end - held.offset
@@ -220,7 +242,7 @@ class TimeTravel:
             t0 = time.perf_counter()
             r.state.freeze()
             self._tick("freeze", t0)
-            held = warm.Held(r.state, seg_end, r.chain_head, held.snapshot, r.last)
+            held = held.descend(r.state, seg_end, r.chain_head, r.last)
             self.states.put(cluster, partition, held)
             if out is not None:
                 r.applied += out.applied

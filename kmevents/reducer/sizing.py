@@ -12,6 +12,14 @@ is estimated at 99 MiB. A state folded from the log takes less (37 MiB there), s
 the estimate is an upper bound. A packed entity (pods and tasks at rest,
 reducer/packed.py) counts as its bytes plus ``PACKED_OVERHEAD``. It costs 1-2 ms (tests/unit/replay/test_warm.py
 holds it to the measured size).
+
+A frozen fork (reducer/fork.py) shares every entity it did not change with the
+state it was forked from. :func:`estimate_bytes` with ``base`` counts only what
+the fork does not share with ``base``: its entities that are not ``base``'s very
+objects, a slot per entity in its own tables, and its own copies of the
+bookkeeping (``FORK_BYTES_PER_KEY`` per dedupe key, terminal-index and derived-index
+entry: the copies share the keys' objects). The API's cache (replay/warm.py) charges
+``base`` once for all the forks that share it.
 """
 
 from __future__ import annotations
@@ -29,12 +37,20 @@ ENTITY_JSON_FACTOR = 4
 PACKED_OVERHEAD = 320
 BYTES_PER_KEY = 256
 SAMPLE = 16
+#: a fork's own table slot per entity (its dict's hash table: key, value, hash, with slack)
+SLOT_BYTES = 64
+#: a fork's own copy of a bookkeeping entry (a set or dict slot; the key objects are shared)
+FORK_BYTES_PER_KEY = 96
 
 
-def estimate_bytes(st: ClusterState) -> int:
+def estimate_bytes(st: ClusterState, base: ClusterState | None = None) -> int:
     """Estimated bytes ``st`` keeps alive (see the module docstring); cheap, an upper bound.
+    With ``base`` (an ancestor ``st`` was forked from, directly or through other forks):
+    the bytes ``st`` keeps alive beyond what ``base`` does.
 
     Reads forked tables without copying them (``dict.values`` of the storage)."""
+    if base is not None:
+        return _own_bytes(st, base)
     held = 0
     for t in st._tables.values():
         n = dict.__len__(t)
@@ -55,3 +71,30 @@ def estimate_bytes(st: ClusterState) -> int:
 
 def _dict_bytes(values: list[Any]) -> int:
     return sum(ENTITY_JSON_FACTOR * len(orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS)) for v in values)
+
+
+def _own_bytes(st: ClusterState, base: ClusterState) -> int:
+    """What ``st`` holds beyond ``base``: entities that are not ``base``'s objects (all of
+    them, not a sample: an identity test a value), its tables' slots and its bookkeeping."""
+    own = 0
+    slots = 0
+    for kind, t in st._tables.items():
+        n = dict.__len__(t)
+        if n == 0:
+            continue
+        slots += n
+        theirs = base._tables.get(kind, {})
+        mine = [v for k, v in dict.items(t) if dict.get(theirs, k) is not v]
+        if not mine:
+            continue
+        if type(mine[0]) is bytes and all(type(v) is bytes for v in mine):
+            own += sum(len(v) for v in mine) + PACKED_OVERHEAD * len(mine)
+            continue
+        step = max(1, len(mine) // SAMPLE)
+        sample = mine[::step]
+        sizes = [len(v) + PACKED_OVERHEAD if type(v) is bytes else _dict_bytes([v]) for v in sample]
+        own += sum(sizes) * len(mine) // len(sample)
+    keys = len(st._seen_new) + len(st._seen_old) + sum(len(i) for i in st._terminal.values())
+    keys += len(st._task_keys) + sum(len(m) for m in st._pods_by_ns.values())
+    keys += sum(len(a) + len(b) for a, b in st._rc_members.values()) + sum(len(m) for m in st._svc_members.values())
+    return own + SLOT_BYTES * slots + FORK_BYTES_PER_KEY * keys + 4096

@@ -259,8 +259,6 @@ class Snapshots:
             return None
 
     async def _load_delta(self, entry: dict[str, Any]) -> ClusterState | None:
-        from kmevents.reducer.delta import apply_delta
-
         cluster, base_off = str(entry["cluster"]), int(entry["base"])
         held = self._held_base
         if held is None or held[0] != cluster or held[1] != base_off:
@@ -273,13 +271,20 @@ class Snapshots:
             if base is None:
                 return None
             self._held_base = held = (cluster, base_off, base.freeze())
+        return await self.delta_onto(held[2].fork(), entry)
+
+    async def delta_onto(self, base: ClusterState, entry: dict[str, Any]) -> ClusterState | None:
+        """The state of delta ``entry``, made from ``base`` (a fork of the state of its base
+        snapshot: changed in place and returned); None when the delta cannot be read."""
+        from kmevents.reducer.delta import apply_delta
+
         data = await self.state_bytes(entry)
         self.loads += 1
         if data is None:
             return None
         try:
             with no_gc():
-                return apply_delta(held[2].fork(), data)
+                return apply_delta(base, data)
         except SnapshotError as exc:
             log.warning("snapshot delta not loadable: %s", exc, extra={"offset": entry.get("offset")})
             return None

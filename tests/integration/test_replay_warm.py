@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import random
 
+from kmevents.replay import logsource
 from kmevents.replay.engine import Target, replay
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.api.timetravel import TimeTravel
+from kmevents.reducer.sizing import estimate_bytes
 from kmevents.settings import Settings
+from kmevents.store.snapshots import is_delta
 from kmevents.timespec import parse_time
 from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
 from tests.integration.test_replay import derived, kafka_src
@@ -77,6 +80,42 @@ async def test_warm_reads_equal_cold_reads_across_snapshots_and_after_new_events
             t = parse_time(mid.last["occurred_at"])
             await _same(warm, cold, s.cluster, p, Target(at=t))
             await _same(warm, cold, s.cluster, p, Target(known_at=parse_time(mid.last["recorded_at"])))
+        finally:
+            await warm.close()
+            await cold.close()
+
+
+async def test_a_delta_is_applied_to_its_held_base_and_the_family_is_charged_once(isolated: Settings) -> None:
+    s = isolated
+    await ingest_sim(s, s.cluster, 3000)
+    await run_worker_until_caught_up(s, snapshot_every_events=1200, delta_every_events=250, max_records=100)
+    p = await logsource.partition_of(s, s.cluster)
+    assert p is not None
+    async with etcd_adapter.client(s.etcd) as c:
+        warm, cold = _tt(s, c, warm=True), _tt(s, c, warm=False)
+        try:
+            entries = await warm.snapshots.entries(s.cluster)
+            deltas = [e for e in entries if is_delta(e)]
+            assert len(deltas) >= 3, entries
+            base_off = int(deltas[0]["base"])
+            base = next(e for e in entries if int(e["offset"]) == base_off and not is_delta(e))
+            await _same(warm, cold, s.cluster, p, Target(offset=base_off))  # loads and holds the base
+            loads = warm.snapshot_loads
+            same_base = [e for e in deltas if int(e["base"]) == base_off]
+            for e in same_base:
+                await _same(warm, cold, s.cluster, p, Target(offset=int(e["offset"])))
+            # each delta was applied to a fork of the held base: no second load of the base
+            assert warm.snapshot_loads == loads + len(same_base)
+            held = {h.offset: h for h in warm.states.held()}
+            root = held[base_off]
+            for e in same_base:
+                h = held[int(e["offset"])]
+                assert h.root is root and 0 < h.bytes < root.bytes  # charged for its own part only
+            # the root once and each member for its own part: less than counting each whole
+            members = [h for h in held.values() if h.root is root]
+            assert warm.states.bytes == root.bytes + sum(h.bytes for h in members)
+            assert warm.states.bytes < sum(estimate_bytes(h.state) for h in held.values())
+            assert int(base["offset"]) == base_off
         finally:
             await warm.close()
             await cold.close()

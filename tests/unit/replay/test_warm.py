@@ -243,3 +243,60 @@ def test_what_the_state_cache_keeps_never_exceeds_its_bounds(
         assert cache.bytes == sum(sizes[i] for i in {id(x) for _, x in kept}) <= max_bytes
         assert sum(1 for k, _ in kept if k[0] == "held") <= entries
         assert sum(1 for k, _ in kept if k[0] == "result") <= results
+
+
+# -- families: a held state and its forks share one charge ---------------------------------
+
+
+def test_a_fork_is_estimated_by_what_it_does_not_share_and_that_bounds_what_it_adds() -> None:
+    base = load_snapshot(_fold(1999).to_snapshot())
+    base.freeze()
+    whole = estimate_bytes(base)
+    assert estimate_bytes(base, base) < whole // 4  # nothing of its own but its tables' slots and copies
+    for to in (2100, 2999, N - 1):
+        added, fork = _measured(lambda to=to: _on(base, 1999, to))
+        own = estimate_bytes(fork, base)
+        assert added <= own, (to, added, own)  # an upper bound of what the fork keeps beyond base
+        assert own < estimate_bytes(fork), (to, own)  # and less than counting it whole
+    # a fork of a fork, estimated against the root, still bounds what the chain adds
+    mid = _on(base, 1999, 2500)
+    added, last = _measured(lambda: _on(mid, 2500, 3500))
+    assert estimate_bytes(last, base) >= estimate_bytes(mid, base) // 2
+    assert added <= estimate_bytes(last, base)
+
+
+def test_a_family_is_charged_its_root_once_while_any_member_is_kept() -> None:
+    root_st, a_st, b_st = (ClusterState.empty(f"f{i}") for i in range(3))
+    cache = StateCache(10, max_bytes=100)
+    root = Held(root_st, 10, None, 10, bytes=50)
+    a = root.descend(a_st, 20, None, None)
+    a.bytes = 10
+    b = a.descend(b_st, 30, None, None)
+    b.bytes = 10
+    assert b.root is root and a.root is root  # a fork of a fork belongs to the first state's family
+    assert cache.put("c", 0, root) and cache.bytes == 50
+    assert cache.put("c", 0, a) and cache.put("c", 0, b)
+    assert cache.bytes == 70  # the root once, each fork for its own bytes
+    cache.put("c", 0, Held(ClusterState.empty("other"), 99, None, None, bytes=40))
+    # 110 > 100: the least recently used go first. The root's own entry frees nothing (b
+    # and a keep it alive: its charge stays), so a goes too
+    assert not cache.holds("c", 0, 10) and not cache.holds("c", 0, 20)
+    assert cache.holds("c", 0, 30) and cache.holds("c", 0, 99)
+    assert cache.bytes == 50 + 10 + 40 and cache.evicted == 2
+    cache.put("c", 0, Held(ClusterState.empty("big"), 98, None, None, bytes=60))
+    # b goes, and with the family's last member its root's charge
+    assert not cache.holds("c", 0, 30) and cache.bytes == 40 + 60
+    cache.clear()
+    assert cache.bytes == 0
+
+
+def test_a_member_alone_brings_its_family_charge_and_too_big_families_are_not_kept() -> None:
+    root = Held(ClusterState.empty("r"), 1, None, 1, bytes=80)
+    m = root.descend(ClusterState.empty("m"), 2, None, None)
+    m.bytes = 30
+    cache = StateCache(10, max_bytes=100)
+    assert not cache.put("c", 0, m) and cache.too_big == 1  # 80 + 30 > 100
+    m.bytes = 15
+    assert cache.put("c", 0, m) and cache.bytes == 95  # the root is not held, but kept alive: charged
+    cache.clear()
+    assert cache.bytes == 0
