@@ -6,9 +6,10 @@ fork's entity tables are :class:`CowTable` s: they start as shallow copies of
 the parent's tables and deep-copy an entity the first time it is read through
 them (``t[id]``, ``t.get``, ``t.items()``, ...); a packed table (packed.py) is
 packed and its bytes shared, a read decoding a private dict. The parent's entity dicts are
-therefore never reached by the fold. Everything else in the state (dedupe
-sets, terminal indexes, aggregates, derived indexes) is copied outright
-(a set of 200k dedupe digests: ~6 ms). :func:`freeze` turns a folded fork back into
+therefore never reached by the fold. Everything else in the state (the dedupe
+window's new half, terminal indexes, aggregates, derived indexes) is copied outright
+(a set of 100k dedupe digests: ~3 ms); the window's old half is shared, since the fold
+only ever replaces it (apply.py's rotation). :func:`freeze` turns a folded fork back into
 plain dicts once the fold is done; the frozen state is read-only (it shares
 entity dicts with its parent) and may be forked again.
 """
@@ -158,12 +159,24 @@ def fork(st: ClusterState) -> ClusterState:
             v = tables
         elif name == "_base":
             v = None  # a fork tracks no delta
+        elif name == "_seen_old":
+            pass  # shared: the fold never changes the old half of the dedupe window, it replaces it
         elif id(v) in by_id:
             v = by_id[id(v)]
+        elif name in _LAZY:
+            v = CowTable(v)  # only the agents, RCs, services ... the fold touches get copied
         else:
             v = _copy(v)
         setattr(new, name, v)
     return new
+
+
+#: Bookkeeping dicts whose values are containers, one per agent, namespace, RC or service:
+#: a fork copies a value the first time it is read (a :class:`CowTable`), not all of them
+#: up front (at the large profile's 300k events, ~56k dicts and ~4k sets: ~12 MiB and
+#: ~40 ms a fork, for the few dozen a short fold changes). :func:`freeze` makes them plain.
+_LAZY = frozenset({"_terminal", "_alloc", "_contrib", "_pods_by_ns", "_rc_sel", "_svc_sel",
+                   "_rc_members", "_svc_members"})
 
 
 def freeze(st: ClusterState) -> ClusterState:
@@ -181,6 +194,11 @@ def freeze(st: ClusterState) -> ClusterState:
         plain[id(t)] = p
         st._tables[kind] = p
     for name in ClusterState.__slots__:
-        if name != "_tables" and hasattr(st, name) and id(getattr(st, name)) in plain:
-            setattr(st, name, plain[id(getattr(st, name))])
+        if name == "_tables" or not hasattr(st, name):
+            continue
+        v = getattr(st, name)
+        if id(v) in plain:
+            setattr(st, name, plain[id(v)])
+        elif type(v) is CowTable:  # lazily copied bookkeeping (_LAZY): plain again, read-only
+            setattr(st, name, dict(dict.items(v)))
     return st

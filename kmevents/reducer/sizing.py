@@ -94,7 +94,9 @@ def _own_bytes(st: ClusterState, base: ClusterState) -> int:
         sample = mine[::step]
         sizes = [len(v) + PACKED_OVERHEAD if type(v) is bytes else _dict_bytes([v]) for v in sample]
         own += sum(sizes) * len(mine) // len(sample)
-    keys = len(st._seen_new) + len(st._seen_old) + sum(len(i) for i in st._terminal.values())
+    keys = len(st._seen_new) + sum(len(i) for i in st._terminal.values())
+    if st._seen_old is not base._seen_old:  # shared by a fork until its window rotates
+        keys += len(st._seen_old)
     keys += len(st._task_keys) + sum(len(m) for m in st._pods_by_ns.values())
     keys += sum(len(a) + len(b) for a, b in st._rc_members.values()) + sum(len(m) for m in st._svc_members.values())
     return own + SLOT_BYTES * slots + FORK_BYTES_PER_KEY * keys + 4096

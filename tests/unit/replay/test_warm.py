@@ -300,3 +300,21 @@ def test_a_member_alone_brings_its_family_charge_and_too_big_families_are_not_ke
     assert cache.put("c", 0, m) and cache.bytes == 95  # the root is not held, but kept alive: charged
     cache.clear()
     assert cache.bytes == 0
+
+
+def test_a_fork_copies_bookkeeping_it_touches_and_leaves_the_rest_shared_until_frozen() -> None:
+    base = load_snapshot(_fold(1999).to_snapshot())
+    base.freeze()
+    before = base.to_snapshot()
+    fork = base.fork()
+    assert fork._seen_old is base._seen_old  # never changed in place by the fold: shared
+    assert type(fork._alloc) is CowTable and type(fork._rc_members) is CowTable
+    r = asyncio.run(replay(ListSource(RECS), CLUSTER, Target(offset=2999), start_state=fork,
+                           start_offset=1999, progress=False))
+    st = r.state.freeze()
+    assert st.to_snapshot() == _fold(2999).to_snapshot() and base.to_snapshot() == before
+    lazy = ("_terminal", "_alloc", "_contrib", "_pods_by_ns", "_rc_sel", "_svc_sel", "_rc_members", "_svc_members")
+    assert all(type(getattr(st, n)) is dict for n in lazy)  # frozen: plain dicts, read-only
+    # what the fold did not touch is still the parent's very object
+    kept = [(n, k) for n in lazy for k, v in getattr(base, n).items() if getattr(st, n).get(k) is v]
+    assert kept, "every bookkeeping value was copied"
