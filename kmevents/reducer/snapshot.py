@@ -281,7 +281,7 @@ def _read_section(line: bytes, stream: IO[bytes]) -> tuple[str, list[str], list[
     if type(doc["train_at"]) is not int or not all(type(c) is str for c in conds):
         raise TypeError("the section's train_at is not an integer, or a condition not a string")
     offs = list(accumulate(sizes, initial=0))
-    blob = stream.read(offs[-1] + 1)
+    blob = _read(stream, offs[-1] + 1)
     if len(blob) != offs[-1] + 1 or blob[-1:] != b"\n":
         raise ValueError(f"the {kind!r} section ends before its {offs[-1]:,} bytes of values (a truncated snapshot)")
     try:
@@ -305,6 +305,18 @@ def _read_section(line: bytes, stream: IO[bytes]) -> tuple[str, list[str], list[
     elif any(v[:1] != b"{" or v[-1:] != b"}" for v in values):
         raise ValueError(f"a {kind!r} value is not a JSON object")
     return kind, ids, values, conds, codec, doc["train_at"]
+
+
+def _read(stream: IO[bytes], n: int) -> bytes:
+    """``n`` bytes of ``stream``, fewer only at its end (a raw stream may return less a call)."""
+    got = stream.read(n)
+    if len(got) == n or not got:
+        return got
+    parts, have = [got], len(got)
+    while have < n and (more := stream.read(n - have)):
+        parts.append(more)
+        have += len(more)
+    return b"".join(parts)
 
 
 def _put(table: dict[str, Any], items: list[tuple[str, bytes]], conds: list[str | None]) -> None:

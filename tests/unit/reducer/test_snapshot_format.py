@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -300,3 +301,26 @@ def test_verify_finds_nothing_in_a_delta_whose_base_had_not_trained(monkeypatch:
     entry = {"cluster": "s1", "offset": 2999, "chain": "c", "kind": "delta", "base": 299}
     store = InMemory([full, entry], {299: base.to_snapshot("c299"), 2999: st.to_delta("c")})
     assert asyncio.run(_check_snapshot(store, entry, st, "c")) == {}
+
+
+class _Trickle(io.RawIOBase):
+    """A raw stream that returns at most 1,000 bytes a read (as a decompressing reader may)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data, self._pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), 1000, len(self._data) - self._pos)
+        b[:n] = self._data[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+def test_a_format_4_snapshot_loads_from_a_stream_that_returns_short_reads(train_early: None) -> None:
+    st = _fold(_events(3000))
+    data = st.to_snapshot()
+    assert load(_Trickle(data)).to_snapshot() == data  # type: ignore[arg-type]
