@@ -17,7 +17,7 @@ API (stable; the processors build on it)::
     state.entities(kind)      # iterable of (id, value); state.kinds lists the kinds
     state.offset, state.position            # last applied offset; (partition, offset)
     state.last_event_times    # {"last_occurred_at", "max_occurred_at"}
-    data = state.to_snapshot(chain_hash="..")   # canonical bytes (orjson, sorted keys)
+    data = state.to_snapshot(chain_hash="..")   # snapshot bytes (JSON lines, packed kinds compressed)
     state = ClusterState.from_snapshot(data)    # loads back exactly
     state.mark_base(offset); state.to_delta(chain_hash="..")  # what changed since (delta.py)
     state, anns = fold(events, state=None, cluster="c1")  # dicts, bytes or (p, o, ev)

@@ -76,16 +76,31 @@ _JSON = 0x7B  # "{": the first byte of every entity's canonical bytes
 
 
 class Codec:
-    """A zstd dictionary trained on one table's values, with its compressor and decompressor."""
+    """A zstd dictionary trained on one table's values, with its compressor and decompressor.
+    ``raw``: the dictionary's bytes, as a snapshot stores them (snapshot.py, format 4)."""
 
-    __slots__ = ("_compress", "_many", "decompress")
+    __slots__ = ("_compress", "_many", "decompress", "raw")
 
-    def __init__(self, samples: list[bytes | bytearray | memoryview]) -> None:
-        d = zstandard.train_dictionary(DICT_BYTES, samples, level=LEVEL)
+    def __init__(self, d: zstandard.ZstdCompressionDict) -> None:
         z = zstandard.ZstdCompressor(level=LEVEL, dict_data=d, write_checksum=False, write_dict_id=False)
         self._compress = z.compress
         self._many = z.multi_compress_to_buffer
         self.decompress = zstandard.ZstdDecompressor(dict_data=d).decompress
+        self.raw: bytes = d.as_bytes()
+
+    @classmethod
+    def trained(cls, samples: list[bytes | bytearray | memoryview]) -> Codec:
+        """A dictionary trained on ``samples`` (raises ``zstandard.ZstdError`` when they are
+        too few or too uniform to train on)."""
+        return cls(zstandard.train_dictionary(DICT_BYTES, samples, level=LEVEL))
+
+    @classmethod
+    def of_bytes(cls, raw: bytes) -> Codec:
+        """The codec of a dictionary's stored bytes (``raw``); raises ``zstandard.ZstdError``
+        when they are not a zstd dictionary."""
+        d = zstandard.ZstdCompressionDict(raw, dict_type=zstandard.DICT_TYPE_FULLDICT)
+        d.precompute_compress(level=LEVEL)  # checks the bytes
+        return cls(d)
 
     def compress(self, data: bytes) -> bytes:
         # a tight copy: zstandard's result keeps its worst-case buffer allocated (1.4 KB of
@@ -157,8 +172,8 @@ class PackedTable(dict[str, Any]):
 
     def put_many(self, items: list[tuple[str, bytes]], conditions: list[str] | None = None) -> None:
         """Store canonical bytes as they rest (compressed once the table has a dictionary:
-        all in one call), e.g. a snapshot's lines, with their values' ``conditions`` when
-        known (one per item); the table trains when it is big enough."""
+        all in one call), e.g. a format-3 snapshot's lines, with their values' ``conditions``
+        when known (one per item); the table trains when it is big enough."""
         if conditions is not None:
             self._cond.update(zip((k for k, _ in items), conditions, strict=True))
         else:
@@ -171,6 +186,8 @@ class PackedTable(dict[str, Any]):
                 put(self, k, v)
             if dict.__len__(self) >= self._train_at:
                 train(self)
+            return
+        if not items:  # (zstandard refuses to compress no values)
             return
         put = dict.__setitem__
         values: list[bytes | bytearray | memoryview] = [v for _, v in items]
@@ -232,8 +249,11 @@ class PackedTable(dict[str, Any]):
         return len(self._hot)
 
 
-def pack(table: dict[str, Any]) -> int:
+def pack(table: dict[str, Any], *, train_now: bool = False) -> int:
     """Encode the hot values of a packed table back to bytes; returns how many. Other tables: 0.
+    ``train_now``: then train the dictionary if the table is big enough (only the fold's
+    :func:`pack_tables` does, at the same events whatever the fold began from: a snapshot
+    holds the dictionary, so where the table trained shows in its bytes).
 
     Call it only between events (a handler may hold a hot dict while it runs)."""
     if type(table) is not PackedTable:
@@ -254,8 +274,8 @@ def pack(table: dict[str, Any]) -> int:
                 cond[k] = _name(condition(v))
                 n += 1
         hot.clear()
-        if c is None and dict.__len__(table) >= table._train_at:
-            train(table)
+    if train_now and table.codec is None and dict.__len__(table) >= table._train_at:
+        train(table)
     return n
 
 
@@ -264,15 +284,19 @@ def _tight(data: bytes) -> bytes:
 
 
 def train(table: PackedTable) -> bool:
-    """Train the table's dictionary on its first :data:`TRAIN_SAMPLES` values and compress every
-    value at rest with it (once; a table too uniform or too small to train tries again at
-    twice the size). Returns whether it has one now."""
+    """Train the table's dictionary on the values of its first :data:`TRAIN_SAMPLES` ids in
+    sorted order (not in the order they came in: a state loaded from a snapshot trains as the
+    fold it came from would) and compress every value at rest with it (once; a table too
+    uniform or too small to train tries again at twice the size). Returns whether it has
+    one now."""
     if table.codec is not None:
         return True
+    get = dict.__getitem__
+    first = (get(table, k) for k in sorted(dict.keys(table)))
     samples: list[bytes | bytearray | memoryview] = [
-        v for v in islice(dict.values(table), TRAIN_SAMPLES) if type(v) is bytes]
+        v for v in islice(first, TRAIN_SAMPLES) if type(v) is bytes]
     try:
-        codec = Codec(samples)
+        codec = Codec.trained(samples)
     except zstandard.ZstdError:
         table._train_at *= 2
         return False
@@ -299,7 +323,7 @@ def share(table: PackedTable, *, keep: bool = True) -> PackedTable:
 def pack_tables(tables: dict[str, dict[str, Any]]) -> None:
     """:func:`pack` every table of :data:`PACKED_KINDS` (``apply`` calls it between events)."""
     for kind in PACKED_KINDS:
-        pack(tables[kind])
+        pack(tables[kind], train_now=True)
 
 
 def _canonical(table: dict[str, Any], v: Any) -> bytes:
@@ -333,6 +357,35 @@ def canonical_items(table: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
     get = dict.__getitem__
     for k in sorted(dict.keys(table)):
         yield k, _canonical(table, get(table, k))
+
+
+def resting_items(table: PackedTable) -> tuple[list[str], list[bytes]]:
+    """The table's ids in sorted order and each value as it rests (a frame of the table's
+    codec, or canonical bytes while it has none): what a format-4 snapshot writes. Hot values
+    are packed first, and any resting uncompressed beside a codec compressed, so a state
+    gives the same bytes however its values came to rest."""
+    pack(table)
+    ids = sorted(dict.keys(table))
+    get = dict.__getitem__
+    values = [get(table, k) for k in ids]
+    c = table.codec
+    if c is not None:
+        plain = [i for i, v in enumerate(values) if v[0] == _JSON]
+        if plain:
+            for i, packed in zip(plain, c.compress_many([values[i] for i in plain]), strict=True):
+                values[i] = packed
+    return ids, values
+
+
+def restore(table: PackedTable, ids: list[str], values: list[bytes], conds: list[str],
+            codec: Codec | None, train_at: int) -> None:
+    """Fill an empty table with values as :func:`resting_items` gave them (frames of ``codec``,
+    or canonical bytes), their conditions, and when it trains: no training, no compression,
+    and no training later than the fold the values came from would."""
+    table.codec = codec
+    table._train_at = train_at
+    dict.update(table, zip(ids, values, strict=True))
+    table._cond.update(zip(ids, note_conditions(conds), strict=True))
 
 
 def conditions(table: dict[str, Any]) -> Iterator[tuple[str, str]]:

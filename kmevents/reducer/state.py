@@ -284,7 +284,8 @@ class ClusterState:
     # -- snapshots --------------------------------------------------------
 
     def to_snapshot(self, chain_hash: str | None = None) -> bytes:
-        """Canonical bytes of the whole state (see snapshot.py)."""
+        """Snapshot bytes of the whole state (format 4, packed kinds as they rest: see
+        snapshot.py); ``snapshot.dump(st, format=FORMAT_3)`` gives its canonical bytes."""
         from kmevents.reducer.snapshot import dump
 
         return dump(self, chain_hash)

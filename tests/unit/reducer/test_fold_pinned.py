@@ -8,7 +8,10 @@ annotation, the dirty sets taken along the way and the canonical bytes of entiti
 between events. The digests were taken with the reducer before the handlers were tuned
 (issue 17, kmevents a3b64e5), and taken again at 4e802c9 (still before the tuning) when
 snapshot lines began to name conditions (format 3) and nodes and executors were packed:
-the snapshot's bytes changed there, not the fold.
+the snapshot's bytes changed there, not the fold. Snapshot format 4 (packed kinds as they
+rest, compressed, with their dictionaries) did not change them: the digest takes the
+state's format-3 bytes and checks that its format-4 snapshot loads back to them; the
+format-4 bytes are pinned apart (``SNAPSHOTS``).
 
 If ``test_the_recorded_logs_are_the_ones_pinned`` fails, the simulator's output changed,
 not the fold: re-pin both digests (``python -m tests.unit.reducer.test_fold_pinned``) from a
@@ -25,6 +28,7 @@ import orjson
 import pytest
 
 from kmevents.reducer import ClusterState, Retention, apply, few_collections
+from kmevents.reducer.snapshot import FORMAT_3, dump, load
 from kmevents.simulate import iter_lines
 
 SMALL = Retention(max_terminal_tasks=300, max_closed_offers=200, max_removed_agents=3, max_deleted_pods=100,
@@ -41,6 +45,15 @@ FOLDS = {
     ("default", "small"): "b2c3556dbf2ec6581163e0b8737622106f07b80d5b97b932011d2275928ce6e7",
     ("large", "default"): "5732829954839df15d4943bed24733ceeaf63347965409a0f46baf1b48b753c3",
     ("large", "small"): "ec05bd1287b79c62847a8159c5485995d563e8c43051934cde51d29d7be76a98",
+}
+#: (log, retention) -> digest of the fold's format-4 snapshot (pinned at the commit that
+#: introduced format 4, after test_format_4_and_format_3_load_to_the_same_state and the
+#: format-3 digests above held unchanged there)
+SNAPSHOTS = {
+    ("default", "default"): "89673521e78b13f66c011f11d9df8e98fd97c9c9e058b9a7fd842701a0fc72a5",
+    ("default", "small"): "8a4e6296b61b5de96ac7da7cea2f39c787999e212d35af37f088a7d24ede0790",
+    ("large", "default"): "11e3b117eeef13e088d70d30c0ef5ffad826eb8efed271369c97a49e9e60d8ca",
+    ("large", "small"): "8d77e087710fe04b7094b0c0c9134719b57f48d796c4ef9940eab709de9256ad",
 }
 
 
@@ -69,8 +82,22 @@ def _fold_digest(lines: list[bytes], retention: Retention | None) -> str:
                 h.update(orjson.dumps(dirty))
                 for kind, eid in dirty[:20]:
                     h.update(st.entity_bytes(kind, eid) or b"-")
-    h.update(st.to_snapshot())
+    # The state's canonical bytes: snapshot format 3 (format 4 holds the packed kinds as they
+    # rest, compressed; pinned apart below). The stored format loads back to the same state.
+    canonical = dump(st, format=FORMAT_3)
+    h.update(canonical)
+    assert dump(load(st.to_snapshot()), format=FORMAT_3) == canonical
     return h.hexdigest()
+
+
+def _snapshot_digest(lines: list[bytes], retention: Retention | None) -> str:
+    """The digest of the fold's format-4 snapshot: where each packed table trained its
+    dictionary shows in it (a state must dump the same bytes whichever fold made it)."""
+    st = ClusterState.empty(orjson.loads(lines[0])["cluster"], retention)
+    with few_collections():
+        for i, line in enumerate(lines):
+            apply(st, orjson.loads(line), partition=0, offset=i)
+    return hashlib.sha256(st.to_snapshot()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +119,21 @@ def test_the_fold_gives_what_it_gave_before_the_handlers_were_tuned(
     assert got == FOLDS[(log, retention)]
 
 
+@pytest.mark.parametrize(("log", "retention"), sorted(SNAPSHOTS))
+def test_the_folds_format_4_snapshot_is_the_one_pinned(logs: dict[str, list[bytes]], log: str, retention: str) -> None:
+    """The stored bytes, with each packed table's dictionary: they change when the fold's
+    output does or when where and how a table trains does (stored snapshots then differ
+    in bytes from a new fold's: verify compares them)."""
+    if _log_digest(logs[log]) != LOGS[log][1]:
+        pytest.skip("the log changed (test_the_recorded_logs_are_the_ones_pinned says so)")
+    assert _snapshot_digest(logs[log], SMALL if retention == "small" else None) == SNAPSHOTS[(log, retention)]
+
+
 if __name__ == "__main__":  # print the digests to pin
     for name in LOGS:
         lines = _lines(name)
         print(name, _log_digest(lines))
         for ret in ("default", "small"):
-            print(" ", ret, _fold_digest(lines, SMALL if ret == "small" else None))
+            print(" ", ret, _fold_digest(lines, SMALL if ret == "small" else None),
+                  _snapshot_digest(lines, SMALL if ret == "small" else None))
     sys.exit(0)

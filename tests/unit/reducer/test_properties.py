@@ -17,7 +17,7 @@ import kmevents.reducer as reducer
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError, apply, fold
 from kmevents.reducer.handlers_mesos import ALLOCATED
 from kmevents.reducer.resources import add_flat, flatten
-from kmevents.reducer.snapshot import FORMAT_1, snapshot_entities
+from kmevents.reducer.snapshot import FORMAT_1, FORMAT_3, dump, snapshot_entities
 from tests.strategies import event_streams
 from tests.unit.reducer.streams import entities, mixed_streams
 
@@ -57,6 +57,9 @@ def test_snapshot_loads_back_exactly(evs: list[dict]) -> None:
     data = state.to_snapshot(chain_hash="abc")
     again = ClusterState.from_snapshot(data)
     assert again.to_snapshot(chain_hash="abc") == data
+    # format 3 (test_snapshot_format.py: format 4 loads to the same state), line by line
+    data = dump(state, "abc", format=FORMAT_3)
+    assert dump(again, "abc", format=FORMAT_3) == data
     head, *lines = data.split(b"\n")
     doc = orjson.loads(head)
     assert doc["reducer_version"] == REDUCER_VERSION and doc["chain_hash"] == "abc"
@@ -73,7 +76,7 @@ def test_snapshot_loads_back_exactly(evs: list[dict]) -> None:
     legacy = {k: v for k, v in doc.items() if k != "counts"}
     legacy.update(format=FORMAT_1, entities=snapshot_entities(data))
     old = ClusterState.from_snapshot(orjson.dumps(legacy, option=orjson.OPT_SORT_KEYS))
-    assert old.to_snapshot(chain_hash="abc") == data
+    assert dump(old, "abc", format=FORMAT_3) == data
 
 
 @SETTINGS

@@ -49,12 +49,12 @@ def test_packed_kinds_lines_name_their_condition_and_a_load_counts_them_without_
 
     from kmevents.reducer.conditions import condition
     from kmevents.reducer.packed import PACKED_KINDS, PackedTable
-    from kmevents.reducer.snapshot import FORMAT
+    from kmevents.reducer.snapshot import FORMAT_3, dump
 
     st = _state()
-    data = st.to_snapshot()
+    data = dump(st, format=FORMAT_3)  # format 4's packed kinds: tests/unit/reducer/test_snapshot_format.py
     lines = data.split(b"\n")
-    assert orjson.loads(lines[0])["format"] == FORMAT
+    assert orjson.loads(lines[0])["format"] == FORMAT_3
     heads = [orjson.loads(ln[: ln.index(b"\t")]) for ln in lines[1:] if ln]
     pods = {h[1]: h[2] for h in heads if h[0] == "pod"}
     assert pods == {i: condition(v) for i, v in st.entities("pod")}
@@ -67,24 +67,21 @@ def test_packed_kinds_lines_name_their_condition_and_a_load_counts_them_without_
 
 
 def test_a_format_2_snapshot_without_conditions_still_loads_and_counts() -> None:
-    from kmevents.reducer.snapshot import FORMAT, FORMAT_2
+    from kmevents.reducer.snapshot import FORMAT_3, dump
+    from tests.unit.reducer.test_snapshot_format import format_2_of
 
     st = _state()
-    data = st.to_snapshot(chain_hash="h")
-    header, *rest = data.split(b"\n")
-    old = [header.replace(FORMAT.encode(), FORMAT_2.encode())]
-    for ln in rest:
-        if ln:
-            tab = ln.index(b"\t")
-            old.append(orjson.dumps(orjson.loads(ln[:tab])[:2]) + ln[tab:])
-    loaded = load_snapshot(open_stored(b"\n".join([*old, b""]), None), freeze=False)
-    assert loaded.to_snapshot(chain_hash="h") == data
+    data = dump(st, "h", format=FORMAT_3)
+    loaded = load_snapshot(open_stored(format_2_of(data), None), freeze=False)
+    assert dump(loaded, "h", format=FORMAT_3) == data
     assert dict(loaded.conditions("pod")) == dict(st.conditions("pod"))
 
 
 @pytest.mark.parametrize("head", [b'["pod","a","Running","x"]', b'["pod",1,"Running"]', b'["pod"]', b'{"pod":"a"}'])
 def test_an_entity_line_with_another_head_is_a_snapshot_error(head: bytes) -> None:
-    data = _state().to_snapshot()
+    from kmevents.reducer.snapshot import FORMAT_3, dump
+
+    data = dump(_state(), format=FORMAT_3)
     lines = data.split(b"\n")
     n = next(i for i, ln in enumerate(lines) if ln.startswith(b'["pod"'))
     lines[n] = head + lines[n][lines[n].index(b"\t"):]
