@@ -84,6 +84,14 @@ async def _derive(n: int) -> dict[str, Any]:
 
 def child(n: int, profile: str | None) -> None:
     src = os.environ.get("KMEVENTS_AB_SRC")
+    if os.environ.get("KMEVENTS_AB_LOG"):  # the worker's warnings (snapshots not written...) to a file
+        import logging
+
+        h = logging.FileHandler(f"{os.environ['KMEVENTS_AB_LOG']}.{os.getpid()}")
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s %(error)s",
+                                         defaults={"error": ""}))
+        logging.getLogger().addHandler(h)
+        logging.getLogger().setLevel(logging.WARNING)
     if src:
         _point_at(src)
     if profile:
