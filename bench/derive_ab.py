@@ -86,7 +86,11 @@ async def _derive(n: int) -> dict[str, Any]:
     children = _children_cpu() - k0  # the snapshot children (processors/offload.py), waited for by now
     st = w.stats
     await w.stop()
-    return {"seconds": took, "cpu": cpu, "children_cpu": children, "rate": n / took, "transactions": st.transactions,
+    import resource
+
+    rss = {"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {**rss, "seconds": took, "cpu": cpu, "children_cpu": children, "rate": n / took, "transactions": st.transactions,
             "snapshots": st.snapshots, "deltas": st.deltas}
 
 
@@ -167,6 +171,7 @@ def parent(args: argparse.Namespace) -> None:
                 print(f"{name:>6} run {run}: {r['rate']:8,.0f} events/s  {r['seconds']:6.1f} s wall  "
                       f"worker CPU {r['cpu']:6.1f} s (+{r.get('children_cpu', 0):.1f} s in children)  etcd CPU {r['etcd_cpu']:5.1f} s  "
                       f"{r['transactions']:,} txns, {r['snapshots']} snapshots, {r['deltas']} deltas  "
+                      f"peak RSS {r.get('rss_mib', 0):.0f} MiB (largest child {r.get('child_rss_mib', 0):.0f})  "
                       f"load {load0:.2f}", flush=True)
         print(json.dumps(results))
 
