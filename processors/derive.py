@@ -490,8 +490,14 @@ class PartitionDeriver:
             out.applied += 1
             self.since_snapshot[cluster] += 1
             self.since_delta[cluster] += 1
+            # Due ones are taken once at the batch's checkpoint: a cluster is listed once, and a
+            # full snapshot makes a delta at the same offset pointless (a batch of 10,000
+            # records used to encode and store the same delta twice).
             if self.since_snapshot[cluster] >= self.snapshot_every_events:
-                out.snapshots_due.append(cluster)
+                if cluster not in out.snapshots_due:
+                    out.snapshots_due.append(cluster)
+                if cluster in out.deltas_due:
+                    out.deltas_due.remove(cluster)
                 self.since_snapshot[cluster] = 0
                 self.since_delta[cluster] = 0
                 self.early.discard(cluster)
@@ -502,7 +508,7 @@ class PartitionDeriver:
                     # from a snapshot, or whose snapshot was not stored, waits for the next full one
                     if cluster not in out.snapshots_due:
                         out.snapshots_due.append(cluster)
-                else:
+                elif cluster not in out.deltas_due and cluster not in out.snapshots_due:
                     out.deltas_due.append(cluster)
                 self.since_delta[cluster] = 0
         if touched or pointers or carried or self.folded_offset > self._next_checkpoint_floor():
@@ -667,27 +673,52 @@ class PartitionDeriver:
         if task is not None:
             await task
 
+    def snapshot_encoder(self, cluster: str, *, delta: bool = False
+                         ) -> tuple[int, int | None, str, Callable[[], bytes]] | None:
+        """``(offset, base offset, chain head, encode)`` of a snapshot of ``cluster`` at the
+        committed checkpoint, ``encode()`` giving its canonical bytes from the state as it is
+        when called (in this process, or in a child forked now: processors/offload.py).
+
+        A full snapshot (base None) is the base of the next deltas once stored: the caller
+        calls :meth:`mark_base` (after forking, or after ``encode``). A delta is None when
+        there is no base (no full snapshot written or loaded yet in this worker's life) or
+        nothing to add."""
+        f = self.folds[cluster]
+        head = f.head or chain.GENESIS
+        state, offset = f.state, self.checkpoint.offset
+        if not delta:
+            return offset, None, head, lambda: state.to_snapshot(chain_hash=head)
+        base = state.base_offset
+        if base is None or base >= offset:
+            return None
+        return offset, base, head, lambda: state.to_delta(chain_hash=head)
+
+    def mark_base(self, cluster: str, offset: int) -> None:
+        """The cluster's state is the base of its next deltas (its full snapshot at ``offset``)."""
+        self.folds[cluster].state.mark_base(offset)
+
     def snapshot_bytes(self, cluster: str) -> tuple[int, str, bytes]:
         """``(offset, chain head, snapshot bytes)`` of a cluster at the committed checkpoint.
 
         The state becomes the base of the next deltas (``mark_base``); the caller calls
         ``state.drop_base()`` when the snapshot could not be stored."""
-        f = self.folds[cluster]
-        head = f.head or chain.GENESIS
-        data = f.state.to_snapshot(chain_hash=head)
-        f.state.mark_base(self.checkpoint.offset)
-        return self.checkpoint.offset, head, data
+        got = self.snapshot_encoder(cluster)
+        assert got is not None
+        offset, _, head, encode = got
+        data = encode()
+        self.mark_base(cluster, offset)
+        return offset, head, data
 
     def delta_bytes(self, cluster: str) -> tuple[int, int, str, bytes] | None:
         """``(offset, base offset, chain head, delta bytes)`` of a cluster at the committed
         checkpoint: what changed since its last full snapshot. None when there is no base
         (no full snapshot written or loaded yet in this worker's life) or nothing to add."""
-        f = self.folds[cluster]
-        base = f.state.base_offset
-        if base is None or base >= self.checkpoint.offset:
+        got = self.snapshot_encoder(cluster, delta=True)
+        if got is None:
             return None
-        head = f.head or chain.GENESIS
-        return self.checkpoint.offset, base, head, f.state.to_delta(chain_hash=head)
+        offset, base, head, encode = got
+        assert base is not None
+        return offset, base, head, encode()
 
     def stats(self) -> dict[str, Any]:
         return {"partition": self.partition, "checkpoint": self.checkpoint.offset,

@@ -24,8 +24,9 @@ import logging
 import os
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 
+from kmevents.processors import offload
 from kmevents.processors.derive import (
     DELTA_EVERY_EVENTS,
     SNAPSHOT_EVERY_EVENTS,
@@ -42,7 +43,7 @@ from kmevents.reducer import ClusterState, Retention
 from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
 from kmevents.settings import Settings
 from kmevents.store.partition_map import PartitionMap
-from kmevents.store.snapshots import SnapshotWriter, index_entries, read_bytes
+from kmevents.store.snapshots import SnapshotWriter, compress, index_entries, read_bytes
 from kmevents.store.touched import BLOCK_EVENTS
 
 log = logging.getLogger("kmevents.processors.worker")
@@ -54,6 +55,9 @@ SNAPSHOT_EVERY_SECONDS = 300.0
 #: move: a worker restarted under a new member id waits about this long for them. The
 #: broker's floor is group.min.session.timeout.ms (6 s by default).
 SESSION_TIMEOUT_MS = 10_000
+#: Snapshots encoded by forked children at once (processors/offload.py): one more due waits
+#: for the oldest, so a machine too busy to keep up slows the fold instead of piling up children.
+MAX_SNAPSHOT_CHILDREN = 2
 
 
 class WorkerStats:
@@ -107,7 +111,8 @@ class DeriveWorker:
     def __init__(self, settings: Settings, *, worker_id: str | None = None, retention: Retention | None = None,
                  snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, snapshot_every_seconds: float = SNAPSHOT_EVERY_SECONDS,
                  delta_every_events: int = DELTA_EVERY_EVENTS, max_records: int = 5000, group_id: str = GROUP_ID, instance_id: str | None = None,
-                 session_timeout_ms: int = SESSION_TIMEOUT_MS, touched_every_events: int = BLOCK_EVENTS) -> None:
+                 session_timeout_ms: int = SESSION_TIMEOUT_MS, touched_every_events: int = BLOCK_EVENTS,
+                 snapshots_in_child: bool = True) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.retention = retention
@@ -135,6 +140,11 @@ class DeriveWorker:
         self._pins: PartitionMap | None = None
         self._snapshots: SnapshotWriter | None = None
         self._last_snapshot: dict[str, float] = {}
+        #: encode snapshots and deltas in a forked child while the fold goes on (offload.py)
+        self.snapshots_in_child = snapshots_in_child
+        self._snapshot_jobs: deque[asyncio.Task[None]] = deque()
+        #: full snapshots whose store failed, ``(cluster, offset)``: deltas against them are not stored
+        self._unstored: set[tuple[str, int]] = set()
         #: after being fenced, wait this long before taking the partition anew (if still ours)
         self.retake_after_seconds = 10.0
 
@@ -179,6 +189,7 @@ class DeriveWorker:
 
     async def stop(self) -> None:
         self.stop_requested.set()
+        await self.snapshots_written()
         for closer in (self._consumer, self._producer):
             if closer is not None:
                 try:
@@ -286,6 +297,7 @@ class DeriveWorker:
             await self._loop()
         finally:
             self.running = False
+            await self.snapshots_written()
         if self.failure is not None:
             # A partition could not be taken (the listener stopped us): the process must
             # end non-zero so that its supervisor restarts it.
@@ -404,12 +416,74 @@ class DeriveWorker:
     async def _try_snapshot(self, d: PartitionDeriver, cluster: str, *, delta: bool = False) -> None:
         # A snapshot only bounds replay work: failing to write one never stops derivation.
         try:
+            if self.snapshots_in_child and offload.available():
+                while len(self._snapshot_jobs) >= MAX_SNAPSHOT_CHILDREN:
+                    await self._snapshot_jobs.popleft()
+                job = self._offload_snapshot(d, cluster, delta=delta)
+                if job is not None:
+                    self._snapshot_jobs.append(job)
+                return
+            await self.snapshots_written()
             if delta:
                 await self.write_delta(d, cluster)
             else:
                 await self.write_snapshot(d, cluster)
         except Exception as exc:  # noqa: BLE001
             log.warning("snapshot not written", extra={"cluster": cluster, "delta": delta, "error": str(exc)[:300]})
+
+    def _offload_snapshot(self, d: PartitionDeriver, cluster: str, *, delta: bool) -> asyncio.Task[None] | None:
+        """Fork a child that encodes the snapshot (or delta) of the state as it is now, at the
+        committed checkpoint (processors/offload.py), and a task that stores what it gives back,
+        after the snapshots before it, while the fold goes on. None when a delta has nothing to
+        be taken against."""
+        got = d.snapshot_encoder(cluster, delta=delta)
+        if got is None:
+            return None
+        offset, base, head, encode = got
+
+        def encoded() -> bytes:
+            data = encode()
+            return len(data).to_bytes(8, "little") + compress(data)
+
+        child = offload.spawn(encoded)
+        if base is None:
+            d.mark_base(cluster, offset)
+        before = self._snapshot_jobs[-1] if self._snapshot_jobs else None
+        return asyncio.get_running_loop().create_task(
+            self._store_offloaded(d, cluster, child, before, offset=offset, base=base, head=head))
+
+    async def _store_offloaded(self, d: PartitionDeriver, cluster: str, child: offload.Child,
+                               before: asyncio.Task[None] | None, *, offset: int, base: int | None, head: str) -> None:
+        assert self._snapshots is not None
+        try:
+            data = await child.result()
+            if before is not None:
+                await before  # stored in order: a delta's base is in the index before the delta
+            if base is not None and (cluster, base) in self._unstored:
+                raise RuntimeError(f"its base snapshot at offset {base} was not stored")
+            await self._snapshots.write_stored(
+                cluster=cluster, generation=d.generation, partition=d.partition, offset=offset, chain_head=head,
+                stored=data[8:], size=int.from_bytes(data[:8], "little"),
+                reducer_version=d.checkpoint.reducer_version, base=base)
+        except Exception as exc:  # noqa: BLE001 - as _try_snapshot: derivation goes on
+            if base is None:
+                self._unstored.add((cluster, offset))
+                state = d.folds[cluster].state if cluster in d.folds else None
+                if state is not None and state.base_offset == offset:
+                    state.drop_base()  # no deltas against a snapshot nobody can read
+            log.warning("snapshot not written", extra={"cluster": cluster, "delta": base is not None,
+                                                       "error": str(exc)[:300]})
+            return
+        if base is None:
+            self._last_snapshot[cluster] = time.monotonic()
+            self.stats.snapshots += 1
+        else:
+            self.stats.deltas += 1
+
+    async def snapshots_written(self) -> None:
+        """Wait until the snapshots being encoded or stored, if any, are stored (or failed)."""
+        while self._snapshot_jobs:
+            await self._snapshot_jobs.popleft()
 
     async def write_snapshot(self, d: PartitionDeriver, cluster: str) -> None:
         """The cluster's state at the committed checkpoint, through the snapshot store."""

@@ -15,15 +15,21 @@ What aetcd lacks is filled in here:
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aetcd
-import grpc
-from aetcd import rpc
+# gRPC's fork handlers (on by default in grpcio 1.85) restart its pollers in a forked child and
+# skip themselves while another thread is in gRPC: the worker's snapshot children
+# (processors/offload.py), which never touch gRPC, then failed or died. Read when gRPC starts.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import aetcd  # noqa: E402 - after the fork setting above
+import grpc  # noqa: E402
+from aetcd import rpc  # noqa: E402
 
 from kmevents.errors import KmeventsError
 from kmevents.settings import EtcdSettings

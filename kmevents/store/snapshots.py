@@ -377,8 +377,16 @@ class SnapshotWriter:
         """Store the canonical ``state_bytes`` of ``cluster`` at ``offset``; returns the index entry.
 
         ``base``: the bytes are a delta against the full snapshot at that offset."""
+        return await self.write_stored(cluster=cluster, generation=generation, partition=partition, offset=offset,
+                                       chain_head=chain_head, stored=compress(state_bytes), size=len(state_bytes),
+                                       reducer_version=reducer_version, base=base)
+
+    async def write_stored(self, *, cluster: str, generation: str, partition: int, offset: int, chain_head: str,
+                           stored: bytes, size: int, reducer_version: int, base: int | None = None
+                           ) -> dict[str, Any]:
+        """:meth:`write` of bytes compressed already (``compress``) whose canonical size is ``size``:
+        the worker encodes and compresses a snapshot in a child process, and stores it here."""
         k = self.settings.kafka
-        stored = compress(state_bytes)
         chunks = [stored[i:i + CHUNK_BYTES] for i in range(0, len(stored), CHUNK_BYTES)] or [b""]
         chunk_offsets = []
         for i, chunk in enumerate(chunks):
@@ -386,7 +394,7 @@ class SnapshotWriter:
                 k.snapshots_topic, chunk, key=f"{cluster}/{offset}/{i}/{len(chunks)}".encode(), partition=partition)
             chunk_offsets.append(md.offset)
         entry = {"cluster": cluster, "offset": offset, "chain": chain_head, "snapshot_partition": partition,
-                 "chunk_offsets": chunk_offsets, "bytes": len(state_bytes), "reducer_version": reducer_version,
+                 "chunk_offsets": chunk_offsets, "bytes": size, "reducer_version": reducer_version,
                  "codec": CODEC, "stored_bytes": len(stored), "kind": "full" if base is None else "delta"}
         if base is not None:
             entry["base"] = base

@@ -52,6 +52,7 @@ import sys
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -75,24 +76,52 @@ UNSERVED_KINDS: Final = frozenset({"role"})
 
 
 def _h(tag: bytes, *parts: str) -> int:
+    """blake2b-64 of ``tag`` and each part length-prefixed: ("a\0b", "c") and ("a", "b\0c")
+    hash apart. The worker hashes about three per event: ``key``/``name``/``corr`` build the
+    same bytes in one piece (tests/unit/processors/test_touched_hashes.py)."""
     h = hashlib.blake2b(tag, digest_size=8)
-    for p in parts:  # length-prefixed: ("a\0b", "c") and ("a", "b\0c") hash apart
+    for p in parts:
         b = p.encode()
         h.update(len(b).to_bytes(4, "little") + b)
     d = h.digest()
     return int.from_bytes(d, "little")
 
 
+_blake2b = hashlib.blake2b
+_from_bytes = int.from_bytes
+#: ``tag + len(kind) + kind`` of each (tag, kind) seen: kinds are few
+_heads: dict[tuple[bytes, str], bytes] = {}
+
+
+def _head(tag: bytes, kind: str) -> bytes:
+    got = _heads.get((tag, kind))
+    if got is None:
+        b = kind.encode()
+        got = _heads[(tag, kind)] = tag + len(b).to_bytes(4, "little") + b
+    return got
+
+
+def _h2(tag: bytes, kind: str, part: str) -> int:
+    b = part.encode()
+    return _from_bytes(_blake2b(_head(tag, kind) + len(b).to_bytes(4, "little") + b, digest_size=8).digest(),
+                       "little")
+
+
+# An entity is written again and again over its life (a pod: pending, scheduled, running,
+# ended; its task likewise): its key's and names' hashes are kept for the next block.
+@lru_cache(maxsize=1 << 16)
 def key(kind: str, id: str) -> int:
-    return _h(b"k\0", kind, id)
+    return _h2(b"k\0", kind, id)
 
 
+@lru_cache(maxsize=1 << 16)
 def name(kind: str, value: str) -> int:
-    return _h(b"n\0", kind, value)
+    return _h2(b"n\0", kind, value)
 
 
 def corr(cid: str) -> int:
-    return _h(b"c\0", cid)
+    b = cid.encode()
+    return _from_bytes(_blake2b(b"c\0" + len(b).to_bytes(4, "little") + b, digest_size=8).digest(), "little")
 
 
 def id_tails(id: str) -> list[str]:

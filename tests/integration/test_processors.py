@@ -511,3 +511,34 @@ async def test_values_over_the_request_limit_are_dead_lettered_with_their_positi
     reasons = [orjson.loads(r.value)["error"] for r in recs]
     assert reasons and all("too large" in x for x in reasons), reasons[:3]
     assert all(orjson.loads(r.value)["offset"] >= 0 for r in recs)
+
+
+async def test_a_batch_spanning_several_snapshot_and_delta_intervals_asks_for_each_once(isolated: Settings) -> None:
+    # A batch of 10,000 records spans two delta intervals of 4,000 events at the large profile:
+    # both fall due at the batch's one checkpoint, and the worker encoded and stored the same
+    # delta twice (and a delta beside a full snapshot at the same offset).
+    from kmevents.processors.derive import PartitionDeriver
+
+    await ingest_sim(isolated, isolated.cluster, 1200)
+    c = kafka_adapter.consumer(isolated.kafka, isolated.kafka.events_topic)
+    await c.start()
+    try:
+        recs: list[Any] = []
+        while len(recs) < 1200:
+            recs += [r for batch in (await c.getmany(timeout_ms=5000)).values() for r in batch]
+    finally:
+        await c.stop()
+    part = recs[0].partition
+    recs = sorted((r for r in recs if r.partition == part), key=lambda r: r.offset)
+    async with etcd_adapter.client(isolated.etcd) as client:
+        d = PartitionDeriver(isolated, client, part, worker_id="once", snapshot_every_events=1000,
+                             delta_every_events=100, touched_every_events=0)
+        await d.load_checkpoint()
+        early = await d.process(recs[:150])  # a fold from nothing: its first "delta" is a full snapshot
+        assert (early.snapshots_due, early.deltas_due) == ([isolated.cluster], [])
+        d.early.clear()  # as after its first regular full snapshot
+        deltas = await d.process(recs[150:450])  # three delta intervals
+        assert (deltas.snapshots_due, deltas.deltas_due) == ([], [isolated.cluster]), "one delta, not three"
+        out = await d.process(recs[450:1150])  # deltas, then the full interval ends, then deltas again
+    assert out.snapshots_due == [isolated.cluster], "one full snapshot at the batch's checkpoint"
+    assert out.deltas_due == [], "a delta at the full snapshot's offset adds nothing"

@@ -1,0 +1,48 @@
+"""Encoding in a forked child (processors/offload.py): the child sees memory as it was at
+the fork whatever the parent does next, and a child that fails is an error, not bytes."""
+
+from __future__ import annotations
+
+import pytest
+from kmevents.processors import offload
+
+pytestmark = pytest.mark.skipif(not offload.AVAILABLE, reason="no fork() on this platform")
+
+
+async def test_the_child_encodes_the_state_as_it_was_at_the_fork() -> None:
+    state = {"pods": list(range(100_000))}
+    child = offload.spawn(lambda: repr(sum(state["pods"])).encode() + b"|" + b"x" * 3_000_000)
+    state["pods"].clear()  # the parent folds on at once
+    state["pods"].append(-1)
+    got = await child.result()
+    head, _, tail = got.partition(b"|")
+    assert int(head) == sum(range(100_000))
+    assert len(tail) == 3_000_000, "bytes beyond a pipe's buffer come back whole"
+
+
+async def test_a_child_that_raises_is_reported_as_failed() -> None:
+    def boom() -> bytes:
+        raise ValueError("cannot encode")
+
+    with pytest.raises(offload.ChildFailed, match="status"):
+        await offload.spawn(boom).result()
+
+
+async def test_the_child_holds_none_of_the_parents_sockets() -> None:
+    # A killed worker's child must not keep its metrics port bound while a new worker starts.
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        fd = s.fileno()
+
+        def probe() -> bytes:
+            try:
+                os.fstat(fd)
+            except OSError:
+                return b"closed"
+            return b"open"
+
+        assert await offload.spawn(probe).result() == b"closed"
