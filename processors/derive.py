@@ -342,7 +342,7 @@ class PartitionDeriver:
         dirty, state = self._resume_dirty[cluster], self.folds[cluster].state
         hashes = self.touched[cluster].hashes
         for kind, id in dirty:
-            hashes.update(entity_hashes(kind, id, state.entity(kind, id)))
+            hashes.update(entity_hashes(kind, id, state.entity_read(kind, id)))
         dirty.clear()
 
     def end_restore(self) -> None:
@@ -546,7 +546,7 @@ class PartitionDeriver:
         for kind, id in state.take_dirty():
             pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
             if hashes is not None:
-                hashes.update(entity_hashes(kind, id, state.entity(kind, id)))
+                hashes.update(entity_hashes(kind, id, state.entity_read(kind, id)))
 
     def _close_block(self, cluster: str, state: ClusterState, acc: Accumulator, carried: dict[bytes, Pending]) -> None:
         """Close the cluster's block at the record just folded: its dirty set so far goes into the

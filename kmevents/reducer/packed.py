@@ -334,6 +334,16 @@ def _canonical(table: dict[str, Any], v: Any) -> bytes:
     return v if v[0] == _JSON else table.codec.decompress(v)  # type: ignore[attr-defined]
 
 
+def value_of(table: dict[str, Any], key: str) -> Any:
+    """``table[key]`` for a reader (None when absent): a resting value decoded without being
+    kept, so the next :func:`pack` does not encode it again; a hot or plain one as it is
+    (live: do not mutate it)."""
+    v = dict.get(table, key)
+    if type(v) is bytes and type(table) is PackedTable:
+        return table._decode(v)
+    return v
+
+
 def packed_bytes(table: dict[str, Any], key: str) -> bytes | None:
     """The canonical bytes of ``table[key]`` (None when absent), encoding a hot or plain value."""
     v = dict.get(table, key)

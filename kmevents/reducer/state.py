@@ -20,7 +20,13 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from kmevents.reducer.aggregates import materialize
-from kmevents.reducer.packed import PackedTable, condition_counts, conditions, packed_bytes
+from kmevents.reducer.packed import (
+    PackedTable,
+    condition_counts,
+    conditions,
+    packed_bytes,
+    value_of,
+)
 from kmevents.reducer.retention import RECENT, RETAINED_KINDS, Retention, new_indexes
 
 #: Version of the fold logic. Checkpoints and snapshots record it; bump it
@@ -151,6 +157,14 @@ class ClusterState:
         if self._stale:
             materialize(self)
         return self._tables[kind].get(id)
+
+    def entity_read(self, kind: str, id: str) -> dict[str, Any] | None:
+        """``entity`` for a reader outside the fold: a packed entity at rest is decoded without
+        being kept hot, so the fold's next pack does not encode and compress it again (the
+        worker reads every changed entity after its batch, for the touched-entity index)."""
+        if self._stale:
+            materialize(self)
+        return value_of(self._tables[kind], id)
 
     def peek(self, kind: str, id: str) -> dict[str, Any] | None:
         """``entity`` without bringing agent and role totals up to date: the value itself for

@@ -137,6 +137,22 @@ def test_readers_decode_without_keeping() -> None:
     assert frozen["a"] == {"x": 1} and frozen.hot_count == 0
 
 
+def test_a_reader_outside_the_fold_leaves_a_resting_entity_at_rest() -> None:
+    # the worker reads every changed entity after its batch (touched-entity index); read through
+    # entity(), a resting pod became hot and the next pack encoded and compressed it again
+    st = ClusterState.empty("c1")
+    for i, ev in enumerate(generate("c1", 3, 1500, agents=4)):
+        apply(st, ev, partition=0, offset=i)
+    pack(st.pods)
+    pid = next(iter(dict.keys(st.pods)))
+    assert st.pods.hot_count == 0 and type(dict.get(st.pods, pid)) is bytes
+    assert st.entity_read("pod", pid) == orjson.loads(st.entity_bytes("pod", pid) or b"null")
+    assert st.pods.hot_count == 0 and type(dict.get(st.pods, pid)) is bytes
+    assert st.entity_read("pod", "no/such") is None
+    st.entity("pod", pid)  # the fold's read keeps it, to be mutated in place
+    assert st.pods.hot_count == 1
+
+
 def test_a_tables_conditions_follow_its_values_and_are_read_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     from kmevents.reducer.packed import conditions
 
