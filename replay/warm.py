@@ -165,7 +165,9 @@ class StateCache:
         """Keep ``value`` (a finished read whose state is ``state``) for a repeated read."""
         if self.results <= 0:
             return False
-        return self._add(("result", *key), _Entry(state, None, value), self._bytes_of(state))
+        # a state kept already (a held one, most often) adds no bytes: no estimate to make
+        nbytes = 0 if id(state) in self._refs else self._bytes_of(state)
+        return self._add(("result", *key), _Entry(state, None, value), nbytes)
 
     def _bytes_of(self, st: ClusterState) -> int:
         ref = self._refs.get(id(st))
