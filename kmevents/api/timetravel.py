@@ -41,6 +41,7 @@ from kmevents.adapters import kafka as kafka_adapter
 from kmevents.api.admission import Gate
 from kmevents.reducer import REDUCER_VERSION, ClusterState
 from kmevents.replay import warm
+from kmevents.replay.collector import COLLECTOR
 from kmevents.replay.engine import BadTarget, Replayed, Target, replay, resolve_end
 from kmevents.replay.sources import KafkaSource
 from kmevents.settings import Settings
@@ -294,21 +295,9 @@ class TimeTravel:
                 hit = self.states.result(key)
                 if hit is not None:
                     return hit
-                self.last_timing = timing
-                held = self.states.exact(cluster, partition, end) if target.at is None else None
-                if held is not None:  # nothing to fold: no gate to pass
-                    r = Replayed(held.state, cluster, partition, target, end, held.chain,
-                                 last=held.last, from_snapshot=held.snapshot, source=src.name)
-                elif target.at is None:
-                    async with self.gates[self.lane(cluster, partition, end)].slot():
-                        r = await self._prefix(src, cluster, partition, end)
-                else:
-                    async with self.gates["cold"].slot():
-                        r = await replay(src, cluster, target, snapshots=_HeldStore(self, cluster, partition),
-                                         progress=False, label="api")
-                        r.state.freeze()
-                r.target = target
-                self.replays += 1
+                with COLLECTOR.reading():
+                    r = await self._replay(src, cluster, partition, target, end, timing)
+                COLLECTOR.read_done()
                 self.states.put_result(key, r, r.state)
         finally:
             lock, users = self.locks[key]
@@ -316,4 +305,24 @@ class TimeTravel:
                 self.locks[key] = (lock, users - 1)
             else:
                 del self.locks[key]
+        return r
+
+    async def _replay(self, src: KafkaSource, cluster: str, partition: int, target: Target, end: int,
+                      timing: dict[str, float]) -> Replayed:
+        """The state at ``target`` (resolved to ``end``), from held states or snapshots."""
+        self.last_timing = timing
+        held = self.states.exact(cluster, partition, end) if target.at is None else None
+        if held is not None:  # nothing to fold: no gate to pass
+            r = Replayed(held.state, cluster, partition, target, end, held.chain,
+                         last=held.last, from_snapshot=held.snapshot, source=src.name)
+        elif target.at is None:
+            async with self.gates[self.lane(cluster, partition, end)].slot():
+                r = await self._prefix(src, cluster, partition, end)
+        else:
+            async with self.gates["cold"].slot():
+                r = await replay(src, cluster, target, snapshots=_HeldStore(self, cluster, partition),
+                                 progress=False, label="api")
+                r.state.freeze()
+        r.target = target
+        self.replays += 1
         return r

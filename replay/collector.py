@@ -1,0 +1,123 @@
+"""The cyclic garbage collector in a long-lived reader that holds large states (the API).
+
+Measured on the large profile's quick size (300k events, ~10 held states; BENCHMARKS.md,
+"The API's warm point-in-time path"): Python's full collections came back every second or
+third point-in-time read, because each read builds a state of millions of objects that live
+on, and each pass walked every held state: 0.35-0.45 s a pass, a third of the reads' time
+(1-2 s a pass at the full size, where one state is ~300 MiB). The passes found nothing:
+held states are plain data without reference cycles, and no cyclic garbage was left after
+80 reads. But a full pass is also what lets the C allocator give back the memory of evicted
+states (with ``malloc_trim``; without full passes the process kept ~1.25 GiB instead of
+~0.9, and a trim alone returned nothing).
+
+So, while a read runs (:meth:`Collector.reading`), the oldest generation's threshold is
+raised: no automatic full pass; the young generations are collected as usual. Full passes
+happen on this module's schedule instead (:meth:`Collector.read_done`): once the process has
+been idle for ``IDLE_SECONDS`` after ``SWEEP_EVERY`` reads, and unconditionally after
+``FORCE_EVERY`` reads (so a process never idle is still swept); each is followed by
+``malloc_trim`` where the C library has it (glibc).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import gc
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+log = logging.getLogger("kmevents.replay.collector")
+
+#: the oldest generation's threshold while a read runs (Python's default is 10)
+READ_GEN2_THRESHOLD = 1000
+#: reads after which a full pass is due at the next idle moment
+SWEEP_EVERY = 8
+#: reads after which a full pass runs at the end of a read, idle or not
+FORCE_EVERY = 64
+#: seconds without a read before a due pass runs
+IDLE_SECONDS = 0.5
+
+
+def _trimmer() -> Callable[[], object]:
+    """``malloc_trim(0)`` of the C library, or a no-op where there is none (not glibc)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
+class Collector:
+    """One process's policy (the collector's thresholds are the process's): see the module docstring."""
+
+    def __init__(self) -> None:
+        self.running = 0  # reads inside ``reading``
+        self.since_sweep = 0  # reads done since the last full pass
+        self.sweeps = 0
+        self.sweep_seconds = 0.0
+        self.last_read = 0.0
+        self._saved: tuple[int, int, int] | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._idle_loop: asyncio.AbstractEventLoop | None = None
+        self._trim = _trimmer()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """No automatic full collection while any read is inside."""
+        if self.running == 0:
+            self._saved = gc.get_threshold()
+            gc.set_threshold(self._saved[0], self._saved[1], max(self._saved[2], READ_GEN2_THRESHOLD))
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self.last_read = time.monotonic()
+            if self.running == 0 and self._saved is not None:
+                gc.set_threshold(*self._saved)
+
+    def read_done(self) -> None:
+        """Count a read; sweep now when ``FORCE_EVERY`` are due, else once idle."""
+        self.since_sweep += 1
+        if self.since_sweep >= FORCE_EVERY:
+            self.sweep()
+        elif self.since_sweep >= SWEEP_EVERY:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no running loop: a later read schedules it
+                return
+            if self._idle is None or self._idle_loop is not loop:  # none yet, or on a loop now gone
+                self._idle_loop = loop
+                self._idle = loop.call_later(IDLE_SECONDS, self._when_idle)
+
+    def _when_idle(self) -> None:
+        self._idle = None
+        if self.since_sweep < SWEEP_EVERY:
+            return
+        quiet = time.monotonic() - self.last_read
+        if self.running or quiet < IDLE_SECONDS:
+            self._idle = asyncio.get_running_loop().call_later(IDLE_SECONDS - quiet if not self.running
+                                                               else IDLE_SECONDS, self._when_idle)
+            return
+        self.sweep()
+
+    def sweep(self) -> None:
+        """A full collection and the allocator's trim, now."""
+        t = time.perf_counter()
+        found = gc.collect()
+        self._trim()
+        took = time.perf_counter() - t
+        self.sweeps += 1
+        self.sweep_seconds += took
+        self.since_sweep = 0
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        log.debug("full collection", extra={"unreachable": found, "seconds": round(took, 3)})
+
+
+#: The process's collector policy (there is one collector per process).
+COLLECTOR = Collector()

@@ -1,0 +1,100 @@
+"""The API's collector policy (replay/collector.py): no automatic full collection while a
+read runs, the thresholds restored after the last one, and full passes on its own schedule
+(idle after SWEEP_EVERY reads, at once after FORCE_EVERY) that do collect cyclic garbage."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+
+import pytest
+from kmevents.replay import collector
+from kmevents.replay.collector import Collector
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_reads_raise_the_oldest_generations_threshold_and_the_last_one_out_restores_it() -> None:
+    saved = gc.get_threshold()
+    c = Collector()
+    try:
+        with c.reading():
+            assert gc.get_threshold()[2] == max(saved[2], collector.READ_GEN2_THRESHOLD)
+            assert gc.get_threshold()[:2] == saved[:2]  # the young generations as usual
+            with c.reading():  # a second read at once (the API's reads are concurrent)
+                pass
+            assert gc.get_threshold()[2] == max(saved[2], collector.READ_GEN2_THRESHOLD)
+        assert gc.get_threshold() == saved
+        with pytest.raises(RuntimeError), c.reading():
+            raise RuntimeError("a failed read")
+        assert gc.get_threshold() == saved and c.running == 0
+    finally:
+        gc.set_threshold(*saved)
+
+
+def test_a_sweep_collects_cyclic_garbage_and_resets_the_count() -> None:
+    c = Collector()
+    ref = weakref.ref(_Cycle())
+    gc.disable()
+    try:
+        assert ref() is not None  # only a full collection frees a cycle here
+        c.since_sweep = 5
+        c.sweep()
+        assert ref() is None and c.sweeps == 1 and c.since_sweep == 0
+    finally:
+        gc.enable()
+
+
+def test_forced_after_force_every_reads_without_a_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collector, "FORCE_EVERY", 3)
+    monkeypatch.setattr(collector, "SWEEP_EVERY", 100)
+    c = Collector()
+    c.read_done()
+    c.read_done()
+    assert c.sweeps == 0
+    c.read_done()
+    assert c.sweeps == 1 and c.since_sweep == 0
+
+
+def test_a_due_sweep_waits_for_an_idle_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collector, "SWEEP_EVERY", 2)
+    monkeypatch.setattr(collector, "FORCE_EVERY", 100)
+    monkeypatch.setattr(collector, "IDLE_SECONDS", 0.05)
+    c = Collector()
+
+    async def main() -> None:
+        for _ in range(2):
+            with c.reading():
+                await asyncio.sleep(0)
+            c.read_done()
+        with c.reading():  # a read still running when the sweep comes due: it waits
+            await asyncio.sleep(0.12)
+            assert c.sweeps == 0
+        await asyncio.sleep(0.03)
+        assert c.sweeps == 0  # not idle long enough yet
+        await asyncio.sleep(0.12)
+        assert c.sweeps == 1 and c.since_sweep == 0
+
+    asyncio.run(main())
+
+
+def test_a_sweep_due_on_a_loop_that_ended_is_scheduled_again_on_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collector, "SWEEP_EVERY", 1)
+    monkeypatch.setattr(collector, "FORCE_EVERY", 100)
+    monkeypatch.setattr(collector, "IDLE_SECONDS", 0.01)
+    c = Collector()
+
+    async def one_read(wait: float) -> None:
+        with c.reading():
+            pass
+        c.read_done()
+        await asyncio.sleep(wait)
+
+    asyncio.run(one_read(0))  # the loop ends before the sweep is idle: it never runs there
+    assert c.sweeps == 0
+    asyncio.run(one_read(0.1))
+    assert c.sweeps == 1
