@@ -22,8 +22,10 @@ import pytest
 from kmevents.processors.worker import DeriveWorker
 from kmevents.replay.verify import verify
 
+from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.settings import ApiToken, Settings
+from kmevents.store.snapshots import index_entries
 from tests.hostile import raw_records
 from tests.integration.test_ingest_api import Server
 from tests.integration.test_processors import (
@@ -76,9 +78,14 @@ def test_the_worker_folds_past_every_hostile_record_and_a_restart_resumes(logged
     s = logged.s
 
     async def scenario() -> None:
-        first = await run_worker_until_caught_up(s, snapshot_every_events=150)
+        # batches of 100 records: snapshots at several checkpoints (a batch takes each due one
+        # once, at its end), the newest after the hostile records
+        first = await run_worker_until_caught_up(s, snapshot_every_events=150, max_records=100)
         assert first.stats.dead_letters == logged.undecodable + logged.unkeyed
         assert first.stats.snapshots >= 2, "a snapshot after the hostile records is what the restart loads"
+        async with etcd_adapter.client(s.etcd) as c:
+            offsets = [int(e["offset"]) for e in await index_entries(s, c, s.cluster)]
+        assert max(offsets) > logged.last_hostile, offsets
         await ingest_sim(s, s.cluster, 200, seed=3)
         again = DeriveWorker(s, group_id=f"restart-{s.cluster}")
         await again.start()
