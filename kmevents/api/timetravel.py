@@ -17,7 +17,9 @@ replays fold at once per gate (``admission.py``: ``cold`` from a snapshot,
 ``admission.Busy`` (429, or 503 after ``api.replay_queue_seconds`` in the queue).
 A read whose state is held at its exact offset, or a repeated read, passes no
 gate. Peak memory is therefore about the budget, plus one state per running
-replay, plus the record cache (``api.replay_record_cache_mib``).
+replay, plus the record cache (``api.replay_record_cache_mib``), plus what the C
+allocator keeps between the collector's full passes (replay/collector.py: none while
+a read runs, one when the process is idle after 8 reads or after 64 in any case).
 
 A warm API process also keeps (replay/warm.py, all bounded): one open Kafka
 consumer per partition read (events and snapshots topics), the raw records
