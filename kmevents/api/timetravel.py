@@ -156,9 +156,7 @@ class TimeTravel:
                 if h is None and is_delta(entry):
                     # a fork of its base's held state (loaded and held first if need be): the
                     # base's entities are shared, and the cache charges them once (warm.StateCache)
-                    base_off = int(entry["base"])
-                    base_entry = next((e for e in await self.snapshots.entries(cluster)
-                                       if int(e["offset"]) == base_off and not is_delta(e)), None)
+                    base_entry = await self.snapshots.base_entry(entry)
                     base = None if base_entry is None else await self.held_snapshot(cluster, partition, base_entry)
                     if base is None:
                         return None

@@ -62,11 +62,15 @@ def estimate_bytes(st: ClusterState, base: ClusterState | None = None) -> int:
             held += _dict_bytes([dict.__getitem__(t, k) for k in hot]) * n_hot // len(hot)
             n -= n_hot
         step = max(1, n // SAMPLE)
-        sizes = [len(v) + PACKED_OVERHEAD if type(v) is bytes else _dict_bytes([v])
-                 for v in itertools.islice(dict.values(t), 0, None, step)]
+        sizes = [_value_bytes(v) for v in itertools.islice(dict.values(t), 0, None, step)]
         held += sum(sizes) * n // len(sizes)
     keys = len(st._seen_new) + len(st._seen_old) + sum(len(i) for i in st._terminal.values())
     return held + BYTES_PER_KEY * keys + 4096
+
+
+def _value_bytes(v: Any) -> int:
+    """One table value's estimate: packed bytes and their overhead, or a dict's JSON size."""
+    return len(v) + PACKED_OVERHEAD if type(v) is bytes else _dict_bytes([v])
 
 
 def _dict_bytes(values: list[Any]) -> int:
@@ -92,7 +96,7 @@ def _own_bytes(st: ClusterState, base: ClusterState) -> int:
             continue
         step = max(1, len(mine) // SAMPLE)
         sample = mine[::step]
-        sizes = [len(v) + PACKED_OVERHEAD if type(v) is bytes else _dict_bytes([v]) for v in sample]
+        sizes = [_value_bytes(v) for v in sample]
         own += sum(sizes) * len(mine) // len(sample)
     keys = len(st._seen_new) + sum(len(i) for i in st._terminal.values())
     if st._seen_old is not base._seen_old:  # shared by a fork until its window rotates

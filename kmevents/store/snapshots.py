@@ -262,16 +262,22 @@ class Snapshots:
         cluster, base_off = str(entry["cluster"]), int(entry["base"])
         held = self._held_base
         if held is None or held[0] != cluster or held[1] != base_off:
-            base_entry = next((e for e in await self.entries(cluster)
-                               if int(e["offset"]) == base_off and not is_delta(e)), None)
+            base_entry = await self.base_entry(entry)
             if base_entry is None:
-                log.warning("snapshot delta without its base", extra={"offset": entry.get("offset"), "base": base_off})
                 return None
             base = await self.load(base_entry)
             if base is None:
                 return None
             self._held_base = held = (cluster, base_off, base.freeze())
         return await self.delta_onto(held[2].fork(), entry)
+
+    async def base_entry(self, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """The index entry of delta ``entry``'s base (a full snapshot), or None (logged)."""
+        cluster, base_off = str(entry["cluster"]), int(entry["base"])
+        found = next((e for e in await self.entries(cluster) if int(e["offset"]) == base_off and not is_delta(e)), None)
+        if found is None:
+            log.warning("snapshot delta without its base", extra={"offset": entry.get("offset"), "base": base_off})
+        return found
 
     async def delta_onto(self, base: ClusterState, entry: dict[str, Any]) -> ClusterState | None:
         """The state of delta ``entry``, made from ``base`` (a fork of the state of its base
