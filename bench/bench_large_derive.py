@@ -13,8 +13,10 @@ partition on a temporary native stack (``bench/_stack.py``).
 - etcd: the live state's bytes (keys + values under the prefix) against etcd's
   database size, as left by the run and after a compaction at the current revision
   and a defragmentation (what periodic auto-compaction converges to);
-- verify: ``kmevents verify --full`` and then an incremental ``kmevents verify`` as
-  child processes: wall time and peak RSS;
+- verify: ``kmevents verify --full --jobs 1`` (one process, the same-run baseline),
+  ``kmevents verify --full`` (split over processes by default) and then an incremental
+  ``kmevents verify``, as child processes: wall time, the largest process's peak RSS and
+  the whole process tree's;
 - point in time: cold ``kmevents state --offset N`` children (the summary) at random
   offsets and at one just before a full snapshot (the farthest from it);
 - warm point in time: the API's path (``TimeTravel.state``) in this process, at random
@@ -33,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from bench._peak import run_kmevents
+from bench._peak import run_kmevents, run_kmevents_tree
 from bench._stack import running_stack
 from bench.bench_derive import _fresh, derive_until
 from bench.bench_replay import _result, _vmhwm_mib
@@ -79,13 +81,22 @@ async def _live_bytes(s: Settings) -> tuple[int, int]:
     return keys, size
 
 
-def _child(s: Settings, *argv: str) -> tuple[float, float, str]:
-    """``kmevents ARGV`` against the stack: wall seconds, its own peak RSS (MiB), stdout."""
-    return run_kmevents(list(argv), {
+def _env(s: Settings) -> dict[str, str]:
+    return {
         "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
         "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
         "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
-        "KMEVENTS_CLUSTER": s.cluster})
+        "KMEVENTS_CLUSTER": s.cluster}
+
+
+def _child(s: Settings, *argv: str) -> tuple[float, float, str]:
+    """``kmevents ARGV`` against the stack: wall seconds, its own peak RSS (MiB), stdout."""
+    return run_kmevents(list(argv), _env(s))
+
+
+def _child_tree(s: Settings, *argv: str) -> tuple[float, float, float, str]:
+    """:func:`_child` with the peak RSS of its whole process tree (MiB) before stdout."""
+    return run_kmevents_tree(list(argv), _env(s))
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
@@ -121,10 +132,17 @@ def run(quick: bool) -> list[dict[str, Any]]:
                            f"{keys:,} keys, {live / 2**20:.0f} MiB of keys + values; database "
                            f"{db / 2**20:.0f} MiB as the run left it (revision {rev:,}), {db_after / 2**20:.0f} MiB "
                            "after compacting at the current revision and defragmenting"))
-        wall, rss, text = _child(s, "verify", "--cluster", s.cluster, "--full", "--format", "json")
+        one, one_rss, one_tree, text = _child_tree(s, "verify", "--cluster", s.cluster, "--full", "--jobs", "1",
+                                                   "--format", "json")
+        one_clean = json.loads(text).get("clean")
+        wall, rss, tree, text = _child_tree(s, "verify", "--cluster", s.cluster, "--full", "--format", "json")
         rep = json.loads(text)
-        out.append(_result("kmevents verify --full (child process), wall", wall, "s", "<= 60 s and <= 1 GiB",
-                           wall <= 60 and rss <= 1024, f"peak RSS {rss:.0f} MiB; clean={rep.get('clean')}"))
+        out.append(_result("kmevents verify --full (child process, split over processes by default), wall", wall, "s",
+                           "<= 60 s and <= 1 GiB", wall <= 60 and tree <= 1024,
+                           f"segments {rep.get('segments')}; peak RSS {rss:.0f} MiB the largest process, "
+                           f"{tree:.0f} MiB the whole process tree; clean={rep.get('clean')}; "
+                           f"one process (--jobs 1): {one:.1f} s, {one_rss:.0f} MiB (tree {one_tree:.0f}), "
+                           f"clean={one_clean}", "verify --full --jobs 1, same run (s)", one))
         wall2, rss2, text2 = _child(s, "verify", "--cluster", s.cluster, "--format", "json")
         out.append(_result("kmevents verify, incremental after the full run, wall", wall2, "s", "(the fold is not "
                            "repeated)", None, f"peak RSS {rss2:.0f} MiB; "

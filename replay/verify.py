@@ -89,6 +89,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     #: records in the log the fold could not use, by outcome (the worker dead-letters them)
     unfolded: dict[str, int] = field(default_factory=dict)
+    #: cluster -> processes its fold from the start was split over (verify_split.py), when it was
+    segments: dict[str, int] = field(default_factory=dict)
 
     @property
     def drift(self) -> list[Finding]:
@@ -107,7 +109,7 @@ class Report:
                 "checkpoints": self.checkpoints, "snapshots_checked": self.snapshots_checked,
                 "deltas_by_changes": self.deltas_by_changes, "anchors_checked": self.anchors_checked, "annotations": dict(sorted(self.annotations.items())),
                 "unfolded_records": dict(sorted(self.unfolded.items())),
-                "folded_from": self.resumed_from, "notes": self.notes,
+                "folded_from": self.resumed_from, "segments": self.segments, "notes": self.notes,
                 "drift": [f.as_dict() for f in self.drift],
                 "other_findings": [f.as_dict() for f in self.findings if f.kind not in DRIFT_KINDS],
                 "chain_heads": self.heads}
@@ -146,6 +148,12 @@ class Checks:
     #: records up to S are only hashed into the chain (whose head at S must be the recorded
     #: one, else :class:`ResumeRefused`); the fold starts from the state at S.
     resume: tuple[int, str, ClusterState] | None = None
+    #: a segment of a split verify (``verify_split.py``): ``(offset B, chain head at B, the state
+    #: of the stored full snapshot at B)``; records up to B are not read at all (another segment
+    #: checks that snapshot equal to the fold from the start, and the chain up to it)
+    begin: tuple[int, str, ClusterState] | None = None
+    #: read no record past this offset (a segment's end)
+    until: int | None = None
 
 
 class ResumeRefused(Exception):
@@ -189,12 +197,23 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
     chain (no decoding), and the fold starts from the resumed state after it.
     """
     first, last = await src.covers()
+    if checks.until is not None:
+        last = min(last, checks.until)
     resume_at = checks.resume[0] if checks.resume is not None else -1
-    st = ClusterState.empty(cluster)
-    fold = Fold(st, await src.chain_start(), partition=src.partition)
-    stops = sorted({o for o in ([checks.checkpoint_offset] if checks.checkpoint_offset is not None else [])}
+    if checks.begin is not None:
+        begin_at, begin_head, st = checks.begin
+        fold = Fold(st, begin_head, partition=src.partition)
+        st.take_dirty()
+        st.mark_base(begin_at)  # the deltas based on that full snapshot are checked by their changes
+        first = begin_at + 1
+    else:
+        begin_at = -1
+        st = ClusterState.empty(cluster)
+        fold = Fold(st, await src.chain_start(), partition=src.partition)
+    stops = sorted(o for o in ({checks.checkpoint_offset} if checks.checkpoint_offset is not None else set())
                    | {int(e["offset"]) for e in checks.snapshot_entries} | set(checks.anchor_offsets)
-                   | ({resume_at} if resume_at >= 0 else set()))
+                   | ({resume_at} if resume_at >= 0 else set())
+                   if begin_at < o and (checks.until is None or o <= checks.until))
     snaps = {int(e["offset"]): e for e in checks.snapshot_entries}
     res = PassResult({}, None, {}, {}, None, None, None, 0, Counter())
     fold.annotations = res.annotations
@@ -202,7 +221,7 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
     ahead_pending = checks.checkpoint_offset is not None
     # Snapshot contents can be compared when the fold is exact: it began at offset 0, or at a
     # verified snapshot; those at or before the resume point were compared by an earlier run.
-    exact = first == 0 or checks.resume is not None
+    exact = first == 0 or checks.resume is not None or checks.begin is not None
 
     async def reach(off: int) -> None:
         """Everything at or before ``off`` is folded: record what the checks at ``off`` need."""
@@ -377,7 +396,7 @@ async def compare_state(report: Report, cluster: str, c: etcd_adapter.EtcdClient
 
 async def verify(settings: Settings, clusters: list[str] | None = None, *, source: Source | None = None,
                  topic: str | None = None, anchors: list[dict[str, Any]] | None = None,
-                 check_snapshots: bool = True, full: bool = False) -> Report:
+                 check_snapshots: bool = True, full: bool = False, jobs: int = 0) -> Report:
     """Verify the named clusters (default: every cluster of the live checkpoints).
 
     ``source`` replaces the cluster's partition of the events topic (an
@@ -387,6 +406,9 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
     checked equal to its own fold (``kmevents.store.verified``): the chain is still followed
     from the start of the log, only the fold is not repeated. A clean run records its newest
     such snapshot for the next.
+
+    A fold from the start is split over ``jobs`` processes at the worker's full snapshots
+    (``verify_split.py``; 0: one per core for a long enough log, 1: never).
     """
     report = Report()
     prefix = settings.etcd.prefix
@@ -431,8 +453,12 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                             keep_state=not older)
             if not full and not older and ckpt is not None and source is None and topic is None:
                 checks.resume = await _resume_point(c, prefix, gen, cluster, entries, store, ckpt.offset)
+            res = None
+            if checks.resume is None and source is None and not older and jobs != 1:
+                res = await _split(report, settings, src, cluster, gen, store, checks, jobs)
             try:
-                res = await fold_pass(src, cluster, checks)
+                if res is None:
+                    res = await fold_pass(src, cluster, checks)
             except ResumeRefused as exc:
                 report.notes.append(f"{cluster}: {exc}; verified from the start instead")
                 checks.resume = None
@@ -458,6 +484,28 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                                            chain=str(res.head_at[best]), checkpoint_offset=ckpt.offset,
                                            reducer_version=REDUCER_VERSION)
     return report
+
+
+async def _split(report: Report, settings: Settings, src: Source, cluster: str, gen: str, store: SnapshotStore,
+                 checks: Checks, jobs: int) -> PassResult | None:
+    """The fold from the start split over processes, when the log is long enough and has full
+    snapshots to cut it at (None: fold in this process)."""
+    from kmevents.replay import verify_split
+
+    if checks.checkpoint_offset is None or not isinstance(src, KafkaSource) or await src.chain_start() is None:
+        return None
+    first, _ = await src.covers()
+    n = jobs or verify_split.default_jobs(checks.checkpoint_offset - first)
+    at = verify_split.cuts(checks.snapshot_entries, first, checks.checkpoint_offset, n)
+    if not at:
+        return None
+    res = await verify_split.split_pass(settings, src, cluster, gen, store, checks, at)
+    if res is None:
+        report.notes.append(f"{cluster}: a full snapshot the fold was split at ({', '.join(str(e['offset']) for e in at)}) "
+                            "did not verify; folded from the start in one process instead")
+    else:
+        report.segments[cluster] = len(at) + 1
+    return res
 
 
 async def _resume_point(c: etcd_adapter.EtcdClient, prefix: str, gen: str, cluster: str,

@@ -1,0 +1,152 @@
+"""A fold from the start of the log, split over processes (``kmevents verify --jobs N``).
+
+A verify that folds the whole log (``--full``, or the first run) is one fold on one core: at
+the large profile 1.5 million records, a minute of CPU before any snapshot is compared. The
+worker's full snapshots cut the log into pieces that can be checked side by side, each by
+its own process (``spawn``: a fresh interpreter, nothing forked from this one's gRPC or
+Kafka clients):
+
+- the log is cut at ``jobs - 1`` full snapshots ``S1 < S2 < ...`` before the checkpoint,
+  about evenly;
+- segment 0 folds from the start of the log to S1, checking every snapshot, delta and
+  anchor on the way, S1 included: its content equal to the fold and its chain head equal to
+  the log's chain there;
+- segment i folds from the *stored* state of Si, with the chain head its index entry
+  records, to S(i+1) (the last one to the end of the log, with the comparison against etcd
+  at the checkpoint: it runs in this process, the others in children);
+- the result is the one-process fold's **only if every cut verified**: Si equal to the fold
+  of segment i-1 and the log's chain there equal to the entry's. Then the fold from Si is
+  the fold from the start (the state is the same), and the chain is followed end to end
+  (each segment's starts where the previous one's was checked). When a cut did not verify
+  (a damaged or differing snapshot), the segments after it proved nothing: :func:`split_pass`
+  returns None and the caller folds the whole log in one process, which reports the snapshot.
+
+Memory: every process holds one state of the cluster (the parent also the state at the
+checkpoint while it compares etcd), so the peak of the whole run is about ``jobs`` times a
+one-process verify's fold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from kmevents.replay.sources import KafkaSource
+from kmevents.replay.verify import Checks, PassResult, fold_pass
+
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.reducer import REDUCER_VERSION
+from kmevents.settings import Settings
+from kmevents.store.snapshots import SnapshotStore, is_delta
+
+#: The fewest offsets a segment should span: below that, starting a process and loading a
+#: state costs more than the fold it takes off the parent (a state loads in ~1 s at the large
+#: profile, and the fold runs at ~20-40k records a second).
+SEGMENT_MIN_OFFSETS = 150_000
+#: At most this many processes by default (``--jobs`` may ask for more).
+MAX_DEFAULT_JOBS = 4
+
+
+def default_jobs(span: int) -> int:
+    """Processes for a fold over ``span`` offsets: one per core, one per ``SEGMENT_MIN_OFFSETS``."""
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_JOBS, span // SEGMENT_MIN_OFFSETS))
+
+
+def cuts(entries: list[dict[str, Any]], first: int, checkpoint: int, jobs: int) -> list[dict[str, Any]]:
+    """The full snapshots to cut the log at (offsets strictly between ``first`` and
+    ``checkpoint``, of this reducer version, with a chain head): the one nearest each
+    ``first + i * span / jobs``, sorted, each at most once (fewer cuts when there are fewer
+    snapshots)."""
+    fulls = sorted((e for e in entries if not is_delta(e) and e.get("chain")
+                    and int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION
+                    and first < int(e["offset"]) < checkpoint), key=lambda e: int(e["offset"]))
+    if jobs < 2 or not fulls:
+        return []
+    span = checkpoint - first
+    chosen: dict[int, dict[str, Any]] = {}
+    for i in range(1, jobs):
+        aim = first + span * i // jobs
+        best = min(fulls, key=lambda e: abs(int(e["offset"]) - aim))
+        chosen[int(best["offset"])] = best
+    return [chosen[o] for o in sorted(chosen)]
+
+
+def _plain(res: PassResult) -> dict[str, Any]:
+    """What the parent needs of a child's pass (no state: it stays in the child)."""
+    return {"head_at": res.head_at, "snapshot_mismatch": res.snapshot_mismatch,
+            "snapshots_equal": res.snapshots_equal, "deltas_by_changes": res.deltas_by_changes,
+            "records": res.records, "annotations": dict(res.annotations), "bad": res.bad}
+
+
+def _segment_child(settings: Settings, topic: str, partition: int, cluster: str, generation: str,
+                   begin: dict[str, Any] | None, until: int, entries: list[dict[str, Any]],
+                   anchor_offsets: set[int]) -> dict[str, Any]:
+    """One segment in a child process (its own event loop, etcd client and Kafka consumer)."""
+    return asyncio.run(_segment(settings, topic, partition, cluster, generation, begin, until, entries,
+                                anchor_offsets))
+
+
+async def _segment(settings: Settings, topic: str, partition: int, cluster: str, generation: str,
+                   begin: dict[str, Any] | None, until: int, entries: list[dict[str, Any]],
+                   anchor_offsets: set[int]) -> dict[str, Any]:
+    async with etcd_adapter.client(settings.etcd) as c:
+        store = SnapshotStore(settings, c, generation)
+        checks = Checks(snapshot_entries=entries, snapshots=store, anchor_offsets=anchor_offsets,
+                        keep_state=False, until=until)
+        if begin is not None:
+            st = await store.load(begin)
+            if st is None:
+                return {"unusable": int(begin["offset"])}
+            checks.begin = (int(begin["offset"]), str(begin["chain"]), st)
+        res = await fold_pass(KafkaSource(settings.kafka, topic, partition, cluster), cluster, checks)
+        return _plain(res)
+
+
+async def split_pass(settings: Settings, src: KafkaSource, cluster: str, generation: str,
+                     store: SnapshotStore, checks: Checks, at: list[dict[str, Any]]) -> PassResult | None:
+    """``fold_pass(src, cluster, checks)`` cut at the full snapshots ``at`` (see the module
+    docstring); None when a cut did not verify, or its state could not be loaded here."""
+    ctx = multiprocessing.get_context("spawn")
+    starts: list[dict[str, Any] | None] = [None, *at[:-1]]
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(max_workers=len(at), mp_context=ctx) as pool:
+        children = [loop.run_in_executor(pool, _segment_child, settings, src.topic, src.read_partition, cluster,
+                                         generation, starts[i], int(at[i]["offset"]), checks.snapshot_entries,
+                                         checks.anchor_offsets)
+                    for i in range(len(at))]
+        try:
+            last = at[-1]
+            st = await store.load(last)
+            mine = None
+            if st is not None:
+                mine = await fold_pass(src, cluster, replace(checks, begin=(int(last["offset"]), str(last["chain"]), st)))
+            parts = await asyncio.gather(*children)
+        except BaseException:
+            for f in children:
+                f.cancel()
+            raise
+    if mine is None:
+        return None
+    for cut, part in zip(at, parts, strict=True):
+        off = int(cut["offset"])
+        if ("unusable" in part or off not in part["snapshots_equal"] or off in part["snapshot_mismatch"]
+                or part["head_at"].get(off) != cut["chain"]):
+            return None
+    merged_annotations: Counter[str] = Counter()
+    for part in parts:
+        mine.head_at.update(part["head_at"])
+        mine.snapshot_mismatch.update(part["snapshot_mismatch"])
+        mine.snapshots_equal.extend(part["snapshots_equal"])
+        mine.deltas_by_changes += part["deltas_by_changes"]
+        mine.records += part["records"]
+        merged_annotations.update(part["annotations"])
+        for k, v in part["bad"].items():
+            mine.bad[k] = mine.bad.get(k, 0) + v
+    mine.annotations.update(merged_annotations)
+    mine.snapshots_equal.sort()
+    return mine
