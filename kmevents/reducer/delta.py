@@ -8,14 +8,22 @@ records after the delta.
 
 The bytes are ``orjson.dumps(doc, OPT_SORT_KEYS)`` of::
 
-    {"format": "kmevents.reducer.delta/1",
+    {"format": "kmevents.reducer.delta/2",
      "base_offset": B,                     # the base snapshot's offset (its index entry's)
      "base_state_offset": b,               # the base state's own offset (its last event's)
      "cluster", "partition", "offset", "chain_hash", "reducer_version",
      "last_occurred_at", "max_occurred_at", "watermark", "recent", "seq", "retention",
      "upserts": {kind: {id: value}},       # entities created or changed since B (current values)
      "removed": {kind: [ids]},             # entities gone since B
-     "terminal": ..., "allocation": ..., "contributions": ...,   # whole, as in a snapshot
+     "allocation": ..., "contributions": ...,   # whole, as in a snapshot
+     "index_changes": {                    # the pod membership indexes' changes since B
+         "pods_by_ns": {ns: [[added ids], [removed ids]] | null},     # null: the key is gone
+         "svc_members": {service: [[added], [removed]] | null},
+         "rc_members": {rc: [[[added], [removed]], [[added], [removed]]] | null}},  # running, other
+     "indexes": {"task_id_exceptions": {...}},   # whole, as in a snapshot
+     "terminal_changes": {kind: {"drop": [ids], "tail": [[id, t], ...]}   # retention order: B's
+                                                 # without "drop", then "tail" appended
+                               | {"whole": [[id, t], ...]}},          # any other change of order
      "dedupe": {"added": digests}                         # no rotation since B: new = base new + added
             or {"rotated_once": true, "old_added": digests, "new": digests}
                                              # one rotation: old = base new + old_added
@@ -30,10 +38,18 @@ rotates (old = {a, b, c}, new = {}), then d: the delta holds ``rotated_once``,
 Everything else the fold reads is in it, so ``apply_delta(load(base), delta)``
 equals ``load(full snapshot at the delta's offset)`` byte for byte (a property test
 holds it); derived indexes are rebuilt as on a snapshot load.
+
+Format 1 (issue 17's first deltas, still loaded) held the membership indexes and the
+retention order whole, as a snapshot does: at the large profile's 164k pods that was 15 of
+a delta's 23 MB (10.5 MB of indexes, 4.3 MB of retention order) against 6 MB of changed
+entities, written every 4,000 events, sorted and encoded each time, and compared whole by
+``verify``. Format 2 holds their changes since the base (copies the state takes at
+``mark_base``), sorted, so a delta's size follows what changed.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -45,13 +61,17 @@ from kmevents.reducer.snapshot import (
     LOADABLE_VERSIONS,
     SnapshotError,
     dedupe_window,
-    indexes,
     set_aggregates,
     set_position,
+    set_totals,
 )
+from kmevents.reducer.retention import RETAINED_KINDS
 from kmevents.reducer.state import REDUCER_VERSION, ClusterState
+from kmevents.reducer.taskids import key_exceptions, rebuild_task_index
 
-FORMAT = "kmevents.reducer.delta/1"
+FORMAT = "kmevents.reducer.delta/2"
+#: Deltas with the membership indexes and retention order whole; still loaded.
+FORMAT_1 = "kmevents.reducer.delta/1"
 
 
 def delta_document(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
@@ -83,12 +103,69 @@ def delta_document(st: ClusterState, chain_hash: str | None = None) -> dict[str,
         "max_occurred_at": st.max_occurred_at or None, "watermark": st.watermark or None,
         "recent": st._recent, "seq": st._seq, "retention": st.retention.to_dict(),
         "upserts": upserts, "removed": {k: sorted(v) for k, v in removed.items()},
-        "terminal": {k: [[i, t] for i, t in idx.items()] for k, idx in st._terminal.items()},
+        "terminal_changes": {k: _order_changes(base.terminal.get(k, {}), idx) for k, idx in dict.items(st._terminal)},
         "dedupe": dedupe,
         "allocation": st._alloc,
         "contributions": {aid: list(c) for aid, c in st._contrib.items()},
-        "indexes": indexes(st),
+        "index_changes": {"pods_by_ns": _set_changes(base.pods_by_ns, st._pods_by_ns),
+                          "svc_members": _set_changes(base.svc_members, st._svc_members),
+                          "rc_members": _pair_changes(base.rc_members, st._rc_members)},
+        "indexes": {"task_id_exceptions": key_exceptions(st)},
     }
+
+
+def _set_changes(base: dict[str, set[str]], now: dict[str, set[str]]) -> dict[str, Any]:
+    """``{key: [added, removed] | None}`` of the keys whose set differs from the base's
+    (None: the key is gone). ``now`` is read through its storage (a fork's lazy table would
+    copy every value)."""
+    out: dict[str, Any] = {}
+    for key, ids in dict.items(now):
+        was = base.get(key)
+        if was is None:
+            out[key] = [sorted(ids), []]
+        elif ids != was:
+            out[key] = [sorted(ids - was), sorted(was - ids)]
+    for key in base:
+        if not dict.__contains__(now, key):
+            out[key] = None
+    return out
+
+
+def _pair_changes(base: dict[str, tuple[set[str], set[str]]],
+                  now: dict[str, tuple[set[str], set[str]]]) -> dict[str, Any]:
+    """:func:`_set_changes` for an index whose values are two sets (an RC's running and other pods)."""
+    out: dict[str, Any] = {}
+    for key, (run, other) in dict.items(now):
+        was = base.get(key)
+        if was is None:
+            out[key] = [[sorted(run), []], [sorted(other), []]]
+        elif run != was[0] or other != was[1]:
+            out[key] = [[sorted(run - was[0]), sorted(was[0] - run)], [sorted(other - was[1]), sorted(was[1] - other)]]
+    for key in base:
+        if not dict.__contains__(now, key):
+            out[key] = None
+    return out
+
+
+def _order_changes(base: dict[str, str], now: dict[str, str]) -> dict[str, Any]:
+    """A retention order (``{id: time}``, oldest first) as its change from the base's: the ids
+    gone from it and the entries appended after the rest, when that is what happened (the
+    fold appends and removes; a task renamed moves to the end); else the whole order."""
+    drop = [i for i in base if not dict.__contains__(now, i)]
+    items = list(dict.items(now))
+    keep = len(base) - len(drop)
+    if keep <= len(items):
+        gone = set(drop)
+        j = 0
+        for entry in base.items():
+            if entry[0] in gone:
+                continue
+            if items[j] != entry:
+                break
+            j += 1
+        else:
+            return {"drop": sorted(drop), "tail": [[i, t] for i, t in items[keep:]]}
+    return {"whole": [[i, t] for i, t in items]}
 
 
 def dump_delta(st: ClusterState, chain_hash: str | None = None) -> bytes:
@@ -102,7 +179,7 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise SnapshotError(f"delta is not JSON: {e}", hint="replay from the log (--no-snapshots)") from e
-    if type(doc) is not dict or doc.get("format") != FORMAT:
+    if type(doc) is not dict or doc.get("format") not in (FORMAT, FORMAT_1):
         raise SnapshotError(f"not a reducer delta (format {doc.get('format') if type(doc) is dict else None!r})",
                             hint=f"expected format {FORMAT}")
     if doc["reducer_version"] not in LOADABLE_VERSIONS:
@@ -120,6 +197,14 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
         old = base._seen_new | old_added
     else:
         old, new = dedupe_window(doc, "old", "new")
+    if doc["format"] == FORMAT:
+        # the changes' shapes are checked before the base is changed, too
+        tc = _mapping(doc, "terminal_changes")
+        # the base's orders read through their storage (a fork's lazy table would copy them)
+        terminal = {k: _ordered(dict.get(base._terminal, k), tc.get(k)) for k in RETAINED_KINDS}
+        index_changes = _mapping(doc, "index_changes")
+        changes = [(name, _checked(index_changes.get(name), pair=name == "rc_members"))
+                   for name in ("pods_by_ns", "svc_members", "rc_members")]
     st = base
     set_position(st, doc)
     for kind, values in doc["upserts"].items():
@@ -132,8 +217,85 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
             table.pop(id, None)
     st._seen_new, st._seen_old = new, old
     st._dirty = set()
-    set_aggregates(st, doc)
+    if doc["format"] == FORMAT_1:
+        set_aggregates(st, doc)
+        return st
+    set_totals(st, doc)
+    st._terminal = terminal
+    for name, ch in changes:
+        _apply_changes(getattr(st, "_" + name), ch, pair=name == "rc_members")
+    from kmevents.reducer.membership import rebuild_selectors  # it imports this module's users
+
+    rebuild_selectors(st)
+    rebuild_task_index(st, doc["indexes"]["task_id_exceptions"])
     return st
+
+
+def _damaged(what: str) -> SnapshotError:
+    return SnapshotError(f"damaged delta: {what}", hint="replay from the log (--no-snapshots)")
+
+
+def _mapping(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    v = doc.get(name)
+    if type(v) is not dict:
+        raise _damaged(f"{name!r} is not an object")
+    return v
+
+
+def _ids(v: Any) -> list[str]:
+    if type(v) is not list or not all(type(i) is str for i in v):
+        raise _damaged("an index change is not a list of ids")
+    return v
+
+
+def _checked(changes: Any, *, pair: bool) -> dict[str, Any]:
+    """Index changes of one index, their shapes checked: ``{key: None | [added, removed]}``
+    (``pair``: ``[[added, removed], [added, removed]]``)."""
+    if type(changes) is not dict:
+        raise _damaged("an index's changes are not an object")
+    for c in changes.values():
+        if c is None:
+            continue
+        halves = c if pair else [c]
+        if type(c) is not list or len(c) != 2 or any(
+                type(h) is not list or len(h) != 2 for h in halves):
+            raise _damaged("an index change is not [added, removed]")
+        for h in halves:
+            _ids(h[0])
+            _ids(h[1])
+    return changes
+
+
+def _apply_changes(table: dict[str, Any], changes: dict[str, Any], *, pair: bool) -> None:
+    """Index changes onto the state's index ``table``, through its mapping interface: a fork's
+    lazy table hands out (and keeps) a private copy of each set it changes."""
+    for key, c in changes.items():
+        if c is None:
+            table.pop(key, None)
+            continue
+        cur = table.get(key)
+        if cur is None:
+            table[key] = (set(c[0][0]), set(c[1][0])) if pair else set(c[0])
+            continue
+        for s, (added, removed) in zip(cur, c, strict=True) if pair else ((cur, c),):
+            s.difference_update(removed)
+            s.update(added)
+
+
+def _ordered(base: dict[str, str] | None, ch: Any) -> OrderedDict[str, str]:
+    """A retention order from the base's (read, not changed) and its changes since."""
+    if type(ch) is not dict:
+        raise _damaged("a retention order's changes are not an object")
+    try:
+        if "whole" in ch:
+            return OrderedDict((i, t) for i, t in ch["whole"])
+        gone = set(_ids(ch["drop"]))
+        out = OrderedDict((i, t) for i, t in dict.items(base or {}) if i not in gone)
+        for i, t in ch["tail"]:
+            out[i] = t
+    except (KeyError, TypeError, ValueError) as e:
+        raise _damaged(f"a retention order's changes: {type(e).__name__}: {e}") from None
+    return out
 
 
 def base_offset_of(data: bytes) -> int:

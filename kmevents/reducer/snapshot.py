@@ -390,10 +390,7 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any]) -> None:
 
     for kind in RETAINED_KINDS:
         st._terminal[kind] = OrderedDict((i, t) for i, t in doc["terminal"].get(kind, []))
-    st._alloc = doc["allocation"]
-    st._contrib = {aid: (c[0], c[1]) for aid, c in doc["contributions"].items()}
-    st._stale = set()
-    rebuild_offer_index(st)
+    set_totals(st, doc)
     idx = doc.get("indexes")
     if idx is None:  # format 1: every pod and task decoded to rebuild them
         rebuild_indexes(st)
@@ -406,6 +403,15 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any]) -> None:
                       for rid, (run, other) in idx["rc_members"].items()}
     st._svc_members = {sid: set(map(pod, ids, ids)) for sid, ids in idx["svc_members"].items()}
     rebuild_task_index(st, idx["task_id_exceptions"])
+
+
+def set_totals(st: ClusterState, doc: dict[str, Any]) -> None:
+    """The agents' allocation and contributions of a snapshot or delta document, and the
+    offer index rebuilt."""
+    st._alloc = doc["allocation"]
+    st._contrib = {aid: (c[0], c[1]) for aid, c in doc["contributions"].items()}
+    st._stale = set()
+    rebuild_offer_index(st)
 
 
 def _shared_ids(table: dict[str, Any]) -> Any:

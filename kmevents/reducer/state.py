@@ -46,7 +46,8 @@ class Base:
     and the state's own offset there, the dedupe rotations and new-digest set there, and every
     entity changed since."""
 
-    __slots__ = ("offset", "state_offset", "rotations", "new", "changed")
+    __slots__ = ("offset", "state_offset", "rotations", "new", "changed", "pods_by_ns", "rc_members",
+                 "svc_members", "terminal")
 
     def __init__(self, offset: int, state_offset: int, rotations: int, new: set[int]) -> None:
         self.offset = offset
@@ -54,6 +55,12 @@ class Base:
         self.rotations = rotations
         self.new = new
         self.changed: set[tuple[str, str]] = set()
+        #: the membership indexes and the retention order at the base (copies): a delta holds
+        #: their changes since, not them whole (delta.py)
+        self.pods_by_ns: dict[str, set[str]] = {}
+        self.rc_members: dict[str, tuple[set[str], set[str]]] = {}
+        self.svc_members: dict[str, set[str]] = {}
+        self.terminal: dict[str, dict[str, str]] = {}
 
 
 class ClusterState:
@@ -245,8 +252,13 @@ class ClusterState:
 
         The dirty set is left for its owner (the worker has not always collected it
         yet); what is in it now joins the delta's changes later, which costs only bytes."""
-        self._base = Base(self.offset if offset is None else offset, self.offset, self._rotations,
-                          set(self._seen_new))
+        base = Base(self.offset if offset is None else offset, self.offset, self._rotations, set(self._seen_new))
+        # the storage (``dict.items``): a fork's lazy tables would copy every value to read it
+        base.pods_by_ns = {ns: set(ids) for ns, ids in dict.items(self._pods_by_ns)}
+        base.rc_members = {rid: (set(run), set(other)) for rid, (run, other) in dict.items(self._rc_members)}
+        base.svc_members = {sid: set(ids) for sid, ids in dict.items(self._svc_members)}
+        base.terminal = {kind: dict(dict.items(idx)) for kind, idx in dict.items(self._terminal)}
+        self._base = base
 
     def drop_base(self) -> None:
         """Stop tracking changes (the base snapshot was not written)."""
