@@ -57,15 +57,16 @@ import orjson
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import packed_bytes
+from kmevents.reducer.retention import RETAINED_KINDS
 from kmevents.reducer.snapshot import (
     LOADABLE_VERSIONS,
     SnapshotError,
     dedupe_window,
+    indexes,
     set_aggregates,
     set_position,
     set_totals,
 )
-from kmevents.reducer.retention import RETAINED_KINDS
 from kmevents.reducer.state import REDUCER_VERSION, ClusterState
 from kmevents.reducer.taskids import key_exceptions, rebuild_task_index
 
@@ -74,7 +75,9 @@ FORMAT = "kmevents.reducer.delta/2"
 FORMAT_1 = "kmevents.reducer.delta/1"
 
 
-def delta_document(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
+def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT) -> dict[str, Any]:
+    """What changed since the base, as a delta document of ``format`` (:data:`FORMAT`, or
+    :data:`FORMAT_1`: a test's reference)."""
     base = st._base
     if base is None:
         raise ValueError("no base: call mark_base() when the base snapshot is written or loaded")
@@ -96,22 +99,27 @@ def delta_document(st: ClusterState, chain_hash: str | None = None) -> dict[str,
                   "new": encode_window(st._seen_new)}
     else:
         dedupe = {"old": encode_window(st._seen_old), "new": encode_window(st._seen_new)}
-    return {
-        "format": FORMAT, "base_offset": base.offset, "base_state_offset": base.state_offset,
+    doc = {
+        "format": format, "base_offset": base.offset, "base_state_offset": base.state_offset,
         "cluster": st.cluster, "partition": st.partition, "offset": st.offset, "chain_hash": chain_hash,
         "reducer_version": REDUCER_VERSION, "last_occurred_at": st.last_occurred_at,
         "max_occurred_at": st.max_occurred_at or None, "watermark": st.watermark or None,
         "recent": st._recent, "seq": st._seq, "retention": st.retention.to_dict(),
         "upserts": upserts, "removed": {k: sorted(v) for k, v in removed.items()},
-        "terminal_changes": {k: _order_changes(base.terminal.get(k, {}), idx) for k, idx in dict.items(st._terminal)},
         "dedupe": dedupe,
         "allocation": st._alloc,
         "contributions": {aid: list(c) for aid, c in st._contrib.items()},
-        "index_changes": {"pods_by_ns": _set_changes(base.pods_by_ns, st._pods_by_ns),
-                          "svc_members": _set_changes(base.svc_members, st._svc_members),
-                          "rc_members": _pair_changes(base.rc_members, st._rc_members)},
-        "indexes": {"task_id_exceptions": key_exceptions(st)},
     }
+    if format == FORMAT_1:
+        doc["terminal"] = {k: [[i, t] for i, t in idx.items()] for k, idx in st._terminal.items()}
+        doc["indexes"] = indexes(st)
+        return doc
+    doc["terminal_changes"] = {k: _order_changes(base.terminal.get(k, {}), idx) for k, idx in dict.items(st._terminal)}
+    doc["index_changes"] = {"pods_by_ns": _set_changes(base.pods_by_ns, st._pods_by_ns),
+                            "svc_members": _set_changes(base.svc_members, st._svc_members),
+                            "rc_members": _pair_changes(base.rc_members, st._rc_members)}
+    doc["indexes"] = {"task_id_exceptions": key_exceptions(st)}
+    return doc
 
 
 def _set_changes(base: dict[str, set[str]], now: dict[str, set[str]]) -> dict[str, Any]:
@@ -168,8 +176,10 @@ def _order_changes(base: dict[str, str], now: dict[str, str]) -> dict[str, Any]:
     return {"whole": [[i, t] for i, t in items]}
 
 
-def dump_delta(st: ClusterState, chain_hash: str | None = None) -> bytes:
-    return orjson.dumps(delta_document(st, chain_hash), option=orjson.OPT_SORT_KEYS)
+def dump_delta(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT) -> bytes:
+    if format not in (FORMAT, FORMAT_1):
+        raise ValueError(f"cannot write delta format {format!r}")
+    return orjson.dumps(delta_document(st, chain_hash, format=format), option=orjson.OPT_SORT_KEYS)
 
 
 def apply_delta(base: ClusterState, data: bytes) -> ClusterState:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -132,3 +133,79 @@ def test_leaving_totals_stale_changes_no_dirty_mark_but_agents_and_roles_nor_the
                 assert lazy.peek(*k) == eager.entity(*k)
     lazy.take_dirty()
     assert lazy.to_snapshot() == eager.to_snapshot()
+
+
+# -- format 2: the indexes and the retention order as changes since the base -----------------
+
+
+def _based(n_base: int, n_more: int, seed: int = 1) -> tuple[bytes, ClusterState]:
+    evs = list(generate("d2", seed, n_base + n_more))
+    s = ClusterState.empty("d2", Retention(max_terminal_tasks=50, max_terminal_other=20))
+    for e in evs[:n_base]:
+        apply(s, e)
+    s.take_dirty()
+    base = s.to_snapshot()
+    s.mark_base()
+    for e in evs[n_base:]:
+        apply(s, e)
+    return base, s
+
+
+def test_a_format_2_delta_holds_the_indexes_changes_and_is_smaller_than_format_1() -> None:
+    from kmevents.reducer.delta import FORMAT, FORMAT_1, dump_delta
+
+    base, s = _based(3000, 40)
+    new, old = s.to_delta(), dump_delta(s, format=FORMAT_1)
+    assert orjson.loads(new)["format"] == FORMAT and orjson.loads(old)["format"] == FORMAT_1
+    assert len(new) < len(old)
+    doc = orjson.loads(new)
+    assert "terminal" not in doc and set(doc["index_changes"]) == {"pods_by_ns", "svc_members", "rc_members"}
+    # both give the same state on the same base: format 1 still loads
+    full = s.to_snapshot()
+    assert apply_delta(ClusterState.from_snapshot(base), new).to_snapshot() == full
+    assert apply_delta(ClusterState.from_snapshot(base), old).to_snapshot() == full
+
+
+def test_a_format_2_delta_onto_a_fork_changes_no_index_of_the_base() -> None:
+    base, s = _based(3000, 400)
+    held = ClusterState.from_snapshot(base).freeze()
+    before = held.to_snapshot()
+    got = apply_delta(held.fork(), s.to_delta())
+    assert got.to_snapshot() == s.to_snapshot()
+    assert held.to_snapshot() == before
+    # and folding on from it leaves the base alone too
+    for e in generate("d2", 2, 200):
+        apply(got, e)
+    assert held.to_snapshot() == before
+
+
+@pytest.mark.parametrize("damage", [
+    {"index_changes": {"pods_by_ns": {"ns": "x"}, "svc_members": {}, "rc_members": {}}},
+    {"index_changes": {"pods_by_ns": {}, "svc_members": {}, "rc_members": {"r": [["a"], []]}}},
+    {"index_changes": {"pods_by_ns": {"ns": [[1], []]}, "svc_members": {}, "rc_members": {}}},
+    {"index_changes": []},
+    {"terminal_changes": {"task": {"drop": "x", "tail": []}}},
+    {"terminal_changes": {"task": {"tail": []}}},
+    {"terminal_changes": {"task": {"drop": [], "tail": [["only-an-id"]]}}},
+])
+def test_a_damaged_format_2_delta_is_refused_before_the_base_changes(damage: dict) -> None:
+    base, s = _based(3000, 40)
+    doc = orjson.loads(s.to_delta()) | damage
+    if "terminal_changes" in damage:
+        doc["terminal_changes"] = orjson.loads(s.to_delta())["terminal_changes"] | damage["terminal_changes"]
+    st_ = ClusterState.from_snapshot(base)
+    with pytest.raises(SnapshotError, match="damaged delta"):
+        apply_delta(st_, orjson.dumps(doc))
+    assert st_.to_snapshot() == base
+
+
+def test_a_retention_order_is_its_drops_and_tail_or_else_whole() -> None:
+    from kmevents.reducer.delta import _order_changes, _ordered
+
+    base = {"a": "1", "b": "2", "c": "3"}
+    appended = {"b": "2", "c": "3", "d": "4"}
+    assert _order_changes(base, appended) == {"drop": ["a"], "tail": [["d", "4"]]}
+    moved = {"b": "2", "a": "1", "c": "3"}  # not what the base's order minus drops gives
+    assert _order_changes(base, moved) == {"whole": [["b", "2"], ["a", "1"], ["c", "3"]]}
+    for now in (appended, moved, {}, {"z": "9"}):
+        assert list(_ordered(base, _order_changes(base, now)).items()) == list(now.items())
