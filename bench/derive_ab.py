@@ -70,7 +70,20 @@ async def _derive(n: int) -> dict[str, Any]:
     w = DeriveWorker(s, group_id=f"ab-{uuid.uuid4().hex[:8]}", max_records=10_000, **kw)
     await w.start()
     key = layout.checkpoint_key(f"{s.etcd.prefix}/{layout.live_generation()}", 0)
+    import gc
+    import resource
+
+    gc_s = [0.0, 0.0]
+
+    def _gc_timer(phase: str, info: dict[str, Any]) -> None:  # the cyclic GC's own time in the worker
+        if phase == "start":
+            gc_s[1] = time.process_time()
+        else:
+            gc_s[0] += time.process_time() - gc_s[1]
+
+    gc.callbacks.append(_gc_timer)
     async with etcd_adapter.client(s.etcd) as c:
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
         task = asyncio.create_task(w.run())
         while True:
@@ -81,17 +94,19 @@ async def _derive(n: int) -> dict[str, Any]:
                 task.result()
             await asyncio.sleep(0.05)
         took, cpu = time.perf_counter() - t0, time.process_time() - c0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+    gc.callbacks.remove(_gc_timer)
     w.stop_requested.set()
     await task
     children = _children_cpu() - k0  # the snapshot children (processors/offload.py), waited for by now
     st = w.stats
     await w.stop()
-    import resource
-
     rss = {"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
     return {**rss, "seconds": took, "cpu": cpu, "children_cpu": children, "rate": n / took, "transactions": st.transactions,
-            "snapshots": st.snapshots, "deltas": st.deltas}
+            "snapshots": st.snapshots, "deltas": st.deltas,
+            "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime, "gc": gc_s[0],
+            "minor_faults": r1.ru_minflt - r0.ru_minflt}
 
 
 def child(n: int, profile: str | None) -> None:
@@ -169,7 +184,8 @@ def parent(args: argparse.Namespace) -> None:
                 r.update(etcd_cpu=e1 - e0, load=load0)
                 results.append((name, r))
                 print(f"{name:>6} run {run}: {r['rate']:8,.0f} events/s  {r['seconds']:6.1f} s wall  "
-                      f"worker CPU {r['cpu']:6.1f} s (+{r.get('children_cpu', 0):.1f} s in children)  etcd CPU {r['etcd_cpu']:5.1f} s  "
+                      f"worker CPU {r['cpu']:6.1f} s (user {r.get('user', 0):.1f}, sys {r.get('sys', 0):.1f}, GC {r.get('gc', 0):.1f}; "
+                      f"+{r.get('children_cpu', 0):.1f} s in children)  etcd CPU {r['etcd_cpu']:5.1f} s  "
                       f"{r['transactions']:,} txns, {r['snapshots']} snapshots, {r['deltas']} deltas  "
                       f"peak RSS {r.get('rss_mib', 0):.0f} MiB (largest child {r.get('child_rss_mib', 0):.0f})  "
                       f"load {load0:.2f}", flush=True)

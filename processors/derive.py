@@ -60,8 +60,9 @@ log = logging.getLogger("kmevents.processors.derive")
 _dumps = orjson.dumps
 _SORT = orjson.OPT_SORT_KEYS
 
-#: What a batch writes per key: an entity (read from its state at commit), the ``current``
-#: pointer (None), or bytes already encoded (a touched-index block).
+#: What a batch writes per key: an entity (read from its state at commit), or its value already
+#: encoded (an entity read at the flush, the ``current`` pointer, a touched-index block), or
+#: None (an entity read at the flush and gone: the key is deleted).
 Pending = tuple[ClusterState, str, str] | bytes | None
 
 #: A batch is committed before the next event once it holds this many fewer
@@ -443,10 +444,13 @@ class PartitionDeriver:
             if rec.offset <= self.folded_offset:
                 out.skipped += 1
                 continue
-            if (touched or carried) and \
-                    sum(st.dirty_count for st in touched.values()) + len(pointers) + len(carried) >= flush_at:
-                await self._flush(self._collect(touched, pointers, carried), out)
-                touched, pointers, carried = {}, {}, {}
+            if touched or carried:
+                n = len(pointers) + len(carried)
+                for st in touched.values():  # (one cluster, mostly: no generator per record)
+                    n += st.dirty_count
+                if n >= flush_at:
+                    await self._flush(self._collect(touched, pointers, carried), out)
+                    touched, pointers, carried = {}, {}, {}
             cluster = self._cluster_of(rec)
             if cluster is None:
                 out.dead_letters.append(DeadLetter(
@@ -525,11 +529,12 @@ class PartitionDeriver:
         """Keys to write for the batch: every changed entity of the touched clusters, plus pointers,
         plus the touched-index blocks closed in the batch (``carried``, with the entities their
         dirty sets named) and each one due now."""
-        pending: dict[bytes, Pending] = dict(pointers)
+        pointer = pointer_value(self.generation)
+        pending: dict[bytes, Pending] = dict.fromkeys(pointers, pointer)
         if carried:
             pending.update(carried)
         for cluster, state in touched.items():
-            self._take_dirty(cluster, state, pending)
+            self._take_dirty(cluster, state, pending, now=True)
         every = self.touched_every_events
         for cluster, acc in self.touched.items():
             if every and acc.due(every):
@@ -537,12 +542,27 @@ class PartitionDeriver:
                 pending[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
         return pending
 
-    def _take_dirty(self, cluster: str, state: ClusterState, pending: dict[bytes, Pending]) -> None:
-        """The cluster's changed entities into ``pending``, and their hashes into its open block."""
+    def _take_dirty(self, cluster: str, state: ClusterState, pending: dict[bytes, Pending], *,
+                    now: bool = False) -> None:
+        """The cluster's changed entities into ``pending``, and their hashes into its open block.
+
+        ``now``: the batch is committed right after (nothing is folded in between), so each
+        value is encoded here, from the same read that gives its names to the block (a packed
+        entity at rest is decompressed once, not once for its names and again for etcd).
+        Otherwise (a block closed inside the batch) the entity is read again at commit."""
         prefix = self.prefix
         gen = self.cluster_generation.get(cluster, self.generation)
         acc = self.touched.get(cluster)
         hashes = acc.hashes if acc is not None else None
+        if now:
+            read = state.entity_bytes_read
+            index = hashes is not None
+            for kind, id in state.take_dirty():
+                data, value = read(kind, id, value=index)
+                pending[layout.entity_key(prefix, cluster, gen, kind, id)] = data  # None: gone, delete the key
+                if index:
+                    hashes.update(entity_hashes(kind, id, value))  # type: ignore[union-attr]
+            return
         for kind, id in state.take_dirty():
             pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
             if hashes is not None:
@@ -558,14 +578,11 @@ class PartitionDeriver:
     def _encode_pending(self, pending: dict[bytes, Pending]) -> dict[bytes, bytes | None]:
         ops: dict[bytes, bytes | None] = {}
         for key, ref in pending.items():
-            if ref is None:  # the cluster's `current` pointer
-                ops[key] = pointer_value(self.generation)
-                continue
-            if isinstance(ref, bytes):  # a touched-index block, encoded
-                ops[key] = ref
-                continue
-            state, kind, id = ref
-            ops[key] = state.entity_bytes(kind, id)  # None: gone, delete the key
+            if type(ref) is tuple:  # an entity, read now
+                state, kind, id = ref
+                ops[key] = state.entity_bytes(kind, id)  # None: gone, delete the key
+            else:  # encoded already, or None: delete
+                ops[key] = ref  # type: ignore[assignment]
         return ops
 
     async def _flush(self, pending: dict[bytes, Pending], out: BatchOutcome) -> None:

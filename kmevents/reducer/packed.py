@@ -350,6 +350,20 @@ def packed_bytes(table: dict[str, Any], key: str) -> bytes | None:
     return None if v is None else _canonical(table, v)
 
 
+def bytes_and_value(table: dict[str, Any], key: str, *, value: bool = True) -> tuple[bytes | None, Any]:
+    """``(packed_bytes(table, key), value_of(table, key))`` from one read of the stored value:
+    a resting one is decompressed once and decoded from those bytes (only when ``value``: else
+    None for it), a hot or plain one encoded once and given as it is (live: do not mutate it).
+    ``(None, None)`` when absent."""
+    v = dict.get(table, key)
+    if v is None:
+        return None, None
+    if type(v) is not bytes:
+        return _dumps(v, option=_SORT), v
+    data = v if v[0] == _JSON else table.codec.decompress(v)  # type: ignore[attr-defined]
+    return data, (_loads(data) if value else None)
+
+
 def raw_items(table: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """Every ``(id, value)`` from the table's storage, decoded but not kept: the fold's own
     rebuilds (indexes after a load) read through it, not through a fork's copy-on-read."""

@@ -22,6 +22,7 @@ from typing import IO, Any
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.packed import (
     PackedTable,
+    bytes_and_value,
     condition_counts,
     conditions,
     packed_bytes,
@@ -207,6 +208,14 @@ class ClusterState:
         if self._stale:
             materialize(self)
         return packed_bytes(self._tables[kind], id)
+
+    def entity_bytes_read(self, kind: str, id: str, *, value: bool = True) -> tuple[bytes | None, Any]:
+        """``(entity_bytes(kind, id), entity_read(kind, id))`` from one read of the value (a packed
+        entity at rest is decompressed once); with ``value=False`` the value of an entity at rest
+        is not decoded (None). ``(None, None)``: not in live state."""
+        if self._stale:
+            materialize(self)
+        return bytes_and_value(self._tables[kind], id, value=value)
 
     def task_ids(self, task_id: str) -> list[str]:
         """The ids of the task entities whose Mesos task id is ``task_id`` (one per framework
