@@ -28,7 +28,7 @@ import orjson
 import pytest
 
 from kmevents.reducer import ClusterState, Retention, apply, few_collections
-from kmevents.reducer.snapshot import FORMAT_3, dump, load
+from kmevents.reducer.snapshot import FORMAT_3, FORMAT_4, dump, load
 from kmevents.simulate import iter_lines
 
 SMALL = Retention(max_terminal_tasks=300, max_closed_offers=200, max_removed_agents=3, max_deleted_pods=100,
@@ -87,17 +87,18 @@ def _fold_digest(lines: list[bytes], retention: Retention | None) -> str:
     canonical = dump(st, format=FORMAT_3)
     h.update(canonical)
     assert dump(load(st.to_snapshot()), format=FORMAT_3) == canonical
+    assert dump(load(dump(st, format=FORMAT_4)), format=FORMAT_3) == canonical
     return h.hexdigest()
 
 
-def _snapshot_digest(lines: list[bytes], retention: Retention | None) -> str:
-    """The digest of the fold's format-4 snapshot: where each packed table trained its
-    dictionary shows in it (a state must dump the same bytes whichever fold made it)."""
+def _snapshot_digest(lines: list[bytes], retention: Retention | None, format: str = FORMAT_4) -> str:
+    """The digest of the fold's format-4 (or ``format``) snapshot: where each packed table
+    trained its dictionary shows in it (a state must dump the same bytes whichever fold made it)."""
     st = ClusterState.empty(orjson.loads(lines[0])["cluster"], retention)
     with few_collections():
         for i, line in enumerate(lines):
             apply(st, orjson.loads(line), partition=0, offset=i)
-    return hashlib.sha256(st.to_snapshot()).hexdigest()
+    return hashlib.sha256(dump(st, format=format)).hexdigest()
 
 
 @pytest.fixture(scope="module")
