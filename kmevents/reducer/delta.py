@@ -40,7 +40,7 @@ import orjson
 
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.dedupe import encode as encode_window
-from kmevents.reducer.packed import packed_bytes
+from kmevents.reducer.packed import packed_bytes, value_of
 from kmevents.reducer.snapshot import (
     LOADABLE_VERSIONS,
     SnapshotError,
@@ -122,6 +122,9 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
         old, new = dedupe_window(doc, "old", "new")
     st = base
     set_position(st, doc)
+    tasks_gone = _unfile(st, doc)
+    tasks = st.tasks
+    tasks_new = [k for k in doc["upserts"].get("task", ()) if not dict.__contains__(tasks, k)]
     for kind, values in doc["upserts"].items():
         table = st._tables[kind]
         for id, v in values.items():
@@ -130,10 +133,51 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
         table = st._tables[kind]
         for id in ids:
             table.pop(id, None)
+    _file(st, doc, tasks_gone, tasks_new)
     st._seen_new, st._seen_old = new, old
     st._dirty = set()
-    set_aggregates(st, doc)
+    set_aggregates(st, doc, filed=True)
     return st
+
+
+def _unfile(st: ClusterState, doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """Before a delta's values replace the base's: the RCs and services it changes taken out
+    of the selector indexes (their base values' selectors), and the ``(task id, key)`` of
+    the base's tasks it removes (decoded: a few thousand, not the 160k a rebuild reads)."""
+    from kmevents.reducer.membership import sel_remove
+
+    ups, gone = doc["upserts"], doc["removed"]
+    for kind, index in (("rc", st._rc_sel), ("service", st._svc_sel)):
+        table = st._tables[kind]
+        for id in (*ups.get(kind, ()), *gone.get(kind, ())):
+            old = value_of(table, id)
+            if old is not None:
+                sel_remove(index, old["namespace"], id, old["selector"])
+    out = []
+    for key in gone.get("task", ()):
+        task = value_of(st.tasks, key)
+        if task is not None:
+            out.append((task["task_id"], key))
+    return out
+
+
+def _file(st: ClusterState, doc: dict[str, Any], tasks_gone: list[tuple[str, str]], tasks_new: list[str]) -> None:
+    """After a delta's values are in: its RCs and services filed under their selectors, and
+    its tasks new to the base (``tasks_new``) and those gone (``tasks_gone``, from
+    :func:`_unfile`) in and out of the task-id index (what ``rebuild_task_index`` gives
+    from all the tasks, the index's lists perhaps in another order)."""
+    from kmevents.reducer.membership import sel_add
+    from kmevents.reducer.taskids import forget_task, index_task
+
+    for kind, index in (("rc", st._rc_sel), ("service", st._svc_sel)):
+        for id, v in doc["upserts"].get(kind, {}).items():
+            sel_add(index, v["namespace"], id, v["selector"])
+    for tid, key in tasks_gone:
+        forget_task(st, tid, key)
+    exceptions = doc["indexes"]["task_id_exceptions"]
+    for key in tasks_new:
+        tid = exceptions.get(key)
+        index_task(st, key.partition("/")[2] if tid is None else tid, key)
 
 
 def base_offset_of(data: bytes) -> int:

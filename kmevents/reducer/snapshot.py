@@ -308,7 +308,8 @@ def _load_entities(st: ClusterState, lines: IO[bytes], counts: dict[str, int], v
         _put(tables[kind], *batch)
     got = {k: len(t) for k, t in tables.items() if t}
     if got != counts:
-        raise SnapshotError(f"snapshot holds {n - 1} entity lines, not the {sum(counts.values())} its header "
+        held = f"{sum(got.values())} entities" if v5 else f"{n - 1} entity lines"
+        raise SnapshotError(f"snapshot holds {held}, not the {sum(counts.values())} its header "
                             "counts (a truncated or damaged snapshot)", hint="replay from the log (or an older snapshot)")
     if v5 and len(ids_of) != len(KINDS):
         raise SnapshotError(f"snapshot holds sections of {len(ids_of)} kinds, not of all {len(KINDS)} (a truncated "
@@ -444,11 +445,13 @@ def dedupe_window(doc: dict[str, Any], *names: str) -> list[set[int]]:
         raise SnapshotError(f"damaged dedupe window: {e}", hint="replay from the log (--no-snapshots)") from None
 
 
-def set_aggregates(st: ClusterState, doc: dict[str, Any], ids: dict[str, list[str]] | None = None) -> None:
+def set_aggregates(st: ClusterState, doc: dict[str, Any], ids: dict[str, list[str]] | None = None, *,
+                   filed: bool = False) -> None:
     """What a snapshot or delta document holds whole (terminal indexes, allocation, since
     format 2 the pod membership indexes, since format 5 the selector indexes), then the other
     derived indexes rebuilt. ``ids``: a format-5 snapshot's section ids (its indexes name
-    pods, RCs and services by their place there)."""
+    pods, RCs and services by their place there). ``filed``: the selector and task-id
+    indexes are up to date already (a delta's, delta.py), not rebuilt."""
     from kmevents.reducer.membership import (  # they import this module's users
         rebuild_indexes,
         rebuild_selectors,
@@ -470,13 +473,15 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any], ids: dict[str, list[st
         _positional(st, idx, ids)
         rebuild_task_index(st, idx["task_id_exceptions"])
         return
-    rebuild_selectors(st)
+    if not filed:
+        rebuild_selectors(st)
     pod = _shared_ids(st.pods)
     st._pods_by_ns = {ns: set(map(pod, ids, ids)) for ns, ids in idx["pods_by_ns"].items()}
     st._rc_members = {rid: (set(map(pod, run, run)), set(map(pod, other, other)))
                       for rid, (run, other) in idx["rc_members"].items()}
     st._svc_members = {sid: set(map(pod, ids, ids)) for sid, ids in idx["svc_members"].items()}
-    rebuild_task_index(st, idx["task_id_exceptions"])
+    if not filed:
+        rebuild_task_index(st, idx["task_id_exceptions"])
 
 
 def _shared_ids(table: dict[str, Any]) -> Any:
