@@ -122,9 +122,10 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
         old, new = dedupe_window(doc, "old", "new")
     st = base
     set_position(st, doc)
-    tasks_gone = _unfile(st, doc)
+    filed = "indexes" in doc  # (an old delta without them: every index rebuilt, as then)
+    tasks_gone = _unfile(st, doc) if filed else []
     tasks = st.tasks
-    tasks_new = [k for k in doc["upserts"].get("task", ()) if not dict.__contains__(tasks, k)]
+    tasks_new = [k for k in doc["upserts"].get("task", ()) if filed and not dict.__contains__(tasks, k)]
     for kind, values in doc["upserts"].items():
         table = st._tables[kind]
         for id, v in values.items():
@@ -133,10 +134,11 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
         table = st._tables[kind]
         for id in ids:
             table.pop(id, None)
-    _file(st, doc, tasks_gone, tasks_new)
+    if filed:
+        _file(st, doc, tasks_gone, tasks_new)
     st._seen_new, st._seen_old = new, old
     st._dirty = set()
-    set_aggregates(st, doc, filed=True)
+    set_aggregates(st, doc, filed=filed)
     return st
 
 
