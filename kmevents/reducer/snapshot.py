@@ -1,5 +1,31 @@
 """Snapshots: a ClusterState as bytes, and back.
 
+Format 5 (written since issue 17's second load pass) is format 4 below with every kind
+in a section (no entity lines), in kind order, and the header's indexes by position::
+
+    {"conds": [0, 0, 1, ...], "crc": N, "dict": "base64" | null, "ids": [...],
+     "kind": "agent", "names": ["active", "removed"], "sizes": [...], "train_at": null}
+    <the values, concatenated: sum(sizes) bytes>
+
+``conds``: each value's condition as its place in ``names`` (the names in the order the
+ids first meet them). A kind that is not packed has ``dict`` and ``train_at`` null and
+its values' canonical bytes; a load puts them, offers aside, into a *lazy* table
+(packed.NEVER: each value decoded when first read, then kept), so it decodes none of the
+large profile's 12.5k agents; offers are decoded (the outstanding-offer index is rebuilt
+from them). The header is format 4's but for ``indexes``::
+
+    {"pods_by_ns": {ns: [pod positions]}, "rc_members": {rc: [[running], [other]]},
+     "svc_members": {service: [positions]}, "task_id_exceptions": {key: task_id},
+     "rc_sel": {ns: [[anchor, [rc positions]], ...]}, "svc_sel": {...service positions}}
+
+A position is an id's place in its kind's section ``ids`` (an id its table lacks, which
+a fold never leaves, is written as itself); each list sorted. ``rc_sel`` and ``svc_sel``
+are the selector indexes (membership.py: an anchor is the ``[key, value]`` pair a selector
+is filed under, or null, loose; a number or boolean value written as the number it
+equals; sorted by their JSON): a load decodes no RC or service to rebuild them, nor
+looks up 480k pod-id strings to build the member sets (CPU 1.2-1.4 s -> 0.6-0.7 s, peak
+RSS 495 -> 435 MiB at the large profile's 1.5M events: BENCHMARKS.md).
+
 Format 4 (written since issue 17's load work) is format 3 below with the packed kinds
 (packed.py) written as they rest in memory: after the other kinds' entity lines, one
 section per packed kind, in kind order::
@@ -56,10 +82,13 @@ Format 2 (the same without conditions) and format 1 (one JSON document with an
 
 Everything the fold reads later is in it (dedupe window, retention order), so
 ``fold(suffix, state=load(dump(fold(prefix))))`` equals ``fold(prefix+suffix)``.
-The pod membership indexes are stored (sorted); the other derived indexes are
-recomputed from the entities, and a format-1 snapshot recomputes them all. The
+The pod membership indexes are stored (sorted), and since format 5 the selector
+indexes; the other derived indexes (task ids, outstanding offers; before format 5 the
+selectors) are recomputed from the entities, and a format-1 snapshot recomputes them all. The
 same state always gives the same bytes (keys sorted, sets sorted), so equal
 bytes mean equal states.
+
+Formats 5, 4, 3, 2 and 1 load; ``dump`` writes 5, 4 and 3.
 
 Versions: ``load`` takes the snapshots of :data:`LOADABLE_VERSIONS`. Version 4
 differs from 5 only in its dedupe window, sorted lists of the keys themselves:

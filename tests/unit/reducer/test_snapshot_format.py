@@ -471,3 +471,24 @@ def test_a_selector_files_under_one_anchor_whatever_its_keys_order() -> None:
     sel_add(index, "ns", "ns/r", {"tier": "web", "app": "fe"})
     sel_remove(index, "ns", "ns/r", {"app": "fe", "tier": "web"})
     assert index == {}
+
+
+def test_verify_compares_a_stored_format_4_snapshot_with_the_folds_format_4_bytes(
+        train_early: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store written before format 5: the fold is dumped in format 4 and the bytes are equal,
+    so nothing is loaded or parsed."""
+    import kmevents.replay.verify as verify
+
+    st = _fold_at(_events(3000), {})
+    entry = {"cluster": "s1", "offset": 2999, "chain": "c", "kind": "full"}
+    stored = dump(st, "c", format=FORMAT_4)
+
+    def refuse(data: bytes) -> Any:
+        pytest.fail("bytes equal to the fold's format 4 were parsed")
+
+    real = verify.snapshot_document
+    monkeypatch.setattr(verify, "snapshot_document", refuse)
+    assert asyncio.run(_check_snapshot(InMemory([entry], {2999: stored}), entry, st, "c")) == {}
+    monkeypatch.setattr(verify, "snapshot_document", real)
+    wrong = dump(_fold_at(_events(2990), {}), "c", format=FORMAT_4)
+    assert "content differs" in asyncio.run(_check_snapshot(InMemory([entry], {2999: wrong}), entry, st, "c"))[2999]
