@@ -42,7 +42,14 @@ from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.folding import BAD, UNDECODABLE, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
-from kmevents.reducer.snapshot import snapshot_document
+from kmevents.reducer.snapshot import (
+    FORMAT,
+    FORMAT_3,
+    FORMAT_4,
+    dump,
+    snapshot_document,
+    snapshot_format,
+)
 from kmevents.settings import Settings
 from kmevents.store import verified
 from kmevents.store.checkpoint import partitions_of_clusters, read_checkpoint, read_checkpoints
@@ -374,7 +381,11 @@ async def _check_snapshot(snapshots: Snapshots | _Prefetch, entry: dict[str, Any
         problems.append("its bytes cannot be read (chunks missing from the snapshots topic, or a damaged archive)"
                         + (f", or its base snapshot at offset {entry.get('base')} is unusable" if is_delta(entry) else ""))
     else:
-        mine = st.to_snapshot(chain_hash=entry.get("chain")) if compare else None
+        # in the stored bytes' format when this version writes it (a format-4 store's
+        # snapshots then compare byte for byte, not by loading and parsing both)
+        fmt = snapshot_format(data)
+        mine = (dump(st, entry.get("chain"), format=fmt if fmt in (FORMAT_4, FORMAT_3) else FORMAT)
+                if compare else None)
         if mine is None or data != mine:
             # Bytes equal to the fold's own encoding load as its state does and carry the entry's
             # chain; only other bytes are loaded and parsed (each is seconds at a large cluster).

@@ -16,7 +16,7 @@ managed by hand). The sets live outside the entities and are rebuilt from them
 when a snapshot is loaded (``rebuild_indexes``).
 
 Finding the RCs and services a pod could belong to. Each selector is filed in
-its namespace under one of its pairs, the *anchor* (its first ``key: value``;
+its namespace under one of its pairs, the *anchor* (its least key's ``key: value``;
 ``sel_add``); a pod looks up its own label pairs there (``candidates``) and
 only those few selectors are matched in full. A selector can only match a pod
 that carries its anchor pair, so this finds every match; a selector whose
@@ -45,8 +45,11 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def sel_anchor(selector: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The pair a selector is filed under; None (loose) when it cannot be a dict key."""
-    pair = next(iter(selector.items()))
+    """The pair a selector is filed under, its least key's (not its first: a selector read
+    back from canonical bytes has its keys sorted, one from an event has them in the event's
+    order, and both must file alike: a snapshot holds the index, snapshot.py); None (loose)
+    when it cannot be a dict key."""
+    pair = min(selector.items()) if len(selector) > 1 else next(iter(selector.items()))
     try:
         hash(pair)
     except TypeError:

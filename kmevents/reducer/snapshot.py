@@ -1,5 +1,31 @@
 """Snapshots: a ClusterState as bytes, and back.
 
+Format 5 (written since issue 17's second load pass) is format 4 below with every kind
+in a section (no entity lines), in kind order, and the header's indexes by position::
+
+    {"conds": [0, 0, 1, ...], "crc": N, "dict": "base64" | null, "ids": [...],
+     "kind": "agent", "names": ["active", "removed"], "sizes": [...], "train_at": null}
+    <the values, concatenated: sum(sizes) bytes>
+
+``conds``: each value's condition as its place in ``names`` (the names in the order the
+ids first meet them). A kind that is not packed has ``dict`` and ``train_at`` null and
+its values' canonical bytes; a load puts them, offers aside, into a *lazy* table
+(packed.NEVER: each value decoded when first read, then kept), so it decodes none of the
+large profile's 12.5k agents; offers are decoded (the outstanding-offer index is rebuilt
+from them). The header is format 4's but for ``indexes``::
+
+    {"pods_by_ns": {ns: [pod positions]}, "rc_members": {rc: [[running], [other]]},
+     "svc_members": {service: [positions]}, "task_id_exceptions": {key: task_id},
+     "rc_sel": {ns: [[anchor, [rc positions]], ...]}, "svc_sel": {...service positions}}
+
+A position is an id's place in its kind's section ``ids`` (an id its table lacks, which
+a fold never leaves, is written as itself); each list sorted. ``rc_sel`` and ``svc_sel``
+are the selector indexes (membership.py: an anchor is the ``[key, value]`` pair a selector
+is filed under, or null, loose; a number or boolean value written as the number it
+equals; sorted by their JSON): a load decodes no RC or service to rebuild them, nor
+looks up 480k pod-id strings to build the member sets (CPU 1.2-1.4 s -> 0.6-0.7 s, peak
+RSS 495 -> 435 MiB at the large profile's 1.5M events: BENCHMARKS.md).
+
 Format 4 (written since issue 17's load work) is format 3 below with the packed kinds
 (packed.py) written as they rest in memory: after the other kinds' entity lines, one
 section per packed kind, in kind order::
@@ -56,10 +82,13 @@ Format 2 (the same without conditions) and format 1 (one JSON document with an
 
 Everything the fold reads later is in it (dedupe window, retention order), so
 ``fold(suffix, state=load(dump(fold(prefix))))`` equals ``fold(prefix+suffix)``.
-The pod membership indexes are stored (sorted); the other derived indexes are
-recomputed from the entities, and a format-1 snapshot recomputes them all. The
+The pod membership indexes are stored (sorted), and since format 5 the selector
+indexes; the other derived indexes (task ids, outstanding offers; before format 5 the
+selectors) are recomputed from the entities, and a format-1 snapshot recomputes them all. The
 same state always gives the same bytes (keys sorted, sets sorted), so equal
 bytes mean equal states.
+
+Formats 5, 4, 3, 2 and 1 load; ``dump`` writes 5, 4 and 3.
 
 Versions: ``load`` takes the snapshots of :data:`LOADABLE_VERSIONS`. Version 4
 differs from 5 only in its dedupe window, sorted lists of the keys themselves:
@@ -74,7 +103,7 @@ import binascii
 import io
 import zlib
 from collections import OrderedDict
-from itertools import accumulate, pairwise
+from itertools import accumulate, pairwise, repeat
 from typing import IO, Any, Final
 
 import orjson
@@ -87,6 +116,7 @@ from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
 from kmevents.reducer.dedupe import decode as decode_window
 from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import (
+    NEVER,
     PACKED_KINDS,
     Codec,
     PackedTable,
@@ -99,7 +129,10 @@ from kmevents.reducer.packed import (
 from kmevents.reducer.retention import RETAINED_KINDS, Retention
 from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState
 
-FORMAT = "kmevents.reducer.snapshot/4"
+FORMAT = "kmevents.reducer.snapshot/5"
+#: Packed kinds in sections, the others on entity lines; still loaded, and written by
+#: ``dump(..., format=FORMAT_4)`` (tests).
+FORMAT_4 = "kmevents.reducer.snapshot/4"
 #: Every entity on a line of canonical bytes, packed kinds too; still loaded, and written
 #: by ``dump(..., format=FORMAT_3)`` (a test's reference).
 FORMAT_3 = "kmevents.reducer.snapshot/3"
@@ -117,8 +150,10 @@ class SnapshotError(CheckFailed):
     """Bytes that are not a reducer snapshot this version can load."""
 
 
-def header(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
-    """Everything of a snapshot but its entities (materializes the aggregates)."""
+def header(st: ClusterState, chain_hash: str | None = None,
+           ids: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Everything of a snapshot but its entities (materializes the aggregates). ``ids``: the
+    sorted ids of the pods, RCs and services (format 5: its indexes name them by position)."""
     materialize(st)
     return {
         "format": FORMAT,
@@ -138,19 +173,22 @@ def header(st: ClusterState, chain_hash: str | None = None) -> dict[str, Any]:
         "dedupe": {"new": encode_window(st._seen_new), "old": encode_window(st._seen_old)},
         "allocation": st._alloc,
         "contributions": {aid: list(c) for aid, c in st._contrib.items()},
-        "indexes": indexes(st),
+        "indexes": indexes(st) if ids is None else positional_indexes(st, ids),
     }
 
 
 def dump(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT) -> bytes:
-    """The state's snapshot bytes, in ``format`` (:data:`FORMAT`, or :data:`FORMAT_3`)."""
-    if format not in (FORMAT, FORMAT_3):
+    """The state's snapshot bytes, in ``format`` (:data:`FORMAT`, :data:`FORMAT_4` or
+    :data:`FORMAT_3`)."""
+    if format == FORMAT:
+        return _dump5(st, chain_hash)
+    if format not in (FORMAT_4, FORMAT_3):
         raise ValueError(f"cannot write snapshot format {format!r}")
     head = header(st, chain_hash)
     head["format"] = format
     parts = [orjson.dumps(head, option=_SORT)]
     dumps = orjson.dumps
-    v4 = format == FORMAT
+    v4 = format == FORMAT_4
     for kind in sorted(st._tables):
         t = st._tables[kind]
         if kind in PACKED_KINDS:
@@ -169,22 +207,42 @@ def dump(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMA
     return b"\n".join(parts)
 
 
-def _section(kind: str, table: dict[str, Any]) -> bytes:
-    """A packed kind's section of a format-4 snapshot: its line, then its values' bytes (a
-    plain dict in a packed kind's place, e.g. a deep copy's: canonical bytes, untrained)."""
-    if type(table) is PackedTable:
+def _dump5(st: ClusterState, chain_hash: str | None) -> bytes:
+    """Format 5: the header (its indexes by position), then a section for every kind."""
+    materialize(st)  # before the sections: it writes agents and roles
+    sections, ids = [], {}
+    for kind in sorted(KINDS):
+        ids[kind], line = _section(kind, st._tables[kind], v5=True)
+        sections.append(line)
+    head = header(st, chain_hash, ids)
+    return b"\n".join([orjson.dumps(head, option=_SORT), *sections, b""])
+
+
+def _section(kind: str, table: dict[str, Any], *, v5: bool = False) -> Any:
+    """A kind's section: its line, then its values' bytes (format 4: a packed kind's, a plain
+    dict in a packed kind's place, e.g. a deep copy's: canonical bytes, untrained). Format 5
+    (``v5``, any kind): the ids too, and each condition as its place in ``names``."""
+    packed = kind in PACKED_KINDS
+    train_at: int | None
+    if type(table) is PackedTable and packed:
         ids, values = resting_items(table)
         codec, train_at = table.codec, table._train_at
     else:
         ids, values = map(list, zip(*canonical_items(table), strict=True)) if table else ([], [])
-        codec, train_at = None, packed_module.TRAIN_AT
+        codec, train_at = None, packed_module.TRAIN_AT if packed else None
     cond = dict(conditions(table))
     raw = b"" if codec is None else codec.raw
     blob = b"".join(values)
-    doc = {"kind": kind, "ids": ids, "conds": [cond[i] for i in ids], "sizes": [len(v) for v in values],
+    conds = [cond[i] for i in ids]
+    doc: dict[str, Any] = {"kind": kind, "ids": ids, "conds": conds, "sizes": [len(v) for v in values],
            "dict": None if codec is None else base64.b64encode(raw).decode(),
            "train_at": train_at, "crc": zlib.crc32(blob, zlib.crc32(raw))}
-    return b"".join((orjson.dumps(doc, option=_SORT), b"\n", blob))
+    if not v5:
+        return b"".join((orjson.dumps(doc, option=_SORT), b"\n", blob))
+    code: dict[str, int] = {}
+    doc["conds"] = [code.setdefault(c, len(code)) for c in conds]
+    doc["names"] = list(code)
+    return ids, b"".join((orjson.dumps(doc, option=_SORT), b"\n", blob))
 
 
 def load(data: bytes | IO[bytes]) -> ClusterState:
@@ -197,10 +255,13 @@ def load(data: bytes | IO[bytes]) -> ClusterState:
     if doc["format"] == FORMAT_1:
         for kind in KINDS:
             st._tables[kind].update(doc["entities"].get(kind, {}))
+        ids = None
     else:
-        _load_entities(st, lines, doc["counts"])
+        v5 = doc["format"] == FORMAT
+        ids = _load_entities(st, lines, doc["counts"], v5)
+        ids = ids if v5 else None
     st._seen_new, st._seen_old = dedupe_window(doc, "new", "old")
-    set_aggregates(st, doc)
+    set_aggregates(st, doc, ids)
     return st
 
 
@@ -211,7 +272,7 @@ def _document(data: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as e:
         raise SnapshotError(f"snapshot is not JSON: {e}",
                             hint="check that the bytes come from ClusterState.to_snapshot") from e
-    if type(doc) is not dict or doc.get("format") not in (FORMAT, FORMAT_3, FORMAT_2, FORMAT_1):
+    if type(doc) is not dict or doc.get("format") not in (FORMAT, FORMAT_4, FORMAT_3, FORMAT_2, FORMAT_1):
         raise SnapshotError(f"not a reducer snapshot (format {doc.get('format') if type(doc) is dict else None!r})",
                             hint=f"expected format {FORMAT}")
     if doc["reducer_version"] not in LOADABLE_VERSIONS:
@@ -221,12 +282,19 @@ def _document(data: bytes) -> dict[str, Any]:
     return doc
 
 
-def _load_entities(st: ClusterState, lines: IO[bytes], counts: dict[str, int]) -> None:
+#: the unpacked kinds a format-5 load decodes at once: the offer index is rebuilt from them
+#: (aggregates.rebuild); the others go into lazy tables (packed.NEVER)
+_DECODED = frozenset({"offer"})
+
+
+def _load_entities(st: ClusterState, lines: IO[bytes], counts: dict[str, int], v5: bool) -> dict[str, list[str]]:
     """The entity lines: packed kinds keep their bytes (checked only for their braces: verify
     compares them whole) and the conditions their lines name, others are decoded; a format-4
-    packed kind's section goes into its table as it is (:func:`_read_section`).
-    ``counts``: the header's, checked at the end."""
+    packed kind's section goes into its table as it is (:func:`_read_section`), a format-5
+    (``v5``) unpacked kind's into a lazy table (packed.NEVER) or, offers, decoded.
+    ``counts``: the header's, checked at the end. Returns each section's ids (sorted)."""
     loads, tables = orjson.loads, st._tables
+    ids_of: dict[str, list[str]] = {}
     # packed values go in by the thousand (compressed in one call), with their conditions
     pending: dict[str, tuple[list[tuple[str, bytes]], list[str | None]]] = {
         k: ([], []) for k, t in tables.items() if type(t) is PackedTable}
@@ -236,11 +304,21 @@ def _load_entities(st: ClusterState, lines: IO[bytes], counts: dict[str, int]) -
             if line[-1:] != b"\n":
                 raise ValueError("the line does not end (a truncated snapshot)")
             if line[:1] == b"{":
-                kind, ids, values, conds, codec, train_at = _read_section(line, lines)
+                kind, ids, values, conds, codec, train_at = _read_section(line, lines, v5)
                 table = tables[kind]
-                if type(table) is not PackedTable or dict.__len__(table):
+                if kind in ids_of or dict.__len__(table) or not (v5 or kind in PACKED_KINDS):
                     raise ValueError(f"a second section of kind {kind!r}, or one of a kind not packed")
-                restore(table, ids, values, conds, codec, train_at)
+                ids_of[kind] = ids
+                if kind in PACKED_KINDS:
+                    assert type(table) is PackedTable and train_at is not None  # (checked by _read_section)
+                    restore(table, ids, values, conds, codec, train_at)
+                elif kind in _DECODED:
+                    dict.update(table, zip(ids, map(loads, values), strict=True))
+                else:
+                    lazy = PackedTable()
+                    restore(lazy, ids, values, conds, None, NEVER)
+                    tables[kind] = lazy
+                    setattr(st, kind + "s", lazy)  # the table's attribute: "agent" -> st.agents
                 continue
             kind, id, cond, value = _entity_line(line, len(line) - 1)
             batch = pending.get(kind)
@@ -259,27 +337,44 @@ def _load_entities(st: ClusterState, lines: IO[bytes], counts: dict[str, int]) -
         _put(tables[kind], *batch)
     got = {k: len(t) for k, t in tables.items() if t}
     if got != counts:
-        raise SnapshotError(f"snapshot holds {n - 1} entity lines, not the {sum(counts.values())} its header "
+        held = f"{sum(got.values())} entities" if v5 else f"{n - 1} entity lines"
+        raise SnapshotError(f"snapshot holds {held}, not the {sum(counts.values())} its header "
                             "counts (a truncated or damaged snapshot)", hint="replay from the log (or an older snapshot)")
+    if v5 and len(ids_of) != len(KINDS):
+        raise SnapshotError(f"snapshot holds sections of {len(ids_of)} kinds, not of all {len(KINDS)} (a truncated "
+                            "or damaged snapshot)", hint="replay from the log (or an older snapshot)")
+    return ids_of
 
 
 #: the first bytes of every zstd frame
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def _read_section(line: bytes, stream: IO[bytes]) -> tuple[str, list[str], list[bytes], list[str], Codec | None, int]:
-    """A format-4 packed kind's section: its line (read) and its values (read here from
-    ``stream``), checked: the CRC, the dictionary, every value's first byte (a frame's or
-    JSON's) and the first frame's decompression. Raises ValueError (or orjson's, a
-    subclass), TypeError or KeyError for a damaged one."""
+def _read_section(line: bytes, stream: IO[bytes], v5: bool = False
+                  ) -> tuple[str, list[str], list[bytes], list[str], Codec | None, int | None]:
+    """A kind's section (format 4: a packed kind's): its line (read) and its values (read here
+    from ``stream``), checked: the CRC, the dictionary, every value's first byte (a frame's
+    or JSON's) and the first frame's decompression; format 5 (``v5``): each condition's code.
+    Raises ValueError (or orjson's, a subclass), TypeError or KeyError for a damaged one."""
     doc = orjson.loads(line)
     if type(doc) is not dict:
         raise ValueError("a section line that is not an object")
     kind, ids, conds, sizes, b64 = doc["kind"], doc["ids"], doc["conds"], doc["sizes"], doc["dict"]
     if not type(ids) is type(conds) is type(sizes) is list or not len(ids) == len(conds) == len(sizes):
         raise ValueError("the section's ids, conds and sizes are not lists of one length")
-    if type(doc["train_at"]) is not int or not all(type(c) is str for c in conds):
-        raise TypeError("the section's train_at is not an integer, or a condition not a string")
+    if v5:
+        names = doc["names"]
+        if type(names) is not list or not all(type(c) is str for c in names):
+            raise TypeError("the section's condition names are not a list of strings")
+        if conds and (min(conds) < 0 or max(conds) >= len(names)):  # (TypeError for a code not a number)
+            raise ValueError(f"a condition code of the {kind!r} section is not one of its {len(names)} names")
+        conds = list(map(note_conditions(names).__getitem__, conds))
+    elif all(type(c) is str for c in conds):
+        conds = note_conditions(conds)
+    else:
+        raise TypeError("a condition is not a string")
+    if (type(doc["train_at"]) is not int) if kind in PACKED_KINDS else (doc["train_at"] is not None):
+        raise TypeError(f"the section's train_at is not {'an integer' if kind in PACKED_KINDS else 'null'}")
     offs = list(accumulate(sizes, initial=0))
     blob = _read(stream, offs[-1] + 1)
     if len(blob) != offs[-1] + 1 or blob[-1:] != b"\n":
@@ -300,9 +395,9 @@ def _read_section(line: bytes, stream: IO[bytes]) -> tuple[str, list[str], list[
                 codec.decompress(values[0])
         except zstandard.ZstdError as e:
             raise ValueError(f"the {kind!r} section's dictionary does not decode its values: {e}") from None
-        if any(v[:4] != _ZSTD_MAGIC for v in values):
+        if not all(map(bytes.startswith, values, repeat(_ZSTD_MAGIC))):
             raise ValueError(f"a {kind!r} value is not a zstd frame")
-    elif any(v[:1] != b"{" or v[-1:] != b"}" for v in values):
+    elif not (all(map(bytes.startswith, values, repeat(b"{"))) and all(map(bytes.endswith, values, repeat(b"}")))):
         raise ValueError(f"a {kind!r} value is not a JSON object")
     return kind, ids, values, conds, codec, doc["train_at"]
 
@@ -379,9 +474,13 @@ def dedupe_window(doc: dict[str, Any], *names: str) -> list[set[int]]:
         raise SnapshotError(f"damaged dedupe window: {e}", hint="replay from the log (--no-snapshots)") from None
 
 
-def set_aggregates(st: ClusterState, doc: dict[str, Any]) -> None:
-    """What a snapshot or delta document holds whole (terminal indexes, allocation, and since
-    format 2 the pod membership indexes), then the other derived indexes rebuilt."""
+def set_aggregates(st: ClusterState, doc: dict[str, Any], ids: dict[str, list[str]] | None = None, *,
+                   filed: bool = False) -> None:
+    """What a snapshot or delta document holds whole (terminal indexes, allocation, since
+    format 2 the pod membership indexes, since format 5 the selector indexes), then the other
+    derived indexes rebuilt. ``ids``: a format-5 snapshot's section ids (its indexes name
+    pods, RCs and services by their place there). ``filed``: the selector and task-id
+    indexes are up to date already (a delta's, delta.py), not rebuilt."""
     from kmevents.reducer.membership import (  # they import this module's users
         rebuild_indexes,
         rebuild_selectors,
@@ -396,13 +495,19 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any]) -> None:
         rebuild_indexes(st)
         rebuild_task_index(st)
         return
-    rebuild_selectors(st)
+    if ids is not None:
+        _positional(st, idx, ids)
+        rebuild_task_index(st, idx["task_id_exceptions"])
+        return
+    if not filed:
+        rebuild_selectors(st)
     pod = _shared_ids(st.pods)
     st._pods_by_ns = {ns: set(map(pod, ids, ids)) for ns, ids in idx["pods_by_ns"].items()}
     st._rc_members = {rid: (set(map(pod, run, run)), set(map(pod, other, other)))
                       for rid, (run, other) in idx["rc_members"].items()}
     st._svc_members = {sid: set(map(pod, ids, ids)) for sid, ids in idx["svc_members"].items()}
-    rebuild_task_index(st, idx["task_id_exceptions"])
+    if not filed:
+        rebuild_task_index(st, idx["task_id_exceptions"])
 
 
 def set_totals(st: ClusterState, doc: dict[str, Any]) -> None:
@@ -419,6 +524,84 @@ def _shared_ids(table: dict[str, Any]) -> Any:
     index then refers to the key's str instead of holding a copy (a pod id is in three
     indexes; ~35 MiB of copies at the large profile's 157k pods)."""
     return {k: k for k in dict.keys(table)}.get
+
+
+def _positional(st: ClusterState, idx: dict[str, Any], ids: dict[str, list[str]]) -> None:
+    """The membership and selector indexes of a format-5 header (:func:`positional_indexes`).
+    Raises SnapshotError for a damaged one."""
+    def members(of: list[str]) -> Any:
+        get = of.__getitem__
+
+        def ids_at(ps: list[Any]) -> set[str]:
+            if ps and min(ps) < 0:  # (TypeError: an id kept as itself, see _positions)
+                raise IndexError("a negative position")
+            return set(map(get, ps))
+
+        def at(ps: list[Any]) -> set[str]:
+            try:
+                return ids_at(ps)
+            except TypeError:
+                return ids_at([p for p in ps if type(p) is not str]) | {p for p in ps if type(p) is str}
+        return at
+
+    def selectors(doc: dict[str, Any], at: Any) -> dict[str, Any]:
+        return {ns: {None if a is None else (a[0], a[1]): at(ps) for a, ps in by_anchor}
+                for ns, by_anchor in doc.items()}
+
+    try:
+        pod, rc, svc = members(ids["pod"]), members(ids["rc"]), members(ids["service"])
+        st._pods_by_ns = {ns: pod(ps) for ns, ps in idx["pods_by_ns"].items()}
+        st._rc_members = {rid: (pod(run), pod(other)) for rid, (run, other) in idx["rc_members"].items()}
+        st._svc_members = {sid: pod(ps) for sid, ps in idx["svc_members"].items()}
+        st._rc_sel = selectors(idx["rc_sel"], rc)
+        st._svc_sel = selectors(idx["svc_sel"], svc)
+    except (IndexError, TypeError, ValueError, KeyError, AttributeError) as e:
+        raise SnapshotError(f"the snapshot header's indexes are damaged: {type(e).__name__}: {e}",
+                            hint="replay from the log (or an older snapshot)") from e
+
+
+def positional_indexes(st: ClusterState, ids: dict[str, list[str]]) -> dict[str, Any]:
+    """The indexes of a format-5 header: those of :func:`indexes`, each pod, RC or service named
+    by its place in its kind's (sorted) section ids, so a load builds the sets from the ids
+    it already holds (an id not in its table, which a fold never leaves, is kept as itself),
+    and the selector indexes (membership.sel_add: ``{namespace: [[anchor pair or null,
+    [positions]], ...]}``, anchors sorted by their JSON, a number or boolean written as the
+    number it equals), which a load then decodes no RC or service to rebuild."""
+    from kmevents.reducer.taskids import key_exceptions
+
+    pod, rc, svc = ({i: n for n, i in enumerate(ids[k])} for k in ("pod", "rc", "service"))
+    return {
+        "pods_by_ns": {ns: _positions(m, pod) for ns, m in st._pods_by_ns.items()},
+        "rc_members": {rid: [_positions(run, pod), _positions(other, pod)] for rid, (run, other) in st._rc_members.items()},
+        "svc_members": {sid: _positions(m, pod) for sid, m in st._svc_members.items()},
+        "rc_sel": _selector_doc(st._rc_sel, rc),
+        "svc_sel": _selector_doc(st._svc_sel, svc),
+        "task_id_exceptions": key_exceptions(st),
+    }
+
+
+def _positions(members: Any, at: dict[str, int]) -> list[Any]:
+    got = list(map(at.get, members))
+    if None in got:
+        return sorted(p for p in got if p is not None) + sorted(i for i in members if i not in at)
+    got.sort()
+    return got
+
+
+def _selector_doc(index: dict[str, dict[Any, set[str]]], at: dict[str, int]) -> dict[str, Any]:
+    out = {}
+    for ns, by_anchor in index.items():
+        rows = [[None if a is None else [a[0], _number(a[1])], _positions(keys, at)] for a, keys in by_anchor.items()]
+        out[ns] = sorted(rows, key=lambda r: orjson.dumps(r[0]))
+    return out
+
+
+def _number(v: Any) -> Any:
+    """An anchor's value as written: equal anchors (``1``, ``1.0``, ``true``) file alike, so
+    one JSON for them all, whichever the fold met first."""
+    if type(v) is bool or (type(v) is float and v.is_integer()):
+        return int(v)
+    return v
 
 
 def indexes(st: ClusterState) -> dict[str, Any]:
@@ -442,21 +625,37 @@ def snapshot_document(data: bytes) -> dict[str, Any]:
     stream = io.BytesIO(data)
     doc = _document(stream.readline().rstrip(b"\n"))
     ents = doc.setdefault("entities", {})
+    ids_of: dict[str, list[str]] = {}
     for line in stream:
         if line[:1] == b"{":
             try:
-                kind, ids, values, _, codec, _ = _read_section(line, stream)
+                kind, ids, values, _, codec, _ = _read_section(line, stream, doc["format"] == FORMAT)
             except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as e:
                 raise SnapshotError(f"a packed kind's section is damaged: {type(e).__name__}: {e}",
                                     hint="replay from the log (or an older snapshot)") from e
             plain = (lambda v: v) if codec is None else codec.decompress
             ents[kind] = {i: orjson.loads(plain(v)) for i, v in zip(ids, values, strict=True)}
+            ids_of[kind] = ids
         elif line.strip():
             kind, id, _, value = _entity_line(line, len(line.rstrip(b"\n")))
             ents.setdefault(kind, {})[id] = orjson.loads(value)
     for kind in KINDS:
         ents.setdefault(kind, {})
+    if doc["format"] == FORMAT:  # the indexes as format 4 holds them: ids, not positions
+        st = ClusterState(doc["cluster"])
+        _positional(st, doc["indexes"], {k: ids_of.get(k, []) for k in ("pod", "rc", "service")})
+        doc["indexes"] = {**indexes(st), "task_id_exceptions": doc["indexes"]["task_id_exceptions"]}
     return doc
+
+
+def snapshot_format(data: bytes) -> str | None:
+    """The format snapshot bytes name in their header (None: not a snapshot's header)."""
+    nl = data.find(b"\n")
+    try:
+        doc = orjson.loads(data if nl < 0 else data[:nl])
+    except orjson.JSONDecodeError:
+        return None
+    return doc.get("format") if type(doc) is dict else None
 
 
 def snapshot_entities(data: bytes) -> dict[str, dict[str, Any]]:

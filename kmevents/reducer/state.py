@@ -319,7 +319,7 @@ class ClusterState:
     # -- snapshots --------------------------------------------------------
 
     def to_snapshot(self, chain_hash: str | None = None) -> bytes:
-        """Snapshot bytes of the whole state (format 4, packed kinds as they rest: see
+        """Snapshot bytes of the whole state (format 5, packed kinds as they rest: see
         snapshot.py); ``snapshot.dump(st, format=FORMAT_3)`` gives its canonical bytes."""
         from kmevents.reducer.snapshot import dump
 

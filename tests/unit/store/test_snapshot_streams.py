@@ -35,7 +35,9 @@ def test_damage_in_the_stream_or_in_a_line_is_a_snapshot_error() -> None:
     cut = data[: data.index(b"\n", len(data) // 2) + 1]  # cut between two lines
     with pytest.raises(SnapshotError, match="header counts"):
         load_snapshot(open_stored(compress(cut), "zstd"), freeze=False)
-    lines = data.split(b"\n")
+    from kmevents.reducer.snapshot import FORMAT_4, dump
+
+    lines = dump(_state(), format=FORMAT_4).split(b"\n")  # format 5 has no entity lines
     lines[5] = lines[5].replace(b"\t", b" ", 1)  # an entity line without its tab
     with pytest.raises(SnapshotError, match="line 6"):
         load_snapshot(open_stored(compress(b"\n".join(lines)), "zstd"), freeze=False)
@@ -87,3 +89,25 @@ def test_an_entity_line_with_another_head_is_a_snapshot_error(head: bytes) -> No
     lines[n] = head + lines[n][lines[n].index(b"\t"):]
     with pytest.raises(SnapshotError, match=f"line {n + 1}"):
         load_snapshot(open_stored(b"\n".join(lines), None), freeze=False)
+
+
+def test_no_gc_moves_what_it_made_to_the_oldest_generation_and_thaws_nothing_frozen() -> None:
+    import gc
+
+    from kmevents.store.snapshots import no_gc
+
+    gc.unfreeze()  # (an earlier test's load_snapshot may have frozen its objects)
+    assert gc.isenabled()
+    with no_gc():
+        made = [[i] for i in range(5000)]
+        assert not gc.isenabled()
+    assert gc.isenabled() and not gc.get_freeze_count()
+    assert gc.get_count()[0] < 100  # nothing left young for the next allocation's collection
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with no_gc():
+            made += [[i] for i in range(10)]
+        assert gc.get_freeze_count() == frozen  # a caller's freeze stands
+    finally:
+        gc.unfreeze()
