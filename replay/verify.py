@@ -42,6 +42,9 @@ from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.folding import BAD, UNDECODABLE, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
+from kmevents.reducer.delta import FORMAT as DELTA_FORMAT
+from kmevents.reducer.delta import FORMAT_1 as DELTA_FORMAT_1
+from kmevents.reducer.delta import dump_delta
 from kmevents.reducer.snapshot import (
     FORMAT,
     FORMAT_3,
@@ -361,7 +364,11 @@ async def _same_delta(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], s
     if int(entry.get("reducer_version", REDUCER_VERSION)) != REDUCER_VERSION:
         return None
     stored = await snapshots.state_bytes(entry)
-    if stored is None or stored != st.to_delta(chain_hash=entry.get("chain")):
+    if stored is None:
+        return None
+    # in the stored delta's format (a store written before format 2 is checked as cheaply)
+    fmt = DELTA_FORMAT_1 if b'"format":"' + DELTA_FORMAT_1.encode() + b'"' in stored else DELTA_FORMAT
+    if stored != dump_delta(st, entry.get("chain"), format=fmt):
         return None
     return {}
 

@@ -50,3 +50,13 @@ def test_no_cheap_check_without_the_named_base_or_with_another_chain() -> None:
     assert asyncio.run(_same_delta(store, entry, st, "c1999")) is None
     st2 = _fold_to(2000, 999)
     assert asyncio.run(_same_delta(store, entry, st2, "not-the-chain")) is None
+
+
+def test_a_delta_of_the_first_format_is_checked_by_changes_too() -> None:
+    from kmevents.reducer.delta import FORMAT_1, dump_delta
+
+    st = _fold_to(2000, 999)
+    entry = {"cluster": "sd", "offset": 1999, "chain": "c1999", "kind": "delta", "base": 999}
+    store = InMemory([entry], {1999: dump_delta(st, "c1999", format=FORMAT_1)})
+    assert asyncio.run(_same_delta(store, entry, st, "c1999")) == {}
+    assert store.loads == 0, "no snapshot was loaded"
