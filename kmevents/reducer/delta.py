@@ -117,44 +117,33 @@ def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: s
         doc["indexes"] = indexes(st)
         return doc
     doc["terminal_changes"] = {k: _order_changes(base.terminal.get(k, {}), idx) for k, idx in dict.items(st._terminal)}
-    doc["index_changes"] = {"pods_by_ns": _set_changes(base.pods_by_ns, st._pods_by_ns),
-                            "svc_members": _set_changes(base.svc_members, st._svc_members),
-                            "rc_members": _pair_changes(base.rc_members, st._rc_members)}
+    doc["index_changes"] = {name: _index_changes(getattr(base, name), getattr(st, "_" + name), pair=name == "rc_members")
+                            for name in ("pods_by_ns", "svc_members", "rc_members")}
     doc["indexes"] = {"task_id_exceptions": key_exceptions(st)}
     return doc
 
 
-def _set_changes(base: dict[str, set[str]], now: dict[str, set[str]]) -> dict[str, Any]:
-    """``{key: [added, removed] | None}`` of the keys whose set differs from the base's
-    (None: the key is gone). ``now`` is read through its storage (a fork's lazy table would
-    copy every value)."""
+def _index_changes(base: dict[str, Any], now: dict[str, Any], *, pair: bool) -> dict[str, Any]:
+    """``{key: [added, removed] | None}`` of the keys whose set differs from the base's (None:
+    the key is gone; ``pair``: the values are two sets, an RC's running and other pods, and a
+    change is ``[[added, removed], [added, removed]]``). ``now`` is read through its storage
+    (a fork's lazy table would copy every value)."""
     out: dict[str, Any] = {}
-    for key, ids in dict.items(now):
-        was = base.get(key)
+    for key, cur in dict.items(now):
+        was: Any = base.get(key)
         if was is None:
-            out[key] = [sorted(ids), []]
-        elif ids != was:
-            out[key] = [sorted(ids - was), sorted(was - ids)]
+            was = (set(), set()) if pair else set()
+        elif cur == was:
+            continue
+        out[key] = [_set_change(c, w) for c, w in zip(cur, was, strict=True)] if pair else _set_change(cur, was)
     for key in base:
         if not dict.__contains__(now, key):
             out[key] = None
     return out
 
 
-def _pair_changes(base: dict[str, tuple[set[str], set[str]]],
-                  now: dict[str, tuple[set[str], set[str]]]) -> dict[str, Any]:
-    """:func:`_set_changes` for an index whose values are two sets (an RC's running and other pods)."""
-    out: dict[str, Any] = {}
-    for key, (run, other) in dict.items(now):
-        was = base.get(key)
-        if was is None:
-            out[key] = [[sorted(run), []], [sorted(other), []]]
-        elif run != was[0] or other != was[1]:
-            out[key] = [[sorted(run - was[0]), sorted(was[0] - run)], [sorted(other - was[1]), sorted(was[1] - other)]]
-    for key in base:
-        if not dict.__contains__(now, key):
-            out[key] = None
-    return out
+def _set_change(cur: set[str], was: set[str]) -> list[list[str]]:
+    return [sorted(cur - was), sorted(was - cur)]
 
 
 def _order_changes(base: dict[str, str], now: dict[str, str]) -> dict[str, Any]:
