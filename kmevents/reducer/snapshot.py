@@ -154,8 +154,15 @@ def header(st: ClusterState, chain_hash: str | None = None,
            ids: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Everything of a snapshot but its entities (materializes the aggregates). ``ids``: the
     sorted ids of the pods, RCs and services (format 5: its indexes name them by position)."""
+    return {**header_fields(st, chain_hash),
+            "indexes": indexes(st) if ids is None else positional_indexes(st, ids)}
+
+
+def header_fields(st: ClusterState, chain_hash: str | None = None, *, dedupe: bool = True) -> dict[str, Any]:
+    """A format-5 header but its ``indexes`` (and, ``dedupe`` False, its dedupe window);
+    materializes the aggregates."""
     materialize(st)
-    return {
+    doc = {
         "format": FORMAT,
         "cluster": st.cluster,
         "partition": st.partition,
@@ -170,11 +177,12 @@ def header(st: ClusterState, chain_hash: str | None = None,
         "retention": st.retention.to_dict(),
         "counts": {k: len(t) for k, t in st._tables.items() if t},
         "terminal": {k: [[i, t] for i, t in idx.items()] for k, idx in st._terminal.items()},
-        "dedupe": {"new": encode_window(st._seen_new), "old": encode_window(st._seen_old)},
         "allocation": st._alloc,
         "contributions": {aid: list(c) for aid, c in st._contrib.items()},
-        "indexes": indexes(st) if ids is None else positional_indexes(st, ids),
     }
+    if dedupe:
+        doc["dedupe"] = {"new": encode_window(st._seen_new), "old": encode_window(st._seen_old)}
+    return doc
 
 
 def dump(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT) -> bytes:
@@ -334,7 +342,8 @@ def _load_entities(st: ClusterState, lines: IO[bytes], counts: dict[str, int], v
             raise SnapshotError(f"snapshot line {n} (an entity or a packed kind's section) is damaged: {type(e).__name__}: {e}",
                                 hint="replay from the log (or an older snapshot)") from e
     for kind, batch in pending.items():
-        _put(tables[kind], *batch)
+        if batch[0]:  # (an empty put would train a restored table that had not: see _put)
+            _put(tables[kind], *batch)
     got = {k: len(t) for k, t in tables.items() if t}
     if got != counts:
         held = f"{sum(got.values())} entities" if v5 else f"{n - 1} entity lines"
@@ -416,7 +425,10 @@ def _read(stream: IO[bytes], n: int) -> bytes:
 
 def _put(table: dict[str, Any], items: list[tuple[str, bytes]], conds: list[str | None]) -> None:
     """A batch of a packed kind's lines into its (packed) table, with their conditions if
-    every line named one (a format-2 snapshot's name none)."""
+    every line named one (a format-2 snapshot's name none). The table trains when the batch
+    takes it to its size for training, as a format-3 load does; a section (format 4 and 5)
+    is restored as it rests, untrained if its fold had not trained yet (the fold trains
+    between events, at its next packing: the restored state then trains there too)."""
     assert type(table) is PackedTable
     if None in conds:
         table.put_many(items)

@@ -492,3 +492,23 @@ def test_verify_compares_a_stored_format_4_snapshot_with_the_folds_format_4_byte
     monkeypatch.setattr(verify, "snapshot_document", real)
     wrong = dump(_fold_at(_events(2990), {}), "c", format=FORMAT_4)
     assert "content differs" in asyncio.run(_check_snapshot(InMemory([entry], {2999: wrong}), entry, st, "c"))[2999]
+
+
+def test_a_table_at_its_training_size_but_untrained_loads_untrained_and_trains_where_its_fold_does(
+        train_early: None) -> None:
+    """The fold trains a table between events, at its next packing (every 1,024 events): a
+    snapshot taken in between holds it untrained past its size. A load used to train it at
+    once, on other samples: the restored state's later snapshots then differed in bytes from
+    its fold's (equal content; verify took the slow way for each)."""
+    evs = _events(1500)  # the fold packs (and may train) every 1,024 events (retention.AGE_CHECK_EVERY)
+    st = _fold_at(evs[:300], {})
+    assert st.pods.codec is None and len(st.pods) >= packed_module.TRAIN_AT  # type: ignore[attr-defined]
+    data = st.to_snapshot("c")
+    restored = load(data)
+    assert restored.pods.codec is None  # type: ignore[attr-defined]
+    assert restored.to_snapshot("c") == data
+    for i, e in enumerate(evs[300:], start=300):
+        apply(st, e, offset=i)
+        apply(restored, dict(e), offset=i)
+    assert st.pods.codec is not None  # type: ignore[attr-defined]
+    assert restored.to_snapshot() == st.to_snapshot()
