@@ -19,7 +19,6 @@ only so that ``kafka-consumer-groups`` shows the lag; nothing reads them back.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import time
@@ -40,7 +39,7 @@ from kmevents.adapters import kafka as kafka_adapter
 from kmevents.adapters.kafka import ConsumerRecord, TopicPartition
 from kmevents.errors import FencedError
 from kmevents.reducer import ClusterState, Retention
-from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
+from kmevents.reducer.apply import collect_rarely
 from kmevents.settings import Settings
 from kmevents.store.partition_map import PartitionMap
 from kmevents.store.snapshots import SnapshotWriter, compress, index_entries, read_bytes
@@ -152,7 +151,7 @@ class DeriveWorker:
     async def start(self) -> None:
         # The live state is many small dicts that live for long and hold no
         # reference cycles: collect rarely for the worker's whole life.
-        gc.set_threshold(*FOLD_GC_THRESHOLDS)
+        collect_rarely()
         k = self.settings.kafka
         await kafka_adapter.ensure_topics(k)
         self._etcd = etcd_adapter.client(self.settings.etcd)

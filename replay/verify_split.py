@@ -41,6 +41,7 @@ from kmevents.replay.verify import Checks, PassResult, fold_pass
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.reducer import REDUCER_VERSION
+from kmevents.reducer.apply import collect_rarely
 from kmevents.settings import Settings
 from kmevents.store.snapshots import SnapshotStore, is_delta
 
@@ -87,6 +88,7 @@ def _segment_child(settings: Settings, topic: str, partition: int, cluster: str,
                    begin: dict[str, Any] | None, until: int, entries: list[dict[str, Any]],
                    anchor_offsets: set[int]) -> dict[str, Any]:
     """One segment in a child process (its own event loop, etcd client and Kafka consumer)."""
+    collect_rarely()
     return asyncio.run(_segment(settings, topic, partition, cluster, generation, begin, until, entries,
                                 anchor_offsets))
 

@@ -130,9 +130,17 @@ def _take(st: ClusterState) -> list[dict[str, Any]]:
 #: The cyclic GC's thresholds for folding: a folded state is many small dicts
 #: that live long and hold no reference cycles; with Python's default
 #: young-generation threshold (700 allocations) the GC keeps rescanning them
-#: (~5-15 % of fold time, measured). processors/worker.py sets them for its
-#: whole life; :func:`few_collections` inside a block.
+#: (~5-15 % of fold time, measured). A process that folds for its whole life (the
+#: worker, ``kmevents verify`` and its split's children) sets them with
+#: :func:`collect_rarely`; :func:`few_collections` inside a block.
 FOLD_GC_THRESHOLDS: Final = (50_000, 50, 100)
+
+
+def collect_rarely() -> None:
+    """:data:`FOLD_GC_THRESHOLDS` for the rest of the process (one whose work is folding: a
+    verify of the large profile's 1.5M events spent ~20 % more CPU with Python's defaults, its
+    fold's young objects rescanned and its state walked by full passes)."""
+    gc.set_threshold(*FOLD_GC_THRESHOLDS)
 
 
 @contextmanager

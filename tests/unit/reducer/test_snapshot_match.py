@@ -1,0 +1,218 @@
+"""snapshot_match.holds: a stored format-5 snapshot checked against a state without encoding it.
+
+What it must never do is call equal what verify's slow way (encode the fold, compare bytes,
+else load both and compare field by field) calls different; what it should do is call
+equal every snapshot the fold's own dump writes (else verify pays the slow way)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kmevents.replay.diffing import field_changes
+from kmevents.replay.verify import _check_snapshot
+
+import kmevents.reducer.packed as packed_module
+import kmevents.reducer.snapshot as snapshot_module
+from kmevents.reducer import ClusterState, SnapshotError, apply
+from kmevents.reducer.snapshot import FORMAT_4, dump, load, snapshot_document
+from kmevents.reducer.snapshot_match import holds
+from kmevents.simulate import generate
+from tests.unit.reducer.streams import mixed_streams
+from tests.unit.reducer.test_snapshot_format import DAMAGE, _join, _section, _split
+from tests.unit.store.test_snapshot_deltas import InMemory
+
+_SORT = orjson.OPT_SORT_KEYS
+
+
+def _fold(n: int, cluster: str = "m1", agents: int = 5) -> ClusterState:
+    s = ClusterState.empty(cluster)
+    for i, e in enumerate(generate(cluster, agents, n)):
+        apply(s, e, offset=i)
+    s.take_dirty()
+    return s
+
+
+@pytest.fixture
+def train_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables train at 100 values (the simulator's small cluster then trains pods and tasks)."""
+    monkeypatch.setattr(packed_module, "TRAIN_AT", 100)
+
+
+@pytest.mark.parametrize("n", [0, 40, 300, 3000])
+def test_a_state_holds_in_its_own_dump_and_only_at_its_chain(train_early: None, n: int) -> None:
+    s = _fold(n)
+    data = dump(s, "c")
+    assert holds(s, data, "c")
+    assert not holds(s, data, "other")
+    assert not holds(s, data, None)
+    # a state loaded from it (unpacked kinds in lazy tables) holds too; a deep copy (plain
+    # dicts where packed tables were: written untrained) holds in its own dump
+    assert holds(load(data), data, "c")
+    c = copy.deepcopy(s)
+    assert holds(c, dump(c, "c"), "c")
+
+
+def test_a_state_one_event_on_does_not_hold_in_the_dump_before(train_early: None) -> None:
+    evs = list(generate("m1", 5, 1200))
+    s = ClusterState.empty("m1")
+    checked = 0
+    for i, e in enumerate(evs):
+        apply(s, e, offset=i)
+        if i % 97 == 0:
+            s.take_dirty()
+            data = dump(s, "c")
+            if i + 1 < len(evs):
+                later = copy.deepcopy(s)
+                apply(later, copy.deepcopy(evs[i + 1]), offset=i + 1)
+                assert not holds(later, data, "c")  # its offset moved at least
+                checked += 1
+            assert holds(s, data, "c")
+    assert checked > 10
+
+
+def test_a_changed_entity_a_changed_index_or_window_is_seen(train_early: None) -> None:
+    s = _fold(3000)
+    data = dump(s, "c")
+    pod = sorted(dict.keys(s.pods))[5]
+    for change in ("pod", "index", "window", "terminal", "allocation"):
+        t = copy.deepcopy(s)
+        if change == "pod":
+            value = t.pods[pod]
+            value["metadata"] = {**value.get("metadata", {}), "note": "changed"}
+            packed_module.pack(t.pods)
+        elif change == "index":
+            ns = next(iter(t._pods_by_ns))
+            t._pods_by_ns[ns] = set(t._pods_by_ns[ns]) - {min(t._pods_by_ns[ns])}
+        elif change == "window":
+            t._seen_new = set(t._seen_new) | {12345}
+        elif change == "terminal":
+            t._terminal["pod"] = t._terminal["pod"].__class__(list(t._terminal["pod"].items())[1:])
+        else:
+            aid = next(iter(t._alloc))
+            t._alloc[aid] = {"*": {"cpus": 1234.5}}
+        assert not holds(t, data, "c"), change
+        assert holds(s, data, "c")
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_no_damaged_snapshot_holds(train_early: None, damage: str) -> None:
+    s = _fold(3000)
+    data = dump(s, "c")
+    assert holds(s, _join(*_split(data)), "c")  # the test's own reassembly holds
+    broken = DAMAGE[damage][0](*_split(data))
+    with pytest.raises(SnapshotError):
+        load(broken)
+    assert not holds(s, broken, "c")
+
+
+def test_other_formats_do_not_hold_and_verify_still_finds_them_equal(train_early: None) -> None:
+    s = _fold(3000)
+    data = dump(s, "c", format=FORMAT_4)
+    assert not holds(s, data, "c")
+    entry = {"cluster": "m1", "offset": s.offset, "chain": "c", "kind": "full"}
+    assert asyncio.run(_check_snapshot(InMemory([entry], {s.offset: data}), entry, s, "c")) == {}
+
+
+def test_equal_content_in_other_bytes_holds_as_verify_finds_it(train_early: None) -> None:
+    """The conditions' names listed in another order: other bytes, the same snapshot."""
+    s = _fold(3000)
+    head, secs = _split(dump(s, "c"))
+    doc = _section(secs, "pod")[0]
+    assert len(doc["names"]) > 1
+    doc["names"] = doc["names"][::-1]
+    doc["conds"] = [len(doc["names"]) - 1 - c for c in doc["conds"]]
+    other = _join(head, secs)
+    assert other != dump(s, "c")
+    assert holds(s, other, "c")
+    entry = {"cluster": "m1", "offset": s.offset, "chain": "c", "kind": "full"}
+    assert asyncio.run(_check_snapshot(InMemory([entry], {s.offset: other}), entry, s, "c")) == {}
+
+
+def test_verify_checks_an_equal_format_5_snapshot_without_encoding_the_fold(
+        train_early: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = _fold(3000)
+    data = dump(s, "c")
+    entry = {"cluster": "m1", "offset": s.offset, "chain": "c", "kind": "full"}
+
+    def no_dump(*a: Any, **k: Any) -> bytes:
+        raise AssertionError("verify encoded the fold's state")
+    monkeypatch.setattr("kmevents.replay.verify.dump", no_dump)
+    assert asyncio.run(_check_snapshot(InMemory([entry], {s.offset: data}), entry, s, "c")) == {}
+    monkeypatch.undo()
+    wrong = _fold(2990).to_snapshot("c")
+    found = asyncio.run(_check_snapshot(InMemory([entry], {s.offset: wrong}), entry, s, "c"))
+    assert "content differs" in found[s.offset]
+
+
+# -- properties --------------------------------------------------------------------------
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(mixed_streams())
+def test_any_fold_holds_in_its_own_dump(evs: list[dict[str, Any]]) -> None:
+    s = ClusterState.empty("prod-1")
+    for e in copy.deepcopy(evs):
+        apply(s, e)
+    s.take_dirty()
+    data = dump(s, "h")
+    assert holds(s, data, "h")
+    assert holds(load(data), data, "h")
+
+
+_BASE: dict[str, Any] = {}
+
+
+def _base() -> tuple[ClusterState, bytes, dict[str, Any]]:
+    if not _BASE:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(packed_module, "TRAIN_AT", 100)
+            s = _fold(1500)
+        data = dump(s, "c")
+        _BASE.update(state=s, data=data, doc=snapshot_document(data))
+    return _BASE["state"], _BASE["data"], _BASE["doc"]
+
+
+@SETTINGS
+@given(st.data())
+def test_bytes_that_hold_load_to_the_same_document(data: st.DataObject) -> None:
+    """Flip, drop or insert bytes anywhere (header, section lines, values): whenever holds says
+    equal, the bytes load and their document equals the state's, as verify's slow way would."""
+    s, good, doc = _base()
+    b = bytearray(good)
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(b) - 1))
+        how = data.draw(st.sampled_from(["flip", "drop", "insert", "digit"]))
+        if how == "flip":
+            b[i] ^= 1 << data.draw(st.integers(0, 7))
+        elif how == "drop":
+            del b[i]
+        elif how == "insert":
+            b.insert(i, data.draw(st.sampled_from(b' ,0]"\n{')))
+        else:  # a digit changed: sizes, positions, codes, counts
+            j = next((k for k in range(i, min(len(b), i + 200)) if 0x30 <= b[k] <= 0x39), None)
+            if j is not None:
+                b[j] = 0x30 + (b[j] - 0x30 + data.draw(st.integers(1, 9))) % 10
+    mutated = bytes(b)
+    if holds(s, mutated, "c"):
+        load(mutated)
+        assert not [c for c in field_changes(snapshot_document(mutated), doc)]
+
+
+def test_a_section_line_rewritten_with_its_keys_in_another_order_is_checked_by_content() -> None:
+    s, good, _ = _base()
+    head, secs = _split(good)
+    doc = _section(secs, "task")[0]
+    line = orjson.dumps(doc, option=_SORT)
+    reordered = orjson.dumps(dict(reversed(list(doc.items()))))
+    assert line != reordered
+    assert holds(s, good.replace(line, reordered), "c")  # what a load reads: the same section
+    assert not holds(s, good.replace(line, orjson.dumps({**doc, "extra": 1}, option=_SORT)), "c")
+    assert snapshot_module.FORMAT in good[:good.index(b"\n")].decode()
