@@ -65,7 +65,12 @@ def archive_paths(items: list[str]) -> list[Path]:
 
 
 def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a command's coroutine; Ctrl-C cancels it cleanly (the CLI prints 'interrupted', exit 130)."""
+    """Run a command's coroutine; Ctrl-C cancels it cleanly (the CLI prints 'interrupted', exit 130).
+    These commands fold logs for most of their short life: the process collects as the fold
+    does (reducer.apply.collect_rarely; not the API's long-lived process, which has its own)."""
+    from kmevents.reducer.apply import collect_rarely
+
+    collect_rarely()
     return asyncio.run(coro_fn())  # type: ignore[arg-type]
 
 

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.set_defaults(func=cmd_up)
     down = ssub.add_parser("down", help="stop what `up` started")
     common(down)
-    down.add_argument("--wipe", action="store_true", help="also delete Kafka's and etcd's data")
+    down.add_argument("--wipe", action="store_true", help="also delete Kafka's and etcd's data, their logs and PID files, and the Faust "
+                           "worker's local state (other files in --home stay)")
     down.set_defaults(func=cmd_down)
     st = ssub.add_parser("status", help="health of each component; exit 1 if unhealthy")
     common(st)

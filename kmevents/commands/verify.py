@@ -93,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
     from kmevents.errors import UsageError
-    from kmevents.reducer.apply import collect_rarely
     from kmevents.replay.verify import anchor_document, read_anchor, verify, verify_offline
 
     if args.jobs < 0:
@@ -108,7 +107,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--all-clusters verifies every cluster of the events topic: --cluster and --source "
                          "do not go with it")
     anchors = read_anchor(Path(args.anchor).read_bytes()) if args.anchor else None
-    collect_rarely()  # this process folds (a whole log, with --full)
     if args.export_anchor:
         check_output(args.export_anchor, "--export-anchor")
 

