@@ -51,6 +51,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     from kmevents.replay.sources import ArchiveSource
 
     from kmevents.reducer import REDUCER_VERSION, ClusterState, apply
+    from kmevents.reducer.apply import collect_rarely
     from kmevents.reducer.conditions import condition
 
     log = large_log(300_000, scale=0.2) if quick else large_log()
@@ -64,6 +65,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         tmp = Path(tmpd)
         plain = tmp / "plain.kmarch"
         archive.write(plain, recs, cluster=cluster, partition=0, topic="kmevents.events", covers_from=0)
+        collect_rarely()  # the GC setting of the CLI commands that replay (commands._source.run); baseline too
         base = _baseline(recs)
         t = time.process_time()
         r = asyncio.run(replay(ArchiveSource(plain), cluster, Target(), progress=False))
