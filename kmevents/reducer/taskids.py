@@ -5,6 +5,9 @@ come and go (including when retention prunes one), rebuilt when a snapshot is lo
 
 from __future__ import annotations
 
+from itertools import compress, repeat
+from operator import itemgetter, ne
+
 from kmevents.reducer.packed import raw_items
 from kmevents.reducer.state import ClusterState
 
@@ -64,11 +67,22 @@ def rebuild_task_index(st: ClusterState, exceptions: dict[str, str] | None = Non
 
 def key_exceptions(st: ClusterState) -> dict[str, str]:
     """``{key: task_id}`` of the tasks whose id is not what follows the first ``/`` of their
-    key (none unless a framework id holds a ``/``), from the index (no task decoded)."""
+    key (none unless a framework id holds a ``/``), from the index (no task decoded). Every
+    snapshot and delta writes it: the one-key ids (nearly all) are compared at C speed
+    (0.02 s instead of 0.07 s for 160k tasks)."""
     tasks = st.tasks
-    out = {}
-    for tid, keys in st._task_keys.items():
-        for key in (keys,) if type(keys) is str else keys:
+    index = st._task_keys
+    tids, keys = list(index), list(index.values())
+    out: dict[str, str] = {}
+    if all(map(isinstance, keys, repeat(str))):
+        one: list[str] = keys  # type: ignore[assignment]  # (every value a key itself)
+        suffixes = map(itemgetter(2), map(str.partition, one, repeat("/")))
+        for key, tid in compress(zip(one, tids, strict=True), map(ne, suffixes, tids)):
+            if key in tasks:
+                out[key] = tid
+        return out
+    for tid, many in zip(tids, keys, strict=True):
+        for key in (many,) if type(many) is str else many:
             if key.partition("/")[2] != tid and key in tasks:
                 out[key] = tid
     return out

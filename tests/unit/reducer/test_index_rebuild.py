@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kmevents.reducer import ClusterState, apply
+from kmevents.reducer.taskids import key_exceptions
 from kmevents.simulate import iter_lines
 
 INDEXES = ("_pods_by_ns", "_rc_sel", "_svc_sel", "_rc_members", "_svc_members")
@@ -70,3 +73,22 @@ def test_a_task_id_two_frameworks_use_is_indexed_under_both_and_back_to_one_when
     assert sorted(fork.task_ids("t-1")) == ["fw-1/t-1", "fw-2/t-1"]  # the fork's index is its own
     loaded = ClusterState.from_snapshot(fork.to_snapshot())
     assert sorted(loaded.task_ids("t-1")) == ["fw-1/t-1", "fw-2/t-1"]
+
+
+_IDS = st.sampled_from(["t1", "t2", "a/b", "x", "fw/t1"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_IDS, st.one_of(st.sampled_from(["fw/t1", "fw/t2", "f/a/b", "fw/x", "g/t1", "fw/fw/t1"]),
+                                       st.lists(st.sampled_from(["fw/t1", "g/t1", "f/a/b", "h/x"]), min_size=2,
+                                                max_size=3, unique=True))),
+       st.sets(st.sampled_from(["fw/t1", "fw/t2", "f/a/b", "fw/x", "g/t1", "fw/fw/t1", "h/x"])))
+def test_key_exceptions_names_every_live_key_whose_id_is_not_after_its_first_slash(
+        index: dict[str, object], live: set[str]) -> None:
+    s = ClusterState.empty("c")
+    s._task_keys = index  # type: ignore[assignment]
+    for key in live:
+        dict.__setitem__(s.tasks, key, b'{"task_id":"t"}')
+    want = {key: tid for tid, keys in index.items() for key in ([keys] if isinstance(keys, str) else keys)  # type: ignore[union-attr]
+            if key.partition("/")[2] != tid and key in live}
+    assert key_exceptions(s) == want
