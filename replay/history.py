@@ -136,6 +136,11 @@ class _Unit:
     block: touched.Block | None  # None: not indexed, always folded
 
 
+#: A unit's fold (from the state it starts from to its last offset) at most this long leaves the
+#: values it touches decoded (``ClusterState.packs``): a few thousand records touch a few
+#: thousand entities, some MiB.
+PACK_FROM = 20_000
+
 #: Decoded snapshot/delta states an indexed history keeps to fork from (each may be large).
 KEEP_STATES = 3
 
@@ -207,7 +212,8 @@ def _decode_cost(idx: Indexed, cluster: str, e: dict[str, Any]) -> int:
     if int(e["offset"]) in idx._states:
         return 0
     cost = int(e.get("bytes") or 0)
-    if is_delta(e) and idx.snapshots is not None and not idx.snapshots.holds_base(cluster, int(e["base"])):
+    if is_delta(e) and idx.snapshots is not None and int(e["base"]) not in idx._states \
+            and not idx.snapshots.holds_base(cluster, int(e["base"])):
         base = next((b for b in idx._entries or () if int(b["offset"]) == int(e["base"])), None)
         cost += int(base.get("bytes") or 0) if base is not None else 0
     return cost // BYTES_PER_RECORD
@@ -244,7 +250,7 @@ async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
         st = idx._states.get(off)
         if st is None:
             try:
-                loaded = await snaps.load(e)
+                loaded = await _load(idx, e)
             except Exception:  # noqa: BLE001
                 loaded = None
             # a snapshot of a worker with other retention limits folds differently from the scan
@@ -257,6 +263,16 @@ async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
             idx._states[off] = st
         return st.fork(), off
     return None
+
+
+async def _load(idx: Indexed, e: dict[str, Any]) -> ClusterState | None:
+    """The state of entry ``e`` (None when it cannot be read): a delta whose base this history
+    decoded already is applied onto a fork of that base (the store would decode the base again:
+    it holds only the base of the last delta it loaded)."""
+    snaps = idx.snapshots
+    assert snaps is not None
+    base = idx._states.get(int(e["base"])) if is_delta(e) else None
+    return await (snaps.load(e) if base is None else snaps.delta_onto(base.fork(), e))
 
 
 async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[touched.Block], bool],
@@ -308,6 +324,9 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
                 hook_from = units[j].first
             j -= 1
         idx.hook_from = hook_from
+        # a short fold leaves what it touched decoded (~5 % of a history at the large profile, packing
+        # values nobody reads again); a long one packs, as every fold does, to bound its memory
+        st.packs = u.last - cur > PACK_FROM
         r = await replay(src, cluster, Target(offset=u.last), start_state=st, start_offset=cur,
                          on_event=hook, progress=False)
         idx.events += r.scanned

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 from kmevents.replay.history import _units
@@ -53,3 +55,41 @@ def test_a_fold_starts_from_the_state_that_costs_least_to_decode_and_fold_on_fro
     idx.snapshots._held_base = ("c", 1000, None)  # type: ignore[assignment, union-attr]
     assert _cheaper(idx, "c", 9999, -1)[0] is delta
     assert _cheaper(idx, "c", 9999, 6000) == [delta]
+
+
+def test_a_delta_whose_base_the_history_decoded_costs_its_own_bytes_and_goes_onto_a_fork_of_that_base() -> None:
+    """The store holds only the base of the last delta it loaded; a base this history decoded for
+    an earlier unit (``Indexed._states``) is not decoded a second time for a delta against it."""
+    import asyncio
+
+    from kmevents.replay.history import BYTES_PER_RECORD, Indexed, _cheaper, _decode_cost, _load
+
+    from kmevents.reducer import ClusterState
+    from kmevents.store.snapshots import Snapshots
+
+    class Store(Snapshots):
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, Any]] = []
+
+        async def load(self, entry: dict[str, Any]) -> ClusterState | None:
+            self.calls.append(("load", entry["offset"]))
+            return ClusterState.empty("c")
+
+        async def delta_onto(self, base: ClusterState, entry: dict[str, Any]) -> ClusterState | None:
+            self.calls.append(("delta_onto", base))
+            return base
+
+    full = {"offset": 1000, "bytes": 8000 * BYTES_PER_RECORD}
+    delta = {"offset": 9000, "bytes": 500 * BYTES_PER_RECORD, "kind": "delta", "base": 1000}
+    store = Store()
+    idx = Indexed([], store)
+    idx._entries = [full, delta]
+    assert _decode_cost(idx, "c", delta) == 8500  # its base decoded too
+    assert _cheaper(idx, "c", 9999, -1) == [delta]  # 8,500 + 999; the full one 8,000 + 8,999
+    held = ClusterState.empty("c").freeze()
+    idx._states[1000] = held
+    assert _decode_cost(idx, "c", delta) == 500 and _decode_cost(idx, "c", full) == 0
+    assert _cheaper(idx, "c", 9999, -1) == [delta, full]  # 500 + 999, then 0 + 8,999
+    got = asyncio.run(_load(idx, delta))
+    assert store.calls == [("delta_onto", got)] and got is not held  # a fork of it: the held state stays as it is
+    assert asyncio.run(_load(idx, full)) is not None and store.calls[-1] == ("load", 1000)
