@@ -74,9 +74,12 @@ PROGRESS_FROM = 20_000
 #: (tests lower it); a snapshot is then taken only when it saves more than it costs (``_cheaper``).
 JUMP = 4_000
 #: Canonical snapshot bytes that cost as much to decode as one record to fold: on the bench machine
-#: a full state decodes at ~14 ns a byte, a delta onto its held base at ~10-12 ns, and history
-#: folds a record in ~25-40 us (BENCHMARKS.md, History of one entity).
-BYTES_PER_RECORD = 2_000
+#: a format-5 full state is read and decoded at ~6-7 ns a byte (a 56 MB one in ~0.35 s CPU at the
+#: large profile), a delta onto its held base at ~8 ns, and history folds a record in ~20-25 us
+#: (BENCHMARKS.md, History of one entity at full size; 2,000 when states decoded at ~14 ns a byte:
+#: a history of 6 units at 1.5M events then folded 61,701 records from 5 states, 23,249 from 6 now,
+#: 5.6 -> 4.7 s CPU).
+BYTES_PER_RECORD = 3_000
 
 
 @dataclass
@@ -230,7 +233,7 @@ def _cheaper(idx: Indexed, cluster: str, before: int, fold_from: int) -> list[di
 
 async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
                       cur: int | None = None) -> tuple[ClusterState, int] | None:
-    """A fork of the usable snapshot or delta state at or before offset ``before`` (and at or past
+    """A fork of the usable snapshot (or the state of a delta, not kept) at or before offset ``before`` (and at or past
     ``first - 1``, where the source starts) that costs least to decode and fold on from, with its
     offset; None when none costs less than folding from the start, or from ``cur`` (the fold's
     offset, when there is a fold)."""
@@ -257,6 +260,11 @@ async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
             if loaded is None or loaded.retention != default:
                 continue
             idx.loads += 1
+            if is_delta(e):
+                # folded on as it is and not kept: keeping it to fork from would first pack the values
+                # the delta put in (~30 ms at 1.5M events), and a later unit seldom starts from the
+                # same delta (one in the same interval folds on); its base stays held
+                return loaded, off
             st = loaded.freeze()
             while len(idx._states) >= KEEP_STATES:
                 del idx._states[min(idx._states)]

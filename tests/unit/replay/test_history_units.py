@@ -93,3 +93,34 @@ def test_a_delta_whose_base_the_history_decoded_costs_its_own_bytes_and_goes_ont
     got = asyncio.run(_load(idx, delta))
     assert store.calls == [("delta_onto", got)] and got is not held  # a fork of it: the held state stays as it is
     assert asyncio.run(_load(idx, full)) is not None and store.calls[-1] == ("load", 1000)
+
+
+def test_a_delta_state_is_folded_on_as_it_is_and_a_full_one_kept_to_fork_from() -> None:
+    """Keeping a delta's state would first pack the values it put in; a full state is kept (read
+    only) and each fold gets a fork of it."""
+    import asyncio
+
+    from kmevents.replay.history import BYTES_PER_RECORD, Indexed, _start_from
+
+    from kmevents.reducer import ClusterState
+    from kmevents.store.snapshots import Snapshots
+
+    made: list[ClusterState] = []
+
+    class Store(Snapshots):
+        async def entries(self, cluster: str) -> list[dict[str, Any]]:
+            return [full, delta]
+
+        async def load(self, entry: dict[str, Any]) -> ClusterState | None:
+            made.append(ClusterState.empty("c"))
+            return made[-1]
+
+    full = {"offset": 1000, "bytes": 10 * BYTES_PER_RECORD}
+    delta = {"offset": 9000, "bytes": 10 * BYTES_PER_RECORD, "kind": "delta", "base": 1000}
+    idx = Indexed([], Store())
+    got = asyncio.run(_start_from(idx, "c", 0, 9999))
+    assert got is not None and got[1] == 9000 and got[0] is made[-1] and 9000 not in idx._states
+    got = asyncio.run(_start_from(idx, "c", 0, 1500))
+    assert got is not None and got[1] == 1000 and idx._states[1000] is made[-1] and got[0] is not made[-1]
+    assert asyncio.run(_start_from(idx, "c", 0, 1500))[0] is not got[0]  # type: ignore[index]  # a new fork, no load
+    assert len(made) == 2 and idx.loads == 2
