@@ -139,7 +139,7 @@ class _Unit:
     block: touched.Block | None  # None: not indexed, always folded
 
 
-#: A unit's fold (from the state it starts from to its last offset) at most this long leaves the
+#: A state folded for at most this many records since it was loaded (or began empty) leaves the
 #: values it touches decoded (``ClusterState.packs``): a few thousand records touch a few
 #: thousand entities, some MiB.
 PACK_FROM = 20_000
@@ -305,6 +305,7 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
                        also: Callable[[touched.Block], bool] | None) -> None:
     st: ClusterState | None = None
     cur = first - 1
+    origin = cur  # where ``st`` began: the records folded into it since are ``cur - origin``
     for i, u in enumerate(units):
         if u.first in idx.done:
             continue
@@ -318,8 +319,10 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
             got = await _start_from(idx, cluster, first, u.first - 1, None if st is None else cur)
             if got is not None:
                 st, cur = got
+                origin = cur
         if st is None:
             st, cur = ClusterState.empty(cluster), first - 1
+            origin = cur
         st.take_dirty()
         # the hook keeps what the unit's events did; the units before it, folded on the way, were
         # not wanted when their turn came (nothing in them can matter to this pass): it keeps what
@@ -333,8 +336,10 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
             j -= 1
         idx.hook_from = hook_from
         # a short fold leaves what it touched decoded (~5 % of a history at the large profile, packing
-        # values nobody reads again); a long one packs, as every fold does, to bound its memory
-        st.packs = u.last - cur > PACK_FROM
+        # values nobody reads again); a long one packs, as every fold does, to bound its memory, and
+        # so does a state folded on from unit to unit past PACK_FROM records (an entity touched in
+        # every block: the values left decoded would grow with the log)
+        st.packs = u.last - origin > PACK_FROM
         r = await replay(src, cluster, Target(offset=u.last), start_state=st, start_offset=cur,
                          on_event=hook, progress=False)
         idx.events += r.scanned

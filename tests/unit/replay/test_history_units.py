@@ -124,3 +124,41 @@ def test_a_delta_state_is_folded_on_as_it_is_and_a_full_one_kept_to_fork_from() 
     assert got is not None and got[1] == 1000 and idx._states[1000] is made[-1] and got[0] is not made[-1]
     assert asyncio.run(_start_from(idx, "c", 0, 1500))[0] is not got[0]  # type: ignore[index]  # a new fork, no load
     assert len(made) == 2 and idx.loads == 2
+
+
+def test_a_state_folded_on_from_unit_to_unit_packs_again_past_pack_from(monkeypatch: Any) -> None:
+    """Values stay decoded only while the state has folded at most PACK_FROM records since it began:
+    an entity touched in every block would otherwise leave the whole log's values decoded."""
+    import asyncio
+
+    import orjson
+    from kmevents.replay import history
+    from kmevents.replay.records import LogRecord
+    from kmevents.replay.sources import Source
+
+    from kmevents.simulate import generate
+
+    recs = [LogRecord(i, i, b"c1", orjson.dumps(ev)) for i, ev in enumerate(generate("c1", 5, 4000, agents=8))]
+
+    class Recs(Source):
+        name, partition = "list", 0
+
+        async def covers(self) -> tuple[int, int]:
+            return 0, len(recs) - 1
+
+        async def chain_start(self) -> str | None:
+            return None
+
+        async def batches(self, start: int, end: int | None) -> Any:
+            yield recs[start:(len(recs) - 1 if end is None else end) + 1]
+
+    monkeypatch.setattr(history, "PACK_FROM", 1500)
+    packs: dict[int, bool] = {}
+
+    def hook(rec: LogRecord, ev: Any, anns: Any, st: Any) -> None:
+        packs.setdefault(rec.offset // 1000, st.packs)
+
+    idx = history.Indexed([Block(a, a + 999) for a in range(0, 4000, 1000)])
+    asyncio.run(history._fold_units(Recs(), "c1", idx, lambda b: True, hook))
+    assert idx.folded == 4 and idx.loads == 0
+    assert packs == {0: False, 1: True, 2: True, 3: True}  # 1,000 records since the start, then 2,000, ...
