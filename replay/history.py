@@ -74,9 +74,12 @@ PROGRESS_FROM = 20_000
 #: (tests lower it); a snapshot is then taken only when it saves more than it costs (``_cheaper``).
 JUMP = 4_000
 #: Canonical snapshot bytes that cost as much to decode as one record to fold: on the bench machine
-#: a full state decodes at ~14 ns a byte, a delta onto its held base at ~10-12 ns, and history
-#: folds a record in ~25-40 us (BENCHMARKS.md, History of one entity).
-BYTES_PER_RECORD = 2_000
+#: a format-5 full state is read and decoded at ~6-7 ns a byte (a 56 MB one in ~0.35 s CPU at the
+#: large profile), a delta onto its held base at ~8 ns, and history folds a record in ~20-25 us
+#: (BENCHMARKS.md, History of one entity at full size; 2,000 when states decoded at ~14 ns a byte:
+#: a history of 6 units at 1.5M events then folded 61,701 records from 5 states, 23,249 from 6 now,
+#: 5.6 -> 4.7 s CPU).
+BYTES_PER_RECORD = 3_000
 
 
 @dataclass
@@ -135,6 +138,11 @@ class _Unit:
     last: int
     block: touched.Block | None  # None: not indexed, always folded
 
+
+#: A state folded for at most this many records since it was loaded (or began empty) leaves the
+#: values it touches decoded (``ClusterState.packs``): a few thousand records touch a few
+#: thousand entities, some MiB.
+PACK_FROM = 20_000
 
 #: Decoded snapshot/delta states an indexed history keeps to fork from (each may be large).
 KEEP_STATES = 3
@@ -207,7 +215,8 @@ def _decode_cost(idx: Indexed, cluster: str, e: dict[str, Any]) -> int:
     if int(e["offset"]) in idx._states:
         return 0
     cost = int(e.get("bytes") or 0)
-    if is_delta(e) and idx.snapshots is not None and not idx.snapshots.holds_base(cluster, int(e["base"])):
+    if is_delta(e) and idx.snapshots is not None and int(e["base"]) not in idx._states \
+            and not idx.snapshots.holds_base(cluster, int(e["base"])):
         base = next((b for b in idx._entries or () if int(b["offset"]) == int(e["base"])), None)
         cost += int(base.get("bytes") or 0) if base is not None else 0
     return cost // BYTES_PER_RECORD
@@ -224,7 +233,7 @@ def _cheaper(idx: Indexed, cluster: str, before: int, fold_from: int) -> list[di
 
 async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
                       cur: int | None = None) -> tuple[ClusterState, int] | None:
-    """A fork of the usable snapshot or delta state at or before offset ``before`` (and at or past
+    """A fork of the usable snapshot (or the state of a delta, not kept) at or before offset ``before`` (and at or past
     ``first - 1``, where the source starts) that costs least to decode and fold on from, with its
     offset; None when none costs less than folding from the start, or from ``cur`` (the fold's
     offset, when there is a fold)."""
@@ -244,19 +253,34 @@ async def _start_from(idx: Indexed, cluster: str, first: int, before: int,
         st = idx._states.get(off)
         if st is None:
             try:
-                loaded = await snaps.load(e)
+                loaded = await _load(idx, e)
             except Exception:  # noqa: BLE001
                 loaded = None
             # a snapshot of a worker with other retention limits folds differently from the scan
             if loaded is None or loaded.retention != default:
                 continue
             idx.loads += 1
+            if is_delta(e):
+                # folded on as it is and not kept: keeping it to fork from would first pack the values
+                # the delta put in (~30 ms at 1.5M events), and a later unit seldom starts from the
+                # same delta (one in the same interval folds on); its base stays held
+                return loaded, off
             st = loaded.freeze()
             while len(idx._states) >= KEEP_STATES:
                 del idx._states[min(idx._states)]
             idx._states[off] = st
         return st.fork(), off
     return None
+
+
+async def _load(idx: Indexed, e: dict[str, Any]) -> ClusterState | None:
+    """The state of entry ``e`` (None when it cannot be read): a delta whose base this history
+    decoded already is applied onto a fork of that base (the store would decode the base again:
+    it holds only the base of the last delta it loaded)."""
+    snaps = idx.snapshots
+    assert snaps is not None
+    base = idx._states.get(int(e["base"])) if is_delta(e) else None
+    return await (snaps.load(e) if base is None else snaps.delta_onto(base.fork(), e))
 
 
 async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[touched.Block], bool],
@@ -281,6 +305,7 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
                        also: Callable[[touched.Block], bool] | None) -> None:
     st: ClusterState | None = None
     cur = first - 1
+    origin = cur  # where ``st`` began: the records folded into it since are ``cur - origin``
     for i, u in enumerate(units):
         if u.first in idx.done:
             continue
@@ -294,8 +319,10 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
             got = await _start_from(idx, cluster, first, u.first - 1, None if st is None else cur)
             if got is not None:
                 st, cur = got
+                origin = cur
         if st is None:
             st, cur = ClusterState.empty(cluster), first - 1
+            origin = cur
         st.take_dirty()
         # the hook keeps what the unit's events did; the units before it, folded on the way, were
         # not wanted when their turn came (nothing in them can matter to this pass): it keeps what
@@ -308,6 +335,11 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
                 hook_from = units[j].first
             j -= 1
         idx.hook_from = hook_from
+        # a short fold leaves what it touched decoded (~5 % of a history at the large profile, packing
+        # values nobody reads again); a long one packs, as every fold does, to bound its memory, and
+        # so does a state folded on from unit to unit past PACK_FROM records (an entity touched in
+        # every block: the values left decoded would grow with the log)
+        st.packs = u.last - origin > PACK_FROM
         r = await replay(src, cluster, Target(offset=u.last), start_state=st, start_offset=cur,
                          on_event=hook, progress=False)
         idx.events += r.scanned

@@ -113,7 +113,8 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
     if not seq & AGE_MASK:
         prune_by_age(st)
         # between events: no handler holds an entity dict now (packed.py)
-        pack_tables(st._tables)
+        if st.packs:
+            pack_tables(st._tables)
     pend = st._pending
     if pend:
         st._pending = []

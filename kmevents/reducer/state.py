@@ -76,7 +76,7 @@ class ClusterState:
         "_seen_new", "_seen_old", "_terminal", "_dirty", "_pending", "_ev",
         "_stale", "_alloc", "_contrib", "_agent_offers",
         "_pods_by_ns", "_rc_sel", "_svc_sel", "_rc_members", "_svc_members", "_task_keys",
-        "_rotations", "_base",
+        "_rotations", "_base", "packs",
     )
 
     def __init__(self, cluster: str, retention: Retention | None = None) -> None:
@@ -149,6 +149,12 @@ class ClusterState:
         self._rotations = 0
         #: what a delta is taken against (``mark_base``): None when no delta is tracked
         self._base: Base | None = None
+        #: the fold packs the values it touched back to bytes every ``AGE_CHECK_EVERY`` events
+        #: (apply.py, packed.py). A fork folded for a few thousand events and then dropped (a
+        #: history's unit) may turn it off: every value read, condition and dirty mark is the
+        #: same either way, the values just stay decoded (memory); the tables then train their
+        #: dictionaries later, which shows only in the bytes of a snapshot of that state.
+        self.packs = True
 
     @classmethod
     def empty(cls, cluster: str, retention: Retention | None = None) -> ClusterState:

@@ -111,3 +111,15 @@ def test_no_gc_moves_what_it_made_to_the_oldest_generation_and_thaws_nothing_fro
         assert gc.get_freeze_count() == frozen  # a caller's freeze stands
     finally:
         gc.unfreeze()
+
+
+def test_a_snapshot_read_fetches_about_what_the_entry_stores() -> None:
+    """A fetch brings up to its size from the first chunk's offset (the next snapshots' chunks too),
+    and the consumer prefetches as much again: sized to the entry, at most FETCH_BYTES."""
+    from kmevents.store.snapshots import FETCH_BYTES, fetch_bytes
+
+    small = {"stored_bytes": 570_250, "chunk_offsets": [7]}
+    assert 570_250 < fetch_bytes(small) <= 570_250 + 3 * 64 * 1024
+    assert fetch_bytes({"stored_bytes": 52_000_000, "chunk_offsets": list(range(50))}) == FETCH_BYTES
+    assert fetch_bytes({"bytes": 1_000, "chunk_offsets": [0]}) >= 64 * 1024  # an entry without a codec
+    assert fetch_bytes({"stored_bytes": 0, "chunk_offsets": [0]}) >= 64 * 1024
