@@ -173,9 +173,10 @@ def dump_delta(st: ClusterState, chain_hash: str | None = None, *, format: str =
     return orjson.dumps(delta_document(st, chain_hash, format=format), option=orjson.OPT_SORT_KEYS)
 
 
-def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
-    """The state at the delta's offset, made from ``base`` (the base snapshot's state, loaded or
-    forked: it is changed in place and returned)."""
+def parse_delta(data: bytes) -> dict[str, Any]:
+    """A delta's bytes as its document, its format and reducer version checked (for
+    :func:`apply_delta`: a caller that holds the bytes can let go of them before the apply).
+    Raises SnapshotError."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
@@ -186,6 +187,14 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
     if doc["reducer_version"] not in LOADABLE_VERSIONS:
         raise SnapshotError(f"delta derived by reducer version {doc['reducer_version']}, this is {REDUCER_VERSION}",
                             hint="replay from the log (or an older snapshot) to rebuild with this reducer")
+    return doc
+
+
+def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterState:
+    """The state at the delta's offset, made from ``base`` (the base snapshot's state, loaded or
+    forked: it is changed in place and returned). ``data``: the delta's bytes, or its
+    document from :func:`parse_delta`."""
+    doc = parse_delta(data) if isinstance(data, bytes) else data
     if base.offset != doc["base_state_offset"] or base.cluster != doc["cluster"]:
         raise SnapshotError(f"delta of {doc['cluster']!r} against the snapshot at offset {doc['base_offset']} "
                             f"(state at {doc['base_state_offset']}), applied to the state of {base.cluster!r} "

@@ -209,3 +209,20 @@ def test_a_retention_order_is_its_drops_and_tail_or_else_whole() -> None:
     assert _order_changes(base, moved) == {"whole": [["b", "2"], ["a", "1"], ["c", "3"]]}
     for now in (appended, moved, {}, {"z": "9"}):
         assert list(_ordered(base, _order_changes(base, now)).items()) == list(now.items())
+
+
+def test_a_delta_applies_alike_from_its_bytes_and_from_its_parsed_document() -> None:
+    from kmevents.reducer.delta import parse_delta
+
+    base, s = _based(3000, 40)
+    delta, full = s.to_delta(chain_hash="d"), s.to_snapshot(chain_hash="d")
+    doc = parse_delta(delta)
+    assert doc["format"] == "kmevents.reducer.delta/2"
+    assert apply_delta(ClusterState.from_snapshot(base), doc).to_snapshot(chain_hash="d") == full
+    assert apply_delta(ClusterState.from_snapshot(base), delta).to_snapshot(chain_hash="d") == full
+    with pytest.raises(SnapshotError, match="not JSON"):
+        parse_delta(delta[:-3])
+    with pytest.raises(SnapshotError, match="not a reducer delta"):
+        parse_delta(b'{"format": "x"}')
+    with pytest.raises(SnapshotError, match="reducer version 1"):
+        parse_delta(orjson.dumps(doc | {"reducer_version": 1}))

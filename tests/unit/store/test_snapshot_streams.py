@@ -8,7 +8,7 @@ import pytest
 
 from kmevents.reducer import ClusterState, SnapshotError, apply
 from kmevents.simulate import generate
-from kmevents.store.snapshots import compress, load_snapshot, open_stored
+from kmevents.store.snapshots import ChunkStream, compress, load_snapshot, open_stored
 
 
 def _state() -> ClusterState:
@@ -111,3 +111,46 @@ def test_no_gc_moves_what_it_made_to_the_oldest_generation_and_thaws_nothing_fro
         assert gc.get_freeze_count() == frozen  # a caller's freeze stands
     finally:
         gc.unfreeze()
+
+
+def test_a_state_loaded_from_its_stored_chunks_equals_one_loaded_from_bytes() -> None:
+    data = _state().to_snapshot(chain_hash="h")
+    stored = compress(data)
+    for size in (1, 7, 4096, len(stored)):
+        chunks = [stored[i:i + size] for i in range(0, len(stored), size)]
+        st = load_snapshot(open_stored(chunks, "zstd"), freeze=False)
+        assert st.to_snapshot(chain_hash="h") == data
+    plain = [data[i:i + 1000] for i in range(0, len(data), 1000)]  # codec none: the chunks are the bytes
+    assert load_snapshot(open_stored(plain, None), freeze=False).to_snapshot(chain_hash="h") == data
+    with pytest.raises(SnapshotError, match="line .* is damaged|damaged snapshot bytes"):  # a chunk missing
+        load_snapshot(open_stored([stored[:5000], stored[6000:]], "zstd"), freeze=False)
+
+
+def test_a_chunk_stream_reads_across_chunks_and_lets_go_of_each_once_read() -> None:
+    import io
+    import sys
+
+    held = [bytes([c]) * 3 + b"\n" for c in b"abc"]  # fresh objects: their only other owner is the stream
+
+    def refs() -> list[int]:
+        return [sys.getrefcount(held[i]) for i in range(3)]
+
+    alone = refs()
+    raw = ChunkStream(list(held))
+    assert refs() == [n + 1 for n in alone]
+    buf = bytearray(3)
+    assert raw.readinto(buf) == 3 and bytes(buf) == b"aaa"
+    assert raw.readinto(buf) == 1 and bytes(buf[:1]) == b"\n"
+    assert raw.readinto(buf) == 3 and bytes(buf) == b"bbb"
+    assert refs() == [alone[0], alone[1] + 1, alone[2] + 1]  # the first, read whole: let go of
+    assert raw.read() == b"\nccc\n"
+    assert refs() == alone
+    raw = ChunkStream([b"ab\ncd", b"", b"e\nfgh", b"ij"])
+    assert raw.read(4) == b"ab\nc"
+    assert raw.read() == b"de\nfghij"
+    assert raw.read(5) == b"" and raw.readinto(buf) == 0
+    lines = io.BufferedReader(ChunkStream([b"x\ny", b"y\n", b"", b"z"]), buffer_size=2)
+    assert list(lines) == [b"x\n", b"yy\n", b"z"]
+    lines.close()
+    assert lines.closed
+    assert ChunkStream([]).read() == b""
