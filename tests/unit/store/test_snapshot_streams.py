@@ -154,3 +154,20 @@ def test_a_chunk_stream_reads_across_chunks_and_lets_go_of_each_once_read() -> N
     lines.close()
     assert lines.closed
     assert ChunkStream([]).read() == b""
+
+
+def test_a_section_read_part_by_part_loads_alike_and_a_cut_one_is_a_snapshot_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import kmevents.reducer.snapshot as snapshot
+
+    data = _state().to_snapshot(chain_hash="h")
+    for part in (1, 100, 1 << 20):
+        monkeypatch.setattr(snapshot, "_PART_BYTES", part)
+        assert load_snapshot(open_stored(data, None), freeze=False).to_snapshot(chain_hash="h") == data
+    lines = data.split(b"\n")
+    n = max(range(1, len(lines)), key=lambda i: len(lines[i]))  # the largest section's values
+    with pytest.raises(SnapshotError, match="ends before its .* bytes of values"):
+        load_snapshot(open_stored(b"\n".join(lines[:n]) + b"\n" + lines[n][:-10], None), freeze=False)
+    damaged = data.replace(lines[n][:20], lines[n][:19] + bytes([lines[n][19] ^ 1]), 1)
+    with pytest.raises(SnapshotError, match="CRC differs|not a zstd frame|not a JSON object"):
+        load_snapshot(open_stored(damaged, None), freeze=False)
