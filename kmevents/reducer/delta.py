@@ -58,7 +58,7 @@ import orjson
 
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.dedupe import encode as encode_window
-from kmevents.reducer.packed import packed_bytes, value_of
+from kmevents.reducer.packed import PackedTable, packed_bytes, rest_value, value_of
 from kmevents.reducer.retention import RETAINED_KINDS
 from kmevents.reducer.snapshot import (
     LOADABLE_VERSIONS,
@@ -190,6 +190,37 @@ def parse_delta(data: bytes) -> dict[str, Any]:
     return doc
 
 
+#: where :func:`compact_upserts` notes each upserted value's condition
+_RESTING = "_resting_conditions"
+
+
+def compact_upserts(doc: dict[str, Any]) -> dict[str, Any]:
+    """A parsed delta's upserted values as canonical bytes, each kind's decoded values let go
+    of as it is done (a packed table rests them so; :func:`apply_delta` puts them in as they
+    are, with their conditions, noted here), offers aside (their table is decoded). A reader
+    of one point decodes the delta before it loads the base and compacts it: the decoded
+    values (~25 MiB for a 13 MB delta at the large profile) are then never beside the
+    state. Changes ``doc`` in place and returns it."""
+    ups = doc["upserts"]
+    if type(ups) is not dict or not all(type(v) is dict for v in ups.values()):
+        raise _damaged("'upserts' is not an object of objects")
+    noted: dict[str, dict[str, str]] = {}
+    for kind in list(ups):
+        if kind != "offer":
+            noted[kind], ups[kind] = rest_value_items(ups[kind])
+    doc[_RESTING] = noted
+    return doc
+
+
+def rest_value_items(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, bytes]]:
+    conds, out = {}, {}
+    for id, v in values.items():
+        if type(v) is not dict:
+            raise _damaged(f"an upserted value of {id!r} is not an object")
+        conds[id], out[id] = rest_value(v)
+    return conds, out
+
+
 def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterState:
     """The state at the delta's offset, made from ``base`` (the base snapshot's state, loaded or
     forked: it is changed in place and returned). ``data``: the delta's bytes, or its
@@ -223,10 +254,22 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
     tasks_gone = _unfile(st, doc) if filed else []
     tasks = st.tasks
     tasks_new = [k for k in doc["upserts"].get("task", ()) if filed and not dict.__contains__(tasks, k)]
+    resting = doc.get(_RESTING, {})
     for kind, values in doc["upserts"].items():
         table = st._tables[kind]
-        for id, v in values.items():
-            table[id] = v
+        conds = resting.get(kind)
+        if conds is None:
+            for id, v in values.items():
+                table[id] = v
+        elif type(table) is PackedTable:  # canonical bytes (compact_upserts) rest as they are
+            hot, put = table._hot, dict.__setitem__
+            for id, v in values.items():
+                put(table, id, v)
+                hot.discard(id)
+            table._cond.update(conds)
+        else:
+            for id, v in values.items():
+                table[id] = orjson.loads(v)
     for kind, ids in doc["removed"].items():
         table = st._tables[kind]
         for id in ids:
@@ -342,7 +385,9 @@ def _file(st: ClusterState, doc: dict[str, Any], tasks_gone: list[tuple[str, str
     from kmevents.reducer.taskids import forget_task, index_task
 
     for kind, index in (("rc", st._rc_sel), ("service", st._svc_sel)):
-        for id, v in doc["upserts"].get(kind, {}).items():
+        table = st._tables[kind]
+        for id in doc["upserts"].get(kind, ()):
+            v = value_of(table, id)  # (the delta's value, perhaps as bytes: compact_upserts)
             sel_add(index, v["namespace"], id, v["selector"])
     for tid, key in tasks_gone:
         forget_task(st, tid, key)

@@ -341,9 +341,15 @@ class Snapshots:
     async def _load_delta(self, entry: dict[str, Any]) -> ClusterState | None:
         cluster, base_off = str(entry["cluster"]), int(entry["base"])
         if not self.hold_bases:
+            # the delta decoded and compacted first: its decoded values never beside the base
+            from kmevents.reducer.delta import compact_upserts
+
             base_entry = await self.base_entry(entry)
-            base = None if base_entry is None else await self.load(base_entry)
-            return None if base is None else await self.delta_onto(base, entry)
+            if base_entry is None:
+                return None
+            doc = await self._delta_document(entry, compact_upserts)
+            base = None if doc is None else await self.load(base_entry)
+            return None if base is None or doc is None else self._apply(base, doc, entry)
         held = self._held_base
         if held is None or held[0] != cluster or held[1] != base_off:
             base_entry = await self.base_entry(entry)
@@ -366,7 +372,14 @@ class Snapshots:
     async def delta_onto(self, base: ClusterState, entry: dict[str, Any]) -> ClusterState | None:
         """The state of delta ``entry``, made from ``base`` (a fork of the state of its base
         snapshot: changed in place and returned); None when the delta cannot be read."""
-        from kmevents.reducer.delta import apply_delta, parse_delta
+        doc = await self._delta_document(entry)
+        return None if doc is None else self._apply(base, doc, entry)
+
+    async def _delta_document(self, entry: dict[str, Any],
+                              then: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any] | None:
+        """Delta ``entry``'s document (``delta.parse_delta``), passed through ``then``; None
+        when it cannot be read or is damaged (logged)."""
+        from kmevents.reducer.delta import parse_delta
 
         data = await self.state_bytes(entry)
         self.loads += 1
@@ -376,6 +389,17 @@ class Snapshots:
             with no_gc():
                 doc = parse_delta(data)
                 del data  # not held beside its document (up to ~28 MB at the large profile)
+                return doc if then is None else then(doc)
+        except SnapshotError as exc:
+            log.warning("snapshot delta not loadable: %s", exc, extra={"offset": entry.get("offset")})
+            return None
+
+    @staticmethod
+    def _apply(base: ClusterState, doc: dict[str, Any], entry: dict[str, Any]) -> ClusterState | None:
+        from kmevents.reducer.delta import apply_delta
+
+        try:
+            with no_gc():
                 return apply_delta(base, doc)
         except SnapshotError as exc:
             log.warning("snapshot delta not loadable: %s", exc, extra={"offset": entry.get("offset")})
