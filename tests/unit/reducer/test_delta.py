@@ -237,6 +237,7 @@ def test_a_compacted_delta_applies_to_the_same_state_and_rests_its_values_as_byt
     base, s = _based(3000, 400)
     delta, full = s.to_delta(chain_hash="d"), s.to_snapshot(chain_hash="d")
     doc = compact_upserts(parse_delta(delta))
+    assert type(doc["allocation"]) is type(doc["contributions"]) is bytes
     assert doc["upserts"] and all(type(v) is bytes for k, vs in doc["upserts"].items() if k != "offer"
                                   for v in vs.values())
     got = apply_delta(ClusterState.from_snapshot(base), doc)
@@ -257,12 +258,12 @@ def test_a_compacted_delta_applies_to_the_same_state_and_rests_its_values_as_byt
     assert got.to_snapshot() == again.to_snapshot()
 
 
-@pytest.mark.parametrize("upserts", [[], {"pod": []}, {"pod": {"ns/a": "x"}}])
-def test_a_delta_whose_upserts_are_not_objects_is_refused_when_compacted(upserts: object) -> None:
+@pytest.mark.parametrize("damage", [{"upserts": []}, {"upserts": {"pod": []}}, {"upserts": {"pod": {"ns/a": "x"}}},
+                                    {"allocation": None}, {"contributions": []}])
+def test_a_delta_whose_upserts_or_totals_are_not_objects_is_refused_when_compacted(damage: dict) -> None:
     from kmevents.reducer.delta import compact_upserts, parse_delta
 
     _, s = _based(3000, 40)
-    doc = parse_delta(s.to_delta())
-    doc["upserts"] = upserts
+    doc = parse_delta(s.to_delta()) | damage
     with pytest.raises(SnapshotError, match="damaged delta"):
         compact_upserts(doc)
