@@ -41,6 +41,12 @@ holds it). The selector and task-id indexes are brought up to date for what the 
 changes (not rebuilt from all the RCs, services and tasks: 0.1 s of each delta at the large
 profile); the rest are rebuilt as on a snapshot load.
 
+A reader of one point (``Snapshots.one_point``, the ``state`` command) decodes the delta
+before its base and compacts it (:func:`compact_upserts`): the upserted values as the
+canonical bytes a packed table rests them as, with their conditions, and the agents'
+totals as JSON, so its decoded form is never beside the loaded base (issue 17: the cold
+read's peak at the large profile, BENCHMARKS.md).
+
 Format 1 (issue 17's first deltas, still loaded) held the membership indexes and the
 retention order whole, as a snapshot does: at the large profile's 164k pods that was 15 of
 a delta's 23 MB (10.5 MB of indexes, 4.3 MB of retention order) against 6 MB of changed

@@ -233,6 +233,7 @@ def test_a_compacted_delta_applies_to_the_same_state_and_rests_its_values_as_byt
 
     from kmevents.reducer.delta import compact_upserts, parse_delta
     from kmevents.reducer.packed import PackedTable
+    from kmevents.reducer.snapshot import FORMAT_4, dump
 
     base, s = _based(3000, 400)
     delta, full = s.to_delta(chain_hash="d"), s.to_snapshot(chain_hash="d")
@@ -248,6 +249,10 @@ def test_a_compacted_delta_applies_to_the_same_state_and_rests_its_values_as_byt
     assert got.to_snapshot(chain_hash="d") == full
     fork = apply_delta(ClusterState.from_snapshot(base).fork(), compact_upserts(parse_delta(delta)))
     assert fork.to_snapshot(chain_hash="d") == full
+    # a format-4 base's unpacked kinds load as plain dicts: the values are decoded there
+    plain = ClusterState.from_snapshot(dump(ClusterState.from_snapshot(base), format=FORMAT_4))
+    assert any(type(t) is dict for k, t in plain._tables.items() if k in doc["upserts"] and k != "offer")
+    assert apply_delta(plain, compact_upserts(parse_delta(delta))).to_snapshot(chain_hash="d") == full
     # and folds on like the state it stands for
     more = list(generate("d2", 1, 3500))[3400:]
     again = ClusterState.from_snapshot(full)
