@@ -72,3 +72,8 @@ class CombinedSnapshots(Snapshots):
 
     async def load(self, entry: dict[str, Any]) -> ClusterState | None:
         return await self.parts[int(entry["_part"])].load(entry)
+
+    def one_point(self) -> None:
+        super().one_point()
+        for p in self.parts:
+            p.one_point()

@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with open_source(args) as o:
+            if o.snapshots is not None:
+                o.snapshots.one_point()  # one state read: no base held beside it
             r = await replay(o.source, o.cluster, target, snapshots=o.snapshots,
                              progress=not args.no_progress)
         pos = r.position()

@@ -41,6 +41,12 @@ holds it). The selector and task-id indexes are brought up to date for what the 
 changes (not rebuilt from all the RCs, services and tasks: 0.1 s of each delta at the large
 profile); the rest are rebuilt as on a snapshot load.
 
+A reader of one point (``Snapshots.one_point``, the ``state`` command) decodes the delta
+before its base and compacts it (:func:`compact_upserts`): the upserted values as the
+canonical bytes a packed table rests them as, with their conditions, and the agents'
+totals as JSON, so its decoded form is never beside the loaded base (issue 17: the cold
+read's peak at the large profile, BENCHMARKS.md).
+
 Format 1 (issue 17's first deltas, still loaded) held the membership indexes and the
 retention order whole, as a snapshot does: at the large profile's 164k pods that was 15 of
 a delta's 23 MB (10.5 MB of indexes, 4.3 MB of retention order) against 6 MB of changed
@@ -58,7 +64,7 @@ import orjson
 
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.dedupe import encode as encode_window
-from kmevents.reducer.packed import packed_bytes, value_of
+from kmevents.reducer.packed import PackedTable, packed_bytes, rest_value, value_of
 from kmevents.reducer.retention import RETAINED_KINDS
 from kmevents.reducer.snapshot import (
     LOADABLE_VERSIONS,
@@ -173,9 +179,10 @@ def dump_delta(st: ClusterState, chain_hash: str | None = None, *, format: str =
     return orjson.dumps(delta_document(st, chain_hash, format=format), option=orjson.OPT_SORT_KEYS)
 
 
-def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
-    """The state at the delta's offset, made from ``base`` (the base snapshot's state, loaded or
-    forked: it is changed in place and returned)."""
+def parse_delta(data: bytes) -> dict[str, Any]:
+    """A delta's bytes as its document, its format and reducer version checked (for
+    :func:`apply_delta`: a caller that holds the bytes can let go of them before the apply).
+    Raises SnapshotError."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
@@ -186,6 +193,52 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
     if doc["reducer_version"] not in LOADABLE_VERSIONS:
         raise SnapshotError(f"delta derived by reducer version {doc['reducer_version']}, this is {REDUCER_VERSION}",
                             hint="replay from the log (or an older snapshot) to rebuild with this reducer")
+    return doc
+
+
+#: where :func:`compact_upserts` notes each upserted value's condition
+_RESTING = "_resting_conditions"
+
+
+def compact_upserts(doc: dict[str, Any]) -> dict[str, Any]:
+    """A parsed delta's upserted values as canonical bytes, each kind's decoded values let go
+    of as it is done (a packed table rests them so; :func:`apply_delta` puts them in as they
+    are, with their conditions, noted here), offers aside (their table is decoded). A reader
+    of one point decodes the delta before it loads the base and compacts it: the decoded
+    values (~25 MiB for a 13 MB delta at the large profile) are then never beside the
+    state. Changes ``doc`` in place and returns it."""
+    ups = doc["upserts"]
+    if type(ups) is not dict or not all(type(v) is dict for v in ups.values()):
+        raise _damaged("'upserts' is not an object of objects")
+    noted: dict[str, dict[str, str]] = {}
+    for kind in list(ups):
+        if kind != "offer":
+            noted[kind], ups[kind] = rest_value_items(ups[kind])
+    doc[_RESTING] = noted
+    # the agents' totals, whole, replace the base's: as JSON until then (~1 MB each against
+    # ~8 MiB decoded for the large profile's 12,500 agents, else beside the base's)
+    for name in _TOTALS:
+        doc[name] = orjson.dumps(_mapping(doc, name))
+    return doc
+
+
+_TOTALS = ("allocation", "contributions")
+
+
+def rest_value_items(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, bytes]]:
+    conds, out = {}, {}
+    for id, v in values.items():
+        if type(v) is not dict:
+            raise _damaged(f"an upserted value of {id!r} is not an object")
+        conds[id], out[id] = rest_value(v)
+    return conds, out
+
+
+def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterState:
+    """The state at the delta's offset, made from ``base`` (the base snapshot's state, loaded or
+    forked: it is changed in place and returned). ``data``: the delta's bytes, or its
+    document from :func:`parse_delta`."""
+    doc = parse_delta(data) if isinstance(data, bytes) else data
     if base.offset != doc["base_state_offset"] or base.cluster != doc["cluster"]:
         raise SnapshotError(f"delta of {doc['cluster']!r} against the snapshot at offset {doc['base_offset']} "
                             f"(state at {doc['base_state_offset']}), applied to the state of {base.cluster!r} "
@@ -214,10 +267,22 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
     tasks_gone = _unfile(st, doc) if filed else []
     tasks = st.tasks
     tasks_new = [k for k in doc["upserts"].get("task", ()) if filed and not dict.__contains__(tasks, k)]
+    resting = doc.get(_RESTING, {})
     for kind, values in doc["upserts"].items():
         table = st._tables[kind]
-        for id, v in values.items():
-            table[id] = v
+        conds = resting.get(kind)
+        if conds is None:
+            for id, v in values.items():
+                table[id] = v
+        elif type(table) is PackedTable:  # canonical bytes (compact_upserts) rest as they are
+            hot, put = table._hot, dict.__setitem__
+            for id, v in values.items():
+                put(table, id, v)
+                hot.discard(id)
+            table._cond.update(conds)
+        else:
+            for id, v in values.items():
+                table[id] = orjson.loads(v)
     for kind, ids in doc["removed"].items():
         table = st._tables[kind]
         for id in ids:
@@ -226,6 +291,8 @@ def apply_delta(base: ClusterState, data: bytes) -> ClusterState:
         _file(st, doc, tasks_gone, tasks_new)
     st._seen_new, st._seen_old = new, old
     st._dirty = set()
+    if doc.get(_RESTING) is not None:  # (compact_upserts)
+        doc = {**doc, **{name: orjson.loads(doc[name]) for name in _TOTALS}}
     if doc["format"] == FORMAT_1:
         set_aggregates(st, doc, filed=filed)
         return st
@@ -333,7 +400,9 @@ def _file(st: ClusterState, doc: dict[str, Any], tasks_gone: list[tuple[str, str
     from kmevents.reducer.taskids import forget_task, index_task
 
     for kind, index in (("rc", st._rc_sel), ("service", st._svc_sel)):
-        for id, v in doc["upserts"].get(kind, {}).items():
+        table = st._tables[kind]
+        for id in doc["upserts"].get(kind, ()):
+            v = value_of(table, id)  # (the delta's value, perhaps as bytes: compact_upserts)
             sel_add(index, v["namespace"], id, v["selector"])
     for tid, key in tasks_gone:
         forget_task(st, tid, key)

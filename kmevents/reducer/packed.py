@@ -284,6 +284,12 @@ def pack(table: dict[str, Any], *, train_now: bool = False) -> int:
     return n
 
 
+def rest_value(v: Any) -> tuple[str, bytes]:
+    """A value's condition and canonical bytes as an untrained table rests them (a trained
+    one may hold them so beside its frames: :func:`resting_items` compresses them)."""
+    return _name(condition(v)), _tight(_dumps(v, option=_SORT))
+
+
 def _tight(data: bytes) -> bytes:
     return b"".join((data, b""))
 

@@ -384,18 +384,13 @@ def _read_section(line: bytes, stream: IO[bytes], v5: bool = False
         raise TypeError("a condition is not a string")
     if (type(doc["train_at"]) is not int) if kind in PACKED_KINDS else (doc["train_at"] is not None):
         raise TypeError(f"the section's train_at is not {'an integer' if kind in PACKED_KINDS else 'null'}")
-    offs = list(accumulate(sizes, initial=0))
-    blob = _read(stream, offs[-1] + 1)
-    if len(blob) != offs[-1] + 1 or blob[-1:] != b"\n":
-        raise ValueError(f"the {kind!r} section ends before its {offs[-1]:,} bytes of values (a truncated snapshot)")
     try:
         raw = b"" if b64 is None else base64.b64decode(b64, validate=True)
     except binascii.Error as e:
         raise ValueError(f"the {kind!r} section's dictionary is not base64: {e}") from None
-    if zlib.crc32(memoryview(blob)[:-1], zlib.crc32(raw)) != doc["crc"]:
+    values, crc = _read_values(stream, sizes, zlib.crc32(raw), kind)
+    if crc != doc["crc"]:
         raise ValueError(f"the {kind!r} section's values or dictionary are damaged (CRC differs)")
-    values = [blob[a:b] for a, b in pairwise(offs)]
-    del blob
     codec = None
     if b64 is not None:
         try:
@@ -409,6 +404,35 @@ def _read_section(line: bytes, stream: IO[bytes], v5: bool = False
     elif not (all(map(bytes.startswith, values, repeat(b"{"))) and all(map(bytes.endswith, values, repeat(b"}")))):
         raise ValueError(f"a {kind!r} value is not a JSON object")
     return kind, ids, values, conds, codec, doc["train_at"]
+
+
+#: a section's values are read this many bytes at a time (about: whole values), each part
+#: cut into its values and let go of, so a load never holds a section's bytes twice (the
+#: large profile's pod section alone was ~14 MiB beside its values at the load's peak)
+_PART_BYTES = 1 << 20
+
+
+def _read_values(stream: IO[bytes], sizes: list[int], crc: int, kind: str) -> tuple[list[bytes], int]:
+    """A section's values (``sizes`` bytes each, then its newline) read from ``stream`` part by
+    part, and the CRC-32 of their bytes continued from ``crc``. Raises ValueError for a
+    section that ends early (a truncated snapshot)."""
+    values: list[bytes] = []
+    i, n, total = 0, len(sizes), sum(sizes)
+    while i < n:
+        j, size = i, 0
+        while j < n and (size < _PART_BYTES or j == i):
+            size += sizes[j]
+            j += 1
+        part = _read(stream, size)
+        if len(part) != size:
+            break
+        crc = zlib.crc32(part, crc)
+        offs = accumulate(sizes[i:j], initial=0)
+        values.extend(part[a:b] for a, b in pairwise(offs))
+        i = j
+    if i < n or _read(stream, 1) != b"\n":
+        raise ValueError(f"the {kind!r} section ends before its {total:,} bytes of values (a truncated snapshot)")
+    return values, crc
 
 
 def _read(stream: IO[bytes], n: int) -> bytes:

@@ -30,12 +30,13 @@ topic; archives offer theirs through the same interface (kmevents/replay/snapsho
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import io
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import IO, TYPE_CHECKING, Any, Final
@@ -107,13 +108,51 @@ def decompress(stored: bytes, codec: str | None, size: int) -> bytes:
         raise SnapshotError(f"damaged snapshot bytes: {exc}", hint="replay from the log (--no-snapshots)") from None
 
 
-def open_stored(stored: bytes | IO[bytes], codec: str | None) -> IO[bytes]:
-    """A stored snapshot (bytes, or a binary file positioned at them) as a binary stream of
-    its canonical bytes, decompressed as it is read (a loader reads it line by line: the
-    whole snapshot is never in memory at once). Closing the stream closes the file.
+class ChunkStream(io.RawIOBase):
+    """A stored snapshot's chunks, in order, as one raw binary stream that lets go of each
+    chunk once it is read: a load then never holds the stored bytes twice (their join beside
+    the chunks), and by its end not at all (~51 MiB of chunks at the large profile's 1.5M
+    events, alive beside the whole loaded state before). It holds the only references to
+    the chunks when the caller drops its own (``chunks`` is iterated once, here)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        super().__init__()
+        self._chunks = collections.deque(chunks)
+        self._cur = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        cur = self._cur
+        while not len(cur):
+            cur.release()  # (the view of a chunk read whole: the chunk goes with it)
+            if not self._chunks:
+                self._cur = memoryview(b"")
+                return 0
+            cur = self._cur = memoryview(self._chunks.popleft())
+        n = min(len(b), len(cur))
+        b[:n] = cur[:n]
+        self._cur = cur[n:]
+        return n
+
+    def close(self) -> None:
+        self._chunks.clear()
+        self._cur.release()
+        self._cur = memoryview(b"")
+        super().close()
+
+
+def open_stored(stored: bytes | IO[bytes] | list[bytes], codec: str | None) -> IO[bytes]:
+    """A stored snapshot (bytes, a binary file positioned at them, or its chunks: a
+    :class:`ChunkStream` of them) as a binary stream of its canonical bytes, decompressed
+    as it is read (a loader reads it line by line: the whole snapshot is never in memory
+    at once). Closing the stream closes the file.
 
     Raises :class:`SnapshotError` for an unknown codec; damaged bytes raise
     ``zstandard.ZstdError`` while reading (:func:`load_stored` turns it into one)."""
+    if isinstance(stored, list):
+        stored = io.BufferedReader(ChunkStream(stored), buffer_size=1 << 20)
     if codec in (None, "none"):
         return io.BytesIO(stored) if isinstance(stored, bytes) else stored
     if codec != "zstd":
@@ -165,6 +204,11 @@ def load_snapshot(data: bytes | IO[bytes], *, freeze: bool = True) -> ClusterSta
     """
     import zstandard
 
+    if freeze:
+        # whatever is cyclic garbage now (a stopped Kafka consumer's fetch buffers: ~32 MiB at
+        # the large profile) would be frozen with the state and never freed; the heap is the
+        # command's start here, so a full collection is a few milliseconds
+        gc.collect()
     with no_gc():
         try:
             st = ClusterState.from_snapshot(data)
@@ -193,8 +237,11 @@ async def index_entries(settings: Settings, client: etcd_adapter.EtcdClient, clu
     return sorted(out, key=lambda e: int(e["offset"]))
 
 
-#: The largest fetch a snapshot read asks for (see :func:`fetch_bytes`).
-FETCH_BYTES: Final = 8 * 1024 * 1024
+#: The largest fetch a snapshot read asks for (see :func:`fetch_bytes`): a few chunks. With
+#: the readers' 32 MiB, a fetch's response and its record batches (~48 MiB at the large
+#: profile) were held beside the chunks and, left in reference cycles by the stopped
+#: consumer, kept through the load (frozen with the state by ``load_snapshot``).
+FETCH_BYTES: Final = 4 * CHUNK_BYTES
 
 
 def fetch_bytes(entry: dict[str, Any]) -> int:
@@ -208,8 +255,8 @@ def fetch_bytes(entry: dict[str, Any]) -> int:
     return max(64 * 1024, min(FETCH_BYTES, stored + 64 * 1024 * (len(entry["chunk_offsets"]) + 1)))
 
 
-async def read_stored(settings: Settings, entry: dict[str, Any], reader: Any = None) -> bytes | None:
-    """The snapshot as stored (its chunks joined, still compressed), or None when a chunk is
+async def read_chunks(settings: Settings, entry: dict[str, Any], reader: Any = None) -> list[bytes] | None:
+    """The snapshot's chunks as stored (still compressed), in order, or None when one is
     missing from the topic.
 
     ``reader``: a ``kafka_adapter.PartitionReader`` of the entry's snapshot partition, kept
@@ -219,18 +266,27 @@ async def read_stored(settings: Settings, entry: dict[str, Any], reader: Any = N
 
     k = settings.kafka
     offsets = [int(o) for o in entry["chunk_offsets"]]
+    want = set(offsets)
+    by_offset: dict[int, bytes] = {}
     if reader is not None:
-        recs = []
-        async for b in reader.batches(min(offsets), max(offsets), batch=len(offsets)):
-            recs.extend(b)
+        batches = reader.batches(min(offsets), max(offsets), batch=len(offsets))
     else:
-        recs = await kafka_adapter.read_range(k, k.snapshots_topic, int(entry["snapshot_partition"]),
-                                              min(offsets), max(offsets), max_bytes=fetch_bytes(entry))
-    by_offset = {r.offset: r.value for r in recs}
-    if any(o not in by_offset for o in offsets):
+        batches = kafka_adapter.iter_range(k, k.snapshots_topic, int(entry["snapshot_partition"]),
+                                           min(offsets), max(offsets), max_bytes=fetch_bytes(entry), batch=len(offsets))
+    async for b in batches:
+        # only the values, kept as the records go (a record holds its key and headers too)
+        by_offset.update((r.offset, r.value or b"") for r in b if r.offset in want)
+    if len(by_offset) != len(want):
         log.warning("snapshot chunks missing", extra={"cluster": entry.get("cluster"), "offset": entry.get("offset")})
         return None
-    return b"".join(by_offset[o] or b"" for o in offsets)
+    return [by_offset.pop(o) for o in offsets]
+
+
+async def read_stored(settings: Settings, entry: dict[str, Any], reader: Any = None) -> bytes | None:
+    """The snapshot as stored (its chunks joined, still compressed), or None when a chunk is
+    missing from the topic (``reader``: as for :func:`read_chunks`)."""
+    chunks = await read_chunks(settings, entry, reader)
+    return None if chunks is None else b"".join(chunks)
 
 
 async def read_bytes(settings: Settings, entry: dict[str, Any], reader: Any = None) -> bytes | None:
@@ -267,6 +323,9 @@ class Snapshots:
     loads = 0
     #: ``gc.freeze`` after a load (``load_snapshot``); a long-lived reader turns it off
     freeze = True
+    #: keep a delta's base loaded (read-only) for the next delta against it, and apply each
+    #: delta to a fork of it; a command that reads one point turns it off (:meth:`one_point`)
+    hold_bases = True
     #: the base of the last delta loaded: ``(cluster, offset, read-only state)``
     _held_base: tuple[str, int, ClusterState] | None = None
 
@@ -299,8 +358,25 @@ class Snapshots:
             log.warning("snapshot not loadable: %s", exc, extra={"offset": entry.get("offset")})
             return None
 
+    def one_point(self) -> None:
+        """This reader loads one state (a command's single point-in-time read): a delta is
+        applied to its base as loaded, neither forked nor held. A fork copies the base's
+        indexes and packed tables' maps (~30 MiB at the large profile's 1.5M events) and the
+        held base stays beside it: memory for a next read that never comes."""
+        self.hold_bases = False
+
     async def _load_delta(self, entry: dict[str, Any]) -> ClusterState | None:
         cluster, base_off = str(entry["cluster"]), int(entry["base"])
+        if not self.hold_bases:
+            # the delta decoded and compacted first: its decoded values never beside the base
+            from kmevents.reducer.delta import compact_upserts
+
+            base_entry = await self.base_entry(entry)
+            if base_entry is None:
+                return None
+            doc = await self._delta_document(entry, compact_upserts)
+            base = None if doc is None else await self.load(base_entry)
+            return None if base is None or doc is None else self._apply(base, doc, entry)
         held = self._held_base
         if held is None or held[0] != cluster or held[1] != base_off:
             base_entry = await self.base_entry(entry)
@@ -323,7 +399,14 @@ class Snapshots:
     async def delta_onto(self, base: ClusterState, entry: dict[str, Any]) -> ClusterState | None:
         """The state of delta ``entry``, made from ``base`` (a fork of the state of its base
         snapshot: changed in place and returned); None when the delta cannot be read."""
-        from kmevents.reducer.delta import apply_delta
+        doc = await self._delta_document(entry)
+        return None if doc is None else self._apply(base, doc, entry)
+
+    async def _delta_document(self, entry: dict[str, Any],
+                              then: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any] | None:
+        """Delta ``entry``'s document (``delta.parse_delta``), passed through ``then``; None
+        when it cannot be read or is damaged (logged)."""
+        from kmevents.reducer.delta import parse_delta
 
         data = await self.state_bytes(entry)
         self.loads += 1
@@ -331,7 +414,20 @@ class Snapshots:
             return None
         try:
             with no_gc():
-                return apply_delta(base, data)
+                doc = parse_delta(data)
+                del data  # not held beside its document (up to ~28 MB at the large profile)
+                return doc if then is None else then(doc)
+        except SnapshotError as exc:
+            log.warning("snapshot delta not loadable: %s", exc, extra={"offset": entry.get("offset")})
+            return None
+
+    @staticmethod
+    def _apply(base: ClusterState, doc: dict[str, Any], entry: dict[str, Any]) -> ClusterState | None:
+        from kmevents.reducer.delta import apply_delta
+
+        try:
+            with no_gc():
+                return apply_delta(base, doc)
         except SnapshotError as exc:
             log.warning("snapshot delta not loadable: %s", exc, extra={"offset": entry.get("offset")})
             return None
@@ -400,8 +496,8 @@ class SnapshotStore(Snapshots):
 
     async def state_stream(self, entry: dict[str, Any]) -> IO[bytes] | None:
         reader = self.reader_of(int(entry["snapshot_partition"])) if self.reader_of is not None else None
-        stored = await read_stored(self.settings, entry, reader)
-        return None if stored is None else open_stored(stored, entry.get("codec"))
+        chunks = await read_chunks(self.settings, entry, reader)
+        return None if chunks is None else open_stored(chunks, entry.get("codec"))
 
 
 # -- writing --------------------------------------------------------------------------

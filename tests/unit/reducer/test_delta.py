@@ -209,3 +209,66 @@ def test_a_retention_order_is_its_drops_and_tail_or_else_whole() -> None:
     assert _order_changes(base, moved) == {"whole": [["b", "2"], ["a", "1"], ["c", "3"]]}
     for now in (appended, moved, {}, {"z": "9"}):
         assert list(_ordered(base, _order_changes(base, now)).items()) == list(now.items())
+
+
+def test_a_delta_applies_alike_from_its_bytes_and_from_its_parsed_document() -> None:
+    from kmevents.reducer.delta import parse_delta
+
+    base, s = _based(3000, 40)
+    delta, full = s.to_delta(chain_hash="d"), s.to_snapshot(chain_hash="d")
+    doc = parse_delta(delta)
+    assert doc["format"] == "kmevents.reducer.delta/2"
+    assert apply_delta(ClusterState.from_snapshot(base), doc).to_snapshot(chain_hash="d") == full
+    assert apply_delta(ClusterState.from_snapshot(base), delta).to_snapshot(chain_hash="d") == full
+    with pytest.raises(SnapshotError, match="not JSON"):
+        parse_delta(delta[:-3])
+    with pytest.raises(SnapshotError, match="not a reducer delta"):
+        parse_delta(b'{"format": "x"}')
+    with pytest.raises(SnapshotError, match="reducer version 1"):
+        parse_delta(orjson.dumps(doc | {"reducer_version": 1}))
+
+
+def test_a_compacted_delta_applies_to_the_same_state_and_rests_its_values_as_bytes() -> None:
+    from collections import Counter
+
+    from kmevents.reducer.delta import compact_upserts, parse_delta
+    from kmevents.reducer.packed import PackedTable
+    from kmevents.reducer.snapshot import FORMAT_4, dump
+
+    base, s = _based(3000, 400)
+    delta, full = s.to_delta(chain_hash="d"), s.to_snapshot(chain_hash="d")
+    doc = compact_upserts(parse_delta(delta))
+    assert type(doc["allocation"]) is type(doc["contributions"]) is bytes
+    assert doc["upserts"] and all(type(v) is bytes for k, vs in doc["upserts"].items() if k != "offer"
+                                  for v in vs.values())
+    got = apply_delta(ClusterState.from_snapshot(base), doc)
+    for kind, table in got._tables.items():  # conditions known without decoding, nothing hot
+        if type(table) is PackedTable:
+            assert not table._hot and len(table._cond) == dict.__len__(table), kind
+            assert Counter(table._cond.values()) == Counter(c for _, c in s.conditions(kind)), kind
+    assert got.to_snapshot(chain_hash="d") == full
+    fork = apply_delta(ClusterState.from_snapshot(base).fork(), compact_upserts(parse_delta(delta)))
+    assert fork.to_snapshot(chain_hash="d") == full
+    # a format-4 base's unpacked kinds load as plain dicts: the values are decoded there
+    plain = ClusterState.from_snapshot(dump(ClusterState.from_snapshot(base), format=FORMAT_4))
+    assert any(type(t) is dict for k, t in plain._tables.items() if k in doc["upserts"] and k != "offer")
+    assert apply_delta(plain, compact_upserts(parse_delta(delta))).to_snapshot(chain_hash="d") == full
+    # and folds on like the state it stands for
+    more = list(generate("d2", 1, 3500))[3400:]
+    again = ClusterState.from_snapshot(full)
+    for e in copy.deepcopy(more):
+        apply(got, e)
+    for e in copy.deepcopy(more):
+        apply(again, e)
+    assert got.to_snapshot() == again.to_snapshot()
+
+
+@pytest.mark.parametrize("damage", [{"upserts": []}, {"upserts": {"pod": []}}, {"upserts": {"pod": {"ns/a": "x"}}},
+                                    {"allocation": None}, {"contributions": []}])
+def test_a_delta_whose_upserts_or_totals_are_not_objects_is_refused_when_compacted(damage: dict) -> None:
+    from kmevents.reducer.delta import compact_upserts, parse_delta
+
+    _, s = _based(3000, 40)
+    doc = parse_delta(s.to_delta()) | damage
+    with pytest.raises(SnapshotError, match="damaged delta"):
+        compact_upserts(doc)

@@ -73,3 +73,45 @@ def test_a_delta_whose_base_is_gone_is_unusable_not_wrong() -> None:
         assert best is None
 
     asyncio.run(go())
+
+
+def test_one_point_applies_the_delta_to_the_base_as_loaded_and_holds_nothing() -> None:
+    store, fulls = _store()
+    store.one_point()
+
+    async def go() -> None:
+        for off in (2999, 1999):
+            entry = next(e for e in await store.entries("sd") if e["offset"] == off)
+            st = await store.load(entry)
+            assert st is not None
+            assert st.to_snapshot(chain_hash=f"c{off}") == fulls[off]
+        assert not store.holds_base("sd", 999)
+        assert store.reads.count(999) == 2, store.reads  # each read loads its base again
+        best = await store.best("sd", at_or_before=2500)
+        assert best is not None and best.offset == 1999
+        assert best.state.to_snapshot(chain_hash="c1999") == fulls[1999]
+
+    asyncio.run(go())
+
+
+def test_a_damaged_delta_in_one_point_mode_falls_back_to_the_snapshot_before() -> None:
+    store, fulls = _store()
+    store.one_point()
+    store.blobs[2999] = store.blobs[2999][:-40]  # cut: not JSON
+
+    async def go() -> None:
+        best = await store.best("sd", at_or_before=2999)
+        assert best is not None and best.offset == 1999
+        assert best.state.to_snapshot(chain_hash="c1999") == fulls[1999]
+
+    asyncio.run(go())
+
+
+def test_combined_snapshots_pass_one_point_to_their_parts() -> None:
+    from replay.snapshots import CombinedSnapshots
+
+    a, _ = _store()
+    b, _ = _store()
+    both = CombinedSnapshots([a, b])
+    both.one_point()
+    assert not (both.hold_bases or a.hold_bases or b.hold_bases)

@@ -8,7 +8,7 @@ import pytest
 
 from kmevents.reducer import ClusterState, SnapshotError, apply
 from kmevents.simulate import generate
-from kmevents.store.snapshots import compress, load_snapshot, open_stored
+from kmevents.store.snapshots import ChunkStream, compress, load_snapshot, open_stored
 
 
 def _state() -> ClusterState:
@@ -123,3 +123,63 @@ def test_a_snapshot_read_fetches_about_what_the_entry_stores() -> None:
     assert fetch_bytes({"stored_bytes": 52_000_000, "chunk_offsets": list(range(50))}) == FETCH_BYTES
     assert fetch_bytes({"bytes": 1_000, "chunk_offsets": [0]}) >= 64 * 1024  # an entry without a codec
     assert fetch_bytes({"stored_bytes": 0, "chunk_offsets": [0]}) >= 64 * 1024
+
+
+def test_a_state_loaded_from_its_stored_chunks_equals_one_loaded_from_bytes() -> None:
+    data = _state().to_snapshot(chain_hash="h")
+    stored = compress(data)
+    for size in (1, 7, 4096, len(stored)):
+        chunks = [stored[i:i + size] for i in range(0, len(stored), size)]
+        st = load_snapshot(open_stored(chunks, "zstd"), freeze=False)
+        assert st.to_snapshot(chain_hash="h") == data
+    plain = [data[i:i + 1000] for i in range(0, len(data), 1000)]  # codec none: the chunks are the bytes
+    assert load_snapshot(open_stored(plain, None), freeze=False).to_snapshot(chain_hash="h") == data
+    with pytest.raises(SnapshotError, match="line .* is damaged|damaged snapshot bytes"):  # a chunk missing
+        load_snapshot(open_stored([stored[:5000], stored[6000:]], "zstd"), freeze=False)
+
+
+def test_a_chunk_stream_reads_across_chunks_and_lets_go_of_each_once_read() -> None:
+    import io
+    import sys
+
+    held = [bytes([c]) * 3 + b"\n" for c in b"abc"]  # fresh objects: their only other owner is the stream
+
+    def refs() -> list[int]:
+        return [sys.getrefcount(held[i]) for i in range(3)]
+
+    alone = refs()
+    raw = ChunkStream(list(held))
+    assert refs() == [n + 1 for n in alone]
+    buf = bytearray(3)
+    assert raw.readinto(buf) == 3 and bytes(buf) == b"aaa"
+    assert raw.readinto(buf) == 1 and bytes(buf[:1]) == b"\n"
+    assert raw.readinto(buf) == 3 and bytes(buf) == b"bbb"
+    assert refs() == [alone[0], alone[1] + 1, alone[2] + 1]  # the first, read whole: let go of
+    assert raw.read() == b"\nccc\n"
+    assert refs() == alone
+    raw = ChunkStream([b"ab\ncd", b"", b"e\nfgh", b"ij"])
+    assert raw.read(4) == b"ab\nc"
+    assert raw.read() == b"de\nfghij"
+    assert raw.read(5) == b"" and raw.readinto(buf) == 0
+    lines = io.BufferedReader(ChunkStream([b"x\ny", b"y\n", b"", b"z"]), buffer_size=2)
+    assert list(lines) == [b"x\n", b"yy\n", b"z"]
+    lines.close()
+    assert lines.closed
+    assert ChunkStream([]).read() == b""
+
+
+def test_a_section_read_part_by_part_loads_alike_and_a_cut_one_is_a_snapshot_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import kmevents.reducer.snapshot as snapshot
+
+    data = _state().to_snapshot(chain_hash="h")
+    for part in (1, 100, 1 << 20):
+        monkeypatch.setattr(snapshot, "_PART_BYTES", part)
+        assert load_snapshot(open_stored(data, None), freeze=False).to_snapshot(chain_hash="h") == data
+    lines = data.split(b"\n")
+    n = max(range(1, len(lines)), key=lambda i: len(lines[i]))  # the largest section's values
+    with pytest.raises(SnapshotError, match="ends before its .* bytes of values"):
+        load_snapshot(open_stored(b"\n".join(lines[:n]) + b"\n" + lines[n][:-10], None), freeze=False)
+    damaged = data.replace(lines[n][:20], lines[n][:19] + bytes([lines[n][19] ^ 1]), 1)
+    with pytest.raises(SnapshotError, match="CRC differs|not a zstd frame|not a JSON object"):
+        load_snapshot(open_stored(damaged, None), freeze=False)
