@@ -84,21 +84,7 @@ def spawn(fn: Callable[[], bytes]) -> Child:
     """Fork now: the child runs ``fn()`` on memory exactly as it is at this call, writes its
     bytes to a pipe and exits; the caller may change its state as soon as this returns."""
     r, w = os.pipe()
-    # No collection may run in the child before fn: Python's own after-fork step allocates,
-    # and a collection there finalized objects of the parent's other threads (grpc's) and
-    # crashed the child (SIGSEGV in threading._after_fork, seen in the test suite once the
-    # fold's rare-collection thresholds had let cyclic garbage pile up). The child keeps
-    # the collector off; the parent turns it back on at once.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        pid = os.fork()
-    except BaseException:
-        if enabled:
-            gc.enable()
-        raise
-    if pid != 0 and enabled:
-        gc.enable()
+    pid = os.fork()
     if pid == 0:  # the child: no event loop, no client, no logging; only fn and the pipe
         code = 1
         try:

@@ -46,33 +46,3 @@ async def test_the_child_holds_none_of_the_parents_sockets() -> None:
             return b"open"
 
         assert await offload.spawn(probe).result() == b"closed"
-
-
-async def test_no_collection_runs_in_the_child_and_the_parent_collects_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The child is forked with the collector already off (Python's after-fork step allocates:
-    a collection there could finalize objects of the parent's other threads); the parent's
-    collector is as it was."""
-    import gc
-
-    seen: list[bool] = []  # gc.isenabled() at each gc.disable() of offload, the child's included
-
-    class Spy:
-        def __getattr__(self, name: str) -> object:
-            return getattr(gc, name)
-
-        def disable(self) -> None:
-            seen.append(gc.isenabled())
-            gc.disable()
-
-    monkeypatch.setattr(offload, "gc", Spy())
-    was = gc.isenabled()
-    gc.enable()
-    try:
-        # the parent's before the fork (on), then the child's own (already off: inherited)
-        assert await offload.spawn(lambda: repr(seen).encode()).result() == b"[True, False]"
-        assert gc.isenabled()
-        gc.disable()
-        assert await offload.spawn(lambda: b"x").result() == b"x"
-        assert not gc.isenabled()  # a parent that had it off keeps it off
-    finally:
-        (gc.enable if was else gc.disable)()
