@@ -15,6 +15,11 @@ import pytest
 from kmevents.settings import Settings
 from tests.stacks import TestStack, start
 
+# Before any test module imports grpc (tests/unit/adapters/test_etcd_txn_bytes.py imports aetcd
+# ahead of kmevents.adapters.etcd, which sets this): with gRPC's fork handlers on, the worker's
+# forked snapshot children crashed (SIGSEGV in threading._after_fork) whenever the unit tests
+# were collected before the integration tests (`pytest tests/unit tests/integration/...`).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 # A config file on the machine (~/.kmevents/config.toml, kmevents/config.py) must not
 # change what the tests connect to: they read none unless a test names one.
 os.environ.setdefault("KMEVENTS_CONFIG", os.devnull + ".kmevents-tests-read-no-config.toml")
