@@ -138,9 +138,10 @@ FOLD_GC_THRESHOLDS: Final = (50_000, 50, 100)
 
 
 def collect_rarely() -> None:
-    """:data:`FOLD_GC_THRESHOLDS` for the rest of the process (one whose work is folding: a
-    verify of the large profile's 1.5M events spent ~20 % more CPU with Python's defaults, its
-    fold's young objects rescanned and its state walked by full passes)."""
+    """:data:`FOLD_GC_THRESHOLDS` for the rest of the process (one whose work is folding: at the
+    large profile a fold with a snapshot check every 20k events took 15-20 % more CPU with
+    Python's defaults, its young objects rescanned and its state walked by full passes;
+    BENCHMARKS.md, verify --full at 1.5M)."""
     gc.set_threshold(*FOLD_GC_THRESHOLDS)
 
 
