@@ -24,14 +24,6 @@ if TYPE_CHECKING:  # imported where used: a reading command's cold start stays c
     from kmevents.store.snapshots import Snapshots
 
 
-#: The fetch size of a reading command's events reader. The consumer keeps its last fetch's
-#: response and undelivered records (a first-record check fetches a whole one): with the
-#: readers' 16 MiB, ~32 MiB held through a cold point-in-time read at the large profile.
-#: 4 MiB folds as fast (200k records of ~1.1 KB from a local broker: 0.88-0.93 s CPU against
-#: 0.95-0.99 s with 16 MiB, BENCHMARKS.md).
-READ_FETCH_BYTES = 4 * 1024 * 1024
-
-
 @dataclass
 class Opened:
     source: Source
@@ -118,7 +110,7 @@ async def open_log(settings: Settings, *, cluster: str | None = None, read_from:
 
             name = topic or settings.kafka.events_topic
             # one consumer for every read of the command (bounds, first record, records)
-            reader = kafka_adapter.PartitionReader(settings.kafka, name, partition, max_bytes=READ_FETCH_BYTES)
+            reader = kafka_adapter.PartitionReader(settings.kafka, name, partition)  # fetches of reader.FETCH_BYTES
             sources.append(KafkaSource(settings.kafka, name, partition, cluster, reader=reader))
         carried = [a for a in arcs if a.header.get("snapshots")]
         if carried and snapshots:

@@ -404,14 +404,19 @@ def resting_items(table: PackedTable) -> tuple[list[str], list[bytes]]:
     pack(table)
     ids = sorted(dict.keys(table))
     get = dict.__getitem__
-    values = [get(table, k) for k in ids]
+    return ids, as_resting(table, [get(table, k) for k in ids])
+
+
+def as_resting(table: PackedTable, values: list[bytes]) -> list[bytes]:
+    """``values`` (the packed table's, as stored) with any resting uncompressed beside a codec
+    compressed, as a snapshot writes them (changed in place and returned)."""
     c = table.codec
     if c is not None:
         plain = [i for i, v in enumerate(values) if v[0] == _JSON]
         if plain:
             for i, packed in zip(plain, c.compress_many([values[i] for i in plain]), strict=True):
                 values[i] = packed
-    return ids, values
+    return values
 
 
 def restore(table: PackedTable, ids: list[str], values: list[bytes], conds: list[str],

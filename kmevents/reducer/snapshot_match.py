@@ -37,7 +37,7 @@ import orjson
 import zstandard
 
 from kmevents.reducer.aggregates import materialize
-from kmevents.reducer.packed import _JSON, PACKED_KINDS, PackedTable, conditions, pack
+from kmevents.reducer.packed import PACKED_KINDS, PackedTable, as_resting, conditions, pack
 from kmevents.reducer.snapshot import (
     FORMAT,
     SnapshotError,
@@ -114,13 +114,9 @@ def _section_holds(kind: str, table: dict[str, Any], data: bytes, pos: int) -> t
     if not all(map(lt, ids, islice(ids, 1, None))):
         raise _Differs
     pack(table)  # as dump does: the hot values (none between a fold's events) rest as bytes
-    values = list(map(dict.__getitem__, [table] * n, ids))  # (KeyError: an id not in the table)
+    # (KeyError: an id not in the table)
+    values = as_resting(table, list(map(dict.__getitem__, [table] * n, ids)))
     codec = table.codec
-    if codec is not None:  # a value resting uncompressed beside a codec is written compressed
-        plain = [i for i, v in enumerate(values) if v[0] == _JSON]
-        if plain:
-            for i, packed in zip(plain, codec.compress_many([values[i] for i in plain]), strict=True):
-                values[i] = packed
     raw = b"" if codec is None else codec.raw
     if (doc["dict"] != (None if codec is None else base64.b64encode(raw).decode())
             or doc["train_at"] != table._train_at or sizes != list(map(len, values))):
