@@ -213,7 +213,7 @@ def compact_upserts(doc: dict[str, Any]) -> dict[str, Any]:
     noted: dict[str, dict[str, str]] = {}
     for kind in list(ups):
         if kind != "offer":
-            noted[kind], ups[kind] = rest_value_items(ups[kind])
+            noted[kind], ups[kind] = _rest_value_items(ups[kind])
     doc[_RESTING] = noted
     # the agents' totals, whole, replace the base's: as JSON until then (~1 MB each against
     # ~8 MiB decoded for the large profile's 12,500 agents, else beside the base's)
@@ -225,7 +225,7 @@ def compact_upserts(doc: dict[str, Any]) -> dict[str, Any]:
 _TOTALS = ("allocation", "contributions")
 
 
-def rest_value_items(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, bytes]]:
+def _rest_value_items(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, bytes]]:
     conds, out = {}, {}
     for id, v in values.items():
         if type(v) is not dict:
