@@ -57,6 +57,10 @@ SESSION_TIMEOUT_MS = 10_000
 #: Snapshots encoded by forked children at once (processors/offload.py): one more due waits
 #: for the oldest, so a machine too busy to keep up slows the fold instead of piling up children.
 MAX_SNAPSHOT_CHILDREN = 2
+#: Snapshot children that failed one after the other (a child killed by the kernel, a library
+#: that cannot run after ``fork``) before the worker encodes its snapshots in-process for good:
+#: failing children would otherwise leave reads without snapshots, logged once per snapshot.
+CHILD_FAILURES_BEFORE_IN_PROCESS = 2
 
 
 class WorkerStats:
@@ -70,6 +74,8 @@ class WorkerStats:
         self.fenced = 0
         self.snapshots = 0
         self.deltas = 0
+        #: snapshots and deltas not stored (each logged as "snapshot not written")
+        self.snapshot_failures = 0
         self.batch_sizes: Counter[int] = Counter()
         self.lag: dict[int, int] = {}
         self.started = time.monotonic()
@@ -141,6 +147,8 @@ class DeriveWorker:
         self._last_snapshot: dict[str, float] = {}
         #: encode snapshots and deltas in a forked child while the fold goes on (offload.py)
         self.snapshots_in_child = snapshots_in_child
+        #: children that failed since the last one that did not (CHILD_FAILURES_BEFORE_IN_PROCESS)
+        self._child_failures = 0
         self._snapshot_jobs: deque[asyncio.Task[None]] = deque()
         #: full snapshots whose store failed, ``(cluster, offset)``: deltas against them are not stored
         self._unstored: set[tuple[str, int]] = set()
@@ -428,6 +436,7 @@ class DeriveWorker:
             else:
                 await self.write_snapshot(d, cluster)
         except Exception as exc:  # noqa: BLE001
+            self.stats.snapshot_failures += 1
             log.warning("snapshot not written", extra={"cluster": cluster, "delta": delta, "error": str(exc)[:300]})
 
     def _offload_snapshot(self, d: PartitionDeriver, cluster: str, *, delta: bool) -> asyncio.Task[None] | None:
@@ -455,7 +464,12 @@ class DeriveWorker:
                                before: asyncio.Task[None] | None, *, offset: int, base: int | None, head: str) -> None:
         assert self._snapshots is not None
         try:
-            data = await child.result()
+            try:
+                data = await child.result()
+            except offload.ChildFailed:
+                self._child_failed()
+                raise
+            self._child_failures = 0
             if before is not None:
                 await before  # stored in order: a delta's base is in the index before the delta
             if base is not None and (cluster, base) in self._unstored:
@@ -470,6 +484,7 @@ class DeriveWorker:
                 state = d.folds[cluster].state if cluster in d.folds else None
                 if state is not None and state.base_offset == offset:
                     state.drop_base()  # no deltas against a snapshot nobody can read
+            self.stats.snapshot_failures += 1
             log.warning("snapshot not written", extra={"cluster": cluster, "delta": base is not None,
                                                        "error": str(exc)[:300]})
             return
@@ -478,6 +493,14 @@ class DeriveWorker:
             self.stats.snapshots += 1
         else:
             self.stats.deltas += 1
+
+    def _child_failed(self) -> None:
+        self._child_failures += 1
+        if self.snapshots_in_child and self._child_failures >= CHILD_FAILURES_BEFORE_IN_PROCESS:
+            self.snapshots_in_child = False
+            log.error("snapshot children keep failing: this worker encodes its snapshots in-process from now "
+                      "on (the fold pauses while it does; `kmevents process --snapshots-in-process` starts it so)",
+                      extra={"worker": self.worker_id, "failed_in_a_row": self._child_failures})
 
     async def snapshots_written(self) -> None:
         """Wait until the snapshots being encoded or stored, if any, are stored (or failed)."""

@@ -57,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--delta-every", type=int, default=None, metavar="N",
                    help="between snapshots, store what changed since the last one every N events of a "
                         "cluster, so a point-in-time read folds at most N events (default 4,000; 0: none)")
+    p.add_argument("--snapshots-in-process", action="store_true",
+                   help="encode snapshots in the worker itself, pausing the fold, instead of a forked child "
+                        "(the default where the platform can fork; the worker also switches by itself after "
+                        "two children in a row fail)")
     p.add_argument("--metrics-port", type=int, default=6066,
                    help="port on 127.0.0.1 for /metrics and /healthz (0: off; default 6066)")
     add_connection_flags(p)
@@ -67,6 +71,7 @@ def worker_options(args: argparse.Namespace) -> dict[str, Any]:
     """The worker's keyword arguments given on the command line (the rest keep the worker's defaults)."""
     given = {"snapshot_every_events": args.snapshot_every, "snapshot_every_seconds": args.snapshot_seconds,
              "delta_every_events": args.delta_every,
+             "snapshots_in_child": False if args.snapshots_in_process else None,
              "session_timeout_ms": None if args.session_timeout is None else int(args.session_timeout * 1000)}
     return {k: v for k, v in given.items() if v is not None}
 

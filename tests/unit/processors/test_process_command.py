@@ -21,6 +21,7 @@ def test_unset_flags_keep_the_worker_defaults_and_given_ones_pass_through() -> N
     args = parser.parse_args(["process", "--snapshot-every", "700", "--snapshot-seconds", "5", "--delta-every", "0"])
     assert worker_options(args) == {"snapshot_every_events": 700, "snapshot_every_seconds": 5.0,
                                     "delta_every_events": 0}
+    assert worker_options(parser.parse_args(["process", "--snapshots-in-process"])) == {"snapshots_in_child": False}
 
 
 def test_the_help_states_the_worker_defaults() -> None:
