@@ -76,6 +76,8 @@ class WorkerStats:
         self.deltas = 0
         #: snapshots and deltas not stored (each logged as "snapshot not written")
         self.snapshot_failures = 0
+        #: snapshots and deltas removed by the worker's own retention (``--prune-snapshots``)
+        self.snapshots_pruned = 0
         self.batch_sizes: Counter[int] = Counter()
         self.lag: dict[int, int] = {}
         self.started = time.monotonic()
@@ -117,7 +119,7 @@ class DeriveWorker:
                  snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, snapshot_every_seconds: float = SNAPSHOT_EVERY_SECONDS,
                  delta_every_events: int = DELTA_EVERY_EVENTS, max_records: int = 5000, group_id: str = GROUP_ID, instance_id: str | None = None,
                  session_timeout_ms: int = SESSION_TIMEOUT_MS, touched_every_events: int = BLOCK_EVENTS,
-                 snapshots_in_child: bool = True) -> None:
+                 snapshots_in_child: bool = True, snapshot_retention: tuple[int, int] | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.retention = retention
@@ -147,6 +149,9 @@ class DeriveWorker:
         self._last_snapshot: dict[str, float] = {}
         #: encode snapshots and deltas in a forked child while the fold goes on (offload.py)
         self.snapshots_in_child = snapshots_in_child
+        #: ``(keep_recent, thin_every)``: after each full snapshot stored, thin the cluster's older
+        #: ones as ``kmevents snapshots prune`` does (store/snapshot_retention.py); None: keep all
+        self.snapshot_retention = snapshot_retention
         #: children that failed since the last one that did not (CHILD_FAILURES_BEFORE_IN_PROCESS)
         self._child_failures = 0
         self._snapshot_jobs: deque[asyncio.Task[None]] = deque()
@@ -491,8 +496,30 @@ class DeriveWorker:
         if base is None:
             self._last_snapshot[cluster] = time.monotonic()
             self.stats.snapshots += 1
+            await self._thin_snapshots(cluster, d.generation)
         else:
             self.stats.deltas += 1
+
+    async def _thin_snapshots(self, cluster: str, generation: str) -> None:
+        """With ``snapshot_retention``: remove the cluster's snapshots the retention does not keep
+        (the newest full one, just stored, always stays). Failing never stops derivation."""
+        if self.snapshot_retention is None or self._etcd is None or self._producer is None:
+            return
+        from kmevents.store import snapshot_retention, verified
+
+        keep_recent, thin_every = self.snapshot_retention
+        try:
+            entries = await index_entries(self.settings, self._etcd, cluster, generation)
+            point = await verified.read_point(self._etcd, self.settings.etcd.prefix, generation, cluster)
+            p = snapshot_retention.plan(entries, keep_recent=keep_recent, thin_every=thin_every,
+                                        also_keep=frozenset({point.snapshot_offset}) if point else frozenset())
+            if p.drop:
+                done = await snapshot_retention.prune(self.settings, self._etcd, self._producer, p.drop)
+                self.stats.snapshots_pruned += done["removed"]
+                log.info("snapshots pruned", extra={"cluster": cluster, "removed": done["removed"],
+                                                    "removed_bytes": done["removed_bytes"], "kept": len(p.keep)})
+        except Exception as exc:  # noqa: BLE001 - pruning only saves disk
+            log.warning("snapshots not pruned", extra={"cluster": cluster, "error": str(exc)[:300]})
 
     def _child_failed(self) -> None:
         self._child_failures += 1
@@ -520,6 +547,7 @@ class DeriveWorker:
             raise
         self._last_snapshot[cluster] = time.monotonic()
         self.stats.snapshots += 1
+        await self._thin_snapshots(cluster, d.generation)
 
     async def write_delta(self, d: PartitionDeriver, cluster: str) -> None:
         """What changed in the cluster since its last full snapshot, at the committed checkpoint."""
