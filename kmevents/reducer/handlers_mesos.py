@@ -224,7 +224,7 @@ def _shared(v: Ent) -> Ent:
     if got is None:
         if len(_SHARED) >= _SHARED_MAX:
             _SHARED.clear()
-        _SHARED[key] = got = v
+        _SHARED[b"".join((key, b""))] = got = v  # tight: orjson keeps its output buffer (resources.py)
     return got
 
 
