@@ -9,6 +9,7 @@ lets ``apply`` promise "a malformed event changes nothing".
 
 from __future__ import annotations
 
+from sys import intern
 from typing import Any
 
 import orjson
@@ -341,8 +342,17 @@ def offer_offered(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     if oid in st.offers:
         note(st, DUPLICATE, "offer", oid, "offer already known")
         return
-    st.offers[oid] = {"id": oid, "framework_id": o.get("framework_id"), "agent_id": aid,
-                      "hostname": o.get("hostname"), "resources": summ,
+    fw = o.get("framework_id")
+    host = o.get("hostname")
+    ag = st.agents.get(aid)
+    if ag is not None:
+        # the agent's own strings where the texts are equal, and one framework id string: a
+        # closed offer stays in state for a while (10,000 of them: ~3 MiB of copies)
+        aid = ag["id"]
+        if host == ag["hostname"]:
+            host = ag["hostname"]
+    st.offers[oid] = {"id": oid, "framework_id": intern(fw) if type(fw) is str else fw, "agent_id": aid,
+                      "hostname": host, "resources": summ,
                       "status": "outstanding", "since": t, "offered_at": t,
                       "decline_reason": None, "refuse_seconds": None, "task_ids": None}
     dirty = st._dirty
@@ -352,7 +362,6 @@ def offer_offered(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         if role not in st.roles:
             ensure_roles(st, summ, t)
             break
-    ag = st.agents.get(aid)
     if ag is None:
         note(st, UNKNOWN_ENTITY, "agent", aid, f"offer {oid} on an agent not in state")
         return
@@ -408,13 +417,13 @@ def offer_declined(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         # resources back. The offer is already closed; this is its normal epilogue,
         # not a stale event: record the decline, keep the status.
         if o.get("decline_reason") != reason or o.get("refuse_seconds") != refuse:
-            o["decline_reason"] = reason
+            o["decline_reason"] = intern(reason)  # (equal to the status: a str)
             o["refuse_seconds"] = refuse
             st._dirty.add(("offer", oid))
         return
     o = _close_offer(st, oid, t, "declined")
     if o is not None:
-        o["decline_reason"] = reason
+        o["decline_reason"] = intern(reason) if reason is not None else None  # a few texts, many offers
         o["refuse_seconds"] = refuse
 
 
