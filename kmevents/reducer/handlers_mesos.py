@@ -417,7 +417,7 @@ def offer_declined(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         # resources back. The offer is already closed; this is its normal epilogue,
         # not a stale event: record the decline, keep the status.
         if o.get("decline_reason") != reason or o.get("refuse_seconds") != refuse:
-            o["decline_reason"] = intern(reason)  # (equal to the status: a str)
+            o["decline_reason"] = o["status"]  # (equal to the reason: the status's one string)
             o["refuse_seconds"] = refuse
             st._dirty.add(("offer", oid))
         return
