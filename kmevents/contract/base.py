@@ -32,6 +32,9 @@ class ContractModel(BaseModel):
         frozen=True,
         use_attribute_docstrings=True,
         populate_by_name=False,
+        # NaN and infinities are no JSON numbers: the canonical bytes would say null (orjson) where
+        # the field promises a number; refused with the field's path instead
+        allow_inf_nan=False,
     )
 
 

@@ -148,3 +148,20 @@ def test_values_that_are_not_plain_json_are_left_to_the_reference_path() -> None
     assert fast is not None
     fast["payload"]["pod"]["volumes"][0]["source"]["options"]["password"] = "[redacted]"
     assert event["payload"]["pod"]["volumes"][0]["source"]["options"]["password"] == "hunter2"
+
+
+def test_a_number_that_is_not_finite_is_refused_by_both_paths_with_its_field() -> None:
+    # NaN and infinities are no JSON numbers: accepted, the canonical bytes said null where the
+    # field promises a number (hypothesis found it through the fast-path property above)
+    import pytest
+
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        event = {"type": "source.clock_skew", "schema_version": 1, "cluster": "prod-1",
+                 "occurred_at": "2015-07-08T15:03:22.512Z", "clock": "adapter", "raw_type": "CLOCK_SKEW",
+                 "source": {"kind": "ingest", "stream_id": "adapter-1", "seq": 1},
+                 "payload": {"stream_id": "sched-1", "skew_seconds": bad}}
+        assert canonical_dict(event, "source.clock_skew", 1) is None
+        with pytest.raises(ContractViolation, match="payload.skew_seconds: Input should be a finite number"):
+            validate_event(event)
+        event["payload"]["skew_seconds"] = -2.5
+        assert validate_event(event)[0]["payload"]["skew_seconds"] == -2.5
