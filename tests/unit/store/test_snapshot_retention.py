@@ -12,11 +12,14 @@ from kmevents.store.snapshot_retention import chunk_keys, plan
 
 
 def entries_of(fulls: list[int], deltas_per_full: int = 2, step: int = 100) -> list[dict[str, Any]]:
+    """Index entries as the worker writes them: one per offset, each delta after its base and
+    before the next full snapshot."""
     out: list[dict[str, Any]] = []
-    for f in sorted(set(fulls)):
+    fs = sorted(set(fulls))
+    for f, nxt in zip(fs, [*fs[1:], None], strict=True):
         out.append({"offset": f, "kind": "full", "stored_bytes": 1000})
         out += [{"offset": f + step * (i + 1), "kind": "delta", "base": f, "stored_bytes": 10}
-                for i in range(deltas_per_full)]
+                for i in range(deltas_per_full) if nxt is None or f + step * (i + 1) < nxt]
     return sorted(out, key=lambda e: e["offset"])
 
 
