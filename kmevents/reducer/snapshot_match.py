@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import zlib
+from bisect import bisect_left
 from itertools import accumulate, islice
 from operator import lt
 from typing import Any
@@ -36,8 +37,17 @@ from typing import Any
 import orjson
 import zstandard
 
+import kmevents.reducer.packed as packed_module
 from kmevents.reducer.aggregates import materialize
-from kmevents.reducer.packed import PACKED_KINDS, PackedTable, as_resting, conditions, pack
+from kmevents.reducer.conditions import condition
+from kmevents.reducer.packed import (
+    PACKED_KINDS,
+    PackedTable,
+    as_resting,
+    conditions,
+    pack,
+    packed_bytes,
+)
 from kmevents.reducer.snapshot import (
     FORMAT,
     SnapshotError,
@@ -46,7 +56,7 @@ from kmevents.reducer.snapshot import (
     dedupe_window,
     header_fields,
 )
-from kmevents.reducer.state import KINDS, ClusterState
+from kmevents.reducer.state import KINDS, Base, ClusterState
 from kmevents.reducer.taskids import key_exceptions
 
 _SECTION_KEYS = frozenset({"kind", "ids", "conds", "names", "sizes", "dict", "train_at", "crc"})
@@ -57,26 +67,68 @@ class _Differs(Exception):
     """Not shown equal (internal)."""
 
 
+#: a section as parsed: ids, sizes, condition codes, condition names, the dictionary (base64
+#: or None), train_at, and where its values start in the snapshot's bytes
+_Sec = tuple[list[str], list[int], list[int], list[str], "str | None", "int | None", int]
+
+
+class Held:
+    """A snapshot :func:`match` showed to hold a state: its bytes and its sections as parsed,
+    for checking the next full snapshot of the same fold by its changes (``since``).
+    ``base``: the state's base of changes marked right after the check (:func:`track_from`);
+    only a state tracking its changes from that very base is checked against it."""
+
+    __slots__ = ("data", "sections", "base")
+
+    def __init__(self, data: bytes, sections: dict[str, _Sec]) -> None:
+        self.data = data
+        self.sections = sections
+        self.base: Base | None = None
+
+
+def track_from(st: ClusterState, held: Held | None, offset: int) -> Held | None:
+    """``st`` (whose full snapshot at ``offset`` was just shown equal, ``held`` if by
+    :func:`match`) becomes the base of the changes tracked from here on (deltas name it as
+    their base); returns what to check the next full snapshot against (None: nothing)."""
+    st.take_dirty()
+    st.mark_base(offset)
+    if held is not None:
+        held.base = st._base
+    return held
+
+
 def holds(st: ClusterState, data: bytes, chain_hash: str | None = None) -> bool:
     """Whether ``data`` is a format-5 snapshot that loads and holds exactly ``st`` at ``chain_hash``
     (see the module docstring). Never raises for damaged bytes: they are not shown equal."""
+    return match(st, data, chain_hash) is not None
+
+
+def match(st: ClusterState, data: bytes, chain_hash: str | None = None, since: Held | None = None) -> Held | None:
+    """:func:`holds`, returning what the next check by changes needs (None: not shown equal).
+    ``since``: the last full snapshot shown equal to this fold; used when ``st`` tracks its
+    changes from it (else every value is read, as :func:`holds` does)."""
     try:
-        _holds(st, data, chain_hash)
+        return _holds(st, data, chain_hash, since)
     except (_Differs, SnapshotError, ValueError, TypeError, KeyError, IndexError, AttributeError, zstandard.ZstdError):
-        return False  # (orjson.JSONDecodeError is a ValueError)
-    return True
+        return None  # (orjson.JSONDecodeError is a ValueError)
 
 
-def _holds(st: ClusterState, data: bytes, chain_hash: str | None) -> None:
+def _holds(st: ClusterState, data: bytes, chain_hash: str | None, since: Held | None) -> Held:
     materialize(st)
     nl = data.find(b"\n")
     head = orjson.loads(memoryview(data)[:nl]) if nl > 0 else None
     if type(head) is not dict or head.get("format") != FORMAT:
         raise _Differs
+    changed = _changed_since(st, since)
     pos = nl + 1
-    ids_of: dict[str, list[str]] = {}
+    sections: dict[str, _Sec] = {}
     for kind in sorted(KINDS):
-        ids_of[kind], pos = _section_holds(kind, st._tables[kind], data, pos)
+        table = st._tables[kind]
+        if changed is not None and since is not None and kind in since.sections:
+            sections[kind], pos = _section_by_changes(kind, table, data, pos, since.sections[kind], since.data,
+                                                      changed.get(kind, []))
+        else:
+            sections[kind], pos = _section_holds(kind, table, data, pos)
     if pos != len(data):
         raise _Differs  # bytes after the last section
     idx, window = head.pop("indexes"), head.pop("dedupe")
@@ -87,28 +139,63 @@ def _holds(st: ClusterState, data: bytes, chain_hash: str | None) -> None:
     if type(window) is not dict or window.keys() != {"new", "old"} or dedupe_window(
             {"dedupe": window, "reducer_version": mine["reducer_version"]}, "new", "old") != [st._seen_new, st._seen_old]:
         raise _Differs
-    _indexes_hold(st, idx, ids_of)
+    _indexes_hold(st, idx, {kind: sec[0] for kind, sec in sections.items()})
+    return Held(data, sections)
 
 
-def _section_holds(kind: str, table: dict[str, Any], data: bytes, pos: int) -> tuple[list[str], int]:
-    """The section of ``kind`` at ``pos`` checked against ``table``: its ids and where the next
-    section starts."""
+def _changed_since(st: ClusterState, since: Held | None) -> dict[str, list[str]] | None:
+    """The ids of each kind the fold changed since ``since`` (sorted), or None when ``st`` does
+    not track its changes from it."""
+    base = st._base
+    if since is None or base is None or since.base is not base:
+        return None
+    out: dict[str, list[str]] = {}
+    for kind, id in base.changed | st._dirty:  # (the dirty set joins the base's at the next take)
+        out.setdefault(kind, []).append(id)
+    for ids in out.values():
+        ids.sort()
+    return out
+
+
+def _section_doc(kind: str, data: bytes, pos: int) -> tuple[dict[str, Any], int]:
+    """The section line of ``kind`` at ``pos`` parsed and its shape checked; where it ends."""
     end = data.find(b"\n", pos)
     if end < 0:
         raise _Differs
+    doc = orjson.loads(memoryview(data)[pos:end])
+    if type(doc) is not dict or doc.keys() != _SECTION_KEYS or doc["kind"] != kind:
+        raise _Differs
+    ids, sizes, codes, names = doc["ids"], doc["sizes"], doc["conds"], doc["names"]
+    if not (type(ids) is type(sizes) is type(codes) is type(names) is list) or not len(ids) == len(sizes) == len(codes):
+        raise _Differs
+    if (codes and min(codes) < 0) or not all(type(c) is str for c in names):
+        raise _Differs
+    return doc, end
+
+
+def _codec_of(kind: str, table: dict[str, Any]) -> tuple[bytes, str | None, int | None]:
+    """What a section of ``table`` holds for its dictionary (its bytes, as base64) and train_at."""
+    if kind in PACKED_KINDS and type(table) is PackedTable:
+        codec = table.codec
+        raw = b"" if codec is None else codec.raw
+        return raw, (None if codec is None else base64.b64encode(raw).decode()), table._train_at
+    return b"", None, (packed_module.TRAIN_AT if kind in PACKED_KINDS else None)
+
+
+def _section_holds(kind: str, table: dict[str, Any], data: bytes, pos: int) -> tuple[_Sec, int]:
+    """The section of ``kind`` at ``pos`` checked against ``table``: the section as parsed and
+    where the next section starts."""
     if kind not in PACKED_KINDS or type(table) is not PackedTable:
         ids, mine = _section(kind, table, v5=True)
         after = pos + len(mine)
         if not data.startswith(mine, pos) or data[after:after + 1] != b"\n":
             raise _Differs
-        return ids, after + 1
-    doc = orjson.loads(memoryview(data)[pos:end])
-    if type(doc) is not dict or doc.keys() != _SECTION_KEYS or doc["kind"] != kind:
-        raise _Differs
+        doc, end = _section_doc(kind, data, pos)  # (equal to the one written: kept for the next check)
+        return (doc["ids"], doc["sizes"], doc["conds"], doc["names"], doc["dict"], doc["train_at"], end + 1), after + 1
+    doc, end = _section_doc(kind, data, pos)
     ids, sizes, codes, names = doc["ids"], doc["sizes"], doc["conds"], doc["names"]
     n = dict.__len__(table)
-    if not (type(ids) is type(sizes) is type(codes) is type(names) is list) \
-            or not len(ids) == len(sizes) == len(codes) == n:
+    if len(ids) != n:
         raise _Differs
     # strictly ascending and all in the table, as many as it holds: its ids sorted
     if not all(map(lt, ids, islice(ids, 1, None))):
@@ -116,10 +203,8 @@ def _section_holds(kind: str, table: dict[str, Any], data: bytes, pos: int) -> t
     pack(table)  # as dump does: the hot values (none between a fold's events) rest as bytes
     # (KeyError: an id not in the table)
     values = as_resting(table, list(map(dict.__getitem__, [table] * n, ids)))
-    codec = table.codec
-    raw = b"" if codec is None else codec.raw
-    if (doc["dict"] != (None if codec is None else base64.b64encode(raw).decode())
-            or doc["train_at"] != table._train_at or sizes != list(map(len, values))):
+    raw, b64, train_at = _codec_of(kind, table)
+    if doc["dict"] != b64 or doc["train_at"] != train_at or sizes != list(map(len, values)):
         raise _Differs
     start = end + 1
     stop = start + sum(sizes)
@@ -127,15 +212,103 @@ def _section_holds(kind: str, table: dict[str, Any], data: bytes, pos: int) -> t
         raise _Differs
     if zlib.crc32(memoryview(data)[start:stop], zlib.crc32(raw)) != doc["crc"]:
         raise _Differs
-    if codes and min(codes) < 0:
-        raise _Differs
     cond = table._cond
     if table._hot or len(cond) != n:  # (never after a pack, but a condition must be known)
         cond = dict(conditions(table))
-    if list(map(names.__getitem__, codes)) != list(map(cond.__getitem__, ids)) or not all(
-            type(c) is str for c in names):
+    if list(map(names.__getitem__, codes)) != list(map(cond.__getitem__, ids)):
         raise _Differs
-    return ids, stop + 1
+    return (ids, sizes, codes, names, doc["dict"], doc["train_at"], start), stop + 1
+
+
+def _section_by_changes(kind: str, table: dict[str, Any], data: bytes, pos: int, was: _Sec, was_data: bytes,
+                        changed: list[str]) -> tuple[_Sec, int]:
+    """The section of ``kind`` at ``pos`` checked against the same section of a snapshot that
+    held the fold's state (``was``, in ``was_data``) and the ids changed since (sorted): the
+    runs between them byte for byte, the changed ones against ``table`` (module docstring)."""
+    doc, end = _section_doc(kind, data, pos)
+    ids, sizes, codes, names = doc["ids"], doc["sizes"], doc["conds"], doc["names"]
+    if len(ids) != dict.__len__(table):
+        raise _Differs
+    pids, psizes, pcodes, pnames, pdict, _, pstart = was
+    raw, b64, train_at = _codec_of(kind, table)
+    if doc["dict"] != b64 or pdict != b64 or doc["train_at"] != train_at:
+        raise _Differs  # (another dictionary: the unchanged values' frames are not P's)
+    start = end + 1
+    stop = start + sum(sizes)
+    if data[stop:stop + 1] != b"\n" or zlib.crc32(memoryview(data)[start:stop], zlib.crc32(raw)) != doc["crc"]:
+        raise _Differs
+    mine_c: list[Any]
+    was_c: list[Any]
+    if names == pnames:
+        mine_c, was_c = codes, pcodes
+    else:  # (IndexError: a code past the names)
+        mine_c, was_c = list(map(names.__getitem__, codes)), list(map(pnames.__getitem__, pcodes))
+    if type(table) is PackedTable and kind in PACKED_KINDS:
+        pack(table)
+    was_view = memoryview(was_data)
+    at, was_at = start, pstart  # where the next value starts, in N and in P
+    a = pa = 0
+    n, pn = len(ids), len(pids)
+
+    def run(i: int, pi: int) -> None:
+        """ids[a:i] (N) against pids[pa:pi] (P): equal ids, sizes, conditions and bytes."""
+        nonlocal at, was_at
+        if i - a != pi - pa:
+            raise _Differs
+        if i == a:
+            return
+        s = sizes[a:i]
+        if ids[a:i] != pids[pa:pi] or s != psizes[pa:pi] or mine_c[a:i] != was_c[pa:pi]:
+            raise _Differs
+        size = sum(s)
+        if not data.startswith(was_view[was_at:was_at + size], at):
+            raise _Differs
+        at += size
+        was_at += size
+
+    for c in changed:
+        i, pi = bisect_left(ids, c, a), bisect_left(pids, c, pa)
+        run(i, pi)
+        a, pa = i, pi
+        if i < n and ids[i] == c:
+            value = _resting(kind, table, c)  # (KeyError: not in the table)
+            size = sizes[i]
+            if len(value) != size or not data.startswith(value, at) or names[codes[i]] != _condition(table, c, value):
+                raise _Differs
+            at += size
+            a = i + 1
+        elif dict.__contains__(table, c):
+            raise _Differs  # in the fold, not in the snapshot
+        if pi < pn and pids[pi] == c:
+            was_at += psizes[pi]
+            pa = pi + 1
+    run(n, pn)
+    if at != stop:
+        raise _Differs
+    return (ids, sizes, codes, names, doc["dict"], doc["train_at"], start), stop + 1
+
+
+def _resting(kind: str, table: dict[str, Any], id: str) -> bytes:
+    """The value of ``id`` as a section of ``table`` holds it (KeyError when absent)."""
+    if kind in PACKED_KINDS and type(table) is PackedTable:
+        return as_resting(table, [dict.__getitem__(table, id)])[0]
+    value = packed_bytes(table, id)
+    if value is None:
+        raise KeyError(id)
+    return value
+
+
+def _condition(table: dict[str, Any], id: str, value: bytes) -> str:
+    """The condition a section of ``table`` names for ``id`` (as ``conditions`` gives it)."""
+    if type(table) is PackedTable:
+        v = dict.__getitem__(table, id)
+        if id in table._hot or type(v) is not bytes:
+            return condition(v)
+        known = table._cond.get(id)
+        if known is not None:
+            return known
+        return condition(orjson.loads(table.codec.decompress(value) if value[:1] != b"{" else value))  # type: ignore[union-attr]
+    return condition(dict.__getitem__(table, id))
 
 
 def _indexes_hold(st: ClusterState, idx: dict[str, Any], ids_of: dict[str, list[str]]) -> None:
