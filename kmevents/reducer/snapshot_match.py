@@ -108,9 +108,20 @@ def match(st: ClusterState, data: bytes, chain_hash: str | None = None, since: H
     ``since``: the last full snapshot shown equal to this fold; used when ``st`` tracks its
     changes from it (else every value is read, as :func:`holds` does)."""
     try:
-        return _holds(st, data, chain_hash, since)
-    except (_Differs, SnapshotError, ValueError, TypeError, KeyError, IndexError, AttributeError, zstandard.ZstdError):
-        return None  # (orjson.JSONDecodeError is a ValueError)
+        try:
+            return _holds(st, data, chain_hash, since)
+        except _NotByChanges:  # a section not shown equal by changes: read every value
+            return _holds(st, data, chain_hash, None)
+    except _ERRORS:
+        return None
+
+
+#: what damaged bytes raise (orjson.JSONDecodeError is a ValueError)
+_ERRORS = (_Differs, SnapshotError, ValueError, TypeError, KeyError, IndexError, AttributeError, zstandard.ZstdError)
+
+
+class _NotByChanges(_Differs):
+    """A section not shown equal by changes (internal): it may still hold, every value read."""
 
 
 def _holds(st: ClusterState, data: bytes, chain_hash: str | None, since: Held | None) -> Held:
@@ -125,8 +136,11 @@ def _holds(st: ClusterState, data: bytes, chain_hash: str | None, since: Held | 
     for kind in sorted(KINDS):
         table = st._tables[kind]
         if changed is not None and since is not None and kind in since.sections:
-            sections[kind], pos = _section_by_changes(kind, table, data, pos, since.sections[kind], since.data,
-                                                      changed.get(kind, []))
+            try:
+                sections[kind], pos = _section_by_changes(kind, table, data, pos, since.sections[kind], since.data,
+                                                          changed.get(kind, []))
+            except _ERRORS as e:
+                raise _NotByChanges from e
         else:
             sections[kind], pos = _section_holds(kind, table, data, pos)
     if pos != len(data):
