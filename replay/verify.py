@@ -255,6 +255,7 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
             st.take_dirty()
             res.expected = st.freeze()
             st = fold.state = st.fork()
+            held = None  # (a fork tracks no changes: nothing to check by them, and its bytes let go of)
         if off in snaps and prefetch is not None and off >= resume_at:
             entry = snaps[off]
             found = await _same_delta(prefetch, entry, st, fold.head) if exact else None

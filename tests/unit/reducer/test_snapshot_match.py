@@ -182,12 +182,8 @@ def _base() -> tuple[ClusterState, bytes, dict[str, Any]]:
     return _BASE["state"], _BASE["data"], _BASE["doc"]
 
 
-@SETTINGS
-@given(st.data())
-def test_bytes_that_hold_load_to_the_same_document(data: st.DataObject) -> None:
-    """Flip, drop or insert bytes anywhere (header, section lines, values): whenever holds says
-    equal, the bytes load and their document equals the state's, as verify's slow way would."""
-    s, good, doc = _base()
+def _mutate(data: st.DataObject, good: bytes) -> bytes:
+    """``good`` with 1-3 bytes flipped, dropped or inserted anywhere, or a digit changed."""
     b = bytearray(good)
     for _ in range(data.draw(st.integers(1, 3))):
         i = data.draw(st.integers(0, len(b) - 1))
@@ -202,7 +198,16 @@ def test_bytes_that_hold_load_to_the_same_document(data: st.DataObject) -> None:
             j = next((k for k in range(i, min(len(b), i + 200)) if 0x30 <= b[k] <= 0x39), None)
             if j is not None:
                 b[j] = 0x30 + (b[j] - 0x30 + data.draw(st.integers(1, 9))) % 10
-    mutated = bytes(b)
+    return bytes(b)
+
+
+@SETTINGS
+@given(st.data())
+def test_bytes_that_hold_load_to_the_same_document(data: st.DataObject) -> None:
+    """Flip, drop or insert bytes anywhere (header, section lines, values): whenever holds says
+    equal, the bytes load and their document equals the state's, as verify's slow way would."""
+    s, good, doc = _base()
+    mutated = _mutate(data, good)
     if holds(s, mutated, "c"):
         load(mutated)
         assert not [c for c in field_changes(snapshot_document(mutated), doc)]
@@ -392,21 +397,7 @@ def test_bytes_that_hold_by_changes_hold(data: st.DataObject) -> None:
             _PN.update(zip(("state", "held", "data"), _p_and_n(), strict=True))
             _PN["doc"] = snapshot_document(_PN["data"])
     s, held, good = _PN["state"], _PN["held"], _PN["data"]
-    b = bytearray(good)
-    for _ in range(data.draw(st.integers(1, 3))):
-        i = data.draw(st.integers(0, len(b) - 1))
-        how = data.draw(st.sampled_from(["flip", "drop", "insert", "digit"]))
-        if how == "flip":
-            b[i] ^= 1 << data.draw(st.integers(0, 7))
-        elif how == "drop":
-            del b[i]
-        elif how == "insert":
-            b.insert(i, data.draw(st.sampled_from(b' ,0]"\n{')))
-        else:
-            j = next((k for k in range(i, min(len(b), i + 200)) if 0x30 <= b[k] <= 0x39), None)
-            if j is not None:
-                b[j] = 0x30 + (b[j] - 0x30 + data.draw(st.integers(1, 9))) % 10
-    mutated = bytes(b)
+    mutated = _mutate(data, good)
     if _by_changes(s, mutated, "c", held):
         assert holds(s, mutated, "c")
         load(mutated)
