@@ -23,6 +23,23 @@ load and a field-by-field comparison would conclude. ``False`` only means "not s
 here" (another layout, damage, a differing value): the caller then checks the slow way, which
 says what differs. Like ``dump``, it packs the state's hot values and brings its aggregates up
 to date (no change to its content).
+
+**By changes** (:func:`match` with ``since``): verify keeps what :func:`match` returns for a
+full snapshot P it showed equal (:class:`Held`: P's bytes and parsed sections) and marks the
+fold's state there as the base of the changes that follow (:func:`track_from`). The next full
+snapshot N is then checked against P and the entities changed since, not against every value
+of the state: in each section, between consecutive changed ids (bisected into both sorted id
+lists), N's ids, sizes and conditions (by name) must be P's and N's value bytes P's (one
+``bytes.startswith`` of a memoryview over each run: sequential bytes, not 330k values read
+where they lie in the heap); each changed id N holds is compared with the table as above,
+each it lacks must be gone from the table; the dictionary must be P's and the table's,
+``train_at`` the table's, the CRC N's own. By induction: P held the state at P, and an entity
+the fold did not mark changed is what it was, so its bytes in N must be P's. (The fold marks
+every change: what the worker writes to etcd and its deltas hold rest on the same marks; a
+change it failed to mark would show as a run unlike P's, not pass.) A section not shown equal
+so (a table that trained since: another dictionary) is checked value by value. The header
+and its indexes are checked as above; the dedupe window's old half, while the window has not
+rotated since P, as P's text.
 """
 
 from __future__ import annotations
@@ -78,11 +95,13 @@ class Held:
     ``base``: the state's base of changes marked right after the check (:func:`track_from`);
     only a state tracking its changes from that very base is checked against it."""
 
-    __slots__ = ("data", "sections", "base")
+    __slots__ = ("data", "sections", "window", "base")
 
-    def __init__(self, data: bytes, sections: dict[str, _Sec]) -> None:
+    def __init__(self, data: bytes, sections: dict[str, _Sec], window: dict[str, Any]) -> None:
         self.data = data
         self.sections = sections
+        #: the header's dedupe window as stored (text)
+        self.window = window
         self.base: Base | None = None
 
 
@@ -149,12 +168,21 @@ def _holds(st: ClusterState, data: bytes, chain_hash: str | None, since: Held | 
     mine = header_fields(st, chain_hash, dedupe=False)
     if head != mine or type(idx) is not dict or idx.keys() != _INDEX_KEYS:
         raise _Differs
-    # the dedupe window's digests as sets (decoded: cheaper than sorting the state's to encode)
-    if type(window) is not dict or window.keys() != {"new", "old"} or dedupe_window(
-            {"dedupe": window, "reducer_version": mine["reducer_version"]}, "new", "old") != [st._seen_new, st._seen_old]:
+    if type(window) is not dict or window.keys() != {"new", "old"}:
+        raise _Differs
+    # the dedupe window's digests as sets (decoded: cheaper than sorting the state's to encode);
+    # the old half is replaced only when the window rotates: while it has not since the held
+    # snapshot, it is that one's, text for text
+    halves = ["new", "old"]
+    if changed is not None and since is not None and st._base is not None and st._rotations == st._base.rotations:
+        if window["old"] != since.window["old"]:
+            raise _Differs
+        halves = ["new"]
+    got = dedupe_window({"dedupe": window, "reducer_version": mine["reducer_version"]}, *halves)
+    if got != [st._seen_new, st._seen_old][:len(halves)]:
         raise _Differs
     _indexes_hold(st, idx, {kind: sec[0] for kind, sec in sections.items()})
-    return Held(data, sections)
+    return Held(data, sections, window)
 
 
 def _changed_since(st: ClusterState, since: Held | None) -> dict[str, list[str]] | None:

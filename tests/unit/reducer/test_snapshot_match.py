@@ -20,7 +20,7 @@ from kmevents.replay.verify import _check_snapshot
 import kmevents.reducer.packed as packed_module
 import kmevents.reducer.snapshot as snapshot_module
 import kmevents.reducer.snapshot_match as snapshot_match
-from kmevents.reducer import ClusterState, SnapshotError, apply
+from kmevents.reducer import ClusterState, SnapshotError, apply, dedupe
 from kmevents.reducer.retention import Retention
 from kmevents.reducer.snapshot import FORMAT_4, dump, load, snapshot_document
 from kmevents.reducer.snapshot_match import Held, holds, match, track_from
@@ -402,3 +402,23 @@ def test_bytes_that_hold_by_changes_hold(data: st.DataObject) -> None:
         assert holds(s, mutated, "c")
         load(mutated)
         assert not [c for c in field_changes(snapshot_document(mutated), _PN["doc"])]
+
+
+@pytest.mark.parametrize("window", [10**6, 300])
+def test_the_window_is_checked_by_changes_whether_it_rotated_or_not(train_early: None, window: int) -> None:
+    evs = list(generate("m1", 5, 1900))
+    s = ClusterState.empty("m1", Retention(dedupe_window=window))
+    _fold_on(s, evs[:1500], 0)
+    held = track_from(s, match(s, dump(s, "c"), "c"), s.offset)
+    assert held is not None
+    _fold_on(s, evs[1500:], 1500)
+    assert (s._rotations > held.base.rotations) is (window == 300)  # type: ignore[union-attr]
+    data = dump(s, "c")
+    assert _by_changes(s, data, "c", held)
+    nl = data.index(b"\n")
+    head = orjson.loads(data[:nl])
+    for half in ("old", "new"):
+        other = {**head, "dedupe": {**head["dedupe"], half: dedupe.encode(s._seen_old ^ s._seen_new ^ {7})}}
+        bad = orjson.dumps(other, option=_SORT) + data[nl:]
+        assert not _by_changes(s, bad, "c", held), half
+        assert match(s, bad, "c", held) is None
