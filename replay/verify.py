@@ -95,6 +95,9 @@ class Report:
     snapshots_checked: int = 0
     #: of those, deltas found equal to the fold's own changes since their base (no rebuild)
     deltas_by_changes: int = 0
+    #: of those, full snapshots shown equal by the fold's changes since the full one before
+    #: (snapshot_match.py), not value by value
+    full_by_changes: int = 0
     anchors_checked: int = 0
     #: cluster -> the verified snapshot offset the fold started from (None: the start of the log)
     resumed_from: dict[str, int | None] = field(default_factory=dict)
@@ -119,7 +122,8 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {"clean": self.clean, "checked_keys": self.checked_keys, "records": self.records,
                 "checkpoints": self.checkpoints, "snapshots_checked": self.snapshots_checked,
-                "deltas_by_changes": self.deltas_by_changes, "anchors_checked": self.anchors_checked, "annotations": dict(sorted(self.annotations.items())),
+                "deltas_by_changes": self.deltas_by_changes, "full_by_changes": self.full_by_changes,
+                "anchors_checked": self.anchors_checked, "annotations": dict(sorted(self.annotations.items())),
                 "unfolded_records": dict(sorted(self.unfolded.items())),
                 "folded_from": self.resumed_from, "segments": self.segments, "notes": self.notes,
                 "drift": [f.as_dict() for f in self.drift],
@@ -189,6 +193,8 @@ class PassResult:
     snapshots_equal: list[int] = field(default_factory=list)
     #: deltas equal to the fold's own changes since their base (checked without a rebuild)
     deltas_by_changes: int = 0
+    #: full snapshots shown equal by the fold's changes since the full one before
+    full_by_changes: int = 0
 
 
 def expected_entities(st: ClusterState) -> Iterator[tuple[tuple[str, str], bytes]]:
@@ -267,6 +273,7 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
             res.snapshot_mismatch.update(found)
             if exact and not found and off > resume_at:
                 res.snapshots_equal.append(off)
+            res.full_by_changes += matched is not None and matched.by_changes and not is_delta(entry)
             if exact and not found and not is_delta(entry):
                 # the next deltas name this snapshot as their base, and the next full snapshot is
                 # checked by the fold's changes since (snapshot_match.py): track them from here
@@ -642,6 +649,7 @@ def _chain_and_heads(report: Report, cluster: str, partition: int | None, src: S
 def _snapshot_findings(report: Report, cluster: str, entries: list[dict[str, Any]], res: PassResult) -> None:
     report.snapshots_checked += len(entries)
     report.deltas_by_changes += res.deltas_by_changes
+    report.full_by_changes += res.full_by_changes
     for off, problem in sorted(res.snapshot_mismatch.items()):
         report.findings.append(Finding("snapshot", cluster, f"snapshot@{off}", problem))
 

@@ -95,13 +95,15 @@ class Held:
     ``base``: the state's base of changes marked right after the check (:func:`track_from`);
     only a state tracking its changes from that very base is checked against it."""
 
-    __slots__ = ("data", "sections", "window", "base")
+    __slots__ = ("data", "sections", "window", "by_changes", "base")
 
-    def __init__(self, data: bytes, sections: dict[str, _Sec], window: dict[str, Any]) -> None:
+    def __init__(self, data: bytes, sections: dict[str, _Sec], window: dict[str, Any], by_changes: bool) -> None:
         self.data = data
         self.sections = sections
         #: the header's dedupe window as stored (text)
         self.window = window
+        #: shown equal by the changes since the snapshot before (else value by value)
+        self.by_changes = by_changes
         self.base: Base | None = None
 
 
@@ -182,7 +184,7 @@ def _holds(st: ClusterState, data: bytes, chain_hash: str | None, since: Held | 
     if got != [st._seen_new, st._seen_old][:len(halves)]:
         raise _Differs
     _indexes_hold(st, idx, {kind: sec[0] for kind, sec in sections.items()})
-    return Held(data, sections, window)
+    return Held(data, sections, window, changed is not None)
 
 
 def _changed_since(st: ClusterState, since: Held | None) -> dict[str, list[str]] | None:
