@@ -422,3 +422,18 @@ def test_the_window_is_checked_by_changes_whether_it_rotated_or_not(train_early:
         bad = orjson.dumps(other, option=_SORT) + data[nl:]
         assert not _by_changes(s, bad, "c", held), half
         assert match(s, bad, "c", held) is None
+
+
+def test_a_header_in_other_bytes_is_checked_by_content(train_early: None) -> None:
+    """The header as dump writes it is compared as bytes around its indexes and window; one
+    written otherwise (keys in another order) is parsed and compared as JSON, as a load reads it."""
+    s = _fold(3000)
+    data = dump(s, "c")
+    nl = data.index(b"\n")
+    head = orjson.loads(data[:nl])
+    reordered = orjson.dumps(dict(reversed(list(head.items())))) + data[nl:]
+    assert reordered != data
+    assert holds(s, reordered, "c")
+    for key, value in (("seq", head["seq"] + 1), ("extra", 1), ("recent", head["recent"][::-1])):
+        for write in (lambda d: orjson.dumps(d, option=_SORT), lambda d: orjson.dumps(dict(reversed(list(d.items()))))):
+            assert not holds(s, write({**head, key: value}) + data[nl:], "c"), key
