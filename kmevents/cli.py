@@ -48,6 +48,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "search",
     "verify",
     "archive",
+    "snapshots",
     "api",
     "monitor",
     "report",

@@ -43,6 +43,10 @@ class WorkerCollector:
             ("kmevents_worker_fenced_total", s.fenced, "partitions given up after a failed checkpoint compare"),
             ("kmevents_worker_snapshots_total", s.snapshots, "snapshots written"),
             ("kmevents_worker_snapshot_deltas_total", s.deltas, "snapshot deltas written (what changed since the last snapshot)"),
+            ("kmevents_worker_snapshot_failures_total", s.snapshot_failures, "snapshots and deltas not stored "
+             "(point-in-time reads fold further from the ones before)"),
+            ("kmevents_worker_snapshots_pruned_total", s.snapshots_pruned, "old snapshots and deltas removed by "
+             "the worker's retention (kmevents process --prune-snapshots)"),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)

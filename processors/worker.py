@@ -57,6 +57,10 @@ SESSION_TIMEOUT_MS = 10_000
 #: Snapshots encoded by forked children at once (processors/offload.py): one more due waits
 #: for the oldest, so a machine too busy to keep up slows the fold instead of piling up children.
 MAX_SNAPSHOT_CHILDREN = 2
+#: Snapshot children that failed one after the other (a child killed by the kernel, a library
+#: that cannot run after ``fork``) before the worker encodes its snapshots in-process for good:
+#: failing children would otherwise leave reads without snapshots, logged once per snapshot.
+CHILD_FAILURES_BEFORE_IN_PROCESS = 2
 
 
 class WorkerStats:
@@ -70,6 +74,10 @@ class WorkerStats:
         self.fenced = 0
         self.snapshots = 0
         self.deltas = 0
+        #: snapshots and deltas not stored (each logged as "snapshot not written")
+        self.snapshot_failures = 0
+        #: snapshots and deltas removed by the worker's own retention (``--prune-snapshots``)
+        self.snapshots_pruned = 0
         self.batch_sizes: Counter[int] = Counter()
         self.lag: dict[int, int] = {}
         self.started = time.monotonic()
@@ -111,7 +119,7 @@ class DeriveWorker:
                  snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, snapshot_every_seconds: float = SNAPSHOT_EVERY_SECONDS,
                  delta_every_events: int = DELTA_EVERY_EVENTS, max_records: int = 5000, group_id: str = GROUP_ID, instance_id: str | None = None,
                  session_timeout_ms: int = SESSION_TIMEOUT_MS, touched_every_events: int = BLOCK_EVENTS,
-                 snapshots_in_child: bool = True) -> None:
+                 snapshots_in_child: bool = True, snapshot_retention: tuple[int, int] | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.retention = retention
@@ -141,6 +149,11 @@ class DeriveWorker:
         self._last_snapshot: dict[str, float] = {}
         #: encode snapshots and deltas in a forked child while the fold goes on (offload.py)
         self.snapshots_in_child = snapshots_in_child
+        #: ``(keep_recent, thin_every)``: after each full snapshot stored, thin the cluster's older
+        #: ones as ``kmevents snapshots prune`` does (store/snapshot_retention.py); None: keep all
+        self.snapshot_retention = snapshot_retention
+        #: children that failed since the last one that did not (CHILD_FAILURES_BEFORE_IN_PROCESS)
+        self._child_failures = 0
         self._snapshot_jobs: deque[asyncio.Task[None]] = deque()
         #: full snapshots whose store failed, ``(cluster, offset)``: deltas against them are not stored
         self._unstored: set[tuple[str, int]] = set()
@@ -428,6 +441,7 @@ class DeriveWorker:
             else:
                 await self.write_snapshot(d, cluster)
         except Exception as exc:  # noqa: BLE001
+            self.stats.snapshot_failures += 1
             log.warning("snapshot not written", extra={"cluster": cluster, "delta": delta, "error": str(exc)[:300]})
 
     def _offload_snapshot(self, d: PartitionDeriver, cluster: str, *, delta: bool) -> asyncio.Task[None] | None:
@@ -455,7 +469,12 @@ class DeriveWorker:
                                before: asyncio.Task[None] | None, *, offset: int, base: int | None, head: str) -> None:
         assert self._snapshots is not None
         try:
-            data = await child.result()
+            try:
+                data = await child.result()
+            except offload.ChildFailed:
+                self._child_failed()
+                raise
+            self._child_failures = 0
             if before is not None:
                 await before  # stored in order: a delta's base is in the index before the delta
             if base is not None and (cluster, base) in self._unstored:
@@ -470,14 +489,45 @@ class DeriveWorker:
                 state = d.folds[cluster].state if cluster in d.folds else None
                 if state is not None and state.base_offset == offset:
                     state.drop_base()  # no deltas against a snapshot nobody can read
+            self.stats.snapshot_failures += 1
             log.warning("snapshot not written", extra={"cluster": cluster, "delta": base is not None,
                                                        "error": str(exc)[:300]})
             return
         if base is None:
             self._last_snapshot[cluster] = time.monotonic()
             self.stats.snapshots += 1
+            await self._thin_snapshots(cluster, d.generation)
         else:
             self.stats.deltas += 1
+
+    async def _thin_snapshots(self, cluster: str, generation: str) -> None:
+        """With ``snapshot_retention``: remove the cluster's snapshots the retention does not keep
+        (the newest full one, just stored, always stays). Failing never stops derivation."""
+        if self.snapshot_retention is None or self._etcd is None or self._producer is None:
+            return
+        from kmevents.store import snapshot_retention, verified
+
+        keep_recent, thin_every = self.snapshot_retention
+        try:
+            entries = await index_entries(self.settings, self._etcd, cluster, generation)
+            point = await verified.read_point(self._etcd, self.settings.etcd.prefix, generation, cluster)
+            p = snapshot_retention.plan(entries, keep_recent=keep_recent, thin_every=thin_every,
+                                        also_keep=frozenset({point.snapshot_offset}) if point else frozenset())
+            if p.drop:
+                done = await snapshot_retention.prune(self.settings, self._etcd, self._producer, p.drop)
+                self.stats.snapshots_pruned += done["removed"]
+                log.info("snapshots pruned", extra={"cluster": cluster, "removed": done["removed"],
+                                                    "removed_bytes": done["removed_bytes"], "kept": len(p.keep)})
+        except Exception as exc:  # noqa: BLE001 - pruning only saves disk
+            log.warning("snapshots not pruned", extra={"cluster": cluster, "error": str(exc)[:300]})
+
+    def _child_failed(self) -> None:
+        self._child_failures += 1
+        if self.snapshots_in_child and self._child_failures >= CHILD_FAILURES_BEFORE_IN_PROCESS:
+            self.snapshots_in_child = False
+            log.error("snapshot children keep failing: this worker encodes its snapshots in-process from now "
+                      "on (the fold pauses while it does; `kmevents process --snapshots-in-process` starts it so)",
+                      extra={"worker": self.worker_id, "failed_in_a_row": self._child_failures})
 
     async def snapshots_written(self) -> None:
         """Wait until the snapshots being encoded or stored, if any, are stored (or failed)."""
@@ -497,6 +547,7 @@ class DeriveWorker:
             raise
         self._last_snapshot[cluster] = time.monotonic()
         self.stats.snapshots += 1
+        await self._thin_snapshots(cluster, d.generation)
 
     async def write_delta(self, d: PartitionDeriver, cluster: str) -> None:
         """What changed in the cluster since its last full snapshot, at the committed checkpoint."""

@@ -62,9 +62,10 @@ def _walk(obj: Any) -> Iterator[tuple[str, Any]]:
             stack.extend(x for x in o if isinstance(x, (dict, list)))
 
 
-def check_types(types: list[str] | None) -> None:
+def check_types(types: list[str] | None, flag: str = "--type") -> None:
     """Refuse a type that is no event type (``master.elcted``: did you mean ``master.elected``?)
-    and a glob that matches none: either would search the whole log to answer "0 events"."""
+    and a glob that matches none: either would search the whole log to answer "0 events".
+    ``flag``: how the caller names the option in the message (the API's query parameter is ``type``)."""
     from kmevents.contract import EVENT_TYPES, closest_type
 
     for t in types or []:
@@ -73,7 +74,7 @@ def check_types(types: list[str] | None) -> None:
                 prefix = t.split(".", 1)[0]
                 family = sorted({x.split(".", 1)[0] for x in EVENT_TYPES})
                 near = difflib.get_close_matches(prefix, family, n=1)
-                raise UsageError(f"--type {t!r} matches no event type"
+                raise UsageError(f"{flag} {t!r} matches no event type"
                                  + (f"; did you mean '{near[0]}.*'?" if near and near[0] != prefix else ""),
                                  hint="families: " + ", ".join(f"{x}.*" for x in family))
         elif t not in EVENT_TYPES:

@@ -180,6 +180,11 @@ class StateCache:
              family: tuple[int, int] | None = None) -> bool:
         """Keep ``entry``: its state's own ``nbytes`` and, with ``family`` (the id of the
         family's root state, its bytes), the family's charge once."""
+        was = self._lru.get(key)
+        if was is not None and was.state is entry.state:  # the same state again: nothing to count
+            self._lru[key] = entry
+            self._lru.move_to_end(key)
+            return True
         ref = self._refs.get(id(entry.state))
         if ref is None and nbytes + (family[1] if family and family[0] not in self._families else 0) > self.max_bytes:
             self.too_big += 1

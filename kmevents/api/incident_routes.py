@@ -28,6 +28,7 @@ from kmevents.api.query_base import (
     etcd_reader,
     ingested_partition,
     json_body,
+    known_types,
     ns_guard,
     time_travel,
     view_of,
@@ -92,6 +93,7 @@ async def search_events(
     from kmevents.timespec import parse_point
 
     p = reader(request.app.state.settings, request, cluster)
+    known_types(type)
     if p.namespaces is not None and namespace is not None and namespace not in p.namespaces:
         raise HTTPException(403, f"token {p.name!r} may not see namespace {namespace!r}")
     sel = entity_filter(None, None, None, None, None, labelSelector).selector

@@ -16,6 +16,9 @@
   kmevents_events_per_second{partition}     log growth between two scrapes
   kmevents_checkpoint_offset{partition}     last offset whose effect is in etcd
   kmevents_processor_lag{partition}         records not yet derived
+  kmevents_processor_lag_seconds{partition} how long the oldest record not yet derived has been in
+                                            the log (its log time to now; 0 when none waits): how
+                                            stale the derived state is, in time
   kmevents_dead_letters                     records in the dead-letter topic
   kmevents_derived_by_older_reducer         1 when a checkpoint was written by another reducer version
   kmevents_keys_ahead_of_checkpoint         keys written by an event in flight ([cluster])
@@ -184,9 +187,10 @@ class Metrics:
         for p, ck in sorted(cps.items()):
             g_ck.add_metric([str(p)], ck.offset)
             g_old.add_metric([str(p)], 0 if ck.reducer_version == REDUCER_VERSION else 1)
-        for p, v in sorted(lags(ends, cps).items()):
+        behind = lags(ends, cps)
+        for p, v in sorted(behind.items()):
             g_lag.add_metric([str(p)], v)
-        fams += [g_ck, g_lag, g_old]
+        fams += [g_ck, g_lag, await self._lag_seconds(behind, cps), g_old]
         clusters = sorted({c for ck in cps.values() for c in ck.chains})
         if s.api.metrics_entity_labels:
             g = GaugeMetricFamily("kmevents_chain_head_known", "1 when the checkpoint carries the cluster's chain "
@@ -201,6 +205,25 @@ class Metrics:
         fams += await self._derived(rev, cps, clusters)
         fams += self._replay_families()
         return fams
+
+    async def _lag_seconds(self, behind: dict[int, int], cps: dict[int, Checkpoint]) -> Any:
+        """Per partition, the age of its oldest record not yet derived (the record after the
+        checkpoint: one record read from Kafka for each partition behind; 0 when none is). A
+        partition whose record cannot be read in time is left out of the scrape, not shown fresh."""
+        g = GaugeMetricFamily("kmevents_processor_lag_seconds", "seconds since the oldest record not yet "
+                              "derived was logged (0: caught up)", labels=["partition"])
+        s = self.settings
+        for p, n in sorted(behind.items()):
+            if n <= 0:
+                g.add_metric([str(p)], 0.0)
+                continue
+            first = (cps[p].offset if p in cps else -1) + 1
+            with contextlib.suppress(Exception):
+                recs = await asyncio.wait_for(kafka_adapter.read_range(s.kafka, s.kafka.events_topic, p, first, first,
+                                                                       max_bytes=1024 * 1024), 5.0)
+                if recs:
+                    g.add_metric([str(p)], max(0.0, time.time() - recs[0].timestamp / 1000))
+        return g
 
     def _replay_families(self) -> list[Any]:
         """The API's own replay work: what it holds (bytes, estimated) and what waits or was refused."""

@@ -37,6 +37,17 @@ def bad(param: str, message: str, where: str = "query") -> RequestValidationErro
     return RequestValidationError([{"loc": (where, param), "msg": message, "type": "value_error", "input": None}])
 
 
+def known_types(types: list[str] | None) -> None:
+    """A 400 for a ``type`` that names no event type or a glob that matches none (with the nearest
+    type), as the CLI refuses it: either would scan the whole log to answer "0 events"."""
+    from kmevents.replay.search import check_types
+
+    try:
+        check_types(types, flag="type")
+    except UsageError as exc:
+        raise bad("type", str(exc)) from None
+
+
 def etcd_reader(request: Request) -> EtcdReader:
     return EtcdReader(request.app.state.settings, request.app.state.etcd)
 

@@ -34,7 +34,7 @@ from starlette.background import BackgroundTask
 from kmevents.api.auth import reader
 from kmevents.api.backends import backend_down
 from kmevents.api.filters import event_visible
-from kmevents.api.query_base import ClusterName, bad, ingested_partition, view_of
+from kmevents.api.query_base import ClusterName, bad, ingested_partition, known_types, view_of
 from kmevents.contract import DecodeError, decode_fast
 from kmevents.errors import UsageError
 from kmevents.monitor.tail import PartitionTail
@@ -62,6 +62,7 @@ async def tail_events(
 
     settings = request.app.state.settings
     p = reader(settings, request, cluster)
+    known_types(type)
     if p.namespaces is not None and namespace is not None and namespace not in p.namespaces:
         raise HTTPException(403, f"token {p.name!r} may not see namespace {namespace!r}")
     sel = None

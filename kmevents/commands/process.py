@@ -57,6 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--delta-every", type=int, default=None, metavar="N",
                    help="between snapshots, store what changed since the last one every N events of a "
                         "cluster, so a point-in-time read folds at most N events (default 4,000; 0: none)")
+    p.add_argument("--snapshots-in-process", action="store_true",
+                   help="encode snapshots in the worker itself, pausing the fold, instead of a forked child "
+                        "(the default where the platform can fork; the worker also switches by itself after "
+                        "two children in a row fail)")
+    p.add_argument("--prune-snapshots", nargs="?", const="24:100000", default=None, metavar="KEEP:EVERY",
+                   help="after each full snapshot, thin the cluster's older ones as `kmevents snapshots prune` "
+                        "does: keep the newest KEEP full snapshots with their deltas and before them one per "
+                        "EVERY offsets (without a value: 24:100000). Off by default: every snapshot is kept")
     p.add_argument("--metrics-port", type=int, default=6066,
                    help="port on 127.0.0.1 for /metrics and /healthz (0: off; default 6066)")
     add_connection_flags(p)
@@ -67,8 +75,21 @@ def worker_options(args: argparse.Namespace) -> dict[str, Any]:
     """The worker's keyword arguments given on the command line (the rest keep the worker's defaults)."""
     given = {"snapshot_every_events": args.snapshot_every, "snapshot_every_seconds": args.snapshot_seconds,
              "delta_every_events": args.delta_every,
+             "snapshots_in_child": False if args.snapshots_in_process else None,
+             "snapshot_retention": None if args.prune_snapshots is None else _retention(args.prune_snapshots),
              "session_timeout_ms": None if args.session_timeout is None else int(args.session_timeout * 1000)}
     return {k: v for k, v in given.items() if v is not None}
+
+
+def _retention(text: str) -> tuple[int, int]:
+    from kmevents.errors import UsageError
+
+    keep, _, every = text.partition(":")
+    if not (keep.isdigit() and every.isdigit() and int(keep) >= 1 and int(every) >= 1):
+        raise UsageError(f"--prune-snapshots {text!r}: give KEEP:EVERY, two whole numbers of at least 1",
+                         hint="e.g. --prune-snapshots 24:100000 (the newest 24 full snapshots, then one per "
+                              "100,000 offsets)")
+    return int(keep), int(every)
 
 
 def cmd_process(args: argparse.Namespace) -> int:

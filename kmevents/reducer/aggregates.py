@@ -55,6 +55,17 @@ def _copy(summ: Summary) -> Summary:
     return {role: dict(amts) for role, amts in summ.items()}
 
 
+def _flat(summ: Summary) -> dict[str, float]:
+    """``flatten(summ)``; the one role's own dict when that equals it (same keys in the same
+    order: ``flatten`` keeps them), shared instead of a copy."""
+    flat = flatten(summ)
+    if len(summ) == 1:
+        (only,) = summ.values()
+        if only == flat:
+            return only
+    return flat
+
+
 def _sum_offers(st: ClusterState, oids: Any) -> Summary:
     out: Summary = {}
     offers = st.offers
@@ -100,10 +111,12 @@ def materialize(st: ClusterState) -> None:
             st._contrib.pop(aid, None)
         ag = st.agents.get(aid)
         if ag is not None:
-            ag["allocated_by_role"] = _copy(alloc)
-            ag["allocated"] = flatten(alloc)
-            ag["offered_by_role"] = _copy(offered)
-            ag["offered"] = flatten(offered)
+            # the contribution's own dicts: neither is ever changed in place (the next
+            # materialize replaces both), so the agent shares them (12,500 agents: ~7 MiB)
+            ag["allocated_by_role"] = alloc
+            ag["allocated"] = _flat(alloc)
+            ag["offered_by_role"] = offered
+            ag["offered"] = _flat(offered)
     st._stale.clear()
 
 

@@ -280,6 +280,8 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
                 put(table, id, v)
                 hot.discard(id)
             table._cond.update(conds)
+            if table._written is not None:
+                table._written.update(values)
         else:
             for id, v in values.items():
                 table[id] = orjson.loads(v)

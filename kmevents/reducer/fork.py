@@ -25,6 +25,7 @@ from kmevents.reducer.retention import Retention
 from kmevents.reducer.state import ClusterState
 
 _ATOMS = (str, int, float, bool, type(None), bytes)
+_IS_ATOM = frozenset(_ATOMS).__contains__
 
 
 def _copy(v: Any) -> Any:
@@ -32,6 +33,8 @@ def _copy(v: Any) -> Any:
     t = type(v)
     if t is dict or t is OrderedDict:
         out = v.copy()
+        if all(map(_IS_ATOM, map(type, v.values()))):  # at C speed (the task-id index: 160k str)
+            return out
         for k, x in v.items():
             if type(x) not in _ATOMS:
                 out[k] = _copy(x)

@@ -9,7 +9,10 @@ lets ``apply`` promise "a malformed event changes nothing".
 
 from __future__ import annotations
 
+from sys import intern
 from typing import Any
+
+import orjson
 
 from kmevents.contract.enums import ACTIVE_TASK_STATES, PARKED_TASK_STATES, TERMINAL_TASK_STATES
 from kmevents.reducer.aggregates import ensure_roles, offer_closed, offer_opened, task_counted
@@ -25,7 +28,7 @@ from kmevents.reducer.annotations import (
     note,
 )
 from kmevents.reducer.payload import opt_dict, opt_str, req_str
-from kmevents.reducer.resources import Malformed, flatten, over, summarize, summarize_shared
+from kmevents.reducer.resources import Malformed, flatten, over, summarize_shared
 from kmevents.reducer.retention import mark, unmark
 from kmevents.reducer.state import ClusterState
 from kmevents.reducer.taskids import forget_task, index_task
@@ -199,10 +202,31 @@ def framework_removed(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
 
 def _agent_fields(a: Ent) -> tuple[str, Ent]:
     aid = req_str(a["id"], "agent.id")
-    summ = summarize(a.get("resources") or [])
+    summ = summarize_shared(a.get("resources") or [])
     attrs = opt_dict(a.get("attributes"), "agent.attributes") or {}
-    return aid, {"hostname": a.get("hostname"), "port": a.get("port"), "attributes": attrs,
-                 "total": flatten(summ), "total_by_role": summ}
+    return aid, {"hostname": a.get("hostname"), "port": a.get("port"), "attributes": _shared(attrs),
+                 "total": _shared(flatten(summ)), "total_by_role": summ}
+
+
+#: equal read-only values of agents, by their JSON text: machines of one type share their
+#: totals and attributes (12,500 agents held ~1.6 KB each of them at the large profile)
+_SHARED: dict[bytes, Any] = {}
+_SHARED_MAX = 4096
+
+
+def _shared(v: Ent) -> Ent:
+    """An agent's total or attributes (never mutated in place: the fold replaces them), as the
+    value remembered for its JSON text (key order included) when there is one."""
+    try:
+        key = orjson.dumps(v)
+    except TypeError:
+        return v
+    got = _SHARED.get(key)
+    if got is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[b"".join((key, b""))] = got = v  # tight: orjson keeps its output buffer (resources.py)
+    return got
 
 
 def _new_agent(aid: str, fields: Ent, t: str) -> Ent:
@@ -318,8 +342,17 @@ def offer_offered(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
     if oid in st.offers:
         note(st, DUPLICATE, "offer", oid, "offer already known")
         return
-    st.offers[oid] = {"id": oid, "framework_id": o.get("framework_id"), "agent_id": aid,
-                      "hostname": o.get("hostname"), "resources": summ,
+    fw = o.get("framework_id")
+    host = o.get("hostname")
+    ag = st.agents.get(aid)
+    if ag is not None:
+        # the agent's own strings where the texts are equal, and one framework id string: a
+        # closed offer stays in state for a while (10,000 of them: ~3 MiB of copies)
+        aid = ag["id"]
+        if host == ag["hostname"]:
+            host = ag["hostname"]
+    st.offers[oid] = {"id": oid, "framework_id": intern(fw) if type(fw) is str else fw, "agent_id": aid,
+                      "hostname": host, "resources": summ,
                       "status": "outstanding", "since": t, "offered_at": t,
                       "decline_reason": None, "refuse_seconds": None, "task_ids": None}
     dirty = st._dirty
@@ -329,7 +362,6 @@ def offer_offered(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         if role not in st.roles:
             ensure_roles(st, summ, t)
             break
-    ag = st.agents.get(aid)
     if ag is None:
         note(st, UNKNOWN_ENTITY, "agent", aid, f"offer {oid} on an agent not in state")
         return
@@ -385,13 +417,13 @@ def offer_declined(st: ClusterState, ev: Ent, pl: Ent, t: str) -> None:
         # resources back. The offer is already closed; this is its normal epilogue,
         # not a stale event: record the decline, keep the status.
         if o.get("decline_reason") != reason or o.get("refuse_seconds") != refuse:
-            o["decline_reason"] = reason
+            o["decline_reason"] = o["status"]  # (equal to the reason: the status's one string)
             o["refuse_seconds"] = refuse
             st._dirty.add(("offer", oid))
         return
     o = _close_offer(st, oid, t, "declined")
     if o is not None:
-        o["decline_reason"] = reason
+        o["decline_reason"] = intern(reason) if reason is not None else None  # a few texts, many offers
         o["refuse_seconds"] = refuse
 
 

@@ -41,6 +41,7 @@ of a cold read at the large profile's 315k pods and tasks before.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -121,7 +122,7 @@ class Codec:
 class PackedTable(dict[str, Any]):
     """``id -> entity`` whose values rest as (compressed) canonical bytes; see the module docstring."""
 
-    __slots__ = ("_hot", "keep", "codec", "_train_at", "_cond")
+    __slots__ = ("_hot", "keep", "codec", "_train_at", "_cond", "_origin", "_written", "__weakref__")
 
     def __init__(self, data: Iterable[tuple[str, Any]] | dict[str, Any] | None = None, *,
                  keep: bool = True, codec: Codec | None = None) -> None:
@@ -135,6 +136,13 @@ class PackedTable(dict[str, Any]):
         self._train_at = TRAIN_AT
         #: id -> the condition of its value at rest, where known (hot ids: ask the dict)
         self._cond: dict[str, str] = {}
+        #: a table made by :func:`share`: (a weak reference to) the table it began as a copy of,
+        #: through any number of shares, and every id written since (hot ids: once packed), so
+        #: what it does not share with that table is known without comparing every value
+        #: (sizing.estimate_bytes; 60-90 ms at the large profile's 1.5M events, twice a warm
+        #: API read). None: not a copy, or changed whole (trained).
+        self._origin: weakref.ref[PackedTable] | None = None
+        self._written: set[str] | None = None
         if data:
             self.update(data)
 
@@ -174,11 +182,15 @@ class PackedTable(dict[str, Any]):
         self._cond.pop(key, None)
         if type(value) is not bytes:
             self._hot.add(key)
+        elif self._written is not None:
+            self._written.add(key)
 
     def put_many(self, items: list[tuple[str, bytes]], conditions: list[str] | None = None) -> None:
         """Store canonical bytes as they rest (compressed once the table has a dictionary:
         all in one call), e.g. a format-3 snapshot's lines, with their values' ``conditions``
         when known (one per item); the table trains when it is big enough."""
+        if self._written is not None:
+            self._written.update(k for k, _ in items)
         if conditions is not None:
             self._cond.update(zip((k for k, _ in items), conditions, strict=True))
         else:
@@ -278,6 +290,8 @@ def pack(table: dict[str, Any], *, train_now: bool = False) -> int:
                 put(table, k, squeeze(_dumps(v, option=_SORT)))
                 cond[k] = _name(condition(v))
                 n += 1
+        if table._written is not None:
+            table._written |= hot
         hot.clear()
     if train_now and table.codec is None and dict.__len__(table) >= table._train_at:
         train(table)
@@ -312,6 +326,7 @@ def train(table: PackedTable) -> bool:
         table._train_at *= 2
         return False
     table.codec = codec
+    table._origin = table._written = None  # every value changes: none shared any more
     plain = [(k, v) for k, v in dict.items(table) if type(v) is bytes]
     values: list[bytes | bytearray | memoryview] = [v for _, v in plain]
     put = dict.__setitem__
@@ -328,7 +343,21 @@ def share(table: PackedTable, *, keep: bool = True) -> PackedTable:
     dict.update(new, table)
     new._train_at = table._train_at
     new._cond = table._cond.copy()
+    if table._written is None:
+        new._origin, new._written = weakref.ref(table), set()
+    else:
+        new._origin, new._written = table._origin, table._written.copy()
     return new
+
+
+def written_since(table: PackedTable, origin: dict[str, Any]) -> set[str] | None:
+    """The ids whose values ``table`` may hold apart from ``origin``'s (written or decoded since it
+    began as a copy of ``origin``, :func:`share`), or None when that is not known (``table`` is
+    not a copy of ``origin``, or changed whole since)."""
+    ref = table._origin
+    if ref is None or ref() is not origin or table._written is None:
+        return None
+    return table._written | table._hot
 
 
 def pack_tables(tables: dict[str, dict[str, Any]]) -> None:
@@ -427,6 +456,7 @@ def restore(table: PackedTable, ids: list[str], values: list[bytes], conds: list
     from would."""
     table.codec = codec
     table._train_at = train_at
+    table._origin = table._written = None
     dict.update(table, zip(ids, values, strict=True))
     table._cond.update(zip(ids, conds, strict=True))
 

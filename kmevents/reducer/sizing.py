@@ -25,11 +25,13 @@ entry: the copies share the keys' objects). The API's cache (replay/warm.py) cha
 from __future__ import annotations
 
 import itertools
+from functools import partial
+from operator import is_not
 from typing import Any
 
 import orjson
 
-from kmevents.reducer.packed import PackedTable
+from kmevents.reducer.packed import PackedTable, written_since
 from kmevents.reducer.state import ClusterState
 
 ENTITY_JSON_FACTOR = 4
@@ -88,7 +90,13 @@ def _own_bytes(st: ClusterState, base: ClusterState) -> int:
             continue
         slots += n
         theirs = base._tables.get(kind, {})
-        mine = [v for k, v in dict.items(t) if dict.get(theirs, k) is not v]
+        written = written_since(t, theirs) if type(t) is PackedTable else None
+        if written is not None:  # a copy of base's table: only the ids written since can differ
+            get, get_theirs = partial(dict.get, t), partial(dict.get, theirs)
+            mine = [v for k in written if (v := get(k)) is not None and get_theirs(k) is not v]
+        else:  # at C speed: a Python loop over 360k entities took ~90 ms (1.5M events)
+            differs = map(is_not, dict.values(t), map(partial(dict.get, theirs), dict.keys(t)))
+            mine = list(itertools.compress(dict.values(t), differs))
         if not mine:
             continue
         if type(mine[0]) is bytes and all(type(v) is bytes for v in mine):

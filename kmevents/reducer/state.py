@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from kmevents.reducer.aggregates import materialize
+from kmevents.reducer.dedupe import Digests
 from kmevents.reducer.packed import (
     PackedTable,
     bytes_and_value,
@@ -76,7 +77,7 @@ class ClusterState:
         "_seen_new", "_seen_old", "_terminal", "_dirty", "_pending", "_ev",
         "_stale", "_alloc", "_contrib", "_agent_offers",
         "_pods_by_ns", "_rc_sel", "_svc_sel", "_rc_members", "_svc_members", "_task_keys",
-        "_rotations", "_base", "packs",
+        "_task_fws", "_rotations", "_base", "packs",
     )
 
     def __init__(self, cluster: str, retention: Retention | None = None) -> None:
@@ -119,7 +120,8 @@ class ClusterState:
         self._limits = {k: self.retention.limit(k) for k in RETAINED_KINDS}
         #: the dedupe window (apply.py step 4): digests of the keys applied (dedupe.py)
         self._seen_new: set[int] = set()
-        self._seen_old: set[int] = set()
+        #: (after a rotation a dedupe.Digests: read only, compact; a set as a snapshot loads it)
+        self._seen_old: set[int] | Digests = set()
         self._terminal = new_indexes()
         self._dirty: set[tuple[str, str]] = set()
         self._pending: list[dict[str, Any]] = []
@@ -141,9 +143,11 @@ class ClusterState:
         self._rc_members: dict[str, tuple[set[str], set[str]]] = {}
         #: service id -> ready matching pod ids
         self._svc_members: dict[str, set[str]] = {}
-        #: a task id (unique only within its framework) -> the id of the task entity that
-        #: carries it, ``<framework_id>/<task_id>``, or a list of them when several frameworks
-        #: use the id (may name pruned ones: check ``tasks``; taskids.py keeps it)
+        #: the task-id index (taskids.py): the framework ids of the task keys ``<framework_id>/
+        #: <task_id>`` seen (a task is found by trying each), and the task ids of the odd keys
+        #: whose task id is not what follows their first ``/`` -> that key, or a list of them
+        #: (may name pruned ones: check ``tasks``)
+        self._task_fws: dict[str, None] = {}
         self._task_keys: dict[str, str | list[str]] = {}
         #: how many times the dedupe window rotated (new -> old) in this object's life
         self._rotations = 0
@@ -225,13 +229,23 @@ class ClusterState:
 
     def task_ids(self, task_id: str) -> list[str]:
         """The ids of the task entities whose Mesos task id is ``task_id`` (one per framework
-        that used it; a task entity's id is ``<framework_id>/<task_id>``)."""
-        keys = self._task_keys.get(task_id)
-        if keys is None:
-            return []
-        if type(keys) is str:
-            return [keys] if keys in self.tasks else []
-        return [k for k in keys if k in self.tasks]
+        that used it; a task entity's id is ``<framework_id>/<task_id>``), sorted. See taskids.py:
+        a regular task is found through its framework id, an odd one through ``_task_keys``."""
+        tasks = self.tasks
+        out = [k for k in [fw + "/" + task_id for fw in self._task_fws] if k in tasks]
+        odd = self._task_keys
+        if odd:
+            # a regular-looking key may be an odd task's with another task id ("a/b/c" of
+            # framework "a/b" is not task "b/c" of framework "a")
+            if out:
+                odd_keys = {k for v in odd.values() for k in ((v,) if type(v) is str else v)}
+                out = [k for k in out if k not in odd_keys]
+            keys = odd.get(task_id)
+            if keys is not None:
+                out.extend(k for k in ((keys,) if type(keys) is str else keys) if k in tasks)
+        if len(out) > 1:
+            out.sort()
+        return out
 
     def count(self, kind: str) -> int:
         return len(self._tables[kind])

@@ -1,7 +1,17 @@
 """The task-id index: a Mesos task id (unique only within its framework) -> the task entities
-that carry it (``<framework_id>/<task_id>``): the key itself when one does (nearly always),
-a list of them when several frameworks use the id. Derived from the entities: kept as tasks
-come and go (including when retention prunes one), rebuilt when a snapshot is loaded."""
+that carry it (``<framework_id>/<task_id>``). Derived from the entities: kept as tasks come and
+go (including when retention prunes one), rebuilt when a snapshot is loaded.
+
+Nearly every task's key is its framework id, ``/``, its task id: such a *regular* task is found
+from its task id by trying each framework id the index has seen (``ClusterState._task_fws``,
+one or two at a real cluster: k8sm's framework and ``-`` for tasks seen before their
+framework) against the task table. So the index holds no string per task: at the large
+profile's 160k tasks a ``task id -> key`` dict was 21 MiB of the fold's state (issue 17,
+BENCHMARKS.md). Only the *odd* tasks, whose task id is not what follows the first ``/`` of
+their key (a framework id holding a ``/``: hostile input), are indexed by task id in
+``ClusterState._task_keys``: the key itself when one task carries the id, a list when several
+do. The framework ids are never forgotten within a fold (a lookup checks the table), so a
+loaded state may try fewer of them than the fold it came from; the keys found are the same."""
 
 from __future__ import annotations
 
@@ -13,9 +23,15 @@ from kmevents.reducer.state import ClusterState
 
 
 def index_task(st: ClusterState, task_id: str, key: str) -> None:
+    fw, _, rest = key.partition("/")
+    if rest == task_id:  # regular: found through its framework id
+        fws = st._task_fws
+        if fw not in fws:
+            fws[fw] = None
+        return
     keys = st._task_keys.get(task_id)
     if keys is None:
-        st._task_keys[task_id] = key  # one key as itself: a list each was 11 MiB at 157k tasks
+        st._task_keys[task_id] = key  # one key as itself, not a one-element list
     elif isinstance(keys, str):
         if keys != key:
             st._task_keys[task_id] = [keys, key]
@@ -24,6 +40,10 @@ def index_task(st: ClusterState, task_id: str, key: str) -> None:
 
 
 def forget_task(st: ClusterState, task_id: str, key: str) -> None:
+    """``key`` no longer carries ``task_id`` (pruned, re-keyed): a regular task is found only
+    while the table holds it, so only an odd one has anything to forget."""
+    if key.partition("/")[2] == task_id:
+        return
     keys = st._task_keys.get(task_id)
     if keys is None:
         return
@@ -37,9 +57,9 @@ def forget_task(st: ClusterState, task_id: str, key: str) -> None:
 
 
 def keys_of(st: ClusterState, task_id: str) -> list[str]:
-    """Every key indexed under ``task_id`` (live or not: ``ClusterState.task_ids`` filters)."""
-    keys = st._task_keys.get(task_id)
-    return [] if keys is None else [keys] if type(keys) is str else list(keys)
+    """The keys the index gives for ``task_id`` (``ClusterState.task_ids``: only tasks the table
+    holds)."""
+    return st.task_ids(task_id)
 
 
 def rebuild_task_index(st: ClusterState, exceptions: dict[str, str] | None = None) -> None:
@@ -50,26 +70,24 @@ def rebuild_task_index(st: ClusterState, exceptions: dict[str, str] | None = Non
     ``<framework_id>/<task_id>`` and a framework id holds no ``/`` but in hostile input).
     Without it each task's ``task_id`` is read."""
     st._task_keys = {}
+    st._task_fws = {}
     if exceptions is None:
         for key, task in raw_items(st.tasks):  # the storage: a fork's items() would copy every task
             index_task(st, task["task_id"], key)
         return
     keys = dict.keys(st.tasks)
-    if not exceptions:  # one dict, built at C speed (0.04 s for 160k tasks, not 0.07)
-        index: dict[str, str | list[str]] = {k.partition("/")[2]: k for k in keys}
-        if len(index) == len(keys):  # no task id in two frameworks
-            st._task_keys = index
-            return
-    for key in keys:
-        tid = exceptions.get(key)
-        index_task(st, key.partition("/")[2] if tid is None else tid, key)
+    # every key's framework part, at C speed (an odd key's too: harmless, lookups check)
+    st._task_fws = dict.fromkeys(map(itemgetter(0), map(str.partition, keys, repeat("/"))))
+    for key, tid in exceptions.items():
+        if key in st.tasks:
+            index_task(st, tid, key)
 
 
 def key_exceptions(st: ClusterState) -> dict[str, str]:
     """``{key: task_id}`` of the tasks whose id is not what follows the first ``/`` of their
     key (none unless a framework id holds a ``/``), from the index (no task decoded). Every
-    snapshot and delta writes it: the one-key ids (nearly all) are compared at C speed
-    (0.02 s instead of 0.07 s for 160k tasks)."""
+    snapshot and delta writes it. (The fold's index holds only such tasks by task id; an index
+    holding regular ones too, as older code kept, gives the same.)"""
     tasks = st.tasks
     index = st._task_keys
     tids, keys = list(index), list(index.values())

@@ -223,7 +223,8 @@ def load_snapshot(data: bytes | IO[bytes], *, freeze: bool = True) -> ClusterSta
 
 async def index_entries(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
                         generation: str | None = None) -> list[dict[str, Any]]:
-    """The cluster's snapshot index entries, oldest first (each with its etcd ``_key``)."""
+    """The cluster's snapshot index entries, oldest first (each with its etcd ``_key`` and the
+    key's ``_rev``, its mod revision)."""
     from kmevents.adapters import etcd as etcd_adapter
 
     gen = generation or layout.live_generation()
@@ -233,6 +234,7 @@ async def index_entries(settings: Settings, client: etcd_adapter.EtcdClient, clu
     for kv in kvs:
         e = orjson.loads(kv.value)
         e["_key"] = kv.key.decode()
+        e["_rev"] = kv.mod_revision
         out.append(e)
     return sorted(out, key=lambda e: int(e["offset"]))
 
@@ -532,12 +534,15 @@ class SnapshotWriter:
         k = self.settings.kafka
         chunks = [stored[i:i + CHUNK_BYTES] for i in range(0, len(stored), CHUNK_BYTES)] or [b""]
         chunk_offsets = []
+        # unique to this snapshot (a rebuild into another generation stores the same offsets): the
+        # snapshots topic is compacted, and a pruned snapshot's chunks are tombstoned by key
+        stem = f"{generation}/{cluster}/{offset}"
         for i, chunk in enumerate(chunks):
             md = await self.producer.send_and_wait(
-                k.snapshots_topic, chunk, key=f"{cluster}/{offset}/{i}/{len(chunks)}".encode(), partition=partition)
+                k.snapshots_topic, chunk, key=f"{stem}/{i}/{len(chunks)}".encode(), partition=partition)
             chunk_offsets.append(md.offset)
         entry = {"cluster": cluster, "offset": offset, "chain": chain_head, "snapshot_partition": partition,
-                 "chunk_offsets": chunk_offsets, "bytes": size, "reducer_version": reducer_version,
+                 "chunk_offsets": chunk_offsets, "chunk_key": stem, "bytes": size, "reducer_version": reducer_version,
                  "codec": CODEC, "stored_bytes": len(stored), "kind": "full" if base is None else "delta"}
         if base is not None:
             entry["base"] = base

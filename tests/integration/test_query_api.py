@@ -199,6 +199,12 @@ def test_bad_parameters_get_422_with_the_parameter_path(env: Env) -> None:
         assert r.status_code == 422, (params, r.text)
         assert r.json()["detail"][0]["loc"] == loc, (params, r.json())
     assert get(env, f"/v1/clusters/{c}/widgets").status_code == 422
+    # a type no event has, or a glob none matches, would scan the whole log to answer "0 events"
+    for path in (f"/v1/clusters/{c}/search", f"/v1/clusters/{c}/events"):
+        for typ, says in (("pod.evictd", "did you mean 'pod.evicted'?"), ("pods.*", "did you mean 'pod.*'?")):
+            r = get(env, path, type=typ)
+            assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "type"], (path, typ, r.text)
+            assert says in r.json()["detail"][0]["msg"], r.json()
     r = httpx.get(f"{env.url}/v1/clusters/{c}/tasks?state={'x' * 9000}", headers=READ, timeout=30)
     assert r.status_code == 414
 

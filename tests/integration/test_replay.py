@@ -62,6 +62,25 @@ async def test_a_clean_system_verifies_clean_including_snapshots(isolated: Setti
     assert report.heads and report.heads[0]["head"] != chain.GENESIS
 
 
+async def reads_equal_the_fold(s: Settings, src: KafkaSource, store: SnapshotStore, recs: list, offsets: list[int]) -> int:
+    """Each point-in-time read (from the snapshots ``store`` holds) equals the fold of the log up to
+    its offset, chain head included; how many started from a snapshot."""
+    used_snapshot = 0
+    for off in offsets:
+        r = await replay(src, s.cluster, Target(offset=off), snapshots=store, progress=False)
+        st = ClusterState.empty(s.cluster)
+        h = chain.GENESIS
+        for x in recs:
+            if x.offset > off:
+                break
+            h = chain.link(h, x.key, x.value)
+            apply(st, orjson.loads(x.value), partition=src.partition, offset=x.offset)
+        assert r.state.to_snapshot() == st.to_snapshot(), off
+        assert r.chain_head == h
+        used_snapshot += r.from_snapshot is not None
+    return used_snapshot
+
+
 async def test_state_at_random_offsets_from_snapshots_equals_the_fold_of_that_prefix(isolated: Settings) -> None:
     p = await derived(isolated)
     src = kafka_src(isolated, p)
@@ -69,20 +88,8 @@ async def test_state_at_random_offsets_from_snapshots_equals_the_fold_of_that_pr
     async with etcd_adapter.client(isolated.etcd) as c:
         store = SnapshotStore(isolated, c)
         rng = random.Random(11)
-        used_snapshot = 0
-        for off in rng.sample([r.offset for r in recs], 5) + [recs[-1].offset]:
-            r = await replay(src, isolated.cluster, Target(offset=off), snapshots=store, progress=False)
-            st = ClusterState.empty(isolated.cluster)
-            h = chain.GENESIS
-            for x in recs:
-                if x.offset > off:
-                    break
-                h = chain.link(h, x.key, x.value)
-                apply(st, orjson.loads(x.value), partition=p, offset=x.offset)
-            assert r.state.to_snapshot() == st.to_snapshot(), off
-            assert r.chain_head == h
-            used_snapshot += r.from_snapshot is not None
-        assert used_snapshot >= 3
+        offsets = rng.sample([r.offset for r in recs], 5) + [recs[-1].offset]
+        assert await reads_equal_the_fold(isolated, src, store, recs, offsets) >= 3
 
 
 async def test_a_point_at_a_snapshot_still_names_its_last_event(isolated: Settings) -> None:

@@ -410,3 +410,41 @@ async def test_snapshots_encoded_in_forked_children_are_all_stored_and_load_to_t
             if e in fulls:
                 assert ClusterState.from_snapshot(data).offset == e["offset"]
     assert (await verify(isolated, [isolated.cluster])).clean
+
+
+async def test_when_snapshot_children_keep_failing_the_worker_encodes_in_process_and_stores_the_rest(
+        isolated: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A child that cannot encode (killed by the kernel, a library that breaks after fork) used to
+    # cost every snapshot from then on, each logged and none stored: reads then fold from the
+    # start of the log. After two failures in a row the worker encodes in-process.
+    import logging
+
+    from kmevents.processors import offload
+    from kmevents.processors import worker as worker_module
+
+    from kmevents.store.snapshots import index_entries
+
+    assert offload.available()
+    real_spawn = offload.spawn
+    spawned = []
+
+    def failing_spawn(fn: Any) -> offload.Child:
+        spawned.append(1)
+
+        def dies() -> bytes:
+            os._exit(3)  # as a child the kernel killed: no bytes, a failed status
+
+        return real_spawn(dies)
+
+    monkeypatch.setattr(offload, "spawn", failing_spawn)
+    await ingest_sim(isolated, isolated.cluster, 3000)
+    caplog.set_level(logging.WARNING, logger="kmevents.processors.worker")
+    w = await run_worker_until_caught_up(isolated, snapshot_every_events=600, delta_every_events=0,
+                                         max_records=100, snapshots_in_child=True)
+    assert len(spawned) == worker_module.CHILD_FAILURES_BEFORE_IN_PROCESS and not w.snapshots_in_child
+    assert w.stats.snapshot_failures == worker_module.CHILD_FAILURES_BEFORE_IN_PROCESS
+    assert any("encodes its snapshots in-process" in r.getMessage() for r in caplog.records)
+    async with etcd_adapter.client(isolated.etcd) as c:
+        entries = await index_entries(isolated, c, isolated.cluster)
+    assert len(entries) == w.stats.snapshots >= 2  # those after the switch, stored
+    assert (await verify(isolated, [isolated.cluster])).clean

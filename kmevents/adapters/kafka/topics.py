@@ -51,7 +51,11 @@ def topic_specs(k: KafkaSettings) -> list[TopicSpec]:
                 "message.timestamp.type": "LogAppendTime",
                 "max.message.bytes": str(k.snapshot_max_message_bytes),
                 "retention.ms": "-1",
-                "cleanup.policy": "delete",
+                # every chunk has a key of its own: compaction removes only the chunks of pruned
+                # snapshots (tombstoned by `kmevents snapshots prune`, store/snapshot_retention.py);
+                # 256 MiB segments let it reclaim them without waiting for 1 GiB of newer ones
+                "cleanup.policy": "compact",
+                "segment.bytes": str(256 * 1024 * 1024),
             },
         ),
         TopicSpec(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from kmevents.processors.derive import DELTA_EVERY_EVENTS, SNAPSHOT_EVERY_EVENTS
 from kmevents.processors.worker import SNAPSHOT_EVERY_SECONDS
 
 from kmevents.cli import build_parser
 from kmevents.commands.process import worker_options
+from kmevents.errors import UsageError
+from kmevents.store.snapshot_retention import KEEP_RECENT, THIN_EVERY
 
 
 def _process_help() -> str:
@@ -21,6 +24,14 @@ def test_unset_flags_keep_the_worker_defaults_and_given_ones_pass_through() -> N
     args = parser.parse_args(["process", "--snapshot-every", "700", "--snapshot-seconds", "5", "--delta-every", "0"])
     assert worker_options(args) == {"snapshot_every_events": 700, "snapshot_every_seconds": 5.0,
                                     "delta_every_events": 0}
+    assert worker_options(parser.parse_args(["process", "--snapshots-in-process"])) == {"snapshots_in_child": False}
+    assert worker_options(parser.parse_args(["process", "--prune-snapshots"])) == {
+        "snapshot_retention": (KEEP_RECENT, THIN_EVERY)}  # the prune command's defaults
+    assert worker_options(parser.parse_args(["process", "--prune-snapshots", "5:2000"])) == {
+        "snapshot_retention": (5, 2000)}
+    for bad in ("5", "0:10", "a:b", "5:-1"):
+        with pytest.raises(UsageError, match="KEEP:EVERY"):
+            worker_options(parser.parse_args(["process", "--prune-snapshots", bad]))
 
 
 def test_the_help_states_the_worker_defaults() -> None:

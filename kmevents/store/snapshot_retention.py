@@ -1,0 +1,123 @@
+"""Which stored snapshots to keep as a cluster's log grows, and removing the others.
+
+The worker stores a full snapshot every 20,000 events of a cluster and a delta every 4,000
+(processors/derive.py). At the large profile a full snapshot is ~53 MB compressed: the
+snapshots topic grows faster than the events topic it summarizes (2.5 GB of snapshots for
+1.6 GB of log at 1.5M events, BENCHMARKS.md), forever. Old history needs far fewer of them:
+a point-in-time read folds from the snapshot before its offset, so one snapshot per
+``thin_every`` offsets bounds that fold, and deltas only pay where reads are frequent.
+
+:func:`plan` keeps, of one cluster's index entries (oldest first):
+
+- the newest ``keep_recent`` full snapshots and every delta based on one of them (the
+  worker's next restore and deltas use the newest full; recent time travel stays as fast);
+- before them, the first full snapshot of each ``thin_every`` offsets (``offset //
+  thin_every``), and no deltas;
+- every entry ``also_keep`` names (the last clean verify's snapshot: ``kmevents/store/verified.py``).
+
+:func:`prune` removes the rest: the index entries first (one etcd transaction each, on the
+entry's revision as read, so an entry rewritten meanwhile is left alone), then a tombstone (the
+chunk's key, no value) for each of their chunks in the snapshots topic. A reader that found
+an entry before its removal reads missing chunks and takes the snapshot before it, as for
+any unreadable snapshot. The topic reclaims the bytes when it is compacted
+(``cleanup.policy=compact``, what kmevents creates it with); a topic created with ``delete``
+keeps them until its policy is changed (:func:`prune` reports the policy it found).
+
+Chunk keys are ``<generation>/<cluster>/<offset>/<i>/<n>`` (the entry's ``chunk_key`` is the
+part before ``/<i>/<n>``); entries written before it name no ``chunk_key`` and their chunks
+were keyed ``<cluster>/<offset>/<i>/<n>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kmevents.store.snapshots import is_delta
+
+#: Defaults of ``kmevents snapshots prune``: the newest 24 full snapshots (480,000 events of a
+#: cluster at the worker's default cadence) stay with their deltas, and before them one full
+#: snapshot per 100,000 offsets (a cold read there folds at most that many records: ~3 s at the
+#: large profile's fold rate).
+KEEP_RECENT = 24
+THIN_EVERY = 100_000
+
+
+@dataclass
+class Plan:
+    keep: list[dict[str, Any]] = field(default_factory=list)
+    drop: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        def brief(e: dict[str, Any]) -> dict[str, Any]:
+            return {"offset": int(e["offset"]), "kind": "delta" if is_delta(e) else "full",
+                    "stored_bytes": int(e.get("stored_bytes") or 0)}
+
+        return {"keep": [brief(e) for e in self.keep], "drop": [brief(e) for e in self.drop],
+                "kept_bytes": sum(int(e.get("stored_bytes") or 0) for e in self.keep),
+                "dropped_bytes": sum(int(e.get("stored_bytes") or 0) for e in self.drop)}
+
+
+def plan(entries: list[dict[str, Any]], *, keep_recent: int = KEEP_RECENT, thin_every: int = THIN_EVERY,
+         also_keep: frozenset[int] = frozenset()) -> Plan:
+    """What to keep of one cluster's index ``entries`` (oldest first): see the module docstring."""
+    if keep_recent < 1 or thin_every < 1:
+        raise ValueError("keep_recent and thin_every must be at least 1")
+    fulls = sorted(int(e["offset"]) for e in entries if not is_delta(e))
+    recent = set(fulls[-keep_recent:])
+    oldest_recent = min(recent, default=None)
+    kept_fulls = set(recent)
+    buckets: set[int] = set()
+    for off in fulls:
+        if oldest_recent is not None and off >= oldest_recent:
+            break
+        if off // thin_every not in buckets:
+            buckets.add(off // thin_every)
+            kept_fulls.add(off)
+    out = Plan()
+    for e in entries:
+        off = int(e["offset"])
+        keep = (off in also_keep or (int(e["base"]) in recent if is_delta(e) else off in kept_fulls))
+        (out.keep if keep else out.drop).append(e)
+    # a kept delta needs its base
+    bases = {int(e["base"]) for e in out.keep if is_delta(e)}
+    if bases - {int(e["offset"]) for e in out.keep if not is_delta(e)}:
+        moved = [e for e in out.drop if not is_delta(e) and int(e["offset"]) in bases]
+        out.drop = [e for e in out.drop if e not in moved]
+        out.keep = sorted(out.keep + moved, key=lambda e: int(e["offset"]))
+    return out
+
+
+def chunk_keys(entry: dict[str, Any]) -> list[bytes]:
+    """The Kafka keys of the entry's chunks, as the writer gave them."""
+    n = len(entry["chunk_offsets"])
+    stem = entry.get("chunk_key") or f"{entry['cluster']}/{entry['offset']}"
+    return [f"{stem}/{i}/{n}".encode() for i in range(n)]
+
+
+async def prune(settings: Any, client: Any, producer: Any, drop: list[dict[str, Any]]) -> dict[str, Any]:
+    """Remove the ``drop`` entries (with ``_key`` and ``_rev`` as :func:`index_entries` gives them):
+    each index entry in etcd if it is unchanged since it was read, then tombstones for its chunks. What was removed, and the
+    snapshots topic's cleanup policy (``compact`` reclaims the bytes)."""
+    from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.adapters import kafka as kafka_adapter
+
+    removed, changed = [], []
+    for e in drop:
+        key = e["_key"].encode()
+        ok, _ = await etcd_adapter.txn_if_unchanged(client, key, int(e["_rev"]), {key: None})
+        (removed.append(e) if ok else changed.append(int(e["offset"])))
+    topic = settings.kafka.snapshots_topic
+    for e in removed:
+        for k in chunk_keys(e):
+            await producer.send(topic, None, key=k, partition=int(e["snapshot_partition"]))
+    await producer.flush()
+    policy = None
+    try:
+        described = await kafka_adapter.describe_topics(settings.kafka, [topic])
+        policy = described.get(topic, {}).get("configs", {}).get("cleanup.policy")
+    except Exception:  # noqa: BLE001 - the policy is advice, the prune is done
+        policy = None
+    return {"removed": len(removed), "removed_bytes": sum(int(e.get("stored_bytes") or 0) for e in removed),
+            "tombstones": sum(len(e["chunk_offsets"]) for e in removed),
+            "changed_meanwhile": changed, "cleanup_policy": policy}

@@ -1,0 +1,93 @@
+"""``kmevents snapshots prune`` on a real Kafka + etcd: the old snapshots leave the index, their
+chunks are tombstoned (by the keys they were written with) in the compacted snapshots topic, and
+every read and verify still equals the fold of the log."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+from kmevents.replay.verify import verify
+
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.settings import Settings
+from kmevents.store.snapshot_retention import chunk_keys
+from kmevents.store.snapshots import SnapshotStore, index_entries, is_delta
+from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
+from tests.integration.test_replay import all_records, cli, kafka_src, reads_equal_the_fold
+
+
+async def test_prune_thins_old_snapshots_and_reads_and_verify_still_equal_the_fold(isolated: Settings) -> None:
+    s = isolated
+    described = await kafka_adapter.describe_topics(s.kafka, [s.kafka.snapshots_topic])
+    assert described[s.kafka.snapshots_topic]["configs"]["cleanup.policy"] == "compact"
+    await ingest_sim(s, s.cluster, 4000)
+    await run_worker_until_caught_up(s, snapshot_every_events=400, delta_every_events=100, max_records=100)
+    async with etcd_adapter.client(s.etcd) as c:
+        before = await index_entries(s, c, s.cluster)
+    fulls = [int(e["offset"]) for e in before if not is_delta(e)]
+    assert len(fulls) >= 8 and any(is_delta(e) for e in before)
+    assert all(e["chunk_key"] == f"r{e['reducer_version']}/{s.cluster}/{e['offset']}" for e in before)
+
+    dry = orjson.loads(cli(s, "snapshots", "prune", "--keep-recent", "2", "--thin-every", "1500", "--dry-run",
+                           "--format", "json").stdout)["clusters"][0]
+    async with etcd_adapter.client(s.etcd) as c:
+        assert len(await index_entries(s, c, s.cluster)) == len(before)  # a dry run removes nothing
+    assert dry["drop"] and dry["dry_run"]
+
+    done = cli(s, "snapshots", "prune", "--keep-recent", "2", "--thin-every", "1500", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    row = orjson.loads(done.stdout)["clusters"][0]
+    assert row["keep"] == dry["keep"] and row["drop"] == dry["drop"]
+    assert row["result"]["removed"] == len(row["drop"]) and row["result"]["cleanup_policy"] == "compact"
+    async with etcd_adapter.client(s.etcd) as c:
+        after = await index_entries(s, c, s.cluster)
+    kept_fulls = [int(e["offset"]) for e in after if not is_delta(e)]
+    assert kept_fulls[-2:] == fulls[-2:]
+    assert len({o // 1500 for o in kept_fulls[:-2]}) == len(kept_fulls[:-2])  # one per interval at most
+    assert all(int(e["base"]) in fulls[-2:] for e in after if is_delta(e))
+    dropped = [e for e in before if int(e["offset"]) not in {int(a["offset"]) for a in after}]
+    assert len(dropped) == len(row["drop"])
+
+    # the list says what is left
+    listed = orjson.loads(cli(s, "snapshots", "list", "--format", "json").stdout)["clusters"][0]["snapshots"]
+    assert [x["offset"] for x in listed] == [int(e["offset"]) for e in after]
+
+    # reads at random offsets still equal the fold of the log, from the snapshots left
+    p = int(before[0]["snapshot_partition"])
+    src = kafka_src(s, p)
+    recs = await all_records(src)
+    async with etcd_adapter.client(s.etcd) as c:
+        rng = random.Random(5)
+        offsets = sorted(rng.sample([r.offset for r in recs], 4)) + [recs[-1].offset]
+        assert await reads_equal_the_fold(s, src, SnapshotStore(s, c), recs, offsets) >= 3
+    report = await verify(s, [s.cluster], full=True)
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+
+    # a tombstone for each pruned chunk, by the key it was written with; none for a kept one
+    part = int(dropped[0]["snapshot_partition"])
+    first, end = await kafka_adapter.partition_bounds(s.kafka, s.kafka.snapshots_topic, part)
+    tomb = {r.key for r in await kafka_adapter.read_range(s.kafka, s.kafka.snapshots_topic, part, first, end - 1)
+            if r.value is None}
+    assert {k for e in dropped for k in chunk_keys(e)} <= tomb
+    assert not {k for e in after for k in chunk_keys(e)} & tomb
+    # What frees the bytes is Kafka's log cleaner, on its own schedule (it compacts closed segments
+    # every 15 s or so; on this machine's shared broker it removed the pruned chunks within seconds
+    # in 3 runs of 3, and in one run of a fresh test broker not within 4 minutes): not waited for here.
+
+
+async def test_a_worker_with_prune_snapshots_keeps_only_what_the_retention_keeps(isolated: Settings) -> None:
+    s = isolated
+    await ingest_sim(s, s.cluster, 4000)
+    w = await run_worker_until_caught_up(s, snapshot_every_events=400, delta_every_events=100, max_records=100,
+                                         snapshot_retention=(2, 1500))
+    async with etcd_adapter.client(s.etcd) as c:
+        left = await index_entries(s, c, s.cluster)
+    fulls = [int(e["offset"]) for e in left if not is_delta(e)]
+    assert w.stats.snapshots >= 8 and w.stats.snapshots_pruned > 0
+    assert len(fulls) < w.stats.snapshots
+    assert len({o // 1500 for o in fulls[:-2]}) == len(fulls[:-2])  # before the newest 2: one per interval
+    assert all(int(e["base"]) in fulls[-2:] for e in left if is_delta(e))
+    report = await verify(s, [s.cluster], full=True)
+    assert report.clean and report.snapshots_checked == len(left), [f.as_dict() for f in report.drift[:5]]
