@@ -418,7 +418,7 @@ def test_the_window_is_checked_by_changes_whether_it_rotated_or_not(train_early:
     nl = data.index(b"\n")
     head = orjson.loads(data[:nl])
     for half in ("old", "new"):
-        other = {**head, "dedupe": {**head["dedupe"], half: dedupe.encode(s._seen_old ^ s._seen_new ^ {7})}}
+        other = {**head, "dedupe": {**head["dedupe"], half: dedupe.encode(set(s._seen_old) ^ set(s._seen_new) ^ {7})}}
         bad = orjson.dumps(other, option=_SORT) + data[nl:]
         assert not _by_changes(s, bad, "c", held), half
         assert match(s, bad, "c", held) is None
