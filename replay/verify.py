@@ -53,7 +53,7 @@ from kmevents.reducer.snapshot import (
     snapshot_document,
     snapshot_format,
 )
-from kmevents.reducer.snapshot_match import holds
+from kmevents.reducer.snapshot_match import Held, match, track_from
 from kmevents.settings import Settings
 from kmevents.store import verified
 from kmevents.store.checkpoint import partitions_of_clusters, read_checkpoint, read_checkpoints
@@ -95,6 +95,9 @@ class Report:
     snapshots_checked: int = 0
     #: of those, deltas found equal to the fold's own changes since their base (no rebuild)
     deltas_by_changes: int = 0
+    #: of those, full snapshots shown equal by the fold's changes since the full one before
+    #: (snapshot_match.py), not value by value
+    full_by_changes: int = 0
     anchors_checked: int = 0
     #: cluster -> the verified snapshot offset the fold started from (None: the start of the log)
     resumed_from: dict[str, int | None] = field(default_factory=dict)
@@ -119,7 +122,8 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {"clean": self.clean, "checked_keys": self.checked_keys, "records": self.records,
                 "checkpoints": self.checkpoints, "snapshots_checked": self.snapshots_checked,
-                "deltas_by_changes": self.deltas_by_changes, "anchors_checked": self.anchors_checked, "annotations": dict(sorted(self.annotations.items())),
+                "deltas_by_changes": self.deltas_by_changes, "full_by_changes": self.full_by_changes,
+                "anchors_checked": self.anchors_checked, "annotations": dict(sorted(self.annotations.items())),
                 "unfolded_records": dict(sorted(self.unfolded.items())),
                 "folded_from": self.resumed_from, "segments": self.segments, "notes": self.notes,
                 "drift": [f.as_dict() for f in self.drift],
@@ -189,6 +193,8 @@ class PassResult:
     snapshots_equal: list[int] = field(default_factory=list)
     #: deltas equal to the fold's own changes since their base (checked without a rebuild)
     deltas_by_changes: int = 0
+    #: full snapshots shown equal by the fold's changes since the full one before
+    full_by_changes: int = 0
 
 
 def expected_entities(st: ClusterState) -> Iterator[tuple[tuple[str, str], bytes]]:
@@ -237,9 +243,12 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
     # verified snapshot; those at or before the resume point were compared by an earlier run.
     exact = first == 0 or checks.resume is not None or checks.begin is not None
 
+    #: the last full snapshot shown equal to the fold in place, while the fold tracks its changes from it
+    held: Held | None = None
+
     async def reach(off: int) -> None:
         """Everything at or before ``off`` is folded: record what the checks at ``off`` need."""
-        nonlocal st
+        nonlocal st, held
         res.head_at[off] = fold.head
         if off == resume_at and checks.resume is not None:
             if fold.head != checks.resume[1]:
@@ -252,20 +261,23 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
             st.take_dirty()
             res.expected = st.freeze()
             st = fold.state = st.fork()
+            held = None  # (a fork tracks no changes: nothing to check by them, and its bytes let go of)
         if off in snaps and prefetch is not None and off >= resume_at:
             entry = snaps[off]
             found = await _same_delta(prefetch, entry, st, fold.head) if exact else None
             res.deltas_by_changes += found is not None
+            matched = None
             if found is None:
-                found = await _check_snapshot(prefetch, entry, st, fold.head, compare=exact)
+                found, matched = await _check(prefetch, entry, st, fold.head, compare=exact, since=held)
             prefetch.done(entry)
             res.snapshot_mismatch.update(found)
             if exact and not found and off > resume_at:
                 res.snapshots_equal.append(off)
+            res.full_by_changes += matched is not None and matched.by_changes and not is_delta(entry)
             if exact and not found and not is_delta(entry):
-                # the next deltas name this snapshot as their base: track the fold's changes from it
-                st.take_dirty()
-                st.mark_base(off)
+                # the next deltas name this snapshot as their base, and the next full snapshot is
+                # checked by the fold's changes since (snapshot_match.py): track them from here
+                held = track_from(st, matched, off)
         elif off in snaps and fold.head is not None and snaps[off].get("chain") != fold.head:
             res.snapshot_mismatch[off] = (f"index chain {snaps[off].get('chain')} but the log's chain there is "
                                           f"{fold.head}")
@@ -378,9 +390,18 @@ async def _check_snapshot(snapshots: Snapshots | _Prefetch, entry: dict[str, Any
                           *, compare: bool = True) -> dict[int, str]:
     """What is wrong with one snapshot: its chain head against the log's at its offset, its bytes
     loading, and (``compare``: the fold began at offset 0) its content against the fold."""
+    return (await _check(snapshots, entry, st, head, compare=compare))[0]
+
+
+async def _check(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], st: ClusterState, head: str | None,
+                 *, compare: bool = True, since: Held | None = None) -> tuple[dict[int, str], Held | None]:
+    """:func:`_check_snapshot`, and what :func:`~kmevents.reducer.snapshot_match.match` kept of
+    the snapshot when it showed it equal in place (checked against ``since`` and the fold's
+    changes since it, when the fold tracks them from there)."""
     off = int(entry["offset"])
     if int(entry.get("reducer_version", REDUCER_VERSION)) != REDUCER_VERSION:
-        return {}
+        return {}, None
+    matched = None
     problems = []
     if head is not None and entry.get("chain") != head:
         problems.append(f"index chain {entry.get('chain')} but the log's chain there is {head}")
@@ -388,7 +409,7 @@ async def _check_snapshot(snapshots: Snapshots | _Prefetch, entry: dict[str, Any
     if data is None:
         problems.append("its bytes cannot be read (chunks missing from the snapshots topic, or a damaged archive)"
                         + (f", or its base snapshot at offset {entry.get('base')} is unusable" if is_delta(entry) else ""))
-    elif compare and holds(st, data, entry.get("chain")):
+    elif compare and (matched := match(st, data, entry.get("chain"), since)) is not None:
         pass  # a format-5 snapshot checked in place against the fold (snapshot_match.py)
     else:
         # in the stored bytes' format when this version writes it (a format-4 store's
@@ -414,7 +435,7 @@ async def _check_snapshot(snapshots: Snapshots | _Prefetch, entry: dict[str, Any
                                         + "; ".join(f"{c.path}" for c in ch[:5]))
                 if doc.get("chain_hash") != entry.get("chain"):
                     problems.append("chain hash inside the snapshot differs from its index entry")
-    return {off: "; ".join(problems)} if problems else {}
+    return ({off: "; ".join(problems)} if problems else {}), (None if problems else matched)
 
 
 # -- etcd side -----------------------------------------------------------------
@@ -628,6 +649,7 @@ def _chain_and_heads(report: Report, cluster: str, partition: int | None, src: S
 def _snapshot_findings(report: Report, cluster: str, entries: list[dict[str, Any]], res: PassResult) -> None:
     report.snapshots_checked += len(entries)
     report.deltas_by_changes += res.deltas_by_changes
+    report.full_by_changes += res.full_by_changes
     for off, problem in sorted(res.snapshot_mismatch.items()):
         report.findings.append(Finding("snapshot", cluster, f"snapshot@{off}", problem))
 

@@ -81,6 +81,7 @@ def _plain(res: PassResult) -> dict[str, Any]:
     """What the parent needs of a child's pass (no state: it stays in the child)."""
     return {"head_at": res.head_at, "snapshot_mismatch": res.snapshot_mismatch,
             "snapshots_equal": res.snapshots_equal, "deltas_by_changes": res.deltas_by_changes,
+            "full_by_changes": res.full_by_changes,
             "records": res.records, "annotations": dict(res.annotations), "bad": res.bad}
 
 
@@ -145,6 +146,7 @@ async def split_pass(settings: Settings, src: KafkaSource, cluster: str, generat
         mine.snapshot_mismatch.update(part["snapshot_mismatch"])
         mine.snapshots_equal.extend(part["snapshots_equal"])
         mine.deltas_by_changes += part["deltas_by_changes"]
+        mine.full_by_changes += part["full_by_changes"]
         mine.records += part["records"]
         merged_annotations.update(part["annotations"])
         for k, v in part["bad"].items():

@@ -151,6 +151,8 @@ async def test_deltas_between_snapshots_answer_points_in_time_and_verify_clean(i
     assert report.snapshots_checked >= len(deltas) + len(fulls) - 1
     # deltas are checked as the fold's own changes since their base, not rebuilt and encoded whole
     assert report.deltas_by_changes >= len(deltas) // 2, (report.deltas_by_changes, len(deltas))
+    # and full snapshots by the fold's changes since the full one before (snapshot_match.py)
+    assert report.full_by_changes >= 1, (report.full_by_changes, len(fulls))
 
 
 async def test_verify_finds_a_changed_a_deleted_and_an_extra_key_with_field_diffs(isolated: Settings) -> None:
