@@ -4,7 +4,9 @@ every read and verify still equals the fold of the log."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 
 import orjson
 from kmevents.replay.verify import verify
@@ -72,9 +74,46 @@ async def test_prune_thins_old_snapshots_and_reads_and_verify_still_equal_the_fo
             if r.value is None}
     assert {k for e in dropped for k in chunk_keys(e)} <= tomb
     assert not {k for e in after for k in chunk_keys(e)} & tomb
-    # What frees the bytes is Kafka's log cleaner, on its own schedule (it compacts closed segments
-    # every 15 s or so; on this machine's shared broker it removed the pruned chunks within seconds
-    # in 3 runs of 3, and in one run of a fresh test broker not within 4 minutes): not waited for here.
+    # Kafka's cleaner frees the bytes: the tombstones alone are too small a dirty ratio to start it,
+    # max.compaction.lag.ms does (a day by default; a second here), on closed segments only
+    await _compaction_lag(s, "1000")
+    gone = {int(o) for e in dropped for o in e["chunk_offsets"]}
+    kept = {int(o) for e in after for o in e["chunk_offsets"]}
+    producer = kafka_adapter.producer(s.kafka)
+    await producer.start()
+    began = time.monotonic()
+    try:
+        while True:
+            await asyncio.sleep(2)
+            # a record now and then rolls the active segment (segment.ms), so the tombstones close
+            await producer.send_and_wait(s.kafka.snapshots_topic, None, key=b"_roll", partition=part)
+            first, end = await kafka_adapter.partition_bounds(s.kafka, s.kafka.snapshots_topic, part)
+            stored = {r.offset for r in await kafka_adapter.read_range(
+                s.kafka, s.kafka.snapshots_topic, part, first, end - 1) if r.value is not None}
+            if not gone & stored:
+                break
+            assert time.monotonic() - began < 150, f"{len(gone & stored)} of {len(gone)} pruned chunks still stored"
+    finally:
+        await producer.stop()
+    assert kept <= stored
+
+
+async def _compaction_lag(s: Settings, ms: str) -> None:
+    """The snapshots topic as kmevents creates it, but cleaned soon: ``max.compaction.lag.ms``
+    ``ms``, segments rolled after 500 ms (alter_configs replaces the whole set)."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from kmevents.adapters.kafka.clients import admin
+    from kmevents.adapters.kafka.topics import topic_specs
+
+    spec = next(t for t in topic_specs(s.kafka) if t.name == s.kafka.snapshots_topic)
+    a = admin(s.kafka)
+    await a.start()
+    try:
+        await a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, configs={
+            **spec.configs, "max.compaction.lag.ms": ms, "segment.ms": "500"})])
+    finally:
+        await a.close()
 
 
 async def test_a_worker_with_prune_snapshots_keeps_only_what_the_retention_keeps(isolated: Settings) -> None:

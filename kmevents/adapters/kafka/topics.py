@@ -53,9 +53,14 @@ def topic_specs(k: KafkaSettings) -> list[TopicSpec]:
                 "retention.ms": "-1",
                 # every chunk has a key of its own: compaction removes only the chunks of pruned
                 # snapshots (tombstoned by `kmevents snapshots prune`, store/snapshot_retention.py);
-                # 256 MiB segments let it reclaim them without waiting for 1 GiB of newer ones
+                # 256 MiB segments let it reclaim them without waiting for 1 GiB of newer ones.
+                # Tombstones are tiny beside the chunks they remove, so the dirty ratio alone would
+                # not start a cleaning (3.36 GB stayed for minutes at the large profile after a prune
+                # of 1.63 GB); at most a day after a prune the cleaner runs anyway (it then rewrites
+                # the topic: 1.73 GB ~70 s after the lag was set, BENCHMARKS.md)
                 "cleanup.policy": "compact",
                 "segment.bytes": str(256 * 1024 * 1024),
+                "max.compaction.lag.ms": str(24 * 3600 * 1000),
             },
         ),
         TopicSpec(
