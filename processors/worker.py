@@ -505,14 +505,12 @@ class DeriveWorker:
         (the newest full one, just stored, always stays). Failing never stops derivation."""
         if self.snapshot_retention is None or self._etcd is None or self._producer is None:
             return
-        from kmevents.store import snapshot_retention, verified
+        from kmevents.store import snapshot_retention
 
         keep_recent, thin_every = self.snapshot_retention
         try:
-            entries = await index_entries(self.settings, self._etcd, cluster, generation)
-            point = await verified.read_point(self._etcd, self.settings.etcd.prefix, generation, cluster)
-            p = snapshot_retention.plan(entries, keep_recent=keep_recent, thin_every=thin_every,
-                                        also_keep=frozenset({point.snapshot_offset}) if point else frozenset())
+            p = await snapshot_retention.plan_for(self.settings, self._etcd, cluster, generation,
+                                                  keep_recent=keep_recent, thin_every=thin_every)
             if p.drop:
                 done = await snapshot_retention.prune(self.settings, self._etcd, self._producer, p.drop)
                 self.stats.snapshots_pruned += done["removed"]

@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--cluster", help="cluster name (default KMEVENTS_CLUSTER)")
         q.add_argument("--all-clusters", action="store_true", help="every cluster with a checkpoint")
         q.add_argument("--generation", default=None,
-                       help="the derivation whose snapshots (default: the processors' own, r<reducer version>)")
+                       help="which derivation's snapshots, by its generation name (default: the one the processors "
+                            "write now, r<reducer version>)")
         if name == "prune":
             q.add_argument("--keep-recent", type=int, default=KEEP_RECENT, metavar="N",
                            help=f"full snapshots kept with their deltas, newest first (default {KEEP_RECENT})")
@@ -80,7 +81,7 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
     from kmevents.adapters import kafka as kafka_adapter
     from kmevents.errors import UsageError
     from kmevents.replay.verify import clusters_of_live_checkpoints
-    from kmevents.store import snapshot_retention, verified
+    from kmevents.store import snapshot_retention
     from kmevents.store.snapshots import index_entries, is_delta
 
     gen = args.generation or layout.live_generation()
@@ -106,10 +107,8 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
                                          "reducer_version": e.get("reducer_version")} for e in entries]
                     out["clusters"].append(row)
                     continue
-                point = await verified.read_point(c, settings.etcd.prefix, gen, cluster)
-                keep = frozenset({point.snapshot_offset}) if point is not None else frozenset()
-                p = snapshot_retention.plan(entries, keep_recent=args.keep_recent, thin_every=args.thin_every,
-                                            also_keep=keep)
+                p = await snapshot_retention.plan_for(settings, c, cluster, gen, keep_recent=args.keep_recent,
+                                                      thin_every=args.thin_every, entries=entries)
                 row.update(p.as_dict())
                 row["dry_run"] = bool(args.dry_run)
                 if p.drop and not args.dry_run:

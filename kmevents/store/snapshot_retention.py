@@ -88,6 +88,20 @@ def plan(entries: list[dict[str, Any]], *, keep_recent: int = KEEP_RECENT, thin_
     return out
 
 
+async def plan_for(settings: Any, client: Any, cluster: str, generation: str, *, keep_recent: int = KEEP_RECENT,
+                   thin_every: int = THIN_EVERY, entries: list[dict[str, Any]] | None = None) -> Plan:
+    """:func:`plan` for one cluster as stored now: its index entries (read unless given) and the
+    last clean verify's snapshot, which always stays. What the command and the worker prune by."""
+    from kmevents.store import verified
+    from kmevents.store.snapshots import index_entries
+
+    if entries is None:
+        entries = await index_entries(settings, client, cluster, generation)
+    point = await verified.read_point(client, settings.etcd.prefix, generation, cluster)
+    keep = frozenset({point.snapshot_offset}) if point is not None else frozenset()
+    return plan(entries, keep_recent=keep_recent, thin_every=thin_every, also_keep=keep)
+
+
 def chunk_keys(entry: dict[str, Any]) -> list[bytes]:
     """The Kafka keys of the entry's chunks, as the writer gave them."""
     n = len(entry["chunk_offsets"])
