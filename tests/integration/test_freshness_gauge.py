@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from typing import Any
 
 import httpx
 
@@ -45,3 +46,36 @@ def test_the_lag_in_seconds_is_zero_when_caught_up_and_the_oldest_waiting_record
     for p in waiting:  # logged after `logged`, read before `scraped`
         assert 1.4 <= seconds[p] <= scraped - logged + 1, (p, seconds[p], scraped - logged)
     assert all(seconds[p] == 0.0 for p in lag.keys() - waiting)
+
+
+def test_a_kafka_that_does_not_answer_costs_a_scrape_one_deadline_not_one_per_partition(
+        isolated: Settings, monkeypatch) -> None:
+    """Sixteen partitions behind and a "Kafka" that accepts connections and never answers (a
+    silent listener on 127.0.0.1): the reads run side by side and all end at one deadline, the
+    partitions not read are left out (not shown fresh), and the caught-up one still shows 0."""
+    from kmevents.api import observe
+
+    monkeypatch.setattr(observe, "LAG_READ_SECONDS", 1.0)
+    s = isolated.model_copy(deep=True)
+
+    async def scrape() -> tuple[float, Any]:
+        held: list[asyncio.StreamWriter] = []
+
+        async def silent(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            held.append(w)  # keep the connection open, say nothing
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        s.kafka.bootstrap = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        try:
+            m = observe.Metrics(s, client=None)  # type: ignore[arg-type]
+            began = time.monotonic()
+            g = await m._lag_seconds({p: 5 for p in range(16)} | {16: 0}, {})
+            return time.monotonic() - began, g
+        finally:
+            for w in held:
+                w.close()
+            server.close()
+
+    took, family = asyncio.run(scrape())
+    assert took < 4.0, took  # one deadline (1 s) and the cancellations; one per partition would be 16 s
+    assert [(sm.labels["partition"], sm.value) for sm in family.samples] == [("16", 0.0)]
