@@ -77,7 +77,7 @@ class ClusterState:
         "_seen_new", "_seen_old", "_terminal", "_dirty", "_pending", "_ev",
         "_stale", "_alloc", "_contrib", "_agent_offers",
         "_pods_by_ns", "_rc_sel", "_svc_sel", "_rc_members", "_svc_members", "_task_keys",
-        "_task_fws", "_rotations", "_base", "packs",
+        "_task_fws", "_task_fws_counted", "_rotations", "_base", "packs",
     )
 
     def __init__(self, cluster: str, retention: Retention | None = None) -> None:
@@ -148,6 +148,7 @@ class ClusterState:
         #: whose task id is not what follows their first ``/`` -> that key, or a list of them
         #: (may name pruned ones: check ``tasks``)
         self._task_fws: dict[str, None] = {}
+        self._task_fws_counted = 0  # how many framework ids the last recount found (taskids.py)
         self._task_keys: dict[str, str | list[str]] = {}
         #: how many times the dedupe window rotated (new -> old) in this object's life
         self._rotations = 0

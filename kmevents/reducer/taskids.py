@@ -10,8 +10,12 @@ profile's 160k tasks a ``task id -> key`` dict was 21 MiB of the fold's state (i
 BENCHMARKS.md). Only the *odd* tasks, whose task id is not what follows the first ``/`` of
 their key (a framework id holding a ``/``: hostile input), are indexed by task id in
 ``ClusterState._task_keys``: the key itself when one task carries the id, a list when several
-do. The framework ids are never forgotten within a fold (a lookup checks the table), so a
-loaded state may try fewer of them than the fold it came from; the keys found are the same."""
+do. A lookup checks the table, so the framework ids tried may include some whose tasks are all
+gone: the keys found are the same. They are counted again from the table when they grow past
+``FRAMEWORKS_RECOUNTED_PAST`` and twice what the last count found, so a lookup tries about the
+frameworks holding tasks now, not every framework a long fold has seen: a Mesos cluster where
+each Spark job registers a framework sees thousands, and at 10,000 framework ids a lookup took
+1.27 ms (BENCHMARKS.md, "Task lookups and many frameworks")."""
 
 from __future__ import annotations
 
@@ -21,6 +25,10 @@ from operator import itemgetter, ne
 from kmevents.reducer.packed import raw_items
 from kmevents.reducer.state import ClusterState
 
+#: The framework ids tried by a lookup are counted again from the task table (~25 ms at 160k
+#: tasks) when there are more than this many, and more than twice as many as the last count found.
+FRAMEWORKS_RECOUNTED_PAST = 64
+
 
 def index_task(st: ClusterState, task_id: str, key: str) -> None:
     fw, _, rest = key.partition("/")
@@ -28,6 +36,9 @@ def index_task(st: ClusterState, task_id: str, key: str) -> None:
         fws = st._task_fws
         if fw not in fws:
             fws[fw] = None
+            if len(fws) > FRAMEWORKS_RECOUNTED_PAST and len(fws) > 2 * st._task_fws_counted:
+                recount_frameworks(st)
+                st._task_fws.setdefault(fw)  # (this task's, though the table may not hold it yet)
         return
     keys = st._task_keys.get(task_id)
     if keys is None:
@@ -37,6 +48,13 @@ def index_task(st: ClusterState, task_id: str, key: str) -> None:
             st._task_keys[task_id] = [keys, key]
     elif key not in keys:
         keys.append(key)
+
+
+def recount_frameworks(st: ClusterState) -> None:
+    """The framework ids to try: those of the keys in the task table now (every key's part before
+    its first ``/``, at C speed; an odd key's too, harmless)."""
+    st._task_fws = dict.fromkeys(map(itemgetter(0), map(str.partition, dict.keys(st.tasks), repeat("/"))))
+    st._task_fws_counted = len(st._task_fws)
 
 
 def forget_task(st: ClusterState, task_id: str, key: str) -> None:
@@ -71,13 +89,13 @@ def rebuild_task_index(st: ClusterState, exceptions: dict[str, str] | None = Non
     Without it each task's ``task_id`` is read."""
     st._task_keys = {}
     st._task_fws = {}
+    st._task_fws_counted = 0
     if exceptions is None:
         for key, task in raw_items(st.tasks):  # the storage: a fork's items() would copy every task
             index_task(st, task["task_id"], key)
+        st._task_fws_counted = len(st._task_fws)
         return
-    keys = dict.keys(st.tasks)
-    # every key's framework part, at C speed (an odd key's too: harmless, lookups check)
-    st._task_fws = dict.fromkeys(map(itemgetter(0), map(str.partition, keys, repeat("/"))))
+    recount_frameworks(st)
     for key, tid in exceptions.items():
         if key in st.tasks:
             index_task(st, tid, key)

@@ -93,3 +93,57 @@ def test_key_exceptions_names_every_live_key_whose_id_is_not_after_its_first_sla
     want = {key: tid for tid, keys in index.items() for key in ([keys] if isinstance(keys, str) else keys)  # type: ignore[union-attr]
             if key.partition("/")[2] != tid and key in live}
     assert key_exceptions(s) == want
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 39), st.integers(0, 3)), min_size=1, max_size=300))
+def test_a_lookup_tries_the_frameworks_holding_tasks_not_every_one_seen(ops: list[tuple[bool, int, int]]) -> None:
+    """Frameworks come and go (a Spark job registers one each): tasks are added and removed in
+    any order. Every lookup finds exactly the table's tasks with that id, and the framework ids
+    a lookup tries stay within twice those holding tasks at the last recount (or the floor,
+    lowered here to 4 so that short runs recount)."""
+    from kmevents.reducer import taskids
+
+    was, taskids.FRAMEWORKS_RECOUNTED_PAST = taskids.FRAMEWORKS_RECOUNTED_PAST, 4
+    try:
+        _run(ClusterState.empty("fws"), ops, 4)
+    finally:
+        taskids.FRAMEWORKS_RECOUNTED_PAST = was
+
+
+def _run(s: ClusterState, ops: list[tuple[bool, int, int]], floor: int) -> None:
+    from kmevents.reducer.taskids import forget_task, index_task
+
+    for add, fw, t in ops:
+        key = f"spark-{fw:04d}/t-{t}"
+        if add and key not in s.tasks:
+            s.tasks[key] = {"id": key, "task_id": f"t-{t}"}
+            index_task(s, f"t-{t}", key)
+        elif not add and key in s.tasks:
+            del s.tasks[key]
+            forget_task(s, f"t-{t}", key)
+        holding = {k.partition("/")[0] for k in s.tasks}
+        assert holding <= s._task_fws.keys()
+        assert len(s._task_fws) <= max(floor, 2 * s._task_fws_counted) + 1
+    for t in range(4):
+        assert s.task_ids(f"t-{t}") == sorted(k for k in s.tasks if k.endswith(f"/t-{t}"))
+
+
+def test_ten_thousand_frameworks_seen_with_a_hundred_holding_tasks_are_tried_as_about_a_hundred() -> None:
+    """The case behind the recount: a long fold saw 10,000 frameworks, each ran a task that
+    finished and was pruned; the last 100 still hold tasks."""
+    from kmevents.reducer.taskids import FRAMEWORKS_RECOUNTED_PAST, forget_task, index_task
+
+    s = ClusterState.empty("fws")
+    for fw in range(10_000):
+        key = f"spark-{fw:05d}/driver"
+        s.tasks[key] = {"id": key, "task_id": "driver"}
+        index_task(s, "driver", key)
+        if fw >= 100:  # the framework 100 before this one is done and its task pruned
+            old = f"spark-{fw - 100:05d}/driver"
+            del s.tasks[old]
+            forget_task(s, "driver", old)
+    assert len(s.task_ids("driver")) == 100
+    assert len(s._task_fws) <= max(FRAMEWORKS_RECOUNTED_PAST, 2 * 100) + 1  # 10,000 before the recount
+    loaded = ClusterState.from_snapshot(s.to_snapshot())
+    assert loaded.task_ids("driver") == s.task_ids("driver") and len(loaded._task_fws) == 100
