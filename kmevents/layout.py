@@ -5,6 +5,8 @@ Under ``<prefix>`` (``/kmevents/v1`` by default)::
     _meta/partition-map/<cluster>                 {"partition": N}    ingest's cluster pinning
     <generation>/_checkpoints/<partition>         Checkpoint JSON     per Kafka partition
     <generation>/_snapshots/<cluster>/<offset:020d>  index entry      where a snapshot lives
+    <generation>/_unreclaimed/<cluster>/<offset:020d>  chunk keys  a pruned snapshot whose tombstones
+                                                                   are not all sent yet
     <generation>/_verified/<cluster>              verified point     where the last clean verify got to
     <generation>/_touched/<cluster>/<first:020d>  index block        what a block of offsets touched (history)
     clusters/<cluster>/current               {"generation": "r3"}     which derivation readers use
@@ -59,6 +61,14 @@ def snapshot_index_key(prefix: str, cluster: str, offset: int) -> bytes:
 
 def snapshot_index_prefix(prefix: str, cluster: str) -> bytes:
     return f"{prefix}/_snapshots/{cluster}/".encode()
+
+
+def unreclaimed_key(prefix: str, cluster: str, offset: int) -> bytes:
+    return f"{prefix}/_unreclaimed/{cluster}/{offset:020d}".encode()
+
+
+def unreclaimed_prefix(prefix: str, cluster: str) -> bytes:
+    return f"{prefix}/_unreclaimed/{cluster}/".encode()
 
 
 def touched_index_key(prefix: str, cluster: str, first: int) -> bytes:

@@ -511,8 +511,9 @@ class DeriveWorker:
         try:
             p = await snapshot_retention.plan_for(self.settings, self._etcd, cluster, generation,
                                                   keep_recent=keep_recent, thin_every=thin_every)
-            if p.drop:
-                done = await snapshot_retention.prune(self.settings, self._etcd, self._producer, p.drop)
+            if p.drop or p.unreclaimed:
+                done = await snapshot_retention.prune(self.settings, self._etcd, self._producer, p.drop,
+                                                      p.unreclaimed)
                 self.stats.snapshots_pruned += done["removed"]
                 log.info("snapshots pruned", extra={"cluster": cluster, "removed": done["removed"],
                                                     "removed_bytes": done["removed_bytes"], "kept": len(p.keep)})

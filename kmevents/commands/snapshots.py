@@ -111,11 +111,11 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
                                                       thin_every=args.thin_every, entries=entries)
                 row.update(p.as_dict())
                 row["dry_run"] = bool(args.dry_run)
-                if p.drop and not args.dry_run:
+                if (p.drop or p.unreclaimed) and not args.dry_run:
                     if producer is None:
                         producer = kafka_adapter.producer(settings.kafka)
                         await producer.start()
-                    row["result"] = await snapshot_retention.prune(settings, c, producer, p.drop)
+                    row["result"] = await snapshot_retention.prune(settings, c, producer, p.drop, p.unreclaimed)
                 out["clusters"].append(row)
         finally:
             if producer is not None:
@@ -143,6 +143,9 @@ def _print(doc: dict[str, Any], action: str) -> None:
         verb = "would remove" if row["dry_run"] else "removed"
         print(f"{row['cluster']}: keep {len(kept)} snapshots ({mb(row['kept_bytes'])}), {verb} {len(dropped)} "
               f"({mb(row['dropped_bytes'])})")
+        if row.get("unreclaimed"):
+            note(f"# {row['unreclaimed']} snapshots removed by an earlier prune still had chunks without tombstones"
+                 + (": sent now" if row.get("result") else ""))
         res = row.get("result")
         if res is None:
             continue

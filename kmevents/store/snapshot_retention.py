@@ -19,7 +19,11 @@ a point-in-time read folds from the snapshot before its offset, so one snapshot 
 entry's revision as read, so an entry rewritten meanwhile is left alone), then a tombstone (the
 chunk's key, no value) for each of their chunks in the snapshots topic. A reader that found
 an entry before its removal reads missing chunks and takes the snapshot before it, as for
-any unreadable snapshot. The topic reclaims the bytes when it is compacted
+any unreadable snapshot. The entry's removal writes, in the same etcd transaction, an *unreclaimed* record of its
+chunks' keys (``<generation>/_unreclaimed/<cluster>/<offset>``), deleted once their tombstones
+are flushed: a prune that fails between the two (Kafka down, the process killed) leaves the
+record, and the next prune of that cluster sends those tombstones first. Without it the chunks
+stayed in the topic for good, as no index entry named them any more. The topic reclaims the bytes when it is compacted
 (``cleanup.policy=compact``, what kmevents creates it with); a topic created with ``delete``
 keeps them until its policy is changed (:func:`prune` reports the policy it found).
 
@@ -32,6 +36,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from kmevents.store.snapshots import is_delta
 
@@ -47,6 +53,8 @@ THIN_EVERY = 100_000
 class Plan:
     keep: list[dict[str, Any]] = field(default_factory=list)
     drop: list[dict[str, Any]] = field(default_factory=list)
+    #: records of snapshots removed before whose tombstones were not all sent (:func:`plan_for`)
+    unreclaimed: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         def brief(e: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +63,8 @@ class Plan:
 
         return {"keep": [brief(e) for e in self.keep], "drop": [brief(e) for e in self.drop],
                 "kept_bytes": sum(int(e.get("stored_bytes") or 0) for e in self.keep),
-                "dropped_bytes": sum(int(e.get("stored_bytes") or 0) for e in self.drop)}
+                "dropped_bytes": sum(int(e.get("stored_bytes") or 0) for e in self.drop),
+                "unreclaimed": len(self.unreclaimed)}
 
 
 def plan(entries: list[dict[str, Any]], *, keep_recent: int = KEEP_RECENT, thin_every: int = THIN_EVERY,
@@ -99,7 +108,25 @@ async def plan_for(settings: Any, client: Any, cluster: str, generation: str, *,
         entries = await index_entries(settings, client, cluster, generation)
     point = await verified.read_point(client, settings.etcd.prefix, generation, cluster)
     keep = frozenset({point.snapshot_offset}) if point is not None else frozenset()
-    return plan(entries, keep_recent=keep_recent, thin_every=thin_every, also_keep=keep)
+    out = plan(entries, keep_recent=keep_recent, thin_every=thin_every, also_keep=keep)
+    out.unreclaimed = await unreclaimed(settings, client, cluster, generation)
+    return out
+
+
+async def unreclaimed(settings: Any, client: Any, cluster: str, generation: str) -> list[dict[str, Any]]:
+    """The cluster's records of removed snapshots whose tombstones were not all sent: each
+    ``{"chunk_keys": [...], "partition": p, "offset": o}`` with its etcd ``_key`` and ``_rev``."""
+    from kmevents import layout
+    from kmevents.adapters import etcd as etcd_adapter
+
+    prefix = layout.unreclaimed_prefix(f"{settings.etcd.prefix}/{generation}", cluster)
+    _, kvs = await etcd_adapter.range_at(client, prefix, range_end=etcd_adapter.prefix_end(prefix))
+    out = []
+    for kv in kvs:
+        r = orjson.loads(kv.value)
+        r["_key"], r["_rev"] = kv.key.decode(), kv.mod_revision
+        out.append(r)
+    return out
 
 
 def chunk_keys(entry: dict[str, Any]) -> list[bytes]:
@@ -109,23 +136,44 @@ def chunk_keys(entry: dict[str, Any]) -> list[bytes]:
     return [f"{stem}/{i}/{n}".encode() for i in range(n)]
 
 
-async def prune(settings: Any, client: Any, producer: Any, drop: list[dict[str, Any]]) -> dict[str, Any]:
+async def prune(settings: Any, client: Any, producer: Any, drop: list[dict[str, Any]],
+                unreclaimed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Remove the ``drop`` entries (with ``_key`` and ``_rev`` as :func:`index_entries` gives them):
-    each index entry in etcd if it is unchanged since it was read, then tombstones for its chunks. What was removed, and the
-    snapshots topic's cleanup policy (``compact`` reclaims the bytes)."""
+    each index entry in etcd if it is unchanged since it was read, with an unreclaimed record of
+    its chunks in the same transaction; then tombstones for its chunks, and for those of the
+    ``unreclaimed`` records an earlier prune left (:func:`plan_for`); then, once the tombstones
+    are flushed, the records. What was removed, and the snapshots topic's cleanup policy
+    (``compact`` reclaims the bytes)."""
+    from kmevents import layout
     from kmevents.adapters import etcd as etcd_adapter
     from kmevents.adapters import kafka as kafka_adapter
 
     removed, changed = [], []
+    records = [(r["_key"].encode(), int(r["_rev"]), [k.encode() for k in r["chunk_keys"]], int(r["partition"]))
+               for r in unreclaimed or ()]
     for e in drop:
         key = e["_key"].encode()
-        ok, _ = await etcd_adapter.txn_if_unchanged(client, key, int(e["_rev"]), {key: None})
-        (removed.append(e) if ok else changed.append(int(e["offset"])))
+        tail = layout.snapshot_index_key("", e["cluster"], int(e["offset"])).decode()
+        if not e["_key"].endswith(tail):
+            raise ValueError(f"index key {e['_key']!r} is not where {tail!r} puts a snapshot's entry")
+        gen_prefix = e["_key"][:-len(tail)]
+        rkey = layout.unreclaimed_key(gen_prefix, e["cluster"], int(e["offset"]))
+        chunks = chunk_keys(e)
+        record = orjson.dumps({"chunk_keys": [k.decode() for k in chunks], "offset": int(e["offset"]),
+                               "partition": int(e["snapshot_partition"])})
+        ok, rev = await etcd_adapter.txn_if_unchanged(client, key, int(e["_rev"]), {key: None, rkey: record})
+        if ok:
+            removed.append(e)
+            records.append((rkey, rev, chunks, int(e["snapshot_partition"])))
+        else:
+            changed.append(int(e["offset"]))
     topic = settings.kafka.snapshots_topic
-    for e in removed:
-        for k in chunk_keys(e):
-            await producer.send(topic, None, key=k, partition=int(e["snapshot_partition"]))
+    for _, _, chunks, part in records:
+        for k in chunks:
+            await producer.send(topic, None, key=k, partition=part)
     await producer.flush()
+    for rkey, rev, _, _ in records:  # (a record rewritten meanwhile is left for the next prune)
+        await etcd_adapter.txn_if_unchanged(client, rkey, rev, {rkey: None})
     policy = None
     try:
         described = await kafka_adapter.describe_topics(settings.kafka, [topic])
@@ -133,5 +181,6 @@ async def prune(settings: Any, client: Any, producer: Any, drop: list[dict[str, 
     except Exception:  # noqa: BLE001 - the policy is advice, the prune is done
         policy = None
     return {"removed": len(removed), "removed_bytes": sum(int(e.get("stored_bytes") or 0) for e in removed),
-            "tombstones": sum(len(e["chunk_offsets"]) for e in removed),
+            "tombstones": sum(len(r[2]) for r in records),
+            "unreclaimed_sent": len(unreclaimed or ()),
             "changed_meanwhile": changed, "cleanup_policy": policy}

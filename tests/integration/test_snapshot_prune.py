@@ -130,3 +130,71 @@ async def test_a_worker_with_prune_snapshots_keeps_only_what_the_retention_keeps
     assert all(int(e["base"]) in fulls[-2:] for e in left if is_delta(e))
     report = await verify(s, [s.cluster], full=True)
     assert report.clean and report.snapshots_checked == len(left), [f.as_dict() for f in report.drift[:5]]
+
+
+class _KafkaGoneAfter:
+    """The real producer until ``n`` records were sent, then every send fails as a Kafka that
+    went away does (the fault a prune meets between the etcd removal and the tombstones)."""
+
+    def __init__(self, producer: object, n: int) -> None:
+        self.producer, self.left = producer, n
+
+    async def send(self, *args: object, **kw: object) -> object:
+        if self.left <= 0:
+            from aiokafka.errors import KafkaConnectionError
+
+            raise KafkaConnectionError("the broker went away (injected)")
+        self.left -= 1
+        return await self.producer.send(*args, **kw)  # type: ignore[attr-defined]
+
+    async def flush(self) -> None:
+        await self.producer.flush()  # type: ignore[attr-defined]
+
+
+async def test_a_prune_cut_off_before_its_tombstones_leaves_a_record_and_the_next_prune_sends_them(
+        isolated: Settings) -> None:
+    """Before, a prune that failed after removing the index entries left their chunks in the
+    topic for good: no entry named them any more. Now the removal records the chunks' keys in
+    the same etcd transaction, and the next prune (here the command) sends their tombstones."""
+    from kmevents.store import snapshot_retention
+
+    s = isolated
+    await ingest_sim(s, s.cluster, 2000)
+    await run_worker_until_caught_up(s, snapshot_every_events=400, delta_every_events=200, max_records=100)
+    gen = f"r{(await _entries(s))[0]['reducer_version']}"
+    async with etcd_adapter.client(s.etcd) as c:
+        p = await snapshot_retention.plan_for(s, c, s.cluster, gen, keep_recent=1, thin_every=10**9)
+        assert len(p.drop) >= 3 and not p.unreclaimed
+        producer = kafka_adapter.producer(s.kafka)
+        await producer.start()
+        try:
+            try:
+                await snapshot_retention.prune(s, c, _KafkaGoneAfter(producer, 2), p.drop)
+                raise AssertionError("the injected fault did not stop the prune")
+            except Exception as exc:  # noqa: BLE001
+                assert "went away" in str(exc)
+        finally:
+            await producer.stop()
+        left = await snapshot_retention.plan_for(s, c, s.cluster, gen, keep_recent=1, thin_every=10**9)
+    assert not left.drop  # the entries are gone from the index ...
+    assert sorted(r["offset"] for r in left.unreclaimed) == sorted(int(e["offset"]) for e in p.drop)  # ... recorded
+
+    done = cli(s, "snapshots", "prune", "--keep-recent", "1", "--thin-every", str(10**9), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    row = orjson.loads(done.stdout)["clusters"][0]
+    assert row["unreclaimed"] == len(p.drop) and row["result"]["unreclaimed_sent"] == len(p.drop)
+    async with etcd_adapter.client(s.etcd) as c:
+        assert await snapshot_retention.unreclaimed(s, c, s.cluster, gen) == []
+    part = int(p.drop[0]["snapshot_partition"])
+    first, end = await kafka_adapter.partition_bounds(s.kafka, s.kafka.snapshots_topic, part)
+    tomb = {r.key for r in await kafka_adapter.read_range(s.kafka, s.kafka.snapshots_topic, part, first, end - 1)
+            if r.value is None}
+    assert {k for e in p.drop for k in chunk_keys(e)} <= tomb
+    assert not {k for e in p.keep for k in chunk_keys(e)} & tomb
+    report = await verify(s, [s.cluster], full=True)
+    assert report.clean, [f.as_dict() for f in report.drift[:5]]
+
+
+async def _entries(s: Settings) -> list[dict]:
+    async with etcd_adapter.client(s.etcd) as c:
+        return await index_entries(s, c, s.cluster)
