@@ -65,8 +65,19 @@ def from_micros(micros: int) -> str:
     return format_time(_EPOCH + dt.timedelta(microseconds=micros))
 
 
+_NAIVE_EPOCH: Final = dt.datetime(1970, 1, 1)
+_CANONICAL_SHAPE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z").fullmatch
+
+
 def micros_of(canonical: str) -> int:
-    """Microseconds since the epoch of a canonical time string (``ValueError`` for any other)."""
+    """Microseconds since the epoch of a canonical time string (``ValueError`` for any other).
+
+    The canonical shape is read by ``datetime.fromisoformat`` once a regular expression has
+    checked it (~1 us); anything else takes ``strptime`` (~15 us), which accepted
+    the same strings before: a report or the monitor's rules read a time per entity, and
+    ``strptime`` was 16 % of a report's CPU at the large profile."""
+    if _CANONICAL_SHAPE(canonical):
+        return (dt.datetime.fromisoformat(canonical[:26]) - _NAIVE_EPOCH) // dt.timedelta(microseconds=1)
     when = dt.datetime.strptime(canonical, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
     return (when - _EPOCH) // dt.timedelta(microseconds=1)
 

@@ -49,6 +49,7 @@ from typing import Any, Protocol
 
 from kmevents.jsonobj import obj
 from kmevents.reducer.conditions import condition
+from kmevents.reducer.packed import PackedTable, decoded
 from kmevents.timespec import iso_of_micros, micros_of
 
 SEVERITY = {
@@ -80,6 +81,20 @@ class Thresholds(Protocol):
     backlog_seconds: float
     backlog_records: int
     runbook_base: str
+
+
+def _may_matter(pid: str, p: dict[str, Any]) -> bool:
+    """Whether a state rule may read pod ``p`` (``RuleEngine._pods``): a kube-system pod, a
+    pending one not bound (``offer_starvation`` then checks its age), or a live one with an
+    exclusive volume (``volume_multi_attach``)."""
+    if pid.startswith("kube-system/"):
+        return True
+    phase = p.get("phase")
+    if phase == "Pending" and not p.get("binding_host") and p.get("created_at"):
+        return True
+    if p.get("deleted") or phase in ("Succeeded", "Failed"):
+        return False
+    return any(str(v.get("kind")) in EXCLUSIVE_VOLUMES for v in p.get("volumes") or [])
 
 
 class StateView(Protocol):
@@ -181,6 +196,9 @@ class RuleEngine:
         w = int(thresholds.window_seconds * 1_000_000)
         self.window_us = w
         self.watermark = 0  # µs, newest occurred_at seen
+        #: pod id -> (its value's stored bytes, the value if a state rule may read it, else None):
+        #: see ``_pods``
+        self._pod_memo: dict[str, tuple[bytes, Any]] = {}
         self.lost = _Window(w)
         self.evictions = _Window(w)
         self.flaps = _Window(w)
@@ -307,7 +325,11 @@ class RuleEngine:
             out.append(Alert(rule, self.cluster, key, summary, labels=labels, started_at=since,
                              evidence_from=since, evidence_to=wm_iso, value=value))
 
+        comps = [(comp, f"kube-system/{comp}-", f"kube-system/{comp}") for comp in self.t.kube_system_components]
+        comp_rcs: set[str] = set()
         for rid, rc in st.entities("rc"):
+            if rid.startswith("kube-system/"):
+                comp_rcs.update(comp for comp, _, rc_prefix in comps if rid.startswith(rc_prefix))
             want, have = int(rc.get("replicas") or 0), int(rc.get("observed_replicas") or 0)
             if have < want:
                 fp = f"{self.cluster}|rc_below_desired|{rid}"
@@ -339,9 +361,22 @@ class RuleEngine:
             held = self._held(rule, sid, None, self.t.service_mismatch_seconds)
             if held is not None:
                 add(rule, sid, summary + f" for {held:.0f}s", {"service": sid}, iso_of_micros(self.since[fp]), held)
+        # One pass over the pods for the three rules that read them: each read of a packed pod
+        # decodes it, and at the large profile (~160k pods) a pass per rule and component made
+        # an evaluation cost seconds (BENCHMARKS.md, "The report at the large profile").
         attached: dict[str, dict[str, list[str]]] = {}
-        for pid, p in st.entities("pod"):
-            if p.get("deleted") or p.get("phase") in ("Succeeded", "Failed"):
+        comp_pods: dict[str, list[Any]] = {comp: [] for comp, _, _ in comps}
+        pending = []
+        for pid, p in self._pods(st):
+            if pid.startswith("kube-system/"):
+                for comp, pod_prefix, _ in comps:
+                    if pid.startswith(pod_prefix):
+                        comp_pods[comp].append(p)
+            phase = p.get("phase")
+            if (phase == "Pending" and not p.get("binding_host") and p.get("created_at")
+                    and (self.watermark - micros_of(str(p["created_at"]))) / 1e6 >= self.t.pending_pod_seconds):
+                pending.append(p)
+            if p.get("deleted") or phase in ("Succeeded", "Failed"):
                 continue
             for v in p.get("volumes") or []:
                 fields = EXCLUSIVE_VOLUMES.get(str(v.get("kind")))
@@ -358,18 +393,14 @@ class RuleEngine:
                 add("volume_multi_attach", vid, f"volume {vid} attached on {len(nodes)} nodes: "
                     + ", ".join(f"{n} ({', '.join(ps)})" for n, ps in sorted(nodes.items())),
                     {"volume": vid}, None, float(len(nodes)))
-        for comp in self.t.kube_system_components:
-            pods = [p for pid, p in st.entities("pod") if pid.startswith(f"kube-system/{comp}-")]
-            rcs = [r for rid, r in st.entities("rc") if rid.startswith(f"kube-system/{comp}")]
-            if not pods and not rcs:
+        for comp, _, _ in comps:
+            pods = comp_pods[comp]
+            if not pods and comp not in comp_rcs:
                 continue
             if not any(condition(p) == "Running" for p in pods):  # a deleted pod's last phase does not count
                 since = max((str(p.get("since")) for p in pods if p.get("since")), default=None)
                 add("kube_system_down", comp, f"kube-system component {comp} has no running pod", {"component": comp},
                     since)
-        pending = [p for _, p in st.entities("pod") if p.get("phase") == "Pending" and not p.get("binding_host")
-                   and p.get("created_at")
-                   and (self.watermark - micros_of(str(p["created_at"]))) / 1e6 >= self.t.pending_pod_seconds]
         if pending:
             outstanding = sum(1 for _, o in st.entities("offer") if o.get("status") == "outstanding")
             declines = self.declines.counts().get("cluster", (0, 0, 0))[0]
@@ -381,6 +412,32 @@ class RuleEngine:
         for fp in [f for f in self.since if f not in seen]:
             del self.since[fp]  # the condition ended: a new occurrence starts its own clock
         return out
+
+    def _pods(self, st: StateView) -> Any:
+        """``(id, value)`` of every pod the state rules may fire on: the same as
+        ``st.entities("pod")`` for them. From a packed table, a pod at rest whose stored bytes
+        are the very object of the last evaluation is not decoded again: what it was found to
+        be is remembered (``_pod_memo``), and only pods that may matter are given (kube-system
+        ones, pending ones not bound, live ones with an exclusive volume: ``_may_matter``).
+        A report evaluates ~120 times over a replay; each decoded every pod (~160k at the
+        large profile)."""
+        table = getattr(st, "pods", None)
+        if type(table) is not PackedTable:
+            yield from st.entities("pod")
+            return
+        memo, kept = self._pod_memo, {}
+        for pid, stored in dict.items(table):
+            if type(stored) is not bytes:  # hot: a dict the fold may change in place
+                yield pid, stored
+                continue
+            hit = memo.get(pid)
+            if hit is None or hit[0] is not stored:
+                p = decoded(table, stored)
+                hit = (stored, p if _may_matter(pid, p) else None)
+            kept[pid] = hit
+            if hit[1] is not None:
+                yield pid, hit[1]
+        self._pod_memo = kept
 
     def evaluate(self, state: StateView | None, *, now_ms: int, catching_up: bool = False,
                  lag: dict[int, int] | None = None, dead_letters: int | None = None) -> list[Alert]:

@@ -498,3 +498,11 @@ def _name(c: str) -> str:
 def note_conditions(names: list[str]) -> list[str]:
     """``names`` (conditions read from bytes, e.g. a snapshot's lines) as the shared objects."""
     return [_name(c) for c in names]
+
+
+def decoded(table: PackedTable, stored: Any) -> Any:
+    """A value as the table stores it (what ``dict.items(table)`` gives: bytes at rest, a dict
+    when hot) as a dict, nothing kept. Readers that remember what they derived from a value
+    at rest compare the stored bytes object by identity: the table replaces it when the
+    value changes (kmevents/monitor/rules.py)."""
+    return table._decode(stored) if type(stored) is bytes else stored

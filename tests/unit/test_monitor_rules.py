@@ -236,3 +236,64 @@ def test_catching_up_is_decided_by_records_behind_or_old_log_times() -> None:
     assert is_catching_up(behind_records=101, last_recorded_ms=ms(0), now_ms=ms(1), t=t)
     assert is_catching_up(behind_records=0, last_recorded_ms=ms(0), now_ms=ms(61), t=t)
     assert not is_catching_up(behind_records=10, last_recorded_ms=ms(0), now_ms=ms(30), t=t)
+
+
+class _PackedPods(FakeState):
+    """A state whose pods rest in a packed table, as the fold's do (``RuleEngine._pods`` then
+    remembers what it found in each stored value)."""
+
+    def __init__(self, pods: dict[str, dict[str, Any]], **tables: dict[str, Any]) -> None:
+        from kmevents.reducer.packed import PackedTable
+
+        super().__init__(**tables)
+        self.pods = PackedTable(pods)
+
+    def entities(self, kind: str) -> Any:
+        return self.pods.items() if kind == "pod" else super().entities(kind)
+
+
+_RBD = {"kind": "rbd", "source": {"pool": "kube", "image": "mysql"}}
+_POD_SHAPES = [
+    {"phase": "Running"},
+    {"phase": "Running", "volumes": [dict(_RBD, node="n1")], "node_name": "n1"},
+    {"phase": "Running", "volumes": [dict(_RBD, node="n2")], "node_name": "n2"},
+    {"phase": "Failed", "volumes": [dict(_RBD, node="n3")], "node_name": "n3"},
+    {"phase": "Running", "volumes": [dict(_RBD, node="n3")], "node_name": "n3", "deleted": {"reason": "x"}},
+    {"phase": "Pending", "binding_host": None, "created_at": at(0)},
+    {"phase": "Pending", "binding_host": "n1", "created_at": at(0)},
+    {"phase": "Succeeded"},
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["prod/a", "prod/b", "prod/c", "kube-system/kube-dns-v9-x",
+                                           "kube-system/kube-ui-v4-y"]),
+                          st.one_of(st.none(), st.integers(0, len(_POD_SHAPES) - 1)), st.booleans(), st.booleans()),
+                min_size=1, max_size=40))
+def test_rules_on_a_packed_table_fire_as_on_plain_values_while_pods_change(
+        steps: list[tuple[str, int | None, bool, bool]]) -> None:
+    """Pods change, go, come back, rest packed or stay hot between evaluations: an engine that
+    remembers what it found in unchanged stored values fires and resolves exactly what an engine
+    reading every pod's plain value does."""
+    from kmevents.reducer.packed import pack
+
+    plain: dict[str, dict[str, Any]] = {}
+    packed = _PackedPods({}, offer={"o1": {"status": "declined"}})
+    mine, ref = engine(pending_pod_seconds=60), engine(pending_pod_seconds=60)
+    for i, (pid, shape, rest, evaluate) in enumerate(steps):
+        if shape is None:
+            plain.pop(pid, None)
+            packed.pods.pop(pid, None)
+        else:
+            plain[pid] = dict(_POD_SHAPES[shape])
+            packed.pods[pid] = dict(_POD_SHAPES[shape])
+        if rest:
+            pack(packed.pods)
+        for e in (mine, ref):
+            e.observe(ev("pod.upserted", 30 * i, {}))
+        if evaluate:
+            got = mine.evaluate(packed, now_ms=ms(30 * i))
+            want = ref.evaluate(FakeState(pod={k: dict(v) for k, v in plain.items()},
+                                          offer={"o1": {"status": "declined"}}), now_ms=ms(30 * i))
+            assert [(a.rule, a.key, a.status, a.summary) for a in got] == \
+                [(a.rule, a.key, a.status, a.summary) for a in want]
