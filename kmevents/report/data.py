@@ -147,6 +147,8 @@ class Collector:
         self.scheduler_leader: str | None = None
         self.masters: dict[str, str] = {}  # master id -> host name
         self.firing: dict[str, dict[str, Any]] = {}  # alert fingerprint -> its interval
+        self.seen_lo: int | None = None  # the source times of the cluster's first and last events (µs)
+        self.seen_hi: int | None = None
 
     def _lane(self, ev: dict[str, Any], st: ClusterState) -> str:
         pl = obj(ev, "payload")
@@ -257,6 +259,10 @@ class Collector:
         if type(occ) is not str:
             return
         t = micros_of(occ)
+        if self.seen_lo is None or t < self.seen_lo:
+            self.seen_lo = t
+        if self.seen_hi is None or t > self.seen_hi:
+            self.seen_hi = t
         for k, i in dirty:
             if k == "agent":
                 a = st.agents.get(i)
@@ -385,18 +391,30 @@ async def collect(src: Any, cluster: str, start: str | None, end: str | None, *,
     """
     from kmevents.replay.engine import Target, replay
 
-    first_t, last_t = await _bounds(src)
-    lo = micros_of(start) if start else first_t
-    hi = micros_of(end) if end else last_t
+    if start and end:  # the window is known: the log's span is learnt along the replay, not by a scan first
+        lo, hi = micros_of(start), micros_of(end)
+    else:
+        first_t, last_t = await _bounds(src)
+        lo = micros_of(start) if start else first_t
+        hi = micros_of(end) if end else last_t
+        _refuse_outside(lo, hi, first_t, last_t)
+    col = Collector(cluster, lo, hi, thresholds=thresholds, tz=tz)
+    r = await replay(src, cluster, Target(), on_event=col.hook, progress=False, label="report")
+    if col.seen_lo is None or col.seen_hi is None:
+        from kmevents.errors import UsageError
+
+        raise UsageError("the log holds no event of this cluster", hint="check --cluster")
+    _refuse_outside(lo, hi, col.seen_lo, col.seen_hi)
+    return col.finish(r.state)
+
+
+def _refuse_outside(lo: int, hi: int, first_t: int, last_t: int) -> None:
     if lo > last_t or hi < first_t:
         from kmevents.errors import UsageError
 
         raise UsageError(f"the window {iso_of_micros(lo)} .. {iso_of_micros(hi)} holds none of the log's events: "
                          f"they happened {iso_of_micros(first_t)} .. {iso_of_micros(last_t)} (source time)",
                          hint="give --from/--to inside that span, or leave them out for the whole log")
-    col = Collector(cluster, lo, hi, thresholds=thresholds, tz=tz)
-    r = await replay(src, cluster, Target(), on_event=col.hook, progress=False, label="report")
-    return col.finish(r.state)
 
 
 async def _bounds(src: Any) -> tuple[int, int]:

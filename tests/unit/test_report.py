@@ -398,3 +398,13 @@ def test_a_window_outside_the_log_is_refused_with_the_logs_span(archive_file: Pa
     assert main(["report", "--source", str(archive_file), "--from", "2030-01-01T00:00:00Z", "--format", "json"]) == 2
     err = capsys.readouterr().err
     assert "holds none of the log's events: they happened 2026-" in err and "--from/--to" in err
+
+
+def test_a_window_given_at_both_ends_outside_the_log_is_refused_after_the_replay(
+        archive_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --from and --to the log is not scanned for its span before the replay (an eighth of
+    a report's time at the large profile): the replay learns it, and refuses the same way."""
+    assert main(["report", "--source", str(archive_file), "--from", "2030-01-01T00:00:00Z", "--to",
+                 "2030-01-02T00:00:00Z", "--format", "json"]) == 2
+    err = capsys.readouterr().err
+    assert "holds none of the log's events: they happened 2026-" in err and "--from/--to" in err
