@@ -420,7 +420,7 @@ class Snapshots:
                 del data  # not held beside its document (up to ~28 MB at the large profile)
                 return doc if then is None else then(doc)
         except SnapshotError as exc:
-            log.warning("snapshot delta not loadable: %s", exc, extra={"offset": entry.get("offset")})
+            _delta_not_loadable(exc, entry)
             return None
 
     @staticmethod
@@ -431,7 +431,7 @@ class Snapshots:
             with no_gc():
                 return apply_delta(base, doc)
         except SnapshotError as exc:
-            log.warning("snapshot delta not loadable: %s", exc, extra={"offset": entry.get("offset")})
+            _delta_not_loadable(exc, entry)
             return None
 
     def holds_base(self, cluster: str, offset: int) -> bool:
@@ -549,3 +549,8 @@ class SnapshotWriter:
         key = layout.snapshot_index_key(f"{self.settings.etcd.prefix}/{generation}", cluster, offset)
         await self.client.put(key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
         return entry
+
+
+def _delta_not_loadable(exc: Exception, entry: dict[str, Any]) -> None:
+    """A delta that cannot be read or applied: logged, and the reader takes the snapshot before."""
+    log.warning("snapshot delta not loadable: %s", exc, extra={"offset": entry.get("offset")})
