@@ -147,6 +147,8 @@ class Collector:
         self.scheduler_leader: str | None = None
         self.masters: dict[str, str] = {}  # master id -> host name
         self.firing: dict[str, dict[str, Any]] = {}  # alert fingerprint -> its interval
+        self.running: dict[str, set[str]] = {}  # agent id -> ids of its Running pods (_running_on)
+        self.running_agent: dict[str, str] = {}  # pod id -> the agent it runs on
         self.seen_lo: int | None = None  # the source times of the cluster's first and last events (µs)
         self.seen_hi: int | None = None
 
@@ -257,6 +259,9 @@ class Collector:
         dirty = st.take_dirty()
         occ = ev.get("occurred_at")
         if type(occ) is not str:
+            for k, i in dirty:  # (the pods by agent follow every change)
+                if k == "pod":
+                    self._running_on(i, st.pods.get(i))
             return
         t = micros_of(occ)
         if self.seen_lo is None or t < self.seen_lo:
@@ -296,6 +301,7 @@ class Collector:
         for k, i in dirty:
             if k == "pod":
                 p = st.pods.get(i)
+                self._running_on(i, p)
                 if p is None:
                     continue
                 if i not in self.created and p.get("created_at"):
@@ -318,7 +324,7 @@ class Collector:
                 self._svc(i, t, has)
         if ev.get("type") == "agent.removed" and in_window:
             aid = str((ev.get("payload") or {}).get("agent_id"))
-            on_agent = {pid for pid, p in st.pods.items() if p.get("agent_id") == aid and condition(p) == "Running"}
+            on_agent = set(self.running.get(aid, ()))
             rcs: dict[str, int] = {}
             for rid, rc in st.rcs.items():
                 ns = rid.split("/", 1)[0]
@@ -330,6 +336,19 @@ class Collector:
             if not rcs:
                 entry["seconds"] = 0.0
             self.waiting.append(entry)
+
+    def _running_on(self, pid: str, p: dict[str, Any] | None) -> None:
+        """Keep ``running`` (agent id -> its Running pods) as pod ``pid`` changed to ``p`` (None:
+        gone). Every change of a pod marks it dirty, so this equals a scan of the state's pods,
+        which the report did at each agent removal (each packed pod decoded: ~0.3 s per
+        removal at the large profile)."""
+        was = self.running_agent.pop(pid, None)
+        if was is not None:
+            self.running[was].discard(pid)
+        if p is not None and p.get("agent_id") and condition(p) == "Running":
+            aid = str(p["agent_id"])
+            self.running_agent[pid] = aid
+            self.running.setdefault(aid, set()).add(pid)
 
     def _svc(self, sid: str, t: int, has: bool) -> None:
         since, had = self.svc_state.get(sid, (t, False))

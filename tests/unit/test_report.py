@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -408,3 +409,29 @@ def test_a_window_given_at_both_ends_outside_the_log_is_refused_after_the_replay
                  "2030-01-02T00:00:00Z", "--format", "json"]) == 2
     err = capsys.readouterr().err
     assert "holds none of the log's events: they happened 2026-" in err and "--from/--to" in err
+
+
+def test_the_running_pods_per_agent_the_report_keeps_are_what_a_scan_of_the_state_finds(events: list[dict]) -> None:
+    """At every agent removal (where the report reads them), and at every thousandth event, the
+    pods it holds as Running on each agent are those a scan of the state's pods finds."""
+    from kmevents.replay.engine import Target, replay
+
+    from kmevents.reducer.conditions import condition
+
+    checked = {"removals": 0, "other": 0}
+
+    class Checking(data.Collector):
+        def hook(self, rec: Any, ev: dict[str, Any], anns: list[dict[str, Any]], st: Any) -> None:
+            super().hook(rec, ev, anns, st)
+            removal = ev.get("type") == "agent.removed"
+            if removal or rec.offset % 1000 == 0:
+                scan: dict[str, set[str]] = {}
+                for pid, p in st.pods.items():
+                    if p.get("agent_id") and condition(p) == "Running":
+                        scan.setdefault(p["agent_id"], set()).add(pid)
+                assert {a: pods for a, pods in self.running.items() if pods} == scan, rec.offset
+                checked["removals" if removal else "other"] += 1
+
+    lo, hi = micros_of(events[0]["occurred_at"]), micros_of(events[-1]["occurred_at"])
+    asyncio.run(replay(ListSource(events), CLUSTER, Target(), on_event=Checking(CLUSTER, lo, hi).hook, progress=False))
+    assert checked["removals"] >= 1 and checked["other"] >= 10
