@@ -279,7 +279,7 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
             for id, v in values.items():
                 put(table, id, v)
                 hot.discard(id)
-            table._cond.update(conds)
+            table.notes.note_many(conds.keys(), conds.values())
             if table._written is not None:
                 table._written.update(values)
         else:

@@ -286,10 +286,10 @@ def _section_holds(kind: str, table: dict[str, Any], data: bytes, pos: int) -> t
         raise _Differs
     if zlib.crc32(memoryview(data)[start:stop], zlib.crc32(raw)) != doc["crc"]:
         raise _Differs
-    cond = table._cond
-    if table._hot or len(cond) != n:  # (never after a pack, but a condition must be known)
-        cond = dict(conditions(table))
-    if list(map(names.__getitem__, codes)) != list(map(cond.__getitem__, ids)):
+    notes = table.notes
+    # (never after a pack, but a condition must be known)
+    of = notes.get if not table._hot and notes.complete(n) else dict(conditions(table)).__getitem__
+    if list(map(names.__getitem__, codes)) != list(map(of, ids)):
         raise _Differs
     return (ids, sizes, codes, names, doc["dict"], doc["train_at"], start), stop + 1
 
@@ -378,7 +378,7 @@ def _condition(table: dict[str, Any], id: str, value: bytes) -> str:
         v = dict.__getitem__(table, id)
         if id in table._hot or type(v) is not bytes:
             return condition(v)
-        known = table._cond.get(id)
+        known = table.notes.get(id)
         if known is not None:
             return known
         return condition(orjson.loads(table.codec.decompress(value) if value[:1] != b"{" else value))  # type: ignore[union-attr]
