@@ -47,6 +47,7 @@ from __future__ import annotations
 import base64
 import zlib
 from bisect import bisect_left
+from collections.abc import Collection, Mapping
 from itertools import accumulate, islice
 from operator import lt
 from typing import Any
@@ -389,14 +390,14 @@ def _indexes_hold(st: ClusterState, idx: dict[str, Any], ids_of: dict[str, list[
     """The header's indexes (format 5: by position in the sections' ids) against the state's."""
     pods = ids_of["pod"]
 
-    def same(ps: Any, members: set[str]) -> None:
+    def same(ps: Any, members: Collection[str]) -> None:
         # strictly ascending positions (so no repeats) of members, as many as there are members
         if type(ps) is not list or len(ps) != len(members) or (ps and not (type(ps[0]) is int and ps[0] >= 0)):
             raise _Differs
         if not all(map(lt, ps, islice(ps, 1, None))) or not all(map(members.__contains__, map(pods.__getitem__, ps))):
             raise _Differs
 
-    def same_map(stored: Any, mine: dict[str, set[str]]) -> None:
+    def same_map(stored: Any, mine: Mapping[str, Collection[str]]) -> None:
         if type(stored) is not dict or stored.keys() != mine.keys():
             raise _Differs
         for k, members in mine.items():
