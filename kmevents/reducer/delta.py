@@ -75,7 +75,7 @@ from kmevents.reducer.snapshot import (
     set_position,
     set_totals,
 )
-from kmevents.reducer.state import REDUCER_VERSION, ClusterState
+from kmevents.reducer.state import REDUCER_VERSION, ClusterState, Members
 from kmevents.reducer.taskids import key_exceptions
 
 FORMAT = "kmevents.reducer.delta/2"
@@ -279,7 +279,7 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
             for id, v in values.items():
                 put(table, id, v)
                 hot.discard(id)
-            table._cond.update(conds)
+            table.notes.note_many(conds.keys(), conds.values())
             if table._written is not None:
                 table._written.update(values)
         else:
@@ -301,7 +301,8 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
     set_totals(st, doc)
     st._terminal = terminal
     for name, ch in changes:
-        _apply_changes(getattr(st, "_" + name), ch, pair=name == "rc_members")
+        _apply_changes(getattr(st, "_" + name), ch, pair=name == "rc_members",
+                       make=set if name == "pods_by_ns" else Members.of)
     return st
 
 
@@ -340,16 +341,17 @@ def _checked(changes: Any, *, pair: bool) -> dict[str, Any]:
     return changes
 
 
-def _apply_changes(table: dict[str, Any], changes: dict[str, Any], *, pair: bool) -> None:
+def _apply_changes(table: dict[str, Any], changes: dict[str, Any], *, pair: bool, make: Any) -> None:
     """Index changes onto the state's index ``table``, through its mapping interface: a fork's
-    lazy table hands out (and keeps) a private copy of each set it changes."""
+    lazy table hands out (and keeps) a private copy of each set it changes. ``make``: a new
+    member set of ids (``set``, or ``Members.of``)."""
     for key, c in changes.items():
         if c is None:
             table.pop(key, None)
             continue
         cur = table.get(key)
         if cur is None:
-            table[key] = (set(c[0][0]), set(c[1][0])) if pair else set(c[0])
+            table[key] = (make(c[0][0]), make(c[1][0])) if pair else make(c[0])
             continue
         for s, (added, removed) in zip(cur, c, strict=True) if pair else ((cur, c),):
             s.difference_update(removed)

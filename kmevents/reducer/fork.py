@@ -22,7 +22,7 @@ from typing import Any
 
 from kmevents.reducer.packed import PackedTable, pack, share
 from kmevents.reducer.retention import Retention
-from kmevents.reducer.state import ClusterState
+from kmevents.reducer.state import ClusterState, Members
 
 _ATOMS = (str, int, float, bool, type(None), bytes)
 _IS_ATOM = frozenset(_ATOMS).__contains__
@@ -43,7 +43,7 @@ def _copy(v: Any) -> Any:
         return [x if type(x) in _ATOMS else _copy(x) for x in v]
     if t in _ATOMS:
         return v
-    if t is set:
+    if t is set or t is Members:
         return v.copy()  # elements are hashable, i.e. atoms or tuples of atoms
     if t is tuple:
         return tuple(x if type(x) in _ATOMS else _copy(x) for x in v)

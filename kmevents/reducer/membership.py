@@ -30,7 +30,7 @@ from bisect import bisect_left, insort
 from typing import Any
 
 from kmevents.reducer.packed import raw_items
-from kmevents.reducer.state import ClusterState
+from kmevents.reducer.state import ClusterState, Members
 
 Ent = dict[str, Any]
 
@@ -228,8 +228,8 @@ def refresh_service(st: ClusterState, sid: str) -> None:
 
 def rc_rescan(st: ClusterState, rid: str) -> None:
     rc = st.rcs[rid]
-    run: set[str] = set()
-    other: set[str] = set()
+    run = Members()
+    other = Members()
     sel = rc["selector"]
     for pid in st._pods_by_ns.get(rc["namespace"], ()):
         pod = st.pods[pid]
@@ -241,10 +241,10 @@ def rc_rescan(st: ClusterState, rid: str) -> None:
 def svc_rescan(st: ClusterState, sid: str) -> None:
     svc = st.services[sid]
     sel = svc["selector"]
-    st._svc_members[sid] = {
+    st._svc_members[sid] = Members.of(
         pid for pid in st._pods_by_ns.get(svc["namespace"], ())
         if st.pods[pid]["ready"] is True and matches(sel, st.pods[pid]["labels"])
-    }
+    )
 
 
 def rebuild_selectors(st: ClusterState) -> None:
@@ -271,8 +271,8 @@ def rebuild_indexes(st: ClusterState) -> None:
     # read once, not kept: a fork's own tables would copy each
     rcs: dict[str, Any] = dict(raw_items(st.rcs))
     svcs: dict[str, Any] = dict(raw_items(st.services))
-    st._rc_members = {rid: (set(), set()) for rid in rcs}
-    st._svc_members = {sid: set() for sid in svcs}
+    st._rc_members = {rid: (Members(), Members()) for rid in rcs}
+    st._svc_members = {sid: Members() for sid in svcs}
     joined_rcs: set[str] = set()
     joined_svcs: set[str] = set()
     for _, pod in raw_items(st.pods):  # decoded one at a time, not kept (packed.py)

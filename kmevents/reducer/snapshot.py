@@ -127,7 +127,7 @@ from kmevents.reducer.packed import (
     restore,
 )
 from kmevents.reducer.retention import RETAINED_KINDS, Retention
-from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState
+from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState, Members
 
 FORMAT = "kmevents.reducer.snapshot/5"
 #: Packed kinds in sections, the others on entity lines; still loaded, and written by
@@ -539,9 +539,9 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any], ids: dict[str, list[st
         rebuild_selectors(st)
     pod = _shared_ids(st.pods)
     st._pods_by_ns = {ns: set(map(pod, ids, ids)) for ns, ids in idx["pods_by_ns"].items()}
-    st._rc_members = {rid: (set(map(pod, run, run)), set(map(pod, other, other)))
+    st._rc_members = {rid: (Members.of(map(pod, run, run)), Members.of(map(pod, other, other)))
                       for rid, (run, other) in idx["rc_members"].items()}
-    st._svc_members = {sid: set(map(pod, ids, ids)) for sid, ids in idx["svc_members"].items()}
+    st._svc_members = {sid: Members.of(map(pod, ids, ids)) for sid, ids in idx["svc_members"].items()}
     if not filed:
         rebuild_task_index(st, idx["task_id_exceptions"])
 
@@ -587,8 +587,9 @@ def _positional(st: ClusterState, idx: dict[str, Any], ids: dict[str, list[str]]
     try:
         pod, rc, svc = members(ids["pod"]), members(ids["rc"]), members(ids["service"])
         st._pods_by_ns = {ns: pod(ps) for ns, ps in idx["pods_by_ns"].items()}
-        st._rc_members = {rid: (pod(run), pod(other)) for rid, (run, other) in idx["rc_members"].items()}
-        st._svc_members = {sid: pod(ps) for sid, ps in idx["svc_members"].items()}
+        st._rc_members = {rid: (Members.of(pod(run)), Members.of(pod(other)))
+                          for rid, (run, other) in idx["rc_members"].items()}
+        st._svc_members = {sid: Members.of(pod(ps)) for sid, ps in idx["svc_members"].items()}
         st._rc_sel = selectors(idx["rc_sel"], rc)
         st._svc_sel = selectors(idx["svc_sel"], svc)
     except (IndexError, TypeError, ValueError, KeyError, AttributeError) as e:

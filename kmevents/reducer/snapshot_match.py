@@ -47,6 +47,7 @@ from __future__ import annotations
 import base64
 import zlib
 from bisect import bisect_left
+from collections.abc import Collection, Mapping
 from itertools import accumulate, islice
 from operator import lt
 from typing import Any
@@ -286,10 +287,10 @@ def _section_holds(kind: str, table: dict[str, Any], data: bytes, pos: int) -> t
         raise _Differs
     if zlib.crc32(memoryview(data)[start:stop], zlib.crc32(raw)) != doc["crc"]:
         raise _Differs
-    cond = table._cond
-    if table._hot or len(cond) != n:  # (never after a pack, but a condition must be known)
-        cond = dict(conditions(table))
-    if list(map(names.__getitem__, codes)) != list(map(cond.__getitem__, ids)):
+    notes = table.notes
+    # (never after a pack, but a condition must be known)
+    of = notes.get if not table._hot and notes.complete(n) else dict(conditions(table)).__getitem__
+    if list(map(names.__getitem__, codes)) != list(map(of, ids)):
         raise _Differs
     return (ids, sizes, codes, names, doc["dict"], doc["train_at"], start), stop + 1
 
@@ -378,7 +379,7 @@ def _condition(table: dict[str, Any], id: str, value: bytes) -> str:
         v = dict.__getitem__(table, id)
         if id in table._hot or type(v) is not bytes:
             return condition(v)
-        known = table._cond.get(id)
+        known = table.notes.get(id)
         if known is not None:
             return known
         return condition(orjson.loads(table.codec.decompress(value) if value[:1] != b"{" else value))  # type: ignore[union-attr]
@@ -389,14 +390,14 @@ def _indexes_hold(st: ClusterState, idx: dict[str, Any], ids_of: dict[str, list[
     """The header's indexes (format 5: by position in the sections' ids) against the state's."""
     pods = ids_of["pod"]
 
-    def same(ps: Any, members: set[str]) -> None:
+    def same(ps: Any, members: Collection[str]) -> None:
         # strictly ascending positions (so no repeats) of members, as many as there are members
         if type(ps) is not list or len(ps) != len(members) or (ps and not (type(ps[0]) is int and ps[0] >= 0)):
             raise _Differs
         if not all(map(lt, ps, islice(ps, 1, None))) or not all(map(members.__contains__, map(pods.__getitem__, ps))):
             raise _Differs
 
-    def same_map(stored: Any, mine: dict[str, set[str]]) -> None:
+    def same_map(stored: Any, mine: Mapping[str, Collection[str]]) -> None:
         if type(stored) is not dict or stored.keys() != mine.keys():
             raise _Differs
         for k, members in mine.items():

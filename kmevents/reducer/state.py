@@ -43,6 +43,63 @@ KINDS = ("cluster", "framework", "agent", "offer", "inverse_offer", "task", "exe
          "pod", "namespace", "node", "rc", "service", "role")
 
 
+class Members(dict[str, None]):
+    """A set of pod ids (an RC's running or other pods, a service's ready ones) held as a
+    dict's keys, with the set operations the fold and its snapshots and deltas use (issue 17).
+
+    A set of 42 ids takes 2,264 bytes, a dict of them 832 (an empty one 216 and 64): the RCs'
+    and services' members at 300k events of the large profile take 1.60 MiB instead of 2.81.
+    Equal to a set of the same ids (and a set to it); ``a - b`` either way is the set of ids.
+    The ids iterate in the order they came in (a set's order was its hashes'): nothing reads
+    them in order without sorting."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, ids: Iterable[str] = ()) -> Members:
+        m = cls()
+        dict.update(m, dict.fromkeys(ids))
+        return m
+
+    def add(self, id: str) -> None:
+        self[id] = None
+
+    def discard(self, id: str) -> None:
+        self.pop(id, None)
+
+    def update(self, ids: Iterable[str]) -> None:  # type: ignore[override]
+        dict.update(self, dict.fromkeys(ids))
+
+    def difference_update(self, ids: Iterable[str]) -> None:
+        pop = self.pop
+        for id in ids:
+            pop(id, None)
+
+    def copy(self) -> Members:
+        m = Members()
+        dict.update(m, self)
+        return m
+
+    def __sub__(self, other: Any) -> set[str]:
+        return self.keys() - other
+
+    def __rsub__(self, other: Any) -> set[str]:
+        return set(other) - self.keys()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (set, frozenset)):
+            return self.keys() == other
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Members({sorted(self)!r})"
+
+
 class Base:
     """What a cumulative delta is taken against: the base snapshot's offset (its index entry's)
     and the state's own offset there, the dedupe rotations and new-digest set there, and every
@@ -140,9 +197,9 @@ class ClusterState:
         #: the same for services
         self._svc_sel: dict[str, dict[Any, set[str]]] = {}
         #: rc id -> (running pod ids, matching pod ids not running)
-        self._rc_members: dict[str, tuple[set[str], set[str]]] = {}
+        self._rc_members: dict[str, tuple[Members, Members]] = {}
         #: service id -> ready matching pod ids
-        self._svc_members: dict[str, set[str]] = {}
+        self._svc_members: dict[str, Members] = {}
         #: the task-id index (taskids.py): the framework ids of the task keys ``<framework_id>/
         #: <task_id>`` seen (a task is found by trying each), and the task ids of the odd keys
         #: whose task id is not what follows their first ``/`` -> that key, or a list of them

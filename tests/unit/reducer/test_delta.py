@@ -244,8 +244,8 @@ def test_a_compacted_delta_applies_to_the_same_state_and_rests_its_values_as_byt
     got = apply_delta(ClusterState.from_snapshot(base), doc)
     for kind, table in got._tables.items():  # conditions known without decoding, nothing hot
         if type(table) is PackedTable:
-            assert not table._hot and len(table._cond) == dict.__len__(table), kind
-            assert Counter(table._cond.values()) == Counter(c for _, c in s.conditions(kind)), kind
+            assert not table._hot and table.notes.complete(dict.__len__(table)), kind
+            assert table.notes.counts(dict.__len__(table)) == Counter(c for _, c in s.conditions(kind)), kind
     assert got.to_snapshot(chain_hash="d") == full
     fork = apply_delta(ClusterState.from_snapshot(base).fork(), compact_upserts(parse_delta(delta)))
     assert fork.to_snapshot(chain_hash="d") == full

@@ -217,7 +217,49 @@ def test_counts_by_condition_come_from_the_notes_or_the_values_alike() -> None:
     t = PackedTable({"a": {"phase": "Running"}, "b": {"phase": "Running"}, "c": {"deleted": "x"}})
     assert condition_counts(t) == Counter({"Running": 2, "Deleted": 1})  # hot: from the dicts
     pack(t)
-    assert len(t._cond) == 3 and condition_counts(t) == Counter({"Running": 2, "Deleted": 1})
+    assert t.notes.complete(3) and condition_counts(t) == Counter({"Running": 2, "Deleted": 1})
     t.put_many([("d", b'{"phase":"Failed"}')])  # one without a note: every value asked
     assert condition_counts(t) == Counter({"Running": 2, "Deleted": 1, "Failed": 1})
     assert condition_counts({"x": {"status": "active"}}) == Counter({"active": 1})
+
+
+def test_notes_keep_by_id_only_the_conditions_other_than_the_usual_one() -> None:
+    from collections import Counter
+
+    from kmevents.reducer.packed import Notes, condition_counts
+
+    n = Notes()
+    assert n.get("a") is None and n.complete(0) and n.counts(0) == Counter()
+    for i in range(10):
+        n.note(f"p{i}", "Pending")
+    assert n.usual == "Pending" and len(n) == 0 and n.get("p3") == "Pending"
+    ids = [f"p{i}" for i in range(10)]
+    for i in range(7):
+        n.note(f"p{i}", "Running")
+    assert len(n) == 7 and n.counts(10) == Counter({"Running": 7, "Pending": 3})
+    n.settle(ids, 10)  # more stand in Running now: it becomes the usual one
+    assert n.usual == "Running" and len(n) == 3 and n.get("p8") == "Pending" and n.get("p1") == "Running"
+    assert n.counts(10) == Counter({"Running": 7, "Pending": 3})
+    n.forget("p1")  # changed: not known until noted again
+    assert n.get("p1") is None and not n.complete(10) and n.counts(10) is None
+    n.drop("p1")  # gone from the table
+    assert n.complete(9) and n.counts(9) == Counter({"Running": 6, "Pending": 3})
+    c = n.copy()
+    c.note("p0", "Failed")
+    assert n.get("p0") == "Running" and c.get("p0") == "Failed"
+    r = Notes()
+    r.restore(["a", "b", "c"], ["Deleted", "Running", "Running"])
+    assert r.usual == "Running" and len(r) == 1 and r.counts(3) == Counter({"Running": 2, "Deleted": 1})
+    # through a table: the counts follow packs, removals and values stored without a condition
+    t = PackedTable({f"p{i}": {"phase": "Pending"} for i in range(50)})
+    pack(t)
+    for i in range(40):
+        t[f"p{i}"]["phase"] = "Running"
+    pack(t)
+    assert t.notes.usual == "Running" and len(t.notes) == 10
+    del t["p0"]
+    t.pop("p45")
+    assert condition_counts(t) == Counter({"Running": 39, "Pending": 9})
+    t["p1"] = b'{"phase":"Failed"}'
+    assert not t.notes.complete(48) and condition_counts(t) == Counter({"Running": 38, "Pending": 9, "Failed": 1})
+    assert t.notes.complete(48)  # (counting noted it)

@@ -35,6 +35,20 @@ def test_round_trip_keeps_offsets_times_keys_and_bytes(tmp_path: Path) -> None:
     assert archive.read_header(tmp_path / "a.kmarch") == h
 
 
+def test_frames_read_a_piece_at_a_time_give_every_record_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rs = recs(3_000) + [LogRecord(3_000, 5, None, None), LogRecord(3_001, 6, b"", b"")]
+    w = archive.ArchiveWriter(tmp_path / "a.kmarch", cluster="c1", partition=0, topic="ev", covers_from=0,
+                              frame_bytes=20_000)
+    for r in rs:
+        w.add(r)
+    h = w.close()
+    assert len(h["frames"]) > 5
+    for piece in (1, 37, 4_096, 1 << 20):  # records cut across pieces, a piece holding frames' worth
+        monkeypatch.setattr(archive, "_FRAME_PIECE", piece)
+        assert [r for b in archive.iter_batches(tmp_path / "a.kmarch", batch=100) for r in b] == rs
+        assert [r for b in archive.iter_batches(tmp_path / "a.kmarch", start=2_500) for r in b][-1] == rs[-1]
+
+
 def test_truncated_archive_is_refused(tmp_path: Path) -> None:
     p = tmp_path / "a.kmarch"
     archive.write(p, recs(2000), cluster="c1", partition=0, topic="ev", covers_from=0)
