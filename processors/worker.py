@@ -360,7 +360,17 @@ class DeriveWorker:
         if not self._holds(tp, d):
             return  # given up or taken anew since routing: the new deriver reads from its own seek
         try:
-            out = await d.process(records)
+            # in steps that end where a snapshot or delta falls due, each taken at its offset
+            # (PartitionDeriver.process ``until_due``)
+            rest: list[ConsumerRecord] = records
+            while True:
+                out = await d.process(rest, until_due=True)
+                if out.consumed >= len(rest):
+                    break
+                await self._side_outputs(d, out)
+                self.stats.events += out.applied
+                self.stats.transactions += out.transactions
+                rest = rest[out.consumed:]
         except FencedError as exc:
             log.error("fenced: giving the partition up", extra={"partition": tp.partition, "error": exc.message})
             self.stats.fenced += 1

@@ -513,27 +513,38 @@ async def test_values_over_the_request_limit_are_dead_lettered_with_their_positi
     assert all(orjson.loads(r.value)["offset"] >= 0 for r in recs)
 
 
-async def test_a_batch_spanning_several_snapshot_and_delta_intervals_asks_for_each_once(isolated: Settings) -> None:
-    # A batch of 10,000 records spans two delta intervals of 4,000 events at the large profile:
-    # both fall due at the batch's one checkpoint, and the worker encoded and stored the same
-    # delta twice (and a delta beside a full snapshot at the same offset).
-    from kmevents.processors.derive import PartitionDeriver
-
-    await ingest_sim(isolated, isolated.cluster, 1200)
-    c = kafka_adapter.consumer(isolated.kafka, isolated.kafka.events_topic)
+async def ingested_records(s: Settings, n: int) -> tuple[int, list[Any]]:
+    """``n`` events of the simulator ingested for ``s.cluster``: their partition and records, in order."""
+    await ingest_sim(s, s.cluster, n)
+    c = kafka_adapter.consumer(s.kafka, s.kafka.events_topic)
     await c.start()
     try:
         recs: list[Any] = []
-        while len(recs) < 1200:
+        while len(recs) < n:
             recs += [r for batch in (await c.getmany(timeout_ms=5000)).values() for r in batch]
     finally:
         await c.stop()
     part = recs[0].partition
-    recs = sorted((r for r in recs if r.partition == part), key=lambda r: r.offset)
+    return part, sorted((r for r in recs if r.partition == part), key=lambda r: r.offset)
+
+
+async def small_cadence_deriver(s: Settings, client: Any, part: int, worker_id: str) -> Any:
+    """A deriver of ``part`` from its checkpoint: a full snapshot every 1,000 events, a delta every 100."""
+    from kmevents.processors.derive import PartitionDeriver
+
+    d = PartitionDeriver(s, client, part, worker_id=worker_id, snapshot_every_events=1000,
+                         delta_every_events=100, touched_every_events=0)
+    await d.load_checkpoint()
+    return d
+
+
+async def test_a_batch_spanning_several_snapshot_and_delta_intervals_asks_for_each_once(isolated: Settings) -> None:
+    # A batch of 10,000 records spans two delta intervals of 4,000 events at the large profile:
+    # both fall due at the batch's one checkpoint, and the worker encoded and stored the same
+    # delta twice (and a delta beside a full snapshot at the same offset).
+    part, recs = await ingested_records(isolated, 1200)
     async with etcd_adapter.client(isolated.etcd) as client:
-        d = PartitionDeriver(isolated, client, part, worker_id="once", snapshot_every_events=1000,
-                             delta_every_events=100, touched_every_events=0)
-        await d.load_checkpoint()
+        d = await small_cadence_deriver(isolated, client, part, "once")
         early = await d.process(recs[:150])  # a fold from nothing: its first "delta" is a full snapshot
         assert (early.snapshots_due, early.deltas_due) == ([isolated.cluster], [])
         d.early.clear()  # as after its first regular full snapshot
@@ -542,3 +553,38 @@ async def test_a_batch_spanning_several_snapshot_and_delta_intervals_asks_for_ea
         out = await d.process(recs[450:1150])  # deltas, then the full interval ends, then deltas again
     assert out.snapshots_due == [isolated.cluster], "one full snapshot at the batch's checkpoint"
     assert out.deltas_due == [], "a delta at the full snapshot's offset adds nothing"
+
+
+async def test_until_due_stops_right_after_the_record_where_a_snapshot_or_delta_falls_due(isolated: Settings) -> None:
+    # The worker takes a due snapshot or delta at the deriver's checkpoint: at a batch's end it
+    # came up to a batch after its cadence (a delta every 4,000 events lay every ~7,500 offsets
+    # with batches of 10,000), and a point-in-time read folded that many records after it.
+    part, recs = await ingested_records(isolated, 600)
+    async with etcd_adapter.client(isolated.etcd) as client:
+        d = await small_cadence_deriver(isolated, client, part, "due")
+        early = await d.process(recs[:450], until_due=True)  # from nothing: its first "delta" is a full one
+        assert (early.consumed, early.snapshots_due, early.deltas_due) == (100, [isolated.cluster], [])
+        assert d.checkpoint.offset == recs[99].offset, "committed up to the record it fell due at"
+        d.early.clear()
+        rest = recs[100:450]
+        out = await d.process(rest, until_due=True)
+        assert (out.consumed, out.snapshots_due, out.deltas_due) == (100, [], [isolated.cluster])
+        assert d.checkpoint.offset == rest[99].offset
+        tail = await d.process(rest[100:150], until_due=True)  # nothing falls due: all of it
+        assert (tail.consumed, tail.snapshots_due, tail.deltas_due) == (50, [], [])
+        assert d.checkpoint.offset == rest[149].offset
+
+
+async def test_the_worker_takes_snapshots_and_deltas_at_their_cadence_in_batches_larger_than_it(
+        isolated: Settings) -> None:
+    from kmevents.store.snapshots import index_entries
+
+    await ingest_sim(isolated, isolated.cluster, 2000)
+    w = await run_worker_until_caught_up(isolated, snapshot_every_events=600, delta_every_events=150,
+                                         max_records=1000)
+    async with etcd_adapter.client(isolated.etcd) as c:
+        offsets = [int(e["offset"]) for e in await index_entries(isolated, c, isolated.cluster)]
+    assert w.stats.snapshots >= 3 and w.stats.deltas >= 6
+    # the cluster's records are the partition's, one an offset: an entry every 150 of them
+    assert len(offsets) >= 10 and {b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True)} == {150}, offsets
+    assert (await verify(isolated, [isolated.cluster])).clean
