@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +29,29 @@ def running_stack() -> Iterator[Settings]:
             "stack.etcd_port": eport, "stack.etcd_peer_port": eport + 1,
         })
         stack = Stack(s)
-        try:
-            stack.up()
-            yield s
-        finally:
-            stack.down(wipe=True)
+        with _stopped_on_sigterm():
+            try:
+                stack.up()
+                yield s
+            finally:
+                stack.down(wipe=True)
+
+
+@contextlib.contextmanager
+def _stopped_on_sigterm() -> Iterator[None]:
+    """A SIGTERM (``timeout``, a supervisor) raises SystemExit in the main thread, so the
+    stack's ``finally`` stops it: by default the signal ended the process at once and left
+    its etcd and Kafka running under init, holding their ports and files (found after a
+    timed-out ``large_derive``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    was = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, was)

@@ -72,3 +72,35 @@ def test_a_kafka_home_without_jars_is_an_environment_error(tmp_path: Path) -> No
             stack.up()
     finally:
         stack.down(wipe=True)
+
+
+def test_a_benchmark_stopped_by_sigterm_stops_its_stack(tmp_path: Path) -> None:
+    """A bench killed by ``timeout`` (SIGTERM) left its etcd and Kafka running under init for
+    good; now the signal ends the bench through its stack's ``finally``."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import time\n"
+        "from bench._stack import running_stack\n"
+        "from kmevents.stack import Stack\n"
+        "with running_stack() as s:\n"
+        "    print(s.stack.home, *[c.pid for c in Stack(s).status()], flush=True)\n"
+        "    time.sleep(600)\n")], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "KMEVENTS_BENCH_EXTERNAL": "0"})
+    try:
+        home, *pids = child.stdout.readline().split()  # type: ignore[union-attr]
+        assert len(pids) == 2 and all(alive(int(p)) for p in pids), pids
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if child.poll() is None:
+            child.kill()
+    deadline = time.monotonic() + 30
+    while any(alive(int(p)) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(int(p)) for p in pids), "the bench's etcd or Kafka outlived it"
+    assert not Path(home).exists(), "its temporary home is removed"
