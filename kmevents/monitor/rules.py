@@ -87,14 +87,19 @@ def _may_matter(pid: str, p: dict[str, Any]) -> bool:
     """Whether a state rule may read pod ``p`` (``RuleEngine._pods``): a kube-system pod, a
     pending one not bound (``offer_starvation`` then checks its age), or a live one with an
     exclusive volume (``volume_multi_attach``)."""
-    if pid.startswith("kube-system/"):
+    if pid.startswith("kube-system/") or _unbound_pending(p):
         return True
-    phase = p.get("phase")
-    if phase == "Pending" and not p.get("binding_host") and p.get("created_at"):
-        return True
-    if p.get("deleted") or phase in ("Succeeded", "Failed"):
-        return False
-    return any(str(v.get("kind")) in EXCLUSIVE_VOLUMES for v in p.get("volumes") or [])
+    return _live(p) and any(str(v.get("kind")) in EXCLUSIVE_VOLUMES for v in p.get("volumes") or [])
+
+
+def _unbound_pending(p: dict[str, Any]) -> bool:
+    """A pending pod no host was bound for, with its creation time (``offer_starvation``'s)."""
+    return bool(p.get("phase") == "Pending" and not p.get("binding_host") and p.get("created_at"))
+
+
+def _live(p: dict[str, Any]) -> bool:
+    """Not deleted and not ended: a pod whose volumes count as attached (``volume_multi_attach``)."""
+    return not (p.get("deleted") or p.get("phase") in ("Succeeded", "Failed"))
 
 
 class StateView(Protocol):
@@ -372,11 +377,10 @@ class RuleEngine:
                 for comp, pod_prefix, _ in comps:
                     if pid.startswith(pod_prefix):
                         comp_pods[comp].append(p)
-            phase = p.get("phase")
-            if (phase == "Pending" and not p.get("binding_host") and p.get("created_at")
+            if (_unbound_pending(p)
                     and (self.watermark - micros_of(str(p["created_at"]))) / 1e6 >= self.t.pending_pod_seconds):
                 pending.append(p)
-            if p.get("deleted") or phase in ("Succeeded", "Failed"):
+            if not _live(p):
                 continue
             for v in p.get("volumes") or []:
                 fields = EXCLUSIVE_VOLUMES.get(str(v.get("kind")))
