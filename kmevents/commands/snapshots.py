@@ -146,6 +146,9 @@ def _print(doc: dict[str, Any], action: str) -> None:
         if row.get("unreclaimed"):
             note(f"# {row['unreclaimed']} snapshots removed by an earlier prune still had chunks without tombstones"
                  + (": sent now" if row.get("result") else ""))
+        for bad in row.get("unreadable_unreclaimed") or ():
+            note(f"# left alone: {bad['key']} ({bad['error']}); its chunks may still lack tombstones: read it with "
+                 f"`etcdctl get {bad['key']}`, then remove it with `etcdctl del {bad['key']}`")
         res = row.get("result")
         if res is None:
             continue

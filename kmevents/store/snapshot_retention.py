@@ -34,6 +34,7 @@ were keyed ``<cluster>/<offset>/<i>/<n>``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,8 @@ from kmevents.store.snapshots import is_delta
 KEEP_RECENT = 24
 THIN_EVERY = 100_000
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Plan:
@@ -55,6 +58,9 @@ class Plan:
     drop: list[dict[str, Any]] = field(default_factory=list)
     #: records of snapshots removed before whose tombstones were not all sent (:func:`plan_for`)
     unreclaimed: list[dict[str, Any]] = field(default_factory=list)
+    #: such records that cannot be read (hand-edited, damaged): ``{"key": ..., "error": ...}``,
+    #: left in etcd and named, so that the rest of the prune still runs (:func:`unreclaimed`)
+    unreadable: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         def brief(e: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +70,7 @@ class Plan:
         return {"keep": [brief(e) for e in self.keep], "drop": [brief(e) for e in self.drop],
                 "kept_bytes": sum(int(e.get("stored_bytes") or 0) for e in self.keep),
                 "dropped_bytes": sum(int(e.get("stored_bytes") or 0) for e in self.drop),
-                "unreclaimed": len(self.unreclaimed)}
+                "unreclaimed": len(self.unreclaimed), "unreadable_unreclaimed": list(self.unreadable)}
 
 
 def plan(entries: list[dict[str, Any]], *, keep_recent: int = KEEP_RECENT, thin_every: int = THIN_EVERY,
@@ -109,13 +115,16 @@ async def plan_for(settings: Any, client: Any, cluster: str, generation: str, *,
     point = await verified.read_point(client, settings.etcd.prefix, generation, cluster)
     keep = frozenset({point.snapshot_offset}) if point is not None else frozenset()
     out = plan(entries, keep_recent=keep_recent, thin_every=thin_every, also_keep=keep)
-    out.unreclaimed = await unreclaimed(settings, client, cluster, generation)
+    out.unreclaimed = await unreclaimed(settings, client, cluster, generation, unreadable=out.unreadable)
     return out
 
 
-async def unreclaimed(settings: Any, client: Any, cluster: str, generation: str) -> list[dict[str, Any]]:
+async def unreclaimed(settings: Any, client: Any, cluster: str, generation: str, *,
+                      unreadable: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """The cluster's records of removed snapshots whose tombstones were not all sent: each
-    ``{"chunk_keys": [...], "partition": p, "offset": o}`` with its etcd ``_key`` and ``_rev``."""
+    ``{"chunk_keys": [...], "partition": p, "offset": o}`` with its etcd ``_key`` and ``_rev``.
+    A record that is not of that shape is left out (one bad record must not stop every later
+    prune of the cluster): appended to ``unreadable`` with what is wrong, and logged."""
     from kmevents import layout
     from kmevents.adapters import etcd as etcd_adapter
 
@@ -123,10 +132,38 @@ async def unreclaimed(settings: Any, client: Any, cluster: str, generation: str)
     _, kvs = await etcd_adapter.range_at(client, prefix, range_end=etcd_adapter.prefix_end(prefix))
     out = []
     for kv in kvs:
-        r = orjson.loads(kv.value)
-        r["_key"], r["_rev"] = kv.key.decode(), kv.mod_revision
+        key = kv.key.decode(errors="replace")
+        try:
+            r = record_of(kv.value)
+        except ValueError as exc:
+            log.warning("unreadable record of a removed snapshot's chunks; left in etcd", extra={
+                "key": key, "error": str(exc),
+                "hint": "its chunks may still lack tombstones: read it with `etcdctl get KEY`, then remove "
+                        "it with `etcdctl del KEY`"})
+            if unreadable is not None:
+                unreadable.append({"key": key, "error": str(exc)})
+            continue
+        r["_key"], r["_rev"] = key, kv.mod_revision
         out.append(r)
     return out
+
+
+def record_of(raw: bytes) -> dict[str, Any]:
+    """An unreclaimed record's value checked: ``chunk_keys`` a list of str, ``partition`` and
+    ``offset`` ints >= 0; raises ValueError saying what is wrong."""
+    try:
+        r = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if type(r) is not dict:
+        raise ValueError(f"a JSON {type(r).__name__}, not an object")
+    keys = r.get("chunk_keys")
+    if type(keys) is not list or not all(type(k) is str for k in keys):
+        raise ValueError("chunk_keys is not a list of strings")
+    for name in ("partition", "offset"):
+        if type(r.get(name)) is not int or r[name] < 0:
+            raise ValueError(f"{name} is not an int >= 0: {r.get(name)!r}")
+    return dict(r)
 
 
 def chunk_keys(entry: dict[str, Any]) -> list[bytes]:

@@ -11,6 +11,7 @@ import time
 import orjson
 from kmevents.replay.verify import verify
 
+from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.settings import Settings
@@ -178,13 +179,23 @@ async def test_a_prune_cut_off_before_its_tombstones_leaves_a_record_and_the_nex
         left = await snapshot_retention.plan_for(s, c, s.cluster, gen, keep_recent=1, thin_every=10**9)
     assert not left.drop  # the entries are gone from the index ...
     assert sorted(r["offset"] for r in left.unreclaimed) == sorted(int(e["offset"]) for e in p.drop)  # ... recorded
+    # a hand-edited record beside them: named and left, and the others are still reclaimed
+    bad_key = layout.unreclaimed_key(f"{s.etcd.prefix}/{gen}", s.cluster, 99_999_999)
+    async with etcd_adapter.client(s.etcd) as c:
+        await c.put(bad_key, b'{"chunk_keys": "oops", "partition": 0, "offset": 1}')
 
     done = cli(s, "snapshots", "prune", "--keep-recent", "1", "--thin-every", str(10**9), "--format", "json")
     assert done.returncode == 0, done.stderr
     row = orjson.loads(done.stdout)["clusters"][0]
     assert row["unreclaimed"] == len(p.drop) and row["result"]["unreclaimed_sent"] == len(p.drop)
+    assert row["unreadable_unreclaimed"] == [{"key": bad_key.decode(),
+                                              "error": "chunk_keys is not a list of strings"}]
+    text = cli(s, "snapshots", "prune", "--keep-recent", "1", "--thin-every", str(10**9))
+    assert text.returncode == 0 and f"etcdctl del {bad_key.decode()}" in text.stderr + text.stdout, text.stderr
     async with etcd_adapter.client(s.etcd) as c:
         assert await snapshot_retention.unreclaimed(s, c, s.cluster, gen) == []
+        assert (await c.get(bad_key)) is not None  # left for the operator
+        await c.delete(bad_key)
     part = int(p.drop[0]["snapshot_partition"])
     first, end = await kafka_adapter.partition_bounds(s.kafka, s.kafka.snapshots_topic, part)
     tomb = {r.key for r in await kafka_adapter.read_range(s.kafka, s.kafka.snapshots_topic, part, first, end - 1)

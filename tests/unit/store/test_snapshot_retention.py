@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kmevents.store.snapshot_retention import chunk_keys, plan
+from kmevents.store.snapshot_retention import chunk_keys, plan, record_of
 
 
 def entries_of(fulls: list[int], deltas_per_full: int = 2, step: int = 100) -> list[dict[str, Any]]:
@@ -84,3 +85,18 @@ def test_plan_invariants(fulls: list[int], deltas: int, keep_recent: int, thin_e
     bases = {e["base"] for e in p.keep if e["kind"] == "delta"}
     for f in kept_fulls - set(recent) - also - bases:
         assert f == min(x for x in older if x // thin_every == f // thin_every)
+
+
+def test_an_unreclaimed_record_is_checked_and_each_fault_named() -> None:
+    good = {"chunk_keys": ["r5/c/10/0/1"], "partition": 0, "offset": 10}
+    assert record_of(orjson.dumps(good)) == good
+    for raw, says in [(b"{", "not JSON"), (b"[]", "a JSON list, not an object"),
+                      (orjson.dumps({**good, "chunk_keys": "r5/c/10/0/1"}), "chunk_keys is not a list of strings"),
+                      (orjson.dumps({**good, "chunk_keys": [1]}), "chunk_keys is not a list of strings"),
+                      (orjson.dumps({**good, "partition": "0"}), "partition is not an int >= 0: '0'"),
+                      (orjson.dumps({k: v for k, v in good.items() if k != "offset"}),
+                       "offset is not an int >= 0: None"),
+                      (orjson.dumps({**good, "offset": -1}), "offset is not an int >= 0: -1")]:
+        with pytest.raises(ValueError) as err:
+            record_of(raw)
+        assert str(err.value).startswith(says), (raw, str(err.value))
