@@ -28,7 +28,7 @@ def running_stack() -> Iterator[Settings]:
             "stack.home": str(Path(tmp)), "stack.kafka_port": kport, "stack.kafka_controller_port": kport + 1,
             "stack.etcd_port": eport, "stack.etcd_peer_port": eport + 1,
         })
-        stack = Stack(s)
+        stack = Stack(s, die_with_starter=True)  # a SIGKILLed bench leaves no servers behind
         with _stopped_on_sigterm():
             try:
                 stack.up()

@@ -68,7 +68,7 @@ def native(tmp: Path) -> TestStack:
     from kmevents.stack import Stack
 
     settings = session_settings(tmp)
-    stack = Stack(settings)
+    stack = Stack(settings, die_with_starter=True)  # a killed test run leaves no servers behind
     stack.up()
 
     def restart_kafka() -> None:

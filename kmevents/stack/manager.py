@@ -59,12 +59,17 @@ class ComponentStatus:
 class Stack:
     """Start, stop and inspect the local Kafka + etcd. No I/O in ``__init__``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, die_with_starter: bool = False) -> None:
+        """``die_with_starter``: etcd and Kafka stop when the process that started them dies,
+        even by SIGKILL (a temporary stack of a benchmark or a test session; see
+        :class:`ManagedProcess`)."""
         self.settings = settings
         st = settings.stack
         self.home = st.home
-        self.kafka_proc = ManagedProcess("kafka", st.home / "run", st.home / "logs" / "kafka.log")
-        self.etcd_proc = ManagedProcess("etcd", st.home / "run", st.home / "logs" / "etcd.log")
+        self.kafka_proc = ManagedProcess("kafka", st.home / "run", st.home / "logs" / "kafka.log",
+                                         die_with_starter=die_with_starter)
+        self.etcd_proc = ManagedProcess("etcd", st.home / "run", st.home / "logs" / "etcd.log",
+                                        die_with_starter=die_with_starter)
         self.warnings: list[str] = []
 
     # -- paths ---------------------------------------------------------------

@@ -13,7 +13,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kmevents.errors import StackError
@@ -58,13 +61,42 @@ def alive(pid: int) -> bool:
         return False
 
 
-class ManagedProcess:
-    """One server process of the local stack, identified by its PID file."""
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
-    def __init__(self, name: str, run_dir: Path, log_file: Path) -> None:
+
+def _dies_with_starter() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send the child SIGTERM when the thread that started
+    it ends (``prctl(PR_SET_PDEATHSIG)``), or None where that cannot be had (not Linux, or not
+    the main thread: a thread of an executor ends long before the process, and its servers
+    would stop with it). The child exits at once if its starter is already gone."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    starter = os.getpid()
+
+    def tie() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != starter:  # it died between the fork and the prctl
+            os._exit(1)
+
+    return tie
+
+
+class ManagedProcess:
+    """One server process of the local stack, identified by its PID file.
+
+    ``die_with_starter``: the server gets SIGTERM when the process that started it dies, even
+    by SIGKILL (benchmarks' and tests' temporary stacks, which nothing else would stop; a
+    ``kmevents stack up`` stack outlives its command on purpose). Only a start from the main
+    thread is tied (see :func:`_dies_with_starter`)."""
+
+    def __init__(self, name: str, run_dir: Path, log_file: Path, *, die_with_starter: bool = False) -> None:
         self.name = name
         self.pid_file = run_dir / f"{name}.pid"
         self.log_file = log_file
+        self.die_with_starter = die_with_starter
 
     def recorded(self) -> tuple[int, str] | None:
         try:
@@ -97,6 +129,7 @@ class ManagedProcess:
                     start_new_session=True,  # survives the CLI; stopped by `stack down`
                     env={**os.environ, **(env or {})},
                     cwd=cwd,
+                    preexec_fn=_dies_with_starter() if self.die_with_starter else None,  # noqa: PLW1509
                 )
             except FileNotFoundError as exc:
                 raise StackError(f"cannot start {self.name}: {exc}") from exc

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,16 +77,10 @@ def test_a_kafka_home_without_jars_is_an_environment_error(tmp_path: Path) -> No
         stack.down(wipe=True)
 
 
-def test_a_benchmark_stopped_by_sigterm_stops_its_stack(tmp_path: Path) -> None:
-    """A bench killed by ``timeout`` (SIGTERM) left its etcd and Kafka running under init for
-    good; now the signal ends the bench through its stack's ``finally``."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    child = subprocess.Popen([sys.executable, "-c", (
+def _bench_with_a_stack() -> subprocess.Popen[str]:
+    """A child running a bench's temporary stack: it prints the stack's home and both servers'
+    PIDs, then sleeps."""
+    return subprocess.Popen([sys.executable, "-c", (
         "import time\n"
         "from bench._stack import running_stack\n"
         "from kmevents.stack import Stack\n"
@@ -91,6 +88,15 @@ def test_a_benchmark_stopped_by_sigterm_stops_its_stack(tmp_path: Path) -> None:
         "    print(s.stack.home, *[c.pid for c in Stack(s).status()], flush=True)\n"
         "    time.sleep(600)\n")], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "KMEVENTS_BENCH_EXTERNAL": "0"})
+
+
+def test_a_benchmark_stopped_by_sigterm_stops_its_stack(tmp_path: Path) -> None:
+    """A bench killed by ``timeout`` (SIGTERM) left its etcd and Kafka running under init for
+    good; now the signal ends the bench through its stack's ``finally``."""
+    import signal
+    import time
+
+    child = _bench_with_a_stack()
     try:
         home, *pids = child.stdout.readline().split()  # type: ignore[union-attr]
         assert len(pids) == 2 and all(alive(int(p)) for p in pids), pids
@@ -104,3 +110,41 @@ def test_a_benchmark_stopped_by_sigterm_stops_its_stack(tmp_path: Path) -> None:
         time.sleep(0.2)
     assert not any(alive(int(p)) for p in pids), "the bench's etcd or Kafka outlived it"
     assert not Path(home).exists(), "its temporary home is removed"
+
+
+def test_a_benchmark_killed_by_sigkill_takes_its_stack_with_it(tmp_path: Path) -> None:
+    """SIGKILL cannot be caught, so no ``finally`` runs: a bench (or a test run) killed so left
+    its etcd and Kafka running under init. Its servers are now tied to it by the kernel
+    (``PR_SET_PDEATHSIG``) and stop when it dies."""
+    import shutil
+    import signal
+    import time
+
+    child = _bench_with_a_stack()
+    home = None
+    try:
+        home, *pids = child.stdout.readline().split()  # type: ignore[union-attr]
+        assert len(pids) == 2 and all(alive(int(p)) for p in pids), pids
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=60) == -signal.SIGKILL
+        deadline = time.monotonic() + 60
+        while any(alive(int(p)) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(int(p)) for p in pids), "the bench's etcd or Kafka outlived it"
+    finally:
+        if child.poll() is None:
+            child.kill()
+        if home:  # nothing of the bench ran to remove it
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_server_started_from_another_thread_is_not_tied_to_it() -> None:
+    """A stack restarted from an executor's thread (tests restart Kafka so) must outlive that
+    thread: the kernel's tie is to the starting thread, so only the main thread ties."""
+    import concurrent.futures
+
+    from kmevents.stack.process import _dies_with_starter
+
+    assert _dies_with_starter() is not None
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(_dies_with_starter).result() is None
