@@ -26,16 +26,19 @@ consumer per partition read (events and snapshots topics), the raw records
 of blocks already fetched, and read-only states at offsets (loaded
 snapshots, earlier ``offset``/``known_at`` reads). An ``offset``/``known_at``
 read starts from the newest held state at or before its offset (a
-copy-on-write fork: milliseconds) unless a newer snapshot is cheaper, and
-folds only the records after it; the result is exactly the fold of the
+copy-on-write fork: milliseconds) unless loading a stored state after it
+costs less (``plans``: each way's cost from its parts), and folds only the
+records after it; the result is exactly the fold of the
 prefix (the fold is deterministic and records at an offset never change).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from kmevents.adapters import etcd as etcd_adapter
@@ -57,10 +60,79 @@ def target_of(at: str | None, known_at: str | None, offset: int | None) -> Targe
     return Target.parse(at=at, known_at=known_at, offset=offset)
 
 
-#: A snapshot of B bytes costs about as much to fetch and load as folding
-#: B / SNAPSHOT_BYTES_PER_EVENT events (measured: a 49 MB snapshot is fetched
-#: and loaded in ~0.5 s, the time the fold takes for ~10k events).
-SNAPSHOT_BYTES_PER_EVENT = 5000
+#: What a read's parts cost, counted in records folded (a record's fold: ~75 us of CPU at the
+#: large profile's quick size, 300k events), measured per read stage in CPU time over 120
+#: warm reads of the quick large log (BENCHMARKS.md, "The cost model of a warm read"):
+#: a full snapshot's fetch and load, one record per this many of its bytes (8.3 ns a byte)
+FULL_BYTES_PER_RECORD = 9_000
+#: a delta's fetch, parse, apply and the freeze after it (its upserted values packed again):
+#: one record per this many of its bytes (14 ns a byte, 23 with the freeze)
+DELTA_BYTES_PER_RECORD = 3_500
+#: a fold from a held state is cut in segments of ``api.replay_state_every`` records, each a
+#: fork, a freeze and a hold (estimate) of a state as big as the interval's: each segment after
+#: the first costs one record per this many bytes of the nearest full snapshot at or before it
+#: (~50 ms for the quick size's 38 MB states; ~100-125 us a record in all at 1.5M, 116 MB)
+SEGMENT_BYTES_PER_RECORD = 60_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One way to build the state at a read's offset ``end``: start from a held state
+    (``entry`` None, ``start`` its offset; or from the log's first record: ``start`` = first - 1),
+    or load stored ``entry`` (a full snapshot; a delta, with its base when ``base_bytes``),
+    then fold ``end - start`` records in ``segments`` segments (see :func:`plans`)."""
+
+    cost: float  # in records folded
+    start: int
+    entry: dict[str, Any] | None = None
+    full_bytes: int = 0
+    delta_bytes: int = 0
+    segments: int = 1
+
+
+def plan_cost(records: int, *, full_bytes: int = 0, delta_bytes: int = 0, segments: int = 1,
+              state_bytes: int = 0) -> float:
+    """A plan's cost in records folded: the records, what it loads, and its segments after the
+    first (``state_bytes``: the bytes of the full snapshot of the state folded)."""
+    return (records + full_bytes / FULL_BYTES_PER_RECORD + delta_bytes / DELTA_BYTES_PER_RECORD
+            + max(0, segments - 1) * state_bytes / SEGMENT_BYTES_PER_RECORD)
+
+
+def plans(entries: list[dict[str, Any]], end: int, first: int, held: int | None,
+          holds: Any = lambda offset: False, *, every: int) -> list[Plan]:
+    """The ways to build the state at offset ``end``, cheapest first: fold on from the held state
+    at offset ``held`` (None: none, fold from the log's ``first`` record), or load one of
+    ``entries`` (the snapshot index, oldest first) after it and fold from there. ``holds(o)``:
+    whether a state is held at offset ``o`` (a delta's base then costs nothing to load). A fold
+    from a held state holds the state every ``every`` records (segments); a fold after a load
+    does not (timetravel's ``_prefix``)."""
+    full_at = sorted((int(e["offset"]), int(e.get("bytes", 0))) for e in entries if not is_delta(e))
+
+    def state_bytes(offset: int) -> int:  # the nearest full snapshot's size at or before offset
+        i = bisect.bisect_right(full_at, (offset, 1 << 62))
+        return full_at[i - 1][1] if i else 0
+
+    out: list[Plan] = []
+    if held is not None:
+        n = end - held
+        segs = max(1, -(-n // max(1, every)))
+        out.append(Plan(plan_cost(n, segments=segs, state_bytes=state_bytes(held)), held, segments=segs))
+    else:
+        out.append(Plan(float(end - first + 1), first - 1))
+    by_offset = dict(full_at)
+    for e in entries:
+        off = int(e["offset"])
+        if off > end or off < first - 1 or (held is not None and off <= held) \
+                or int(e.get("reducer_version", REDUCER_VERSION)) != REDUCER_VERSION:
+            continue
+        size = int(e.get("bytes", 0))
+        if is_delta(e):
+            base = 0 if holds(int(e["base"])) else by_offset.get(int(e["base"]), 0)
+            out.append(Plan(plan_cost(end - off, full_bytes=base, delta_bytes=size), off, e, base, size))
+        else:
+            out.append(Plan(plan_cost(end - off, full_bytes=size), off, e, size))
+    out.sort(key=lambda p: (p.cost, -p.start))
+    return out
 
 
 class _HeldStore(SnapshotStore):
@@ -188,26 +260,19 @@ class TimeTravel:
         held = self.states.nearest(cluster, partition, end)
         if held is not None and held.offset < first - 1:
             held = None  # records after it were deleted: start as a cold read would
-        cost = end - held.offset if held is not None else end - first + 1
         loads = self.snapshot_loads
         t0 = time.perf_counter()
         entries = await self.snapshots.entries(cluster)
         self._tick("snapshot index", t0)
-        by_offset = {int(e["offset"]): e for e in entries if not is_delta(e)}
-        for e in reversed(entries):
-            off = int(e["offset"])
-            if off > end or int(e.get("reducer_version", REDUCER_VERSION)) != REDUCER_VERSION:
-                continue
-            if off < first - 1 or (held is not None and off <= held.offset):
+        every = max(1, self.settings.api.replay_state_every)
+        for plan in plans(entries, end, first, None if held is None else held.offset,
+                          lambda o: self.states.holds(cluster, partition, o), every=every):
+            if plan.entry is None:
+                break  # the held state (or the log's start) is the cheapest left
+            h = await self.held_snapshot(cluster, partition, plan.entry)
+            if h is not None:
+                held = h
                 break
-            size = int(e.get("bytes", 0))
-            if is_delta(e) and not self.states.holds(cluster, partition, int(e["base"])):
-                size += int(by_offset.get(int(e["base"]), {}).get("bytes", 0))  # its base is loaded first
-            if end - off + size // SNAPSHOT_BYTES_PER_EVENT < cost:
-                h = await self.held_snapshot(cluster, partition, e)
-                if h is not None:
-                    held = h
-                    break
         if held is None:
             f0, t0 = src.fetch_seconds, time.perf_counter()
             r = await replay(src, cluster, Target(offset=end), progress=False, label="api")
@@ -224,7 +289,6 @@ class TimeTravel:
         if held.offset == end:  # a snapshot at the very offset: its held state is the answer
             return Replayed(held.state, cluster, partition, Target(offset=end), end, held.chain,
                             last=held.last, from_snapshot=held.snapshot, source=src.name)
-        every = max(1, self.settings.api.replay_state_every)
         if self.snapshot_loads > loads:
             every = end - held.offset
         out: Replayed | None = None
