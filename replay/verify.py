@@ -42,9 +42,7 @@ from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.folding import BAD, UNDECODABLE, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
-from kmevents.reducer.delta import FORMAT as DELTA_FORMAT
-from kmevents.reducer.delta import FORMAT_1 as DELTA_FORMAT_1
-from kmevents.reducer.delta import dump_delta
+from kmevents.reducer.delta import dump_delta, stored_format
 from kmevents.reducer.snapshot import (
     FORMAT,
     FORMAT_3,
@@ -379,9 +377,8 @@ async def _same_delta(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], s
     stored = await snapshots.state_bytes(entry)
     if stored is None:
         return None
-    # in the stored delta's format (a store written before format 2 is checked as cheaply)
-    fmt = DELTA_FORMAT_1 if b'"format":"' + DELTA_FORMAT_1.encode() + b'"' in stored else DELTA_FORMAT
-    if stored != dump_delta(st, entry.get("chain"), format=fmt):
+    # in the stored delta's format (a store written before format 3 or 2 is checked as cheaply)
+    if stored != dump_delta(st, entry.get("chain"), format=stored_format(stored)):
         return None
     return {}
 

@@ -6,7 +6,25 @@ since the base (the last full snapshot), so a point-in-time read loads the base,
 applies ONE delta (deltas are cumulative, never chained) and folds at most the
 records after the delta.
 
-The bytes are ``orjson.dumps(doc, OPT_SORT_KEYS)`` of::
+Format 3 (written since issue 17's warm-read pass) is format 2's document as a header line,
+its ``upserts`` holding only the offers, then a section for each other kind it upserts, in
+kind order, as a format-5 snapshot's section (snapshot.py) without a dictionary::
+
+    {"format": "kmevents.reducer.delta/3", ..., "sections": ["pod", "task"], "upserts": {"offer": {...}}}
+    {"conds": [0, 0, 1, ...], "crc": N, "ids": [...], "kind": "pod", "names": ["Running", ...],
+     "sizes": [...]}
+    <the values' canonical bytes, concatenated: sum(sizes) bytes>
+
+``ids`` sorted, ``conds`` each value's condition as its place in ``names``, ``crc`` the
+CRC-32 of the values. A reader parses neither the values nor packs them again: they go
+into their tables as the canonical bytes a packed (or lazy) table rests, with their
+conditions, as :func:`compact_upserts` gives a format-2 delta's (at the quick large
+profile the parse of a delta's pods and tasks and their packing at the freeze after it
+were ~25 % of a warm read that loads one: BENCHMARKS.md). Offers stay in the header: their
+table is decoded (the outstanding-offer index is rebuilt from it).
+
+Format 2 (still loaded, and written by ``dump_delta(..., format=FORMAT_2)``) is
+``orjson.dumps(doc, OPT_SORT_KEYS)`` of::
 
     {"format": "kmevents.reducer.delta/2",
      "base_offset": B,                     # the base snapshot's offset (its index entry's)
@@ -57,6 +75,8 @@ entities, written every 4,000 events, sorted and encoded each time, and compared
 
 from __future__ import annotations
 
+import io
+import zlib
 from collections import OrderedDict
 from typing import Any
 
@@ -64,28 +84,47 @@ import orjson
 
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.dedupe import encode as encode_window
-from kmevents.reducer.packed import PackedTable, packed_bytes, rest_value, value_of
+from kmevents.reducer.packed import (
+    PackedTable,
+    bytes_and_condition,
+    note_conditions,
+    packed_bytes,
+    rest_value,
+    value_of,
+)
 from kmevents.reducer.retention import RETAINED_KINDS
 from kmevents.reducer.snapshot import (
     LOADABLE_VERSIONS,
     SnapshotError,
+    _read_values,
     dedupe_window,
     indexes,
     set_aggregates,
     set_position,
     set_totals,
 )
-from kmevents.reducer.state import REDUCER_VERSION, ClusterState, Members
+from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState, Members
 from kmevents.reducer.taskids import key_exceptions
 
-FORMAT = "kmevents.reducer.delta/2"
+FORMAT = "kmevents.reducer.delta/3"
+#: One JSON document, upserted values in it; still loaded, and written by
+#: ``dump_delta(..., format=FORMAT_2)`` (tests, and verify's check of a stored one).
+FORMAT_2 = "kmevents.reducer.delta/2"
 #: Deltas with the membership indexes and retention order whole; still loaded.
 FORMAT_1 = "kmevents.reducer.delta/1"
+FORMATS = (FORMAT, FORMAT_2, FORMAT_1)
+#: the kinds whose upserted values a format-3 delta holds in its header, decoded when
+#: applied (the outstanding-offer index is rebuilt from them), not in sections
+_DECODED = frozenset({"offer"})
+#: where :func:`delta_document` hands :func:`dump_delta` a format-3 delta's sections
+_SECTIONS = "_sections"
+_SORT = orjson.OPT_SORT_KEYS
 
 
 def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT) -> dict[str, Any]:
-    """What changed since the base, as a delta document of ``format`` (:data:`FORMAT`, or
-    :data:`FORMAT_1`: a test's reference)."""
+    """What changed since the base, as a delta document of ``format`` (:data:`FORMAT`: its
+    header, the sections' values under a private key :func:`dump_delta` takes out;
+    :data:`FORMAT_2`, :data:`FORMAT_1`: a test's reference, verify's check)."""
     base = st._base
     if base is None:
         raise ValueError("no base: call mark_base() when the base snapshot is written or loaded")
@@ -93,8 +132,18 @@ def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: s
     materialize(st)
     upserts: dict[str, dict[str, Any]] = {}
     removed: dict[str, list[str]] = {}
+    sections: dict[str, dict[str, tuple[bytes, str]]] = {}
+    cut = format == FORMAT
     for kind, id in base.changed:
-        value = packed_bytes(st._tables[kind], id)  # a packed entity's are not decoded (packed.py)
+        table = st._tables[kind]
+        if cut and kind not in _DECODED:  # bytes and condition: a packed entity's not decoded
+            got = bytes_and_condition(table, id)
+            if got is None:
+                removed.setdefault(kind, []).append(id)
+            else:
+                sections.setdefault(kind, {})[id] = got
+            continue
+        value = packed_bytes(table, id)  # a packed entity's are not decoded (packed.py)
         if value is None:
             removed.setdefault(kind, []).append(id)
         else:
@@ -126,7 +175,22 @@ def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: s
     doc["index_changes"] = {name: _index_changes(getattr(base, name), getattr(st, "_" + name), pair=name == "rc_members")
                             for name in ("pods_by_ns", "svc_members", "rc_members")}
     doc["indexes"] = {"task_id_exceptions": key_exceptions(st)}
+    if cut:
+        doc["sections"] = sorted(sections)
+        doc[_SECTIONS] = sections
     return doc
+
+
+def _section(kind: str, items: dict[str, tuple[bytes, str]]) -> bytes:
+    """A format-3 delta's section of ``kind``: its line, a newline and its values' bytes."""
+    ids = sorted(items)
+    values = [items[i][0] for i in ids]
+    code: dict[str, int] = {}
+    conds = [code.setdefault(items[i][1], len(code)) for i in ids]
+    blob = b"".join(values)
+    line = {"kind": kind, "ids": ids, "conds": conds, "names": list(code),
+            "sizes": [len(v) for v in values], "crc": zlib.crc32(blob)}
+    return b"".join((orjson.dumps(line, option=_SORT), b"\n", blob))
 
 
 def _index_changes(base: dict[str, Any], now: dict[str, Any], *, pair: bool) -> dict[str, Any]:
@@ -174,26 +238,83 @@ def _order_changes(base: dict[str, str], now: dict[str, str]) -> dict[str, Any]:
 
 
 def dump_delta(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT) -> bytes:
-    if format not in (FORMAT, FORMAT_1):
+    if format not in FORMATS:
         raise ValueError(f"cannot write delta format {format!r}")
-    return orjson.dumps(delta_document(st, chain_hash, format=format), option=orjson.OPT_SORT_KEYS)
+    doc = delta_document(st, chain_hash, format=format)
+    if format != FORMAT:
+        return orjson.dumps(doc, option=_SORT)
+    sections = doc.pop(_SECTIONS)
+    return b"\n".join([orjson.dumps(doc, option=_SORT), *(_section(k, sections[k]) for k in doc["sections"]), b""])
+
+
+def stored_format(data: bytes) -> str:
+    """The format of delta bytes (of a stored delta: checked when parsed). A format-3 delta's
+    header is its first line; a format-2 or -1 delta is one line, not parsed here."""
+    nl = data.find(b"\n")
+    if nl >= 0:
+        return FORMAT
+    return FORMAT_1 if b'"format":"' + FORMAT_1.encode() + b'"' in data else FORMAT_2
 
 
 def parse_delta(data: bytes) -> dict[str, Any]:
     """A delta's bytes as its document, its format and reducer version checked (for
     :func:`apply_delta`: a caller that holds the bytes can let go of them before the apply).
-    Raises SnapshotError."""
+    A format-3 delta's sections are read as :func:`compact_upserts` gives a format-2 delta's
+    upserts: canonical bytes and their conditions. Raises SnapshotError."""
+    nl = data.find(b"\n")
     try:
-        doc = orjson.loads(data)
+        doc = orjson.loads(data if nl < 0 else data[:nl])
     except orjson.JSONDecodeError as e:
         raise SnapshotError(f"delta is not JSON: {e}", hint="replay from the log (--no-snapshots)") from e
-    if type(doc) is not dict or doc.get("format") not in (FORMAT, FORMAT_1):
+    if type(doc) is not dict or doc.get("format") not in FORMATS:
         raise SnapshotError(f"not a reducer delta (format {doc.get('format') if type(doc) is dict else None!r})",
                             hint=f"expected format {FORMAT}")
     if doc["reducer_version"] not in LOADABLE_VERSIONS:
         raise SnapshotError(f"delta derived by reducer version {doc['reducer_version']}, this is {REDUCER_VERSION}",
                             hint="replay from the log (or an older snapshot) to rebuild with this reducer")
+    if doc["format"] == FORMAT:
+        _read_sections(doc, data, nl)
     return doc
+
+
+def _read_sections(doc: dict[str, Any], data: bytes, nl: int) -> None:
+    """A format-3 delta's sections (after its header line, which ends at ``nl``) into its
+    ``upserts`` as canonical bytes, their conditions noted (:data:`_RESTING`); each checked:
+    its kind one the header names, its CRC, each value's braces."""
+    kinds, ups = doc.get("sections"), _mapping(doc, "upserts")
+    if type(kinds) is not list or not all(type(k) is str and k in KINDS and k not in _DECODED and k not in ups
+                                          for k in kinds):
+        raise _damaged("'sections' is not a list of the kinds it holds in sections")
+    noted: dict[str, dict[str, str]] = {}
+    stream = io.BytesIO(data)
+    stream.seek(len(data) if nl < 0 else nl + 1)
+    try:
+        for kind in kinds:
+            line = stream.readline()
+            if line[-1:] != b"\n":
+                raise ValueError("the delta ends before its section (a truncated delta)")
+            s = orjson.loads(line)
+            if type(s) is not dict or s["kind"] != kind or kind in noted:
+                raise ValueError(f"not the section of {kind!r} its header names next")
+            ids, codes, names, sizes = s["ids"], s["conds"], s["names"], s["sizes"]
+            if not type(ids) is type(codes) is type(names) is type(sizes) is list or not len(ids) == len(codes) == len(sizes):
+                raise ValueError("the section's ids, conds and sizes are not lists of one length")
+            if not all(type(i) is str for i in ids) or not all(type(c) is str for c in names):
+                raise TypeError("an id or a condition name is not a string")
+            if codes and (min(codes) < 0 or max(codes) >= len(names)):  # (TypeError for a code not a number)
+                raise ValueError(f"a condition code is not one of the section's {len(names)} names")
+            values, crc = _read_values(stream, sizes, 0, kind)
+            if crc != s["crc"]:
+                raise ValueError(f"the {kind!r} section's values are damaged (CRC differs)")
+            if not all(v[:1] == b"{" and v[-1:] == b"}" for v in values):
+                raise ValueError(f"a {kind!r} value is not a JSON object")
+            ups[kind] = dict(zip(ids, values, strict=True))
+            noted[kind] = dict(zip(ids, map(note_conditions(names).__getitem__, codes), strict=True))
+        if stream.read(1):
+            raise ValueError("bytes after its last section")
+    except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as e:
+        raise _damaged(f"a section: {type(e).__name__}: {e}") from None
+    doc[_RESTING] = noted
 
 
 #: where :func:`compact_upserts` notes each upserted value's condition
@@ -210,9 +331,9 @@ def compact_upserts(doc: dict[str, Any]) -> dict[str, Any]:
     ups = doc["upserts"]
     if type(ups) is not dict or not all(type(v) is dict for v in ups.values()):
         raise _damaged("'upserts' is not an object of objects")
-    noted: dict[str, dict[str, str]] = {}
+    noted: dict[str, dict[str, str]] = doc.get(_RESTING, {})  # (format 3: its sections' already)
     for kind in list(ups):
-        if kind != "offer":
+        if kind not in _DECODED and kind not in noted:
             noted[kind], ups[kind] = _rest_value_items(ups[kind])
     doc[_RESTING] = noted
     # the agents' totals, whole, replace the base's: as JSON until then (~1 MB each against
@@ -251,7 +372,7 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
         old = base._seen_new | old_added
     else:
         old, new = dedupe_window(doc, "old", "new")
-    if doc["format"] == FORMAT:
+    if doc["format"] != FORMAT_1:
         # the changes' shapes are checked before the base is changed, too
         tc = _mapping(doc, "terminal_changes")
         # the base's orders read through their storage (a fork's lazy table would copy them)
@@ -274,9 +395,13 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
         if conds is None:
             for id, v in values.items():
                 table[id] = v
-        elif type(table) is PackedTable:  # canonical bytes (compact_upserts) rest as they are
+        elif type(table) is PackedTable:  # canonical bytes (format 3, compact_upserts) rest as they are,
+            # compressed once the table has a dictionary (as a pack would: as plain bytes a held
+            # delta's state was ~10 % larger at the quick large profile, for ~10 ms less a delta)
             hot, put = table._hot, dict.__setitem__
-            for id, v in values.items():
+            stored = values.values() if table.codec is None or not values else \
+                table.codec.compress_many(list(values.values()))
+            for id, v in zip(values, stored, strict=True):
                 put(table, id, v)
                 hot.discard(id)
             table.notes.note_many(conds.keys(), conds.values())
@@ -293,7 +418,7 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
         _file(st, doc, tasks_gone, tasks_new)
     st._seen_new, st._seen_old = new, old
     st._dirty = set()
-    if doc.get(_RESTING) is not None:  # (compact_upserts)
+    if type(doc["allocation"]) is bytes:  # (compact_upserts)
         doc = {**doc, **{name: orjson.loads(doc[name]) for name in _TOTALS}}
     if doc["format"] == FORMAT_1:
         set_aggregates(st, doc, filed=filed)
@@ -418,4 +543,5 @@ def _file(st: ClusterState, doc: dict[str, Any], tasks_gone: list[tuple[str, str
 
 def base_offset_of(data: bytes) -> int:
     """The base snapshot's offset a delta was taken against (without applying it)."""
-    return int(orjson.loads(data)["base_offset"])
+    nl = data.find(b"\n")  # (format 3: its header's)
+    return int(orjson.loads(data if nl < 0 else data[:nl])["base_offset"])

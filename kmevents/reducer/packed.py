@@ -518,6 +518,20 @@ def bytes_and_value(table: dict[str, Any], key: str, *, value: bool = True) -> t
     return data, (_loads(data) if value else None)
 
 
+def bytes_and_condition(table: dict[str, Any], key: str) -> tuple[bytes, str] | None:
+    """The canonical bytes of ``table[key]`` and its value's condition (None when absent): a
+    resting value's condition from the table's notes, decoded only when they do not know it;
+    a hot or plain value encoded. What a delta writes of an upserted value (delta.py)."""
+    v = dict.get(table, key)
+    if v is None:
+        return None
+    if type(v) is not bytes:
+        return _dumps(v, option=_SORT), _name(condition(v))
+    data = v if v[0] == _JSON else table.codec.decompress(v)  # type: ignore[attr-defined]
+    c = table.notes.get(key) if type(table) is PackedTable else None
+    return data, (_name(condition(_loads(data))) if c is None else c)
+
+
 def raw_items(table: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """Every ``(id, value)`` from the table's storage, decoded but not kept: the fold's own
     rebuilds (indexes after a load) read through it, not through a fork's copy-on-read."""

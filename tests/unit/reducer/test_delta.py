@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import zlib
 
 import orjson
 import pytest
@@ -10,7 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kmevents.reducer import ClusterState, Retention, apply
-from kmevents.reducer.delta import apply_delta, base_offset_of
+from kmevents.reducer.delta import (
+    FORMAT,
+    FORMAT_2,
+    apply_delta,
+    base_offset_of,
+    dump_delta,
+    parse_delta,
+    stored_format,
+)
 from kmevents.reducer.snapshot import SnapshotError
 from kmevents.simulate import generate
 from tests.unit.reducer.streams import mixed_streams
@@ -44,6 +53,15 @@ def test_base_snapshot_plus_delta_equals_the_full_snapshot(evs: list[dict], data
     assert base_offset_of(delta) == ClusterState.from_snapshot(base).offset
     rebuilt = apply_delta(ClusterState.from_snapshot(base), delta)
     assert rebuilt.to_snapshot(chain_hash="d") == full
+    # format 3 (values in sections) gives what format 2 (values in the document) gives, still
+    # loaded; onto a fork of a held base too, whose freeze then packs nothing of it again
+    old = dump_delta(st_, "d", format=FORMAT_2)
+    assert (stored_format(delta), stored_format(old), base_offset_of(old)) == (FORMAT, FORMAT_2, base_offset_of(delta))
+    assert apply_delta(ClusterState.from_snapshot(base), old).to_snapshot(chain_hash="d") == full
+    held = ClusterState.from_snapshot(base).freeze()
+    fork = apply_delta(held.fork(), parse_delta(delta))
+    assert not any(getattr(t, "_hot", ()) for t in fork._tables.values())
+    assert fork.freeze().to_snapshot(chain_hash="d") == full and held.to_snapshot(chain_hash="b") == base
     # and it folds on exactly like the original
     more = _fresh(evs[-3:])
     for e in more:
@@ -152,11 +170,11 @@ def _based(n_base: int, n_more: int, seed: int = 1) -> tuple[bytes, ClusterState
 
 
 def test_a_format_2_delta_holds_the_indexes_changes_and_is_smaller_than_format_1() -> None:
-    from kmevents.reducer.delta import FORMAT, FORMAT_1, dump_delta
+    from kmevents.reducer.delta import FORMAT_1, FORMAT_2, dump_delta
 
     base, s = _based(3000, 40)
-    new, old = s.to_delta(), dump_delta(s, format=FORMAT_1)
-    assert orjson.loads(new)["format"] == FORMAT and orjson.loads(old)["format"] == FORMAT_1
+    new, old = dump_delta(s, format=FORMAT_2), dump_delta(s, format=FORMAT_1)
+    assert orjson.loads(new)["format"] == FORMAT_2 and orjson.loads(old)["format"] == FORMAT_1
     assert len(new) < len(old)
     doc = orjson.loads(new)
     assert "terminal" not in doc and set(doc["index_changes"]) == {"pods_by_ns", "svc_members", "rc_members"}
@@ -189,10 +207,12 @@ def test_a_format_2_delta_onto_a_fork_changes_no_index_of_the_base() -> None:
     {"terminal_changes": {"task": {"drop": [], "tail": [["only-an-id"]]}}},
 ])
 def test_a_damaged_format_2_delta_is_refused_before_the_base_changes(damage: dict) -> None:
+    from kmevents.reducer.delta import FORMAT_2, dump_delta
+
     base, s = _based(3000, 40)
-    doc = orjson.loads(s.to_delta()) | damage
+    doc = orjson.loads(dump_delta(s, format=FORMAT_2)) | damage
     if "terminal_changes" in damage:
-        doc["terminal_changes"] = orjson.loads(s.to_delta())["terminal_changes"] | damage["terminal_changes"]
+        doc["terminal_changes"] = orjson.loads(dump_delta(s, format=FORMAT_2))["terminal_changes"] | damage["terminal_changes"]
     st_ = ClusterState.from_snapshot(base)
     with pytest.raises(SnapshotError, match="damaged delta"):
         apply_delta(st_, orjson.dumps(doc))
@@ -212,10 +232,10 @@ def test_a_retention_order_is_its_drops_and_tail_or_else_whole() -> None:
 
 
 def test_a_delta_applies_alike_from_its_bytes_and_from_its_parsed_document() -> None:
-    from kmevents.reducer.delta import parse_delta
+    from kmevents.reducer.delta import FORMAT_2, dump_delta, parse_delta
 
     base, s = _based(3000, 40)
-    delta, full = s.to_delta(chain_hash="d"), s.to_snapshot(chain_hash="d")
+    delta, full = dump_delta(s, "d", format=FORMAT_2), s.to_snapshot(chain_hash="d")
     doc = parse_delta(delta)
     assert doc["format"] == "kmevents.reducer.delta/2"
     assert apply_delta(ClusterState.from_snapshot(base), doc).to_snapshot(chain_hash="d") == full
@@ -231,12 +251,12 @@ def test_a_delta_applies_alike_from_its_bytes_and_from_its_parsed_document() -> 
 def test_a_compacted_delta_applies_to_the_same_state_and_rests_its_values_as_bytes() -> None:
     from collections import Counter
 
-    from kmevents.reducer.delta import compact_upserts, parse_delta
+    from kmevents.reducer.delta import FORMAT_2, compact_upserts, dump_delta, parse_delta
     from kmevents.reducer.packed import PackedTable
     from kmevents.reducer.snapshot import FORMAT_4, dump
 
     base, s = _based(3000, 400)
-    delta, full = s.to_delta(chain_hash="d"), s.to_snapshot(chain_hash="d")
+    delta, full = dump_delta(s, "d", format=FORMAT_2), s.to_snapshot(chain_hash="d")
     doc = compact_upserts(parse_delta(delta))
     assert type(doc["allocation"]) is type(doc["contributions"]) is bytes
     assert doc["upserts"] and all(type(v) is bytes for k, vs in doc["upserts"].items() if k != "offer"
@@ -266,9 +286,91 @@ def test_a_compacted_delta_applies_to_the_same_state_and_rests_its_values_as_byt
 @pytest.mark.parametrize("damage", [{"upserts": []}, {"upserts": {"pod": []}}, {"upserts": {"pod": {"ns/a": "x"}}},
                                     {"allocation": None}, {"contributions": []}])
 def test_a_delta_whose_upserts_or_totals_are_not_objects_is_refused_when_compacted(damage: dict) -> None:
-    from kmevents.reducer.delta import compact_upserts, parse_delta
+    from kmevents.reducer.delta import FORMAT_2, compact_upserts, dump_delta, parse_delta
 
     _, s = _based(3000, 40)
-    doc = parse_delta(s.to_delta()) | damage
+    doc = parse_delta(dump_delta(s, format=FORMAT_2)) | damage
     with pytest.raises(SnapshotError, match="damaged delta"):
         compact_upserts(doc)
+
+
+# -- format 3: the upserted values as canonical bytes in sections ------------------------------
+
+
+def test_a_format_3_delta_parses_to_what_a_compacted_format_2_delta_is() -> None:
+    from collections import Counter
+
+    from kmevents.reducer.delta import _RESTING, FORMAT_2, compact_upserts, dump_delta, parse_delta
+    from kmevents.reducer.packed import PackedTable, train
+
+    base, s = _based(3000, 400)
+    new = parse_delta(s.to_delta(chain_hash="d"))
+    old = compact_upserts(parse_delta(dump_delta(s, "d", format=FORMAT_2)))
+    assert new["sections"] and "pod" in new["sections"] and "offer" not in new["sections"]
+    assert new["upserts"] == old["upserts"] and new[_RESTING] == old[_RESTING]
+    got = apply_delta(ClusterState.from_snapshot(base), new)
+    for kind, table in got._tables.items():  # conditions known without decoding, nothing hot
+        if type(table) is PackedTable:
+            assert not table._hot and table.notes.complete(dict.__len__(table)), kind
+            assert table.notes.counts(dict.__len__(table)) == Counter(c for _, c in s.conditions(kind)), kind
+    assert got.to_snapshot(chain_hash="d") == s.to_snapshot(chain_hash="d")
+    # onto a table with a dictionary the values rest compressed, as a pack leaves them
+    trained = ClusterState.from_snapshot(base)
+    assert train(trained._tables["pod"]) and train(trained._tables["task"])
+    apply_delta(trained, parse_delta(s.to_delta()))
+    for kind in ("pod", "task"):
+        table = trained._tables[kind]
+        assert not any(v[:1] == b"{" for v in dict.values(table)) and table.values() and not table._hot, kind
+        assert {i: table.get(i) for i in new["upserts"][kind]} == {i: s.entity(kind, i) for i in new["upserts"][kind]}
+    # compacting it (a reader of one point) leaves its sections' values as they are
+    again = compact_upserts(parse_delta(s.to_delta(chain_hash="d")))
+    assert again["upserts"] == new["upserts"] and type(again["allocation"]) is bytes
+    assert apply_delta(ClusterState.from_snapshot(base), again).to_snapshot(chain_hash="d") == s.to_snapshot(chain_hash="d")
+
+
+def test_a_format_3_delta_without_sections_and_an_old_one_still_load() -> None:
+    from kmevents.reducer.delta import FORMAT_1, FORMAT_2, dump_delta
+
+    base, s = _based(3000, 0)
+    empty = s.to_delta()
+    assert orjson.loads(empty.split(b"\n")[0])["sections"] == [] and empty.endswith(b"}\n")
+    assert apply_delta(ClusterState.from_snapshot(base), empty).to_snapshot() == base
+    base, s = _based(3000, 60)
+    for fmt in (FORMAT_2, FORMAT_1):
+        assert apply_delta(ClusterState.from_snapshot(base), dump_delta(s, format=fmt)).to_snapshot() == s.to_snapshot()
+
+
+def _damaged_sections(delta: bytes) -> list[tuple[str, bytes]]:
+    head, _, rest = delta.partition(b"\n")
+    line, _, values = rest.partition(b"\n")
+    doc = orjson.loads(head)
+    sec = orjson.loads(line)
+    return [
+        ("truncated", delta[:-200]),
+        ("a value's byte changed (CRC)", b"\n".join([head, line, values[:5] + b"X" + values[6:]])),
+        ("no section after the header", head + b"\n"),
+        ("bytes after the last section", delta + b"x"),
+        ("a section of another kind", b"\n".join([orjson.dumps(doc | {"sections": ["task", *doc["sections"][1:]]}),
+                                                  rest])),
+        ("an offer section", orjson.dumps(doc | {"sections": ["offer"]}) + b"\n"),
+        ("a condition code out of range", b"\n".join([head, orjson.dumps(sec | {"conds": [9] * len(sec["ids"])}),
+                                                      values])),
+        ("sizes and ids apart", b"\n".join([head, orjson.dumps(sec | {"sizes": sec["sizes"][1:]}), values])),
+        ("a value that is not an object", b"\n".join(
+            [orjson.dumps(doc | {"sections": ["pod"]}),
+             orjson.dumps(sec | {"kind": "pod", "ids": ["a"], "conds": [0], "sizes": [3], "crc": zlib.crc32(b"[1]")}),
+             b"[1]", b""])),
+    ]
+
+
+@pytest.mark.parametrize("case", range(9))
+def test_a_damaged_format_3_delta_is_refused_with_what_is_wrong(case: int) -> None:
+    from kmevents.reducer.delta import parse_delta
+
+    base, s = _based(3000, 40)
+    what, data = _damaged_sections(s.to_delta())[case]
+    st_ = ClusterState.from_snapshot(base)
+    with pytest.raises(SnapshotError, match="damaged delta|not JSON") as e:
+        apply_delta(st_, parse_delta(data))
+    assert st_.to_snapshot() == base, what
+    assert "replay from the log" in str(e.value.hint), what

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from kmevents.replay.verify import _check_snapshot, _same_delta
 
 from kmevents.reducer import ClusterState, apply
+from kmevents.reducer.delta import FORMAT_1, FORMAT_2, dump_delta
 from kmevents.simulate import generate
 from tests.unit.store.test_snapshot_deltas import InMemory
 
@@ -52,11 +54,13 @@ def test_no_cheap_check_without_the_named_base_or_with_another_chain() -> None:
     assert asyncio.run(_same_delta(store, entry, st2, "not-the-chain")) is None
 
 
-def test_a_delta_of_the_first_format_is_checked_by_changes_too() -> None:
-    from kmevents.reducer.delta import FORMAT_1, dump_delta
-
+@pytest.mark.parametrize("fmt", [FORMAT_1, FORMAT_2])
+def test_a_delta_of_an_older_format_is_checked_by_changes_too(fmt: str) -> None:
+    # a store written before format 3 (format 2: the values in the document; 1: the indexes
+    # whole) is compared in its own format
     st = _fold_to(2000, 999)
     entry = {"cluster": "sd", "offset": 1999, "chain": "c1999", "kind": "delta", "base": 999}
-    store = InMemory([entry], {1999: dump_delta(st, "c1999", format=FORMAT_1)})
+    store = InMemory([entry], {1999: dump_delta(st, "c1999", format=fmt)})
     assert asyncio.run(_same_delta(store, entry, st, "c1999")) == {}
     assert store.loads == 0, "no snapshot was loaded"
+
