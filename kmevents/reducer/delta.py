@@ -303,7 +303,7 @@ def _read_sections(doc: dict[str, Any], data: bytes, nl: int) -> None:
                 raise TypeError("an id or a condition name is not a string")
             if codes and (min(codes) < 0 or max(codes) >= len(names)):  # (TypeError for a code not a number)
                 raise ValueError(f"a condition code is not one of the section's {len(names)} names")
-            values, crc = _read_values(stream, sizes, 0, kind)
+            values, crc = _read_values(stream, sizes, 0, kind, "delta")
             if crc != s["crc"]:
                 raise ValueError(f"the {kind!r} section's values are damaged (CRC differs)")
             if not all(v[:1] == b"{" and v[-1:] == b"}" for v in values):

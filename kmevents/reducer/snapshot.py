@@ -412,10 +412,11 @@ def _read_section(line: bytes, stream: IO[bytes], v5: bool = False
 _PART_BYTES = 1 << 20
 
 
-def _read_values(stream: IO[bytes], sizes: list[int], crc: int, kind: str) -> tuple[list[bytes], int]:
+def _read_values(stream: IO[bytes], sizes: list[int], crc: int, kind: str,
+                 what: str = "snapshot") -> tuple[list[bytes], int]:
     """A section's values (``sizes`` bytes each, then its newline) read from ``stream`` part by
     part, and the CRC-32 of their bytes continued from ``crc``. Raises ValueError for a
-    section that ends early (a truncated snapshot)."""
+    section that ends early (a truncated snapshot, or ``what`` the section is of: a delta)."""
     values: list[bytes] = []
     i, n, total = 0, len(sizes), sum(sizes)
     while i < n:
@@ -431,7 +432,7 @@ def _read_values(stream: IO[bytes], sizes: list[int], crc: int, kind: str) -> tu
         values.extend(map(io.BytesIO(part).read, sizes[i:j]))
         i = j
     if i < n or _read(stream, 1) != b"\n":
-        raise ValueError(f"the {kind!r} section ends before its {total:,} bytes of values (a truncated snapshot)")
+        raise ValueError(f"the {kind!r} section ends before its {total:,} bytes of values (a truncated {what})")
     return values, crc
 
 

@@ -346,7 +346,7 @@ def _damaged_sections(delta: bytes) -> list[tuple[str, bytes]]:
     doc = orjson.loads(head)
     sec = orjson.loads(line)
     return [
-        ("truncated", delta[:-200]),
+        ("truncated (a truncated delta)", delta[:-200]),
         ("a value's byte changed (CRC)", b"\n".join([head, line, values[:5] + b"X" + values[6:]])),
         ("no section after the header", head + b"\n"),
         ("bytes after the last section", delta + b"x"),
@@ -374,3 +374,4 @@ def test_a_damaged_format_3_delta_is_refused_with_what_is_wrong(case: int) -> No
         apply_delta(st_, parse_delta(data))
     assert st_.to_snapshot() == base, what
     assert "replay from the log" in str(e.value.hint), what
+    assert "(a truncated delta)" in str(e.value) or not what.startswith("truncated"), what
