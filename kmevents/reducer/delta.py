@@ -17,8 +17,9 @@ kind order, as a format-5 snapshot's section (snapshot.py) without a dictionary:
 
 ``ids`` sorted, ``conds`` each value's condition as its place in ``names``, ``crc`` the
 CRC-32 of the values. A reader parses neither the values nor packs them again: they go
-into their tables as the canonical bytes a packed (or lazy) table rests, with their
-conditions, as :func:`compact_upserts` gives a format-2 delta's (at the quick large
+into their tables as the bytes a packed (or lazy) table rests (compressed in one call
+where the table has a dictionary, as a pack would), with their conditions, as
+:func:`compact_upserts` gives a format-2 delta's (at the quick large
 profile the parse of a delta's pods and tasks and their packing at the freeze after it
 were ~25 % of a warm read that loads one: BENCHMARKS.md). Offers stay in the header: their
 table is decoded (the outstanding-offer index is rebuilt from it).
