@@ -88,7 +88,6 @@ from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import (
     PackedTable,
     bytes_and_condition,
-    note_conditions,
     packed_bytes,
     rest_value,
     value_of,
@@ -98,8 +97,10 @@ from kmevents.reducer.snapshot import (
     LOADABLE_VERSIONS,
     SnapshotError,
     _read_values,
+    condition_codes,
     dedupe_window,
     indexes,
+    named_conditions,
     set_aggregates,
     set_position,
     set_totals,
@@ -186,10 +187,9 @@ def _section(kind: str, items: dict[str, tuple[bytes, str]]) -> bytes:
     """A format-3 delta's section of ``kind``: its line, a newline and its values' bytes."""
     ids = sorted(items)
     values = [items[i][0] for i in ids]
-    code: dict[str, int] = {}
-    conds = [code.setdefault(items[i][1], len(code)) for i in ids]
+    conds, names = condition_codes([items[i][1] for i in ids])
     blob = b"".join(values)
-    line = {"kind": kind, "ids": ids, "conds": conds, "names": list(code),
+    line = {"kind": kind, "ids": ids, "conds": conds, "names": names,
             "sizes": [len(v) for v in values], "crc": zlib.crc32(blob)}
     return b"".join((orjson.dumps(line, option=_SORT), b"\n", blob))
 
@@ -298,19 +298,18 @@ def _read_sections(doc: dict[str, Any], data: bytes, nl: int) -> None:
             if type(s) is not dict or s["kind"] != kind or kind in noted:
                 raise ValueError(f"not the section of {kind!r} its header names next")
             ids, codes, names, sizes = s["ids"], s["conds"], s["names"], s["sizes"]
-            if not type(ids) is type(codes) is type(names) is type(sizes) is list or not len(ids) == len(codes) == len(sizes):
+            if not type(ids) is type(codes) is type(sizes) is list or not len(ids) == len(codes) == len(sizes):
                 raise ValueError("the section's ids, conds and sizes are not lists of one length")
-            if not all(type(i) is str for i in ids) or not all(type(c) is str for c in names):
-                raise TypeError("an id or a condition name is not a string")
-            if codes and (min(codes) < 0 or max(codes) >= len(names)):  # (TypeError for a code not a number)
-                raise ValueError(f"a condition code is not one of the section's {len(names)} names")
+            if not all(type(i) is str for i in ids):
+                raise TypeError("an id is not a string")
+            conds = named_conditions(names, codes, kind)
             values, crc = _read_values(stream, sizes, 0, kind, "delta")
             if crc != s["crc"]:
                 raise ValueError(f"the {kind!r} section's values are damaged (CRC differs)")
             if not all(v[:1] == b"{" and v[-1:] == b"}" for v in values):
                 raise ValueError(f"a {kind!r} value is not a JSON object")
             ups[kind] = dict(zip(ids, values, strict=True))
-            noted[kind] = dict(zip(ids, map(note_conditions(names).__getitem__, codes), strict=True))
+            noted[kind] = dict(zip(ids, conds, strict=True))
         if stream.read(1):
             raise ValueError("bytes after its last section")
     except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as e:

@@ -247,10 +247,25 @@ def _section(kind: str, table: dict[str, Any], *, v5: bool = False) -> Any:
            "train_at": train_at, "crc": zlib.crc32(blob, zlib.crc32(raw))}
     if not v5:
         return b"".join((orjson.dumps(doc, option=_SORT), b"\n", blob))
-    code: dict[str, int] = {}
-    doc["conds"] = [code.setdefault(c, len(code)) for c in conds]
-    doc["names"] = list(code)
+    doc["conds"], doc["names"] = condition_codes(conds)
     return ids, b"".join((orjson.dumps(doc, option=_SORT), b"\n", blob))
+
+
+def condition_codes(conds: list[str]) -> tuple[list[int], list[str]]:
+    """Each condition as its place in the names, and the names in first-seen order: how a
+    format-5 section (and a format-3 delta's, delta.py) stores its values' conditions."""
+    code: dict[str, int] = {}
+    return [code.setdefault(c, len(code)) for c in conds], list(code)
+
+
+def named_conditions(names: Any, codes: list[Any], kind: str) -> list[str]:
+    """The conditions of a section's ``codes`` (:func:`condition_codes`), checked: ``names`` a
+    list of strings, each code a place in it. Raises TypeError or ValueError."""
+    if type(names) is not list or not all(type(c) is str for c in names):
+        raise TypeError("the section's condition names are not a list of strings")
+    if codes and (min(codes) < 0 or max(codes) >= len(names)):  # (TypeError for a code not a number)
+        raise ValueError(f"a condition code of the {kind!r} section is not one of its {len(names)} names")
+    return list(map(note_conditions(names).__getitem__, codes))
 
 
 def load(data: bytes | IO[bytes]) -> ClusterState:
@@ -372,12 +387,7 @@ def _read_section(line: bytes, stream: IO[bytes], v5: bool = False
     if not type(ids) is type(conds) is type(sizes) is list or not len(ids) == len(conds) == len(sizes):
         raise ValueError("the section's ids, conds and sizes are not lists of one length")
     if v5:
-        names = doc["names"]
-        if type(names) is not list or not all(type(c) is str for c in names):
-            raise TypeError("the section's condition names are not a list of strings")
-        if conds and (min(conds) < 0 or max(conds) >= len(names)):  # (TypeError for a code not a number)
-            raise ValueError(f"a condition code of the {kind!r} section is not one of its {len(names)} names")
-        conds = list(map(note_conditions(names).__getitem__, conds))
+        conds = named_conditions(doc["names"], conds, kind)
     elif all(type(c) is str for c in conds):
         conds = note_conditions(conds)
     else:
