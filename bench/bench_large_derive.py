@@ -176,21 +176,25 @@ async def _warm(s: Settings, n: int, k: int) -> list[dict[str, Any]]:
     async with etcd_adapter.client(s.etcd) as c:
         tt = TimeTravel(s, c)
         try:
-            async def reads(offs: list[int]) -> list[float]:
+            slowest: dict[str, str] = {}
+
+            async def reads(offs: list[int], group: str = "") -> list[float]:
                 lat = []
                 for off in offs:
                     t = time.perf_counter()
                     r = await tt.state(s.cluster, 0, Target(offset=off))
                     lat.append((time.perf_counter() - t) * 1000)
                     assert r.end_offset == off
+                    if group and lat[-1] == max(lat):
+                        slowest[group] = _read_plan(tt, lat[-1])
                 return lat
 
-            first = await reads([rng.randrange(n) for _ in range(k)])
-            steady = await reads([rng.randrange(n) for _ in range(k)])
+            first = await reads([rng.randrange(n) for _ in range(k)], "first")
+            steady = await reads([rng.randrange(n) for _ in range(k)], "steady")
             lo = max(0, n - interval)
             window = [lo + rng.randrange(n - lo) for _ in range(k + 1)]
             await reads(window[:1])
-            win = await reads(window[1:])
+            win = await reads(window[1:], "win")
         finally:
             await tt.close()
     settings = (f"TimeTravel defaults: {s.api.replay_state_cache_entries} held states, one held every "
@@ -199,10 +203,21 @@ async def _warm(s: Settings, n: int, k: int) -> list[dict[str, Any]]:
     return [
         _result("point in time, warm API path, within the last snapshot interval (p99)", percentile(win, 0.99), "ms",
                 "p99 <= 500 ms at the large profile", percentile(win, 0.99) <= 500,
-                f"p50 {percentile(win, 0.5):.0f} ms; {len(win)} reads in [{lo:,}, {n - 1:,}] after one there; {settings}"),
+                f"p50 {percentile(win, 0.5):.0f} ms; {len(win)} reads in [{lo:,}, {n - 1:,}] after one there; "
+                f"the slowest: {slowest['win']}; {settings}"),
         _result("point in time, warm API path, anywhere in the log after earlier reads (p99)", percentile(steady, 0.99),
                 "ms", "p99 <= 500 ms at the large profile", percentile(steady, 0.99) <= 500,
-                f"p50 {percentile(steady, 0.5):.0f} ms; {len(steady)} reads at random offsets after {k} others"),
+                f"p50 {percentile(steady, 0.5):.0f} ms; {len(steady)} reads at random offsets after {k} others; "
+                f"the slowest: {slowest['steady']}"),
         _result("point in time, warm API path, first reads of a fresh process (p99)", percentile(first, 0.99), "ms",
-                "(caches filling)", None, f"p50 {percentile(first, 0.5):.0f} ms; {len(first)} reads at random offsets"),
+                "(caches filling)", None, f"p50 {percentile(first, 0.5):.0f} ms; {len(first)} reads at random offsets; "
+                f"the slowest: {slowest['first']}"),
     ]
+
+
+def _read_plan(tt: Any, ms: float) -> str:
+    """How a read was built (``TimeTravel.last_plan``) and where its time went (``last_timing``)."""
+    plan = tt.last_plan
+    stages = ", ".join(f"{k} {v * 1000:.0f}" for k, v in sorted(tt.last_timing.items(), key=lambda kv: -kv[1]))
+    return (f"{ms:.0f} ms at offset {plan.get('end'):,} from {plan.get('from')} at {plan.get('from_offset')}, "
+            f"{plan.get('records'):,} records folded, {plan.get('loads')} stored states loaded ({stages} ms)")

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,13 @@ from kmevents.replay.engine import BadTarget, Replayed, Target, replay, resolve_
 from kmevents.replay.sources import KafkaSource
 from kmevents.settings import Settings
 from kmevents.store.snapshots import SnapshotStore, is_delta
+
+log = logging.getLogger("kmevents.api.timetravel")
+
+#: A point-in-time read that takes longer than this is logged at INFO with its plan and the
+#: seconds of each stage (every read is logged at DEBUG): the API's warm-read aim at the
+#: large profile is a p99 of 500 ms.
+SLOW_READ_SECONDS = 0.5
 
 
 def target_of(at: str | None, known_at: str | None, offset: int | None) -> Target | None:
@@ -173,6 +181,11 @@ class TimeTravel:
         #: seconds per stage of the last read that replayed (bounds, snapshot index,
         #: snapshot fetch+load, fork, fetch of records, fold, freeze)
         self.last_timing: dict[str, float] = {}
+        #: how the last read that replayed built its state: what it started from
+        #: (``held``, ``snapshot``, ``delta``, ``start``: the log's first record, ``at``: a
+        #: source-time read), that state's offset, the records folded on, the stored states
+        #: it loaded
+        self.last_plan: dict[str, Any] = {}
         self._loading: dict[tuple[str, int, int], asyncio.Lock] = {}
 
     #: How long the log's bounds (first/last offset) read for a cluster are reused.
@@ -261,6 +274,7 @@ class TimeTravel:
         if held is not None and held.offset < first - 1:
             held = None  # records after it were deleted: start as a cold read would
         loads = self.snapshot_loads
+        plan_from = "held"
         t0 = time.perf_counter()
         entries = await self.snapshots.entries(cluster)
         self._tick("snapshot index", t0)
@@ -272,7 +286,12 @@ class TimeTravel:
             h = await self.held_snapshot(cluster, partition, plan.entry)
             if h is not None:
                 held = h
+                plan_from = "delta" if is_delta(plan.entry) else "snapshot"
                 break
+        self.last_plan.update({"from": "start" if held is None else plan_from,
+                               "from_offset": None if held is None else held.offset,
+                               "records": end - (first - 1 if held is None else held.offset),
+                               "loads": self.snapshot_loads - loads})
         if held is None:
             f0, t0 = src.fetch_seconds, time.perf_counter()
             r = await replay(src, cluster, Target(offset=end), progress=False, label="api")
@@ -375,18 +394,35 @@ class TimeTravel:
                       timing: dict[str, float]) -> Replayed:
         """The state at ``target`` (resolved to ``end``), from held states or snapshots."""
         self.last_timing = timing
+        self.last_plan = {"end": end}
+        t_read = time.perf_counter()
         held = self.states.exact(cluster, partition, end) if target.at is None else None
         if held is not None:  # nothing to fold: no gate to pass
+            self.last_plan.update({"from": "held", "from_offset": end, "records": 0, "loads": 0})
             r = Replayed(held.state, cluster, partition, target, end, held.chain,
                          last=held.last, from_snapshot=held.snapshot, source=src.name)
         elif target.at is None:
             async with self.gates[self.lane(cluster, partition, end)].slot():
                 r = await self._prefix(src, cluster, partition, end)
         else:
+            self.last_plan.update({"from": "at", "loads": 0})
+            loads = self.snapshot_loads
             async with self.gates["cold"].slot():
                 r = await replay(src, cluster, target, snapshots=_HeldStore(self, cluster, partition),
                                  progress=False, label="api")
                 r.state.freeze()
+            self.last_plan["loads"] = self.snapshot_loads - loads
         r.target = target
         self.replays += 1
+        self._log_read(cluster, partition, time.perf_counter() - t_read + timing.get("bounds", 0.0))
         return r
+
+    def _log_read(self, cluster: str, partition: int, seconds: float) -> None:
+        """The read just done, with its plan and stage seconds: at INFO when slow
+        (:data:`SLOW_READ_SECONDS`), else at DEBUG."""
+        level = logging.INFO if seconds > SLOW_READ_SECONDS else logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(level, "point-in-time read%s", " (slow)" if level == logging.INFO else "",
+                    extra={"cluster": cluster, "partition": partition, "seconds": round(seconds, 3),
+                           **self.last_plan,
+                           "stages": {k: round(v, 3) for k, v in self.last_timing.items()}})

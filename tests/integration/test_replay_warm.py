@@ -5,8 +5,10 @@ order of reads, and after new events arrive."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
+import pytest
 from kmevents.replay import logsource
 from kmevents.replay.engine import Target, replay
 
@@ -85,8 +87,10 @@ async def test_warm_reads_equal_cold_reads_across_snapshots_and_after_new_events
             await cold.close()
 
 
-async def test_a_delta_is_applied_to_its_held_base_and_the_family_is_charged_once(isolated: Settings) -> None:
+async def test_a_delta_is_applied_to_its_held_base_and_the_family_is_charged_once(
+        isolated: Settings, caplog: pytest.LogCaptureFixture) -> None:
     s = isolated
+    caplog.set_level(logging.DEBUG, logger="kmevents.api.timetravel")
     await ingest_sim(s, s.cluster, 3000)
     await run_worker_until_caught_up(s, snapshot_every_events=1200, delta_every_events=250, max_records=100)
     p = await logsource.partition_of(s, s.cluster)
@@ -104,8 +108,24 @@ async def test_a_delta_is_applied_to_its_held_base_and_the_family_is_charged_onc
             same_base = [e for e in deltas if int(e["base"]) == base_off]
             for e in same_base:
                 await _same(warm, cold, s.cluster, p, Target(offset=int(e["offset"])))
+                # each read says how it was built: the delta, loaded onto the held base
+                assert warm.last_plan == {"end": int(e["offset"]), "from": "delta", "from_offset": int(e["offset"]),
+                                          "records": 0, "loads": 1}, warm.last_plan
             # each delta was applied to a fork of the held base: no second load of the base
             assert warm.snapshot_loads == loads + len(same_base)
+            # a read just after a held state folds on from it, loading nothing
+            near = int(same_base[-1]["offset"]) + 7
+            caplog.clear()
+            got = await warm.state(s.cluster, p, Target(offset=near))
+            assert warm.last_plan == {"end": near, "from": "held", "from_offset": near - 7, "records": 7,
+                                      "loads": 0}, warm.last_plan
+            assert {"fold", "fork", "freeze"} <= warm.last_timing.keys()
+            # ... and logs it so (DEBUG; INFO when slower than SLOW_READ_SECONDS)
+            (rec,) = [r for r in caplog.records if r.name == "kmevents.api.timetravel"]
+            assert (rec.__dict__["end"], rec.__dict__["from"], rec.__dict__["records"]) == (near, "held", 7)
+            assert "fold" in rec.__dict__["stages"] and rec.__dict__["seconds"] > 0
+            want = await cold.state(s.cluster, p, Target(offset=near))
+            assert got.state.to_snapshot() == want.state.to_snapshot()
             held = {h.offset: h for h in warm.states.held()}
             root = held[base_off]
             for e in same_base:
