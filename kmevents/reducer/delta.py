@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -483,15 +482,15 @@ def _apply_changes(table: dict[str, Any], changes: dict[str, Any], *, pair: bool
             s.update(added)
 
 
-def _ordered(base: dict[str, str] | None, ch: Any) -> OrderedDict[str, str]:
+def _ordered(base: dict[str, str] | None, ch: Any) -> dict[str, str]:
     """A retention order from the base's (read, not changed) and its changes since."""
     if type(ch) is not dict:
         raise _damaged("a retention order's changes are not an object")
     try:
         if "whole" in ch:
-            return OrderedDict((i, t) for i, t in ch["whole"])
+            return dict((i, t) for i, t in ch["whole"])
         gone = set(_ids(ch["drop"]))
-        out = OrderedDict((i, t) for i, t in dict.items(base or {}) if i not in gone)
+        out = {i: t for i, t in dict.items(base or {}) if i not in gone}
         for i, t in ch["tail"]:
             out[i] = t
     except (KeyError, TypeError, ValueError) as e:

@@ -35,7 +35,6 @@ Entities that are removed outright (namespaces, nodes, RCs and services on
 from __future__ import annotations
 
 import datetime as dt
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -99,8 +98,20 @@ class Retention:
         return int(getattr(self, RETAINED_KINDS[kind]))
 
 
-def new_indexes() -> dict[str, OrderedDict[str, str]]:
-    return {kind: OrderedDict() for kind in RETAINED_KINDS}
+def new_indexes() -> dict[str, dict[str, str]]:
+    """The terminal indexes: per kind ``{id: time}``, oldest first. Plain dicts (insertion-ordered,
+    as the OrderedDicts they were, and re-inserting moves an id to the end in both): an
+    OrderedDict adds a 32-byte node an entry and a pointer a table slot, ~1.1 MiB for 20,000
+    ids (issue 17). Popping a dict's oldest (:func:`pop_oldest`) skips the slots of the ids
+    popped before it since the dict last grew or shrank: ~3.5 µs at 20,000 ids instead of 0.4."""
+    return {kind: {} for kind in RETAINED_KINDS}
+
+
+def pop_oldest(idx: dict[str, str]) -> str:
+    """Remove the oldest id of a terminal index (one that is not empty), and return it."""
+    eid = next(iter(idx))
+    del idx[eid]
+    return eid
 
 
 def mark(st: ClusterState, kind: str, eid: str, t: str) -> None:
@@ -110,8 +121,7 @@ def mark(st: ClusterState, kind: str, eid: str, t: str) -> None:
         return
     idx[eid] = t
     if len(idx) > st._limits[kind]:
-        old, _ = idx.popitem(last=False)
-        _drop(st, kind, old)
+        _drop(st, kind, pop_oldest(idx))
 
 
 def unmark(st: ClusterState, kind: str, eid: str) -> None:
@@ -166,5 +176,5 @@ def prune_by_age(st: ClusterState) -> None:
             eid, t = next(iter(idx.items()))
             if t >= cutoff:
                 break
-            idx.popitem(last=False)
+            del idx[eid]
             _drop(st, kind, eid)

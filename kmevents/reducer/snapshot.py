@@ -102,7 +102,6 @@ import base64
 import binascii
 import io
 import zlib
-from collections import OrderedDict
 from itertools import repeat
 from typing import IO, Any, Final
 
@@ -535,7 +534,7 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any], ids: dict[str, list[st
     from kmevents.reducer.taskids import rebuild_task_index
 
     for kind in RETAINED_KINDS:
-        st._terminal[kind] = OrderedDict((i, t) for i, t in doc["terminal"].get(kind, []))
+        st._terminal[kind] = dict((i, t) for i, t in doc["terminal"].get(kind, []))  # (order kept: retention.py)
     set_totals(st, doc)
     idx = doc.get("indexes")
     if idx is None:  # format 1: every pod and task decoded to rebuild them
