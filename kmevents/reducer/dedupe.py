@@ -68,11 +68,9 @@ def _mark(bits: bytearray, mask: int, digests: Iterable[int]) -> None:
         bits[i >> 3] |= 1 << (i & 7)
 
 
-def _in_runs(bits: bytearray, mask: int, runs: list[array.array[int]], d: int) -> bool:
-    """Whether ``d`` is in one of the sorted ``runs``, all of whose digests ``bits`` mark."""
-    i = d & mask
-    if not bits[i >> 3] >> (i & 7) & 1:
-        return False
+def _in_runs(runs: list[array.array[int]], d: int) -> bool:
+    """Whether ``d`` is in one of the sorted ``runs`` (after their bitmap said it may be: the
+    callers test the bit inline, the fold asks for every event)."""
     for a in runs:
         j = bisect_left(a, d)
         if j < len(a) and a[j] == d:
@@ -115,7 +113,10 @@ class Digests:
         return new
 
     def __contains__(self, d: object) -> bool:
-        return type(d) is int and _in_runs(self._bits, self._mask, self._runs, d)
+        if type(d) is not int:
+            return False
+        i = d & self._mask
+        return self._bits[i >> 3] >> (i & 7) & 1 == 1 and _in_runs(self._runs, d)
 
     def __len__(self) -> int:
         return self._n
@@ -179,7 +180,12 @@ class Recent:
         self._in_runs += len(a)
 
     def __contains__(self, d: object) -> bool:
-        return d in self._set or (type(d) is int and _in_runs(self._bits, self._mask, self._runs, d))
+        if d in self._set:
+            return True
+        if type(d) is not int:
+            return False
+        i = d & self._mask
+        return self._bits[i >> 3] >> (i & 7) & 1 == 1 and _in_runs(self._runs, d)
 
     def add_new(self, d: int) -> None:
         """Add ``d``, which the caller knows is not in it (the fold checked the whole window)."""
