@@ -180,7 +180,7 @@ class ClusterState:
         self._seen_new: set[int] | Recent = set()
         #: (after a rotation a dedupe.Digests: read only, compact; a set as a snapshot loads it)
         self._seen_old: set[int] | Digests = set()
-        self._terminal = new_indexes()
+        self._terminal = new_indexes(self._limits)
         self._dirty: set[tuple[str, str]] = set()
         self._pending: list[dict[str, Any]] = []
         self._ev: Any = None
