@@ -78,6 +78,11 @@ def unchoose(token: contextvars.Token[str | None]) -> None:
     _CHOSEN.reset(token)
 
 
+def chosen() -> str | None:
+    """The context ``--context`` chose for this run (None: none given)."""
+    return _CHOSEN.get()
+
+
 def read(settings_cls: type[BaseSettings], path: Path | None = None) -> dict[str, Any]:
     """The whole file as data, through pydantic-settings' file sources ({} when absent)."""
     from pydantic_settings import TomlConfigSettingsSource, YamlConfigSettingsSource

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kmevents.errors import EnvironmentProblem, UsageError
-from kmevents.settings import Settings
 
 if TYPE_CHECKING:  # imported where used: a reading command's cold start stays cheap
     from kmevents.replay.sources import Source
 
+    from kmevents.settings import Settings
     from kmevents.store.snapshots import Snapshots
 
 

@@ -6,9 +6,10 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from kmevents.settings import Settings, load
+if TYPE_CHECKING:  # pydantic is imported where settings are loaded: the parser of every command imports this module
+    from kmevents.settings import Settings
 
 
 def add_connection_flags(p: argparse.ArgumentParser) -> None:
@@ -63,14 +64,66 @@ def require_backends(settings: Settings, *, kafka: bool = True, etcd: bool = Tru
                                       "KMEVENTS_ETCD__ENDPOINT) at yours")
 
 
-def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
+def settings_from(args: argparse.Namespace, *, defer: bool = False, **extra: Any) -> Settings:
+    """The settings of a command: flags (``--bootstrap``, ``--etcd``, ``--cluster``, ``extra``) over
+    ``KMEVENTS_*`` over the config file's context (``kmevents.settings.load``).
+
+    ``defer``: when nothing could make them other than their defaults (:func:`only_defaults`), they
+    are built, with pydantic, at their first use instead (:class:`DeferredSettings`): an archive
+    read that never connects never imports pydantic (~15 MiB of a process that folds a whole log).
+    Otherwise they are built and checked now, so a bad variable or config file is refused before
+    any source is opened, as without ``defer``."""
     overrides: dict[str, Any] = {
         "kafka.bootstrap": getattr(args, "bootstrap", None),
         "etcd.endpoint": getattr(args, "etcd", None),
         "cluster": getattr(args, "cluster", None),
         **extra,
     }
+    if defer and only_defaults(overrides):
+        return cast("Settings", DeferredSettings(overrides))
+    from kmevents.settings import load
+
     return load(overrides)
+
+
+#: The fields of ``kmevents.settings.Settings`` (a test holds the two equal): pydantic-settings reads
+#: ``KMEVENTS_<FIELD>`` and ``KMEVENTS_<FIELD>__...`` variables, whatever their case, and no others.
+SETTINGS_FIELDS: tuple[str, ...] = ("cluster", "kafka", "etcd", "stack", "api", "monitor", "ingest", "redact",
+                                    "log_format")
+
+
+def only_defaults(overrides: dict[str, Any]) -> bool:
+    """Whether ``load(overrides)`` is sure to give the defaults with ``overrides``' cluster, and so
+    cannot fail: no other flag given, no ``KMEVENTS_*`` variable of a setting set (a name starting
+    with a field's counts), no config file, no context chosen (``--context``, ``KMEVENTS_CONTEXT``)."""
+    import os
+
+    from kmevents import config
+
+    if any(v is not None for k, v in overrides.items() if k != "cluster"):
+        return False
+    for name in os.environ:
+        low = name.lower()
+        if low.startswith("kmevents_") and low[len("kmevents_"):].startswith(SETTINGS_FIELDS):
+            return False
+    return (config.chosen() is None and not os.environ.get(config.CONTEXT_ENV)
+            and not config.config_path().exists())
+
+
+class DeferredSettings:
+    """Stands for ``load(overrides)`` when :func:`only_defaults` holds: loads it at the first
+    attribute read, then answers from it."""
+
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self._overrides = overrides
+        self._loaded: Settings | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._loaded is None:
+            from kmevents.settings import load
+
+            self._loaded = load(self._overrides)
+        return getattr(self._loaded, name)
 
 
 def emit_json(obj: Any) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmevents.commands._common import add_format_flag, emit_json, settings_from, setup_logging
 from kmevents.errors import UsageError
-from kmevents.settings import Settings
+
+if TYPE_CHECKING:
+    from kmevents.settings import Settings
 
 DRY_RUN_HELP = """\
 --dry-run -o FILE checks a source's data without writing anything to Kafka or

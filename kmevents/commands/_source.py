@@ -50,10 +50,11 @@ def cluster_given(args: argparse.Namespace) -> bool:
 
 def open_source(args: argparse.Namespace, *, want_snapshots: bool = True) -> Any:
     """``open_log`` with the reading commands' flags (``--cluster``, ``--source``, ``--topic``,
-    ``--partition``, ``--no-snapshots``, the connection flags); an async context manager."""
+    ``--partition``, ``--no-snapshots``, the connection flags); an async context manager. Its
+    settings are deferred (``settings_from(defer=True)``): archives alone never load them."""
     from kmevents.replay.opening import open_log
 
-    return open_log(settings_from(args), cluster=args.cluster, read_from=args.source, topic=args.topic,
+    return open_log(settings_from(args, defer=True), cluster=args.cluster, read_from=args.source, topic=args.topic,
                     partition=args.partition,
                     snapshots=want_snapshots and not getattr(args, "no_snapshots", False))
 

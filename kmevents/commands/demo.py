@@ -14,10 +14,12 @@ import asyncio
 import sys
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmevents.commands._common import add_format_flag, emit_json
-from kmevents.settings import Settings, load
+
+if TYPE_CHECKING:
+    from kmevents.settings import Settings
 
 HELP = """\
 Run the main job on a local stack: start Kafka + etcd (kmevents stack up),
@@ -47,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from kmevents.settings import load
     from kmevents.stack import Stack
 
     settings = load()

@@ -6,9 +6,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kmevents.commands._common import add_format_flag, emit_json
-from kmevents.settings import Settings, load
+
+if TYPE_CHECKING:
+    from kmevents.settings import Settings
 
 HELP = """\
 Run a real local stack on 127.0.0.1: Apache Kafka (KRaft, one node, jars
@@ -56,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from kmevents.settings import load
+
     return load({
         "stack.home": args.home,
         "stack.kafka_port": args.kafka_port,

@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeAlias
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from kmevents.contract import enums
 from kmevents.contract.normalise import agent_field_names, agent_spelling
+from kmevents.contract.times import MIN_EPOCH_MS, canonical_time
 
 
 class ContractModel(BaseModel):
@@ -113,3 +114,22 @@ Seconds = Annotated[float, Field(ge=0)]
 
 StrMap = dict[str, str]
 """Free-form string map (labels, annotations, selectors, attributes); keys are kept as written."""
+
+
+Timestamp = Annotated[
+    str,
+    BeforeValidator(canonical_time),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "integer", "minimum": MIN_EPOCH_MS, "description": "epoch milliseconds"},
+                {"type": "number", "minimum": 0, "description": "epoch seconds"},
+            ],
+            "description": "Canonical form YYYY-MM-DDTHH:MM:SS.ffffffZ; on input also ISO 8601 "
+            "with a zone, integer epoch milliseconds or float epoch seconds.",
+        }
+    ),
+]
+"""A time, stored in canonical form (``kmevents.contract.times``; that module imports no pydantic, so the
+reading commands' time handling loads none)."""

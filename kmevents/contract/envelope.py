@@ -16,9 +16,8 @@ from typing import Annotated, Any, Final
 
 from pydantic import Field
 
-from kmevents.contract.base import ContractModel, NonEmptyStr
+from kmevents.contract.base import ContractModel, NonEmptyStr, Timestamp
 from kmevents.contract.enums import ActorKind, Clock, SourceKind
-from kmevents.contract.times import Timestamp
 
 #: Shape of ``cluster``: a DNS-label-like name.
 CLUSTER_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,62}$"

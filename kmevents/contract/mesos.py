@@ -18,9 +18,9 @@ from kmevents.contract.base import (
     Seconds,
     StrMap,
     TaskStateName,
+    Timestamp,
 )
 from kmevents.contract.shapes import MasterInfo, PodRef, Resource, TaskStatus, TaskStatusV1
-from kmevents.contract.times import Timestamp
 
 # ---- master ----
 

@@ -27,9 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Annotated, Any, Final
-
-from pydantic import BeforeValidator, WithJsonSchema
+from typing import Any, Final
 
 _MONTH_DAY: Final = r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|02-(?:0[1-9]|1\d|2[0-8]))"
 #: A canonical time between 1970 and 9999 that is a real date, checked by a
@@ -172,20 +170,3 @@ def _from_iso(text: str) -> str:
         raise ValueError(f"{text!r} is before {EARLIEST}, the earliest time the contract accepts{zero}")
     return format_time(utc)
 
-
-Timestamp = Annotated[
-    str,
-    BeforeValidator(canonical_time),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "format": "date-time"},
-                {"type": "integer", "minimum": MIN_EPOCH_MS, "description": "epoch milliseconds"},
-                {"type": "number", "minimum": 0, "description": "epoch seconds"},
-            ],
-            "description": "Canonical form YYYY-MM-DDTHH:MM:SS.ffffffZ; on input also ISO 8601 "
-            "with a zone, integer epoch milliseconds or float epoch seconds.",
-        }
-    ),
-]
-"""A time, stored in canonical form (see module docstring)."""

@@ -35,7 +35,7 @@ from kmevents.reducer.annotations import (
     UNKNOWN_TYPE,
     note,
 )
-from kmevents.reducer.dedupe import Digests, digest
+from kmevents.reducer.dedupe import Digests, Recent, digest
 from kmevents.reducer.handlers_k8s import HANDLERS as _K8S
 from kmevents.reducer.handlers_mesos import HANDLERS as _MESOS
 from kmevents.reducer.packed import pack_tables
@@ -105,9 +105,15 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
         else:
             if d is not None:
                 seen = st._seen_new
-                seen.add(d)
+                if type(seen) is Recent:
+                    seen.add_new(d)  # (not in the window: checked above)
+                else:
+                    seen.add(d)
+                    if len(seen) >= Recent.SPILL and len(seen) < st._dedupe_window:
+                        st._seen_new = seen = Recent(seen, st._dedupe_window)  # compact as it grows (dedupe.py)
                 if len(seen) >= st._dedupe_window:
-                    st._seen_old = Digests(seen)  # read only from here on: compact (dedupe.py)
+                    # read only from here on: compact (dedupe.py)
+                    st._seen_old = seen.frozen() if type(seen) is Recent else Digests(seen)
                     st._seen_new = set()
                     st._rotations += 1
     if not seq & AGE_MASK:

@@ -34,6 +34,8 @@ from __future__ import annotations
 import array
 import base64
 import binascii
+import heapq
+import itertools
 import sys
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
@@ -54,64 +56,193 @@ def digest(key: str) -> int:
     return _U64.unpack(blake2b(key.encode(), digest_size=8).digest())[0]
 
 
+def _bitmap(n: int) -> tuple[bytearray, int]:
+    """A zeroed bitmap of >= 16 bits a digest for ``n`` digests, and its mask."""
+    n_bits = 1 << max(12, (16 * n).bit_length())
+    return bytearray(n_bits >> 3), n_bits - 1
+
+
+def _mark(bits: bytearray, mask: int, digests: Iterable[int]) -> None:
+    for d in digests:
+        i = d & mask
+        bits[i >> 3] |= 1 << (i & 7)
+
+
+def _in_runs(runs: list[array.array[int]], d: int) -> bool:
+    """Whether ``d`` is in one of the sorted ``runs`` (after their bitmap said it may be: the
+    callers test the bit inline, the fold asks for every event)."""
+    for a in runs:
+        j = bisect_left(a, d)
+        if j < len(a) and a[j] == d:
+            return True
+    return False
+
+
+def _equal(mine: Digests | Recent, other: object) -> bool:
+    """``==`` of a :class:`Digests` or :class:`Recent`: the same digests as ``other`` (either, or a set)."""
+    if isinstance(other, (Digests, Recent)):
+        return len(other) == len(mine) and mine.sorted_array() == other.sorted_array()
+    if isinstance(other, (set, frozenset)):
+        return len(other) == len(mine) and all(d in other for d in mine)
+    return NotImplemented
+
+
 class Digests:
     """The window's old half, which the fold only reads until it replaces it whole (apply.py's
-    rotation): its digests as one sorted array of uint64 (8 bytes each) behind a bitmap of
-    their low bits, instead of a set of int objects (~74 bytes each: 7.4 MiB of the 100,000
-    digests' 14.8 MiB in the window, issue 17). ``d in old`` reads one bit for most digests
-    not in it (1 in ~16 passes it and is looked up by bisection). Compares equal to a set of
-    the same digests; ``old - s`` is a set."""
+    rotation): its digests as sorted arrays of uint64 (8 bytes each; one, or the runs of the
+    :class:`Recent` it was) behind a bitmap of their low bits, instead of a set of int objects
+    (~74 bytes each: 7.4 MiB of the 100,000 digests' 14.8 MiB in the window, issue 17).
+    ``d in old`` reads one bit for most digests not in it (1 in ~16 passes it and is looked up
+    by bisection). Compares equal to a set of the same digests; ``old - s`` is a set."""
 
-    __slots__ = ("_a", "_bits", "_mask")
+    __slots__ = ("_runs", "_n", "_bits", "_mask")
 
     def __init__(self, digests: Iterable[int]) -> None:
-        self._a = a = array.array("Q", sorted(digests))
-        n_bits = 1 << max(12, (16 * len(a)).bit_length())  # >= 16 bits a digest
-        self._mask = mask = n_bits - 1
-        self._bits = bits = bytearray(n_bits >> 3)
-        for d in a:
-            i = d & mask
-            bits[i >> 3] |= 1 << (i & 7)
+        a = array.array("Q", sorted(digests))
+        self._bits, self._mask = _bitmap(len(a))
+        _mark(self._bits, self._mask, a)
+        self._runs = [a]
+        self._n = len(a)
+
+    @classmethod
+    def _of(cls, runs: list[array.array[int]], bits: bytearray, mask: int) -> Digests:
+        """Over sorted ``runs`` of distinct digests (none in two runs), ``bits`` marking them all."""
+        new = cls.__new__(cls)
+        new._runs, new._bits, new._mask = runs, bits, mask
+        new._n = sum(map(len, runs))
+        return new
 
     def __contains__(self, d: object) -> bool:
         if type(d) is not int:
             return False
         i = d & self._mask
-        if not self._bits[i >> 3] >> (i & 7) & 1:
-            return False
-        a = self._a
-        j = bisect_left(a, d)
-        return j < len(a) and a[j] == d
+        return self._bits[i >> 3] >> (i & 7) & 1 == 1 and _in_runs(self._runs, d)
 
     def __len__(self) -> int:
-        return len(self._a)
+        return self._n
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._a)
+        """In no particular order (as a set's)."""
+        return itertools.chain.from_iterable(self._runs)
 
     def __sub__(self, other: Iterable[int]) -> set[int]:
-        return set(self._a).difference(other)
+        return set(self).difference(other)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Digests):
-            return self._a == other._a
-        if isinstance(other, (set, frozenset)):
-            return len(other) == len(self._a) and all(d in other for d in self._a)
-        return NotImplemented
+        return _equal(self, other)
 
     __hash__ = None  # type: ignore[assignment]
 
     def sorted_array(self) -> array.array[int]:
         """A copy of the digests as a sorted ``array('Q')``."""
-        return array.array("Q", self._a)
+        runs = self._runs
+        return array.array("Q", runs[0] if len(runs) == 1 else heapq.merge(*runs))
 
     def __repr__(self) -> str:
-        return f"<Digests {len(self._a)}>"
+        return f"<Digests {self._n}>"
 
 
-def encode(digests: set[int] | Digests) -> str:
+class Recent:
+    """The window's new half once it holds :attr:`SPILL` digests (apply.py; before, a set): the
+    newest fewer than ``SPILL`` as a set, the earlier ones as sorted runs of ``SPILL`` uint64s
+    behind one bitmap sized for the window, as :class:`Digests` keeps them. A set of 100,000
+    digests is ~7.9 MiB (its table 4 MiB, the ints 40 bytes each) and the half grows to the
+    window's size before each rotation, where a whole-log rebuild may well end (96,490 at the
+    large profile's 1.5M events): this is ~2 MiB (issue 17). A rotation makes the old half of
+    its runs (:meth:`frozen`), sorting nothing again. Set-like: ``in``, ``add``, ``len``,
+    iteration (in no order), ``-`` and ``|`` (sets), equal to a set of the same digests."""
+
+    __slots__ = ("_set", "_runs", "_in_runs", "_bits", "_mask")
+
+    #: digests held as a set before they move into a sorted run (512 KiB of set table, 640 KiB
+    #: of ints at most)
+    SPILL = 16_384
+
+    def __init__(self, digests: Iterable[int], window: int) -> None:
+        """``digests``: the half so far; ``window``: the most it will hold (the bitmap's size)."""
+        self._bits, self._mask = _bitmap(window)
+        self._runs: list[array.array[int]] = []
+        self._in_runs = 0
+        self._set = set(digests)
+        while len(self._set) >= self.SPILL:
+            self._spill()
+
+    def _spill(self) -> None:
+        s = self._set
+        if len(s) > self.SPILL:  # (a whole set given at once: its first SPILL digests)
+            part = set(itertools.islice(s, self.SPILL))
+            s -= part
+        else:
+            part, self._set = s, set()
+        a = array.array("Q", sorted(part))
+        _mark(self._bits, self._mask, a)
+        self._runs.append(a)
+        self._in_runs += len(a)
+
+    def __contains__(self, d: object) -> bool:
+        if d in self._set:
+            return True
+        if type(d) is not int:
+            return False
+        i = d & self._mask
+        return self._bits[i >> 3] >> (i & 7) & 1 == 1 and _in_runs(self._runs, d)
+
+    def add_new(self, d: int) -> None:
+        """Add ``d``, which the caller knows is not in it (the fold checked the whole window)."""
+        s = self._set
+        s.add(d)
+        if len(s) >= self.SPILL:
+            self._spill()
+
+    def add(self, d: int) -> None:
+        if d not in self:
+            self.add_new(d)
+
+    def __len__(self) -> int:
+        return self._in_runs + len(self._set)
+
+    def __iter__(self) -> Iterator[int]:
+        """In no particular order (as a set's)."""
+        return itertools.chain(itertools.chain.from_iterable(self._runs), self._set)
+
+    def __sub__(self, other: Iterable[int]) -> set[int]:
+        return set(self).difference(other)
+
+    def __or__(self, other: Iterable[int]) -> set[int]:
+        return set(self).union(other)
+
+    def __eq__(self, other: object) -> bool:
+        return _equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def copy(self) -> Recent:
+        new = Recent.__new__(Recent)
+        new._set, new._runs, new._in_runs = set(self._set), list(self._runs), self._in_runs  # runs never change
+        new._bits, new._mask = bytearray(self._bits), self._mask
+        return new
+
+    def frozen(self) -> Digests:
+        """Its digests as the window's old half; this one is not used again (they share the bitmap)."""
+        if self._set:
+            a = array.array("Q", sorted(self._set))
+            _mark(self._bits, self._mask, a)
+            self._runs.append(a)
+            self._in_runs += len(a)
+            self._set = set()
+        return Digests._of(self._runs, self._bits, self._mask)
+
+    def sorted_array(self) -> array.array[int]:
+        """A copy of the digests as a sorted ``array('Q')`` (merged: no int object for each at once)."""
+        return array.array("Q", heapq.merge(*self._runs, sorted(self._set)))
+
+    def __repr__(self) -> str:
+        return f"<Recent {len(self)}>"
+
+
+def encode(digests: set[int] | Digests | Recent) -> str:
     """Canonical text of a set of digests: sorted, packed big-endian uint64, base64."""
-    a = digests.sorted_array() if type(digests) is Digests else array.array("Q", sorted(digests))
+    a = digests.sorted_array() if isinstance(digests, (Digests, Recent)) else array.array("Q", sorted(digests))
     if not _BIG_ENDIAN:
         a.byteswap()
     return base64.b64encode(a.tobytes()).decode("ascii")

@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -92,7 +91,7 @@ from kmevents.reducer.packed import (
     rest_value,
     value_of,
 )
-from kmevents.reducer.retention import RETAINED_KINDS
+from kmevents.reducer.retention import RETAINED_KINDS, new_index
 from kmevents.reducer.snapshot import (
     LOADABLE_VERSIONS,
     SnapshotError,
@@ -376,7 +375,7 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
         # the changes' shapes are checked before the base is changed, too
         tc = _mapping(doc, "terminal_changes")
         # the base's orders read through their storage (a fork's lazy table would copy them)
-        terminal = {k: _ordered(dict.get(base._terminal, k), tc.get(k)) for k in RETAINED_KINDS}
+        terminal = {k: _ordered(dict.get(base._terminal, k), tc.get(k), base._limits[k]) for k in RETAINED_KINDS}
         index_changes = _mapping(doc, "index_changes")
         if type(_mapping(doc, "indexes").get("task_id_exceptions")) is not dict:
             raise _damaged("'indexes' holds no task_id_exceptions object")
@@ -483,15 +482,19 @@ def _apply_changes(table: dict[str, Any], changes: dict[str, Any], *, pair: bool
             s.update(added)
 
 
-def _ordered(base: dict[str, str] | None, ch: Any) -> OrderedDict[str, str]:
-    """A retention order from the base's (read, not changed) and its changes since."""
+def _ordered(base: dict[str, str] | None, ch: Any, limit: int = 0) -> dict[str, str]:
+    """A retention order of ``limit`` ids at most (its type: retention.new_index) from the
+    base's (read, not changed) and its changes since."""
     if type(ch) is not dict:
         raise _damaged("a retention order's changes are not an object")
     try:
         if "whole" in ch:
-            return OrderedDict((i, t) for i, t in ch["whole"])
+            out = new_index(limit)
+            out.update((i, t) for i, t in ch["whole"])
+            return out
         gone = set(_ids(ch["drop"]))
-        out = OrderedDict((i, t) for i, t in dict.items(base or {}) if i not in gone)
+        out = new_index(limit)
+        out.update((i, t) for i, t in dict.items(base or {}) if i not in gone)
         for i, t in ch["tail"]:
             out[i] = t
     except (KeyError, TypeError, ValueError) as e:

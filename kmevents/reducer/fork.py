@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
+from kmevents.reducer.dedupe import Recent
 from kmevents.reducer.packed import PackedTable, pack, share
 from kmevents.reducer.retention import Retention
 from kmevents.reducer.state import ClusterState, Members
@@ -43,8 +44,8 @@ def _copy(v: Any) -> Any:
         return [x if type(x) in _ATOMS else _copy(x) for x in v]
     if t in _ATOMS:
         return v
-    if t is set or t is Members:
-        return v.copy()  # elements are hashable, i.e. atoms or tuples of atoms
+    if t is set or t is Members or t is Recent:
+        return v.copy()  # elements are hashable, i.e. atoms or tuples of atoms (Recent: digests)
     if t is tuple:
         return tuple(x if type(x) in _ATOMS else _copy(x) for x in v)
     if t is Retention:

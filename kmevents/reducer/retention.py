@@ -99,8 +99,33 @@ class Retention:
         return int(getattr(self, RETAINED_KINDS[kind]))
 
 
-def new_indexes() -> dict[str, OrderedDict[str, str]]:
-    return {kind: OrderedDict() for kind in RETAINED_KINDS}
+#: A terminal index for a limit up to this is a plain dict, above it an OrderedDict (:func:`new_index`).
+PLAIN_UP_TO = 65_536
+
+
+def new_index(limit: int) -> dict[str, str]:
+    """An empty terminal index (``{id: time}``, oldest first) for ``limit`` ids.
+
+    Up to :data:`PLAIN_UP_TO`, a plain dict: insertion-ordered as an OrderedDict (re-inserting
+    an id moves it to the end in both), so snapshots and deltas are the same, without the
+    OrderedDict's 32-byte node an entry and pointer a table slot (~1.1 MiB for 20,000 ids,
+    issue 17). Popping a dict's oldest (:func:`pop_oldest`) skips the slots of the ids popped
+    before it since the dict last resized, which grows with the limit: ~3.5 µs at 20,000 ids
+    against 0.4. Above, an OrderedDict, whose pops stay O(1)."""
+    return {} if limit <= PLAIN_UP_TO else OrderedDict()
+
+
+def new_indexes(limits: dict[str, int]) -> dict[str, dict[str, str]]:
+    """The terminal indexes for ``limits`` (kind -> how many ids), each as :func:`new_index`."""
+    return {kind: new_index(limits[kind]) for kind in RETAINED_KINDS}
+
+
+def pop_oldest(idx: dict[str, str]) -> str:
+    """Remove the oldest id of a terminal index (one that is not empty; a dict or an
+    OrderedDict, :func:`new_index`), and return it."""
+    eid = next(iter(idx))
+    del idx[eid]
+    return eid
 
 
 def mark(st: ClusterState, kind: str, eid: str, t: str) -> None:
@@ -110,8 +135,7 @@ def mark(st: ClusterState, kind: str, eid: str, t: str) -> None:
         return
     idx[eid] = t
     if len(idx) > st._limits[kind]:
-        old, _ = idx.popitem(last=False)
-        _drop(st, kind, old)
+        _drop(st, kind, pop_oldest(idx))
 
 
 def unmark(st: ClusterState, kind: str, eid: str) -> None:
@@ -166,5 +190,5 @@ def prune_by_age(st: ClusterState) -> None:
             eid, t = next(iter(idx.items()))
             if t >= cutoff:
                 break
-            idx.popitem(last=False)
+            del idx[eid]
             _drop(st, kind, eid)

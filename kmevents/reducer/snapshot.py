@@ -102,7 +102,6 @@ import base64
 import binascii
 import io
 import zlib
-from collections import OrderedDict
 from itertools import repeat
 from typing import IO, Any, Final
 
@@ -126,7 +125,7 @@ from kmevents.reducer.packed import (
     resting_items,
     restore,
 )
-from kmevents.reducer.retention import RETAINED_KINDS, Retention
+from kmevents.reducer.retention import RETAINED_KINDS, Retention, new_index
 from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState, Members
 
 FORMAT = "kmevents.reducer.snapshot/5"
@@ -535,7 +534,8 @@ def set_aggregates(st: ClusterState, doc: dict[str, Any], ids: dict[str, list[st
     from kmevents.reducer.taskids import rebuild_task_index
 
     for kind in RETAINED_KINDS:
-        st._terminal[kind] = OrderedDict((i, t) for i, t in doc["terminal"].get(kind, []))
+        order = st._terminal[kind] = new_index(st._limits[kind])
+        order.update((i, t) for i, t in doc["terminal"].get(kind, []))
     set_totals(st, doc)
     idx = doc.get("indexes")
     if idx is None:  # format 1: every pod and task decoded to rebuild them

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from kmevents.reducer.aggregates import materialize
-from kmevents.reducer.dedupe import Digests
+from kmevents.reducer.dedupe import Digests, Recent
 from kmevents.reducer.packed import (
     PackedTable,
     bytes_and_value,
@@ -176,10 +176,11 @@ class ClusterState:
         self._dedupe_window = self.retention.dedupe_window
         self._limits = {k: self.retention.limit(k) for k in RETAINED_KINDS}
         #: the dedupe window (apply.py step 4): digests of the keys applied (dedupe.py)
-        self._seen_new: set[int] = set()
+        #: (a dedupe.Recent from Recent.SPILL digests on: compact as it grows)
+        self._seen_new: set[int] | Recent = set()
         #: (after a rotation a dedupe.Digests: read only, compact; a set as a snapshot loads it)
         self._seen_old: set[int] | Digests = set()
-        self._terminal = new_indexes()
+        self._terminal = new_indexes(self._limits)
         self._dirty: set[tuple[str, str]] = set()
         self._pending: list[dict[str, Any]] = []
         self._ev: Any = None

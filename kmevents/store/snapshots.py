@@ -45,12 +45,12 @@ import orjson
 
 from kmevents import layout
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
-from kmevents.settings import Settings
 
-if TYPE_CHECKING:  # the clients load where used: reading archives alone needs neither (cold start)
+if TYPE_CHECKING:  # the clients (and the settings' pydantic) load where used: reading archives alone needs none
     import zstandard
 
     from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.settings import Settings
 
 log = logging.getLogger("kmevents.store.snapshots")
 

@@ -121,3 +121,46 @@ def test_config_commands_list_use_and_view_contexts(cfg: Path, capsys: pytest.Ca
     assert main(["--context", "prod", "config", "view"]) == 0
     out = capsys.readouterr().out
     assert "context in use: prod (from --context)" in out and "cluster=prod-east" in out
+
+
+# -- settings deferred by the reading commands (commands/_common.settings_from(defer=True)) --
+
+def test_the_fields_the_deferral_looks_for_are_the_settings_fields() -> None:
+    from kmevents.commands._common import SETTINGS_FIELDS
+    from kmevents.settings import Settings
+
+    assert set(SETTINGS_FIELDS) == set(Settings.model_fields)
+
+
+def test_settings_are_deferred_only_when_nothing_could_change_their_defaults(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from kmevents.commands._common import DeferredSettings, only_defaults, settings_from
+
+    for var in [v for v in __import__("os").environ if v.upper().startswith("KMEVENTS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("KMEVENTS_CONFIG", str(tmp_path / "config.toml"))  # not there
+    monkeypatch.setenv("KMEVENTS_TZ", "UTC")  # not a setting of Settings
+    args = argparse.Namespace(cluster="c9", bootstrap=None, etcd=None)
+    assert only_defaults({"cluster": "c9", "etcd.endpoint": None})
+    deferred = settings_from(args, defer=True)
+    assert type(deferred) is DeferredSettings
+    assert deferred.cluster == "c9" and deferred.model_dump() == load({"cluster": "c9"}).model_dump()
+    assert not only_defaults({"etcd.endpoint": "http://e:1"})  # a flag: checked now
+    for var in ("KMEVENTS_CLUSTER", "kmevents_etcd__endpoint", "KMEVENTS_API", "KMEVENTS_CONTEXT"):
+        with monkeypatch.context() as m:
+            m.setenv(var, "x")
+            assert not only_defaults({}), var  # a variable of a setting: read (and checked) now
+    with monkeypatch.context() as m:
+        m.setenv("KMEVENTS_CLUSTER", "from-env")
+        assert settings_from(argparse.Namespace(), defer=True).cluster == "from-env"
+    (tmp_path / "config.toml").write_text("")
+    assert not only_defaults({})  # a config file: read (and checked) now
+    (tmp_path / "config.toml").unlink()
+    token = config.choose("lab")
+    try:
+        assert not only_defaults({})  # --context
+    finally:
+        config.unchoose(token)
+    assert only_defaults({})

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import orjson
 import pytest
@@ -21,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, apply
-from kmevents.reducer.dedupe import decode, digest, encode
+from kmevents.reducer.dedupe import Digests, Recent, decode, digest, encode
 from kmevents.reducer.delta import apply_delta
 from kmevents.reducer.snapshot import LOADABLE_VERSIONS, SnapshotError
 from tests.unit.reducer.streams import Log
@@ -147,6 +148,71 @@ def test_the_digest_window_decides_as_a_window_of_the_keys_would(keys: list[str]
             s = ClusterState.from_snapshot(s.to_snapshot())
         got.append(_kinds(apply(s, _ns(log, k))))
     assert got == expected
+
+
+# -- the new half as sorted runs (dedupe.Recent) ----------------------------------------
+
+def _fold_keys(keys: list[str], window: int, spill: int, cut: int) -> tuple[list[list[str]], ClusterState, bytes]:
+    """Fold namespace events with ``keys``, the new half spilling into runs every ``spill`` digests:
+    the annotations, the state, and the delta against a base marked at ``cut``."""
+    log = Log()
+    with patch.object(Recent, "SPILL", spill):
+        s = ClusterState.empty("c1", Retention(dedupe_window=window))
+        got = []
+        base = None
+        for i, k in enumerate(keys):
+            if i == cut:
+                base = s.to_snapshot()
+                s = ClusterState.from_snapshot(base)  # a snapshot loads the new half as a set
+                s.take_dirty()
+                s.mark_base()
+            got.append(_kinds(apply(s, _ns(log, k))))
+            if i == cut // 2:
+                fork = s.fork()  # a fork adds to its own copy of the half, never to its parent's
+                apply(fork, _ns(log, "only-in-the-fork"))
+        delta = s.to_delta() if base is not None else b""
+        if base is not None:
+            assert apply_delta(ClusterState.from_snapshot(base), delta).to_snapshot() == s.to_snapshot()
+    return got, s, delta
+
+
+@settings(max_examples=80, deadline=None)
+@given(keys=st.lists(st.sampled_from([f"k{i}" for i in range(40)]), max_size=90),
+       window=st.integers(min_value=1, max_value=30), spill=st.integers(min_value=1, max_value=5),
+       cut=st.integers(min_value=0, max_value=90))
+def test_the_new_half_in_runs_decides_and_dumps_as_the_set_did(keys: list[str], window: int, spill: int,
+                                                               cut: int) -> None:
+    got, s, delta = _fold_keys(keys, window, spill, cut)
+    want, plain, plain_delta = _fold_keys(keys, window, 10**9, cut)  # never spills: a set, as before
+    assert got == want
+    assert s.to_snapshot() == plain.to_snapshot() and delta == plain_delta
+    assert s._seen_new == plain._seen_new and plain._seen_new == s._seen_new
+    assert s._seen_old == plain._seen_old
+
+
+@settings(max_examples=80, deadline=None)
+@given(ds=st.lists(st.integers(min_value=0, max_value=2**64 - 1) | st.integers(min_value=0, max_value=40),
+                   max_size=80),
+       spill=st.integers(min_value=1, max_value=6), other=st.sets(st.integers(min_value=0, max_value=40)))
+def test_recent_is_the_set_of_its_digests(ds: list[int], spill: int, other: set[int]) -> None:
+    with patch.object(Recent, "SPILL", spill):
+        r = Recent(ds[:3], window=100)
+        ref = set(ds[:3])
+        for d in ds[3:]:
+            r.add(d)
+            ref.add(d)
+            assert d in r and len(r) == len(ref)
+        fresh = next(x for x in range(41, 200) if x not in ref)
+        copy = r.copy()
+        copy.add(fresh)
+        assert fresh in copy and fresh not in r and len(copy) == len(r) + 1
+        assert r == ref and ref == r and set(r) == ref and sorted(r) == sorted(ref)
+        assert all(x in r for x in ref) and not any(x in r for x in other - ref) and "k" not in r
+        assert r - other == ref - other and r | other == ref | other
+        assert list(r.sorted_array()) == sorted(ref) and encode(r) == encode(ref)
+        old = r.frozen()
+        assert old == ref and old == Digests(ref) and len(old) == len(ref) and encode(old) == encode(ref)
+        assert all(x in old for x in ref) and not any(x in old for x in other - ref)
 
 
 # -- a version-4 state ----------------------------------------------------------------

@@ -375,3 +375,33 @@ def test_a_damaged_format_3_delta_is_refused_with_what_is_wrong(case: int) -> No
     assert st_.to_snapshot() == base, what
     assert "replay from the log" in str(e.value.hint), what
     assert "(a truncated delta)" in str(e.value) or not what.startswith("truncated"), what
+
+
+def test_a_terminal_index_over_the_plain_limit_is_an_ordered_dict_and_reads_back_the_same() -> None:
+    # retention.new_index: a dict up to PLAIN_UP_TO ids (its oldest popped by a scan), an
+    # OrderedDict above (pops stay O(1)); snapshots and deltas are the same bytes either way
+    from collections import OrderedDict
+
+    from kmevents.reducer.retention import PLAIN_UP_TO, pop_oldest
+
+    big = Retention(max_terminal_tasks=PLAIN_UP_TO + 1, max_terminal_other=3, max_deleted_pods=2, max_closed_offers=2)
+    s = ClusterState.empty("d3", big)
+    assert type(s._terminal["task"]) is OrderedDict and type(s._terminal["pod"]) is dict
+    evs = list(generate("d3", 2, 3200))
+    for e in evs[:3000]:
+        apply(s, e)
+    base = s.to_snapshot()
+    loaded = ClusterState.from_snapshot(base)
+    assert type(loaded._terminal["task"]) is OrderedDict and type(loaded._terminal["executor"]) is dict
+    assert loaded.to_snapshot() == base
+    loaded.take_dirty()
+    loaded.mark_base()
+    for e in evs[3000:]:
+        apply(loaded, e)
+    rebuilt = apply_delta(ClusterState.from_snapshot(base), loaded.to_delta())
+    assert type(rebuilt._terminal["task"]) is OrderedDict and type(rebuilt._terminal["pod"]) is dict
+    assert rebuilt.to_snapshot() == loaded.to_snapshot()
+    assert list(rebuilt._terminal["pod"]) == list(loaded._terminal["pod"])
+    for order in (OrderedDict(a="1", b="2", c="3"), {"a": "1", "b": "2", "c": "3"}):
+        order["a"] = order.pop("a")  # re-inserted: the newest
+        assert pop_oldest(order) == "b" and list(order) == ["c", "a"]

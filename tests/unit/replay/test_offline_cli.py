@@ -130,3 +130,44 @@ def test_usage_errors_exit_2(arc: Path) -> None:
     assert km("state", "--source", str(arc), "--at", "tomorrow").returncode == 2
     assert km("state", "--source", "/nonexistent.kmarch").returncode == 2
     assert km("history", "nonsense/x", "--source", str(arc)).returncode == 2
+
+
+# -- the settings of an archive-only read: deferred, still checked (commands/_common.settings_from) --
+
+def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment with no KMEVENTS_* variable and no config file, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("KMEVENTS_")}
+    return {**env, "KMEVENTS_CONFIG": str(tmp_path / "no-config.toml"), **extra}
+
+
+_PROBE = ("import sys; from kmevents.cli import main; code = main(sys.argv[1:]); "
+          "print('pydantic loaded' if 'pydantic' in sys.modules else 'no pydantic', file=sys.stderr); "
+          "sys.exit(code)")
+
+
+def test_an_archive_read_with_no_settings_given_loads_no_pydantic(arc: Path, tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-c", _PROBE, "state", "--source", str(arc), "--no-progress"],
+                       env=_bare_env(tmp_path, KMEVENTS_TZ="UTC"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "last event applied" in r.stdout and "no pydantic" in r.stderr
+
+
+@pytest.mark.parametrize(("extra", "code", "says"), [
+    ({"KMEVENTS_ETCD__ENDPOINT": "etcd:2379"}, 3, "etcd.endpoint Value error, etcd endpoint needs a scheme"),
+    ({"kmevents_kafka__partitions": "six"}, 3, "kafka.partitions Input should be a valid integer"),
+    ({"KMEVENTS_CONTEXT": "prod"}, 2, "context 'prod' (from KMEVENTS_CONTEXT) is not in"),
+])
+def test_a_bad_setting_is_still_refused_before_an_archive_is_read(arc: Path, tmp_path: Path, extra: dict[str, str],
+                                                                 code: int, says: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "kmevents.cli", "state", "--source", str(arc), "--no-progress"],
+                       env=_bare_env(tmp_path, **extra), capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (code, "") and says in r.stderr, r.stderr
+
+
+def test_a_bad_config_file_is_still_refused_before_an_archive_is_read(arc: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('current-context = "lab"\n[contexts.lab]\ncluster = "x"\n[contexts.lab.kafak]\nbootstrap = "k:1"\n')
+    r = subprocess.run([sys.executable, "-m", "kmevents.cli", "state", "--source", str(arc), "--no-progress"],
+                       env={**_bare_env(tmp_path), "KMEVENTS_CONFIG": str(cfg)}, capture_output=True, text=True,
+                       timeout=120)
+    assert (r.returncode, r.stdout) == (2, "") and "unknown setting 'kafak'; did you mean 'kafka'?" in r.stderr, r.stderr
