@@ -14,14 +14,16 @@ options (TLS for Kafka and etcd, SASL for Kafka, etcd user auth).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kmevents import config
+from kmevents.errors import UsageError
 
 DEFAULT_HOME = Path.home() / ".kmevents"
 
@@ -258,9 +260,12 @@ def load(overrides: dict[str, Any] | None = None) -> Settings:
     """Settings from the environment, with ``overrides`` (dotted keys, from flags) on top.
 
     ``load({"kafka.bootstrap": "127.0.0.1:19092"})`` sets one nested field.
-    ``None`` values in ``overrides`` are ignored (an unset flag).
-    """
-    base = Settings()
+    ``None`` values in ``overrides`` are ignored (an unset flag). A value that does not
+    validate raises UsageError naming where it came from (:func:`refusal`)."""
+    try:
+        base = Settings()
+    except ValidationError as exc:
+        raise refusal(exc, None) from None
     if not overrides:
         return base
     data = base.model_dump()
@@ -275,4 +280,29 @@ def load(overrides: dict[str, Any] | None = None) -> Settings:
         for p in parents:
             node = node[p]
         node[leaf] = value
-    return Settings.model_validate(data)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise refusal(exc, overrides) from None
+
+
+def refusal(exc: ValidationError, overrides: dict[str, Any] | None) -> UsageError:
+    """A settings validation error as one actionable line: each bad setting by the name it was
+    given as (the ``KMEVENTS_*`` variable set, the flag, else the config file's context) and
+    why, without its value (a setting may be a secret)."""
+    env = {k.upper(): k for k in os.environ}
+    parts = []
+    for err in exc.errors()[:3]:
+        dotted = ".".join(str(x) for x in err["loc"])
+        var = "KMEVENTS_" + "__".join(str(x) for x in err["loc"]).upper()
+        if var in env:
+            where = env[var]
+        elif overrides and overrides.get(dotted) is not None:
+            where = f"{dotted} (from a flag)"
+        else:
+            where = f"{dotted} (the config file's context, {config.config_path()})"
+        why = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {why}")
+    more = len(exc.errors()) - len(parts)
+    return UsageError("bad setting " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else ""),
+                      hint="fix or unset it: README.md's \"Settings\" lists each setting, its variable and default")

@@ -164,3 +164,25 @@ def test_settings_are_deferred_only_when_nothing_could_change_their_defaults(
     finally:
         config.unchoose(token)
     assert only_defaults({})
+
+
+def test_a_setting_that_does_not_validate_is_refused_by_where_it_came_from_not_as_a_bug(
+        cfg: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad value is a usage error (exit 2) naming the variable, the flag or the config file's
+    setting and why, not "internal error ... (a bug)" with pydantic's text; never its value."""
+    monkeypatch.setenv("kmevents_kafka__partitions", "s3cret-abc")  # (names are read in any case)
+    assert main(["clusters"]) == 2
+    err = capsys.readouterr().err
+    assert "bad setting kmevents_kafka__partitions: Input should be a valid integer" in err
+    assert "internal error" not in err and "s3cret" not in err and "pydantic" not in err
+    monkeypatch.delenv("kmevents_kafka__partitions")
+
+    with pytest.raises(UsageError, match=r"etcd\.endpoint \(from a flag\): etcd endpoint needs a scheme"):
+        load({"etcd.endpoint": "etcd.prod:2379"})
+
+    cfg.write_text(TOML.replace('security_protocol = "SSL"', 'security_protocol = "SSL"\npartitions = "many"'))
+    with pytest.raises(UsageError, match=rf"kafka\.partitions \(the config file's context, {cfg}\): Input should be"):
+        load()
+    # the reading commands check them before opening any source, as before
+    assert main(["state", "--cluster", "x", "--source", str(cfg.parent / "none.kmarch")]) == 2
+    assert "bad setting kafka.partitions" in capsys.readouterr().err
