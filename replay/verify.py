@@ -42,7 +42,7 @@ from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.folding import BAD, UNDECODABLE, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
-from kmevents.reducer.delta import dump_delta, stored_format
+from kmevents.reducer.delta import Remembered, dump_delta, stored_format
 from kmevents.reducer.snapshot import (
     FORMAT,
     FORMAT_3,
@@ -243,6 +243,9 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
 
     #: the last full snapshot shown equal to the fold in place, while the fold tracks its changes from it
     held: Held | None = None
+    #: the values the last delta check wrote of the fold's changes (the next delta of the base
+    #: reads again only those changed since)
+    remembered = Remembered()
 
     async def reach(off: int) -> None:
         """Everything at or before ``off`` is folded: record what the checks at ``off`` need."""
@@ -262,7 +265,7 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
             held = None  # (a fork tracks no changes: nothing to check by them, and its bytes let go of)
         if off in snaps and prefetch is not None and off >= resume_at:
             entry = snaps[off]
-            found = await _same_delta(prefetch, entry, st, fold.head) if exact else None
+            found = await _same_delta(prefetch, entry, st, fold.head, remembered) if exact else None
             res.deltas_by_changes += found is not None
             matched = None
             if found is None:
@@ -362,14 +365,15 @@ class _Prefetch:
 
 
 async def _same_delta(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], st: ClusterState,
-                      head: str | None) -> dict[int, str] | None:
+                      head: str | None, remembered: Remembered | None = None) -> dict[int, str] | None:
     """A delta checked cheaply: ``{}`` when its bytes are exactly the fold's own changes since
     the base it names (which was checked equal to the fold), else None (check it in full).
 
     Rebuilding a delta's state and encoding both whole costs seconds per delta at a large
     cluster; the fold's own delta is the size of what changed. Bytes can also differ for an
     equal state (a worker that restored from the base tracks its changes from its load), so
-    a difference is only a reason for the full check, never a finding by itself."""
+    a difference is only a reason for the full check, never a finding by itself. ``remembered``:
+    the values the delta check before wrote (delta.py), read again only where they changed."""
     if not is_delta(entry) or st.base_offset != int(entry["base"]) or head != entry.get("chain"):
         return None
     if int(entry.get("reducer_version", REDUCER_VERSION)) != REDUCER_VERSION:
@@ -378,7 +382,7 @@ async def _same_delta(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], s
     if stored is None:
         return None
     # in the stored delta's format (a store written before format 3 or 2 is checked as cheaply)
-    if stored != dump_delta(st, entry.get("chain"), format=stored_format(stored)):
+    if stored != dump_delta(st, entry.get("chain"), format=stored_format(stored), remembered=remembered):
         return None
     return {}
 

@@ -123,10 +123,53 @@ _SECTIONS = "_sections"
 _SORT = orjson.OPT_SORT_KEYS
 
 
-def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT) -> dict[str, Any]:
+class Remembered:
+    """The canonical bytes and conditions of the values a format-3 delta of a state wrote, kept
+    for the next delta of the same base (``verify`` dumps one at every stored delta's offset to
+    compare it: each is cumulative, so without this each decompressed every value the one
+    before did; ~1/3 of a delta check at the large profile).
+
+    A value is taken from here only while its table still holds the same bytes it was read
+    from (equal bytes: a value the fold only read is packed again as a new object of the same
+    bytes; one it holds decoded, a dict, is always read), under the same dictionary object and
+    the same noted condition: what :func:`~kmevents.reducer.packed.bytes_and_condition` gives
+    is a function of those three (a frame decompresses one way under one dictionary). Kept for
+    one base at a time (a new base starts it afresh)."""
+
+    __slots__ = ("base", "_seen")
+
+    def __init__(self) -> None:
+        self.base: Any = None
+        self._seen: dict[tuple[str, str], tuple[bytes, Any, str | None, tuple[bytes, str]]] = {}
+
+    def bytes_and_condition(self, table: dict[str, Any], kind: str, id: str) -> tuple[bytes, str] | None:
+        v = dict.get(table, id)
+        if type(v) is not bytes:  # absent, or hot: a dict the fold may still change in place
+            return bytes_and_condition(table, id)
+        codec = getattr(table, "codec", None)
+        note = table.notes.get(id) if type(table) is PackedTable else None
+        was = self._seen.get((kind, id))
+        if was is not None and was[1] is codec and was[2] == note and was[0] == v:
+            return was[3]
+        got = bytes_and_condition(table, id)
+        if got is not None:
+            self._seen[kind, id] = (v, codec, note, got)
+        return got
+
+    def for_base(self, base: Any) -> Remembered:
+        if base is not self.base:
+            self.base = base
+            self._seen = {}
+        return self
+
+
+def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT,
+                   remembered: Remembered | None = None) -> dict[str, Any]:
     """What changed since the base, as a delta document of ``format`` (:data:`FORMAT`: its
     header, the sections' values under a private key :func:`dump_delta` takes out;
-    :data:`FORMAT_2`, :data:`FORMAT_1`: a test's reference, verify's check)."""
+    :data:`FORMAT_2`, :data:`FORMAT_1`: a test's reference, verify's check). ``remembered``:
+    the values of the last delta of this base (:class:`Remembered`), read again only where
+    they changed since."""
     base = st._base
     if base is None:
         raise ValueError("no base: call mark_base() when the base snapshot is written or loaded")
@@ -136,10 +179,11 @@ def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: s
     removed: dict[str, list[str]] = {}
     sections: dict[str, dict[str, tuple[bytes, str]]] = {}
     cut = format == FORMAT
+    memo = None if remembered is None else remembered.for_base(base)
     for kind, id in base.changed:
         table = st._tables[kind]
         if cut and kind not in _DECODED:  # bytes and condition: a packed entity's not decoded
-            got = bytes_and_condition(table, id)
+            got = bytes_and_condition(table, id) if memo is None else memo.bytes_and_condition(table, kind, id)
             if got is None:
                 removed.setdefault(kind, []).append(id)
             else:
@@ -238,10 +282,11 @@ def _order_changes(base: dict[str, str], now: dict[str, str]) -> dict[str, Any]:
     return {"whole": [[i, t] for i, t in items]}
 
 
-def dump_delta(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT) -> bytes:
+def dump_delta(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT,
+               remembered: Remembered | None = None) -> bytes:
     if format not in FORMATS:
         raise ValueError(f"cannot write delta format {format!r}")
-    doc = delta_document(st, chain_hash, format=format)
+    doc = delta_document(st, chain_hash, format=format, remembered=remembered)
     if format != FORMAT:
         return orjson.dumps(doc, option=_SORT)
     sections = doc.pop(_SECTIONS)

@@ -375,3 +375,67 @@ def test_a_damaged_format_3_delta_is_refused_with_what_is_wrong(case: int) -> No
     assert st_.to_snapshot() == base, what
     assert "replay from the log" in str(e.value.hint), what
     assert "(a truncated delta)" in str(e.value) or not what.startswith("truncated"), what
+
+
+# -- Remembered: a delta's values kept for the next delta of the same base (verify) ----------
+
+
+def test_deltas_written_with_remembered_values_are_the_deltas_written_without() -> None:
+    from kmevents.reducer.delta import Remembered
+    from kmevents.reducer.packed import pack_tables
+
+    evs = list(generate("rm", 4, 6000))
+    s = ClusterState.empty("rm", Retention(max_terminal_tasks=50, max_terminal_other=20))
+    memo = Remembered()
+    checked = 0
+    for i, e in enumerate(evs):
+        apply(s, e)
+        if i == 1500 or i == 4000:  # a new base: the memo starts afresh
+            s.take_dirty()
+            s.mark_base()
+        if s.base_offset is not None and i % 250 == 17:
+            if i % 500 == 17:
+                pack_tables(s._tables)  # (values the fold only read are packed again: equal bytes)
+            assert dump_delta(s, "c", remembered=memo) == dump_delta(s, "c")
+            checked += 1
+    assert checked > 10
+
+
+def test_a_remembered_value_is_not_used_once_its_table_holds_other_bytes() -> None:
+    from kmevents.reducer.delta import Remembered
+    from kmevents.reducer.packed import Codec, pack, train
+
+    _, s = _based(3000, 400)
+    pods = s._tables["pod"]
+    assert train(pods)  # frames under a dictionary, as at a large cluster
+    memo = Remembered()
+    first = dump_delta(s, "c", remembered=memo)
+    pid = next(k for kind, k in sorted(s._base.changed) if kind == "pod" and dict.get(pods, k) is not None)
+    s.take_dirty()
+    # the value changed behind the fold's back (no new dirty mark: it is among the base's
+    # changes already) and packed again: other bytes under the same key
+    v = dict(pods[pid])
+    v["kmevents_test"] = 1
+    pods[pid] = v
+    pack(pods)
+    again = dump_delta(s, "c", remembered=memo)
+    assert again == dump_delta(s, "c") != first
+    assert b'"kmevents_test":1' in again
+    # an equal dictionary, another object: nothing remembered under the old one is used
+    pods.codec = Codec.of_bytes(pods.codec.raw)
+    assert dump_delta(s, "c", remembered=memo) == again
+
+
+def test_remembered_values_of_another_base_are_never_used() -> None:
+    from kmevents.reducer.delta import Remembered
+
+    _, s = _based(3000, 300)
+    memo = Remembered()
+    dump_delta(s, "c", remembered=memo)
+    was = memo.base
+    s.take_dirty()
+    s.mark_base()
+    for e in list(generate("d2", 2, 200)):
+        apply(s, e)
+    assert dump_delta(s, "c", remembered=memo) == dump_delta(s, "c")
+    assert memo.base is s._base is not was
