@@ -105,7 +105,7 @@ from kmevents.reducer.snapshot import (
     set_position,
     set_totals,
 )
-from kmevents.reducer.state import KINDS, REDUCER_VERSION, ClusterState, Members
+from kmevents.reducer.state import KINDS, REDUCER_VERSION, Base, ClusterState, Members
 from kmevents.reducer.taskids import key_exceptions
 
 FORMAT = "kmevents.reducer.delta/3"
@@ -124,52 +124,66 @@ _SORT = orjson.OPT_SORT_KEYS
 
 
 class Remembered:
-    """The canonical bytes and conditions of the values a format-3 delta of a state wrote, kept
-    for the next delta of the same base (``verify`` dumps one at every stored delta's offset to
-    compare it: each is cumulative, so without this each decompressed every value the one
-    before did; ~1/3 of a delta check at the large profile).
+    """What a format-3 delta of a state held of each entity changed since the base, kept for the
+    next delta of the same base: ``verify`` dumps the fold's own delta at every stored delta's
+    offset to compare it, and each is cumulative, so each read and decompressed again every
+    value the one before did (~1/5 of a ``verify --full`` at the large profile). With this, a
+    delta reads only the entities marked changed since the one before (the base's ``recent``,
+    which :meth:`~kmevents.reducer.state.ClusterState.take_dirty` fills while this holds it)
+    and takes the rest from here: the same marks the delta itself rests on (an entity the fold
+    did not mark is what it was at the delta before). Kept for one base at a time."""
 
-    A value is taken from here only while its table still holds the same bytes it was read
-    from (equal bytes: a value the fold only read is packed again as a new object of the same
-    bytes; one it holds decoded, a dict, is always read), under the same dictionary object and
-    the same noted condition: what :func:`~kmevents.reducer.packed.bytes_and_condition` gives
-    is a function of those three (a frame decompresses one way under one dictionary). Kept for
-    one base at a time (a new base starts it afresh)."""
-
-    __slots__ = ("base", "_seen")
+    __slots__ = ("base", "recent", "cut", "decoded", "removed")
 
     def __init__(self) -> None:
-        self.base: Any = None
-        self._seen: dict[tuple[str, str], tuple[bytes, Any, str | None, tuple[bytes, str]]] = {}
+        self.base: Base | None = None
+        #: the base's ``recent`` set this one started (another's: start afresh)
+        self.recent: set[tuple[str, str]] | None = None
+        #: kind -> id -> (canonical bytes, condition) of a format-3 section's entity
+        self.cut: dict[str, dict[str, tuple[bytes, str]]] = {}
+        #: kind -> id -> the canonical bytes of an entity of the header's ``upserts``
+        self.decoded: dict[str, dict[str, Any]] = {}
+        #: kind -> ids gone since the base
+        self.removed: dict[str, set[str]] = {}
 
-    def bytes_and_condition(self, table: dict[str, Any], kind: str, id: str) -> tuple[bytes, str] | None:
-        v = dict.get(table, id)
-        if type(v) is not bytes:  # absent, or hot: a dict the fold may still change in place
-            return bytes_and_condition(table, id)
-        codec = getattr(table, "codec", None)
-        note = table.notes.get(id) if type(table) is PackedTable else None
-        was = self._seen.get((kind, id))
-        if was is not None and was[1] is codec and was[2] == note and was[0] == v:
-            return was[3]
-        got = bytes_and_condition(table, id)
-        if got is not None:
-            self._seen[kind, id] = (v, codec, note, got)
-        return got
-
-    def for_base(self, base: Any) -> Remembered:
-        if base is not self.base:
+    def changed(self, base: Base) -> set[tuple[str, str]]:
+        """The entities to read again (every one changed since the base when this held another
+        base, or its ``recent`` set is not this one's); ``base.recent`` starts again."""
+        todo = base.recent
+        if base is not self.base or todo is None or todo is not self.recent:
             self.base = base
-            self._seen = {}
-        return self
+            self.cut, self.decoded, self.removed = {}, {}, {}
+            todo = base.changed
+        self.recent = base.recent = set()
+        return todo
+
+    def read(self, st: ClusterState, todo: set[tuple[str, str]]) -> None:
+        for kind, id in todo:
+            table = st._tables[kind]
+            if kind in _DECODED:
+                value = packed_bytes(table, id)
+                got: Any = None if value is None else orjson.Fragment(value)
+                into = self.decoded
+            else:
+                got = bytes_and_condition(table, id)
+                into = self.cut
+            if got is None:
+                self.removed.setdefault(kind, set()).add(id)
+                into.get(kind, {}).pop(id, None)
+            else:
+                into.setdefault(kind, {})[id] = got
+                gone = self.removed.get(kind)
+                if gone:
+                    gone.discard(id)
 
 
 def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: str = FORMAT,
                    remembered: Remembered | None = None) -> dict[str, Any]:
     """What changed since the base, as a delta document of ``format`` (:data:`FORMAT`: its
     header, the sections' values under a private key :func:`dump_delta` takes out;
-    :data:`FORMAT_2`, :data:`FORMAT_1`: a test's reference, verify's check). ``remembered``:
-    the values of the last delta of this base (:class:`Remembered`), read again only where
-    they changed since."""
+    :data:`FORMAT_2`, :data:`FORMAT_1`: a test's reference, verify's check). ``remembered``
+    (format 3): what the last delta of this base held, read again only where marked changed
+    since (:class:`Remembered`)."""
     base = st._base
     if base is None:
         raise ValueError("no base: call mark_base() when the base snapshot is written or loaded")
@@ -179,21 +193,26 @@ def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: s
     removed: dict[str, list[str]] = {}
     sections: dict[str, dict[str, tuple[bytes, str]]] = {}
     cut = format == FORMAT
-    memo = None if remembered is None else remembered.for_base(base)
-    for kind, id in base.changed:
-        table = st._tables[kind]
-        if cut and kind not in _DECODED:  # bytes and condition: a packed entity's not decoded
-            got = bytes_and_condition(table, id) if memo is None else memo.bytes_and_condition(table, kind, id)
-            if got is None:
+    if cut and remembered is not None:
+        remembered.read(st, remembered.changed(base))
+        upserts = {kind: dict(values) for kind, values in remembered.decoded.items() if values}
+        removed = {kind: list(ids) for kind, ids in remembered.removed.items() if ids}
+        sections = {kind: items for kind, items in remembered.cut.items() if items}
+    else:
+        for kind, id in base.changed:
+            table = st._tables[kind]
+            if cut and kind not in _DECODED:  # bytes and condition: a packed entity's not decoded
+                got = bytes_and_condition(table, id)
+                if got is None:
+                    removed.setdefault(kind, []).append(id)
+                else:
+                    sections.setdefault(kind, {})[id] = got
+                continue
+            value = packed_bytes(table, id)  # a packed entity's are not decoded (packed.py)
+            if value is None:
                 removed.setdefault(kind, []).append(id)
             else:
-                sections.setdefault(kind, {})[id] = got
-            continue
-        value = packed_bytes(table, id)  # a packed entity's are not decoded (packed.py)
-        if value is None:
-            removed.setdefault(kind, []).append(id)
-        else:
-            upserts.setdefault(kind, {})[id] = orjson.Fragment(value)
+                upserts.setdefault(kind, {})[id] = orjson.Fragment(value)
     rotations = st._rotations - base.rotations
     if rotations == 0:
         dedupe: dict[str, Any] = {"added": encode_window(st._seen_new - base.new)}
