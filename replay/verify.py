@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,7 @@ from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.folding import BAD, UNDECODABLE, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
-from kmevents.reducer.delta import dump_delta, stored_format
+from kmevents.reducer.delta import Remembered, dump_delta, stored_format
 from kmevents.reducer.snapshot import (
     FORMAT,
     FORMAT_3,
@@ -243,6 +243,9 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
 
     #: the last full snapshot shown equal to the fold in place, while the fold tracks its changes from it
     held: Held | None = None
+    #: the values the last delta check wrote of the fold's changes (the next delta of the base
+    #: reads again only those changed since)
+    remembered = Remembered()
 
     async def reach(off: int) -> None:
         """Everything at or before ``off`` is folded: record what the checks at ``off`` need."""
@@ -262,7 +265,7 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
             held = None  # (a fork tracks no changes: nothing to check by them, and its bytes let go of)
         if off in snaps and prefetch is not None and off >= resume_at:
             entry = snaps[off]
-            found = await _same_delta(prefetch, entry, st, fold.head) if exact else None
+            found = await _same_delta(prefetch, entry, st, fold.head, remembered) if exact else None
             res.deltas_by_changes += found is not None
             matched = None
             if found is None:
@@ -362,14 +365,15 @@ class _Prefetch:
 
 
 async def _same_delta(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], st: ClusterState,
-                      head: str | None) -> dict[int, str] | None:
+                      head: str | None, remembered: Remembered | None = None) -> dict[int, str] | None:
     """A delta checked cheaply: ``{}`` when its bytes are exactly the fold's own changes since
     the base it names (which was checked equal to the fold), else None (check it in full).
 
     Rebuilding a delta's state and encoding both whole costs seconds per delta at a large
     cluster; the fold's own delta is the size of what changed. Bytes can also differ for an
     equal state (a worker that restored from the base tracks its changes from its load), so
-    a difference is only a reason for the full check, never a finding by itself."""
+    a difference is only a reason for the full check, never a finding by itself. ``remembered``:
+    the values the delta check before wrote (delta.py), read again only where they changed."""
     if not is_delta(entry) or st.base_offset != int(entry["base"]) or head != entry.get("chain"):
         return None
     if int(entry.get("reducer_version", REDUCER_VERSION)) != REDUCER_VERSION:
@@ -378,7 +382,7 @@ async def _same_delta(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], s
     if stored is None:
         return None
     # in the stored delta's format (a store written before format 3 or 2 is checked as cheaply)
-    if stored != dump_delta(st, entry.get("chain"), format=stored_format(stored)):
+    if stored != dump_delta(st, entry.get("chain"), format=stored_format(stored), remembered=remembered):
         return None
     return {}
 
@@ -468,13 +472,22 @@ def compare_key(report: Report, cluster: str, k: tuple[str, str], s: etcd_adapte
             [{"path": c["path"], "log": c["before"], "etcd": c["after"]} for c in changes]))
 
 
+#: Keys a page of etcd's state read by :func:`compare_state`. etcd 3.4 walks its index from a
+#: page's first key to the end of the range for every limited request (then keeps ``limit``
+#: keys): at the large profile's 377k keys, 1,000-key pages took 44 s of etcd's time (the first
+#: pages ~165 ms each) for 4 s of the comparison's own; 10,000-key pages ~215 ms each, a tenth
+#: as many. A page of values is ~11 MB there (two held: one compared, one read ahead).
+COMPARE_PAGE_KEYS = 10_000
+
+
 async def compare_state(report: Report, cluster: str, c: etcd_adapter.EtcdClient, sp: bytes,
                         expected: ClusterState, ckpt_rev: int, ahead: dict[tuple[str, str], bytes | None]) -> None:
     """Every key of the cluster's state prefix against the fold, merged in key order: etcd is
     read a page at a time at one revision, the fold's values are encoded one at a time."""
     want = expected_entities(expected)
     nxt = next(want, None)
-    async for _, kvs in etcd_adapter.range_pages(c, sp, etcd_adapter.prefix_end(sp)):
+    async for _, kvs in _read_ahead(etcd_adapter.range_pages(c, sp, etcd_adapter.prefix_end(sp),
+                                                             page=COMPARE_PAGE_KEYS)):
         for kv in kvs:
             k = layout.split_entity_key(sp, kv.key)
             while nxt is not None and nxt[0] < k:
@@ -488,6 +501,27 @@ async def compare_state(report: Report, cluster: str, c: etcd_adapter.EtcdClient
     while nxt is not None:
         compare_key(report, cluster, nxt[0], None, nxt[1], ckpt_rev, ahead)
         nxt = next(want, None)
+
+
+async def _read_ahead(pages: AsyncIterator[tuple[int, list[etcd_adapter.KV]]]
+                      ) -> AsyncIterator[tuple[int, list[etcd_adapter.KV]]]:
+    """``pages``, the next one asked for while the caller compares this one: etcd reads a page
+    while the fold's values are encoded and compared (at the large profile 377 pages of 1,000
+    keys, each a wait on etcd as long as the comparison of the one before)."""
+    it = aiter(pages)
+    ahead: asyncio.Future[tuple[int, list[etcd_adapter.KV]]] = asyncio.ensure_future(anext(it))
+    try:
+        while True:
+            try:
+                page = await ahead
+            except StopAsyncIteration:
+                return
+            ahead = asyncio.ensure_future(anext(it))
+            yield page
+    finally:
+        if ahead.done() and not ahead.cancelled():
+            ahead.exception()  # (retrieved: the caller stopped early, or etcd failed)
+        ahead.cancel()
 
 
 async def verify(settings: Settings, clusters: list[str] | None = None, *, source: Source | None = None,

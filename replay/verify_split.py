@@ -7,7 +7,8 @@ its own process (``spawn``: a fresh interpreter, nothing forked from this one's 
 Kafka clients):
 
 - the log is cut at ``jobs - 1`` full snapshots ``S1 < S2 < ...`` before the checkpoint,
-  about evenly;
+  into segments of about even work (:func:`cuts`: a record weighs more where the state is
+  larger, as the snapshots and deltas checked there cost more);
 - segment 0 folds from the start of the log to S1, checking every snapshot, delta and
   anchor on the way, S1 included: its content equal to the fold and its chain head equal to
   the log's chain there;
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+from bisect import bisect_right
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -58,23 +60,61 @@ def default_jobs(span: int) -> int:
     return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_JOBS, span // SEGMENT_MIN_OFFSETS))
 
 
+#: What a record of the log weighs in a segment's cost, over the one it would have in an empty
+#: state: 1 + the state's size there (its full snapshots' ``bytes``, in between on a line)
+#: over this. The fold of a record costs about the same at any size; checking the snapshots
+#: and deltas on the way grows with the state (at the large profile's 1.5M records ~60 s of
+#: the fold against ~95 s of checks, BENCHMARKS.md; at 300k a segment from 140k to 300k took
+#: 1.38x the CPU of the one before it, for 1.14x its records).
+STATE_BYTES_PER_WEIGHT = 64 << 20
+
+
 def cuts(entries: list[dict[str, Any]], first: int, checkpoint: int, jobs: int) -> list[dict[str, Any]]:
     """The full snapshots to cut the log at (offsets strictly between ``first`` and
     ``checkpoint``, of this reducer version, with a chain head): the one nearest each
-    ``first + i * span / jobs``, sorted, each at most once (fewer cuts when there are fewer
+    ``i / jobs`` of the log's weight up to the checkpoint (:func:`weights`: its offsets when the
+    entries say no size), sorted, each at most once (fewer cuts when there are fewer
     snapshots)."""
     fulls = sorted((e for e in entries if not is_delta(e) and e.get("chain")
                     and int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION
                     and first < int(e["offset"]) < checkpoint), key=lambda e: int(e["offset"]))
     if jobs < 2 or not fulls:
         return []
-    span = checkpoint - first
+    at = weights(entries, first, [int(e["offset"]) for e in fulls] + [checkpoint])
+    total = at[-1]
     chosen: dict[int, dict[str, Any]] = {}
     for i in range(1, jobs):
-        aim = first + span * i // jobs
-        best = min(fulls, key=lambda e: abs(int(e["offset"]) - aim))
-        chosen[int(best["offset"])] = best
+        aim = total * i / jobs
+        j = min(range(len(fulls)), key=lambda j: abs(at[j] - aim))
+        chosen[int(fulls[j]["offset"])] = fulls[j]
     return [chosen[o] for o in sorted(chosen)]
+
+
+def weights(entries: list[dict[str, Any]], first: int, offsets: list[int]) -> list[float]:
+    """The weight of the log from ``first`` to each of ``offsets`` (ascending): each record 1 +
+    the state's size there over :data:`STATE_BYTES_PER_WEIGHT`, the size a line through the
+    full snapshots' ``bytes`` (0 at ``first``; the last one's after it)."""
+    sized = sorted((int(e["offset"]), int(e["bytes"])) for e in entries
+                   if not is_delta(e) and type(e.get("bytes")) is int and int(e["offset"]) > first)
+    points = [(first, 0), *sized]
+
+    def size_at(x: int) -> float:
+        i = bisect_right(points, (x, float("inf"))) - 1
+        if i + 1 >= len(points):
+            return float(points[i][1])
+        (x0, s0), (x1, s1) = points[i], points[i + 1]
+        return s0 + (s1 - s0) * (x - x0) / (x1 - x0)
+
+    out: list[float] = []
+    w, x = 0.0, first
+    for o in offsets:
+        # trapezoids between the points the way crosses (the size is a line between them)
+        stops = [p for p, _ in points if x < p < o] + [o]
+        for p in stops:
+            w += (p - x) * (1 + (size_at(x) + size_at(p)) / 2 / STATE_BYTES_PER_WEIGHT)
+            x = p
+        out.append(w)
+    return out
 
 
 def _plain(res: PassResult) -> dict[str, Any]:

@@ -105,7 +105,7 @@ class Base:
     and the state's own offset there, the dedupe rotations and new-digest set there, and every
     entity changed since."""
 
-    __slots__ = ("offset", "state_offset", "rotations", "new", "changed", "pods_by_ns", "rc_members",
+    __slots__ = ("offset", "state_offset", "rotations", "new", "changed", "recent", "pods_by_ns", "rc_members",
                  "svc_members", "terminal")
 
     def __init__(self, offset: int, state_offset: int, rotations: int, new: set[int]) -> None:
@@ -114,6 +114,9 @@ class Base:
         self.rotations = rotations
         self.new = new
         self.changed: set[tuple[str, str]] = set()
+        #: the entities changed since the last delta a ``delta.Remembered`` wrote (None: none
+        #: does, nothing kept)
+        self.recent: set[tuple[str, str]] | None = None
         #: the membership indexes and the retention order at the base (copies): a delta holds
         #: their changes since, not them whole (delta.py)
         self.pods_by_ns: dict[str, set[str]] = {}
@@ -328,8 +331,11 @@ class ClusterState:
             materialize(self)
         d = self._dirty
         self._dirty = set()
-        if self._base is not None:
-            self._base.changed |= d
+        base = self._base
+        if base is not None:
+            base.changed |= d
+            if base.recent is not None:
+                base.recent |= d
         return d
 
     # -- deltas -----------------------------------------------------------

@@ -405,3 +405,102 @@ def test_a_terminal_index_over_the_plain_limit_is_an_ordered_dict_and_reads_back
     for order in (OrderedDict(a="1", b="2", c="3"), {"a": "1", "b": "2", "c": "3"}):
         order["a"] = order.pop("a")  # re-inserted: the newest
         assert pop_oldest(order) == "b" and list(order) == ["c", "a"]
+
+
+# -- Remembered: a delta's values kept for the next delta of the same base (verify) ----------
+
+
+def test_deltas_written_with_remembered_values_are_the_deltas_written_without() -> None:
+    from kmevents.reducer.delta import Remembered
+    from kmevents.reducer.packed import pack_tables
+
+    evs = list(generate("rm", 4, 6000))
+    s = ClusterState.empty("rm", Retention(max_terminal_tasks=50, max_terminal_other=20))
+    memo = Remembered()
+    checked = 0
+    for i, e in enumerate(evs):
+        apply(s, e)
+        if i == 1500 or i == 4000:  # a new base: the memo starts afresh
+            s.take_dirty()
+            s.mark_base()
+        if s.base_offset is not None and i % 250 == 17:
+            if i % 500 == 17:
+                pack_tables(s._tables)  # (values the fold only read are packed again: equal bytes)
+            assert dump_delta(s, "c", remembered=memo) == dump_delta(s, "c")
+            checked += 1
+    assert checked > 10
+
+
+def test_a_remembered_value_is_read_again_once_marked_changed_and_only_then() -> None:
+    from kmevents.reducer.delta import Remembered
+    from kmevents.reducer.packed import pack, train
+
+    _, s = _based(3000, 400)
+    pods = s._tables["pod"]
+    assert train(pods)  # frames under a dictionary, as at a large cluster
+    memo = Remembered()
+    first = dump_delta(s, "c", remembered=memo)
+    pid = next(k for kind, k in sorted(s._base.changed) if kind == "pod" and dict.get(pods, k) is not None)
+    v = dict(pods[pid])
+    v["kmevents_test"] = 1
+    pods[pid] = v
+    pack(pods)
+    # not marked: the delta is what it was (the fold marks every change it makes; verify then
+    # finds the stored delta unlike this one and checks it the slow way)
+    assert dump_delta(s, "c", remembered=memo) == first
+    s._dirty.add(("pod", pid))  # marked: read again, as a delta without memory reads it
+    again = dump_delta(s, "c", remembered=memo)
+    assert again == dump_delta(s, "c") != first
+    assert b'"kmevents_test":1' in again
+    del pods[pid]
+    s._dirty.add(("pod", pid))  # gone: in "removed", out of the section
+    gone = dump_delta(s, "c", remembered=memo)
+    assert gone == dump_delta(s, "c") and pid.encode() in gone and b'"kmevents_test":1' not in gone
+
+
+def test_two_memories_of_one_base_each_start_afresh_when_the_other_took_its_marks() -> None:
+    from kmevents.reducer.delta import Remembered
+
+    evs = list(generate("d2", 5, 800))
+    _, s = _based(3000, 100)
+    one, two = Remembered(), Remembered()
+    for i, e in enumerate(evs):
+        apply(s, e)
+        if i % 100 == 99:
+            memo = one if i % 300 == 99 else two
+            assert dump_delta(s, "c", remembered=memo) == dump_delta(s, "c")
+
+
+def test_remembered_values_of_another_base_are_never_used() -> None:
+    from kmevents.reducer.delta import Remembered
+
+    _, s = _based(3000, 300)
+    memo = Remembered()
+    dump_delta(s, "c", remembered=memo)
+    was = memo.base
+    s.take_dirty()
+    s.mark_base()
+    for e in list(generate("d2", 2, 200)):
+        apply(s, e)
+    assert dump_delta(s, "c", remembered=memo) == dump_delta(s, "c")
+    assert memo.base is s._base is not was
+
+
+@SETTINGS
+@given(mixed_streams(), st.data(), st.sampled_from([2, 3, 100_000]))
+def test_deltas_with_memory_are_the_deltas_without_at_any_points_of_any_stream(evs: list[dict], data: st.DataObject,
+                                                                                window: int) -> None:
+    from kmevents.reducer.delta import Remembered
+
+    memo = Remembered()
+    s = ClusterState.empty("prod-1", Retention(dedupe_window=window, max_terminal_tasks=2, max_terminal_other=2))
+    for e in _fresh(evs):
+        apply(s, e)
+        if data.draw(st.booleans()):
+            s.take_dirty()
+        act = data.draw(st.sampled_from(["", "", "base", "delta"]))
+        if act == "base":
+            s.take_dirty()
+            s.mark_base()
+        elif act == "delta" and s.base_offset is not None:
+            assert dump_delta(s, "h", remembered=memo) == dump_delta(s, "h")

@@ -31,3 +31,27 @@ def test_fewer_snapshots_than_jobs_give_fewer_cuts_each_once() -> None:
 def test_default_jobs_grow_with_the_span_up_to_the_cores() -> None:
     assert default_jobs(SEGMENT_MIN_OFFSETS - 1) == 1
     assert 1 <= default_jobs(100 * SEGMENT_MIN_OFFSETS) <= 4
+
+
+def test_a_growing_state_moves_the_cuts_later_to_even_out_the_segments_work() -> None:
+    from kmevents.replay.verify_split import STATE_BYTES_PER_WEIGHT, weights
+
+    growing = [_full(o, bytes=o * 2000) for o in range(1000, 100_000, 1000)]
+    same = [_full(o, bytes=STATE_BYTES_PER_WEIGHT) for o in range(1000, 100_000, 1000)]
+    assert [e["offset"] for e in cuts(same, 0, 100_000, 2)] == [50_000]
+    (cut,) = cuts(growing, 0, 100_000, 2)
+    # the later half of the log weighs more: its segment is shorter
+    assert 60_000 <= cut["offset"] <= 80_000
+    w = weights(growing, 0, [cut["offset"], 100_000])
+    assert abs(w[0] - w[1] / 2) <= w[1] / 100
+    # without sizes (entries of an older store), a record weighs 1 wherever it is
+    assert weights([_full(o) for o in range(1000, 5000, 1000)], 0, [10, 2500, 9000]) == [10, 2500, 9000]
+
+
+def test_weights_follow_a_line_through_the_snapshots_sizes() -> None:
+    from kmevents.replay.verify_split import STATE_BYTES_PER_WEIGHT as U
+    from kmevents.replay.verify_split import weights
+
+    entries = [_full(100, bytes=2 * U), _full(100, kind="delta", base=50, bytes=100 * U), _full(300, bytes=2 * U)]
+    # 0..100: the size grows from 0 to 2U (mean U: weight 2 a record); then 2U (weight 3)
+    assert weights(entries, 0, [50, 100, 200, 400]) == [50 * 1.5, 200.0, 500.0, 1100.0]
