@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import contextvars
 import logging
 import time
 from dataclasses import dataclass
@@ -59,6 +60,16 @@ log = logging.getLogger("kmevents.api.timetravel")
 #: seconds of each stage (every read is logged at DEBUG): the API's warm-read aim at the
 #: large profile is a p99 of 500 ms.
 SLOW_READ_SECONDS = 0.5
+
+#: The stage seconds and the plan of the read this task is serving (reads of concurrent
+#: requests are separate tasks, so each notes its own; see ``TimeTravel._replay``).
+_READ: contextvars.ContextVar[tuple[dict[str, float], dict[str, Any]] | None] = contextvars.ContextVar(
+    "kmevents_timetravel_read", default=None)
+
+
+def _current() -> tuple[dict[str, float], dict[str, Any]]:
+    """The running read's stage seconds and plan (throwaway ones outside a read)."""
+    return _READ.get() or ({}, {})
 
 
 def target_of(at: str | None, known_at: str | None, offset: int | None) -> Target | None:
@@ -248,7 +259,7 @@ class TimeTravel:
                     t0 = time.perf_counter()
                     st = await self.snapshots.delta_onto(base.state.fork(), entry)
                     self._tick("delta fetch+apply", t0)
-                    self.snapshot_loads += 1
+                    self._loaded()
                     if st is None:
                         return None
                     h = base.descend(st.freeze(), off, str(entry["chain"]), None)
@@ -258,7 +269,7 @@ class TimeTravel:
                     t0 = time.perf_counter()
                     st = await self.snapshots.load(entry)
                     self._tick("snapshot fetch+load", t0)
-                    self.snapshot_loads += 1
+                    self._loaded()
                     if st is None:
                         return None
                     h = warm.Held(st, off, str(entry["chain"]), off)
@@ -288,10 +299,9 @@ class TimeTravel:
                 held = h
                 plan_from = "delta" if is_delta(plan.entry) else "snapshot"
                 break
-        self.last_plan.update({"from": "start" if held is None else plan_from,
-                               "from_offset": None if held is None else held.offset,
-                               "records": end - (first - 1 if held is None else held.offset),
-                               "loads": self.snapshot_loads - loads})
+        _current()[1].update({"from": "start" if held is None else plan_from,
+                              "from_offset": None if held is None else held.offset,
+                              "records": end - (first - 1 if held is None else held.offset)})
         if held is None:
             f0, t0 = src.fetch_seconds, time.perf_counter()
             r = await replay(src, cluster, Target(offset=end), progress=False, label="api")
@@ -337,13 +347,21 @@ class TimeTravel:
             if seg_end >= end:
                 return out
 
-    def _tick(self, stage: str, t0: float) -> None:
-        self.last_timing[stage] = self.last_timing.get(stage, 0.0) + time.perf_counter() - t0
+    def _loaded(self) -> None:
+        self.snapshot_loads += 1
+        plan = _current()[1]
+        plan["loads"] = plan.get("loads", 0) + 1
 
-    def _fold_tick(self, src: KafkaSource, f0: float, t0: float) -> None:
-        fetched = src.fetch_seconds - f0
-        self.last_timing["records fetch"] = self.last_timing.get("records fetch", 0.0) + fetched
-        self.last_timing["fold"] = self.last_timing.get("fold", 0.0) + time.perf_counter() - t0 - fetched
+    @staticmethod
+    def _tick(stage: str, t0: float) -> None:
+        timing = _current()[0]
+        timing[stage] = timing.get(stage, 0.0) + time.perf_counter() - t0
+
+    @staticmethod
+    def _fold_tick(src: KafkaSource, f0: float, t0: float) -> None:
+        timing, fetched = _current()[0], src.fetch_seconds - f0
+        timing["records fetch"] = timing.get("records fetch", 0.0) + fetched
+        timing["fold"] = timing.get("fold", 0.0) + time.perf_counter() - t0 - fetched
 
     def lane(self, cluster: str, partition: int, end: int) -> str:
         """``warm`` when a held state lies at most ``api.replay_state_every`` records before ``end``."""
@@ -393,36 +411,46 @@ class TimeTravel:
     async def _replay(self, src: KafkaSource, cluster: str, partition: int, target: Target, end: int,
                       timing: dict[str, float]) -> Replayed:
         """The state at ``target`` (resolved to ``end``), from held states or snapshots."""
-        self.last_timing = timing
-        self.last_plan = {"end": end}
+        plan: dict[str, Any] = {"end": end, "loads": 0}
+        token = _READ.set((timing, plan))
+        try:
+            r = await self._replay_noted(src, cluster, partition, target, end, plan)
+        finally:
+            _READ.reset(token)
+        self.last_timing, self.last_plan = timing, plan
+        self._log_read(cluster, partition, plan.pop("_seconds") + timing.get("bounds", 0.0), timing, plan)
+        return r
+
+    async def _replay_noted(self, src: KafkaSource, cluster: str, partition: int, target: Target, end: int,
+                            plan: dict[str, Any]) -> Replayed:
+        """``_replay``'s work, noting in ``plan`` what it started from (and ``_seconds``)."""
         t_read = time.perf_counter()
         held = self.states.exact(cluster, partition, end) if target.at is None else None
         if held is not None:  # nothing to fold: no gate to pass
-            self.last_plan.update({"from": "held", "from_offset": end, "records": 0, "loads": 0})
+            plan.update({"from": "held", "from_offset": end, "records": 0})
             r = Replayed(held.state, cluster, partition, target, end, held.chain,
                          last=held.last, from_snapshot=held.snapshot, source=src.name)
         elif target.at is None:
             async with self.gates[self.lane(cluster, partition, end)].slot():
                 r = await self._prefix(src, cluster, partition, end)
         else:
-            self.last_plan.update({"from": "at", "loads": 0})
-            loads = self.snapshot_loads
+            plan["from"] = "at"
             async with self.gates["cold"].slot():
                 r = await replay(src, cluster, target, snapshots=_HeldStore(self, cluster, partition),
                                  progress=False, label="api")
                 r.state.freeze()
-            self.last_plan["loads"] = self.snapshot_loads - loads
         r.target = target
         self.replays += 1
-        self._log_read(cluster, partition, time.perf_counter() - t_read + timing.get("bounds", 0.0))
+        plan["_seconds"] = time.perf_counter() - t_read
         return r
 
-    def _log_read(self, cluster: str, partition: int, seconds: float) -> None:
-        """The read just done, with its plan and stage seconds: at INFO when slow
+    @staticmethod
+    def _log_read(cluster: str, partition: int, seconds: float, timing: dict[str, float],
+                  plan: dict[str, Any]) -> None:
+        """A read just done, with its plan and stage seconds: at INFO when slow
         (:data:`SLOW_READ_SECONDS`), else at DEBUG."""
         level = logging.INFO if seconds > SLOW_READ_SECONDS else logging.DEBUG
         if log.isEnabledFor(level):
             log.log(level, "point-in-time read%s", " (slow)" if level == logging.INFO else "",
-                    extra={"cluster": cluster, "partition": partition, "seconds": round(seconds, 3),
-                           **self.last_plan,
-                           "stages": {k: round(v, 3) for k, v in self.last_timing.items()}})
+                    extra={"cluster": cluster, "partition": partition, "seconds": round(seconds, 3), **plan,
+                           "stages": {k: round(v, 3) for k, v in timing.items()}})

@@ -136,6 +136,17 @@ async def test_a_delta_is_applied_to_its_held_base_and_the_family_is_charged_onc
             assert warm.states.bytes == root.bytes + sum(h.bytes for h in members)
             assert warm.states.bytes < sum(estimate_bytes(h.state) for h in held.values())
             assert int(base["offset"]) == base_off
+            # reads served at once (separate tasks) each log their own plan and stages
+            caplog.clear()
+            ends = [near + 3, base_off + 11, int(same_base[0]["offset"]) + 5]
+            loads = warm.snapshot_loads
+            await asyncio.gather(*(warm.state(s.cluster, p, Target(offset=o)) for o in ends))
+            logged = [r.__dict__ for r in caplog.records if r.name == "kmevents.api.timetravel"]
+            assert sorted(r["end"] for r in logged) == sorted(ends)
+            for r in logged:  # (a held state, or a stored one's kept from an earlier read)
+                assert r["from_offset"] + r["records"] == r["end"] and r["from"] in ("held", "delta", "snapshot"), r
+                assert "fold" in r["stages"], r
+            assert sum(r["loads"] for r in logged) == warm.snapshot_loads - loads  # each counts its own
         finally:
             await warm.close()
             await cold.close()
