@@ -299,8 +299,10 @@ def refusal(exc: ValidationError, overrides: dict[str, Any] | None) -> UsageErro
             where = env[var]
         elif overrides and overrides.get(dotted) is not None:
             where = f"{dotted} (from a flag)"
-        else:
-            where = f"{dotted} (the config file's context, {config.config_path()})"
+        elif (path := config.config_path()).exists():
+            where = f"{dotted} (the config file's context, {path})"
+        else:  # (e.g. inside a KMEVENTS_<SECTION> variable holding JSON)
+            where = dotted
         why = str(err["msg"]).removeprefix("Value error, ")
         parts.append(f"{where}: {why}")
     more = len(exc.errors()) - len(parts)

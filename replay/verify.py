@@ -472,22 +472,14 @@ def compare_key(report: Report, cluster: str, k: tuple[str, str], s: etcd_adapte
             [{"path": c["path"], "log": c["before"], "etcd": c["after"]} for c in changes]))
 
 
-#: Keys a page of etcd's state read by :func:`compare_state`. etcd 3.4 walks its index from a
-#: page's first key to the end of the range for every limited request (then keeps ``limit``
-#: keys): at the large profile's 377k keys, 1,000-key pages took 44 s of etcd's time (the first
-#: pages ~165 ms each) for 4 s of the comparison's own; 10,000-key pages ~215 ms each, a tenth
-#: as many. A page of values is ~11 MB there (two held: one compared, one read ahead).
-COMPARE_PAGE_KEYS = 10_000
-
-
 async def compare_state(report: Report, cluster: str, c: etcd_adapter.EtcdClient, sp: bytes,
                         expected: ClusterState, ckpt_rev: int, ahead: dict[tuple[str, str], bytes | None]) -> None:
     """Every key of the cluster's state prefix against the fold, merged in key order: etcd is
     read a page at a time at one revision, the fold's values are encoded one at a time."""
     want = expected_entities(expected)
     nxt = next(want, None)
-    async for _, kvs in _read_ahead(etcd_adapter.range_pages(c, sp, etcd_adapter.prefix_end(sp),
-                                                             page=COMPARE_PAGE_KEYS)):
+    # (pages of etcd_adapter.PAGE_KEYS: ~11 MB of values each at the large profile, two held)
+    async for _, kvs in _read_ahead(etcd_adapter.range_pages(c, sp, etcd_adapter.prefix_end(sp))):
         for kv in kvs:
             k = layout.split_entity_key(sp, kv.key)
             while nxt is not None and nxt[0] < k:

@@ -413,18 +413,18 @@ class TimeTravel:
         """The state at ``target`` (resolved to ``end``), from held states or snapshots."""
         plan: dict[str, Any] = {"end": end, "loads": 0}
         token = _READ.set((timing, plan))
+        t0 = time.perf_counter()
         try:
             r = await self._replay_noted(src, cluster, partition, target, end, plan)
         finally:
             _READ.reset(token)
         self.last_timing, self.last_plan = timing, plan
-        self._log_read(cluster, partition, plan.pop("_seconds") + timing.get("bounds", 0.0), timing, plan)
+        self._log_read(cluster, partition, time.perf_counter() - t0 + timing.get("bounds", 0.0), timing, plan)
         return r
 
     async def _replay_noted(self, src: KafkaSource, cluster: str, partition: int, target: Target, end: int,
                             plan: dict[str, Any]) -> Replayed:
-        """``_replay``'s work, noting in ``plan`` what it started from (and ``_seconds``)."""
-        t_read = time.perf_counter()
+        """``_replay``'s work, noting in ``plan`` what it started from."""
         held = self.states.exact(cluster, partition, end) if target.at is None else None
         if held is not None:  # nothing to fold: no gate to pass
             plan.update({"from": "held", "from_offset": end, "records": 0})
@@ -441,7 +441,6 @@ class TimeTravel:
                 r.state.freeze()
         r.target = target
         self.replays += 1
-        plan["_seconds"] = time.perf_counter() - t_read
         return r
 
     @staticmethod

@@ -180,6 +180,13 @@ def test_a_setting_that_does_not_validate_is_refused_by_where_it_came_from_not_a
     with pytest.raises(UsageError, match=r"etcd\.endpoint \(from a flag\): etcd endpoint needs a scheme"):
         load({"etcd.endpoint": "etcd.prod:2379"})
 
+    # a section's variable as JSON: named by the setting (no config file there to blame)
+    with monkeypatch.context() as m:
+        m.setenv("KMEVENTS_CONFIG", str(cfg.parent / "none.toml"))
+        m.setenv("KMEVENTS_KAFKA", '{"partitions": "x"}')
+        with pytest.raises(UsageError, match=r"^bad setting kafka\.partitions: Input should be a valid integer"):
+            load()
+
     cfg.write_text(TOML.replace('security_protocol = "SSL"', 'security_protocol = "SSL"\npartitions = "many"'))
     with pytest.raises(UsageError, match=rf"kafka\.partitions \(the config file's context, {cfg}\): Input should be"):
         load()
