@@ -329,16 +329,36 @@ def test_a_family_is_charged_its_root_once_while_any_member_is_kept() -> None:
     assert cache.put("c", 0, a) and cache.put("c", 0, b)
     assert cache.bytes == 70  # the root once, each fork for its own bytes
     cache.put("c", 0, Held(ClusterState.empty("other"), 99, None, None, bytes=40))
-    # 110 > 100: the least recently used go first. The root's own entry frees nothing (b
-    # and a keep it alive: its charge stays), so a goes too
-    assert not cache.holds("c", 0, 10) and not cache.holds("c", 0, 20)
+    # 110 > 100: the least recently used go first, but not a root whose family is kept: its
+    # entry would free nothing (b and a keep it alive, charged) and it is where the family's
+    # reads start without loading a snapshot. So a goes, the oldest member
+    assert cache.holds("c", 0, 10) and not cache.holds("c", 0, 20)
     assert cache.holds("c", 0, 30) and cache.holds("c", 0, 99)
-    assert cache.bytes == 50 + 10 + 40 and cache.evicted == 2
+    assert cache.bytes == 50 + 10 + 40 and cache.evicted == 1
+    assert cache.nearest("c", 0, 25) is root  # a read between root and b still starts from the root
     cache.put("c", 0, Held(ClusterState.empty("big"), 98, None, None, bytes=60))
-    # b goes, and with the family's last member its root's charge
-    assert not cache.holds("c", 0, 30) and cache.bytes == 40 + 60
+    # 160 > 100, in LRU order b, other, root (just used): b goes, then other, then the root, a
+    # member no more, with its family's charge
+    assert not cache.holds("c", 0, 30) and not cache.holds("c", 0, 99) and not cache.holds("c", 0, 10)
+    assert cache.holds("c", 0, 98) and cache.bytes == 60 and cache.evicted == 4
     cache.clear()
     assert cache.bytes == 0
+
+
+def test_members_go_before_their_root_whatever_the_order_they_were_used_in() -> None:
+    cache = StateCache(10, max_bytes=100)
+    root = Held(ClusterState.empty("r"), 10, None, 10, bytes=60)
+    members = []
+    for i in range(3):
+        m = root.descend(ClusterState.empty(f"m{i}"), 20 + i, None, None)
+        m.bytes = 10
+        members.append(m)
+    assert cache.put("c", 0, root) and all(cache.put("c", 0, m) for m in members)
+    assert cache.exact("c", 0, 21) is members[1]  # m1 most recently used, the root least
+    cache.put("c", 0, Held(ClusterState.empty("x"), 99, None, None, bytes=20))
+    # 110 > 100: m0 (the least recently used member) goes; the root stays, though older
+    assert cache.holds("c", 0, 10) and not cache.holds("c", 0, 20)
+    assert cache.holds("c", 0, 21) and cache.holds("c", 0, 22) and cache.bytes == 100
 
 
 def test_a_member_alone_brings_its_family_charge_and_too_big_families_are_not_kept() -> None:
