@@ -11,7 +11,11 @@ states (with ``malloc_trim``: without full passes the process kept ~1.25 GiB ins
 ~0.9; after 20 reads a trim alone returned 54 MiB, a full pass and then a trim 490 MiB).
 
 So, while a read runs (:meth:`Collector.reading`), the oldest generation's threshold is
-raised: no automatic full pass; the young generations are collected as usual. Full passes
+raised: no automatic full pass. The young generations' thresholds are the fold's
+(reducer.apply.FOLD_GC_THRESHOLDS): with Python's (700, 10) a warm read at the large
+profile's full size spent ~25 % of its CPU in them (~60 ms of ~245: 30-40 young passes of
+0.7 ms and 3-4 middle ones of 8-11 ms, a fork's copied tables and indexes surviving into
+them; BENCHMARKS.md, "Warm reads within an interval at full size"). Full passes
 happen on this module's schedule instead (:meth:`Collector.read_done`): once the process has
 been idle for ``IDLE_SECONDS`` after ``SWEEP_EVERY`` reads, and unconditionally after
 ``FORCE_EVERY`` reads (so a process never idle is still swept); each is followed by
@@ -27,6 +31,8 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterator
+
+from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
 
 log = logging.getLogger("kmevents.replay.collector")
 
@@ -66,10 +72,12 @@ class Collector:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
-        """No automatic full collection while any read is inside."""
+        """No automatic full collection, and young ones as rarely as in a fold, while any read is inside."""
         if self.running == 0:
             self._saved = gc.get_threshold()
-            gc.set_threshold(self._saved[0], self._saved[1], max(self._saved[2], READ_GEN2_THRESHOLD))
+            young, middle = FOLD_GC_THRESHOLDS[:2]
+            gc.set_threshold(max(self._saved[0], young), max(self._saved[1], middle),
+                             max(self._saved[2], READ_GEN2_THRESHOLD))
         self.running += 1
         try:
             yield
@@ -117,6 +125,17 @@ class Collector:
             self._idle.cancel()
             self._idle = None
         log.debug("full collection", extra={"unreachable": found, "seconds": round(took, 3)})
+
+
+def promote() -> None:
+    """Every object alive now to the oldest generation (``gc.freeze`` then ``gc.unfreeze``:
+    moved, not frozen; O(1)), so young collections stop walking them: after a point-in-time
+    read forks a held state (copies of its tables and indexes: millions of references at the
+    large profile) and after it freezes the state it keeps. Not while objects are frozen
+    (the unfreeze would thaw them too)."""
+    if not gc.get_freeze_count():
+        gc.freeze()
+        gc.unfreeze()
 
 
 #: The process's collector policy (there is one collector per process).

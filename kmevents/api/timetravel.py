@@ -48,7 +48,7 @@ from kmevents.adapters import kafka as kafka_adapter
 from kmevents.api.admission import Gate
 from kmevents.reducer import REDUCER_VERSION, ClusterState
 from kmevents.replay import warm
-from kmevents.replay.collector import COLLECTOR
+from kmevents.replay.collector import COLLECTOR, promote
 from kmevents.replay.engine import BadTarget, Replayed, Target, replay, resolve_end
 from kmevents.replay.sources import KafkaSource
 from kmevents.settings import Settings
@@ -258,6 +258,7 @@ class TimeTravel:
                         return None
                     t0 = time.perf_counter()
                     st = await self.snapshots.delta_onto(base.state.fork(), entry)
+                    promote()  # held from here on (a delta's values, the fork's copies)
                     self._tick("delta fetch+apply", t0)
                     self._loaded()
                     if st is None:
@@ -325,6 +326,7 @@ class TimeTravel:
             seg_end = end if end - held.offset <= every else held.offset + every
             t0 = time.perf_counter()
             forked = held.state.fork()
+            promote()  # the fork's copies live through the read: no young collection walks them
             self._tick("fork", t0)
             f0, t0 = src.fetch_seconds, time.perf_counter()
             r = await replay(src, cluster, Target(offset=seg_end), start_state=forked,
@@ -335,6 +337,7 @@ class TimeTravel:
                 r.last = held.last
             t0 = time.perf_counter()
             r.state.freeze()
+            promote()  # held from here on
             self._tick("freeze", t0)
             held = held.descend(r.state, seg_end, r.chain_head, r.last)
             self.states.put(cluster, partition, held)
