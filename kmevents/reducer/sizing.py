@@ -16,21 +16,28 @@ holds it to the measured size).
 A frozen fork (reducer/fork.py) shares every entity it did not change with the
 state it was forked from. :func:`estimate_bytes` with ``base`` counts only what
 the fork does not share with ``base``: its entities that are not ``base``'s very
-objects, a slot per entity in its own tables, and its own copies of the
-bookkeeping (``FORK_BYTES_PER_KEY`` per dedupe key, terminal-index and derived-index
-entry: the copies share the keys' objects). The API's cache (replay/warm.py) charges
-``base`` once for all the forks that share it.
+objects, its own tables' hash tables (``sys.getsizeof``: exact), its dedupe window's
+copy (its set, sorted runs and bitmap, exact, plus an int object per digest of the set),
+and its own copies of the bookkeeping (``FORK_BYTES_PER_KEY`` per terminal-index and
+derived-index entry: the copies share the keys' objects), counting only the containers
+it does not share with ``base``. The API's cache (replay/warm.py) charges ``base`` once
+for all the forks that share it. At the large profile's 1.5M events a fork folded ~1,000-4,000
+records on is estimated at ~25-30 MiB for the 14-22 MiB it adds to the process (73 MiB
+before the shared containers and the exact sizes: BENCHMARKS.md, "Warm reads within an
+interval at full size").
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 from functools import partial
 from operator import is_not
 from typing import Any
 
 import orjson
 
+from kmevents.reducer.dedupe import Recent
 from kmevents.reducer.packed import PackedTable, written_since
 from kmevents.reducer.state import ClusterState
 
@@ -39,8 +46,8 @@ ENTITY_JSON_FACTOR = 4
 PACKED_OVERHEAD = 320
 BYTES_PER_KEY = 256
 SAMPLE = 16
-#: a fork's own table slot per entity (its dict's hash table: key, value, hash, with slack)
-SLOT_BYTES = 64
+#: an int object of a dedupe digest (64 bits: 36 bytes, allocated in 40)
+INT_BYTES = 40
 #: a fork's own copy of a bookkeeping entry (a set or dict slot; the key objects are shared)
 FORK_BYTES_PER_KEY = 96
 
@@ -83,12 +90,11 @@ def _own_bytes(st: ClusterState, base: ClusterState) -> int:
     """What ``st`` holds beyond ``base``: entities that are not ``base``'s objects (all of
     them, not a sample: an identity test a value), its tables' slots and its bookkeeping."""
     own = 0
-    slots = 0
     for kind, t in st._tables.items():
         n = dict.__len__(t)
         if n == 0:
             continue
-        slots += n
+        own += sys.getsizeof(t)  # its own hash table (the keys and values are counted apart, or shared)
         theirs = base._tables.get(kind, {})
         written = written_since(t, theirs) if type(t) is PackedTable else None
         if written is not None:  # a copy of base's table: only the ids written since can differ
@@ -106,9 +112,35 @@ def _own_bytes(st: ClusterState, base: ClusterState) -> int:
         sample = mine[::step]
         sizes = [_value_bytes(v) for v in sample]
         own += sum(sizes) * len(mine) // len(sample)
-    keys = len(st._seen_new) + sum(len(i) for i in st._terminal.values())
+    own += _window_bytes(st._seen_new)
     if st._seen_old is not base._seen_old:  # shared by a fork until its window rotates
-        keys += len(st._seen_old)
-    keys += len(st._task_keys) + sum(len(m) for m in st._pods_by_ns.values())
-    keys += sum(len(a) + len(b) for a, b in st._rc_members.values()) + sum(len(m) for m in st._svc_members.values())
-    return own + SLOT_BYTES * slots + FORK_BYTES_PER_KEY * keys + 4096
+        own += _window_bytes(st._seen_old)
+    keys = _unshared(st._terminal, base._terminal)
+    if st._task_keys is not base._task_keys:
+        keys += len(st._task_keys)
+    keys += _unshared(st._pods_by_ns, base._pods_by_ns) + _unshared(st._svc_members, base._svc_members)
+    keys += _unshared(st._rc_members, base._rc_members, lambda m: len(m[0]) + len(m[1]))
+    return own + FORK_BYTES_PER_KEY * keys + 4096
+
+
+def _window_bytes(w: Any) -> int:
+    """A dedupe window half's own memory (a set of digests, or dedupe.Recent): its containers
+    exactly, and an int object for each digest held in a set."""
+    if isinstance(w, Recent):
+        return (sys.getsizeof(w._set) + INT_BYTES * len(w._set) + sys.getsizeof(w._bits)
+                + sum(map(sys.getsizeof, w._runs)))
+    return sys.getsizeof(w) + INT_BYTES * len(w)
+
+
+def _unshared(mine: dict[Any, Any], theirs: dict[Any, Any], size: Any = len) -> int:
+    """The entries of bookkeeping ``mine`` (a dict of containers: one per namespace, RC, service
+    or retained kind) that are not ``theirs``: its own slots, and the size of each container
+    that is not the very object ``theirs`` holds. A fork copies such a container only when its
+    fold first reads it (fork.py ``_LAZY``); the others stay shared with its ancestor: counting
+    them all made a fork of the large profile's 1.5M-event state ~73 MiB by estimate against
+    ~14-22 MiB it added to the process (BENCHMARKS.md, "Warm reads within an interval at full
+    size")."""
+    if mine is theirs:
+        return 0
+    get = theirs.get
+    return len(mine) + sum(size(v) for k, v in mine.items() if get(k) is not v)

@@ -267,6 +267,26 @@ def test_a_fork_is_estimated_by_what_it_does_not_share_and_that_bounds_what_it_a
     assert added <= estimate_bytes(last, base)
 
 
+def test_a_fork_is_not_charged_for_the_bookkeeping_it_still_shares() -> None:
+    import sys
+
+    from kmevents.reducer.sizing import FORK_BYTES_PER_KEY, _window_bytes
+
+    base = load_snapshot(_fold(1999).to_snapshot())
+    base.freeze()
+    f = base.fork().freeze()  # nothing folded: every namespace's, RC's and service's members shared
+    assert sum(len(m) for m in base._pods_by_ns.values()) > 50
+    assert all(f._pods_by_ns[ns] is m for ns, m in base._pods_by_ns.items())
+    outer = len(f._terminal) + len(f._pods_by_ns) + len(f._rc_members) + len(f._svc_members) + len(f._task_keys)
+    mine = sum(sys.getsizeof(t) for t in f._tables.values() if dict.__len__(t)) + _window_bytes(f._seen_new)
+    assert estimate_bytes(f, base) == mine + FORK_BYTES_PER_KEY * outer + 4096
+    # folded on, the containers it changed are its own again, and counted
+    g = _on(base, 1999, 2999)
+    changed = [ns for ns, m in g._pods_by_ns.items() if base._pods_by_ns.get(ns) is not m]
+    assert changed
+    assert estimate_bytes(g, base) >= FORK_BYTES_PER_KEY * sum(len(g._pods_by_ns[ns]) for ns in changed)
+
+
 def _scanned(fork: ClusterState, base: ClusterState) -> int:
     """``estimate_bytes(fork, base)`` by comparing every value (the packed tables' record of
     what they wrote since they were copied put aside)."""
