@@ -381,6 +381,38 @@ def test_members_go_before_their_root_whatever_the_order_they_were_used_in() -> 
     assert cache.holds("c", 0, 21) and cache.holds("c", 0, 22) and cache.bytes == 100
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["root", "member", "touch"]), st.integers(0, 3), st.integers(1, 50)),
+                max_size=40), st.integers(20, 150))
+# another family's root overflows the budget: the old order dropped root 0 (freeing nothing), then one member
+@example([("root", 0, 50), ("member", 0, 10), ("member", 0, 10), ("root", 1, 40)], 100)
+def test_a_root_never_leaves_before_a_member_of_its_family_and_the_budget_holds(
+        ops: list[tuple[str, int, int]], max_bytes: int) -> None:
+    cache = StateCache(8, max_bytes=max_bytes)
+    roots: dict[int, Held] = {}
+    offset = 0
+    for op, which, nbytes in ops:
+        offset += 1
+        before = {id(h) for h in cache.held()}
+        if op == "root":
+            roots[which] = Held(ClusterState.empty(f"r{offset}"), offset, None, offset, bytes=nbytes)
+            cache.put("c", 0, roots[which])
+        elif op == "member" and which in roots:
+            m = roots[which].descend(ClusterState.empty(f"m{offset}"), offset, None, None)
+            m.bytes = nbytes
+            cache.put("c", 0, m)
+        elif op == "touch":
+            cache.nearest("c", 0, offset - which)
+        held = cache.held()
+        kept = {id(h) for h in held}
+        for h in held:
+            if h.root is not None and id(h.root) in before:
+                assert id(h.root) in kept, "a root went while a member of its family stayed"
+        charged = {id(h.root or h): (h.root or h).bytes for h in held}
+        assert cache.bytes == sum(charged.values()) + sum(h.bytes for h in held if h.root is not None) <= max_bytes
+        assert len(held) <= 8
+
+
 def test_a_member_alone_brings_its_family_charge_and_too_big_families_are_not_kept() -> None:
     root = Held(ClusterState.empty("r"), 1, None, 1, bytes=80)
     m = root.descend(ClusterState.empty("m"), 2, None, None)
