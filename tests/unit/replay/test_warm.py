@@ -390,9 +390,7 @@ def test_a_root_never_leaves_before_a_member_of_its_family_and_the_budget_holds(
         ops: list[tuple[str, int, int]], max_bytes: int) -> None:
     cache = StateCache(8, max_bytes=max_bytes)
     roots: dict[int, Held] = {}
-    offset = 0
-    for op, which, nbytes in ops:
-        offset += 1
+    for offset, (op, which, nbytes) in enumerate(ops, start=1):
         before = {id(h) for h in cache.held()}
         if op == "root":
             roots[which] = Held(ClusterState.empty(f"r{offset}"), offset, None, offset, bytes=nbytes)
