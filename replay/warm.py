@@ -84,11 +84,11 @@ class StateCache:
     A state estimated above ``max_bytes`` is not kept at all.
 
     Over the budget, entries go least recently used first, except a family's root while
-    other states of its family are kept (:meth:`_victim`): at the large profile a root is a
-    loaded full snapshot (~250 MiB, 1-2 s to load again) and each member ~80 MiB of copied
-    tables and indexes, so the old order dropped the root first, freed nothing, and the next
-    read before every member loaded the snapshot again (BENCHMARKS.md, "Warm reads within an
-    interval at full size").
+    other states of its family are kept (:meth:`_victim`), for bytes and for the count of
+    entries alike: at the large profile a root is a loaded full snapshot (~270 MiB by
+    estimate, 1-2 s to load again) and a member ~14-22 MiB (~30 by estimate), so the old
+    order dropped the root first, freed nothing, and the next read before every member loaded
+    the snapshot again (BENCHMARKS.md, "Warm reads within an interval at full size").
     """
 
     def __init__(self, entries: int, max_bytes: int = 1 << 62, results: int = 0) -> None:
@@ -214,23 +214,28 @@ class StateCache:
         limits = {"held": self.entries, "result": self.results}
         for kind, limit in limits.items():
             while self.counts[kind] > limit:
-                self._evict(next(k for k in self._lru if k[0] == kind))
+                self._evict(self._victim(kind))
         while self.bytes > self.max_bytes:
             self._evict(self._victim())
         return key in self._lru
 
-    def _victim(self) -> tuple[Any, ...]:
-        """The entry to evict for bytes: the least recently used that is not the root of a
-        family with other states kept. Dropping such a root frees almost nothing (its family
-        keeps it alive and charged) and it is where the family's reads start without a load
-        (a full snapshot's: 1-2 s at the large profile), while a member costs a fork and a
-        short fold to make again."""
+    def _victim(self, kind: str | None = None) -> tuple[Any, ...]:
+        """The entry (of ``kind``: held or result; None: any) to evict: the least recently used
+        that is not the root of a family with other states kept. Dropping such a root frees
+        almost nothing (its family keeps it alive and charged) and it is where the family's
+        reads start without a load (a full snapshot's: 1-2 s at the large profile), while a
+        member costs a fork and a short fold to make again."""
         fams = self._families
+        first = None
         for key, e in self._lru.items():
+            if kind is not None and key[0] != kind:
+                continue
             fam = fams.get(id(e.state))
             if fam is None or fam[0] <= 1:
                 return key
-        return next(iter(self._lru))
+            first = first or key
+        assert first is not None  # (called only with an entry of ``kind`` kept)
+        return first
 
     def _evict(self, key: tuple[Any, ...]) -> None:
         self._drop(key)
