@@ -35,7 +35,7 @@ from kmevents.reducer.annotations import (
     UNKNOWN_TYPE,
     note,
 )
-from kmevents.reducer.dedupe import Digests, Recent, digest
+from kmevents.reducer.dedupe import BLAKE2B_8, UNPACK_U64, Digests, Recent
 from kmevents.reducer.handlers_k8s import HANDLERS as _K8S
 from kmevents.reducer.handlers_mesos import HANDLERS as _MESOS
 from kmevents.reducer.packed import pack_tables
@@ -93,8 +93,24 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
         key = event.get("dedupe_key") or event.get("event_id")
         d = None
         if type(key) is str:
-            d = digest(key)
-            if d in st._seen_new or d in st._seen_old:
+            hb = BLAKE2B_8.copy()  # dedupe.digest(key), inlined (every event)
+            hb.update(key.encode())
+            d = UNPACK_U64(hb.digest())[0]
+            # The halves' bitmaps answer "not in it" for most digests; `in` runs only when a bit
+            # is set (dedupe.py: a method call per event cost the fold 2-8 %).
+            new, old = st._seen_new, st._seen_old
+            if type(new) is Recent:
+                i = d & new.mask
+                dup = new.bits[i >> 3] >> (i & 7) & 1 and d in new  # (0 or 1 while the bit says no)
+            else:
+                dup = d in new
+            if not dup:
+                if type(old) is Digests:
+                    i = d & old.mask
+                    dup = old.bits[i >> 3] >> (i & 7) & 1 and d in old
+                else:
+                    dup = d in old
+            if dup:
                 note(st, DUPLICATE, None, None, f"dedupe key {key!r} already applied; skipped")
                 return _take(st)
         try:
@@ -106,12 +122,13 @@ def apply(state: ClusterState, event: Any, *, partition: int | None = None,
             if d is not None:
                 seen = st._seen_new
                 if type(seen) is Recent:
-                    seen.add_new(d)  # (not in the window: checked above)
+                    n = seen.add_new(d)  # (not in the window: checked above)
                 else:
                     seen.add(d)
-                    if len(seen) >= Recent.SPILL and len(seen) < st._dedupe_window:
+                    n = len(seen)
+                    if n >= Recent.SPILL and n < st._dedupe_window:
                         st._seen_new = seen = Recent(seen, st._dedupe_window)  # compact as it grows (dedupe.py)
-                if len(seen) >= st._dedupe_window:
+                if n >= st._dedupe_window:
                     # read only from here on: compact (dedupe.py)
                     st._seen_old = seen.frozen() if type(seen) is Recent else Digests(seen)
                     st._seen_new = set()

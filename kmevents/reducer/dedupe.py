@@ -50,10 +50,19 @@ _U64: Final = Struct(">Q")
 _BIG_ENDIAN: Final = sys.byteorder == "big"
 
 
+#: BLAKE2b with an 8-byte digest and nothing hashed yet: :func:`digest` copies it, which is
+#: ~0.14 µs faster a key than making a new hash object with ``digest_size=8`` (issue 17)
+BLAKE2B_8: Final = blake2b(digest_size=8)
+#: the digest's bytes as an int: ``unpack(b)[0]``
+UNPACK_U64: Final = _U64.unpack
+
+
 def digest(key: str) -> int:
     """The window's form of a dedupe key: BLAKE2b's first 8 bytes, big-endian, as an int
-    in [0, 2^64). Stable across processes, machines and Python versions."""
-    return _U64.unpack(blake2b(key.encode(), digest_size=8).digest())[0]
+    in [0, 2^64). Stable across processes, machines and Python versions. (apply.py inlines it.)"""
+    h = BLAKE2B_8.copy()
+    h.update(key.encode())
+    return UNPACK_U64(h.digest())[0]
 
 
 def _bitmap(n: int) -> tuple[bytearray, int]:
@@ -93,14 +102,18 @@ class Digests:
     :class:`Recent` it was) behind a bitmap of their low bits, instead of a set of int objects
     (~74 bytes each: 7.4 MiB of the 100,000 digests' 14.8 MiB in the window, issue 17).
     ``d in old`` reads one bit for most digests not in it (1 in ~16 passes it and is looked up
-    by bisection). Compares equal to a set of the same digests; ``old - s`` is a set."""
+    by bisection). Compares equal to a set of the same digests; ``old - s`` is a set.
 
-    __slots__ = ("_runs", "_n", "_bits", "_mask")
+    ``bits`` and ``mask`` are read by apply.py, which tests a digest's bit inline (``i = d &
+    mask``; bit ``i & 7`` of byte ``i >> 3``) and asks ``in`` only when it is set: most events
+    are new, and a method call per event cost more than the test (issue 17)."""
+
+    __slots__ = ("_runs", "_n", "bits", "mask")
 
     def __init__(self, digests: Iterable[int]) -> None:
         a = array.array("Q", sorted(digests))
-        self._bits, self._mask = _bitmap(len(a))
-        _mark(self._bits, self._mask, a)
+        self.bits, self.mask = _bitmap(len(a))
+        _mark(self.bits, self.mask, a)
         self._runs = [a]
         self._n = len(a)
 
@@ -108,15 +121,15 @@ class Digests:
     def _of(cls, runs: list[array.array[int]], bits: bytearray, mask: int) -> Digests:
         """Over sorted ``runs`` of distinct digests (none in two runs), ``bits`` marking them all."""
         new = cls.__new__(cls)
-        new._runs, new._bits, new._mask = runs, bits, mask
+        new._runs, new.bits, new.mask = runs, bits, mask
         new._n = sum(map(len, runs))
         return new
 
     def __contains__(self, d: object) -> bool:
         if type(d) is not int:
             return False
-        i = d & self._mask
-        return self._bits[i >> 3] >> (i & 7) & 1 == 1 and _in_runs(self._runs, d)
+        i = d & self.mask
+        return self.bits[i >> 3] >> (i & 7) & 1 == 1 and _in_runs(self._runs, d)
 
     def __len__(self) -> int:
         return self._n
@@ -144,15 +157,20 @@ class Digests:
 
 class Recent:
     """The window's new half once it holds :attr:`SPILL` digests (apply.py; before, a set): the
-    newest fewer than ``SPILL`` as a set, the earlier ones as sorted runs of ``SPILL`` uint64s
-    behind one bitmap sized for the window, as :class:`Digests` keeps them. A set of 100,000
-    digests is ~7.9 MiB (its table 4 MiB, the ints 40 bytes each) and the half grows to the
-    window's size before each rotation, where a whole-log rebuild may well end (96,490 at the
-    large profile's 1.5M events): this is ~2 MiB (issue 17). A rotation makes the old half of
-    its runs (:meth:`frozen`), sorting nothing again. Set-like: ``in``, ``add``, ``len``,
-    iteration (in no order), ``-`` and ``|`` (sets), equal to a set of the same digests."""
+    newest fewer than ``SPILL`` as a set, the earlier ones as sorted runs of ``SPILL`` uint64s,
+    all of them behind one bitmap sized for the window, as :class:`Digests` keeps them. A set
+    of 100,000 digests is ~7.9 MiB (its table 4 MiB, the ints 40 bytes each) and the half
+    grows to the window's size before each rotation, where a whole-log rebuild may well end
+    (96,490 at the large profile's 1.5M events): this is ~2 MiB (issue 17). A rotation makes
+    the old half of its runs (:meth:`frozen`), sorting nothing again. Set-like: ``in``,
+    ``add``, ``len``, iteration (in no order), ``-`` and ``|`` (sets), equal to a set of the
+    same digests.
 
-    __slots__ = ("_set", "_runs", "_in_runs", "_bits", "_mask")
+    The bitmap marks the set's digests too (as they are added), so a digest whose bit is
+    clear is in neither part: apply.py tests the bit inline, as for :class:`Digests`, and asks
+    ``in`` only when it is set (~1 in 40 new digests on average over a half's growth)."""
+
+    __slots__ = ("_set", "_runs", "_in_runs", "bits", "mask")
 
     #: digests held as a set before they move into a sorted run (512 KiB of set table, 640 KiB
     #: of ints at most)
@@ -160,14 +178,16 @@ class Recent:
 
     def __init__(self, digests: Iterable[int], window: int) -> None:
         """``digests``: the half so far; ``window``: the most it will hold (the bitmap's size)."""
-        self._bits, self._mask = _bitmap(window)
+        self.bits, self.mask = _bitmap(window)
         self._runs: list[array.array[int]] = []
         self._in_runs = 0
         self._set = set(digests)
+        _mark(self.bits, self.mask, self._set)
         while len(self._set) >= self.SPILL:
             self._spill()
 
     def _spill(self) -> None:
+        """The set's digests (its first SPILL when it holds more) into a sorted run (marked already)."""
         s = self._set
         if len(s) > self.SPILL:  # (a whole set given at once: its first SPILL digests)
             part = set(itertools.islice(s, self.SPILL))
@@ -175,24 +195,26 @@ class Recent:
         else:
             part, self._set = s, set()
         a = array.array("Q", sorted(part))
-        _mark(self._bits, self._mask, a)
         self._runs.append(a)
         self._in_runs += len(a)
 
     def __contains__(self, d: object) -> bool:
-        if d in self._set:
-            return True
         if type(d) is not int:
             return False
-        i = d & self._mask
-        return self._bits[i >> 3] >> (i & 7) & 1 == 1 and _in_runs(self._runs, d)
+        i = d & self.mask
+        return self.bits[i >> 3] >> (i & 7) & 1 == 1 and (d in self._set or _in_runs(self._runs, d))
 
-    def add_new(self, d: int) -> None:
-        """Add ``d``, which the caller knows is not in it (the fold checked the whole window)."""
+    def add_new(self, d: int) -> int:
+        """Add ``d``, which the caller knows is not in it (the fold checked the whole window);
+        returns how many it holds now (the fold's rotation test, without a ``len`` call)."""
         s = self._set
         s.add(d)
-        if len(s) >= self.SPILL:
-            self._spill()
+        i = d & self.mask
+        self.bits[i >> 3] |= 1 << (i & 7)
+        if len(s) < self.SPILL:
+            return self._in_runs + len(s)
+        self._spill()
+        return self._in_runs
 
     def add(self, d: int) -> None:
         if d not in self:
@@ -219,18 +241,17 @@ class Recent:
     def copy(self) -> Recent:
         new = Recent.__new__(Recent)
         new._set, new._runs, new._in_runs = set(self._set), list(self._runs), self._in_runs  # runs never change
-        new._bits, new._mask = bytearray(self._bits), self._mask
+        new.bits, new.mask = bytearray(self.bits), self.mask
         return new
 
     def frozen(self) -> Digests:
         """Its digests as the window's old half; this one is not used again (they share the bitmap)."""
         if self._set:
             a = array.array("Q", sorted(self._set))
-            _mark(self._bits, self._mask, a)
             self._runs.append(a)
             self._in_runs += len(a)
             self._set = set()
-        return Digests._of(self._runs, self._bits, self._mask)
+        return Digests._of(self._runs, self.bits, self.mask)
 
     def sorted_array(self) -> array.array[int]:
         """A copy of the digests as a sorted ``array('Q')`` (merged: no int object for each at once)."""

@@ -215,6 +215,41 @@ def test_recent_is_the_set_of_its_digests(ds: list[int], spill: int, other: set[
         assert all(x in old for x in ref) and not any(x in old for x in other - ref)
 
 
+def _bit(half: Recent | Digests, d: int) -> bool:
+    i = d & half.mask
+    return half.bits[i >> 3] >> (i & 7) & 1 == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(ds=st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=60),
+       spill=st.integers(min_value=1, max_value=6), start=st.integers(min_value=0, max_value=10))
+def test_every_digest_of_a_half_has_its_bit_set(ds: list[int], spill: int, start: int) -> None:
+    # apply.py skips `in` when a digest's bit is clear: a digest of the half with a clear bit
+    # would let its duplicate through. The newest (still in Recent's set) are marked too.
+    with patch.object(Recent, "SPILL", spill):
+        r = Recent(ds[:start], window=64)
+        for d in ds[start:]:
+            if d not in r:
+                assert r.add_new(d) == len(r)
+        assert all(_bit(r, d) for d in ds)
+        assert all(_bit(r.copy(), d) for d in ds)
+        old = r.frozen()
+        assert all(_bit(old, d) for d in ds) and all(_bit(Digests(ds), d) for d in ds)
+
+
+def test_a_duplicate_in_the_new_halfs_newest_digests_is_annotated() -> None:
+    # the window's new half as a Recent (window 40: it becomes one at SPILL digests), the
+    # duplicate's digest still in its set part, not yet in a run
+    with patch.object(Recent, "SPILL", 4):
+        log, s = Log(), ClusterState.empty("c1", Retention(dedupe_window=40))
+        for i in range(10):
+            apply(s, _ns(log, f"k{i}", f"ns-{i}"))
+        assert type(s._seen_new) is Recent and len(s._seen_new) == 10
+        assert _kinds(apply(s, _ns(log, "k9", "ns-9"))) == ["duplicate"]  # in the set part
+        assert _kinds(apply(s, _ns(log, "k1", "ns-1"))) == ["duplicate"]  # in a run
+        assert apply(s, _ns(log, "k10", "ns-10")) == []
+
+
 # -- a version-4 state ----------------------------------------------------------------
 
 def _fold_fixture_events(upto: int, *, base_at: int | None = None) -> ClusterState:
