@@ -127,7 +127,7 @@ def _window_bytes(w: Any) -> int:
     """A dedupe window half's own memory (a set of digests, or dedupe.Recent): its containers
     exactly, and an int object for each digest held in a set."""
     if isinstance(w, Recent):
-        return (sys.getsizeof(w._set) + INT_BYTES * len(w._set) + sys.getsizeof(w._bits)
+        return (sys.getsizeof(w._set) + INT_BYTES * len(w._set) + sys.getsizeof(w.bits)
                 + sum(map(sys.getsizeof, w._runs)))
     return sys.getsizeof(w) + INT_BYTES * len(w)
 

@@ -287,6 +287,23 @@ def test_a_fork_is_not_charged_for_the_bookkeeping_it_still_shares() -> None:
     assert estimate_bytes(g, base) >= FORK_BYTES_PER_KEY * sum(len(g._pods_by_ns[ns]) for ns in changed)
 
 
+def test_a_dedupe_window_half_is_sized_by_its_containers() -> None:
+    import random as _random
+    import sys
+
+    from kmevents.reducer.dedupe import Recent
+    from kmevents.reducer.sizing import INT_BYTES, _window_bytes
+
+    rng = _random.Random(7)
+    digests = [rng.getrandbits(64) for _ in range(40_000)]
+    as_set = set(digests)
+    assert _window_bytes(as_set) == sys.getsizeof(as_set) + INT_BYTES * len(as_set)
+    recent = Recent(digests, 100_000)  # two sorted runs of 16,384 and the newest 7,232 in a set
+    got = _window_bytes(recent)
+    assert got >= 8 * 2 * Recent.SPILL + sys.getsizeof(recent.bits)  # the runs' uint64s, the bitmap
+    assert got < _window_bytes(as_set) // 2  # what it is for: ~a quarter of a set's bytes
+
+
 def _scanned(fork: ClusterState, base: ClusterState) -> int:
     """``estimate_bytes(fork, base)`` by comparing every value (the packed tables' record of
     what they wrote since they were copied put aside)."""
