@@ -19,6 +19,7 @@ only so that ``kafka-consumer-groups`` shows the lag; nothing reads them back.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -475,13 +476,31 @@ class DeriveWorker:
         # A delta is encoded here, now, and only its store goes on in the background: a fork costs
         # the worker ~0.15 s at the large profile's full size (its page tables, then a fault on the
         # first write to every page, copy-on-write) and the child copies every page it reads (its
-        # reference counts), so a forked delta cost ~0.55 s of CPU in all against ~0.2 s here: the
-        # deltas' children were ~25 % of the derive's CPU (BENCHMARKS.md, "Where the derive's CPU
-        # goes at full size"). A full snapshot (~1.6 s to encode) still goes to a child.
+        # reference counts): at 1.5M events a forked delta cost ~0.39 s in its child plus the
+        # worker's faults, against ~0.16 s here; the deltas' children were ~21 % of the derive's CPU
+        # (BENCHMARKS.md, "Where the derive's CPU goes at full size"). A full snapshot (~1.5 s to
+        # encode) still goes to a child.
         child: offload.Child | offload.Done
-        child = offload.Done(encoded()) if base is not None and not self.deltas_in_child else offload.spawn(encoded)
         if base is None:
+            # The base's copies of the indexes are made before the fork, not after: then every
+            # page they read (reference counts) and every old copy they free was copied for the
+            # child (8 % of the worker's py-spy samples at 1.5M events).
             d.mark_base(cluster, offset)
+            try:
+                child = offload.spawn(encoded)
+            except BaseException:
+                d.folds[cluster].state.drop_base()  # no deltas against a snapshot nobody stores
+                raise
+        elif self.deltas_in_child:
+            child = offload.spawn(encoded)
+        else:
+            was = gc.isenabled()
+            gc.disable()  # the document's many containers are acyclic: no collection (4 s of 210 at 1.5M)
+            try:
+                child = offload.Done(encoded())
+            finally:
+                if was:
+                    gc.enable()
         before = self._snapshot_jobs[-1] if self._snapshot_jobs else None
         return asyncio.get_running_loop().create_task(
             self._store_offloaded(d, cluster, child, before, offset=offset, base=base, head=head))

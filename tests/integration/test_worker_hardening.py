@@ -424,6 +424,33 @@ async def test_snapshots_encoded_in_forked_children_are_all_stored_and_load_to_t
     assert (await verify(isolated, [isolated.cluster])).clean
 
 
+async def test_a_full_snapshot_that_cannot_fork_leaves_no_base_for_deltas(
+        isolated: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The base's copies are made before the fork (not after, when each page they touch is copied
+    # for the child): a fork that fails must take the base back, or deltas would name a full
+    # snapshot that was never stored.
+    import logging
+
+    from kmevents.processors import offload
+
+    from kmevents.store.snapshots import index_entries
+
+    def no_fork(fn: Any) -> offload.Child:
+        raise OSError("fork: Cannot allocate memory")
+
+    monkeypatch.setattr(offload, "spawn", no_fork)
+    await ingest_sim(isolated, isolated.cluster, 1500)
+    caplog.set_level(logging.WARNING, logger="kmevents.processors.worker")
+    w = await run_worker_until_caught_up(isolated, snapshot_every_events=300, delta_every_events=100,
+                                         max_records=100, snapshots_in_child=True)
+    assert w.stats.snapshots == 0 and w.stats.deltas == 0 and w.stats.snapshot_failures >= 4
+    assert all(f.state.base_offset is None for d in w.derivers.values() for f in d.folds.values())
+    assert any("Cannot allocate memory" in str(getattr(r, "error", "")) for r in caplog.records)
+    async with etcd_adapter.client(isolated.etcd) as c:
+        assert await index_entries(isolated, c, isolated.cluster) == []
+    assert (await verify(isolated, [isolated.cluster])).clean
+
+
 async def test_when_snapshot_children_keep_failing_the_worker_encodes_in_process_and_stores_the_rest(
         isolated: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     # A child that cannot encode (killed by the kernel, a library that breaks after fork) used to
