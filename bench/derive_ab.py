@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -99,11 +100,16 @@ async def _derive(n: int) -> dict[str, Any]:
     w.stop_requested.set()
     await task
     children = _children_cpu() - k0  # the snapshot children (processors/offload.py), waited for by now
+    async with etcd_adapter.client(s.etcd) as c:  # what was stored: equal across trees that write the same
+        from kmevents.store.snapshots import index_entries
+
+        entries = sorted((e["offset"], e.get("kind", "full"), e["bytes"], e["stored_bytes"]) for e in await index_entries(s, c, s.cluster))
+    stored = hashlib.sha256(repr(entries).encode()).hexdigest()[:16]
     st = w.stats
     await w.stop()
     rss = {"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
-    return {**rss, "seconds": took, "cpu": cpu, "children_cpu": children, "rate": n / took, "transactions": st.transactions,
+    return {**rss, "stored": stored, "seconds": took, "cpu": cpu, "children_cpu": children, "rate": n / took, "transactions": st.transactions,
             "snapshots": st.snapshots, "deltas": st.deltas,
             "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime, "gc": gc_s[0],
             "minor_faults": r1.ru_minflt - r0.ru_minflt}
@@ -184,6 +190,7 @@ def parent(args: argparse.Namespace) -> None:
                 e1 = _etcd_cpu(etcd_pid) if etcd_pid else float("nan")
                 j1 = _etcd_cpu(kafka_pid) if kafka_pid else float("nan")
                 line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+                asyncio.run(_free_etcd(s, env["KMEVENTS_ETCD__PREFIX"]))
                 if p.returncode or not line:
                     print(f"{name} run {run}: failed rc={p.returncode}\n{p.stderr[-3000:]}", flush=True)
                     continue
@@ -193,10 +200,33 @@ def parent(args: argparse.Namespace) -> None:
                 print(f"{name:>6} run {run}: {r['rate']:8,.0f} events/s  {r['seconds']:6.1f} s wall  "
                       f"worker CPU {r['cpu']:6.1f} s (user {r.get('user', 0):.1f}, sys {r.get('sys', 0):.1f}, GC {r.get('gc', 0):.1f}; "
                       f"+{r.get('children_cpu', 0):.1f} s in children)  etcd CPU {r['etcd_cpu']:5.1f} s  Kafka CPU {r['kafka_cpu']:5.1f} s  "
-                      f"{r['transactions']:,} txns, {r['snapshots']} snapshots, {r['deltas']} deltas  "
+                      f"{r['transactions']:,} txns, {r['snapshots']} snapshots, {r['deltas']} deltas (index {r.get('stored')})  "
                       f"peak RSS {r.get('rss_mib', 0):.0f} MiB (largest child {r.get('child_rss_mib', 0):.0f})  "
                       f"load {load0:.2f}-{r['load_end']:.2f}", flush=True)
         print(json.dumps(results))
+
+
+async def _free_etcd(s: Any, prefix: str) -> None:
+    """Delete a run's keys, compact and defragment: a full-size derive writes ~2 GiB of revisions,
+    and a second one into the same etcd exceeded its 4 GiB quota (``database space exceeded``)."""
+    import base64
+    import urllib.request
+
+    from kmevents.adapters import etcd as etcd_adapter
+
+    p = f"{prefix}/".encode()
+    async with etcd_adapter.client(s.etcd) as c:
+        await etcd_adapter.delete_range(c, p, etcd_adapter.prefix_end(p))
+
+    def call(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(f"{s.etcd.endpoint}{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=600) as resp:  # noqa: S310 - the bench's own 127.0.0.1 etcd
+            return dict(json.loads(resp.read()))
+
+    rev = int(call("/v3/kv/range", {"key": base64.b64encode(b"x").decode()})["header"]["revision"])
+    call("/v3/kv/compaction", {"revision": rev, "physical": True})
+    call("/v3/maintenance/defragment", {})
 
 
 def _etcd_pid(s: Any) -> int | None:
