@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -99,11 +100,16 @@ async def _derive(n: int) -> dict[str, Any]:
     w.stop_requested.set()
     await task
     children = _children_cpu() - k0  # the snapshot children (processors/offload.py), waited for by now
+    async with etcd_adapter.client(s.etcd) as c:  # what was stored: equal across trees that write the same
+        from kmevents.store.snapshots import index_entries
+
+        entries = sorted((e["offset"], e.get("kind", "full"), e["bytes"], e["stored_bytes"]) for e in await index_entries(s, c, s.cluster))
+    stored = hashlib.sha256(repr(entries).encode()).hexdigest()[:16]
     st = w.stats
     await w.stop()
     rss = {"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
-    return {**rss, "seconds": took, "cpu": cpu, "children_cpu": children, "rate": n / took, "transactions": st.transactions,
+    return {**rss, "stored": stored, "seconds": took, "cpu": cpu, "children_cpu": children, "rate": n / took, "transactions": st.transactions,
             "snapshots": st.snapshots, "deltas": st.deltas,
             "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime, "gc": gc_s[0],
             "minor_faults": r1.ru_minflt - r0.ru_minflt}
@@ -157,6 +163,7 @@ def parent(args: argparse.Namespace) -> None:
         n = asyncio.run(_ingest(s, log.path))
         print(f"ingested {n:,} events in {time.perf_counter() - t:.0f} s", flush=True)
         etcd_pid = _etcd_pid(s)
+        kafka_pid = _kafka_pid(s)
         results: list[tuple[str, dict[str, Any]]] = []
         for run in range(args.runs):
             for name, (src, kw) in srcs.items():
@@ -169,32 +176,68 @@ def parent(args: argparse.Namespace) -> None:
                        "KMEVENTS_ETCD__PREFIX": f"/ab{rtag}/kmevents/v1", "KMEVENTS_CLUSTER": s.cluster,
                        "KMEVENTS_AB_SRC": src, "KMEVENTS_AB_WORKER": kw}
                 argv = [sys.executable, "-m", "bench.derive_ab", "--child", "--events", str(n)]
+                if args.py_spy:  # sampled stacks of the worker and its snapshot children, by process
+                    os.makedirs(args.py_spy, exist_ok=True)
+                    argv = [os.environ.get("PY_SPY", "py-spy"), "record", "--subprocesses", "--nonblocking",
+                            "-r", "50", "-f", "raw", "-o", f"{args.py_spy}/{name}-{run}.txt", "--", *argv]
                 if args.profile:
                     os.makedirs(args.profile, exist_ok=True)
                     argv += ["--profile-out", f"{args.profile}/{name}-{run}.prof"]
                 load0 = os.getloadavg()[0]
                 e0 = _etcd_cpu(etcd_pid) if etcd_pid else float("nan")
+                j0 = _etcd_cpu(kafka_pid) if kafka_pid else float("nan")
                 p = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
                 e1 = _etcd_cpu(etcd_pid) if etcd_pid else float("nan")
+                j1 = _etcd_cpu(kafka_pid) if kafka_pid else float("nan")
                 line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+                asyncio.run(_free_etcd(s, env["KMEVENTS_ETCD__PREFIX"]))
                 if p.returncode or not line:
                     print(f"{name} run {run}: failed rc={p.returncode}\n{p.stderr[-3000:]}", flush=True)
                     continue
                 r = json.loads(line[-1][7:])
-                r.update(etcd_cpu=e1 - e0, load=load0)
+                r.update(etcd_cpu=e1 - e0, kafka_cpu=j1 - j0, load=load0, load_end=os.getloadavg()[0])
                 results.append((name, r))
                 print(f"{name:>6} run {run}: {r['rate']:8,.0f} events/s  {r['seconds']:6.1f} s wall  "
                       f"worker CPU {r['cpu']:6.1f} s (user {r.get('user', 0):.1f}, sys {r.get('sys', 0):.1f}, GC {r.get('gc', 0):.1f}; "
-                      f"+{r.get('children_cpu', 0):.1f} s in children)  etcd CPU {r['etcd_cpu']:5.1f} s  "
-                      f"{r['transactions']:,} txns, {r['snapshots']} snapshots, {r['deltas']} deltas  "
+                      f"+{r.get('children_cpu', 0):.1f} s in children)  etcd CPU {r['etcd_cpu']:5.1f} s  Kafka CPU {r['kafka_cpu']:5.1f} s  "
+                      f"{r['transactions']:,} txns, {r['snapshots']} snapshots, {r['deltas']} deltas (index {r.get('stored')})  "
                       f"peak RSS {r.get('rss_mib', 0):.0f} MiB (largest child {r.get('child_rss_mib', 0):.0f})  "
-                      f"load {load0:.2f}", flush=True)
+                      f"load {load0:.2f}-{r['load_end']:.2f}", flush=True)
         print(json.dumps(results))
+
+
+async def _free_etcd(s: Any, prefix: str) -> None:
+    """Delete a run's keys, compact and defragment: a full-size derive writes ~2 GiB of revisions,
+    and a second one into the same etcd exceeded its 4 GiB quota (``database space exceeded``)."""
+    import base64
+    import urllib.request
+
+    from kmevents.adapters import etcd as etcd_adapter
+
+    p = f"{prefix}/".encode()
+    async with etcd_adapter.client(s.etcd) as c:
+        await etcd_adapter.delete_range(c, p, etcd_adapter.prefix_end(p))
+
+    def call(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(f"{s.etcd.endpoint}{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=600) as resp:  # noqa: S310 - the bench's own 127.0.0.1 etcd
+            return dict(json.loads(resp.read()))
+
+    rev = int(call("/v3/kv/range", {"key": base64.b64encode(b"x").decode()})["header"]["revision"])
+    call("/v3/kv/compaction", {"revision": rev, "physical": True})
+    call("/v3/maintenance/defragment", {})
 
 
 def _etcd_pid(s: Any) -> int | None:
     out = subprocess.run(["pgrep", "-f", f"etcd.*{s.etcd.endpoint.rsplit(':', 1)[1]}"], capture_output=True,
                          text=True, check=False).stdout.split()
+    return int(out[0]) if out else None
+
+
+def _kafka_pid(s: Any) -> int | None:
+    home = str(s.stack.home)
+    out = subprocess.run(["pgrep", "-f", f"java.*{home}"], capture_output=True, text=True, check=False).stdout.split()
     return int(out[0]) if out else None
 
 
@@ -205,6 +248,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--src", action="append", help="NAME=PATH of a source tree (repeatable)")
     ap.add_argument("--profile", help="directory for a cProfile of each child")
+    ap.add_argument("--py-spy", help="directory for py-spy's raw stacks of each child and its snapshot children "
+                    "(the py-spy binary: $PY_SPY, else on PATH)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--profile-out", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -19,6 +19,7 @@ only so that ``kafka-consumer-groups`` shows the lag; nothing reads them back.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -119,7 +120,8 @@ class DeriveWorker:
                  snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, snapshot_every_seconds: float = SNAPSHOT_EVERY_SECONDS,
                  delta_every_events: int = DELTA_EVERY_EVENTS, max_records: int = 5000, group_id: str = GROUP_ID, instance_id: str | None = None,
                  session_timeout_ms: int = SESSION_TIMEOUT_MS, touched_every_events: int = BLOCK_EVENTS,
-                 snapshots_in_child: bool = True, snapshot_retention: tuple[int, int] | None = None) -> None:
+                 snapshots_in_child: bool = True, deltas_in_child: bool = False,
+                 snapshot_retention: tuple[int, int] | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.retention = retention
@@ -149,6 +151,9 @@ class DeriveWorker:
         self._last_snapshot: dict[str, float] = {}
         #: encode snapshots and deltas in a forked child while the fold goes on (offload.py)
         self.snapshots_in_child = snapshots_in_child
+        #: with ``snapshots_in_child``, deltas in children too; by default a delta is encoded in this
+        #: process and only stored in the background (:meth:`_offload_snapshot`)
+        self.deltas_in_child = deltas_in_child
         #: ``(keep_recent, thin_every)``: after each full snapshot stored, thin the cluster's older
         #: ones as ``kmevents snapshots prune`` does (store/snapshot_retention.py); None: keep all
         self.snapshot_retention = snapshot_retention
@@ -468,14 +473,39 @@ class DeriveWorker:
             data = encode()
             return len(data).to_bytes(8, "little") + compress(data)
 
-        child = offload.spawn(encoded)
+        # A delta is encoded here, now, and only its store goes on in the background: a fork costs
+        # the worker ~0.15 s at the large profile's full size (its page tables, then a fault on the
+        # first write to every page, copy-on-write) and the child copies every page it reads (its
+        # reference counts): at 1.5M events a forked delta cost ~0.39 s in its child plus the
+        # worker's faults, against ~0.16 s here; the deltas' children were ~21 % of the derive's CPU
+        # (BENCHMARKS.md, "Where the derive's CPU goes at full size"). A full snapshot (~1.5 s to
+        # encode) still goes to a child.
+        child: offload.Child | offload.Done
         if base is None:
+            # The base's copies of the indexes are made before the fork, not after: then every
+            # page they read (reference counts) and every old copy they free was copied for the
+            # child (8 % of the worker's py-spy samples at 1.5M events).
             d.mark_base(cluster, offset)
+            try:
+                child = offload.spawn(encoded)
+            except BaseException:
+                d.folds[cluster].state.drop_base()  # no deltas against a snapshot nobody stores
+                raise
+        elif self.deltas_in_child:
+            child = offload.spawn(encoded)
+        else:
+            was = gc.isenabled()
+            gc.disable()  # the document's many containers are acyclic: no collection (4 s of 210 at 1.5M)
+            try:
+                child = offload.Done(encoded())
+            finally:
+                if was:
+                    gc.enable()
         before = self._snapshot_jobs[-1] if self._snapshot_jobs else None
         return asyncio.get_running_loop().create_task(
             self._store_offloaded(d, cluster, child, before, offset=offset, base=base, head=head))
 
-    async def _store_offloaded(self, d: PartitionDeriver, cluster: str, child: offload.Child,
+    async def _store_offloaded(self, d: PartitionDeriver, cluster: str, child: offload.Child | offload.Done,
                                before: asyncio.Task[None] | None, *, offset: int, base: int | None, head: str) -> None:
         assert self._snapshots is not None
         try:
