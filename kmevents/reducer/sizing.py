@@ -17,7 +17,7 @@ A frozen fork (reducer/fork.py) shares every entity it did not change with the
 state it was forked from. :func:`estimate_bytes` with ``base`` counts only what
 the fork does not share with ``base``: its entities that are not ``base``'s very
 objects, its own tables' hash tables (``sys.getsizeof``: exact), its dedupe window's
-copy (its set, sorted runs and bitmap, exact, plus an int object per digest of the set),
+copy (its set and bitmap, an int object per digest of the set, its sorted runs),
 and its own copies of the bookkeeping (``FORK_BYTES_PER_KEY`` per terminal-index and
 derived-index entry: the copies share the keys' objects), counting only the containers
 it does not share with ``base``. The API's cache (replay/warm.py) charges ``base`` once
@@ -124,8 +124,9 @@ def _own_bytes(st: ClusterState, base: ClusterState) -> int:
 
 
 def _window_bytes(w: Any) -> int:
-    """A dedupe window half's own memory (a set of digests, or dedupe.Recent): its containers
-    exactly, and an int object for each digest held in a set."""
+    """A dedupe window half's own memory (a set of digests, or dedupe.Recent): its set and
+    bitmap exactly, an int object for each digest of the set, and its sorted runs (a fork's
+    copy shares its parent's runs until it spills a new one: counted anyway, an upper bound)."""
     if isinstance(w, Recent):
         return (sys.getsizeof(w._set) + INT_BYTES * len(w._set) + sys.getsizeof(w.bits)
                 + sum(map(sys.getsizeof, w._runs)))
