@@ -15,7 +15,8 @@ raised: no automatic full pass. The young generations' thresholds are the fold's
 (reducer.apply.FOLD_GC_THRESHOLDS): with Python's (700, 10) a warm read at the large
 profile's full size spent ~25 % of its CPU in them (~60 ms of ~245: 30-40 young passes of
 0.7 ms and 3-4 middle ones of 8-11 ms, a fork's copied tables and indexes surviving into
-them; BENCHMARKS.md, "Warm reads within an interval at full size"). Full passes
+them; BENCHMARKS.md, "Warm reads within an interval at full size"), and what a read forks
+and keeps is moved out of them (:func:`promote`). Full passes
 happen on this module's schedule instead (:meth:`Collector.read_done`): once the process has
 been idle for ``IDLE_SECONDS`` after ``SWEEP_EVERY`` reads, and unconditionally after
 ``FORCE_EVERY`` reads (so a process never idle is still swept); each is followed by
@@ -88,7 +89,9 @@ class Collector:
                 gc.set_threshold(*self._saved)
 
     def read_done(self) -> None:
-        """Count a read; sweep now when ``FORCE_EVERY`` are due, else once idle."""
+        """Count a read, and move what it keeps to the oldest generation (:func:`promote`); sweep
+        now when ``FORCE_EVERY`` are due, else once idle."""
+        promote()
         self.since_sweep += 1
         if self.since_sweep >= FORCE_EVERY:
             self.sweep()
@@ -131,8 +134,10 @@ def promote() -> None:
     """Every object alive now to the oldest generation (``gc.freeze`` then ``gc.unfreeze``:
     moved, not frozen; O(1)), so young collections stop walking them: after a point-in-time
     read forks a held state (copies of its tables and indexes: millions of references at the
-    large profile) and after it freezes the state it keeps. Not while objects are frozen
-    (the unfreeze would thaw them too)."""
+    large profile; timetravel.py, the one call inside a read, since a segment's fork follows
+    every state a read holds on its way) and when a read is done (:meth:`Collector.read_done`:
+    the states it keeps, from any path). Not while objects are frozen (the unfreeze would thaw
+    them too)."""
     if not gc.get_freeze_count():
         gc.freeze()
         gc.unfreeze()

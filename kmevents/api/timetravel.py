@@ -258,7 +258,6 @@ class TimeTravel:
                         return None
                     t0 = time.perf_counter()
                     st = await self.snapshots.delta_onto(base.state.fork(), entry)
-                    promote()  # held from here on (a delta's values, the fork's copies)
                     self._tick("delta fetch+apply", t0)
                     self._loaded()
                     if st is None:
@@ -337,7 +336,6 @@ class TimeTravel:
                 r.last = held.last
             t0 = time.perf_counter()
             r.state.freeze()
-            promote()  # held from here on
             self._tick("freeze", t0)
             held = held.descend(r.state, seg_end, r.chain_head, r.last)
             self.states.put(cluster, partition, held)

@@ -57,6 +57,17 @@ def test_promote_moves_what_lives_to_the_oldest_generation_and_a_sweep_still_col
     assert gone() is None
 
 
+def test_a_read_done_moves_what_it_keeps_to_the_oldest_generation() -> None:
+    gc.unfreeze()  # (see above)
+    kept = [[i] for i in range(100)]  # a state the read holds
+    c = Collector()
+    with c.reading():
+        pass
+    c.read_done()
+    assert id(kept) in {id(o) for o in gc.get_objects(generation=2)}
+    assert c.since_sweep == 1
+
+
 def test_promote_leaves_frozen_objects_frozen() -> None:
     gc.freeze()
     try:
