@@ -284,7 +284,7 @@ class TimeTravel:
         held = self.states.nearest(cluster, partition, end)
         if held is not None and held.offset < first - 1:
             held = None  # records after it were deleted: start as a cold read would
-        loads = self.snapshot_loads
+        loads = _current()[1].get("loads", 0)  # this read's own (concurrent reads load their own)
         plan_from = "held"
         t0 = time.perf_counter()
         entries = await self.snapshots.entries(cluster)
@@ -297,7 +297,9 @@ class TimeTravel:
             h = await self.held_snapshot(cluster, partition, plan.entry)
             if h is not None:
                 held = h
-                plan_from = "delta" if is_delta(plan.entry) else "snapshot"
+                # "held" when another read loaded it first (it was waited for, not loaded here)
+                if _current()[1].get("loads", 0) > loads:
+                    plan_from = "delta" if is_delta(plan.entry) else "snapshot"
                 break
         _current()[1].update({"from": "start" if held is None else plan_from,
                               "from_offset": None if held is None else held.offset,
@@ -318,7 +320,7 @@ class TimeTravel:
         if held.offset == end:  # a snapshot at the very offset: its held state is the answer
             return Replayed(held.state, cluster, partition, Target(offset=end), end, held.chain,
                             last=held.last, from_snapshot=held.snapshot, source=src.name)
-        if self.snapshot_loads > loads:
+        if _current()[1].get("loads", 0) > loads:
             every = end - held.offset
         out: Replayed | None = None
         while True:

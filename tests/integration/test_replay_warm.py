@@ -150,3 +150,32 @@ async def test_a_delta_is_applied_to_its_held_base_and_the_family_is_charged_onc
         finally:
             await warm.close()
             await cold.close()
+
+
+async def test_reads_at_once_each_count_their_own_loads(isolated: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """Two reads past one stored snapshot nobody holds, at once: one loads it, the other waits for
+    that load. The waiting one says it began from a held state and, having loaded nothing itself,
+    folds in segments, holding a state every ``replay_state_every`` records (the process-wide count
+    of loads once made it think it had loaded, and it held none)."""
+    s = isolated
+    caplog.set_level(logging.DEBUG, logger="kmevents.api.timetravel")
+    p = await derived(s, 2500)  # snapshots every 700 events
+    async with etcd_adapter.client(s.etcd) as c:
+        warm, cold = _tt(s, c, warm=True), _tt(s, c, warm=False)
+        try:
+            _, last = await kafka_src(s, p).covers()
+            entries = await warm.snapshots.entries(s.cluster)
+            base = max(int(e["offset"]) for e in entries if not is_delta(e) and int(e["offset"]) + 650 <= last)
+            ends = [base + 600, base + 650]
+            caplog.clear()
+            got = await asyncio.gather(*(warm.state(s.cluster, p, Target(offset=o)) for o in ends))
+            logged = [r.__dict__ for r in caplog.records if r.name == "kmevents.api.timetravel"]
+            assert sorted((r["from"], r["loads"]) for r in logged) == [("held", 0), ("snapshot", 1)], logged
+            held = {h.offset for h in warm.states.held()}
+            assert {base, base + 250, base + 500} <= held, sorted(held)  # the waiting read's segments
+            for o, r in zip(ends, got, strict=True):
+                want = await cold.state(s.cluster, p, Target(offset=o))
+                assert r.state.to_snapshot() == want.state.to_snapshot(), o
+        finally:
+            await warm.close()
+            await cold.close()
