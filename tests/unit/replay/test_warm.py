@@ -152,6 +152,25 @@ def test_record_cache_returns_what_a_direct_read_returns() -> None:
     assert len(fetched) == n  # held: no fetch
 
 
+def test_the_records_a_cache_holds_leave_the_cyclic_collectors_lists_once_seen() -> None:
+    """A block rests as tuples of plain values, which a collection untracks: full passes then
+    walk none of the cache's records (a record object per record was tracked for good)."""
+    async def full(lo: int, hi: int, status: dict[str, int]) -> AsyncIterator[list[LogRecord]]:
+        yield [r for r in RECS if lo <= r.offset <= hi]
+        status["reached"] = hi
+
+    cache = RecordCache(1 << 30, block=100)
+    asyncio.run(_collect(cache.batches("k", 0, 999, N - 1, full)))
+    assert len(cache.blocks) == 10
+    gc.collect()
+    gc.collect()  # (a block's outer tuple is untracked once its inner ones are)
+    tracked = {id(o) for o in gc.get_objects()}
+    assert not any(id(part) in tracked or id(b) in tracked for b in cache.blocks.values() for part in b)
+    # and what it serves is still the records, whole blocks or parts of one
+    assert asyncio.run(_collect(cache.batches("k", 0, 999, N - 1, full))) == RECS[:1000]
+    assert asyncio.run(_collect(cache.batches("k", 150, 160, N - 1, full))) == RECS[150:161]
+
+
 def test_record_cache_keeps_nothing_a_fetch_did_not_cover_and_stays_bounded() -> None:
     async def short(lo: int, hi: int, status: dict[str, int]) -> AsyncIterator[list[LogRecord]]:
         yield [r for r in RECS if lo <= r.offset <= min(hi, lo + 150)]
