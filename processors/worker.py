@@ -77,6 +77,15 @@ def _gc_paused(fn: Callable[[], bytes]) -> bytes:
             gc.enable()
 
 
+def _compressed(box: list[bytes]) -> bytes:
+    """The snapshot bytes in ``box`` as a child hands them back: their size (8 bytes), then
+    compressed; the raw bytes let go of before the two are joined (116 MB at 1.5M events)."""
+    raw = box.pop()
+    size, stored = len(raw), compress(raw)
+    del raw
+    return size.to_bytes(8, "little") + stored
+
+
 class WorkerStats:
     """Counters the worker exposes as Prometheus metrics."""
 
@@ -501,9 +510,9 @@ class DeriveWorker:
         # child re-encoded all 114 MB (~1.5 s) for the ~10-15 % of the entities that changed.
         child: offload.Child | offload.Done | offload.InThread
         if base is None and not self.full_snapshots_in_child:
-            data = _gc_paused(encode)
+            box = [_gc_paused(encode)]
             d.mark_base(cluster, offset)  # right after the build: the next one starts from here
-            child = offload.InThread(lambda: len(data).to_bytes(8, "little") + compress(data))
+            child = offload.InThread(lambda: _compressed(box))
         elif base is None:
             # The base's copies of the indexes are made before the fork, not after: then every
             # page they read (reference counts) and every old copy they free was copied for the

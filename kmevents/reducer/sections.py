@@ -100,15 +100,17 @@ class Sections:
         parts = [b""]  # (the header's place)
         ids = {}
         for kind in sorted(KINDS):
-            k, line, blob = self._section(kind, st._tables[kind], None if changed is None else changed.get(kind, _NONE))
+            k, line = self._section(kind, st._tables[kind], None if changed is None else changed.get(kind, _NONE))
             ids[kind] = k.ids
-            parts += (b"\n", line, b"\n", blob)
+            parts += (b"\n", line, b"\n")
+            parts += k.values
         head = {**header_fields(st, chain_hash, dedupe=False), "indexes": positional_indexes(st, ids),
                 "dedupe": {"new": encode_window(st._seen_new), "old": self._old_half(st._seen_old)}}
         parts[0] = orjson.dumps(head, option=_SORT)
         parts.append(b"\n")
         # (= snapshot._dump5's b"\n".join([head, *sections, b""]), each section its line, a newline
-        # and its blob: one copy of the values fewer)
+        # and its values: copied once, not into a blob for each kind first, which at 1.5M events
+        # held the snapshot's 116 MB twice at the end of a build)
         return b"".join(parts)
 
     def _old_half(self, old: Any) -> str:
@@ -134,7 +136,7 @@ class Sections:
                 s.add(id)
         return out
 
-    def _section(self, kind: str, table: dict[str, Any], changed: set[str] | None) -> tuple[_Kind, bytes, bytes]:
+    def _section(self, kind: str, table: dict[str, Any], changed: set[str] | None) -> tuple[_Kind, bytes]:
         resting = type(table) is PackedTable and kind in PACKED_KINDS
         codec: Codec | None
         if resting:
@@ -151,7 +153,7 @@ class Sections:
             if changed:
                 _merge(k, table, changed)
         self._kinds[kind] = k
-        return (k, *_line(kind, k, codec, train_at))
+        return k, _line(kind, k, codec, train_at)
 
     def _whole(self, kind: str, table: dict[str, Any], resting: bool, codec: Codec | None,
                train_at: int | None) -> _Kind:
@@ -229,13 +231,15 @@ def _condition_reader(table: dict[str, Any]) -> Any:
     return read
 
 
-def _line(kind: str, k: _Kind, codec: Codec | None, train_at: int | None) -> tuple[bytes, bytes]:
-    """The kind's section as ``snapshot._section(..., v5=True)`` writes it: its line, and its
-    values' bytes (that follow it after a newline)."""
+def _line(kind: str, k: _Kind, codec: Codec | None, train_at: int | None) -> bytes:
+    """The line of the kind's section as ``snapshot._section(..., v5=True)`` writes it (its values
+    follow it after a newline); the CRC continued value by value, with no blob of them."""
     raw = b"" if codec is None else codec.raw
-    blob = b"".join(k.values)
+    crc, crc32 = zlib.crc32(raw), zlib.crc32
+    for v in k.values:
+        crc = crc32(v, crc)
     codes, names = condition_codes(k.conds)
     doc = {"kind": kind, "ids": k.ids, "conds": codes, "names": names, "sizes": list(map(len, k.values)),
            "dict": None if codec is None else base64.b64encode(raw).decode(),
-           "train_at": train_at, "crc": zlib.crc32(blob, zlib.crc32(raw))}
-    return orjson.dumps(doc, option=_SORT), blob
+           "train_at": train_at, "crc": crc}
+    return orjson.dumps(doc, option=_SORT)
