@@ -48,6 +48,7 @@ from kmevents.adapters import etcd as etcd_adapter
 from kmevents.errors import EnvironmentProblem, FencedError
 from kmevents.folding import APPLIED, FAILED, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention
+from kmevents.reducer.sections import Sections
 from kmevents.settings import Settings
 from kmevents.store import touched as touched_index
 from kmevents.store.checkpoint import Checkpoint, read_checkpoint
@@ -168,6 +169,9 @@ class PartitionDeriver:
         self.checkpoint = Checkpoint(partition=partition)
         #: each cluster's fold (state + chain head) of this partition
         self.folds: dict[str, Fold] = {}
+        #: each cluster's last full snapshot built in this process, to build its next from
+        #: (reducer/sections.py)
+        self.sections: dict[str, Sections] = {}
         #: the partition map (None: every cluster whose records are here is folded here)
         self.pins = pins
         self.annotations: Counter[str] = Counter()
@@ -703,21 +707,27 @@ class PartitionDeriver:
         if task is not None:
             await task
 
-    def snapshot_encoder(self, cluster: str, *, delta: bool = False
+    def snapshot_encoder(self, cluster: str, *, delta: bool = False, in_child: bool = False
                          ) -> tuple[int, int | None, str, Callable[[], bytes]] | None:
         """``(offset, base offset, chain head, encode)`` of a snapshot of ``cluster`` at the
         committed checkpoint, ``encode()`` giving its canonical bytes from the state as it is
-        when called (in this process, or in a child forked now: processors/offload.py).
+        when called (in this process, or in a child forked now, ``in_child``: processors/offload.py).
 
         A full snapshot (base None) is the base of the next deltas once stored: the caller
-        calls :meth:`mark_base` (after forking, or after ``encode``). A delta is None when
-        there is no base (no full snapshot written or loaded yet in this worker's life) or
-        nothing to add."""
+        calls :meth:`mark_base` (after forking, or right after ``encode``: in this process a full
+        snapshot is built from the last one's sections and the changes since, reducer/sections.py,
+        which reads them from the base marked then). A delta is None when there is no base (no
+        full snapshot written or loaded yet in this worker's life) or nothing to add."""
         f = self.folds[cluster]
         head = f.head or chain.GENESIS
         state, offset = f.state, self.checkpoint.offset
         if not delta:
-            return offset, None, head, lambda: state.to_snapshot(chain_hash=head)
+            if in_child:  # (a child's sections would be lost with it)
+                return offset, None, head, lambda: state.to_snapshot(chain_hash=head)
+            sections = self.sections.get(cluster)
+            if sections is None:
+                sections = self.sections[cluster] = Sections()
+            return offset, None, head, lambda: sections.build(state, head)
         base = state.base_offset
         if base is None or base >= offset:
             return None

@@ -90,6 +90,23 @@ class Done:
         return self.data
 
 
+class InThread:
+    """Bytes finished by ``fn()`` in a thread of this process (compressing a full snapshot:
+    zstandard releases the GIL, so the fold goes on meanwhile), given back as a :class:`Child`'s
+    are. The thread starts at the first :meth:`result`."""
+
+    def __init__(self, fn: Callable[[], bytes]) -> None:
+        self.fn = fn
+
+    async def result(self) -> bytes:
+        fn, self.fn = self.fn, _spent
+        return await asyncio.to_thread(fn)
+
+
+def _spent() -> bytes:
+    raise RuntimeError("InThread.result() called twice")
+
+
 def spawn(fn: Callable[[], bytes]) -> Child:
     """Fork now: the child runs ``fn()`` on memory exactly as it is at this call, writes its
     bytes to a pipe and exits; the caller may change its state as soon as this returns."""

@@ -25,6 +25,7 @@ import os
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 
 from kmevents.processors import offload
 from kmevents.processors.derive import (
@@ -62,6 +63,27 @@ MAX_SNAPSHOT_CHILDREN = 2
 #: that cannot run after ``fork``) before the worker encodes its snapshots in-process for good:
 #: failing children would otherwise leave reads without snapshots, logged once per snapshot.
 CHILD_FAILURES_BEFORE_IN_PROCESS = 2
+
+
+def _gc_paused(fn: Callable[[], bytes]) -> bytes:
+    """``fn()`` with the cyclic GC paused: a snapshot's or delta's many containers are acyclic
+    (a delta's collections were 4 s of the worker's 210 at 1.5M events)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return fn()
+    finally:
+        if was:
+            gc.enable()
+
+
+def _compressed(box: list[bytes]) -> bytes:
+    """The snapshot bytes in ``box`` as a child hands them back: their size (8 bytes), then
+    compressed; the raw bytes let go of before the two are joined (116 MB at 1.5M events)."""
+    raw = box.pop()
+    size, stored = len(raw), compress(raw)
+    del raw
+    return size.to_bytes(8, "little") + stored
 
 
 class WorkerStats:
@@ -121,6 +143,7 @@ class DeriveWorker:
                  delta_every_events: int = DELTA_EVERY_EVENTS, max_records: int = 5000, group_id: str = GROUP_ID, instance_id: str | None = None,
                  session_timeout_ms: int = SESSION_TIMEOUT_MS, touched_every_events: int = BLOCK_EVENTS,
                  snapshots_in_child: bool = True, deltas_in_child: bool = False,
+                 full_snapshots_in_child: bool = False,
                  snapshot_retention: tuple[int, int] | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -154,6 +177,9 @@ class DeriveWorker:
         #: with ``snapshots_in_child``, deltas in children too; by default a delta is encoded in this
         #: process and only stored in the background (:meth:`_offload_snapshot`)
         self.deltas_in_child = deltas_in_child
+        #: with ``snapshots_in_child``, full snapshots encoded whole in children (the way before
+        #: reducer/sections.py); by default built in this process from the last one's sections
+        self.full_snapshots_in_child = full_snapshots_in_child
         #: ``(keep_recent, thin_every)``: after each full snapshot stored, thin the cluster's older
         #: ones as ``kmevents snapshots prune`` does (store/snapshot_retention.py); None: keep all
         self.snapshot_retention = snapshot_retention
@@ -460,11 +486,11 @@ class DeriveWorker:
             log.warning("snapshot not written", extra={"cluster": cluster, "delta": delta, "error": str(exc)[:300]})
 
     def _offload_snapshot(self, d: PartitionDeriver, cluster: str, *, delta: bool) -> asyncio.Task[None] | None:
-        """Fork a child that encodes the snapshot (or delta) of the state as it is now, at the
-        committed checkpoint (processors/offload.py), and a task that stores what it gives back,
-        after the snapshots before it, while the fold goes on. None when a delta has nothing to
-        be taken against."""
-        got = d.snapshot_encoder(cluster, delta=delta)
+        """Encode the snapshot (or delta) of the state as it is now, at the committed checkpoint
+        (here, or in a forked child: processors/offload.py), and start a task that stores it
+        (compressed in a thread, or as the child gives it back), after the snapshots before it,
+        while the fold goes on. None when a delta has nothing to be taken against."""
+        got = d.snapshot_encoder(cluster, delta=delta, in_child=self.full_snapshots_in_child and not delta)
         if got is None:
             return None
         offset, base, head, encode = got
@@ -478,10 +504,16 @@ class DeriveWorker:
         # first write to every page, copy-on-write) and the child copies every page it reads (its
         # reference counts): at 1.5M events a forked delta cost ~0.39 s in its child plus the
         # worker's faults, against ~0.16 s here; the deltas' children were ~21 % of the derive's CPU
-        # (BENCHMARKS.md, "Where the derive's CPU goes at full size"). A full snapshot (~1.5 s to
-        # encode) still goes to a child.
-        child: offload.Child | offload.Done
-        if base is None:
+        # (BENCHMARKS.md, "Where the derive's CPU goes at full size"). A full snapshot is built here
+        # too, from the last one's sections and the entities changed since (reducer/sections.py),
+        # and only compressed in a thread (zstandard releases the GIL) while the fold goes on: a
+        # child re-encoded all 114 MB (~1.5 s) for the ~10-15 % of the entities that changed.
+        child: offload.Child | offload.Done | offload.InThread
+        if base is None and not self.full_snapshots_in_child:
+            box = [_gc_paused(encode)]
+            d.mark_base(cluster, offset)  # right after the build: the next one starts from here
+            child = offload.InThread(lambda: _compressed(box))
+        elif base is None:
             # The base's copies of the indexes are made before the fork, not after: then every
             # page they read (reference counts) and every old copy they free was copied for the
             # child (8 % of the worker's py-spy samples at 1.5M events).
@@ -494,18 +526,13 @@ class DeriveWorker:
         elif self.deltas_in_child:
             child = offload.spawn(encoded)
         else:
-            was = gc.isenabled()
-            gc.disable()  # the document's many containers are acyclic: no collection (4 s of 210 at 1.5M)
-            try:
-                child = offload.Done(encoded())
-            finally:
-                if was:
-                    gc.enable()
+            child = offload.Done(_gc_paused(encoded))
         before = self._snapshot_jobs[-1] if self._snapshot_jobs else None
         return asyncio.get_running_loop().create_task(
             self._store_offloaded(d, cluster, child, before, offset=offset, base=base, head=head))
 
-    async def _store_offloaded(self, d: PartitionDeriver, cluster: str, child: offload.Child | offload.Done,
+    async def _store_offloaded(self, d: PartitionDeriver, cluster: str,
+                               child: offload.Child | offload.Done | offload.InThread,
                                before: asyncio.Task[None] | None, *, offset: int, base: int | None, head: str) -> None:
         assert self._snapshots is not None
         try:

@@ -65,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="encode the deltas between full snapshots in forked children too (by default the "
                         "worker encodes a delta itself, in ~0.1-0.3 s at the large profile, cheaper than a "
                         "fork's copy-on-write; a child wins only on an otherwise idle core)")
+    p.add_argument("--full-snapshots-in-child", action="store_true",
+                   help="encode each full snapshot whole in a forked child (the way before); by default the "
+                        "worker builds it itself from the last one's sections and the entities changed since, "
+                        "and compresses it in a thread while it folds on")
     p.add_argument("--prune-snapshots", nargs="?", const="24:100000", default=None, metavar="KEEP:EVERY",
                    help="after each full snapshot, thin the cluster's older ones as `kmevents snapshots prune` "
                         "does: keep the newest KEEP full snapshots with their deltas and before them one per "
@@ -81,6 +85,7 @@ def worker_options(args: argparse.Namespace) -> dict[str, Any]:
              "delta_every_events": args.delta_every,
              "snapshots_in_child": False if args.snapshots_in_process else None,
              "deltas_in_child": True if args.deltas_in_child else None,
+             "full_snapshots_in_child": True if args.full_snapshots_in_child else None,
              "snapshot_retention": None if args.prune_snapshots is None else _retention(args.prune_snapshots),
              "session_timeout_ms": None if args.session_timeout is None else int(args.session_timeout * 1000)}
     return {k: v for k, v in given.items() if v is not None}

@@ -38,7 +38,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
@@ -64,19 +63,26 @@ WORKER_LEVEL: Final = 1
 
 # -- the codec --------------------------------------------------------------------
 
-@cache
-def _compressor(level: int) -> zstandard.ZstdCompressor:
-    import zstandard
+_local = threading.local()
 
-    return zstandard.ZstdCompressor(level=level)
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    """This thread's compressor at ``level`` (an instance is not for simultaneous use: the worker
+    compresses a full snapshot in a thread while its loop compresses a delta)."""
+    by_level = getattr(_local, "c", None)
+    if by_level is None:
+        by_level = _local.c = {}
+    z = by_level.get(level)
+    if z is None:
+        import zstandard
+
+        z = by_level[level] = zstandard.ZstdCompressor(level=level)
+    return z
 
 
 def compress(state_bytes: bytes, level: int = WORKER_LEVEL) -> bytes:
-    """A snapshot's canonical bytes as stored (codec ``zstd``)."""
+    """A snapshot's canonical bytes as stored (codec ``zstd``; the same bytes in any thread)."""
     return _compressor(level).compress(state_bytes)
-
-
-_local = threading.local()
 
 
 def _decompressor() -> zstandard.ZstdDecompressor:

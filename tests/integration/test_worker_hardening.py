@@ -380,15 +380,16 @@ def test_readiness_says_why_a_live_worker_is_not_ready() -> None:
 
 
 
-@pytest.mark.parametrize("deltas_in_child", [False, True])
+@pytest.mark.parametrize(("full_in_child", "deltas_in_child"), [(False, False), (True, False), (True, True)])
 async def test_snapshots_encoded_in_forked_children_are_all_stored_and_load_to_the_fold(
         isolated: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
-        deltas_in_child: bool) -> None:
+        full_in_child: bool, deltas_in_child: bool) -> None:
     # The children are forked while the worker's etcd transactions are in flight: with gRPC's
     # fork handlers on (grpcio's default), children restarted gRPC's pollers and failed, and
     # most snapshots and deltas were never stored (6 of 17 and 4 of 25 at the large profile).
-    # By default only full snapshots fork; a delta is encoded in the worker and stored in the
-    # background in its turn, after the full snapshot it is taken against.
+    # By default nothing forks: a full snapshot is built by the worker from the last one's
+    # sections (compressed in a thread), a delta encoded by it, and each stored in the
+    # background in its turn, a delta after the full snapshot it is taken against.
     import logging
 
     from kmevents.processors import offload
@@ -407,9 +408,10 @@ async def test_snapshots_encoded_in_forked_children_are_all_stored_and_load_to_t
     await ingest_sim(isolated, isolated.cluster, 3000)
     caplog.set_level(logging.WARNING, logger="kmevents.processors.worker")
     w = await run_worker_until_caught_up(isolated, snapshot_every_events=600, delta_every_events=150,
-                                         max_records=100, snapshots_in_child=True, deltas_in_child=deltas_in_child)
+                                         max_records=100, snapshots_in_child=True, deltas_in_child=deltas_in_child,
+                                         full_snapshots_in_child=full_in_child)
     assert not [r for r in caplog.records if "snapshot not written" in r.getMessage()]
-    assert len(spawned) == w.stats.snapshots + (w.stats.deltas if deltas_in_child else 0)
+    assert len(spawned) == (w.stats.snapshots if full_in_child else 0) + (w.stats.deltas if deltas_in_child else 0)
     async with etcd_adapter.client(isolated.etcd) as c:
         entries = await index_entries(isolated, c, isolated.cluster)
         fulls = [e for e in entries if e.get("kind", "full") == "full"]
@@ -442,12 +444,48 @@ async def test_a_full_snapshot_that_cannot_fork_leaves_no_base_for_deltas(
     await ingest_sim(isolated, isolated.cluster, 1500)
     caplog.set_level(logging.WARNING, logger="kmevents.processors.worker")
     w = await run_worker_until_caught_up(isolated, snapshot_every_events=300, delta_every_events=100,
-                                         max_records=100, snapshots_in_child=True)
+                                         max_records=100, snapshots_in_child=True, full_snapshots_in_child=True)
     assert w.stats.snapshots == 0 and w.stats.deltas == 0 and w.stats.snapshot_failures >= 4
     assert all(f.state.base_offset is None for d in w.derivers.values() for f in d.folds.values())
     assert any("Cannot allocate memory" in str(getattr(r, "error", "")) for r in caplog.records)
     async with etcd_adapter.client(isolated.etcd) as c:
         assert await index_entries(isolated, c, isolated.cluster) == []
+    assert (await verify(isolated, [isolated.cluster])).clean
+
+
+async def test_a_full_snapshot_built_in_process_but_not_stored_leaves_no_base_and_the_next_is_whole(
+        isolated: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full snapshot is built by the worker from the last one's sections and compressed in a
+    # thread: when that fails, no delta may be stored against it, and the next full snapshot
+    # (built from sections whose base is gone: read whole) must still be the state's.
+    import logging
+
+    from kmevents.processors import worker as worker_module
+
+    from kmevents.reducer import ClusterState
+    from kmevents.store.snapshots import SnapshotStore, index_entries
+
+    real, calls = worker_module.compress, []
+
+    def failing_second(data: bytes) -> bytes:
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("no room to compress")
+        return real(data)
+
+    monkeypatch.setattr(worker_module, "compress", failing_second)
+    await ingest_sim(isolated, isolated.cluster, 2400)
+    caplog.set_level(logging.WARNING, logger="kmevents.processors.worker")
+    w = await run_worker_until_caught_up(isolated, snapshot_every_events=600, delta_every_events=0,
+                                         max_records=100, snapshots_in_child=True)
+    assert w.stats.snapshot_failures == 1 and w.stats.snapshots >= 3
+    async with etcd_adapter.client(isolated.etcd) as c:
+        entries = await index_entries(isolated, c, isolated.cluster)
+        assert len(entries) == w.stats.snapshots
+        store = SnapshotStore(isolated, c)
+        for e in entries:
+            data = await store.state_bytes(e)
+            assert data is not None and ClusterState.from_snapshot(data).offset == e["offset"]
     assert (await verify(isolated, [isolated.cluster])).clean
 
 
@@ -479,7 +517,7 @@ async def test_when_snapshot_children_keep_failing_the_worker_encodes_in_process
     await ingest_sim(isolated, isolated.cluster, 3000)
     caplog.set_level(logging.WARNING, logger="kmevents.processors.worker")
     w = await run_worker_until_caught_up(isolated, snapshot_every_events=600, delta_every_events=0,
-                                         max_records=100, snapshots_in_child=True)
+                                         max_records=100, snapshots_in_child=True, full_snapshots_in_child=True)
     assert len(spawned) == worker_module.CHILD_FAILURES_BEFORE_IN_PROCESS and not w.snapshots_in_child
     assert w.stats.snapshot_failures == worker_module.CHILD_FAILURES_BEFORE_IN_PROCESS
     assert any("encodes its snapshots in-process" in r.getMessage() for r in caplog.records)

@@ -46,3 +46,19 @@ async def test_the_child_holds_none_of_the_parents_sockets() -> None:
             return b"open"
 
         assert await offload.spawn(probe).result() == b"closed"
+
+
+async def test_bytes_finished_in_a_thread_come_back_once_and_a_thread_that_raises_raises() -> None:
+    import threading
+
+    main = threading.get_ident()
+    job = offload.InThread(lambda: str(threading.get_ident() != main).encode())
+    assert await job.result() == b"True"
+    with pytest.raises(RuntimeError, match="twice"):
+        await job.result()
+
+    def boom() -> bytes:
+        raise ValueError("cannot compress")
+
+    with pytest.raises(ValueError, match="cannot compress"):
+        await offload.InThread(boom).result()

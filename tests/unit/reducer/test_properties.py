@@ -175,7 +175,7 @@ def test_public_api_is_curated() -> None:
                                              and n not in {"annotations", "apply", "handlers_k8s",
                                                            "handlers_mesos", "resources", "retention",
                                                            "snapshot", "state", "aggregates", "conditions",
-                                                           "membership", "payload", "fork", "sizing", "taskids", "delta", "snapshot_match",
+                                                           "membership", "payload", "fork", "sizing", "taskids", "delta", "snapshot_match", "sections",
                                                            "packed", "dedupe"}
                                              or n == "apply")
     for name in ("REDUCER_VERSION", "ClusterState", "apply", "fold", "Annotation", "Retention"):
