@@ -27,6 +27,7 @@ from kmevents.reducer.payload import opt_dict, opt_str, req_str, str_map
 from kmevents.reducer.resources import Malformed
 from kmevents.reducer.retention import mark, unmark
 from kmevents.reducer.state import ClusterState
+from kmevents.reducer.tracking import key_changing
 
 Ent = dict[str, Any]
 
@@ -444,6 +445,8 @@ def _delete_selecting(st: ClusterState, kind: str, pl: Ent, index: dict[str, Any
     cur = st._tables[kind].get(key)
     if _delete_plain(st, kind, key):
         sel_remove(index, ns, key, cur["selector"])  # type: ignore[index]  # it existed: cur is not None
+        if st._base is not None:  # noted first, while a delta's base is tracked (tracking.py)
+            key_changing(st._base.track, "rc_members" if kind == "rc" else "svc_members", members, key)
         del members[key]
 
 

@@ -548,7 +548,17 @@ def _rekey(st: ClusterState, task: Ent, key: str, framework_id: str) -> None:
     index_task(st, task["task_id"], key)
     idx = st._terminal["task"]
     if old in idx:
-        idx[key] = idx.pop(old)
+        if st._base is None:
+            idx[key] = idx.pop(old)
+            return
+        log = st._base.track.orders["task"]  # each change noted first (tracking.py)
+        log.removing(idx, old)
+        t = idx.pop(old)
+        if key in idx:  # (not seen: an id in the order has its entity, and key had none)
+            log.changing(idx, key)
+        else:
+            log.adding(key)
+        idx[key] = t
 
 
 def _account_task(st: ClusterState, task: Ent, sign: float, t: str) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from kmevents.reducer.packed import raw_items
 from kmevents.reducer.state import ClusterState, Members
+from kmevents.reducer.tracking import key_changing, noted, noted_rc
 
 Ent = dict[str, Any]
 
@@ -102,23 +103,34 @@ def unindex_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs_left: set[str]) 
     """Take a pod out of every member set (it is in those its current labels select)."""
     ns = pod["namespace"]
     pid = pod["id"]
+    base = st._base  # each change noted first, while a delta's base is tracked (tracking.py)
     live = st._pods_by_ns.get(ns)
     if live is not None:
+        if base is not None:
+            noted(base.track.was["pods_by_ns"], ns, pid, live)
         live.discard(pid)
         if not live:
+            if base is not None:
+                key_changing(base.track, "pods_by_ns", st._pods_by_ns, ns)
             del st._pods_by_ns[ns]
     labels = pod["labels"]
     for rid in candidates(st._rc_sel, ns, labels):
         run, other = st._rc_members[rid]
         if pid in run:
+            if base is not None:
+                noted_rc(base.track.was["rc_members"], rid, pid, run, other)
             run.discard(pid)
             rcs.add(rid)
         elif pid in other:
+            if base is not None:
+                noted_rc(base.track.was["rc_members"], rid, pid, run, other)
             other.discard(pid)
             rcs.add(rid)
     for sid in candidates(st._svc_sel, ns, labels):
         m = st._svc_members[sid]
         if pid in m:
+            if base is not None:
+                noted(base.track.was["svc_members"], sid, pid, m)
             m.discard(pid)
             svcs_left.add(sid)
 
@@ -134,21 +146,31 @@ def index_pod(st: ClusterState, pod: Ent, rcs: set[str], svcs_joined: set[str], 
     rc_table, svc_table = (st.rcs, st.services) if tables is None else tables
     ns = pod["namespace"]
     pid = pod["id"]
+    base = st._base  # each change noted first, while a delta's base is tracked (tracking.py)
     live = st._pods_by_ns.get(ns)
     if live is None:
+        if base is not None:
+            key_changing(base.track, "pods_by_ns", st._pods_by_ns, ns)
         st._pods_by_ns[ns] = {pid}
     else:
+        if base is not None:
+            noted(base.track.was["pods_by_ns"], ns, pid, live)
         live.add(pid)
     labels = pod["labels"]
     for rid in candidates(st._rc_sel, ns, labels):
         if matches(rc_table[rid]["selector"], labels):
             run, other = st._rc_members[rid]
+            if base is not None:
+                noted_rc(base.track.was["rc_members"], rid, pid, run, other)
             (run if pod["phase"] == "Running" else other).add(pid)
             rcs.add(rid)
     if pod["ready"] is True:
         for sid in candidates(st._svc_sel, ns, labels):
             if matches(svc_table[sid]["selector"], labels):
-                st._svc_members[sid].add(pid)
+                m = st._svc_members[sid]
+                if base is not None:
+                    noted(base.track.was["svc_members"], sid, pid, m)
+                m.add(pid)
                 svcs_joined.add(sid)
 
 
@@ -164,10 +186,13 @@ def move_pod(st: ClusterState, pod: Ent, was_running: bool, was_ready: bool, rcs
     pid = pod["id"]
     labels = pod["labels"]
     running = pod["phase"] == "Running"
+    base = st._base  # each change noted first, while a delta's base is tracked (tracking.py)
     if running != was_running:
         for rid in candidates(st._rc_sel, ns, labels):
             if matches(st.rcs[rid]["selector"], labels):
                 run, other = st._rc_members[rid]
+                if base is not None:
+                    noted_rc(base.track.was["rc_members"], rid, pid, run, other)
                 if running:
                     other.discard(pid)
                     run.add(pid)
@@ -179,11 +204,14 @@ def move_pod(st: ClusterState, pod: Ent, was_running: bool, was_ready: bool, rcs
     if ready != (was_ready is True):
         for sid in candidates(st._svc_sel, ns, labels):
             if matches(st.services[sid]["selector"], labels):
+                m = st._svc_members[sid]
+                if base is not None:
+                    noted(base.track.was["svc_members"], sid, pid, m)
                 if ready:
-                    st._svc_members[sid].add(pid)
+                    m.add(pid)
                     svcs_joined.add(sid)
                 else:
-                    st._svc_members[sid].discard(pid)
+                    m.discard(pid)
                     svcs_left.add(sid)
 
 
@@ -235,12 +263,16 @@ def rc_rescan(st: ClusterState, rid: str) -> None:
         pod = st.pods[pid]
         if matches(sel, pod["labels"]):
             (run if pod["phase"] == "Running" else other).add(pid)
+    if st._base is not None:
+        key_changing(st._base.track, "rc_members", st._rc_members, rid)
     st._rc_members[rid] = (run, other)
 
 
 def svc_rescan(st: ClusterState, sid: str) -> None:
     svc = st.services[sid]
     sel = svc["selector"]
+    if st._base is not None:
+        key_changing(st._base.track, "svc_members", st._svc_members, sid)
     st._svc_members[sid] = Members.of(
         pid for pid in st._pods_by_ns.get(svc["namespace"], ())
         if st.pods[pid]["ready"] is True and matches(sel, st.pods[pid]["labels"])
@@ -260,7 +292,8 @@ def rebuild_selectors(st: ClusterState) -> None:
 
 
 def rebuild_indexes(st: ClusterState) -> None:
-    """Recompute every derived index from the entities (after a snapshot load).
+    """Recompute every derived index from the entities (after a snapshot load; not while a
+    delta's base is tracked: the changes are not noted, tracking.py).
 
     Selectors are filed first, then each live pod finds its RCs and services through
     them, as an event does (``index_pod``): work in the pods times the few candidates

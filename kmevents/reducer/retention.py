@@ -133,14 +133,28 @@ def mark(st: ClusterState, kind: str, eid: str, t: str) -> None:
     idx = st._terminal[kind]
     if eid in idx:
         return
+    base = st._base  # each change noted first, while a delta's base is tracked (tracking.py)
+    if base is None:
+        idx[eid] = t
+        if len(idx) > st._limits[kind]:
+            _drop(st, kind, pop_oldest(idx))
+        return
+    log = base.track.orders[kind]
+    log.adding(eid)
     idx[eid] = t
     if len(idx) > st._limits[kind]:
-        _drop(st, kind, pop_oldest(idx))
+        oldest = next(iter(idx))
+        log.removing(idx, oldest, front=True)
+        del idx[oldest]
+        _drop(st, kind, oldest)
 
 
 def unmark(st: ClusterState, kind: str, eid: str) -> None:
     """``kind/eid`` is live again (a LOST task running, a removed agent re-registering)."""
-    st._terminal[kind].pop(eid, None)
+    idx = st._terminal[kind]
+    if st._base is not None and eid in idx:
+        st._base.track.orders[kind].removing(idx, eid)
+    idx.pop(eid, None)
 
 
 def _drop(st: ClusterState, kind: str, eid: str) -> None:
@@ -182,7 +196,9 @@ def prune_by_age(st: ClusterState) -> None:
         cutoff = _fmt(_parse(newest) - dt.timedelta(seconds=age))
     except (ValueError, OverflowError):
         return
+    base = st._base
     for kind, idx in st._terminal.items():
+        log = None if base is None else base.track.orders[kind]
         # Oldest first in log order; source times are nearly ordered, so stop at
         # the first entry that is young enough (a later, older one waits for the
         # count limit or the next check).
@@ -190,5 +206,7 @@ def prune_by_age(st: ClusterState) -> None:
             eid, t = next(iter(idx.items()))
             if t >= cutoff:
                 break
+            if log is not None:  # noted first (tracking.py)
+                log.removing(idx, eid, front=True)
             del idx[eid]
             _drop(st, kind, eid)

@@ -30,6 +30,7 @@ from kmevents.reducer.packed import (
     value_of,
 )
 from kmevents.reducer.retention import RECENT, RETAINED_KINDS, Retention, new_indexes
+from kmevents.reducer.tracking import Track
 
 #: Version of the fold logic. Checkpoints and snapshots record it; bump it
 #: whenever the same log would fold to different entity values.
@@ -105,10 +106,10 @@ class Base:
     and the state's own offset there, the dedupe rotations and new-digest set there, and every
     entity changed since."""
 
-    __slots__ = ("offset", "state_offset", "rotations", "new", "changed", "recent", "pods_by_ns", "rc_members",
-                 "svc_members", "terminal")
+    __slots__ = ("offset", "state_offset", "rotations", "new", "changed", "recent", "track")
 
-    def __init__(self, offset: int, state_offset: int, rotations: int, new: set[int]) -> None:
+    def __init__(self, offset: int, state_offset: int, rotations: int, new: set[int],
+                 terminal: dict[str, dict[str, str]]) -> None:
         self.offset = offset
         self.state_offset = state_offset
         self.rotations = rotations
@@ -117,12 +118,10 @@ class Base:
         #: the entities changed since the last delta a ``delta.Remembered`` wrote (None: none
         #: does, nothing kept)
         self.recent: set[tuple[str, str]] | None = None
-        #: the membership indexes and the retention order at the base (copies): a delta holds
-        #: their changes since, not them whole (delta.py)
-        self.pods_by_ns: dict[str, set[str]] = {}
-        self.rc_members: dict[str, tuple[set[str], set[str]]] = {}
-        self.svc_members: dict[str, set[str]] = {}
-        self.terminal: dict[str, dict[str, str]] = {}
+        #: what the membership indexes and retention orders (``terminal``: the state's at the
+        #: base) were at the base where the fold changed them since, noted as it changes them:
+        #: a delta holds their changes, read from these notes (tracking.py)
+        self.track = Track(terminal)
 
 
 class ClusterState:
@@ -346,13 +345,8 @@ class ClusterState:
 
         The dirty set is left for its owner (the worker has not always collected it
         yet); what is in it now joins the delta's changes later, which costs only bytes."""
-        base = Base(self.offset if offset is None else offset, self.offset, self._rotations, set(self._seen_new))
-        # the storage (``dict.items``): a fork's lazy tables would copy every value to read it
-        base.pods_by_ns = {ns: set(ids) for ns, ids in dict.items(self._pods_by_ns)}
-        base.rc_members = {rid: (set(run), set(other)) for rid, (run, other) in dict.items(self._rc_members)}
-        base.svc_members = {sid: set(ids) for sid, ids in dict.items(self._svc_members)}
-        base.terminal = {kind: dict(dict.items(idx)) for kind, idx in dict.items(self._terminal)}
-        self._base = base
+        self._base = Base(self.offset if offset is None else offset, self.offset, self._rotations,
+                          set(self._seen_new), self._terminal)
 
     def drop_base(self) -> None:
         """Stop tracking changes (the base snapshot was not written)."""

@@ -176,7 +176,7 @@ def test_public_api_is_curated() -> None:
                                                            "handlers_mesos", "resources", "retention",
                                                            "snapshot", "state", "aggregates", "conditions",
                                                            "membership", "payload", "fork", "sizing", "taskids", "delta", "snapshot_match", "sections",
-                                                           "packed", "dedupe"}
+                                                           "packed", "dedupe", "tracking"}
                                              or n == "apply")
     for name in ("REDUCER_VERSION", "ClusterState", "apply", "fold", "Annotation", "Retention"):
         assert name in reducer.__all__
