@@ -32,7 +32,6 @@ the state, not a copy of its 114 MB.
 
 from __future__ import annotations
 
-import base64
 import zlib
 from bisect import bisect_left
 from typing import Any
@@ -54,7 +53,7 @@ from kmevents.reducer.packed import (
     pack,
     resting_items,
 )
-from kmevents.reducer.snapshot import _SORT, condition_codes, header_fields, positional_indexes
+from kmevents.reducer.snapshot import _SORT, header_fields, positional_indexes, section_line
 from kmevents.reducer.state import KINDS, Base, ClusterState
 
 _NONE: set[str] = set()  # (no id of the kind changed)
@@ -232,14 +231,9 @@ def _condition_reader(table: dict[str, Any]) -> Any:
 
 
 def _line(kind: str, k: _Kind, codec: Codec | None, train_at: int | None) -> bytes:
-    """The line of the kind's section as ``snapshot._section(..., v5=True)`` writes it (its values
-    follow it after a newline); the CRC continued value by value, with no blob of them."""
-    raw = b"" if codec is None else codec.raw
-    crc, crc32 = zlib.crc32(raw), zlib.crc32
+    """The line of the kind's section (``snapshot.section_line``, as ``_dump5`` writes it); the
+    CRC continued value by value, with no blob of them."""
+    crc, crc32 = zlib.crc32(b"" if codec is None else codec.raw), zlib.crc32
     for v in k.values:
         crc = crc32(v, crc)
-    codes, names = condition_codes(k.conds)
-    doc = {"kind": kind, "ids": k.ids, "conds": codes, "names": names, "sizes": list(map(len, k.values)),
-           "dict": None if codec is None else base64.b64encode(raw).decode(),
-           "train_at": train_at, "crc": crc}
-    return orjson.dumps(doc, option=_SORT)
+    return section_line(kind, k.ids, k.conds, list(map(len, k.values)), codec, train_at, crc)

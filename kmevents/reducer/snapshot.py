@@ -238,16 +238,24 @@ def _section(kind: str, table: dict[str, Any], *, v5: bool = False) -> Any:
         ids, values = map(list, zip(*canonical_items(table), strict=True)) if table else ([], [])
         codec, train_at = None, packed_module.TRAIN_AT if packed else None
     cond = dict(conditions(table))
-    raw = b"" if codec is None else codec.raw
     blob = b"".join(values)
     conds = [cond[i] for i in ids]
-    doc: dict[str, Any] = {"kind": kind, "ids": ids, "conds": conds, "sizes": [len(v) for v in values],
-           "dict": None if codec is None else base64.b64encode(raw).decode(),
-           "train_at": train_at, "crc": zlib.crc32(blob, zlib.crc32(raw))}
-    if not v5:
-        return b"".join((orjson.dumps(doc, option=_SORT), b"\n", blob))
-    doc["conds"], doc["names"] = condition_codes(conds)
-    return ids, b"".join((orjson.dumps(doc, option=_SORT), b"\n", blob))
+    crc = zlib.crc32(blob, zlib.crc32(b"" if codec is None else codec.raw))
+    line = section_line(kind, ids, conds, [len(v) for v in values], codec, train_at, crc, v5=v5)
+    return b"".join((line, b"\n", blob)) if not v5 else (ids, b"".join((line, b"\n", blob)))
+
+
+def section_line(kind: str, ids: list[str], conds: list[str], sizes: list[int], codec: Codec | None,
+                 train_at: int | None, crc: int, *, v5: bool = True) -> bytes:
+    """A section's line (its values follow it after a newline): ``crc`` is the CRC-32 of the
+    codec's dictionary bytes continued over the values; format 5 (``v5``) writes each condition
+    as its place in ``names``. sections.py builds the same line from its kept lists."""
+    doc: dict[str, Any] = {"kind": kind, "ids": ids, "conds": conds, "sizes": sizes,
+                           "dict": None if codec is None else base64.b64encode(codec.raw).decode(),
+                           "train_at": train_at, "crc": crc}
+    if v5:
+        doc["conds"], doc["names"] = condition_codes(conds)
+    return orjson.dumps(doc, option=_SORT)
 
 
 def condition_codes(conds: list[str]) -> tuple[list[int], list[str]]:
