@@ -193,6 +193,18 @@ class PassResult:
     deltas_by_changes: int = 0
     #: full snapshots shown equal by the fold's changes since the full one before
     full_by_changes: int = 0
+    #: etcd already compared with the state at the checkpoint where that state was (a split
+    #: verify's last segment, in its process): the findings and the keys checked
+    compared: tuple[list[Finding], int] | None = None
+
+
+@dataclass(frozen=True)
+class Compare:
+    """What a split verify's last segment compares with its state at the checkpoint: etcd's keys
+    under the state prefix ``sp`` (:func:`compare_state`), the checkpoint written at ``revision``."""
+
+    sp: bytes
+    revision: int
 
 
 def expected_entities(st: ClusterState) -> Iterator[tuple[tuple[str, str], bytes]]:
@@ -577,7 +589,9 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                 checks.resume = await _resume_point(c, prefix, gen, cluster, entries, store, ckpt.offset)
             res = None
             if checks.resume is None and source is None and not older and jobs != 1:
-                res = await _split(report, settings, src, cluster, gen, store, checks, jobs)
+                compare = (None if ckpt is None or ckpt.offset < 0 else
+                           Compare(layout.state_prefix(prefix, cluster, gen), ckpt.mod_revision))
+                res = await _split(report, settings, src, cluster, gen, checks, jobs, compare)
             try:
                 if res is None:
                     res = await fold_pass(src, cluster, checks)
@@ -595,10 +609,15 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
                 report.findings.append(Finding("chain", cluster, f"offset {ckpt.offset}",
                                                f"checkpoint chain {ckpt.chains[cluster]} but the log gives {log_head}: "
                                                "the log (or the checkpoint) was rewritten"))
-            if older or res.expected is None:
+            if res.compared is not None:
+                findings, keys = res.compared
+                report.findings.extend(findings)
+                report.checked_keys += keys
+            elif older or res.expected is None:
                 continue
-            await compare_state(report, cluster, c, layout.state_prefix(prefix, cluster, gen), res.expected,
-                                ckpt.mod_revision, res.ahead)
+            else:
+                await compare_state(report, cluster, c, layout.state_prefix(prefix, cluster, gen), res.expected,
+                                    ckpt.mod_revision, res.ahead)
             equal = [o for o in res.snapshots_equal if o <= ckpt.offset and res.head_at.get(o)]
             if equal and not any(f.cluster == cluster for f in report.drift):
                 best = max(equal)
@@ -608,20 +627,22 @@ async def verify(settings: Settings, clusters: list[str] | None = None, *, sourc
     return report
 
 
-async def _split(report: Report, settings: Settings, src: Source, cluster: str, gen: str, store: SnapshotStore,
-                 checks: Checks, jobs: int) -> PassResult | None:
+async def _split(report: Report, settings: Settings, src: Source, cluster: str, gen: str, checks: Checks,
+                 jobs: int, compare: Compare | None = None) -> PassResult | None:
     """The fold from the start split over processes, when the log is long enough and has full
-    snapshots to cut it at (None: fold in this process)."""
+    snapshots to cut it at (None: fold in this process); ``compare``: etcd compared by the last
+    segment (the result's ``compared``)."""
     from kmevents.replay import verify_split
 
     if checks.checkpoint_offset is None or not isinstance(src, KafkaSource) or await src.chain_start() is None:
         return None
     first, _ = await src.covers()
     n = jobs or verify_split.default_jobs(checks.checkpoint_offset - first)
-    at = verify_split.cuts(checks.snapshot_entries, first, checks.checkpoint_offset, n)
+    compare = compare if checks.keep_state else None
+    at = verify_split.cuts(checks.snapshot_entries, first, checks.checkpoint_offset, n, compare=compare is not None)
     if not at:
         return None
-    res = await verify_split.split_pass(settings, src, cluster, gen, store, checks, at)
+    res = await verify_split.split_pass(settings, src, cluster, gen, checks, at, compare)
     if res is None:
         report.notes.append(f"{cluster}: a full snapshot the fold was split at ({', '.join(str(e['offset']) for e in at)}) "
                             "did not verify; folded from the start in one process instead")

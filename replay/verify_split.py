@@ -13,8 +13,12 @@ Kafka clients):
   anchor on the way, S1 included: its content equal to the fold and its chain head equal to
   the log's chain there;
 - segment i folds from the *stored* state of Si, with the chain head its index entry
-  records, to S(i+1) (the last one to the end of the log, with the comparison against etcd
-  at the checkpoint: it runs in this process, the others in children);
+  records, to S(i+1); the last one to the end of the log, and it compares etcd with its state
+  at the checkpoint (``verify.Compare``) while the other segments still fold: the cuts count
+  that comparison as work of the last segment, so it folds fewer records
+  (:data:`COMPARE_BYTES_PER_WEIGHT`);
+- every segment runs in a child process, started with glibc's malloc asking for transparent
+  huge pages (:func:`child_env`), and this process waits for them;
 - the result is the one-process fold's **only if every cut verified**: Si equal to the fold
   of segment i-1 and the log's chain there equal to the entry's. Then the fold from Si is
   the fold from the start (the state is the same), and the chain is followed end to end
@@ -22,24 +26,32 @@ Kafka clients):
   (a damaged or differing snapshot), the segments after it proved nothing: :func:`split_pass`
   returns None and the caller folds the whole log in one process, which reports the snapshot.
 
-Memory: every process holds one state of the cluster (the parent also the state at the
-checkpoint while it compares etcd), so the peak of the whole run is about ``jobs`` times a
-one-process verify's fold.
+Memory: every child holds one state of the cluster (the last one also a page or two of etcd
+while it compares), so the peak of the whole run is about ``jobs`` times a one-process verify's
+fold; this process holds no state.
+
+Huge pages: a segment's fold decompresses every stored snapshot it checks (~116 MB each at the
+large profile), reads them from Kafka and builds large lists; each such buffer is fresh memory
+from the kernel, 4 KiB a page fault: 4.5 million faults in a ``verify --full`` of 1.5M records.
+With ``glibc.malloc.hugetlb=1`` (glibc >= 2.35; a no-op elsewhere, or when the kernel's
+transparent huge pages are ``never`` or ``always``) malloc asks for 2 MiB pages with
+``madvise``: 0.77 million faults, and 6 % less user time (fewer TLB misses) (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 from bisect import bisect_right
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from kmevents.replay.sources import KafkaSource
-from kmevents.replay.verify import Checks, PassResult, fold_pass
+from kmevents.replay.verify import Checks, Compare, PassResult, Report, compare_state, fold_pass
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.reducer import REDUCER_VERSION
@@ -67,27 +79,63 @@ def default_jobs(span: int) -> int:
 #: the fold against ~95 s of checks, BENCHMARKS.md; at 300k a segment from 140k to 300k took
 #: 1.38x the CPU of the one before it, for 1.14x its records).
 STATE_BYTES_PER_WEIGHT = 64 << 20
+#: What the last segment's comparison with etcd weighs: the state's size at the last full
+#: snapshot over this. Measured at the large profile's 1.5M records: the comparison took 6.2 s
+#: (377k keys, etcd's work and this side's), as long as ~75,000 records of the last
+#: segment's fold there (~180,000 of weight at ~2.4 each) for a 116 MB state.
+COMPARE_BYTES_PER_WEIGHT = 640
+#: The tunable that has glibc's malloc ask for transparent huge pages (see the module docstring).
+HUGE_PAGES = "glibc.malloc.hugetlb=1"
 
 
-def cuts(entries: list[dict[str, Any]], first: int, checkpoint: int, jobs: int) -> list[dict[str, Any]]:
+@contextlib.contextmanager
+def child_env() -> Iterator[None]:
+    """While processes are started: ``GLIBC_TUNABLES`` with :data:`HUGE_PAGES` added to what
+    it holds (a tunable already set for ``hugetlb`` is kept). Glibc reads it when a process
+    starts, so it can only be given to children; this process's environment is put back after."""
+    was = os.environ.get("GLIBC_TUNABLES")
+    if was is not None and "glibc.malloc.hugetlb=" in was:
+        yield
+        return
+    os.environ["GLIBC_TUNABLES"] = HUGE_PAGES if not was else f"{was}:{HUGE_PAGES}"
+    try:
+        yield
+    finally:
+        if was is None:
+            os.environ.pop("GLIBC_TUNABLES", None)
+        else:
+            os.environ["GLIBC_TUNABLES"] = was
+
+
+def cuts(entries: list[dict[str, Any]], first: int, checkpoint: int, jobs: int,
+         *, compare: bool = False) -> list[dict[str, Any]]:
     """The full snapshots to cut the log at (offsets strictly between ``first`` and
     ``checkpoint``, of this reducer version, with a chain head): the one nearest each
     ``i / jobs`` of the log's weight up to the checkpoint (:func:`weights`: its offsets when the
     entries say no size), sorted, each at most once (fewer cuts when there are fewer
-    snapshots)."""
+    snapshots). ``compare``: the last segment also compares etcd (its weight counted in,
+    :data:`COMPARE_BYTES_PER_WEIGHT`)."""
     fulls = sorted((e for e in entries if not is_delta(e) and e.get("chain")
                     and int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION
                     and first < int(e["offset"]) < checkpoint), key=lambda e: int(e["offset"]))
     if jobs < 2 or not fulls:
         return []
     at = weights(entries, first, [int(e["offset"]) for e in fulls] + [checkpoint])
-    total = at[-1]
+    total = at[-1] + (compare_weight(entries, checkpoint) if compare else 0.0)
     chosen: dict[int, dict[str, Any]] = {}
     for i in range(1, jobs):
         aim = total * i / jobs
         j = min(range(len(fulls)), key=lambda j: abs(at[j] - aim))
         chosen[int(fulls[j]["offset"])] = fulls[j]
     return [chosen[o] for o in sorted(chosen)]
+
+
+def compare_weight(entries: list[dict[str, Any]], checkpoint: int) -> float:
+    """The weight of comparing etcd at ``checkpoint``: the size of the last full snapshot at or
+    before it over :data:`COMPARE_BYTES_PER_WEIGHT` (0 when no entry says a size)."""
+    sized = [(int(e["offset"]), int(e["bytes"])) for e in entries
+             if not is_delta(e) and type(e.get("bytes")) is int and int(e["offset"]) <= checkpoint]
+    return max(sized)[1] / COMPARE_BYTES_PER_WEIGHT if sized else 0.0
 
 
 def weights(entries: list[dict[str, Any]], first: int, offsets: list[int]) -> list[float]:
@@ -121,67 +169,92 @@ def _plain(res: PassResult) -> dict[str, Any]:
     """What the parent needs of a child's pass (no state: it stays in the child)."""
     return {"head_at": res.head_at, "snapshot_mismatch": res.snapshot_mismatch,
             "snapshots_equal": res.snapshots_equal, "deltas_by_changes": res.deltas_by_changes,
-            "full_by_changes": res.full_by_changes,
-            "records": res.records, "annotations": dict(res.annotations), "bad": res.bad}
+            "full_by_changes": res.full_by_changes, "end_head": res.end_head, "last_offset": res.last_offset,
+            "last_ts": res.last_ts, "records": res.records, "annotations": dict(res.annotations), "bad": res.bad}
 
 
 def _segment_child(settings: Settings, topic: str, partition: int, cluster: str, generation: str,
-                   begin: dict[str, Any] | None, until: int, entries: list[dict[str, Any]],
-                   anchor_offsets: set[int]) -> dict[str, Any]:
+                   begin: dict[str, Any] | None, until: int | None, entries: list[dict[str, Any]],
+                   anchor_offsets: set[int], last: tuple[int | None, bool] | None = None,
+                   compare: Compare | None = None) -> dict[str, Any]:
     """One segment in a child process (its own event loop, etcd client and Kafka consumer)."""
     collect_rarely()
     return asyncio.run(_segment(settings, topic, partition, cluster, generation, begin, until, entries,
-                                anchor_offsets))
+                                anchor_offsets, last, compare))
 
 
 async def _segment(settings: Settings, topic: str, partition: int, cluster: str, generation: str,
-                   begin: dict[str, Any] | None, until: int, entries: list[dict[str, Any]],
-                   anchor_offsets: set[int]) -> dict[str, Any]:
+                   begin: dict[str, Any] | None, until: int | None, entries: list[dict[str, Any]],
+                   anchor_offsets: set[int], last: tuple[int | None, bool] | None = None,
+                   compare: Compare | None = None) -> dict[str, Any]:
+    """One segment's pass: from the stored state of ``begin`` (None: the log's start) to
+    ``until``; the last segment (``last``: the whole pass's checkpoint offset and whether it
+    keeps its state) to the end of the log, then ``compare``, the comparison with etcd at the
+    checkpoint."""
     async with etcd_adapter.client(settings.etcd) as c:
         store = SnapshotStore(settings, c, generation)
-        checks = Checks(snapshot_entries=entries, snapshots=store, anchor_offsets=anchor_offsets,
-                        keep_state=False, until=until)
+        if last is None:
+            checks = Checks(snapshot_entries=entries, snapshots=store, anchor_offsets=anchor_offsets,
+                            keep_state=False, until=until)
+        else:
+            checkpoint_offset, keep_state = last
+            checks = Checks(checkpoint_offset=checkpoint_offset, snapshot_entries=entries, snapshots=store,
+                            anchor_offsets=anchor_offsets, keep_state=keep_state and compare is not None)
         if begin is not None:
             st = await store.load(begin)
             if st is None:
                 return {"unusable": int(begin["offset"])}
             checks.begin = (int(begin["offset"]), str(begin["chain"]), st)
         res = await fold_pass(KafkaSource(settings.kafka, topic, partition, cluster), cluster, checks)
-        return _plain(res)
+        out = _plain(res)
+        if compare is not None and res.expected is not None:
+            report = Report()
+            await compare_state(report, cluster, c, compare.sp, res.expected, compare.revision, res.ahead)
+            out["compared"] = (report.findings, report.checked_keys)
+        return out
 
 
 async def split_pass(settings: Settings, src: KafkaSource, cluster: str, generation: str,
-                     store: SnapshotStore, checks: Checks, at: list[dict[str, Any]]) -> PassResult | None:
+                     checks: Checks, at: list[dict[str, Any]],
+                     compare: Compare | None = None) -> PassResult | None:
     """``fold_pass(src, cluster, checks)`` cut at the full snapshots ``at`` (see the module
-    docstring); None when a cut did not verify, or its state could not be loaded here."""
+    docstring), every segment in a child process; with ``compare`` the last one also compares
+    etcd (the result's ``compared``, its ``expected`` None). None when a cut did not verify, or
+    a segment's state could not be loaded."""
     ctx = multiprocessing.get_context("spawn")
-    starts: list[dict[str, Any] | None] = [None, *at[:-1]]
+    starts: list[dict[str, Any] | None] = [None, *at]
+    ends: list[int | None] = [int(e["offset"]) for e in at] + [None]
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(max_workers=len(at), mp_context=ctx) as pool:
-        children = [loop.run_in_executor(pool, _segment_child, settings, src.topic, src.read_partition, cluster,
-                                         generation, starts[i], int(at[i]["offset"]), checks.snapshot_entries,
-                                         checks.anchor_offsets)
-                    for i in range(len(at))]
+    with ProcessPoolExecutor(max_workers=len(starts), mp_context=ctx) as pool:
+        with child_env():
+            children = [loop.run_in_executor(pool, _segment_child, settings, src.topic, src.read_partition, cluster,
+                                             generation, starts[i], ends[i], checks.snapshot_entries,
+                                             checks.anchor_offsets,
+                                             (checks.checkpoint_offset, checks.keep_state) if i == len(at) else None,
+                                             compare if i == len(at) else None)
+                        for i in range(len(starts))]
         try:
-            last = at[-1]
-            st = await store.load(last)
-            mine = None
-            if st is not None:
-                mine = await fold_pass(src, cluster, replace(checks, begin=(int(last["offset"]), str(last["chain"]), st)))
             parts = await asyncio.gather(*children)
         except BaseException:
             for f in children:
                 f.cancel()
             raise
-    if mine is None:
+    *cut_parts, last = parts
+    if "unusable" in last:
         return None
-    for cut, part in zip(at, parts, strict=True):
+    for cut, part in zip(at, cut_parts, strict=True):
         off = int(cut["offset"])
         if ("unusable" in part or off not in part["snapshots_equal"] or off in part["snapshot_mismatch"]
                 or part["head_at"].get(off) != cut["chain"]):
             return None
+    mine = PassResult(last["head_at"], None, {}, last["snapshot_mismatch"], last["end_head"], last["last_offset"],
+                      last["last_ts"], last["records"], Counter(last["annotations"]), dict(last["bad"]),
+                      list(last["snapshots_equal"]), last["deltas_by_changes"], last["full_by_changes"])
+    if "compared" in last:
+        findings, keys = last["compared"]
+        mine.compared = (list(findings), int(keys))
     merged_annotations: Counter[str] = Counter()
-    for part in parts:
+    for part in cut_parts:
         mine.head_at.update(part["head_at"])
         mine.snapshot_mismatch.update(part["snapshot_mismatch"])
         mine.snapshots_equal.extend(part["snapshots_equal"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import orjson
 from kmevents.replay.verify import verify
 
+from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.settings import Settings
 from kmevents.store.snapshots import SnapshotStore, index_entries
@@ -51,7 +52,8 @@ async def test_a_cut_that_does_not_verify_sends_the_fold_back_to_one_process(iso
         from kmevents.replay.verify_split import cuts
 
         clean_entries = await SnapshotStore(s, c).entries(s.cluster)
-        cut = cuts(clean_entries, 0, max(int(e["offset"]) for e in fulls) + 1, 2)[0]
+        # where verify cuts: before the checkpoint (the last record), its last segment comparing etcd
+        cut = cuts(clean_entries, 0, 3999, 2, compare=True)[0]
         victim = next(e for e in fulls if e["offset"] == cut["offset"])
         # the index entry at the cut names another chain head than the log's there
         await c.put(victim["_key"].encode(), orjson.dumps({**{k: v for k, v in victim.items() if k != "_key"},
@@ -61,3 +63,32 @@ async def test_a_cut_that_does_not_verify_sends_the_fold_back_to_one_process(iso
     assert any("did not verify" in n for n in report.notes), report.notes
     assert [f.key for f in report.drift] == [f"snapshot@{cut['offset']}"]
     assert report.records == 4000
+
+
+async def test_a_split_fold_compares_etcd_in_its_last_segment_and_finds_what_one_process_does(
+        isolated: Settings) -> None:
+    s = isolated
+    await ingest_sim(s, s.cluster, 5000)
+    await run_worker_until_caught_up(s, snapshot_every_events=900, delta_every_events=300, max_records=200)
+    sp = layout.state_prefix(s.etcd.prefix, s.cluster, layout.live_generation())
+    async with etcd_adapter.client(s.etcd) as c:
+        _, kvs = await etcd_adapter.range_at(c, sp, range_end=etcd_adapter.prefix_end(sp))
+        changed, deleted = kvs[3], kvs[-2]
+        value = orjson.loads(changed.value)
+        value["since"] = "1999-01-01T00:00:00.000000Z"
+        await c.put(changed.key, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+        await c.delete(deleted.key)
+        await c.put(sp + b"task/made-up", b"{}")
+    one = await verify(s, [s.cluster], full=True, jobs=1)
+    two = await verify(s, [s.cluster], full=True, jobs=2)
+    assert two.segments == {s.cluster: 2}, two.notes
+    name = lambda kv: "/".join(layout.split_entity_key(sp, kv.key))  # noqa: E731
+    assert {(f.kind, f.key) for f in one.drift} == {("different", name(changed)), ("missing", name(deleted)),
+                                                     ("extra", "task/made-up")}
+    # the same findings, field changes and keys counted, though the comparison ran in a child
+    assert [f.as_dict() for f in two.findings] == [f.as_dict() for f in one.findings]
+    assert two.checked_keys == one.checked_keys == len(kvs) + 1
+    # a report with drift records no verified point; the next verify still folds from the start
+    again = await verify(s, [s.cluster], jobs=2)
+    assert again.resumed_from == {s.cluster: None}
+    assert [f.as_dict() for f in again.findings] == [f.as_dict() for f in one.findings]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kmevents.replay.verify_split import SEGMENT_MIN_OFFSETS, cuts, default_jobs
+from kmevents.replay.verify_split import SEGMENT_MIN_OFFSETS, cuts, default_jobs, weights
 
 from kmevents.reducer import REDUCER_VERSION
 
@@ -55,3 +55,49 @@ def test_weights_follow_a_line_through_the_snapshots_sizes() -> None:
     entries = [_full(100, bytes=2 * U), _full(100, kind="delta", base=50, bytes=100 * U), _full(300, bytes=2 * U)]
     # 0..100: the size grows from 0 to 2U (mean U: weight 2 a record); then 2U (weight 3)
     assert weights(entries, 0, [50, 100, 200, 400]) == [50 * 1.5, 200.0, 500.0, 1100.0]
+
+
+def test_the_last_segments_comparison_with_etcd_moves_the_cut_later_into_the_log() -> None:
+    from kmevents.replay.verify_split import COMPARE_BYTES_PER_WEIGHT, compare_weight
+
+    entries = [_full(o, bytes=20_000 * COMPARE_BYTES_PER_WEIGHT) for o in range(1000, 100_000, 1000)]
+    # the last full snapshot at or before the checkpoint gives the comparison's weight
+    assert compare_weight(entries, 99_000) == compare_weight(entries, 99_500)
+    assert compare_weight([_full(10, bytes=COMPARE_BYTES_PER_WEIGHT), _full(20, bytes=5 * COMPARE_BYTES_PER_WEIGHT)],
+                          15) == 1.0
+    assert compare_weight([_full(10), _full(20, kind="delta", base=10, bytes=999)], 30) == 0.0
+    (plain,) = cuts(entries, 0, 100_000, 2)
+    (comparing,) = cuts(entries, 0, 100_000, 2, compare=True)
+    assert comparing["offset"] > plain["offset"]  # the last segment folds less: it compares too
+    # the segments' weights: the first as heavy as the last with its comparison
+    w = weights(entries, 0, [comparing["offset"], 100_000])
+    last = w[1] - w[0] + compare_weight(entries, 100_000)
+    assert abs(w[0] - last) <= w[1] / 50
+
+
+def test_children_are_started_with_huge_pages_and_the_environment_is_put_back(monkeypatch) -> None:
+    import os
+
+    from kmevents.replay.verify_split import HUGE_PAGES, child_env
+
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    with child_env():
+        assert os.environ["GLIBC_TUNABLES"] == HUGE_PAGES
+    assert "GLIBC_TUNABLES" not in os.environ
+    # other tunables are kept, the huge pages added after them
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    with child_env():
+        assert os.environ["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{HUGE_PAGES}"
+    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
+    # a choice already made (here: no huge pages) is left alone
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")
+    with child_env():
+        assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
+    # put back even when starting the children fails
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    try:
+        with child_env():
+            raise OSError("no fork")
+    except OSError:
+        pass
+    assert "GLIBC_TUNABLES" not in os.environ
