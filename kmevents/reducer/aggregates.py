@@ -98,6 +98,8 @@ def materialize(st: ClusterState) -> None:
     """Bring every stale agent's totals (and the roles) up to date."""
     if not st._stale:
         return
+    if st._base is not None:  # what a delta's totals hold (delta.py, format 4)
+        st._base.aggs.update(st._stale)
     for aid in sorted(st._stale):
         alloc = _copy(st._alloc.get(aid, {}))
         oids = st._agent_offers.get(aid)

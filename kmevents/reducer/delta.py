@@ -6,7 +6,18 @@ since the base (the last full snapshot), so a point-in-time read loads the base,
 applies ONE delta (deltas are cumulative, never chained) and folds at most the
 records after the delta.
 
-Format 3 (written since issue 17's warm-read pass) is format 2's document as a header line,
+Format 4 (written since 2026-12-05) is format 3 with the agents' totals as their changes since
+the base: ``allocation_changes`` and ``contributions_changes``, ``{agent id: its totals now, or
+null}`` for each agent brought up to date since the base (``Base.aggs``: every agent
+``aggregates.materialize`` rewrote, which is every agent whose totals can have changed), in place
+of formats 1-3's ``allocation`` and ``contributions`` whole. At the large profile those were
+~2 MB of every delta's 2.5-4 MB header (12,500 agents), while 450-1,450 agents had changed
+since the base; ``verify`` encoded and compared them at each of 296 deltas, and each read
+parsed them. Applied, they are put over the base's (a fork's copy-on-write tables keep the
+held base's).
+
+Format 3 (written until format 4; still loaded, and by ``dump_delta(..., format=FORMAT_3)``)
+is format 2's document as a header line,
 its ``upserts`` holding only the offers, then a section for each other kind it upserts, in
 kind order, as a format-5 snapshot's section (snapshot.py) without a dictionary::
 
@@ -85,6 +96,7 @@ from typing import Any
 import orjson
 
 from kmevents.reducer.aggregates import materialize
+from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
 from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import (
     PackedTable,
@@ -110,13 +122,21 @@ from kmevents.reducer.state import KINDS, REDUCER_VERSION, Base, ClusterState, M
 from kmevents.reducer.taskids import key_exceptions
 from kmevents.reducer.tracking import INDEXES, index_changes, order_changes
 
-FORMAT = "kmevents.reducer.delta/3"
+FORMAT = "kmevents.reducer.delta/4"
+#: Format 4's layout with the agents' totals whole; still loaded, and written by
+#: ``dump_delta(..., format=FORMAT_3)`` (verify's check of a stored one).
+FORMAT_3 = "kmevents.reducer.delta/3"
 #: One JSON document, upserted values in it; still loaded, and written by
 #: ``dump_delta(..., format=FORMAT_2)`` (tests, and verify's check of a stored one).
 FORMAT_2 = "kmevents.reducer.delta/2"
 #: Deltas with the membership indexes and retention order whole; still loaded.
 FORMAT_1 = "kmevents.reducer.delta/1"
-FORMATS = (FORMAT, FORMAT_2, FORMAT_1)
+FORMATS = (FORMAT, FORMAT_3, FORMAT_2, FORMAT_1)
+#: the formats of a header line and a section per kind of upserted values
+_SECTIONED = (FORMAT, FORMAT_3)
+#: the agents' totals a delta holds whole (formats 1-3), and their changes since the base (format 4)
+_TOTALS = ("allocation", "contributions")
+_TOTAL_CHANGES = ("allocation_changes", "contributions_changes")
 #: the kinds whose upserted values a format-3 delta holds in its header, decoded when
 #: applied (the outstanding-offer index is rebuilt from them), not in sections
 _DECODED = frozenset({"offer"})
@@ -194,7 +214,7 @@ def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: s
     upserts: dict[str, dict[str, Any]] = {}
     removed: dict[str, list[str]] = {}
     sections: dict[str, dict[str, tuple[bytes, str]]] = {}
-    cut = format == FORMAT
+    cut = format in _SECTIONED
     if cut and remembered is not None:
         remembered.read(st, remembered.changed(base))
         upserts = {kind: dict(values) for kind, values in remembered.decoded.items() if values}
@@ -231,9 +251,15 @@ def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: s
         "recent": st._recent, "seq": st._seq, "retention": st.retention.to_dict(),
         "upserts": upserts, "removed": {k: sorted(v) for k, v in removed.items()},
         "dedupe": dedupe,
-        "allocation": st._alloc,
-        "contributions": {aid: list(c) for aid, c in st._contrib.items()},
     }
+    if format == FORMAT:  # the agents brought up to date since the base, their totals or null
+        alloc, contrib = st._alloc, st._contrib
+        doc["allocation_changes"] = {aid: alloc.get(aid) for aid in base.aggs}
+        doc["contributions_changes"] = {aid: (None if (c := contrib.get(aid)) is None else list(c))
+                                        for aid in base.aggs}
+    else:
+        doc["allocation"] = st._alloc
+        doc["contributions"] = {aid: list(c) for aid, c in st._contrib.items()}
     if format == FORMAT_1:
         doc["terminal"] = {k: [[i, t] for i, t in idx.items()] for k, idx in st._terminal.items()}
         doc["indexes"] = indexes(st)
@@ -312,18 +338,18 @@ def dump_delta(st: ClusterState, chain_hash: str | None = None, *, format: str =
     if format not in FORMATS:
         raise ValueError(f"cannot write delta format {format!r}")
     doc = delta_document(st, chain_hash, format=format, remembered=remembered)
-    if format != FORMAT:
+    if format not in _SECTIONED:
         return orjson.dumps(doc, option=_SORT)
     sections = doc.pop(_SECTIONS)
     return b"\n".join([orjson.dumps(doc, option=_SORT), *(_section(k, sections[k]) for k in doc["sections"]), b""])
 
 
 def stored_format(data: bytes) -> str:
-    """The format of delta bytes (of a stored delta: checked when parsed). A format-3 delta's
-    header is its first line; a format-2 or -1 delta is one line, not parsed here."""
+    """The format of delta bytes (of a stored delta: checked when parsed). A format-4 or -3
+    delta's header is its first line; a format-2 or -1 delta is one line, not parsed here."""
     nl = data.find(b"\n")
     if nl >= 0:
-        return FORMAT
+        return FORMAT_3 if data.find(b'"format":"' + FORMAT_3.encode() + b'"', 0, nl) >= 0 else FORMAT
     return FORMAT_1 if b'"format":"' + FORMAT_1.encode() + b'"' in data else FORMAT_2
 
 
@@ -343,7 +369,7 @@ def parse_delta(data: bytes) -> dict[str, Any]:
     if doc["reducer_version"] not in LOADABLE_VERSIONS:
         raise SnapshotError(f"delta derived by reducer version {doc['reducer_version']}, this is {REDUCER_VERSION}",
                             hint="replay from the log (or an older snapshot) to rebuild with this reducer")
-    if doc["format"] == FORMAT:
+    if doc["format"] in _SECTIONED:
         _read_sections(doc, data, nl)
     return doc
 
@@ -406,14 +432,11 @@ def compact_upserts(doc: dict[str, Any]) -> dict[str, Any]:
         if kind not in _DECODED and kind not in noted:
             noted[kind], ups[kind] = _rest_value_items(ups[kind])
     doc[_RESTING] = noted
-    # the agents' totals, whole, replace the base's: as JSON until then (~1 MB each against
-    # ~8 MiB decoded for the large profile's 12,500 agents, else beside the base's)
-    for name in _TOTALS:
+    # the agents' totals (whole, they replace the base's; or their changes): as JSON until then
+    # (~1 MB each against ~8 MiB decoded for the large profile's 12,500 agents, else beside the base's)
+    for name in _TOTAL_CHANGES if doc.get("format") == FORMAT else _TOTALS:
         doc[name] = orjson.dumps(_mapping(doc, name))
     return doc
-
-
-_TOTALS = ("allocation", "contributions")
 
 
 def _rest_value_items(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, bytes]]:
@@ -452,6 +475,8 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
             raise _damaged("'indexes' holds no task_id_exceptions object")
         changes = [(name, _checked(index_changes.get(name), pair=name == "rc_members"))
                    for name in ("pods_by_ns", "svc_members", "rc_members")]
+    if doc["format"] == FORMAT:
+        doc = {**doc, **{name: _total_changes(doc, name) for name in _TOTAL_CHANGES}}
     st = base
     set_position(st, doc)
     filed = "indexes" in doc  # (an old delta without them: every index rebuilt, as then)
@@ -488,17 +513,56 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
         _file(st, doc, tasks_gone, tasks_new)
     st._seen_new, st._seen_old = new, old
     st._dirty = set()
-    if type(doc["allocation"]) is bytes:  # (compact_upserts)
-        doc = {**doc, **{name: orjson.loads(doc[name]) for name in _TOTALS}}
-    if doc["format"] == FORMAT_1:
-        set_aggregates(st, doc, filed=filed)
-        return st
-    set_totals(st, doc)
+    if doc["format"] == FORMAT:
+        _change_totals(st, doc["allocation_changes"], doc["contributions_changes"])
+    else:
+        if type(doc["allocation"]) is bytes:  # (compact_upserts)
+            doc = {**doc, **{name: orjson.loads(doc[name]) for name in _TOTALS}}
+        if doc["format"] == FORMAT_1:
+            set_aggregates(st, doc, filed=filed)
+            return st
+        set_totals(st, doc)
     st._terminal = terminal
     for name, ch in changes:
         _apply_changes(getattr(st, "_" + name), ch, pair=name == "rc_members",
                        make=set if name == "pods_by_ns" else Members.of)
     return st
+
+
+def _total_changes(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """A format-4 delta's ``allocation_changes`` or ``contributions_changes`` (JSON bytes after
+    :func:`compact_upserts`), its shape checked: agent id -> null or, allocation, an object of
+    roles, or, contributions, a pair of them. Raises SnapshotError before the base changes."""
+    v = doc.get(name)
+    if type(v) is bytes:
+        v = orjson.loads(v)
+    if type(v) is not dict:
+        raise _damaged(f"{name!r} is not an object")
+    pair = name == "contributions_changes"
+    for t in v.values():
+        if t is None:
+            continue
+        if not ((type(t) is list and len(t) == 2 and all(type(x) is dict for x in t)) if pair else type(t) is dict):
+            raise _damaged(f"an agent's {name!r} is not null or {'a pair of objects' if pair else 'an object'}")
+    return v
+
+
+def _change_totals(st: ClusterState, alloc: dict[str, Any], contrib: dict[str, Any]) -> None:
+    """The agents' totals of a format-4 delta put over the base's (a fork's are its copies on
+    write: the base's stay), the outstanding-offer index rebuilt as :func:`set_totals` does."""
+    mine, theirs = st._alloc, st._contrib
+    for aid, v in alloc.items():
+        if v is None:
+            mine.pop(aid, None)
+        else:
+            mine[aid] = v
+    for aid, c in contrib.items():
+        if c is None:
+            theirs.pop(aid, None)
+        else:
+            theirs[aid] = (c[0], c[1])
+    st._stale = set()
+    rebuild_offer_index(st)
 
 
 def _damaged(what: str) -> SnapshotError:

@@ -106,15 +106,19 @@ class Base:
     and the state's own offset there, the dedupe rotations and new-digest set there, and every
     entity changed since."""
 
-    __slots__ = ("offset", "state_offset", "rotations", "new", "changed", "recent", "track")
+    __slots__ = ("offset", "state_offset", "rotations", "new", "changed", "recent", "track", "aggs")
 
     def __init__(self, offset: int, state_offset: int, rotations: int, new: set[int],
-                 terminal: dict[str, dict[str, str]]) -> None:
+                 terminal: dict[str, dict[str, str]], stale: set[str] | None = None) -> None:
         self.offset = offset
         self.state_offset = state_offset
         self.rotations = rotations
         self.new = new
         self.changed: set[tuple[str, str]] = set()
+        #: the agents whose totals (allocation, contributions: aggregates.py) may have changed
+        #: since the base: every agent brought up to date since (``materialize``), and those
+        #: stale at the base. A format-4 delta holds theirs, not all 12,500 of a large cluster.
+        self.aggs: set[str] = set(stale or ())
         #: the entities changed since the last delta a ``delta.Remembered`` wrote (None: none
         #: does, nothing kept)
         self.recent: set[tuple[str, str]] | None = None
@@ -346,7 +350,7 @@ class ClusterState:
         The dirty set is left for its owner (the worker has not always collected it
         yet); what is in it now joins the delta's changes later, which costs only bytes."""
         self._base = Base(self.offset if offset is None else offset, self.offset, self._rotations,
-                          set(self._seen_new), self._terminal)
+                          set(self._seen_new), self._terminal, self._stale)
 
     def drop_base(self) -> None:
         """Stop tracking changes (the base snapshot was not written)."""

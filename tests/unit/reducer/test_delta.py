@@ -14,8 +14,10 @@ from kmevents.reducer import ClusterState, Retention, apply
 from kmevents.reducer.delta import (
     FORMAT,
     FORMAT_2,
+    FORMAT_3,
     apply_delta,
     base_offset_of,
+    compact_upserts,
     dump_delta,
     parse_delta,
     stored_format,
@@ -58,6 +60,15 @@ def test_base_snapshot_plus_delta_equals_the_full_snapshot(evs: list[dict], data
     old = dump_delta(st_, "d", format=FORMAT_2)
     assert (stored_format(delta), stored_format(old), base_offset_of(old)) == (FORMAT, FORMAT_2, base_offset_of(delta))
     assert apply_delta(ClusterState.from_snapshot(base), old).to_snapshot(chain_hash="d") == full
+    # format 4 holds the totals of the agents brought up to date since the base; format 3 (all
+    # of them) still loads, alike from its bytes and compacted, onto a fork too
+    three = dump_delta(st_, "d", format=FORMAT_3)
+    assert stored_format(three) == FORMAT_3
+    assert apply_delta(ClusterState.from_snapshot(base), three).to_snapshot(chain_hash="d") == full
+    assert apply_delta(ClusterState.from_snapshot(base).freeze().fork(),
+                       compact_upserts(parse_delta(three))).freeze().to_snapshot(chain_hash="d") == full
+    assert apply_delta(ClusterState.from_snapshot(base),
+                       compact_upserts(parse_delta(delta))).to_snapshot(chain_hash="d") == full
     held = ClusterState.from_snapshot(base).freeze()
     fork = apply_delta(held.fork(), parse_delta(delta))
     assert not any(getattr(t, "_hot", ()) for t in fork._tables.values())
@@ -324,8 +335,43 @@ def test_a_format_3_delta_parses_to_what_a_compacted_format_2_delta_is() -> None
         assert {i: table.get(i) for i in new["upserts"][kind]} == {i: s.entity(kind, i) for i in new["upserts"][kind]}
     # compacting it (a reader of one point) leaves its sections' values as they are
     again = compact_upserts(parse_delta(s.to_delta(chain_hash="d")))
-    assert again["upserts"] == new["upserts"] and type(again["allocation"]) is bytes
+    assert again["upserts"] == new["upserts"] and type(again["allocation_changes"]) is bytes
     assert apply_delta(ClusterState.from_snapshot(base), again).to_snapshot(chain_hash="d") == s.to_snapshot(chain_hash="d")
+
+
+def test_a_format_4_delta_holds_the_totals_of_the_agents_brought_up_to_date_since_its_base() -> None:
+    base, s = _based(3000, 150)
+    doc = orjson.loads(s.to_delta().split(b"\n")[0])
+    three = orjson.loads(dump_delta(s, format=FORMAT_3).split(b"\n")[0])
+    was = orjson.loads(base.split(b"\n")[0])
+    assert doc["format"] == FORMAT and "allocation" not in doc and "contributions" not in doc
+    changed = set(doc["allocation_changes"])
+    assert changed == set(doc["contributions_changes"]) == s._base.aggs
+    assert changed and len(changed) < len(s.agents), "a few agents, not all"
+    for a in changed:  # theirs now (null: none)
+        assert doc["allocation_changes"][a] == three["allocation"].get(a)
+        assert doc["contributions_changes"][a] == three["contributions"].get(a)
+    for a in set(three["allocation"]) | set(three["contributions"]) | set(was["allocation"]) - changed:
+        if a not in changed:  # every other agent's totals are the base's
+            assert three["allocation"].get(a) == was["allocation"].get(a), a
+            assert three["contributions"].get(a) == was["contributions"].get(a), a
+    assert len(s.to_delta()) < len(dump_delta(s, format=FORMAT_3))
+    assert apply_delta(ClusterState.from_snapshot(base), s.to_delta()).to_snapshot() == s.to_snapshot()
+
+
+@pytest.mark.parametrize("damage", [{"allocation_changes": []}, {"allocation_changes": {"a": [1]}},
+                                    {"contributions_changes": {"a": [{}]}}, {"contributions_changes": {"a": {}}},
+                                    {"contributions_changes": None}])
+def test_a_format_4_delta_with_damaged_totals_is_refused_before_the_base_changes(damage: dict) -> None:
+    base, s = _based(3000, 60)
+    head, nl, rest = s.to_delta().partition(b"\n")
+    data = orjson.dumps(orjson.loads(head) | damage, option=orjson.OPT_SORT_KEYS) + nl + rest
+    st_ = ClusterState.from_snapshot(base)
+    with pytest.raises(SnapshotError, match="damaged delta: .*changes"):
+        apply_delta(st_, parse_delta(data))
+    assert st_.to_snapshot() == base
+    with pytest.raises(SnapshotError, match="damaged delta"):
+        apply_delta(ClusterState.from_snapshot(base), compact_upserts(parse_delta(data)))
 
 
 def test_a_format_3_delta_without_sections_and_an_old_one_still_load() -> None:
