@@ -35,7 +35,7 @@ large profile), reads them from Kafka and builds large lists; each such buffer i
 from the kernel, 4 KiB a page fault: 4.5 million faults in a ``verify --full`` of 1.5M records.
 With ``glibc.malloc.hugetlb=1`` (glibc >= 2.35; a no-op elsewhere, or when the kernel's
 transparent huge pages are ``never`` or ``always``) malloc asks for 2 MiB pages with
-``madvise``: 0.77 million faults, and 6 % less user time (fewer TLB misses) (BENCHMARKS.md).
+``madvise``: 0.8 million faults, and 1-3 % less user time (BENCHMARKS.md).
 """
 
 from __future__ import annotations
