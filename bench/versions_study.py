@@ -10,7 +10,8 @@ the versions from them: no snapshot load, no fold. This script folds the large p
 1. storage: the records' bytes against the log's, per block (median, p99), per version; zstd
    level 3 per kind section, and the same with a dictionary per kind trained on early blocks;
 2. capture cost: CPU per event of the fold with and without the capture, alternated in one
-   process (``--ab N``: the first N events of the quick profile, scale 0.2);
+   process (``--ab N``: the first N events of the quick profile, scale 0.2; with ``--ab-after M``
+   the N events after the full-size log's first M, each run on a fork of the state at M);
 3. read cost: for 5 pods whose versions lie in >= 4 blocks far apart, the time to decompress the
    blocks that name them and pick their versions; and the same for the whole set a history relates
    (the pod, its tasks, their offers, and the events carrying their correlation ids).
@@ -19,9 +20,11 @@ A block record is one zstd frame per kind (``encode``: per entity, sorted by id,
 versions, length-prefixed), plus an ``_entries`` frame: per event, the fields a history entry
 shows that are not entity values (``entry``), so that the records could serve a history alone.
 
-    python -m bench.versions_study                    # full size (1.5M events, ~3 min CPU)
+    python -m bench.versions_study                    # full size (1.5M events, ~100 s CPU)
     python -m bench.versions_study --scale 0.2        # the quick profile (300k events)
     python -m bench.versions_study --ab 300000 --skip-full   # only the alternated capture cost
+    python -m bench.versions_study --ab 300000 --ab-after 600000 --skip-full   # the same at full size
+    python -m bench.versions_study --kafka 127.0.0.1:PORT     # and fetch the records from a scratch broker
 
 Prints a JSON report (also written to ``--out``).
 """
@@ -32,6 +35,7 @@ import argparse
 import asyncio
 import json
 import random
+import resource
 import statistics
 import struct
 import sys
@@ -173,17 +177,19 @@ def lines_of(path: Any, limit: int | None = None) -> Iterator[bytes]:
 
 
 def fold(lines: Iterable[bytes], cluster: str, cap: Capture | None, *, timed: bool = False,
-         pods: dict[str, list[int]] | None = None) -> tuple[list[Block], dict[str, float]]:
-    """Fold ``lines`` (offsets from 0); with ``cap``, capture every block's versions. Without, the
-    dirty set is taken once a block, as the worker takes it once a batch. ``timed``: CPU of the
-    capture's parts (adds two clock reads an event). ``pods``: each pod's blocks, filled."""
-    st = ClusterState.empty(cluster)
+         pods: dict[str, list[int]] | None = None, state: ClusterState | None = None,
+         start: int = 0) -> tuple[list[Block], dict[str, float]]:
+    """Fold ``lines`` (offsets from ``start``, a multiple of ``BLOCK``, onto ``state``, default
+    empty); with ``cap``, capture every block's versions. Without, the dirty set is taken once a
+    block, as the worker takes it once a batch. ``timed``: CPU of the capture's parts (adds two
+    clock reads an event). ``pods``: each pod's blocks, filled."""
+    st = ClusterState.empty(cluster) if state is None else state
     loads, clock = orjson.loads, time.thread_time_ns
     blocks: list[Block] = []
     t = {"fold": 0.0, "capture": 0.0, "close": 0.0, "bytes": 0.0}
     c0 = time.process_time()
     with few_collections():
-        for off, line in enumerate(lines):
+        for off, line in enumerate(lines, start):
             t["bytes"] += len(line)
             ev = loads(line)
             anns = apply(st, ev, partition=0, offset=off)
@@ -209,7 +215,7 @@ def fold(lines: Iterable[bytes], cluster: str, cap: Capture | None, *, timed: bo
         if cap is not None and cap.versions:
             blocks.append(cap.close(off - off % BLOCK))
     t["fold"] = (time.process_time() - c0) * 1e9
-    t["events"] = off + 1
+    t["events"] = off + 1 - start
     return blocks, {k: v / 1e9 if k in ("fold", "capture", "close") else v for k, v in t.items()}
 
 
@@ -465,18 +471,26 @@ async def kafka_cost(bootstrap: str, blocks: list[Block], rows: list[dict[str, A
     return out
 
 
-def ab(path: Any, cluster: str, events: int, rounds: int = 2) -> dict[str, Any]:
+def ab(path: Any, cluster: str, events: int, rounds: int = 2, after: int = 0) -> dict[str, Any]:
     """CPU per event of the plain fold, the capture (versions) and the capture with entries,
-    alternated ``rounds`` times over the same lines held in memory."""
-    lines = list(lines_of(path, events))
+    alternated ``rounds`` times over the same lines held in memory: the log's first ``events``, or
+    with ``after`` the ``events`` after its first ``after``, each run on a fork of the state there."""
+    it = lines_of(path, after + events)
+    base = None
+    if after:
+        base = ClusterState.empty(cluster)
+        fold((next(it) for _ in range(after)), cluster, None, state=base)
+        base.freeze()
+    lines = list(it)
     res: dict[str, list[float]] = {"plain": [], "versions": [], "versions+entries": []}
     for _ in range(rounds):
         for mode in res:
             cap = None if mode == "plain" else Capture(entries=mode != "versions", index=False)
+            st = None if base is None else base.fork()
             c0 = time.process_time()
-            fold(lines, cluster, cap)
+            fold(lines, cluster, cap, state=st, start=after)
             res[mode].append(round((time.process_time() - c0) / len(lines) * 1e6, 2))
-    return {"events": len(lines), "us_per_event": res,
+    return {"events": len(lines), "after": after, "us_per_event": res,
             "ratio_versions": round(min(res["versions"]) / min(res["plain"]), 3),
             "ratio_versions_entries": round(min(res["versions+entries"]) / min(res["plain"]), 3)}
 
@@ -486,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", type=float, default=1.0, help="1: 1.5M events; 0.2: 300k")
     p.add_argument("--ab", type=int, default=0, help="alternated capture cost over the quick profile's first N events")
+    p.add_argument("--ab-after", type=int, default=0,
+                   help="with --ab: the N events after this many of the full-size log (forks of the state there)")
     p.add_argument("--skip-full", action="store_true", help="only the alternated capture cost")
     p.add_argument("--limit", type=int, default=None, help="fold only the log's first N events (a smoke test)")
     p.add_argument("--span", type=int, default=60, help="blocks a chosen pod's versions span at least")
@@ -494,8 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     report: dict[str, Any] = {"started": time.strftime("%H:%M:%S", time.gmtime()), "load_start": _load()}
     if a.ab:
-        quick = large_log(300_000, scale=0.2)
-        report["capture_ab"] = ab(quick.path, quick.meta["recipe"]["cluster"], a.ab)
+        ablog = large_log(300_000, scale=0.2) if not a.ab_after else large_log()
+        report["capture_ab"] = ab(ablog.path, ablog.meta["recipe"]["cluster"], a.ab, after=a.ab_after)
         report["load_after_ab"] = _load()
     if not a.skip_full:
         log = large_log(1_500_000 if a.scale == 1 else int(1_500_000 * a.scale), scale=a.scale)
@@ -517,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.kafka:
             report["kafka"] = asyncio.run(kafka_cost(a.kafka, blocks, report["read"]))
     report["load_end"] = _load()
+    report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     report["ended"] = time.strftime("%H:%M:%S", time.gmtime())
     text = json.dumps(report, indent=1)
     if a.out:
