@@ -25,7 +25,9 @@ processes, one per core (--jobs), at the worker's full snapshots: each piece
 folds from the stored snapshot where it starts, and the result counts only if
 every such snapshot was found equal to the fold of the piece before it (and
 the chain there to the log's); otherwise the whole log is folded again in one
-process. Memory: each process holds one state of the cluster.
+process. Each piece runs in a child process (with glibc's huge pages: fewer
+page faults); the last also compares etcd while the others still fold.
+Memory: each child holds one state of the cluster.
 
 Exit codes: 0 clean (reducer annotations are listed with counts but do not
 fail unless --strict), 1 drift or a broken chain (or, with --strict,
