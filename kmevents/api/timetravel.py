@@ -72,6 +72,11 @@ def _current() -> tuple[dict[str, float], dict[str, Any]]:
     return _READ.get() or ({}, {})
 
 
+def _loads() -> int:
+    """The snapshot loads the running read did itself so far (concurrent reads count their own)."""
+    return int(_current()[1].get("loads", 0))
+
+
 def target_of(at: str | None, known_at: str | None, offset: int | None) -> Target | None:
     """The replay target of the query parameters, or None (read the live state in etcd)."""
     if at is None and known_at is None and offset is None:
@@ -284,7 +289,7 @@ class TimeTravel:
         held = self.states.nearest(cluster, partition, end)
         if held is not None and held.offset < first - 1:
             held = None  # records after it were deleted: start as a cold read would
-        loads = _current()[1].get("loads", 0)  # this read's own (concurrent reads load their own)
+        loads = _loads()
         plan_from = "held"
         t0 = time.perf_counter()
         entries = await self.snapshots.entries(cluster)
@@ -298,7 +303,7 @@ class TimeTravel:
             if h is not None:
                 held = h
                 # "held" when another read loaded it first (it was waited for, not loaded here)
-                if _current()[1].get("loads", 0) > loads:
+                if _loads() > loads:
                     plan_from = "delta" if is_delta(plan.entry) else "snapshot"
                 break
         _current()[1].update({"from": "start" if held is None else plan_from,
@@ -320,7 +325,7 @@ class TimeTravel:
         if held.offset == end:  # a snapshot at the very offset: its held state is the answer
             return Replayed(held.state, cluster, partition, Target(offset=end), end, held.chain,
                             last=held.last, from_snapshot=held.snapshot, source=src.name)
-        if _current()[1].get("loads", 0) > loads:
+        if _loads() > loads:  # this read loaded its state: no segments held (see above)
             every = end - held.offset
         out: Replayed | None = None
         while True:
