@@ -286,26 +286,6 @@ def _section(kind: str, items: dict[str, tuple[bytes, str]]) -> bytes:
     return b"".join((orjson.dumps(line, option=_SORT), b"\n", blob))
 
 
-def _index_changes(base: dict[str, Any], now: dict[str, Any], *, pair: bool) -> dict[str, Any]:
-    """``{key: [added, removed] | None}`` of the keys whose set differs from the base's (None:
-    the key is gone; ``pair``: the values are two sets, an RC's running and other pods, and a
-    change is ``[[added, removed], [added, removed]]``). ``now`` is read through its storage
-    (a fork's lazy table would copy every value). The whole comparison with a copy of the base's
-    index: a delta reads the fold's notes instead (tracking.index_changes); the oracle of its test."""
-    out: dict[str, Any] = {}
-    for key, cur in dict.items(now):
-        was: Any = base.get(key)
-        if was is None:
-            was = (set(), set()) if pair else set()
-        elif cur == was:
-            continue
-        out[key] = [_set_change(c, w) for c, w in zip(cur, was, strict=True)] if pair else _set_change(cur, was)
-    for key in base:
-        if not dict.__contains__(now, key):
-            out[key] = None
-    return out
-
-
 def _set_change(cur: set[str], was: set[str]) -> list[list[str]]:
     return [sorted(cur - was), sorted(was - cur)]
 

@@ -9,8 +9,8 @@ Now each place of the fold that changes one (membership.py, handlers_k8s.py's de
 retention.py, handlers_mesos.py's rekey) first notes here what it is about to change was at the
 base, the first time it changes it since; a delta reads only those notes (:func:`index_changes`,
 :func:`order_changes`), and a base copies nothing. The delta's bytes are the same: the whole
-comparisons (``delta._index_changes``, ``delta._order_changes``) stay as the oracle of a
-property test (tests/unit/test_delta_tracking.py), which fails when a place forgets to note.
+comparisons (``delta._order_changes``, and ``_index_changes`` in the test) stay as the oracle of
+a property test (tests/unit/reducer/test_delta_tracking.py), which fails when a place forgets to note.
 
 **Membership indexes** (``pods_by_ns``: namespace -> pod ids; ``svc_members``: service ->
 ready pod ids; ``rc_members``: RC -> (running, other) pod ids). Two notes:
@@ -111,7 +111,7 @@ def base_set(cur: Any, was: dict[str, bool]) -> set[str]:
 
 
 def index_changes(track: Track, name: str, now: dict[str, Any]) -> dict[str, Any]:
-    """What ``delta._index_changes`` gives for the index ``name`` (``now``: its table), from the
+    """What comparing the index ``name`` (``now``: its table) whole with its base gives, from the
     notes: ``{key: [added, removed] | None}`` (rc_members: ``[[added, removed], [added, removed]]``)."""
     from kmevents.reducer.delta import _set_change
 

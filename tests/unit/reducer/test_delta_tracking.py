@@ -1,6 +1,6 @@
 """The membership indexes' and retention orders' changes a delta holds, from what the fold noted as
 it changed them (kmevents/reducer/tracking.py), are what comparing them whole with copies taken
-at the base gives (``delta._index_changes``, ``delta._order_changes``: the oracle), byte for
+at the base gives (:func:`_index_changes` here, ``delta._order_changes``: the oracle), byte for
 byte, at any points of any stream; a place of the fold that changes one without noting it
 makes the delta differ from the oracle here."""
 
@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from kmevents.reducer import ClusterState, Retention, apply
 from kmevents.reducer.delta import (
     FORMAT_2,
-    _index_changes,
     _order_changes,
+    _set_change,
     apply_delta,
     delta_document,
     dump_delta,
@@ -35,6 +35,26 @@ _LABELS = st.sampled_from([{"app": "x"}, {"app": "x"}, {"app": "y"}, {"app": "x"
 _SELECTORS = st.sampled_from([{"app": "x"}, {"app": "y"}, {"tier": "f"}, {}])
 _TASK_STATES = st.sampled_from(["TASK_RUNNING", "TASK_LOST", "TASK_FINISHED", "TASK_FAILED"])
 Call = tuple[str, tuple[Any, ...], dict[str, Any]]
+
+
+def _index_changes(base: dict[str, Any], now: dict[str, Any], *, pair: bool) -> dict[str, Any]:
+    """``{key: [added, removed] | None}`` of the keys whose set differs from the base's (None:
+    the key is gone; ``pair``: the values are two sets, an RC's running and other pods, and a
+    change is ``[[added, removed], [added, removed]]``). ``now`` is read through its storage
+    (a fork's lazy table would copy every value). The whole comparison with a copy of the base's
+    index, as deltas were made before tracking.py: the oracle of ``tracking.index_changes``."""
+    out: dict[str, Any] = {}
+    for key, cur in dict.items(now):
+        was: Any = base.get(key)
+        if was is None:
+            was = (set(), set()) if pair else set()
+        elif cur == was:
+            continue
+        out[key] = [_set_change(c, w) for c, w in zip(cur, was, strict=True)] if pair else _set_change(cur, was)
+    for key in base:
+        if not dict.__contains__(now, key):
+            out[key] = None
+    return out
 
 
 @st.composite
