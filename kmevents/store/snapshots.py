@@ -537,16 +537,10 @@ class SnapshotWriter:
                            ) -> dict[str, Any]:
         """:meth:`write` of bytes compressed already (``compress``) whose canonical size is ``size``:
         the worker encodes and compresses a snapshot in a child process, and stores it here."""
-        k = self.settings.kafka
-        chunks = [stored[i:i + CHUNK_BYTES] for i in range(0, len(stored), CHUNK_BYTES)] or [b""]
-        chunk_offsets = []
         # unique to this snapshot (a rebuild into another generation stores the same offsets): the
         # snapshots topic is compacted, and a pruned snapshot's chunks are tombstoned by key
         stem = f"{generation}/{cluster}/{offset}"
-        for i, chunk in enumerate(chunks):
-            md = await self.producer.send_and_wait(
-                k.snapshots_topic, chunk, key=f"{stem}/{i}/{len(chunks)}".encode(), partition=partition)
-            chunk_offsets.append(md.offset)
+        chunk_offsets = await self.send_chunks(stem, stored, partition)
         entry = {"cluster": cluster, "offset": offset, "chain": chain_head, "snapshot_partition": partition,
                  "chunk_offsets": chunk_offsets, "chunk_key": stem, "bytes": size, "reducer_version": reducer_version,
                  "codec": CODEC, "stored_bytes": len(stored), "kind": "full" if base is None else "delta"}
@@ -555,6 +549,19 @@ class SnapshotWriter:
         key = layout.snapshot_index_key(f"{self.settings.etcd.prefix}/{generation}", cluster, offset)
         await self.client.put(key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
         return entry
+
+
+    async def send_chunks(self, stem: str, stored: bytes, partition: int) -> list[int]:
+        """``stored`` as 1 MiB chunks keyed ``<stem>/<i>/<n>`` to the snapshots topic's ``partition``;
+        their offsets (store/versions.py stores its records so too)."""
+        topic = self.settings.kafka.snapshots_topic
+        chunks = [stored[i:i + CHUNK_BYTES] for i in range(0, len(stored), CHUNK_BYTES)] or [b""]
+        offsets = []
+        for i, chunk in enumerate(chunks):
+            md = await self.producer.send_and_wait(topic, chunk, key=f"{stem}/{i}/{len(chunks)}".encode(),
+                                                   partition=partition)
+            offsets.append(md.offset)
+        return offsets
 
 
 def _delta_not_loadable(exc: Exception, entry: dict[str, Any]) -> None:

@@ -1,0 +1,238 @@
+"""Entity versions per block: what each event of a block of the log left each entity it changed.
+
+``kmevents history KIND/ID`` shows, for every event that touched an entity (and the entities
+linked to it), the entity's value right after the event. Without help, each block of the
+touched-entity index (store/touched.py) a history needs is folded from a stored state before it:
+one state decoded per snapshot interval the history spans (~0.5-0.75 s each at the large
+profile), 4.5-4.9 s for a pod whose history spans six (BENCHMARKS.md, "Entity versions per
+block"). The worker knows those values as it folds: for each block of the touched-entity index
+it closes, it also stores one *versions record* holding, for each applied event, its
+annotations, and for each entity an applied event changed, the entity's canonical bytes right
+after it (null once gone). History then reads the records of the blocks it needs instead of
+folding them (replay/history.py).
+
+Record layout (canonical bytes, stored zstd-compressed as snapshot chunks are)::
+
+    {"cluster":C,"first":F,"format":1,"last":L}\\n
+    {"events":[[offset, annotations|null], ...],           (applied events, ascending)
+     "values":[[kind, id, [[offset, value|null], ...]], ...]}  (sorted by kind, id; offsets ascending)
+
+A fold-failed event is not applied: its dirty marks (what it changed before failing) go with
+the next applied event, as history's hook sees them (the touched-index block stays open until
+then). An event's dirty set is every entity that has a version at its offset.
+
+Where records live: the chunks in the snapshots topic (compacted; keyed
+``<generation>/<cluster>/v<first>/<i>/<n>``, on the partition of the events), and an index
+entry in etcd at ``<prefix>/<generation>/_versions/<cluster>/<first:020d>``::
+
+    {"cluster", "first", "last", "snapshot_partition", "chunk_offsets", "chunk_key",
+     "bytes", "stored_bytes", "codec", "reducer_version", "kind": "versions"}
+
+The entry is written after the chunks, so an entry always has its record. A block without an
+entry (a worker that predates records, a block whose first records a restart re-folded, a
+write that failed) is folded by history as before; an entry is used only when its
+``first``/``last`` are a touched block's. The values depend on the reducer: a record whose
+``reducer_version`` is not this one is not used.
+
+Worked example: block 4000..4999, event 4002 ``pod.upserted ns/a`` (applied, no annotation)::
+
+    {"events":[..., [4002, null], ...],
+     "values":[..., ["pod", "ns/a", [[4002, {"name":"a", ...}], [4510, null]]], ...]}
+
+``history pod/ns/a`` takes event 4002's entry from here: its dirty set holds ``pod/ns/a``,
+whose value after it is the version at 4002.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from kmevents import layout
+
+if TYPE_CHECKING:
+    from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.reducer import ClusterState
+    from kmevents.settings import Settings
+
+Key = tuple[str, str]
+
+FORMAT: Final = 1
+#: The records' zstd level: a block's record is ~1.6 MB raw at the large profile, ~0.18 MB at
+#: level 3 (BENCHMARKS.md, "Entity versions per block").
+LEVEL: Final = 3
+
+
+class VersionsError(ValueError):
+    """A record that cannot be decoded (history then folds its block)."""
+
+
+class Capture:
+    """One cluster's open block of versions, fed after every record the fold took.
+
+    ``event(offset, dirty, state, anns)`` after an applied event, with the dirty set taken right
+    after it (``take_dirty()``, totals brought up to date); ``close(first, last)`` gives the
+    record's canonical bytes and starts over. ``complete`` is False when the block's first
+    records were not seen (a restart re-folded them): such a block gets no record."""
+
+    __slots__ = ("events", "values", "complete")
+
+    def __init__(self, complete: bool = True) -> None:
+        self.events: list[tuple[int, list[dict[str, Any]] | None]] = []
+        self.values: dict[Key, list[tuple[int, bytes | None]]] = {}
+        self.complete = complete
+
+    def event(self, offset: int, dirty: Iterable[Key], state: ClusterState,
+              anns: list[dict[str, Any]] | None = None) -> None:
+        self.events.append((offset, anns or None))
+        values = self.values
+        read = state.entity_bytes
+        for k in dirty:
+            got = values.get(k)
+            if got is None:
+                got = values[k] = []
+            got.append((offset, read(k[0], k[1])))
+
+    def close(self, cluster: str, first: int, last: int) -> bytes | None:
+        """The record of the block ``first..last`` (None when not ``complete``); starts over."""
+        out = encode(cluster, first, last, self.events, self.values) if self.complete else None
+        self.events, self.values, self.complete = [], {}, True
+        return out
+
+
+def encode(cluster: str, first: int, last: int, events: list[tuple[int, Any]],
+           values: dict[Key, list[tuple[int, bytes | None]]]) -> bytes:
+    """A record's canonical bytes (see the module docstring)."""
+    frag = orjson.Fragment
+    head = orjson.dumps({"cluster": cluster, "first": first, "format": FORMAT, "last": last},
+                        option=orjson.OPT_SORT_KEYS)
+    body = orjson.dumps({
+        "events": [[o, a] for o, a in events],
+        "values": [[k[0], k[1], [[o, None if v is None else frag(v)] for o, v in vs]]
+                   for k, vs in sorted(values.items())],
+    }, option=orjson.OPT_SORT_KEYS)
+    return head + b"\n" + body
+
+
+@dataclass
+class Versions:
+    """A decoded record: the block ``first..last`` of ``cluster``, its applied events' offsets
+    with their annotations, and every version by entity (values decoded, None once gone)."""
+
+    cluster: str
+    first: int
+    last: int
+    anns: dict[int, list[dict[str, Any]]]
+    applied: list[int]
+    values: dict[Key, list[tuple[int, Any]]]
+    #: offset -> the entities changed by the event there (built by ``dirty_at``)
+    _by_offset: dict[int, set[Key]] | None = field(default=None, repr=False)
+
+    def dirty_at(self, offset: int) -> set[Key]:
+        """The entities the applied event at ``offset`` changed (its dirty set)."""
+        if self._by_offset is None:
+            by: dict[int, set[Key]] = {}
+            for k, vs in self.values.items():
+                for o, _ in vs:
+                    s = by.get(o)
+                    if s is None:
+                        s = by[o] = set()
+                    s.add(k)
+            self._by_offset = by
+        return self._by_offset.get(offset, set())
+
+    def value_after(self, key: Key, offset: int) -> tuple[bool, Any]:
+        """``(True, value)`` of ``key``'s last version at or before ``offset`` in this block
+        (None: gone), ``(False, None)`` when the block changed it only later or never."""
+        vs = self.values.get(key)
+        if not vs:
+            return False, None
+        found = False
+        out = None
+        for o, v in vs:
+            if o > offset:
+                break
+            found, out = True, v
+        return found, out
+
+
+def decode(data: bytes) -> Versions:
+    """The record of ``encode``'s bytes; raises :class:`VersionsError` when they are damaged."""
+    nl = data.find(b"\n")
+    try:
+        head = orjson.loads(data[:nl]) if nl > 0 else None
+        if type(head) is not dict or head.get("format") != FORMAT:
+            raise VersionsError("not a versions record of format 1")
+        body = orjson.loads(memoryview(data)[nl + 1:])
+        anns: dict[int, list[dict[str, Any]]] = {}
+        applied = []
+        for o, a in body["events"]:
+            applied.append(int(o))
+            if a:
+                anns[int(o)] = a
+        values: dict[Key, list[tuple[int, Any]]] = {
+            (str(kind), str(id)): [(int(o), v) for o, v in vs] for kind, id, vs in body["values"]}
+        return Versions(str(head["cluster"]), int(head["first"]), int(head["last"]), anns, applied, values)
+    except VersionsError:
+        raise
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise VersionsError(f"damaged versions record: {exc}") from None
+
+
+# -- the store -------------------------------------------------------------------------
+
+async def write(writer: Any, *, cluster: str, generation: str, partition: int, first: int, last: int,
+                stored: bytes, size: int, reducer_version: int) -> dict[str, Any]:
+    """Store a record compressed already (``snapshots.compress(raw, LEVEL)``, ``size`` its raw
+    length) through the worker's :class:`~kmevents.store.snapshots.SnapshotWriter`: chunks to the
+    snapshots topic, then the index entry in etcd; returns the entry."""
+    from kmevents.store.snapshots import CODEC
+
+    stem = f"{generation}/{cluster}/v{first}"
+    chunk_offsets = await writer.send_chunks(stem, stored, partition)
+    entry = {"cluster": cluster, "first": first, "last": last, "snapshot_partition": partition,
+             "chunk_offsets": chunk_offsets, "chunk_key": stem, "bytes": size, "stored_bytes": len(stored),
+             "codec": CODEC, "reducer_version": reducer_version, "kind": "versions"}
+    key = layout.versions_index_key(f"{writer.settings.etcd.prefix}/{generation}", cluster, first)
+    await writer.client.put(key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
+    return entry
+
+
+async def read_entries(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
+                       generation: str | None = None) -> dict[tuple[int, int], dict[str, Any]]:
+    """The cluster's index entries by ``(first, last)`` (those of other reducer versions left out)."""
+    from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.reducer import REDUCER_VERSION
+
+    gen = generation or layout.live_generation()
+    prefix = layout.versions_index_prefix(f"{settings.etcd.prefix}/{gen}", cluster)
+    out: dict[tuple[int, int], dict[str, Any]] = {}
+    async for _, kvs in etcd_adapter.range_pages(client, prefix, etcd_adapter.prefix_end(prefix), page=500):
+        for kv in kvs:
+            try:
+                e = orjson.loads(kv.value)
+                if int(e.get("reducer_version", -1)) == REDUCER_VERSION:
+                    out[(int(e["first"]), int(e["last"]))] = e
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue  # the block is folded instead
+    return out
+
+
+async def read(settings: Settings, entry: dict[str, Any], reader: Any = None) -> Versions | None:
+    """The record of ``entry`` decoded, or None when its chunks are missing or damaged."""
+    from kmevents.store.snapshots import read_bytes
+
+    data = await read_bytes(settings, entry, reader)
+    if data is None:
+        return None
+    try:
+        return decode(data)
+    except VersionsError:
+        return None
+
+
+__all__ = ["FORMAT", "LEVEL", "Capture", "Versions", "VersionsError", "decode", "encode", "read", "read_entries",
+           "write"]
