@@ -156,7 +156,7 @@ async def _measure(s: Any, n: int, what: str, *, scan: bool = True) -> list[dict
              "baseline_figure": round(cmed["scan"] * 1000, 1), "ratio": round(cmed["indexed"] / cmed["scan"], 4)} \
         if scan else {}
     notes = (f"pod {pod}: {len(found['indexed'][0])} events in the history; {idx.folded} of {idx.units} units "
-             f"folded ({idx.events:,} records read over both passes), {idx.loads} snapshot/delta states decoded; "
+             f"folded, {idx.served} read from versions records ({idx.lookups} more read to look up values), ({idx.events:,} records read over both passes), {idx.loads} snapshot/delta states decoded; "
              f"indexed runs {_ms(walls['indexed'])} ms wall, {_ms(cpus['indexed'])} ms CPU"
              + (f"; scans {_ms(walls['scan'])} ms wall, {_ms(cpus['scan'])} ms CPU" if scan else "")
              + f"; {len(idx.blocks)} index blocks; load average {os.getloadavg()[0]:.1f}")

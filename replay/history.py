@@ -37,6 +37,16 @@ Worked example: blocks [0..999] {pod/a, task/t1}, [1000..1999] {offer/o9},
 from its value, offer/o7), skips [1000..1999], folds [2000..2999]; pass 2 folds only
 the blocks holding offer/o7 or a correlation id that pass 1 skipped.
 
+A unit that is a whole block with a *versions record* (kmevents/store/versions.py: the worker's
+record of each applied event's annotations and of what it left each entity it changed) is read
+instead of folded: its events' records come from the source (for their fields), their dirty
+sets and values from the record; no state is decoded. Pass 1's links also read what the state
+held before such a unit (a linked pod's uid, the tasks of a Mesos task id): from the records
+of the blocks before it whose hash sets name the entity or the task id (``_View``). When one of
+those lies in a range without index or record, the records cannot answer and pass 1 folds
+every unit instead (``Indexed.unserved`` says why). At the large profile a history then reads
+a few records (~0.2 MB each) where it decoded a ~0.5 s state per snapshot interval it spans.
+
 Each entry carries the event's two times and lag, its actor, the annotations it produced, and the resulting state of each related entity it
 touched; ``lasted`` says how long the condition it put the entity in held
 (until the entity's next condition, or "still" at the end of the log).
@@ -45,7 +55,7 @@ touched; ``lasted`` says how long the condition it put the entity in held
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +70,7 @@ from kmevents.jsonobj import obj
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, condition
 from kmevents.selectors import Selector
 from kmevents.store import touched
+from kmevents.store import versions as versions_store
 from kmevents.store.snapshots import Snapshots, is_delta, no_gc
 from kmevents.timespec import iso_of_ms, lag_seconds, micros_of
 
@@ -91,13 +102,15 @@ class _Seen:
     rec: LogRecord
     anns: list[dict[str, Any]]
     dirty: set[Key]
-    values: dict[Key, bytes]
+    #: orjson bytes (a folded unit), or the value as a versions record holds it (a unit read)
+    values: dict[Key, Any]
     occurred_at: str | None
     correlation_id: Any
 
     def value_of(self, key: Key) -> dict[str, Any] | None:
-        v: dict[str, Any] | None = orjson.loads(self.values[key])
-        return v
+        v = self.values[key]
+        out: dict[str, Any] | None = orjson.loads(v) if type(v) is bytes else v
+        return out
 
 
 @dataclass
@@ -130,6 +143,20 @@ class Indexed:
     #: a fold starts from a fork); at most ``KEEP_STATES`` of them
     _entries: list[dict[str, Any]] | None = None
     _states: dict[int, ClusterState] = field(default_factory=dict)
+    #: the blocks' versions records' index entries by ``(first, last)`` (store/versions.py): a unit
+    #: that is a whole block with one is read from it instead of folded; ``fetch`` reads one
+    versions: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    fetch: Callable[[dict[str, Any]], Awaitable[versions_store.Versions | None]] | None = None
+    #: units read from their versions records (of ``units``; ``folded`` counts the others);
+    #: ``lookups``: records read to find a value or a task from before a unit read
+    served: int = 0
+    lookups: int = 0
+    #: why the records stopped serving this history (None: they served, or there were none)
+    unserved: str | None = None
+    #: the versions records read, by first offset (None: unreadable, the unit is folded)
+    _records: dict[int, versions_store.Versions | None] = field(default_factory=dict)
+    #: the units of the log as the passes cut it (set by ``_fold_units``)
+    _units: list[_Unit] = field(default_factory=list)
 
 
 @dataclass
@@ -206,7 +233,15 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         blocks = await touched.read_blocks(settings, client, cluster)
     except Exception as exc:  # noqa: BLE001 - the index only saves time
         return Indexed([], snapshots, scanned=f"the touched-entity index could not be read ({exc})")
-    return Indexed(blocks, snapshots)
+    try:
+        entries = await versions_store.read_entries(settings, client, cluster)
+    except Exception:  # noqa: BLE001 - the records only save time: every unit is folded
+        entries = {}
+
+    async def fetch(entry: dict[str, Any]) -> versions_store.Versions | None:
+        return await versions_store.read(settings, entry)
+
+    return Indexed(blocks, snapshots, versions=entries, fetch=fetch)
 
 
 def _decode_cost(idx: Indexed, cluster: str, e: dict[str, Any]) -> int:
@@ -291,7 +326,7 @@ async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[
     earlier pass folded are left out (what they did is in ``idx.seen``). Of the units folded on
     the way to one, the hook sees those from the first one ``also`` wants (a later pass's guess)."""
     first, last = await src.covers()
-    units = _units(idx.blocks, first, last)
+    units = idx._units = _units(idx.blocks, first, last)
     idx.units = len(units)
     # the collector off while folding: the objects of the states and of what the passes keep live
     # till the end, and its passes over them were ~13% of an indexed history (BENCHMARKS.md)
@@ -312,6 +347,9 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
         if u.block is not None and not wants(u.block):
             if skipped is not None:
                 skipped(u.block)
+            continue
+        rec = await _record_of(idx, u)
+        if rec is not None and await _serve(src, idx, i, rec, hook):
             continue
         idx.folded += 1
         if st is None or u.first - 1 - cur > JUMP // 2:
@@ -350,24 +388,200 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
         cur = u.last
 
 
-def _observer(idx: Indexed, then: Callable[[set[Key], ClusterState], None] | None = None) -> Hook:
-    """The hook of an indexed pass: it keeps what each event did in ``idx.seen`` (then ``then``)."""
-    kinds, seen, dumps = idx.kinds, idx.seen, orjson.dumps
-    # the totals of agents and roles are brought up to date only when one of them can matter
-    totals = not kinds.isdisjoint(TOTALS_KINDS)
+class _Observer:
+    """The hook of an indexed pass: it keeps what each event did in ``idx.seen`` (then ``then``),
+    for an event folded (called as the replay's hook) or read from a versions record (``served``,
+    then ``then_served``, which may read records to answer what the state held before the unit)."""
 
-    def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
+    def __init__(self, idx: Indexed, then: Callable[[set[Key], Any], None] | None = None,
+                 then_served: Callable[[set[Key], _View], Awaitable[None]] | None = None) -> None:
+        self.idx, self.then, self.then_served = idx, then, then_served
+        # the totals of agents and roles are brought up to date only when one of them can matter
+        self.totals = not idx.kinds.isdisjoint(TOTALS_KINDS)
+
+    def __call__(self, rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
+        idx, totals = self.idx, self.totals
         dirty = st.take_dirty(totals=totals)
         if rec.offset < idx.hook_from:  # on the way to the unit (its dirty marks taken all the same)
             return
-        value = st.entity if totals else st.peek
+        value, dumps, kinds = (st.entity if totals else st.peek), orjson.dumps, idx.kinds
         values = {k: dumps(value(*k)) for k in dirty if k[0] in kinds}
         occ = ev.get("occurred_at")
-        seen[rec.offset] = _Seen(rec, anns, dirty, values, occ if type(occ) is str else None, ev.get("correlation_id"))
-        if then is not None:
-            then(dirty, st)
+        idx.seen[rec.offset] = _Seen(rec, anns, dirty, values, occ if type(occ) is str else None,
+                                     ev.get("correlation_id"))
+        if self.then is not None:
+            self.then(dirty, st)
 
-    return hook
+    async def served(self, rec: LogRecord, ev: dict[str, Any], view: _View) -> None:
+        v, off, kinds = view.record, rec.offset, self.idx.kinds
+        dirty = v.dirty_at(off)
+        values = {k: v.value_after(k, off)[1] for k in dirty if k[0] in kinds}
+        occ = ev.get("occurred_at")
+        self.idx.seen[off] = _Seen(rec, v.anns.get(off, []), dirty, values, occ if type(occ) is str else None,
+                                   ev.get("correlation_id"))
+        if self.then_served is not None:
+            await self.then_served(dirty, view)
+
+
+def _observer(idx: Indexed, then: Callable[[set[Key], Any], None] | None = None,
+              then_served: Callable[[set[Key], _View], Awaitable[None]] | None = None) -> _Observer:
+    return _Observer(idx, then, then_served)
+
+
+# -- units read from their versions records (store/versions.py) -----------------------------
+
+#: Versions records an indexed history keeps decoded (~5-10 MB each at the large profile).
+KEEP_RECORDS = 64
+
+
+class _Unserved(Exception):
+    """Versions records cannot answer this history (a value from before a unit lies in a range
+    with no index or no record): it is folded instead, as without records."""
+
+
+class _Missing(Exception):
+    """The view does not know yet what the state held before its unit (internal): ``what`` is
+    ``("value", key)`` or ``("tasks", task_id)``; resolved by :meth:`_View.resolve`."""
+
+    def __init__(self, what: tuple[str, Any]) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+async def _record_of(idx: Indexed, u: _Unit) -> versions_store.Versions | None:
+    """The versions record of unit ``u`` when it is a whole block that has a readable one."""
+    b = u.block
+    if idx.fetch is None or b is None or (u.first, u.last) != (b.first, b.last):
+        return None
+    entry = idx.versions.get((b.first, b.last))
+    if entry is None:
+        return None
+    if b.first in idx._records:
+        return idx._records[b.first]
+    try:
+        got = await idx.fetch(entry)
+    except Exception:  # noqa: BLE001 - a record only saves time: the unit is folded
+        got = None
+    if got is not None and (got.first, got.last) != (b.first, b.last):
+        got = None
+    while len(idx._records) >= KEEP_RECORDS:
+        del idx._records[next(iter(idx._records))]
+    idx._records[b.first] = got
+    return got
+
+
+async def _serve(src: Source, idx: Indexed, i: int, record: versions_store.Versions, obs: Hook) -> bool:
+    """Unit ``i`` read from its versions record: each applied event's record (from the source,
+    for its fields) and what the record says it did, to ``obs`` in log order. False when the
+    source lacks one of the events (the unit is then folded)."""
+    u = idx._units[i]
+    assert isinstance(obs, _Observer)
+    want = set(record.applied)
+    recs: dict[int, LogRecord] = {}
+    async for batch in src.batches(u.first, u.last):
+        for r in batch:
+            if r.offset in want:
+                recs[r.offset] = r
+    idx.events += len(recs)
+    if len(recs) != len(want):
+        return False
+    view = _View(idx, i, record)
+    for off in record.applied:
+        r = recs[off]
+        view.at = off
+        await obs.served(r, decode_fast(r.value or b""), view)
+    idx.served += 1
+    idx.done.add(u.first)
+    return True
+
+
+class _View:
+    """What pass 1's links read of the state (``entity``, ``peek``, ``task_ids``) right after the
+    event at ``at`` of a unit read from its versions record: the record's versions, and for what
+    the unit had not changed by then, the state before the unit, as the records of the blocks
+    before it hold it (found through the index's hashes; :meth:`resolve`)."""
+
+    def __init__(self, idx: Indexed, i: int, record: versions_store.Versions) -> None:
+        self.idx, self.i, self.record = idx, i, record
+        self.at = record.first
+        #: values before the unit (None: not there), and the task keys of a Mesos task id before it
+        self.before: dict[Key, Any] = {}
+        self.tasks_before: dict[str, set[Key]] = {}
+
+    def entity(self, kind: str, id: str) -> dict[str, Any] | None:
+        k = (kind, id)
+        found, v = self.record.value_after(k, self.at)
+        if found:
+            out: dict[str, Any] | None = v
+            return out
+        if k not in self.before:
+            raise _Missing(("value", k))
+        got: dict[str, Any] | None = self.before[k]
+        return got
+
+    peek = entity
+
+    def task_ids(self, task_id: str) -> list[str]:
+        """As ``ClusterState.task_ids``: the task entities (still there) whose Mesos task id it is."""
+        cands = self.tasks_before.get(task_id)
+        if cands is None:
+            raise _Missing(("tasks", task_id))
+        cands = cands | {k for k, vs in self.record.values.items() if k[0] == "task" and _is_task(k, vs, task_id)}
+        out = []
+        for k in cands:
+            v = self.entity(*k)
+            if v is not None and v.get("task_id") == task_id:
+                out.append(k[1])
+        return sorted(out)
+
+    async def resolve(self, m: _Missing) -> None:
+        what, arg = m.what
+        if what == "value":
+            self.before[arg] = await self._before(arg, touched.key(*arg))
+            return
+        # every block where a task of this Mesos task id changed holds name("task", task_id)
+        # (its task_id field while it is there, its id's tail once gone: touched.py)
+        needle = touched.name("task", arg)
+        found: set[Key] = set()
+        for j in range(self.i - 1, -1, -1):
+            w = await self._unit_record(j, needle)
+            if w is not None:
+                found.update(k for k, vs in w.values.items() if k[0] == "task" and _is_task(k, vs, arg))
+        self.tasks_before[arg] = found
+        for k in found:
+            if k not in self.before:
+                self.before[k] = await self._before(k, touched.key(*k))
+
+    async def _unit_record(self, j: int, needle: int) -> versions_store.Versions | None:
+        """The record of unit ``j`` when its block holds ``needle`` (None: it does not)."""
+        w = self.idx._units[j]
+        if w.block is None:
+            raise _Unserved(f"offsets {w.first}..{w.last} have no index")
+        if not w.block.holds(needle):
+            return None
+        got = await _record_of(self.idx, w)
+        if got is None:
+            raise _Unserved(f"block {w.first}..{w.last} has no readable versions record")
+        self.idx.lookups += 1
+        return got
+
+    async def _before(self, k: Key, needle: int) -> Any:
+        """``k``'s value at the end of the unit before this one (None: not in the state)."""
+        for j in range(self.i - 1, -1, -1):
+            w = await self._unit_record(j, needle)
+            if w is not None:
+                found, v = w.value_after(k, w.last)
+                if found:
+                    return v
+        return None
+
+
+def _is_task(k: Key, versions: list[tuple[int, Any]] | None, task_id: str) -> bool:
+    """Whether the task entity ``k`` may carry Mesos task id ``task_id``: its id ends so, or one of
+    its versions names it."""
+    if k[1].endswith("/" + task_id):
+        return True
+    return any(v is not None and v.get("task_id") == task_id for _, v in versions or ())
 
 
 #: Kinds whose values hold totals brought up to date lazily (reducer/aggregates.py).
@@ -384,7 +598,7 @@ class Related:
     correlation: set[str] = field(default_factory=set)
 
 
-def _link(st: ClusterState, key: Key, rel: Related) -> None:
+def _link(st: Any, key: Key, rel: Related) -> None:  # a ClusterState, or a _View
     kind, id = key
     v = st.entity(kind, id)
     if v is None:
@@ -431,7 +645,7 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
     seen_ids: set[str] = set()  # the given ids that are ids of entities
     wanted = set(ids)
 
-    def links(dirty: set[Key], st: ClusterState) -> None:
+    def links(dirty: set[Key], st: Any) -> None:  # a ClusterState, or a _View of a unit read
         for k in dirty:
             if k[0] == kind and k not in rel.targets:
                 v = st.entity(*k) if kind in TOTALS_KINDS else st.peek(*k)
@@ -465,8 +679,28 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
         def later(b: touched.Block) -> bool:  # pass 2's needles beyond pass 1's: the correlation ids
             return b.holds_any(touched.corr(c) for c in rel.correlation)
 
+        async def links_served(dirty: set[Key], view: _View) -> None:
+            # what the view does not know yet is read, and the links taken again from where they were
+            while True:
+                was = set(rel.targets), set(rel.keys), set(rel.correlation), set(seen_ids)
+                try:
+                    links(dirty, view)
+                    return
+                except _Missing as m:
+                    rel.targets, rel.keys, rel.correlation = was[0], was[1], was[2]
+                    seen_ids.clear()
+                    seen_ids.update(was[3])
+                    await view.resolve(m)
+
         idx.kinds = frozenset({kind, *LINKED_KINDS})
-        await _fold_units(src, cluster, idx, wants, _observer(idx, links), also=later)
+        try:
+            await _fold_units(src, cluster, idx, wants, _observer(idx, links, links_served), also=later)
+        except _Unserved as exc:
+            # the records cannot answer: every unit folded, from the start of pass 1
+            _restart_without_records(idx, str(exc))
+            rel.targets, rel.keys, rel.correlation = {(kind, i) for i in ids}, {(kind, i) for i in ids}, set()
+            seen_ids.clear()
+            await _fold_units(src, cluster, idx, wants, _observer(idx, links), also=later)
     else:
         _say_scan(index, progress)
 
@@ -482,6 +716,15 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
             rel.targets.discard((kind, i))
             rel.keys.discard((kind, i))
     return rel
+
+
+def _restart_without_records(idx: Indexed, why: str) -> None:
+    """Forget what a pass that read versions records did; the next folds every unit it wants."""
+    idx.versions, idx.fetch, idx.unserved = {}, None, why
+    idx.seen.clear()
+    idx.done.clear()
+    idx.folded = idx.served = 0
+    idx.hook_from = -1
 
 
 def _say_scan(index: Indexed | None, progress: bool) -> None:

@@ -73,7 +73,8 @@ async def get_history(request: Request, cluster: ClusterName, kind: KindPath, id
             "count": len(entries), "events": entries[-limit:]}
     return json_body(body, {"X-Kmevents-Source": "replay", "X-Kmevents-Partition": str(partition),
                         "X-Kmevents-Revision": str(v.revision),
-                        "X-Kmevents-History": f"indexed: {idx.folded} of {idx.units} units folded" if idx.serves
+                        "X-Kmevents-History": f"indexed: {idx.folded} of {idx.units} units folded, {idx.served} read "
+                                              "from versions records" if idx.serves
                         else f"scanned: {idx.scanned}"})
 
 

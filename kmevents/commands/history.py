@@ -21,7 +21,10 @@ node/HOST, pod/NS/NAME or pod/NAME (any namespace), task/TASK_ID, framework/NAME
 KIND is plural, singular or short (pods, pod, po). The whole log counts (the
 links and how long a condition lasted need it), but with the worker's
 touched-entity index only the blocks of it that touched the entity and its links
-are folded, each from the snapshot before it; without one (archives, a label
+are read: from the versions record the worker stored for each block (what each
+event left each entity it changed), or else folded from the snapshot before the
+block (the blocks before the worker wrote records, the few thousand events it has
+not closed a block for yet); without an index (archives, a label
 selector, a worker that has not written it yet) the whole log is scanned, with a
 progress bar and a line on stderr saying so. --from/--to/--since and --type
 choose which of the events are shown.
