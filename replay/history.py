@@ -238,8 +238,11 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
     except Exception:  # noqa: BLE001 - the records only save time: every unit is folded
         entries = {}
 
+    reader_of = getattr(snapshots, "reader_of", None)  # the API's kept-open readers of the snapshots topic
+
     async def fetch(entry: dict[str, Any]) -> versions_store.Versions | None:
-        return await versions_store.read(settings, entry)
+        reader = reader_of(int(entry["snapshot_partition"])) if reader_of is not None else None
+        return await versions_store.read(settings, entry, reader)
 
     return Indexed(blocks, snapshots, versions=entries, fetch=fetch)
 
