@@ -55,6 +55,7 @@ from kmevents.store.checkpoint import Checkpoint, read_checkpoint
 from kmevents.store.generations import current_generation, pointer_value
 from kmevents.store.partition_map import PartitionMap
 from kmevents.store.touched import BLOCK_EVENTS, Accumulator, Block, entity_hashes
+from kmevents.store.versions import Capture
 
 log = logging.getLogger("kmevents.processors.derive")
 
@@ -117,6 +118,9 @@ class BatchOutcome:
     deltas_due: list[str] = field(default_factory=list)
     #: how many of the records given were folded (all of them unless ``until_due`` stopped early)
     consumed: int = 0
+    #: the entity-versions records of the touched-index blocks the batch closed,
+    #: ``(cluster, first, last, raw bytes)``, to be stored (store/versions.py); committed already
+    versions: list[tuple[str, int, int, bytes]] = field(default_factory=list)
 
 
 #: Snapshot every this many events of a cluster (``--snapshot-every``): a cold
@@ -153,6 +157,7 @@ class PartitionDeriver:
                  worker_id: str, retention: Retention | None = None,
                  snapshot_every_events: int = SNAPSHOT_EVERY_EVENTS, delta_every_events: int = DELTA_EVERY_EVENTS,
                  pins: PartitionMap | None = None, touched_every_events: int = BLOCK_EVENTS,
+                 versions: bool = True,
                  dead_letter_sink: Callable[[list[DeadLetter]], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         #: where dead letters go before a checkpoint passes their records (None: the caller
@@ -197,6 +202,19 @@ class PartitionDeriver:
         self._resume_dirty: dict[str, set[tuple[str, str]]] = {}
         #: blocks a restore closed (an open block it re-folded past its size): written with the next batch
         self._restored_blocks: dict[bytes, Pending] = {}
+        #: each cluster's open block of entity versions (kmevents/store/versions.py), beside its
+        #: touched-index block and closed with it (only with the index: ``versions`` and blocks)
+        self.versions = versions and touched_every_events > 0
+        self.captures: dict[str, Capture] = {}
+        #: with versions: per cluster, the dirty sets taken after each applied event since the
+        #: entities were last collected for etcd (:meth:`_take_dirty` writes them with the rest):
+        #: what the events marked (counted as ``dirty_count`` counted them), and the roles that
+        #: bringing the totals up to date marked (which ``dirty_count`` never counts)
+        self._taken: dict[str, set[tuple[str, str]]] = {}
+        self._taken_totals: dict[str, set[tuple[str, str]]] = {}
+        #: with versions: per cluster, what fold-failed events marked dirty since its last applied
+        #: event and a collect for etcd took first: it goes with the next applied event's versions
+        self._held: dict[str, set[tuple[str, str]]] = {}
         #: clusters whose readers were switched to a repaired generation of this
         #: reducer version (``r<V>.repair-<time>``, see kmevents/replay/repair.py):
         #: their entities are written there, and ``current`` is left alone.
@@ -300,6 +318,7 @@ class PartitionDeriver:
         self._restored_to = start - 1
         # The open blocks resumed: those whose records past the last closed block this restore folds.
         self.touched, self._resume_from, self._resume_dirty, self._restored_blocks = {}, {}, {}, {}
+        self.captures, self._taken, self._taken_totals, self._held = {}, {}, {}, {}
         if self.touched_every_events:
             for cluster, b in self.block_ends.items():
                 if self._snap_at.get(cluster, -1) > b.last or start > b.last + 1:
@@ -307,6 +326,10 @@ class PartitionDeriver:
                 acc = self.touched[cluster] = Accumulator()
                 acc.first = self._resume_from[cluster] = b.last + 1
                 self._resume_dirty[cluster] = set()
+                if self.versions:
+                    # its records up to the checkpoint are re-folded, not captured: no record
+                    # (unless it starts right after the checkpoint)
+                    self.captures[cluster] = Capture(complete=b.last >= self.checkpoint.offset)
 
     def restore_batch(self, records: Sequence[Record]) -> None:
         """Fold records of the restore (ascending offsets, at most up to the checkpoint).
@@ -330,6 +353,11 @@ class PartitionDeriver:
             outcome = f.step(rec.offset, rec.key, rec.value)
             f.annotations = self.annotations
             dirty = f.state.take_dirty()
+            if self.versions:  # what fold-failed records left for the next applied one's versions
+                if outcome is APPLIED:
+                    self._held.pop(cluster, None)
+                elif outcome is FAILED:
+                    self._held.setdefault(cluster, set()).update(dirty)
             if rec.offset >= self._resume_from.get(cluster, ckpt + 1):
                 # a record of the open block: what process() would have fed it (nothing is written)
                 self._resume_dirty[cluster] |= dirty
@@ -340,6 +368,8 @@ class PartitionDeriver:
                     first, value = acc.close(rec.offset)
                     self._restored_blocks[
                         layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
+                    if self.versions:  # no record; the next block's first records are re-folded too
+                        self.captures[cluster] = Capture(complete=False)
         for cluster in self._resume_dirty:
             self._hash_resumed(cluster)
 
@@ -465,8 +495,10 @@ class PartitionDeriver:
                 n = len(pointers) + len(carried)
                 for st in touched.values():  # (one cluster, mostly: no generator per record)
                     n += st.dirty_count
+                for taken in self._taken.values():  # the applied events' sets taken for versions
+                    n += len(taken)
                 if n >= flush_at:
-                    await self._flush(self._collect(touched, pointers, carried), out)
+                    await self._flush(self._collect(touched, pointers, carried, out), out)
                     touched, pointers, carried = {}, {}, {}
             cluster = self._cluster_of(rec)
             if cluster is None:
@@ -490,13 +522,17 @@ class PartitionDeriver:
                 f = self._new_fold(cluster)
             outcome = f.step(rec.offset, rec.key, rec.value)
             self.folded_offset = rec.offset
-            if self.touched_every_events:
+            if every:
                 acc = self.touched.get(cluster)
                 if acc is None:
                     acc = self.touched[cluster] = Accumulator()
+                    if self.versions:
+                        self.captures[cluster] = Capture()
                 acc.event(rec.offset, f.event, applied=outcome is APPLIED, failed=outcome is FAILED)
+                if outcome is APPLIED and self.versions:
+                    self._capture(cluster, f, rec.offset)
                 if acc.due(every):  # the block ends here, inside the batch: blocks stay this small
-                    self._close_block(cluster, f.state, acc, carried)
+                    self._close_block(cluster, f.state, acc, carried, out)
             if outcome is APPLIED:
                 touched[cluster] = f.state
                 if cluster not in self.known_current:
@@ -533,7 +569,7 @@ class PartitionDeriver:
                     out.deltas_due.append(cluster)
                 self.since_delta[cluster] = 0
         if touched or pointers or carried or self.folded_offset > self._next_checkpoint_floor():
-            await self._flush(self._collect(touched, pointers, carried), out)
+            await self._flush(self._collect(touched, pointers, carried, out), out)
         await self.drain()
         return out
 
@@ -542,10 +578,10 @@ class PartitionDeriver:
         return self._inflight_offset if self._inflight is not None else self.checkpoint.offset
 
     def _collect(self, touched: dict[str, ClusterState], pointers: dict[bytes, None],
-                 carried: dict[bytes, Pending] | None = None) -> dict[bytes, Pending]:
+                 carried: dict[bytes, Pending], out: BatchOutcome) -> dict[bytes, Pending]:
         """Keys to write for the batch: every changed entity of the touched clusters, plus pointers,
         plus the touched-index blocks closed in the batch (``carried``, with the entities their
-        dirty sets named) and each one due now."""
+        dirty sets named) and each one due now (its versions record into ``out``)."""
         pointer = pointer_value(self.generation)
         pending: dict[bytes, Pending] = dict.fromkeys(pointers, pointer)
         if carried:
@@ -557,6 +593,7 @@ class PartitionDeriver:
             if every and acc.due(every):
                 first, value = acc.close(self.folded_offset)
                 pending[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
+                self._close_capture(cluster, first, out)
         return pending
 
     def _take_dirty(self, cluster: str, state: ClusterState, pending: dict[bytes, Pending], *,
@@ -571,26 +608,76 @@ class PartitionDeriver:
         gen = self.cluster_generation.get(cluster, self.generation)
         acc = self.touched.get(cluster)
         hashes = acc.hashes if acc is not None else None
+        dirty = state.take_dirty()
+        if self.versions:
+            if dirty:  # marks of fold-failed events after the last applied one: not in its versions yet
+                held = self._held.get(cluster)
+                if held is None:
+                    self._held[cluster] = set(dirty)
+                else:
+                    held |= dirty
+            taken = self._taken.pop(cluster, None)
+            if taken:
+                taken |= dirty
+                dirty = taken
+            totals = self._taken_totals.pop(cluster, None)
+            if totals:
+                dirty |= totals
         if now:
             read = state.entity_bytes_read
             index = hashes is not None
-            for kind, id in state.take_dirty():
+            for kind, id in dirty:
                 data, value = read(kind, id, value=index)
                 pending[layout.entity_key(prefix, cluster, gen, kind, id)] = data  # None: gone, delete the key
                 if index:
                     hashes.update(entity_hashes(kind, id, value))  # type: ignore[union-attr]
             return
-        for kind, id in state.take_dirty():
+        for kind, id in dirty:
             pending[layout.entity_key(prefix, cluster, gen, kind, id)] = (state, kind, id)
             if hashes is not None:
                 hashes.update(entity_hashes(kind, id, state.entity_read(kind, id)))
 
-    def _close_block(self, cluster: str, state: ClusterState, acc: Accumulator, carried: dict[bytes, Pending]) -> None:
+    def _close_block(self, cluster: str, state: ClusterState, acc: Accumulator, carried: dict[bytes, Pending],
+                     out: BatchOutcome) -> None:
         """Close the cluster's block at the record just folded: its dirty set so far goes into the
-        block (and its entities into ``carried``, written with the batch), the block too."""
+        block (and its entities into ``carried``, written with the batch), the block too, and its
+        versions record into ``out``."""
         self._take_dirty(cluster, state, carried)
         first, value = acc.close(self.folded_offset)
         carried[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
+        self._close_capture(cluster, first, out)
+
+    def _capture(self, cluster: str, f: Fold, offset: int) -> None:
+        """After an applied event: its dirty set, taken now (the agents' and roles' totals brought
+        up to date), gives the versions of what it changed; the set waits in ``_taken`` for the
+        batch's etcd write (:meth:`_take_dirty`), which thus writes the keys it always did."""
+        st = f.state
+        dirty = st.take_dirty(totals=False)
+        taken = self._taken.get(cluster)
+        if taken is None:
+            self._taken[cluster] = taken = set()
+        taken |= dirty
+        roles = st.take_dirty()  # the totals brought up to date: the roles they moved
+        if roles:
+            got = self._taken_totals.get(cluster)
+            if got is None:
+                self._taken_totals[cluster] = set(roles)
+            else:
+                got |= roles
+            dirty |= roles
+        held = self._held.pop(cluster, None)
+        if held:
+            dirty |= held  # written already; their versions are this event's (as history sees them)
+        self.captures[cluster].event(offset, dirty, st, f.anns)
+
+    def _close_capture(self, cluster: str, first: int, out: BatchOutcome) -> None:
+        """The versions record of the block ``first..folded_offset`` just closed, into ``out``."""
+        cap = self.captures.get(cluster)
+        if cap is None:
+            return
+        raw = cap.close(cluster, first, self.folded_offset)
+        if raw is not None:
+            out.versions.append((cluster, first, self.folded_offset, raw))
 
     def _encode_pending(self, pending: dict[bytes, Pending]) -> dict[bytes, bytes | None]:
         ops: dict[bytes, bytes | None] = {}

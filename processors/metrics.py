@@ -47,6 +47,10 @@ class WorkerCollector:
              "(point-in-time reads fold further from the ones before)"),
             ("kmevents_worker_snapshots_pruned_total", s.snapshots_pruned, "old snapshots and deltas removed by "
              "the worker's retention (kmevents process --prune-snapshots)"),
+            ("kmevents_worker_versions_total", s.versions_written, "entity-versions records written (one per "
+             "block of the touched-entity index; history reads them instead of folding the block)"),
+            ("kmevents_worker_versions_failures_total", s.versions_failures, "entity-versions records not "
+             "stored (history folds those blocks instead)"),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)

@@ -43,6 +43,7 @@ from kmevents.errors import FencedError
 from kmevents.reducer import ClusterState, Retention
 from kmevents.reducer.apply import collect_rarely
 from kmevents.settings import Settings
+from kmevents.store import versions as versions_store
 from kmevents.store.partition_map import PartitionMap
 from kmevents.store.snapshots import SnapshotWriter, compress, index_entries, read_bytes
 from kmevents.store.touched import BLOCK_EVENTS
@@ -63,6 +64,9 @@ MAX_SNAPSHOT_CHILDREN = 2
 #: that cannot run after ``fork``) before the worker encodes its snapshots in-process for good:
 #: failing children would otherwise leave reads without snapshots, logged once per snapshot.
 CHILD_FAILURES_BEFORE_IN_PROCESS = 2
+#: Entity-versions records being compressed or stored at once (one a block of the touched-entity
+#: index, ~0.2 MB stored at the large profile): one more waits for the oldest.
+MAX_VERSIONS_JOBS = 8
 
 
 def _gc_paused(fn: Callable[[], bytes]) -> bytes:
@@ -101,6 +105,10 @@ class WorkerStats:
         self.snapshot_failures = 0
         #: snapshots and deltas removed by the worker's own retention (``--prune-snapshots``)
         self.snapshots_pruned = 0
+        #: entity-versions records stored (store/versions.py), and those not stored (each logged as
+        #: "versions record not written"; history folds their blocks instead)
+        self.versions_written = 0
+        self.versions_failures = 0
         self.batch_sizes: Counter[int] = Counter()
         self.lag: dict[int, int] = {}
         self.started = time.monotonic()
@@ -144,7 +152,7 @@ class DeriveWorker:
                  session_timeout_ms: int = SESSION_TIMEOUT_MS, touched_every_events: int = BLOCK_EVENTS,
                  snapshots_in_child: bool = True, deltas_in_child: bool = False,
                  full_snapshots_in_child: bool = False,
-                 snapshot_retention: tuple[int, int] | None = None) -> None:
+                 snapshot_retention: tuple[int, int] | None = None, versions: bool = True) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.retention = retention
@@ -153,6 +161,9 @@ class DeriveWorker:
         self.delta_every_events = delta_every_events
         #: events per block of the touched-entity index (``history``'s; 0: none)
         self.touched_every_events = touched_every_events
+        #: with the index, store each block's entity versions too (store/versions.py: ``history``
+        #: reads them instead of folding the block; ``--no-versions``: off)
+        self.versions = versions
         self.max_records = max_records
         self.group_id = group_id
         #: static group membership (Kafka KIP-345): a worker restarted with the same id gets its
@@ -186,6 +197,8 @@ class DeriveWorker:
         #: children that failed since the last one that did not (CHILD_FAILURES_BEFORE_IN_PROCESS)
         self._child_failures = 0
         self._snapshot_jobs: deque[asyncio.Task[None]] = deque()
+        #: entity-versions records being compressed and stored (:meth:`_store_versions`)
+        self._versions_jobs: deque[asyncio.Task[None]] = deque()
         #: full snapshots whose store failed, ``(cluster, offset)``: deltas against them are not stored
         self._unstored: set[tuple[str, int]] = set()
         #: after being fenced, wait this long before taking the partition anew (if still ours)
@@ -233,6 +246,7 @@ class DeriveWorker:
     async def stop(self) -> None:
         self.stop_requested.set()
         await self.snapshots_written()
+        await self.versions_written()
         for closer in (self._consumer, self._producer):
             if closer is not None:
                 try:
@@ -268,7 +282,8 @@ class DeriveWorker:
         d = PartitionDeriver(self.settings, self._etcd, tp.partition, worker_id=self.worker_id,
                              retention=self.retention, snapshot_every_events=self.snapshot_every_events,
                              delta_every_events=self.delta_every_events,
-                             touched_every_events=self.touched_every_events, pins=self._pins, dead_letter_sink=self._send_dead_letters)
+                             touched_every_events=self.touched_every_events, versions=self.versions, pins=self._pins,
+                             dead_letter_sink=self._send_dead_letters)
         self.restoring.add(tp.partition)
         try:
             await self._take(d, tp)
@@ -341,6 +356,7 @@ class DeriveWorker:
         finally:
             self.running = False
             await self.snapshots_written()
+            await self.versions_written()
         if self.failure is not None:
             # A partition could not be taken (the listener stopped us): the process must
             # end non-zero so that its supervisor restarts it.
@@ -452,6 +468,11 @@ class DeriveWorker:
 
     async def _side_outputs(self, d: PartitionDeriver, out: BatchOutcome) -> None:
         await self._send_dead_letters(out.dead_letters[out.sent:])
+        for cluster, first, last, raw in out.versions:
+            while len(self._versions_jobs) >= MAX_VERSIONS_JOBS:
+                await self._versions_jobs.popleft()
+            self._versions_jobs.append(asyncio.get_running_loop().create_task(
+                self._store_versions(d, cluster, first, last, raw)))
         for cluster in out.snapshots_due:
             await self._try_snapshot(d, cluster)
         for cluster in out.deltas_due:
@@ -594,6 +615,29 @@ class DeriveWorker:
             log.error("snapshot children keep failing: this worker encodes its snapshots in-process from now "
                       "on (the fold pauses while it does; `kmevents process --snapshots-in-process` starts it so)",
                       extra={"worker": self.worker_id, "failed_in_a_row": self._child_failures})
+
+    async def _store_versions(self, d: PartitionDeriver, cluster: str, first: int, last: int, raw: bytes) -> None:
+        """Compress (in a thread) and store the versions record of the block ``first..last``, committed
+        already. A failure is logged and counted, never retried and never fatal: history folds that
+        block instead (store/versions.py)."""
+        assert self._snapshots is not None
+        try:
+            stored = await asyncio.to_thread(compress, raw, versions_store.LEVEL)
+            await versions_store.write(self._snapshots, cluster=cluster, generation=d.generation,
+                                       partition=d.partition, first=first, last=last, stored=stored, size=len(raw),
+                                       reducer_version=d.checkpoint.reducer_version)
+        except Exception as exc:  # noqa: BLE001 - as snapshots: derivation goes on
+            self.stats.versions_failures += 1
+            log.warning("versions record not written", extra={
+                "cluster": cluster, "partition": d.partition, "first": first, "last": last,
+                "error": str(exc)[:300]})
+            return
+        self.stats.versions_written += 1
+
+    async def versions_written(self) -> None:
+        """Wait until the versions records being compressed or stored, if any, are stored (or failed)."""
+        while self._versions_jobs:
+            await self._versions_jobs.popleft()
 
     async def snapshots_written(self) -> None:
         """Wait until the snapshots being encoded or stored, if any, are stored (or failed)."""

@@ -28,6 +28,7 @@ def test_unset_flags_keep_the_worker_defaults_and_given_ones_pass_through() -> N
     assert worker_options(parser.parse_args(["process", "--deltas-in-child"])) == {"deltas_in_child": True}
     assert worker_options(parser.parse_args(["process", "--full-snapshots-in-child"])) == {
         "full_snapshots_in_child": True}
+    assert worker_options(parser.parse_args(["process", "--no-versions"])) == {"versions": False}
     assert worker_options(parser.parse_args(["process", "--prune-snapshots"])) == {
         "snapshot_retention": (KEEP_RECENT, THIN_EVERY)}  # the prune command's defaults
     assert worker_options(parser.parse_args(["process", "--prune-snapshots", "5:2000"])) == {
