@@ -250,12 +250,12 @@ async def test_a_batch_of_only_already_applied_records_is_skipped_without_a_writ
     assert (await verify(isolated, [isolated.cluster])).clean
 
 
-def _spawn_worker(s: Settings, group: str) -> subprocess.Popen:
+def _spawn_worker(s: Settings, group: str, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
            "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
            "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix}
     return subprocess.Popen([sys.executable, "-m", "kmevents.cli", "process", "--engine", "plain",
-                             "--group", group, "--snapshot-every", "700", "--metrics-port", "0"],
+                             "--group", group, "--snapshot-every", "700", "--metrics-port", "0", *extra],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -6,6 +6,7 @@ they were."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -72,9 +73,11 @@ def _blocks(d: _Recorded) -> list[Block]:
     return sorted((touched.decode(v) for v in vals.values() if v is not None), key=lambda b: b.first)
 
 
-def _oracle(records: list[Rec], spans: list[tuple[int, int]]) -> dict[int, bytes]:
-    """Each block's record from a plain fold: the dirty set taken after each applied event only."""
-    f = Fold(ClusterState.empty(CLUSTER), partition=0)
+def oracle(records: Sequence[Any], spans: list[tuple[int, int]], cluster: str = CLUSTER, partition: int = 0
+           ) -> dict[int, bytes]:
+    """Each block's record (by first offset) from a plain fold of ``records`` (the cluster's, from
+    the log's start): the dirty set taken after each applied event only, as history's hook takes it."""
+    f = Fold(ClusterState.empty(cluster), partition=partition)
     cap = versions.Capture()
     out = {}
     ends = dict(spans)
@@ -83,20 +86,15 @@ def _oracle(records: list[Rec], spans: list[tuple[int, int]]) -> dict[int, bytes
         if rec.offset > spans[-1][1]:
             break
         if f.step(rec.offset, rec.key, rec.value) is APPLIED:
-            cap.event(rec.offset, f.state.take_dirty(), f.state, f.anns)
+            dirty = f.state.take_dirty()
+            if rec.offset >= first:  # (the spans tile the log from the first one's start)
+                cap.event(rec.offset, dirty, f.state, f.anns)
         if ends.get(first) == rec.offset:
-            raw = cap.close(CLUSTER, first, rec.offset)
+            raw = cap.close(cluster, first, rec.offset)
             assert raw is not None
             out[first] = raw
             first = rec.offset + 1
     return out
-
-
-def _final(txns: list[dict[bytes, bytes | None]]) -> dict[bytes, bytes | None]:
-    final: dict[bytes, bytes | None] = {}
-    for t in txns:
-        final.update({k: v for k, v in t.items() if not k.endswith(b"checkpoint") and b"/_checkpoints/" not in k})
-    return final
 
 
 @pytest.mark.parametrize("max_txn_ops", [1024, 60])  # 60: batches are committed in parts as they fill
@@ -110,7 +108,7 @@ def test_each_closed_block_gets_the_record_a_plain_fold_captures_and_the_etcd_wr
     blocks = _blocks(on)
     assert len(blocks) == 11 and [(b.first, b.last) for b in blocks] == [(b.first, b.last) for b in _blocks(off)]
     assert [(c, f, la) for c, f, la, _ in got] == [(CLUSTER, b.first, b.last) for b in blocks]
-    want = _oracle(records, [(b.first, b.last) for b in blocks])
+    want = oracle(records, [(b.first, b.last) for b in blocks])
     for _, first, _, raw in got:
         assert raw == want[first], first
     rec = versions.decode(got[3][3])
@@ -139,7 +137,7 @@ def test_a_fold_failed_events_changes_go_with_the_next_applied_event_even_across
     got = _derive(on, records, 150)
     _derive(off, records, 150)
     blocks = _blocks(on)
-    want = _oracle(records, [(b.first, b.last) for b in blocks])
+    want = oracle(records, [(b.first, b.last) for b in blocks])
     assert len(got) == len(blocks) == 4
     for _, first, _, raw in got:
         assert raw == want[first], first
@@ -182,7 +180,7 @@ def _restarted(records: list[Rec], ckpt: int, every: int = 200
     d.restore_batch(records[:ckpt + 1])
     d.end_restore()
     got = _derive(d, records[ckpt + 1:], 100)
-    return got, _oracle(records, [(b.first, b.last) for b in _blocks(before) + _blocks(d)])
+    return got, oracle(records, [(b.first, b.last) for b in _blocks(before) + _blocks(d)])
 
 
 def test_a_restored_block_gets_no_record_the_blocks_after_it_do() -> None:
