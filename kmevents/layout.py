@@ -9,6 +9,7 @@ Under ``<prefix>`` (``/kmevents/v1`` by default)::
                                                                    are not all sent yet
     <generation>/_verified/<cluster>              verified point     where the last clean verify got to
     <generation>/_touched/<cluster>/<first:020d>  index block        what a block of offsets touched (history)
+    <generation>/_touched_open/<cluster>          index block        the open block so far (history)
     <generation>/_versions/<cluster>/<first:020d>  index entry       where a block's entity versions live (history)
     clusters/<cluster>/current               {"generation": "r3"}     which derivation readers use
     clusters/<cluster>/<generation>/<kind>/<id>   entity JSON (whole values)
@@ -78,6 +79,10 @@ def touched_index_key(prefix: str, cluster: str, first: int) -> bytes:
 
 def touched_index_prefix(prefix: str, cluster: str) -> bytes:
     return f"{prefix}/_touched/{cluster}/".encode()
+
+
+def touched_open_key(prefix: str, cluster: str) -> bytes:
+    return f"{prefix}/_touched_open/{cluster}".encode()
 
 
 def versions_index_key(prefix: str, cluster: str, first: int) -> bytes:

@@ -594,6 +594,11 @@ class PartitionDeriver:
                 first, value = acc.close(self.folded_offset)
                 pending[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
                 self._close_capture(cluster, first, out)
+            elif acc.events and cluster in touched:
+                # the open block so far (its hashes are up to date after _take_dirty): history folds
+                # the records past the last closed block only when it names what it looks for
+                pending[layout.touched_open_key(f"{self.prefix}/{self.generation}", cluster)] = acc.encode_open(
+                    self.folded_offset)
         return pending
 
     def _take_dirty(self, cluster: str, state: ClusterState, pending: dict[bytes, Pending], *,

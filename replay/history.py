@@ -23,8 +23,10 @@ With the worker's touched-entity index (kmevents/store/touched.py, passed as
 :class:`Indexed`) a pass folds only the *units* of the log that matter, in log
 order: each block of the index whose hash set holds one of the pass's needles
 (pass 1: the related keys so far and the names asked for; pass 2: the related keys
-and correlation ids), and every range the index does not cover (the tail the worker
-has not closed a block for yet, a range the worker wrote no index for). Each such unit is folded from the
+and correlation ids), and every range the index does not cover (the records the worker has not
+folded yet, a range the worker wrote no index for). The worker's open block (what its last
+batch left of the block it has not closed yet, ``touched.read_open``; ``Indexed.opened``) counts
+as a block. Each such unit is folded from the
 state before it: the fold so far when it is near, else the newest snapshot (or delta)
 before it (decoded once, then forked), with the same hook as the full scan on every
 event folded, so the result is the scan's (the hook decides what is related; the index
@@ -125,6 +127,8 @@ class Indexed:
 
     blocks: list[touched.Block]
     snapshots: Snapshots | None = None
+    #: the worker's open block so far, when it follows the last of ``blocks`` (read_index checks)
+    opened: touched.Block | None = None
     folded: int = 0
     units: int = 0
     loads: int = 0
@@ -231,8 +235,13 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
     when it cannot be read), with the snapshots its folds start from."""
     try:
         blocks = await touched.read_blocks(settings, client, cluster)
+        # the open block so far (the records past the last closed one up to the worker's last batch):
+        # folded only when it names what a pass looks for; stale once a block closed after it
+        opened = await touched.read_open(settings, client, cluster) if blocks else None
     except Exception as exc:  # noqa: BLE001 - the index only saves time
         return Indexed([], snapshots, scanned=f"the touched-entity index could not be read ({exc})")
+    if opened is not None and not (opened.first == max(b.last for b in blocks) + 1 and opened.last >= opened.first):
+        opened = None
     try:
         entries = await versions_store.read_entries(settings, client, cluster)
     except Exception:  # noqa: BLE001 - the records only save time: every unit is folded
@@ -244,7 +253,7 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         reader = reader_of(int(entry["snapshot_partition"])) if reader_of is not None else None
         return await versions_store.read(settings, entry, reader)
 
-    return Indexed(blocks, snapshots, versions=entries, fetch=fetch)
+    return Indexed(blocks, snapshots, versions=entries, fetch=fetch, opened=opened)
 
 
 def _decode_cost(idx: Indexed, cluster: str, e: dict[str, Any]) -> int:
@@ -329,7 +338,7 @@ async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[
     earlier pass folded are left out (what they did is in ``idx.seen``). Of the units folded on
     the way to one, the hook sees those from the first one ``also`` wants (a later pass's guess)."""
     first, last = await src.covers()
-    units = idx._units = _units(idx.blocks, first, last)
+    units = idx._units = _units(idx.blocks + ([idx.opened] if idx.opened is not None else []), first, last)
     idx.units = len(units)
     # the collector off while folding: the objects of the states and of what the passes keep live
     # till the end, and its passes over them were ~13% of an indexed history (BENCHMARKS.md)

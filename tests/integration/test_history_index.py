@@ -19,13 +19,16 @@ from tests.integration.test_processors import checkpoints, ingest_sim, run_worke
 from tests.integration.test_replay import cli
 
 
-async def _both(s: Settings, kind: str, id: str, reads: list[int] | None = None
+async def _both(s: Settings, kind: str, id: str, reads: list[int] | None = None, *, records: bool = True
                 ) -> tuple[dict, dict, history.Indexed]:
     """``(indexed, scanned)`` history of ``kind/id``, each as the JSON the CLI prints; ``reads``
-    gets the records the indexed passes read (pass 1, then pass 2)."""
+    gets the records the indexed passes read (pass 1, then pass 2); ``records=False``: the
+    worker's versions records left unread (every unit wanted is folded)."""
     out = []
     async with open_log(s) as o:
         idx = await history.open_index(o)
+        if not records:
+            idx.versions, idx.fetch = {}, None
         for index in (idx, None):
             rel = await history.related(o.source, o.cluster, kind, [id], None, progress=False, index=index)
             if index is not None and reads is not None:
@@ -62,14 +65,19 @@ async def test_indexed_history_of_pods_tasks_agents_and_offers_equals_the_full_s
         cases += [("task", pod["task_id"])]  # task/TASK_ID without its framework
     cases += [("pod", "no-such/pod")]
     skipped_somewhere, loads, reads = False, 0, []
+    served = 0
     for kind, id in cases:
-        indexed, scanned, idx = await _both(s, kind, id, reads)
+        indexed, scanned, idx = await _both(s, kind, id, reads, records=False)
         assert idx.serves, (kind, id, idx.scanned)
         assert indexed == scanned, (kind, id)
+        with_records, _, ridx = await _both(s, kind, id)
+        assert with_records == scanned, (kind, id)
+        served += ridx.served
         if id != "no-such/pod":
             assert scanned["events"], (kind, id)
         skipped_somewhere |= idx.folded < idx.units
         loads += idx.loads
+    assert served, "the worker's versions records were read"
     assert skipped_somewhere, "the index let history skip blocks"
     assert loads, "units far from the fold start from a snapshot or delta"
     # pass 2 folds only the units links found late implicate: pass 1 kept what the others did
@@ -124,7 +132,7 @@ async def test_a_worker_snapshots_from_its_first_delta_interval_so_history_of_an
     pod, start = max(first_block.items(), key=lambda kv: kv[1])
     assert start >= 1500, first_block
     reads: list[int] = []
-    indexed, scanned, idx = await _both(s, "pod", pod, reads)
+    indexed, scanned, idx = await _both(s, "pod", pod, reads, records=False)  # (the units folded)
     assert idx.serves and indexed == scanned and scanned["events"]
     assert idx.loads >= 1, "the fold starts from an early snapshot"
     # from offset 0 it would read at least every record up to the pod's first block
@@ -215,3 +223,42 @@ async def test_a_block_written_past_the_checkpoint_is_passed_over_and_replaced_b
         blocks = (await history.open_index(o)).blocks
     assert [(b.first, b.last, b.events) for b in blocks] == [(i, i + 199, 200) for i in range(0, 1400, 200)]
     assert not blocks[5].holds(stray)
+
+
+async def test_history_reads_the_workers_versions_records_and_folds_the_open_block_only_when_it_names_the_entity(
+        isolated: Settings) -> None:
+    """With the worker's versions records (store/versions.py) a history decodes no state for the
+    blocks it wants: it reads their records. The records past the last closed block (the open
+    block, as the worker's last batch wrote it) are folded only when its hashes name what a pass
+    looks for. Every answer is the full scan's."""
+    s = isolated
+    await ingest_sim(s, s.cluster, 2130)
+    await run_worker_until_caught_up(s, snapshot_every_events=1500, delta_every_events=500,
+                                     touched_every_events=200, max_records=300)
+    async with open_log(s) as o:
+        idx = await history.open_index(o)
+        st = (await replay(o.source, s.cluster, progress=False)).state
+        first, last = await o.source.covers()
+    assert idx.opened is not None and idx.opened.first == idx.blocks[-1].last + 1 and idx.opened.last == last
+    assert len(idx.versions) == len(idx.blocks)  # a record for every closed block
+    in_open = {p for p in st.pods if idx.opened.holds(touched.key("pod", p))}
+    assert in_open and len(in_open) < len(st.pods)
+    rng = random.Random(8)
+    quiet = rng.sample(sorted(set(st.pods) - in_open), 4)
+    served = stateless = 0
+    for pod in quiet + rng.sample(sorted(in_open), 2):
+        indexed, scanned, idx = await _both(s, "pod", pod)
+        assert idx.serves and idx.unserved is None and indexed == scanned, pod
+        assert scanned["events"], pod
+        served += idx.served
+        if pod in quiet and not any(idx.opened.holds(touched.key(*k)) for k in (tuple(x) for x in scanned["keys"])):
+            assert idx.folded == 0 and idx.loads == 0, (pod, idx.folded, idx.loads)  # no state decoded at all
+            stateless += 1
+    assert served and stateless
+    # without the open block the records past the last closed one are always folded, from a state
+    async with open_log(s) as o:
+        idx = await history.open_index(o)
+        idx.opened = None
+        rel = await history.related(o.source, o.cluster, "pod", [quiet[0]], None, progress=False, index=idx)
+        await history.collect(o.source, o.cluster, rel, progress=False, index=idx)
+    assert idx.folded >= 1
