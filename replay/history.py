@@ -56,7 +56,9 @@ touched; ``lasted`` says how long the condition it put the entity in held
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,6 +159,10 @@ class Indexed:
     lookups: int = 0
     #: why the records stopped serving this history (None: they served, or there were none)
     unserved: str | None = None
+    #: reads the blocks closed since, their records and the open block again (read_index sets it);
+    #: ``waited``: seconds a pass waited for the worker to index the source's last records
+    refresh: Callable[[], Awaitable[None]] | None = None
+    waited: float = 0.0
     #: the versions records read, by first offset (None: unreadable, the unit is folded)
     _records: dict[int, versions_store.Versions | None] = field(default_factory=dict)
     #: the units of the log as the passes cut it (set by ``_fold_units``)
@@ -237,11 +243,9 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         blocks = await touched.read_blocks(settings, client, cluster)
         # the open block so far (the records past the last closed one up to the worker's last batch):
         # folded only when it names what a pass looks for; stale once a block closed after it
-        opened = await touched.read_open(settings, client, cluster) if blocks else None
+        opened = _following(blocks, await touched.read_open(settings, client, cluster)) if blocks else None
     except Exception as exc:  # noqa: BLE001 - the index only saves time
         return Indexed([], snapshots, scanned=f"the touched-entity index could not be read ({exc})")
-    if opened is not None and not (opened.first == max(b.last for b in blocks) + 1 and opened.last >= opened.first):
-        opened = None
     try:
         entries = await versions_store.read_entries(settings, client, cluster)
     except Exception:  # noqa: BLE001 - the records only save time: every unit is folded
@@ -253,7 +257,59 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         reader = reader_of(int(entry["snapshot_partition"])) if reader_of is not None else None
         return await versions_store.read(settings, entry, reader)
 
-    return Indexed(blocks, snapshots, versions=entries, fetch=fetch, opened=opened)
+    idx = Indexed(blocks, snapshots, versions=entries, fetch=fetch, opened=opened)
+
+    async def refresh() -> None:
+        """The blocks closed since, their records' entries and the open block, read again."""
+        after = idx.blocks[-1].first
+        for b in await touched.read_blocks(settings, client, cluster, after=after):
+            if b.first == idx.blocks[-1].last + 1:
+                idx.blocks.append(b)
+        if idx.blocks[-1].first != after:
+            idx.versions.update(await versions_store.read_entries(settings, client, cluster, after=after))
+        idx.opened = _following(idx.blocks, await touched.read_open(settings, client, cluster))
+
+    idx.refresh = refresh
+    return idx
+
+
+def _following(blocks: list[touched.Block], opened: touched.Block | None) -> touched.Block | None:
+    """``opened`` when it is the block after the last of ``blocks`` (else None: stale)."""
+    if opened is not None and opened.first == blocks[-1].last + 1 and opened.last >= opened.first:
+        return opened
+    return None
+
+
+#: A history waits at most this long (seconds) for the worker to derive the records its index does not
+#: cover yet (those past the worker's last batch: a live cluster's log always has some), while the
+#: worker makes progress at least every ``STALL`` seconds; what is still not covered is folded, from a
+#: whole state (~1 s at the large profile).
+WAIT_FOR_WORKER = 2.0
+STALL = 0.5
+
+
+async def _await_worker(idx: Indexed, last: int) -> None:
+    """Let the worker index the source's records up to ``last`` (bounded: see ``WAIT_FOR_WORKER``)."""
+    if idx.refresh is None or not idx.blocks:
+        return
+
+    def covered() -> int:
+        return idx.opened.last if idx.opened is not None else idx.blocks[-1].last
+
+    got = covered()
+    start = moved = time.monotonic()
+    while got < last:
+        now = time.monotonic()
+        if now - start > WAIT_FOR_WORKER or now - moved > STALL:
+            return
+        await asyncio.sleep(0.05)
+        try:
+            await idx.refresh()
+        except Exception:  # noqa: BLE001 - the index only saves time: the rest is folded
+            return
+        if covered() > got:
+            got, moved = covered(), time.monotonic()
+        idx.waited = time.monotonic() - start
 
 
 def _decode_cost(idx: Indexed, cluster: str, e: dict[str, Any]) -> int:
@@ -338,6 +394,8 @@ async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[
     earlier pass folded are left out (what they did is in ``idx.seen``). Of the units folded on
     the way to one, the hook sees those from the first one ``also`` wants (a later pass's guess)."""
     first, last = await src.covers()
+    if not idx._units:  # (pass 1: pass 2 reads the log as pass 1 did)
+        await _await_worker(idx, last)
     units = idx._units = _units(idx.blocks + ([idx.opened] if idx.opened is not None else []), first, last)
     idx.units = len(units)
     # the collector off while folding: the objects of the states and of what the passes keep live

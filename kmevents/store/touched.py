@@ -273,16 +273,18 @@ class Accumulator:
 
 
 async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
-                      generation: str | None = None) -> list[Block]:
-    """The cluster's blocks, by first offset (damaged ones left out: their range reads as not indexed)."""
+                      generation: str | None = None, *, after: int = -1) -> list[Block]:
+    """The cluster's blocks, by first offset (damaged ones left out: their range reads as not indexed);
+    ``after``: only those whose first offset is past it."""
     import logging
 
     from kmevents.adapters import etcd as etcd_adapter
 
     gen = generation or layout.live_generation()
     prefix = layout.touched_index_prefix(f"{settings.etcd.prefix}/{gen}", cluster)
+    start = prefix if after < 0 else layout.touched_index_key(f"{settings.etcd.prefix}/{gen}", cluster, after + 1)
     out = []
-    async for _, kvs in etcd_adapter.range_pages(client, prefix, etcd_adapter.prefix_end(prefix), page=500):
+    async for _, kvs in etcd_adapter.range_pages(client, start, etcd_adapter.prefix_end(prefix), page=500):
         for kv in kvs:
             try:
                 out.append(decode(kv.value))

@@ -202,15 +202,17 @@ async def write(writer: Any, *, cluster: str, generation: str, partition: int, f
 
 
 async def read_entries(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
-                       generation: str | None = None) -> dict[tuple[int, int], dict[str, Any]]:
-    """The cluster's index entries by ``(first, last)`` (those of other reducer versions left out)."""
+                       generation: str | None = None, *, after: int = -1) -> dict[tuple[int, int], dict[str, Any]]:
+    """The cluster's index entries by ``(first, last)`` (those of other reducer versions left out);
+    ``after``: only those of blocks whose first offset is past it."""
     from kmevents.adapters import etcd as etcd_adapter
     from kmevents.reducer import REDUCER_VERSION
 
     gen = generation or layout.live_generation()
     prefix = layout.versions_index_prefix(f"{settings.etcd.prefix}/{gen}", cluster)
+    start = prefix if after < 0 else layout.versions_index_key(f"{settings.etcd.prefix}/{gen}", cluster, after + 1)
     out: dict[tuple[int, int], dict[str, Any]] = {}
-    async for _, kvs in etcd_adapter.range_pages(client, prefix, etcd_adapter.prefix_end(prefix), page=500):
+    async for _, kvs in etcd_adapter.range_pages(client, start, etcd_adapter.prefix_end(prefix), page=500):
         for kv in kvs:
             try:
                 e = orjson.loads(kv.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import orjson
 import pytest
@@ -262,3 +263,47 @@ async def test_history_reads_the_workers_versions_records_and_folds_the_open_blo
         rel = await history.related(o.source, o.cluster, "pod", [quiet[0]], None, progress=False, index=idx)
         await history.collect(o.source, o.cluster, rel, progress=False, index=idx)
     assert idx.folded >= 1
+
+
+async def test_history_waits_briefly_for_a_live_worker_to_index_the_last_records_and_not_for_a_stopped_one(
+        isolated: Settings) -> None:
+    """A live cluster's log always has records past the worker's last batch. History lets a worker
+    that is making progress index them (bounded: ``WAIT_FOR_WORKER``), so a history they do not
+    concern decodes no state; with no worker running it stops waiting after ``STALL`` and folds
+    them. The answers are the full scan's either way."""
+    import asyncio
+
+    from kmevents.processors.worker import DeriveWorker
+
+    s = isolated
+    kw: dict[str, Any] = {"snapshot_every_events": 1500, "delta_every_events": 500, "touched_every_events": 200,
+                          "max_records": 100}
+    await ingest_sim(s, s.cluster, 1130)
+    await run_worker_until_caught_up(s, **kw)
+    await ingest_sim(s, s.cluster, 400, seed=2)  # past the index; no worker running
+    async with open_log(s) as o:
+        st = (await replay(o.source, s.cluster, progress=False)).state
+        idx = await history.open_index(o)
+    tail = (idx.opened or idx.blocks[-1]).last
+    quiet = [p for p in sorted(st.pods) if any(b.holds(touched.key("pod", p)) for b in idx.blocks)][:2]
+    indexed, scanned, idx = await _both(s, "pod", quiet[0])
+    assert indexed == scanned and idx.folded >= 1  # the records past the index: folded
+    assert idx.waited < history.STALL + 1.0, idx.waited
+    # a live worker: history waits for it, then reads only what the index names
+    w = DeriveWorker(s, group_id=f"g-{s.cluster}", **kw)
+    await w.start()
+    task = asyncio.create_task(w.run())
+    try:
+        found = []
+        for pod in quiet:
+            indexed, scanned, idx = await _both(s, "pod", pod)
+            assert indexed == scanned, pod
+            found.append((idx.folded, idx.loads, (idx.opened or idx.blocks[-1]).last > tail, idx.waited))
+        assert any(covered for _, _, covered, _ in found), found
+        assert found[0][3] > 0, found  # the first history waited (the worker was still restoring)
+        # (a quiet pod's history then decodes no state, unless the new records touched it)
+        assert any(f == 0 and loads == 0 for f, loads, _, _ in found), found
+    finally:
+        w.stop_requested.set()
+        await task
+        await w.stop()
