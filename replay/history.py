@@ -260,12 +260,14 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
     idx = Indexed(blocks, snapshots, versions=entries, fetch=fetch, opened=opened)
 
     async def refresh() -> None:
-        """The blocks closed since, their records' entries and the open block, read again."""
-        after = idx.blocks[-1].first
-        for b in await touched.read_blocks(settings, client, cluster, after=after):
+        """The blocks closed since, the records' entries stored since and the open block, read again
+        (a block's record is stored shortly after the block: the entries are read from the last
+        block that has one)."""
+        for b in await touched.read_blocks(settings, client, cluster, after=idx.blocks[-1].first):
             if b.first == idx.blocks[-1].last + 1:
                 idx.blocks.append(b)
-        if idx.blocks[-1].first != after:
+        after = max((first for first, _ in idx.versions), default=-1)
+        if any((b.first, b.last) not in idx.versions for b in idx.blocks[-RECENT:]):
             idx.versions.update(await versions_store.read_entries(settings, client, cluster, after=after))
         idx.opened = _following(idx.blocks, await touched.read_open(settings, client, cluster))
 
@@ -275,15 +277,20 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
 
 def _following(blocks: list[touched.Block], opened: touched.Block | None) -> touched.Block | None:
     """``opened`` when it is the block after the last of ``blocks`` (else None: stale)."""
-    if opened is not None and opened.first == blocks[-1].last + 1 and opened.last >= opened.first:
+    if opened is not None and opened.first == max(b.last for b in blocks) + 1 and opened.last >= opened.first:
         return opened
     return None
 
 
+#: The newest blocks whose records a history waits for (with ``_await_worker``) when the worker
+#: writes records: a block's record is stored just after the batch that closed it.
+RECENT = 3
+
+
 #: A history waits at most this long (seconds) for the worker to derive the records its index does not
-#: cover yet (those past the worker's last batch: a live cluster's log always has some), while the
-#: worker makes progress at least every ``STALL`` seconds; what is still not covered is folded, from a
-#: whole state (~1 s at the large profile).
+#: cover yet (those past the worker's last batch: a live cluster's log always has some) and to store
+#: the records of its newest blocks, while it makes progress at least every ``STALL`` seconds; what
+#: is still not covered is folded, from a whole state (~1 s at the large profile).
 WAIT_FOR_WORKER = 2.0
 STALL = 0.5
 
@@ -293,12 +300,17 @@ async def _await_worker(idx: Indexed, last: int) -> None:
     if idx.refresh is None or not idx.blocks:
         return
 
-    def covered() -> int:
-        return idx.opened.last if idx.opened is not None else idx.blocks[-1].last
+    def progress() -> tuple[int, int]:
+        """How far the index covers the log, and how many records it has."""
+        return (idx.opened.last if idx.opened is not None else max(b.last for b in idx.blocks)), len(idx.versions)
 
-    got = covered()
+    def done() -> bool:
+        return progress()[0] >= last and not (
+            idx.versions and any((b.first, b.last) not in idx.versions for b in idx.blocks[-RECENT:]))
+
+    got = progress()
     start = moved = time.monotonic()
-    while got < last:
+    while not done():
         now = time.monotonic()
         if now - start > WAIT_FOR_WORKER or now - moved > STALL:
             return
@@ -307,8 +319,8 @@ async def _await_worker(idx: Indexed, last: int) -> None:
             await idx.refresh()
         except Exception:  # noqa: BLE001 - the index only saves time: the rest is folded
             return
-        if covered() > got:
-            got, moved = covered(), time.monotonic()
+        if progress() > got:
+            got, moved = progress(), time.monotonic()
         idx.waited = time.monotonic() - start
 
 
