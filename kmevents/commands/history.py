@@ -27,7 +27,10 @@ block (the blocks before the worker wrote records, the few thousand events it ha
 not closed a block for yet); without an index (archives, a label
 selector, a worker that has not written it yet) the whole log is scanned, with a
 progress bar and a line on stderr saying so. --from/--to/--since and --type
-choose which of the events are shown.
+choose which of the events are shown. With --format json, "index" says how it
+was answered: the blocks read from records, those folded, the states decoded,
+and how long it waited for a live worker to index the log's last records (2 s
+at most); null when the whole log was scanned.
 
 examples:
   kmevents history --cluster prod task/pod.1234
@@ -93,7 +96,12 @@ def run(args: argparse.Namespace) -> int:
         entries = [e for e in entries if window(e)]
         if out == "json":
             emit_json({"cluster": o.cluster, "targets": targets, "related": sorted(f"{k}/{i}" for k, i in rel.keys),
-                       "events": entries, "events_in_history": total})
+                       "events": entries, "events_in_history": total,
+                       # how it was answered: the blocks of the worker's index read from their versions
+                       # records or folded, of the units the log was cut into (null: the whole log scanned)
+                       "index": {"units": idx.units, "read": idx.served, "folded": idx.folded,
+                                 "states_decoded": idx.loads, "waited_seconds": round(idx.waited, 3),
+                                 "records_not_used": idx.unserved} if idx.serves else None})
             return 0 if total else 1
         shown = f"{len(entries)} of {total} events shown" if len(entries) != total else f"{total} events"
         print(f"history of {', '.join(targets) or args.entity} in {o.cluster}: {shown} "

@@ -109,7 +109,10 @@ async def test_history_without_an_index_scans_and_says_so_with_the_same_answer(i
     assert "scanning" not in again.stderr  # the new blocks serve; the older range is folded as not indexed
     indexed, scanned, idx = await _both(s, "pod", pod)
     assert idx.serves and indexed == scanned
-    assert orjson.loads(again.stdout)["events"] == indexed["events"]
+    out = orjson.loads(again.stdout)
+    assert out["events"] == indexed["events"]
+    assert out["index"]["units"] == idx.units and out["index"]["folded"] >= 1  # (the range with no index)
+    assert orjson.loads(plain.stdout)["index"] is None  # scanned
 
 
 async def test_a_worker_snapshots_from_its_first_delta_interval_so_history_of_an_early_pod_skips_the_log_start(
