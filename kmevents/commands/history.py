@@ -23,8 +23,8 @@ links and how long a condition lasted need it), but with the worker's
 touched-entity index only the blocks of it that touched the entity and its links
 are read: from the versions record the worker stored for each block (what each
 event left each entity it changed), or else folded from the snapshot before the
-block (the blocks before the worker wrote records, the few thousand events it has
-not closed a block for yet); without an index (archives, a label
+block (a block with no record; the worker's open block, its last < 1,000 events,
+when it touched the entity); without an index (archives, a label
 selector, a worker that has not written it yet) the whole log is scanned, with a
 progress bar and a line on stderr saying so. --from/--to/--since and --type
 choose which of the events are shown. With --format json, "index" says how it
