@@ -23,7 +23,7 @@ from tests.integration.test_processors import (
     end_offsets,
     ingest_sim,
     run_worker_until_caught_up,
-    wait_caught_up,
+    spawned_until_caught_up,
 )
 from tests.unit.processors.test_versions_capture import oracle
 
@@ -141,12 +141,7 @@ def test_workers_killed_mid_log_leave_only_records_equal_to_the_fold(isolated: S
     for past in (rng.randrange(3000, 7000), rng.randrange(10_000, 14_000)):
         killed_at.append(_kill_once_past(s, _spawn_worker(s, group), past))
     assert 0 < killed_at[0] < killed_at[1] < 19_999, killed_at  # killed mid-log, twice
-    proc = _spawn_worker(s, group)
-    try:
-        asyncio.run(wait_caught_up(s, timeout=120))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    spawned_until_caught_up(s, group)
     blocks, entries = asyncio.run(_stored(s))
     resumed = [b for b in blocks if any(b.first <= k < b.last for k in killed_at)]
     assert resumed and not any((b.first, b.last) in entries for b in resumed)
@@ -157,11 +152,6 @@ def test_workers_killed_mid_log_leave_only_records_equal_to_the_fold(isolated: S
 def test_no_versions_writes_none(isolated: Settings) -> None:
     s = isolated
     asyncio.run(ingest_sim(s, s.cluster, 2500))
-    proc = _spawn_worker(s, f"g-{s.cluster}", "--no-versions")
-    try:
-        asyncio.run(wait_caught_up(s, timeout=120))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    spawned_until_caught_up(s, f"g-{s.cluster}", "--no-versions")
     blocks, entries = asyncio.run(_stored(s))
     assert len(blocks) == 2 and entries == {}
