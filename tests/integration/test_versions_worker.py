@@ -10,7 +10,9 @@ import signal
 import time
 from typing import Any
 
+import pytest
 from kmevents.replay import logsource
+from kmevents.replay.verify import verify
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
@@ -114,6 +116,27 @@ async def test_a_restart_mid_block_gives_the_resumed_block_no_record_and_every_o
     across = next(b for b in blocks if b.first <= ckpt < b.last)
     assert across.first == closed + 1
     assert set(entries) == {(b.first, b.last) for b in blocks if b is not across}
+    await _check_against_the_fold(s, blocks, entries)
+
+
+async def test_a_record_whose_store_fails_is_counted_and_left_out_and_derivation_goes_on(
+        isolated: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    s = isolated
+    await ingest_sim(s, s.cluster, 1500)
+    real = versions.write
+
+    async def flaky(writer: Any, **kw: Any) -> dict[str, Any]:
+        if kw["first"] in (200, 800):
+            raise RuntimeError("the broker said no")
+        return await real(writer, **kw)
+
+    monkeypatch.setattr(versions, "write", flaky)
+    w = await run_worker_until_caught_up(s, **SMALL)
+    blocks, entries = await _stored(s)
+    assert (w.stats.versions_written, w.stats.versions_failures) == (len(blocks) - 2, 2)
+    assert set(entries) == {(b.first, b.last) for b in blocks if b.first not in (200, 800)}
+    assert [r.first for r in caplog.records if r.getMessage() == "versions record not written"] == [200, 800]
+    assert (await verify(s, [s.cluster])).clean
     await _check_against_the_fold(s, blocks, entries)
 
 
