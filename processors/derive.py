@@ -25,9 +25,11 @@ Exactly-once, worked through (partition 0, checkpoint at offset 41, rev 900):
    partition up and never retries the write.
 
 This module does no Kafka I/O: the consumer loop (``worker.py``) feeds it
-records, takes the snapshots it says are due, and gives it the sink its dead
-letters go to, each batch's before the transaction whose checkpoint passes
-their records (so a crash in between sends them again, never loses them).
+records, takes the snapshots it says are due, stores the entity-versions records
+of the touched-index blocks it closed (``BatchOutcome.versions``, once committed:
+kmevents/store/versions.py), and gives it the sink its dead letters go to, each
+batch's before the transaction whose checkpoint passes their records (so a crash
+in between sends them again, never loses them).
 """
 
 from __future__ import annotations

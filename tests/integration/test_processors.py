@@ -259,6 +259,16 @@ def _spawn_worker(s: Settings, group: str, *extra: str) -> subprocess.Popen:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def spawned_until_caught_up(s: Settings, group: str, *extra: str) -> None:
+    """A worker process (``kmevents process`` with ``extra``) run until it caught up, then SIGTERMed."""
+    proc = _spawn_worker(s, group, *extra)
+    try:
+        asyncio.run(wait_caught_up(s, timeout=120))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
 def test_kill_9_at_random_points_then_restart_applies_everything_exactly_once(isolated: Settings) -> None:
     import random
 
@@ -270,12 +280,7 @@ def test_kill_9_at_random_points_then_restart_applies_everything_exactly_once(is
         time.sleep(rng.uniform(2.0, 5.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    proc = _spawn_worker(isolated, group)
-    try:
-        asyncio.run(wait_caught_up(isolated, timeout=120))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    spawned_until_caught_up(isolated, group)
     report = asyncio.run(verify(isolated, [isolated.cluster]))
     assert report.clean, [f.as_dict() for f in report.drift[:5]]
     cps = asyncio.run(checkpoints(isolated))

@@ -10,7 +10,9 @@ import signal
 import time
 from typing import Any
 
+import pytest
 from kmevents.replay import logsource
+from kmevents.replay.verify import verify
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
@@ -23,7 +25,7 @@ from tests.integration.test_processors import (
     end_offsets,
     ingest_sim,
     run_worker_until_caught_up,
-    wait_caught_up,
+    spawned_until_caught_up,
 )
 from tests.unit.processors.test_versions_capture import oracle
 
@@ -117,6 +119,27 @@ async def test_a_restart_mid_block_gives_the_resumed_block_no_record_and_every_o
     await _check_against_the_fold(s, blocks, entries)
 
 
+async def test_a_record_whose_store_fails_is_counted_and_left_out_and_derivation_goes_on(
+        isolated: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    s = isolated
+    await ingest_sim(s, s.cluster, 1500)
+    real = versions.write
+
+    async def flaky(writer: Any, **kw: Any) -> dict[str, Any]:
+        if kw["first"] in (200, 800):
+            raise RuntimeError("the broker said no")
+        return await real(writer, **kw)
+
+    monkeypatch.setattr(versions, "write", flaky)
+    w = await run_worker_until_caught_up(s, **SMALL)
+    blocks, entries = await _stored(s)
+    assert (w.stats.versions_written, w.stats.versions_failures) == (len(blocks) - 2, 2)
+    assert set(entries) == {(b.first, b.last) for b in blocks if b.first not in (200, 800)}
+    assert [r.first for r in caplog.records if r.getMessage() == "versions record not written"] == [200, 800]
+    assert (await verify(s, [s.cluster])).clean
+    await _check_against_the_fold(s, blocks, entries)
+
+
 def _kill_once_past(s: Settings, proc: Any, offset: int, timeout: float = 60.0) -> int:
     """SIGKILL the worker as soon as its checkpoint passes ``offset``; the checkpoint then."""
     deadline = time.monotonic() + timeout
@@ -141,12 +164,7 @@ def test_workers_killed_mid_log_leave_only_records_equal_to_the_fold(isolated: S
     for past in (rng.randrange(3000, 7000), rng.randrange(10_000, 14_000)):
         killed_at.append(_kill_once_past(s, _spawn_worker(s, group), past))
     assert 0 < killed_at[0] < killed_at[1] < 19_999, killed_at  # killed mid-log, twice
-    proc = _spawn_worker(s, group)
-    try:
-        asyncio.run(wait_caught_up(s, timeout=120))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    spawned_until_caught_up(s, group)
     blocks, entries = asyncio.run(_stored(s))
     resumed = [b for b in blocks if any(b.first <= k < b.last for k in killed_at)]
     assert resumed and not any((b.first, b.last) in entries for b in resumed)
@@ -157,11 +175,6 @@ def test_workers_killed_mid_log_leave_only_records_equal_to_the_fold(isolated: S
 def test_no_versions_writes_none(isolated: Settings) -> None:
     s = isolated
     asyncio.run(ingest_sim(s, s.cluster, 2500))
-    proc = _spawn_worker(s, f"g-{s.cluster}", "--no-versions")
-    try:
-        asyncio.run(wait_caught_up(s, timeout=120))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    spawned_until_caught_up(s, f"g-{s.cluster}", "--no-versions")
     blocks, entries = asyncio.run(_stored(s))
     assert len(blocks) == 2 and entries == {}
