@@ -44,9 +44,9 @@ record of each applied event's annotations and of what it left each entity it ch
 instead of folded: its events' records come from the source (for their fields), their dirty
 sets and values from the record; no state is decoded. Pass 1's links also read what the state
 held before such a unit (a linked pod's uid, the tasks of a Mesos task id): from the records
-of the blocks before it whose hash sets name the entity or the task id (``_View``). When one of
-those lies in a range without index or record, the records cannot answer and pass 1 folds
-every unit instead (``Indexed.unserved`` says why). At the large profile a history then reads
+of the blocks before it whose hash sets name the entity or the task id (``_View``); past a block
+with no record, or a range with no index, from the state at that unit's end, folded from the
+snapshot before it (``Indexed.lookup_folds``). At the large profile a history then reads
 a few records (~0.2 MB each) where it decoded a ~0.5 s state per snapshot interval it spans.
 
 Each entry carries the event's two times and lag, its actor, the annotations it produced, and the resulting state of each related entity it
@@ -59,7 +59,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,14 +157,15 @@ class Indexed:
     #: ``lookups``: records read to find a value or a task from before a unit read
     served: int = 0
     lookups: int = 0
-    #: why the records stopped serving this history (None: they served, or there were none)
-    unserved: str | None = None
     #: reads the blocks closed since, their records and the open block again (read_index sets it);
     #: ``waited``: seconds a pass waited for the worker to index the source's last records
     refresh: Callable[[], Awaitable[None]] | None = None
     waited: float = 0.0
+    #: states folded to answer lookups past a block with no record (or a range with no index)
+    lookup_folds: int = 0
     #: the versions records read, by first offset (None: unreadable, the unit is folded)
     _records: dict[int, versions_store.Versions | None] = field(default_factory=dict)
+    _lookup_states: dict[int, ClusterState] = field(default_factory=dict)
     #: the units of the log as the passes cut it (set by ``_fold_units``)
     _units: list[_Unit] = field(default_factory=list)
 
@@ -431,7 +432,7 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
                 skipped(u.block)
             continue
         rec = await _record_of(idx, u)
-        if rec is not None and await _serve(src, idx, i, rec, hook):
+        if rec is not None and await _serve(src, cluster, idx, i, rec, hook):
             continue
         idx.folded += 1
         if st is None or u.first - 1 - cur > JUMP // 2:
@@ -516,11 +517,6 @@ def _observer(idx: Indexed, then: Callable[[set[Key], Any], None] | None = None,
 KEEP_RECORDS = 64
 
 
-class _Unserved(Exception):
-    """Versions records cannot answer this history (a value from before a unit lies in a range
-    with no index or no record): it is folded instead, as without records."""
-
-
 class _Missing(Exception):
     """The view does not know yet what the state held before its unit (internal): ``what`` is
     ``("value", key)`` or ``("tasks", task_id)``; resolved by :meth:`_View.resolve`."""
@@ -552,7 +548,8 @@ async def _record_of(idx: Indexed, u: _Unit) -> versions_store.Versions | None:
     return got
 
 
-async def _serve(src: Source, idx: Indexed, i: int, record: versions_store.Versions, obs: Hook) -> bool:
+async def _serve(src: Source, cluster: str, idx: Indexed, i: int, record: versions_store.Versions,
+                 obs: Hook) -> bool:
     """Unit ``i`` read from its versions record: each applied event's record (from the source,
     for its fields) and what the record says it did, to ``obs`` in log order. False when the
     source lacks one of the events (the unit is then folded)."""
@@ -567,7 +564,7 @@ async def _serve(src: Source, idx: Indexed, i: int, record: versions_store.Versi
     idx.events += len(recs)
     if len(recs) != len(want):
         return False
-    view = _View(idx, i, record)
+    view = _View(idx, i, record, src, cluster)
     for off in record.applied:
         r = recs[off]
         view.at = off
@@ -580,11 +577,13 @@ async def _serve(src: Source, idx: Indexed, i: int, record: versions_store.Versi
 class _View:
     """What pass 1's links read of the state (``entity``, ``peek``, ``task_ids``) right after the
     event at ``at`` of a unit read from its versions record: the record's versions, and for what
-    the unit had not changed by then, the state before the unit, as the records of the blocks
-    before it hold it (found through the index's hashes; :meth:`resolve`)."""
+    the unit had not changed by then, the state before the unit (:meth:`resolve`), as the records
+    of the blocks before it hold it (found through the index's hashes), or, past a block with no
+    record or a range with no index, the state at that unit's end (folded from the snapshot before
+    it: it answers for everything before too)."""
 
-    def __init__(self, idx: Indexed, i: int, record: versions_store.Versions) -> None:
-        self.idx, self.i, self.record = idx, i, record
+    def __init__(self, idx: Indexed, i: int, record: versions_store.Versions, src: Source, cluster: str) -> None:
+        self.idx, self.i, self.record, self.src, self.cluster = idx, i, record, src, cluster
         self.at = record.first
         #: values before the unit (None: not there), and the task keys of a Mesos task id before it
         self.before: dict[Key, Any] = {}
@@ -623,39 +622,64 @@ class _View:
             return
         # every block where a task of this Mesos task id changed holds name("task", task_id)
         # (its task_id field while it is there, its id's tail once gone: touched.py)
-        needle = touched.name("task", arg)
         found: set[Key] = set()
-        for j in range(self.i - 1, -1, -1):
-            w = await self._unit_record(j, needle)
-            if w is not None:
-                found.update(k for k, vs in w.values.items() if k[0] == "task" and _is_task(k, vs, arg))
+        async for got in self._holders(touched.name("task", arg)):
+            if isinstance(got, ClusterState):  # (and everything before it)
+                found.update(("task", t) for t in got.task_ids(arg))
+            else:
+                found.update(k for k, vs in got.values.items() if k[0] == "task" and _is_task(k, vs, arg))
         self.tasks_before[arg] = found
         for k in found:
             if k not in self.before:
                 self.before[k] = await self._before(k, touched.key(*k))
 
-    async def _unit_record(self, j: int, needle: int) -> versions_store.Versions | None:
-        """The record of unit ``j`` when its block holds ``needle`` (None: it does not)."""
-        w = self.idx._units[j]
-        if w.block is None:
-            raise _Unserved(f"offsets {w.first}..{w.last} have no index")
-        if not w.block.holds(needle):
-            return None
-        got = await _record_of(self.idx, w)
-        if got is None:
-            raise _Unserved(f"block {w.first}..{w.last} has no readable versions record")
-        self.idx.lookups += 1
-        return got
+    async def _holders(self, needle: int) -> AsyncIterator[versions_store.Versions | ClusterState]:
+        """The records of the units before this one whose blocks hold ``needle``, newest first; a
+        unit with no record or no index ends it with the state at its end."""
+        idx = self.idx
+        for j in range(self.i - 1, -1, -1):
+            w = idx._units[j]
+            if w.block is not None and not w.block.holds(needle):
+                continue
+            got = await _record_of(idx, w) if w.block is not None else None
+            idx.lookups += 1
+            if got is not None:
+                yield got
+                continue
+            yield await self._state_after(w)
+            return
+
+    async def _state_after(self, w: _Unit) -> ClusterState:
+        """The state at the end of unit ``w``, folded from the snapshot (or delta) that costs least
+        (kept for the next lookups: ``KEEP_LOOKUP_STATES``)."""
+        idx = self.idx
+        st = idx._lookup_states.get(w.last)
+        if st is not None:
+            return st
+        first = idx._units[0].first
+        got = await _start_from(idx, self.cluster, first, w.last)
+        start, cur = got if got is not None else (ClusterState.empty(self.cluster), first - 1)
+        st = (await replay(self.src, self.cluster, Target(offset=w.last), start_state=start, start_offset=cur,
+                           progress=False)).state if cur < w.last else start
+        idx.lookup_folds += 1
+        while len(idx._lookup_states) >= KEEP_LOOKUP_STATES:
+            del idx._lookup_states[next(iter(idx._lookup_states))]
+        idx._lookup_states[w.last] = st
+        return st
 
     async def _before(self, k: Key, needle: int) -> Any:
         """``k``'s value at the end of the unit before this one (None: not in the state)."""
-        for j in range(self.i - 1, -1, -1):
-            w = await self._unit_record(j, needle)
-            if w is not None:
-                found, v = w.value_after(k, w.last)
-                if found:
-                    return v
+        async for got in self._holders(needle):
+            if isinstance(got, ClusterState):
+                return got.entity(*k)
+            found, v = got.value_after(k, got.last)
+            if found:
+                return v
         return None
+
+
+#: States at a unit's end a history keeps for its lookups (``_View._state_after``).
+KEEP_LOOKUP_STATES = 2
 
 
 def _is_task(k: Key, versions: list[tuple[int, Any]] | None, task_id: str) -> bool:
@@ -775,14 +799,7 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
                     await view.resolve(m)
 
         idx.kinds = frozenset({kind, *LINKED_KINDS})
-        try:
-            await _fold_units(src, cluster, idx, wants, _observer(idx, links, links_served), also=later)
-        except _Unserved as exc:
-            # the records cannot answer: every unit folded, from the start of pass 1
-            _restart_without_records(idx, str(exc))
-            rel.targets, rel.keys, rel.correlation = {(kind, i) for i in ids}, {(kind, i) for i in ids}, set()
-            seen_ids.clear()
-            await _fold_units(src, cluster, idx, wants, _observer(idx, links), also=later)
+        await _fold_units(src, cluster, idx, wants, _observer(idx, links, links_served), also=later)
     else:
         _say_scan(index, progress)
 
@@ -798,15 +815,6 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
             rel.targets.discard((kind, i))
             rel.keys.discard((kind, i))
     return rel
-
-
-def _restart_without_records(idx: Indexed, why: str) -> None:
-    """Forget what a pass that read versions records did; the next folds every unit it wants."""
-    idx.versions, idx.fetch, idx.unserved = {}, None, why
-    idx.seen.clear()
-    idx.done.clear()
-    idx.folded = idx.served = 0
-    idx.hook_from = -1
 
 
 def _say_scan(index: Indexed | None, progress: bool) -> None:

@@ -100,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
                        # how it was answered: the blocks of the worker's index read from their versions
                        # records or folded, of the units the log was cut into (null: the whole log scanned)
                        "index": {"units": idx.units, "read": idx.served, "folded": idx.folded,
-                                 "states_decoded": idx.loads, "waited_seconds": round(idx.waited, 3),
-                                 "records_not_used": idx.unserved} if idx.serves else None})
+                                 "states_decoded": idx.loads,
+                                 "waited_seconds": round(idx.waited, 3)} if idx.serves else None})
             return 0 if total else 1
         shown = f"{len(entries)} of {total} events shown" if len(entries) != total else f"{total} events"
         print(f"history of {', '.join(targets) or args.entity} in {o.cluster}: {shown} "
