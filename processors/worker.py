@@ -70,6 +70,12 @@ CHILD_FAILURES_BEFORE_IN_PROCESS = 2
 MAX_VERSIONS_JOBS = 8
 
 
+async def _fewer_than(jobs: deque[asyncio.Task[None]], n: int) -> None:
+    """Wait for the oldest of ``jobs`` until fewer than ``n`` are left (1: all done)."""
+    while len(jobs) >= n:
+        await jobs.popleft()
+
+
 def _gc_paused(fn: Callable[[], bytes]) -> bytes:
     """``fn()`` with the cyclic GC paused: a snapshot's or delta's many containers are acyclic
     (a delta's collections were 4 s of the worker's 210 at 1.5M events)."""
@@ -478,8 +484,7 @@ class DeriveWorker:
     async def _side_outputs(self, d: PartitionDeriver, out: BatchOutcome) -> None:
         await self._send_dead_letters(out.dead_letters[out.sent:])
         for cluster, first, last, raw in out.versions:
-            while len(self._versions_jobs) >= MAX_VERSIONS_JOBS:
-                await self._versions_jobs.popleft()
+            await _fewer_than(self._versions_jobs, MAX_VERSIONS_JOBS)
             self._versions_jobs.append(asyncio.get_running_loop().create_task(
                 self._store_versions(d, cluster, first, last, raw)))
         for cluster in out.snapshots_due:
@@ -500,8 +505,7 @@ class DeriveWorker:
         # A snapshot only bounds replay work: failing to write one never stops derivation.
         try:
             if self.snapshots_in_child and offload.available():
-                while len(self._snapshot_jobs) >= MAX_SNAPSHOT_CHILDREN:
-                    await self._snapshot_jobs.popleft()
+                await _fewer_than(self._snapshot_jobs, MAX_SNAPSHOT_CHILDREN)
                 job = self._offload_snapshot(d, cluster, delta=delta)
                 if job is not None:
                     self._snapshot_jobs.append(job)
@@ -646,13 +650,11 @@ class DeriveWorker:
 
     async def versions_written(self) -> None:
         """Wait until the versions records being compressed or stored, if any, are stored (or failed)."""
-        while self._versions_jobs:
-            await self._versions_jobs.popleft()
+        await _fewer_than(self._versions_jobs, 1)
 
     async def snapshots_written(self) -> None:
         """Wait until the snapshots being encoded or stored, if any, are stored (or failed)."""
-        while self._snapshot_jobs:
-            await self._snapshot_jobs.popleft()
+        await _fewer_than(self._snapshot_jobs, 1)
 
     async def write_snapshot(self, d: PartitionDeriver, cluster: str) -> None:
         """The cluster's state at the committed checkpoint, through the snapshot store."""
