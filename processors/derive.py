@@ -593,13 +593,11 @@ class PartitionDeriver:
         every = self.touched_every_events
         for cluster, acc in self.touched.items():
             if every and acc.due(every):
-                first, value = acc.close(self.folded_offset)
-                pending[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
-                self._close_capture(cluster, first, out)
+                self._end_block(cluster, acc, pending, out)
             elif acc.events and cluster in touched:
                 # the open block so far (its hashes are up to date after _take_dirty): history folds
                 # the records past the last closed block only when it names what it looks for
-                pending[layout.touched_open_key(f"{self.prefix}/{self.generation}", cluster)] = acc.encode_open(
+                pending[layout.touched_open_key(f"{self.prefix}/{self.generation}", cluster)] = acc.encode_through(
                     self.folded_offset)
         return pending
 
@@ -650,8 +648,13 @@ class PartitionDeriver:
         block (and its entities into ``carried``, written with the batch), the block too, and its
         versions record into ``out``."""
         self._take_dirty(cluster, state, carried)
+        self._end_block(cluster, acc, carried, out)
+
+    def _end_block(self, cluster: str, acc: Accumulator, into: dict[bytes, Pending], out: BatchOutcome) -> None:
+        """The cluster's block through the record just folded: its key into ``into`` (written with
+        the batch), its versions record into ``out``; the block and the capture start over."""
         first, value = acc.close(self.folded_offset)
-        carried[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
+        into[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
         self._close_capture(cluster, first, out)
 
     def _capture(self, cluster: str, f: Fold, offset: int) -> None:

@@ -260,14 +260,14 @@ class Accumulator:
     def due(self, every: int) -> bool:
         return self.events >= every and not self.failed_pending
 
-    def encode_open(self, last: int) -> bytes:
-        """The block so far, through ``last`` (the worker's last folded offset), as ``encode``
-        writes a closed one: what history reads of the records past the last closed block."""
+    def encode_through(self, last: int) -> bytes:
+        """The block so far, through ``last`` (the worker's last folded offset): a closed block's
+        value, or the open block's (what history reads of the records past the last closed one)."""
         return encode(self.first, last, self.events, self.max_occurred_at, self.hashes)
 
     def close(self, last: int) -> tuple[int, bytes]:
         """``(first offset, value)`` of the block through ``last``; the accumulator starts over."""
-        out = self.first, encode(self.first, last, self.events, self.max_occurred_at, self.hashes)
+        out = self.first, self.encode_through(last)
         self.first, self.events, self.max_occurred_at, self.hashes = last + 1, 0, None, set()
         return out
 
