@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from kmevents.replay.engine import Hook, Target, replay
+from kmevents.replay.engine import Target, replay
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
 
@@ -400,7 +400,7 @@ async def _load(idx: Indexed, e: dict[str, Any]) -> ClusterState | None:
 
 
 async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[touched.Block], bool],
-                      hook: Hook, skipped: Callable[[touched.Block], None] | None = None,
+                      hook: _Observer, skipped: Callable[[touched.Block], None] | None = None,
                       also: Callable[[touched.Block], bool] | None = None) -> None:
     """Fold the units ``wants`` (asked in log order, as the hook widens what it wants) and the
     ones not indexed, each with ``hook`` on its events, from the state just before it. Units an
@@ -418,7 +418,7 @@ async def _fold_units(src: Source, cluster: str, idx: Indexed, wants: Callable[[
 
 
 async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Unit], first: int,
-                       wants: Callable[[touched.Block], bool], hook: Hook,
+                       wants: Callable[[touched.Block], bool], hook: _Observer,
                        skipped: Callable[[touched.Block], None] | None,
                        also: Callable[[touched.Block], bool] | None) -> None:
     st: ClusterState | None = None
@@ -506,11 +506,6 @@ class _Observer:
             await self.then_served(dirty, view)
 
 
-def _observer(idx: Indexed, then: Callable[[set[Key], Any], None] | None = None,
-              then_served: Callable[[set[Key], _View], Awaitable[None]] | None = None) -> _Observer:
-    return _Observer(idx, then, then_served)
-
-
 # -- units read from their versions records (store/versions.py) -----------------------------
 
 #: Versions records an indexed history keeps decoded (~5-10 MB each at the large profile).
@@ -549,12 +544,11 @@ async def _record_of(idx: Indexed, u: _Unit) -> versions_store.Versions | None:
 
 
 async def _serve(src: Source, cluster: str, idx: Indexed, i: int, record: versions_store.Versions,
-                 obs: Hook) -> bool:
+                 obs: _Observer) -> bool:
     """Unit ``i`` read from its versions record: each applied event's record (from the source,
     for its fields) and what the record says it did, to ``obs`` in log order. False when the
     source lacks one of the events (the unit is then folded)."""
     u = idx._units[i]
-    assert isinstance(obs, _Observer)
     want = set(record.applied)
     recs: dict[int, LogRecord] = {}
     async for batch in src.batches(u.first, u.last):
@@ -799,7 +793,7 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
                     await view.resolve(m)
 
         idx.kinds = frozenset({kind, *LINKED_KINDS})
-        await _fold_units(src, cluster, idx, wants, _observer(idx, links, links_served), also=later)
+        await _fold_units(src, cluster, idx, wants, _Observer(idx, links, links_served), also=later)
     else:
         _say_scan(index, progress)
 
@@ -874,7 +868,7 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
 
         # only the units pass 1 left out: what the others did is in index.seen
         index.kinds = index.kinds | {k for k, _ in rel.keys}  # (pass 1 set them: every kind rel.keys holds)
-        await _fold_units(src, cluster, index, lambda b: b.holds_any(needles), _observer(index), skipped)
+        await _fold_units(src, cluster, index, lambda b: b.holds_any(needles), _Observer(index), skipped)
         for _, x in sorted(index.seen.items()):
             if x.occurred_at:
                 last_time[0] = max(last_time[0], x.occurred_at)
