@@ -11,6 +11,8 @@ Under ``<prefix>`` (``/kmevents/v1`` by default)::
     <generation>/_touched/<cluster>/<first:020d>  index block        what a block of offsets touched (history)
     <generation>/_touched_open/<cluster>          index block        the open block so far (history)
     <generation>/_versions/<cluster>/<first:020d>  index entry       where a block's entity versions live (history)
+    <generation>/_versions_open/<cluster>/<first:020d>/<from:020d>  record part  the open block's versions,
+                                                   a live batch's part each (history)
     clusters/<cluster>/current               {"generation": "r3"}     which derivation readers use
     clusters/<cluster>/<generation>/<kind>/<id>   entity JSON (whole values)
 
@@ -91,6 +93,15 @@ def versions_index_key(prefix: str, cluster: str, first: int) -> bytes:
 
 def versions_index_prefix(prefix: str, cluster: str) -> bytes:
     return f"{prefix}/_versions/{cluster}/".encode()
+
+
+def versions_open_key(prefix: str, cluster: str, first: int, start: int) -> bytes:
+    return f"{prefix}/_versions_open/{cluster}/{first:020d}/{start:020d}".encode()
+
+
+def versions_open_prefix(prefix: str, cluster: str, first: int | None = None) -> bytes:
+    tail = "" if first is None else f"{first:020d}/"
+    return f"{prefix}/_versions_open/{cluster}/{tail}".encode()
 
 
 def verified_key(prefix: str, cluster: str) -> bytes:

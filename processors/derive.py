@@ -52,7 +52,9 @@ from kmevents.folding import APPLIED, FAILED, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention
 from kmevents.reducer.sections import Sections
 from kmevents.settings import Settings
+from kmevents.store import snapshots as snapshot_store
 from kmevents.store import touched as touched_index
+from kmevents.store import versions as versions_store
 from kmevents.store.checkpoint import Checkpoint, read_checkpoint
 from kmevents.store.generations import current_generation, pointer_value
 from kmevents.store.partition_map import PartitionMap
@@ -217,6 +219,11 @@ class PartitionDeriver:
         #: with versions: per cluster, what fold-failed events marked dirty since its last applied
         #: event and a collect for etcd took first: it goes with the next applied event's versions
         self._held: dict[str, set[tuple[str, str]]] = {}
+        #: whether the batch being folded is live (``process``): it writes the open blocks' parts
+        self._live = False
+        #: per cluster, the parts of an open block an earlier worker wrote (read on a take): deleted
+        #: with the cluster's next block close (the resumed block writes none: its record is partial)
+        self._stale_parts: dict[str, list[bytes]] = {}
         #: clusters whose readers were switched to a repaired generation of this
         #: reducer version (``r<V>.repair-<time>``, see kmevents/replay/repair.py):
         #: their entities are written there, and ``current`` is left alone.
@@ -280,6 +287,13 @@ class PartitionDeriver:
             b = await touched_index.last_closed(self.settings, self.client, cluster, ckpt, self.generation)
             if b is not None:
                 self.block_ends[cluster] = b
+        if self.versions:
+            self._stale_parts = {}
+            prefix = f"{self.prefix}/{self.generation}"
+            for cluster in self.checkpoint.chains:
+                start = layout.versions_open_prefix(prefix, cluster)
+                async for _, kvs in etcd_adapter.range_pages(self.client, start, etcd_adapter.prefix_end(start)):
+                    self._stale_parts.setdefault(cluster, []).extend(kv.key for kv in kvs)
         return dict(self.block_ends)
 
     def restore_ceiling(self, cluster: str, fulls: Sequence[int]) -> int:
@@ -450,7 +464,8 @@ class PartitionDeriver:
                 pass
         return None
 
-    async def process(self, records: Sequence[Record], *, until_due: bool = False) -> BatchOutcome:
+    async def process(self, records: Sequence[Record], *, until_due: bool = False, live: bool = False
+                      ) -> BatchOutcome:
         """Fold ``records`` (one partition, ascending offsets) and commit them to etcd.
 
         With ``until_due`` it stops right after the record at which a cluster's snapshot or
@@ -471,8 +486,13 @@ class PartitionDeriver:
         to a cluster pinned to another partition, goes to the dead letters with its
         position.
 
+        ``live``: the records end at the partition's end as the fetch saw it (the worker keeps
+        up): with versions, the batch also writes what it adds to each open block's record
+        (``Capture.part``), so a history of what changed last reads it instead of folding.
+
         Raises :class:`FencedError` when another worker moved the checkpoint.
         """
+        self._live = live and self.versions
         out = BatchOutcome()
         # Clusters changed in this batch: their dirty sets are collected at flush
         # time only (collecting them materializes agent/role aggregates, which is
@@ -599,7 +619,23 @@ class PartitionDeriver:
                 # the records past the last closed block only when it names what it looks for
                 pending[layout.touched_open_key(f"{self.prefix}/{self.generation}", cluster)] = acc.encode_through(
                     self.folded_offset)
+                if self._live and cluster not in self._held:
+                    self._open_part(cluster, acc, pending)
         return pending
+
+    def _open_part(self, cluster: str, acc: Accumulator, pending: dict[bytes, Pending]) -> None:
+        """What the batch added to the open block's versions record, written with the block so far
+        (the same transaction: a history finds the parts through the block's last offset). Not
+        while a fold-failed event's marks wait for the next applied event's versions (``_held``):
+        the next part covers both."""
+        cap = self.captures.get(cluster)
+        got = cap.part(cluster, acc.first, self.folded_offset) if cap is not None else None
+        if got is None:
+            return
+        start, raw = got
+        key = layout.versions_open_key(f"{self.prefix}/{self.generation}", cluster, acc.first, start)
+        pending[key] = snapshot_store.compress(raw, versions_store.LEVEL)
+        cap.part_keys.append(key)  # type: ignore[union-attr]
 
     def _take_dirty(self, cluster: str, state: ClusterState, pending: dict[bytes, Pending], *,
                     now: bool = False) -> None:
@@ -655,7 +691,9 @@ class PartitionDeriver:
         the batch), its versions record into ``out``; the block and the capture start over."""
         first, value = acc.close(self.folded_offset)
         into[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
-        self._close_capture(cluster, first, out)
+        for key in self._stale_parts.pop(cluster, ()):
+            into[key] = None  # an earlier worker's parts of an open block (load_block_ends)
+        self._close_capture(cluster, first, out, into)
 
     def _capture(self, cluster: str, f: Fold, offset: int) -> None:
         """After an applied event: its dirty set, taken now (the agents' and roles' totals brought
@@ -680,11 +718,15 @@ class PartitionDeriver:
             dirty |= held  # written already; their versions are this event's (as history sees them)
         self.captures[cluster].event(offset, dirty, st, f.anns)
 
-    def _close_capture(self, cluster: str, first: int, out: BatchOutcome) -> None:
-        """The versions record of the block ``first..folded_offset`` just closed, into ``out``."""
+    def _close_capture(self, cluster: str, first: int, out: BatchOutcome, into: dict[bytes, Pending]) -> None:
+        """The versions record of the block ``first..folded_offset`` just closed, into ``out``; the
+        keys of its open parts, deleted, into ``into`` (the record replaces them)."""
         cap = self.captures.get(cluster)
         if cap is None:
             return
+        for key in cap.part_keys:
+            into[key] = None
+        cap.part_keys = []
         raw = cap.close(cluster, first, self.folded_offset)
         if raw is not None:
             out.versions.append((cluster, first, self.folded_offset, raw))

@@ -425,8 +425,11 @@ class DeriveWorker:
             # in steps that end where a snapshot or delta falls due, each taken at its offset
             # (PartitionDeriver.process ``until_due``)
             rest: list[ConsumerRecord] = records
+            # the records reach the partition's end as the fetch saw it: the worker keeps up
+            hw = self._group_consumer().highwater(tp) if records else None
+            live = hw is not None and records[-1].offset + 1 >= hw
             while True:
-                out = await d.process(rest, until_due=True)
+                out = await d.process(rest, until_due=True, live=live)
                 if out.consumed >= len(rest):
                     break
                 await self._side_outputs(d, out)

@@ -48,6 +48,10 @@ of the blocks before it whose hash sets name the entity or the task id (``_View`
 with no record, or a range with no index, from the state at that unit's end, folded from the
 snapshot before it (``Indexed.lookup_folds``). At the large profile a history then reads
 a few records (~0.2 MB each) where it decoded a ~0.5 s state per snapshot interval it spans.
+The open block has a record too while the worker keeps up: each of its live batches writes
+what it added (``Capture.part``), and the parts joined through the open block's last offset
+are its record (``versions_store.read_open``); without them (a worker catching up, or just
+restarted) the open block is folded from a state (~1 s at the large profile).
 
 Each entry carries the event's two times and lag, its actor, the annotations it produced, and the resulting state of each related entity it
 touched; ``lasted`` says how long the condition it put the entity in held
@@ -153,6 +157,9 @@ class Indexed:
     #: that is a whole block with one is read from it instead of folded; ``fetch`` reads one
     versions: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     fetch: Callable[[dict[str, Any]], Awaitable[versions_store.Versions | None]] | None = None
+    #: the open block's record joined from the parts the worker's live batches wrote
+    #: (``versions_store.read_open``; None when they do not cover it)
+    fetch_open: Callable[[touched.Block], Awaitable[versions_store.Versions | None]] | None = None
     #: units read from their versions records (of ``units``; ``folded`` counts the others);
     #: ``lookups``: records read to find a value or a task from before a unit read
     served: int = 0
@@ -165,6 +172,7 @@ class Indexed:
     lookup_folds: int = 0
     #: the versions records read, by first offset (None: unreadable, the unit is folded)
     _records: dict[int, versions_store.Versions | None] = field(default_factory=dict)
+    _open_record: tuple[int, int, versions_store.Versions | None] | None = None
     _lookup_states: dict[int, ClusterState] = field(default_factory=dict)
     #: the units of the log as the passes cut it (set by ``_fold_units``)
     _units: list[_Unit] = field(default_factory=list)
@@ -258,7 +266,10 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         reader = reader_of(int(entry["snapshot_partition"])) if reader_of is not None else None
         return await versions_store.read(settings, entry, reader)
 
-    idx = Indexed(blocks, snapshots, versions=entries, fetch=fetch, opened=opened)
+    async def fetch_open(b: touched.Block) -> versions_store.Versions | None:
+        return await versions_store.read_open(settings, client, cluster, b.first, b.last)
+
+    idx = Indexed(blocks, snapshots, versions=entries, fetch=fetch, fetch_open=fetch_open, opened=opened)
 
     async def refresh() -> None:
         """The blocks closed since, the records' entries stored since and the open block, read again
@@ -526,6 +537,8 @@ async def _record_of(idx: Indexed, u: _Unit) -> versions_store.Versions | None:
     b = u.block
     if idx.fetch is None or b is None or (u.first, u.last) != (b.first, b.last):
         return None
+    if b is idx.opened:
+        return await _open_record_of(idx, b)
     entry = idx.versions.get((b.first, b.last))
     if entry is None:
         return None
@@ -540,6 +553,21 @@ async def _record_of(idx: Indexed, u: _Unit) -> versions_store.Versions | None:
     while len(idx._records) >= KEEP_RECORDS:
         del idx._records[next(iter(idx._records))]
     idx._records[b.first] = got
+    return got
+
+
+async def _open_record_of(idx: Indexed, b: touched.Block) -> versions_store.Versions | None:
+    """The open block's record, joined from its parts (read once a history)."""
+    held = idx._open_record
+    if held is not None and held[:2] == (b.first, b.last):
+        return held[2]
+    got = None
+    if idx.fetch_open is not None:
+        try:
+            got = await idx.fetch_open(b)
+        except Exception:  # noqa: BLE001 - a record only saves time: the block is folded
+            got = None
+    idx._open_record = (b.first, b.last, got)
     return got
 
 

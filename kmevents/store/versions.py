@@ -78,28 +78,59 @@ class Capture:
     record's canonical bytes and starts over. ``complete`` is False when the block's first
     records were not seen (a restart re-folded them): such a block gets no record."""
 
-    __slots__ = ("events", "values", "complete")
+    __slots__ = ("events", "values", "complete", "parts_through", "_mark", "_fresh", "part_keys")
 
     def __init__(self, complete: bool = True) -> None:
         self.events: list[tuple[int, list[dict[str, Any]] | None]] = []
         self.values: dict[Key, list[tuple[int, bytes | None]]] = {}
         self.complete = complete
+        #: the open block's parts written so far (:meth:`part`): the last offset they cover
+        #: (None: none yet), the index in ``events`` and the entities changed since, and the
+        #: etcd keys they were written at (deleted when the block closes)
+        self.parts_through: int | None = None
+        self._mark = 0
+        self._fresh: set[Key] = set()
+        self.part_keys: list[bytes] = []
 
     def event(self, offset: int, dirty: Iterable[Key], state: ClusterState,
               anns: list[dict[str, Any]] | None = None) -> None:
         self.events.append((offset, anns or None))
         values = self.values
+        fresh = self._fresh
         read = state.entity_bytes
         for k in dirty:
             got = values.get(k)
             if got is None:
                 got = values[k] = []
             got.append((offset, read(k[0], k[1])))
+            fresh.add(k)
+
+    def part(self, cluster: str, first: int, last: int) -> tuple[int, bytes] | None:
+        """The open block's record from where its parts so far end (``first``, the block's first
+        offset, when there are none) through ``last``: ``(its first offset, its bytes)``, a record
+        of the same format (None when not ``complete``, or when the parts cover ``last`` already)."""
+        start = first if self.parts_through is None else self.parts_through + 1
+        if not self.complete or last < start:
+            return None
+        since = start - 1
+        values = self.values
+        part: dict[Key, list[tuple[int, bytes | None]]] = {}
+        for k in self._fresh:
+            vs = values[k]
+            i = len(vs)
+            while i and vs[i - 1][0] > since:
+                i -= 1
+            part[k] = vs[i:]
+        out = encode(cluster, start, last, self.events[self._mark:], part)
+        self.parts_through, self._mark, self._fresh = last, len(self.events), set()
+        return start, out
 
     def close(self, cluster: str, first: int, last: int) -> bytes | None:
-        """The record of the block ``first..last`` (None when not ``complete``); starts over."""
+        """The record of the block ``first..last`` (None when not ``complete``); starts over (the
+        parts' keys stay in ``part_keys`` for the caller to delete)."""
         out = encode(cluster, first, last, self.events, self.values) if self.complete else None
         self.events, self.values, self.complete = [], {}, True
+        self.parts_through, self._mark, self._fresh = None, 0, set()
         return out
 
 
@@ -182,6 +213,34 @@ def decode(data: bytes) -> Versions:
         raise VersionsError(f"damaged versions record: {exc}") from None
 
 
+def joined(cluster: str, parts: list[Versions], first: int, last: int) -> Versions | None:
+    """The open block ``first..last`` from its parts (ascending): None unless they follow each
+    other from ``first`` through ``last`` at least (what they hold past ``last`` is left out)."""
+    pos = first
+    anns: dict[int, list[dict[str, Any]]] = {}
+    applied: list[int] = []
+    values: dict[Key, list[tuple[int, Any]]] = {}
+    for p in parts:
+        if pos > last:
+            break
+        if p.first != pos:
+            return None
+        applied.extend(o for o in p.applied if o <= last)
+        anns.update((o, a) for o, a in p.anns.items() if o <= last)
+        for k, vs in p.values.items():
+            keep = [(o, v) for o, v in vs if o <= last]
+            if keep:
+                got = values.get(k)
+                if got is None:
+                    values[k] = keep
+                else:
+                    got.extend(keep)
+        pos = p.last + 1
+    if pos <= last:
+        return None
+    return Versions(cluster, first, last, anns, applied, values)
+
+
 # -- the store -------------------------------------------------------------------------
 
 async def write(writer: Any, *, cluster: str, generation: str, partition: int, first: int, last: int,
@@ -223,6 +282,27 @@ async def read_entries(settings: Settings, client: etcd_adapter.EtcdClient, clus
     return out
 
 
+async def read_open(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str, first: int, last: int,
+                    generation: str | None = None) -> Versions | None:
+    """The worker's open block ``first..last`` as one record, joined from the parts its live
+    batches wrote (``Capture.part``); None when they do not cover it (a batch that was not live,
+    a restart) or cannot be read."""
+    from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.store.snapshots import SnapshotError, decompress
+
+    gen = generation or layout.live_generation()
+    prefix = layout.versions_open_prefix(f"{settings.etcd.prefix}/{gen}", cluster, first)
+    parts: list[Versions] = []
+    async for _, kvs in etcd_adapter.range_pages(client, prefix, etcd_adapter.prefix_end(prefix), page=1000):
+        for kv in kvs:
+            try:
+                parts.append(decode(decompress(kv.value, "zstd", 0)))
+            except (VersionsError, SnapshotError):
+                return None
+    parts.sort(key=lambda p: p.first)
+    return joined(cluster, parts, first, last)
+
+
 async def read(settings: Settings, entry: dict[str, Any], reader: Any = None) -> Versions | None:
     """The record of ``entry`` decoded, or None when its chunks are missing or damaged."""
     from kmevents.store.snapshots import read_bytes
@@ -236,5 +316,5 @@ async def read(settings: Settings, entry: dict[str, Any], reader: Any = None) ->
         return None
 
 
-__all__ = ["FORMAT", "LEVEL", "Capture", "Versions", "VersionsError", "decode", "encode", "read", "read_entries",
-           "write"]
+__all__ = ["FORMAT", "LEVEL", "Capture", "Versions", "VersionsError", "decode", "encode", "joined", "read",
+           "read_entries", "read_open", "write"]

@@ -20,16 +20,19 @@ from tests.integration.test_processors import checkpoints, ingest_sim, run_worke
 from tests.integration.test_replay import cli
 
 
-async def _both(s: Settings, kind: str, id: str, reads: list[int] | None = None, *, records: bool = True
-                ) -> tuple[dict, dict, history.Indexed]:
+async def _both(s: Settings, kind: str, id: str, reads: list[int] | None = None, *, records: bool = True,
+                parts: bool = True) -> tuple[dict, dict, history.Indexed]:
     """``(indexed, scanned)`` history of ``kind/id``, each as the JSON the CLI prints; ``reads``
     gets the records the indexed passes read (pass 1, then pass 2); ``records=False``: the
-    worker's versions records left unread (every unit wanted is folded)."""
+    worker's versions records left unread (every unit wanted is folded); ``parts=False``: the
+    open block's parts left unread (it is folded when wanted)."""
     out = []
     async with open_log(s) as o:
         idx = await history.open_index(o)
         if not records:
             idx.versions, idx.fetch = {}, None
+        if not records or not parts:
+            idx.fetch_open = None
         for index in (idx, None):
             rel = await history.related(o.source, o.cluster, kind, [id], None, progress=False, index=index)
             if index is not None and reads is not None:
@@ -229,12 +232,13 @@ async def test_a_block_written_past_the_checkpoint_is_passed_over_and_replaced_b
     assert not blocks[5].holds(stray)
 
 
-async def test_history_reads_the_workers_versions_records_and_folds_the_open_block_only_when_it_names_the_entity(
+async def test_history_reads_the_workers_versions_records_and_the_open_blocks_parts(
         isolated: Settings) -> None:
     """With the worker's versions records (store/versions.py) a history decodes no state for the
     blocks it wants: it reads their records. The records past the last closed block (the open
-    block, as the worker's last batch wrote it) are folded only when its hashes name what a pass
-    looks for. Every answer is the full scan's."""
+    block, as the worker's last batch wrote it) are wanted only when its hashes name what a pass
+    looks for; then they are read from the parts the worker's live batch wrote, and without
+    those, folded from a state. Every answer is the full scan's."""
     s = isolated
     await ingest_sim(s, s.cluster, 2130)
     await run_worker_until_caught_up(s, snapshot_every_events=1500, delta_every_events=500,
@@ -250,19 +254,27 @@ async def test_history_reads_the_workers_versions_records_and_folds_the_open_blo
     rng = random.Random(8)
     quiet = rng.sample(sorted(set(st.pods) - in_open), 4)
     served = stateless = 0
-    for pod in quiet + rng.sample(sorted(in_open), 2):
+    named = rng.sample(sorted(in_open), 2)
+    for pod in quiet + named:
         indexed, scanned, idx = await _both(s, "pod", pod)
         assert idx.serves and indexed == scanned, pod
         assert scanned["events"], pod
         served += idx.served
         if pod in quiet and not any(idx.opened.holds(touched.key(*k)) for k in (tuple(x) for x in scanned["keys"])):
-            assert idx.folded == 0 and idx.loads == 0, (pod, idx.folded, idx.loads)  # no state decoded at all
+            assert idx._open_record is None  # not wanted: its parts are not even read
             stateless += 1
+        # the open block, when wanted, is read from its parts (the worker's last batch was live)
+        assert idx.folded == 0 and idx.loads == 0, (pod, idx.folded, idx.loads)  # no state decoded at all
     assert served and stateless
+    assert idx._open_record is not None and idx._open_record[2] is not None
+    # without the parts, a pod the open block names has that block folded, from a state
+    for pod in named:
+        indexed, scanned, idx = await _both(s, "pod", pod, parts=False)
+        assert indexed == scanned and idx.folded >= 1 and idx.loads >= 1, pod
     # without the open block the records past the last closed one are always folded, from a state
     async with open_log(s) as o:
         idx = await history.open_index(o)
-        idx.opened = None
+        idx.opened, idx.refresh = None, None  # (and not read again while waiting for the worker)
         rel = await history.related(o.source, o.cluster, "pod", [quiet[0]], None, progress=False, index=idx)
         await history.collect(o.source, o.cluster, rel, progress=False, index=idx)
     assert idx.folded >= 1

@@ -207,3 +207,152 @@ def test_without_the_touched_index_there_are_no_versions() -> None:
     d = _Recorded(touched_every_events=0)
     assert not d.versions
     assert _derive(d, _records(500), 100) == [] and not d.captures
+
+
+# -- the open block's parts, written by live batches ------------------------------------------
+
+def _derive_live(d: _Recorded, records: list[Rec], batch: int, live: Any = lambda i: True
+                 ) -> list[dict[bytes, bytes]]:
+    """Derive ``records`` in batches (batch ``i`` live when ``live(i)``); etcd's keys after each
+    batch (the recorded transactions applied in order)."""
+    async def run() -> list[dict[bytes, bytes]]:
+        store: dict[bytes, bytes] = {}
+        after = []
+        for n, i in enumerate(range(0, len(records), batch)):
+            before = len(d.txns)
+            await d.process(records[i:i + batch], live=live(n))
+            for t in d.txns[before:]:
+                for k, v in t.items():
+                    if v is None:
+                        store.pop(k, None)
+                    else:
+                        store[k] = v
+            after.append(dict(store))
+        return after
+    return asyncio.run(run())
+
+
+def _open_parts(d: _Recorded, store: dict[bytes, bytes]) -> tuple[Block | None, list[versions.Versions]]:
+    """The open block in ``store`` and the parts of records there (ascending)."""
+    from kmevents.store import snapshots
+
+    gen = f"{d.prefix}/{d.generation}"
+    raw = store.get(layout.touched_open_key(gen, CLUSTER))
+    prefix = layout.versions_open_prefix(gen, CLUSTER)
+    parts = sorted((versions.decode(snapshots.decompress(v, "zstd", 0)) for k, v in store.items()
+                    if k.startswith(prefix)), key=lambda p: p.first)
+    return (touched.decode(raw) if raw is not None else None), parts
+
+
+def _check_open(d: _Recorded, records: list[Rec], after: list[dict[bytes, bytes]], batch: int,
+                live: Any = lambda i: True) -> int:
+    """After each batch, the open block's parts joined through its last offset equal the oracle's
+    record of that block so far, when the batch was live; how many were checked."""
+    checked = 0
+    for n, store in enumerate(after):
+        opened, parts = _open_parts(d, store)
+        closed = sorted((touched.decode(v) for k, v in store.items()
+                         if k.startswith(layout.touched_index_prefix(f"{d.prefix}/{d.generation}", CLUSTER))),
+                        key=lambda b: b.first)
+        if opened is None or opened.last != min(len(records), (n + 1) * batch) - 1:
+            assert not parts or opened is not None  # parts only beside an open block
+            continue
+        assert all(p.first >= opened.first for p in parts)
+        joined = versions.joined(CLUSTER, parts, opened.first, opened.last)
+        if not live(n):
+            continue
+        assert joined is not None, n
+        want = versions.decode(oracle(records, [(b.first, b.last) for b in closed]
+                                      + [(opened.first, opened.last)])[opened.first])
+        assert (joined.first, joined.last, joined.applied, joined.anns, joined.values) == (
+            want.first, want.last, want.applied, want.anns, want.values), n
+        checked += 1
+    return checked
+
+
+def test_live_batches_write_the_open_blocks_parts_which_join_into_its_record_and_go_when_it_closes() -> None:
+    records = _records(1500, junk_at=(7, 640))
+    d = _Recorded(touched_every_events=200)
+    after = _derive_live(d, records, 70)  # blocks close inside batches and at their ends
+    assert _check_open(d, records, after, 70) >= 10
+    opened, parts = _open_parts(d, after[-1])
+    assert opened is not None and len(parts) >= 2  # the open block's parts, one a live batch
+    # a closed block's parts are deleted in the transaction that writes its key
+    gen = f"{d.prefix}/{d.generation}"
+    assert all(k.startswith(layout.versions_open_prefix(gen, CLUSTER, opened.first))
+               for k in after[-1] if k.startswith(layout.versions_open_prefix(gen, CLUSTER)))
+    # the writes besides the parts are those of a batch that is not live
+    off = _Recorded(touched_every_events=200)
+    _derive_live(off, records, 70, live=lambda i: False)
+    is_part = b"/_versions_open/"
+    assert [{k: v for k, v in t.items() if is_part not in k} for t in d.txns] == off.txns
+    assert not any(is_part in k for t in off.txns for k in t)
+
+
+def test_a_batch_that_is_not_live_leaves_a_gap_the_next_live_part_covers() -> None:
+    records = _records(1000)
+    d = _Recorded(touched_every_events=300)
+    def live(i: int) -> bool:
+        return i % 3 != 1  # batches 1, 4, 7, ... catch up: no parts
+
+    after = _derive_live(d, records, 40, live)
+    assert _check_open(d, records, after, 40, live) >= 10
+    # right after a batch that was not live the open block's parts stop short of it
+    gaps = 0
+    for n, store in enumerate(after):
+        opened, parts = _open_parts(d, store)
+        if not live(n) and opened is not None and opened.first < n * 40:
+            gaps += versions.joined(CLUSTER, parts, opened.first, opened.last) is None
+    assert gaps >= 3
+
+
+def test_no_part_while_a_fold_failed_events_marks_wait_for_the_next_applied_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    records = _records(600)
+    real = folding.apply
+
+    def failing(st: ClusterState, ev: dict[str, Any], **kw: Any) -> Any:
+        anns = real(st, ev, **kw)
+        if kw.get("offset") == 449:  # the last record of its batch: changed the state, then raised
+            raise RuntimeError("boom")
+        return anns
+
+    monkeypatch.setattr(folding, "apply", failing)
+    d = _Recorded(touched_every_events=1000)
+    after = _derive_live(d, records, 150)
+    opened, parts = _open_parts(d, after[2])
+    assert opened is not None and opened.last == 449 and parts[-1].last == 299  # none for 300..449
+    assert versions.joined(CLUSTER, parts, opened.first, opened.last) is None
+    opened, parts = _open_parts(d, after[3])
+    assert opened is not None and parts[-1].first == 300 and parts[-1].last == 599
+    joined = versions.joined(CLUSTER, parts, opened.first, opened.last)
+    assert joined is not None and 449 not in joined.applied and joined.dirty_at(450)
+
+
+def test_an_earlier_workers_parts_are_deleted_with_the_next_block_close() -> None:
+    d = _Recorded(touched_every_events=200)
+    gen = f"{d.prefix}/{d.generation}"
+    stale = [layout.versions_open_key(gen, CLUSTER, 0, s) for s in (13, 57)]  # no live batch starts there
+    d._stale_parts = {CLUSTER: list(stale)}
+    _derive_live(d, _records(150), 150)
+    assert not any(k in t for t in d.txns for k in stale)  # the block is still open
+    _derive_live(d, _records(400)[150:], 250)
+    closing = next(t for t in d.txns if layout.touched_index_key(gen, CLUSTER, 0) in t)
+    assert all(k in closing and closing[k] is None for k in stale)
+
+
+def test_joined_needs_parts_that_follow_each_other_through_the_last_offset() -> None:
+    def part(first: int, last: int) -> versions.Versions:
+        return versions.Versions(CLUSTER, first, last, {first: [{"kind": "x"}]}, [first, last],
+                                 {("pod", "a"): [(first, {"v": first}), (last, {"v": last})]})
+
+    parts = [part(10, 19), part(20, 29), part(30, 39)]
+    got = versions.joined(CLUSTER, parts, 10, 29)
+    assert got is not None and got.applied == [10, 19, 20, 29] and got.anns == {10: [{"kind": "x"}],
+                                                                              20: [{"kind": "x"}]}
+    assert got.value_after(("pod", "a"), 29) == (True, {"v": 29})
+    cut = versions.joined(CLUSTER, parts, 10, 35)  # a later part cut where the block ends
+    assert cut is not None and cut.applied[-1] == 30 and cut.value_after(("pod", "a"), 39) == (True, {"v": 30})
+    assert versions.joined(CLUSTER, parts, 10, 45) is None  # not through the last offset
+    assert versions.joined(CLUSTER, [parts[0], parts[2]], 10, 35) is None  # a gap
+    assert versions.joined(CLUSTER, parts[1:], 10, 29) is None  # not from the first offset
