@@ -140,6 +140,56 @@ async def test_a_record_whose_store_fails_is_counted_and_left_out_and_derivation
     await _check_against_the_fold(s, blocks, entries)
 
 
+async def _open_parts(s: Settings) -> tuple[touched.Block | None, dict[int, list[int]]]:
+    """The open block, and every stored part's first offset by the open block's first it was written for."""
+    from kmevents import layout
+
+    gen = f"{s.etcd.prefix}/{layout.live_generation()}"
+    prefix = layout.versions_open_prefix(gen, s.cluster)
+    out: dict[int, list[int]] = {}
+    async with etcd_adapter.client(s.etcd) as c:
+        opened = await touched.read_open(s, c, s.cluster)
+        async for _, kvs in etcd_adapter.range_pages(c, prefix, etcd_adapter.prefix_end(prefix)):
+            for kv in kvs:
+                first, start = (int(x) for x in kv.key[len(prefix):].split(b"/"))
+                out.setdefault(first, []).append(start)
+        return opened, out
+
+
+async def test_a_live_workers_open_block_parts_equal_the_fold_and_a_successor_deletes_them_with_the_close(
+        isolated: Settings) -> None:
+    """The batch that reaches the log's end writes the open block's part; a worker that takes the
+    partition over resumes that block without parts of its own (its first records are re-folded),
+    and the close that ends it deletes the earlier worker's."""
+    s = isolated
+    kw = {"snapshot_every_events": 550, "delta_every_events": 0, "touched_every_events": 200, "max_records": 100}
+    await ingest_sim(s, s.cluster, 1130)
+    await run_worker_until_caught_up(s, **kw)
+    opened, parts = await _open_parts(s)
+    assert opened is not None and (opened.first, opened.last) == (1000, 1129)
+    assert parts == {1000: [1000]}  # only the last batch (1100..1129) was live: its part covers the block so far
+    p, records = await _log(s)
+    want = versions.decode(oracle([r for r in records if r.key == s.cluster.encode()],
+                                  [(b.first, b.last) for b in (await _stored(s))[0]] + [(1000, 1129)],
+                                  s.cluster, p)[1000])
+    async with etcd_adapter.client(s.etcd) as c:
+        got = await versions.read_open(s, c, s.cluster, 1000, 1129)
+    assert got is not None and (got.applied, got.anns, got.values) == (want.applied, want.anns, want.values)
+    await ingest_sim(s, s.cluster, 700, seed=2)
+    await run_worker_until_caught_up(s, **kw)
+    opened, parts = await _open_parts(s)
+    blocks, _ = await _stored(s)
+    assert opened is not None and opened.first == blocks[-1].last + 1 and opened.last == 1829
+    assert list(parts) == [opened.first], parts  # the resumed block's parts went with its close
+    p, records = await _log(s)
+    want = versions.decode(oracle([r for r in records if r.key == s.cluster.encode()],
+                                  [(b.first, b.last) for b in blocks] + [(opened.first, opened.last)],
+                                  s.cluster, p)[opened.first])
+    async with etcd_adapter.client(s.etcd) as c:
+        got = await versions.read_open(s, c, s.cluster, opened.first, opened.last)
+    assert got is not None and (got.applied, got.anns, got.values) == (want.applied, want.anns, want.values)
+
+
 def _kill_once_past(s: Settings, proc: Any, offset: int, timeout: float = 60.0) -> int:
     """SIGKILL the worker as soon as its checkpoint passes ``offset``; the checkpoint then."""
     deadline = time.monotonic() + timeout
