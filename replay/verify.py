@@ -62,14 +62,15 @@ from kmevents.timespec import iso_of_ms
 #: findings that make a report unclean (exit 1): the state or the log is not what it should be,
 #: readers are pointed at a derivation the workers do not keep (``current``), or a record
 #: cannot be checked at all (``unverifiable``)
-DRIFT_KINDS = ("missing", "extra", "different", "chain", "snapshot", "anchor", "current", "unverifiable")
+DRIFT_KINDS = ("missing", "extra", "different", "chain", "snapshot", "anchor", "current", "unverifiable",
+               "versions")
 ANCHOR_FORMAT = "kmevents.anchor/1"
 _SORT = orjson.OPT_SORT_KEYS
 
 
 @dataclass
 class Finding:
-    kind: str  # missing | extra | different | ahead | chain | snapshot | anchor | reducer_version
+    kind: str  # missing | extra | different | ahead | chain | snapshot | anchor | reducer_version | versions
     cluster: str
     key: str
     detail: str = ""
@@ -104,6 +105,8 @@ class Report:
     unfolded: dict[str, int] = field(default_factory=dict)
     #: cluster -> processes its fold from the start was split over (verify_split.py), when it was
     segments: dict[str, int] = field(default_factory=dict)
+    #: what ``--versions`` checked of history's versions records (replay/verify_versions.py), when asked
+    versions: dict[str, Any] | None = None
 
     @property
     def drift(self) -> list[Finding]:
@@ -124,6 +127,7 @@ class Report:
                 "anchors_checked": self.anchors_checked, "annotations": dict(sorted(self.annotations.items())),
                 "unfolded_records": dict(sorted(self.unfolded.items())),
                 "folded_from": self.resumed_from, "segments": self.segments, "notes": self.notes,
+                **({"versions": self.versions} if self.versions is not None else {}),
                 "drift": [f.as_dict() for f in self.drift],
                 "other_findings": [f.as_dict() for f in self.findings if f.kind not in DRIFT_KINDS],
                 "chain_heads": self.heads}
