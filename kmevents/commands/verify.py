@@ -52,7 +52,7 @@ switch left behind (the preview lists them).
 --versions also checks the entity-versions records `kmevents history` reads
 (the worker stores one per block of ~1,000 events, and parts of the open block):
 it folds the log once more from its start, captures each block as the worker
-does and compares; a record that differs is drift (exit 1). About 1.5x a plain
+does and compares; a record that differs is drift (exit 1). About 1.7x a plain
 fold of the log: opt-in.
 
 examples:
