@@ -115,6 +115,8 @@ class BatchOutcome:
     applied: int = 0
     skipped: int = 0
     transactions: int = 0
+    #: the open blocks' versions parts the batch wrote (a live batch: ``process``'s ``live``)
+    open_parts: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
     #: how many of ``dead_letters`` went to the deriver's sink already
     sent: int = 0
@@ -620,22 +622,23 @@ class PartitionDeriver:
                 pending[layout.touched_open_key(f"{self.prefix}/{self.generation}", cluster)] = acc.encode_through(
                     self.folded_offset)
                 if self._live and cluster not in self._held:
-                    self._open_part(cluster, acc, pending)
+                    out.open_parts += self._open_part(cluster, acc, pending)
         return pending
 
-    def _open_part(self, cluster: str, acc: Accumulator, pending: dict[bytes, Pending]) -> None:
+    def _open_part(self, cluster: str, acc: Accumulator, pending: dict[bytes, Pending]) -> int:
         """What the batch added to the open block's versions record, written with the block so far
         (the same transaction: a history finds the parts through the block's last offset). Not
         while a fold-failed event's marks wait for the next applied event's versions (``_held``):
-        the next part covers both."""
+        the next part covers both. How many parts it wrote (0 or 1)."""
         cap = self.captures.get(cluster)
         got = cap.part(cluster, acc.first, self.folded_offset) if cap is not None else None
         if got is None:
-            return
+            return 0
         start, raw = got
         key = layout.versions_open_key(f"{self.prefix}/{self.generation}", cluster, acc.first, start)
         pending[key] = snapshot_store.compress(raw, versions_store.LEVEL)
         cap.part_keys.append(key)  # type: ignore[union-attr]
+        return 1
 
     def _take_dirty(self, cluster: str, state: ClusterState, pending: dict[bytes, Pending], *,
                     now: bool = False) -> None:

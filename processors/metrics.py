@@ -51,6 +51,9 @@ class WorkerCollector:
              "block of the touched-entity index; history reads them instead of folding the block)"),
             ("kmevents_worker_versions_failures_total", s.versions_failures, "entity-versions records not "
              "stored (history folds those blocks instead)"),
+            ("kmevents_worker_versions_open_parts_total", s.versions_open_parts, "parts of the open blocks' "
+             "entity-versions records written by batches that reached the partition's end (history reads the "
+             "open block from them)"),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)

@@ -116,6 +116,8 @@ class WorkerStats:
         #: "versions record not written"; history folds their blocks instead)
         self.versions_written = 0
         self.versions_failures = 0
+        #: parts of open blocks' versions records written by live batches (history reads the open block)
+        self.versions_open_parts = 0
         self.batch_sizes: Counter[int] = Counter()
         self.lag: dict[int, int] = {}
         self.started = time.monotonic()
@@ -435,6 +437,7 @@ class DeriveWorker:
                 await self._side_outputs(d, out)
                 self.stats.events += out.applied
                 self.stats.transactions += out.transactions
+                self.stats.versions_open_parts += out.open_parts
                 rest = rest[out.consumed:]
         except FencedError as exc:
             log.error("fenced: giving the partition up", extra={"partition": tp.partition, "error": exc.message})
@@ -453,6 +456,7 @@ class DeriveWorker:
         self.stats.events += out.applied
         self.stats.batches += 1
         self.stats.transactions += out.transactions
+        self.stats.versions_open_parts += out.open_parts
         self.stats.batch_sizes[len(records)] += 1
         try:
             await self._group_consumer().commit({tp: d.checkpoint.offset + 1})

@@ -314,6 +314,7 @@ def test_the_faust_hosted_worker_derives_serves_metrics_on_loopback_and_stops_on
                 break
             time.sleep(0.2)
         assert "kmevents_worker_events_total 3000.0" in body, body
+        assert "kmevents_worker_versions_open_parts_total" in body  # (3,000 events: no block left open)
         health = orjson.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read())
         assert health["ok"] is True
     finally:

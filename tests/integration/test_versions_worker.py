@@ -164,7 +164,8 @@ async def test_a_live_workers_open_block_parts_equal_the_fold_and_a_successor_de
     s = isolated
     kw = {"snapshot_every_events": 550, "delta_every_events": 0, "touched_every_events": 200, "max_records": 100}
     await ingest_sim(s, s.cluster, 1130)
-    await run_worker_until_caught_up(s, **kw)
+    w = await run_worker_until_caught_up(s, **kw)
+    assert w.stats.versions_open_parts == 1
     opened, parts = await _open_parts(s)
     assert opened is not None and (opened.first, opened.last) == (1000, 1129)
     assert parts == {1000: [1000]}  # only the last batch (1100..1129) was live: its part covers the block so far
