@@ -41,8 +41,10 @@ the blocks holding offer/o7 or a correlation id that pass 1 skipped.
 
 A unit that is a whole block with a *versions record* (kmevents/store/versions.py: the worker's
 record of each applied event's annotations and of what it left each entity it changed) is read
-instead of folded: its events' records come from the source (for their fields), their dirty
-sets and values from the record; no state is decoded. Pass 1's links also read what the state
+instead of folded: its events' dirty sets and values come from the record, and no state is
+decoded; the log is read only for the events pass 2 shows (for their fields: ``_read_shown``,
+the events whose dirty sets hold a related key, and in a block that holds a related correlation
+id, those that carry one), not for the unit's other records. Pass 1's links also read what the state
 held before such a unit (a linked pod's uid, the tasks of a Mesos task id): from the records
 of the blocks before it whose hash sets name the entity or the task id (``_View``); past a block
 with no record, or a range with no index, from the state at that unit's end, folded from the
@@ -110,14 +112,13 @@ class _Seen:
     rec: LogRecord
     anns: list[dict[str, Any]]
     dirty: set[Key]
-    #: orjson bytes (a folded unit), or the value as a versions record holds it (a unit read)
-    values: dict[Key, Any]
+    #: orjson bytes
+    values: dict[Key, bytes]
     occurred_at: str | None
     correlation_id: Any
 
     def value_of(self, key: Key) -> dict[str, Any] | None:
-        v = self.values[key]
-        out: dict[str, Any] | None = orjson.loads(v) if type(v) is bytes else v
+        out: dict[str, Any] | None = orjson.loads(self.values[key])
         return out
 
 
@@ -170,6 +171,9 @@ class Indexed:
     waited: float = 0.0
     #: states folded to answer lookups past a block with no record (or a range with no index)
     lookup_folds: int = 0
+    #: the units read from their versions records, by first offset: pass 2 takes its entries of
+    #: them from the records (and the log's records of only those events)
+    read: dict[int, tuple[_Unit, versions_store.Versions]] = field(default_factory=dict)
     #: the versions records read, by first offset (None: unreadable, the unit is folded)
     _records: dict[int, versions_store.Versions | None] = field(default_factory=dict)
     _open_record: tuple[int, int, versions_store.Versions | None] | None = None
@@ -483,9 +487,10 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
 
 
 class _Observer:
-    """The hook of an indexed pass: it keeps what each event did in ``idx.seen`` (then ``then``),
-    for an event folded (called as the replay's hook) or read from a versions record (``served``,
-    then ``then_served``, which may read records to answer what the state held before the unit)."""
+    """The hook of an indexed pass: it keeps what each event folded did in ``idx.seen`` (then
+    ``then``); for an event read from a versions record (``served``) it calls ``then_served``, which
+    may read records to answer what the state held before the unit (the record itself is kept in
+    ``idx.read``)."""
 
     def __init__(self, idx: Indexed, then: Callable[[set[Key], Any], None] | None = None,
                  then_served: Callable[[set[Key], _View], Awaitable[None]] | None = None) -> None:
@@ -506,15 +511,9 @@ class _Observer:
         if self.then is not None:
             self.then(dirty, st)
 
-    async def served(self, rec: LogRecord, ev: dict[str, Any], view: _View) -> None:
-        v, off, kinds = view.record, rec.offset, self.idx.kinds
-        dirty = v.dirty_at(off)
-        values = {k: v.value_after(k, off)[1] for k in dirty if k[0] in kinds}
-        occ = ev.get("occurred_at")
-        self.idx.seen[off] = _Seen(rec, v.anns.get(off, []), dirty, values, occ if type(occ) is str else None,
-                                   ev.get("correlation_id"))
+    async def served(self, off: int, view: _View) -> None:
         if self.then_served is not None:
-            await self.then_served(dirty, view)
+            await self.then_served(view.record.dirty_at(off), view)
 
 
 # -- units read from their versions records (store/versions.py) -----------------------------
@@ -573,25 +572,16 @@ async def _open_record_of(idx: Indexed, b: touched.Block) -> versions_store.Vers
 
 async def _serve(src: Source, cluster: str, idx: Indexed, i: int, record: versions_store.Versions,
                  obs: _Observer) -> bool:
-    """Unit ``i`` read from its versions record: each applied event's record (from the source,
-    for its fields) and what the record says it did, to ``obs`` in log order. False when the
-    source lacks one of the events (the unit is then folded)."""
+    """Unit ``i`` read from its versions record: what the record says each applied event did, to
+    ``obs`` in log order. The log is not read: pass 1's links need only the record, and pass 2
+    reads the records of the events it shows (``collect``)."""
     u = idx._units[i]
-    want = set(record.applied)
-    recs: dict[int, LogRecord] = {}
-    async for batch in src.batches(u.first, u.last):
-        for r in batch:
-            if r.offset in want:
-                recs[r.offset] = r
-    idx.events += len(recs)
-    if len(recs) != len(want):
-        return False
     view = _View(idx, i, record, src, cluster)
     for off in record.applied:
-        r = recs[off]
         view.at = off
-        await obs.served(r, decode_fast(r.value or b""), view)
+        await obs.served(off, view)
     idx.served += 1
+    idx.read[u.first] = (u, record)
     idx.done.add(u.first)
     return True
 
@@ -897,12 +887,18 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
         # only the units pass 1 left out: what the others did is in index.seen
         index.kinds = index.kinds | {k for k, _ in rel.keys}  # (pass 1 set them: every kind rel.keys holds)
         await _fold_units(src, cluster, index, lambda b: b.holds_any(needles), _Observer(index), skipped)
-        for _, x in sorted(index.seen.items()):
+        shown: list[tuple[int, LogRecord, list[dict[str, Any]], set[Key], Callable[[Key], Any]]] = []
+        for off, x in index.seen.items():
             if x.occurred_at:
                 last_time[0] = max(last_time[0], x.occurred_at)
             if not (x.dirty & rel.keys) and x.correlation_id not in rel.correlation:
                 continue
-            add(x.rec, decode_fast(x.rec.value or b""), x.anns, x.dirty, x.occurred_at, x.value_of)
+            shown.append((off, x.rec, x.anns, x.dirty, x.value_of))
+        shown += await _read_shown(src, index, rel, last_time)
+        for _, r, anns, dirty, value_of in sorted(shown, key=lambda t: t[0]):
+            ev = decode_fast(r.value or b"")
+            occ = ev.get("occurred_at")
+            add(r, ev, anns, dirty, occ if type(occ) is str else None, value_of)
     else:
         def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
             occ = ev.get("occurred_at")
@@ -918,6 +914,66 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
         r["still_at_end"] = True
         r["held_for_seconds_by_end"] = _secs(since, last_time[0])
     return entries
+
+
+async def _read_shown(src: Source, idx: Indexed, rel: Related, last_time: list[str]
+                     ) -> list[tuple[int, LogRecord, list[dict[str, Any]], set[Key], Callable[[Key], Any]]]:
+    """The events of the units read from versions records that pass 2 shows: those whose dirty
+    set holds a related key, and those carrying a related correlation id (looked for only in a
+    unit whose block holds one). Only their records are read from the log."""
+    corr_needles = [touched.corr(c) for c in rel.correlation]
+    want: dict[int, versions_store.Versions] = {}
+    for u, record in idx.read.values():
+        b = u.block
+        assert b is not None
+        if b.max_occurred_at:  # (every applied event's time: the block keeps their latest)
+            last_time[0] = max(last_time[0], b.max_occurred_at)
+        corr = bool(corr_needles) and b.holds_any(corr_needles)
+        for off in record.applied:
+            if off in idx.seen:  # (folded too, on the way to a later unit: pass 1 kept it)
+                continue
+            if corr or record.dirty_at(off) & rel.keys:  # (``add`` keeps those with a related id)
+                want[off] = record
+    recs = await _records_at(src, sorted(want))
+    idx.events += len(recs)
+    out: list[tuple[int, LogRecord, list[dict[str, Any]], set[Key], Callable[[Key], Any]]] = []
+    for off, record in want.items():
+        r = recs.get(off)
+        if r is None:
+            raise RuntimeError(f"history: the log has no record at offset {off}, which a versions record names")
+
+        out.append((off, r, record.anns.get(off, []), record.dirty_at(off), _value_after(record, off)))
+    return out
+
+
+def _value_after(record: versions_store.Versions, off: int) -> Callable[[Key], Any]:
+    """An entity's value right after the event at ``off``, as ``record`` holds it."""
+    return lambda k: record.value_after(k, off)[1]
+
+
+#: Offsets this close together are read in one range (a fetch brings many records anyway).
+NEAR = 64
+
+
+async def _records_at(src: Source, offsets: list[int]) -> dict[int, LogRecord]:
+    """The cluster's records at ``offsets`` (ascending), read in ranges of nearby offsets (through
+    the source's reader of small fetches, when it has one)."""
+    for_points = getattr(src, "for_points", None)
+    if for_points is not None:
+        src = for_points()
+    out: dict[int, LogRecord] = {}
+    i = 0
+    while i < len(offsets):
+        j = i
+        while j + 1 < len(offsets) and offsets[j + 1] - offsets[j] <= NEAR:
+            j += 1
+        want = set(offsets[i:j + 1])
+        async for batch in src.batches(offsets[i], offsets[j]):
+            for r in batch:
+                if r.offset in want:
+                    out[r.offset] = r
+        i = j + 1
+    return out
 
 
 def _reason(ev: dict[str, Any]) -> str | None:

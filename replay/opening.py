@@ -51,6 +51,11 @@ def archive_paths(items: list[str]) -> list[Path]:
     return out
 
 
+#: The fetch size of the reader of scattered records: about one of the producer's record batches
+#: (256 KiB), so a read of one offset does not bring 4 MiB (57 such reads: 0.04 s of CPU against 0.19 s).
+POINT_FETCH_BYTES = 300_000
+
+
 @contextlib.asynccontextmanager
 async def open_log(settings: Settings, *, cluster: str | None = None, read_from: list[str] | None = None,
                    topic: str | None = None, partition: int | None = None,
@@ -79,7 +84,7 @@ async def open_log(settings: Settings, *, cluster: str | None = None, read_from:
     sources: list[Source] = list(arcs)
     store: Snapshots | None = None
     client = None
-    reader = None
+    reader = point_reader = None
     try:
         if use_kafka:
             from kmevents.adapters import etcd as etcd_adapter
@@ -111,7 +116,10 @@ async def open_log(settings: Settings, *, cluster: str | None = None, read_from:
             name = topic or settings.kafka.events_topic
             # one consumer for every read of the command (bounds, first record, records)
             reader = kafka_adapter.PartitionReader(settings.kafka, name, partition)  # fetches of reader.FETCH_BYTES
-            sources.append(KafkaSource(settings.kafka, name, partition, cluster, reader=reader))
+            # and one of small fetches for reads of a few scattered records (history; started when used)
+            point_reader = kafka_adapter.PartitionReader(settings.kafka, name, partition, max_bytes=POINT_FETCH_BYTES)
+            sources.append(KafkaSource(settings.kafka, name, partition, cluster, reader=reader,
+                                       point_reader=point_reader))
         carried = [a for a in arcs if a.header.get("snapshots")]
         if carried and snapshots:
             from kmevents.replay.snapshots import ArchiveSnapshots, CombinedSnapshots
@@ -121,9 +129,10 @@ async def open_log(settings: Settings, *, cluster: str | None = None, read_from:
         src: Source = sources[0] if len(sources) == 1 else MergedSource(sources)
         yield Opened(src, cluster, settings, store, use_kafka, client)
     finally:
-        if reader is not None:
-            with contextlib.suppress(Exception):
-                await reader.close()
+        for r in (reader, point_reader):
+            if r is not None:
+                with contextlib.suppress(Exception):
+                    await r.close()
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.close()

@@ -93,14 +93,18 @@ class KafkaSource(Source):
     """The cluster's partition of a topic (the events topic, or one filled by ``archive import``)."""
 
     def __init__(self, kafka_settings: Any, topic: str, partition: int, cluster: str, *,
-                 reader: Any = None, records: Any = None, origin: tuple[int, bool, int] | None = None) -> None:
+                 reader: Any = None, records: Any = None, origin: tuple[int, bool, int] | None = None,
+                 point_reader: Any = None) -> None:
         """``reader``: a ``kafka_adapter.PartitionReader`` of ``topic``/``partition`` to read
         through (kept open by its owner) instead of a new consumer per read;
+        ``point_reader``: another one with small fetches, for a few records at scattered offsets
+        (:meth:`for_points`);
         ``records``: a ``warm.RecordCache`` (needs ``reader``);
         ``origin``: an earlier source's ``origin`` of the same partition, so a
         successor skips reading the first record again while the log start is the same."""
         self.k = kafka_settings
         self.reader = reader
+        self.point_reader = point_reader
         self.records = records if reader is not None else None
         self.topic = topic
         self.read_partition = partition  # the partition read in ``topic``
@@ -114,6 +118,17 @@ class KafkaSource(Source):
         #: the first record decides, so it holds while the log start stays.
         self.origin = origin
         self.fetch_seconds = 0.0  # time spent waiting for records (Kafka or the record cache)
+
+    def for_points(self) -> KafkaSource:
+        """This source read through its ``point_reader``: a read of one offset then brings a fetch
+        of that reader's size (a record batch or so), not the 4 MiB a range read fetches (history
+        reads the few events it shows of the blocks it read from versions records)."""
+        if self.point_reader is None:
+            return self
+        s = KafkaSource(self.k, self.topic, self.read_partition, self.cluster, reader=self.point_reader,
+                        origin=self.origin)
+        s._bounds, s._imported, s.partition = self._bounds, self._imported, self.partition
+        return s
 
     async def _raw_bounds(self) -> tuple[int, int]:
         from kmevents.adapters import kafka as kafka_adapter

@@ -227,3 +227,35 @@ def test_the_view_of_a_unit_read_answers_what_the_fold_holds_for_any_entity_and_
             assert asyncio.run(ask(view, "tasks", tid)) == st.task_ids(tid), (at, tid)
         assert gone < len(keys)
     assert (idx.lookup_folds > 0) == gaps, idx.lookup_folds
+
+
+def test_a_unit_read_shows_events_for_their_correlation_id_and_gives_the_logs_last_time() -> None:
+    """Of a unit read from its record, pass 2 reads from the log only the events it shows: those
+    that touched a related key, and those that carry a related correlation id (a pod whose
+    history has an event shown for its uid alone); and the unit's block gives the log's last time,
+    which says how long a condition still holds (pods changed in the last block). The log ends
+    where its last block does, so nothing is folded (a tail folded from the start would see
+    every unit on its way)."""
+    end = BLOCKS[-1].last
+    src = ListSource(RECS[:end + 1])
+    st = asyncio.run(replay(src, CLUSTER, progress=False)).state
+    found = None
+    for p in sorted(st.pods)[:120]:
+        want = asyncio.run(_history(src, "pod", p, None))
+        if any(not e["results"] for e in want["events"]):
+            found = (p, want, [e["offset"] for e in want["events"] if not e["results"]])
+            break
+    assert found is not None
+    p, want, only = found
+    idx = _index(BLOCKS, RECORDS)
+    assert asyncio.run(_history(src, "pod", p, idx)) == want
+    assert idx.folded == 0 and any(u.first <= only[0] <= u.last for u, _ in idx.read.values()), only
+    last = versions.decode(RECORDS[BLOCKS[-1].first])
+    late = sorted(k[1] for k in last.values if k[0] == "pod" and k[1] in st.pods)[:3]
+    assert late
+    for p in late:
+        want = asyncio.run(_history(src, "pod", p, None))
+        idx = _index(BLOCKS, RECORDS)
+        assert asyncio.run(_history(src, "pod", p, idx)) == want, p
+        assert idx.folded == 0 and BLOCKS[-1].first in idx.read, p
+        assert any("lasted_seconds" in r for e in want["events"] for r in e["results"].values()), p
