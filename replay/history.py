@@ -798,6 +798,8 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
             return b.holds_any(touched.corr(c) for c in rel.correlation)
 
         async def links_served(dirty: set[Key], view: _View) -> None:
+            if not any(k[0] == kind or k in rel.keys for k in dirty):
+                return  # (what ``links`` looks at: most events of a unit read touch neither)
             # what the view does not know yet is read, and the links taken again from where they were
             while True:
                 was = set(rel.targets), set(rel.keys), set(rel.correlation), set(seen_ids)
