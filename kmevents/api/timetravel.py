@@ -50,7 +50,7 @@ from kmevents.reducer import REDUCER_VERSION, ClusterState
 from kmevents.replay import warm
 from kmevents.replay.collector import COLLECTOR, promote
 from kmevents.replay.engine import BadTarget, Replayed, Target, replay, resolve_end
-from kmevents.replay.sources import KafkaSource
+from kmevents.replay.sources import POINT_FETCH_BYTES, KafkaSource
 from kmevents.settings import Settings
 from kmevents.store.snapshots import SnapshotStore, is_delta
 
@@ -208,11 +208,15 @@ class TimeTravel:
     #: A point-in-time read may therefore not see records appended during the last second.
     bounds_ttl_seconds = 1.0
 
-    def reader(self, topic: str, partition: int) -> kafka_adapter.PartitionReader:
-        """The process's open consumer of ``topic``/``partition`` (made on first use)."""
-        r = self.readers.get((topic, partition))
+    def reader(self, topic: str, partition: int, *, points: bool = False) -> kafka_adapter.PartitionReader:
+        """The process's open consumer of ``topic``/``partition`` (made on first use); ``points``:
+        the one of small fetches, for a few records at scattered offsets (``KafkaSource.for_points``)."""
+        key = (f"{topic}#points" if points else topic, partition)
+        r = self.readers.get(key)
         if r is None:
-            r = self.readers[(topic, partition)] = kafka_adapter.PartitionReader(self.settings.kafka, topic, partition)
+            k = self.settings.kafka
+            r = self.readers[key] = (kafka_adapter.PartitionReader(k, topic, partition, max_bytes=POINT_FETCH_BYTES)
+                                     if points else kafka_adapter.PartitionReader(k, topic, partition))
         return r
 
     def snapshot_reader(self, partition: int) -> kafka_adapter.PartitionReader:
@@ -234,7 +238,8 @@ class TimeTravel:
         # a fresh source each ``bounds_ttl_seconds`` (reads in flight keep theirs); what the
         # previous one learnt from the first record carries over
         src = KafkaSource(self.settings.kafka, topic, partition, cluster, reader=self.reader(topic, partition),
-                          records=self.records, origin=hit[1].origin if hit is not None else None)
+                          records=self.records, origin=hit[1].origin if hit is not None else None,
+                          point_reader=self.reader(topic, partition, points=True))
         self._sources[key] = (now, src)
         return src
 
