@@ -76,6 +76,7 @@ from kmevents.replay.sources import Source
 
 from kmevents import chain
 from kmevents.contract import decode_fast
+from kmevents.errors import EnvironmentProblem
 from kmevents.jsonobj import obj
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, condition
 from kmevents.selectors import Selector
@@ -896,7 +897,7 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
             if not (x.dirty & rel.keys) and x.correlation_id not in rel.correlation:
                 continue
             shown.append((off, x.rec, x.anns, x.dirty, x.value_of))
-        shown += await _read_shown(src, index, rel, last_time)
+        shown += await _read_shown(src, cluster, index, rel, last_time)
         for _, r, anns, dirty, value_of in sorted(shown, key=lambda t: t[0]):
             ev = decode_fast(r.value or b"")
             occ = ev.get("occurred_at")
@@ -918,7 +919,7 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
     return entries
 
 
-async def _read_shown(src: Source, idx: Indexed, rel: Related, last_time: list[str]
+async def _read_shown(src: Source, cluster: str, idx: Indexed, rel: Related, last_time: list[str]
                      ) -> list[tuple[int, LogRecord, list[dict[str, Any]], set[Key], Callable[[Key], Any]]]:
     """The events of the units read from versions records that pass 2 shows: those whose dirty
     set holds a related key, and those carrying a related correlation id (looked for only in a
@@ -942,8 +943,12 @@ async def _read_shown(src: Source, idx: Indexed, rel: Related, last_time: list[s
     for off, record in want.items():
         r = recs.get(off)
         if r is None:
-            raise RuntimeError(f"history: the log has no record at offset {off}, which a versions record names")
-
+            raise EnvironmentProblem(
+                f"history: the log read has no record of cluster {cluster} at offset {off}, which the "
+                "worker's versions record of that block names",
+                hint="the index in etcd is of another log than the one read (another topic or a recreated one "
+                     "with the same etcd prefix?): read the log the worker derives, or rebuild its derivation "
+                     "(`kmevents verify --repair`)")
         out.append((off, r, record.anns.get(off, []), record.dirty_at(off), _value_after(record, off)))
     return out
 

@@ -259,3 +259,19 @@ def test_a_unit_read_shows_events_for_their_correlation_id_and_gives_the_logs_la
         assert asyncio.run(_history(src, "pod", p, idx)) == want, p
         assert idx.folded == 0 and BLOCKS[-1].first in idx.read, p
         assert any("lasted_seconds" in r for e in want["events"] for r in e["results"].values()), p
+
+
+def test_a_record_the_log_read_lacks_is_an_error_that_names_it() -> None:
+    """The versions records name an event the log read does not hold (an index of another log):
+    history says so, with the offset, instead of showing a history without it."""
+    from kmevents.errors import EnvironmentProblem
+
+    end = BLOCKS[-1].last
+    full = ListSource(RECS[:end + 1])
+    st = asyncio.run(replay(full, CLUSTER, progress=False)).state
+    pod = sorted(st.pods)[3]
+    want = asyncio.run(_history(full, "pod", pod, None))
+    gone = want["events"][0]["offset"]
+    holed = ListSource([r for r in RECS[:end + 1] if r.offset != gone])
+    with pytest.raises(EnvironmentProblem, match=f"at offset {gone}"):
+        asyncio.run(_history(holed, "pod", pod, _index(BLOCKS, RECORDS)))
