@@ -97,6 +97,7 @@ import orjson
 
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
+from kmevents.reducer.dedupe import added_since
 from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import (
     PackedTable,
@@ -237,9 +238,9 @@ def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: s
                 upserts.setdefault(kind, {})[id] = orjson.Fragment(value)
     rotations = st._rotations - base.rotations
     if rotations == 0:
-        dedupe: dict[str, Any] = {"added": encode_window(st._seen_new - base.new)}
+        dedupe: dict[str, Any] = {"added": encode_window(added_since(st._seen_new, base.new))}
     elif rotations == 1:
-        dedupe = {"rotated_once": True, "old_added": encode_window(st._seen_old - base.new),
+        dedupe = {"rotated_once": True, "old_added": encode_window(added_since(st._seen_old, base.new)),
                   "new": encode_window(st._seen_new)}
     else:
         dedupe = {"old": encode_window(st._seen_old), "new": encode_window(st._seen_new)}
