@@ -92,7 +92,7 @@ def _equal(mine: Digests | Recent, other: object) -> bool:
     if isinstance(other, (Digests, Recent)):
         return len(other) == len(mine) and mine.sorted_array() == other.sorted_array()
     if isinstance(other, (set, frozenset)):
-        return len(other) == len(mine) and all(d in other for d in mine)
+        return len(other) == len(mine) and other.issuperset(mine)  # (at C speed: verify compares ~100,000)
     return NotImplemented
 
 

@@ -207,6 +207,9 @@ def test_recent_is_the_set_of_its_digests(ds: list[int], spill: int, other: set[
         copy.add(fresh)
         assert fresh in copy and fresh not in r and len(copy) == len(r) + 1
         assert r == ref and ref == r and set(r) == ref and sorted(r) == sorted(ref)
+        if ref:  # one digest swapped for another: as many, not equal
+            swapped = (ref - {min(ref)}) | {fresh}
+            assert r != swapped and swapped != r and r != frozenset(swapped)
         assert all(x in r for x in ref) and not any(x in r for x in other - ref) and "k" not in r
         assert r - other == ref - other and r | other == ref | other
         assert list(r.sorted_array()) == sorted(ref) and encode(r) == encode(ref)
