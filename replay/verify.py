@@ -27,10 +27,8 @@ Annotations of the fold are counted, not judged (exit 0 unless ``--strict``).
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -396,28 +394,9 @@ async def _same_delta(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], s
     if stored is None:
         return None
     # in the stored delta's format (a store written before format 3 or 2 is checked as cheaply)
-    with collections_paused():
-        if not matches_delta(stored, st, entry.get("chain"), format=stored_format(stored), remembered=remembered):
-            return None
+    if not matches_delta(stored, st, entry.get("chain"), format=stored_format(stored), remembered=remembered):
+        return None
     return {}
-
-
-@contextmanager
-def collections_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused while a snapshot or delta is checked (resumed as it
-    was). A check makes and drops tens of thousands of containers (a full snapshot's header
-    alone ~50,000 ``[id, time]`` pairs at the large profile): each ~50,000 of them set off a
-    young collection (``apply.FOLD_GC_THRESHOLDS``) that walks the fold's young objects too,
-    though the check's own are gone by its end, and with them their count. Over a segment of
-    100,000 records at the large profile: 12 young collections (0.23 s) -> 4 (0.11 s)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 async def _check_snapshot(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], st: ClusterState, head: str | None,
@@ -443,7 +422,7 @@ async def _check(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], st: Cl
     if data is None:
         problems.append("its bytes cannot be read (chunks missing from the snapshots topic, or a damaged archive)"
                         + (f", or its base snapshot at offset {entry.get('base')} is unusable" if is_delta(entry) else ""))
-    elif compare and (matched := _match(st, data, entry.get("chain"), since)) is not None:
+    elif compare and (matched := match(st, data, entry.get("chain"), since)) is not None:
         pass  # a format-5 snapshot checked in place against the fold (snapshot_match.py)
     else:
         # in the stored bytes' format when this version writes it (a format-4 store's
@@ -470,11 +449,6 @@ async def _check(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], st: Cl
                 if doc.get("chain_hash") != entry.get("chain"):
                     problems.append("chain hash inside the snapshot differs from its index entry")
     return ({off: "; ".join(problems)} if problems else {}), (None if problems else matched)
-
-
-def _match(st: ClusterState, data: bytes, chain_hash: str | None, since: Held | None) -> Held | None:
-    with collections_paused():
-        return match(st, data, chain_hash, since)
 
 
 # -- etcd side -----------------------------------------------------------------
