@@ -42,7 +42,7 @@ from kmevents import chain, layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.folding import BAD, UNDECODABLE, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
-from kmevents.reducer.delta import Remembered, dump_delta, stored_format
+from kmevents.reducer.delta import Remembered, matches_delta, stored_format
 from kmevents.reducer.snapshot import (
     FORMAT,
     FORMAT_3,
@@ -398,7 +398,7 @@ async def _same_delta(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], s
     if stored is None:
         return None
     # in the stored delta's format (a store written before format 3 or 2 is checked as cheaply)
-    if stored != dump_delta(st, entry.get("chain"), format=stored_format(stored), remembered=remembered):
+    if not matches_delta(stored, st, entry.get("chain"), format=stored_format(stored), remembered=remembered):
         return None
     return {}
 

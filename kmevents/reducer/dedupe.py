@@ -92,7 +92,7 @@ def _equal(mine: Digests | Recent, other: object) -> bool:
     if isinstance(other, (Digests, Recent)):
         return len(other) == len(mine) and mine.sorted_array() == other.sorted_array()
     if isinstance(other, (set, frozenset)):
-        return len(other) == len(mine) and all(d in other for d in mine)
+        return len(other) == len(mine) and other.issuperset(mine)  # (at C speed: verify compares ~100,000)
     return NotImplemented
 
 
@@ -259,6 +259,24 @@ class Recent:
 
     def __repr__(self) -> str:
         return f"<Recent {len(self)}>"
+
+
+def added_since(now: set[int] | Digests | Recent, then: set[int] | Recent) -> set[int]:
+    """``now - then``, where ``then`` is an earlier copy (:meth:`Recent.copy`) of the window's
+    new half and ``now`` that half since, or (one rotation later) the old half it became: a
+    delta's digests added since its base (delta.py). ``then``'s runs are ``now``'s first ones
+    (a run never changes; a spill or a rotation's :meth:`Recent.frozen` appends one), so only
+    ``now``'s later runs and its set are read, less ``then``'s set, not every digest of
+    ``now``, up to the window's size (~10 ms of each delta at the large profile, which a
+    ``verify`` checks ~300 of). A set difference when they do not share their runs so."""
+    if type(then) is Recent and type(now) in (Recent, Digests):
+        k = len(then._runs)
+        runs = now._runs  # type: ignore[union-attr]
+        if len(runs) >= k and all(a is b for a, b in zip(runs, then._runs, strict=False)):
+            later = itertools.chain.from_iterable(itertools.islice(runs, k, None))
+            rest = itertools.chain(later, now._set) if type(now) is Recent else later
+            return set(rest).difference(then._set)
+    return set(now).difference(then)
 
 
 def encode(digests: set[int] | Digests | Recent) -> str:

@@ -108,7 +108,7 @@ class Base:
 
     __slots__ = ("offset", "state_offset", "rotations", "new", "changed", "recent", "track", "aggs")
 
-    def __init__(self, offset: int, state_offset: int, rotations: int, new: set[int],
+    def __init__(self, offset: int, state_offset: int, rotations: int, new: set[int] | Recent,
                  terminal: dict[str, dict[str, str]], stale: set[str] | None = None) -> None:
         self.offset = offset
         self.state_offset = state_offset
@@ -349,8 +349,10 @@ class ClusterState:
 
         The dirty set is left for its owner (the worker has not always collected it
         yet); what is in it now joins the delta's changes later, which costs only bytes."""
+        new = self._seen_new
+        # (a Recent's copy shares its runs: a delta reads only the digests added since, dedupe.added_since)
         self._base = Base(self.offset if offset is None else offset, self.offset, self._rotations,
-                          set(self._seen_new), self._terminal, self._stale)
+                          new.copy() if type(new) is Recent else set(new), self._terminal, self._stale)
 
     def drop_base(self) -> None:
         """Stop tracking changes (the base snapshot was not written)."""

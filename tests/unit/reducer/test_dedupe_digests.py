@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, apply
-from kmevents.reducer.dedupe import Digests, Recent, decode, digest, encode
+from kmevents.reducer.dedupe import Digests, Recent, added_since, decode, digest, encode
 from kmevents.reducer.delta import apply_delta
 from kmevents.reducer.snapshot import LOADABLE_VERSIONS, SnapshotError
 from tests.unit.reducer.streams import Log
@@ -207,12 +207,38 @@ def test_recent_is_the_set_of_its_digests(ds: list[int], spill: int, other: set[
         copy.add(fresh)
         assert fresh in copy and fresh not in r and len(copy) == len(r) + 1
         assert r == ref and ref == r and set(r) == ref and sorted(r) == sorted(ref)
+        if ref:  # one digest swapped for another: as many, not equal
+            swapped = (ref - {min(ref)}) | {fresh}
+            assert r != swapped and swapped != r and r != frozenset(swapped)
         assert all(x in r for x in ref) and not any(x in r for x in other - ref) and "k" not in r
         assert r - other == ref - other and r | other == ref | other
         assert list(r.sorted_array()) == sorted(ref) and encode(r) == encode(ref)
         old = r.frozen()
         assert old == ref and old == Digests(ref) and len(old) == len(ref) and encode(old) == encode(ref)
         assert all(x in old for x in ref) and not any(x in old for x in other - ref)
+
+
+@settings(max_examples=80, deadline=None)
+@given(ds=st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=60, unique=True),
+       spill=st.integers(min_value=1, max_value=6), start=st.integers(min_value=0, max_value=10),
+       cut=st.integers(min_value=0, max_value=60), rotate=st.booleans())
+def test_the_digests_added_since_a_copy_are_the_set_difference(ds: list[int], spill: int, start: int, cut: int,
+                                                               rotate: bool) -> None:
+    """A delta's digests added since its base (delta.py): from the runs the new half added since
+    the base's copy of it, or the old half it became, as the set difference of all gives."""
+    with patch.object(Recent, "SPILL", spill):
+        r = Recent(ds[:start], window=64)
+        cut = max(cut, start)
+        for d in ds[start:cut]:
+            r.add_new(d)
+        then = r.copy()
+        for d in ds[cut:]:
+            r.add_new(d)
+        now: Recent | Digests = r.frozen() if rotate else r
+        assert added_since(now, then) == set(ds[cut:])
+        assert added_since(now, set(ds[:cut])) == set(ds[cut:])  # (a base's plain set: the difference)
+        assert added_since(Digests(ds), then) == set(ds[cut:])  # (runs not shared: the difference)
+        assert added_since(set(ds), then) == set(ds[cut:])
 
 
 def _bit(half: Recent | Digests, d: int) -> bool:

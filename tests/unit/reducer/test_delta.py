@@ -550,3 +550,26 @@ def test_deltas_with_memory_are_the_deltas_without_at_any_points_of_any_stream(e
             s.mark_base()
         elif act == "delta" and s.base_offset is not None:
             assert dump_delta(s, "h", remembered=memo) == dump_delta(s, "h")
+
+
+@pytest.mark.parametrize("fmt", [FORMAT, FORMAT_3, FORMAT_2])
+def test_a_delta_matches_the_states_only_when_its_bytes_are_dump_deltas(fmt: str) -> None:
+    """verify's check of a stored delta (matches_delta) compares the parts where they lie, not
+    joined: it must say equal exactly when dump_delta's bytes are the stored ones."""
+    from kmevents.reducer.delta import matches_delta
+
+    _, s = _based(3000, 600)
+    good = dump_delta(s, "h", format=fmt)
+    assert matches_delta(good, s, "h", format=fmt)
+    assert not matches_delta(good, s, "other", format=fmt)
+    lines = good.split(b"\n")
+    assert len(lines) >= (6 if fmt != FORMAT_2 else 1)  # (a header, then a line and values a kind)
+    cuts = [len(lines[0]) // 2] + [sum(len(x) + 1 for x in lines[:i]) + len(lines[i]) // 2 for i in range(1, len(lines) - 1)]
+    bad = [good + b"\n", good[:-1], good + b"x", good[:len(good) // 2]]
+    bad += [good[:i] + bytes([good[i] ^ 1]) + good[i + 1:] for i in cuts]
+    bad += [good[:i] + good[i + 1:] for i in cuts]
+    newlines = [i for i, c in enumerate(good) if c == 0x0A]
+    bad += [good[:i] + b" " + good[i + 1:] for i in newlines]
+    for b in bad:
+        assert b != good
+        assert not matches_delta(b, s, "h", format=fmt)

@@ -299,10 +299,15 @@ def _unchanged_pod(s: ClusterState, held: Held, data: bytes) -> str:
     return next(i for i in sorted(_ids(data, "pod")) if i not in changed)
 
 
-def test_a_changed_value_in_an_unchanged_run_is_caught(train_early: None) -> None:
+@pytest.mark.parametrize("changed", [False, True])
+def test_a_value_stored_otherwise_in_an_unchanged_run_or_for_a_changed_entity_is_caught(train_early: None,
+                                                                                       changed: bool) -> None:
     s, held, data = _p_and_n()
     assert _by_changes(s, data, "c", held)
-    pod = _unchanged_pod(s, held, data)
+    if changed:
+        pod = next(i for i in sorted(_ids(data, "pod")) if i in set(snapshot_match._changed_since(s, held)["pod"]))
+    else:
+        pod = _unchanged_pod(s, held, data)
     head, secs = _split(data)
     doc, values = _section(secs, "pod")
     at = doc["ids"].index(pod)
@@ -437,3 +442,34 @@ def test_a_header_in_other_bytes_is_checked_by_content(train_early: None) -> Non
     for key, value in (("seq", head["seq"] + 1), ("extra", 1), ("recent", head["recent"][::-1])):
         for write in (lambda d: orjson.dumps(d, option=_SORT), lambda d: orjson.dumps(dict(reversed(list(d.items()))))):
             assert not holds(s, write({**head, key: value}) + data[nl:], "c"), key
+
+
+def test_a_section_line_in_other_bytes_is_not_shown_equal_by_changes_but_holds(train_early: None) -> None:
+    """By changes, a section's line is made from the held one's lists and the changes and compared
+    as bytes (not parsed): the same content written otherwise (keys in another order, the
+    condition names in another order with their codes to match) is read value by value."""
+    s, held, data = _p_and_n()
+    assert _by_changes(s, data, "c", held)
+    head, secs = _split(data)
+    doc = _section(secs, "pod")[0]
+    assert len(doc["names"]) > 1
+    names = doc["names"][::-1]
+    recoded = {**doc, "names": names, "conds": [names.index(doc["names"][c]) for c in doc["conds"]]}
+    line = orjson.dumps(doc, option=_SORT)
+    for other in (orjson.dumps(dict(reversed(list(doc.items())))), orjson.dumps(recoded, option=_SORT)):
+        assert other != line
+        rewritten = data.replace(line, other)
+        assert not _by_changes(s, rewritten, "c", held)
+        assert match(s, rewritten, "c", held) is not None  # what a load reads: the same section
+    for key, value in (("train_at", 7), ("sizes", [doc["sizes"][0] + 1, *doc["sizes"][1:]])):
+        bad = data.replace(line, orjson.dumps({**doc, key: value}, option=_SORT))
+        assert not _by_changes(s, bad, "c", held), key
+        assert match(s, bad, "c", held) is None, key
+
+
+@pytest.mark.parametrize("codes", [[], [0], [0, 0, 1, 0, 2], [1, 0, 0, 2], [2, 2, 0], [0, 2, 2, 1], [1, 1]])
+def test_codes_are_renumbered_as_the_names_are_first_met(codes: list[int]) -> None:
+    names = ["a", "b", "c"]
+    conds = [names[c] for c in codes]
+    assert snapshot_match._first_seen(list(codes), list(names)) == snapshot_module.condition_codes(conds)
+
