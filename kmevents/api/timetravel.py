@@ -187,6 +187,8 @@ class TimeTravel:
         self.replays = 0
         self._sources: dict[tuple[str, int], tuple[float, KafkaSource]] = {}
         self.readers: dict[tuple[str, int], kafka_adapter.PartitionReader] = {}
+        #: the events topic's readers of small fetches, by partition (``point_reader``)
+        self.point_readers: dict[int, kafka_adapter.PartitionReader] = {}
         #: held states and finished reads (``result``), within ``api.replay_cache_bytes``
         self.states = warm.StateCache(api.replay_state_cache_entries, api.replay_cache_bytes,
                                       results=api.replay_cache_entries)
@@ -208,22 +210,28 @@ class TimeTravel:
     #: A point-in-time read may therefore not see records appended during the last second.
     bounds_ttl_seconds = 1.0
 
-    def reader(self, topic: str, partition: int, *, points: bool = False) -> kafka_adapter.PartitionReader:
-        """The process's open consumer of ``topic``/``partition`` (made on first use); ``points``:
-        the one of small fetches, for a few records at scattered offsets (``KafkaSource.for_points``)."""
-        key = (f"{topic}#points" if points else topic, partition)
-        r = self.readers.get(key)
+    def reader(self, topic: str, partition: int) -> kafka_adapter.PartitionReader:
+        """The process's open consumer of ``topic``/``partition`` (made on first use)."""
+        r = self.readers.get((topic, partition))
         if r is None:
-            k = self.settings.kafka
-            r = self.readers[key] = (kafka_adapter.PartitionReader(k, topic, partition, max_bytes=POINT_FETCH_BYTES)
-                                     if points else kafka_adapter.PartitionReader(k, topic, partition))
+            r = self.readers[(topic, partition)] = kafka_adapter.PartitionReader(self.settings.kafka, topic, partition)
+        return r
+
+    def point_reader(self, partition: int) -> kafka_adapter.PartitionReader:
+        """The events topic's reader of small fetches, for a few records at scattered offsets
+        (``KafkaSource.for_points``: history); its consumer starts when first used."""
+        r = self.point_readers.get(partition)
+        if r is None:
+            r = self.point_readers[partition] = kafka_adapter.PartitionReader(
+                self.settings.kafka, self.settings.kafka.events_topic, partition, max_bytes=POINT_FETCH_BYTES)
         return r
 
     def snapshot_reader(self, partition: int) -> kafka_adapter.PartitionReader:
         return self.reader(self.settings.kafka.snapshots_topic, partition)
 
     async def close(self) -> None:
-        readers, self.readers = list(self.readers.values()), {}
+        readers = [*self.readers.values(), *self.point_readers.values()]
+        self.readers, self.point_readers = {}, {}
         for r in readers:
             with contextlib.suppress(Exception):
                 await r.close()
@@ -239,7 +247,7 @@ class TimeTravel:
         # previous one learnt from the first record carries over
         src = KafkaSource(self.settings.kafka, topic, partition, cluster, reader=self.reader(topic, partition),
                           records=self.records, origin=hit[1].origin if hit is not None else None,
-                          point_reader=self.reader(topic, partition, points=True))
+                          point_reader=self.point_reader(partition))
         self._sources[key] = (now, src)
         return src
 
