@@ -95,9 +95,13 @@ async def check(settings: Settings, src: Source, cluster: str, client: Any, *, p
     if opened is not None:
         parts = await versions_store.read_open(settings, client, cluster, opened.first, opened.last, gen)
     # the blocks to capture, in log order: those with a record, and the open block when its parts cover it
-    todo: list[tuple[int, int, dict[str, Any] | None]] = [
-        (b.first, b.last, entries[(b.first, b.last)]) for b in blocks if (b.first, b.last) in entries]
-    if parts is not None and opened is not None:
+    todo: list[tuple[int, int, dict[str, Any] | None]] = []
+    for b in blocks:
+        # (blocks may overlap after a crash, each complete for its range: one capture at a time
+        # checks those that follow each other, and passes over the rest)
+        if (b.first, b.last) in entries and (not todo or b.first > todo[-1][1]):
+            todo.append((b.first, b.last, entries[(b.first, b.last)]))
+    if parts is not None and opened is not None and (not todo or opened.first > todo[-1][1]):
         todo.append((opened.first, opened.last, None))
     if not todo:
         return out
