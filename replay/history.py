@@ -257,7 +257,7 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         blocks = await touched.read_blocks(settings, client, cluster)
         # the open block so far (the records past the last closed one up to the worker's last batch):
         # folded only when it names what a pass looks for; stale once a block closed after it
-        opened = _following(blocks, await touched.read_open(settings, client, cluster)) if blocks else None
+        opened = touched.following(blocks, await touched.read_open(settings, client, cluster)) if blocks else None
     except Exception as exc:  # noqa: BLE001 - the index only saves time
         return Indexed([], snapshots, scanned=f"the touched-entity index could not be read ({exc})")
     try:
@@ -286,17 +286,10 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         after = max((first for first, _ in idx.versions), default=-1)
         if any((b.first, b.last) not in idx.versions for b in idx.blocks[-RECENT:]):
             idx.versions.update(await versions_store.read_entries(settings, client, cluster, after=after))
-        idx.opened = _following(idx.blocks, await touched.read_open(settings, client, cluster))
+        idx.opened = touched.following(idx.blocks, await touched.read_open(settings, client, cluster))
 
     idx.refresh = refresh
     return idx
-
-
-def _following(blocks: list[touched.Block], opened: touched.Block | None) -> touched.Block | None:
-    """``opened`` when it is the block after the last of ``blocks`` (else None: stale)."""
-    if opened is not None and opened.first == max(b.last for b in blocks) + 1 and opened.last >= opened.first:
-        return opened
-    return None
 
 
 #: The newest blocks whose records a history waits for (with ``_await_worker``) when the worker

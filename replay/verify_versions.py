@@ -89,8 +89,8 @@ async def check(settings: Settings, src: Source, cluster: str, client: Any, *, p
     blocks = await touched.read_blocks(settings, client, cluster, gen)
     entries = await versions_store.read_entries(settings, client, cluster, gen)
     opened = await touched.read_open(settings, client, cluster, gen)
-    if opened is not None and blocks and opened.first != blocks[-1].last + 1:
-        opened = None  # stale: a block closed after it
+    if blocks:
+        opened = touched.following(blocks, opened)
     parts = None
     if opened is not None:
         parts = await versions_store.read_open(settings, client, cluster, opened.first, opened.last, gen)

@@ -323,7 +323,7 @@ async def read_open(settings: Settings, client: etcd_adapter.EtcdClient, cluster
     """The cluster's open block as the worker's last committed batch left it (None: none, or damaged).
 
     It starts where the last closed block ends, unless a block closed since (then it is stale: the
-    reader checks that it follows the closed blocks)."""
+    reader checks that it follows the closed blocks, :func:`following`)."""
     from kmevents.adapters import etcd as etcd_adapter
 
     gen = generation or layout.live_generation()
@@ -334,5 +334,14 @@ async def read_open(settings: Settings, client: etcd_adapter.EtcdClient, cluster
         return None
 
 
+def following(blocks: list[Block], opened: Block | None) -> Block | None:
+    """``opened`` (:func:`read_open`) when it is the block right after the last of ``blocks``
+    (the closed ones, :func:`read_blocks`); else None: stale, a block closed after it."""
+    if opened is not None and opened.first == max(b.last for b in blocks) + 1 and opened.last >= opened.first:
+        return opened
+    return None
+
+
 __all__ = ["BLOCK_EVENTS", "NAME_FIELDS", "UNSERVED_KINDS", "Accumulator", "Block", "IndexError_", "corr", "decode",
-           "encode", "entity_hashes", "id_tails", "key", "last_closed", "name", "read_blocks", "read_open"]
+           "encode", "entity_hashes", "following", "id_tails", "key", "last_closed", "name", "read_blocks",
+           "read_open"]
