@@ -221,8 +221,6 @@ class PartitionDeriver:
         #: with versions: per cluster, what fold-failed events marked dirty since its last applied
         #: event and a collect for etcd took first: it goes with the next applied event's versions
         self._held: dict[str, set[tuple[str, str]]] = {}
-        #: whether the batch being folded is live (``process``): it writes the open blocks' parts
-        self._live = False
         #: per cluster, the parts of an open block an earlier worker wrote (read on a take): deleted
         #: with the cluster's next block close (the resumed block writes none: its record is partial)
         self._stale_parts: dict[str, list[bytes]] = {}
@@ -494,7 +492,7 @@ class PartitionDeriver:
 
         Raises :class:`FencedError` when another worker moved the checkpoint.
         """
-        self._live = live and self.versions
+        live = live and self.versions
         out = BatchOutcome()
         # Clusters changed in this batch: their dirty sets are collected at flush
         # time only (collecting them materializes agent/role aggregates, which is
@@ -522,7 +520,7 @@ class PartitionDeriver:
                 for taken in self._taken.values():  # the applied events' sets taken for versions
                     n += len(taken)
                 if n >= flush_at:
-                    await self._flush(self._collect(touched, pointers, carried, out), out)
+                    await self._flush(self._collect(touched, pointers, carried, out, live=live), out)
                     touched, pointers, carried = {}, {}, {}
             cluster = self._cluster_of(rec)
             if cluster is None:
@@ -593,7 +591,7 @@ class PartitionDeriver:
                     out.deltas_due.append(cluster)
                 self.since_delta[cluster] = 0
         if touched or pointers or carried or self.folded_offset > self._next_checkpoint_floor():
-            await self._flush(self._collect(touched, pointers, carried, out), out)
+            await self._flush(self._collect(touched, pointers, carried, out, live=live), out)
         await self.drain()
         return out
 
@@ -602,10 +600,11 @@ class PartitionDeriver:
         return self._inflight_offset if self._inflight is not None else self.checkpoint.offset
 
     def _collect(self, touched: dict[str, ClusterState], pointers: dict[bytes, None],
-                 carried: dict[bytes, Pending], out: BatchOutcome) -> dict[bytes, Pending]:
+                 carried: dict[bytes, Pending], out: BatchOutcome, *, live: bool = False) -> dict[bytes, Pending]:
         """Keys to write for the batch: every changed entity of the touched clusters, plus pointers,
         plus the touched-index blocks closed in the batch (``carried``, with the entities their
-        dirty sets named) and each one due now (its versions record into ``out``)."""
+        dirty sets named) and each one due now (its versions record into ``out``); ``live``: the
+        open blocks' versions parts too (``process``)."""
         pointer = pointer_value(self.generation)
         pending: dict[bytes, Pending] = dict.fromkeys(pointers, pointer)
         if carried:
@@ -621,7 +620,7 @@ class PartitionDeriver:
                 # the records past the last closed block only when it names what it looks for
                 pending[layout.touched_open_key(f"{self.prefix}/{self.generation}", cluster)] = acc.encode_through(
                     self.folded_offset)
-                if self._live and cluster not in self._held:
+                if live and cluster not in self._held:
                     out.open_parts += self._open_part(cluster, acc, pending)
         return pending
 

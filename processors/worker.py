@@ -435,9 +435,7 @@ class DeriveWorker:
                 if out.consumed >= len(rest):
                     break
                 await self._side_outputs(d, out)
-                self.stats.events += out.applied
-                self.stats.transactions += out.transactions
-                self.stats.versions_open_parts += out.open_parts
+                self._tally(out)
                 rest = rest[out.consumed:]
         except FencedError as exc:
             log.error("fenced: giving the partition up", extra={"partition": tp.partition, "error": exc.message})
@@ -453,10 +451,8 @@ class DeriveWorker:
                 self.retake_after_seconds, lambda: asyncio.ensure_future(self._retake(tp)))
             return
         await self._side_outputs(d, out)
-        self.stats.events += out.applied
+        self._tally(out)
         self.stats.batches += 1
-        self.stats.transactions += out.transactions
-        self.stats.versions_open_parts += out.open_parts
         self.stats.batch_sizes[len(records)] += 1
         try:
             await self._group_consumer().commit({tp: d.checkpoint.offset + 1})
@@ -487,6 +483,13 @@ class DeriveWorker:
                                                          key=dl.dlq_key)
             self.stats.dead_letters += 1
             log.warning("dead letter", extra={"partition": dl.partition, "offset": dl.offset, "error": dl.error})
+
+    def _tally(self, out: BatchOutcome) -> None:
+        """Count what one step of a batch did (a batch is folded in steps that end where a snapshot
+        or delta falls due)."""
+        self.stats.events += out.applied
+        self.stats.transactions += out.transactions
+        self.stats.versions_open_parts += out.open_parts
 
     async def _side_outputs(self, d: PartitionDeriver, out: BatchOutcome) -> None:
         await self._send_dead_letters(out.dead_letters[out.sent:])
