@@ -830,6 +830,11 @@ def _say_scan(index: Indexed | None, progress: bool) -> None:
         print(f"history: scanning the whole log: {index.scanned}", file=sys.stderr, flush=True)
 
 
+#: An event pass 2 shows: its offset, its log record, its annotations, its dirty set, and the value
+#: of an entity right after it.
+_Shown = tuple[int, LogRecord, list[dict[str, Any]], set[Key], Callable[[Key], Any]]
+
+
 async def collect(src: Source, cluster: str, rel: Related, progress: bool = True,
                   extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                   progress_from: int | None = None, *, index: Indexed | None = None) -> list[dict[str, Any]]:
@@ -883,7 +888,7 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
         # only the units pass 1 left out: what the others did is in index.seen
         index.kinds = index.kinds | {k for k, _ in rel.keys}  # (pass 1 set them: every kind rel.keys holds)
         await _fold_units(src, cluster, index, lambda b: b.holds_any(needles), _Observer(index), skipped)
-        shown: list[tuple[int, LogRecord, list[dict[str, Any]], set[Key], Callable[[Key], Any]]] = []
+        shown: list[_Shown] = []
         for off, x in index.seen.items():
             if x.occurred_at:
                 last_time[0] = max(last_time[0], x.occurred_at)
@@ -913,7 +918,7 @@ async def collect(src: Source, cluster: str, rel: Related, progress: bool = True
 
 
 async def _read_shown(src: Source, cluster: str, idx: Indexed, rel: Related, last_time: list[str]
-                     ) -> list[tuple[int, LogRecord, list[dict[str, Any]], set[Key], Callable[[Key], Any]]]:
+                     ) -> list[_Shown]:
     """The events of the units read from versions records that pass 2 shows: those whose dirty
     set holds a related key, and those carrying a related correlation id (looked for only in a
     unit whose block holds one). Only their records are read from the log."""
@@ -932,7 +937,7 @@ async def _read_shown(src: Source, cluster: str, idx: Indexed, rel: Related, las
                 want[off] = record
     recs = await _records_at(src, sorted(want))
     idx.events += len(recs)
-    out: list[tuple[int, LogRecord, list[dict[str, Any]], set[Key], Callable[[Key], Any]]] = []
+    out: list[_Shown] = []
     for off, record in want.items():
         r = recs.get(off)
         if r is None:

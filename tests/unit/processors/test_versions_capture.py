@@ -73,6 +73,19 @@ def _blocks(d: _Recorded) -> list[Block]:
     return sorted((touched.decode(v) for v in vals.values() if v is not None), key=lambda b: b.first)
 
 
+def _fail_after_applying(monkeypatch: pytest.MonkeyPatch, offsets: tuple[int, ...]) -> None:
+    """The fold's apply, at ``offsets``, changes the state and then raises (a fold-failed event)."""
+    real = folding.apply
+
+    def failing(st: ClusterState, ev: dict[str, Any], **kw: Any) -> Any:
+        anns = real(st, ev, **kw)
+        if kw.get("offset") in offsets:
+            raise RuntimeError("boom")
+        return anns
+
+    monkeypatch.setattr(folding, "apply", failing)
+
+
 def oracle(records: Sequence[Any], spans: list[tuple[int, int]], cluster: str = CLUSTER, partition: int = 0
            ) -> dict[int, bytes]:
     """Each block's record (by first offset) from a plain fold of ``records`` (the cluster's, from
@@ -122,15 +135,7 @@ def test_each_closed_block_gets_the_record_a_plain_fold_captures_and_the_etcd_wr
 def test_a_fold_failed_events_changes_go_with_the_next_applied_event_even_across_a_batch_end(
         monkeypatch: pytest.MonkeyPatch) -> None:
     records = _records(900)
-    real = folding.apply
-
-    def failing(st: ClusterState, ev: dict[str, Any], **kw: Any) -> Any:
-        anns = real(st, ev, **kw)
-        if kw.get("offset") in (298, 449):  # changed the state, then raised
-            raise RuntimeError("boom")
-        return anns
-
-    monkeypatch.setattr(folding, "apply", failing)
+    _fail_after_applying(monkeypatch, (298, 449))
     on, off = _Recorded(touched_every_events=200), _Recorded(touched_every_events=200, versions=False)
     # 449 is the last record of its batch, whose flush collects what it marked; the next applied
     # event (450) changes none of those entities: its versions have them only if they were kept
@@ -309,15 +314,7 @@ def test_a_batch_that_is_not_live_leaves_a_gap_the_next_live_part_covers() -> No
 def test_no_part_while_a_fold_failed_events_marks_wait_for_the_next_applied_event(
         monkeypatch: pytest.MonkeyPatch) -> None:
     records = _records(600)
-    real = folding.apply
-
-    def failing(st: ClusterState, ev: dict[str, Any], **kw: Any) -> Any:
-        anns = real(st, ev, **kw)
-        if kw.get("offset") == 449:  # the last record of its batch: changed the state, then raised
-            raise RuntimeError("boom")
-        return anns
-
-    monkeypatch.setattr(folding, "apply", failing)
+    _fail_after_applying(monkeypatch, (449,))  # the last record of its batch
     d = _Recorded(touched_every_events=1000)
     after = _derive_live(d, records, 150)
     opened, parts = _open_parts(d, after[2])
