@@ -608,6 +608,12 @@ class _View:
 
     peek = entity
 
+    def may_hold(self, k: Key, needles: list[bytes]) -> bool:
+        """False when ``k``'s value right after ``at``, as the record holds it, holds none of
+        ``needles`` (``Versions.may_hold``); True when it may, or the record does not hold it."""
+        found, raw = self.record.raw_after(k, self.at)
+        return not found or self.record.may_hold(raw, needles)
+
     def task_ids(self, task_id: str) -> list[str]:
         """As ``ClusterState.task_ids``: the task entities (still there) whose Mesos task id it is."""
         cands = self.tasks_before.get(task_id)
@@ -688,12 +694,14 @@ class _View:
 KEEP_LOOKUP_STATES = 2
 
 
-def _is_task(k: Key, versions: list[tuple[int, Any]] | None, task_id: str) -> bool:
+def _is_task(k: Key, versions: list[tuple[int, bytes | None]] | None, task_id: str) -> bool:
     """Whether the task entity ``k`` may carry Mesos task id ``task_id``: its id ends so, or one of
-    its versions names it."""
+    its versions (canonical bytes) names it (decoded only when its bytes hold the id)."""
     if k[1].endswith("/" + task_id):
         return True
-    return any(v is not None and v.get("task_id") == task_id for _, v in versions or ())
+    needle = (orjson.dumps(task_id),)
+    return any(v is not None and versions_store.Versions.may_hold(v, needle)
+               and orjson.loads(v).get("task_id") == task_id for _, v in versions or ())
 
 
 #: Kinds whose values hold totals brought up to date lazily (reducer/aggregates.py).
@@ -757,9 +765,15 @@ async def related(src: Source, cluster: str, kind: str, ids: list[str], selector
     seen_ids: set[str] = set()  # the given ids that are ids of entities
     wanted = set(ids)
 
+    # a value read from a versions record whose bytes hold none of the names asked for is not
+    # decoded to compare its name fields (most versions an agent's history passes are other agents')
+    needles = [orjson.dumps(n) for n in wanted]
+
     def links(dirty: set[Key], st: Any) -> None:  # a ClusterState, or a _View of a unit read
         for k in dirty:
             if k[0] == kind and k not in rel.targets:
+                if selector is None and k[1] not in wanted and isinstance(st, _View) and not st.may_hold(k, needles):
+                    continue
                 v = st.entity(*k) if kind in TOTALS_KINDS else st.peek(*k)
                 if (selector is not None and v is not None and selector.matches(v.get("labels"))) or (
                         wanted and v is not None and any(named(kind, k[1], v, n) for n in wanted)):

@@ -9,8 +9,9 @@ engine, as history's full scan folds it), captures each block that has a record 
 worker does (after each applied event, the entities it changed and their canonical bytes:
 ``Capture``), and compares:
 
-- each closed block's stored record with the capture, byte for byte (a record whose chunks
-  cannot be read is counted as ``unreadable``: history folds that block, nothing is wrong);
+- each closed block's stored record with the capture, byte for byte (a record of an earlier
+  format by what it holds; a record whose chunks cannot be read is counted as ``unreadable``:
+  history folds that block, nothing is wrong);
 - the open block's parts, joined through its last offset, with the capture of the block so far
   (parts that do not cover it are not used by history, and not checked).
 
@@ -166,12 +167,23 @@ async def _compare(settings: Settings, out: VersionsCheck, first: int, last: int
         out.unreadable += 1
         return
     out.checked += 1
-    if stored != raw:
-        try:
-            detail = first_difference(versions_store.decode(stored), versions_store.decode(raw))
-        except versions_store.VersionsError as exc:
-            detail = str(exc)
+    detail = difference(stored, raw)
+    if detail is not None:
         out.differ.append((key, detail))
 
 
-__all__ = ["VersionsCheck", "check", "first_difference"]
+def difference(stored: bytes, raw: bytes) -> str | None:
+    """Where a stored record's bytes differ from the capture's (``raw``), in words; None when
+    they are the same, or hold the same in an earlier format (a worker before FORMAT's bump)."""
+    if stored == raw:
+        return None
+    try:
+        was, now = versions_store.decode(stored), versions_store.decode(raw)
+    except versions_store.VersionsError as exc:
+        return str(exc)
+    if (was.applied, was.anns, was.values) == (now.applied, now.anns, now.values):
+        return None
+    return first_difference(was, now)
+
+
+__all__ = ["VersionsCheck", "check", "difference", "first_difference"]

@@ -13,9 +13,18 @@ folding them (replay/history.py).
 
 Record layout (canonical bytes, stored zstd-compressed as snapshot chunks are)::
 
-    {"cluster":C,"first":F,"format":1,"last":L}\\n
+    {"cluster":C,"first":F,"format":2,"last":L}\\n
     {"events":[[offset, annotations|null], ...],           (applied events, ascending)
-     "values":[[kind, id, [[offset, value|null], ...]], ...]}  (sorted by kind, id; offsets ascending)
+     "values":[[kind, id, [[offset, length|null], ...]], ...]}\\n  (sorted by kind, id; offsets ascending)
+    <the values' canonical bytes, back to back, in the order the second line lists them>
+
+The second line is an index of the values, each by its length in the bytes that follow (null:
+gone), so a reader decodes the index and slices the values out as bytes: a value is decoded only
+when a history asks for it, and whether a value may name a host or a task id is a substring test
+on its bytes (``Versions.may_hold``). Format 1 (the values inline in the second line) decoded
+every value of a record: 0.28 s of the 33 records an agent's history read at the large profile,
+most of them agents whose host name was only compared (BENCHMARKS.md, "Versions records whose
+values decode when read"). Format-1 records stay readable.
 
 A fold-failed event is not applied: its dirty marks (what it changed before failing) go with
 the next applied event, as history's hook sees them (the touched-index block stays open until
@@ -34,10 +43,12 @@ write that failed) is folded by history as before; an entry is used only when it
 ``first``/``last`` are a touched block's. The values depend on the reducer: a record whose
 ``reducer_version`` is not this one is not used.
 
-Worked example: block 4000..4999, event 4002 ``pod.upserted ns/a`` (applied, no annotation)::
+Worked example: block 4000..4999, event 4002 ``pod.upserted ns/a`` (applied, no annotation), the
+pod deleted at 4510::
 
     {"events":[..., [4002, null], ...],
-     "values":[..., ["pod", "ns/a", [[4002, {"name":"a", ...}], [4510, null]]], ...]}
+     "values":[..., ["pod", "ns/a", [[4002, 312], [4510, null]]], ...]}
+    ...{"name":"a", ...}...      (the pod's 312 bytes after event 4002, where the lengths before it end)
 
 ``history pod/ns/a`` takes event 4002's entry from here: its dirty set holds ``pod/ns/a``,
 whose value after it is the version at 4002.
@@ -60,7 +71,9 @@ if TYPE_CHECKING:
 
 Key = tuple[str, str]
 
-FORMAT: Final = 1
+FORMAT: Final = 2
+#: The formats ``decode`` reads (1: every value inline in the second line).
+READABLE: Final = frozenset({1, 2})
 #: The records' zstd level: a block's record is ~1.6 MB raw at the large profile, ~0.18 MB at
 #: level 3 (BENCHMARKS.md, "Entity versions per block").
 LEVEL: Final = 3
@@ -137,30 +150,40 @@ class Capture:
 def encode(cluster: str, first: int, last: int, events: list[tuple[int, Any]],
            values: dict[Key, list[tuple[int, bytes | None]]]) -> bytes:
     """A record's canonical bytes (see the module docstring)."""
-    frag = orjson.Fragment
     head = orjson.dumps({"cluster": cluster, "first": first, "format": FORMAT, "last": last},
                         option=orjson.OPT_SORT_KEYS)
-    body = orjson.dumps({
-        "events": [[o, a] for o, a in events],
-        "values": [[k[0], k[1], [[o, None if v is None else frag(v)] for o, v in vs]]
-                   for k, vs in sorted(values.items())],
-    }, option=orjson.OPT_SORT_KEYS)
-    return head + b"\n" + body
+    blob: list[bytes] = []
+    add = blob.append
+    index = []
+    for k, vs in sorted(values.items()):
+        lens = []
+        for o, v in vs:
+            if v is None:
+                lens.append([o, None])
+            else:
+                lens.append([o, len(v)])
+                add(v)
+        index.append([k[0], k[1], lens])
+    body = orjson.dumps({"events": [[o, a] for o, a in events], "values": index}, option=orjson.OPT_SORT_KEYS)
+    return b"".join((head, b"\n", body, b"\n", *blob))
 
 
 @dataclass
 class Versions:
     """A decoded record: the block ``first..last`` of ``cluster``, its applied events' offsets
-    with their annotations, and every version by entity (values decoded, None once gone)."""
+    with their annotations, and every version by entity as its canonical bytes (None once gone),
+    decoded only when asked for (``value_after``)."""
 
     cluster: str
     first: int
     last: int
     anns: dict[int, list[dict[str, Any]]]
     applied: list[int]
-    values: dict[Key, list[tuple[int, Any]]]
+    values: dict[Key, list[tuple[int, bytes | None]]]
     #: offset -> the entities changed by the event there (built by ``dirty_at``)
-    _by_offset: dict[int, set[Key]] | None = field(default=None, repr=False)
+    _by_offset: dict[int, set[Key]] | None = field(default=None, repr=False, compare=False)
+    #: the versions decoded so far, by entity and offset (each is decoded once; callers share it)
+    _decoded: dict[tuple[Key, int], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def dirty_at(self, offset: int) -> set[Key]:
         """The entities the applied event at ``offset`` changed (its dirty set)."""
@@ -175,37 +198,80 @@ class Versions:
             self._by_offset = by
         return self._by_offset.get(offset, set())
 
-    def value_after(self, key: Key, offset: int) -> tuple[bool, Any]:
-        """``(True, value)`` of ``key``'s last version at or before ``offset`` in this block
-        (None: gone), ``(False, None)`` when the block changed it only later or never."""
+    def _last_at(self, key: Key, offset: int) -> tuple[int, bytes | None] | None:
+        """``key``'s last version at or before ``offset`` in this block, None when there is none."""
         vs = self.values.get(key)
-        if not vs:
-            return False, None
-        found = False
         out = None
-        for o, v in vs:
-            if o > offset:
+        for ov in vs or ():
+            if ov[0] > offset:
                 break
-            found, out = True, v
-        return found, out
+            out = ov
+        return out
+
+    def raw_after(self, key: Key, offset: int) -> tuple[bool, bytes | None]:
+        """``(True, bytes)`` of ``key``'s last version at or before ``offset`` in this block
+        (None: gone), ``(False, None)`` when the block changed it only later or never."""
+        got = self._last_at(key, offset)
+        return (False, None) if got is None else (True, got[1])
+
+    def value_after(self, key: Key, offset: int) -> tuple[bool, Any]:
+        """As :meth:`raw_after`, the value decoded (once: every call returns the same object)."""
+        got = self._last_at(key, offset)
+        if got is None:
+            return False, None
+        o, raw = got
+        if raw is None:
+            return True, None
+        memo = self._decoded
+        v = memo.get((key, o))
+        if v is None:
+            v = memo[(key, o)] = orjson.loads(raw)
+        return True, v
+
+    @staticmethod
+    def may_hold(raw: bytes | None, needles: Iterable[bytes]) -> bool:
+        """False when the value ``raw`` holds none of ``needles`` (strings as ``orjson.dumps`` of
+        them): then no field of it equals one of those strings, and it need not be decoded."""
+        return raw is not None and any(n in raw for n in needles)
 
 
 def decode(data: bytes) -> Versions:
-    """The record of ``encode``'s bytes; raises :class:`VersionsError` when they are damaged."""
+    """The record of ``encode``'s bytes (or of format 1's); raises :class:`VersionsError` when they
+    are damaged."""
     nl = data.find(b"\n")
     try:
         head = orjson.loads(data[:nl]) if nl > 0 else None
-        if type(head) is not dict or head.get("format") != FORMAT:
-            raise VersionsError("not a versions record of format 1")
-        body = orjson.loads(memoryview(data)[nl + 1:])
+        if type(head) is not dict or head.get("format") not in READABLE:
+            raise VersionsError("not a versions record of format 1 or 2")
+        if head["format"] == 1:
+            body = orjson.loads(memoryview(data)[nl + 1:])
+            dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
+            values: dict[Key, list[tuple[int, bytes | None]]] = {
+                (str(kind), str(id)): [(int(o), None if v is None else dumps(v, option=sort)) for o, v in vs]
+                for kind, id, vs in body["values"]}
+        else:
+            nl2 = data.index(b"\n", nl + 1)
+            body = orjson.loads(memoryview(data)[nl + 1:nl2])
+            pos = nl2 + 1
+            values = {}
+            for kind, id, vs in body["values"]:
+                got: list[tuple[int, bytes | None]] = []
+                for o, n in vs:
+                    if n is None:
+                        got.append((int(o), None))
+                    else:
+                        end = pos + int(n)
+                        got.append((int(o), data[pos:end]))
+                        pos = end
+                values[(str(kind), str(id))] = got
+            if pos != len(data):
+                raise VersionsError(f"damaged versions record: its values end at byte {pos} of {len(data)}")
         anns: dict[int, list[dict[str, Any]]] = {}
         applied = []
         for o, a in body["events"]:
             applied.append(int(o))
             if a:
                 anns[int(o)] = a
-        values: dict[Key, list[tuple[int, Any]]] = {
-            (str(kind), str(id)): [(int(o), v) for o, v in vs] for kind, id, vs in body["values"]}
         return Versions(str(head["cluster"]), int(head["first"]), int(head["last"]), anns, applied, values)
     except VersionsError:
         raise
@@ -219,7 +285,7 @@ def joined(cluster: str, parts: list[Versions], first: int, last: int) -> Versio
     pos = first
     anns: dict[int, list[dict[str, Any]]] = {}
     applied: list[int] = []
-    values: dict[Key, list[tuple[int, Any]]] = {}
+    values: dict[Key, list[tuple[int, bytes | None]]] = {}
     for p in parts:
         if pos > last:
             break
@@ -316,5 +382,5 @@ async def read(settings: Settings, entry: dict[str, Any], reader: Any = None) ->
         return None
 
 
-__all__ = ["FORMAT", "LEVEL", "Capture", "Versions", "VersionsError", "decode", "encode", "joined", "read",
+__all__ = ["FORMAT", "LEVEL", "READABLE", "Capture", "Versions", "VersionsError", "decode", "encode", "joined", "read",
            "read_entries", "read_open", "write"]

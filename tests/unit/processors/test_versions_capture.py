@@ -341,7 +341,7 @@ def test_an_earlier_workers_parts_are_deleted_with_the_next_block_close() -> Non
 def test_joined_needs_parts_that_follow_each_other_through_the_last_offset() -> None:
     def part(first: int, last: int) -> versions.Versions:
         return versions.Versions(CLUSTER, first, last, {first: [{"kind": "x"}]}, [first, last],
-                                 {("pod", "a"): [(first, {"v": first}), (last, {"v": last})]})
+                                 {("pod", "a"): [(first, b'{"v":%d}' % first), (last, b'{"v":%d}' % last)]})
 
     parts = [part(10, 19), part(20, 29), part(30, 39)]
     got = versions.joined(CLUSTER, parts, 10, 29)

@@ -124,6 +124,53 @@ def test_the_record_round_trips_and_names_each_events_dirty_set() -> None:
         versions.decode(RECORDS[BLOCKS[1].first][:-40])
 
 
+def _format_1(rec: versions.Versions) -> bytes:
+    """``rec`` as a worker before format 2 wrote it: every value inline in the second line."""
+    head = orjson.dumps({"cluster": rec.cluster, "first": rec.first, "format": 1, "last": rec.last},
+                        option=orjson.OPT_SORT_KEYS)
+    body = orjson.dumps({
+        "events": [[o, rec.anns.get(o)] for o in rec.applied],
+        "values": [[k[0], k[1], [[o, None if v is None else orjson.Fragment(v)] for o, v in vs]]
+                   for k, vs in sorted(rec.values.items())]}, option=orjson.OPT_SORT_KEYS)
+    return head + b"\n" + body
+
+
+def test_values_stay_bytes_until_asked_for_and_format_1_records_read_the_same() -> None:
+    from kmevents.replay.verify_versions import difference
+
+    raw = RECORDS[BLOCKS[2].first]
+    rec = versions.decode(raw)
+    assert rec.values and all(v is None or type(v) is bytes for vs in rec.values.values() for _, v in vs)
+    assert versions.encode(CLUSTER, rec.first, rec.last, [(o, rec.anns.get(o)) for o in rec.applied],
+                           rec.values) == raw  # canonical: decoding and encoding again gives the bytes
+    k, vs = next((k, vs) for k, vs in sorted(rec.values.items()) if vs[0][1] is not None)
+    one = rec.value_after(k, vs[0][0])[1]
+    assert one == orjson.loads(vs[0][1]) and rec.value_after(k, vs[0][0])[1] is one  # decoded once
+    assert rec.value_after(k, rec.first - 1) == (False, None) and rec.raw_after(k, vs[0][0]) == (True, vs[0][1])
+    old = _format_1(rec)
+    was = versions.decode(old)
+    assert (was.applied, was.anns, was.values) == (rec.applied, rec.anns, rec.values)
+    # verify --versions: the same content in the earlier format is no drift; a changed version is
+    assert difference(old, raw) is None and difference(raw, raw) is None
+    changed = dict(rec.values)
+    changed[k] = [(vs[0][0], orjson.dumps({**one, "x": 1}, option=orjson.OPT_SORT_KEYS)), *vs[1:]]
+    bad = versions.encode(CLUSTER, rec.first, rec.last, [(o, rec.anns.get(o)) for o in rec.applied], changed)
+    assert difference(bad, raw) == f"{k[0]}/{k[1]}: its versions differ (offsets [{vs[0][0]}])"
+    # damage anywhere is an error: the index, a value's bytes cut or added, another format
+    nl = raw.index(b"\n", raw.index(b"\n") + 1)
+    for broken in (raw[:nl - 3] + raw[nl:], raw[:-1], raw + b"x", raw.replace(b'"format":2', b'"format":3', 1)):
+        with pytest.raises(versions.VersionsError):
+            versions.decode(broken)
+
+
+def test_may_hold_is_false_only_when_no_needle_is_in_the_bytes() -> None:
+    v = orjson.dumps({"hostname": "h1.example", "name": 'a"b'}, option=orjson.OPT_SORT_KEYS)
+    assert versions.Versions.may_hold(v, [orjson.dumps("h1.example")])
+    assert versions.Versions.may_hold(v, [orjson.dumps("zz"), orjson.dumps('a"b')])  # escaped as JSON holds it
+    assert not versions.Versions.may_hold(v, [orjson.dumps("h1")])  # a prefix is not the string
+    assert not versions.Versions.may_hold(None, [orjson.dumps("h1.example")])  # gone
+
+
 def test_history_read_from_versions_records_equals_the_full_scan() -> None:
     src = ListSource(RECS)
     st = asyncio.run(replay(src, CLUSTER, progress=False)).state
@@ -275,3 +322,11 @@ def test_a_record_the_log_read_lacks_is_an_error_that_names_it() -> None:
     holed = ListSource([r for r in RECS[:end + 1] if r.offset != gone])
     with pytest.raises(EnvironmentProblem, match=f"at offset {gone}"):
         asyncio.run(_history(holed, "pod", pod, _index(BLOCKS, RECORDS)))
+
+
+def test_a_task_entity_is_found_by_a_version_that_names_its_mesos_task_id() -> None:
+    named_t9 = [(5, orjson.dumps({"state": "TASK_RUNNING", "task_id": "t9"}, option=orjson.OPT_SORT_KEYS)), (9, None)]
+    other = [(5, orjson.dumps({"note": "t9", "task_id": "t1"}, option=orjson.OPT_SORT_KEYS))]
+    assert history._is_task(("task", "fw/odd"), named_t9, "t9")
+    assert not history._is_task(("task", "fw/odd"), other, "t9")  # the bytes hold "t9", its task_id is not
+    assert history._is_task(("task", "fw/t9"), None, "t9")  # by its id's tail
