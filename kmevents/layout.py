@@ -83,6 +83,14 @@ def touched_index_prefix(prefix: str, cluster: str) -> bytes:
     return f"{prefix}/_touched/{cluster}/".encode()
 
 
+def touched_group_key(prefix: str, cluster: str, first: int) -> bytes:
+    return f"{prefix}/_touched_groups/{cluster}/{first:020d}".encode()
+
+
+def touched_group_prefix(prefix: str, cluster: str) -> bytes:
+    return f"{prefix}/_touched_groups/{cluster}/".encode()
+
+
 def touched_open_key(prefix: str, cluster: str) -> bytes:
     return f"{prefix}/_touched_open/{cluster}".encode()
 

@@ -127,6 +127,9 @@ class BatchOutcome:
     #: the entity-versions records of the touched-index blocks the batch closed,
     #: ``(cluster, first, last, raw bytes)``, to be stored (store/versions.py); committed already
     versions: list[tuple[str, int, int, bytes]] = field(default_factory=list)
+    #: the cluster of each touched-index block the batch closed (the worker groups old ones:
+    #: ``touched.group_oldest``)
+    closed: list[str] = field(default_factory=list)
 
 
 #: Snapshot every this many events of a cluster (``--snapshot-every``): a cold
@@ -693,6 +696,7 @@ class PartitionDeriver:
         the batch), its versions record into ``out``; the block and the capture start over."""
         first, value = acc.close(self.folded_offset)
         into[layout.touched_index_key(f"{self.prefix}/{self.generation}", cluster, first)] = value
+        out.closed.append(cluster)
         for key in self._stale_parts.pop(cluster, ()):
             into[key] = None  # an earlier worker's parts of an open block (load_block_ends)
         self._close_capture(cluster, first, out, into)

@@ -54,6 +54,10 @@ class WorkerCollector:
             ("kmevents_worker_versions_open_parts_total", s.versions_open_parts, "parts of the open blocks' "
              "entity-versions records written by batches that reached the partition's end (history reads the "
              "open block from them)"),
+            ("kmevents_worker_touched_groups_total", s.touched_groups, "groups of old touched-index blocks "
+             "moved from etcd into the snapshots topic (etcd keeps the newest blocks and an entry per group)"),
+            ("kmevents_worker_touched_group_failures_total", s.touched_group_failures, "groupings of old "
+             "touched-index blocks that failed (the blocks stay in etcd; retried with a later block)"),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)

@@ -47,7 +47,7 @@ from kmevents.settings import Settings
 from kmevents.store import versions as versions_store
 from kmevents.store.partition_map import PartitionMap
 from kmevents.store.snapshots import SnapshotWriter, compress, index_entries, read_bytes
-from kmevents.store.touched import BLOCK_EVENTS
+from kmevents.store.touched import BLOCK_EVENTS, GROUP_BLOCKS, KEEP_BLOCKS, group_oldest
 
 log = logging.getLogger("kmevents.processors.worker")
 
@@ -118,6 +118,10 @@ class WorkerStats:
         self.versions_failures = 0
         #: parts of open blocks' versions records written by live batches (history reads the open block)
         self.versions_open_parts = 0
+        #: groups of old touched-index blocks moved out of etcd (store/touched.py, ``group_oldest``),
+        #: and groupings that failed (logged as "touched-index blocks not grouped"; retried later)
+        self.touched_groups = 0
+        self.touched_group_failures = 0
         self.batch_sizes: Counter[int] = Counter()
         self.lag: dict[int, int] = {}
         self.started = time.monotonic()
@@ -161,7 +165,8 @@ class DeriveWorker:
                  session_timeout_ms: int = SESSION_TIMEOUT_MS, touched_every_events: int = BLOCK_EVENTS,
                  snapshots_in_child: bool = True, deltas_in_child: bool = False,
                  full_snapshots_in_child: bool = False,
-                 snapshot_retention: tuple[int, int] | None = None, versions: bool = True) -> None:
+                 snapshot_retention: tuple[int, int] | None = None, versions: bool = True,
+                 touched_group: tuple[int, int] = (GROUP_BLOCKS, KEEP_BLOCKS)) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.retention = retention
@@ -173,6 +178,13 @@ class DeriveWorker:
         #: with the index, store each block's entity versions too (store/versions.py: ``history``
         #: reads them instead of folding the block; ``--no-versions``: off)
         self.versions = versions
+        #: ``(group, keep)``: closed blocks moved from etcd into the snapshots topic ``group`` at a
+        #: time once more than ``keep + group`` of a cluster are there (``touched.group_oldest``)
+        self.touched_group = touched_group
+        #: blocks closed by cluster since its blocks were last grouped (a cluster is looked at after
+        #: each ``group`` closes; a worker's first close looks at once: blocks an earlier one left)
+        self._closed_since: dict[str, int] = {}
+        self._grouping: asyncio.Task[None] | None = None
         self.max_records = max_records
         self.group_id = group_id
         #: static group membership (Kafka KIP-345): a worker restarted with the same id gets its
@@ -261,6 +273,7 @@ class DeriveWorker:
         self.stop_requested.set()
         await self.snapshots_written()
         await self.versions_written()
+        await self.blocks_grouped()
         if self._versions_thread is not None:
             self._versions_thread.shutdown()
             self._versions_thread = None
@@ -374,6 +387,7 @@ class DeriveWorker:
             self.running = False
             await self.snapshots_written()
             await self.versions_written()
+            await self.blocks_grouped()
         if self.failure is not None:
             # A partition could not be taken (the listener stopped us): the process must
             # end non-zero so that its supervisor restarts it.
@@ -497,6 +511,7 @@ class DeriveWorker:
             await _fewer_than(self._versions_jobs, MAX_VERSIONS_JOBS)
             self._versions_jobs.append(asyncio.get_running_loop().create_task(
                 self._store_versions(d, cluster, first, last, raw)))
+        self._group_blocks(d, out.closed)
         for cluster in out.snapshots_due:
             await self._try_snapshot(d, cluster)
         for cluster in out.deltas_due:
@@ -657,6 +672,45 @@ class DeriveWorker:
                 "error": str(exc)[:300]})
             return
         self.stats.versions_written += 1
+
+    def _group_blocks(self, d: PartitionDeriver, closed: list[str]) -> None:
+        """Count the blocks ``closed`` (committed already) and, for a cluster that closed ``group``
+        since it was last looked at, group its oldest blocks in the background (one grouping at a
+        time: a cluster passed over is looked at with its next close)."""
+        group, _ = self.touched_group
+        due = []
+        for cluster in closed:
+            n = self._closed_since[cluster] = self._closed_since.get(cluster, group) + 1
+            if n >= group:
+                due.append(cluster)
+        if due and (self._grouping is None or self._grouping.done()):
+            for cluster in due:
+                self._closed_since[cluster] = 0
+            self._grouping = asyncio.get_running_loop().create_task(self._group_oldest(d, due))
+
+    async def _group_oldest(self, d: PartitionDeriver, clusters: list[str]) -> None:
+        """``touched.group_oldest`` for each of ``clusters``. A failure is logged and counted, and
+        the cluster is looked at again with its next close: its blocks stay in etcd meanwhile."""
+        assert self._etcd is not None and self._snapshots is not None
+        group, keep = self.touched_group
+        for cluster in clusters:
+            try:
+                n = await group_oldest(self.settings, self._etcd, self._snapshots, cluster, d.generation, d.partition,
+                                       keep=keep, group=group)
+            except Exception as exc:  # noqa: BLE001 - the blocks stay in etcd, readable as before
+                self.stats.touched_group_failures += 1
+                self._closed_since[cluster] = group
+                log.warning("touched-index blocks not grouped", extra={
+                    "cluster": cluster, "partition": d.partition, "error": str(exc)[:300]})
+                continue
+            if n:
+                self.stats.touched_groups += n
+                log.info("touched-index blocks grouped", extra={"cluster": cluster, "groups": n, "blocks": n * group})
+
+    async def blocks_grouped(self) -> None:
+        """Wait until the grouping of old touched-index blocks under way, if any, is done."""
+        if self._grouping is not None:
+            await asyncio.gather(self._grouping, return_exceptions=True)
 
     async def versions_written(self) -> None:
         """Wait until the versions records being compressed or stored, if any, are stored (or failed)."""

@@ -253,8 +253,9 @@ async def open_index(opened: Any) -> Indexed:
 async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapshots | None) -> Indexed:
     """The cluster's touched-entity index read from etcd through ``client`` (empty, saying why,
     when it cannot be read), with the snapshots its folds start from."""
+    reader_of = getattr(snapshots, "reader_of", None)  # the API's kept-open readers of the snapshots topic
     try:
-        blocks = await touched.read_blocks(settings, client, cluster)
+        blocks = await touched.read_blocks(settings, client, cluster, reader_of=reader_of)
         # the open block so far (the records past the last closed one up to the worker's last batch):
         # folded only when it names what a pass looks for; stale once a block closed after it
         opened = touched.following(blocks, await touched.read_open(settings, client, cluster)) if blocks else None
@@ -264,8 +265,6 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         entries = await versions_store.read_entries(settings, client, cluster)
     except Exception:  # noqa: BLE001 - the records only save time: every unit is folded
         entries = {}
-
-    reader_of = getattr(snapshots, "reader_of", None)  # the API's kept-open readers of the snapshots topic
 
     async def fetch(entry: dict[str, Any]) -> versions_store.Versions | None:
         reader = reader_of(int(entry["snapshot_partition"])) if reader_of is not None else None

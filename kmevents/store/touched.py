@@ -39,6 +39,24 @@ follows it), so the records past the last closed block are folded only when they
 it looks for: without it, every history folded them, from a whole state (~1 s at the large
 profile).
 
+Groups: closed blocks do not stay in etcd. A block is ~24 KB at the large profile, ~25 bytes an
+event of the log: at that cluster's 270 events/s, ~570 MB a day, which would fill etcd's quota
+(4 GiB as kmevents starts it) in about a week and pass the live state's own size within a day.
+So the worker moves the oldest closed blocks, ``GROUP_BLOCKS`` at a time, into the snapshots topic
+once more than ``KEEP_BLOCKS + GROUP_BLOCKS`` of a cluster are in etcd (:func:`group_oldest`):
+their values packed back to back (``pack_group``) as chunks, then in one etcd transaction a *group
+entry* at ``<prefix>/<generation>/_touched_groups/<cluster>/<first:020d>``::
+
+    {"cluster", "first", "last", "blocks", "snapshot_partition", "chunk_offsets", "chunk_key",
+     "bytes", "stored_bytes", "codec": "none", "kind": "touched"}
+
+is written and the blocks' keys deleted (only if no entry is there yet: a fenced worker and its
+successor cannot both group them). A reader (:func:`read_blocks`) reads the group entries and
+the blocks left at one etcd revision, and a group's blocks from its chunks: the same blocks as
+before they moved. A group whose chunks cannot be read reads as a range with no index (history
+folds it: slower, never wrong). Etcd then holds ~``KEEP_BLOCKS`` blocks and an entry per
+``GROUP_BLOCKS`` blocks (~300 bytes a 256,000 events), whatever the log's length.
+
 A worker that takes a partition (a start, a rebalance, a retake after fencing) resumes
 each cluster's open block from the end of the last closed one (``last_closed``): it
 re-folds the block's records up to the checkpoint from a full snapshot before them,
@@ -74,6 +92,12 @@ MAGIC: Final = b"KMT1"
 #: etcd key of ~5-20 KB, and history folds at most this many events past the snapshot it
 #: starts from for each block it needs).
 BLOCK_EVENTS: Final = 1_000
+#: Closed blocks moved into the snapshots topic at once (one group entry in etcd each), and the
+#: newest closed blocks of a cluster left in etcd (a restart resumes from the last one:
+#: ``last_closed`` reads etcd's greatest keys).
+GROUP_BLOCKS: Final = 256
+KEEP_BLOCKS: Final = 64
+GROUP_MAGIC: Final = b"KMG1"
 #: Fields of an entity's value that name it the way people do (``agent/HOST``, ``pod/NAME``);
 #: the same as replay/history.py's ``NAME_FIELDS``.
 NAME_FIELDS: Final = ("hostname", "name", "task_id")
@@ -272,25 +296,125 @@ class Accumulator:
         return out
 
 
+def pack_group(values: list[bytes]) -> bytes:
+    """Blocks' values (``encode``'s bytes) as one group's bytes: ``GROUP_MAGIC``, then each value
+    after its u32 length (little-endian)."""
+    return b"".join([GROUP_MAGIC, *(struct.pack("<I", len(v)) + v for v in values)])
+
+
+def unpack_group(data: bytes) -> list[bytes]:
+    """The blocks' values of ``pack_group``'s bytes; raises :class:`IndexError_` when they are damaged."""
+    if not data.startswith(GROUP_MAGIC):
+        raise IndexError_("not a group of touched-index blocks")
+    out, pos = [], len(GROUP_MAGIC)
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise IndexError_("damaged group of touched-index blocks: cut in a length")
+        (n,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        if pos + n > len(data):
+            raise IndexError_("damaged group of touched-index blocks: cut in a block")
+        out.append(data[pos:pos + n])
+        pos += n
+    return out
+
+
 async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
-                      generation: str | None = None, *, after: int = -1) -> list[Block]:
-    """The cluster's blocks, by first offset (damaged ones left out: their range reads as not indexed);
-    ``after``: only those whose first offset is past it."""
+                      generation: str | None = None, *, after: int = -1, reader_of: Any = None) -> list[Block]:
+    """The cluster's blocks, by first offset, those in groups included (damaged ones and groups whose
+    chunks cannot be read left out: their range reads as not indexed); ``after``: only those whose
+    first offset is past it; ``reader_of``: a kept-open reader of the snapshots topic by partition
+    (the API's), else each group's chunks are read by a consumer of their own."""
     import logging
 
     from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.store.snapshots import read_bytes
 
-    gen = generation or layout.live_generation()
-    prefix = layout.touched_index_prefix(f"{settings.etcd.prefix}/{gen}", cluster)
-    start = prefix if after < 0 else layout.touched_index_key(f"{settings.etcd.prefix}/{gen}", cluster, after + 1)
-    out = []
-    async for _, kvs in etcd_adapter.range_pages(client, start, etcd_adapter.prefix_end(prefix), page=500):
+    logger = logging.getLogger("kmevents.store.touched")
+    gen_prefix = f"{settings.etcd.prefix}/{layout.live_generation() if generation is None else generation}"
+    # the groups and the blocks left in etcd at one revision: a grouping in between moves blocks
+    # from one to the other in one transaction, so each block is read once, from one or the other
+    gprefix = layout.touched_group_prefix(gen_prefix, cluster)
+    rev, _ = await etcd_adapter.range_at(client, gprefix, range_end=etcd_adapter.prefix_end(gprefix), limit=1)
+    groups = []
+    async for _, kvs in etcd_adapter.range_pages(client, gprefix, etcd_adapter.prefix_end(gprefix), page=500,
+                                                 revision=rev):
         for kv in kvs:
             try:
-                out.append(decode(kv.value))
-            except IndexError_ as exc:
-                logging.getLogger("kmevents.store.touched").warning("%s", exc, extra={"key": kv.key.decode()})
+                e = orjson.loads(kv.value)
+                if int(e["last"]) > after:
+                    groups.append(e)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                logger.warning("damaged group entry of the touched-entity index", extra={"key": kv.key.decode()})
+    prefix = layout.touched_index_prefix(gen_prefix, cluster)
+    start = prefix if after < 0 else layout.touched_index_key(gen_prefix, cluster, after + 1)
+    values: list[tuple[bytes, str]] = []
+    async for _, kvs in etcd_adapter.range_pages(client, start, etcd_adapter.prefix_end(prefix), page=500,
+                                                 revision=rev):
+        values.extend((kv.value, kv.key.decode()) for kv in kvs)
+    for e in groups:
+        reader = reader_of(int(e["snapshot_partition"])) if reader_of is not None else None
+        try:
+            data = await read_bytes(settings, e, reader)
+            if data is None:
+                raise IndexError_("its chunks are missing from the snapshots topic")
+            values.extend((v, f"group {e['first']}") for v in unpack_group(data))
+        except Exception as exc:  # noqa: BLE001 - (offsets gone from the topic, damaged bytes): folded instead
+            logger.warning("touched-index group not readable: its range reads as not indexed",
+                           extra={"cluster": cluster, "first": e.get("first"), "last": e.get("last"), "error": str(exc)})
+    out = []
+    for value, where in values:
+        try:
+            b = decode(value)
+        except IndexError_ as exc:
+            logger.warning("%s", exc, extra={"key": where})
+            continue
+        if b.first > after:
+            out.append(b)
     return sorted(out, key=lambda b: b.first)
+
+
+async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writer: Any, cluster: str,
+                       generation: str, partition: int, *, keep: int = KEEP_BLOCKS,
+                       group: int = GROUP_BLOCKS) -> int:
+    """Move the cluster's oldest closed blocks from etcd into groups, ``group`` at a time, while more
+    than ``keep + group`` are there (see the module docstring); returns the groups written. ``writer``:
+    the worker's :class:`~kmevents.store.snapshots.SnapshotWriter` (chunks to the snapshots topic's
+    ``partition``, the events partition's). A group whose entry exists already (another worker
+    grouped these blocks) stops it."""
+    from kmevents.adapters import etcd as etcd_adapter
+
+    gen_prefix = f"{settings.etcd.prefix}/{generation}"
+    prefix = layout.touched_index_prefix(gen_prefix, cluster)
+    end = etcd_adapter.prefix_end(prefix)
+    done = 0
+    while await etcd_adapter.count_range(client, prefix, end) > keep + group:
+        _, kvs = await etcd_adapter.range_at(client, prefix, range_end=end, limit=group)
+        firsts, lasts = [], []
+        for kv in kvs:
+            try:
+                b = decode(kv.value)
+                firsts.append(b.first)
+                lasts.append(b.last)
+            except IndexError_:
+                continue  # moved as it is: a reader leaves it out as before
+        if not firsts:
+            return done
+        data = pack_group([kv.value for kv in kvs])
+        first = int(kvs[0].key.rsplit(b"/", 1)[1])
+        stem = f"{generation}/{cluster}/t{first}"
+        chunk_offsets = await writer.send_chunks(stem, data, partition)
+        entry = {"cluster": cluster, "first": min(firsts), "last": max(lasts), "blocks": len(kvs),
+                 "snapshot_partition": partition, "chunk_offsets": chunk_offsets, "chunk_key": stem,
+                 "bytes": len(data), "stored_bytes": len(data), "codec": "none", "kind": "touched"}
+        gkey = layout.touched_group_key(gen_prefix, cluster, first)
+        ops: dict[bytes, bytes | None] = {gkey: orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)}
+        ops.update((kv.key, None) for kv in kvs)
+        ok, _ = await etcd_adapter.txn_if_unchanged(client, gkey, 0, ops)
+        if not ok:
+            return done
+        done += 1
+    return done
 
 
 async def last_closed(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str, through: int,
@@ -342,6 +466,6 @@ def following(blocks: list[Block], opened: Block | None) -> Block | None:
     return None
 
 
-__all__ = ["BLOCK_EVENTS", "NAME_FIELDS", "UNSERVED_KINDS", "Accumulator", "Block", "IndexError_", "corr", "decode",
-           "encode", "entity_hashes", "following", "id_tails", "key", "last_closed", "name", "read_blocks",
-           "read_open"]
+__all__ = ["BLOCK_EVENTS", "GROUP_BLOCKS", "GROUP_MAGIC", "KEEP_BLOCKS", "NAME_FIELDS", "UNSERVED_KINDS", "Accumulator", "Block", "IndexError_", "corr", "decode",
+           "encode", "entity_hashes", "following", "group_oldest", "id_tails", "key", "last_closed", "name",
+           "pack_group", "read_blocks", "read_open", "unpack_group"]

@@ -71,3 +71,15 @@ def test_the_accumulator_keeps_a_block_open_past_a_fold_failed_event_until_one_a
     assert b.holds(touched.corr("c1"))
     acc.event(25, {}, applied=True)
     assert acc.first == 21  # the next block starts right after: records in between are other clusters'
+
+
+@given(st.lists(st.binary(max_size=300), max_size=20))
+def test_a_group_gives_back_its_blocks_values_in_order(values: list[bytes]) -> None:
+    assert touched.unpack_group(touched.pack_group(values)) == values
+
+
+def test_a_damaged_group_is_refused_never_read_short() -> None:
+    data = touched.pack_group([touched.encode(0, 9, 10, None, [1, 2]), touched.encode(10, 19, 10, None, [3])])
+    for bad in (data[:-1], data[:6], b"KMT1" + data[4:], data + b"\x01"):
+        with pytest.raises(touched.IndexError_):
+            touched.unpack_group(bad)

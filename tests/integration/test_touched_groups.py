@@ -1,0 +1,89 @@
+"""Old touched-index blocks moved out of etcd into groups (store/touched.py, ``group_oldest``), on real
+Kafka + etcd: etcd keeps the newest blocks and an entry per group, readers get every block as before,
+history's answers stay the scan's, and a group whose chunks are gone reads as a range with no index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from kmevents import layout
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.settings import Settings
+from kmevents.store import touched
+from tests.integration.test_history_index import _both
+from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
+
+#: blocks of 50 events; groups of 6 blocks once more than 4 + 6 are in etcd
+SMALL = {"snapshot_every_events": 1500, "delta_every_events": 500, "touched_every_events": 50, "max_records": 300}
+GROUP = (6, 4)
+
+
+async def _etcd(s: Settings) -> tuple[list[bytes], list[dict[str, Any]], list[touched.Block]]:
+    """The block keys left in etcd, the group entries, and every block as readers get them."""
+    gen = f"{s.etcd.prefix}/{layout.live_generation()}"
+    async with etcd_adapter.client(s.etcd) as c:
+        bp, gp = layout.touched_index_prefix(gen, s.cluster), layout.touched_group_prefix(gen, s.cluster)
+        _, blocks = await etcd_adapter.range_at(c, bp, range_end=etcd_adapter.prefix_end(bp))
+        _, groups = await etcd_adapter.range_at(c, gp, range_end=etcd_adapter.prefix_end(gp))
+        return [kv.key for kv in blocks], [orjson.loads(kv.value) for kv in groups], await touched.read_blocks(
+            s, c, s.cluster)
+
+
+async def test_a_worker_groups_old_blocks_and_readers_get_the_same_blocks_and_histories(isolated: Settings) -> None:
+    s = isolated
+    await ingest_sim(s, s.cluster, 3000)
+    w = await run_worker_until_caught_up(s, touched_group=GROUP, **SMALL)
+    keys, groups, blocks = await _etcd(s)
+    # the same log derived by a worker that never groups, into another prefix: the same blocks
+    flat = s.model_copy(deep=True)
+    flat.etcd.prefix = s.etcd.prefix.replace("/kmevents/", "-flat/kmevents/")
+    flat.kafka.snapshots_topic = f"{s.kafka.snapshots_topic}-flat"
+    await kafka_adapter.ensure_topics(flat.kafka)
+    await run_worker_until_caught_up(flat, touched_group=(10**9, 0), **SMALL)
+    flat_keys, flat_groups, flat_blocks = await _etcd(flat)
+    assert flat_groups == [] and len(flat_keys) == len(flat_blocks) == 60
+    assert blocks == flat_blocks  # every block, hashes and all
+    assert w.stats.touched_groups == len(groups) >= 6 and w.stats.touched_group_failures == 0
+    assert len(keys) + 6 * len(groups) == 60 and len(keys) <= 4 + 2 * 6
+    for g in groups:
+        assert g["blocks"] == 6 and g["kind"] == "touched" and g["codec"] == "none"
+    assert [g["first"] for g in groups] == [blocks[6 * i].first for i in range(len(groups))]
+    # etcd keeps the newest blocks: a restart resumes from the last one (touched.last_closed)
+    async with etcd_adapter.client(s.etcd) as c:
+        last = await touched.last_closed(s, c, s.cluster, blocks[-1].last)
+    assert last == blocks[-1]
+    # history reads the grouped blocks: the scan's answers, blocks skipped
+    for kind, id in (("pod", None), ("agent", None)):
+        indexed, scanned, idx = await _both(s, kind, id or await _some(s, kind))
+        assert idx.serves and indexed == scanned and scanned["events"], (kind, id)
+        assert idx.folded + idx.served < idx.units
+
+
+async def _some(s: Settings, kind: str) -> str:
+    """An entity of ``kind`` from the log's last state (the first by id)."""
+    from kmevents.replay.engine import replay
+    from kmevents.replay.opening import open_log
+
+    async with open_log(s) as o:
+        st = (await replay(o.source, s.cluster, progress=False)).state
+    return sorted(st.pods if kind == "pod" else st.agents)[0]
+
+
+async def test_a_group_whose_chunks_are_gone_reads_as_a_range_with_no_index(isolated: Settings) -> None:
+    s = isolated
+    await ingest_sim(s, s.cluster, 3000)
+    await run_worker_until_caught_up(s, touched_group=GROUP, **SMALL)
+    _, groups, blocks = await _etcd(s)
+    g = groups[0]
+    gen = f"{s.etcd.prefix}/{layout.live_generation()}"
+    async with etcd_adapter.client(s.etcd) as c:  # its entry pointed past the topic's end
+        await c.put(layout.touched_group_key(gen, s.cluster, g["first"]),
+                    orjson.dumps({**g, "chunk_offsets": [10**9]}))
+        got = await touched.read_blocks(s, c, s.cluster)
+    assert got == [b for b in blocks if not g["first"] <= b.first <= g["last"]]
+    pod = await _some(s, "pod")
+    indexed, scanned, idx = await _both(s, "pod", pod)
+    assert idx.serves and indexed == scanned  # the range no block covers is folded
