@@ -49,11 +49,14 @@ switch left behind (the preview lists them).
 
 --all-clusters verifies every cluster with a checkpoint (no --cluster needed).
 
---versions also checks the entity-versions records `kmevents history` reads
-(the worker stores one per block of ~1,000 events, and parts of the open block):
-it folds the log once more from its start, captures each block as the worker
-does and compares; a record that differs is drift (exit 1). About 1.7x a plain
-fold of the log: opt-in.
+--versions also checks what `kmevents history` reads besides the log: the
+entity-versions records (the worker stores one per block of ~1,000 events, and
+parts of the open block) and the touched-entity index's blocks (which blocks
+changed which entities; grouped ones included). It folds the log once more from
+its start, captures each block as the worker does and compares: a record that
+differs, or a block whose hashes lack an entity or correlation id its events
+changed (a history would miss those events), is drift (exit 1). About 1.7x a
+plain fold of the log: opt-in.
 
 examples:
   kmevents verify --cluster prod
@@ -170,9 +173,14 @@ async def _check_versions(o: Any, report: Any, *, progress: bool) -> None:
         got = await verify_versions.check(o.settings, o.source, o.cluster, c, progress=progress)
     report.versions = got.as_dict()
     for key, detail in got.differ:
-        report.findings.append(Finding(
-            "versions", o.cluster, key, f"{detail}: a history would show this; delete the record's entry "
-            f"(etcd <prefix>/<generation>/_versions/{o.cluster}/<first>; history then folds the block) or re-derive"))
+        if key.startswith("touched/"):
+            fix = ("a history would miss those events; re-derive (`kmevents verify --repair`), or delete the block's "
+                   f"key (etcd <prefix>/<generation>/_touched/{o.cluster}/<first>, or its group's entry under "
+                   f"_touched_groups/{o.cluster}/: history then folds that range)")
+        else:
+            fix = (f"a history would show this; delete the record's entry (etcd <prefix>/<generation>/_versions/"
+                   f"{o.cluster}/<first>; history then folds the block) or re-derive")
+        report.findings.append(Finding("versions", o.cluster, key, f"{detail}: {fix}"))
 
 
 def _print(report: object, offline: bool) -> None:
@@ -192,7 +200,8 @@ def _print(report: object, offline: bool) -> None:
     v = r.versions  # type: ignore[attr-defined]
     if v is not None:
         print(f"  versions records checked {v['checked']} (open block {v['open_block_checked']}), "
-              f"unreadable {v['unreadable']} (history folds those blocks)"
+              f"unreadable {v['unreadable']} (history folds those blocks), "
+              f"touched-index blocks checked {v['index_blocks_checked']}"
               + (f"; not checked: {v['skipped']}" if v["skipped"] else ""))
     for h in r.heads:  # type: ignore[attr-defined]
         print(f"  chain head {h['cluster']} p{h['partition']} @{h['offset']} ({h['time']}): {h['head']}")

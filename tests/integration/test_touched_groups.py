@@ -7,6 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from kmevents.replay import verify_versions
+from kmevents.replay.engine import replay
+from kmevents.replay.opening import open_log
 
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
@@ -64,9 +67,6 @@ async def test_a_worker_groups_old_blocks_and_readers_get_the_same_blocks_and_hi
 
 async def _some(s: Settings, kind: str) -> str:
     """An entity of ``kind`` from the log's last state (the first by id)."""
-    from kmevents.replay.engine import replay
-    from kmevents.replay.opening import open_log
-
     async with open_log(s) as o:
         st = (await replay(o.source, s.cluster, progress=False)).state
     return sorted(st.pods if kind == "pod" else st.agents)[0]
@@ -87,3 +87,14 @@ async def test_a_group_whose_chunks_are_gone_reads_as_a_range_with_no_index(isol
     pod = await _some(s, "pod")
     indexed, scanned, idx = await _both(s, "pod", pod)
     assert idx.serves and indexed == scanned  # the range no block covers is folded
+
+
+async def test_verify_versions_checks_grouped_blocks_like_the_others(isolated: Settings) -> None:
+    s = isolated
+    await ingest_sim(s, s.cluster, 3000)
+    await run_worker_until_caught_up(s, touched_group=GROUP, **SMALL)
+    keys, groups, blocks = await _etcd(s)
+    assert groups and len(blocks) == 60
+    async with open_log(s, snapshots=False) as o, etcd_adapter.client(s.etcd) as c:
+        got = await verify_versions.check(s, o.source, o.cluster, c)
+    assert got.differ == [] and got.blocks_checked >= 60 and got.checked == 60

@@ -3,8 +3,11 @@ and the open block's parts) against a fold of the log; a record that differs is 
 
 from __future__ import annotations
 
+from array import array
+
 import orjson
 from kmevents.replay import verify_versions
+from kmevents.replay.engine import Target, replay
 from kmevents.replay.opening import open_log
 
 from kmevents import layout
@@ -28,11 +31,12 @@ async def test_verify_versions_finds_every_record_equal_then_a_changed_one(isola
     blocks, entries = await _stored(s)
     got = await _check(s)
     assert (got.checked, got.open_checked, got.unreadable, got.differ) == (len(entries), 1, 0, [])
-    assert got.checked == len(blocks) >= 7
+    assert got.checked == len(blocks) >= 7 and got.blocks_checked == len(blocks) + 1  # and the open block
     ok = cli(s, "verify", "--cluster", s.cluster, "--versions", "--format", "json", "--no-progress")
     assert ok.returncode == 0, ok.stderr
     assert orjson.loads(ok.stdout)["versions"] == {"checked": len(entries), "open_block_checked": 1,
-                                                   "unreadable": 0, "differ": 0, "skipped": None}
+                                                   "unreadable": 0, "index_blocks_checked": len(blocks) + 1,
+                                                   "differ": 0, "skipped": None}
 
     # the open block's part with one version changed: found, and named
     gen = f"{s.etcd.prefix}/{layout.live_generation()}"
@@ -62,3 +66,25 @@ async def test_verify_versions_finds_every_record_equal_then_a_changed_one(isola
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "DRIFT: 2 problem(s)" in bad.stdout and f"versions/{first}..{last}" in bad.stdout
     assert "delete the record's entry" in bad.stdout
+
+
+async def test_verify_versions_finds_a_touched_block_that_lacks_an_entity_its_events_changed(
+        isolated: Settings) -> None:
+    s = isolated
+    await ingest_sim(s, s.cluster, 1730)
+    await run_worker_until_caught_up(s, **SMALL)
+    blocks, _ = await _stored(s)
+    b = blocks[2]
+    async with open_log(s, snapshots=False) as o:  # a pod the block's events left in the state
+        st = (await replay(o.source, s.cluster, Target(offset=b.last), progress=False)).state
+    pod = next(k for k in sorted(st.pods) if b.holds(touched.key("pod", k)))
+    thinner = touched.encode(b.first, b.last, b.events, b.max_occurred_at,
+                             array("Q", [h for h in b.hashes if h != touched.key("pod", pod)]))
+    gen = f"{s.etcd.prefix}/{layout.live_generation()}"
+    async with etcd_adapter.client(s.etcd) as c:
+        await c.put(layout.touched_index_key(gen, s.cluster, b.first), thinner)
+    got = await _check(s)
+    assert [k for k, _ in got.differ] == [f"touched/{b.first}..{b.last}"] and f"pod/{pod}" in got.differ[0][1]
+    bad = cli(s, "verify", "--cluster", s.cluster, "--versions", "--no-progress")
+    assert bad.returncode == 1 and f"touched/{b.first}..{b.last}" in bad.stdout, bad.stdout + bad.stderr
+    assert "a history would miss those events" in bad.stdout
