@@ -466,6 +466,7 @@ def following(blocks: list[Block], opened: Block | None) -> Block | None:
     return None
 
 
-__all__ = ["BLOCK_EVENTS", "GROUP_BLOCKS", "GROUP_MAGIC", "KEEP_BLOCKS", "NAME_FIELDS", "UNSERVED_KINDS", "Accumulator", "Block", "IndexError_", "corr", "decode",
-           "encode", "entity_hashes", "following", "group_oldest", "id_tails", "key", "last_closed", "name",
-           "pack_group", "read_blocks", "read_open", "unpack_group"]
+__all__ = ["BLOCK_EVENTS", "GROUP_BLOCKS", "GROUP_MAGIC", "KEEP_BLOCKS", "NAME_FIELDS", "UNSERVED_KINDS",
+           "Accumulator", "Block", "IndexError_", "corr", "decode", "encode", "entity_hashes", "following",
+           "group_oldest", "id_tails", "key", "last_closed", "name", "pack_group", "read_blocks", "read_open",
+           "unpack_group"]
