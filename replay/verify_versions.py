@@ -23,8 +23,8 @@ worker does (after each applied event, the entities it changed and their canonic
   it looks for, so a block that lacks one hides those events from every history.
 
 A record that differs, or a block that lacks a hash, is a finding of kind ``versions`` (drift:
-exit 1); the fix is to delete the record's entry or the block's key (history then folds that
-range) or to re-derive.
+exit 1); the fix is to delete the record's entry or the block's key (or its group's entry):
+history then folds that range.
 
 Cost: one more fold of the whole log with a capture per event, blocks folded 16 at a time and
 compared as they go: at the large profile's 1.5M events 108 s CPU and 423 MiB against 64 s for

@@ -174,9 +174,9 @@ async def _check_versions(o: Any, report: Any, *, progress: bool) -> None:
     report.versions = got.as_dict()
     for key, detail in got.differ:
         if key.startswith("touched/"):
-            fix = ("a history would miss those events; re-derive (`kmevents verify --repair`), or delete the block's "
-                   f"key (etcd <prefix>/<generation>/_touched/{o.cluster}/<first>, or its group's entry under "
-                   f"_touched_groups/{o.cluster}/: history then folds that range)")
+            fix = ("a history would miss those events; delete the block's key (etcd <prefix>/<generation>/_touched/"
+                   f"{o.cluster}/<first>, or the entry of the group holding it under _touched_groups/{o.cluster}/): "
+                   "history then folds that range")
         else:
             fix = (f"a history would show this; delete the record's entry (etcd <prefix>/<generation>/_versions/"
                    f"{o.cluster}/<first>; history then folds the block) or re-derive")
