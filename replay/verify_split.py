@@ -82,8 +82,11 @@ STATE_BYTES_PER_WEIGHT = 64 << 20
 #: What the last segment's comparison with etcd weighs: the state's size at the last full
 #: snapshot over this. Measured at the large profile's 1.5M records: the comparison took 6.2 s
 #: (377k keys, etcd's work and this side's), as long as ~75,000 records of the last
-#: segment's fold there (~180,000 of weight at ~2.4 each) for a 116 MB state.
-COMPARE_BYTES_PER_WEIGHT = 640
+#: segment's fold there (~180,000 of weight at ~2.4 each) for a 116 MB state. That made the last
+#: segment end 5.6-5.7 s after the first (its wait on etcd while both cores are busy counts too);
+#: at 360 the two end within 0.2-1.3 s of each other and the whole run is 2.3-3.1 s shorter
+#: (BENCHMARKS.md, "verify --full: the last segment's comparison weighed by its wall").
+COMPARE_BYTES_PER_WEIGHT = 360
 #: The tunable that has glibc's malloc ask for transparent huge pages (see the module docstring).
 HUGE_PAGES = "glibc.malloc.hugetlb=1"
 
