@@ -14,8 +14,7 @@ worker does (after each applied event, the entities it changed and their canonic
   format by what it holds; a record whose chunks cannot be read is counted as ``unreadable``:
   history folds that block, nothing is wrong);
 - the open block's parts, joined through its last offset, with the capture of the block so far
-  (parts that do not cover it are not used by history, and not checked).
-
+  (parts that do not cover it are not used by history, and not checked);
 - each block of the touched-entity index (closed ones, grouped ones included, and the open one)
   with what its events changed (``_IndexCheck``): a block's hashes must hold every entity its
   applied events changed (its key, and the names of its value after its last change there) and
@@ -27,8 +26,9 @@ exit 1); the fix is to delete the record's entry or the block's key (or its grou
 history then folds that range.
 
 Cost: one more fold of the whole log with a capture per event, blocks folded 16 at a time and
-compared as they go: at the large profile's 1.5M events 108 s CPU and 423 MiB against 64 s for
-a plain fold of the same log (x1.7; BENCHMARKS.md); opt-in for that reason.
+compared as they go: at the large profile's 1.5M events 106 s CPU and 425 MiB for the records,
+123 s with the index's blocks too, against 64 s for a plain fold of the same log (x1.7-1.9;
+BENCHMARKS.md); opt-in for that reason.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ parts of the open block) and the touched-entity index's blocks (which blocks
 changed which entities; grouped ones included). It folds the log once more from
 its start, captures each block as the worker does and compares: a record that
 differs, or a block whose hashes lack an entity or correlation id its events
-changed (a history would miss those events), is drift (exit 1). About 1.7x a
+changed (a history would miss those events), is drift (exit 1). About 1.9x a
 plain fold of the log: opt-in.
 
 examples:
