@@ -59,8 +59,9 @@ async def test_a_worker_groups_old_blocks_and_readers_get_the_same_blocks_and_hi
         last = await touched.last_closed(s, c, s.cluster, blocks[-1].last)
     assert last == blocks[-1]
     # history reads the grouped blocks: the scan's answers, blocks skipped
-    for kind, id in (("pod", None), ("agent", None)):
-        indexed, scanned, idx = await _both(s, kind, id or await _some(s, kind))
+    for kind in ("pod", "agent"):
+        id = await _some(s, kind)
+        indexed, scanned, idx = await _both(s, kind, id)
         assert idx.serves and indexed == scanned and scanned["events"], (kind, id)
         assert idx.folded + idx.served < idx.units
 
