@@ -633,13 +633,13 @@ class PartitionDeriver:
         while a fold-failed event's marks wait for the next applied event's versions (``_held``):
         the next part covers both. How many parts it wrote (0 or 1)."""
         cap = self.captures.get(cluster)
-        got = cap.part(cluster, acc.first, self.folded_offset) if cap is not None else None
-        if got is None:
+        got = None if cap is None else cap.part(cluster, acc.first, self.folded_offset)
+        if cap is None or got is None:
             return 0
         start, raw = got
         key = layout.versions_open_key(f"{self.prefix}/{self.generation}", cluster, acc.first, start)
         pending[key] = snapshot_store.compress(raw, versions_store.LEVEL)
-        cap.part_keys.append(key)  # type: ignore[union-attr]
+        cap.part_keys.append(key)
         return 1
 
     def _take_dirty(self, cluster: str, state: ClusterState, pending: dict[bytes, Pending], *,
