@@ -90,11 +90,11 @@ whole with copies taken at ``mark_base`` (~55 ms a delta and ~50 ms a base at fu
 from __future__ import annotations
 
 import io
-import zlib
 from typing import Any
 
 import orjson
 
+from kmevents.checksum import crc32
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
 from kmevents.reducer.dedupe import added_since
@@ -288,7 +288,7 @@ def _section_parts(kind: str, items: dict[str, tuple[bytes, str]]) -> tuple[byte
     conds, names = condition_codes([items[i][1] for i in ids])
     blob = b"".join(values)
     line = {"kind": kind, "ids": ids, "conds": conds, "names": names,
-            "sizes": [len(v) for v in values], "crc": zlib.crc32(blob)}
+            "sizes": [len(v) for v in values], "crc": crc32(blob)}
     return orjson.dumps(line, option=_SORT), blob
 
 

@@ -32,13 +32,13 @@ the state, not a copy of its 114 MB.
 
 from __future__ import annotations
 
-import zlib
 from bisect import bisect_left
 from typing import Any
 
 import orjson
 
 import kmevents.reducer.packed as packed_module
+from kmevents.checksum import crc32
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.conditions import condition
 from kmevents.reducer.dedupe import encode as encode_window
@@ -233,7 +233,7 @@ def _condition_reader(table: dict[str, Any]) -> Any:
 def _line(kind: str, k: _Kind, codec: Codec | None, train_at: int | None) -> bytes:
     """The line of the kind's section (``snapshot.section_line``, as ``_dump5`` writes it); the
     CRC continued value by value, with no blob of them."""
-    crc, crc32 = zlib.crc32(b"" if codec is None else codec.raw), zlib.crc32
+    crc = crc32(b"" if codec is None else codec.raw)
     for v in k.values:
         crc = crc32(v, crc)
     return section_line(kind, k.ids, k.conds, list(map(len, k.values)), codec, train_at, crc)

@@ -101,7 +101,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import zlib
 from itertools import repeat
 from typing import IO, Any, Final
 
@@ -109,6 +108,7 @@ import orjson
 import zstandard
 
 import kmevents.reducer.packed as packed_module
+from kmevents.checksum import crc32
 from kmevents.errors import CheckFailed
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
@@ -245,7 +245,7 @@ def _section(kind: str, table: dict[str, Any], *, v5: bool = False) -> Any:
     cond = dict(conditions(table))
     blob = b"".join(values)
     conds = [cond[i] for i in ids]
-    crc = zlib.crc32(blob, zlib.crc32(b"" if codec is None else codec.raw))
+    crc = crc32(blob, crc32(b"" if codec is None else codec.raw))
     line = section_line(kind, ids, conds, [len(v) for v in values], codec, train_at, crc, v5=v5)
     return b"".join((line, b"\n", blob)) if not v5 else (ids, b"".join((line, b"\n", blob)))
 
@@ -419,7 +419,7 @@ def _read_section(line: bytes, stream: IO[bytes], v5: bool = False
         raw = b"" if b64 is None else base64.b64decode(b64, validate=True)
     except binascii.Error as e:
         raise ValueError(f"the {kind!r} section's dictionary is not base64: {e}") from None
-    values, crc = _read_values(stream, sizes, zlib.crc32(raw), kind)
+    values, crc = _read_values(stream, sizes, crc32(raw), kind)
     if crc != doc["crc"]:
         raise ValueError(f"the {kind!r} section's values or dictionary are damaged (CRC differs)")
     codec = None
@@ -458,7 +458,7 @@ def _read_values(stream: IO[bytes], sizes: list[int], crc: int, kind: str,
         part = _read(stream, size)
         if len(part) != size:
             break
-        crc = zlib.crc32(part, crc)
+        crc = crc32(part, crc)
         # cut at C speed: a read of each size (a generator of slices took ~1.5x as long)
         values.extend(map(io.BytesIO(part).read, sizes[i:j]))
         i = j

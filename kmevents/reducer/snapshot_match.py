@@ -45,7 +45,6 @@ rotated since P, as P's text.
 from __future__ import annotations
 
 import base64
-import zlib
 from bisect import bisect_left
 from collections.abc import Collection, Mapping
 from itertools import accumulate, islice, repeat
@@ -56,6 +55,7 @@ import orjson
 import zstandard
 
 import kmevents.reducer.packed as packed_module
+from kmevents.checksum import crc32
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.conditions import condition
 from kmevents.reducer.packed import (
@@ -286,7 +286,7 @@ def _section_holds(kind: str, table: dict[str, Any], data: bytes, pos: int) -> t
     stop = start + sum(sizes)
     if data[stop:stop + 1] != b"\n" or not all(map(data.startswith, values, accumulate(sizes, initial=start))):
         raise _Differs
-    if zlib.crc32(memoryview(data)[start:stop], zlib.crc32(raw)) != doc["crc"]:
+    if crc32(memoryview(data)[start:stop], crc32(raw)) != doc["crc"]:
         raise _Differs
     notes = table.notes
     # (never after a pack, but a condition must be known)
@@ -365,7 +365,7 @@ def _section_by_changes(kind: str, table: dict[str, Any], data: bytes, pos: int,
     if data[stop:stop + 1] != b"\n":
         raise _Differs
     codes, names = _first_seen(codes, names)
-    crc = zlib.crc32(memoryview(data)[start:stop], zlib.crc32(raw))
+    crc = crc32(memoryview(data)[start:stop], crc32(raw))
     line = coded_section_line(kind, ids, codes, names, sizes, b64, train_at, crc)
     if end - pos != len(line) or not data.startswith(line, pos):
         raise _Differs
