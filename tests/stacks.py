@@ -35,6 +35,8 @@ class TestStack:
     #: SIGKILL etcd (native only; ``restart_etcd`` brings it back on the same data)
     kill_etcd: Callable[[], None] | None = None
     notes: list[str] = field(default_factory=list)
+    #: the broker's ``log.dirs`` on this machine (native only: a test may damage a segment file)
+    kafka_data: Path | None = None
 
 
 def _free_ports(n: int) -> list[int]:
@@ -80,7 +82,7 @@ def native(tmp: Path) -> TestStack:
         stack.up()
 
     return TestStack("native", settings, lambda: stack.down(wipe=True), restart_kafka, restart_etcd,
-                     stack.kafka_proc.kill9, stack.etcd_proc.kill9, stack.warnings)
+                     stack.kafka_proc.kill9, stack.etcd_proc.kill9, stack.warnings, stack.kafka_dir / "data")
 
 
 def external() -> TestStack:

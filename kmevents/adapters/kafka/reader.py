@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CorruptRecordException
 
 from kmevents.adapters.kafka.clients import Consumer, ConsumerRecord, TopicPartition, client_options
-from kmevents.errors import EnvironmentProblem, UsageError
+from kmevents.errors import CheckFailed, EnvironmentProblem, UsageError
 from kmevents.settings import KafkaSettings
 
 #: A fetch's size (fetch.max.bytes and the partition's): each fetch is copied through the client's
@@ -116,7 +117,8 @@ class PartitionReader:
                     # bounds were read) fails the read instead of jumping silently to the end
                     c = AIOKafkaConsumer(**client_options(self.k), enable_auto_commit=False, group_id=None,
                                          auto_offset_reset="none",
-                                         max_partition_fetch_bytes=self.max_bytes, fetch_max_bytes=self.max_bytes)
+                                         max_partition_fetch_bytes=self.max_bytes, fetch_max_bytes=self.max_bytes,
+                                         check_crcs=self.k.check_crcs)
                     try:
                         await c.start()  # a broker that cannot be reached fails here: stop what start began
                         # Asked for by name, a missing topic would be created by a broker that
@@ -194,7 +196,15 @@ class PartitionReader:
                     c.resume(tp)
                 # no more records than the read still wants: a fetch brings up to max_bytes and
                 # every record handed out is unpacked (a first-record check would unpack ~15k)
-                got = await c.getmany(tp, timeout_ms=1000, max_records=max(1, min(batch, end - pos + 1)))
+                try:
+                    got = await c.getmany(tp, timeout_ms=1000, max_records=max(1, min(batch, end - pos + 1)))
+                except CorruptRecordException:
+                    raise CheckFailed(
+                        f"a record batch of {tp.topic}/{tp.partition} at or after offset {pos} fails Kafka's "
+                        f"CRC-32C check: the broker's copy of it is damaged",
+                        hint="`kmevents verify --full` reads past the check and names what the damage breaks "
+                             "(the chain, a snapshot); restore the partition from a replica or an archive "
+                             "(`kmevents archive`)") from None
                 recs = [r for r in got.get(tp, []) if r.offset >= pos]
                 # nothing, or only offsets without records (transaction markers): skip them
                 pos = recs[-1].offset + 1 if recs else max(pos, await c.position(tp))
