@@ -18,7 +18,8 @@ Kafka clients):
   that comparison as work of the last segment, so it folds fewer records
   (:data:`COMPARE_BYTES_PER_WEIGHT`);
 - every segment runs in a child process, started with glibc's malloc asking for transparent
-  huge pages (:func:`child_env`), and this process waits for them;
+  huge pages and keeping a stored snapshot's buffers in its heap (:func:`child_env`), and this
+  process waits for them;
 - the result is the one-process fold's **only if every cut verified**: Si equal to the fold
   of segment i-1 and the log's chain there equal to the entry's. Then the fold from Si is
   the fold from the start (the state is the same), and the chain is followed end to end
@@ -36,6 +37,13 @@ from the kernel, 4 KiB a page fault: 4.5 million faults in a ``verify --full`` o
 With ``glibc.malloc.hugetlb=1`` (glibc >= 2.35; a no-op elsewhere, or when the kernel's
 transparent huge pages are ``never`` or ``always``) malloc asks for 2 MiB pages with
 ``madvise``: 0.8 million faults, and 1-3 % less user time (BENCHMARKS.md).
+
+The heap: a buffer above glibc's mmap threshold (32 MiB at most, as it adapts) is fresh pages
+from the kernel each time, zeroed as they are touched, and given back when freed. Every stored
+snapshot a segment checks is decompressed into one (~108 MB); with
+``glibc.malloc.mmap_threshold`` at 256 MiB they come from the heap, and the next snapshot reuses
+the pages the last one freed: 1.5-3.6 s less of a ``verify --full``'s ~60 s at the large profile,
+for ~100 MiB more in each child (904-931 MiB the largest, against 785; BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -89,18 +97,23 @@ STATE_BYTES_PER_WEIGHT = 64 << 20
 COMPARE_BYTES_PER_WEIGHT = 360
 #: The tunable that has glibc's malloc ask for transparent huge pages (see the module docstring).
 HUGE_PAGES = "glibc.malloc.hugetlb=1"
+#: The tunable that keeps buffers up to 256 MiB in glibc's heap (see the module docstring).
+HEAP_BUFFERS = "glibc.malloc.mmap_threshold=268435456"
+#: What the children are started with.
+TUNABLES = (HUGE_PAGES, HEAP_BUFFERS)
 
 
 @contextlib.contextmanager
 def child_env() -> Iterator[None]:
-    """While processes are started: ``GLIBC_TUNABLES`` with :data:`HUGE_PAGES` added to what
-    it holds (a tunable already set for ``hugetlb`` is kept). Glibc reads it when a process
-    starts, so it can only be given to children; this process's environment is put back after."""
+    """While processes are started: ``GLIBC_TUNABLES`` with :data:`TUNABLES` added to what it
+    holds (a tunable already set there is kept as it is). Glibc reads it when a process starts,
+    so it can only be given to children; this process's environment is put back after."""
     was = os.environ.get("GLIBC_TUNABLES")
-    if was is not None and "glibc.malloc.hugetlb=" in was:
+    mine = [t for t in TUNABLES if f"{t.split('=')[0]}=" not in (was or "")]
+    if not mine:
         yield
         return
-    os.environ["GLIBC_TUNABLES"] = HUGE_PAGES if not was else f"{was}:{HUGE_PAGES}"
+    os.environ["GLIBC_TUNABLES"] = ":".join([was, *mine] if was else mine)
     try:
         yield
     finally:

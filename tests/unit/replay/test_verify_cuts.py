@@ -78,21 +78,24 @@ def test_the_last_segments_comparison_with_etcd_moves_the_cut_later_into_the_log
 def test_children_are_started_with_huge_pages_and_the_environment_is_put_back(monkeypatch) -> None:
     import os
 
-    from kmevents.replay.verify_split import HUGE_PAGES, child_env
+    from kmevents.replay.verify_split import HEAP_BUFFERS, HUGE_PAGES, child_env
 
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     with child_env():
-        assert os.environ["GLIBC_TUNABLES"] == HUGE_PAGES
+        assert os.environ["GLIBC_TUNABLES"] == f"{HUGE_PAGES}:{HEAP_BUFFERS}"
     assert "GLIBC_TUNABLES" not in os.environ
-    # other tunables are kept, the huge pages added after them
+    # other tunables are kept, the children's added after them
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
     with child_env():
-        assert os.environ["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{HUGE_PAGES}"
+        assert os.environ["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{HUGE_PAGES}:{HEAP_BUFFERS}"
     assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
-    # a choice already made (here: no huge pages) is left alone
+    # a choice already made (here: no huge pages, another threshold) is left alone
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")
     with child_env():
-        assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
+        assert os.environ["GLIBC_TUNABLES"] == f"glibc.malloc.hugetlb=0:{HEAP_BUFFERS}"
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=1024:glibc.malloc.hugetlb=0")
+    with child_env():
+        assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.mmap_threshold=1024:glibc.malloc.hugetlb=0"
     # put back even when starting the children fails
     monkeypatch.delenv("GLIBC_TUNABLES")
     try:
