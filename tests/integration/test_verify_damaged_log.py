@@ -10,17 +10,20 @@ record with what is wrong (``kmevents.adapters.kafka.reader``), exit 1."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from kmevents.processors.worker import DeriveWorker
 from kmevents.replay import logsource
 from kmevents.replay.verify import verify
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
+from kmevents.errors import CheckFailed
 from kmevents.settings import Settings
 from kmevents.store.snapshots import index_entries
-from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
+from tests.integration.test_processors import checkpoints, ingest_sim, run_worker_until_caught_up
 from tests.integration.test_replay import cli
 from tests.stacks import TestStack
 
@@ -43,6 +46,18 @@ def _segments(stack: TestStack, topic: str, partition: int) -> list[Path]:
     return sorted((stack.kafka_data / f"{topic}-{partition}").glob("*.log"))
 
 
+async def _damage_event(stack: TestStack, s: Settings, offset: int) -> int:
+    """Damage the cluster's record at ``offset`` on disk (one hex digit of its event's id: the
+    JSON stays valid, the record's length the same); returns its partition."""
+    partition = await logsource.partition_of(s, s.cluster)
+    assert partition is not None
+    victim = (await kafka_adapter.read_range(s.kafka, s.kafka.events_topic, partition, offset, offset))[0]
+    assert victim.value is not None
+    at = victim.value.index(b'"event_id":"') + len(b'"event_id":"') + 3
+    _damage(_segments(stack, s.kafka.events_topic, partition), victim.value, at)
+    return partition
+
+
 @pytest.fixture
 def native_stack(stack: TestStack) -> TestStack:
     if stack.kafka_data is None:
@@ -55,13 +70,7 @@ async def test_an_event_damaged_on_disk_breaks_the_chain(native_stack: TestStack
     await ingest_sim(s, s.cluster, 2000)
     await run_worker_until_caught_up(s, snapshot_every_events=600, delta_every_events=200, max_records=200)
     assert (await verify(s, [s.cluster], full=True, jobs=1)).clean
-    partition = await logsource.partition_of(s, s.cluster)
-    assert partition is not None
-    victim = (await kafka_adapter.read_range(s.kafka, s.kafka.events_topic, partition, 1000, 1000))[0]
-    assert victim.value is not None
-    # one hex digit of the event's id: the JSON stays valid, the record's length the same
-    at = victim.value.index(b'"event_id":"') + len(b'"event_id":"') + 3
-    _damage(_segments(native_stack, s.kafka.events_topic, partition), victim.value, at)
+    await _damage_event(native_stack, s, 1000)
 
     report = await verify(s, [s.cluster], full=True, jobs=1)
     assert not report.clean
@@ -88,3 +97,22 @@ async def test_a_snapshot_chunk_damaged_on_disk_is_drift(native_stack: TestStack
     assert not report.clean
     assert any(f.kind == "snapshot" and str(full["offset"]) in f"{f.key} {f.detail}" for f in report.findings), \
         report.findings
+
+
+async def test_the_worker_stops_at_a_damaged_batch_with_what_is_wrong(native_stack: TestStack,
+                                                                     isolated: Settings) -> None:
+    s = isolated
+    await ingest_sim(s, s.cluster, 2000)
+    partition = await _damage_event(native_stack, s, 1000)
+
+    w = DeriveWorker(s, group_id=f"g-{s.cluster}", max_records=200)
+    await w.start()
+    try:
+        with pytest.raises(CheckFailed, match="fails Kafka's CRC-32C check") as err:
+            await asyncio.wait_for(w.run(), 120)
+        assert "restore the partition" in (err.value.hint or "")
+    finally:
+        await w.stop()
+    # nothing at or past the damaged record was committed
+    cp = (await checkpoints(s)).get(partition)
+    assert cp is None or cp.offset < 1000, cp

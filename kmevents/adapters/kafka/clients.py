@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import aiokafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CorruptRecordException as CorruptRecordException  # re-exported
 from aiokafka.errors import KafkaConnectionError as KafkaConnectionError  # re-exported
 from aiokafka.errors import KafkaError as KafkaError  # re-exported
 

@@ -12,9 +12,14 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import CorruptRecordException
 
-from kmevents.adapters.kafka.clients import Consumer, ConsumerRecord, TopicPartition, client_options
+from kmevents.adapters.kafka.clients import (
+    Consumer,
+    ConsumerRecord,
+    CorruptRecordException,
+    TopicPartition,
+    client_options,
+)
 from kmevents.errors import CheckFailed, EnvironmentProblem, UsageError
 from kmevents.settings import KafkaSettings
 
