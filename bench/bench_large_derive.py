@@ -2,10 +2,14 @@
 cold point-in-time reads from the worker's snapshots and deltas.
 
     python -m bench.run large_derive [--quick]
+    KMEVENTS_BENCH_PROFILE=default python -m bench.run large_derive [--quick]
 
 Input: ``bench.large_log`` (1,500,000 events, 12,500 agents, ~140,000 running pod
 tasks; quick: 300,000 events at ``--scale 0.2``), ingested into a fresh topic of one
-partition on a temporary native stack (``bench/_stack.py``).
+partition on a temporary native stack (``bench/_stack.py``). With
+``KMEVENTS_BENCH_PROFILE=default``, the simulator's own profile instead (50 agents; 1,000,000
+events, quick 200,000; ``KMEVENTS_BENCH_EVENTS`` sets another count), measured against the
+issue's aims at the simulator's scale: a cold read <= 1 s, a warm one p99 <= 200 ms.
 
 - derive: one ``DeriveWorker`` in this process with the processors' defaults (a
   snapshot every 20,000 events, a delta every 4,000), from the first record to the
@@ -99,9 +103,26 @@ def _child_tree(s: Settings, *argv: str) -> tuple[float, float, float, str]:
     return run_kmevents_tree(list(argv), _env(s))
 
 
+#: The issue's aims by profile: a cold read's seconds, a warm read's p99 in milliseconds.
+AIMS = {"large": (3.0, 500.0), "default": (1.0, 200.0)}
+
+
+def _log(quick: bool) -> tuple[str, Any]:
+    import os
+
+    profile = os.environ.get("KMEVENTS_BENCH_PROFILE", "large")
+    if profile not in AIMS:
+        raise SystemExit(f"KMEVENTS_BENCH_PROFILE={profile!r}: use one of {', '.join(AIMS)}")
+    events = os.environ.get("KMEVENTS_BENCH_EVENTS")
+    if profile == "default":
+        return profile, large_log(int(events or (200_000 if quick else 1_000_000)), profile="default", cluster="sim")
+    return profile, large_log(int(events or (300_000 if quick else 1_500_000)), scale=0.2 if quick else 1.0)
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
-    log = large_log(300_000, scale=0.2) if quick else large_log()
-    what = f"{log.events:,} events, {log.meta['agents']:,} agents"
+    profile, log = _log(quick)
+    cold_aim, warm_aim = AIMS[profile]
+    what = f"{log.events:,} events, {log.meta['agents']:,} agents, the {profile} profile"
     out: list[dict[str, Any]] = []
     with running_stack() as base:
         s = _fresh(base)
@@ -115,7 +136,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         took, worker = asyncio.run(derive_until(s, n))
         stats = worker.stats
         rate = n / took
-        out.append(_result(f"derive the large profile into etcd ({what}; 1 worker, 1 partition)", rate, "events/s",
+        out.append(_result(f"derive into etcd ({what}; 1 worker, 1 partition)", rate, "events/s",
                            ">= 20,000 events/s", rate >= 20_000,
                            f"{took:.0f} s; {stats.transactions:,} transactions, {stats.snapshots} snapshots, "
                            f"{stats.deltas} deltas; this process's peak RSS {_vmhwm_mib():.0f} MiB "
@@ -155,14 +176,15 @@ def run(quick: bool) -> list[dict[str, Any]]:
             reads.append(w)
             peaks.append(m)
         out.append(_result("point in time, cold `kmevents state --offset N` (summary) from the worker's snapshots "
-                           "and deltas (max of 4)", max(reads), "s", "<= 3 s at the large profile", max(reads) <= 3,
+                           "and deltas (max of 4)", max(reads), "s", f"<= {cold_aim:g} s at the {profile} profile",
+                           max(reads) <= cold_aim,
                            f"offsets {', '.join(f'{o:,}' for o in offs)}: {', '.join(f'{w:.1f}' for w in reads)} s; "
                            f"peak RSS {', '.join(f'{m:.0f}' for m in peaks)} MiB"))
-        out += asyncio.run(_warm(s, n, 20 if quick else 30))
+        out += asyncio.run(_warm(s, n, 20 if quick else 30, warm_aim, profile))
     return out
 
 
-async def _warm(s: Settings, n: int, k: int) -> list[dict[str, Any]]:
+async def _warm(s: Settings, n: int, k: int, aim: float, profile: str) -> list[dict[str, Any]]:
     """The API's warm path (``TimeTravel.state``, default settings) in this process: ``k``
     reads at random offsets over the log (caches filling), ``k`` more (steady), then ``k``
     within the last snapshot interval after one read there; p50/p99 in milliseconds."""
@@ -202,11 +224,11 @@ async def _warm(s: Settings, n: int, k: int) -> list[dict[str, Any]]:
                 f"this process's peak RSS {_vmhwm_mib():.0f} MiB (the derive's worker ran in it first)")
     return [
         _result("point in time, warm API path, within the last snapshot interval (p99)", percentile(win, 0.99), "ms",
-                "p99 <= 500 ms at the large profile", percentile(win, 0.99) <= 500,
+                f"p99 <= {aim:g} ms at the {profile} profile", percentile(win, 0.99) <= aim,
                 f"p50 {percentile(win, 0.5):.0f} ms; {len(win)} reads in [{lo:,}, {n - 1:,}] after one there; "
                 f"the slowest: {slowest['win']}; {settings}"),
         _result("point in time, warm API path, anywhere in the log after earlier reads (p99)", percentile(steady, 0.99),
-                "ms", "p99 <= 500 ms at the large profile", percentile(steady, 0.99) <= 500,
+                "ms", f"p99 <= {aim:g} ms at the {profile} profile", percentile(steady, 0.99) <= aim,
                 f"p50 {percentile(steady, 0.5):.0f} ms; {len(steady)} reads at random offsets after {k} others; "
                 f"the slowest: {slowest['steady']}"),
         _result("point in time, warm API path, first reads of a fresh process (p99)", percentile(first, 0.99), "ms",

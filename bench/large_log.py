@@ -77,18 +77,21 @@ def source_digest() -> str:
     return h.hexdigest()
 
 
-def recipe(events: int, scale: float, seed: int, cluster: str) -> dict[str, Any]:
-    return {"cluster": cluster, "seed": seed, "events": events, "profile": "large",
+def recipe(events: int, scale: float, seed: int, cluster: str, profile: str = "large") -> dict[str, Any]:
+    return {"cluster": cluster, "seed": seed, "events": events, "profile": profile,
             "scale": scale, "source": source_digest()}
 
 
 def large_log(events: int = EVENTS, *, scale: float = 1.0, seed: int = 1,
-              cluster: str = CLUSTER) -> LargeLog:
-    """The log of that recipe: the cached file, or a new one written now (a minute at 1.5M)."""
-    rec = recipe(events, scale, seed, cluster)
+              cluster: str = CLUSTER, profile: str = "large") -> LargeLog:
+    """The log of that recipe: the cached file, or a new one written now (a minute at 1.5M).
+    ``profile``: the simulator's (``default``: its own scale, for the aims "at the simulator's
+    scale"; ``large``: the real cluster's)."""
+    rec = recipe(events, scale, seed, cluster, profile)
     key = hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()[:12]
     d = cache_dir()
-    path = d / f"{cluster}-{events}-x{scale:g}-s{seed}-{key}.jsonl"
+    name = cluster if profile == "large" else f"{cluster}-{profile}"
+    path = d / f"{name}-{events}-x{scale:g}-s{seed}-{key}.jsonl"
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -97,7 +100,7 @@ def large_log(events: int = EVENTS, *, scale: float = 1.0, seed: int = 1,
     d.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     argv = [sys.executable, "-m", "kmevents.cli", "simulate", "--cluster", cluster,
-            "--seed", str(seed), "--events", str(events), "--profile", "large",
+            "--seed", str(seed), "--events", str(events), "--profile", profile,
             "--scale", repr(scale), "-o", str(tmp), "--format", "json", "--quiet"]
     try:
         summary, cost = _child(argv)
