@@ -197,7 +197,8 @@ class TimeTravel:
                                  max_wait=api.replay_queue_seconds) for lane in ("cold", "warm")}
         self.snapshot_loads = 0
         #: seconds per stage of the last read that replayed (bounds, snapshot index,
-        #: snapshot fetch+load, fork, fetch of records, fold, freeze)
+        #: snapshot fetch+load, fork, fetch of records, fold, freeze, and the collector's
+        #: work after it: a full pass every ``collector.FORCE_EVERY`` reads when never idle)
         self.last_timing: dict[str, float] = {}
         #: how the last read that replayed built its state: what it started from
         #: (``held``, ``snapshot``, ``delta``, ``start``: the log's first record, ``at``: a
@@ -419,7 +420,9 @@ class TimeTravel:
                     return hit
                 with COLLECTOR.reading():
                     r = await self._replay(src, cluster, partition, target, end, timing)
+                t1 = time.perf_counter()
                 COLLECTOR.read_done()
+                timing["collector"] = time.perf_counter() - t1  # (a forced full pass lands here)
                 self.states.put_result(key, r, r.state)
         finally:
             lock, users = self.locks[key]
