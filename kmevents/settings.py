@@ -48,8 +48,9 @@ class KafkaSettings(BaseModel):
         8 * 1024 * 1024, description="max.message.bytes of the snapshots topic (chunks stay below)"
     )
     check_crcs: bool = Field(True, description=(
-        "check each fetched record batch's CRC-32C as kmevents reads the topics (`verify --full` reads "
-        "without: the hash chain and its fold check every byte it reads; ~2.2 GB/s of one core)"))
+        "check each fetched record batch's CRC-32C as kmevents reads the topics, the workers' group "
+        "consumers included (`verify --full` reads without: the hash chain and its fold check every "
+        "byte it reads; ~2.2 GB/s of one core)"))
     # Client security (all optional; PLAINTEXT on the local stack).
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     ssl_cafile: Path | None = None

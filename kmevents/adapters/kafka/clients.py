@@ -265,7 +265,8 @@ def consumer(k: KafkaSettings, *topics: str, **kwargs: Any) -> GroupConsumer:
     In a group when ``group_id`` is given; ``group_id=None`` for one that is
     ``assign``-ed partitions.
     """
-    opts = {"enable_auto_commit": False, "auto_offset_reset": "earliest", **client_options(k), **kwargs}
+    opts = {"enable_auto_commit": False, "auto_offset_reset": "earliest", "check_crcs": k.check_crcs,
+            **client_options(k), **kwargs}
     c: GroupConsumer = AIOKafkaConsumer(*topics, **opts)
     return c
 
