@@ -43,7 +43,7 @@ from the kernel each time, zeroed as they are touched, and given back when freed
 snapshot a segment checks is decompressed into one (~108 MB); with
 ``glibc.malloc.mmap_threshold`` at 256 MiB they come from the heap, and the next snapshot reuses
 the pages the last one freed: 1.5-3.6 s less of a ``verify --full``'s ~60 s at the large profile,
-for ~100 MiB more in each child (904-931 MiB the largest, against 785; BENCHMARKS.md).
+for ~100-140 MiB more in each child (898-936 MiB the largest, against 792-799; BENCHMARKS.md).
 """
 
 from __future__ import annotations
