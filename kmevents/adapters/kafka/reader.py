@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer
 
@@ -32,6 +32,30 @@ from kmevents.settings import KafkaSettings
 #: profile (a first-record check fetches a whole one); 200k records folded in 0.88-0.93 s CPU
 #: against 0.95-0.99 s. A record larger than this still comes (one per fetch).
 FETCH_BYTES: Final = 4 * 1024 * 1024
+
+
+def release_prefetched(c: Consumer, tp: TopicPartition, going_to: int | None = None) -> None:
+    """Let go of the fetch the consumer holds for ``tp`` before a seek elsewhere (to ``going_to``)
+    or a stop (None) drops it; a fetch that goes on at ``going_to`` is kept.
+
+    aiokafka (0.14) keeps a fetch's records in a ``PartitionRecords`` whose record generator
+    refers back to it (``self._records_iterator = self._unpack_records()``); only a fetch read to
+    its end breaks that cycle. One dropped earlier (a seek elsewhere, a read that stops before its
+    fetch ends, a stop) is cyclic garbage holding the fetch's bytes (4 MiB, a snapshot's chunks
+    more) until a full collection, which a long-lived reader runs rarely: 75 of them, ~320 MiB,
+    after 30 point-in-time reads at the large profile (BENCHMARKS.md, "The collector's forced
+    pass"). Closing the generator breaks the cycle: the fetch goes when aiokafka drops it. A no-op
+    where aiokafka's internals are not these."""
+    fetched = getattr(getattr(c, "_fetcher", None), "_records", None)
+    held = fetched.get(tp) if isinstance(fetched, dict) else None
+    records: Any = getattr(held, "_partition_records", None)
+    gen = getattr(records, "_records_iterator", None)
+    if gen is None or not hasattr(gen, "close"):
+        return
+    if going_to is not None and getattr(records, "next_fetch_offset", None) == going_to:
+        return  # (read on from there: aiokafka hands out the rest)
+    gen.close()
+    records._records_iterator = None
 
 
 async def read_range(k: KafkaSettings, topic: str, partition: int, start: int, end: int,
@@ -158,6 +182,7 @@ class PartitionReader:
         c, self._c = self._c, None
         self._at = None
         if c is not None:
+            release_prefetched(c, self.tp)
             await c.stop()
 
     async def bounds(self) -> tuple[int, int]:
@@ -196,6 +221,7 @@ class PartitionReader:
         while pos <= end:
             async with self._lock:
                 if self._at != pos:
+                    release_prefetched(c, tp, pos)  # (the seek drops it: as garbage, not a cycle)
                     c.seek(tp, pos)
                 if c.paused():
                     c.resume(tp)
