@@ -34,9 +34,9 @@ from kmevents.settings import KafkaSettings
 FETCH_BYTES: Final = 4 * 1024 * 1024
 
 
-def release_prefetched(c: Consumer, tp: TopicPartition, going_to: int | None = None) -> None:
-    """Let go of the fetch the consumer holds for ``tp`` before a seek elsewhere (to ``going_to``)
-    or a stop (None) drops it; a fetch that goes on at ``going_to`` is kept.
+def release_prefetched(c: Consumer, tp: TopicPartition) -> None:
+    """Let go of the fetch the consumer holds for ``tp`` before a seek or a stop drops it (a seek
+    drops it whatever the offset: aiokafka's ``Fetcher.seek_to`` deletes the partition's fetch).
 
     aiokafka (0.14) keeps a fetch's records in a ``PartitionRecords`` whose record generator
     refers back to it (``self._records_iterator = self._unpack_records()``); only a fetch read to
@@ -52,8 +52,6 @@ def release_prefetched(c: Consumer, tp: TopicPartition, going_to: int | None = N
     gen = getattr(records, "_records_iterator", None)
     if gen is None or not hasattr(gen, "close"):
         return
-    if going_to is not None and getattr(records, "next_fetch_offset", None) == going_to:
-        return  # (read on from there: aiokafka hands out the rest)
     gen.close()
     records._records_iterator = None
 
@@ -221,7 +219,7 @@ class PartitionReader:
         while pos <= end:
             async with self._lock:
                 if self._at != pos:
-                    release_prefetched(c, tp, pos)  # (the seek drops it: as garbage, not a cycle)
+                    release_prefetched(c, tp)  # (the seek drops it: as garbage, not a cycle)
                     c.seek(tp, pos)
                 if c.paused():
                     c.resume(tp)
