@@ -40,7 +40,7 @@ from kmevents.processors.derive import (
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.adapters.kafka import ConsumerRecord, TopicPartition
-from kmevents.errors import CheckFailed, FencedError
+from kmevents.errors import FencedError
 from kmevents.reducer import ClusterState, Retention
 from kmevents.reducer.apply import collect_rarely
 from kmevents.settings import Settings
@@ -401,11 +401,8 @@ class DeriveWorker:
             except kafka_adapter.CorruptRecordException as exc:
                 # a batch the broker serves damaged: past it only by losing events; a restart would
                 # fetch the same bytes, so the worker stops with what is wrong (exit 1)
-                raise CheckFailed(
-                    f"a record batch of the events topic fails Kafka's CRC-32C check ({exc}): the broker's "
-                    f"copy is damaged, and nothing can be derived past it without losing events",
-                    hint="`kmevents verify --full` names what the damage breaks; restore the partition from a "
-                         "replica or an archive (`kmevents archive`), then start the worker again") from None
+                raise kafka_adapter.damaged_batch(
+                    f"the events topic ({exc})", ", and nothing can be derived past it without losing events") from None
             if self.failure is not None:
                 raise self.failure
             work = self._route(before, batch)

@@ -44,6 +44,7 @@ from kmevents.adapters.kafka.clients import (
 from kmevents.adapters.kafka.cluster import group_assignment, healthy, wait_group_coordinator
 from kmevents.adapters.kafka.reader import (
     PartitionReader,
+    damaged_batch,
     end_offsets,
     iter_range,
     offset_for_time,
@@ -72,6 +73,7 @@ __all__ = [
     "TopicSpec",
     "client_options",
     "consumer",
+    "damaged_batch",
     "describe_topics",
     "end_offsets",
     "ensure_topics",

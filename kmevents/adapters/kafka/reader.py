@@ -56,6 +56,17 @@ def release_prefetched(c: Consumer, tp: TopicPartition) -> None:
     records._records_iterator = None
 
 
+def damaged_batch(where: str, consequence: str = "") -> CheckFailed:
+    """The error for a record batch that fails Kafka's CRC-32C check (aiokafka's
+    ``CorruptRecordException``) at ``where``: the broker's copy is damaged, a retry fetches the same
+    bytes, and what to do is the same for every reader (the partition readers, the worker)."""
+    return CheckFailed(
+        f"a record batch of {where} fails Kafka's CRC-32C check: the broker's copy of it is damaged{consequence}",
+        hint="`kmevents verify --full` reads past the check and names what the damage breaks (the chain, a "
+             "snapshot); restore the partition from a replica or an archive (`kmevents archive`), then start "
+             "again")
+
+
 async def read_range(k: KafkaSettings, topic: str, partition: int, start: int, end: int,
                      *, max_bytes: int = 32 * 1024 * 1024) -> list[ConsumerRecord]:
     """Records of one partition with ``start <= offset <= end`` (no group, no commits)."""
@@ -228,12 +239,7 @@ class PartitionReader:
                 try:
                     got = await c.getmany(tp, timeout_ms=1000, max_records=max(1, min(batch, end - pos + 1)))
                 except CorruptRecordException:
-                    raise CheckFailed(
-                        f"a record batch of {tp.topic}/{tp.partition} at or after offset {pos} fails Kafka's "
-                        f"CRC-32C check: the broker's copy of it is damaged",
-                        hint="`kmevents verify --full` reads past the check and names what the damage breaks "
-                             "(the chain, a snapshot); restore the partition from a replica or an archive "
-                             "(`kmevents archive`)") from None
+                    raise damaged_batch(f"{tp.topic}/{tp.partition} at or after offset {pos}") from None
                 recs = [r for r in got.get(tp, []) if r.offset >= pos]
                 # nothing, or only offsets without records (transaction markers): skip them
                 pos = recs[-1].offset + 1 if recs else max(pos, await c.position(tp))
