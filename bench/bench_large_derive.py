@@ -23,7 +23,7 @@ issue's aims at the simulator's scale: a cold read <= 1 s, a warm one p99 <= 200
   the whole process tree's;
 - point in time: cold ``kmevents state --offset N`` children (the summary) at random
   offsets and at one just before a full snapshot (the farthest from it);
-- warm point in time: the API's path (``TimeTravel.state``) in this process, at random
+- warm point in time: the API's path (``TimeTravel.state``) in a spawned child, at random
   offsets over the log and within the last snapshot interval: p50 and p99.
 """
 
@@ -193,7 +193,8 @@ def _warm_child(s: Settings, n: int, k: int, aim: float, profile: str) -> list[d
 
 
 async def _warm(s: Settings, n: int, k: int, aim: float, profile: str) -> list[dict[str, Any]]:
-    """The API's warm path (``TimeTravel.state``, default settings) in this process: ``k``
+    """The API's warm path (``TimeTravel.state``, default settings) in the process it runs in (a
+    spawned child, :func:`_warm_child`, as the API runs: not the derive's): ``k``
     reads at random offsets over the log (caches filling), ``k`` more (steady), then ``k``
     within the last snapshot interval after one read there; p50/p99 in milliseconds."""
     from kmevents.replay.engine import Target
