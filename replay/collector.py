@@ -8,7 +8,8 @@ on, and each pass walked every held state: 0.35-0.45 s a pass, a third of the re
 states are plain data without reference cycles, and no cyclic garbage was left after 80
 reads. But a full pass is also what lets the C allocator give back the memory of evicted
 states (with ``malloc_trim``: without full passes the process kept ~1.25 GiB instead of
-~0.9; after 20 reads a trim alone returned 54 MiB, a full pass and then a trim 490 MiB).
+~0.9; after 20 reads a trim alone returned 54 MiB, a full pass and then a trim 490 MiB: what it
+freed was Kafka fetches in reference cycles, see below).
 
 So, while a read runs (:meth:`Collector.reading`), the oldest generation's threshold is
 raised: no automatic full pass. The young generations' thresholds are the fold's
@@ -16,11 +17,26 @@ raised: no automatic full pass. The young generations' thresholds are the fold's
 profile's full size spent ~25 % of its CPU in them (~60 ms of ~245: 30-40 young passes of
 0.7 ms and 3-4 middle ones of 8-11 ms, a fork's copied tables and indexes surviving into
 them; BENCHMARKS.md, "Warm reads within an interval at full size"), and what a read forks
-and keeps is moved out of them (:func:`promote`). Full passes
-happen on this module's schedule instead (:meth:`Collector.read_done`): once the process has
-been idle for ``IDLE_SECONDS`` after ``SWEEP_EVERY`` reads, and unconditionally after
-``FORCE_EVERY`` reads (so a process never idle is still swept); each is followed by
+and keeps is frozen (:func:`promote`: ``gc.freeze``; no collection walks it). Passes happen on
+this module's schedule instead (:meth:`Collector.read_done`): once the process has been idle for
+``IDLE_SECONDS`` after ``SWEEP_EVERY`` reads, a full one (everything unfrozen and walked); and
+after ``FORCE_EVERY`` reads of a process never idle, one that walks only what is not frozen (what
+came since the last read), every ``FULL_EVERY_FORCED``-th of them full. Each is followed by
 ``malloc_trim`` where the C library has it (glibc).
+
+Why the forced passes walk so little: a full pass costs what it walks, the held states' containers
+(16 held states at the API's defaults, millions of references), and a forced one runs inside a
+read: at the simulator's scale 194 ms of a 282 ms read, the p99 of reads within an interval (65 ms
+their p50); at the large profile's full size 202-260 ms. Walking only what is not frozen: 5-8 ms.
+What reads keep has no reference cycles, and a frozen object is still freed by reference counting
+(an evicted state goes when its last reference does). What a full pass used to free was Kafka
+fetches a read left unread, each in a cycle with its own record generator (~320 MiB after 30 reads
+at full size): the partition reader now breaks those cycles as it drops them
+(``kafka.reader.release_prefetched``). With both, 140 reads at full size held 938-957 MiB after the
+60th read, against peaks of 1,589 MiB before a full pass with the old policy. A cycle among frozen
+objects (a closed socket's transport and its bound read method, a few a read) waits for the next
+full pass, at most ``FORCE_EVERY * FULL_EVERY_FORCED`` reads away (BENCHMARKS.md, "The collector's
+forced pass").
 """
 
 from __future__ import annotations
@@ -41,8 +57,11 @@ log = logging.getLogger("kmevents.replay.collector")
 READ_GEN2_THRESHOLD = 1000
 #: reads after which a full pass is due at the next idle moment
 SWEEP_EVERY = 8
-#: reads after which a full pass runs at the end of a read, idle or not
+#: reads after which a pass runs at the end of a read, idle or not (of what is not frozen)
 FORCE_EVERY = 64
+#: forced passes between two that unfreeze and walk everything (one read in 512 pays a full pass:
+#: under the 1 % a p99 leaves out)
+FULL_EVERY_FORCED = 8
 #: seconds without a read before a due pass runs
 IDLE_SECONDS = 0.5
 
@@ -62,8 +81,10 @@ class Collector:
 
     def __init__(self) -> None:
         self.running = 0  # reads inside ``reading``
-        self.since_sweep = 0  # reads done since the last full pass
+        self.since_sweep = 0  # reads done since the last pass
+        self.forced = 0  # forced passes so far
         self.sweeps = 0
+        self.full_sweeps = 0
         self.sweep_seconds = 0.0
         self.last_read = 0.0
         self._saved: tuple[int, int, int] | None = None
@@ -89,12 +110,13 @@ class Collector:
                 gc.set_threshold(*self._saved)
 
     def read_done(self) -> None:
-        """Count a read, and move what it keeps to the oldest generation (:func:`promote`); sweep
-        now when ``FORCE_EVERY`` are due, else once idle."""
+        """Count a read, and freeze what it keeps (:func:`promote`); sweep now when ``FORCE_EVERY``
+        are due (what is not frozen; every ``FULL_EVERY_FORCED``-th pass everything), else once idle."""
         promote()
         self.since_sweep += 1
         if self.since_sweep >= FORCE_EVERY:
-            self.sweep()
+            self.forced += 1
+            self.sweep(full=self.forced % FULL_EVERY_FORCED == 0)
         elif self.since_sweep >= SWEEP_EVERY:
             try:
                 loop = asyncio.get_running_loop()
@@ -115,9 +137,13 @@ class Collector:
             return
         self.sweep()
 
-    def sweep(self) -> None:
-        """A full collection and the allocator's trim, now."""
+    def sweep(self, *, full: bool = True) -> None:
+        """A collection and the allocator's trim, now: ``full``, of every object (frozen ones
+        unfrozen first: every cycle is found); else of those not frozen."""
         t = time.perf_counter()
+        if full:
+            gc.unfreeze()
+            self.full_sweeps += 1
         found = gc.collect()
         self._trim()
         took = time.perf_counter() - t
@@ -127,20 +153,17 @@ class Collector:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
-        log.debug("full collection", extra={"unreachable": found, "seconds": round(took, 3)})
+        log.debug("collection", extra={"full": full, "unreachable": found, "seconds": round(took, 3)})
 
 
 def promote() -> None:
-    """Every object alive now to the oldest generation (``gc.freeze`` then ``gc.unfreeze``:
-    moved, not frozen; O(1)), so young collections stop walking them: after a point-in-time
-    read forks a held state (copies of its tables and indexes: millions of references at the
-    large profile; timetravel.py, the one call inside a read, since a segment's fork follows
-    every state a read holds on its way) and when a read is done (:meth:`Collector.read_done`:
-    the states it keeps, from any path). Not while objects are frozen (the unfreeze would thaw
-    them too)."""
-    if not gc.get_freeze_count():
-        gc.freeze()
-        gc.unfreeze()
+    """Freeze every object alive now (``gc.freeze``, O(1)): no collection walks them until a full
+    sweep (:meth:`Collector.sweep`) unfreezes them. After a point-in-time read forks a held state
+    (copies of its tables and indexes: millions of references at the large profile; timetravel.py,
+    the one call inside a read, since a segment's fork follows every state a read holds on its
+    way) and when a read is done (:meth:`Collector.read_done`: the states it keeps, from any path).
+    Frozen objects are still freed by reference counting (see the module docstring)."""
+    gc.freeze()
 
 
 #: The process's collector policy (there is one collector per process).

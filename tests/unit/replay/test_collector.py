@@ -15,9 +15,21 @@ from kmevents.replay.collector import Collector, promote
 from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
 
 
+@pytest.fixture(autouse=True)
+def _thawed() -> object:
+    """Each test starts and ends with nothing frozen (promote freezes the whole process)."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
 class _Cycle:
     def __init__(self) -> None:
         self.me = self
+
+
+class _Plain:
+    pass
 
 
 def test_reads_raise_every_generations_threshold_and_the_last_one_out_restores_them() -> None:
@@ -39,33 +51,49 @@ def test_reads_raise_every_generations_threshold_and_the_last_one_out_restores_t
         gc.set_threshold(*saved)
 
 
-def test_promote_moves_what_lives_to_the_oldest_generation_and_a_sweep_still_collects_it() -> None:
-    gc.unfreeze()  # (states earlier tests loaded with load_snapshot's freeze: promote would leave them be)
+def test_promote_freezes_what_lives_a_forced_sweep_walks_around_it_and_a_full_one_collects_it() -> None:
+    gc.unfreeze()
     kept = [[i] for i in range(1000)]
     cyc = _Cycle()
     gone = weakref.ref(cyc)
-    assert gc.is_tracked(kept[0])
-    promote()
-    oldest = {id(o) for o in gc.get_objects(generation=2)}
-    assert id(kept) in oldest and all(id(d) in oldest for d in kept)
-    assert id(kept) not in {id(o) for o in gc.get_objects(generation=0)}
-    assert gc.get_freeze_count() == 0  # moved, not frozen
-    del cyc
-    gc.collect(1)  # a young collection no longer walks it ...
-    assert gone() is not None
-    Collector().sweep()  # ... the full pass does
-    assert gone() is None
+    try:
+        promote()
+        assert gc.get_freeze_count() >= 1001  # frozen: no collection walks them
+        assert id(kept) not in {id(o) for o in gc.get_objects()}
+        del cyc
+        Collector().sweep(full=False)  # a forced pass walks only what is not frozen ...
+        assert gone() is not None
+        Collector().sweep()  # ... a full one unfreezes and walks everything
+        assert gone() is None and gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
 
 
-def test_a_read_done_moves_what_it_keeps_to_the_oldest_generation() -> None:
-    gc.unfreeze()  # (see above)
+def test_a_frozen_object_is_still_freed_by_reference_counting() -> None:
+    # (an evicted held state goes when its last reference does, frozen or not)
+    gc.unfreeze()
+    kept = _Plain()
+    gone = weakref.ref(kept)
+    try:
+        promote()
+        del kept
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+
+
+def test_a_read_done_freezes_what_it_keeps() -> None:
+    gc.unfreeze()
     kept = [[i] for i in range(100)]  # a state the read holds
     c = Collector()
-    with c.reading():
-        pass
-    c.read_done()
-    assert id(kept) in {id(o) for o in gc.get_objects(generation=2)}
-    assert c.since_sweep == 1
+    try:
+        with c.reading():
+            pass
+        c.read_done()
+        assert id(kept) not in {id(o) for o in gc.get_objects()} and gc.get_freeze_count() > 100
+        assert c.since_sweep == 1
+    finally:
+        gc.unfreeze()
 
 
 def test_promote_leaves_frozen_objects_frozen() -> None:
@@ -91,15 +119,22 @@ def test_a_sweep_collects_cyclic_garbage_and_resets_the_count() -> None:
         gc.enable()
 
 
-def test_forced_after_force_every_reads_without_a_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forced_after_force_every_reads_without_a_loop_every_few_of_them_full(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(collector, "FORCE_EVERY", 3)
+    monkeypatch.setattr(collector, "FULL_EVERY_FORCED", 2)
     monkeypatch.setattr(collector, "SWEEP_EVERY", 100)
     c = Collector()
-    c.read_done()
-    c.read_done()
-    assert c.sweeps == 0
-    c.read_done()
-    assert c.sweeps == 1 and c.since_sweep == 0
+    try:
+        c.read_done()
+        c.read_done()
+        assert c.sweeps == 0
+        c.read_done()
+        assert c.sweeps == 1 and c.since_sweep == 0 and c.full_sweeps == 0  # walked what is not frozen
+        for _ in range(3):
+            c.read_done()
+        assert c.sweeps == 2 and c.full_sweeps == 1  # the 2nd forced pass: everything
+    finally:
+        gc.unfreeze()
 
 
 def test_a_due_sweep_waits_for_an_idle_moment(monkeypatch: pytest.MonkeyPatch) -> None:
