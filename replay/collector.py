@@ -49,6 +49,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
+from kmevents import frozen
 from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
 
 log = logging.getLogger("kmevents.replay.collector")
@@ -142,7 +143,7 @@ class Collector:
         unfrozen first: every cycle is found); else of those not frozen."""
         t = time.perf_counter()
         if full:
-            gc.unfreeze()
+            frozen.unfreeze()
             self.full_sweeps += 1
         found = gc.collect()
         self._trim()
@@ -163,7 +164,7 @@ def promote() -> None:
     the one call inside a read, since a segment's fork follows every state a read holds on its
     way) and when a read is done (:meth:`Collector.read_done`: the states it keeps, from any path).
     Frozen objects are still freed by reference counting (see the module docstring)."""
-    gc.freeze()
+    frozen.freeze()
 
 
 #: The process's collector policy (there is one collector per process).

@@ -42,7 +42,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
-from kmevents import layout
+from kmevents import frozen, layout
 from kmevents.reducer import REDUCER_VERSION, ClusterState, SnapshotError
 
 if TYPE_CHECKING:  # the clients (and the settings' pydantic) load where used: reading archives alone needs none
@@ -174,7 +174,7 @@ def no_gc() -> Iterator[None]:
     """Cyclic GC off while building many objects at once (a snapshot parse is 3-4x faster).
 
     On the way out the objects made meanwhile go to the oldest generation at once
-    (``gc.freeze`` then ``gc.unfreeze``: moved, not frozen): turned back on, the collector
+    (``kmevents.frozen.to_oldest``: moved, not frozen): turned back on, the collector
     would otherwise walk them all in a young collection at the next allocation (0.06 s
     after a load of the large profile's 1.5M-event state, for no garbage: they are the
     state). A later full collection still walks them, as it would have. When objects are
@@ -188,10 +188,7 @@ def no_gc() -> Iterator[None]:
         yield
     finally:
         if was:
-            frozen = gc.get_freeze_count()
-            gc.freeze()
-            if not frozen:
-                gc.unfreeze()
+            frozen.to_oldest()
             gc.enable()
 
 
@@ -225,7 +222,7 @@ def load_snapshot(data: bytes | IO[bytes], *, freeze: bool = True) -> ClusterSta
         except zstandard.ZstdError as exc:  # a stream from open_stored
             raise SnapshotError(f"damaged snapshot bytes: {exc}", hint="replay from the log (--no-snapshots)") from None
     if freeze:  # (after no_gc's unfreeze)
-        gc.freeze()
+        frozen.freeze()
     return st
 
 

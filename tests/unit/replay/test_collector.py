@@ -12,15 +12,16 @@ import pytest
 from kmevents.replay import collector
 from kmevents.replay.collector import Collector, promote
 
+from kmevents import frozen
 from kmevents.reducer.apply import FOLD_GC_THRESHOLDS
 
 
 @pytest.fixture(autouse=True)
 def _thawed() -> object:
     """Each test starts and ends with nothing frozen (promote freezes the whole process)."""
-    gc.unfreeze()
+    frozen.unfreeze()
     yield
-    gc.unfreeze()
+    frozen.unfreeze()
 
 
 class _Cycle:
@@ -52,7 +53,7 @@ def test_reads_raise_every_generations_threshold_and_the_last_one_out_restores_t
 
 
 def test_promote_freezes_what_lives_a_forced_sweep_walks_around_it_and_a_full_one_collects_it() -> None:
-    gc.unfreeze()
+    frozen.unfreeze()
     kept = [[i] for i in range(1000)]
     cyc = _Cycle()
     gone = weakref.ref(cyc)
@@ -66,12 +67,12 @@ def test_promote_freezes_what_lives_a_forced_sweep_walks_around_it_and_a_full_on
         Collector().sweep()  # ... a full one unfreezes and walks everything
         assert gone() is None and gc.get_freeze_count() == 0
     finally:
-        gc.unfreeze()
+        frozen.unfreeze()
 
 
 def test_a_frozen_object_is_still_freed_by_reference_counting() -> None:
     # (an evicted held state goes when its last reference does, frozen or not)
-    gc.unfreeze()
+    frozen.unfreeze()
     kept = _Plain()
     gone = weakref.ref(kept)
     try:
@@ -79,11 +80,11 @@ def test_a_frozen_object_is_still_freed_by_reference_counting() -> None:
         del kept
         assert gone() is None
     finally:
-        gc.unfreeze()
+        frozen.unfreeze()
 
 
 def test_a_read_done_freezes_what_it_keeps() -> None:
-    gc.unfreeze()
+    frozen.unfreeze()
     kept = [[i] for i in range(100)]  # a state the read holds
     c = Collector()
     try:
@@ -93,17 +94,17 @@ def test_a_read_done_freezes_what_it_keeps() -> None:
         assert id(kept) not in {id(o) for o in gc.get_objects()} and gc.get_freeze_count() > 100
         assert c.since_sweep == 1
     finally:
-        gc.unfreeze()
+        frozen.unfreeze()
 
 
 def test_promote_leaves_frozen_objects_frozen() -> None:
-    gc.freeze()
+    frozen.freeze()
     try:
         n = gc.get_freeze_count()
         promote()
         assert gc.get_freeze_count() >= n > 0
     finally:
-        gc.unfreeze()
+        frozen.unfreeze()
 
 
 def test_a_sweep_collects_cyclic_garbage_and_resets_the_count() -> None:
@@ -134,7 +135,7 @@ def test_forced_after_force_every_reads_without_a_loop_every_few_of_them_full(mo
             c.read_done()
         assert c.sweeps == 2 and c.full_sweeps == 1  # the 2nd forced pass: everything
     finally:
-        gc.unfreeze()
+        frozen.unfreeze()
 
 
 def test_a_due_sweep_waits_for_an_idle_moment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -94,26 +94,52 @@ def test_an_entity_line_with_another_head_is_a_snapshot_error(head: bytes) -> No
 def test_no_gc_moves_what_it_made_to_the_oldest_generation_and_freezes_it_when_objects_are_frozen() -> None:
     import gc
 
+    from kmevents import frozen
     from kmevents.store.snapshots import no_gc
 
-    gc.unfreeze()  # (an earlier test's load_snapshot may have frozen its objects)
+    frozen.unfreeze()  # (an earlier test's load_snapshot may have frozen its objects)
     assert gc.isenabled()
     with no_gc():
         made = [[i] for i in range(5000)]
         assert not gc.isenabled()
     assert gc.isenabled() and not gc.get_freeze_count()
     assert gc.get_count()[0] < 100  # nothing left young for the next allocation's collection
-    gc.freeze()
+    frozen.freeze()
     try:
-        frozen = gc.get_freeze_count()
+        before = gc.get_freeze_count()
         with no_gc():
             made += [[i] for i in range(5000)]
         # a caller's freeze stands, and what no_gc made is frozen with it: left young, the next
         # young collection would walk all of it (a whole loaded state, in the API)
-        assert gc.get_freeze_count() >= frozen + 5000
+        assert gc.get_freeze_count() >= before + 5000
         assert gc.get_count()[0] < 100
     finally:
-        gc.unfreeze()
+        frozen.unfreeze()
+
+
+def test_kmevents_knows_whether_it_froze_objects_without_counting_them() -> None:
+    """``gc.get_freeze_count`` walks every frozen object; ``frozen.any_frozen`` is a flag kept by
+    kmevents' own freezes and thaws, and ``to_oldest`` thaws nothing it froze."""
+    import gc
+
+    from kmevents import frozen
+
+    frozen.unfreeze()
+    try:
+        assert not frozen.any_frozen()
+        kept = [[i] for i in range(1000)]
+        frozen.to_oldest()  # nothing frozen: moved to the oldest generation, not frozen
+        assert not frozen.any_frozen() and gc.get_freeze_count() == 0
+        frozen.freeze()
+        assert frozen.any_frozen() and gc.get_freeze_count() >= 1000
+        n = gc.get_freeze_count()
+        kept.append([0])
+        frozen.to_oldest()  # frozen already: the new objects join them, none is thawed
+        assert frozen.any_frozen() and gc.get_freeze_count() >= n + 1
+        frozen.unfreeze()
+        assert not frozen.any_frozen() and gc.get_freeze_count() == 0
+    finally:
+        frozen.unfreeze()
 
 
 def test_a_snapshot_read_fetches_about_what_the_entry_stores() -> None:
