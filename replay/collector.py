@@ -17,7 +17,9 @@ raised: no automatic full pass. The young generations' thresholds are the fold's
 profile's full size spent ~25 % of its CPU in them (~60 ms of ~245: 30-40 young passes of
 0.7 ms and 3-4 middle ones of 8-11 ms, a fork's copied tables and indexes surviving into
 them; BENCHMARKS.md, "Warm reads within an interval at full size"), and what a read forks
-and keeps is frozen (:func:`promote`: ``gc.freeze``; no collection walks it). Passes happen on
+and keeps is frozen (:func:`promote`: ``gc.freeze`` through :mod:`kmevents.frozen`, which knows
+whether anything is frozen without counting it; no collection walks what is frozen, and what a
+snapshot's or a delta's load builds meanwhile is frozen with it, ``store.snapshots.no_gc``). Passes happen on
 this module's schedule instead (:meth:`Collector.read_done`): once the process has been idle for
 ``IDLE_SECONDS`` after ``SWEEP_EVERY`` reads, a full one (everything unfrozen and walked); and
 after ``FORCE_EVERY`` reads of a process never idle, one that walks only what is not frozen (what
