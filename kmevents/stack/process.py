@@ -94,6 +94,7 @@ class ManagedProcess:
 
     def __init__(self, name: str, run_dir: Path, log_file: Path, *, die_with_starter: bool = False) -> None:
         self.name = name
+        self.log_start = 0  # the log's size when this object last started the process
         self.pid_file = run_dir / f"{name}.pid"
         self.log_file = log_file
         self.die_with_starter = die_with_starter
@@ -120,6 +121,7 @@ class ManagedProcess:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
+            self.log_start = log.tell()  # (the log is appended to: what this start wrote begins here)
             try:
                 proc = subprocess.Popen(  # noqa: S603
                     argv,
@@ -166,9 +168,15 @@ class ManagedProcess:
             os.killpg(pid, signal.SIGKILL)
             _wait_gone(pid, 5.0)
 
-    def tail(self, lines: int = 50) -> str:
+    def tail(self, lines: int = 50, *, since_start: bool = False) -> str:
+        """The log's last ``lines``; ``since_start``: only of what the process this object started
+        wrote (the log keeps every earlier run's lines too)."""
         try:
-            data = self.log_file.read_bytes()[-200_000:].decode(errors="replace")
+            with open(self.log_file, "rb") as f:
+                size = f.seek(0, 2)
+                start = max(size - 200_000, self.log_start if since_start else 0)
+                f.seek(start)
+                data = f.read().decode(errors="replace")
         except OSError:
             return ""
         return "\n".join(data.splitlines()[-lines:])
