@@ -63,7 +63,7 @@ def test_a_taken_port_is_reported_with_the_port_and_what_to_do(tmp_path: Path) -
 
 
 def test_a_server_slow_to_answer_is_reported_as_still_starting_and_a_second_up_waits_for_it(tmp_path: Path) -> None:
-    """etcd 3.4 reads its whole database before it answers (75-100 s for 3.1 GiB here): a start that
+    """etcd 3.4 rebuilds its index before it answers (up to 100 s for 3.1 GiB here): a start that
     outlasts the timeout says the server runs and is still starting, shows only what this start
     logged (the log keeps every earlier run's lines), and the next ``up`` waits for it."""
     s = _settings(tmp_path, **{"stack.start_timeout_seconds": 0.01})
