@@ -60,14 +60,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     from kmevents.settings import load
+    from kmevents.stack.manager import with_remembered_ports
 
-    return load({
+    return with_remembered_ports(load({
         "stack.home": args.home,
         "stack.kafka_port": args.kafka_port,
         "stack.kafka_controller_port": args.kafka_port + 1 if args.kafka_port else None,
         "stack.etcd_port": args.etcd_port,
         "stack.etcd_peer_port": args.etcd_port + 1 if args.etcd_port else None,
-    })
+    }))
 
 
 def _stack(args: argparse.Namespace):

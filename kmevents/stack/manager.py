@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import shutil
 import subprocess
 import time
@@ -52,6 +53,32 @@ ETCD_OPEN_SECONDS_PER_GIB = 40.0
 def etcd_open_allowance(db_bytes: int) -> float:
     """Seconds added to ``stack.start_timeout_seconds`` for an etcd database of ``db_bytes``."""
     return ETCD_OPEN_SECONDS_PER_GIB * db_bytes / 2**30
+
+
+#: The ports a home's servers were started on (``run/ports.json``): ``status``, ``down``, ``logs`` and
+#: a later ``up`` of that home use them when no port is given (flag, variable or config file).
+PORT_FIELDS = ("kafka_port", "kafka_controller_port", "etcd_port", "etcd_peer_port")
+
+
+def with_remembered_ports(settings: Settings) -> Settings:
+    """``settings`` with the ports its stack home's servers were started on, when every stack port
+    is at its default and the home remembers others (``kmevents stack up --kafka-port P`` and then
+    ``kmevents stack status --home H`` used to check the default ports and say UNHEALTHY)."""
+    st = settings.stack
+    defaults = {f: type(st).model_fields[f].default for f in PORT_FIELDS}
+    if any(getattr(st, f) != defaults[f] for f in PORT_FIELDS):
+        return settings
+    try:
+        saved = json.loads((Path(st.home) / "run" / "ports.json").read_text())
+        ports = {f: int(saved[f]) for f in PORT_FIELDS}
+    except (OSError, ValueError, KeyError, TypeError):
+        return settings
+    if ports == defaults:
+        return settings
+    s = settings.model_copy(deep=True)
+    for f, v in ports.items():
+        setattr(s.stack, f, v)
+    return s
 
 
 @dataclass
@@ -107,6 +134,9 @@ class Stack:
         say = progress or (lambda _msg: None)
         st = self.settings.stack
         started_at = time.monotonic()
+        if self.etcd_proc.pid() is None and self.kafka_proc.pid() is None:
+            (self.home / "run").mkdir(parents=True, exist_ok=True)
+            (self.home / "run" / "ports.json").write_text(json.dumps({f: getattr(st, f) for f in PORT_FIELDS}))
         if self.etcd_proc.pid() is None:
             self._check_ports("etcd", [st.etcd_port, st.etcd_peer_port])
             say("starting etcd")

@@ -50,6 +50,32 @@ def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
     assert (tmp_path / "mine.txt").exists()
 
 
+def test_status_logs_and_down_of_a_home_find_the_ports_its_servers_were_started_on(tmp_path: Path) -> None:
+    """``stack up --home H --kafka-port P`` then ``stack status --home H``: status checked the default
+    ports and said UNHEALTHY (found on the bench stack). The home remembers its ports."""
+    import json
+
+    s = _settings(tmp_path)
+    assert s.stack.kafka_port != 9092
+    stack = Stack(s)
+    try:
+        stack.up()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KMEVENTS_STACK__")}
+        cli = [sys.executable, "-m", "kmevents.cli", "stack"]
+        got = subprocess.run([*cli, "status", "--home", str(tmp_path), "--format", "json"], capture_output=True,
+                             text=True, env=env, timeout=60)
+        assert got.returncode == 0, got.stdout + got.stderr
+        status = json.loads(got.stdout)
+        assert status["kafka"]["bootstrap"] == f"127.0.0.1:{s.stack.kafka_port}" and status["kafka"]["healthy"]
+        assert status["etcd"]["endpoint"] == f"http://127.0.0.1:{s.stack.etcd_port}" and status["etcd"]["healthy"]
+        down = subprocess.run([*cli, "down", "--home", str(tmp_path)], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert down.returncode == 0 and "kafka, etcd" in down.stdout, down.stdout + down.stderr
+        assert stack.etcd_proc.pid() is None and stack.kafka_proc.pid() is None
+    finally:
+        stack.down(wipe=True)
+
+
 def test_a_taken_port_is_reported_with_the_port_and_what_to_do(tmp_path: Path) -> None:
     s = _settings(tmp_path)
     with socket.socket() as blocker:
