@@ -60,6 +60,11 @@ def etcd_open_allowance(db_bytes: int) -> float:
 PORT_FIELDS = ("kafka_port", "kafka_controller_port", "etcd_port", "etcd_peer_port")
 
 
+def ports_file(home: Path) -> Path:
+    """Where a stack home records the ports its servers were started on (beside their PID files)."""
+    return home / "run" / "ports.json"
+
+
 def with_remembered_ports(settings: Settings) -> Settings:
     """``settings`` with the ports its stack home's servers were started on, when every stack port
     is at its default and the home remembers others (``kmevents stack up --kafka-port P`` and then
@@ -69,7 +74,7 @@ def with_remembered_ports(settings: Settings) -> Settings:
     if any(getattr(st, f) != defaults[f] for f in PORT_FIELDS):
         return settings
     try:
-        saved = json.loads((Path(st.home) / "run" / "ports.json").read_text())
+        saved = json.loads(ports_file(st.home).read_text())
         ports = {f: int(saved[f]) for f in PORT_FIELDS}
     except (OSError, ValueError, KeyError, TypeError):
         return settings
@@ -135,8 +140,9 @@ class Stack:
         st = self.settings.stack
         started_at = time.monotonic()
         if self.etcd_proc.pid() is None and self.kafka_proc.pid() is None:
-            (self.home / "run").mkdir(parents=True, exist_ok=True)
-            (self.home / "run" / "ports.json").write_text(json.dumps({f: getattr(st, f) for f in PORT_FIELDS}))
+            ports = ports_file(self.home)
+            ports.parent.mkdir(parents=True, exist_ok=True)
+            ports.write_text(json.dumps({f: getattr(st, f) for f in PORT_FIELDS}))
         if self.etcd_proc.pid() is None:
             self._check_ports("etcd", [st.etcd_port, st.etcd_peer_port])
             say("starting etcd")
