@@ -106,6 +106,10 @@ class CowTable(dict):
             return default[0]
         raise KeyError(key)
 
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, key)  # nothing read: nothing copied (retention's pruning)
+        self._own.discard(key)
+
     def popitem(self) -> tuple[Any, Any]:
         k, v = dict.popitem(self)
         if k not in self._own:

@@ -112,6 +112,7 @@ from kmevents.checksum import crc32
 from kmevents.errors import CheckFailed
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
+from kmevents.reducer.dedupe import Recent, decode_half
 from kmevents.reducer.dedupe import decode as decode_window
 from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import (
@@ -304,7 +305,7 @@ def load(data: bytes | IO[bytes]) -> ClusterState:
         v5 = doc["format"] == FORMAT
         ids = _load_entities(st, lines, doc["counts"], v5)
         ids = ids if v5 else None
-    st._seen_new, st._seen_old = dedupe_window(doc, "new", "old")
+    st._seen_new, (st._seen_old,) = new_half(doc, "new", st._dedupe_window), dedupe_window(doc, "old")
     set_aggregates(st, doc, ids)
     return st
 
@@ -538,6 +539,15 @@ def dedupe_window(doc: dict[str, Any], *names: str) -> list[set[int]]:
     d, version = doc["dedupe"], doc["reducer_version"]
     try:
         return [decode_window(d[n], version) for n in names]
+    except ValueError as e:
+        raise SnapshotError(f"damaged dedupe window: {e}", hint="replay from the log (--no-snapshots)") from None
+
+
+def new_half(doc: dict[str, Any], name: str, window: int) -> set[int] | Recent:
+    """The window's new half ``name`` of a snapshot's or delta's ``"dedupe"`` as the fold keeps it
+    (dedupe.py's ``decode_half``). Raises SnapshotError when it is damaged."""
+    try:
+        return decode_half(doc["dedupe"][name], doc["reducer_version"], window)
     except ValueError as e:
         raise SnapshotError(f"damaged dedupe window: {e}", hint="replay from the log (--no-snapshots)") from None
 

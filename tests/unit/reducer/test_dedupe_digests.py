@@ -8,6 +8,8 @@ recorded in tests/fixtures/reducer_v4 before this change) loads into the same wi
 
 from __future__ import annotations
 
+import array
+import base64
 import gzip
 import os
 import subprocess
@@ -22,7 +24,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, apply
-from kmevents.reducer.dedupe import Digests, Recent, added_since, decode, digest, encode
+from kmevents.reducer.dedupe import (
+    Digests,
+    Recent,
+    added_since,
+    decode,
+    decode_half,
+    digest,
+    encode,
+)
 from kmevents.reducer.delta import apply_delta
 from kmevents.reducer.snapshot import LOADABLE_VERSIONS, SnapshotError
 from tests.unit.reducer.streams import Log
@@ -163,7 +173,7 @@ def _fold_keys(keys: list[str], window: int, spill: int, cut: int) -> tuple[list
         for i, k in enumerate(keys):
             if i == cut:
                 base = s.to_snapshot()
-                s = ClusterState.from_snapshot(base)  # a snapshot loads the new half as a set
+                s = ClusterState.from_snapshot(base)  # a snapshot loads the new half as a set or runs
                 s.take_dirty()
                 s.mark_base()
             got.append(_kinds(apply(s, _ns(log, k))))
@@ -239,6 +249,48 @@ def test_the_digests_added_since_a_copy_are_the_set_difference(ds: list[int], sp
         assert added_since(now, set(ds[:cut])) == set(ds[cut:])  # (a base's plain set: the difference)
         assert added_since(Digests(ds), then) == set(ds[cut:])  # (runs not shared: the difference)
         assert added_since(set(ds), then) == set(ds[cut:])
+
+
+@settings(max_examples=80, deadline=None)
+@given(ds=st.sets(st.integers(min_value=0, max_value=2**64 - 1), max_size=60),
+       spill=st.integers(min_value=1, max_value=8), shuffle=st.randoms(use_true_random=False))
+def test_a_written_new_half_loads_as_runs_of_its_sorted_digests_from_the_spill_size_on(
+        ds: set[int], spill: int, shuffle: Any) -> None:
+    """decode_half: the half a snapshot or delta wrote (sorted) is cut into runs as it is, not
+    sorted again; smaller than a spill it stays a set; digests written out of order (not
+    encode's) load as the same digests all the same."""
+    with patch.object(Recent, "SPILL", spill):
+        half = decode_half(encode(ds), REDUCER_VERSION, 64)
+        assert half == ds and len(half) == len(ds) and (type(half) is Recent) is (len(ds) >= spill)
+        if type(half) is Recent:
+            assert all(_bit(half, d) for d in ds) and not half._set
+            assert [list(r) for r in half._runs] == [sorted(ds)[i:i + spill] for i in range(0, len(ds), spill)]
+        jumbled = sorted(ds)
+        shuffle.shuffle(jumbled)
+        raw = array.array("Q", jumbled + jumbled[:1])  # and one twice
+        if sys.byteorder == "little":
+            raw.byteswap()
+        again = decode_half(base64.b64encode(raw.tobytes()).decode(), REDUCER_VERSION, 64)
+        assert again == ds and len(again) == len(ds)
+
+
+@settings(max_examples=80, deadline=None)
+@given(ds=st.lists(st.integers(min_value=0, max_value=2**64 - 1) | st.integers(min_value=0, max_value=40),
+                   max_size=60, unique=True),
+       spill=st.integers(min_value=1, max_value=6), added=st.sets(st.integers(min_value=0, max_value=60)))
+def test_digests_added_to_a_half_make_a_copy_that_holds_both(ds: list[int], spill: int, added: set[int]) -> None:
+    """Recent.with_added (a delta's added digests onto its base's half): the union, whatever
+    the two share, each digest's bit set; the half it was made from is left as it was."""
+    with patch.object(Recent, "SPILL", spill):
+        r = Recent(ds[:2], window=64)
+        for d in ds[2:]:
+            r.add_new(d)
+        before = set(ds)
+        both = r.with_added(added)
+        assert both == before | added and len(both) == len(before | added) and len(both._set) < spill
+        assert all(_bit(both, d) for d in before | added) and all(d in both for d in added)
+        assert r == before and len(r) == len(before)
+        assert both.frozen() == before | added
 
 
 def _bit(half: Recent | Digests, d: int) -> bool:

@@ -346,6 +346,36 @@ def test_retention_prunes_oldest_terminal_and_reports_removal() -> None:
     assert st.entity("task", "fw/t1") is not None and list(st.terminal_ids("task")) == ["fw/t1", "fw/t2"]
 
 
+@pytest.mark.parametrize("odd", [False, True])
+def test_retention_prunes_in_a_fork_without_touching_the_parent(odd: bool) -> None:
+    """Pruning removes the entity without reading it (retention._drop): a fork's parent keeps its
+    value and the fork ends as the fold without a fork does. An odd task (its framework id holds a
+    ``/``: its key's tail is not its task id, taskids.py) also leaves the task-id index."""
+    log = Log()
+    st = ClusterState.empty("c1", Retention(max_terminal_tasks=2))
+    first = log.launched("t0", "a1")
+    if odd:
+        first["payload"]["task"]["framework_id"] = "fw/x"  # key "fw/x/t0", tail "x/t0"
+    for e in [log.agent_added("a1"), first] + [log.launched(f"t{i}", "a1") for i in range(1, 4)]:
+        apply(st, e)
+    t0 = "fw/x/t0" if odd else "fw/t0"
+    assert ("t0" in st._task_keys) is odd
+    for i in range(2):
+        apply(st, log.status(f"t{i}", "TASK_FINISHED", uuid=f"u{i}"))
+    st.take_dirty()
+    parent = st.to_snapshot()
+    plain = ClusterState.from_snapshot(parent)
+    fork = st.fork()
+    for e in [log.status(f"t{i}", "TASK_FAILED", uuid=f"v{i}") for i in (2, 3)]:
+        assert apply(fork, e) == apply(plain, e)
+    dirty = plain.take_dirty()
+    assert fork.take_dirty() == dirty and {("task", t0), ("task", "fw/t1")} <= dirty
+    assert fork.entity("task", t0) is None and fork.entity("task", "fw/t1") is None and fork.task_ids("t0") == []
+    assert st.entity("task", t0) is not None and st.to_snapshot() == parent  # the parent as it was
+    assert ("t0" in st._task_keys) is odd and "t0" not in fork._task_keys
+    assert fork.freeze().to_snapshot() == plain.to_snapshot()
+
+
 def test_retention_by_age_uses_source_time() -> None:
     log = Log()
     st = ClusterState.empty("c1", Retention(max_age_seconds=1.0))
