@@ -158,8 +158,9 @@ class Digests:
 
 class Recent:
     """The window's new half once it holds :attr:`SPILL` digests (apply.py; before, a set): the
-    newest fewer than ``SPILL`` as a set, the earlier ones as sorted runs of ``SPILL`` uint64s,
-    all of them behind one bitmap sized for the window, as :class:`Digests` keeps them. A set
+    newest fewer than ``SPILL`` as a set, the earlier ones as sorted runs of ``SPILL`` uint64s
+    (the last of a half loaded as written may be shorter: :meth:`of_sorted`; no two runs share
+    a digest), all of them behind one bitmap sized for the window, as :class:`Digests` keeps them. A set
     of 100,000 digests is ~7.9 MiB (its table 4 MiB, the ints 40 bytes each) and the half
     grows to the window's size before each rotation, where a whole-log rebuild may well end
     (96,490 at the large profile's 1.5M events): this is ~2 MiB (issue 17). A rotation makes
