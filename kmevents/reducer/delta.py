@@ -122,7 +122,7 @@ from kmevents.reducer.snapshot import (
     set_totals,
 )
 from kmevents.reducer.state import KINDS, REDUCER_VERSION, Base, ClusterState, Members
-from kmevents.reducer.taskids import key_exceptions
+from kmevents.reducer.taskids import has_odd_tasks, key_exceptions
 from kmevents.reducer.tracking import INDEXES, index_changes, order_changes
 
 FORMAT = "kmevents.reducer.delta/4"
@@ -673,8 +673,8 @@ def _unfile(st: ClusterState, doc: dict[str, Any]) -> list[tuple[str, str]]:
             if old is not None:
                 sel_remove(index, old["namespace"], id, old["selector"])
     out: list[tuple[str, str]] = []
-    if not st._task_keys:
-        return out  # no odd task (taskids.py): forgetting one is a no-op, nothing to decode
+    if not has_odd_tasks(st):
+        return out  # forgetting a regular task is a no-op: nothing to decode
     for key in gone.get("task", ()):
         task = value_of(st.tasks, key)
         if task is not None:

@@ -165,12 +165,13 @@ def _drop(st: ClusterState, kind: str, eid: str) -> None:
     if eid not in table:
         return
     st._dirty.add((kind, eid))
-    if kind == "task" and st._task_keys:
-        from kmevents.reducer.taskids import forget_task
+    if kind == "task":
+        from kmevents.reducer.taskids import forget_task, has_odd_tasks
 
-        forget_task(st, table.pop(eid)["task_id"], eid)
-    else:
-        del table[eid]
+        if has_odd_tasks(st):
+            forget_task(st, table.pop(eid)["task_id"], eid)
+            return
+    del table[eid]
 
 
 def _parse(t: str) -> dt.datetime:

@@ -100,7 +100,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
+from collections.abc import Iterator
 from itertools import repeat
 from typing import IO, Any, Final
 
@@ -533,23 +535,28 @@ def set_position(st: ClusterState, doc: dict[str, Any]) -> None:
     st._seq = doc["seq"]
 
 
+@contextlib.contextmanager
+def _window_checked() -> Iterator[None]:
+    """A dedupe window that does not decode (dedupe.py's ValueError) as a SnapshotError."""
+    try:
+        yield
+    except ValueError as e:
+        raise SnapshotError(f"damaged dedupe window: {e}", hint="replay from the log (--no-snapshots)") from None
+
+
 def dedupe_window(doc: dict[str, Any], *names: str) -> list[set[int]]:
     """The digest sets ``names`` of a snapshot's or delta's ``"dedupe"`` (a version-4 one's
     keys hashed, dedupe.py). Raises SnapshotError when one is damaged."""
     d, version = doc["dedupe"], doc["reducer_version"]
-    try:
+    with _window_checked():
         return [decode_window(d[n], version) for n in names]
-    except ValueError as e:
-        raise SnapshotError(f"damaged dedupe window: {e}", hint="replay from the log (--no-snapshots)") from None
 
 
 def new_half(doc: dict[str, Any], name: str, window: int) -> set[int] | Recent:
     """The window's new half ``name`` of a snapshot's or delta's ``"dedupe"`` as the fold keeps it
     (dedupe.py's ``decode_half``). Raises SnapshotError when it is damaged."""
-    try:
+    with _window_checked():
         return decode_half(doc["dedupe"][name], doc["reducer_version"], window)
-    except ValueError as e:
-        raise SnapshotError(f"damaged dedupe window: {e}", hint="replay from the log (--no-snapshots)") from None
 
 
 def set_aggregates(st: ClusterState, doc: dict[str, Any], ids: dict[str, list[str]] | None = None, *,

@@ -74,6 +74,13 @@ def forget_task(st: ClusterState, task_id: str, key: str) -> None:
             st._task_keys[task_id] = keys[0]
 
 
+def has_odd_tasks(st: ClusterState) -> bool:
+    """Whether any task is odd (its key's tail is not its task id): without one, :func:`forget_task`
+    does nothing, so a task leaving the table need not be decoded for its id (retention's
+    pruning, a delta's removals)."""
+    return bool(st._task_keys)
+
+
 def keys_of(st: ClusterState, task_id: str) -> list[str]:
     """The keys the index gives for ``task_id`` (``ClusterState.task_ids``: only tasks the table
     holds)."""
