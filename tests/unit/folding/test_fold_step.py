@@ -92,3 +92,35 @@ def test_annotations_are_counted_by_kind_in_the_counter_given() -> None:
     fold.step(1, b"c1", encode(ev))  # same dedupe key: a duplicate
     assert fold.annotations["duplicate"] == 1
     assert [a["kind"] for a in fold.anns] == ["duplicate"]
+
+
+def _link_by_definition(head_hex: str, key: bytes | None, value: bytes | None) -> str:
+    """chain.py's rule written out: sha256(head || uint32_be(len(key)) || key || value), hex."""
+    import hashlib
+
+    k = key or b""
+    return hashlib.sha256(bytes.fromhex(head_hex) + len(k).to_bytes(4, "big") + k + (value or b"")).hexdigest()
+
+
+@given(st.lists(st.tuples(st.none() | st.binary(max_size=40), st.none() | st.binary(max_size=200)), max_size=12))
+@settings(max_examples=150, deadline=None)
+def test_the_fold_keeps_the_chain_as_bytes_and_shows_the_same_heads_as_the_rule(records: list[Any]) -> None:
+    fold = Fold(ClusterState.empty("c1"), chain.GENESIS, partition=0)
+    linked = Fold(ClusterState.empty("c1"), chain.GENESIS, partition=0)
+    want = chain.GENESIS
+    for i, (key, value) in enumerate(records):
+        fold.step(i, key, value)
+        linked.link(key, value)  # the chain only (verify's records before its verified point)
+        assert chain.link(want, key, value) == _link_by_definition(want, key, value)
+        want = _link_by_definition(want, key, value)
+        assert fold.head == linked.head == want
+    assert linked.state.offset == ClusterState.empty("c1").offset, "link() folds nothing"
+
+
+def test_a_head_set_on_the_fold_is_where_the_chain_goes_on() -> None:
+    fold = Fold(ClusterState.empty("c1"), None, partition=0)
+    fold.link(b"k", b"v")
+    assert fold.head is None, "an unlinked fold stays unlinked"
+    fold.head = chain.link(chain.GENESIS, b"a", b"b")
+    fold.link(b"k", b"v")
+    assert fold.head == _link_by_definition(_link_by_definition(chain.GENESIS, b"a", b"b"), b"k", b"v")
