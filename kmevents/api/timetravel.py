@@ -168,7 +168,7 @@ class _HeldStore(SnapshotStore):
 
     async def load(self, entry: dict[str, Any]) -> ClusterState | None:
         h = await self.tt.held_snapshot(self.cluster, self.partition, entry)
-        return None if h is None else h.state.fork()
+        return None if h is None else h.state.fork(plain=True)
 
     def holds_base(self, cluster: str, offset: int) -> bool:
         return self.tt.states.holds(cluster, self.partition, offset)
@@ -276,7 +276,7 @@ class TimeTravel:
                     if base is None:
                         return None
                     t0 = time.perf_counter()
-                    st = await self.snapshots.delta_onto(base.state.fork(), entry)
+                    st = await self.snapshots.delta_onto(base.state.fork(plain=True), entry)
                     self._tick("delta fetch+apply", t0)
                     self._loaded()
                     if st is None:
@@ -345,7 +345,7 @@ class TimeTravel:
         while True:
             seg_end = end if end - held.offset <= every else held.offset + every
             t0 = time.perf_counter()
-            forked = held.state.fork()
+            forked = held.state.fork(plain=True)  # (short-lived: what it packs rests uncompressed)
             promote()  # the fork's copies live through the read: no young collection walks them
             self._tick("fork", t0)
             f0, t0 = src.fetch_seconds, time.perf_counter()

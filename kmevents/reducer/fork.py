@@ -145,8 +145,10 @@ class CowTable(dict):
         return (dict, (dict(dict.items(self)),))
 
 
-def fork(st: ClusterState) -> ClusterState:
+def fork(st: ClusterState, *, plain: bool = False) -> ClusterState:
     """A state equal to ``st`` that can be folded on without touching ``st`` (which must not change).
+    ``plain``: the packed values it changes rest uncompressed (:func:`packed.share`), and so do
+    those of its forks.
 
     ``ClusterState.fork()`` calls it."""
     new = ClusterState.__new__(ClusterState)
@@ -156,7 +158,7 @@ def fork(st: ClusterState) -> ClusterState:
         if type(t) is PackedTable:
             # bytes are immutable: once the parent's values all rest packed, sharing them is the
             # copy-on-write (a read decodes a private dict); packing changes no value of the parent
-            tables[kind] = by_id[id(t)] = share(t)
+            tables[kind] = by_id[id(t)] = share(t, plain=plain)
         else:
             tables[kind] = by_id[id(t)] = CowTable(t)
     for name in ClusterState.__slots__:

@@ -235,7 +235,8 @@ class Notes:
 class PackedTable(dict[str, Any]):
     """``id -> entity`` whose values rest as (compressed) canonical bytes; see the module docstring."""
 
-    __slots__ = ("_hot", "keep", "codec", "_train_at", "notes", "_origin", "_written", "__weakref__")
+    __slots__ = ("_hot", "keep", "codec", "frames", "_train_at", "notes", "_origin", "_written",
+                 "__weakref__")
 
     def __init__(self, data: Iterable[tuple[str, Any]] | dict[str, Any] | None = None, *,
                  keep: bool = True, codec: Codec | None = None) -> None:
@@ -246,6 +247,9 @@ class PackedTable(dict[str, Any]):
         self.keep = keep
         #: the dictionary values rest compressed with (None: not trained yet; values are plain)
         self.codec = codec
+        #: whether a pack compresses what it encodes once there is a dictionary (False: a read's
+        #: short-lived fork, :func:`share`; its changes rest as plain canonical bytes)
+        self.frames = True
         self._train_at = TRAIN_AT
         #: the conditions of its values at rest, where known (hot ids: ask the dict)
         self.notes = Notes()
@@ -395,7 +399,7 @@ def pack(table: dict[str, Any], *, train_now: bool = False) -> int:
         c = table.codec
         # without a dictionary, a copy: orjson's own result keeps its whole output buffer
         # allocated (8 KiB of RSS for a 1.3 KB pod, measured); a join of two parts is tight
-        squeeze = _tight if c is None else c.compress
+        squeeze = _tight if c is None or not table.frames else c.compress
         note = table.notes.note
         for k in hot:
             v = get(table, k)
@@ -449,11 +453,18 @@ def train(table: PackedTable) -> bool:
     return True
 
 
-def share(table: PackedTable, *, keep: bool = True) -> PackedTable:
+def share(table: PackedTable, *, keep: bool = True, plain: bool = False) -> PackedTable:
     """A new table with the same values, sharing their bytes and the codec (the table is
-    packed first: bytes are immutable, so sharing them is the copy-on-write of a fork)."""
+    packed first: bytes are immutable, so sharing them is the copy-on-write of a fork).
+
+    ``plain``: the new table's own changes rest as plain canonical bytes, not compressed
+    (``frames`` False; a copy of such a table keeps it): for a read's fork, which lives for a
+    few thousand events, compressing what it packs cost ~7 % of its fold, and a value it
+    touches again is not decompressed (issue 17). Its bytes are the same to every reader:
+    a value says which form it rests in, and snapshots compress plain ones."""
     pack(table)
     new = PackedTable(keep=keep, codec=table.codec)
+    new.frames = table.frames and not plain
     dict.update(new, table)
     new._train_at = table._train_at
     new.notes = table.notes.copy()

@@ -387,12 +387,13 @@ class ClusterState:
 
     # -- forks ------------------------------------------------------------
 
-    def fork(self) -> ClusterState:
+    def fork(self, *, plain: bool = False) -> ClusterState:
         """A state equal to this one that can be folded on without changing this one (which
-        must not change meanwhile): copy-on-write, milliseconds however big (fork.py)."""
+        must not change meanwhile): copy-on-write, milliseconds however big (fork.py).
+        ``plain``: a short-lived fork (a read's), whose changed entities rest uncompressed."""
         from kmevents.reducer.fork import fork
 
-        return fork(self)
+        return fork(self, plain=plain)
 
     def freeze(self) -> ClusterState:
         """End a fork's fold: aggregates materialized, tables plain dicts again; read-only from

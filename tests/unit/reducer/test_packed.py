@@ -263,3 +263,40 @@ def test_notes_keep_by_id_only_the_conditions_other_than_the_usual_one() -> None
     t["p1"] = b'{"phase":"Failed"}'
     assert not t.notes.complete(48) and condition_counts(t) == Counter({"Running": 38, "Pending": 9, "Failed": 1})
     assert t.notes.complete(48)  # (counting noted it)
+
+
+def test_a_plain_fork_rests_what_it_packs_uncompressed_and_folds_to_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packed_module, "TRAIN_AT", 200)  # trained in the parent, as at any real size
+    evs = list(generate("p1", 5, 5000))
+    parent = ClusterState.empty("p1")
+    for e in orjson.loads(orjson.dumps(evs[:3500])):
+        apply(parent, e)
+    parent.freeze()
+    assert parent.tasks.codec is not None and parent.pods.codec is not None
+    before = parent.to_snapshot()
+    framed, plain = parent.fork(), parent.fork(plain=True)
+    assert framed.pods.frames and not plain.pods.frames
+    for st in (framed, plain):
+        for e in orjson.loads(orjson.dumps(evs[3500:])):
+            apply(st, e)
+        st.freeze()
+    # the same state to every reader, whatever form its values rest in
+    assert plain.to_snapshot() == framed.to_snapshot()
+    assert _canonical(plain) == _canonical(framed)
+    assert parent.to_snapshot() == before, "neither fork changed the parent"
+    changed = [k for k, v in dict.items(plain.pods) if v is not dict.get(parent.pods, k)]
+    assert len(changed) > 50
+    for k in changed:
+        rest, framed_rest = dict.__getitem__(plain.pods, k), dict.__getitem__(framed.pods, k)
+        assert rest[0] == ord("{") and rest == plain.entity_bytes("pod", k), "a plain fork's change rests as canonical bytes"
+        assert framed_rest[0] != ord("{"), "a fork compresses what it packs by default"
+        assert plain.entity_bytes("pod", k) == framed.entity_bytes("pod", k)
+    # what a plain fork's values rest as stays so in its own forks, and they fold on alike
+    again = plain.fork()
+    assert not again.pods.frames and not again.tasks.frames
+    more = list(generate("p1", 5, 5600))[5000:]
+    other = framed.fork()
+    for st in (again, other):
+        for e in orjson.loads(orjson.dumps(more)):
+            apply(st, e)
+    assert again.to_snapshot() == other.to_snapshot()
