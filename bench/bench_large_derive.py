@@ -14,9 +14,10 @@ issue's aims at the simulator's scale: a cold read <= 1 s, a warm one p99 <= 200
 - derive: one ``DeriveWorker`` in this process with the processors' defaults (a
   snapshot every 20,000 events, a delta every 4,000), from the first record to the
   checkpoint at the last: events/s (wall) and this process's peak RSS;
-- etcd: the live state's bytes (keys + values under the prefix) against etcd's
-  database size, as left by the run and after a compaction at the current revision
-  and a defragmentation (what periodic auto-compaction converges to);
+- etcd: the live state's bytes (keys + values of every key in the database: the run's
+  prefix, and on a kept stack earlier runs' too) against etcd's database size, as left by
+  the run and after a compaction at the current revision and a defragmentation (what
+  periodic auto-compaction converges to);
 - verify: ``kmevents verify --full --jobs 1`` (one process, the same-run baseline),
   ``kmevents verify --full`` (split over processes by default) and then an incremental
   ``kmevents verify``, as child processes: wall time, the largest process's peak RSS and
@@ -77,11 +78,15 @@ def _gateway(s: Settings, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(json.loads(resp.read()))
 
 
-async def _live_bytes(s: Settings) -> tuple[int, int]:
-    p = f"{s.etcd.prefix}/".encode()
+async def _live_bytes(s: Settings, everything: bool = False) -> tuple[int, int]:
+    """Keys and bytes (keys + values) under the run's prefix, or with ``everything`` of every key
+    the database holds: a kept stack (``KMEVENTS_BENCH_EXTERNAL=1``) also holds earlier runs'
+    prefixes, which its database size counts too."""
+    p = b"\0" if everything else f"{s.etcd.prefix}/".encode()
+    end = b"\0" if everything else etcd_adapter.prefix_end(p)  # (etcd: "\0" ends no range: every key from p)
     keys = size = 0
     async with etcd_adapter.client(s.etcd) as c:
-        async for _, kvs in etcd_adapter.range_pages(c, p, etcd_adapter.prefix_end(p)):
+        async for _, kvs in etcd_adapter.range_pages(c, p, end):
             keys += len(kvs)
             size += sum(len(kv.key) + len(kv.value) for kv in kvs)
     return keys, size
@@ -144,7 +149,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
                            f"{stats.deltas} deltas; this process's peak RSS {_vmhwm_mib():.0f} MiB "
                            f"({rss_before:.0f} before deriving)",
                            "ingest of the same log into Kafka, same run (events/s)", ingest_rate))
-        keys, live = asyncio.run(_live_bytes(s))
+        keys, mine = asyncio.run(_live_bytes(s))
+        all_keys, live = asyncio.run(_live_bytes(s, everything=True))  # (what the database holds)
         db = int(_gateway(s, "/v3/maintenance/status", {})["dbSize"])
         rev = int(_gateway(s, "/v3/kv/range", {"key": base64.b64encode(b"x").decode()})["header"]["revision"])
         _gateway(s, "/v3/kv/compaction", {"revision": rev, "physical": True})
@@ -152,7 +158,10 @@ def run(quick: bool) -> list[dict[str, Any]]:
         db_after = int(_gateway(s, "/v3/maintenance/status", {})["dbSize"])
         out.append(_result("etcd database after compaction + defrag, against the live state's bytes", db_after / live,
                            "x", "< 2x the live state", db_after < 2 * live,
-                           f"{keys:,} keys, {live / 2**20:.0f} MiB of keys + values; database "
+                           f"this run's {keys:,} keys, {mine / 2**20:.0f} MiB of keys + values"
+                           + ("" if all_keys == keys else f" ({all_keys:,} keys, {live / 2**20:.0f} MiB in the database "
+                                                          "with earlier runs' on this kept stack)")
+                           + "; database "
                            f"{db / 2**20:.0f} MiB as the run left it (revision {rev:,}), {db_after / 2**20:.0f} MiB "
                            "after compacting at the current revision and defragmenting"))
         one, one_rss, one_tree, text = _child_tree(s, "verify", "--cluster", s.cluster, "--full", "--jobs", "1",
