@@ -458,10 +458,13 @@ def share(table: PackedTable, *, keep: bool = True, plain: bool = False) -> Pack
     packed first: bytes are immutable, so sharing them is the copy-on-write of a fork).
 
     ``plain``: the new table's own changes rest as plain canonical bytes, not compressed
-    (``frames`` False; a copy of such a table keeps it): for a read's fork, which lives for a
-    few thousand events, compressing what it packs cost ~7 % of its fold, and a value it
-    touches again is not decompressed (issue 17). Its bytes are the same to every reader:
-    a value says which form it rests in, and snapshots compress plain ones."""
+    (``frames`` False; a copy of such a table keeps it; a delta applied onto it rests its values
+    so too, delta.py): for a read's fork, which folds a few thousand records after a delta. Most
+    of what it saves is the delta's values: the records after a delta change those again, and
+    each was decompressed before it was decoded (a first read into a delta range 0.86 / 0.78 of
+    its apply and fold at the simulator's scale / full size, for +14-18 % of the delta state's
+    own memory; BENCHMARKS.md, issue 17). Its bytes are the same to every reader: a value says
+    which form it rests in, and snapshots compress plain ones."""
     pack(table)
     new = PackedTable(keep=keep, codec=table.codec)
     new.frames = table.frames and not plain

@@ -390,7 +390,8 @@ class ClusterState:
     def fork(self, *, plain: bool = False) -> ClusterState:
         """A state equal to this one that can be folded on without changing this one (which
         must not change meanwhile): copy-on-write, milliseconds however big (fork.py).
-        ``plain``: a short-lived fork (a read's), whose changed entities rest uncompressed."""
+        ``plain``: a short-lived fork (a read's), whose changed entities rest uncompressed
+        (packed.share)."""
         from kmevents.reducer.fork import fork
 
         return fork(self, plain=plain)
