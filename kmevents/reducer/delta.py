@@ -503,12 +503,12 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
             for id, v in values.items():
                 table[id] = v
         elif type(table) is PackedTable:  # canonical bytes (format 3, compact_upserts) rest as they are,
-            # compressed once the table has a dictionary, as a pack would (as plain bytes a held
-            # delta's state was ~10 % larger at the quick large profile, for ~10 ms less a delta):
-            # not in a read's fork, whose packs do not compress either (``frames``)
+            # compressed as a pack would (PackedTable.resting_codec): not before the table has a
+            # dictionary, nor in a read's plain fork (there the next records change these values
+            # again: BENCHMARKS.md, "A read's forks rest what they change uncompressed")
             hot, put = table._hot, dict.__setitem__
-            stored = values.values() if table.codec is None or not values or not table.frames else \
-                table.codec.compress_many(list(values.values()))
+            codec = table.resting_codec()
+            stored = values.values() if codec is None or not values else codec.compress_many(list(values.values()))
             for id, v in zip(values, stored, strict=True):
                 put(table, id, v)
                 hot.discard(id)

@@ -263,6 +263,12 @@ class PackedTable(dict[str, Any]):
         if data:
             self.update(data)
 
+    def resting_codec(self) -> Codec | None:
+        """The codec what this table packs (and a delta brings it, delta.py) rests compressed
+        with; None when such values rest as plain canonical bytes: no dictionary yet, or a read's
+        plain fork (``frames``, :func:`share`)."""
+        return self.codec if self.frames else None
+
     def _decode(self, v: bytes) -> Any:
         if v[0] != _JSON:
             v = self.codec.decompress(v)  # type: ignore[union-attr]  # compressed => trained
@@ -396,10 +402,10 @@ def pack(table: dict[str, Any], *, train_now: bool = False) -> int:
     n = 0
     if hot:
         get, put = dict.get, dict.__setitem__
-        c = table.codec
-        # without a dictionary, a copy: orjson's own result keeps its whole output buffer
-        # allocated (8 KiB of RSS for a 1.3 KB pod, measured); a join of two parts is tight
-        squeeze = _tight if c is None or not table.frames else c.compress
+        c = table.resting_codec()
+        # resting plain, a copy: orjson's own result keeps its whole output buffer allocated
+        # (8 KiB of RSS for a 1.3 KB pod, measured); a join of two parts is tight
+        squeeze = _tight if c is None else c.compress
         note = table.notes.note
         for k in hot:
             v = get(table, k)
