@@ -79,6 +79,7 @@ from kmevents.contract import decode_fast
 from kmevents.errors import EnvironmentProblem
 from kmevents.jsonobj import obj
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention, condition
+from kmevents.reducer.state import SHORT_FOLD
 from kmevents.selectors import Selector
 from kmevents.store import touched
 from kmevents.store import versions as versions_store
@@ -191,9 +192,8 @@ class _Unit:
 
 
 #: A state folded for at most this many records since it was loaded (or began empty) leaves the
-#: values it touches decoded (``ClusterState.packs``): a few thousand records touch a few
-#: thousand entities, some MiB.
-PACK_FROM = 20_000
+#: values it touches decoded (``ClusterState.packs``; the reducer's rule for a short fold).
+PACK_FROM = SHORT_FOLD
 
 #: Decoded snapshot/delta states an indexed history keeps to fork from (each may be large).
 KEEP_STATES = 3

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.dedupe import Digests, Recent
@@ -128,6 +128,15 @@ class Base:
         self.track = Track(terminal)
 
 
+#: A fold of at most this many records onto a fork that is then dropped or frozen may leave
+#: the values it touches decoded (``ClusterState.packs`` off): a few thousand records touch a
+#: few thousand entities, some MiB, and each value a record changes again is not decoded and
+#: encoded once more for every ``AGE_CHECK_EVERY`` events it stays hot (~6 % of a read's fold
+#: of 4,000 records after a delta at the simulator's scale, BENCHMARKS.md). A longer fold packs,
+#: as every fold does, to bound its memory.
+SHORT_FOLD: Final = 20_000
+
+
 class ClusterState:
     """One cluster's folded state. Build with ``ClusterState.empty`` or ``from_snapshot``."""
 
@@ -219,9 +228,10 @@ class ClusterState:
         #: what a delta is taken against (``mark_base``): None when no delta is tracked
         self._base: Base | None = None
         #: the fold packs the values it touched back to bytes every ``AGE_CHECK_EVERY`` events
-        #: (apply.py, packed.py). A fork folded for a few thousand events and then dropped (a
-        #: history's unit) may turn it off: every value read, condition and dirty mark is the
-        #: same either way, the values just stay decoded (memory); the tables then train their
+        #: (apply.py, packed.py). A fork folded for at most :data:`SHORT_FOLD` records and then
+        #: dropped or frozen (a history's unit, a point-in-time read's segment) may turn it off:
+        #: every value read, condition and dirty mark is the same either way, the values just
+        #: stay decoded until ``freeze`` packs them (memory); the tables then train their
         #: dictionaries later, which shows only in the bytes of a snapshot of that state.
         self.packs = True
 
