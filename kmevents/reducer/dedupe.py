@@ -159,8 +159,8 @@ class Digests:
 class Recent:
     """The window's new half once it holds :attr:`SPILL` digests (apply.py; before, a set): the
     newest fewer than ``SPILL`` as a set, the earlier ones as sorted runs of ``SPILL`` uint64s
-    (the last of a half loaded as written may be shorter: :meth:`of_sorted`; no two runs share
-    a digest), all of them behind one bitmap sized for the window, as :class:`Digests` keeps them. A set
+    (the last of a half loaded as written, or of a delta's added digests, may be shorter:
+    :meth:`of_sorted`, :meth:`with_added`; no two runs share a digest), all of them behind one bitmap sized for the window, as :class:`Digests` keeps them. A set
     of 100,000 digests is ~7.9 MiB (its table 4 MiB, the ints 40 bytes each) and the half
     grows to the window's size before each rotation, where a whole-log rebuild may well end
     (96,490 at the large profile's 1.5M events): this is ~2 MiB (issue 17). A rotation makes
@@ -204,7 +204,16 @@ class Recent:
     def with_added(self, digests: Iterable[int]) -> Recent:
         """A copy that holds ``digests`` too: a delta's digests added since its base, applied to
         the base's half (delta.py) at the cost of the added ones, not of the whole half (``half
-        | added`` made a set of it all, which the fold's next event made a Recent again)."""
+        | added`` made a set of it all, which the fold's next event made a Recent again).
+
+        ``digests`` as a delta writes them (an ``array('Q')``, ascending, none in this half: the
+        fold adds only digests the window lacks) become runs of their own, as a loaded half's
+        do (:meth:`of_sorted`): no set of them made, nothing sorted (~20 ms of a delta's apply
+        at the simulator's scale went to that, BENCHMARKS.md). Any others are added one by one."""
+        if type(digests) is array.array:
+            new = self._with_runs(digests)
+            if new is not None:
+                return new
         new = self.copy()
         bits, mask, runs, held = new.bits, new.mask, new._runs, new._set
         fresh = []
@@ -218,6 +227,27 @@ class Recent:
         held.update(fresh)
         while len(new._set) >= self.SPILL:
             new._spill()
+        return new
+
+    def _with_runs(self, a: array.array[int]) -> Recent | None:
+        """:meth:`with_added`'s copy for ``a`` ascending and disjoint from this half (checked as
+        each is marked), with ``a``'s slices of ``SPILL`` as further runs; None when ``a`` is
+        not so (then the general path, from this half again)."""
+        new = self.copy()
+        bits, mask, runs, held = new.bits, new.mask, new._runs, new._set
+        prev = -1
+        for d in a:
+            if d <= prev:
+                return None
+            i = d & mask
+            j, b = i >> 3, 1 << (i & 7)
+            if bits[j] & b and (d in held or _in_runs(runs, d)):
+                return None
+            bits[j] |= b
+            prev = d
+        step = self.SPILL
+        runs += [a[i:i + step] for i in range(0, len(a), step)]
+        new._in_runs += len(a)
         return new
 
     def _spill(self) -> None:
@@ -327,6 +357,15 @@ def decode(value: Any, version: int) -> set[int]:
     if version <= TEXT_KEYS_VERSION:
         return _hashed_keys(value, version)
     return set(_digests(value))
+
+
+def decode_added(value: Any, version: int) -> set[int] | array.array[int]:
+    """A delta's digests added since its base, for :meth:`Recent.with_added`: as written (an
+    ``array('Q')``, ascending when :func:`encode` wrote it), or (``version`` 4 and before) the
+    keys' digests as a set. Raises ValueError as :func:`decode` does."""
+    if version <= TEXT_KEYS_VERSION:
+        return _hashed_keys(value, version)
+    return _digests(value)
 
 
 def decode_half(value: Any, version: int, window: int) -> set[int] | Recent:

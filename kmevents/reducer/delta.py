@@ -112,6 +112,7 @@ from kmevents.reducer.snapshot import (
     LOADABLE_VERSIONS,
     SnapshotError,
     _read_values,
+    added_digests,
     condition_codes,
     dedupe_window,
     indexes,
@@ -466,11 +467,17 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
                             f"at {base.offset}", hint="load the delta's own base snapshot")
     # the dedupe window first: a damaged one raises before the base is changed
     window = base._dedupe_window
+    new: set[int] | Recent
     if "added" in doc["dedupe"]:
-        had, (added,) = base._seen_new, dedupe_window(doc, "added")
-        # a Recent (a loaded snapshot's, when large: snapshot.new_half) takes the added digests
-        # into a copy, not into a set of them all that the fold's next event would sort again
-        new = had.with_added(added) if type(had) is Recent else had | added
+        had = base._seen_new
+        if type(had) is Recent:
+            # a Recent (a loaded snapshot's, when large: snapshot.new_half) takes the added digests
+            # into a copy (as written: runs of their own), not into a set of them all that the
+            # fold's next event would sort again
+            new = had.with_added(added_digests(doc, "added"))
+        else:
+            (added,) = dedupe_window(doc, "added")
+            new = had | added
         old = base._seen_old
     elif doc["dedupe"].get("rotated_once"):
         (old_added,), new = dedupe_window(doc, "old_added"), new_half(doc, "new", window)

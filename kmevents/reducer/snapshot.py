@@ -98,6 +98,7 @@ log would.
 
 from __future__ import annotations
 
+import array
 import base64
 import binascii
 import contextlib
@@ -114,7 +115,7 @@ from kmevents.checksum import crc32
 from kmevents.errors import CheckFailed
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
-from kmevents.reducer.dedupe import Recent, decode_half
+from kmevents.reducer.dedupe import Recent, decode_added, decode_half
 from kmevents.reducer.dedupe import decode as decode_window
 from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import (
@@ -550,6 +551,13 @@ def dedupe_window(doc: dict[str, Any], *names: str) -> list[set[int]]:
     d, version = doc["dedupe"], doc["reducer_version"]
     with _window_checked():
         return [decode_window(d[n], version) for n in names]
+
+
+def added_digests(doc: dict[str, Any], name: str) -> set[int] | array.array[int]:
+    """A delta's digests ``name`` added since its base, as written (dedupe.py's ``decode_added``).
+    Raises SnapshotError when they are damaged."""
+    with _window_checked():
+        return decode_added(doc["dedupe"][name], doc["reducer_version"])
 
 
 def new_half(doc: dict[str, Any], name: str, window: int) -> set[int] | Recent:

@@ -29,6 +29,7 @@ from kmevents.reducer.dedupe import (
     Recent,
     added_since,
     decode,
+    decode_added,
     decode_half,
     digest,
     encode,
@@ -291,6 +292,51 @@ def test_digests_added_to_a_half_make_a_copy_that_holds_both(ds: list[int], spil
         assert all(_bit(both, d) for d in before | added) and all(d in both for d in added)
         assert r == before and len(r) == len(before)
         assert both.frozen() == before | added
+
+
+@settings(max_examples=120, deadline=None)
+@given(ds=st.lists(st.integers(min_value=0, max_value=2**64 - 1) | st.integers(min_value=0, max_value=40),
+                   max_size=60, unique=True),
+       spill=st.integers(min_value=1, max_value=6),
+       added=st.sets(st.integers(min_value=0, max_value=2**64 - 1) | st.integers(min_value=0, max_value=60),
+                     max_size=30),
+       shared=st.booleans(), jumbled=st.booleans(), shuffle=st.randoms(use_true_random=False))
+def test_a_deltas_added_digests_as_written_join_a_half_as_runs_of_their_own(
+        ds: list[int], spill: int, added: set[int], shared: bool, jumbled: bool, shuffle: Any) -> None:
+    """Recent.with_added given a delta's digests as written (decode_added: an array, ascending,
+    none in the half): the union, each digest's bit set, the half's own runs first and shared
+    (added_since from it reads only what follows), the added ones as further runs and nothing
+    in the set; given digests the half holds already, or out of order, the same union as a set
+    of them gives. The half it was made from is left as it was."""
+    with patch.object(Recent, "SPILL", spill):
+        r = Recent(ds[:2], window=64)
+        for d in ds[2:]:
+            r.add_new(d)
+        before = set(ds)
+        new = sorted(added - before)
+        if shared and ds:
+            new = sorted({*new, ds[0]})  # one the half holds
+        if jumbled:
+            shuffle.shuffle(new)
+        given_ = decode_added(encode(set(new)) if not jumbled else _b64(new), REDUCER_VERSION)
+        assert type(given_) is array.array and list(given_) == (sorted(new) if not jumbled else new)
+        both = r.with_added(given_)
+        want = before | set(new)
+        assert both == want and len(both) == len(want) and all(_bit(both, d) for d in want)
+        assert all(d in both for d in new) and r == before and len(r) == len(before)
+        if not (shared and ds) and new == sorted(new):
+            k = len(r._runs)
+            assert all(a is b for a, b in zip(both._runs[:k], r._runs, strict=True))
+            assert both._set == r._set and [x for run in both._runs[k:] for x in run] == new
+            assert added_since(both, r) == set(new)
+        assert both.frozen() == want  # (last: it moves the set into a run)
+
+
+def _b64(digests: list[int]) -> str:
+    raw = array.array("Q", digests)
+    if sys.byteorder == "little":
+        raw.byteswap()
+    return base64.b64encode(raw.tobytes()).decode()
 
 
 def _bit(half: Recent | Digests, d: int) -> bool:
