@@ -1,4 +1,5 @@
-"""One stored record of the log, as replay sees it.
+"""One stored record of the log, as replay sees it (a ``LogRecord``: the Kafka adapter's
+type, which its readers make straight from a fetch when asked; archives make them too).
 
 ``offset`` is always the record's **original** offset in its cluster's
 partition of the events topic, and ``timestamp`` its original log-append time
@@ -13,8 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kmevents.adapters.kafka import LogRecord
+
 if TYPE_CHECKING:
     from kmevents.adapters.kafka import ConsumerRecord
+
+__all__ = ["ORIGIN_HEADER", "LogRecord", "from_kafka", "origin_header", "origin_of"]
 
 #: The header ``kmevents archive import`` puts on each record it writes: the record's
 #: ``<partition>:<offset>:<timestamp>`` in the log it was exported from, so readers
@@ -22,30 +27,11 @@ if TYPE_CHECKING:
 ORIGIN_HEADER = "kmevents-origin"
 
 
-class LogRecord:
-    """``offset``, ``timestamp`` (ms, log-append), ``key``, ``value``: the stored record."""
-
-    __slots__ = ("offset", "timestamp", "key", "value")
-
-    def __init__(self, offset: int, timestamp: int, key: bytes | None, value: bytes | None) -> None:
-        self.offset = offset
-        self.timestamp = timestamp
-        self.key = key
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LogRecord) and (self.offset, self.timestamp, self.key, self.value) == (
-            other.offset, other.timestamp, other.key, other.value)
-
-    def __repr__(self) -> str:
-        return f"LogRecord(offset={self.offset}, timestamp={self.timestamp}, key={self.key!r}, {len(self.value or b'')} B)"
-
-
 def origin_header(partition: int, offset: int, timestamp: int) -> tuple[str, bytes]:
     return ORIGIN_HEADER, f"{partition}:{offset}:{timestamp}".encode()
 
 
-def origin_of(rec: ConsumerRecord) -> tuple[int, int, int] | None:
+def origin_of(rec: ConsumerRecord | LogRecord) -> tuple[int, int, int] | None:
     """``(partition, offset, timestamp)`` of ``rec`` in the log it was exported from; None when
     it was never imported (no :data:`ORIGIN_HEADER`)."""
     for name, val in rec.headers or ():
@@ -55,9 +41,11 @@ def origin_of(rec: ConsumerRecord) -> tuple[int, int, int] | None:
     return None
 
 
-def from_kafka(rec: ConsumerRecord) -> LogRecord:
+def from_kafka(rec: ConsumerRecord | LogRecord) -> LogRecord:
     """A LogRecord of a consumed record, honouring an import's origin header."""
     found = origin_of(rec)
     if found is not None:
         return LogRecord(found[1], found[2], rec.key, rec.value)
+    if type(rec) is LogRecord:
+        return rec
     return LogRecord(rec.offset, rec.timestamp, rec.key, rec.value)

@@ -124,6 +124,11 @@ class KafkaSource(Source):
         #: the first record decides, so it holds while the log start stays.
         self.origin = origin
         self.fetch_seconds = 0.0  # time spent waiting for records (Kafka or the record cache)
+        # every read here takes a record's offset, timestamp, key, value and headers only:
+        # the readers make LogRecords (kafka_adapter.LogRecord), not ConsumerRecords first
+        for r in (reader, point_reader):
+            if r is not None:
+                r.lighten()
 
     def for_points(self) -> KafkaSource:
         """This source read through its ``point_reader``: a read of one offset then brings a fetch
@@ -153,12 +158,15 @@ class KafkaSource(Source):
         if self.reader is not None:
             return self.reader.batches(start, end, status=status,
                                        first=self._bounds[0] if self._bounds is not None else None)
-        return kafka_adapter.iter_range(self.k, self.topic, self.read_partition, start, end)
+        return kafka_adapter.iter_range(self.k, self.topic, self.read_partition, start, end, light=True)
 
     async def _mine(self, start: int, end: int, status: dict[str, int]) -> AsyncIterator[list[LogRecord]]:
         key = self.key
         async for batch in self._range(start, end, status):
-            out = [LogRecord(r.offset, r.timestamp, r.key, r.value) for r in batch if r.key == key]
+            if type(batch[0]) is LogRecord:  # (a lightened reader's: kept as they come)
+                out = [r for r in batch if r.key == key]
+            else:
+                out = [LogRecord(r.offset, r.timestamp, r.key, r.value) for r in batch if r.key == key]
             if out:
                 yield out
 

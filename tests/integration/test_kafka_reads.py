@@ -145,3 +145,46 @@ async def test_a_fetch_left_unread_is_freed_when_dropped_not_by_a_full_collectio
     finally:
         gc.enable()
         await reader.close()
+
+
+async def test_a_lightened_reader_hands_out_the_same_records_as_log_records(isolated: Settings) -> None:
+    """PartitionReader.lighten (replay's sources): aiokafka makes kafka_adapter.LogRecords from the
+    fetch instead of ConsumerRecords; every record's offset, timestamp, key, value and headers
+    are the ones a plain reader returns, whether it is lightened before its consumer starts or
+    after, over fetches of a few records and of many."""
+    k, topic = isolated.kafka, isolated.kafka.events_topic
+    p = kafka_adapter.producer(k)
+    await p.start()
+    try:
+        for i in range(120):
+            headers = [("kmevents-origin", f"0:{i}:{i * 7}".encode()), ("x", b"")] if i % 3 == 0 else None
+            key = None if i % 11 == 5 else f"c{i % 4}".encode()
+            value = None if i % 17 == 9 and key is not None else bytes(range(256)) * (i % 5) + f"v{i}".encode()
+            await p.send(topic, value, key=key, partition=0, headers=headers)
+        await p.flush()
+    finally:
+        await p.stop()
+
+    def seen(r: Any) -> tuple[Any, ...]:
+        return r.offset, r.timestamp, r.key, r.value, tuple(tuple(h) for h in r.headers or ())
+
+    plain = kafka_adapter.PartitionReader(k, topic, 0)
+    early = kafka_adapter.PartitionReader(k, topic, 0, max_bytes=2_000)
+    late = kafka_adapter.PartitionReader(k, topic, 0)
+    try:
+        assert early.lighten()
+        want = [r async for b in plain.batches(0, None) for r in b]
+        assert len(want) == 120 and type(want[0]) is not kafka_adapter.LogRecord
+        got_early = [r async for b in early.batches(0, None) for r in b]
+        assert len([r async for b in late.batches(3, 40) for r in b]) == 38  # (its consumer started, plain)
+        assert late.lighten()
+        got_late = [r async for b in late.batches(0, None) for r in b]
+        for got in (got_early, got_late):
+            assert all(type(r) is kafka_adapter.LogRecord for r in got)
+            assert [seen(r) for r in got] == [seen(r) for r in want]
+        assert got_early[0].headers == [("kmevents-origin", b"0:0:0"), ("x", b"")] and got_early[1].headers == ()
+        # a range inside, as the API reads one
+        assert [seen(r) for b in [x async for x in early.batches(37, 58)] for r in b] == [seen(r) for r in want[37:59]]
+    finally:
+        for r in (plain, early, late):
+            await r.close()
