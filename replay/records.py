@@ -1,5 +1,5 @@
-"""One stored record of the log, as replay sees it (a ``LogRecord``: the Kafka adapter's
-type, which its readers make straight from a fetch when asked; archives make them too).
+"""One stored record of the log, as replay sees it (a ``LogRecord``, kmevents/records.py:
+Kafka's readers make them straight from a fetch when asked, archives make them too).
 
 ``offset`` is always the record's **original** offset in its cluster's
 partition of the events topic, and ``timestamp`` its original log-append time
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kmevents.adapters.kafka import LogRecord
+from kmevents.records import LogRecord
 
 if TYPE_CHECKING:
     from kmevents.adapters.kafka import ConsumerRecord

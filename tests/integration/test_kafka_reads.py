@@ -9,6 +9,7 @@ import weakref
 from typing import Any
 
 from kmevents.adapters import kafka as kafka_adapter
+from kmevents.records import LogRecord
 from kmevents.settings import Settings
 from tests.integration.test_stack_roundtrip import _produce
 
@@ -148,7 +149,7 @@ async def test_a_fetch_left_unread_is_freed_when_dropped_not_by_a_full_collectio
 
 
 async def test_a_lightened_reader_hands_out_the_same_records_as_log_records(isolated: Settings) -> None:
-    """PartitionReader.lighten (replay's sources): aiokafka makes kafka_adapter.LogRecords from the
+    """PartitionReader.lighten (replay's sources): aiokafka makes LogRecords from the
     fetch instead of ConsumerRecords; every record's offset, timestamp, key, value and headers
     are the ones a plain reader returns, whether it is lightened before its consumer starts or
     after, over fetches of a few records and of many."""
@@ -174,13 +175,13 @@ async def test_a_lightened_reader_hands_out_the_same_records_as_log_records(isol
     try:
         assert early.lighten()
         want = [r async for b in plain.batches(0, None) for r in b]
-        assert len(want) == 120 and type(want[0]) is not kafka_adapter.LogRecord
+        assert len(want) == 120 and type(want[0]) is not LogRecord
         got_early = [r async for b in early.batches(0, None) for r in b]
         assert len([r async for b in late.batches(3, 40) for r in b]) == 38  # (its consumer started, plain)
         assert late.lighten()
         got_late = [r async for b in late.batches(0, None) for r in b]
         for got in (got_early, got_late):
-            assert all(type(r) is kafka_adapter.LogRecord for r in got)
+            assert all(type(r) is LogRecord for r in got)
             assert [seen(r) for r in got] == [seen(r) for r in want]
         assert got_early[0].headers == [("kmevents-origin", b"0:0:0"), ("x", b"")] and got_early[1].headers == ()
         # a range inside, as the API reads one

@@ -17,8 +17,6 @@ is one of them).
     reader.py    reading a partition by offsets without a group
                  (PartitionReader, iter_range, read_range, partition_bounds,
                  offset_for_time, end_offsets)
-    records.py   LogRecord: a stored record as replay reads it, made by a
-                 reader asked to (PartitionReader.lighten)
 """
 
 from __future__ import annotations
@@ -53,7 +51,6 @@ from kmevents.adapters.kafka.reader import (
     partition_bounds,
     read_range,
 )
-from kmevents.adapters.kafka.records import LogRecord
 from kmevents.adapters.kafka.topics import TopicSpec, describe_topics, ensure_topics, topic_specs
 
 __all__ = [
@@ -68,7 +65,6 @@ __all__ = [
     "GroupConsumer",
     "KafkaConnectionError",
     "KafkaError",
-    "LogRecord",
     "OffsetAndTimestamp",
     "PartitionReader",
     "Producer",

@@ -21,8 +21,8 @@ from kmevents.adapters.kafka.clients import (
     TopicPartition,
     client_options,
 )
-from kmevents.adapters.kafka.records import log_record
 from kmevents.errors import CheckFailed, EnvironmentProblem, UsageError
+from kmevents.records import LogRecord
 from kmevents.settings import KafkaSettings
 
 #: A fetch's size (fetch.max.bytes and the partition's): each fetch is copied through the client's
@@ -56,6 +56,12 @@ def release_prefetched(c: Consumer, tp: TopicPartition) -> None:
         return
     gen.close()
     records._records_iterator = None
+
+
+def log_record(_tp: Any, record: Any) -> LogRecord:
+    """aiokafka's ``PartitionRecords._consumer_record`` for a light reader: the fetch's record
+    (its C ``DefaultRecord``) as a LogRecord, its headers kept only when it has some."""
+    return LogRecord(record.offset, record.timestamp, record.key, record.value, record.headers or ())
 
 
 class _LightFetches(collections.OrderedDict):

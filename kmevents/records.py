@@ -1,12 +1,11 @@
-"""One stored record as the partition readers hand it to replay: :class:`LogRecord`.
+"""One stored record of the log as the readers hand it to a fold: :class:`LogRecord`.
 
-aiokafka makes a ``ConsumerRecord`` of eleven fields for every record it unpacks, and replay
-then made a LogRecord of four of them: ~9 µs a record in all on the slower test machine, a
-tenth of a point-in-time read's 4,000 records after a delta. A reader asked to
-(:meth:`PartitionReader.lighten`) has aiokafka make the LogRecord itself from the fetch's
-record (aiokafka's ``PartitionRecords._consumer_record``, 0.14; its CRC check, control
-batches and positions are aiokafka's as before): 24 against 36 ms for 4,000 records
-(BENCHMARKS.md, "A read's records made once").
+Kafka's partition readers make them (``kafka_adapter.PartitionReader.lighten``: aiokafka
+builds one straight from the fetch, not its eleven-field ``ConsumerRecord`` first, which replay
+then copied into a LogRecord: ~9 µs a record in all on the slower test machine, 36 against
+24 ms for a point-in-time read's 4,000 records; BENCHMARKS.md, "A read's records made once");
+archives make them too. Here, not in the adapter, so that reading an archive imports no Kafka
+client.
 """
 
 from __future__ import annotations
@@ -37,9 +36,3 @@ class LogRecord:
 
     def __repr__(self) -> str:
         return f"LogRecord(offset={self.offset}, timestamp={self.timestamp}, key={self.key!r}, {len(self.value or b'')} B)"
-
-
-def log_record(_tp: Any, record: Any) -> LogRecord:
-    """aiokafka's ``PartitionRecords._consumer_record`` for a light reader: the fetch's record
-    (its C ``DefaultRecord``) as a LogRecord, its headers kept only when it has some."""
-    return LogRecord(record.offset, record.timestamp, record.key, record.value, record.headers or ())
