@@ -348,7 +348,7 @@ class TimeTravel:
             t0 = time.perf_counter()
             forked = held.state.fork(plain=True)  # (short-lived: what it packs rests uncompressed)
             # a segment of a few thousand records leaves what it touches decoded until the freeze
-            # below packs it once (reducer.state.SHORT_FOLD: ~6 % of such a fold)
+            # below packs it once (reducer.state.SHORT_FOLD)
             forked.packs = seg_end - held.offset > SHORT_FOLD
             promote()  # the fork's copies live through the read: no young collection walks them
             self._tick("fork", t0)

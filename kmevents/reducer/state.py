@@ -130,10 +130,11 @@ class Base:
 
 #: A fold of at most this many records onto a fork that is then dropped or frozen may leave
 #: the values it touches decoded (``ClusterState.packs`` off): a few thousand records touch a
-#: few thousand entities, some MiB, and each value a record changes again is not decoded and
-#: encoded once more for every ``AGE_CHECK_EVERY`` events it stays hot (~6 % of a read's fold
-#: of 4,000 records after a delta at the simulator's scale, BENCHMARKS.md). A longer fold packs,
-#: as every fold does, to bound its memory.
+#: few thousand entities, some MiB, and a value touched again after a pack is not encoded and
+#: decoded once more. Measured (BENCHMARKS.md, "A read's records made once"): a 4,000-record
+#: fold after a delta and its freeze 0.94 at the simulator's scale; at full size, where a fold
+#: touches its entities again less often, the freeze's larger pack gives the saving back. A
+#: longer fold packs, as every fold does, to bound its memory.
 SHORT_FOLD: Final = 20_000
 
 
