@@ -125,7 +125,7 @@ class KafkaSource(Source):
         self.origin = origin
         self.fetch_seconds = 0.0  # time spent waiting for records (Kafka or the record cache)
         # every read here takes a record's offset, timestamp, key, value and headers only:
-        # the readers make LogRecords (kafka_adapter.LogRecord), not ConsumerRecords first
+        # the readers make LogRecords (kmevents.records), not ConsumerRecords first
         for r in (reader, point_reader):
             if r is not None:
                 r.lighten()

@@ -357,9 +357,8 @@ def encode(digests: set[int] | Digests | Recent) -> str:
 def decode(value: Any, version: int) -> set[int]:
     """The set :func:`encode` wrote, or (``version`` 4 and before) a list of dedupe keys,
     hashed. Raises ValueError when ``value`` is neither."""
-    if version <= TEXT_KEYS_VERSION:
-        return _hashed_keys(value, version)
-    return set(_digests(value))
+    got = decode_added(value, version)
+    return got if type(got) is set else set(got)
 
 
 def decode_added(value: Any, version: int) -> set[int] | array.array[int]:
