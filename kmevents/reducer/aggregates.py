@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kmevents.reducer.packed import ids_in, value_of
 from kmevents.reducer.resources import Summary, add_flat, flatten
 
 if TYPE_CHECKING:
@@ -171,8 +172,10 @@ def task_counted(st: ClusterState, aid: str, summ: Summary, sign: float) -> list
 
 
 def rebuild(st: ClusterState) -> None:
-    """Recompute the outstanding-offer index from the offers (after a snapshot load)."""
+    """Recompute the outstanding-offer index from the offers (after a snapshot load or a delta):
+    a lazy table's (snapshot.py) from its conditions, decoding only the outstanding offers."""
     st._agent_offers = {}
-    for oid, o in dict.items(st.offers):  # the storage: a fork's items() would copy every offer
-        if o["status"] == "outstanding":
-            st._agent_offers.setdefault(o["agent_id"], {})[oid] = None
+    offers = st.offers
+    for oid in ids_in(offers, "outstanding"):
+        o = value_of(offers, oid)  # (not kept: a fork's read would copy it, a lazy table keep it)
+        st._agent_offers.setdefault(o["agent_id"], {})[oid] = None

@@ -9,10 +9,11 @@ in a section (no entity lines), in kind order, and the header's indexes by posit
 
 ``conds``: each value's condition as its place in ``names`` (the names in the order the
 ids first meet them). A kind that is not packed has ``dict`` and ``train_at`` null and
-its values' canonical bytes; a load puts them, offers aside, into a *lazy* table
-(packed.NEVER: each value decoded when first read, then kept), so it decodes none of the
-large profile's 12.5k agents; offers are decoded (the outstanding-offer index is rebuilt
-from them). The header is format 4's but for ``indexes``::
+its values' canonical bytes; a load puts them into a *lazy* table (packed.NEVER: each value
+decoded when first read, then kept), so it decodes none of the large profile's 12.5k
+agents, nor of the ~10k offers a state retains (the outstanding-offer index is rebuilt from
+the few the section's conditions name ``outstanding``: 13 of 10,013 at the simulator's
+scale; decoding them all was ~15 % of a load there). The header is format 4's but for ``indexes``::
 
     {"pods_by_ns": {ns: [pod positions]}, "rc_members": {rc: [[running], [other]]},
      "svc_members": {service: [positions]}, "task_id_exceptions": {key: task_id},
@@ -330,16 +331,11 @@ def _document(data: bytes) -> dict[str, Any]:
     return doc
 
 
-#: the unpacked kinds a format-5 load decodes at once: the offer index is rebuilt from them
-#: (aggregates.rebuild); the others go into lazy tables (packed.NEVER)
-_DECODED = frozenset({"offer"})
-
-
 def _load_entities(st: ClusterState, lines: IO[bytes], counts: dict[str, int], v5: bool) -> dict[str, list[str]]:
     """The entity lines: packed kinds keep their bytes (checked only for their braces: verify
     compares them whole) and the conditions their lines name, others are decoded; a format-4
     packed kind's section goes into its table as it is (:func:`_read_section`), a format-5
-    (``v5``) unpacked kind's into a lazy table (packed.NEVER) or, offers, decoded.
+    (``v5``) unpacked kind's into a lazy table (packed.NEVER).
     ``counts``: the header's, checked at the end. Returns each section's ids (sorted)."""
     loads, tables = orjson.loads, st._tables
     ids_of: dict[str, list[str]] = {}
@@ -360,8 +356,6 @@ def _load_entities(st: ClusterState, lines: IO[bytes], counts: dict[str, int], v
                 if kind in PACKED_KINDS:
                     assert type(table) is PackedTable and train_at is not None  # (checked by _read_section)
                     restore(table, ids, values, conds, codec, train_at)
-                elif kind in _DECODED:
-                    dict.update(table, zip(ids, map(loads, values), strict=True))
                 else:
                     lazy = PackedTable()
                     restore(lazy, ids, values, conds, None, NEVER)

@@ -179,6 +179,29 @@ def test_a_tables_conditions_follow_its_values_and_are_read_without_decoding(mon
     assert a == b == "Running" and a is b  # one object per name, however many values note it
 
 
+def test_the_ids_in_one_condition_are_read_off_the_notes_in_the_tables_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ids_in``: what a load's outstanding-offer index is rebuilt from (aggregates.rebuild)."""
+    from kmevents.reducer.packed import NEVER, ids_in, restore
+
+    ids = [f"o{i:03}" for i in range(200)]
+    values = [orjson.dumps({"status": "outstanding" if i % 50 == 7 else "expired"}) for i in range(200)]
+    lazy = PackedTable()
+    restore(lazy, ids, values, [orjson.loads(v)["status"] for v in values], None, NEVER)
+    lazy.put_many([("n1", b'{"status":"outstanding"}')])  # a value whose condition is not noted
+    lazy["h1"] = {"status": "outstanding"}  # a hot one: its dict says
+    lazy.get("o057")["status"] = "accepted"  # read (kept) and changed: no longer outstanding
+    decoded: list[bytes] = []
+    real = PackedTable._decode
+    monkeypatch.setattr(PackedTable, "_decode", lambda self, v: decoded.append(v) or real(self, v))
+    want = [k for k, v in lazy.items() if v["status"] == "outstanding"]
+    decoded.clear()
+    assert ids_in(lazy, "outstanding") == want == ["o007", "o107", "o157", "n1", "h1"]
+    assert decoded == [b'{"status":"outstanding"}'], "only the value of unknown condition"
+    assert ids_in(lazy, "expired") == [k for k, v in lazy.items() if v["status"] == "expired"]  # the usual one
+    assert ids_in(lazy, "rescinded") == []
+    assert ids_in({"a": {"status": "outstanding"}, "b": {"status": "expired"}}, "outstanding") == ["a"]
+
+
 def test_writes_pops_and_deletes_keep_the_hot_set_true() -> None:
     t = PackedTable()
     t["a"] = {"x": 1}

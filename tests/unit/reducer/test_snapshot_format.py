@@ -347,7 +347,7 @@ def test_format_5_round_trips_and_loads_to_the_state_formats_4_and_3_give(train_
     assert snapshot_entities(d5) == snapshot_entities(dump(st, format=FORMAT_3))
 
 
-def test_a_format_5_load_keeps_the_agents_bytes_until_one_is_read() -> None:
+def test_a_format_5_load_keeps_the_agents_and_offers_bytes_until_one_is_read() -> None:
     st = _fold(_events(3000))
     loaded = load(dump(st))
     aid = next(iter(st.agents))
@@ -355,7 +355,10 @@ def test_a_format_5_load_keeps_the_agents_bytes_until_one_is_read() -> None:
     assert loaded.entity("agent", aid) == st.entity("agent", aid)
     assert type(dict.__getitem__(loaded.agents, aid)) is dict  # kept: the fold mutates it in place
     assert sum(type(v) is bytes for v in dict.values(loaded.agents)) == len(st.agents) - 1
-    assert type(dict.__getitem__(loaded.offers, next(iter(st.offers)))) is dict  # decoded at load
+    # offers too: the outstanding-offer index is rebuilt from the section's conditions, decoding
+    # only the outstanding ones, and none kept
+    assert all(type(v) is bytes for v in dict.values(loaded.offers))
+    assert loaded._agent_offers == st._agent_offers and any(st._agent_offers)
 
 
 def test_a_fork_of_a_format_5_state_folds_on_as_the_fold_does() -> None:

@@ -84,11 +84,13 @@ def _on(parent: ClusterState, parent_offset: int, to: int) -> ClusterState:
 def test_a_fork_folded_on_equals_the_prefix_fold_and_leaves_its_parent_alone() -> None:
     base = load_snapshot(_fold(999).to_snapshot())
     before = base.to_snapshot()
+    tasks, offers = base.tasks, base.offers  # (a packed table, and a lazy one: snapshot.py)
     for to in random.Random(1).sample(range(1000, N), 6):
         got = _on(base, 999, to)
         assert got.to_snapshot() == _fold(to).to_snapshot(), to
         assert base.to_snapshot() == before
-    assert type(base.tasks) is PackedTable and type(base.offers) is dict  # not replaced by the forks
+    assert base.tasks is tasks and base.offers is offers  # not replaced by the forks
+    assert type(tasks) is PackedTable and type(offers) is PackedTable
 
 
 def test_chains_of_forks_stay_exact_and_every_ancestor_unchanged() -> None:
