@@ -6,7 +6,13 @@ since the base (the last full snapshot), so a point-in-time read loads the base,
 applies ONE delta (deltas are cumulative, never chained) and folds at most the
 records after the delta.
 
-Format 4 (written since 2026-12-05) is format 3 with the agents' totals as their changes since
+Format 5 (written since 2026-12-06) is format 4 with the offers in a section too, as every
+other kind: a format-5 snapshot's load keeps offers as their bytes (a lazy table, snapshot.py),
+and a delta's go into that table as they are, where format 4's were decoded with its header
+(4-20 ms of a delta's parse at the simulator's scale) and encoded again when the state froze.
+
+Format 4 (written from 2026-12-05 until format 5; still loaded, and by ``dump_delta(...,
+format=FORMAT_4)``) is format 3 with the agents' totals as their changes since
 the base: ``allocation_changes`` and ``contributions_changes``, ``{agent id: its totals now, or
 null}`` for each agent brought up to date since the base (``Base.aggs``: every agent
 ``aggregates.materialize`` rewrote, which is every agent whose totals can have changed), in place
@@ -32,8 +38,8 @@ into their tables as the bytes a packed (or lazy) table rests (compressed in one
 where the table has a dictionary, as a pack would), with their conditions, as
 :func:`compact_upserts` gives a format-2 delta's (at the quick large
 profile the parse of a delta's pods and tasks and their packing at the freeze after it
-were ~25 % of a warm read that loads one: BENCHMARKS.md). Offers stay in the header: their
-table is decoded (the outstanding-offer index is rebuilt from it).
+were ~25 % of a warm read that loads one: BENCHMARKS.md). Offers stay in the header (until
+format 5): their table was decoded then (the outstanding-offer index was rebuilt from it).
 
 Format 2 (still loaded, and written by ``dump_delta(..., format=FORMAT_2)``) is
 ``orjson.dumps(doc, OPT_SORT_KEYS)`` of::
@@ -126,7 +132,10 @@ from kmevents.reducer.state import KINDS, REDUCER_VERSION, Base, ClusterState, M
 from kmevents.reducer.taskids import has_odd_tasks, key_exceptions
 from kmevents.reducer.tracking import INDEXES, index_changes, order_changes
 
-FORMAT = "kmevents.reducer.delta/4"
+FORMAT = "kmevents.reducer.delta/5"
+#: Format 5 with the offers in the header, decoded; still loaded, and written by
+#: ``dump_delta(..., format=FORMAT_4)`` (verify's check of a stored one).
+FORMAT_4 = "kmevents.reducer.delta/4"
 #: Format 4's layout with the agents' totals whole; still loaded, and written by
 #: ``dump_delta(..., format=FORMAT_3)`` (verify's check of a stored one).
 FORMAT_3 = "kmevents.reducer.delta/3"
@@ -135,15 +144,22 @@ FORMAT_3 = "kmevents.reducer.delta/3"
 FORMAT_2 = "kmevents.reducer.delta/2"
 #: Deltas with the membership indexes and retention order whole; still loaded.
 FORMAT_1 = "kmevents.reducer.delta/1"
-FORMATS = (FORMAT, FORMAT_3, FORMAT_2, FORMAT_1)
+FORMATS = (FORMAT, FORMAT_4, FORMAT_3, FORMAT_2, FORMAT_1)
 #: the formats of a header line and a section per kind of upserted values
-_SECTIONED = (FORMAT, FORMAT_3)
+_SECTIONED = (FORMAT, FORMAT_4, FORMAT_3)
+#: the formats that hold the agents' totals as their changes since the base
+_TOTALS_CHANGED = (FORMAT, FORMAT_4)
 #: the agents' totals a delta holds whole (formats 1-3), and their changes since the base (format 4)
 _TOTALS = ("allocation", "contributions")
 _TOTAL_CHANGES = ("allocation_changes", "contributions_changes")
-#: the kinds whose upserted values a format-3 delta holds in its header, decoded when
-#: applied (the outstanding-offer index is rebuilt from them), not in sections
-_DECODED = frozenset({"offer"})
+#: the kinds whose upserted values a format-3 or -4 delta holds in its header, decoded when
+#: parsed, not in sections (format 5 holds every kind in sections)
+_IN_HEADER = frozenset({"offer"})
+
+
+def _header_kinds(format: str) -> frozenset[str]:
+    """The kinds whose upserted values a delta of ``format`` holds in its header (not sections)."""
+    return frozenset() if format == FORMAT else _IN_HEADER
 #: where :func:`delta_document` hands :func:`dump_delta` a format-3 delta's sections
 _SECTIONS = "_sections"
 _SORT = orjson.OPT_SORT_KEYS
@@ -159,10 +175,12 @@ class Remembered:
     and takes the rest from here: the same marks the delta itself rests on (an entity the fold
     did not mark is what it was at the delta before). Kept for one base at a time."""
 
-    __slots__ = ("base", "recent", "cut", "decoded", "removed")
+    __slots__ = ("base", "recent", "cut", "decoded", "removed", "format")
 
     def __init__(self) -> None:
         self.base: Base | None = None
+        #: the format of the deltas it remembers for (where a kind's values go depends on it)
+        self.format: str | None = None
         #: the base's ``recent`` set this one started (another's: start afresh)
         self.recent: set[tuple[str, str]] | None = None
         #: kind -> id -> (canonical bytes, condition) of a format-3 section's entity
@@ -172,21 +190,22 @@ class Remembered:
         #: kind -> ids gone since the base
         self.removed: dict[str, set[str]] = {}
 
-    def changed(self, base: Base) -> set[tuple[str, str]]:
+    def changed(self, base: Base, format: str = FORMAT) -> set[tuple[str, str]]:
         """The entities to read again (every one changed since the base when this held another
-        base, or its ``recent`` set is not this one's); ``base.recent`` starts again."""
+        base or format, or its ``recent`` set is not this one's); ``base.recent`` starts again."""
         todo = base.recent
-        if base is not self.base or todo is None or todo is not self.recent:
-            self.base = base
+        if base is not self.base or todo is None or todo is not self.recent or format != self.format:
+            self.base, self.format = base, format
             self.cut, self.decoded, self.removed = {}, {}, {}
             todo = base.changed
         self.recent = base.recent = set()
         return todo
 
     def read(self, st: ClusterState, todo: set[tuple[str, str]]) -> None:
+        in_header = _header_kinds(self.format or FORMAT)
         for kind, id in todo:
             table = st._tables[kind]
-            if kind in _DECODED:
+            if kind in in_header:
                 value = packed_bytes(table, id)
                 got: Any = None if value is None else orjson.Fragment(value)
                 into = self.decoded
@@ -219,15 +238,16 @@ def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: s
     removed: dict[str, list[str]] = {}
     sections: dict[str, dict[str, tuple[bytes, str]]] = {}
     cut = format in _SECTIONED
+    in_header = _header_kinds(format)
     if cut and remembered is not None:
-        remembered.read(st, remembered.changed(base))
+        remembered.read(st, remembered.changed(base, format))
         upserts = {kind: dict(values) for kind, values in remembered.decoded.items() if values}
         removed = {kind: list(ids) for kind, ids in remembered.removed.items() if ids}
         sections = {kind: items for kind, items in remembered.cut.items() if items}
     else:
         for kind, id in base.changed:
             table = st._tables[kind]
-            if cut and kind not in _DECODED:  # bytes and condition: a packed entity's not decoded
+            if cut and kind not in in_header:  # bytes and condition: a packed entity's not decoded
                 got = bytes_and_condition(table, id)
                 if got is None:
                     removed.setdefault(kind, []).append(id)
@@ -256,7 +276,7 @@ def delta_document(st: ClusterState, chain_hash: str | None = None, *, format: s
         "upserts": upserts, "removed": {k: sorted(v) for k, v in removed.items()},
         "dedupe": dedupe,
     }
-    if format == FORMAT:  # the agents brought up to date since the base, their totals or null
+    if format in _TOTALS_CHANGED:  # the agents brought up to date since the base, their totals or null
         alloc, contrib = st._alloc, st._contrib
         doc["allocation_changes"] = {aid: alloc.get(aid) for aid in base.aggs}
         doc["contributions_changes"] = {aid: (None if (c := contrib.get(aid)) is None else list(c))
@@ -357,7 +377,10 @@ def stored_format(data: bytes) -> str:
     delta's header is its first line; a format-2 or -1 delta is one line, not parsed here."""
     nl = data.find(b"\n")
     if nl >= 0:
-        return FORMAT_3 if data.find(b'"format":"' + FORMAT_3.encode() + b'"', 0, nl) >= 0 else FORMAT
+        for old in (FORMAT_4, FORMAT_3):
+            if data.find(b'"format":"' + old.encode() + b'"', 0, nl) >= 0:
+                return old
+        return FORMAT
     return FORMAT_1 if b'"format":"' + FORMAT_1.encode() + b'"' in data else FORMAT_2
 
 
@@ -387,7 +410,8 @@ def _read_sections(doc: dict[str, Any], data: bytes, nl: int) -> None:
     ``upserts`` as canonical bytes, their conditions noted (:data:`_RESTING`); each checked:
     its kind one the header names, its CRC, each value's braces."""
     kinds, ups = doc.get("sections"), _mapping(doc, "upserts")
-    if type(kinds) is not list or not all(type(k) is str and k in KINDS and k not in _DECODED and k not in ups
+    in_header = _header_kinds(doc["format"])
+    if type(kinds) is not list or not all(type(k) is str and k in KINDS and k not in in_header and k not in ups
                                           for k in kinds):
         raise _damaged("'sections' is not a list of the kinds it holds in sections")
     noted: dict[str, dict[str, str]] = {}
@@ -428,7 +452,7 @@ _RESTING = "_resting_conditions"
 def compact_upserts(doc: dict[str, Any]) -> dict[str, Any]:
     """A parsed delta's upserted values as canonical bytes, each kind's decoded values let go
     of as it is done (a packed table rests them so; :func:`apply_delta` puts them in as they
-    are, with their conditions, noted here), offers aside (their table is decoded). A reader
+    are, with their conditions, noted here; a lazy table too, snapshot.py). A reader
     of one point decodes the delta before it loads the base and compacts it: the decoded
     values (~25 MiB for a 13 MB delta at the large profile) are then never beside the
     state. Changes ``doc`` in place and returns it."""
@@ -437,12 +461,12 @@ def compact_upserts(doc: dict[str, Any]) -> dict[str, Any]:
         raise _damaged("'upserts' is not an object of objects")
     noted: dict[str, dict[str, str]] = doc.get(_RESTING, {})  # (format 3: its sections' already)
     for kind in list(ups):
-        if kind not in _DECODED and kind not in noted:
+        if kind not in noted:
             noted[kind], ups[kind] = _rest_value_items(ups[kind])
     doc[_RESTING] = noted
     # the agents' totals (whole, they replace the base's; or their changes): as JSON until then
     # (~1 MB each against ~8 MiB decoded for the large profile's 12,500 agents, else beside the base's)
-    for name in _TOTAL_CHANGES if doc.get("format") == FORMAT else _TOTALS:
+    for name in _TOTAL_CHANGES if doc.get("format") in _TOTALS_CHANGED else _TOTALS:
         doc[name] = orjson.dumps(_mapping(doc, name))
     return doc
 
@@ -494,7 +518,7 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
             raise _damaged("'indexes' holds no task_id_exceptions object")
         changes = [(name, _checked(index_changes.get(name), pair=name == "rc_members"))
                    for name in ("pods_by_ns", "svc_members", "rc_members")]
-    if doc["format"] == FORMAT:
+    if doc["format"] in _TOTALS_CHANGED:
         doc = {**doc, **{name: _total_changes(doc, name) for name in _TOTAL_CHANGES}}
     st = base
     set_position(st, doc)
@@ -534,7 +558,7 @@ def apply_delta(base: ClusterState, data: bytes | dict[str, Any]) -> ClusterStat
         _file(st, doc, tasks_gone, tasks_new)
     st._seen_new, st._seen_old = new, old
     st._dirty = set()
-    if doc["format"] == FORMAT:
+    if doc["format"] in _TOTALS_CHANGED:
         _change_totals(st, doc["allocation_changes"], doc["contributions_changes"])
     else:
         if type(doc["allocation"]) is bytes:  # (compact_upserts)

@@ -317,7 +317,8 @@ def test_a_format_3_delta_parses_to_what_a_compacted_format_2_delta_is() -> None
     base, s = _based(3000, 400)
     new = parse_delta(s.to_delta(chain_hash="d"))
     old = compact_upserts(parse_delta(dump_delta(s, "d", format=FORMAT_2)))
-    assert new["sections"] and "pod" in new["sections"] and "offer" not in new["sections"]
+    # (format 5: the offers too; format 4 held them in its header)
+    assert new["sections"] and "pod" in new["sections"] and "offer" in new["sections"]
     assert new["upserts"] == old["upserts"] and new[_RESTING] == old[_RESTING]
     got = apply_delta(ClusterState.from_snapshot(base), new)
     for kind, table in got._tables.items():  # conditions known without decoding, nothing hot
@@ -337,6 +338,34 @@ def test_a_format_3_delta_parses_to_what_a_compacted_format_2_delta_is() -> None
     again = compact_upserts(parse_delta(s.to_delta(chain_hash="d")))
     assert again["upserts"] == new["upserts"] and type(again["allocation_changes"]) is bytes
     assert apply_delta(ClusterState.from_snapshot(base), again).to_snapshot(chain_hash="d") == s.to_snapshot(chain_hash="d")
+
+
+def test_a_format_5_delta_holds_its_offers_in_a_section_and_a_format_4_one_still_applies() -> None:
+    """Format 5 writes the offers as every other kind, in a section: applied onto a loaded base
+    (whose offers rest as bytes in a lazy table), nothing is decoded and nothing is left to pack
+    again; format 4 (offers in the header, decoded) still applies to the same state."""
+    from kmevents.reducer.delta import _RESTING, FORMAT_4, compact_upserts, dump_delta, parse_delta
+    from kmevents.reducer.packed import NEVER, PackedTable
+
+    base, s = _based(3000, 400)
+    five, four = s.to_delta(chain_hash="d"), dump_delta(s, "d", format=FORMAT_4)
+    assert (stored_format(five), stored_format(four)) == (FORMAT, FORMAT_4)
+    head5, head4 = (orjson.loads(d.split(b"\n")[0]) for d in (five, four))
+    assert "offer" in head5["sections"] and "offer" not in head5["upserts"]
+    assert "offer" not in head4["sections"] and head4["upserts"]["offer"], "the fold changed offers since its base"
+    loaded = ClusterState.from_snapshot(base)
+    offers = loaded._tables["offer"]
+    assert type(offers) is PackedTable and offers._train_at == NEVER
+    assert all(type(v) is bytes for v in dict.values(offers)), "a load decodes no offer"
+    got = apply_delta(loaded, parse_delta(five))
+    assert not got._tables["offer"]._hot and got._tables["offer"].notes.complete(len(got.offers))
+    assert got._agent_offers == s._agent_offers
+    want = s.to_snapshot(chain_hash="d")
+    assert got.to_snapshot(chain_hash="d") == want
+    assert apply_delta(ClusterState.from_snapshot(base), parse_delta(four)).to_snapshot(chain_hash="d") == want
+    compacted = compact_upserts(parse_delta(four))  # a reader of one point: the header's offers as bytes too
+    assert set(compacted[_RESTING]["offer"]) == set(head4["upserts"]["offer"])
+    assert apply_delta(ClusterState.from_snapshot(base), compacted).to_snapshot(chain_hash="d") == want
 
 
 def test_a_format_4_delta_holds_the_totals_of_the_agents_brought_up_to_date_since_its_base() -> None:
