@@ -47,6 +47,7 @@ from kmevents.reducer.snapshot import (
     FORMAT,
     FORMAT_3,
     FORMAT_4,
+    FORMAT_5,
     dump,
     snapshot_document,
     snapshot_format,
@@ -425,12 +426,12 @@ async def _check(snapshots: Snapshots | _Prefetch, entry: dict[str, Any], st: Cl
         problems.append("its bytes cannot be read (chunks missing from the snapshots topic, or a damaged archive)"
                         + (f", or its base snapshot at offset {entry.get('base')} is unusable" if is_delta(entry) else ""))
     elif compare and (matched := match(st, data, entry.get("chain"), since)) is not None:
-        pass  # a format-5 snapshot checked in place against the fold (snapshot_match.py)
+        pass  # a format-6 or -5 snapshot checked in place against the fold (snapshot_match.py)
     else:
         # in the stored bytes' format when this version writes it (a format-4 store's
         # snapshots then compare byte for byte, not by loading and parsing both)
         fmt = snapshot_format(data)
-        mine = (dump(st, entry.get("chain"), format=fmt if fmt in (FORMAT_4, FORMAT_3) else FORMAT)
+        mine = (dump(st, entry.get("chain"), format=fmt if fmt in (FORMAT_5, FORMAT_4, FORMAT_3) else FORMAT)
                 if compare else None)
         if mine is None or data != mine:
             # Bytes equal to the fold's own encoding load as its state does and carry the entry's

@@ -190,12 +190,17 @@ class Recent:
             self._spill()
 
     @classmethod
-    def of_sorted(cls, a: array.array[int], window: int) -> Recent:
+    def of_sorted(cls, a: array.array[int], window: int, bits: bytes | None = None) -> Recent:
         """Over ``a``, distinct digests in ascending order (as :func:`encode` writes them): its
-        slices of ``SPILL`` as the runs, nothing sorted (:func:`decode_half`)."""
+        slices of ``SPILL`` as the runs, nothing sorted (:func:`decode_half`). ``bits``: their
+        bitmap as :func:`half_bits` gives it (a format-6 snapshot's), taken instead of marking
+        each digest."""
         new = cls.__new__(cls)
         new.bits, new.mask = _bitmap(window)
-        _mark(new.bits, new.mask, a)
+        if bits is None:
+            _mark(new.bits, new.mask, a)
+        else:
+            new.bits[:] = _sized(bits, new.bits)
         step = cls.SPILL
         new._runs = [a[i:i + step] for i in range(0, len(a), step)]
         new._in_runs = len(a)
@@ -370,13 +375,15 @@ def decode_added(value: Any, version: int) -> set[int] | array.array[int]:
     return _digests(value)
 
 
-def decode_half(value: Any, version: int, window: int) -> set[int] | Recent:
+def decode_half(value: Any, version: int, window: int, bits: bytes | None = None) -> set[int] | Recent:
     """The window's new half :func:`encode` wrote, as the fold keeps it: a set below
     :attr:`Recent.SPILL` digests, else a :class:`Recent` over the sorted digests as written
     (cut into runs, none sorted again). A set of that size became a Recent at the first event a
     fold applied after the load anyway, sorting it again (~0.1 s at 100,000 digests, a quarter
     of a warm read's fold after a delta at the simulator's scale; BENCHMARKS.md, "The dedupe
-    window's new half as it was written"). Raises ValueError as :func:`decode` does."""
+    window's new half as it was written"). ``bits``: its bitmap (:func:`half_bits`), a
+    format-6 snapshot's, taken instead of marking. Raises ValueError as :func:`decode` does,
+    or for a bitmap not of the window's size."""
     if version <= TEXT_KEYS_VERSION:
         keys = _hashed_keys(value, version)
         return Recent(keys, window) if len(keys) >= Recent.SPILL else keys
@@ -385,8 +392,46 @@ def decode_half(value: Any, version: int, window: int) -> set[int] | Recent:
         return set(a)
     if not all(map(operator.lt, a, itertools.islice(a, 1, None))):
         # not as encode writes it (sorted, distinct): what a set makes of it, as decode's
+        if bits is not None:
+            raise ValueError("the dedupe window's new half is not sorted and distinct beside its bitmap")
         return Recent(set(a), window)
-    return Recent.of_sorted(a, window)
+    return Recent.of_sorted(a, window, bits)
+
+
+def half_bits(half: set[int] | Digests | Recent, window: int) -> bytes | None:
+    """The bitmap a format-6 snapshot stores beside a half of at least :attr:`Recent.SPILL`
+    digests (None for fewer: such a half loads as a set): a window-sized bitmap (``_bitmap``)
+    marking exactly its digests. A :class:`Recent`'s, and the :class:`Digests` a rotation made
+    of one, are that bitmap already (a half only ever gains digests, each marked as it comes),
+    so it is copied, not marked again (~10 ms a half at the simulator's scale)."""
+    if len(half) < Recent.SPILL:
+        return None
+    bits, mask = _bitmap(window)
+    if isinstance(half, (Digests, Recent)) and half.mask == mask:
+        return bytes(half.bits)
+    _mark(bits, mask, half)
+    return bytes(bits)
+
+
+def _sized(bits: bytes, like: bytearray) -> bytes:
+    if len(bits) != len(like):
+        raise ValueError(f"the dedupe bitmap is {len(bits)} bytes, not the window's {len(like)}")
+    return bits
+
+
+def decode_old_half(value: Any, version: int, window: int, bits: bytes | None = None) -> set[int] | Digests:
+    """The window's old half :func:`encode` wrote: with its bitmap (``bits``, :func:`half_bits`,
+    a format-6 snapshot's) a :class:`Digests` over the digests as written, nothing marked or
+    sorted; else a set (:func:`decode`). Raises ValueError as :func:`decode` does, or for a
+    bitmap not of the window's size."""
+    if bits is None or version <= TEXT_KEYS_VERSION:
+        return decode(value, version)
+    a = _digests(value)
+    if not all(map(operator.lt, a, itertools.islice(a, 1, None))):
+        raise ValueError("the dedupe window's old half is not sorted and distinct beside its bitmap")
+    mine, mask = _bitmap(window)
+    mine[:] = _sized(bits, mine)
+    return Digests._of([a], mine, mask)
 
 
 def _hashed_keys(value: Any, version: int) -> set[int]:

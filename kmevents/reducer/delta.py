@@ -7,7 +7,7 @@ applies ONE delta (deltas are cumulative, never chained) and folds at most the
 records after the delta.
 
 Format 5 (written since 2026-12-06) is format 4 with the offers in a section too, as every
-other kind: a format-5 snapshot's load keeps offers as their bytes (a lazy table, snapshot.py),
+other kind: a format-5 or -6 snapshot's load keeps offers as their bytes (a lazy table, snapshot.py),
 and a delta's go into that table as they are, where format 4's were decoded with its header
 (4-20 ms of a delta's parse at the simulator's scale) and encoded again when the state froze.
 

@@ -1,14 +1,14 @@
 """Full snapshots built from the previous one's sections and the changes since (issue 17).
 
-A format-5 snapshot (snapshot.py) is a header and one section per kind: the kind's ids
+A format-6 snapshot (snapshot.py) is a header and one section per kind: the kind's ids
 sorted, each value as it rests and its condition. Between two full snapshots of the
 worker (every 20,000 events) only ~10-15 % of the large profile's entities change, yet
-``_dump5`` re-reads, sorts and classifies all of them (1.5 s of a forked child at 1.5M
+``_dump_sections`` re-reads, sorts and classifies all of them (1.5 s of a forked child at 1.5M
 events, and the fork's page copies in the worker: BENCHMARKS.md, "Where the derive's CPU
 goes at full size"). :class:`Sections` keeps each kind's ids, values and conditions as the
 last snapshot it built wrote them, and builds the next from those and the entities marked
 changed since, which the state tracks for its deltas already (``Base.changed``, filled by
-``take_dirty``; delta.py relies on the same marks). The bytes are ``_dump5``'s, byte for
+``take_dirty``; delta.py relies on the same marks). The bytes are ``_dump_sections``'s, byte for
 byte (a property test folds at random and compares).
 
 Worked example: the last build wrote the pods ``[a, c, d]`` with values ``[A, C, D]`` and
@@ -19,7 +19,7 @@ keeps ``[a]`` (a slice), adds ``b`` (in the table now, not before), replaces ``c
 both) and drops ``d`` (gone from the table): ``[a, b, c]``, ``[A, B, C']``. Only ``b``,
 ``c`` and ``d`` were read from the table.
 
-A kind is rebuilt whole (as ``_dump5`` does) when its table is not the object the last
+A kind is rebuilt whole (as ``_dump_sections`` does) when its table is not the object the last
 build read, its dictionary or training size moved (training recompresses every value),
 or the state's base is not the one marked right after the last build (the changes are
 then not known): after a load, a fork's freeze, a failed store (``drop_base``).
@@ -41,7 +41,6 @@ import kmevents.reducer.packed as packed_module
 from kmevents.checksum import crc32
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.conditions import condition
-from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import (
     PACKED_KINDS,
     Codec,
@@ -53,7 +52,14 @@ from kmevents.reducer.packed import (
     pack,
     resting_items,
 )
-from kmevents.reducer.snapshot import _SORT, header_fields, positional_indexes, section_line
+from kmevents.reducer.snapshot import (
+    _SORT,
+    header_fields,
+    old_half_fields,
+    positional_indexes,
+    section_line,
+    window_fields,
+)
 from kmevents.reducer.state import KINDS, Base, ClusterState
 
 _NONE: set[str] = set()  # (no id of the kind changed)
@@ -74,7 +80,7 @@ class Sections:
     """The sections of the last full snapshot built of one state, to build its next (see the
     module docstring). One per state; ``build`` then ``st.mark_base()`` at the same offset."""
 
-    __slots__ = ("_kinds", "_state", "_after", "_offset", "_old", "_old_text")
+    __slots__ = ("_kinds", "_state", "_after", "_offset", "_old", "_old_fields")
 
     def __init__(self) -> None:
         self._kinds: dict[str, _Kind] = {}
@@ -84,12 +90,12 @@ class Sections:
         self._after: Base | None = None
         #: the state's offset at the last build (its base must be marked there)
         self._offset = -2
-        #: the dedupe window's old half at the last build, and its text
+        #: the dedupe window's old half at the last build, and its text and bitmap (snapshot.old_half_fields)
         self._old: Any = None
-        self._old_text = ""
+        self._old_fields: tuple[str, bytes | None] = ("", None)
 
     def build(self, st: ClusterState, chain_hash: str | None = None) -> bytes:
-        """The state's format-5 snapshot bytes (``snapshot.dump``'s), from the last build's
+        """The state's format-6 snapshot bytes (``snapshot.dump``'s), from the last build's
         sections and the entities marked changed since where it can. The caller marks the
         base (``st.mark_base``) right after, before the fold goes on: the next build reads
         the changes since from it."""
@@ -104,20 +110,21 @@ class Sections:
             parts += (b"\n", line, b"\n")
             parts += k.values
         head = {**header_fields(st, chain_hash, dedupe=False), "indexes": positional_indexes(st, ids),
-                "dedupe": {"new": encode_window(st._seen_new), "old": self._old_half(st._seen_old)}}
+                "dedupe": window_fields(st, old=self._old_half(st))}
         parts[0] = orjson.dumps(head, option=_SORT)
         parts.append(b"\n")
-        # (= snapshot._dump5's b"\n".join([head, *sections, b""]), each section its line, a newline
+        # (= snapshot._dump_sections's b"\n".join([head, *sections, b""]), each section its line, a newline
         # and its values: copied once, not into a blob for each kind first, which at 1.5M events
         # held the snapshot's 116 MB twice at the end of a build)
         return b"".join(parts)
 
-    def _old_half(self, old: Any) -> str:
-        """The dedupe window's old half as text: the fold never changes it, only replaces it at a
-        rotation (apply.py), so the last build's text while it is the same object."""
+    def _old_half(self, st: ClusterState) -> tuple[str, bytes | None]:
+        """The dedupe window's old half as a header holds it (text, bitmap): the fold never changes
+        it, only replaces it at a rotation (apply.py), so the last build's while it is the same object."""
+        old = st._seen_old
         if old is not self._old:
-            self._old, self._old_text = old, encode_window(old)
-        return self._old_text
+            self._old, self._old_fields = old, old_half_fields(st)
+        return self._old_fields
 
     def _changes(self, st: ClusterState) -> dict[str, set[str]] | None:
         """The ids changed since the last build, by kind (None: not known, read every kind)."""
@@ -231,7 +238,7 @@ def _condition_reader(table: dict[str, Any]) -> Any:
 
 
 def _line(kind: str, k: _Kind, codec: Codec | None, train_at: int | None) -> bytes:
-    """The line of the kind's section (``snapshot.section_line``, as ``_dump5`` writes it); the
+    """The line of the kind's section (``snapshot.section_line``, as ``_dump_sections`` writes it); the
     CRC continued value by value, with no blob of them."""
     crc = crc32(b"" if codec is None else codec.raw)
     for v in k.values:

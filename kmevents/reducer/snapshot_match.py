@@ -1,4 +1,4 @@
-"""Does a stored format-5 snapshot hold exactly a state? Answered without encoding the state.
+"""Does a stored format-6 (or -5) snapshot hold exactly a state? Answered without encoding the state.
 
 ``verify`` compares every stored snapshot with its own fold at the snapshot's offset. Encoding
 the fold's state to compare bytes (``dump(st) == data``) cost ~0.8-1.0 s a full snapshot at the
@@ -39,7 +39,8 @@ every change: what the worker writes to etcd and its deltas hold rest on the sam
 change it failed to mark would show as a run unlike P's, not pass.) A section not shown equal
 so (a table that trained since: another dictionary) is checked value by value. The header
 and its indexes are checked as above; the dedupe window's old half, while the window has not
-rotated since P, as P's text.
+rotated since P, as P's text (and bitmap). A format-6 header's dedupe bitmaps are checked
+against the state's halves (dedupe.half_bits: copies of the fold's own bitmaps), and their CRC.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ import kmevents.reducer.packed as packed_module
 from kmevents.checksum import crc32
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.conditions import condition
+from kmevents.reducer.dedupe import half_bits
 from kmevents.reducer.packed import (
     PACKED_KINDS,
     PackedTable,
@@ -67,7 +69,10 @@ from kmevents.reducer.packed import (
     packed_bytes,
 )
 from kmevents.reducer.snapshot import (
+    FORMAT,
+    FORMAT_5,
     SnapshotError,
+    _b64,
     _section,
     _selector_doc,
     coded_section_line,
@@ -80,6 +85,11 @@ from kmevents.reducer.taskids import key_exceptions
 _SECTION_KEYS = frozenset({"kind", "ids", "conds", "names", "sizes", "dict", "train_at", "crc"})
 _SORT = orjson.OPT_SORT_KEYS
 _INDEX_KEYS = frozenset({"pods_by_ns", "rc_members", "svc_members", "rc_sel", "svc_sel", "task_id_exceptions"})
+#: the header's dedupe window's keys, by format
+_WINDOW_KEYS = {FORMAT: frozenset({"new", "new_bits", "old", "old_bits", "bits_crc"}), FORMAT_5: frozenset({"new", "old"})}
+#: how a format-5 header names its format (formats sort first among the keys after "dedupe")
+_FORMAT_5_FIELD = b'"format":"' + FORMAT_5.encode() + b'"'
+
 
 
 class _Differs(Exception):
@@ -152,7 +162,8 @@ def _holds(st: ClusterState, data: bytes, chain_hash: str | None, since: Held | 
     nl = data.find(b"\n")
     if nl <= 0:
         raise _Differs
-    mine = header_fields(st, chain_hash, dedupe=False, pairs=tuple)
+    fmt = FORMAT_5 if data.find(_FORMAT_5_FIELD, 0, nl) >= 0 else FORMAT
+    mine = header_fields(st, chain_hash, dedupe=False, pairs=tuple, format=fmt)
     idx, window = _header(data, nl, mine)
     changed = _changed_since(st, since)
     pos = nl + 1
@@ -169,21 +180,35 @@ def _holds(st: ClusterState, data: bytes, chain_hash: str | None, since: Held | 
             sections[kind], pos = _section_holds(kind, table, data, pos)
     if pos != len(data):
         raise _Differs  # bytes after the last section
-    if type(idx) is not dict or idx.keys() != _INDEX_KEYS or type(window) is not dict or window.keys() != {"new", "old"}:
+    if type(idx) is not dict or idx.keys() != _INDEX_KEYS or type(window) is not dict or window.keys() != _WINDOW_KEYS[fmt]:
         raise _Differs
     # the dedupe window's digests as sets (decoded: cheaper than sorting the state's to encode);
     # the old half is replaced only when the window rotates: while it has not since the held
     # snapshot, it is that one's, text for text
     halves = ["new", "old"]
     if changed is not None and since is not None and st._base is not None and st._rotations == st._base.rotations:
-        if window["old"] != since.window["old"]:
+        if window["old"] != since.window["old"] or window.get("old_bits") != since.window.get("old_bits"):
             raise _Differs
         halves = ["new"]
     got = dedupe_window({"dedupe": window, "reducer_version": mine["reducer_version"]}, *halves)
     if got != [st._seen_new, st._seen_old][:len(halves)]:
         raise _Differs
+    if fmt == FORMAT:
+        _bitmaps_hold(st, window, old_checked=len(halves) == 1)
     _indexes_hold(st, idx, {kind: sec[0] for kind, sec in sections.items()})
     return Held(data, sections, window, changed is not None)
+
+
+def _bitmaps_hold(st: ClusterState, window: dict[str, Any], *, old_checked: bool) -> None:
+    """A format-6 window's bitmaps and their CRC are the state's halves' (``old_checked``: the
+    old half's text and bitmap are the last snapshot's shown equal, unchanged since)."""
+    w = st._dedupe_window
+    new = half_bits(st._seen_new, w)
+    old = base64.b64decode(window["old_bits"]) if old_checked and window["old_bits"] is not None else (
+        None if old_checked else half_bits(st._seen_old, w))
+    if window["new_bits"] != _b64(new) or (not old_checked and window["old_bits"] != _b64(old)) \
+            or window["bits_crc"] != crc32(old or b"", crc32(new or b"")):
+        raise _Differs
 
 
 def _header(data: bytes, nl: int, mine: dict[str, Any]) -> tuple[Any, Any]:

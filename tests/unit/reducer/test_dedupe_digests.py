@@ -405,3 +405,78 @@ def test_a_version_4_delta_applies_to_its_version_4_base(upto: int) -> None:
     rebuilt = apply_delta(base, _v4(f"delta-{upto}.json.gz"))
     expected = _fold_fixture_events(upto, base_at=199)
     assert rebuilt.to_snapshot(chain_hash="c") == expected.to_snapshot(chain_hash="c")
+
+
+# -- format 6: the halves' bitmaps stored beside their digests -------------------------------
+
+def _spilled_state() -> tuple[ClusterState, Log]:
+    """A state whose window rotated and whose halves both spilled into runs (SPILL patched to 4)."""
+    log, s = Log(), ClusterState.empty("c1", Retention(dedupe_window=40))
+    for i in range(70):  # one rotation at 40: old half 40 digests, new half 30
+        apply(s, _ns(log, f"k{i}", f"ns-{i % 7}"))
+    assert type(s._seen_old) is Digests and type(s._seen_new) is Recent and len(s._seen_new) == 30
+    return s, log
+
+
+def test_a_format_6_snapshot_stores_the_halves_bitmaps_and_a_load_takes_them() -> None:
+    from kmevents.reducer.dedupe import _bitmap, _mark, half_bits
+    from kmevents.reducer.snapshot import FORMAT_5, dump
+
+    with patch.object(Recent, "SPILL", 4):
+        s, log = _spilled_state()
+        data = s.to_snapshot(chain_hash="c")
+        w = orjson.loads(data[:data.index(b"\n")])["dedupe"]
+        assert w["new_bits"] and w["old_bits"] and type(w["bits_crc"]) is int
+        for name, half in (("new", s._seen_new), ("old", s._seen_old)):
+            bits, mask = _bitmap(40)
+            _mark(bits, mask, half)  # exactly its digests, window-sized
+            assert base64.b64decode(w[name + "_bits"]) == bytes(bits) == half_bits(half, 40), name
+        loaded = ClusterState.from_snapshot(data)
+        assert type(loaded._seen_old) is Digests and type(loaded._seen_new) is Recent
+        assert loaded._seen_old == s._seen_old and loaded._seen_new == s._seen_new
+        assert all(_bit(loaded._seen_old, d) for d in s._seen_old) and all(_bit(loaded._seen_new, d) for d in s._seen_new)
+        assert loaded.to_snapshot(chain_hash="c") == data
+        # a key of each half is still a duplicate, a new one is not, and the two fold on alike
+        more = [_ns(log, "k35", "ns-0"), _ns(log, "k65", "ns-2"), _ns(log, "k70", "ns-1")]
+        for st_ in (s, loaded):
+            assert [_kinds(apply(st_, e)) for e in more] == [["duplicate"], ["duplicate"], []]  # old half, new half
+        assert loaded.to_snapshot(chain_hash="c") == s.to_snapshot(chain_hash="c")
+        # format 5 (no bitmaps) loads to the same state; its halves are marked as before
+        again = ClusterState.from_snapshot(dump(s, "c", format=FORMAT_5))
+        assert again.to_snapshot(chain_hash="c") == s.to_snapshot(chain_hash="c")
+
+
+def _with_window(data: bytes, **changes: Any) -> bytes:
+    nl = data.index(b"\n")
+    doc = orjson.loads(data[:nl])
+    doc["dedupe"] = {**doc["dedupe"], **changes}
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + data[nl:]
+
+
+def _flip(text: str) -> bytes:
+    raw = bytearray(base64.b64decode(text))
+    raw[len(raw) // 2] ^= 0x10
+    return bytes(raw)
+
+
+def test_a_format_6_snapshot_whose_bitmaps_are_damaged_does_not_load() -> None:
+    # a bit missing would let a duplicate through: the CRC and the size are checked
+    from kmevents.checksum import crc32
+
+    with patch.object(Recent, "SPILL", 4):
+        s, _ = _spilled_state()
+        data = s.to_snapshot(chain_hash="c")
+        w = orjson.loads(data[:data.index(b"\n")])["dedupe"]
+        new, old = base64.b64decode(w["new_bits"]), base64.b64decode(w["old_bits"])
+        flipped = _flip(w["old_bits"])
+        short = new[:-8]
+        b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+        for damage, why in [
+            ({"old_bits": b64(flipped)}, "CRC"),
+            ({"bits_crc": w["bits_crc"] ^ 1}, "CRC"),
+            ({"new_bits": b64(short), "bits_crc": crc32(old, crc32(short))}, "bytes, not the window"),
+            ({"new_bits": "not base64!"}, "not base64"),
+            ({"new_bits": None}, "CRC"),
+        ]:
+            with pytest.raises(SnapshotError, match=why):
+                ClusterState.from_snapshot(_with_window(data, **damage))

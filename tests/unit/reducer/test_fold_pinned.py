@@ -28,7 +28,7 @@ import orjson
 import pytest
 
 from kmevents.reducer import ClusterState, Retention, apply, few_collections
-from kmevents.reducer.snapshot import FORMAT, FORMAT_3, FORMAT_4, dump, load
+from kmevents.reducer.snapshot import FORMAT, FORMAT_3, FORMAT_4, FORMAT_5, dump, load
 from kmevents.simulate import iter_lines
 
 SMALL = Retention(max_terminal_tasks=300, max_closed_offers=200, max_removed_agents=3, max_deleted_pods=100,
@@ -62,6 +62,15 @@ SNAPSHOTS_5 = {
     ("default", "small"): "e52ffb3a7bb71689293f46b6d151931eb511ebeacd0d95d9cef024cd7ae1d323",
     ("large", "default"): "1a21999a8154477b82236b9aff6b02369d94e976a506927b0f68cf6928bf1229",
     ("large", "small"): "694c7028732368c6b34cfaf154297b04897914832a629839e67d2812035bebf7",
+}
+#: the same for format 6 (the retention order in columns, the dedupe window's bitmaps stored:
+#: pinned at the commit that introduced it, with FOLDS and the format-4 and -5 digests above
+#: unchanged there)
+SNAPSHOTS_6 = {
+    ("default", "default"): "5461ab8b7e13b55094d4f1992c2630516a819ea1d582039dd3e8d7594610bcd9",
+    ("default", "small"): "ac9b520ee3066b8275a92aede89db28c69bd91c49d372d56c5aace854f332402",
+    ("large", "default"): "d2645720dbb51a915e75b587d51c87e88558c8f859da82f09782bc332ae1497a",
+    ("large", "small"): "4139db0160175431bf3f65bf0d25b29995307f14f675b108174e55e26423838c",
 }
 
 
@@ -152,7 +161,14 @@ def test_the_folds_format_4_snapshot_is_the_one_pinned(logs: dict[str, list[byte
 def test_the_folds_format_5_snapshot_is_the_one_pinned(logs: dict[str, list[bytes]], log: str, retention: str) -> None:
     if _log_digest(logs[log]) != LOGS[log][1]:
         pytest.skip("the log changed (test_the_recorded_logs_are_the_ones_pinned says so)")
-    assert _snapshot_digest(logs[log], SMALL if retention == "small" else None, FORMAT) == SNAPSHOTS_5[(log, retention)]
+    assert _snapshot_digest(logs[log], SMALL if retention == "small" else None, FORMAT_5) == SNAPSHOTS_5[(log, retention)]
+
+
+@pytest.mark.parametrize(("log", "retention"), sorted(SNAPSHOTS_6))
+def test_the_folds_format_6_snapshot_is_the_one_pinned(logs: dict[str, list[bytes]], log: str, retention: str) -> None:
+    if _log_digest(logs[log]) != LOGS[log][1]:
+        pytest.skip("the log changed (test_the_recorded_logs_are_the_ones_pinned says so)")
+    assert _snapshot_digest(logs[log], SMALL if retention == "small" else None, FORMAT) == SNAPSHOTS_6[(log, retention)]
 
 
 if __name__ == "__main__":  # print the digests to pin
@@ -162,5 +178,6 @@ if __name__ == "__main__":  # print the digests to pin
         for ret in ("default", "small"):
             print(" ", ret, _fold_digest(lines, SMALL if ret == "small" else None),
                   _snapshot_digest(lines, SMALL if ret == "small" else None),
+                  _snapshot_digest(lines, SMALL if ret == "small" else None, FORMAT_5),
                   _snapshot_digest(lines, SMALL if ret == "small" else None, FORMAT))
     sys.exit(0)

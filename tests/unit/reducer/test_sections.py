@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import kmevents.reducer.packed as packed_module
 from kmevents.reducer import ClusterState, Retention, apply
+from kmevents.reducer.dedupe import Recent
 from kmevents.reducer.sections import Sections
 from kmevents.reducer.snapshot import dump, snapshot_entities
 from kmevents.simulate import generate
@@ -21,16 +22,19 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(
 
 
 @SETTINGS
-@given(mixed_streams(), st.data(), st.sampled_from([3, packed_module.TRAIN_AT]), st.sampled_from([2, 100_000]))
+@given(mixed_streams(), st.data(), st.sampled_from([3, packed_module.TRAIN_AT]), st.sampled_from([2, 8, 100_000]),
+       st.sampled_from([2, Recent.SPILL]))
 def test_a_build_from_the_last_sections_is_the_dump_at_every_snapshot(
-        evs: list[dict[str, Any]], data: st.DataObject, train_at: int, window: int) -> None:
+        evs: list[dict[str, Any]], data: st.DataObject, train_at: int, window: int, spill: int) -> None:
     # Snapshots at 1-4 random points, dirty sets taken at random (the worker takes them per
     # batch), tables that train between two snapshots (train_at 3: every value recompressed),
     # dedupe windows that rotate; now and then the base dropped or the state reloaded (the next
-    # build then reads every kind again). Every build must be the state's dump.
+    # build then reads every kind again); halves that spill into runs (``spill`` 2: format 6
+    # then stores their bitmaps, and a reload takes them). Every build must be the state's dump.
     cuts = sorted(data.draw(st.lists(st.integers(0, len(evs)), min_size=1, max_size=4)))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(packed_module, "TRAIN_AT", train_at)
+        mp.setattr(Recent, "SPILL", spill)
         s = ClusterState.empty("prod-1", Retention(dedupe_window=window))
         sections, done = Sections(), 0
         for cut in cuts:

@@ -1,4 +1,4 @@
-"""snapshot_match.holds: a stored format-5 snapshot checked against a state without encoding it.
+"""snapshot_match.holds: a stored format-6 (or -5) snapshot checked against a state without encoding it.
 
 What it must never do is call equal what verify's slow way (encode the fold, compare bytes,
 else load both and compare field by field) calls different; what it should do is call
@@ -7,6 +7,7 @@ equal every snapshot the fold's own dump writes (else verify pays the slow way).
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 from typing import Any
 
@@ -427,6 +428,41 @@ def test_the_window_is_checked_by_changes_whether_it_rotated_or_not(train_early:
         bad = orjson.dumps(other, option=_SORT) + data[nl:]
         assert not _by_changes(s, bad, "c", held), half
         assert match(s, bad, "c", held) is None
+
+
+@pytest.mark.parametrize("window", [10**6, 1000, 300])  # no rotation; one before the held snapshot only; both
+def test_a_format_6_windows_bitmaps_are_checked_whole_and_by_changes(
+        train_early: None, monkeypatch: pytest.MonkeyPatch, window: int) -> None:
+    """Halves spilled into runs (SPILL 64): format 6 stores their bitmaps, which must be the
+    state's (a bit missing lets a duplicate through); format 5 (none) is checked in place too."""
+    from kmevents.checksum import crc32
+    from kmevents.reducer.snapshot import FORMAT_5
+
+    monkeypatch.setattr(dedupe.Recent, "SPILL", 64)
+    evs = list(generate("m1", 5, 1900))
+    s = ClusterState.empty("m1", Retention(dedupe_window=window))
+    _fold_on(s, evs[:1500], 0)
+    held = track_from(s, match(s, dump(s, "c"), "c"), s.offset)
+    assert held is not None and holds(s, dump(s, "c", format=FORMAT_5), "c")
+    _fold_on(s, evs[1500:], 1500)
+    data = dump(s, "c")
+    nl = data.index(b"\n")
+    head = orjson.loads(data[:nl])
+    w = head["dedupe"]
+    assert w["new_bits"] and (w["old_bits"] is not None) is (window != 10**6)
+    assert (s._rotations == held.base.rotations) is (window != 300)  # type: ignore[union-attr]
+    assert holds(s, data, "c") and _by_changes(s, data, "c", held) and holds(s, dump(s, "c", format=FORMAT_5), "c")
+    for half in ("new", "old"):
+        if w[half + "_bits"] is None:
+            continue
+        raw = bytearray(base64.b64decode(w[half + "_bits"]))
+        raw[next(i for i, b in enumerate(raw) if b)] = 0  # marks dropped, the CRC made to agree
+        bits = {**w, half + "_bits": base64.b64encode(raw).decode()}
+        new, old = (base64.b64decode(bits[h + "_bits"]) if bits[h + "_bits"] else b"" for h in ("new", "old"))
+        bits["bits_crc"] = crc32(old, crc32(new))
+        bad = orjson.dumps({**head, "dedupe": bits}, option=_SORT) + data[nl:]
+        load(bad)  # it loads (its CRC agrees): only the comparison with the fold can tell
+        assert not holds(s, bad, "c") and not _by_changes(s, bad, "c", held), half
 
 
 def test_a_header_in_other_bytes_is_checked_by_content(train_early: None) -> None:
