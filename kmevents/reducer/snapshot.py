@@ -816,9 +816,8 @@ def snapshot_document(data: bytes) -> dict[str, Any]:
             ents.setdefault(kind, {})[id] = orjson.loads(value)
     for kind in KINDS:
         ents.setdefault(kind, {})
-    if doc["format"] == FORMAT:  # the retention order as pairs, the window without its bitmaps, as format 5
+    if doc["format"] == FORMAT:  # the retention order as pairs, as formats before 6 (the bitmaps stay: verify compares them)
         doc["terminal"] = {k: [list(p) for p in zip(*v, strict=True)] for k, v in doc["terminal"].items()}
-        doc["dedupe"] = {"new": doc["dedupe"]["new"], "old": doc["dedupe"]["old"]}
     if doc["format"] in _ALL_SECTIONS:  # the indexes as format 4 holds them: ids, not positions
         st = ClusterState(doc["cluster"])
         _positional(st, doc["indexes"], {k: ids_of.get(k, []) for k in ("pod", "rc", "service")})

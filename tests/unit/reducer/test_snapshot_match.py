@@ -463,6 +463,12 @@ def test_a_format_6_windows_bitmaps_are_checked_whole_and_by_changes(
         bad = orjson.dumps({**head, "dedupe": bits}, option=_SORT) + data[nl:]
         load(bad)  # it loads (its CRC agrees): only the comparison with the fold can tell
         assert not holds(s, bad, "c") and not _by_changes(s, bad, "c", held), half
+        # and verify's slow way (its bytes unlike the fold's dump: loaded, compared as documents) finds it
+        entry = {"cluster": "m1", "offset": s.offset, "chain": "c", "kind": "full"}
+        found = asyncio.run(_check_snapshot(InMemory([entry], {s.offset: bad}), entry, s, "c"))
+        assert "content differs" in found[s.offset] and f"{half}_bits" in found[s.offset], half
+    entry = {"cluster": "m1", "offset": s.offset, "chain": "c", "kind": "full"}
+    assert asyncio.run(_check_snapshot(InMemory([entry], {s.offset: data}), entry, s, "c")) == {}
 
 
 def test_a_header_in_other_bytes_is_checked_by_content(train_early: None) -> None:
