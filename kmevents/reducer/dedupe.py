@@ -68,8 +68,27 @@ def digest(key: str) -> int:
 
 def _bitmap(n: int) -> tuple[bytearray, int]:
     """A zeroed bitmap of >= 16 bits a digest for ``n`` digests, and its mask."""
-    n_bits = 1 << max(12, (16 * n).bit_length())
-    return bytearray(n_bits >> 3), n_bits - 1
+    mask = _mask(n)
+    return bytearray((mask + 1) >> 3), mask
+
+
+def _mask(n: int) -> int:
+    """The mask of :func:`_bitmap`'s bitmap for ``n`` digests (its size in bits, less one)."""
+    return (1 << max(12, (16 * n).bit_length())) - 1
+
+
+def _stored_bitmap(bits: bytes, window: int) -> tuple[bytearray, int]:
+    """A stored bitmap (:func:`half_bits`) as a half keeps it, and its mask; ValueError when it is
+    not the size :func:`_bitmap` gives the window."""
+    mask = _mask(window)
+    if len(bits) != (mask + 1) >> 3:
+        raise ValueError(f"the dedupe bitmap is {len(bits)} bytes, not the window's {(mask + 1) >> 3}")
+    return bytearray(bits), mask
+
+
+def _ascending(a: array.array[int]) -> bool:
+    """Whether ``a``'s digests are strictly ascending (sorted and distinct), as :func:`encode` writes them."""
+    return all(map(operator.lt, a, itertools.islice(a, 1, None)))
 
 
 def _mark(bits: bytearray, mask: int, digests: Iterable[int]) -> None:
@@ -196,11 +215,11 @@ class Recent:
         bitmap as :func:`half_bits` gives it (a format-6 snapshot's), taken instead of marking
         each digest."""
         new = cls.__new__(cls)
-        new.bits, new.mask = _bitmap(window)
         if bits is None:
+            new.bits, new.mask = _bitmap(window)
             _mark(new.bits, new.mask, a)
         else:
-            new.bits[:] = _sized(bits, new.bits)
+            new.bits, new.mask = _stored_bitmap(bits, window)
         step = cls.SPILL
         new._runs = [a[i:i + step] for i in range(0, len(a), step)]
         new._in_runs = len(a)
@@ -390,7 +409,7 @@ def decode_half(value: Any, version: int, window: int, bits: bytes | None = None
     a = _digests(value)
     if len(a) < Recent.SPILL:
         return set(a)
-    if not all(map(operator.lt, a, itertools.islice(a, 1, None))):
+    if not _ascending(a):
         # not as encode writes it (sorted, distinct): what a set makes of it, as decode's
         if bits is not None:
             raise ValueError("the dedupe window's new half is not sorted and distinct beside its bitmap")
@@ -406,17 +425,11 @@ def half_bits(half: set[int] | Digests | Recent, window: int) -> bytes | None:
     so it is copied, not marked again (~10 ms a half at the simulator's scale)."""
     if len(half) < Recent.SPILL:
         return None
-    bits, mask = _bitmap(window)
-    if isinstance(half, (Digests, Recent)) and half.mask == mask:
+    if isinstance(half, (Digests, Recent)) and half.mask == _mask(window):
         return bytes(half.bits)
+    bits, mask = _bitmap(window)
     _mark(bits, mask, half)
     return bytes(bits)
-
-
-def _sized(bits: bytes, like: bytearray) -> bytes:
-    if len(bits) != len(like):
-        raise ValueError(f"the dedupe bitmap is {len(bits)} bytes, not the window's {len(like)}")
-    return bits
 
 
 def decode_old_half(value: Any, version: int, window: int, bits: bytes | None = None) -> set[int] | Digests:
@@ -427,11 +440,9 @@ def decode_old_half(value: Any, version: int, window: int, bits: bytes | None = 
     if bits is None or version <= TEXT_KEYS_VERSION:
         return decode(value, version)
     a = _digests(value)
-    if not all(map(operator.lt, a, itertools.islice(a, 1, None))):
+    if not _ascending(a):
         raise ValueError("the dedupe window's old half is not sorted and distinct beside its bitmap")
-    mine, mask = _bitmap(window)
-    mine[:] = _sized(bits, mine)
-    return Digests._of([a], mine, mask)
+    return Digests._of([a], *_stored_bitmap(bits, window))
 
 
 def _hashed_keys(value: Any, version: int) -> set[int]:
@@ -440,13 +451,23 @@ def _hashed_keys(value: Any, version: int) -> set[int]:
     return {digest(k) for k in value}
 
 
-def _digests(value: Any) -> array.array[int]:
+def decode_bits(value: Any) -> bytes | None:
+    """A stored bitmap's text (:func:`half_bits`, base64; None: none stored) as its bytes. Raises
+    ValueError when it is not base64 text."""
+    return None if value is None else _base64(value, "a dedupe bitmap", "is")
+
+
+def _base64(value: Any, what: str, verb: str) -> bytes:
     if type(value) is not str:
-        raise ValueError(f"dedupe digests must be base64 text, not {type(value).__name__}")
+        raise ValueError(f"{what} must be base64 text, not {type(value).__name__}")
     try:
-        raw = base64.b64decode(value, validate=True)
+        return base64.b64decode(value, validate=True)
     except binascii.Error as e:
-        raise ValueError(f"dedupe digests are not base64: {e}") from None
+        raise ValueError(f"{what} {verb} not base64: {e}") from None
+
+
+def _digests(value: Any) -> array.array[int]:
+    raw = _base64(value, "dedupe digests", "are")
     if len(raw) % 8:
         raise ValueError(f"dedupe digests are {len(raw)} bytes, not a multiple of 8")
     a = array.array("Q", raw)

@@ -164,9 +164,10 @@ class Notes:
         for id, c in zip(ids, conds, strict=True):
             note(id, c)
 
-    def ids_noted(self, c: str) -> set[str]:
-        """The ids noted in condition ``c`` when it is not ``usual`` (those are all the others)."""
-        return {id for id, x in self._odd.items() if x == c}
+    def ids_maybe(self, c: str) -> set[str]:
+        """When ``c`` is not ``usual``: the ids that may stand in it, those noted in it and those
+        of unknown condition (every other id is noted in another)."""
+        return {id for id, x in self._odd.items() if x == c} | self._unknown
 
     def forget(self, id: str) -> None:
         """``id``'s value changed: its condition is not known until noted again."""
@@ -648,7 +649,7 @@ def ids_in(table: dict[str, Any], cond: str) -> list[str]:
     notes = table.notes
     if notes.usual is None or notes.usual == cond:
         return [k for k, c in _conditions(table, dict.keys(table)) if c == cond]
-    maybe = notes.ids_noted(cond) | notes._unknown | table._hot
+    maybe = notes.ids_maybe(cond) | table._hot
     if not maybe:
         return []
     # (in the table's order: what the readers built from it before, e.g. an agent's offers summed)

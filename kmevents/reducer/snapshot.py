@@ -130,7 +130,14 @@ from kmevents.checksum import crc32
 from kmevents.errors import CheckFailed
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.aggregates import rebuild as rebuild_offer_index
-from kmevents.reducer.dedupe import Recent, decode_added, decode_half, decode_old_half, half_bits
+from kmevents.reducer.dedupe import (
+    Recent,
+    decode_added,
+    decode_bits,
+    decode_half,
+    decode_old_half,
+    half_bits,
+)
 from kmevents.reducer.dedupe import decode as decode_window
 from kmevents.reducer.dedupe import encode as encode_window
 from kmevents.reducer.packed import (
@@ -611,22 +618,11 @@ def window_halves(doc: dict[str, Any], window: int) -> tuple[set[int] | Recent, 
     with _window_checked():
         if type(d) is not dict:
             raise ValueError("the dedupe window is not an object")
-        new_bits, old_bits = (_bits(d.get(name)) for name in ("new_bits", "old_bits"))
+        new_bits, old_bits = (decode_bits(d.get(name)) for name in ("new_bits", "old_bits"))
         if crc32(old_bits or b"", crc32(new_bits or b"")) != d.get("bits_crc"):
             raise ValueError("its bitmaps are damaged (CRC differs)")
         return (decode_half(d["new"], version, window, new_bits),
                 decode_old_half(d["old"], version, window, old_bits))
-
-
-def _bits(text: Any) -> bytes | None:
-    if text is None:
-        return None
-    if type(text) is not str:
-        raise ValueError(f"a dedupe bitmap must be base64 text, not {type(text).__name__}")
-    try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error as e:
-        raise ValueError(f"a dedupe bitmap is not base64: {e}") from None
 
 
 def new_half(doc: dict[str, Any], name: str, window: int) -> set[int] | Recent:

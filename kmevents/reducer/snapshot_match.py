@@ -59,7 +59,7 @@ import kmevents.reducer.packed as packed_module
 from kmevents.checksum import crc32
 from kmevents.reducer.aggregates import materialize
 from kmevents.reducer.conditions import condition
-from kmevents.reducer.dedupe import half_bits
+from kmevents.reducer.dedupe import decode_bits, half_bits
 from kmevents.reducer.packed import (
     PACKED_KINDS,
     PackedTable,
@@ -204,10 +204,13 @@ def _bitmaps_hold(st: ClusterState, window: dict[str, Any], *, old_checked: bool
     old half's text and bitmap are the last snapshot's shown equal, unchanged since)."""
     w = st._dedupe_window
     new = half_bits(st._seen_new, w)
-    old = base64.b64decode(window["old_bits"]) if old_checked and window["old_bits"] is not None else (
-        None if old_checked else half_bits(st._seen_old, w))
-    if window["new_bits"] != _b64(new) or (not old_checked and window["old_bits"] != _b64(old)) \
-            or window["bits_crc"] != crc32(old or b"", crc32(new or b"")):
+    if old_checked:
+        old = decode_bits(window["old_bits"])
+    else:
+        old = half_bits(st._seen_old, w)
+        if window["old_bits"] != _b64(old):
+            raise _Differs
+    if window["new_bits"] != _b64(new) or window["bits_crc"] != crc32(old or b"", crc32(new or b"")):
         raise _Differs
 
 
