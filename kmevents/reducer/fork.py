@@ -65,16 +65,18 @@ class CowTable(dict):
     ``dict.update(table)`` take the slow path through ``__getitem__``.
     """
 
-    __slots__ = ("_own",)
+    __slots__ = ("_own", "_copy_value")
 
-    def __init__(self, parent: dict[str, Any]) -> None:
+    def __init__(self, parent: dict[str, Any], copy: Any = _copy) -> None:
         super().__init__(parent)
         self._own: set[str] = set()
+        #: makes a value's private copy (``_copy``, or a cheaper one where the values' shape is known)
+        self._copy_value = copy
 
     def _mine(self, key: Any) -> Any:
         v = dict.__getitem__(self, key)
         if key not in self._own:
-            v = _copy(v)
+            v = self._copy_value(v)
             dict.__setitem__(self, key, v)
             self._own.add(key)
         return v
@@ -113,7 +115,7 @@ class CowTable(dict):
     def popitem(self) -> tuple[Any, Any]:
         k, v = dict.popitem(self)
         if k not in self._own:
-            v = _copy(v)
+            v = self._copy_value(v)
         return k, v
 
     def _all(self) -> None:
@@ -173,12 +175,22 @@ def fork(st: ClusterState, *, plain: bool = False) -> ClusterState:
             pass  # shared: the fold never changes the old half of the dedupe window, it replaces it
         elif id(v) in by_id:
             v = by_id[id(v)]
+        elif name == "_terminal":
+            v = CowTable(v, _copy_order)  # (see _copy_order)
         elif name in _LAZY:
             v = CowTable(v)  # only the agents, RCs, services ... the fold touches get copied
         else:
             v = _copy(v)
         setattr(new, name, v)
     return new
+
+
+def _copy_order(order: dict[str, str]) -> dict[str, str]:
+    """A fork's copy of a retention order (``_terminal``'s values, retention.new_index: ``{id: time}``,
+    a dict or an OrderedDict): its values are strings, replaced and never changed in place, so
+    the order's own copy is deep enough. ``_copy`` would first scan every value for containers:
+    ~0.7 ms for 20,000 ids, in every read whose fold marks an entity of the kind terminal."""
+    return order.copy()
 
 
 #: Bookkeeping dicts whose values are containers, one per agent, namespace, RC or service:

@@ -551,3 +551,24 @@ def test_a_pods_containers_keep_the_catalogue_shape_whatever_the_event_adds() ->
     st, anns = fold([bad], cluster=log.cluster)
     assert kinds(anns) == ["malformed"] and "container.last_termination must be an object" in anns[0]["message"]
     assert st.entity("pod", "web/p2") is None
+
+
+@pytest.mark.parametrize("limit", [2, 10**9])  # a plain dict, and an OrderedDict past PLAIN_UP_TO (retention.new_index)
+def test_a_forks_retention_order_is_its_own_copy_of_the_parents(limit: int) -> None:
+    """A fork copies a retention order the first time its fold reads it (fork._copy_order: the
+    order's own copy, its values being times): the fork's marks and prunes leave the parent's
+    order as it was, and the copy keeps the order's type and sequence."""
+    log = Log()
+    st = ClusterState.empty("c1", Retention(max_terminal_tasks=limit))
+    for e in [log.agent_added("a1")] + [log.launched(f"t{i}", "a1") for i in range(4)]:
+        apply(st, e)
+    apply(st, log.status("t0", "TASK_FINISHED", uuid="u0"))
+    before = dict(st._terminal["task"])
+    kind = type(st._terminal["task"])
+    fork = st.fork()
+    for i in (1, 2, 3):
+        apply(fork, log.status(f"t{i}", "TASK_FINISHED", uuid=f"u{i}"))
+    mine = fork._terminal["task"]
+    assert type(mine) is kind and mine is not st._terminal["task"]
+    assert list(mine) == (["fw/t2", "fw/t3"] if limit == 2 else ["fw/t0", "fw/t1", "fw/t2", "fw/t3"])
+    assert dict(st._terminal["task"]) == before and list(st.terminal_ids("task")) == ["fw/t0"]
