@@ -75,7 +75,41 @@ Examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: A command's name where it is not its module's (``import`` is a keyword).
+_NAME_OF_MODULE = {"import_": "import"}
+_MODULE_OF_COMMAND = {_NAME_OF_MODULE.get(m, m): m for m in COMMAND_MODULES}
+#: Commands that read every command's parser (``completion`` writes them all into its script).
+_NEEDS_ALL = frozenset({"completion"})
+#: The global options that take a value (``--context NAME``, ``--tz ZONE``).
+_GLOBAL_VALUED = frozenset({"--context", "--tz"})
+
+
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` runs, when it names one that needs only its own parser: the first word
+    after the global options. None (every command's parser is built) for ``--help``,
+    ``--version``, no command, a word that is no command (argparse then lists the commands), and
+    the commands of :data:`_NEEDS_ALL`."""
+    skip = False
+    for tok in argv:
+        if skip:
+            skip = False
+            continue
+        if tok in _GLOBAL_VALUED:
+            skip = True
+            continue
+        if tok.startswith("-"):
+            if tok in ("-h", "--help", "--version") or not tok.startswith(("--context=", "--tz=", "-v", "--verbose")):
+                return None
+            continue
+        return tok if tok in _MODULE_OF_COMMAND and tok not in _NEEDS_ALL else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``only`` (a command's name), of that command alone:
+    a run builds only the parser of the command it runs (:func:`chosen_command`). Each other
+    command's parser costs its module's import and its arguments (~35 ms of a cold command's
+    ~0.5 s at the simulator's scale, BENCHMARKS.md)."""
     parser = argparse.ArgumentParser(
         prog="kmevents",
         description=DESCRIPTION,
@@ -90,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="on an error, print its traceback too (the error itself stays one line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else (_MODULE_OF_COMMAND[only],):
         modname = f"kmevents.commands.{name}"
         if importlib.util.find_spec(modname) is None:
             continue
@@ -130,8 +164,9 @@ def join_relative_times(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(join_relative_times(sys.argv[1:] if argv is None else argv))
+    words = join_relative_times(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(chosen_command(words))
+    args, extra = parser.parse_known_args(words)
     verbose = [a for a in extra if a in ("-v", "--verbose")]
     if len(verbose) != len(extra):  # -v may also follow the command (kmevents state -v ...)
         _command_parser(parser, args).error("unrecognized arguments: "
