@@ -13,7 +13,7 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from kmevents.commands._common import add_connection_flags, add_format_flag, settings_from
 
@@ -72,7 +72,28 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     from kmevents.reducer.apply import collect_rarely
 
     collect_rarely()
-    return asyncio.run(coro_fn())  # type: ignore[arg-type]
+
+    async def held() -> _Held[T]:
+        return _Held(await coro_fn())
+
+    return asyncio.run(held()).value
+
+
+class _Held(Generic[T]):
+    """A command's result as ``asyncio.run`` holds it, with a constant ``repr``. Python 3.11's
+    ``asyncio.run`` puts its SIGINT handler back when the coroutine ends, and ``signal.signal``
+    then tries the handler it replaced (a partial naming the finished task) as an enum value:
+    the failed lookup's message holds ``repr`` of the task, so of its result, whole, twice.
+    ``kmevents get pods`` at the large profile returned 144k pods: ~5 s of its 10.5 s and most of
+    its 1.3 GB went to those two strings (BENCHMARKS.md)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<kmevents command result>"
 
 
 def json_default(o: Any) -> Any:
