@@ -160,6 +160,15 @@ class JsonStream:
             self._flush()
             self._last = time.monotonic()
 
+    def encoded(self, key: str | None, data: bytes) -> None:
+        """One member already encoded as :meth:`value` encodes it (``_encode``: ``get`` keeps its
+        items so, not as dicts, until it knows how many there are)."""
+        self._member(key)
+        self._write(data.replace(b"\n", b"\n" + b"  " * len(self._open)))
+        if self._flush is not None and time.monotonic() - self._last >= self._every:
+            self._flush()
+            self._last = time.monotonic()
+
     def close(self) -> None:
         close, seen = self._open.pop()
         self._write((b"\n" + b"  " * len(self._open) if seen else b"") + close)

@@ -232,12 +232,41 @@ def rows(kind: str, items: list[tuple[str, dict[str, Any]]], ctx: Context, cols:
          by_name: bool = True) -> list[list[Any]]:
     """The cells of ``items``; ``by_name``: ordered as kubectl orders them, by namespace and
     name, digits by their value (``agent-2`` before ``agent-10``)."""
-    out = [[c.cell(id, v, ctx) for c in cols] for id, v in items]
+    out = [row_cells(id, v, ctx, cols) for id, v in items]
     if by_name:
-        keys = [n for n, c in enumerate(cols) if c.header in ("NAMESPACE", "NAME")] or [0]
-        out.sort(key=lambda r: [_natural(r[n]) for n in keys])
+        out.sort(key=name_order(cols))
     return out
 
 
+def row_cells(id: str, v: dict[str, Any], ctx: Context, cols: list[Column]) -> list[Any]:
+    """One entity's cells."""
+    return [c.cell(id, v, ctx) for c in cols]
+
+
+def name_order(cols: list[Column]) -> Callable[[list[Any]], list[Any]]:
+    """The sort key of rows of ``cols`` as kubectl orders them: by namespace and name, digits by
+    their value. A namespace's key is made once (a cluster has few)."""
+    keys = [n for n, c in enumerate(cols) if c.header in ("NAMESPACE", "NAME")] or [0]
+    seen: dict[Any, list[tuple[int, Any]]] = {}
+
+    def key(r: list[Any]) -> list[Any]:
+        out = []
+        for n in keys:
+            v = r[n]
+            if cols[n].header == "NAMESPACE":
+                k = seen.get(v)
+                if k is None:
+                    k = seen[v] = _natural(v)
+                out.append(k)
+            else:
+                out.append(_natural(v))
+        return out
+
+    return key
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
 def _natural(v: Any) -> list[tuple[int, Any]]:
-    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", str(v or "")) if p]
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in _DIGITS.split(str(v or "")) if p]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,11 +82,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @dataclass
 class Listing:
-    """What was read: entities per kind, and where they came from."""
+    """Where the entities were read from (they themselves go to each kind's :class:`_Shown` as they
+    are read, one at a time: nothing holds every entity of a kind)."""
 
     cluster: str
     source: str  # "etcd" or "replay"
-    tables: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     hosts: dict[str, str] = field(default_factory=dict)
     frameworks: dict[str, str] = field(default_factory=dict)
     position: dict[str, Any] | None = None  # a replay's
@@ -114,9 +115,9 @@ def run(args: argparse.Namespace) -> int:
     fields = selectors.parse_fields(args.field_selector) if args.field_selector else None
     out = output_of(args)
     target = _target(args)
-    listing = _read(args, wanted, target)
-    found, missing = _select(listing, wanted, names, flt, fields, show_all=args.all or bool(names))
-    _print(listing, found, out, args, single=len(names) == 1 and len(wanted) == 1)
+    show = _Show(wanted, names, flt, fields, out, args)
+    listing = _read(args, wanted, target, show)
+    missing = show.finish(listing, single=len(names) == 1 and len(wanted) == 1)
     if missing:
         raise CheckFailed("; ".join(f'{kinds.plural(wanted[0])} "{n}" not found' for n in missing)
                           + f" in {listing.cluster}" + (f" at {target.describe()}" if target is not None else ""),
@@ -133,7 +134,7 @@ def _target(args: argparse.Namespace) -> Any:
     return Target.parse(at=args.at, known_at=args.known_at, offset=args.offset, max_lag=args.max_lag)
 
 
-def _read(args: argparse.Namespace, kinds_: list[str], target: Any) -> Listing:
+def _read(args: argparse.Namespace, kinds_: list[str], target: Any, show: _Show) -> Listing:
     from kmevents.commands._common import settings_from
     from kmevents.commands._output import note, output_of
     from kmevents.commands._source import run as run_async
@@ -144,18 +145,23 @@ def _read(args: argparse.Namespace, kinds_: list[str], target: Any) -> Listing:
 
     async def main() -> Listing:
         if not replay_only:
-            live, why = await _live(settings, cluster, kinds_)
+            live, why = await _live(settings, cluster, kinds_, show)
             if live is not None:
                 return live
             if output_of(args) not in ("json", "yaml", "name"):
                 note(f"{why}: replaying the log instead")
-        return await _replayed(args, kinds_, target)
+        return await _replayed(args, kinds_, target, show)
 
     return run_async(main)
 
 
-async def _live(settings: Any, cluster: str, kinds_: list[str]) -> tuple[Listing | None, str]:
-    """The live state from etcd, or ``(None, why not)``."""
+#: Entities an etcd read of ``get`` asks for at once (the API's lists page by 500: a person waits
+#: here for all of them, and each page is a round trip at one revision).
+LIVE_PAGE = 2_000
+
+
+async def _live(settings: Any, cluster: str, kinds_: list[str], show: _Show) -> tuple[Listing | None, str]:
+    """The live state from etcd, each page of entities shown as it comes; or ``(None, why not)``."""
     import orjson
 
     from kmevents.adapters import etcd as etcd_adapter
@@ -177,25 +183,34 @@ async def _live(settings: Any, cluster: str, kinds_: list[str]) -> tuple[Listing
         out = Listing(cluster, "etcd", now_micros=time.time_ns() // 1000,
                       checkpoint={"offset": v.offset, "revision": v.revision, "generation": v.generation,
                                   "partition": v.partition})
-        from kmevents.commands._columns import NEEDS_FRAMEWORKS, NEEDS_HOSTS
-
-        wanted = set(kinds_) | ({"agent"} if NEEDS_HOSTS & set(kinds_) else set()) | (
-            {"framework"} if NEEDS_FRAMEWORKS & set(kinds_) else set())
         prefix = f"{settings.etcd.prefix}/clusters/{cluster}/{v.generation}/"
-        for kind in wanted:
-            items: list[tuple[str, dict[str, Any]]] = []
+
+        async def scan(kind: str) -> Any:
             cut = len(prefix) + len(kind) + 1
-            async for chunk in reader.scan(v, kind):
-                items.extend((kv.key[cut:].decode(), orjson.loads(kv.value)) for kv in chunk)
-            out.tables[kind] = items
-        _names(out)
+            async for chunk in reader.scan(v, kind, chunk=LIVE_PAGE):
+                for kv in chunk:
+                    yield kv.key[cut:].decode(), orjson.loads(kv.value)
+
+        # agents' host names and frameworks' names first: other kinds' cells and --agent HOST use them
+        names = {"agent": out.hosts, "framework": out.frameworks}
+        for kind, held in names.items():
+            if kind in kinds_ or kind in show.needs:
+                async for id, val in scan(kind):
+                    _name_of(kind, id, val, held)
+                    if kind in kinds_:
+                        show.add(kind, id, val)
+        show.start(out)
+        for kind in kinds_:
+            if kind not in names:
+                async for id, val in scan(kind):
+                    show.add(kind, id, val)
         return out, ""
     finally:
         with contextlib.suppress(Exception):  # closing a client that never connected
             await client.close()
 
 
-async def _replayed(args: argparse.Namespace, kinds_: list[str], target: Any) -> Listing:
+async def _replayed(args: argparse.Namespace, kinds_: list[str], target: Any, show: _Show) -> Listing:
     from kmevents.commands._source import open_source
     from kmevents.replay.engine import Target, replay
     from kmevents.timespec import micros_of
@@ -208,15 +223,28 @@ async def _replayed(args: argparse.Namespace, kinds_: list[str], target: Any) ->
     last = (r.last or {}).get("occurred_at")
     out = Listing(o.cluster, "replay", position=pos,
                   now_micros=point.micros if point is not None else micros_of(last) if last else None)
-    for kind in set(kinds_) | {"agent", "framework"}:
-        out.tables[kind] = sorted(r.state.entities(kind))
-    _names(out)
+    st = r.state
+    for kind, held in (("agent", out.hosts), ("framework", out.frameworks)):
+        for id, val in st.entities(kind):  # (decoded one at a time: a packed table keeps none)
+            _name_of(kind, id, val, held)
+    show.start(out)
+    for kind in kinds_:
+        # in id order, each decoded when its turn comes; pods deleted (kept for history) are
+        # passed over without decoding them unless they are asked for (--all, NAMEs, a field selector)
+        skip = "Deleted" if kind == "pod" and not show.wants_deleted else None
+        ids = sorted(id for id, cond in st.conditions(kind) if cond != skip)
+        for id in ids:
+            val = st.entity_read(kind, id)
+            if val is not None:
+                show.add(kind, id, val)
     return out
 
 
-def _names(out: Listing) -> None:
-    out.hosts = {i: str(v.get("hostname")) for i, v in out.tables.get("agent", []) if v.get("hostname")}
-    out.frameworks = {i: str(v.get("name")) for i, v in out.tables.get("framework", []) if v.get("name")}
+def _name_of(kind: str, id: str, val: dict[str, Any], held: dict[str, str]) -> None:
+    """An agent's host name, a framework's name, into ``held`` (the listing's names by id)."""
+    name = val.get("hostname" if kind == "agent" else "name")
+    if name:
+        held[id] = str(name)
 
 
 def _short(exc: BaseException) -> str:
@@ -226,96 +254,190 @@ def _short(exc: BaseException) -> str:
     return (" ".join(str(text).split()) or type(exc).__name__)[:160]
 
 
-def _select(listing: Listing, wanted: list[str], names: list[str], flt: Any, fields: Any,
-            *, show_all: bool) -> tuple[dict[str, list[tuple[str, dict[str, Any]]]], list[str]]:
-    """The entities to show per kind, and the NAMEs that matched none."""
-    import dataclasses
+class _Show:
+    """What ``get`` shows, fed entity by entity as they are read (:meth:`add`, in id order per
+    kind): each is filtered as the API's lists filter and kept only as what is printed of it (a
+    table row's cells, a JSON item's bytes, a name), so memory follows the rows shown, not the
+    decoded entities (``get pods`` at the large profile held 144k pods decoded: ~1 GB;
+    BENCHMARKS.md). :meth:`finish` sorts and prints them as kubectl does."""
 
-    from kmevents.kinds import plural
-    from kmevents.reducer.conditions import condition
-    from kmevents.replay.history import named
-    from kmevents.selectors import has_field
+    def __init__(self, wanted: list[str], names: list[str], flt: Any, fields: Any, out: str,
+                 args: argparse.Namespace) -> None:
+        from kmevents.commands._columns import NEEDS_FRAMEWORKS, NEEDS_HOSTS, row_cells
+        from kmevents.reducer.conditions import condition
+        from kmevents.replay.history import named
+        from kmevents.replay.render import _encode
+        from kmevents.selectors import has_field
 
-    found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    hit: set[str] = set()
-    # --agent HOST: also the entities that name only the agent's id (tasks, executors)
-    filters = [flt]
-    if flt.agent is not None:
-        filters += [dataclasses.replace(flt, agent=i) for i, h in listing.hosts.items() if h == flt.agent]
-    for k in wanted:
-        items = listing.tables.get(k, [])
-        if fields is not None and items:
-            for req in fields.requirements:
-                if req.path != ("condition",) and not any(has_field(v, req.path) for _, v in items):
-                    sample = sorted({f for _, v in items[:50] for f in v} | {"condition"})
-                    raise UsageError(f"no {k} has a field {'.'.join(req.path)!r}",
-                                     hint=f"fields of {plural(k)}: {', '.join(sample)}")
-        rows = []
-        for id, v in items:
-            if not show_all and k == "pod" and v.get("deleted") is not None:
-                continue
-            if names:
-                matched = [n for n in names if named(k, id, v, n)]
-                if not matched:
-                    continue
-                hit.update(matched)
-            if not any(f.matches(k, id, v) for f in filters):
-                continue
-            if fields is not None and not fields.matches({**v, "condition": condition(v)}):
-                continue
-            rows.append((id, v))
-        found[k] = rows
-    return found, [n for n in names if n not in hit]
+        # what :meth:`add` calls for every entity, bound once (an import in it: ~1 us an entity each)
+        self._row_cells, self._condition, self._named, self._encode, self._has_field = (
+            row_cells, condition, named, _encode, has_field)
+        self.wanted, self.names, self.flt, self.fields, self.out, self.args = wanted, names, flt, fields, out, args
+        self.show_all = args.all or bool(names)
+        #: deleted pods must be read (not passed over unread): --all, NAMEs, a field selector (its check
+        #: that some entity has the field looks at every entity, as it always did)
+        self.wants_deleted = self.show_all or fields is not None
+        #: the kinds whose names the cells or the filters need
+        self.needs = ({"agent"} if NEEDS_HOSTS & set(wanted) or flt.agent is not None else set()) | (
+            {"framework"} if NEEDS_FRAMEWORKS & set(wanted) else set())
+        self.path = (tuple(args.sort_by.strip().lstrip("{").rstrip("}").lstrip(".").split("."))
+                     if args.sort_by else None)
+        self.kept: dict[str, list[tuple[Any, Any]]] = {k: [] for k in wanted}
+        self.hit: set[str] = set()
+        self._filters: list[Any] = [flt]
+        self._cols: dict[str, list[Any]] = {}
+        self._ctx: Any = None
+        #: per kind, whether some entity has each field the field selector asks about, and a sample
+        #: of the fields of its first 50 entities (for the refusal's hint)
+        self._has: dict[str, list[bool]] = {k: [False] * len(fields.requirements) if fields else [] for k in wanted}
+        self._sample: dict[str, set[str]] = {k: set() for k in wanted}
+        self._seen: dict[str, int] = dict.fromkeys(wanted, 0)
+        #: entities added before :meth:`start` (agents and frameworks asked for, read for their names first)
+        self._early: list[tuple[str, str, dict[str, Any]]] = []
 
+    def start(self, listing: Listing) -> None:
+        """The names are read: rows can be made from here on (:meth:`add` before it takes only agents
+        and frameworks, which need no names of others)."""
+        import dataclasses
 
-def _print(listing: Listing, found: dict[str, list[tuple[str, dict[str, Any]]]], out: str,
-           args: argparse.Namespace, *, single: bool) -> None:
-    from kmevents import kinds
-    from kmevents.commands._columns import Context, columns, rows
-    from kmevents.commands._common import emit_json
-    from kmevents.commands._output import emit_yaml, note, table
-    from kmevents.reducer.conditions import condition
+        from kmevents import kinds
+        from kmevents.commands._columns import Context, columns
 
-    for items in found.values():
-        if args.sort_by:
-            path = tuple(args.sort_by.strip().lstrip("{").rstrip("}").lstrip(".").split("."))
-            items.sort(key=lambda kv: _sort_key(kv[1], path))
-    if out in ("json", "yaml"):
-        docs = [{"kind": k, "id": id, **v, "condition": condition(v)} for k, items in found.items() for id, v in items]
-        if single and len(docs) == 1:
-            doc: dict[str, Any] = docs[0]
+        self._ctx = Context(listing.hosts, listing.frameworks, listing.now_micros)
+        if self.flt.agent is not None:  # --agent HOST: also the entities that name only the agent's id
+            self._filters = [self.flt] + [dataclasses.replace(self.flt, agent=i)
+                                          for i, h in listing.hosts.items() if h == self.flt.agent]
+        for k in self.wanted:
+            self._cols[k] = columns(k, wide=self.out == "wide", namespaced=k in kinds.NAMESPACED,
+                                    with_namespace=not self.args.namespace)
+        early, self._early = self._early, []
+        for k, id, v in early:
+            self.add(k, id, v)
+
+    def add(self, kind: str, id: str, v: dict[str, Any]) -> None:
+        if self._ctx is None:  # (agents or frameworks read for their names, before the names are all known)
+            self._early.append((kind, id, v))
+            return
+        fields = self.fields
+        if fields is not None:
+            has = self._has[kind]
+            for n, req in enumerate(fields.requirements):
+                if not has[n] and (req.path == ("condition",) or self._has_field(v, req.path)):
+                    has[n] = True
+            if self._seen[kind] < 50:
+                self._sample[kind].update(v)
+            self._seen[kind] += 1
+        if not self.show_all and kind == "pod" and v.get("deleted") is not None:
+            return
+        if self.names:
+            matched = [n for n in self.names if self._named(kind, id, v, n)]
+            if not matched:
+                return
+            self.hit.update(matched)
+        if not any(f.matches(kind, id, v) for f in self._filters):
+            return
+        condition = self._condition
+        if fields is not None and not fields.matches({**v, "condition": condition(v)}):
+            return
+        key = _sort_key(v, self.path) if self.path is not None else None
+        out = self.out
+        if out in ("table", "wide"):
+            self.kept[kind].append((key, self._row_cells(id, v, self._ctx, self._cols[kind])))
+        elif out == "json":
+            self.kept[kind].append((key, self._encode({"kind": kind, "id": id, **v, "condition": condition(v)})))
+        elif out == "yaml":
+            self.kept[kind].append((key, {"kind": kind, "id": id, **v, "condition": condition(v)}))
         else:
-            doc = {"cluster": listing.cluster, "source": listing.source, "count": len(docs), "items": docs}
-            if len(found) == 1:
-                doc["kind"] = kinds.plural(next(iter(found)))
-            if listing.position is not None:
-                doc["position"] = listing.position
-            if listing.checkpoint is not None:
-                doc["checkpoint"] = listing.checkpoint
+            self.kept[kind].append((key, f"{kind}/{id}"))
+
+    def finish(self, listing: Listing, *, single: bool) -> list[str]:
+        """Print what was kept (as kubectl: sorted by namespace and name, or ``--sort-by``); the
+        NAMEs that matched nothing."""
+        from kmevents import kinds
+        from kmevents.commands._columns import name_order
+        from kmevents.commands._output import note
+
+        if self.fields is not None:
+            for k in self.wanted:
+                for req, has in zip(self.fields.requirements, self._has[k], strict=True):
+                    if self._seen[k] and not has:
+                        sample = sorted(self._sample[k] | {"condition"})
+                        raise UsageError(f"no {k} has a field {'.'.join(req.path)!r}",
+                                         hint=f"fields of {kinds.plural(k)}: {', '.join(sample)}")
+        if self.path is not None:
+            for kept in self.kept.values():
+                kept.sort(key=lambda kv: kv[0])  # (stable: in id order among equal keys, as before)
+        out = self.out
         if out == "json":
-            emit_json(doc)
+            self._json(listing, single=single)
+        elif out == "yaml":
+            self._yaml(listing, single=single)
+        elif out == "name":
+            for kept in self.kept.values():
+                for _, name in kept:
+                    print(name)
         else:
-            emit_yaml(doc)
-        return
-    if out == "name":
-        for k, items in found.items():
-            for id, _v in items:
-                print(f"{k}/{id}")
-        return
-    _where(listing)
-    ctx = Context(listing.hosts, listing.frameworks, listing.now_micros)
-    blocks = []
-    for k, items in found.items():
-        if not items:
-            scope = f" in namespace {args.namespace}" if args.namespace else ""
-            note(f"No {kinds.plural(k)} found{scope} in {listing.cluster}.")
-            continue
-        cols = columns(k, wide=out == "wide", namespaced=k in kinds.NAMESPACED, with_namespace=not args.namespace)
-        text = table(rows(k, items, ctx, cols, by_name=not args.sort_by), [c.header for c in cols],
-                     no_headers=args.no_headers)
-        blocks.append(text)
-    if blocks:
-        print("\n\n".join(blocks))
+            from kmevents.commands._output import table
+
+            _where(listing)
+            printed = False
+            for k, kept in self.kept.items():
+                if not kept:
+                    scope = f" in namespace {self.args.namespace}" if self.args.namespace else ""
+                    note(f"No {kinds.plural(k)} found{scope} in {listing.cluster}.")
+                    continue
+                cols = self._cols[k]
+                cells = [c for _, c in kept]
+                if self.path is None:
+                    cells.sort(key=name_order(cols))
+                text = table(cells, [c.header for c in cols], no_headers=self.args.no_headers)
+                print(("\n" if printed else "") + text)
+                printed = True
+        return [n for n in self.names if n not in self.hit]
+
+    def _doc_fields(self, listing: Listing, count: int) -> dict[str, Any]:
+        from kmevents import kinds
+
+        doc: dict[str, Any] = {"cluster": listing.cluster, "source": listing.source, "count": count}
+        if len(self.wanted) == 1:
+            doc["kind"] = kinds.plural(self.wanted[0])
+        if listing.position is not None:
+            doc["position"] = listing.position
+        if listing.checkpoint is not None:
+            doc["checkpoint"] = listing.checkpoint
+        return doc
+
+    def _json(self, listing: Listing, *, single: bool) -> None:
+        """The document ``emit_json`` wrote of every item, byte for byte, with the items encoded one
+        at a time (``JsonStream``: keys sorted as ``emit_json`` sorts them)."""
+        from kmevents.replay.render import JsonStream, stdout_writer
+
+        items = [b for kept in self.kept.values() for _, b in kept]
+        if single and len(items) == 1:
+            stdout_writer()(items[0] + b"\n")
+            getattr(sys.stdout, "buffer", sys.stdout).flush()
+            return
+        doc = self._doc_fields(listing, len(items))
+        with JsonStream() as js:
+            for key in sorted([*doc, "items"]):
+                if key != "items":
+                    js.value(key, doc[key])
+                    continue
+                js.open("items", "[")
+                for b in items:
+                    js.encoded(None, b)
+                js.close()
+
+    def _yaml(self, listing: Listing, *, single: bool) -> None:
+        from kmevents.commands._output import emit_yaml
+
+        docs = [d for kept in self.kept.values() for _, d in kept]
+        if single and len(docs) == 1:
+            emit_yaml(docs[0])
+            return
+        head = self._doc_fields(listing, len(docs))  # (in the order the YAML always had: items after count)
+        emit_yaml({k: head[k] for k in ("cluster", "source", "count")} | {"items": docs}
+                  | {k: v for k, v in head.items() if k not in ("cluster", "source", "count")})
 
 
 def _where(listing: Listing) -> None:

@@ -64,3 +64,27 @@ def test_main_uses_the_lazy_parser_for_help_and_errors(capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         cli.main(["histroy"])
     assert "invalid choice: 'histroy'" in capsys.readouterr().err
+
+
+def test_a_commands_result_is_never_turned_into_text() -> None:
+    """Python 3.11's asyncio.run puts back its SIGINT handler when the coroutine ends, and the
+    failed enum lookup of the handler it replaced formats repr() of the task, so of its result,
+    whole (twice): a command's result of 144k pods took ~5 s and most of 1.3 GB there
+    (kmevents/commands/_source.py ``_Held``)."""
+    import signal
+
+    from kmevents.commands._source import run
+
+    calls: list[int] = []
+
+    class Big:
+        def __repr__(self) -> str:
+            calls.append(1)
+            return "Big()"
+
+    async def main() -> Big:
+        return Big()
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # (asyncio.run's path that formats it)
+    got = run(main)
+    assert isinstance(got, Big) and calls == []

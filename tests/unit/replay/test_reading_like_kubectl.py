@@ -110,6 +110,52 @@ def test_get_json_carries_the_condition_and_agrees_with_the_table(arc: Path,
         p["phase"] == "Running" and p["deleted"] is None and p["evicted"] is None for p in doc["items"])
 
 
+def test_get_decodes_each_entity_once_and_deleted_pods_only_when_asked(
+        arc: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """get is fed the entities one at a time and keeps only what it prints: each pod it shows is
+    decoded once, and the deleted pods (kept for history) are passed over without decoding them
+    unless --all asks for them (BENCHMARKS.md: `get pods` at the large profile held 144k pods
+    decoded, ~1 GB)."""
+    from kmevents.reducer import packed
+
+    st = state_json(capsys, arc)
+    alive = sum(p.get("deleted") is None for p in st["pod"].values())
+    assert 0 < alive < len(st["pod"])
+    decoded: list[int] = []
+    real = packed.value_of
+
+    def counting(table: object, id: str) -> object:
+        v = real(table, id)
+        if isinstance(v, dict) and "uid" in v and "phase" in v:  # a pod
+            decoded.append(1)
+        return v
+
+    monkeypatch.setattr(packed, "value_of", counting)
+    monkeypatch.setattr("kmevents.reducer.state.value_of", counting)
+    rc, out, _ = km(capsys, "get", "pods", "--source", str(arc), "--no-headers")
+    assert rc == 0 and len(out.splitlines()) == alive
+    assert len(decoded) == alive
+    decoded.clear()
+    rc, out, _ = km(capsys, "get", "pods", "--all", "--source", str(arc), "--no-headers")
+    assert rc == 0 and len(out.splitlines()) == len(decoded) == len(st["pod"])
+
+
+def test_get_json_is_the_document_emit_json_writes(arc: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-o json writes its items one at a time (JsonStream), byte for byte the document emit_json
+    wrote of all of them, and in the table's order of entities for --sort-by."""
+    from kmevents.commands._common import emit_json
+
+    rc, out, _ = km(capsys, "get", "tasks", "--source", str(arc), "-o", "json", "--sort-by", "since")
+    assert rc == 0
+    doc = orjson.loads(out)
+    emit_json(doc)
+    assert capsys.readouterr().out == out
+    since = [t["since"] for t in doc["items"]]
+    assert since == sorted(since) and doc["count"] == len(doc["items"]) > 1
+    rc, table, _ = km(capsys, "get", "tasks", "--source", str(arc), "--sort-by", "since", "--no-headers")
+    assert [line.split()[0] for line in table.splitlines()] == [t["task_id"] for t in doc["items"]]
+
+
 def test_get_yaml_and_name_outputs(arc: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = km(capsys, "get", "agents", "--source", str(arc), "-o", "yaml")
     assert rc == 0
