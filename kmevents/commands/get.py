@@ -224,6 +224,7 @@ async def _replayed(args: argparse.Namespace, kinds_: list[str], target: Any, sh
     out = Listing(o.cluster, "replay", position=pos,
                   now_micros=point.micros if point is not None else micros_of(last) if last else None)
     st = r.state
+    show.refetch = st.entity_read
     for kind, held in (("agent", out.hosts), ("framework", out.frameworks)):
         for id, val in st.entities(kind):  # (decoded one at a time: a packed table keeps none)
             _name_of(kind, id, val, held)
@@ -238,6 +239,22 @@ async def _replayed(args: argparse.Namespace, kinds_: list[str], target: Any, sh
             if val is not None:
                 show.add(kind, id, val)
     return out
+
+
+def _compact(doc: dict[str, Any]) -> bytes:
+    """An item of -o json kept until it is written: compact, as ``render._encode`` would read it back
+    (``str`` for the unknown; an integer beyond 64 bits through the standard library)."""
+    import json
+
+    import orjson
+
+    try:
+        data = orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(doc, default=str, ensure_ascii=False).encode()
+    # a copy of its size: orjson's result keeps its whole output buffer (~8 KiB for a pod of ~1.3 KB;
+    # 144k pods kept so were 1.2 GB at the large profile)
+    return b"".join((data, b""))
 
 
 def _name_of(kind: str, id: str, val: dict[str, Any], held: dict[str, str]) -> None:
@@ -272,6 +289,9 @@ class _Show:
         # what :meth:`add` calls for every entity, bound once (an import in it: ~1 us an entity each)
         self._row_cells, self._condition, self._named, self._encode, self._has_field = (
             row_cells, condition, named, _encode, has_field)
+        #: ``(kind, id) -> value`` when the entities can be read again after :meth:`add` (a replayed
+        #: state): -o json then keeps only the ids of its items
+        self.refetch: Any = None
         self.wanted, self.names, self.flt, self.fields, self.out, self.args = wanted, names, flt, fields, out, args
         self.show_all = args.all or bool(names)
         #: deleted pods must be read (not passed over unread): --all, NAMEs, a field selector (its check
@@ -344,7 +364,10 @@ class _Show:
         if out in ("table", "wide"):
             self.kept[kind].append((key, self._row_cells(id, v, self._ctx, self._cols[kind])))
         elif out == "json":
-            self.kept[kind].append((key, self._encode({"kind": kind, "id": id, **v, "condition": condition(v)})))
+            # the id when the entity can be read again (a replayed state: decoded again as it is written),
+            # else the item compact (``_Show._json`` indents it as emit_json does)
+            self.kept[kind].append((key, id if self.refetch is not None else
+                                    _compact({"kind": kind, "id": id, **v, "condition": condition(v)})))
         elif out == "yaml":
             self.kept[kind].append((key, {"kind": kind, "id": id, **v, "condition": condition(v)}))
         else:
@@ -410,21 +433,33 @@ class _Show:
     def _json(self, listing: Listing, *, single: bool) -> None:
         """The document ``emit_json`` wrote of every item, byte for byte, with the items encoded one
         at a time (``JsonStream``: keys sorted as ``emit_json`` sorts them)."""
+        import orjson
+
         from kmevents.replay.render import JsonStream, stdout_writer
 
-        items = [b for kept in self.kept.values() for _, b in kept]
-        if single and len(items) == 1:
-            stdout_writer()(items[0] + b"\n")
+        count = sum(len(kept) for kept in self.kept.values())
+
+        def items() -> Any:  # each item as emit_json encodes it, one at a time
+            for kind, kept in self.kept.items():
+                for _, got in kept:
+                    if self.refetch is None:
+                        yield self._encode(orjson.loads(got))
+                        continue
+                    v = self.refetch(kind, got)
+                    yield self._encode({"kind": kind, "id": got, **v, "condition": self._condition(v)})
+
+        if single and count == 1:
+            stdout_writer()(next(items()) + b"\n")
             getattr(sys.stdout, "buffer", sys.stdout).flush()
             return
-        doc = self._doc_fields(listing, len(items))
+        doc = self._doc_fields(listing, count)
         with JsonStream() as js:
             for key in sorted([*doc, "items"]):
                 if key != "items":
                     js.value(key, doc[key])
                     continue
                 js.open("items", "[")
-                for b in items:
+                for b in items():
                     js.encoded(None, b)
                 js.close()
 
