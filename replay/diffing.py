@@ -9,6 +9,7 @@ details.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,40 @@ def diff_tables(before: dict[str, dict[str, Any]], after: dict[str, dict[str, An
         for i in sorted(set(a) & set(b)):
             if a[i] != b[i]:
                 cs = [c for c in field_changes(b[i], a[i]) if c.path.split(".")[0].split("[")[0] not in ignore]
+                if cs:
+                    chg[i] = cs
+        if add:
+            d.added[kind] = add
+        if rem:
+            d.removed[kind] = rem
+        if chg:
+            d.changed[kind] = chg
+    return d
+
+
+def diff_states(before: Any, after: Any, kinds: Iterable[str] | None = None) -> StateDiff:
+    """:func:`diff_tables` of two states' entities (``kinds``: only those; default every kind),
+    each value with its ``condition``, reading only what differs: an entity both hold with the
+    same canonical bytes is the same value (``ClusterState.same_entity``: mostly without
+    decompressing it), and only the added, removed and changed ones are decoded. ``kmevents diff``
+    at the large profile decoded and copied both states whole first: 3.5 GB, 15 s."""
+    import orjson
+    from kmevents.replay.render import with_condition
+
+    def value(st: Any, kind: str, id: str) -> dict[str, Any]:
+        out: dict[str, Any] = with_condition(orjson.loads(st.entity_bytes(kind, id)))
+        return out
+
+    d = StateDiff()
+    for kind in sorted(set(kinds) if kinds is not None else set(before.kinds) | set(after.kinds)):
+        b = set(before.ids(kind)) if kind in before.kinds else set()
+        a = set(after.ids(kind)) if kind in after.kinds else set()
+        add = {i: value(after, kind, i) for i in sorted(a - b)}
+        rem = {i: value(before, kind, i) for i in sorted(b - a)}
+        chg: dict[str, list[FieldChange]] = {}
+        for i in sorted(a & b):
+            if not before.same_entity(after, kind, i):
+                cs = field_changes(value(before, kind, i), value(after, kind, i))
                 if cs:
                     chg[i] = cs
         if add:

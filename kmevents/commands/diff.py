@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
     from kmevents.kinds import resolve_all
-    from kmevents.replay.diffing import copy_tables, diff_tables
+    from kmevents.replay.diffing import diff_states
     from kmevents.replay.engine import Target, replay
-    from kmevents.replay.render import diff_lines, position_lines, tables_with_conditions
+    from kmevents.replay.render import diff_lines, position_lines
 
     kinds = resolve_all(args.kind)  # an unknown kind fails here, before any replay
     a = Target.of_point(args.from_, known=args.known, param="--from")
@@ -69,15 +69,10 @@ def run(args: argparse.Namespace) -> int:
         async with open_source(args) as o:
             ra = await replay(o.source, o.cluster, a, snapshots=o.snapshots,
                               progress=not args.no_progress, label="replaying --from")
-            ta = copy_tables(ra.state)
-            del ra.state
             rb = await replay(o.source, o.cluster, b, snapshots=o.snapshots,
                               progress=not args.no_progress, label="replaying --to")
-            tb = copy_tables(rb.state)
-        if kinds:
-            ta = {k: v for k, v in ta.items() if k in kinds}
-            tb = {k: v for k, v in tb.items() if k in kinds}
-        d = diff_tables(tables_with_conditions(ta), tables_with_conditions(tb))
+        # both states held, compared entity by entity; only what differs is decoded
+        d = diff_states(ra.state, rb.state, kinds or None)
         incomplete = [f"{name}: {r.incomplete}" for name, r in (("--from", ra), ("--to", rb)) if r.incomplete]
         if args.format == "json":
             emit_json({"from": ra.position(), "to": rb.position(), **d.as_dict()})

@@ -523,6 +523,24 @@ def value_of(table: dict[str, Any], key: str) -> Any:
     return v
 
 
+def same_at_rest(a: dict[str, Any], b: dict[str, Any], key: str) -> bool:
+    """True when ``a[key]`` and ``b[key]`` are provably the same value without decoding either:
+    the same object, or equal stored bytes of two packed tables that rest values alike (plain
+    canonical bytes, or frames of one dictionary: compressing is deterministic). False says
+    nothing: compare their canonical bytes (:func:`packed_bytes`)."""
+    x, y = dict.get(a, key), dict.get(b, key)
+    if x is None or y is None:
+        return False
+    if x is y:
+        return True
+    if type(x) is not bytes or type(y) is not bytes or type(a) is not PackedTable or type(b) is not PackedTable:
+        return False
+    if x[0] == _JSON or y[0] == _JSON:  # plain canonical bytes on either side: equal only if both are
+        return x == y
+    ca, cb = a.codec, b.codec
+    return ca is not None and cb is not None and (ca is cb or ca.raw == cb.raw) and x == y
+
+
 def packed_bytes(table: dict[str, Any], key: str) -> bytes | None:
     """The canonical bytes of ``table[key]`` (None when absent), encoding a hot or plain value."""
     v = dict.get(table, key)

@@ -27,6 +27,7 @@ from kmevents.reducer.packed import (
     condition_counts,
     conditions,
     packed_bytes,
+    same_at_rest,
     value_of,
 )
 from kmevents.reducer.retention import RECENT, RETAINED_KINDS, Retention, new_indexes
@@ -325,6 +326,19 @@ class ClusterState:
 
     def count(self, kind: str) -> int:
         return len(self._tables[kind])
+
+    def same_entity(self, other: ClusterState, kind: str, id: str) -> bool:
+        """Whether ``kind/id`` has the same value here and in ``other`` (both holding it), from
+        their canonical bytes: stored bytes equal under one dictionary need no decompressing
+        (``packed.same_at_rest``)."""
+        if self._stale:
+            materialize(self)
+        if other._stale:
+            materialize(other)
+        mine, theirs = self._tables[kind], other._tables[kind]
+        if same_at_rest(mine, theirs, id):
+            return True
+        return packed_bytes(mine, id) == packed_bytes(theirs, id)
 
     @property
     def dirty_count(self) -> int:

@@ -43,3 +43,72 @@ def test_label_selectors(sel: str, labels: dict[str, str], ok: bool) -> None:
 def test_an_unreadable_selector_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         parse("app=(x")
+
+
+def _states(n_first: int, n_second: int, *, reload: bool) -> tuple[object, object]:
+    """A simulated cluster folded to two offsets (trained packed tables: TRAIN_AT lowered);
+    ``reload``: each through its snapshot, as a replay from the worker's snapshots loads it."""
+    from kmevents.reducer import ClusterState, apply
+    from kmevents.simulate import generate
+
+    events = list(generate("c1", 5, n_second, agents=8))
+    a = ClusterState("c1")
+    for e in events[:n_first]:
+        apply(a, e)
+    b = ClusterState.from_snapshot(a.to_snapshot()) if reload else a.fork()
+    for e in events[n_first:]:
+        apply(b, e)
+    if reload:
+        a = ClusterState.from_snapshot(a.to_snapshot())
+        b = ClusterState.from_snapshot(b.to_snapshot())
+    else:
+        b.freeze()
+    return a, b
+
+
+@pytest.mark.parametrize("reload", [False, True])
+@pytest.mark.parametrize(("n_first", "n_second"), [(1500, 3000), (3000, 3000), (200, 4000)])
+def test_diff_states_is_the_diff_of_both_states_copied_whole(monkeypatch: pytest.MonkeyPatch, reload: bool,
+                                                               n_first: int, n_second: int) -> None:
+    """diff_states reads only what differs and gives what diffing both states' entities, copied
+    whole with their conditions, gives (what `kmevents diff` did before), kind by kind."""
+    from kmevents.reducer import packed
+    from kmevents.replay.diffing import copy_tables, diff_states
+    from kmevents.replay.render import tables_with_conditions
+
+    monkeypatch.setattr(packed, "TRAIN_AT", 64)
+    a, b = _states(n_first, n_second, reload=reload)
+    whole = diff_tables(tables_with_conditions(copy_tables(a)), tables_with_conditions(copy_tables(b)))
+    assert diff_states(a, b).as_dict() == whole.as_dict()
+    assert diff_states(b, a, ["pod", "task"]).as_dict() == diff_tables(
+        tables_with_conditions({k: v for k, v in copy_tables(b).items() if k in ("pod", "task")}),
+        tables_with_conditions({k: v for k, v in copy_tables(a).items() if k in ("pod", "task")})).as_dict()
+    assert (n_first == n_second) is whole.empty is diff_states(a, b).empty
+
+
+def test_diff_states_decodes_only_what_differs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entity both states hold with the same bytes at rest is not decompressed, let alone
+    decoded: the same state against itself decodes nothing."""
+    from kmevents.reducer import packed
+    from kmevents.replay.diffing import diff_states
+
+    monkeypatch.setattr(packed, "TRAIN_AT", 64)
+    a, b = _states(2000, 2000, reload=True)
+    assert type(a.pods) is packed.PackedTable and a.pods.codec is not None
+    calls: list[int] = []
+
+    def count_decompressions(*states: object) -> None:
+        for st in states:
+            for t in st._tables.values():  # type: ignore[attr-defined]
+                codec = getattr(t, "codec", None)
+                if codec is not None:
+                    real = codec.decompress
+                    codec.decompress = lambda data, real=real, **kw: calls.append(1) or real(data, **kw)
+
+    count_decompressions(a, b)
+    assert diff_states(a, b).empty and calls == []
+    a2, b2 = _states(1000, 2000, reload=True)
+    count_decompressions(a2, b2)
+    d = diff_states(a2, b2)
+    changed = sum(len(v) for v in d.changed.values()) + sum(len(v) for v in d.added.values())
+    assert 0 < len(calls) <= 4 * (changed + sum(len(v) for v in d.removed.values())) + 2 * a2.count("pod")
