@@ -214,7 +214,7 @@ def write_state_json(js: JsonStream, pos: dict[str, Any], st: ClusterState, kind
     for k in sorted(kinds or st.kinds):
         js.open(k, "{")
         for i in sorted(st.ids(k)):
-            v = st.entity(k, i)
+            v = st.entity_read(k, i)  # (decoded for the writing, not kept: a kind is not held decoded)
             if v is not None:
                 js.value(i, with_condition(v))
         js.close()
