@@ -98,5 +98,21 @@ def run_kmevents_tree(argv: list[str], env: dict[str, str]) -> tuple[float, floa
         return wall, peak_of(fig), tree_peak_of(fig), proc.stdout.decode()
 
 
+def run_kmevents_to_file(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """:func:`run_kmevents` with its stdout written to a file, not held here (a listing of a large
+    state is hundreds of MB): wall seconds, its own peak RSS (MiB), the bytes it wrote."""
+    with tempfile.TemporaryDirectory() as d:
+        fig, out = Path(d) / "peak.json", Path(d) / "stdout"
+        with out.open("wb") as f:
+            t = time.perf_counter()
+            proc = subprocess.run(wrap([sys.executable, "-m", "kmevents.cli", *argv], fig),
+                                  env={**os.environ, **env}, stdout=f, stderr=subprocess.PIPE, check=False)
+            wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise RuntimeError(f"kmevents {' '.join(argv)} failed ({proc.returncode}): "
+                               f"{proc.stderr.decode(errors='replace')[-1500:]}")
+        return wall, peak_of(fig), out.stat().st_size
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
