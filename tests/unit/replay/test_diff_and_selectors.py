@@ -72,9 +72,10 @@ def test_diff_states_is_the_diff_of_both_states_copied_whole(monkeypatch: pytest
                                                                n_first: int, n_second: int) -> None:
     """diff_states reads only what differs and gives what diffing both states' entities, copied
     whole with their conditions, gives (what `kmevents diff` did before), kind by kind."""
-    from kmevents.reducer import packed
     from kmevents.replay.diffing import copy_tables, diff_states
     from kmevents.replay.render import tables_with_conditions
+
+    from kmevents.reducer import packed
 
     monkeypatch.setattr(packed, "TRAIN_AT", 64)
     a, b = _states(n_first, n_second, reload=reload)
@@ -89,8 +90,9 @@ def test_diff_states_is_the_diff_of_both_states_copied_whole(monkeypatch: pytest
 def test_diff_states_decodes_only_what_differs(monkeypatch: pytest.MonkeyPatch) -> None:
     """An entity both states hold with the same bytes at rest is not decompressed, let alone
     decoded: the same state against itself decodes nothing."""
-    from kmevents.reducer import packed
     from kmevents.replay.diffing import diff_states
+
+    from kmevents.reducer import packed
 
     monkeypatch.setattr(packed, "TRAIN_AT", 64)
     a, b = _states(2000, 2000, reload=True)
