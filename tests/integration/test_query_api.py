@@ -167,6 +167,28 @@ def test_time_travel_by_offset_and_source_time_equals_the_fold_of_that_prefix(en
     assert r.status_code == 200 and r.json()["leader"] is None
 
 
+def test_pages_of_a_point_in_time_list_follow_continue_tokens(env: Env) -> None:
+    """A point-in-time list pages through the held state's ids sorted once (state_routes.sorted_ids):
+    the pages, token after token, are the fold's ids in order, each once; a filter still applies."""
+    c = env.s.cluster
+    path = f"/v1/clusters/{c}/tasks"
+    ids: list[str] = []
+    token = None
+    pages = 0
+    while True:
+        r = get(env, path, offset=1499, limit=7, **({"continue": token} if token else {}))
+        assert r.status_code == 200, r.text
+        ids += [t["id"] for t in r.json()["items"]]
+        pages += 1
+        token = r.json()["continue"]
+        if not token:
+            break
+    st, _ = fold(env.events[:1500], cluster=c)
+    assert ids == sorted(i for i, _ in st.entities("task")) and pages > 2
+    running = [t["id"] for t in get(env, path, offset=1499, limit=1000, state="TASK_RUNNING").json()["items"]]
+    assert running == sorted(i for i, t in st.entities("task") if t["state"] == "TASK_RUNNING")
+
+
 def test_tokens_scopes_clusters_and_namespaces(env: Env) -> None:
     c = env.s.cluster
     path = f"/v1/clusters/{c}/pods"
