@@ -247,13 +247,17 @@ async def open_index(opened: Any) -> Indexed:
     if client is None:
         return Indexed([], opened.snapshots, scanned="etcd (where the worker keeps the index) is not reachable "
                        "or not used for this source")
-    return await read_index(opened.settings, client, opened.cluster, opened.snapshots)
+    return await read_index(opened.settings, client, opened.cluster, opened.snapshots,
+                            reader_of=getattr(opened, "snapshot_points", None))
 
 
-async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapshots | None) -> Indexed:
+async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapshots | None, *,
+                     reader_of: Any = None) -> Indexed:
     """The cluster's touched-entity index read from etcd through ``client`` (empty, saying why,
-    when it cannot be read), with the snapshots its folds start from."""
-    reader_of = getattr(snapshots, "reader_of", None)  # the API's kept-open readers of the snapshots topic
+    when it cannot be read), with the snapshots its folds start from. ``reader_of``: kept-open
+    readers of the snapshots topic by partition for its records (a command's:
+    ``Opened.snapshot_points``); default the snapshot store's (the API's)."""
+    reader_of = reader_of or getattr(snapshots, "reader_of", None)
     try:
         blocks = await touched.read_blocks(settings, client, cluster, reader_of=reader_of)
         # the open block so far (the records past the last closed one up to the worker's last batch):

@@ -34,6 +34,16 @@ class Opened:
     #: the connected etcd client when one was opened (the snapshot store's): history reads
     #: the touched-entity index through it
     client: Any = None
+    #: ``(snapshot partition) -> reader`` kept open for the command, of fetches sized for one chunk
+    #: (:data:`SNAPSHOT_POINT_FETCH_BYTES`): for many scattered records of the snapshots topic, as a
+    #: history reads its versions records and the touched index's groups (each read through a consumer
+    #: of its own started 38 consumers for an agent's history at the large profile). None: no Kafka.
+    snapshot_points: Any = None
+
+
+#: A fetch of :attr:`Opened.snapshot_points`' readers: one chunk of the snapshots topic (1 MiB at most)
+#: and its framing; a versions record is ~0.2 MB at the large profile.
+SNAPSHOT_POINT_FETCH_BYTES = 1_100_000
 
 
 def archive_paths(items: list[str]) -> list[Path]:
@@ -80,6 +90,19 @@ async def open_log(settings: Settings, *, cluster: str | None = None, read_from:
     store: Snapshots | None = None
     client = None
     reader = point_reader = None
+    #: the snapshots topic's readers of scattered records by partition (``Opened.snapshot_points``),
+    #: made when first used and kept open for the command
+    snapshot_readers: dict[int, Any] = {}
+
+    def snapshot_points(p: int) -> Any:
+        from kmevents.adapters import kafka as kafka_adapter
+
+        r = snapshot_readers.get(p)
+        if r is None:
+            r = snapshot_readers[p] = kafka_adapter.PartitionReader(
+                settings.kafka, settings.kafka.snapshots_topic, p, max_bytes=SNAPSHOT_POINT_FETCH_BYTES)
+        return r
+
     try:
         if use_kafka:
             from kmevents.adapters import etcd as etcd_adapter
@@ -123,9 +146,10 @@ async def open_log(settings: Settings, *, cluster: str | None = None, read_from:
             own = ArchiveSnapshots(carried)
             store = own if store is None else CombinedSnapshots([own, store])
         src: Source = sources[0] if len(sources) == 1 else MergedSource(sources)
-        yield Opened(src, cluster, settings, store, use_kafka, client)
+        yield Opened(src, cluster, settings, store, use_kafka, client,
+                     snapshot_points=snapshot_points if use_kafka else None)
     finally:
-        for r in (reader, point_reader):
+        for r in (reader, point_reader, *snapshot_readers.values()):
             if r is not None:
                 with contextlib.suppress(Exception):
                     await r.close()

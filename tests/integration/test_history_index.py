@@ -278,6 +278,26 @@ async def test_history_reads_the_workers_versions_records_and_the_open_blocks_pa
         rel = await history.related(o.source, o.cluster, "pod", [quiet[0]], None, progress=False, index=idx)
         await history.collect(o.source, o.cluster, rel, progress=False, index=idx)
     assert idx.folded >= 1
+    # the records come through one kept-open reader of the snapshots topic (Opened.snapshot_points),
+    # not a consumer started for each (an agent's history at the large profile started 38)
+    import aiokafka
+
+    starts: list[int] = []
+    real = aiokafka.AIOKafkaConsumer.start
+
+    async def counted(self: Any) -> None:
+        starts.append(1)
+        await real(self)
+
+    aiokafka.AIOKafkaConsumer.start = counted  # type: ignore[method-assign]
+    try:
+        async with open_log(s) as o:
+            idx = await history.open_index(o)
+            rel = await history.related(o.source, o.cluster, "pod", [quiet[0]], None, progress=False, index=idx)
+            await history.collect(o.source, o.cluster, rel, progress=False, index=idx)
+    finally:
+        aiokafka.AIOKafkaConsumer.start = real  # type: ignore[method-assign]
+    assert idx.served >= 2 and len(starts) <= 3, (idx.served, len(starts))
 
 
 async def test_history_waits_briefly_for_a_live_worker_to_index_the_last_records_and_not_for_a_stopped_one(
