@@ -85,6 +85,10 @@ def test_a_commands_result_is_never_turned_into_text() -> None:
     async def main() -> Big:
         return Big()
 
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # (asyncio.run's path that formats it)
-    got = run(main)
+    # asyncio.run takes that path when SIGINT has Python's default handler (a test runner may have its own)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        got = run(main)
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert isinstance(got, Big) and calls == []
