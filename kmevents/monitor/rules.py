@@ -109,6 +109,8 @@ class StateView(Protocol):
 
     def entity(self, kind: str, id: str) -> Any: ...
 
+    def condition_counts(self, kind: str) -> Any: ...
+
 
 @dataclass
 class Alert:
@@ -406,7 +408,9 @@ class RuleEngine:
                 add("kube_system_down", comp, f"kube-system component {comp} has no running pod", {"component": comp},
                     since)
         if pending:
-            outstanding = sum(1 for _, o in st.entities("offer") if o.get("status") == "outstanding")
+            # counted from the offers' conditions (an offer's is its status): a packed table knows them
+            # without decoding its values; each evaluation decoded every offer
+            outstanding = st.condition_counts("offer").get("outstanding", 0)
             declines = self.declines.counts().get("cluster", (0, 0, 0))[0]
             if outstanding == 0 or declines >= self.t.offer_declines_per_window:
                 why = "no offer outstanding" if outstanding == 0 else f"{declines} offers declined in the window"

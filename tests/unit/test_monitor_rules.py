@@ -45,6 +45,13 @@ class FakeState:
     def entity(self, kind: str, id: str) -> Any:
         return self.tables.get(kind, {}).get(id)
 
+    def condition_counts(self, kind: str) -> Any:
+        from collections import Counter
+
+        from kmevents.reducer.conditions import condition
+
+        return Counter(condition(v) for _, v in self.entities(kind))
+
 
 def engine(**kw: Any) -> RuleEngine:
     return RuleEngine("c", MonitorSettings(**kw))
