@@ -35,7 +35,10 @@ def frame(m: ClusterMonitor, *, max_rows: int = 15) -> Group:
     agents = sorted(st.entities("agent"), key=lambda kv: str(kv[1].get("hostname")))
     tasks = list(st.entities("task"))
     running_by_agent = Counter(t.get("agent_id") for _, t in tasks if t.get("state") == "TASK_RUNNING")
-    offers_by_agent = Counter(o.get("agent_id") for _, o in st.entities("offer") if o.get("status") == "outstanding")
+    # only the outstanding offers decoded (an offer's condition is its status; the others are known
+    # from the table's notes): a frame decoded every offer
+    offers_by_agent = Counter((st.entity_read("offer", i) or {}).get("agent_id")
+                              for i, c in st.conditions("offer") if c == "outstanding")
     at = Table(title=f"agents ({len(agents)}: {dict(Counter(a.get('status') for _, a in agents))})",
                expand=True, title_justify="left")
     for col in ("agent", "status", "cpus alloc/offer/total", "mem alloc/total (MiB)", "running", "offers"):
