@@ -9,7 +9,7 @@ details.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,20 +79,8 @@ def diff_tables(before: dict[str, dict[str, Any]], after: dict[str, dict[str, An
     d = StateDiff()
     for kind in sorted(set(before) | set(after)):
         b, a = before.get(kind, {}), after.get(kind, {})
-        add = {i: a[i] for i in sorted(set(a) - set(b))}
-        rem = {i: b[i] for i in sorted(set(b) - set(a))}
-        chg: dict[str, list[FieldChange]] = {}
-        for i in sorted(set(a) & set(b)):
-            if a[i] != b[i]:
-                cs = [c for c in field_changes(b[i], a[i]) if c.path.split(".")[0].split("[")[0] not in ignore]
-                if cs:
-                    chg[i] = cs
-        if add:
-            d.added[kind] = add
-        if rem:
-            d.removed[kind] = rem
-        if chg:
-            d.changed[kind] = chg
+        _diff_kind(d, kind, set(b), set(a), b.__getitem__, a.__getitem__, lambda i, a=a, b=b: a[i] == b[i],
+                   ignore)
     return d
 
 
@@ -105,33 +93,33 @@ def diff_states(before: Any, after: Any, kinds: Iterable[str] | None = None) -> 
     import orjson
     from kmevents.replay.render import with_condition
 
-    def value(st: Any, kind: str, id: str) -> dict[str, Any]:
-        out: dict[str, Any] = with_condition(orjson.loads(st.entity_bytes(kind, id)))
-        return out
+    def value(st: Any, kind: str) -> Callable[[str], dict[str, Any]]:
+        return lambda id: with_condition(orjson.loads(st.entity_bytes(kind, id)))  # type: ignore[no-any-return]
 
     d = StateDiff()
     for kind in sorted(set(kinds) if kinds is not None else set(before.kinds) | set(after.kinds)):
         b = set(before.ids(kind)) if kind in before.kinds else set()
         a = set(after.ids(kind)) if kind in after.kinds else set()
-        add = {i: value(after, kind, i) for i in sorted(a - b)}
-        rem = {i: value(before, kind, i) for i in sorted(b - a)}
-        chg: dict[str, list[FieldChange]] = {}
-        for i in sorted(a & b):
-            if not before.same_entity(after, kind, i):
-                cs = field_changes(value(before, kind, i), value(after, kind, i))
-                if cs:
-                    chg[i] = cs
-        if add:
-            d.added[kind] = add
-        if rem:
-            d.removed[kind] = rem
-        if chg:
-            d.changed[kind] = chg
+        _diff_kind(d, kind, b, a, value(before, kind), value(after, kind),
+                   lambda i, kind=kind: before.same_entity(after, kind, i))
     return d
 
 
-def copy_tables(state: Any) -> dict[str, dict[str, Any]]:
-    """A deep, independent copy of a ClusterState's entities (its dicts are live)."""
-    import orjson
-
-    return {k: orjson.loads(orjson.dumps(dict(state.entities(k)))) for k in state.kinds}
+def _diff_kind(d: StateDiff, kind: str, b: set[str], a: set[str], before: Callable[[str], Any],
+               after: Callable[[str], Any], same: Callable[[str], bool], ignore: frozenset[str] = frozenset()) -> None:
+    """One kind's entities added, removed and changed into ``d``: ids ``b`` before and ``a`` after,
+    their values read through ``before``/``after`` (only those added, removed or not ``same``)."""
+    add = {i: after(i) for i in sorted(a - b)}
+    rem = {i: before(i) for i in sorted(b - a)}
+    chg: dict[str, list[FieldChange]] = {}
+    for i in sorted(a & b):
+        if not same(i):
+            cs = [c for c in field_changes(before(i), after(i)) if c.path.split(".")[0].split("[")[0] not in ignore]
+            if cs:
+                chg[i] = cs
+    if add:
+        d.added[kind] = add
+    if rem:
+        d.removed[kind] = rem
+    if chg:
+        d.changed[kind] = chg

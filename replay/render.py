@@ -226,11 +226,6 @@ def with_condition(value: dict[str, Any]) -> dict[str, Any]:
     return {**value, "condition": condition(value)}
 
 
-def tables_with_conditions(tables: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``{kind: {id: value}}`` with each value's ``condition``."""
-    return {k: {i: with_condition(v) for i, v in ents.items()} for k, ents in tables.items()}
-
-
 def value_text(v: Any) -> str:
     """A value as a person reads it in a diff: JSON (``"Running"``, ``null``, ``{"cpus":1}``),
     never a Python repr (``'Running'``, ``None``)."""
