@@ -87,16 +87,18 @@ def _lag(v: Any) -> str:
     return "n/a" if v is None else f"{v:+.3f}s"
 
 
-def _encode(value: Any) -> bytes:
+def _encode(value: Any, *, indent: bool = True) -> bytes:
     """``value`` as ``emit_json`` encodes it (indent 2, sorted keys, ``str`` for the unknown;
-    the standard library only for what orjson refuses: an integer beyond 64 bits)."""
+    the standard library only for what orjson refuses: an integer beyond 64 bits); without
+    ``indent``, on one line (what ``get`` keeps of an item until it writes it)."""
     import orjson
 
     try:
-        return orjson.dumps(value, default=str,
-                            option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(value, default=str, option=(orjson.OPT_INDENT_2 if indent else 0)
+                            | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except TypeError:
-        return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False).encode()
+        return json.dumps(value, indent=2 if indent else None, sort_keys=True, default=str,
+                          ensure_ascii=False).encode()
 
 
 def stdout_writer() -> Callable[[bytes], Any]:

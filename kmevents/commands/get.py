@@ -242,19 +242,12 @@ async def _replayed(args: argparse.Namespace, kinds_: list[str], target: Any, sh
 
 
 def _compact(doc: dict[str, Any]) -> bytes:
-    """An item of -o json kept until it is written: compact, as ``render._encode`` would read it back
-    (``str`` for the unknown; an integer beyond 64 bits through the standard library)."""
-    import json
+    """An item of -o json kept until it is written: ``render._encode``'s bytes on one line, as a
+    copy of their size: orjson's result keeps its whole output buffer (~8 KiB for a pod of ~1.3 KB;
+    144k pods kept so were 1.2 GB at the large profile)."""
+    from kmevents.replay.render import _encode
 
-    import orjson
-
-    try:
-        data = orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        return json.dumps(doc, default=str, ensure_ascii=False).encode()
-    # a copy of its size: orjson's result keeps its whole output buffer (~8 KiB for a pod of ~1.3 KB;
-    # 144k pods kept so were 1.2 GB at the large profile)
-    return b"".join((data, b""))
+    return b"".join((_encode(doc, indent=False), b""))
 
 
 def _name_of(kind: str, id: str, val: dict[str, Any], held: dict[str, str]) -> None:
