@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _tree_rss_kib(root: int) -> int:
@@ -84,18 +85,25 @@ def run_kmevents(argv: list[str], env: dict[str, str]) -> tuple[float, float, st
     return wall, peak, out
 
 
+def _run(argv: list[str], env: dict[str, str], fig: Path, stdout: Any) -> tuple[float, bytes]:
+    """``kmevents ARGV`` in a child measured into ``fig``, its stdout to ``stdout``: its wall seconds
+    and stdout (empty when it went elsewhere). Raises RuntimeError with its stderr's tail when it fails."""
+    t = time.perf_counter()
+    proc = subprocess.run(wrap([sys.executable, "-m", "kmevents.cli", *argv], fig), env={**os.environ, **env},
+                          stdout=stdout, stderr=subprocess.PIPE, check=False)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"kmevents {' '.join(argv)} failed ({proc.returncode}): "
+                           f"{proc.stderr.decode(errors='replace')[-1500:]}")
+    return wall, proc.stdout or b""
+
+
 def run_kmevents_tree(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
     """:func:`run_kmevents` with the peak of its whole process tree's RSS (MiB) too."""
     with tempfile.TemporaryDirectory() as d:
         fig = Path(d) / "peak.json"
-        t = time.perf_counter()
-        proc = subprocess.run(wrap([sys.executable, "-m", "kmevents.cli", *argv], fig), env={**os.environ, **env},
-                              capture_output=True, check=False)
-        wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            raise RuntimeError(f"kmevents {' '.join(argv)} failed ({proc.returncode}): "
-                               f"{proc.stderr.decode(errors='replace')[-1500:]}")
-        return wall, peak_of(fig), tree_peak_of(fig), proc.stdout.decode()
+        wall, out = _run(argv, env, fig, subprocess.PIPE)
+        return wall, peak_of(fig), tree_peak_of(fig), out.decode()
 
 
 def run_kmevents_to_file(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
@@ -104,13 +112,7 @@ def run_kmevents_to_file(argv: list[str], env: dict[str, str]) -> tuple[float, f
     with tempfile.TemporaryDirectory() as d:
         fig, out = Path(d) / "peak.json", Path(d) / "stdout"
         with out.open("wb") as f:
-            t = time.perf_counter()
-            proc = subprocess.run(wrap([sys.executable, "-m", "kmevents.cli", *argv], fig),
-                                  env={**os.environ, **env}, stdout=f, stderr=subprocess.PIPE, check=False)
-            wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            raise RuntimeError(f"kmevents {' '.join(argv)} failed ({proc.returncode}): "
-                               f"{proc.stderr.decode(errors='replace')[-1500:]}")
+            wall, _ = _run(argv, env, fig, f)
         return wall, peak_of(fig), out.stat().st_size
 
 
