@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 _MISSING = object()
@@ -79,9 +80,12 @@ def diff_tables(before: dict[str, dict[str, Any]], after: dict[str, dict[str, An
     d = StateDiff()
     for kind in sorted(set(before) | set(after)):
         b, a = before.get(kind, {}), after.get(kind, {})
-        _diff_kind(d, kind, set(b), set(a), b.__getitem__, a.__getitem__, lambda i, a=a, b=b: a[i] == b[i],
-                   ignore)
+        _diff_kind(d, kind, set(b), set(a), b.__getitem__, a.__getitem__, partial(_equal, b, a), ignore)
     return d
+
+
+def _equal(b: dict[str, Any], a: dict[str, Any], i: str) -> bool:
+    return bool(a[i] == b[i])
 
 
 def diff_states(before: Any, after: Any, kinds: Iterable[str] | None = None) -> StateDiff:
@@ -94,14 +98,16 @@ def diff_states(before: Any, after: Any, kinds: Iterable[str] | None = None) -> 
     from kmevents.replay.render import with_condition
 
     def value(st: Any, kind: str) -> Callable[[str], dict[str, Any]]:
-        return lambda id: with_condition(orjson.loads(st.entity_bytes(kind, id)))  # type: ignore[no-any-return]
+        def read(id: str) -> dict[str, Any]:
+            out: dict[str, Any] = with_condition(orjson.loads(st.entity_bytes(kind, id)))
+            return out
+        return read
 
     d = StateDiff()
     for kind in sorted(set(kinds) if kinds is not None else set(before.kinds) | set(after.kinds)):
         b = set(before.ids(kind)) if kind in before.kinds else set()
         a = set(after.ids(kind)) if kind in after.kinds else set()
-        _diff_kind(d, kind, b, a, value(before, kind), value(after, kind),
-                   lambda i, kind=kind: before.same_entity(after, kind, i))
+        _diff_kind(d, kind, b, a, value(before, kind), value(after, kind), partial(before.same_entity, after, kind))
     return d
 
 
