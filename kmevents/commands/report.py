@@ -33,7 +33,14 @@ periods, the service levels, the capacity series, and every notable event
 (the first 20,000; "events_not_listed" counts the rest).
 
 --from/--to are SOURCE times (ISO 8601 with a zone, epoch ms, -2h); default:
-the whole log.
+the whole log. With --from, the replay starts from the newest snapshot whose
+events all happened before the window by more than the monitoring rules'
+lookback (their rate window, or a source stream's silence, whichever is
+longer: 301 s by default), not from the log's first event: a report of the last
+hour of a long log reads about an hour of it. What the entities hold (agents'
+down periods, leaders, endpoints) is as if the whole log had been read; the
+source streams the source_silent rule watches are those heard from the
+snapshot on. --no-snapshots reads the whole log.
 """
 
 
@@ -48,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tz", metavar="ZONE", default=None,
                    help="the zone the page writes times in: an IANA name (Europe/Berlin), local, an offset "
                         "(+02:00) or UTC; default the global --tz, else KMEVENTS_TZ, else UTC")
-    add_source_flags(p, snapshots=False, formats=("html", "json"))
+    add_source_flags(p, formats=("html", "json"))
     p.set_defaults(func=run)
 
 
@@ -77,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
         check_output(out)  # before the replay, not after it
 
     async def main() -> int:
-        async with open_source(args, want_snapshots=False) as o:
-            d = await data.collect(o.source, o.cluster, start, end, thresholds=o.settings.monitor, tz=tz)
+        async with open_source(args) as o:
+            d = await data.collect(o.source, o.cluster, start, end, thresholds=o.settings.monitor, tz=tz,
+                                   snapshots=o.snapshots, progress=not args.no_progress)
         doc = d.as_dict()
         body = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n" if as_json else html.render(doc).encode()
         if out == "-":
@@ -89,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         failovers = sum(1 for x in d.leaders if x["failover"])
         print(f"wrote {out}: {d.events_in_window:,} events, {failovers} leader changes, {len(d.alerts)} alerts, "
               f"{len(d.agents)} agents ({sum(1 for a in d.agents if a['down'])} down at some point), "
-              f"{len(d.pod_latency)} pod latencies")
+              f"{len(d.pod_latency)} pod latencies; " + (f"read from the snapshot at offset {d.seeded_at}"
+                                                         if d.seeded_at is not None else "read from the log's start"))
         return 0
 
     return run_async(main)

@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 from kmevents.jsonobj import obj
 from kmevents.reducer.conditions import condition
-from kmevents.reducer.packed import PackedTable, decoded
+from kmevents.reducer.packed import PackedTable, decoded, value_of
 from kmevents.timespec import iso_of_micros, micros_of
 
 SEVERITY = {
@@ -95,6 +95,26 @@ def _may_matter(pid: str, p: dict[str, Any]) -> bool:
 def _unbound_pending(p: dict[str, Any]) -> bool:
     """A pending pod no host was bound for, with its creation time (``offer_starvation``'s)."""
     return bool(p.get("phase") == "Pending" and not p.get("binding_host") and p.get("created_at"))
+
+
+def _endpoints_verdict(sid: str, svc: dict[str, Any]) -> tuple[str, str] | None:
+    """``(rule, summary)`` when service ``svc``'s observed endpoints are not its ready pods
+    (``service_without_endpoints``, ``service_endpoints_mismatch``), else None: what the rules
+    derive from one service's value alone."""
+    if not svc.get("selector"):
+        return None
+    obs_doc = svc.get("endpoints_observed")
+    if obs_doc is None:
+        return None  # the endpoints controller has not reported on it yet
+    derived = set(svc.get("endpoints_derived") or [])
+    observed = {f"{(a.get('pod') or {}).get('namespace')}/{(a.get('pod') or {}).get('name')}"
+                for a in (obs_doc.get("addresses") or []) if a.get("pod")}
+    if derived and not observed:
+        return "service_without_endpoints", f"service {sid} has no endpoints while {len(derived)} pods are ready"
+    if observed != derived:
+        return "service_endpoints_mismatch", (f"service {sid}: endpoints differ from ready pods (missing "
+                                              f"{len(derived - observed)}, extra {len(observed - derived)})")
+    return None
 
 
 def _live(p: dict[str, Any]) -> bool:
@@ -206,6 +226,13 @@ class RuleEngine:
         #: pod id -> (its value's stored bytes, the value if a state rule may read it, else None):
         #: see ``_pods``
         self._pod_memo: dict[str, tuple[bytes, Any]] = {}
+        #: with :meth:`track_pods`: pods changed since the last evaluation (None: not tracked), and
+        #: the pods that may matter (``_may_matter``) by id, of the table ``_matter_of``
+        self._changed: set[str] | None = None
+        self._matter: dict[str, Any] | None = None
+        self._matter_of: Any = None
+        #: service id -> (its value's stored bytes, what the endpoint rules found): see ``_services``
+        self._svc_memo: dict[str, tuple[bytes, tuple[str, str] | None]] = {}
         self.lost = _Window(w)
         self.evictions = _Window(w)
         self.flaps = _Window(w)
@@ -345,24 +372,10 @@ class RuleEngine:
                 if held is not None:
                     add("rc_below_desired", rid, f"RC {rid} has {have} of {want} replicas for {held:.0f}s",
                         {"rc": rid}, iso_of_micros(self.since[fp]), held)
-        for sid, svc in st.entities("service"):
-            if not svc.get("selector"):
+        for sid, verdict in self._services(st):
+            if verdict is None:
                 continue
-            derived = set(svc.get("endpoints_derived") or [])
-            obs_doc = svc.get("endpoints_observed")
-            if obs_doc is None:
-                continue  # the endpoints controller has not reported on it yet
-            observed = {f"{(a.get('pod') or {}).get('namespace')}/{(a.get('pod') or {}).get('name')}"
-                        for a in (obs_doc.get("addresses") or []) if a.get("pod")}
-            if derived and not observed:
-                rule = "service_without_endpoints"
-                summary = f"service {sid} has no endpoints while {len(derived)} pods are ready"
-            elif observed != derived:
-                rule = "service_endpoints_mismatch"
-                summary = (f"service {sid}: endpoints differ from ready pods (missing {len(derived - observed)}, "
-                           f"extra {len(observed - derived)})")
-            else:
-                continue
+            rule, summary = verdict
             fp = f"{self.cluster}|{rule}|{sid}"
             seen.add(fp)
             held = self._held(rule, sid, None, self.t.service_mismatch_seconds)
@@ -397,7 +410,7 @@ class RuleEngine:
         for vid, nodes in sorted(attached.items()):
             if len(nodes) > 1:
                 add("volume_multi_attach", vid, f"volume {vid} attached on {len(nodes)} nodes: "
-                    + ", ".join(f"{n} ({', '.join(ps)})" for n, ps in sorted(nodes.items())),
+                    + ", ".join(f"{n} ({', '.join(sorted(ps))})" for n, ps in sorted(nodes.items())),
                     {"volume": vid}, None, float(len(nodes)))
         for comp, _, _ in comps:
             pods = comp_pods[comp]
@@ -421,6 +434,38 @@ class RuleEngine:
             del self.since[fp]  # the condition ended: a new occurrence starts its own clock
         return out
 
+    def _services(self, st: StateView) -> Any:
+        """``(id, _endpoints_verdict)`` of every service. From a packed table, a service at rest
+        whose stored bytes are the very object of the last evaluation is not decoded again (its
+        verdict is remembered): at the large profile the services' endpoint lists were a fifth
+        of a report's evaluations (BENCHMARKS.md, "The report from a snapshot")."""
+        table = getattr(st, "services", None)
+        if type(table) is not PackedTable:
+            for sid, svc in st.entities("service"):
+                yield sid, _endpoints_verdict(sid, svc)
+            return
+        memo, kept = self._svc_memo, {}
+        for sid, stored in dict.items(table):
+            if type(stored) is not bytes:  # hot: a dict the fold may change in place
+                yield sid, _endpoints_verdict(sid, stored)
+                continue
+            hit = memo.get(sid)
+            if hit is None or hit[0] is not stored:
+                hit = (stored, _endpoints_verdict(sid, decoded(table, stored)))
+            kept[sid] = hit
+            yield sid, hit[1]
+        self._svc_memo = kept
+
+    def track_pods(self) -> None:
+        """The caller will tell :meth:`pod_changed` of every pod the state's fold changes from
+        now on (a report's collector sees every change): an evaluation then reads only the pods
+        changed since the last one, not every pod of the state (~160k at the large profile)."""
+        self._changed = set()
+
+    def pod_changed(self, pid: str) -> None:
+        if self._changed is not None:
+            self._changed.add(pid)
+
     def _pods(self, st: StateView) -> Any:
         """``(id, value)`` of every pod the state rules may fire on: the same as
         ``st.entities("pod")`` for them. From a packed table, a pod at rest whose stored bytes
@@ -432,6 +477,9 @@ class RuleEngine:
         table = getattr(st, "pods", None)
         if type(table) is not PackedTable:
             yield from st.entities("pod")
+            return
+        if self._changed is not None:
+            yield from self._tracked_pods(table)
             return
         memo, kept = self._pod_memo, {}
         for pid, stored in dict.items(table):
@@ -446,6 +494,30 @@ class RuleEngine:
             if hit[1] is not None:
                 yield pid, hit[1]
         self._pod_memo = kept
+
+    def _tracked_pods(self, table: PackedTable) -> Any:
+        """``_pods`` with :meth:`track_pods`: the pods that may matter are kept by id, and only
+        those changed since the last evaluation are read again (the first evaluation, or one of
+        another table, reads them all). A value kept may be a hot dict the fold changes in
+        place: every such change is a change told to :meth:`pod_changed`, read at the next one."""
+        changed, matter = self._changed, self._matter
+        assert changed is not None
+        if matter is None or self._matter_of is not table:
+            matter = {}
+            for pid, stored in dict.items(table):
+                p = decoded(table, stored)
+                if _may_matter(pid, p):
+                    matter[pid] = p
+            self._matter, self._matter_of = matter, table
+        else:
+            for pid in changed:
+                p = value_of(table, pid)
+                if p is not None and _may_matter(pid, p):
+                    matter[pid] = p
+                else:
+                    matter.pop(pid, None)
+        changed.clear()
+        yield from matter.items()
 
     def evaluate(self, state: StateView | None, *, now_ms: int, catching_up: bool = False,
                  lag: dict[int, int] | None = None, dead_letters: int | None = None) -> list[Alert]:

@@ -25,6 +25,7 @@ HTML page embeds the same document without its ``events`` list.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ from kmevents.reducer import ClusterState
 from kmevents.reducer.conditions import condition
 from kmevents.report import axis, timeline
 from kmevents.settings import MonitorSettings
+from kmevents.store.snapshots import Loaded, Snapshots
 from kmevents.timespec import iso_of_micros, micros_of
 
 NOTABLE = {"agent.added", "agent.removed", "agent.reregistered", "agent.draining", "agent.deactivated",
@@ -44,8 +46,26 @@ BAD_STATES = {"TASK_LOST", "TASK_FAILED", "TASK_UNREACHABLE", "TASK_ERROR", "TAS
 BAD_TYPES = {"agent.removed", "pod.evicted", "master.error", "master.heartbeat_lost", "framework.removed"}
 #: Drawn as the failovers lane's own marks (from the cluster entity), not as counted events.
 LEADER_TYPES = {"master.elected", "scheduler.leader_elected"}
+log = logging.getLogger("kmevents.report")
+
 #: Notable events listed one by one in the JSON (all of them are counted in the marks).
 MAX_EVENTS = 20000
+
+
+def lookback_us(t: MonitorSettings) -> int:
+    """How long before its window a report that starts from a snapshot starts reading events
+    (µs of source time): the rules' rate window (an event older than it at the window's start
+    counts in none the rules evaluate in the window) or a source's silence that fires
+    ``source_silent``, whichever is longer, and a second."""
+    return int((max(t.window_seconds, t.silent_seconds) + 1) * 1_000_000)
+
+
+def _since(item: tuple[str, dict[str, Any]]) -> str:
+    return str(item[1].get("since") or "")
+
+
+def _has_endpoints(svc: dict[str, Any] | None) -> bool:
+    return bool(((svc or {}).get("endpoints_observed") or {}).get("addresses"))
 
 
 def percentiles(xs: list[float]) -> dict[str, float | int | None]:
@@ -81,6 +101,8 @@ class ReportData:
     events_in_window: int = 0
     first_offset: int | None = None
     last_offset: int | None = None
+    #: the offset of the snapshot the replay started from (:meth:`Collector.seed`); None: the log's start
+    seeded_at: int | None = None
 
     @property
     def start(self) -> str:
@@ -131,12 +153,15 @@ class Collector:
         self.step = max(1, (end_us - start_us) // samples)
         self.next_sample = start_us
         self.engine = RuleEngine(cluster, thresholds or MonitorSettings())
+        self.engine.track_pods()  # (the hook tells it of every pod changed)
         self.next_eval = start_us
-        self.created: dict[str, int] = {}
-        self.ran: set[str] = set()
+        self.created: dict[str, str] = {}  # pod id -> created_at of the pod of that id seen last
+        self.ran: set[str] = set()  # pods (of their latest creation) seen Running
         self.waiting: list[dict[str, Any]] = []  # agent lost -> RCs to recover
         self.svc_state: dict[str, tuple[int, bool]] = {}  # service -> (since µs, has endpoints)
         self.svc_up: dict[str, int] = {}
+        self.svc_listed: set[str] = set()  # services that existed at some point of the window
+        self.reached_window = False  # an event at or after the window's start was read
         self.hosts: dict[str, str] = {}  # agent id -> host name
         self.host_ids: dict[str, dict[str, str]] = {}  # host -> {agent id: status}
         self.down = timeline.Periods("active")  # per host
@@ -147,10 +172,38 @@ class Collector:
         self.scheduler_leader: str | None = None
         self.masters: dict[str, str] = {}  # master id -> host name
         self.firing: dict[str, dict[str, Any]] = {}  # alert fingerprint -> its interval
-        self.running: dict[str, set[str]] = {}  # agent id -> ids of its Running pods (_running_on)
+        #: agent id -> ids of its Running pods (_running_on); None until an agent is lost in the window
+        self.running: dict[str, set[str]] | None = None
         self.running_agent: dict[str, str] = {}  # pod id -> the agent it runs on
         self.seen_lo: int | None = None  # the source times of the cluster's first and last events (µs)
         self.seen_hi: int | None = None
+
+    def seed(self, st: ClusterState) -> None:
+        """Start from ``st``, a snapshot's state, instead of the log's first event: what the
+        collection keeps of the time before its window, derived from the entities.
+
+        Every event ``st`` applied must have occurred before the window's start by more than
+        the rules' rate window (:func:`lookback_us`): then none of them is in the window or in
+        a rate window the rules evaluate in it, and what the report keeps of them is what the
+        entities hold: each agent's host and status (down periods), the leading master and
+        k8sm leader, the master's heartbeat, the services' endpoints, the time the rules have
+        reached (their watermark). A pod's creation and whether it ran are taken when it next
+        changes (every pod of ``st`` was created before the window, so none of them has a
+        latency to measure); the Running pods per agent are read from the state when an
+        agent is first lost in the window (:meth:`_running_on`). What is not in the entities
+        is known from the snapshot on only: the source streams the ``source_silent`` rule
+        watches (README, "kmevents report")."""
+        st.take_dirty()
+        t = micros_of(st.max_occurred_at) if st.max_occurred_at else self.lo - 1
+        self.d.seeded_at = st.offset
+        self.seen_lo = self.seen_hi = t  # (seen_lo: an upper bound of the first event's time)
+        self.engine.watermark = t
+        # agents in the order of their last change: each host's status as the log left it
+        for aid, a in sorted(st.entities("agent"), key=_since):
+            self._agent(aid, a, t)
+        self._cluster(st, t, st.offset)
+        for sid, svc in st.entities("service"):
+            self.svc_state[sid] = (t, _has_endpoints(svc))
 
     def _lane(self, ev: dict[str, Any], st: ClusterState) -> str:
         pl = obj(ev, "payload")
@@ -259,9 +312,10 @@ class Collector:
         dirty = st.take_dirty()
         occ = ev.get("occurred_at")
         if type(occ) is not str:
-            for k, i in dirty:  # (the pods by agent follow every change)
+            for k, i in dirty:  # (the pods by agent and the rules follow every change)
                 if k == "pod":
                     self._running_on(i, st.pods.get(i))
+                    self.engine.pod_changed(i)
             return
         t = micros_of(occ)
         if self.seen_lo is None or t < self.seen_lo:
@@ -277,6 +331,9 @@ class Collector:
                 self._cluster(st, t, rec.offset)
         in_window = self.lo <= t <= self.hi
         self.engine.observe(ev, recorded_ms=rec.timestamp)
+        if t >= self.lo and not self.reached_window:  # the services there at the window's start
+            self.reached_window = True
+            self.svc_listed.update(st.services)
         while self.next_sample <= min(t, self.hi):
             if self.next_sample >= self.lo:
                 self._sample(st, self.next_sample)
@@ -302,13 +359,16 @@ class Collector:
             if k == "pod":
                 p = st.pods.get(i)
                 self._running_on(i, p)
+                self.engine.pod_changed(i)
                 if p is None:
                     continue
-                if i not in self.created and p.get("created_at"):
-                    self.created[i] = micros_of(str(p["created_at"]))
+                made = p.get("created_at")
+                if made and self.created.get(i) != made:  # created (again, after a deletion, under its name)
+                    self.created[i] = made
+                    self.ran.discard(i)
                 if p.get("phase") == "Running" and i not in self.ran:
                     self.ran.add(i)
-                    c = self.created.get(i)
+                    c = micros_of(str(self.created[i])) if i in self.created else None
                     if c is not None and self.lo <= c <= self.hi:
                         self.d.pod_latency.append((micros_of(str(p.get("since") or ev["occurred_at"])) - c) / 1e6)
             elif k == "rc":
@@ -319,11 +379,14 @@ class Collector:
                         if not w["rcs"]:
                             w["seconds"] = round((t - w["t"]) / 1e6, 3)
             elif k == "service":
-                s = st.services.get(i)
-                has = bool(((s or {}).get("endpoints_observed") or {}).get("addresses"))
-                self._svc(i, t, has)
+                if in_window:
+                    self.svc_listed.add(i)  # changed in the window: it existed before or after the change
+                self._svc(i, t, _has_endpoints(st.services.get(i)))
         if ev.get("type") == "agent.removed" and in_window:
             aid = str((ev.get("payload") or {}).get("agent_id"))
+            if self.running is None:
+                self._read_running(st)
+            assert self.running is not None
             on_agent = set(self.running.get(aid, ()))
             rcs: dict[str, int] = {}
             for rid, rc in st.rcs.items():
@@ -341,7 +404,10 @@ class Collector:
         """Keep ``running`` (agent id -> its Running pods) as pod ``pid`` changed to ``p`` (None:
         gone). Every change of a pod marks it dirty, so this equals a scan of the state's pods,
         which the report did at each agent removal (each packed pod decoded: ~0.3 s per
-        removal at the large profile)."""
+        removal at the large profile). Kept from the first agent lost in the window on
+        (:meth:`_read_running`, that scan once): before, nothing reads it."""
+        if self.running is None:
+            return
         was = self.running_agent.pop(pid, None)
         if was is not None:
             self.running[was].discard(pid)
@@ -349,6 +415,12 @@ class Collector:
             aid = str(p["agent_id"])
             self.running_agent[pid] = aid
             self.running.setdefault(aid, set()).add(pid)
+
+    def _read_running(self, st: ClusterState) -> None:
+        """``running`` from a scan of the state's pods (each read without being kept decoded)."""
+        self.running, self.running_agent = {}, {}
+        for pid, p in st.entities("pod"):
+            self._running_on(pid, p)
 
     def _svc(self, sid: str, t: int, has: bool) -> None:
         since, had = self.svc_state.get(sid, (t, False))
@@ -380,12 +452,18 @@ class Collector:
         for sid in list(self.svc_state):
             self._svc(sid, self.hi, self.svc_state[sid][1])
         span = max(1, self.hi - self.lo)
-        self.d.availability = {sid: round(self.svc_up.get(sid, 0) / span, 4) for sid in sorted(self.svc_state)}
+        self.d.availability = {sid: round(self.svc_up.get(sid, 0) / span, 4) for sid in sorted(self.svc_listed)}
         self.d.reschedule = [{k: v for k, v in w.items() if k != "rcs"} | {"rcs_waiting": sorted(w["rcs"])}
                              for w in self.waiting]
         self.d.master_down = self.master.clipped("master", self.lo, self.hi)
+        # in the order of hosts and roles, not of the state's tables (a state loaded from a snapshot
+        # holds them in another order than the fold that made it)
+        self.d.capacity_agents = {h: self.d.capacity_agents[h] for h in sorted(self.d.capacity_agents,
+                                                                              key=timeline.host_key)}
+        self.d.capacity_roles = dict(sorted(self.d.capacity_roles.items()))
         self.d.leaders.sort(key=lambda x: (x["t"], x["offset"]))
-        self.d.alerts.sort(key=lambda x: (x["from"], x["offset"]))
+        # (alerts of one evaluation in the order of rule and key, not of the state's tables)
+        self.d.alerts.sort(key=lambda x: (x["from"], x["offset"], x["rule"], x["key"]))
         per_lane = self.d.marks.per_lane() if self.d.marks else {}
         for host in sorted(self.host_ids, key=timeline.host_key):
             down = self.down.clipped(host, self.lo, self.hi)
@@ -402,29 +480,65 @@ class Collector:
 
 
 async def collect(src: Any, cluster: str, start: str | None, end: str | None, *,
-                  thresholds: MonitorSettings | None = None, tz: dt.tzinfo = axis.UTC) -> ReportData:
-    """Replay the cluster's log once (to the end of the window) and collect the report's data.
+                  thresholds: MonitorSettings | None = None, tz: dt.tzinfo = axis.UTC,
+                  snapshots: Snapshots | None = None, progress: bool = False) -> ReportData:
+    """Replay the cluster's log once (to its end) and collect the report's data.
 
     ``start``/``end``: canonical times (source time); None: the first/last event's time.
     ``tz``: the zone the axis and the window are written in (UTC by default).
+    ``snapshots``: with a ``start``, the replay starts from the newest snapshot whose events all
+    occurred before ``start`` by more than :func:`lookback_us` (:meth:`Collector.seed`), when
+    there is one; else from the log's first event. ``progress``: a bar on a terminal.
     """
     from kmevents.replay.engine import Target, replay
 
-    if start and end:  # the window is known: the log's span is learnt along the replay, not by a scan first
-        lo, hi = micros_of(start), micros_of(end)
+    thresholds = thresholds or MonitorSettings()
+    given = micros_of(start) if start else None
+    loaded = None
+    if given is not None and snapshots is not None:
+        loaded = await _snapshot_before(src, cluster, given - lookback_us(thresholds), snapshots)
+    if given is not None and end:  # the window is known: the log's span is learnt along the replay, not by a scan
+        lo, hi = given, micros_of(end)
+    elif given is not None and loaded is not None:  # the window ends with the log: its last time from the snapshot on
+        lo = given
+        ends = [micros_of(loaded.state.max_occurred_at)] if loaded.state.max_occurred_at else []
+        tail = await _span(src, loaded.offset + 1)
+        hi = max(ends + [tail[1]] if tail is not None else ends, default=lo)
     else:
         first_t, last_t = await _bounds(src)
-        lo = micros_of(start) if start else first_t
+        lo = given if given is not None else first_t
         hi = micros_of(end) if end else last_t
         _refuse_outside(lo, hi, first_t, last_t)
     col = Collector(cluster, lo, hi, thresholds=thresholds, tz=tz)
-    r = await replay(src, cluster, Target(), on_event=col.hook, progress=False, label="report")
+    if loaded is not None:
+        col.seed(loaded.state)
+        r = await replay(src, cluster, Target(), start_state=loaded.state, start_offset=loaded.offset,
+                         start_chain=loaded.chain, on_event=col.hook, progress=progress, label="report")
+    else:
+        r = await replay(src, cluster, Target(), on_event=col.hook, progress=progress, label="report")
     if col.seen_lo is None or col.seen_hi is None:
         from kmevents.errors import UsageError
 
         raise UsageError("the log holds no event of this cluster", hint="check --cluster")
+    if loaded is not None and (lo > col.seen_hi or hi < col.seen_lo):
+        first_t, last_t = await _bounds(src)  # (the snapshot did not say when the log starts)
+        _refuse_outside(lo, hi, first_t, last_t)
     _refuse_outside(lo, hi, col.seen_lo, col.seen_hi)
     return col.finish(r.state)
+
+
+async def _snapshot_before(src: Any, cluster: str, bound_us: int, snapshots: Snapshots) -> Loaded | None:
+    """The newest snapshot of ``cluster`` whose every event occurred at or before ``bound_us``
+    (None: none, or none the source continues: it starts after the snapshot's offset)."""
+    first, last = await src.covers()
+    try:
+        loaded = await snapshots.best(cluster, at_or_before=last, occurred_bound=iso_of_micros(bound_us))
+    except Exception as exc:  # noqa: BLE001 - a missing or broken snapshot only costs time: the whole log is read
+        log.warning("no snapshot to start the report from: reading the whole log", extra={"error": str(exc)})
+        return None
+    finally:
+        snapshots.drop_held()  # (a delta's base: a second whole state beside the one loaded)
+    return loaded if loaded is not None and loaded.offset >= first - 1 else None
 
 
 def _refuse_outside(lo: int, hi: int, first_t: int, last_t: int) -> None:
@@ -438,11 +552,22 @@ def _refuse_outside(lo: int, hi: int, first_t: int, last_t: int) -> None:
 
 async def _bounds(src: Any) -> tuple[int, int]:
     """Source times of the first and last events (a scan of the source)."""
+    span = await _span(src, None)
+    if span is None:
+        from kmevents.errors import UsageError
+
+        raise UsageError("the log holds no event of this cluster", hint="check --cluster")
+    return span
+
+
+async def _span(src: Any, start: int | None) -> tuple[int, int] | None:
+    """Source times of the first and last events from offset ``start`` on (None: the source's
+    first), or None when there is none: a scan of the records' ``occurred_at`` only."""
     from kmevents.contract import DecodeError, decode_fast
 
     lo = hi = None
     first, last = await src.covers()
-    async for batch in src.batches(first, last):
+    async for batch in src.batches(first if start is None else max(first, start), last):
         for rec in batch:
             try:
                 occ = decode_fast(rec.value or b"").get("occurred_at")
@@ -452,8 +577,4 @@ async def _bounds(src: Any) -> tuple[int, int]:
                 t = micros_of(occ)
                 lo = t if lo is None else min(lo, t)
                 hi = t if hi is None else max(hi, t)
-    if lo is None or hi is None:
-        from kmevents.errors import UsageError
-
-        raise UsageError("the log holds no event of this cluster", hint="check --cluster")
-    return lo, hi
+    return None if lo is None or hi is None else (lo, hi)

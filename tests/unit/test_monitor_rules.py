@@ -275,32 +275,93 @@ _POD_SHAPES = [
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["prod/a", "prod/b", "prod/c", "kube-system/kube-dns-v9-x",
                                            "kube-system/kube-ui-v4-y"]),
-                          st.one_of(st.none(), st.integers(0, len(_POD_SHAPES) - 1)), st.booleans(), st.booleans()),
+                          st.one_of(st.none(), st.integers(0, len(_POD_SHAPES) - 1)), st.booleans(), st.booleans(),
+                          st.booleans()),
                 min_size=1, max_size=40))
 def test_rules_on_a_packed_table_fire_as_on_plain_values_while_pods_change(
-        steps: list[tuple[str, int | None, bool, bool]]) -> None:
-    """Pods change, go, come back, rest packed or stay hot between evaluations: an engine that
-    remembers what it found in unchanged stored values fires and resolves exactly what an engine
-    reading every pod's plain value does."""
+        steps: list[tuple[str, int | None, bool, bool, bool]]) -> None:
+    """Pods change (a hot one in place, too), go, come back, rest packed or stay hot between
+    evaluations: an engine that remembers what it found in unchanged stored values, and one told
+    of every change (``track_pods``, a report's), fire and resolve exactly what an engine reading
+    every pod's plain value does."""
     from kmevents.reducer.packed import pack
 
     plain: dict[str, dict[str, Any]] = {}
     packed = _PackedPods({}, offer={"o1": {"status": "declined"}})
-    mine, ref = engine(pending_pod_seconds=60), engine(pending_pod_seconds=60)
-    for i, (pid, shape, rest, evaluate) in enumerate(steps):
+    tracked = _PackedPods({}, offer={"o1": {"status": "declined"}})
+    mine, ref, told = engine(pending_pod_seconds=60), engine(pending_pod_seconds=60), engine(pending_pod_seconds=60)
+    told.track_pods()
+    for i, (pid, shape, rest, evaluate, in_place) in enumerate(steps):
+        for table in (packed.pods, tracked.pods):
+            if shape is None:
+                table.pop(pid, None)
+                continue
+            hot = dict.get(table, pid)
+            if in_place and type(hot) is dict:  # the fold changes a hot value in place
+                hot.clear()
+                hot.update(_POD_SHAPES[shape])
+            else:
+                table[pid] = dict(_POD_SHAPES[shape])
         if shape is None:
             plain.pop(pid, None)
-            packed.pods.pop(pid, None)
         else:
             plain[pid] = dict(_POD_SHAPES[shape])
-            packed.pods[pid] = dict(_POD_SHAPES[shape])
+        told.pod_changed(pid)
         if rest:
             pack(packed.pods)
-        for e in (mine, ref):
+            pack(tracked.pods)
+        for e in (mine, ref, told):
             e.observe(ev("pod.upserted", 30 * i, {}))
         if evaluate:
             got = mine.evaluate(packed, now_ms=ms(30 * i))
+            got_told = told.evaluate(tracked, now_ms=ms(30 * i))
             want = ref.evaluate(FakeState(pod={k: dict(v) for k, v in plain.items()},
                                           offer={"o1": {"status": "declined"}}), now_ms=ms(30 * i))
+            assert [(a.rule, a.key, a.status, a.summary) for a in got] == \
+                [(a.rule, a.key, a.status, a.summary) for a in want]
+            assert [(a.rule, a.key, a.status, a.summary) for a in got_told] == \
+                [(a.rule, a.key, a.status, a.summary) for a in want]
+
+
+class _PackedServices(FakeState):
+    def __init__(self, services: dict[str, dict[str, Any]]) -> None:
+        from kmevents.reducer.packed import PackedTable
+
+        super().__init__()
+        self.services = PackedTable(services)
+
+    def entities(self, kind: str) -> Any:
+        return self.services.items() if kind == "service" else super().entities(kind)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["prod/a", "prod/b", "kube-system/dns"]),
+                          st.one_of(st.none(), st.tuples(st.sets(st.sampled_from(["prod/p1", "prod/p2", "prod/p3"])),
+                                                         st.sets(st.sampled_from(["prod/p1", "prod/p2"])))),
+                          st.booleans(), st.booleans()),
+                min_size=1, max_size=30))
+def test_endpoint_rules_on_packed_services_fire_as_on_plain_values_while_services_change(
+        steps: list[tuple[str, tuple[set[str], set[str]] | None, bool, bool]]) -> None:
+    """Services change, go, come back, rest packed or stay hot: an engine that remembers the
+    verdict of unchanged stored values fires and resolves what one reading every plain value does."""
+    from kmevents.reducer.packed import pack
+
+    plain: dict[str, dict[str, Any]] = {}
+    packed = _PackedServices({})
+    mine, ref = engine(service_mismatch_seconds=10), engine(service_mismatch_seconds=10)
+    for i, (sid, eps, rest, evaluate) in enumerate(steps):
+        if eps is None:
+            plain.pop(sid, None)
+            packed.services.pop(sid, None)
+        else:
+            plain[sid] = _svc(sorted(eps[0]), sorted(eps[1]))
+            packed.services[sid] = _svc(sorted(eps[0]), sorted(eps[1]))
+        if rest:
+            pack(packed.services)
+        for e in (mine, ref):
+            e.observe(ev("pod.upserted", 7 * i, {}))
+        if evaluate:
+            got = mine.evaluate(packed, now_ms=ms(7 * i))
+            want = ref.evaluate(FakeState(service={k: dict(v) for k, v in plain.items()}), now_ms=ms(7 * i))
             assert [(a.rule, a.key, a.status, a.summary) for a in got] == \
                 [(a.rule, a.key, a.status, a.summary) for a in want]
