@@ -559,6 +559,7 @@ class DeriveWorker:
         if got is None:
             return None
         offset, base, head, encode = got
+        occurred = d.folds[cluster].state.max_occurred_at or None  # (the state at ``offset``: in the entry)
 
         def encoded() -> bytes:
             data = encode()
@@ -594,11 +595,13 @@ class DeriveWorker:
             child = offload.Done(_gc_paused(encoded))
         before = self._snapshot_jobs[-1] if self._snapshot_jobs else None
         return asyncio.get_running_loop().create_task(
-            self._store_offloaded(d, cluster, child, before, offset=offset, base=base, head=head))
+            self._store_offloaded(d, cluster, child, before, offset=offset, base=base, head=head,
+                                  occurred=occurred))
 
     async def _store_offloaded(self, d: PartitionDeriver, cluster: str,
                                child: offload.Child | offload.Done | offload.InThread,
-                               before: asyncio.Task[None] | None, *, offset: int, base: int | None, head: str) -> None:
+                               before: asyncio.Task[None] | None, *, offset: int, base: int | None, head: str,
+                               occurred: str | None = None) -> None:
         assert self._snapshots is not None
         try:
             try:
@@ -614,7 +617,7 @@ class DeriveWorker:
             await self._snapshots.write_stored(
                 cluster=cluster, generation=d.generation, partition=d.partition, offset=offset, chain_head=head,
                 stored=data[8:], size=int.from_bytes(data[:8], "little"),
-                reducer_version=d.checkpoint.reducer_version, base=base)
+                reducer_version=d.checkpoint.reducer_version, base=base, max_occurred_at=occurred)
         except Exception as exc:  # noqa: BLE001 - as _try_snapshot: derivation goes on
             if base is None:
                 self._unstored.add((cluster, offset))
@@ -730,10 +733,11 @@ class DeriveWorker:
         """The cluster's state at the committed checkpoint, through the snapshot store."""
         assert self._snapshots is not None
         offset, head, data = d.snapshot_bytes(cluster)
+        occurred = d.folds[cluster].state.max_occurred_at or None
         try:
             await self._snapshots.write(cluster=cluster, generation=d.generation, partition=d.partition,
                                         offset=offset, chain_head=head, state_bytes=data,
-                                        reducer_version=d.checkpoint.reducer_version)
+                                        reducer_version=d.checkpoint.reducer_version, max_occurred_at=occurred)
         except BaseException:
             d.folds[cluster].state.drop_base()  # no deltas against a snapshot nobody can read
             raise
@@ -749,8 +753,8 @@ class DeriveWorker:
             return
         offset, base, head, data = got
         await self._snapshots.write(cluster=cluster, generation=d.generation, partition=d.partition, offset=offset,
-                                    chain_head=head, state_bytes=data,
-                                    reducer_version=d.checkpoint.reducer_version, base=base)
+                                    chain_head=head, state_bytes=data, reducer_version=d.checkpoint.reducer_version,
+                                    base=base, max_occurred_at=d.folds[cluster].state.max_occurred_at or None)
         self.stats.deltas += 1
 
     def _update_lag(self) -> None:

@@ -182,11 +182,14 @@ class ArchiveWriter:
             self.frames.append([self._frame_first, len(frame)])
             self._buf, self._buffered, self._frame_first = [], 0, None
 
-    def add_snapshot(self, state_bytes: bytes, *, offset: int, chain_head: str, reducer_version: int) -> None:
+    def add_snapshot(self, state_bytes: bytes, *, offset: int, chain_head: str, reducer_version: int,
+                     max_occurred_at: str | None = None) -> None:
         """Keep a snapshot (``ClusterState.to_snapshot`` bytes) of the state after ``offset``.
 
         Snapshots must ascend by offset and lie in the archive's range; the
         caller checks ``chain_head`` against the records (see ``heads_at``).
+        ``max_occurred_at``: the state's, when known (the index entry's): kept in the header,
+        a reader placing a time among the snapshots need not load it (``Snapshots.best``).
         """
         if self.snapshots and offset <= self.snapshots[-1]["offset"]:
             raise UsageError(f"archive snapshots must ascend: {offset} after {self.snapshots[-1]['offset']}")
@@ -195,7 +198,8 @@ class ArchiveWriter:
         stored = snapshot_codec.compress(state_bytes, self.level)
         self._snaps.write(stored)
         self.snapshots.append({"offset": offset, "chain": chain_head, "reducer_version": reducer_version,
-                               "bytes": len(state_bytes), "stored_bytes": len(stored), "codec": snapshot_codec.CODEC})
+                               "bytes": len(state_bytes), "stored_bytes": len(stored), "codec": snapshot_codec.CODEC,
+                               **({"max_occurred_at": max_occurred_at} if max_occurred_at else {})})
 
     def close(self, covers_to: int | None = None) -> dict[str, Any]:
         """Finish the file; ``covers_to`` defaults to the last record's offset. Returns the header."""

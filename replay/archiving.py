@@ -231,7 +231,9 @@ async def _add_snapshots(w: archive.ArchiveWriter, snapshots: Snapshots, chosen:
         if data is None:
             log.warning("snapshot left out of the archive: its bytes cannot be read", extra={"offset": off})
             continue
-        w.add_snapshot(data, offset=off, chain_head=str(e["chain"]), reducer_version=REDUCER_VERSION)
+        occurred = e.get("max_occurred_at")
+        w.add_snapshot(data, offset=off, chain_head=str(e["chain"]), reducer_version=REDUCER_VERSION,
+                       max_occurred_at=occurred if isinstance(occurred, str) else None)
 
 
 def existing_segments(folder: Path, cluster: str) -> list[dict[str, Any]]:

@@ -374,6 +374,11 @@ class Snapshots:
         held base stays beside it: memory for a next read that never comes."""
         self.hold_bases = False
 
+    def drop_held(self) -> None:
+        """Let go of the delta base held for the next load (:attr:`hold_bases`): a reader done
+        loading (a report, once it found where to start) keeps only what it loaded."""
+        self._held_base = None
+
     async def _load_delta(self, entry: dict[str, Any]) -> ClusterState | None:
         cluster, base_off = str(entry["cluster"]), int(entry["base"])
         if not self.hold_bases:
@@ -457,30 +462,43 @@ class Snapshots:
     async def best(self, cluster: str, *, at_or_before: int, occurred_bound: str | None = None) -> Loaded | None:
         """Newest loadable snapshot with ``offset <= at_or_before``.
 
-        With ``occurred_bound`` (``--at``), also every event in the snapshot must
-        have ``occurred_at <= occurred_bound``: its ``max_occurred_at`` only grows
-        with the offset, so a binary search over the index finds the newest one.
+        With ``occurred_bound`` (``--at``, a report's start), also every event in the snapshot
+        must have ``occurred_at <= occurred_bound``: its ``max_occurred_at`` only grows with the
+        offset, so a binary search over the index finds the newest one. An entry that records
+        its state's ``max_occurred_at`` (written since issue 17's report work) is placed without
+        loading it; one that does not is loaded to read it (~1-2 s each at the large profile).
         """
         cands = [e for e in await self.entries(cluster)
                  if int(e["offset"]) <= at_or_before and int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION]
-        if occurred_bound is not None:
-            lo, hi, found = 0, len(cands) - 1, None
-            while lo <= hi:
-                mid = (lo + hi) // 2
+        if occurred_bound is None:
+            for e in reversed(cands):
+                st = await self.load(e)
+                if st is not None:
+                    return Loaded(st, int(e["offset"]), str(e["chain"]), e)
+            return None
+        lo, hi = 0, len(cands) - 1
+        found: tuple[int, ClusterState | None] | None = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            known = cands[mid].get("max_occurred_at")
+            st = None
+            if not isinstance(known, str):
                 st = await self.load(cands[mid])
                 if st is None:
                     hi = mid - 1
                     continue
-                if (st.max_occurred_at or "") <= occurred_bound:
-                    found = Loaded(st, int(cands[mid]["offset"]), str(cands[mid]["chain"]), cands[mid])
-                    lo = mid + 1
-                else:
-                    hi = mid - 1
-            return found
-        for e in reversed(cands):
-            st = await self.load(e)
+                known = st.max_occurred_at or ""
+            if known <= occurred_bound:
+                found, lo = (mid, st), mid + 1
+            else:
+                hi = mid - 1
+        if found is None:
+            return None
+        at, held = found
+        for i in range(at, -1, -1):  # (one the index placed may not load: the one before it is within the bound)
+            st = held if i == at and held is not None else await self.load(cands[i])
             if st is not None:
-                return Loaded(st, int(e["offset"]), str(e["chain"]), e)
+                return Loaded(st, int(cands[i]["offset"]), str(cands[i]["chain"]), cands[i])
         return None
 
 
@@ -525,17 +543,20 @@ class SnapshotWriter:
         self.client = client
 
     async def write(self, *, cluster: str, generation: str, partition: int, offset: int, chain_head: str,
-                    state_bytes: bytes, reducer_version: int, base: int | None = None) -> dict[str, Any]:
+                    state_bytes: bytes, reducer_version: int, base: int | None = None,
+                    max_occurred_at: str | None = None) -> dict[str, Any]:
         """Store the canonical ``state_bytes`` of ``cluster`` at ``offset``; returns the index entry.
 
-        ``base``: the bytes are a delta against the full snapshot at that offset."""
+        ``base``: the bytes are a delta against the full snapshot at that offset.
+        ``max_occurred_at``: the state's (its latest event time), recorded in the entry: a reader
+        looking for the newest snapshot before a time (:meth:`Snapshots.best`) loads none to find it."""
         return await self.write_stored(cluster=cluster, generation=generation, partition=partition, offset=offset,
                                        chain_head=chain_head, stored=compress(state_bytes), size=len(state_bytes),
-                                       reducer_version=reducer_version, base=base)
+                                       reducer_version=reducer_version, base=base, max_occurred_at=max_occurred_at)
 
     async def write_stored(self, *, cluster: str, generation: str, partition: int, offset: int, chain_head: str,
-                           stored: bytes, size: int, reducer_version: int, base: int | None = None
-                           ) -> dict[str, Any]:
+                           stored: bytes, size: int, reducer_version: int, base: int | None = None,
+                           max_occurred_at: str | None = None) -> dict[str, Any]:
         """:meth:`write` of bytes compressed already (``compress``) whose canonical size is ``size``:
         the worker encodes and compresses a snapshot in a child process, and stores it here."""
         # unique to this snapshot (a rebuild into another generation stores the same offsets): the
@@ -547,6 +568,8 @@ class SnapshotWriter:
                  "codec": CODEC, "stored_bytes": len(stored), "kind": "full" if base is None else "delta"}
         if base is not None:
             entry["base"] = base
+        if max_occurred_at:
+            entry["max_occurred_at"] = max_occurred_at
         key = layout.snapshot_index_key(f"{self.settings.etcd.prefix}/{generation}", cluster, offset)
         await self.client.put(key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
         return entry

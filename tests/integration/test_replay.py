@@ -45,10 +45,11 @@ async def all_records(src: KafkaSource | ArchiveSource | MergedSource) -> list:
     return [r for b in [b async for b in src.batches(first, last)] for r in b]
 
 
-def cli(s: Settings, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(s: Settings, *argv: str, cwd: Path | None = None,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
            "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-           "KMEVENTS_ETCD__PREFIX": s.etcd.prefix, "KMEVENTS_CLUSTER": s.cluster}
+           "KMEVENTS_ETCD__PREFIX": s.etcd.prefix, "KMEVENTS_CLUSTER": s.cluster, **(extra_env or {})}
     return subprocess.run([sys.executable, "-m", "kmevents.cli", *argv], env=env, capture_output=True, text=True,
                           timeout=300, cwd=cwd)
 
@@ -135,6 +136,10 @@ async def test_deltas_between_snapshots_answer_points_in_time_and_verify_clean(i
         # deltas are small next to the snapshot they patch
         size = {int(e["offset"]): int(e["bytes"]) for e in entries}
         assert all(size[int(e["offset"])] < size[int(e["base"])] for e in deltas[:3])
+        # each entry records its state's latest event time: a time is placed among them without loads
+        for e in [entries[0], deltas[0], deltas[-1], entries[-1]]:
+            loaded = await SnapshotStore(s, c).load(e)
+            assert loaded is not None and e["max_occurred_at"] == loaded.max_occurred_at, e["offset"]
         for e in deltas[:2] + deltas[-2:]:
             off = min(int(e["offset"]) + 3, recs[-1].offset)
             store = SnapshotStore(s, c)
@@ -317,6 +322,38 @@ def test_cli_exit_codes_clean_drift_usage(isolated: Settings, tmp_path: Path) ->
             await admin.close()
 
     assert typo not in asyncio.run(topics())
+
+
+def test_a_report_starts_from_the_snapshot_before_its_window_and_says_what_the_whole_log_says(
+        isolated: Settings, tmp_path: Path) -> None:
+    """``kmevents report --from`` reads the log from the newest snapshot whose events all happened
+    a lookback (the rules' rate window, a source's silence) before the window, not from its first
+    record, and writes the report ``--no-snapshots`` (the whole log) writes."""
+    p = asyncio.run(derived(isolated, 6000))
+    recs = asyncio.run(all_records(kafka_src(isolated, p)))
+    times = sorted(micros_of(orjson.loads(r.value)["occurred_at"]) for r in recs)
+    start, end = iso_of_micros(times[int(0.8 * len(times))]), iso_of_micros(times[int(0.95 * len(times))])
+    short = {"KMEVENTS_MONITOR__WINDOW_SECONDS": "20", "KMEVENTS_MONITOR__SILENT_SECONDS": "30"}  # 31 s lookback
+    out = {}
+    for how in ("snapshot", "whole"):
+        path = tmp_path / f"{how}.json"
+        r = cli(isolated, "report", "--from", start, "--to", end, "--format", "json", "-o", str(path), "--no-progress",
+                *(["--no-snapshots"] if how == "whole" else []), extra_env=short)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out[how] = (r.stdout, orjson.loads(path.read_bytes()))
+    said = out["snapshot"][0]
+    assert "read from the snapshot at offset" in said and "read from the log's start" in out["whole"][0]
+    offset = int(said.rsplit("offset ", 1)[1].split()[0])
+
+    async def newest_before() -> int:
+        bound = iso_of_micros(micros_of(start) - 31_000_000)
+        async with etcd_adapter.client(isolated.etcd) as c:
+            entries = await SnapshotStore(isolated, c).entries(isolated.cluster)
+        return max(int(e["offset"]) for e in entries if e["max_occurred_at"] <= bound)
+
+    assert offset == asyncio.run(newest_before()) and offset > 0
+    assert out["snapshot"][1] == out["whole"][1]
+    assert out["whole"][1]["events_in_window"] > 500
 
 
 def test_follow_writes_segments_that_chain_and_replay_like_the_topic(isolated: Settings, tmp_path: Path) -> None:
