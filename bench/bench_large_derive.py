@@ -51,6 +51,7 @@ from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.ingest import Ingestor
 from kmevents.settings import Settings
+from kmevents.timespec import iso_of_micros, micros_of
 
 
 async def _ingest(s: Settings, path: Any) -> int:
@@ -192,6 +193,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
                            f"offsets {', '.join(f'{o:,}' for o in offs)}: {', '.join(f'{w:.1f}' for w in reads)} s; "
                            f"peak RSS {', '.join(f'{m:.0f}' for m in peaks)} MiB"))
         out += _listings(s, offs[0], min(reads), max(peaks))
+        out += _report(s, _last_time(log.path))
         # in a fresh process, as the API runs: this one's heap holds what the derive's worker left
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             out += pool.submit(_warm_child, s, n, 20 if quick else 30, warm_aim, profile).result()
@@ -225,6 +227,36 @@ def _listings(s: Settings, o: int, summary: float, summary_rss: float) -> list[d
                            f"{size / 1024:,.0f} KiB written",
                            "cold `kmevents state --offset N` (the summary), same run, fastest of 4 (s)", summary))
     return out
+
+
+#: The report's window: the last 10 minutes of the log's source time (an incident just past).
+REPORT_WINDOW_US = 600 * 1_000_000
+
+
+def _last_time(path: Any) -> int:
+    """The ``occurred_at`` (µs) of the log file's last event (its last line, read from the end)."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 65536))
+        last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    return micros_of(json.loads(last)["occurred_at"])
+
+
+def _report(s: Settings, end_us: int) -> list[dict[str, Any]]:
+    """``kmevents report --format json`` of the log's last 10 minutes (a child, stdout to a file),
+    from the snapshot before the window, against the same report read from the log's start
+    (``--no-snapshots``, the only way before) in the same run."""
+    from bench._peak import run_kmevents_to_file
+
+    argv = ["report", "--cluster", s.cluster, "--from", iso_of_micros(end_us - REPORT_WINDOW_US), "--to",
+            iso_of_micros(end_us), "--format", "json", "--no-progress"]
+    wall, rss, size = run_kmevents_to_file(argv, _env(s))
+    whole, whole_rss, whole_size = run_kmevents_to_file([*argv, "--no-snapshots"], _env(s))
+    return [_result("reading at scale: `kmevents report` of the log's last 10 minutes (--format json)", wall, "s", "",
+                    None, f"peak RSS {rss:.0f} MiB; {size / 2**20:,.0f} MiB written; from the log's start: "
+                    f"{whole_rss:.0f} MiB, {whole_size / 2**20:,.0f} MiB written"
+                    + ("" if size == whole_size else " (NOT the same size)"),
+                    "the same report read from the log's start (--no-snapshots), same run (s)", whole)]
 
 
 def _warm_child(s: Settings, n: int, k: int, aim: float, profile: str) -> list[dict[str, Any]]:
