@@ -241,10 +241,13 @@ class Collector:
         if leader.get("id"):
             self.masters[str(leader["id"])] = str(leader.get("hostname") or leader["id"])
         hb = c.get("heartbeat") or {}
-        if hb.get("status") and hb["status"] != self.master.status.get("master"):
-            since = micros_of(str(hb["since"])) if hb.get("since") else t
-            self.master.change("master", str(hb["status"]), since,
-                               f"{hb.get('missed')} heartbeats missed" if hb.get("status") == "lost" else None)
+        if hb.get("status"):
+            why = f"{hb.get('missed')} heartbeats missed" if hb["status"] == "lost" else None
+            if hb["status"] != self.master.status.get("master"):
+                since = micros_of(str(hb["since"])) if hb.get("since") else t
+                self.master.change("master", str(hb["status"]), since, why)
+            elif t <= self.hi:  # (still lost: the period says the latest count by the window's end, as a
+                self.master.retell("master", why)  # snapshot's entity does)
         count = int(c.get("failover_count") or 0)
         lid = str(leader["id"]) if leader.get("id") else None
         if lid is not None and lid != self.leader_id:

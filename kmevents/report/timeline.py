@@ -104,6 +104,12 @@ class Periods:
             spans.append([t, None, status, why])
         self.status[key] = status
 
+    def retell(self, key: str, why: str | None) -> None:
+        """The open period of ``key`` now says ``why`` (what the entity says at its latest change)."""
+        spans = self.spans.get(key)
+        if spans and spans[-1][1] is None:
+            spans[-1][3] = why
+
     def clipped(self, key: str, lo: int, hi: int) -> list[dict[str, Any]]:
         """The key's periods overlapping ``[lo, hi]``, clipped to it; ``open``: not over at ``hi``."""
         out = []

@@ -160,3 +160,21 @@ def test_any_window_reads_the_same_from_a_snapshot(events: list[dict[str, Any]],
                                                    length: float) -> None:
     whole, seeded, _ = both(events, store, at(events, lo), at(events, min(1.0, lo + length)))
     assert orjson.dumps(seeded.as_dict()) == orjson.dumps(whole.as_dict())
+
+
+def test_a_down_period_open_across_the_snapshot_says_what_the_whole_log_says() -> None:
+    """The master's heartbeat is lost, then lost again with more heartbeats missed, then a
+    snapshot, then the window: the master's down period gives the latest count either way."""
+    import copy
+
+    evs = list(generate(CLUSTER, 11, 12000, agents=30))
+    first = next(i for i, e in enumerate(evs) if e["type"] == "master.heartbeat_lost")
+    again = copy.deepcopy(evs[first])
+    again.update(event_id=f"{1:032x}", dedupe_key="lost-again", occurred_at=evs[first + 1000]["occurred_at"])
+    again["payload"]["missed"] = 7
+    evs.insert(first + 1001, again)
+    store = snapshots_of(evs)
+    whole, seeded, _ = both(evs, store, at(evs, 0.58), at(evs, 0.66))
+    assert seeded.seeded_at is not None and seeded.seeded_at > first + 1001
+    assert [x["why"] for x in whole.master_down] == ["7 heartbeats missed"]
+    assert orjson.dumps(seeded.as_dict()) == orjson.dumps(whole.as_dict())
