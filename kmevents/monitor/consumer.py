@@ -59,6 +59,7 @@ class ClusterMonitor:
 
     def __post_init__(self) -> None:
         self._fold = Fold(self.state, None, partition=self.partition)
+        self.engine.track_pods()  # (feed tells it of every pod the fold changes)
 
     @property
     def offset(self) -> int:
@@ -85,7 +86,9 @@ class ClusterMonitor:
                 if fold.step(rec.offset, rec.key, rec.value) is UNDECODABLE:
                     self.undecodable += 1
                     continue
-                self.state.take_dirty()
+                for kind, id in self.state.take_dirty():
+                    if kind == "pod":
+                        self.engine.pod_changed(id)
                 ev = fold.event  # type: ignore[assignment]
             self.engine.observe(ev, recorded_ms=rec.timestamp)
             self.last_recorded_ms = rec.timestamp

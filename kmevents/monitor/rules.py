@@ -438,7 +438,7 @@ class RuleEngine:
         """``(id, _endpoints_verdict)`` of every service. From a packed table, a service at rest
         whose stored bytes are the very object of the last evaluation is not decoded again (its
         verdict is remembered): at the large profile the services' endpoint lists were a fifth
-        of a report's evaluations (BENCHMARKS.md, "The report from a snapshot")."""
+        of a report's evaluations (BENCHMARKS.md, "The report from the snapshot before its window")."""
         table = getattr(st, "services", None)
         if type(table) is not PackedTable:
             for sid, svc in st.entities("service"):
@@ -458,8 +458,9 @@ class RuleEngine:
 
     def track_pods(self) -> None:
         """The caller will tell :meth:`pod_changed` of every pod the state's fold changes from
-        now on (a report's collector sees every change): an evaluation then reads only the pods
-        changed since the last one, not every pod of the state (~160k at the large profile)."""
+        now on (a report's collector and the monitor's consumer see every change): an evaluation
+        then reads only the pods changed since the last one, not every pod of the state (~160k at
+        the large profile)."""
         self._changed = set()
 
     def pod_changed(self, pid: str) -> None:

@@ -38,6 +38,8 @@ from kmevents.settings import MonitorSettings
 from kmevents.store.snapshots import Loaded, Snapshots
 from kmevents.timespec import iso_of_micros, micros_of
 
+log = logging.getLogger("kmevents.report")
+
 NOTABLE = {"agent.added", "agent.removed", "agent.reregistered", "agent.draining", "agent.deactivated",
            "agent.reactivated", "master.elected", "master.heartbeat_lost", "master.error",
            "scheduler.leader_elected", "pod.evicted", "framework.registered", "framework.removed",
@@ -46,8 +48,6 @@ BAD_STATES = {"TASK_LOST", "TASK_FAILED", "TASK_UNREACHABLE", "TASK_ERROR", "TAS
 BAD_TYPES = {"agent.removed", "pod.evicted", "master.error", "master.heartbeat_lost", "framework.removed"}
 #: Drawn as the failovers lane's own marks (from the cluster entity), not as counted events.
 LEADER_TYPES = {"master.elected", "scheduler.leader_elected"}
-log = logging.getLogger("kmevents.report")
-
 #: Notable events listed one by one in the JSON (all of them are counted in the marks).
 MAX_EVENTS = 20000
 
