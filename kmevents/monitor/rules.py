@@ -464,8 +464,8 @@ class RuleEngine:
         self._changed = set()
 
     def pod_changed(self, pid: str) -> None:
-        if self._changed is not None:
-            self._changed.add(pid)
+        if self._changed is not None and self._matter is not None:  # (before the first evaluation's
+            self._changed.add(pid)  # read of every pod, nothing needs to be read again)
 
     def _pods(self, st: StateView) -> Any:
         """``(id, value)`` of every pod the state rules may fire on: the same as
