@@ -41,6 +41,7 @@ hour of a long log reads about an hour of it. What the entities hold (agents'
 down periods, leaders, endpoints) is as if the whole log had been read; the
 source streams the source_silent rule watches are those heard from the
 snapshot on. --no-snapshots reads the whole log.
+
 """
 
 
