@@ -187,6 +187,36 @@ def test_export_keeps_snapshots_about_every_n_offsets_whose_chain_matches(log: l
     assert h["snapshots"] == []
 
 
+def test_export_keeps_each_snapshots_time_and_the_archive_places_a_time_without_loading(
+        log: list[LogRecord], tmp_path: Path) -> None:
+    """The index entries' ``max_occurred_at`` goes into the archive's header, and finding the newest
+    snapshot before a time among the archive's loads only the one it returns."""
+    data, entries = {}, []
+    for off in (499, 999, 1499, 1999, 2499):
+        st, head = fold_to(log, off)
+        data[off] = st.to_snapshot(chain_hash=head)
+        entries.append({"offset": off, "chain": head, "reducer_version": REDUCER_VERSION,
+                        "max_occurred_at": st.max_occurred_at})
+    write(tmp_path / "plain.kmarch", log, {})
+    h = asyncio.run(archiving.export(ArchiveSource(tmp_path / "plain.kmarch"), tmp_path / "t.kmarch", cluster=CLUSTER,
+                                     topic="t", start=0, end=N - 1, chain_head_start=chain.GENESIS,
+                                     snapshots=_Listed(entries, data), snapshot_every=1))
+    assert [s.get("max_occurred_at") for s in h["snapshots"]] == [e["max_occurred_at"] for e in entries]
+
+    class Counting(ArchiveSnapshots):
+        loaded: list[int] = []
+
+        async def load(self, entry: dict[str, Any]) -> ClusterState | None:
+            self.loaded.append(int(entry["offset"]))
+            return await super().load(entry)
+
+    snaps = Counting([ArchiveSource(tmp_path / "t.kmarch")])
+    bound = entries[3]["max_occurred_at"]  # the snapshot at 1999's own latest time
+    got = asyncio.run(snaps.best(CLUSTER, at_or_before=N - 1, occurred_bound=bound))
+    assert got is not None and got.offset == 1999 and Counting.loaded == [1999]
+    assert got.state.max_occurred_at == bound
+
+
 def test_state_from_the_archive_alone_on_the_cli_starts_at_a_snapshot(log: list[LogRecord], with_snaps: Path) -> None:
     out = km("state", "--source", str(with_snaps), "--offset", "2500", "--format", "json", "--no-progress")
     assert out.returncode == 0, out.stderr
