@@ -44,6 +44,7 @@ Rules (thresholds in ``MonitorSettings``):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -115,6 +116,37 @@ def _endpoints_verdict(sid: str, svc: dict[str, Any]) -> tuple[str, str] | None:
         return "service_endpoints_mismatch", (f"service {sid}: endpoints differ from ready pods (missing "
                                               f"{len(derived - observed)}, extra {len(observed - derived)})")
     return None
+
+
+def _if_it_may_matter(pid: str, p: dict[str, Any]) -> dict[str, Any] | None:
+    return p if _may_matter(pid, p) else None
+
+
+class _Remembered:
+    """What was derived from each value of a packed table, remembered by the stored bytes it came
+    from: a value at rest whose stored bytes are the very object of the last pass is not decoded
+    again (the table replaces that object when the value changes; holding it keeps its identity
+    from being reused). A hot value (a dict the fold may change in place) is derived every pass."""
+
+    __slots__ = ("kept",)
+
+    def __init__(self) -> None:
+        self.kept: dict[str, tuple[bytes, Any]] = {}
+
+    def derived(self, table: PackedTable, derive: Callable[[str, Any], Any]) -> Iterator[tuple[str, Any]]:
+        """``(id, derive(id, value))`` of every entity of ``table``; read to its end, it remembers
+        what it derived from those at rest (and forgets entities gone)."""
+        memo, kept = self.kept, {}
+        for i, stored in dict.items(table):
+            if type(stored) is not bytes:
+                yield i, derive(i, stored)
+                continue
+            hit = memo.get(i)
+            if hit is None or hit[0] is not stored:
+                hit = (stored, derive(i, decoded(table, stored)))
+            kept[i] = hit
+            yield i, hit[1]
+        self.kept = kept
 
 
 def _live(p: dict[str, Any]) -> bool:
@@ -223,16 +255,15 @@ class RuleEngine:
         w = int(thresholds.window_seconds * 1_000_000)
         self.window_us = w
         self.watermark = 0  # µs, newest occurred_at seen
-        #: pod id -> (its value's stored bytes, the value if a state rule may read it, else None):
-        #: see ``_pods``
-        self._pod_memo: dict[str, tuple[bytes, Any]] = {}
+        #: per pod, the value if a state rule may read it, else None: see ``_pods``
+        self._pod_memo = _Remembered()
         #: with :meth:`track_pods`: pods changed since the last evaluation (None: not tracked), and
         #: the pods that may matter (``_may_matter``) by id, of the table ``_matter_of``
         self._changed: set[str] | None = None
         self._matter: dict[str, Any] | None = None
         self._matter_of: Any = None
-        #: service id -> (its value's stored bytes, what the endpoint rules found): see ``_services``
-        self._svc_memo: dict[str, tuple[bytes, tuple[str, str] | None]] = {}
+        #: per service, what the endpoint rules found: see ``_services``
+        self._svc_memo = _Remembered()
         self.lost = _Window(w)
         self.evictions = _Window(w)
         self.flaps = _Window(w)
@@ -444,17 +475,7 @@ class RuleEngine:
             for sid, svc in st.entities("service"):
                 yield sid, _endpoints_verdict(sid, svc)
             return
-        memo, kept = self._svc_memo, {}
-        for sid, stored in dict.items(table):
-            if type(stored) is not bytes:  # hot: a dict the fold may change in place
-                yield sid, _endpoints_verdict(sid, stored)
-                continue
-            hit = memo.get(sid)
-            if hit is None or hit[0] is not stored:
-                hit = (stored, _endpoints_verdict(sid, decoded(table, stored)))
-            kept[sid] = hit
-            yield sid, hit[1]
-        self._svc_memo = kept
+        yield from self._svc_memo.derived(table, _endpoints_verdict)
 
     def track_pods(self) -> None:
         """The caller will tell :meth:`pod_changed` of every pod the state's fold changes from
@@ -482,19 +503,9 @@ class RuleEngine:
         if self._changed is not None:
             yield from self._tracked_pods(table)
             return
-        memo, kept = self._pod_memo, {}
-        for pid, stored in dict.items(table):
-            if type(stored) is not bytes:  # hot: a dict the fold may change in place
-                yield pid, stored
-                continue
-            hit = memo.get(pid)
-            if hit is None or hit[0] is not stored:
-                p = decoded(table, stored)
-                hit = (stored, p if _may_matter(pid, p) else None)
-            kept[pid] = hit
-            if hit[1] is not None:
-                yield pid, hit[1]
-        self._pod_memo = kept
+        for pid, p in self._pod_memo.derived(table, _if_it_may_matter):
+            if p is not None:
+                yield pid, p
 
     def _tracked_pods(self, table: PackedTable) -> Any:
         """``_pods`` with :meth:`track_pods`: the pods that may matter are kept by id, and only
