@@ -471,11 +471,7 @@ class Snapshots:
         cands = [e for e in await self.entries(cluster)
                  if int(e["offset"]) <= at_or_before and int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION]
         if occurred_bound is None:
-            for e in reversed(cands):
-                st = await self.load(e)
-                if st is not None:
-                    return Loaded(st, int(e["offset"]), str(e["chain"]), e)
-            return None
+            return await self._newest_loadable(cands)
         lo, hi = 0, len(cands) - 1
         found: tuple[int, ClusterState | None] | None = None
         while lo <= hi:
@@ -494,9 +490,13 @@ class Snapshots:
                 hi = mid - 1
         if found is None:
             return None
-        at, held = found
-        for i in range(at, -1, -1):  # (one the index placed may not load: the one before it is within the bound)
-            st = held if i == at and held is not None else await self.load(cands[i])
+        at, held = found  # (one the index placed may not load: the one before it is within the bound)
+        return await self._newest_loadable(cands[:at + 1], held)
+
+    async def _newest_loadable(self, cands: list[dict[str, Any]], held: ClusterState | None = None) -> Loaded | None:
+        """The newest of ``cands`` that loads (``held``: the last one's state, loaded already)."""
+        for i in range(len(cands) - 1, -1, -1):
+            st = held if held is not None and i == len(cands) - 1 else await self.load(cands[i])
             if st is not None:
                 return Loaded(st, int(cands[i]["offset"]), str(cands[i]["chain"]), cands[i])
         return None
