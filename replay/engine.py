@@ -8,9 +8,11 @@ Targets (exactly one, or none for "latest"):
 - ``at=T``: what had **happened** by T: the records whose ``occurred_at <= T``,
   folded in log order. Late events (recorded after others that happened later)
   count as soon as they happened; events that happened after T are skipped even
-  when recorded earlier. The scan goes to the end of the log unless
-  ``max_lag`` bounds it (events recorded more than max_lag after T are assumed
-  to have happened after T).
+  when recorded earlier. The scan goes on past T's records for late arrivals:
+  as far as the touched-entity index says a record may have happened by T
+  (replay/occurrence.py; to the log's end without an index), or as ``max_lag``
+  bounds it (events recorded more than max_lag after T are assumed to have
+  happened after T).
 
 Work is bounded by starting from the newest snapshot at or before the target
 (``Snapshots.best``: the snapshot store, or the archives' own) when one is
@@ -36,12 +38,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from kmevents.replay import occurrence
 from kmevents.replay.records import LogRecord
 from kmevents.replay.sources import Source
 
@@ -59,6 +63,8 @@ from kmevents.timespec import (
     parse_point,
     parse_time,
 )
+
+log = logging.getLogger("kmevents.replay.engine")
 
 
 class BadTarget(UsageError):
@@ -146,6 +152,10 @@ class Replayed:
     annotations: Counter[str] = field(default_factory=Counter)
     from_snapshot: int | None = None
     source: str = ""
+    #: a point by occurrence read with the touched-entity index: the log's last offset when the
+    #: replay began (``end_offset`` is lower when it stopped early: the records after it all
+    #: happened after the point); None otherwise
+    log_last: int | None = None
     gaps: list[tuple[int, int]] = field(default_factory=list)
     #: nothing known at the target, which lies before the log's first event: where the log starts
     #: (``offset``, ``occurred_at``, ``recorded_at`` of its first record; ``earliest_occurred_at``
@@ -164,6 +174,7 @@ class Replayed:
             "fold_failed": self.fold_failed, "started_from_snapshot": self.from_snapshot,
             "source": self.source, "gaps": [list(g) for g in self.gaps],
             "annotations": dict(sorted(self.annotations.items())),
+            "log_last_offset": self.log_last,
             "complete": self.incomplete is None, "incomplete": self.incomplete,
             "before_log_start": self.log_start,
         }
@@ -229,7 +240,14 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
         else:
             st = ClusterState.empty(cluster, retention=retention)
             start, head = first, await src.chain_start()
+    log_last = end
+    cut = None
+    if at is not None and snapshots is not None:
+        cut = await _occurrence_cut(src, snapshots, cluster, at, start, end)
+        end = cut.end if cut is not None else end
     out = Replayed(st, cluster, src.partition, target, end, head, from_snapshot=from_snap, source=src.name)
+    if cut is not None:
+        out.log_last = log_last
     fold = Fold(st, head, partition=src.partition)
     fold.annotations = out.annotations
     step = fold.step
@@ -242,6 +260,8 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
     with progress_bar(label, total=total, disable=not progress or total < progress_from) as bar:
         done = start
         async for batch in src.batches(start, end):
+            if not batch:  # (a source may hand out an empty batch: nothing to read from start to end)
+                continue
             for rec in batch:
                 outcome = step(rec.offset, rec.key, rec.value, happened_by=at)
                 if outcome is not APPLIED:
@@ -278,6 +298,8 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
     elif from_snap is not None:
         out.last = await _event_at(src, st.offset, first)  # nothing after the snapshot: its own last
     if from_start and not (out.applied or out.undecodable or out.fold_failed):
+        if cut is not None and cut.earliest is not None and (earliest is None or cut.earliest < earliest):
+            earliest = cut.earliest  # (the times of what the index left unread)
         out.log_start = await _log_start(src, first, earliest if target.at is not None else None)
     elif mid_chain:
         out.incomplete = (f"the log read starts mid-chain at offset {first} ({src.name}) and no snapshot at or "
@@ -285,6 +307,22 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
     if out.gaps and out.incomplete is None:
         out.incomplete = f"the sources miss offsets {[list(g) for g in out.gaps]}"
     return out
+
+
+async def _occurrence_cut(src: Source, snapshots: Snapshots, cluster: str, at: str, start: int,
+                          end: int) -> occurrence.Cut | None:
+    """Where a point by occurrence may stop reading (replay/occurrence.py), from the touched-entity
+    index the snapshot store keeps; None (read to ``end``) without one, or when it cannot be read."""
+    heads = snapshots.index_heads(cluster, at)
+    if heads is None:
+        return None
+    try:
+        async with contextlib.aclosing(heads):
+            return await occurrence.read_end(src, heads, at, start, end)
+    except Exception as exc:  # noqa: BLE001 - an index that cannot be read only costs time
+        log.warning("touched-entity index not readable: reading to the log's end for late arrivals",
+                    extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
+        return None
 
 
 async def _record_at(src: Source, offset: int) -> tuple[LogRecord, dict[str, Any] | None] | None:

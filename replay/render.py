@@ -57,12 +57,24 @@ def position_lines(pos: dict[str, Any]) -> list[str]:
         + (f", {pos['skipped_happened_later']} happened after the time and were skipped"
            if pos.get("skipped_happened_later") else "") + ")",
     ]
+    unread = _unread_tail(pos)
+    if unread:
+        out.insert(4, unread)
     before = before_log_text(pos)
     if before:
         out.append(f"NOTHING KNOWN: {before}")
     if pos.get("incomplete"):
         out.append(f"WARNING: INCOMPLETE STATE: {pos['incomplete']}")
     return out
+
+
+def _unread_tail(pos: dict[str, Any]) -> str:
+    """What a point by occurrence left unread of the log, and why ("" when it read to the end)."""
+    last, covered = pos.get("log_last_offset"), pos.get("covered_to_offset")
+    if last is None or covered is None or covered >= last:
+        return ""
+    return (f"  offsets {covered + 1}..{last} not read: the touched-entity index says none of their events "
+            "happened by the time")
 
 
 def before_log_text(pos: dict[str, Any]) -> str | None:

@@ -11,10 +11,14 @@ by the topic.
 from __future__ import annotations
 
 import logging
-from typing import IO, Any
+from collections.abc import AsyncGenerator
+from typing import IO, TYPE_CHECKING, Any
 
 from kmevents.reducer import ClusterState
 from kmevents.store.snapshots import Snapshots
+
+if TYPE_CHECKING:
+    from kmevents.store import touched
 
 log = logging.getLogger("kmevents.replay.snapshots")
 
@@ -69,6 +73,10 @@ class CombinedSnapshots(Snapshots):
 
     async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
         return await self.parts[int(entry["_part"])].state_bytes(entry)
+
+    def index_heads(self, cluster: str, at: str) -> AsyncGenerator[touched.Block, None] | None:
+        """The index of the part that keeps one (the topic's snapshot store: archives keep none)."""
+        return next((h for p in self.parts if (h := p.index_heads(cluster, at)) is not None), None)
 
     async def load(self, entry: dict[str, Any]) -> ClusterState | None:
         return await self.parts[int(entry["_part"])].load(entry)

@@ -21,7 +21,10 @@ TIME is ISO 8601 with a zone (2026-01-01T00:05:00Z), epoch milliseconds, or
 relative to now (-15m, -2h, -1d). Bounds are inclusive. The output always
 shows the last event applied with BOTH its times (occurred_at, recorded_at)
 and the ingest lag between them. The replay starts from the newest snapshot
-at or before the point, so a query costs bounded work.
+at or before the point, so a query costs bounded work. With --at it reads on
+past the point for late arrivals only as far as the worker's touched-entity
+index says an event may have happened by TIME (without one, to the log's end;
+--max-lag bounds it by log time instead).
 
 By default it prints a summary: the point, then per kind how many entities
 there are and how many stand in each condition, the leading master and k8sm's
@@ -61,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--offset", type=int, metavar="N", help="offset in the cluster's partition (inclusive)")
     p.add_argument("--max-lag", metavar="DURATION",
                    help="with --at: stop reading where the log time passes TIME + DURATION (e.g. 1h); "
-                        "default: read to the end of the log")
+                        "default: as far as the touched-entity index says an event may have happened by "
+                        "TIME (without one, to the end of the log)")
     p.add_argument("--kinds", action="append", metavar="KIND[,KIND]",
                    help="only these kinds (pod,task; plural or short names; repeatable): the entities "
                         "--format json writes, the rows of the summary; default all")

@@ -36,7 +36,7 @@ import gc
 import io
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Final
 
@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # the clients (and the settings' pydantic) load where used: r
 
     from kmevents.adapters import etcd as etcd_adapter
     from kmevents.settings import Settings
+    from kmevents.store import touched
 
 log = logging.getLogger("kmevents.store.snapshots")
 
@@ -341,6 +342,12 @@ class Snapshots:
     async def entries(self, cluster: str) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def index_heads(self, cluster: str, at: str) -> AsyncGenerator[touched.Block, None] | None:
+        """The touched-entity index's blocks of ``cluster`` without their hashes, the newest first
+        (:func:`kmevents.store.touched.heads_newest_first`; ``at``: a point by occurrence's time), or
+        None where no index is kept (archives): what tells a point by occurrence where to stop."""
+        return None
+
     async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
         """The snapshot's canonical bytes (None when they cannot be read)."""
         raise NotImplementedError
@@ -516,6 +523,12 @@ class SnapshotStore(Snapshots):
 
     async def entries(self, cluster: str) -> list[dict[str, Any]]:
         return await index_entries(self.settings, self.client, cluster, self.generation)
+
+    def index_heads(self, cluster: str, at: str) -> AsyncGenerator[touched.Block, None] | None:
+        from kmevents.store.touched import heads_newest_first
+
+        return heads_newest_first(self.settings, self.client, cluster, self.generation, at=at,
+                                  reader_of=self.reader_of)
 
     async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
         reader = self.reader_of(int(entry["snapshot_partition"])) if self.reader_of is not None else None

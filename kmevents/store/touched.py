@@ -27,10 +27,15 @@ Value layout (``encode``/``decode``)::
 
     b"KMT1" | u32 header length | header JSON | zstd(sorted unique u64, little-endian)
 
-with the header ``{"first", "last", "events", "max_occurred_at", "count"}``: the
-block covers offsets ``first..last`` of the partition (other clusters' records
+with the header ``{"first", "last", "events", "max_occurred_at", "min_occurred_at", "count"}``:
+the block covers offsets ``first..last`` of the partition (other clusters' records
 may sit in between); ``max_occurred_at`` is the largest string ``occurred_at`` of
-its applied events (history's "held for ... by the end of the log").
+its applied events (history's "held for ... by the end of the log"); ``min_occurred_at``
+the smallest of every event of the block that decoded, applied or fold-failed (null: none had
+a time). A point by occurrence (``state --at T``) must read the records after its snapshot for
+late arrivals; a block whose ``min_occurred_at`` is after T holds none, so the read stops after
+the last block that may (:func:`may_hold_by`, replay/late.py). Blocks written before the field
+existed do not say (``Block.timed`` False): a read goes through them.
 
 The open block: with every batch that changed a cluster, the worker also writes the block it has
 not closed yet, as far as that batch, at ``<prefix>/<generation>/_touched_open/<cluster>`` (one key,
@@ -48,9 +53,9 @@ their values packed back to back (``pack_group``) as chunks, then in one etcd tr
 entry* at ``<prefix>/<generation>/_touched_groups/<cluster>/<first:020d>``::
 
     {"cluster", "first", "last", "blocks", "snapshot_partition", "chunk_offsets", "chunk_key",
-     "bytes", "stored_bytes", "codec": "none", "kind": "touched"}
+     "bytes", "stored_bytes", "codec": "none", "kind": "touched", "min_occurred_at"}
 
-is written and the blocks' keys deleted (only if no entry is there yet: a fenced worker and its
+(``min_occurred_at``: the earliest of its blocks', when all of them say theirs) is written and the blocks' keys deleted (only if no entry is there yet: a fenced worker and its
 successor cannot both group them). A reader (:func:`read_blocks`) reads the group entries and
 the blocks left at one etcd revision, and a group's blocks from its chunks: the same blocks as
 before they moved. A group whose chunks cannot be read reads as a range with no index (history
@@ -71,11 +76,12 @@ at 4000 (or the snapshot before it), ``history pod/ns/b`` skips the block.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import struct
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -189,6 +195,10 @@ class Block:
     events: int = 0
     max_occurred_at: str | None = None
     hashes: array = field(default_factory=lambda: array("Q"))
+    #: the earliest ``occurred_at`` of the block's decoded events (None: none had one), when
+    #: ``timed`` (the header says it; blocks written before it existed do not)
+    min_occurred_at: str | None = None
+    timed: bool = False
 
     def holds(self, needle: int) -> bool:
         h = self.hashes
@@ -198,16 +208,28 @@ class Block:
     def holds_any(self, needles: Iterable[int]) -> bool:
         return any(self.holds(n) for n in needles)
 
+    def may_hold_by(self, at: str) -> bool:
+        """Whether an event of the block may have occurred at or before ``at`` (a canonical
+        time): True unless the block's earliest time is known and later."""
+        return not self.timed or (self.min_occurred_at is not None and self.min_occurred_at <= at)
 
-def encode(first: int, last: int, events: int, max_occurred_at: str | None, hashes: Iterable[int]) -> bytes:
+
+#: ``encode``'s ``min_occurred_at`` when the caller does not know it: the header leaves it out
+UNTIMED: Final = object()
+
+
+def encode(first: int, last: int, events: int, max_occurred_at: str | None, hashes: Iterable[int], *,
+           min_occurred_at: Any = UNTIMED) -> bytes:
     from kmevents.store.snapshots import compress
 
     arr = array("Q", sorted(set(hashes)))
     if arr.itemsize != 8:  # pragma: no cover - every platform kmevents runs on
         raise RuntimeError("array('Q') is not 64-bit here")
     raw = arr.tobytes() if sys.byteorder == "little" else _swapped(arr)
-    head = orjson.dumps({"first": first, "last": last, "events": events, "max_occurred_at": max_occurred_at,
-                         "count": len(arr)}, option=orjson.OPT_SORT_KEYS)
+    fields = {"first": first, "last": last, "events": events, "max_occurred_at": max_occurred_at, "count": len(arr)}
+    if min_occurred_at is not UNTIMED:
+        fields["min_occurred_at"] = min_occurred_at
+    head = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
     return MAGIC + struct.pack("<I", len(head)) + head + compress(raw, 3)
 
 
@@ -221,18 +243,43 @@ class IndexError_(ValueError):
     """A stored block that cannot be decoded (the reader then treats its range as not indexed)."""
 
 
-def decode(data: bytes) -> Block:
-    """The block of ``encode``'s bytes; raises :class:`IndexError_` when they are damaged."""
-    from kmevents.reducer import SnapshotError
-    from kmevents.store.snapshots import decompress
-
+def _head_of(data: bytes) -> tuple[dict[str, Any], int]:
+    """The block's header and where its hashes start; raises :class:`IndexError_` when damaged."""
     if data[:4] != MAGIC or len(data) < 8:
         raise IndexError_("not a touched-index block (magic)")
     (n,) = struct.unpack("<I", data[4:8])
     try:
         head = orjson.loads(data[8:8 + n])
+        int(head["first"]), int(head["last"]), int(head["count"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise IndexError_(f"damaged touched-index block: {exc}") from None
+    if not isinstance(head, dict):  # pragma: no cover - int() of a key raised already
+        raise IndexError_("damaged touched-index block: header")
+    return head, 8 + n
+
+
+def _block(head: dict[str, Any], hashes: array) -> Block:
+    occ = head.get("min_occurred_at")
+    return Block(int(head["first"]), int(head["last"]), int(head.get("events") or 0), head.get("max_occurred_at"),
+                 hashes, min_occurred_at=occ if type(occ) is str else None, timed="min_occurred_at" in head)
+
+
+def decode_head(data: bytes) -> Block:
+    """The block of ``encode``'s bytes without its hashes (what a point by occurrence reads: its
+    offsets and times); raises :class:`IndexError_` when its header is damaged."""
+    head, _ = _head_of(data)
+    return _block(head, array("Q"))
+
+
+def decode(data: bytes) -> Block:
+    """The block of ``encode``'s bytes; raises :class:`IndexError_` when they are damaged."""
+    from kmevents.reducer import SnapshotError
+    from kmevents.store.snapshots import decompress
+
+    head, at = _head_of(data)
+    try:
         count = int(head["count"])
-        raw = decompress(data[8 + n:], "zstd", count * 8)
+        raw = decompress(data[at:], "zstd", count * 8)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, SnapshotError) as exc:
         raise IndexError_(f"damaged touched-index block: {exc}") from None
     arr = array("Q")
@@ -241,14 +288,13 @@ def decode(data: bytes) -> Block:
         arr.byteswap()
     if len(arr) != count:
         raise IndexError_(f"damaged touched-index block: {len(arr)} hashes, header says {count}")
-    return Block(int(head["first"]), int(head["last"]), int(head.get("events") or 0),
-                 head.get("max_occurred_at"), arr)
+    return _block(head, arr)
 
 
 class Accumulator:
     """The worker's open block of one cluster (processors/derive.py feeds it)."""
 
-    __slots__ = ("first", "events", "max_occurred_at", "hashes", "failed_pending")
+    __slots__ = ("first", "events", "max_occurred_at", "min_occurred_at", "hashes", "failed_pending")
 
     def __init__(self) -> None:
         #: the block's first offset: the offset after the previous block's last once one closed
@@ -256,16 +302,24 @@ class Accumulator:
         self.first = -1
         self.events = 0
         self.max_occurred_at: str | None = None
+        #: the earliest time of every decoded event (applied or not): what a point by occurrence
+        #: may have to fold of the block
+        self.min_occurred_at: str | None = None
         self.hashes: set[int] = set()
         #: a fold-failed event since the last applied one: its dirty marks reach history's
         #: hook with the next applied event, so the block stays open until then
         self.failed_pending = False
 
     def event(self, offset: int, ev: dict[str, Any] | None, *, applied: bool, failed: bool = False) -> None:
-        """One record of the cluster: applied, fold-failed, or neither (undecodable)."""
+        """One record of the cluster: applied, fold-failed, or neither (undecodable); ``ev`` its
+        event when it decoded."""
         if self.first < 0:
             self.first = offset
         self.events += 1
+        if ev is not None:
+            occ = ev.get("occurred_at")
+            if type(occ) is str and (self.min_occurred_at is None or occ < self.min_occurred_at):
+                self.min_occurred_at = occ
         if failed:
             self.failed_pending = True
             return
@@ -287,12 +341,14 @@ class Accumulator:
     def encode_through(self, last: int) -> bytes:
         """The block so far, through ``last`` (the worker's last folded offset): a closed block's
         value, or the open block's (what history reads of the records past the last closed one)."""
-        return encode(self.first, last, self.events, self.max_occurred_at, self.hashes)
+        return encode(self.first, last, self.events, self.max_occurred_at, self.hashes,
+                      min_occurred_at=self.min_occurred_at)
 
     def close(self, last: int) -> tuple[int, bytes]:
         """``(first offset, value)`` of the block through ``last``; the accumulator starts over."""
         out = self.first, self.encode_through(last)
         self.first, self.events, self.max_occurred_at, self.hashes = last + 1, 0, None, set()
+        self.min_occurred_at = None
         return out
 
 
@@ -374,6 +430,80 @@ async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, clust
     return sorted(out, key=lambda b: b.first)
 
 
+#: Closed blocks read from etcd at a time by :func:`heads_newest_first` (~24 KB each at the large profile)
+HEADS_PAGE: Final = 32
+
+
+async def heads_newest_first(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
+                             generation: str | None = None, *, at: str,
+                             reader_of: Any = None) -> AsyncGenerator[Block, None]:
+    """The cluster's blocks without their hashes (:func:`decode_head`), the last one first: the open
+    block when it follows the closed ones, the closed ones left in etcd, then the groups' (all read
+    at one etcd revision; a caller stops when it has what it needs, so the old ones are seldom read).
+
+    ``at``: the time a point by occurrence is read at; a group whose entry says its earliest time is
+    later comes as one block spanning it (its blocks are not read), and one whose chunks cannot be read
+    as one untimed block (its records may hold anything). A damaged block is left out: the walk sees
+    a hole there (replay/occurrence.py reads holes)."""
+    from kmevents.adapters import etcd as etcd_adapter
+    from kmevents.store.snapshots import read_bytes
+
+    gen_prefix = f"{settings.etcd.prefix}/{layout.live_generation() if generation is None else generation}"
+    rev, kvs = await etcd_adapter.range_at(client, layout.touched_open_key(gen_prefix, cluster))
+    opened = None
+    with contextlib.suppress(IndexError_):
+        opened = decode_head(kvs[0].value) if kvs else None
+    prefix = layout.touched_index_prefix(gen_prefix, cluster)
+    end = etcd_adapter.prefix_end(prefix)
+    newest: int | None = None  # the last offset of the newest closed block seen
+    while True:
+        _, kvs = await etcd_adapter.range_at(client, prefix, range_end=end, revision=rev, limit=HEADS_PAGE,
+                                             descending=True)
+        for kv in kvs:
+            try:
+                b = decode_head(kv.value)
+            except IndexError_:
+                continue
+            if newest is None:
+                newest = b.last
+                if opened is not None and opened.first == b.last + 1 and opened.last >= opened.first:
+                    yield opened  # (else stale: a block closed after it was written)
+                opened = None
+            yield b
+        if len(kvs) < HEADS_PAGE:
+            break
+        end = kvs[-1].key
+    gprefix = layout.touched_group_prefix(gen_prefix, cluster)
+    entries = []
+    async for _, gkvs in etcd_adapter.range_pages(client, gprefix, etcd_adapter.prefix_end(gprefix), page=500,
+                                                  revision=rev):
+        for kv in gkvs:
+            with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                e = orjson.loads(kv.value)
+                entries.append((int(e["first"]), int(e["last"]), e))
+    if opened is not None and newest is None and not entries and opened.last >= opened.first:
+        yield opened  # the cluster's first block, not closed yet
+    for first, last, e in sorted(entries, key=lambda t: t[0], reverse=True):
+        occ = e.get("min_occurred_at")
+        if "min_occurred_at" in e and (occ is None or (type(occ) is str and occ > at)):
+            yield Block(first, last, min_occurred_at=occ, timed=True)
+            continue
+        reader = reader_of(int(e["snapshot_partition"])) if reader_of is not None else None
+        try:
+            data = await read_bytes(settings, e, reader)
+            if data is None:
+                raise IndexError_("its chunks are missing from the snapshots topic")
+            heads = []
+            for v in unpack_group(data):
+                with contextlib.suppress(IndexError_):
+                    heads.append(decode_head(v))
+        except Exception:  # noqa: BLE001 - (offsets gone from the topic, damaged bytes): may hold anything
+            yield Block(first, last)
+            continue
+        for b in sorted(heads, key=lambda b: b.first, reverse=True):
+            yield b
+
+
 async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writer: Any, cluster: str,
                        generation: str, partition: int, *, keep: int = KEEP_BLOCKS,
                        group: int = GROUP_BLOCKS) -> int:
@@ -390,12 +520,16 @@ async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writ
     done = 0
     while await etcd_adapter.count_range(client, prefix, end) > keep + group:
         _, kvs = await etcd_adapter.range_at(client, prefix, range_end=end, limit=group)
-        firsts, lasts = [], []
+        firsts, lasts, earliest = [], [], []
+        timed = True
         for kv in kvs:
             try:
-                b = decode(kv.value)
+                b = decode_head(kv.value)
                 firsts.append(b.first)
                 lasts.append(b.last)
+                timed = timed and b.timed
+                if b.min_occurred_at is not None:
+                    earliest.append(b.min_occurred_at)
             except IndexError_:
                 continue  # moved as it is: a reader leaves it out as before
         if not firsts:
@@ -407,6 +541,8 @@ async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writ
         entry = {"cluster": cluster, "first": min(firsts), "last": max(lasts), "blocks": len(kvs),
                  "snapshot_partition": partition, "chunk_offsets": chunk_offsets, "chunk_key": stem,
                  "bytes": len(data), "stored_bytes": len(data), "codec": "none", "kind": "touched"}
+        if timed:  # (every block says its earliest time: a point by occurrence may skip the whole group)
+            entry["min_occurred_at"] = min(earliest, default=None)
         gkey = layout.touched_group_key(gen_prefix, cluster, first)
         ops: dict[bytes, bytes | None] = {gkey: orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)}
         ops.update((kv.key, None) for kv in kvs)
@@ -466,7 +602,7 @@ def following(blocks: list[Block], opened: Block | None) -> Block | None:
     return None
 
 
-__all__ = ["BLOCK_EVENTS", "GROUP_BLOCKS", "GROUP_MAGIC", "KEEP_BLOCKS", "NAME_FIELDS", "UNSERVED_KINDS",
-           "Accumulator", "Block", "IndexError_", "corr", "decode", "encode", "entity_hashes", "following",
-           "group_oldest", "id_tails", "key", "last_closed", "name", "pack_group", "read_blocks", "read_open",
+__all__ = ["BLOCK_EVENTS", "GROUP_BLOCKS", "GROUP_MAGIC", "KEEP_BLOCKS", "NAME_FIELDS", "UNSERVED_KINDS", "UNTIMED",
+           "Accumulator", "Block", "IndexError_", "corr", "decode", "decode_head", "encode", "entity_hashes",
+           "following", "group_oldest", "heads_newest_first", "id_tails", "key", "last_closed", "name", "pack_group", "read_blocks", "read_open",
            "unpack_group"]

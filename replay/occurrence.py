@@ -1,0 +1,112 @@
+"""Where a point by occurrence (``--at T``) may stop reading the log.
+
+``at=T`` folds every record whose ``occurred_at <= T``, in log order (replay/engine.py).
+A late arrival, recorded after events that happened later, may sit anywhere after T's
+records, so without help the read goes on to the log's end: at the large profile a point
+35 minutes before the end read ~570,000 records past its snapshot to apply ~30 of them.
+
+The worker's touched-entity index says, for each block of ~1,000 records, the earliest
+``occurred_at`` of its events (kmevents/store/touched.py, ``min_occurred_at``). A block whose
+earliest time is after T holds nothing the point applies. So the read ends with the last
+record that may: walking the blocks from the newest back (:func:`read_end`),
+
+- the records past the newest block (the worker has not folded them yet) are scanned for their
+  times, and the last one that occurred by T ends the read;
+- else the newest block that may hold such an event (its earliest time is by T, or it does not
+  say: written before blocks carried it) ends the read at its last offset;
+- a hole in the index (a damaged block left out, a range no block covers) may hold anything:
+  the read goes through it;
+- blocks that all begin after T back to the read's start: nothing past the start is read.
+
+The state is the same as reading to the log's end (only records that would be skipped as
+``LATER`` are left unread); what the replay reports of its read (``covered_to_offset``, the chain
+head there, records scanned) says where it stopped, and ``log_last_offset`` where the log ends.
+
+Worked example: T = 10:00, the read starts at 5,000 (a snapshot at 4,999), the log ends at
+9,500. Blocks 5,000..5,999 (earliest 09:58), 6,000..6,999 (09:59: a late arrival), 7,000..7,999
+(10:01), 8,000..8,999 (10:03); records 9,000..9,500 are not in a block yet and all occurred
+after 10:00. The read ends at 6,999: 2,000 records instead of 4,501.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+from kmevents.replay.sources import Source
+
+from kmevents.store.touched import Block
+
+#: Records past the newest block scanned for their times at most; a longer tail (a worker far
+#: behind, or none running) is read through as if there were no index.
+TAIL_SCAN_RECORDS: Final = 50_000
+
+
+@dataclass
+class Cut:
+    """Where the read ends (``end``), and the earliest ``occurred_at`` the walk saw of what it leaves
+    out or scanned (what a point before everything says of the log: replay's ``log_start``)."""
+
+    end: int
+    earliest: str | None = None
+
+    def saw(self, occ: str | None) -> None:
+        if occ is not None and (self.earliest is None or occ < self.earliest):
+            self.earliest = occ
+
+
+async def read_end(src: Source, heads: AsyncIterator[Block], at: str, start: int, stop: int) -> Cut:
+    """Where a fold of the events occurred by ``at`` over ``start..stop`` may end: the last offset it
+    must read (``start - 1``: none); ``heads``: the index's blocks, newest first
+    (``Snapshots.index_heads``). With no block at all, ``stop``."""
+    if stop < start:
+        return Cut(stop)
+    b = await anext(heads, None)
+    if b is None:
+        return Cut(stop)
+    cut = Cut(stop)
+    covered = b.last
+    if covered < stop:  # records the index does not speak for yet
+        lo = max(covered + 1, start)
+        if stop - lo + 1 > TAIL_SCAN_RECORDS:
+            return cut
+        last_by = await _last_occurred_by(src, lo, stop, at, cut)
+        if last_by is not None:
+            return Cut(last_by)
+    expected = min(covered, stop)  # the newest offset not yet accounted for
+    while b is not None and expected >= start:
+        if b.first > expected:  # (blocks past what is accounted for: nothing to decide there)
+            b = await anext(heads, None)
+            continue
+        if b.last < expected or b.may_hold_by(at):  # a hole (records no block speaks for), or may hold
+            return Cut(expected)
+        cut.saw(b.min_occurred_at)
+        expected = b.first - 1
+        b = await anext(heads, None)
+    cut.end = expected if expected >= start else start - 1
+    return cut
+
+
+async def _last_occurred_by(src: Source, lo: int, hi: int, at: str, cut: Cut) -> int | None:
+    """The last offset of ``lo..hi`` whose record's event occurred at or before ``at`` (None: none;
+    ``cut`` sees the others' times). A record that does not decode, or has no time, is one the
+    fold skips too."""
+    found = None
+    async for batch in src.batches(lo, hi):
+        for rec in batch:
+            try:
+                ev = orjson.loads(rec.value or b"")
+            except orjson.JSONDecodeError:
+                continue
+            occ = ev.get("occurred_at") if type(ev) is dict else None
+            if type(occ) is str:
+                if occ <= at:
+                    found = rec.offset
+                else:
+                    cut.saw(occ)
+    return found
+
+
+__all__ = ["TAIL_SCAN_RECORDS", "Cut", "read_end"]
