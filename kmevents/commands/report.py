@@ -33,7 +33,14 @@ periods, the service levels, the capacity series, and every notable event
 (the first 20,000; "events_not_listed" counts the rest).
 
 --from/--to are SOURCE times (ISO 8601 with a zone, epoch ms, -2h); default:
-the whole log. With --from, the replay starts from the newest snapshot whose
+the whole log. What the window leaves open is followed for --follow after it
+(15 minutes by default): a pod created in the window and Running 10 minutes
+after it has its latency, an RC that recovers 20 minutes after an agent lost in
+the window is still waiting, and an agent's status is the one it had then.
+Events that happened later are not read: where the workers' touched-entity
+index says the rest of the log holds none by then, the replay stops (a window
+in the middle of a long log does not read the log to its end). --follow end
+reads every event to the log's end. With --from, the replay starts from the newest snapshot whose
 events all happened before the window by more than the monitoring rules'
 lookback (their rate window, or a source stream's silence, whichever is
 longer: 301 s by default), not from the log's first event: a report of the last
@@ -52,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--from", dest="start", metavar="TIME", help="window start (source time)")
     p.add_argument("--to", dest="end", metavar="TIME", help="window end (source time)")
+    p.add_argument("--follow", metavar="DURATION", default="15m",
+                   help="with --to: how long after the window to follow what it left open (pods created in it "
+                        "reaching Running, RCs recovering after an agent lost in it): events that happened later "
+                        "are not read (default 15m; 'end': every event to the log's end)")
     p.add_argument("-o", "--output", help="the file to write ('-': stdout; required for html, json defaults to stdout)")
     p.add_argument("--tz", metavar="ZONE", default=None,
                    help="the zone the page writes times in: an IANA name (Europe/Berlin), local, an offset "
@@ -70,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
     from kmevents.report import axis, data, html
-    from kmevents.timespec import parse_time
+    from kmevents.timespec import parse_duration, parse_time
 
+    follow_us = None if args.follow == "end" else int(parse_duration(args.follow) * 1_000_000)
     start = parse_time(args.start).iso if args.start else None
     end = parse_time(args.end).iso if args.end else None
     if start and end and end < start:
@@ -87,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with open_source(args) as o:
             d = await data.collect(o.source, o.cluster, start, end, thresholds=o.settings.monitor, tz=tz,
-                                   snapshots=o.snapshots, progress=not args.no_progress)
+                                   snapshots=o.snapshots, progress=not args.no_progress, follow_us=follow_us)
         doc = d.as_dict()
         body = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n" if as_json else html.render(doc).encode()
         if out == "-":
@@ -99,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out}: {d.events_in_window:,} events, {failovers} leader changes, {len(d.alerts)} alerts, "
               f"{len(d.agents)} agents ({sum(1 for a in d.agents if a['down'])} down at some point), "
               f"{len(d.pod_latency)} pod latencies; " + (f"read from the snapshot at offset {d.seeded_at}"
-                                                         if d.seeded_at is not None else "read from the log's start"))
+                                                         if d.seeded_at is not None else "read from the log's start")
+              + f" to offset {d.read_to}")
         return 0
 
     return run_async(main)

@@ -50,6 +50,9 @@ BAD_TYPES = {"agent.removed", "pod.evicted", "master.error", "master.heartbeat_l
 LEADER_TYPES = {"master.elected", "scheduler.leader_elected"}
 #: Notable events listed one by one in the JSON (all of them are counted in the marks).
 MAX_EVENTS = 20000
+#: How long after its window a report follows what the window left open, by default (µs of source
+#: time): pods created in it reaching Running, RCs recovering after an agent lost in it.
+FOLLOW_US = 15 * 60 * 1_000_000
 
 
 def lookback_us(t: MonitorSettings) -> int:
@@ -103,6 +106,8 @@ class ReportData:
     last_offset: int | None = None
     #: the offset of the snapshot the replay started from (:meth:`Collector.seed`); None: the log's start
     seeded_at: int | None = None
+    #: the last offset the replay read (before the log's end when it followed the window for a while)
+    read_to: int | None = None
 
     @property
     def start(self) -> str:
@@ -484,14 +489,19 @@ class Collector:
 
 async def collect(src: Any, cluster: str, start: str | None, end: str | None, *,
                   thresholds: MonitorSettings | None = None, tz: dt.tzinfo = axis.UTC,
-                  snapshots: Snapshots | None = None, progress: bool = False) -> ReportData:
-    """Replay the cluster's log once (to its end) and collect the report's data.
+                  snapshots: Snapshots | None = None, progress: bool = False,
+                  follow_us: int | None = FOLLOW_US) -> ReportData:
+    """Replay the cluster's log once and collect the report's data.
 
     ``start``/``end``: canonical times (source time); None: the first/last event's time.
     ``tz``: the zone the axis and the window are written in (UTC by default).
     ``snapshots``: with a ``start``, the replay starts from the newest snapshot whose events all
     occurred before ``start`` by more than :func:`lookback_us` (:meth:`Collector.seed`), when
     there is one; else from the log's first event. ``progress``: a bar on a terminal.
+    ``follow_us``: with an ``end``, what the window left open is followed for this long after it:
+    the replay folds the events that occurred by ``end + follow_us`` (a point by occurrence: it
+    stops reading where the snapshots' touched-entity index says nothing later happened by then,
+    replay/occurrence.py); None: every event to the log's end.
     """
     from kmevents.replay.engine import Target, replay
 
@@ -513,12 +523,16 @@ async def collect(src: Any, cluster: str, start: str | None, end: str | None, *,
         hi = micros_of(end) if end else last_t
         _refuse_outside(lo, hi, first_t, last_t)
     col = Collector(cluster, lo, hi, thresholds=thresholds, tz=tz)
+    target = Target.parse(at=iso_of_micros(hi + follow_us)) if end and follow_us is not None else Target()
     if loaded is not None:
         col.seed(loaded.state)
-        r = await replay(src, cluster, Target(), start_state=loaded.state, start_offset=loaded.offset,
-                         start_chain=loaded.chain, on_event=col.hook, progress=progress, label="report")
+        r = await replay(src, cluster, target, start_state=loaded.state, start_offset=loaded.offset,
+                         start_chain=loaded.chain, on_event=col.hook, progress=progress, label="report",
+                         snapshots=snapshots)
     else:
-        r = await replay(src, cluster, Target(), on_event=col.hook, progress=progress, label="report")
+        r = await replay(src, cluster, target, on_event=col.hook, progress=progress, label="report",
+                         snapshots=snapshots)
+    col.d.read_to = r.end_offset
     if col.seen_lo is None or col.seen_hi is None:
         from kmevents.errors import UsageError
 

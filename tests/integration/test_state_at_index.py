@@ -122,3 +122,20 @@ def test_state_at_says_what_it_left_unread(isolated: Settings) -> None:
     assert text.returncode == 0, text.stderr
     assert f"offsets {pos['covered_to_offset'] + 1}..{recs[-1].offset} not read" in text.stdout
 
+
+def test_a_report_of_a_window_in_the_middle_follows_it_and_stops_reading(isolated: Settings, tmp_path: Any) -> None:
+    import asyncio
+
+    s = isolated
+    _, recs = asyncio.run(_derived(s))
+    times = sorted(_times(recs))
+    start, end = times[len(times) // 4], times[len(times) // 3]
+    args = ["report", "--from", start, "--to", end, "--follow", "10s", "--format", "json", "--no-progress"]
+    indexed = cli(s, *args)
+    whole = cli(s, *args, "--no-snapshots")
+    assert indexed.returncode == 0 and whole.returncode == 0, indexed.stderr + whole.stderr
+    assert indexed.stdout == whole.stdout and json.loads(indexed.stdout)["events_in_window"] > 0
+    out = cli(s, *args[:-3], "-o", str(tmp_path / "r.html"), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    read_to = int(out.stdout.rsplit("to offset ", 1)[1].split()[0])
+    assert read_to < recs[-1].offset - 200
