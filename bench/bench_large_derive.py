@@ -194,6 +194,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
                            f"peak RSS {', '.join(f'{m:.0f}' for m in peaks)} MiB"))
         out += _listings(s, offs[0], min(reads), max(peaks))
         out += _report(s, _last_time(log.path))
+        out += _points_by_time(s, log, n)
+        out += _report_middle(s, log, n)
         # in a fresh process, as the API runs: this one's heap holds what the derive's worker left
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             out += pool.submit(_warm_child, s, n, 20 if quick else 30, warm_aim, profile).result()
@@ -257,6 +259,57 @@ def _report(s: Settings, end_us: int) -> list[dict[str, Any]]:
                     f"{whole_rss:.0f} MiB, {whole_size / 2**20:,.0f} MiB written"
                     + ("" if size == whole_size else " (NOT the same size)"),
                     "the same report read from the log's start (--no-snapshots), same run (s)", whole)]
+
+
+def _times_at(path: Any, indexes: list[int]) -> dict[int, int]:
+    """The ``occurred_at`` (µs) of the log file's events at ``indexes`` (0-based lines)."""
+    want, out = set(indexes), {}
+    with open(path, "rb") as f:
+        for i, line in enumerate(f):
+            if i in want:
+                out[i] = micros_of(json.loads(line)["occurred_at"])
+                if len(out) == len(want):
+                    break
+    return out
+
+
+def _points_by_time(s: Settings, log: Any, n: int) -> list[dict[str, Any]]:
+    """Cold ``state --at T`` at the times of the events a quarter, half and three quarters into the
+    log, against ``state --offset N`` of those events (no late arrivals to look for) in the same run:
+    what reading on for late arrivals costs once the touched index says where to stop."""
+    idx = [n // 4, n // 2, 3 * n // 4]
+    times = _times_at(log.path, idx)
+    rows, base, peaks = [], [], []
+    for i in idx:
+        w, m, text = _child(s, "state", "--cluster", s.cluster, "--at", iso_of_micros(times[i]), "--no-progress",
+                            "--format", "json", "--kinds", "cluster")
+        pos = json.loads(text)["position"]
+        rows.append((w, pos["records_scanned"], pos["covered_to_offset"], pos.get("log_last_offset")))
+        peaks.append(m)
+        base.append(_child(s, "state", "--cluster", s.cluster, "--offset", str(i), "--no-progress")[0])
+    return [_result("point in time by occurrence, cold `kmevents state --at T` (max of 3: a quarter, half and three "
+                    "quarters into the log)", max(r[0] for r in rows), "s", "", None,
+                    "; ".join(f"{w:.1f} s, {scanned:,} records read to offset {to:,} of {last:,}"
+                              for w, scanned, to, last in rows) + f"; peak RSS {max(peaks):.0f} MiB",
+                    "cold `state --offset N` of the same events, max of 3, same run (s)", max(base))]
+
+
+def _report_middle(s: Settings, log: Any, n: int) -> list[dict[str, Any]]:
+    """``kmevents report`` of 10 minutes ending at the log's middle event, followed the default 15
+    minutes (the replay stops where the touched index says nothing later happened by then), against
+    ``--follow end`` (every event to the log's end, as reports read before) in the same run."""
+    from bench._peak import run_kmevents_to_file
+
+    hi = _times_at(log.path, [n // 2])[n // 2]
+    argv = ["report", "--cluster", s.cluster, "--from", iso_of_micros(hi - REPORT_WINDOW_US), "--to",
+            iso_of_micros(hi), "--format", "json", "--no-progress"]
+    wall, rss, size = run_kmevents_to_file(argv, _env(s))
+    whole, whole_rss, whole_size = run_kmevents_to_file([*argv, "--follow", "end"], _env(s))
+    return [_result("reading at scale: `kmevents report` of 10 minutes in the middle of the log (--format json), "
+                    "followed 15 minutes", wall, "s", "", None,
+                    f"peak RSS {rss:.0f} MiB; {size / 2**20:,.0f} MiB written; --follow end: {whole_rss:.0f} MiB, "
+                    f"{whole_size / 2**20:,.0f} MiB written",
+                    "the same window with --follow end (every event to the log's end), same run (s)", whole)]
 
 
 def _warm_child(s: Settings, n: int, k: int, aim: float, profile: str) -> list[dict[str, Any]]:

@@ -152,9 +152,10 @@ class Replayed:
     annotations: Counter[str] = field(default_factory=Counter)
     from_snapshot: int | None = None
     source: str = ""
-    #: a point by occurrence read with the touched-entity index: the log's last offset when the
-    #: replay began (``end_offset`` is lower when it stopped early: the records after it all
-    #: happened after the point); None otherwise
+    #: a point by occurrence read with the touched-entity index: where the read would have ended
+    #: without it (the log's last offset when the replay began, or ``max_lag``'s bound);
+    #: ``end_offset`` is lower when it stopped early: the records after it all happened after the
+    #: point. None otherwise
     log_last: int | None = None
     gaps: list[tuple[int, int]] = field(default_factory=list)
     #: nothing known at the target, which lies before the log's first event: where the log starts

@@ -139,3 +139,21 @@ def test_a_report_of_a_window_in_the_middle_follows_it_and_stops_reading(isolate
     assert out.returncode == 0, out.stderr
     read_to = int(out.stdout.rsplit("to offset ", 1)[1].split()[0])
     assert read_to < recs[-1].offset - 200
+
+
+async def test_the_apis_points_by_occurrence_stop_reading_too(isolated: Settings) -> None:
+    from kmevents.api.timetravel import TimeTravel
+
+    s = isolated
+    p, recs = await _derived(s)
+    times = _times(recs)
+    point = sorted(times)[len(times) // 3]
+    async with etcd_adapter.client(s.etcd) as c:
+        tt = TimeTravel(s, c)
+        try:
+            got = await tt.state(s.cluster, p, Target.parse(at=point))
+        finally:
+            await tt.close()
+        _, whole = await _compare(s, c, p, point)
+    assert got.state.to_snapshot(chain_hash="x") == whole.state.to_snapshot(chain_hash="x")
+    assert got.position()["log_last_offset"] == recs[-1].offset and got.end_offset < recs[-1].offset - 200
