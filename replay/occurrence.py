@@ -26,6 +26,8 @@ Worked example: T = 10:00, the read starts at 5,000 (a snapshot at 4,999), the l
 9,500. Blocks 5,000..5,999 (earliest 09:58), 6,000..6,999 (09:59: a late arrival), 7,000..7,999
 (10:01), 8,000..8,999 (10:03); records 9,000..9,500 are not in a block yet and all occurred
 after 10:00. The read ends at 6,999: 2,000 records instead of 4,501.
+
+A search to a time (``kmevents search --to T``) ends the same way; a report followed to a time too.
 """
 
 from __future__ import annotations

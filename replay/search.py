@@ -12,6 +12,8 @@ Filters (all must hold):
 - ``selector``: the labels carried by the event (``pod.labels``, ``task.labels``,
   ``namespace.labels``);
 - a range of points: offsets, or times (source time by default; log time with ``known``).
+  A range that ends at a source time is read only as far as the touched-entity index says its
+  events may lie (``hits``' ``index``), not to the log's end.
 
 Each hit also says what it is about, as ``kubectl get events`` does: ``object``
 (``pod/prod/api-x``, ``task/<task id>``, ``agent/<host name>``), ``reason`` and
@@ -21,11 +23,13 @@ event type, with the contract's "did you mean".
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmevents.replay.sources import Source
 
@@ -35,6 +39,10 @@ from kmevents.jsonobj import obj
 from kmevents.selectors import Selector
 from kmevents.timespec import Point, iso_of_ms, lag_seconds
 
+if TYPE_CHECKING:
+    from kmevents.store.snapshots import Snapshots
+
+log = logging.getLogger("kmevents.replay.search")
 _GLOB = frozenset("*?[")
 
 
@@ -47,6 +55,22 @@ class Filters:
     start: Point | None = None
     end: Point | None = None
     known: bool = False
+
+
+async def _bounded(src: Source, index: Snapshots, cluster: str, t_hi: str, start: int, end: int) -> tuple[int, int]:
+    """``start..end`` ended with the last record that may have occurred by ``t_hi`` by the index (as
+    they were when it cannot be read: that only costs time). Its start stays: the scan learns which
+    host each agent id is on from every record before the range too (``learn_host``)."""
+    from kmevents.replay import occurrence
+
+    try:
+        if (heads := index.index_heads(cluster, t_hi)) is not None:
+            async with contextlib.aclosing(heads):
+                return start, (await occurrence.read_end(src, heads, t_hi, start, end)).end
+    except Exception as exc:  # noqa: BLE001 - an index that cannot be read only costs time
+        log.warning("touched-entity index not readable: searching to the end of the range",
+                    extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
+    return start, end
 
 
 def _walk(obj: Any) -> Iterator[tuple[str, Any]]:
@@ -207,11 +231,16 @@ async def search(src: Source, f: Filters, *, limit: int | None = None,
 
 
 async def hits(src: Source, f: Filters, *, limit: int | None = None,
-               keep: Callable[[dict[str, Any]], bool] | None = None) -> AsyncIterator[dict[str, Any]]:
+               keep: Callable[[dict[str, Any]], bool] | None = None, index: Snapshots | None = None,
+               cluster: str | None = None) -> AsyncIterator[dict[str, Any]]:
     """The matching events, oldest first, one at a time as the scan finds them (nothing is
     held but the agent id -> host name map), at most ``limit``; ``keep(event)`` is one more
     filter (the API's: what a namespace-limited token may see), applied before the limit.
-    Each hit carries ``object``, ``reason`` and ``message`` (:func:`describe`)."""
+    Each hit carries ``object``, ``reason`` and ``message`` (:func:`describe`).
+
+    ``index``/``cluster``: the snapshot store whose touched-entity index says when each block's
+    events occurred: a range that ends at a source time is then read to the last block that may
+    hold an event by it (replay/occurrence.py), not to the log's last record. The hits are the same."""
     first, last = await src.covers()
     start, end = first, last
     t_lo = t_hi = None
@@ -231,6 +260,8 @@ async def hits(src: Source, f: Filters, *, limit: int | None = None,
             end = last if o is None else o - 1
         else:
             t_hi = f.end.time.iso if f.end.time else None
+    if index is not None and cluster is not None and t_hi is not None:
+        start, end = await _bounded(src, index, cluster, t_hi, start, end)
     if end < start:
         return
     found = 0

@@ -12,7 +12,10 @@ with what it is about, like `kubectl get events`: OBJECT (pod/NS/NAME,
 task/ID, agent/HOST ...), REASON, MESSAGE and ACTOR.
 
 --from/--to take offset:N or a TIME; --since 15m is --from now-15m. TIMEs
-are source times (occurred_at) unless --known (log time). Inclusive.
+are source times (occurred_at) unless --known (log time). Inclusive. With
+--to TIME the scan ends where the workers' touched-entity index says no later
+record happened by TIME (late arrivals included), not at the log's end
+(archives alone: at their end).
 --type takes event types or globs (task.*); an unknown type is refused
 with the nearest one. --agent takes an agent id or a host name (a host name
 also finds the events that name only its agent id, e.g. agent.removed);
@@ -70,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     out = output_of(args)
 
     async def main() -> int:
-        async with open_source(args, want_snapshots=False) as o:
-            found = search.hits(o.source, f, limit=args.limit)
+        async with open_source(args) as o:  # (the snapshot store: its touched index bounds a range of times)
+            found = search.hits(o.source, f, limit=args.limit, index=o.snapshots, cluster=o.cluster)
             if out == "json":
                 await write_json(o.cluster, found)
                 return 0

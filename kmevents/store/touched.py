@@ -28,14 +28,14 @@ Value layout (``encode``/``decode``)::
     b"KMT1" | u32 header length | header JSON | zstd(sorted unique u64, little-endian)
 
 with the header ``{"first", "last", "events", "max_occurred_at", "min_occurred_at", "count"}``:
-the block covers offsets ``first..last`` of the partition (other clusters' records
-may sit in between); ``max_occurred_at`` is the largest string ``occurred_at`` of
-its applied events (history's "held for ... by the end of the log"); ``min_occurred_at``
-the smallest of every event of the block that decoded, applied or fold-failed (null: none had
-a time). A point by occurrence (``state --at T``) must read the records after its snapshot for
-late arrivals; a block whose ``min_occurred_at`` is after T holds none, so the read stops after
-the last block that may (:func:`may_hold_by`, replay/late.py). Blocks written before the field
-existed do not say (``Block.timed`` False): a read goes through them.
+the block covers offsets ``first..last`` of the partition (other clusters' records may sit in
+between); ``max_occurred_at`` is the largest string ``occurred_at`` of its applied events
+(history's "held for ... by the end of the log"); ``min_occurred_at`` the smallest of every event
+of the block that decoded, applied or fold-failed (null: none had a time). A read by occurrence
+(``state --at T``, a report followed to T, a search to T) must read on for late arrivals; a block
+whose ``min_occurred_at`` is after T holds none, so the read stops after the last block that may
+(``Block.may_hold_by``, replay/occurrence.py). Blocks written before the field existed do not say
+(``Block.timed`` False): a read goes through them.
 
 The open block: with every batch that changed a cluster, the worker also writes the block it has
 not closed yet, as far as that batch, at ``<prefix>/<generation>/_touched_open/<cluster>`` (one key,
@@ -446,13 +446,9 @@ async def heads_newest_first(settings: Settings, client: etcd_adapter.EtcdClient
     as one untimed block (its records may hold anything). A damaged block is left out: the walk sees
     a hole there (replay/occurrence.py reads holes)."""
     from kmevents.adapters import etcd as etcd_adapter
-    from kmevents.store.snapshots import read_bytes
 
     gen_prefix = f"{settings.etcd.prefix}/{layout.live_generation() if generation is None else generation}"
-    rev, kvs = await etcd_adapter.range_at(client, layout.touched_open_key(gen_prefix, cluster))
-    opened = None
-    with contextlib.suppress(IndexError_):
-        opened = decode_head(kvs[0].value) if kvs else None
+    rev, opened = await _open_head(client, gen_prefix, cluster)
     prefix = layout.touched_index_prefix(gen_prefix, cluster)
     end = etcd_adapter.prefix_end(prefix)
     newest: int | None = None  # the last offset of the newest closed block seen
@@ -466,42 +462,72 @@ async def heads_newest_first(settings: Settings, client: etcd_adapter.EtcdClient
                 continue
             if newest is None:
                 newest = b.last
-                if opened is not None and opened.first == b.last + 1 and opened.last >= opened.first:
+                if opened is not None and opened.first == b.last + 1:
                     yield opened  # (else stale: a block closed after it was written)
                 opened = None
             yield b
         if len(kvs) < HEADS_PAGE:
             break
         end = kvs[-1].key
-    gprefix = layout.touched_group_prefix(gen_prefix, cluster)
-    entries = []
-    async for _, gkvs in etcd_adapter.range_pages(client, gprefix, etcd_adapter.prefix_end(gprefix), page=500,
-                                                  revision=rev):
-        for kv in gkvs:
-            with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                e = orjson.loads(kv.value)
-                entries.append((int(e["first"]), int(e["last"]), e))
-    if opened is not None and newest is None and not entries and opened.last >= opened.first:
+    entries = await _group_entries(client, gen_prefix, cluster, rev)
+    if opened is not None and newest is None and not entries:
         yield opened  # the cluster's first block, not closed yet
-    for first, last, e in sorted(entries, key=lambda t: t[0], reverse=True):
-        occ = e.get("min_occurred_at")
+    for e in reversed(entries):
+        first, last, occ = int(e["first"]), int(e["last"]), e.get("min_occurred_at")
         if "min_occurred_at" in e and (occ is None or (type(occ) is str and occ > at)):
             yield Block(first, last, min_occurred_at=occ, timed=True)
             continue
-        reader = reader_of(int(e["snapshot_partition"])) if reader_of is not None else None
-        try:
-            data = await read_bytes(settings, e, reader)
-            if data is None:
-                raise IndexError_("its chunks are missing from the snapshots topic")
-            heads = []
-            for v in unpack_group(data):
-                with contextlib.suppress(IndexError_):
-                    heads.append(decode_head(v))
-        except Exception:  # noqa: BLE001 - (offsets gone from the topic, damaged bytes): may hold anything
-            yield Block(first, last)
-            continue
-        for b in sorted(heads, key=lambda b: b.first, reverse=True):
+        for b in reversed(await _group_heads(settings, e, reader_of)):
             yield b
+
+
+async def _open_head(client: etcd_adapter.EtcdClient, gen_prefix: str, cluster: str) -> tuple[int, Block | None]:
+    """The etcd revision the heads are read at, and the open block's head there (None: none, damaged,
+    or empty)."""
+    from kmevents.adapters import etcd as etcd_adapter
+
+    rev, kvs = await etcd_adapter.range_at(client, layout.touched_open_key(gen_prefix, cluster))
+    with contextlib.suppress(IndexError_):
+        b = decode_head(kvs[0].value) if kvs else None
+        if b is not None and b.last >= b.first:
+            return rev, b
+    return rev, None
+
+
+async def _group_entries(client: etcd_adapter.EtcdClient, gen_prefix: str, cluster: str,
+                         rev: int) -> list[dict[str, Any]]:
+    """The cluster's group entries at ``rev``, by first offset (damaged ones left out: holes)."""
+    from kmevents.adapters import etcd as etcd_adapter
+
+    gprefix = layout.touched_group_prefix(gen_prefix, cluster)
+    entries = []
+    async for _, kvs in etcd_adapter.range_pages(client, gprefix, etcd_adapter.prefix_end(gprefix), page=500,
+                                                 revision=rev):
+        for kv in kvs:
+            with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                e = orjson.loads(kv.value)
+                int(e["first"]), int(e["last"])
+                entries.append(e)
+    return sorted(entries, key=lambda e: int(e["first"]))
+
+
+async def _group_heads(settings: Settings, e: dict[str, Any], reader_of: Any) -> list[Block]:
+    """A group's block heads by first offset, or one untimed block spanning it when its chunks cannot
+    be read (its records may hold anything)."""
+    from kmevents.store.snapshots import read_bytes
+
+    reader = reader_of(int(e["snapshot_partition"])) if reader_of is not None else None
+    try:
+        data = await read_bytes(settings, e, reader)
+        if data is None:
+            raise IndexError_("its chunks are missing from the snapshots topic")
+        heads = []
+        for v in unpack_group(data):
+            with contextlib.suppress(IndexError_):
+                heads.append(decode_head(v))
+    except Exception:  # noqa: BLE001 - (offsets gone from the topic, damaged bytes)
+        return [Block(int(e["first"]), int(e["last"]))]
+    return sorted(heads, key=lambda b: b.first)
 
 
 async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writer: Any, cluster: str,

@@ -157,3 +157,24 @@ async def test_the_apis_points_by_occurrence_stop_reading_too(isolated: Settings
         _, whole = await _compare(s, c, p, point)
     assert got.state.to_snapshot(chain_hash="x") == whole.state.to_snapshot(chain_hash="x")
     assert got.position()["log_last_offset"] == recs[-1].offset and got.end_offset < recs[-1].offset - 200
+
+
+async def test_a_search_to_a_time_stops_reading_where_the_index_says_with_the_same_hits(isolated: Settings) -> None:
+    from kmevents.replay import search
+
+    from kmevents.timespec import Point, parse_time
+
+    s = isolated
+    p, recs = await _derived(s)
+    ordered = sorted(_times(recs))
+    f = search.Filters(start=Point(time=parse_time(ordered[len(ordered) // 5])),
+                       end=Point(time=parse_time(ordered[len(ordered) // 3])))
+    async with etcd_adapter.client(s.etcd) as c:
+        store = SnapshotStore(s, c)
+        got = [h async for h in search.hits(kafka_src(s, p), f, index=store, cluster=s.cluster)]
+        whole = [h async for h in search.hits(kafka_src(s, p), f)]
+        assert f.end is not None and f.end.time is not None
+        _, end = await search._bounded(kafka_src(s, p), store, s.cluster, f.end.time.iso, recs[0].offset,
+                                       recs[-1].offset)
+    assert got == whole and len(got) > 100
+    assert end < recs[-1].offset - 200 and all(h["offset"] <= end for h in got)

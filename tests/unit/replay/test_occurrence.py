@@ -46,7 +46,7 @@ def timed(times: list[str | None]) -> list[bytes]:
 
 def block(first: int, last: int, times: list[str | None] | None) -> touched.Block:
     """The head the worker writes of ``first..last`` (``times`` None: a block written before heads
-    carried their earliest time)."""
+    carried their times)."""
     if times is None:
         return touched.Block(first, last)
     known = [o for o in times[first:last + 1] if o is not None]
@@ -204,5 +204,35 @@ def test_a_block_says_the_earliest_time_of_every_event_it_decoded() -> None:
     acc.event(8, {"occurred_at": t(2)}, applied=True)
     b = touched.decode(acc.close(8)[1])
     assert (b.first, b.last, b.timed, b.min_occurred_at, b.max_occurred_at) == (5, 8, True, t(1), t(3))
-    assert touched.decode_head(touched.encode(0, 9, 3, None, [1])).timed is False  # an old block
+    old = touched.decode_head(touched.encode(0, 9, 3, None, [1]))  # a block written before heads had times
+    assert old.timed is False and old.may_hold_by(t(0))
     assert touched.decode_head(touched.encode(0, 9, 3, None, [1], min_occurred_at=None)).may_hold_by(t(9)) is False
+
+
+# -- search: the same hits over a range of times, fewer records read -------------------------------
+
+@pytest.mark.parametrize(("lo", "hi"), [(0.2, 0.3), (0.5, None), (None, 0.4), (0.9, 1.0), (0.0, 0.05)])
+def test_a_search_to_a_time_reads_only_as_far_as_the_index_says_and_finds_the_same(
+        events: list[dict[str, Any]], store: InMemory, lo: float | None, hi: float | None) -> None:
+    from kmevents.replay import search
+
+    from kmevents.timespec import Point, parse_time
+
+    values = [orjson.dumps(e) for e in events]
+    ordered = sorted(e["occurred_at"] for e in events)
+
+    def point(share: float | None) -> Point | None:
+        return None if share is None else Point(time=parse_time(ordered[int(share * (len(ordered) - 1))]))
+
+    f = search.Filters(start=point(lo), end=point(hi))
+
+    async def run(index: Any) -> tuple[list[dict[str, Any]], int]:
+        src = Log(values)
+        return [h async for h in search.hits(src, f, index=index, cluster=CLUSTER)], src.read
+
+    whole, read_all = asyncio.run(run(None))
+    got, read = asyncio.run(run(Indexed(store, values, unindexed=30)))
+    assert got == whole and len(got) > 0
+    assert read_all == len(events)
+    if hi is not None and hi <= 0.5:
+        assert read < read_all * 0.75
