@@ -2,8 +2,8 @@
 
 ``at=T`` folds every record whose ``occurred_at <= T``, in log order (replay/engine.py).
 A late arrival, recorded after events that happened later, may sit anywhere after T's
-records, so without help the read goes on to the log's end: at the large profile a point
-35 minutes before the end read ~570,000 records past its snapshot to apply ~30 of them.
+records, so without help the read goes on to the log's end: at the large profile a point in
+the middle of the log read 752,000 records past its snapshot to apply 2,007 (17 s; 3 s now).
 
 The worker's touched-entity index says, for each block of ~1,000 records, the earliest
 ``occurred_at`` of its events (kmevents/store/touched.py, ``min_occurred_at``). A block whose
@@ -76,14 +76,16 @@ async def read_end(src: Source, heads: AsyncIterator[Block], at: str, start: int
             return cut
         last_by = await _last_occurred_by(src, lo, stop, at, cut)
         if last_by is not None:
-            return Cut(last_by)
+            cut.end = last_by
+            return cut
     expected = min(covered, stop)  # the newest offset not yet accounted for
     while b is not None and expected >= start:
         if b.first > expected:  # (blocks past what is accounted for: nothing to decide there)
             b = await anext(heads, None)
             continue
         if b.last < expected or b.may_hold_by(at):  # a hole (records no block speaks for), or may hold
-            return Cut(expected)
+            cut.end = expected
+            return cut
         cut.saw(b.min_occurred_at)
         expected = b.first - 1
         b = await anext(heads, None)

@@ -55,12 +55,13 @@ entry* at ``<prefix>/<generation>/_touched_groups/<cluster>/<first:020d>``::
     {"cluster", "first", "last", "blocks", "snapshot_partition", "chunk_offsets", "chunk_key",
      "bytes", "stored_bytes", "codec": "none", "kind": "touched", "min_occurred_at"}
 
-(``min_occurred_at``: the earliest of its blocks', when all of them say theirs) is written and the blocks' keys deleted (only if no entry is there yet: a fenced worker and its
-successor cannot both group them). A reader (:func:`read_blocks`) reads the group entries and
-the blocks left at one etcd revision, and a group's blocks from its chunks: the same blocks as
-before they moved. A group whose chunks cannot be read reads as a range with no index (history
-folds it: slower, never wrong). Etcd then holds ~``KEEP_BLOCKS`` blocks and an entry per
-``GROUP_BLOCKS`` blocks (~300 bytes a 256,000 events), whatever the log's length.
+(``min_occurred_at``: the earliest of its blocks', when all of them say theirs) is written and the
+blocks' keys deleted (only if no entry is there yet: a fenced worker and its successor cannot both
+group them). A reader (:func:`read_blocks`) reads the group entries and the blocks left at one etcd
+revision, and a group's blocks from its chunks: the same blocks as before they moved. A group whose
+chunks cannot be read reads as a range with no index (history folds it: slower, never wrong). Etcd
+then holds ~``KEEP_BLOCKS`` blocks and an entry per ``GROUP_BLOCKS`` blocks (~300 bytes a 256,000
+events), whatever the log's length.
 
 A worker that takes a partition (a start, a rebalance, a retake after fencing) resumes
 each cluster's open block from the end of the last closed one (``last_closed``): it
@@ -530,6 +531,23 @@ async def _group_heads(settings: Settings, e: dict[str, Any], reader_of: Any) ->
     return sorted(heads, key=lambda b: b.first)
 
 
+def group_times(values: list[bytes]) -> dict[str, Any]:
+    """What a group's entry says of its blocks' times (``values``: their bytes): ``min_occurred_at``,
+    the earliest of theirs, when every one of them says its own (a damaged block, or one written before
+    blocks carried it, may hold any time: then nothing, and a point by occurrence reads the group)."""
+    earliest = []
+    for v in values:
+        try:
+            b = decode_head(v)
+        except IndexError_:
+            return {}
+        if not b.timed:
+            return {}
+        if b.min_occurred_at is not None:
+            earliest.append(b.min_occurred_at)
+    return {"min_occurred_at": min(earliest, default=None)}
+
+
 async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writer: Any, cluster: str,
                        generation: str, partition: int, *, keep: int = KEEP_BLOCKS,
                        group: int = GROUP_BLOCKS) -> int:
@@ -546,16 +564,12 @@ async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writ
     done = 0
     while await etcd_adapter.count_range(client, prefix, end) > keep + group:
         _, kvs = await etcd_adapter.range_at(client, prefix, range_end=end, limit=group)
-        firsts, lasts, earliest = [], [], []
-        timed = True
+        firsts, lasts = [], []
         for kv in kvs:
             try:
                 b = decode_head(kv.value)
                 firsts.append(b.first)
                 lasts.append(b.last)
-                timed = timed and b.timed
-                if b.min_occurred_at is not None:
-                    earliest.append(b.min_occurred_at)
             except IndexError_:
                 continue  # moved as it is: a reader leaves it out as before
         if not firsts:
@@ -567,8 +581,7 @@ async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writ
         entry = {"cluster": cluster, "first": min(firsts), "last": max(lasts), "blocks": len(kvs),
                  "snapshot_partition": partition, "chunk_offsets": chunk_offsets, "chunk_key": stem,
                  "bytes": len(data), "stored_bytes": len(data), "codec": "none", "kind": "touched"}
-        if timed:  # (every block says its earliest time: a point by occurrence may skip the whole group)
-            entry["min_occurred_at"] = min(earliest, default=None)
+        entry.update(group_times([kv.value for kv in kvs]))
         gkey = layout.touched_group_key(gen_prefix, cluster, first)
         ops: dict[bytes, bytes | None] = {gkey: orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)}
         ops.update((kv.key, None) for kv in kvs)
@@ -630,5 +643,5 @@ def following(blocks: list[Block], opened: Block | None) -> Block | None:
 
 __all__ = ["BLOCK_EVENTS", "GROUP_BLOCKS", "GROUP_MAGIC", "KEEP_BLOCKS", "NAME_FIELDS", "UNSERVED_KINDS", "UNTIMED",
            "Accumulator", "Block", "IndexError_", "corr", "decode", "decode_head", "encode", "entity_hashes",
-           "following", "group_oldest", "heads_newest_first", "id_tails", "key", "last_closed", "name", "pack_group", "read_blocks", "read_open",
-           "unpack_group"]
+           "following", "group_oldest", "group_times", "heads_newest_first", "id_tails", "key", "last_closed", "name",
+           "pack_group", "read_blocks", "read_open", "unpack_group"]

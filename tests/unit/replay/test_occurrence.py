@@ -236,3 +236,13 @@ def test_a_search_to_a_time_reads_only_as_far_as_the_index_says_and_finds_the_sa
     assert read_all == len(events)
     if hi is not None and hi <= 0.5:
         assert read < read_all * 0.75
+
+
+def test_a_group_says_its_earliest_time_only_when_every_block_says_its_own() -> None:
+    def timed(first: int, occ: str | None) -> bytes:
+        return touched.encode(first, first + 9, 10, occ, [1], min_occurred_at=occ)
+
+    assert touched.group_times([timed(0, t(3)), timed(10, t(1)), timed(20, None)]) == {"min_occurred_at": t(1)}
+    assert touched.group_times([timed(0, None)]) == {"min_occurred_at": None}  # (no block had a time)
+    assert touched.group_times([timed(0, t(3)), touched.encode(10, 19, 10, None, [1])]) == {}  # an old block
+    assert touched.group_times([timed(0, t(3)), b"KMT1 damaged"]) == {}  # a damaged one may hold anything
