@@ -40,14 +40,16 @@ the window is still waiting, and an agent's status is the one it had then.
 Events that happened later are not read: where the workers' touched-entity
 index says the rest of the log holds none by then, the replay stops (a window
 in the middle of a long log does not read the log to its end). --follow end
-reads every event to the log's end. With --from, the replay starts from the newest snapshot whose
-events all happened before the window by more than the monitoring rules'
-lookback (their rate window, or a source stream's silence, whichever is
-longer: 301 s by default), not from the log's first event: a report of the last
-hour of a long log reads about an hour of it. What the entities hold (agents'
-down periods, leaders, endpoints) is as if the whole log had been read; the
-source streams the source_silent rule watches are those heard from the
-snapshot on. --no-snapshots reads the whole log.
+reads every event to the log's end.
+
+With --from, the replay starts from the newest snapshot whose events all
+happened before the window by more than the monitoring rules' lookback (their
+rate window, or a source stream's silence, whichever is longer: 301 s by
+default), not from the log's first event: a report of the last hour of a long
+log reads about an hour of it. What the entities hold (agents' down periods,
+leaders, endpoints) is as if the whole log had been read; the source streams
+the source_silent rule watches are those heard from the snapshot on.
+--no-snapshots reads the whole log.
 
 """
 
