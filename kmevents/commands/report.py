@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
               f"{len(d.agents)} agents ({sum(1 for a in d.agents if a['down'])} down at some point), "
               f"{len(d.pod_latency)} pod latencies; " + (f"read from the snapshot at offset {d.seeded_at}"
                                                          if d.seeded_at is not None else "read from the log's start")
-              + f" to offset {d.read_to}")
+              + f" (read through record {d.read_to})")
         return 0
 
     return run_async(main)

@@ -137,7 +137,7 @@ def test_a_report_of_a_window_in_the_middle_follows_it_and_stops_reading(isolate
     assert indexed.stdout == whole.stdout and json.loads(indexed.stdout)["events_in_window"] > 0
     out = cli(s, *args[:-3], "-o", str(tmp_path / "r.html"), "--no-progress")
     assert out.returncode == 0, out.stderr
-    read_to = int(out.stdout.rsplit("to offset ", 1)[1].split()[0])
+    read_to = int(out.stdout.rsplit("read through record ", 1)[1].split(")")[0])
     assert read_to < recs[-1].offset - 200
 
 
