@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,8 +62,6 @@ from kmevents.timespec import (
     parse_point,
     parse_time,
 )
-
-log = logging.getLogger("kmevents.replay.engine")
 
 
 class BadTarget(UsageError):
@@ -244,7 +241,7 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
     log_last = end
     cut = None
     if at is not None and snapshots is not None:
-        cut = await _occurrence_cut(src, snapshots, cluster, at, start, end)
+        cut = await occurrence.cut_from(src, snapshots, cluster, at, start, end)
         end = cut.end if cut is not None else end
     out = Replayed(st, cluster, src.partition, target, end, head, from_snapshot=from_snap, source=src.name)
     if cut is not None:
@@ -308,22 +305,6 @@ async def replay(src: Source, cluster: str, target: Target = Target(), *,
     if out.gaps and out.incomplete is None:
         out.incomplete = f"the sources miss offsets {[list(g) for g in out.gaps]}"
     return out
-
-
-async def _occurrence_cut(src: Source, snapshots: Snapshots, cluster: str, at: str, start: int,
-                          end: int) -> occurrence.Cut | None:
-    """Where a point by occurrence may stop reading (replay/occurrence.py), from the touched-entity
-    index the snapshot store keeps; None (read to ``end``) without one, or when it cannot be read."""
-    heads = snapshots.index_heads(cluster, at)
-    if heads is None:
-        return None
-    try:
-        async with contextlib.aclosing(heads):
-            return await occurrence.read_end(src, heads, at, start, end)
-    except Exception as exc:  # noqa: BLE001 - an index that cannot be read only costs time
-        log.warning("touched-entity index not readable: reading to the log's end for late arrivals",
-                    extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
-        return None
 
 
 async def _record_at(src: Source, offset: int) -> tuple[LogRecord, dict[str, Any] | None] | None:

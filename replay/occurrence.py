@@ -32,14 +32,21 @@ A search to a time (``kmevents search --to T``) ends the same way; a report foll
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import orjson
 from kmevents.replay.sources import Source
 
 from kmevents.store.touched import Block
+
+if TYPE_CHECKING:
+    from kmevents.store.snapshots import Snapshots
+
+log = logging.getLogger("kmevents.replay.occurrence")
 
 #: Records past the newest block scanned for their times at most; a longer tail (a worker far
 #: behind, or none running) is read through as if there were no index.
@@ -57,6 +64,21 @@ class Cut:
     def saw(self, occ: str | None) -> None:
         if occ is not None and (self.earliest is None or occ < self.earliest):
             self.earliest = occ
+
+
+async def cut_from(src: Source, snapshots: Snapshots, cluster: str, at: str, start: int, end: int) -> Cut | None:
+    """:func:`read_end` over the touched-entity index ``snapshots`` keeps for ``cluster``; None (read
+    to ``end``) where it keeps none, or when it cannot be read (that only costs time)."""
+    heads = snapshots.index_heads(cluster, at)
+    if heads is None:
+        return None
+    try:
+        async with contextlib.aclosing(heads):
+            return await read_end(src, heads, at, start, end)
+    except Exception as exc:  # noqa: BLE001 - an index that cannot be read only costs time
+        log.warning("touched-entity index not readable: reading to the end of the range for late arrivals",
+                    extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
+        return None
 
 
 async def read_end(src: Source, heads: AsyncIterator[Block], at: str, start: int, stop: int) -> Cut:
@@ -113,4 +135,4 @@ async def _last_occurred_by(src: Source, lo: int, hi: int, at: str, cut: Cut) ->
     return found
 
 
-__all__ = ["TAIL_SCAN_RECORDS", "Cut", "read_end"]
+__all__ = ["TAIL_SCAN_RECORDS", "Cut", "cut_from", "read_end"]

@@ -23,14 +23,13 @@ event type, with the contract's "did you mean".
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import fnmatch
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kmevents.replay import occurrence
 from kmevents.replay.sources import Source
 
 from kmevents.contract import DecodeError, decode_fast
@@ -42,7 +41,6 @@ from kmevents.timespec import Point, iso_of_ms, lag_seconds
 if TYPE_CHECKING:
     from kmevents.store.snapshots import Snapshots
 
-log = logging.getLogger("kmevents.replay.search")
 _GLOB = frozenset("*?[")
 
 
@@ -55,22 +53,6 @@ class Filters:
     start: Point | None = None
     end: Point | None = None
     known: bool = False
-
-
-async def _bounded(src: Source, index: Snapshots, cluster: str, t_hi: str, start: int, end: int) -> tuple[int, int]:
-    """``start..end`` ended with the last record that may have occurred by ``t_hi`` by the index (as
-    they were when it cannot be read: that only costs time). Its start stays: the scan learns which
-    host each agent id is on from every record before the range too (``learn_host``)."""
-    from kmevents.replay import occurrence
-
-    try:
-        if (heads := index.index_heads(cluster, t_hi)) is not None:
-            async with contextlib.aclosing(heads):
-                return start, (await occurrence.read_end(src, heads, t_hi, start, end)).end
-    except Exception as exc:  # noqa: BLE001 - an index that cannot be read only costs time
-        log.warning("touched-entity index not readable: searching to the end of the range",
-                    extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
-    return start, end
 
 
 def _walk(obj: Any) -> Iterator[tuple[str, Any]]:
@@ -261,7 +243,9 @@ async def hits(src: Source, f: Filters, *, limit: int | None = None,
         else:
             t_hi = f.end.time.iso if f.end.time else None
     if index is not None and cluster is not None and t_hi is not None:
-        start, end = await _bounded(src, index, cluster, t_hi, start, end)
+        # (its start stays: the scan learns which host each agent id is on from every earlier record too)
+        cut = await occurrence.cut_from(src, index, cluster, t_hi, start, end)
+        end = cut.end if cut is not None else end
     if end < start:
         return
     found = 0

@@ -160,7 +160,7 @@ async def test_the_apis_points_by_occurrence_stop_reading_too(isolated: Settings
 
 
 async def test_a_search_to_a_time_stops_reading_where_the_index_says_with_the_same_hits(isolated: Settings) -> None:
-    from kmevents.replay import search
+    from kmevents.replay import occurrence, search
 
     from kmevents.timespec import Point, parse_time
 
@@ -174,7 +174,9 @@ async def test_a_search_to_a_time_stops_reading_where_the_index_says_with_the_sa
         got = [h async for h in search.hits(kafka_src(s, p), f, index=store, cluster=s.cluster)]
         whole = [h async for h in search.hits(kafka_src(s, p), f)]
         assert f.end is not None and f.end.time is not None
-        _, end = await search._bounded(kafka_src(s, p), store, s.cluster, f.end.time.iso, recs[0].offset,
-                                       recs[-1].offset)
+        cut = await occurrence.cut_from(kafka_src(s, p), store, s.cluster, f.end.time.iso, recs[0].offset,
+                                        recs[-1].offset)
+        assert cut is not None
+        end = cut.end
     assert got == whole and len(got) > 100
     assert end < recs[-1].offset - 200 and all(h["offset"] <= end for h in got)
