@@ -13,6 +13,8 @@ Under ``<prefix>`` (``/kmevents/v1`` by default)::
     <generation>/_versions/<cluster>/<first:020d>  index entry       where a block's entity versions live (history)
     <generation>/_versions_open/<cluster>/<first:020d>/<from:020d>  record part  the open block's versions,
                                                    a live batch's part each (history)
+    <generation>/_hosts/<cluster>/<agent id>      [[offset, host], ...]  which host the log said an agent
+                                                   id is on, from which offset (search's names)
     clusters/<cluster>/current               {"generation": "r3"}     which derivation readers use
     clusters/<cluster>/<generation>/<kind>/<id>   entity JSON (whole values)
 
@@ -110,6 +112,14 @@ def versions_open_key(prefix: str, cluster: str, first: int, start: int) -> byte
 def versions_open_prefix(prefix: str, cluster: str, first: int | None = None) -> bytes:
     tail = "" if first is None else f"{first:020d}/"
     return f"{prefix}/_versions_open/{cluster}/{tail}".encode()
+
+
+def hosts_key(prefix: str, cluster: str, agent_id: str) -> bytes:
+    return f"{prefix}/_hosts/{cluster}/{agent_id}".encode()
+
+
+def hosts_prefix(prefix: str, cluster: str) -> bytes:
+    return f"{prefix}/_hosts/{cluster}/".encode()
 
 
 def verified_key(prefix: str, cluster: str) -> bytes:

@@ -52,6 +52,7 @@ from kmevents.folding import APPLIED, FAILED, Fold
 from kmevents.reducer import REDUCER_VERSION, ClusterState, Retention
 from kmevents.reducer.sections import Sections
 from kmevents.settings import Settings
+from kmevents.store import hosts as host_directory
 from kmevents.store import snapshots as snapshot_store
 from kmevents.store import touched as touched_index
 from kmevents.store import versions as versions_store
@@ -215,6 +216,9 @@ class PartitionDeriver:
         #: touched-index block and closed with it (only with the index: ``versions`` and blocks)
         self.versions = versions and touched_every_events > 0
         self.captures: dict[str, Capture] = {}
+        #: with the index: each cluster's host directory (kmevents/store/hosts.py), read from etcd on a
+        #: take (:meth:`load_block_ends`); its changes go with the batch
+        self.hosts: dict[str, host_directory.Directory] = {}
         #: with versions: per cluster, the dirty sets taken after each applied event since the
         #: entities were last collected for etcd (:meth:`_take_dirty` writes them with the rest):
         #: what the events marked (counted as ``dirty_count`` counted them), and the roles that
@@ -281,11 +285,13 @@ class PartitionDeriver:
     async def load_block_ends(self) -> dict[str, Block]:
         """Read each checkpointed cluster's last closed block of the touched-entity index (none
         when the index is off): the open block a restore resumes, instead of starting a new one
-        after the checkpoint and leaving the records in between in no block."""
+        after the checkpoint and leaving the records in between in no block; and its host directory."""
         self.block_ends = {}
         ckpt = self.checkpoint.offset
         if not self.touched_every_events or ckpt < 0:
             return {}
+        for cluster in self.checkpoint.chains:  # (and its host directory: kmevents/store/hosts.py)
+            self.hosts[cluster] = await host_directory.load(self.client, f"{self.prefix}/{self.generation}", cluster)
         for cluster in self.checkpoint.chains:
             b = await touched_index.last_closed(self.settings, self.client, cluster, ckpt, self.generation)
             if b is not None:
@@ -522,6 +528,8 @@ class PartitionDeriver:
                     n += st.dirty_count
                 for taken in self._taken.values():  # the applied events' sets taken for versions
                     n += len(taken)
+                for d in self.hosts.values():
+                    n += len(d.dirty)
                 if n >= flush_at:
                     await self._flush(self._collect(touched, pointers, carried, out, live=live), out)
                     touched, pointers, carried = {}, {}, {}
@@ -553,7 +561,15 @@ class PartitionDeriver:
                     acc = self.touched[cluster] = Accumulator()
                     if self.versions:
                         self.captures[cluster] = Capture()
-                acc.event(rec.offset, f.event, applied=outcome is APPLIED, failed=outcome is FAILED)
+                ev = f.event
+                acc.event(rec.offset, ev, applied=outcome is APPLIED, failed=outcome is FAILED)
+                if ev is not None and ev.get("type") in host_directory.LEARNS:
+                    named = host_directory.host_named(ev)
+                    if named is not None:
+                        hd = self.hosts.get(cluster)
+                        if hd is None:  # (a cluster new to the partition: one seen before was read on the take)
+                            hd = self.hosts[cluster] = host_directory.Directory()
+                        hd.note(rec.offset, *named)
                 if outcome is APPLIED and self.versions:
                     self._capture(cluster, f, rec.offset)
                 if acc.due(every):  # the block ends here, inside the batch: blocks stay this small
@@ -612,6 +628,9 @@ class PartitionDeriver:
         pending: dict[bytes, Pending] = dict.fromkeys(pointers, pointer)
         if carried:
             pending.update(carried)
+        for cluster, d in self.hosts.items():
+            if d.dirty:
+                pending.update(d.take(f"{self.prefix}/{self.generation}", cluster))
         for cluster, state in touched.items():
             self._take_dirty(cluster, state, pending, now=True)
         every = self.touched_every_events

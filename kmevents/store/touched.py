@@ -27,7 +27,8 @@ Value layout (``encode``/``decode``)::
 
     b"KMT1" | u32 header length | header JSON | zstd(sorted unique u64, little-endian)
 
-with the header ``{"first", "last", "events", "max_occurred_at", "min_occurred_at", "count"}``:
+with the header ``{"first", "last", "events", "max_occurred_at", "min_occurred_at", "latest_occurred_at",
+"count"}``:
 the block covers offsets ``first..last`` of the partition (other clusters' records may sit in
 between); ``max_occurred_at`` is the largest string ``occurred_at`` of its applied events
 (history's "held for ... by the end of the log"); ``min_occurred_at`` the smallest of every event
@@ -35,7 +36,9 @@ of the block that decoded, applied or fold-failed (null: none had a time). A rea
 (``state --at T``, a report followed to T, a search to T) must read on for late arrivals; a block
 whose ``min_occurred_at`` is after T holds none, so the read stops after the last block that may
 (``Block.may_hold_by``, replay/occurrence.py). Blocks written before the field existed do not say
-(``Block.timed`` False): a read goes through them.
+(``Block.timed`` False): a read goes through them. ``latest_occurred_at`` is the latest time of the
+same events: a search from a time T (``kmevents search --since 5m``) starts at the first block that
+may hold an event at or after T (``Block.may_hold_from``), not at the log's first record.
 
 The open block: with every batch that changed a cluster, the worker also writes the block it has
 not closed yet, as far as that batch, at ``<prefix>/<generation>/_touched_open/<cluster>`` (one key,
@@ -55,7 +58,8 @@ entry* at ``<prefix>/<generation>/_touched_groups/<cluster>/<first:020d>``::
     {"cluster", "first", "last", "blocks", "snapshot_partition", "chunk_offsets", "chunk_key",
      "bytes", "stored_bytes", "codec": "none", "kind": "touched", "min_occurred_at"}
 
-(``min_occurred_at``: the earliest of its blocks', when all of them say theirs) is written and the
+(``min_occurred_at``/``latest_occurred_at``: the earliest/latest of its blocks', when all of them say
+theirs) is written and the
 blocks' keys deleted (only if no entry is there yet: a fenced worker and its successor cannot both
 group them). A reader (:func:`read_blocks`) reads the group entries and the blocks left at one etcd
 revision, and a group's blocks from its chunks: the same blocks as before they moved. A group whose
@@ -200,6 +204,9 @@ class Block:
     #: ``timed`` (the header says it; blocks written before it existed do not)
     min_occurred_at: str | None = None
     timed: bool = False
+    #: the latest ``occurred_at`` of the same events, when ``timed_latest``
+    latest_occurred_at: str | None = None
+    timed_latest: bool = False
 
     def holds(self, needle: int) -> bool:
         h = self.hashes
@@ -214,13 +221,18 @@ class Block:
         time): True unless the block's earliest time is known and later."""
         return not self.timed or (self.min_occurred_at is not None and self.min_occurred_at <= at)
 
+    def may_hold_from(self, since: str) -> bool:
+        """Whether an event of the block may have occurred at or after ``since`` (a canonical time):
+        True unless the block's latest time is known and earlier (or none of its events had one)."""
+        return not self.timed_latest or (self.latest_occurred_at is not None and self.latest_occurred_at >= since)
+
 
 #: ``encode``'s ``min_occurred_at`` when the caller does not know it: the header leaves it out
 UNTIMED: Final = object()
 
 
 def encode(first: int, last: int, events: int, max_occurred_at: str | None, hashes: Iterable[int], *,
-           min_occurred_at: Any = UNTIMED) -> bytes:
+           min_occurred_at: Any = UNTIMED, latest_occurred_at: Any = UNTIMED) -> bytes:
     from kmevents.store.snapshots import compress
 
     arr = array("Q", sorted(set(hashes)))
@@ -230,6 +242,8 @@ def encode(first: int, last: int, events: int, max_occurred_at: str | None, hash
     fields = {"first": first, "last": last, "events": events, "max_occurred_at": max_occurred_at, "count": len(arr)}
     if min_occurred_at is not UNTIMED:
         fields["min_occurred_at"] = min_occurred_at
+    if latest_occurred_at is not UNTIMED:
+        fields["latest_occurred_at"] = latest_occurred_at
     head = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
     return MAGIC + struct.pack("<I", len(head)) + head + compress(raw, 3)
 
@@ -260,9 +274,10 @@ def _head_of(data: bytes) -> tuple[dict[str, Any], int]:
 
 
 def _block(head: dict[str, Any], hashes: array) -> Block:
-    occ = head.get("min_occurred_at")
+    occ, latest = head.get("min_occurred_at"), head.get("latest_occurred_at")
     return Block(int(head["first"]), int(head["last"]), int(head.get("events") or 0), head.get("max_occurred_at"),
-                 hashes, min_occurred_at=occ if type(occ) is str else None, timed="min_occurred_at" in head)
+                 hashes, min_occurred_at=occ if type(occ) is str else None, timed="min_occurred_at" in head,
+                 latest_occurred_at=latest if type(latest) is str else None, timed_latest="latest_occurred_at" in head)
 
 
 def decode_head(data: bytes) -> Block:
@@ -295,7 +310,8 @@ def decode(data: bytes) -> Block:
 class Accumulator:
     """The worker's open block of one cluster (processors/derive.py feeds it)."""
 
-    __slots__ = ("first", "events", "max_occurred_at", "min_occurred_at", "hashes", "failed_pending")
+    __slots__ = ("first", "events", "max_occurred_at", "min_occurred_at", "latest_occurred_at", "hashes",
+                 "failed_pending")
 
     def __init__(self) -> None:
         #: the block's first offset: the offset after the previous block's last once one closed
@@ -306,6 +322,8 @@ class Accumulator:
         #: the earliest time of every decoded event (applied or not): what a point by occurrence
         #: may have to fold of the block
         self.min_occurred_at: str | None = None
+        #: the latest time of the same events: where a search from a time may start
+        self.latest_occurred_at: str | None = None
         self.hashes: set[int] = set()
         #: a fold-failed event since the last applied one: its dirty marks reach history's
         #: hook with the next applied event, so the block stays open until then
@@ -319,8 +337,11 @@ class Accumulator:
         self.events += 1
         if ev is not None:
             occ = ev.get("occurred_at")
-            if type(occ) is str and (self.min_occurred_at is None or occ < self.min_occurred_at):
-                self.min_occurred_at = occ
+            if type(occ) is str:
+                if self.min_occurred_at is None or occ < self.min_occurred_at:
+                    self.min_occurred_at = occ
+                if self.latest_occurred_at is None or occ > self.latest_occurred_at:
+                    self.latest_occurred_at = occ
         if failed:
             self.failed_pending = True
             return
@@ -343,13 +364,13 @@ class Accumulator:
         """The block so far, through ``last`` (the worker's last folded offset): a closed block's
         value, or the open block's (what history reads of the records past the last closed one)."""
         return encode(self.first, last, self.events, self.max_occurred_at, self.hashes,
-                      min_occurred_at=self.min_occurred_at)
+                      min_occurred_at=self.min_occurred_at, latest_occurred_at=self.latest_occurred_at)
 
     def close(self, last: int) -> tuple[int, bytes]:
         """``(first offset, value)`` of the block through ``last``; the accumulator starts over."""
         out = self.first, self.encode_through(last)
         self.first, self.events, self.max_occurred_at, self.hashes = last + 1, 0, None, set()
-        self.min_occurred_at = None
+        self.min_occurred_at = self.latest_occurred_at = None
         return out
 
 
@@ -436,15 +457,16 @@ HEADS_PAGE: Final = 32
 
 
 async def heads_newest_first(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
-                             generation: str | None = None, *, at: str,
+                             generation: str | None = None, *, at: str | None = None, since: str | None = None,
                              reader_of: Any = None) -> AsyncGenerator[Block, None]:
     """The cluster's blocks without their hashes (:func:`decode_head`), the last one first: the open
     block when it follows the closed ones, the closed ones left in etcd, then the groups' (all read
     at one etcd revision; a caller stops when it has what it needs, so the old ones are seldom read).
 
     ``at``: the time a point by occurrence is read at; a group whose entry says its earliest time is
-    later comes as one block spanning it (its blocks are not read), and one whose chunks cannot be read
-    as one untimed block (its records may hold anything). A damaged block is left out: the walk sees
+    later comes as one block spanning it (its blocks are not read); ``since``: the time a search starts
+    from; a group whose entry says its latest time is earlier, likewise. A group whose chunks cannot be
+    read comes as one untimed block (its records may hold anything). A damaged block is left out: the walk sees
     a hole there (replay/occurrence.py reads holes)."""
     from kmevents.adapters import etcd as etcd_adapter
 
@@ -474,9 +496,13 @@ async def heads_newest_first(settings: Settings, client: etcd_adapter.EtcdClient
     if opened is not None and newest is None and not entries:
         yield opened  # the cluster's first block, not closed yet
     for e in reversed(entries):
-        first, last, occ = int(e["first"]), int(e["last"]), e.get("min_occurred_at")
-        if "min_occurred_at" in e and (occ is None or (type(occ) is str and occ > at)):
-            yield Block(first, last, min_occurred_at=occ, timed=True)
+        first, last, occ, latest = int(e["first"]), int(e["last"]), e.get("min_occurred_at"), e.get("latest_occurred_at")
+        span = Block(first, last, min_occurred_at=occ if type(occ) is str else None,
+                     timed="min_occurred_at" in e and (occ is None or type(occ) is str),
+                     latest_occurred_at=latest if type(latest) is str else None,
+                     timed_latest="latest_occurred_at" in e and (latest is None or type(latest) is str))
+        if (at is not None and not span.may_hold_by(at)) or (since is not None and not span.may_hold_from(since)):
+            yield span
             continue
         for b in reversed(await _group_heads(settings, e, reader_of)):
             yield b
@@ -534,18 +560,27 @@ async def _group_heads(settings: Settings, e: dict[str, Any], reader_of: Any) ->
 def group_times(values: list[bytes]) -> dict[str, Any]:
     """What a group's entry says of its blocks' times (``values``: their bytes): ``min_occurred_at``,
     the earliest of theirs, when every one of them says its own (a damaged block, or one written before
-    blocks carried it, may hold any time: then nothing, and a point by occurrence reads the group)."""
-    earliest = []
+    blocks carried it, may hold any time: then nothing, and a point by occurrence reads the group);
+    ``latest_occurred_at``, the latest, likewise (a search from a time skips a group that ends before it)."""
+    earliest, latest = [], []
+    timed = timed_latest = True
     for v in values:
         try:
             b = decode_head(v)
         except IndexError_:
             return {}
-        if not b.timed:
-            return {}
+        timed = timed and b.timed
+        timed_latest = timed_latest and b.timed_latest
         if b.min_occurred_at is not None:
             earliest.append(b.min_occurred_at)
-    return {"min_occurred_at": min(earliest, default=None)}
+        if b.latest_occurred_at is not None:
+            latest.append(b.latest_occurred_at)
+    out: dict[str, Any] = {}
+    if timed:
+        out["min_occurred_at"] = min(earliest, default=None)
+    if timed_latest:
+        out["latest_occurred_at"] = max(latest, default=None)
+    return out
 
 
 async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writer: Any, cluster: str,
