@@ -28,6 +28,12 @@ Worked example: T = 10:00, the read starts at 5,000 (a snapshot at 4,999), the l
 after 10:00. The read ends at 6,999: 2,000 records instead of 4,501.
 
 A search to a time (``kmevents search --to T``) ends the same way; a report followed to a time too.
+
+The other side: a search *from* a time S (``--from S``, ``--since 5m``) shows the records whose
+``occurred_at >= S``, and one that occurred by S may sit anywhere before them. Each block also says the
+latest time of its events (``latest_occurred_at``), so :func:`read_start` walks the blocks newest first
+down to the range's start and begins the scan at the oldest block that may hold an event at or after S
+(or a hole, an untimed block, the records past the index): the blocks before it all ended before S.
 """
 
 from __future__ import annotations
@@ -51,6 +57,16 @@ log = logging.getLogger("kmevents.replay.occurrence")
 #: Records past the newest block scanned for their times at most; a longer tail (a worker far
 #: behind, or none running) is read through as if there were no index.
 TAIL_SCAN_RECORDS: Final = 50_000
+
+
+@dataclass
+class Start:
+    """Where a scan from a time begins (``begin``), and the last offset the index speaks for (``covered``:
+    the newest block's last; ``start - 1`` with no block): the records past it the workers have not
+    folded yet."""
+
+    begin: int
+    covered: int
 
 
 @dataclass
@@ -79,6 +95,52 @@ async def cut_from(src: Source, snapshots: Snapshots, cluster: str, at: str, sta
         log.warning("touched-entity index not readable: reading to the end of the range for late arrivals",
                     extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
         return None
+
+
+async def start_from(snapshots: Snapshots, cluster: str, since: str | None, start: int, stop: int) -> Start | None:
+    """:func:`read_start` over the touched-entity index ``snapshots`` keeps for ``cluster`` (``since``
+    None: the scan begins at ``start``; only ``covered`` is looked up); None where it keeps none, or
+    when it cannot be read (then the scan begins at ``start``: slower, never wrong)."""
+    heads = snapshots.index_heads(cluster, since=since)
+    if heads is None:
+        return None
+    try:
+        async with contextlib.aclosing(heads):
+            if since is None:
+                b = await anext(heads, None)
+                return Start(start, start - 1 if b is None else b.last)
+            return await read_start(heads, since, start, stop)
+    except Exception as exc:  # noqa: BLE001 - an index that cannot be read only costs time
+        log.warning("touched-entity index not readable: a search from a time scans from the range's start",
+                    extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
+        return None
+
+
+async def read_start(heads: AsyncIterator[Block], since: str, start: int, stop: int) -> Start:
+    """Where a scan of the events occurred at or after ``since`` over ``start..stop`` may begin: the first
+    offset it must read (``stop + 1``: none); ``heads``: the index's blocks, newest first. Every record
+    before it is in a block whose events all occurred before ``since`` (or had no time)."""
+    b = await anext(heads, None)
+    if b is None:
+        return Start(start, start - 1)
+    covered = b.last
+    begin = stop + 1
+    if covered < stop:  # records the index does not speak for yet: read
+        begin = max(covered + 1, start)
+    expected = min(covered, stop)  # the newest offset not yet accounted for
+    while b is not None and expected >= start:
+        if b.first > expected:
+            b = await anext(heads, None)
+            continue
+        if b.last < expected:  # a hole: records no block speaks for
+            begin = b.last + 1
+        if b.may_hold_from(since):
+            begin = b.first
+        expected = b.first - 1
+        b = await anext(heads, None)
+    if expected >= start:  # below the oldest block: not indexed
+        begin = start
+    return Start(max(begin, start), covered)
 
 
 async def read_end(src: Source, heads: AsyncIterator[Block], at: str, start: int, stop: int) -> Cut:
@@ -135,4 +197,4 @@ async def _last_occurred_by(src: Source, lo: int, hi: int, at: str, cut: Cut) ->
     return found
 
 
-__all__ = ["TAIL_SCAN_RECORDS", "Cut", "cut_from", "read_end"]
+__all__ = ["TAIL_SCAN_RECORDS", "Cut", "Start", "cut_from", "read_end", "read_start", "start_from"]

@@ -13,7 +13,11 @@ Filters (all must hold):
   ``namespace.labels``);
 - a range of points: offsets, or times (source time by default; log time with ``known``).
   A range that ends at a source time is read only as far as the touched-entity index says its
-  events may lie (``hits``' ``index``), not to the log's end.
+  events may lie (``hits``' ``index``), not to the log's end; one that starts at a source time
+  from the first block that may hold its events, not from the log's first record.
+
+A host name is learnt from the records before the range too: the workers' host directory
+(kmevents/store/hosts.py) says what they said, so the scan need not read them.
 
 Each hit also says what it is about, as ``kubectl get events`` does: ``object``
 (``pod/prod/api-x``, ``task/<task id>``, ``agent/<host name>``), ``reason`` and
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,12 +41,14 @@ from kmevents.contract import DecodeError, decode_fast
 from kmevents.errors import UsageError
 from kmevents.jsonobj import obj
 from kmevents.selectors import Selector
+from kmevents.store.hosts import learn
 from kmevents.timespec import Point, iso_of_ms, lag_seconds
 
 if TYPE_CHECKING:
     from kmevents.store.snapshots import Snapshots
 
 _GLOB = frozenset("*?[")
+log = logging.getLogger("kmevents.replay.search")
 
 
 @dataclass
@@ -92,7 +99,7 @@ def check_types(types: list[str] | None, flag: str = "--type") -> None:
 
 
 def matches(ev: dict[str, Any], f: Filters, hosts: dict[str, str] | None = None) -> bool:
-    """Does ``ev`` pass every filter? ``hosts`` (agent id -> host name, see :func:`learn_host`)
+    """Does ``ev`` pass every filter? ``hosts`` (agent id -> host name, see kmevents/store/hosts.py)
     lets a host name match events that name only the agent's id."""
     if f.types and not any(fnmatch.fnmatchcase(str(ev.get("type")), t) for t in f.types):
         return False
@@ -113,25 +120,6 @@ def matches(ev: dict[str, Any], f: Filters, hosts: dict[str, str] | None = None)
         if not any(f.selector.matches(lab) for lab in labels):
             return False
     return True
-
-
-def learn_host(ev: dict[str, Any], hosts: dict[str, str]) -> None:
-    """Note which host an agent id is on, from the events that say (agent added or
-    re-registered, an offer, a pod scheduled)."""
-    t = ev.get("type")
-    pl = obj(ev, "payload")
-    if t in ("agent.added", "agent.reregistered"):
-        a = obj(pl, "agent")
-        aid, host = a.get("id"), a.get("hostname")
-    elif t == "offer.offered":
-        o = obj(pl, "offer")
-        aid, host = o.get("agent_id"), o.get("hostname")
-    elif t == "pod.scheduled":
-        aid, host = pl.get("agent_id"), pl.get("host")
-    else:
-        return
-    if isinstance(aid, str) and isinstance(host, str) and host:
-        hosts[aid] = host
 
 
 def _ref(kind: str, *parts: Any) -> str:
@@ -205,11 +193,44 @@ def describe(ev: dict[str, Any], hosts: dict[str, str] | None = None) -> dict[st
             "reason": reason, "message": message}
 
 
+async def _hosts_before(src: Source, index: Snapshots, cluster: str, since: str | None, start: int,
+                        end: int) -> tuple[int, dict[str, str]] | None:
+    """Where the scan of ``start..end`` may begin (``since``: its events' earliest time, see
+    occurrence.read_start) and agent id -> host as every record before it left it: the workers' host
+    directory, then the records past their checkpoint learnt here. None: no index or directory (the
+    scan begins at ``start``, learning from there)."""
+    partition = getattr(src, "partition", None)
+    if type(partition) is not int:
+        return None
+    at = await occurrence.start_from(index, cluster, since, start, end)
+    if at is None:
+        return None
+    try:
+        known = await index.host_directory(cluster, partition)
+    except Exception as exc:  # noqa: BLE001 - a directory that cannot be read only costs time
+        log.warning("host directory not readable: the search scans from the range's start",
+                    extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
+        return None
+    if known is None:
+        return None
+    begin = at.begin
+    hosts = known.before(begin)
+    if known.through + 1 < begin:  # records the workers have not folded yet
+        async for batch in src.batches(max(known.through + 1, 0), begin - 1):
+            for rec in batch:
+                try:
+                    learn(decode_fast(rec.value or b""), hosts)
+                except DecodeError:
+                    continue
+    return begin, hosts
+
+
 async def search(src: Source, f: Filters, *, limit: int | None = None,
-                 keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+                 keep: Callable[[dict[str, Any]], bool] | None = None, index: Snapshots | None = None,
+                 cluster: str | None = None) -> list[dict[str, Any]]:
     """Every hit of :func:`hits` in one list: for a bounded ``limit`` (the API caps it at
     10,000). ``kmevents search`` prints :func:`hits` as they come instead."""
-    return [h async for h in hits(src, f, limit=limit, keep=keep)]
+    return [h async for h in hits(src, f, limit=limit, keep=keep, index=index, cluster=cluster)]
 
 
 async def hits(src: Source, f: Filters, *, limit: int | None = None,
@@ -222,7 +243,10 @@ async def hits(src: Source, f: Filters, *, limit: int | None = None,
 
     ``index``/``cluster``: the snapshot store whose touched-entity index says when each block's
     events occurred: a range that ends at a source time is then read to the last block that may
-    hold an event by it (replay/occurrence.py), not to the log's last record. The hits are the same."""
+    hold an event by it (replay/occurrence.py), not to the log's last record; one that starts at a
+    source time from the first block that may hold an event at or after it; and the workers' host
+    directory says which host each agent id is on before the range (:func:`_hosts_before`), not a
+    scan from the log's first record. The hits are the same."""
     first, last = await src.covers()
     start, end = first, last
     t_lo = t_hi = None
@@ -243,20 +267,25 @@ async def hits(src: Source, f: Filters, *, limit: int | None = None,
         else:
             t_hi = f.end.time.iso if f.end.time else None
     if index is not None and cluster is not None and t_hi is not None:
-        # (its start stays: the scan learns which host each agent id is on from every earlier record too)
         cut = await occurrence.cut_from(src, index, cluster, t_hi, start, end)
         end = cut.end if cut is not None else end
     if end < start:
         return
-    found = 0
     hosts: dict[str, str] = {}
+    if index is not None and cluster is not None and (t_lo is not None or start > first):
+        got = await _hosts_before(src, index, cluster, t_lo, start, end)
+        if got is not None:
+            start, hosts = got
+            if end < start:
+                return
+    found = 0
     async for batch in src.batches(start, end):
         for rec in batch:
             try:
                 ev = decode_fast(rec.value or b"")
             except DecodeError:
                 continue
-            learn_host(ev, hosts)
+            learn(ev, hosts)
             occ = ev.get("occurred_at")
             if t_lo is not None and not (type(occ) is str and occ >= t_lo):
                 continue

@@ -18,7 +18,7 @@ from kmevents.reducer import ClusterState
 from kmevents.store.snapshots import Snapshots
 
 if TYPE_CHECKING:
-    from kmevents.store import touched
+    from kmevents.store import hosts, touched
 
 log = logging.getLogger("kmevents.replay.snapshots")
 
@@ -74,9 +74,17 @@ class CombinedSnapshots(Snapshots):
     async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
         return await self.parts[int(entry["_part"])].state_bytes(entry)
 
-    def index_heads(self, cluster: str, at: str) -> AsyncGenerator[touched.Block, None] | None:
+    def index_heads(self, cluster: str, at: str | None = None, *,
+                    since: str | None = None) -> AsyncGenerator[touched.Block, None] | None:
         """The index of the part that keeps one (the topic's snapshot store: archives keep none)."""
-        return next((h for p in self.parts if (h := p.index_heads(cluster, at)) is not None), None)
+        return next((h for p in self.parts if (h := p.index_heads(cluster, at, since=since)) is not None), None)
+
+    async def host_directory(self, cluster: str, partition: int) -> hosts.Known | None:
+        for p in self.parts:
+            got = await p.host_directory(cluster, partition)
+            if got is not None:
+                return got
+        return None
 
     async def load(self, entry: dict[str, Any]) -> ClusterState | None:
         return await self.parts[int(entry["_part"])].load(entry)

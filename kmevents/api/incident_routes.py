@@ -113,8 +113,9 @@ async def search_events(
     src = tt.source(cluster, partition)
     namespaces = p.namespaces
     async with tt.gates["cold"].slot():
+        # (the worker's touched-entity index and host directory bound a range of times: replay/search.py)
         found = await search(src, f, limit=limit, keep=None if namespaces is None else
-                             (lambda ev: event_visible(namespaces, ev)))
+                             (lambda ev: event_visible(namespaces, ev)), index=tt.snapshots, cluster=cluster)
     return json_body({"cluster": cluster, "count": len(found), "events": found},
                  {"X-Kmevents-Source": "log", "X-Kmevents-Partition": str(partition),
                   "X-Kmevents-Revision": str(v.revision)})

@@ -13,9 +13,11 @@ task/ID, agent/HOST ...), REASON, MESSAGE and ACTOR.
 
 --from/--to take offset:N or a TIME; --since 15m is --from now-15m. TIMEs
 are source times (occurred_at) unless --known (log time). Inclusive. With
---to TIME the scan ends where the workers' touched-entity index says no later
-record happened by TIME (late arrivals included), not at the log's end
-(archives alone: at their end).
+--to TIME the scan ends where the workers' touched-entity index says no
+later record happened by TIME (late arrivals included), not at the log's end;
+with --from TIME (or --since) it begins at the first index block that may
+hold an event at or after TIME, and the workers' host directory says which
+host each agent id had before it (archives alone: the whole log is read).
 --type takes event types or globs (task.*); an unknown type is refused
 with the nearest one. --agent takes an agent id or a host name (a host name
 also finds the events that name only its agent id, e.g. agent.removed);

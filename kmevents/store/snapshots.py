@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # the clients (and the settings' pydantic) load where used: r
 
     from kmevents.adapters import etcd as etcd_adapter
     from kmevents.settings import Settings
-    from kmevents.store import touched
+    from kmevents.store import hosts, touched
 
 log = logging.getLogger("kmevents.store.snapshots")
 
@@ -342,10 +342,18 @@ class Snapshots:
     async def entries(self, cluster: str) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def index_heads(self, cluster: str, at: str) -> AsyncGenerator[touched.Block, None] | None:
+    def index_heads(self, cluster: str, at: str | None = None, *,
+                    since: str | None = None) -> AsyncGenerator[touched.Block, None] | None:
         """The touched-entity index's blocks of ``cluster`` without their hashes, the newest first
-        (:func:`kmevents.store.touched.heads_newest_first`; ``at``: a point by occurrence's time), or
-        None where no index is kept (archives): what tells a point by occurrence where to stop."""
+        (:func:`kmevents.store.touched.heads_newest_first`; ``at``: a point by occurrence's time,
+        ``since``: a search's start), or None where no index is kept (archives): what tells a point by
+        occurrence where to stop, and a search from a time where to start."""
+        return None
+
+    async def host_directory(self, cluster: str, partition: int) -> hosts.Known | None:
+        """The workers' host directory of ``cluster`` (kmevents/store/hosts.py: each agent id's host
+        changes by offset, as far as the checkpoint of ``partition``), or None where none is kept
+        (archives)."""
         return None
 
     async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
@@ -524,11 +532,18 @@ class SnapshotStore(Snapshots):
     async def entries(self, cluster: str) -> list[dict[str, Any]]:
         return await index_entries(self.settings, self.client, cluster, self.generation)
 
-    def index_heads(self, cluster: str, at: str) -> AsyncGenerator[touched.Block, None] | None:
+    def index_heads(self, cluster: str, at: str | None = None, *,
+                    since: str | None = None) -> AsyncGenerator[touched.Block, None] | None:
         from kmevents.store.touched import heads_newest_first
 
-        return heads_newest_first(self.settings, self.client, cluster, self.generation, at=at,
+        return heads_newest_first(self.settings, self.client, cluster, self.generation, at=at, since=since,
                                   reader_of=self.reader_of)
+
+    async def host_directory(self, cluster: str, partition: int) -> hosts.Known | None:
+        from kmevents.store import hosts
+
+        gen = layout.base_generation(self.generation or layout.live_generation())
+        return await hosts.read_known(self.client, f"{self.settings.etcd.prefix}/{gen}", cluster, partition)
 
     async def state_bytes(self, entry: dict[str, Any]) -> bytes | None:
         reader = self.reader_of(int(entry["snapshot_partition"])) if self.reader_of is not None else None

@@ -614,3 +614,26 @@ def test_every_entity_read_carries_its_condition_so_a_deleted_pod_is_not_running
         assert one["condition"] == "Deleted"
     tasks = get(env, f"/v1/clusters/{c}/tasks", limit=1000).json()["items"]
     assert all(t["condition"] == t["state"] for t in tasks)
+
+
+def test_the_api_search_from_a_time_finds_what_a_scan_from_the_first_record_finds(env: Env) -> None:
+    """``/search?from=TIME&agent=HOST``: the worker's index and host directory bound the scan
+    (replay/search.py); the hits, those naming only the agent's id included, are a whole scan's."""
+    from kmevents.replay import logsource, search
+
+    from kmevents.timespec import Point, parse_time
+    from tests.integration.test_replay import all_records, kafka_src
+    from tests.integration.test_search_from_index import _host_of_id_only_hit
+
+    s = env.s
+    p = asyncio.run(logsource.partition_of(s, s.cluster))
+    assert p is not None
+    recs = asyncio.run(all_records(kafka_src(s, p)))
+    offset, when, host = _host_of_id_only_hit(recs, 0.5)
+    r = get(env, f"/v1/clusters/{s.cluster}/search", agent=host, limit=10_000, **{"from": when})
+    assert r.status_code == 200, r.text
+    f = search.Filters(agent=host, start=Point(time=parse_time(when)))
+    whole = asyncio.run(search.search(kafka_src(s, p), f))
+    got = r.json()["events"]
+    assert [h["offset"] for h in got] == [h["offset"] for h in whole] and offset in {h["offset"] for h in got}
+    assert [h["object"] for h in got] == [h["object"] for h in whole]

@@ -28,7 +28,8 @@ FAR = "2100-01-01T00:00:00.000000Z"
 class NoIndex(SnapshotStore):
     """The snapshot store without the index: a point by occurrence reads to the log's end."""
 
-    def index_heads(self, cluster: str, at: str) -> AsyncGenerator[touched.Block, None] | None:
+    def index_heads(self, cluster: str, at: str | None = None, *,
+                    since: str | None = None) -> AsyncGenerator[touched.Block, None] | None:
         return None
 
 

@@ -15,7 +15,7 @@ from kmevents.replay import occurrence
 from kmevents.replay.engine import Target, replay
 from kmevents.replay.records import LogRecord
 
-from kmevents.store import touched
+from kmevents.store import hosts, touched
 from kmevents.timespec import iso_of_micros, micros_of
 from tests.unit import test_report_from_snapshot
 from tests.unit.store.test_snapshot_deltas import InMemory
@@ -50,7 +50,8 @@ def block(first: int, last: int, times: list[str | None] | None) -> touched.Bloc
     if times is None:
         return touched.Block(first, last)
     known = [o for o in times[first:last + 1] if o is not None]
-    return touched.Block(first, last, min_occurred_at=min(known, default=None), timed=True)
+    return touched.Block(first, last, min_occurred_at=min(known, default=None), timed=True,
+                         latest_occurred_at=max(known, default=None), timed_latest=True)
 
 
 async def _heads(blocks: Iterable[touched.Block]) -> AsyncIterator[touched.Block]:
@@ -94,6 +95,58 @@ def test_without_an_index_or_with_a_long_unindexed_tail_the_read_goes_to_the_end
     assert cut(times, [block(0, 3, times)], t(2)).end == 3  # 2: scanned, none by the time: the block ends it
 
 
+def draw_log(data: st.DataObject) -> tuple[int, list[str | None], list[tuple[int, int]], int, list[touched.Block]]:
+    """A random log's times, its blocks' spans, how many of them are indexed (the newest spans past the
+    worker are not blocks yet) and the heads of those (timed, untimed, or damaged: left out)."""
+    n = data.draw(st.integers(1, 60))
+    times = data.draw(st.lists(st.one_of(st.none(), st.integers(0, 40).map(t)), min_size=n, max_size=n))
+    cuts = sorted(data.draw(st.sets(st.integers(1, n - 1), max_size=12))) if n > 1 else []
+    spans = list(zip([0, *cuts], [c - 1 for c in cuts] + [n - 1], strict=True))
+    indexed = data.draw(st.integers(0, len(spans)))
+    blocks = []
+    for a, b in spans[:indexed]:
+        kind = data.draw(st.sampled_from(["timed", "timed", "timed", "untimed", "damaged"]))
+        if kind != "damaged":
+            blocks.append(block(a, b, times if kind == "timed" else None))
+    return n, times, spans, indexed, blocks
+
+
+def begin(times: list[str | None], blocks: list[touched.Block], since: str, start: int = 0) -> int:
+    return asyncio.run(occurrence.read_start(_heads(blocks), since, start, len(times) - 1)).begin
+
+
+def test_a_search_from_a_time_begins_at_the_oldest_block_that_may_hold_an_event_from_it() -> None:
+    # blocks of 2; offset 2 holds a late arrival of 10:01 among events of 09:5x; 8..9 past the index
+    times = [t(50), t(51), t(61), t(52), t(53), t(54), t(62), t(63), t(64), t(65)]
+    blocks = [block(a, a + 1, times) for a in range(0, 8, 2)]
+    assert begin(times, blocks, t(60)) == 2
+    assert begin(times, blocks, t(61.5)) == 6
+    assert begin(times, blocks, t(64.5)) == 8  # the records past the index are read
+    assert begin(times, blocks, t(70)) == 8
+    assert begin(times, blocks[:3], t(70)) == 6  # (no block for 6..7: they are read)
+    assert begin(times, [blocks[0], blocks[2], blocks[3]], t(70)) == 2  # a hole (a damaged block) is read
+    assert begin(times, [blocks[0], block(2, 3, None), blocks[2], blocks[3]], t(70)) == 2  # untimed: read
+    assert begin(times, blocks[1:], t(70)) == 0  # below the oldest block: not indexed
+    assert begin(times, [], t(70)) == 0
+    assert begin(times, blocks, t(60), start=5) == 6  # (4..5 ended before the time)
+    assert begin(times, blocks, t(60), start=3) == 3
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_nothing_a_search_from_a_time_skips_happened_at_or_after_it(data: st.DataObject) -> None:
+    n, times, spans, indexed, blocks = draw_log(data)
+    since = t(data.draw(st.integers(0, 40)))
+    start = data.draw(st.integers(0, n - 1))
+    got = begin(times, blocks, since, start=start)
+    assert start <= got <= n
+    for o in range(start, got):  # what was skipped: all before the time, or timeless
+        assert times[o] is None or times[o] < since
+    if len(blocks) == indexed == len(spans) and all(b.timed for b in blocks):  # a whole, timed index: tight
+        holding = [b.first for b in blocks if b.last >= start and b.may_hold_from(since)]
+        assert got == max(min(holding, default=n), start)
+
+
 def test_a_point_before_everything_reads_nothing_and_knows_the_earliest_time() -> None:
     times = [t(5), t(4), t(6), t(7), None, t(3.5)]
     got = cut(times, [block(0, 1, times), block(2, 3, times)], t(1))
@@ -103,16 +156,7 @@ def test_a_point_before_everything_reads_nothing_and_knows_the_earliest_time() -
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_nothing_left_unread_happened_by_the_time(data: st.DataObject) -> None:
-    n = data.draw(st.integers(1, 60))
-    times = data.draw(st.lists(st.one_of(st.none(), st.integers(0, 40).map(t)), min_size=n, max_size=n))
-    cuts = sorted(data.draw(st.sets(st.integers(1, n - 1), max_size=12))) if n > 1 else []
-    spans = list(zip([0, *cuts], [c - 1 for c in cuts] + [n - 1], strict=True))
-    indexed = data.draw(st.integers(0, len(spans)))  # the newest spans past the worker are not blocks yet
-    blocks = []
-    for a, b in spans[:indexed]:
-        kind = data.draw(st.sampled_from(["timed", "timed", "timed", "untimed", "damaged"]))
-        if kind != "damaged":
-            blocks.append(block(a, b, times if kind == "timed" else None))
+    n, times, spans, indexed, blocks = draw_log(data)
     at = t(data.draw(st.integers(0, 40)))
     start = data.draw(st.integers(0, n - 1))
     got = cut(times, blocks, at, start=start)
@@ -130,26 +174,36 @@ EVERY_BLOCK = 150
 
 
 class Indexed(InMemory):
-    """Snapshots and the touched index's heads the worker would have written for ``values``, the
-    last ``unindexed`` records past it (not folded yet)."""
+    """Snapshots, the touched index's heads and the host directory the worker would have written for
+    ``values``, the last ``unindexed`` records past them (not folded yet)."""
 
     def __init__(self, base: InMemory, values: list[bytes], unindexed: int = 0) -> None:
         super().__init__(base._entries, base.blobs)
         acc = touched.Accumulator()
         self.heads: list[touched.Block] = []
+        self.directory = hosts.Directory()
         upto = len(values) - unindexed
         for i, v in enumerate(values[:upto]):
-            acc.event(i, orjson.loads(v), applied=True)
+            ev = orjson.loads(v)
+            acc.event(i, ev, applied=True)
+            if (named := hosts.host_named(ev)) is not None:
+                self.directory.note(i, *named)
             if acc.due(EVERY_BLOCK) or i == upto - 1:
                 self.heads.append(touched.decode_head(acc.close(i)[1]))
+        self.through = upto - 1
         self.walked = 0
 
-    def index_heads(self, cluster: str, at: str) -> AsyncGenerator[touched.Block, None] | None:
+    def index_heads(self, cluster: str, at: str | None = None, *,
+                    since: str | None = None) -> AsyncGenerator[touched.Block, None] | None:
         async def walk() -> AsyncGenerator[touched.Block, None]:
             for b in reversed(self.heads):
                 self.walked += 1
                 yield b
         return walk()
+
+    async def host_directory(self, cluster: str, partition: int) -> hosts.Known | None:
+        entries = [(aid, [(o, h) for o, h in ch]) for aid, ch in self.directory.changes.items()]
+        return hosts.Known(entries, self.through)
 
 
 def late_arrivals(events: list[dict[str, Any]]) -> int:
@@ -236,13 +290,70 @@ def test_a_search_to_a_time_reads_only_as_far_as_the_index_says_and_finds_the_sa
     assert read_all == len(events)
     if hi is not None and hi <= 0.5:
         assert read < read_all * 0.75
+    if lo is not None and lo >= 0.5:  # it began past the log's first records, and named the same hosts
+        assert read < read_all * 0.75
 
 
-def test_a_group_says_its_earliest_time_only_when_every_block_says_its_own() -> None:
-    def timed(first: int, occ: str | None) -> bytes:
-        return touched.encode(first, first + 9, 10, occ, [1], min_occurred_at=occ)
+def named_long_ago(events: list[dict[str, Any]], share: float, gap: int = 1000) -> tuple[int, str]:
+    """An event at about ``share`` of the log that names an agent by its ``agent_id`` only, a long way
+    (``gap`` records) past the last record that said which host that id is on; and that host."""
+    from kmevents.replay import search
 
-    assert touched.group_times([timed(0, t(3)), timed(10, t(1)), timed(20, None)]) == {"min_occurred_at": t(1)}
-    assert touched.group_times([timed(0, None)]) == {"min_occurred_at": None}  # (no block had a time)
-    assert touched.group_times([timed(0, t(3)), touched.encode(10, 19, 10, None, [1])]) == {}  # an old block
-    assert touched.group_times([timed(0, t(3)), b"KMT1 damaged"]) == {}  # a damaged one may hold anything
+    last: dict[str, tuple[int, str]] = {}
+    for i, e in enumerate(events):
+        named = hosts.host_named(e)
+        if named is not None:
+            last[named[0]] = (i, named[1])
+            continue
+        if i < share * len(events):
+            continue
+        pl = orjson.dumps(e.get("payload")).decode()
+        ids = {v for k, v in search._walk(e.get("payload")) if k == "agent_id"}
+        for aid, (j, host) in last.items():
+            if i - j >= gap and aid in ids and host not in pl:
+                return i, host
+    raise AssertionError("no such event in the log")
+
+
+@pytest.mark.parametrize("share", [0.3, 0.6, 0.9])
+@pytest.mark.parametrize("unindexed", [0, 200, 3000])
+def test_a_search_from_a_time_finds_by_host_the_events_that_name_only_the_agents_id(
+        events: list[dict[str, Any]], store: InMemory, share: float, unindexed: int) -> None:
+    """``--agent HOST --from T``: a hit that names only the agent's id (a task's update) needs what
+    the records before T said of the id's host, which the scan no longer reads: the directory says it
+    (the records past the workers' checkpoint, ``unindexed``, the search learns itself)."""
+    from kmevents.replay import search
+
+    from kmevents.timespec import Point, parse_time
+
+    values = [orjson.dumps(e) for e in events]
+    k, host = named_long_ago(events, share)
+    f = search.Filters(agent=host, start=Point(time=parse_time(events[k]["occurred_at"])))
+
+    async def run(index: Any) -> tuple[list[dict[str, Any]], int]:
+        src = Log(values)
+        return [h async for h in search.hits(src, f, index=index, cluster=CLUSTER)], src.read
+
+    whole, read_all = asyncio.run(run(None))
+    got, read = asyncio.run(run(Indexed(store, values, unindexed=unindexed)))
+    assert got == whole
+    assert k in {h["offset"] for h in got}
+    assert read < read_all
+
+
+def test_a_group_says_its_latest_time_only_when_every_block_says_its_own() -> None:
+    def both(first: int, lo: str | None, hi: str | None) -> bytes:
+        return touched.encode(first, first + 9, 10, hi, [1], min_occurred_at=lo, latest_occurred_at=hi)
+
+    assert touched.group_times([both(0, t(1), t(3)), both(10, t(2), t(7)), both(20, None, None)]) == {
+        "min_occurred_at": t(1), "latest_occurred_at": t(7)}
+    assert touched.group_times([both(0, t(1), t(3)), touched.encode(10, 19, 10, None, [1], min_occurred_at=t(2))]) == {
+        "min_occurred_at": t(1)}  # a block written before blocks said their latest time
+    acc = touched.Accumulator()
+    acc.event(5, {"occurred_at": t(3)}, applied=True)
+    acc.event(6, {"occurred_at": t(9)}, applied=False, failed=True)  # fold-failed: a search shows it
+    acc.event(7, None, applied=False)
+    b = touched.decode_head(acc.close(7)[1])
+    assert (b.latest_occurred_at, b.timed_latest, b.max_occurred_at) == (t(9), True, t(3))
+    assert b.may_hold_from(t(9)) and not b.may_hold_from(t(9.5))
+    assert touched.Block(0, 9).may_hold_from(t(99))  # (untimed: anything)
