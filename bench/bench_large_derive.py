@@ -196,6 +196,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         out += _report(s, _last_time(log.path))
         out += _points_by_time(s, log, n)
         out += _report_middle(s, log, n)
+        out += _search_recent(s, log)
         # in a fresh process, as the API runs: this one's heap holds what the derive's worker left
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             out += pool.submit(_warm_child, s, n, 20 if quick else 30, warm_aim, profile).result()
@@ -292,6 +293,40 @@ def _points_by_time(s: Settings, log: Any, n: int) -> list[dict[str, Any]]:
                     "; ".join(f"{w:.1f} s, {scanned:,} records read to offset {to:,} of {last:,}"
                               for w, scanned, to, last in rows) + f"; peak RSS {max(peaks):.0f} MiB",
                     "cold `state --offset N` of the same events, max of 3, same run (s)", max(base))]
+
+
+#: The searches' range: the log's last 5 minutes of source time (``search --since 5m`` just after).
+SEARCH_WINDOW_US = 300 * 1_000_000
+
+
+def _first_host(path: Any) -> str:
+    """The host name of the log file's first ``agent.added`` event."""
+    with open(path, "rb") as f:
+        for line in f:
+            if b'"agent.added"' in line:
+                return str(json.loads(line)["payload"]["agent"]["hostname"])
+    raise RuntimeError("no agent.added in the log")
+
+
+def _search_recent(s: Settings, log: Any) -> list[dict[str, Any]]:
+    """``kmevents search --from T`` over the log's last 5 minutes (by type, and by an agent's host name,
+    which also finds the events that name only its id), against ``--no-index`` (a scan from the log's
+    first record, as every search from a time read before) in the same run; the same output."""
+    from bench._peak import run_kmevents_to_file
+
+    start = iso_of_micros(_last_time(log.path) - SEARCH_WINDOW_US)
+    out = []
+    for label, extra in (("--type pod.evicted", ["--type", "pod.evicted"]),
+                         ("--agent HOST", ["--agent", _first_host(log.path)])):
+        argv = ["search", "--cluster", s.cluster, "--from", start, *extra, "--format", "json", "--no-progress"]
+        wall, rss, size = run_kmevents_to_file(argv, _env(s))
+        whole, whole_rss, whole_size = run_kmevents_to_file([*argv, "--no-index"], _env(s))
+        out.append(_result(f"reading at scale: `kmevents search --from T {label}` of the log's last 5 minutes "
+                           "(--format json)", wall, "s", "", None,
+                           f"peak RSS {rss:.0f} MiB; {size / 1024:,.0f} KiB written; --no-index: {whole_rss:.0f} MiB"
+                           + ("" if size == whole_size else " (NOT the same size)"),
+                           "the same search with --no-index (from the log's first record), same run (s)", whole))
+    return out
 
 
 def _report_middle(s: Settings, log: Any, n: int) -> list[dict[str, Any]]:

@@ -17,7 +17,8 @@ are source times (occurred_at) unless --known (log time). Inclusive. With
 later record happened by TIME (late arrivals included), not at the log's end;
 with --from TIME (or --since) it begins at the first index block that may
 hold an event at or after TIME, and the workers' host directory says which
-host each agent id had before it (archives alone: the whole log is read).
+host each agent id had before it (archives alone, or --no-index: the whole
+log is read).
 --type takes event types or globs (task.*); an unknown type is refused
 with the nearest one. --agent takes an agent id or a host name (a host name
 also finds the events that name only its agent id, e.g. agent.removed);
@@ -54,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to", metavar="POINT", help="offset:N or TIME (inclusive)")
     p.add_argument("--known", action="store_true", help="TIMEs are log (recorded) times")
     p.add_argument("--limit", type=int, default=None, help="stop after N matches")
+    p.add_argument("--no-index", action="store_true",
+                   help="scan the range from the log's first record, without the workers' touched-entity index and "
+                        "host directory (the same hits, slower: a check of them)")
     add_output_flag(p, ("table", "wide", "json"))
     add_source_flags(p, snapshots=False)
     p.set_defaults(func=run)
@@ -76,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with open_source(args) as o:  # (the snapshot store: its touched index bounds a range of times)
-            found = search.hits(o.source, f, limit=args.limit, index=o.snapshots, cluster=o.cluster)
+            found = search.hits(o.source, f, limit=args.limit, index=None if args.no_index else o.snapshots,
+                                cluster=o.cluster)
             if out == "json":
                 await write_json(o.cluster, found)
                 return 0
