@@ -193,12 +193,26 @@ def describe(ev: dict[str, Any], hosts: dict[str, str] | None = None) -> dict[st
             "reason": reason, "message": message}
 
 
-async def _hosts_before(src: Source, index: Snapshots, cluster: str, since: str | None, start: int,
-                        end: int) -> tuple[int, dict[str, str]] | None:
+@dataclass
+class Known:
+    """What the workers' host directory gives a scan beginning at ``begin``: agent id -> host as the
+    records before it left it (``hosts``), and the changes the records of ``begin..through`` make to
+    it, ``(offset, agent id, host)`` by offset: the scan applies each as it passes its offset instead
+    of decoding every record to learn it (``through``: the partition's checkpoint; the records past it
+    it learns as before)."""
+
+    begin: int
+    hosts: dict[str, str]
+    changes: list[tuple[int, str, str]]
+    through: int
+
+
+async def _known_hosts(src: Source, index: Snapshots, cluster: str, since: str | None, start: int,
+                       end: int) -> Known | None:
     """Where the scan of ``start..end`` may begin (``since``: its events' earliest time, see
-    occurrence.read_start) and agent id -> host as every record before it left it: the workers' host
-    directory, then the records past their checkpoint learnt here. None: no index or directory (the
-    scan begins at ``start``, learning from there)."""
+    occurrence.read_start) and what the workers' host directory says of the hosts before and in it
+    (the records between their checkpoint and the beginning learnt here). None: no index or directory
+    (the scan begins at ``start``, learning from there)."""
     partition = getattr(src, "partition", None)
     if type(partition) is not int:
         return None
@@ -206,23 +220,44 @@ async def _hosts_before(src: Source, index: Snapshots, cluster: str, since: str 
     if at is None:
         return None
     try:
-        known = await index.host_directory(cluster, partition)
+        directory = await index.host_directory(cluster, partition)
     except Exception as exc:  # noqa: BLE001 - a directory that cannot be read only costs time
-        log.warning("host directory not readable: the search scans from the range's start",
+        log.warning("host directory not readable: the search learns the hosts from the range's records",
                     extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
         return None
-    if known is None:
+    if directory is None:
         return None
-    begin = at.begin
-    hosts = known.before(begin)
-    if known.through + 1 < begin:  # records the workers have not folded yet
-        async for batch in src.batches(max(known.through + 1, 0), begin - 1):
+    begin, through = at.begin, directory.through
+    hosts = directory.before(begin)
+    if through + 1 < begin:  # records the workers have not folded yet
+        async for batch in src.batches(max(through + 1, 0), begin - 1):
             for rec in batch:
                 try:
                     learn(decode_fast(rec.value or b""), hosts)
                 except DecodeError:
                     continue
-    return begin, hosts
+    changes = sorted((o, aid, h) for aid, ch in directory.entries for o, h in ch if begin <= o <= through)
+    return Known(begin, hosts, changes, through)
+
+
+def _type_needles(types: list[str] | None) -> tuple[bytes, ...] | None:
+    """Bytes one of which a record's value holds when its event's type can match ``types``: each
+    type's literal part before any glob character, after the quote that opens a JSON string (None:
+    no such part, e.g. ``*``). A record holding none of them, and no ``\\u`` escape, is passed
+    over undecoded."""
+    if not types:
+        return None
+    out = []
+    for t in types:
+        lit = t
+        for i, ch in enumerate(t):
+            if ch in _GLOB:
+                lit = t[:i]
+                break
+        if not lit:
+            return None
+        out.append(b'"' + lit.encode() + (b'"' if lit == t else b""))
+    return tuple(out)
 
 
 async def search(src: Source, f: Filters, *, limit: int | None = None,
@@ -245,8 +280,8 @@ async def hits(src: Source, f: Filters, *, limit: int | None = None,
     events occurred: a range that ends at a source time is then read to the last block that may
     hold an event by it (replay/occurrence.py), not to the log's last record; one that starts at a
     source time from the first block that may hold an event at or after it; and the workers' host
-    directory says which host each agent id is on before the range (:func:`_hosts_before`), not a
-    scan from the log's first record. The hits are the same."""
+    directory says which host each agent id is on before the range and as it goes (:func:`_known_hosts`), not a
+    scan from the log's first record (so a record whose type cannot match is not decoded). The hits are the same."""
     first, last = await src.covers()
     start, end = first, last
     t_lo = t_hi = None
@@ -272,20 +307,34 @@ async def hits(src: Source, f: Filters, *, limit: int | None = None,
     if end < start:
         return
     hosts: dict[str, str] = {}
-    if index is not None and cluster is not None and (t_lo is not None or start > first):
-        got = await _hosts_before(src, index, cluster, t_lo, start, end)
-        if got is not None:
-            start, hosts = got
+    changes: list[tuple[int, str, str]] = []
+    through = start - 1  # the records up to it need no decoding to learn hosts: ``changes`` say them
+    if index is not None and cluster is not None:
+        known = await _known_hosts(src, index, cluster, t_lo, start, end)
+        if known is not None:
+            start, hosts, changes, through = known.begin, known.hosts, known.changes, known.through
             if end < start:
                 return
+    needles = _type_needles(f.types)
+    one = needles[0] if needles is not None and len(needles) == 1 else None
+    c, nc = 0, len(changes)
     found = 0
     async for batch in src.batches(start, end):
         for rec in batch:
+            off = rec.offset
+            while c < nc and changes[c][0] <= off:
+                hosts[changes[c][1]] = changes[c][2]
+                c += 1
+            value = rec.value or b""
+            if off <= through and needles is not None and b"\\u" not in value and (
+                    one not in value if one is not None else not any(n in value for n in needles)):
+                continue  # (its type matches none; and the directory says what it said of hosts)
             try:
-                ev = decode_fast(rec.value or b"")
+                ev = decode_fast(value)
             except DecodeError:
                 continue
-            learn(ev, hosts)
+            if off > through:
+                learn(ev, hosts)
             occ = ev.get("occurred_at")
             if t_lo is not None and not (type(occ) is str and occ >= t_lo):
                 continue

@@ -357,3 +357,39 @@ def test_a_group_says_its_latest_time_only_when_every_block_says_its_own() -> No
     assert (b.latest_occurred_at, b.timed_latest, b.max_occurred_at) == (t(9), True, t(3))
     assert b.may_hold_from(t(9)) and not b.may_hold_from(t(9.5))
     assert touched.Block(0, 9).may_hold_from(t(99))  # (untimed: anything)
+
+
+@pytest.mark.parametrize("types", [["agent.removed"], ["task.*"], ["agent.removed", "pod.scheduled"], ["*"]])
+def test_a_search_by_type_passes_over_what_cannot_match_undecoded_and_finds_the_same(
+        events: list[dict[str, Any]], store: InMemory, types: list[str], monkeypatch: Any) -> None:
+    """With the directory saying the hosts, a record whose bytes hold none of the types is not decoded;
+    one whose type is written with escapes (past ingest) still is, and matches."""
+    from kmevents.replay import search
+
+    values = [orjson.dumps(e) for e in events]
+    k = next(i for i, e in enumerate(events) if e["type"] == "agent.removed" and i > len(events) // 2)
+    values[k] = values[k].replace(b'"agent.removed"', b'"agent.remov\\u0065d"')
+    decoded = [0]
+    real = search.decode_fast
+
+    def counting(v: bytes) -> dict[str, Any]:
+        decoded[0] += 1
+        return real(v)
+
+    monkeypatch.setattr(search, "decode_fast", counting)
+    f = search.Filters(types=types)
+
+    async def run(index: Any) -> tuple[list[dict[str, Any]], int]:
+        decoded[0] = 0
+        return [h async for h in search.hits(Log(values), f, index=index, cluster=CLUSTER)], decoded[0]
+
+    whole, decoded_all = asyncio.run(run(None))
+    got, decoded_here = asyncio.run(run(Indexed(store, values, unindexed=100)))
+    assert got == whole and len(got) > 0
+    if "agent.removed" in types:
+        assert k in {h["offset"] for h in got}
+        assert decoded_here < decoded_all // 2
+    elif types == ["*"]:  # (no literal part: every record is decoded)
+        assert decoded_here == decoded_all
+    else:
+        assert decoded_here < decoded_all
