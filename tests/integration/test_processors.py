@@ -285,6 +285,9 @@ def test_kill_9_at_random_points_then_restart_applies_everything_exactly_once(is
     assert report.clean, [f.as_dict() for f in report.drift[:5]]
     cps = asyncio.run(checkpoints(isolated))
     assert sum(1 for c in cps.values() if c.offset >= 0) >= 1
+    from tests.integration.test_search_from_index import assert_directory_is_the_logs
+
+    asyncio.run(assert_directory_is_the_logs(isolated, isolated.cluster))  # (search's host directory too)
 
 
 def test_the_faust_hosted_worker_derives_serves_metrics_on_loopback_and_stops_on_sigterm(
@@ -389,6 +392,10 @@ async def test_two_workers_over_three_partitions_with_rebalances_lose_and_repeat
         await b.stop()
     report = await verify(isolated, clusters)
     assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    from tests.integration.test_search_from_index import assert_directory_is_the_logs
+
+    for c in clusters:
+        await assert_directory_is_the_logs(isolated, c)
     cps = await checkpoints(isolated)
     assert {cps[p].worker for p in parts.values()} == {"B"}
     assert a.stats.events + b.stats.events >= 3 * 4500

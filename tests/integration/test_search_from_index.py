@@ -30,6 +30,28 @@ def _host_of_id_only_hit(recs: list[Any], share: float) -> tuple[int, str, str]:
     return recs[i].offset, events[i]["occurred_at"], host
 
 
+async def assert_directory_is_the_logs(s: Settings, cluster: str) -> None:
+    """The host directory etcd holds for ``cluster`` is every change a fold of its partition's records
+    up to the checkpoint makes, each once (what a worker that died mid-batch left past its checkpoint
+    written over by its successor)."""
+    from kmevents.replay import logsource
+    from kmevents.replay.sources import KafkaSource
+
+    p = await logsource.partition_of(s, cluster)
+    assert p is not None
+    async with etcd_adapter.client(s.etcd) as c:
+        known = await hosts.read_known(c, f"{s.etcd.prefix}/{layout.live_generation()}", cluster, p)
+    expected = hosts.Directory()
+    src = KafkaSource(s.kafka, s.kafka.events_topic, p, cluster)
+    async for batch in src.batches(0, known.through):
+        for r in batch:
+            named = hosts.host_named(orjson.loads(r.value))
+            if named is not None:
+                expected.note(r.offset, *named)
+    got = {aid: [list(ch) for ch in changes] for aid, changes in known.entries}
+    assert got == expected.changes and got, cluster
+
+
 async def test_the_directory_says_what_a_scan_of_the_records_before_each_offset_learns(isolated: Settings) -> None:
     s = isolated
     p, recs = await _derived(s)
