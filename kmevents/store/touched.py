@@ -463,10 +463,10 @@ async def heads_newest_first(settings: Settings, client: etcd_adapter.EtcdClient
     block when it follows the closed ones, the closed ones left in etcd, then the groups' (all read
     at one etcd revision; a caller stops when it has what it needs, so the old ones are seldom read).
 
-    ``at``: the time a point by occurrence is read at; a group whose entry says its earliest time is
-    later comes as one block spanning it (its blocks are not read); ``since``: the time a search starts
-    from; a group whose entry says its latest time is earlier, likewise. A group whose chunks cannot be
-    read comes as one untimed block (its records may hold anything). A damaged block is left out: the walk sees
+    ``at``: the time a point by occurrence is read at; ``since``: the time a search starts from. A group
+    whose entry's times decide the walk there comes as one block spanning it, its blocks not read
+    (:func:`_span_decides`). A group whose chunks cannot be read comes as one untimed block (its records
+    may hold anything). A damaged block is left out: the walk sees
     a hole there (replay/occurrence.py reads holes)."""
     from kmevents.adapters import etcd as etcd_adapter
 
@@ -501,11 +501,24 @@ async def heads_newest_first(settings: Settings, client: etcd_adapter.EtcdClient
                      timed="min_occurred_at" in e and (occ is None or type(occ) is str),
                      latest_occurred_at=latest if type(latest) is str else None,
                      timed_latest="latest_occurred_at" in e and (latest is None or type(latest) is str))
-        if (at is not None and not span.may_hold_by(at)) or (since is not None and not span.may_hold_from(since)):
+        if _span_decides(span, at, since):
             yield span
             continue
         for b in reversed(await _group_heads(settings, e, reader_of)):
             yield b
+
+
+def _span_decides(span: Block, at: str | None, since: str | None) -> bool:
+    """Whether a group's entry alone (``span``: one block spanning it) answers the walk, so its blocks
+    need not be read: for a point by occurrence at ``at``, none of its events happened by then, or all
+    did (its newest block ends the read either way); for a search from ``since``, none happened at or
+    after it, or all did (its first block is passed either way)."""
+    lo, hi = span.min_occurred_at, span.latest_occurred_at
+    if at is not None:
+        return not span.may_hold_by(at) or (span.timed_latest and hi is not None and hi <= at)
+    if since is not None:
+        return not span.may_hold_from(since) or (span.timed and lo is not None and lo >= since)
+    return False
 
 
 async def _open_head(client: etcd_adapter.EtcdClient, gen_prefix: str, cluster: str) -> tuple[int, Block | None]:

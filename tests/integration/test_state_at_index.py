@@ -61,7 +61,10 @@ async def test_heads_are_the_blocks_newest_first_and_groups_say_their_earliest_t
     async with etcd_adapter.client(s.etcd) as c:
         blocks = await touched.read_blocks(s, c, s.cluster)
         opened = touched.following(blocks, await touched.read_open(s, c, s.cluster))
-        heads = [b async for b in SnapshotStore(s, c).index_heads(s.cluster, FAR)]  # type: ignore[union-attr]
+        heads = [b async for b in SnapshotStore(s, c).index_heads(s.cluster)]  # type: ignore[union-attr]
+        # a walk whose time the groups' entries decide reads none of their blocks: each comes as one span
+        spans = [b async for b in SnapshotStore(s, c).index_heads(s.cluster, FAR)]  # type: ignore[union-attr]
+        early = [b async for b in SnapshotStore(s, c).index_heads(s.cluster, since="2000-01-01T00:00:00Z")]  # type: ignore[union-attr]
         gen = f"{s.etcd.prefix}/{layout.live_generation()}"
         gp = layout.touched_group_prefix(gen, s.cluster)
         _, gkvs = await etcd_adapter.range_at(c, gp, range_end=etcd_adapter.prefix_end(gp))
@@ -74,6 +77,11 @@ async def test_heads_are_the_blocks_newest_first_and_groups_say_their_earliest_t
     assert len(groups) >= 6
     for g in groups:
         assert g["min_occurred_at"] == min(times[o] for o in range(g["first"], g["last"] + 1))
+        assert g["latest_occurred_at"] == max(times[o] for o in range(g["first"], g["last"] + 1))
+    for walk in (spans, early):
+        assert sorted((b.first, b.last) for b in walk if b.first >= groups[0]["first"] and b.last <= groups[-1]["last"]
+                      and any(b.first == g["first"] and b.last == g["last"] for g in groups)) == sorted(
+            (g["first"], g["last"]) for g in groups)
 
 
 async def test_points_by_occurrence_read_only_what_may_have_happened_by_them(isolated: Settings) -> None:
