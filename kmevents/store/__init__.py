@@ -11,6 +11,10 @@ verify, the API and the monitor read (neither of those layers imports the other)
     snapshots.py       the snapshot store: its index entries, the codec, SnapshotWriter
                        (the worker), SnapshotStore (every reader), Snapshots (the
                        interface archives' snapshots implement too), load_snapshot
+    touched.py         the touched-entity index: blocks of offsets, what they touched, when
+                       their events happened (history, points by occurrence, searches)
+    hosts.py           the host directory: per agent id, the offsets at which the log named
+                       its host (searches from a time)
 
 Keys are built by ``kmevents.layout`` only.
 """
