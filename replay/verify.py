@@ -108,6 +108,8 @@ class Report:
     segments: dict[str, int] = field(default_factory=dict)
     #: what ``--versions`` checked of history's versions records (replay/verify_versions.py), when asked
     versions: dict[str, Any] | None = None
+    #: what ``--versions`` checked of the workers' host directory (replay/verify_hosts.py), when asked
+    host_directory: dict[str, Any] | None = None
 
     @property
     def drift(self) -> list[Finding]:
@@ -129,6 +131,7 @@ class Report:
                 "unfolded_records": dict(sorted(self.unfolded.items())),
                 "folded_from": self.resumed_from, "segments": self.segments, "notes": self.notes,
                 **({"versions": self.versions} if self.versions is not None else {}),
+                **({"host_directory": self.host_directory} if self.host_directory is not None else {}),
                 "drift": [f.as_dict() for f in self.drift],
                 "other_findings": [f.as_dict() for f in self.findings if f.kind not in DRIFT_KINDS],
                 "chain_heads": self.heads}

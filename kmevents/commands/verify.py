@@ -56,7 +56,9 @@ changed which entities; grouped ones included). It folds the log once more from
 its start, captures each block as the worker does and compares: a record that
 differs, or a block whose hashes lack an entity or correlation id its events
 changed (a history would miss those events), is drift (exit 1). About 1.9x a
-plain fold of the log: opt-in.
+plain fold of the log: opt-in. It also reads the log for what it says of each
+agent id's host and compares the workers' host directory, which `search`
+names agents from (a difference says the value to put).
 
 examples:
   kmevents verify --cluster prod
@@ -166,12 +168,16 @@ def run(args: argparse.Namespace) -> int:
 async def _check_versions(o: Any, report: Any, *, progress: bool) -> None:
     """``--versions``: history's versions records against a fold of the log (replay/verify_versions.py)."""
     from kmevents.adapters import etcd as etcd_adapter
-    from kmevents.replay import verify_versions
+    from kmevents.replay import verify_hosts, verify_versions
     from kmevents.replay.verify import Finding
 
     async with etcd_adapter.client(o.settings.etcd) as c:
         got = await verify_versions.check(o.settings, o.source, o.cluster, c, progress=progress)
+        directory = await verify_hosts.check(o.settings, o.source, o.cluster, c, progress=progress)
     report.versions = got.as_dict()
+    report.host_directory = directory.as_dict()
+    for key, detail, fix in directory.differ:
+        report.findings.append(Finding("versions", o.cluster, key, f"{detail}: a search names this agent so; {fix}"))
     for key, detail in got.differ:
         if key.startswith("touched/"):
             fix = ("a history would miss those events; delete the block's key (etcd <prefix>/<generation>/_touched/"
@@ -203,6 +209,10 @@ def _print(report: object, offline: bool) -> None:
               f"unreadable {v['unreadable']} (history folds those blocks), "
               f"touched-index blocks checked {v['index_blocks_checked']}"
               + (f"; not checked: {v['skipped']}" if v["skipped"] else ""))
+    d = r.host_directory  # type: ignore[attr-defined]
+    if d is not None:
+        print(f"  host directory: agent ids checked {d['ids_checked']} (up to offset {d['through_offset']})"
+              + (f"; not checked: {d['skipped']}" if d["skipped"] else ""))
     for h in r.heads:  # type: ignore[attr-defined]
         print(f"  chain head {h['cluster']} p{h['partition']} @{h['offset']} ({h['time']}): {h['head']}")
     for f in r.older_reducer:  # type: ignore[attr-defined]

@@ -88,3 +88,58 @@ async def test_verify_versions_finds_a_touched_block_that_lacks_an_entity_its_ev
     bad = cli(s, "verify", "--cluster", s.cluster, "--versions", "--no-progress")
     assert bad.returncode == 1 and f"touched/{b.first}..{b.last}" in bad.stdout, bad.stdout + bad.stderr
     assert "a history would miss those events" in bad.stdout
+
+
+async def test_verify_versions_checks_the_host_directory_and_says_the_value_to_put(isolated: Settings) -> None:
+    """An agent id whose changes differ from the log's, one missing, one the log never named: each a
+    finding whose fix, applied, makes the check clean again."""
+    import re
+
+    from kmevents.replay import verify_hosts
+
+    from kmevents.store import hosts
+
+    s = isolated
+    await ingest_sim(s, s.cluster, 1730)
+    await run_worker_until_caught_up(s, **SMALL)
+
+    async def check() -> verify_hosts.HostsCheck:
+        async with open_log(s, snapshots=False) as o, etcd_adapter.client(s.etcd) as c:
+            return await verify_hosts.check(s, o.source, o.cluster, c)
+
+    clean = await check()
+    assert clean.differ == [] and clean.checked >= 10 and clean.through == 1729 and clean.skipped is None
+    gen = f"{s.etcd.prefix}/{layout.live_generation()}"
+    p = await _partition(s)
+    async with etcd_adapter.client(s.etcd) as c:
+        known = await hosts.read_known(c, gen, s.cluster, p)
+        (a, ch_a), (b, _) = known.entries[0], known.entries[1]
+        await c.put(layout.hosts_key(gen, s.cluster, a), orjson.dumps([[ch_a[0][0], "not-its-host"]]))
+        await c.delete(layout.hosts_key(gen, s.cluster, b))
+        await c.put(layout.hosts_key(gen, s.cluster, "S-never"), orjson.dumps([[3, "h"]]))
+        await c.put(layout.hosts_key(gen, s.cluster, "S-ahead"), orjson.dumps([[10**9, "h"]]))  # past the checkpoint
+    bad = await check()
+    assert sorted(k for k, _, _ in bad.differ) == sorted([f"hosts/{a}", f"hosts/{b}", "hosts/S-never"])
+    out = cli(s, "verify", "--cluster", s.cluster, "--versions", "--no-progress")
+    assert out.returncode == 1 and "DRIFT: 3 problem(s)" in out.stdout, out.stdout + out.stderr
+    assert "not-its-host from offset" in out.stdout and "host directory: agent ids checked" in out.stdout
+    async with etcd_adapter.client(s.etcd) as c:  # apply each fix as written
+        for _, _, fix in bad.differ:
+            if (m := re.search(r"etcdctl put '([^']+)' '([^']+)'", fix)) is not None:
+                await c.put(m.group(1).encode(), m.group(2).encode())
+            else:
+                m = re.search(r"etcdctl del '([^']+)'", fix)
+                assert m is not None, fix
+                await c.delete(m.group(1).encode())
+    assert (await check()).differ == []
+    ok = cli(s, "verify", "--cluster", s.cluster, "--versions", "--format", "json", "--no-progress")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert orjson.loads(ok.stdout)["host_directory"]["differ"] == 0
+
+
+async def _partition(s: Settings) -> int:
+    from kmevents.replay import logsource
+
+    p = await logsource.partition_of(s, s.cluster)
+    assert p is not None
+    return p

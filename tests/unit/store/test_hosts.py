@@ -110,3 +110,12 @@ def test_what_the_log_says_of_hosts_and_what_it_does_not() -> None:
     assert hosts.host_named({"type": "pod.scheduled", "payload": {"agent_id": "S1", "host": ""}}) is None
     assert hosts.host_named({"type": "offer.offered", "payload": {"offer": "junk"}}) is None
     assert hosts.decode(b"not json") == [] and hosts.decode(b'[[1,"a"],[2,3]]') == [(1, "a")]
+
+
+def test_verify_decodes_every_record_whose_type_says_a_host() -> None:
+    from kmevents.replay import verify_hosts
+
+    for t in hosts.LEARNS:
+        quoted = b'"' + t.encode() + b'"'
+        assert any(n in quoted for n in verify_hosts.NEEDLES), t
+    assert not any(n in b'{"type":"task.status_updated"}' for n in verify_hosts.NEEDLES)
