@@ -563,7 +563,7 @@ class PartitionDeriver:
                         self.captures[cluster] = Capture()
                 ev = f.event
                 acc.event(rec.offset, ev, applied=outcome is APPLIED, failed=outcome is FAILED)
-                if ev is not None and ev.get("type") in host_directory.LEARNS:
+                if ev is not None and type(t := ev.get("type")) is str and t in host_directory.LEARNS:
                     named = host_directory.host_named(ev)
                     if named is not None:
                         hd = self.hosts.get(cluster)

@@ -54,7 +54,7 @@ PAGE: Final = 5_000
 def host_named(ev: dict[str, Any]) -> tuple[str, str] | None:
     """``(agent id, host)`` when ``ev`` says which host an agent id is on (see the module docstring)."""
     t = ev.get("type")
-    if t not in LEARNS:
+    if type(t) is not str or t not in LEARNS:  # (a hostile record's type may be a list: unhashable)
         return None
     pl = obj(ev, "payload")
     if t == "offer.offered":

@@ -119,3 +119,13 @@ def test_verify_decodes_every_record_whose_type_says_a_host() -> None:
         quoted = b'"' + t.encode() + b'"'
         assert any(n in quoted for n in verify_hosts.NEEDLES), t
     assert not any(n in b'{"type":"task.status_updated"}' for n in verify_hosts.NEEDLES)
+
+
+def test_a_hostile_records_type_or_fields_say_no_host_and_raise_nothing() -> None:
+    for ev in ({"type": ["agent.added"]}, {"type": {"a": 1}}, {"type": None}, {"type": "agent.added", "payload": []},
+               {"type": "agent.added", "payload": {"agent": {"id": ["S1"], "hostname": "h"}}},
+               {"type": "pod.scheduled", "payload": {"agent_id": "S1", "host": {"x": 1}}}):
+        assert hosts.host_named(ev) is None
+        got: dict[str, str] = {}
+        hosts.learn(ev, got)
+        assert got == {}
