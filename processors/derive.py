@@ -290,9 +290,9 @@ class PartitionDeriver:
         ckpt = self.checkpoint.offset
         if not self.touched_every_events or ckpt < 0:
             return {}
-        for cluster in self.checkpoint.chains:  # (and its host directory: kmevents/store/hosts.py)
-            self.hosts[cluster] = await host_directory.load(self.client, f"{self.prefix}/{self.generation}", cluster)
         for cluster in self.checkpoint.chains:
+            # (and its host directory: kmevents/store/hosts.py)
+            self.hosts[cluster] = await host_directory.load(self.client, f"{self.prefix}/{self.generation}", cluster)
             b = await touched_index.last_closed(self.settings, self.client, cluster, ckpt, self.generation)
             if b is not None:
                 self.block_ends[cluster] = b
@@ -563,13 +563,12 @@ class PartitionDeriver:
                         self.captures[cluster] = Capture()
                 ev = f.event
                 acc.event(rec.offset, ev, applied=outcome is APPLIED, failed=outcome is FAILED)
-                if ev is not None and type(t := ev.get("type")) is str and t in host_directory.LEARNS:
-                    named = host_directory.host_named(ev)
-                    if named is not None:
-                        hd = self.hosts.get(cluster)
-                        if hd is None:  # (a cluster new to the partition: one seen before was read on the take)
-                            hd = self.hosts[cluster] = host_directory.Directory()
-                        hd.note(rec.offset, *named)
+                named = None if ev is None else host_directory.host_named(ev)
+                if named is not None:
+                    hd = self.hosts.get(cluster)
+                    if hd is None:  # (a cluster new to the partition: one seen before was read on the take)
+                        hd = self.hosts[cluster] = host_directory.Directory()
+                    hd.note(rec.offset, *named)
                 if outcome is APPLIED and self.versions:
                     self._capture(cluster, f, rec.offset)
                 if acc.due(every):  # the block ends here, inside the batch: blocks stay this small

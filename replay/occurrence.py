@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import orjson
 from kmevents.replay.sources import Source
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from kmevents.store.snapshots import Snapshots
 
 log = logging.getLogger("kmevents.replay.occurrence")
+T = TypeVar("T")
 
 #: Records past the newest block scanned for their times at most; a longer tail (a worker far
 #: behind, or none running) is read through as if there were no index.
@@ -85,33 +86,30 @@ class Cut:
 async def cut_from(src: Source, snapshots: Snapshots, cluster: str, at: str, start: int, end: int) -> Cut | None:
     """:func:`read_end` over the touched-entity index ``snapshots`` keeps for ``cluster``; None (read
     to ``end``) where it keeps none, or when it cannot be read (that only costs time)."""
-    heads = snapshots.index_heads(cluster, at)
+    return await _walk(snapshots.index_heads(cluster, at), cluster,
+                       "reading to the end of the range for late arrivals",
+                       lambda heads: read_end(src, heads, at, start, end))
+
+
+async def start_from(snapshots: Snapshots, cluster: str, since: str, start: int, stop: int) -> Start | None:
+    """:func:`read_start` over the touched-entity index ``snapshots`` keeps for ``cluster``; None where
+    it keeps none, or when it cannot be read (then the scan begins at ``start``: slower, never wrong)."""
+    return await _walk(snapshots.index_heads(cluster, since=since), cluster,
+                       "a search from a time scans from the range's start",
+                       lambda heads: read_start(heads, since, start, stop))
+
+
+async def _walk(heads: AsyncGenerator[Block, None] | None, cluster: str, instead: str,
+                walk: Callable[[AsyncGenerator[Block, None]], Awaitable[T]]) -> T | None:
+    """``walk(heads)``, the heads closed after it; None where there are none, or when they cannot be
+    read (logged with what the reader does ``instead``: an index that cannot be read only costs time)."""
     if heads is None:
         return None
     try:
         async with contextlib.aclosing(heads):
-            return await read_end(src, heads, at, start, end)
+            return await walk(heads)
     except Exception as exc:  # noqa: BLE001 - an index that cannot be read only costs time
-        log.warning("touched-entity index not readable: reading to the end of the range for late arrivals",
-                    extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
-        return None
-
-
-async def start_from(snapshots: Snapshots, cluster: str, since: str | None, start: int, stop: int) -> Start | None:
-    """:func:`read_start` over the touched-entity index ``snapshots`` keeps for ``cluster`` (``since``
-    None: the scan begins at ``start``; only ``covered`` is looked up); None where it keeps none, or
-    when it cannot be read (then the scan begins at ``start``: slower, never wrong)."""
-    heads = snapshots.index_heads(cluster, since=since)
-    if heads is None:
-        return None
-    try:
-        async with contextlib.aclosing(heads):
-            if since is None:
-                b = await anext(heads, None)
-                return Start(start, start - 1 if b is None else b.last)
-            return await read_start(heads, since, start, stop)
-    except Exception as exc:  # noqa: BLE001 - an index that cannot be read only costs time
-        log.warning("touched-entity index not readable: a search from a time scans from the range's start",
+        log.warning("touched-entity index not readable: %s", instead,
                     extra={"cluster": cluster, "error": f"{type(exc).__name__}: {exc}"})
         return None
 

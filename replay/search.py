@@ -194,7 +194,7 @@ def describe(ev: dict[str, Any], hosts: dict[str, str] | None = None) -> dict[st
 
 
 @dataclass
-class Known:
+class HostsInRange:
     """What the workers' host directory gives a scan beginning at ``begin``: agent id -> host as the
     records before it left it (``hosts``), and the changes the records of ``begin..through`` make to
     it, ``(offset, agent id, host)`` by offset: the scan applies each as it passes its offset instead
@@ -208,7 +208,7 @@ class Known:
 
 
 async def _known_hosts(src: Source, index: Snapshots, cluster: str, since: str | None, start: int,
-                       end: int) -> Known | None:
+                       end: int) -> HostsInRange | None:
     """Where the scan of ``start..end`` may begin (``since``: its events' earliest time, see
     occurrence.read_start) and what the workers' host directory says of the hosts before and in it
     (the records between their checkpoint and the beginning learnt here). None: no index or directory
@@ -216,9 +216,12 @@ async def _known_hosts(src: Source, index: Snapshots, cluster: str, since: str |
     partition = getattr(src, "partition", None)
     if type(partition) is not int:
         return None
-    at = await occurrence.start_from(index, cluster, since, start, end)
-    if at is None:
-        return None
+    begin = start
+    if since is not None:  # (a range from an offset begins there: no walk)
+        at = await occurrence.start_from(index, cluster, since, start, end)
+        if at is None:
+            return None
+        begin = at.begin
     try:
         directory = await index.host_directory(cluster, partition)
     except Exception as exc:  # noqa: BLE001 - a directory that cannot be read only costs time
@@ -227,7 +230,7 @@ async def _known_hosts(src: Source, index: Snapshots, cluster: str, since: str |
         return None
     if directory is None:
         return None
-    begin, through = at.begin, directory.through
+    through = directory.through
     hosts = directory.before(begin)
     if through + 1 < begin:  # records the workers have not folded yet
         async for batch in src.batches(max(through + 1, 0), begin - 1):
@@ -237,7 +240,7 @@ async def _known_hosts(src: Source, index: Snapshots, cluster: str, since: str |
                 except DecodeError:
                     continue
     changes = sorted((o, aid, h) for aid, ch in directory.entries for o, h in ch if begin <= o <= through)
-    return Known(begin, hosts, changes, through)
+    return HostsInRange(begin, hosts, changes, through)
 
 
 def _type_needles(types: list[str] | None) -> tuple[bytes, ...] | None:
