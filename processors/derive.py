@@ -150,7 +150,15 @@ SNAPSHOT_EVERY_EVENTS = 20_000
 #: delta against, the state is still small, and a delta against an early base would hold most
 #: of the state. So reads of any offset past the first delta interval (history's folds,
 #: points in time) start near it, not from the log's beginning. The full cadence is unchanged.
+#: The early ones stop after :data:`EARLY_EVENTS` of the cluster's events even when the first
+#: regular full snapshot comes later (a ``--snapshot-every`` above it), once one of them is
+#: the state's base: the deltas after that are taken against the last early one.
 DELTA_EVERY_EVENTS = 4_000
+#: How long the early full snapshots may last (the default full interval): with ``--snapshot-every
+#: 1000000`` a worker took a full snapshot at every delta point of its first million events (250
+#: of them, each larger than the last), the opposite of what the setting asks; ``bench derive``'s
+#: worker, set never to snapshot, built one every 4,000 events for its whole run.
+EARLY_EVENTS = SNAPSHOT_EVERY_EVENTS
 #: A restore re-folds a cluster's open block of the touched-entity index (the records from the
 #: end of its last closed block to the checkpoint) so that the next block it closes starts where
 #: that one ended; the fold must then start from a full snapshot before the block's start, not
@@ -599,6 +607,9 @@ class PartitionDeriver:
                 self.since_delta[cluster] = 0
                 self.early.discard(cluster)
             elif 0 < self.delta_every_events <= self.since_delta[cluster]:
+                if (cluster in self.early and self.since_snapshot[cluster] > EARLY_EVENTS
+                        and f.state.base_offset is not None):
+                    self.early.discard(cluster)  # deltas from here on, against the last early snapshot
                 if cluster in self.early:
                     # before the first full interval: a full snapshot, small this early (a delta
                     # against an early one would hold most of the state anyway); a cluster restored

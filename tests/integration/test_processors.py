@@ -601,3 +601,28 @@ async def test_the_worker_takes_snapshots_and_deltas_at_their_cadence_in_batches
     # the cluster's records are the partition's, one an offset: an entry every 150 of them
     assert len(offsets) >= 10 and {b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True)} == {150}, offsets
     assert (await verify(isolated, [isolated.cluster])).clean
+
+
+async def test_early_full_snapshots_end_after_their_interval_when_full_ones_are_set_rarer(
+        isolated: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker from nothing takes its deltas due as full snapshots until its first regular full
+    # one: set to snapshot every 10^9 events (bench derive's worker, or `--snapshot-every` above
+    # the default), it built a full snapshot every delta interval for its whole life. They end
+    # after EARLY_EVENTS (the default full interval; 300 here), and the deltas after that are
+    # taken against the last of them.
+    from kmevents.processors import derive as derive_mod
+
+    from kmevents.store.snapshots import index_entries
+
+    monkeypatch.setattr(derive_mod, "EARLY_EVENTS", 300)
+    await ingest_sim(isolated, isolated.cluster, 1000)
+    w = await run_worker_until_caught_up(isolated, snapshot_every_events=10**9, delta_every_events=100,
+                                         max_records=1000)
+    async with etcd_adapter.client(isolated.etcd) as c:
+        entries = await index_entries(isolated, c, isolated.cluster)
+    full = [int(e["offset"]) for e in entries if e.get("base") is None]
+    deltas = [(int(e["offset"]), int(e["base"])) for e in entries if e.get("base") is not None]
+    assert len(full) == 3 and full == sorted(full), entries  # the early ones: at 100, 200 and 300 events
+    assert len(deltas) == 7 and {base for _, base in deltas} == {full[-1]}, entries
+    assert (w.stats.snapshots, w.stats.deltas) == (3, 7)
+    assert (await verify(isolated, [isolated.cluster])).clean

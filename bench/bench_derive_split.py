@@ -1,0 +1,136 @@
+"""Where the derive worker's CPU goes, feature by feature, with no I/O (issues 6 and 17).
+
+    python -m bench.run derive_split [--quick]
+
+``bench derive`` measures the worker end to end against a real Kafka and etcd: its figure moves
+with the machine and the servers. This one measures the same per-record path in one process,
+in CPU time, so that what each feature costs can be told apart from noise:
+``PartitionDeriver.process`` over the simulator's default profile (one cluster, batches of
+10,000 records, ``until_due`` as the worker calls it), with every due snapshot and delta encoded
+and every versions record compressed as the worker does, and the etcd transaction replaced by a
+stub that accepts it (so this is a profile of the fold and of what the worker builds around it,
+never a stand-in for the integration tests or for ``bench derive``).
+
+Configurations, each from an empty state over the same records, alternated, best of two rounds:
+
+- ``worker``: the defaults (touched-entity index, entity versions, host directory, a full
+  snapshot every 20,000 events and a delta every 4,000);
+- ``no snapshots``: no full snapshot nor delta;
+- ``no versions``: the index and directory without the versions records;
+- ``no index``: neither the index, the directory nor the versions;
+- ``fold + etcd values``: none of these, only the fold and the values of the keys written.
+
+Baseline, same run: ``Fold.step`` over the same records (chain link, decode, apply), the part
+of the path every reader of the log pays. Each row's ratio is its rate over the fold's: what the
+worker keeps of the fold's speed. The aim is issue 6's 20,000 events/s, i.e. at most 50 us of
+CPU an event for everything, I/O included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import namedtuple
+from typing import Any
+
+import zstandard
+from kmevents.processors.derive import PartitionDeriver
+
+from kmevents.contract import encode, validate_event
+from kmevents.folding import Fold
+from kmevents.reducer import ClusterState
+from kmevents.reducer.apply import collect_rarely
+from kmevents.settings import load
+from kmevents.simulate import generate
+from kmevents.store import versions as versions_store
+
+_Record = namedtuple("_Record", "partition offset key value")
+CLUSTER = "split"
+BATCH = 10_000
+CONFIGS: dict[str, dict[str, Any]] = {
+    "worker": {},
+    "no snapshots": {"snapshot_every_events": 10**12, "delta_every_events": 0},
+    "no versions": {"versions": False},
+    "no index": {"touched_every_events": 0},
+    "fold + etcd values": {"touched_every_events": 0, "snapshot_every_events": 10**12, "delta_every_events": 0},
+}
+
+
+class _NoEtcd(PartitionDeriver):
+    """The deriver with its checkpoint-guarded transaction accepted at once (no etcd)."""
+
+    revision = 1
+    ops = 0
+
+    async def _guarded_txn(self, ops: dict[bytes, bytes | None], *, moves_checkpoint: Any) -> tuple[bool, int]:
+        self.ops += len(ops)
+        self.revision += 1
+        return True, self.revision
+
+
+async def _derive(records: list[_Record], **kw: Any) -> tuple[float, dict[str, int]]:
+    d = _NoEtcd(load(), None, 0, worker_id="bench", **kw)  # type: ignore[arg-type]
+    z = zstandard.ZstdCompressor(level=versions_store.LEVEL)
+    snapshots = deltas = 0
+    t0 = time.process_time()
+    for i in range(0, len(records), BATCH):
+        rest = records[i:i + BATCH]
+        while True:
+            out = await d.process(rest, until_due=True)
+            for _, _, _, raw in out.versions:
+                z.compress(raw)
+            for cluster in out.snapshots_due:
+                got = d.snapshot_encoder(cluster)
+                assert got is not None
+                offset, _, _, build = got
+                z.compress(build())
+                d.mark_base(cluster, offset)
+                snapshots += 1
+            for cluster in out.deltas_due:
+                got = d.snapshot_encoder(cluster, delta=True)
+                if got is not None:
+                    z.compress(got[3]())
+                    deltas += 1
+            if out.consumed >= len(rest):
+                break
+            rest = rest[out.consumed:]
+    return time.process_time() - t0, {"ops": d.ops, "snapshots": snapshots, "deltas": deltas}
+
+
+def _fold(records: list[_Record]) -> float:
+    f = Fold(ClusterState.empty(CLUSTER), partition=0)
+    t0 = time.process_time()
+    for r in records:
+        f.step(r.offset, r.key, r.value)
+    return time.process_time() - t0
+
+
+def run(quick: bool) -> list[dict]:
+    n = 30_000 if quick else 100_000
+    collect_rarely()  # the worker's GC setting (DeriveWorker.start)
+    key = CLUSTER.encode()
+    records = [_Record(0, i, key, encode(validate_event(e)[0])) for i, e in enumerate(generate(CLUSTER, 1, n))]
+    best: dict[str, float] = {}
+    counts: dict[str, dict[str, int]] = {}
+    fold = float("inf")
+    for _ in range(2):
+        fold = min(fold, _fold(records))
+        for name, kw in CONFIGS.items():
+            took, counts[name] = asyncio.run(_derive(records, **kw))
+            best[name] = min(best.get(name, float("inf")), took)
+    fold_rate = n / fold
+    rows = []
+    for name in CONFIGS:
+        rate = n / best[name]
+        c = counts[name]
+        rows.append({
+            "name": f"derive path, {name}: {n:,} events of the default profile, CPU, no I/O",
+            "figure": rate, "unit": "events/s",
+            "baseline": "Fold.step alone (link + decode + apply) over the same records, same run",
+            "baseline_figure": fold_rate, "ratio": rate / fold_rate,
+            "aim": ">= 20,000 events/s (issue 6), I/O included" if name == "worker" else "",
+            "met": rate >= 20_000 if name == "worker" else None,
+            "notes": (f"{1e6 * best[name] / n:.1f} us an event against the fold's {1e6 * fold / n:.1f}; "
+                      f"{c['ops']:,} etcd ops, {c['snapshots']} snapshots, {c['deltas']} deltas"),
+        })
+    return rows
