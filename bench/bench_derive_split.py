@@ -6,8 +6,9 @@
 with the machine and the servers. This one measures the same per-record path in one process,
 in CPU time, so that what each feature costs can be told apart from noise:
 ``PartitionDeriver.process`` over the simulator's default profile (one cluster, batches of
-10,000 records, ``until_due`` as the worker calls it), with every due snapshot and delta encoded
-and every versions record compressed as the worker does, and the etcd transaction replaced by a
+10,000 records, ``until_due`` as the worker calls it), with every due snapshot, delta and versions
+record built and compressed as the worker does (``snapshots.compress`` at the worker's levels; the
+worker compresses in threads, here it counts in the one process), and the etcd transaction replaced by a
 stub that accepts it (so this is a profile of the fold and of what the worker builds around it,
 never a stand-in for the integration tests or for ``bench derive``).
 
@@ -33,7 +34,6 @@ import time
 from collections import namedtuple
 from typing import Any
 
-import zstandard
 from kmevents.processors.derive import PartitionDeriver
 
 from kmevents.contract import encode, validate_event
@@ -42,6 +42,7 @@ from kmevents.reducer import ClusterState
 from kmevents.reducer.apply import collect_rarely
 from kmevents.settings import load
 from kmevents.simulate import generate
+from kmevents.store import snapshots as snapshot_store
 from kmevents.store import versions as versions_store
 
 _Record = namedtuple("_Record", "partition offset key value")
@@ -70,7 +71,6 @@ class _NoEtcd(PartitionDeriver):
 
 async def _derive(records: list[_Record], **kw: Any) -> tuple[float, dict[str, int]]:
     d = _NoEtcd(load(), None, 0, worker_id="bench", **kw)  # type: ignore[arg-type]
-    z = zstandard.ZstdCompressor(level=versions_store.LEVEL)
     snapshots = deltas = 0
     t0 = time.process_time()
     for i in range(0, len(records), BATCH):
@@ -78,18 +78,18 @@ async def _derive(records: list[_Record], **kw: Any) -> tuple[float, dict[str, i
         while True:
             out = await d.process(rest, until_due=True)
             for _, _, _, raw in out.versions:
-                z.compress(raw)
+                snapshot_store.compress(raw, versions_store.LEVEL)  # as DeriveWorker._store_versions
             for cluster in out.snapshots_due:
                 got = d.snapshot_encoder(cluster)
                 assert got is not None
                 offset, _, _, build = got
-                z.compress(build())
+                snapshot_store.compress(build())  # the worker's level, as it stores snapshots
                 d.mark_base(cluster, offset)
                 snapshots += 1
             for cluster in out.deltas_due:
                 got = d.snapshot_encoder(cluster, delta=True)
                 if got is not None:
-                    z.compress(got[3]())
+                    snapshot_store.compress(got[3]())
                     deltas += 1
             if out.consumed >= len(rest):
                 break

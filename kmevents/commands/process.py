@@ -79,8 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the worker stores, per block of 1,000 events, each changed entity's value after each event, "
                         "~0.2 MB compressed at the large profile, in the snapshots topic with an etcd entry under "
                         "_versions/; `kmevents history` reads them instead of folding the block from a snapshot). "
-                        "They are the worker's largest cost: ~53 of its ~142 us of CPU an event at the default "
-                        "profile, so without them it derives ~1.6x as fast (`python -m bench.run derive_split`); "
+                        "They are the worker's largest cost: ~31-36 of its ~111-118 us of CPU an event at the "
+                        "default profile, so without them it derives ~1.4x as fast (`python -m bench.run "
+                        "derive_split`); "
                         "history then folds each block it needs")
     p.add_argument("--metrics-port", type=int, default=6066,
                    help="port on 127.0.0.1 for /metrics and /healthz (0: off; default 6066)")
