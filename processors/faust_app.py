@@ -15,6 +15,7 @@ from kmevents.processors import metrics
 from kmevents.processors.worker import DeriveWorker
 
 from kmevents.adapters import faust as faust_adapter
+from kmevents.errors import KmeventsError
 from kmevents.settings import Settings
 
 log = logging.getLogger("kmevents.processors.faust")
@@ -33,6 +34,11 @@ class HostedWorker:
     async def run(self) -> None:
         try:
             await self.worker.run()
+        except KmeventsError as exc:  # a known cause: what to do, no traceback
+            log.error("derivation worker stopped; stopping the process",
+                      extra={"error": exc.message, "hint": exc.hint})
+            self.worker.failure = self.worker.failure or exc
+            raise
         except Exception as exc:
             log.exception("derivation worker failed; stopping the process")
             self.worker.failure = self.worker.failure or exc

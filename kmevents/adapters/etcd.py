@@ -32,16 +32,49 @@ import aetcd  # noqa: E402 - after the fork setting above
 import grpc  # noqa: E402
 from aetcd import rpc  # noqa: E402
 
-from kmevents.errors import KmeventsError
+from kmevents.errors import EnvironmentProblem, KmeventsError
 from kmevents.settings import EtcdSettings
 
 log = logging.getLogger("kmevents.adapters.etcd")
 
-__all__ = ["TRANSIENT_ERRORS", "EtcdClient", "KV", "RevisionCompacted", "client", "count_range", "delete_range",
+__all__ = ["TRANSIENT_ERRORS", "EtcdAlarm", "EtcdClient", "KV", "alarm", "RevisionCompacted", "client", "count_range", "delete_range",
            "healthy", "range_at", "txn_if_unchanged", "txn_ops_limit"]
 
 #: Errors after which the same request may succeed later (etcd restarting, leader change).
+#: An alarm is not one of them: :func:`txn_if_unchanged` raises :class:`EtcdAlarm` instead.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (grpc.aio.AioRpcError, ConnectionError, TimeoutError)
+
+
+class EtcdAlarm(EnvironmentProblem):
+    """etcd refuses every write until an operator acts (its NOSPACE or CORRUPT alarm is raised):
+    retrying only waits. Exit 2 from a command (a worker exits 1, as for any failure)."""
+
+
+def alarm(exc: BaseException) -> EtcdAlarm | None:
+    """The :class:`EtcdAlarm` that ``exc`` reports, or None when it reports none.
+
+    etcd answers a write while an alarm is raised with a fixed status (etcd's
+    api/v3rpc/rpctypes): ``RESOURCE_EXHAUSTED "etcdserver: mvcc: database space exceeded"``
+    (NOSPACE: the backend reached ``--quota-backend-bytes``) or ``DATA_LOSS "etcdserver: corrupt
+    cluster"`` (CORRUPT). ``RESOURCE_EXHAUSTED "etcdserver: too many requests"`` is load, not an
+    alarm: it stays transient."""
+    if not isinstance(exc, grpc.aio.AioRpcError):
+        return None
+    code, details = exc.code(), exc.details() or ""
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "database space exceeded" in details:
+        return EtcdAlarm(
+            f"etcd's database is full: it refuses writes ({details}) since its backend reached its "
+            "quota (--quota-backend-bytes) and raised the NOSPACE alarm",
+            hint="free space and disarm the alarm: `etcdctl compact <current revision>`, `etcdctl defrag`, "
+                 "`etcdctl alarm disarm`; or restart etcd with a larger --quota-backend-bytes (the local "
+                 "stack: KMEVENTS_STACK__ETCD_QUOTA_BYTES). Then start the worker again: it resumes at its "
+                 "checkpoint, nothing is lost")
+    if code == grpc.StatusCode.DATA_LOSS and "corrupt" in details:
+        return EtcdAlarm(
+            f"etcd reports its data corrupt ({details}) and raised the CORRUPT alarm: it refuses writes",
+            hint="restore etcd from a backup or a healthy member (`etcdctl alarm list` shows the alarm), then "
+                 "check the state against the log with `kmevents verify` and `kmevents repair`")
+    return None
 
 
 class RevisionCompacted(KmeventsError):
@@ -274,11 +307,18 @@ async def txn_if_unchanged(
     ``guard_mod_revision == 0`` means "the key must not exist". Returns
     ``(succeeded, revision)``: the store's revision after the transaction, which
     is the new ``mod_revision`` of every key it wrote. This is the fencing
-    compare of the processors' checkpoints.
+    compare of the processors' checkpoints. Raises :class:`EtcdAlarm` when etcd refuses writes
+    until an operator acts (:func:`alarm`), not an error a retry could get past.
     """
     await c.connect()
     req = txn_request_bytes(guard_key, guard_mod_revision, ops)
-    resp = await _raw_txn(c)(req, timeout=c._timeout, metadata=c.metadata)
+    try:
+        resp = await _raw_txn(c)(req, timeout=c._timeout, metadata=c.metadata)
+    except grpc.aio.AioRpcError as exc:
+        raised = alarm(exc)
+        if raised is not None:
+            raise raised from None
+        raise
     return bool(resp.succeeded), int(resp.header.revision)
 
 

@@ -9,6 +9,7 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from kmevents.commands._common import add_connection_flags, settings_from, setup_logging
+from kmevents.errors import KmeventsError
 
 if TYPE_CHECKING:  # the worker is imported when the command runs: the parser must build cheaply
     from kmevents.processors.worker import DeriveWorker
@@ -146,6 +147,10 @@ async def _run_plain(worker: DeriveWorker, metrics_port: int) -> int:
     logging.getLogger("kmevents.process").info("worker running: waiting for partitions", extra={"worker": worker.worker_id})
     try:
         await worker.run()
+    except KmeventsError as exc:  # a known cause (etcd's alarm, a damaged batch): what to do, no traceback
+        logging.getLogger("kmevents.process").error("worker stopped; exiting", extra={
+            "error": exc.message, "hint": exc.hint})
+        return 1  # as any failure of the worker, with either engine (README, Reliability)
     except Exception:  # noqa: BLE001 - logged, and the exit code tells the supervisor
         logging.getLogger("kmevents.process").exception("worker failed; exiting")
         return 1

@@ -528,3 +528,104 @@ async def test_when_snapshot_children_keep_failing_the_worker_encodes_in_process
         entries = await index_entries(isolated, c, isolated.cluster)
     assert len(entries) == w.stats.snapshots >= 2  # those after the switch, stored
     assert (await verify(isolated, [isolated.cluster])).clean
+
+
+class _PrivateEtcd:
+    """An etcd of this test's own on 127.0.0.1 (the stack's etcd binary), with a backend quota
+    small enough to fill: ``start(quota)`` again on the same data restarts it."""
+
+    def __init__(self, tmp: Any) -> None:
+        from kmevents.settings import load
+        from kmevents.stack.manager import Stack
+
+        self.binary = str(Stack(load({})).etcd_binary())
+        self.data = tmp / "etcd-data"
+        self.port, self.peer = free_port(), free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / "etcd.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, quota: int) -> None:
+        peer = f"http://127.0.0.1:{self.peer}"
+        self.proc = subprocess.Popen(
+            [self.binary, "--name", "q", "--data-dir", str(self.data), "--listen-client-urls", self.endpoint,
+             "--advertise-client-urls", self.endpoint, "--listen-peer-urls", peer,
+             "--initial-advertise-peer-urls", peer, "--initial-cluster", f"q={peer}",
+             "--quota-backend-bytes", str(quota), "--log-level", "warn", "--logger", "zap"],
+            stdout=subprocess.DEVNULL, stderr=self.log.open("ab"), env={**os.environ, "ETCD_UNSUPPORTED_ARCH": ""})
+        deadline = time.monotonic() + 30
+        while not asyncio.run(self._serves()):  # (its /health says unhealthy while an alarm is raised)
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()[-2000:]
+            time.sleep(0.2)
+
+    async def _serves(self) -> bool:
+        try:
+            async with etcd_adapter.client(load_etcd(self.endpoint)) as c:
+                await etcd_adapter.range_at(c, b"probe")
+            return True
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+def load_etcd(endpoint: str) -> Any:
+    from kmevents.settings import load
+
+    return load({"etcd.endpoint": endpoint}).etcd
+
+
+def test_a_worker_whose_etcd_is_full_stops_at_once_saying_what_to_do_and_resumes_losing_nothing(
+        isolated: Settings, tmp_path: Any) -> None:
+    """etcd's NOSPACE alarm refuses every write until an operator frees space and disarms it.
+    The worker used to take it for a transient error and retry for 120 s (``etcd_retry_seconds``)
+    before failing with a gRPC traceback: it now exits at once with the cause and the cure,
+    and, once etcd has room again, the next worker resumes at the checkpoint: etcd equals the
+    fold of the log."""
+    etcd = _PrivateEtcd(tmp_path)
+    etcd.start(quota=1024 * 1024)  # 1 MiB: a few thousand events' entities, versions and index fill it
+    try:
+        s = isolated.model_copy(deep=True)
+        s.etcd.endpoint = etcd.endpoint
+        asyncio.run(ingest_sim(s, s.cluster, 6000))
+        env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
+               "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
+               "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
+               "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
+               "KMEVENTS_LOG_FORMAT": "json"}
+        group = f"g-{s.cluster}"
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "kmevents.cli", "process", "--engine", "plain", "--group", group,
+                               "--metrics-port", "0"], env=env, capture_output=True, text=True, timeout=100)
+        took = time.monotonic() - started
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        assert took < 60, f"the worker took {took:.0f}s to stop"  # the transient retry alone was 120 s
+        assert "etcd unavailable; retrying" not in proc.stderr
+        assert "Traceback" not in proc.stderr
+        stopped = [orjson.loads(line) for line in proc.stderr.splitlines()
+                   if line.startswith("{") and b"worker stopped" in line.encode()]
+        assert stopped, proc.stderr[-3000:]
+        assert "etcd's database is full" in stopped[0]["error"]
+        assert "alarm disarm" in stopped[0]["hint"] and "--quota-backend-bytes" in stopped[0]["hint"]
+        partial = asyncio.run(checkpoints(s))
+        assert sum(c.offset + 1 for c in partial.values()) < 6000  # it did stop short of the end
+
+        # the operator's cure: more room, the alarm disarmed; then a worker again
+        etcd.stop()
+        etcd.start(quota=256 * 1024 * 1024)
+
+        async def disarm() -> None:
+            async with etcd_adapter.client(s.etcd) as c:
+                for raised in [a async for a in c.list_alarms()]:  # (as `etcdctl alarm disarm`: by member)
+                    await c.disarm_alarm(raised.member_id)
+                assert not [a async for a in c.list_alarms()]
+
+        asyncio.run(disarm())
+        asyncio.run(run_worker_until_caught_up(s))
+        report = asyncio.run(verify(s, [s.cluster]))
+        assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    finally:
+        etcd.stop()
