@@ -37,7 +37,7 @@ from kmevents.settings import EtcdSettings
 
 log = logging.getLogger("kmevents.adapters.etcd")
 
-__all__ = ["TRANSIENT_ERRORS", "EtcdAlarm", "EtcdClient", "KV", "alarm", "RevisionCompacted", "client", "count_range", "delete_range",
+__all__ = ["TRANSIENT_ERRORS", "EtcdAlarm", "EtcdClient", "EtcdRefused", "KV", "alarm", "refused", "RevisionCompacted", "client", "count_range", "delete_range",
            "healthy", "range_at", "txn_if_unchanged", "txn_ops_limit"]
 
 #: Errors after which the same request may succeed later (etcd restarting, leader change).
@@ -74,6 +74,36 @@ def alarm(exc: BaseException) -> EtcdAlarm | None:
             f"etcd reports its data corrupt ({details}) and raised the CORRUPT alarm: it refuses writes",
             hint="restore etcd from a backup or a healthy member (`etcdctl alarm list` shows the alarm), then "
                  "check the state against the log with `kmevents verify` and `kmevents repair`")
+    return None
+
+
+class EtcdRefused(EnvironmentProblem):
+    """etcd refuses this request as it is configured (too large for it, or not this user's to
+    write): the same request would be refused again. Exit 2."""
+
+
+def refused(exc: BaseException) -> EtcdRefused | None:
+    """The :class:`EtcdRefused` that a write's error ``exc`` reports, or None.
+
+    A request over etcd's ``--max-request-bytes`` is refused by etcdserver (``INVALID_ARGUMENT
+    "etcdserver: request is too large"``) or, when it is also over the server's gRPC cap
+    (``--max-request-bytes`` + 512 KiB), by gRPC (``RESOURCE_EXHAUSTED "grpc: received message
+    larger than max"``); a user whose role may not write the key gets ``PERMISSION_DENIED``."""
+    if not isinstance(exc, grpc.aio.AioRpcError):
+        return None
+    code, details = exc.code(), exc.details() or ""
+    if (code == grpc.StatusCode.INVALID_ARGUMENT and "request is too large" in details) or (
+            code == grpc.StatusCode.RESOURCE_EXHAUSTED and "received message larger than max" in details):
+        return EtcdRefused(
+            f"etcd refuses a request as too large ({details}): its --max-request-bytes is below the request "
+            "size kmevents is set to send (KMEVENTS_ETCD__MAX_REQUEST_BYTES, 1.5 MiB by default)",
+            hint="set KMEVENTS_ETCD__MAX_REQUEST_BYTES to etcd's --max-request-bytes (etcd's default is 1.5 MiB, "
+                 "1572864), or start etcd with a larger one; the worker resumes at its checkpoint")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return EtcdRefused(
+            f"etcd denies this user the write ({details})",
+            hint="grant the etcd user's role readwrite on kmevents' prefix (KMEVENTS_ETCD__PREFIX), e.g. "
+                 "`etcdctl role grant-permission <role> --prefix=true readwrite /kmevents/`")
     return None
 
 
@@ -308,14 +338,15 @@ async def txn_if_unchanged(
     ``(succeeded, revision)``: the store's revision after the transaction, which
     is the new ``mod_revision`` of every key it wrote. This is the fencing
     compare of the processors' checkpoints. Raises :class:`EtcdAlarm` when etcd refuses writes
-    until an operator acts (:func:`alarm`), not an error a retry could get past.
+    until an operator acts (:func:`alarm`), and :class:`EtcdRefused` when it refuses this request
+    as it is configured (:func:`refused`): not errors a retry could get past.
     """
     await c.connect()
     req = txn_request_bytes(guard_key, guard_mod_revision, ops)
     try:
         resp = await _raw_txn(c)(req, timeout=c._timeout, metadata=c.metadata)
     except grpc.aio.AioRpcError as exc:
-        raised = alarm(exc)
+        raised = alarm(exc) or refused(exc)
         if raised is not None:
             raise raised from None
         raise

@@ -545,13 +545,13 @@ class _PrivateEtcd:
         self.log = tmp / "etcd.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, quota: int) -> None:
+    def start(self, quota: int, *extra: str) -> None:
         peer = f"http://127.0.0.1:{self.peer}"
         self.proc = subprocess.Popen(
             [self.binary, "--name", "q", "--data-dir", str(self.data), "--listen-client-urls", self.endpoint,
              "--advertise-client-urls", self.endpoint, "--listen-peer-urls", peer,
              "--initial-advertise-peer-urls", peer, "--initial-cluster", f"q={peer}",
-             "--quota-backend-bytes", str(quota), "--log-level", "warn", "--logger", "zap"],
+             "--quota-backend-bytes", str(quota), "--log-level", "warn", "--logger", "zap", *extra],
             stdout=subprocess.DEVNULL, stderr=self.log.open("ab"), env={**os.environ, "ETCD_UNSUPPORTED_ARCH": ""})
         deadline = time.monotonic() + 30
         while not asyncio.run(self._serves()):  # (its /health says unhealthy while an alarm is raised)
@@ -591,25 +591,9 @@ def test_a_worker_whose_etcd_is_full_stops_at_once_saying_what_to_do_and_resumes
         s = isolated.model_copy(deep=True)
         s.etcd.endpoint = etcd.endpoint
         asyncio.run(ingest_sim(s, s.cluster, 6000))
-        env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-               "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
-               "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-               "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
-               "KMEVENTS_LOG_FORMAT": "json"}
-        group = f"g-{s.cluster}"
-        started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "kmevents.cli", "process", "--engine", "plain", "--group", group,
-                               "--metrics-port", "0"], env=env, capture_output=True, text=True, timeout=100)
-        took = time.monotonic() - started
-        assert proc.returncode == 1, proc.stderr[-3000:]
-        assert took < 60, f"the worker took {took:.0f}s to stop"  # the transient retry alone was 120 s
-        assert "etcd unavailable; retrying" not in proc.stderr
-        assert "Traceback" not in proc.stderr
-        stopped = [orjson.loads(line) for line in proc.stderr.splitlines()
-                   if line.startswith("{") and b"worker stopped" in line.encode()]
-        assert stopped, proc.stderr[-3000:]
-        assert "etcd's database is full" in stopped[0]["error"]
-        assert "alarm disarm" in stopped[0]["hint"] and "--quota-backend-bytes" in stopped[0]["hint"]
+        stopped = _worker_stops_at_once(s)
+        assert "etcd's database is full" in stopped["error"]
+        assert "alarm disarm" in stopped["hint"] and "--quota-backend-bytes" in stopped["hint"]
         partial = asyncio.run(checkpoints(s))
         assert sum(c.offset + 1 for c in partial.values()) < 6000  # it did stop short of the end
 
@@ -624,6 +608,51 @@ def test_a_worker_whose_etcd_is_full_stops_at_once_saying_what_to_do_and_resumes
                 assert not [a async for a in c.list_alarms()]
 
         asyncio.run(disarm())
+        asyncio.run(run_worker_until_caught_up(s))
+        report = asyncio.run(verify(s, [s.cluster]))
+        assert report.clean, [f.as_dict() for f in report.drift[:5]]
+    finally:
+        etcd.stop()
+
+
+def _worker_stops_at_once(s: Settings, **env_extra: str) -> dict[str, Any]:
+    """Run ``kmevents process`` on ``s`` until it exits: it must exit 1 within 60 s (a transient
+    error is retried for 120 s), with no traceback and no retry; its "worker stopped" log line."""
+    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
+           "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
+           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
+           "KMEVENTS_LOG_FORMAT": "json", **env_extra}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "kmevents.cli", "process", "--engine", "plain",
+                           "--group", f"g-{s.cluster}", "--metrics-port", "0"],
+                          env=env, capture_output=True, text=True, timeout=100)
+    took = time.monotonic() - started
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert took < 60, f"the worker took {took:.0f}s to stop"
+    assert "etcd unavailable; retrying" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    stopped = [orjson.loads(line) for line in proc.stderr.splitlines()
+               if line.startswith("{") and b"worker stopped" in line.encode()]
+    assert stopped, proc.stderr[-3000:]
+    return stopped[0]
+
+
+def test_a_worker_whose_requests_are_over_etcds_max_request_bytes_stops_at_once_then_derives_within_it(
+        isolated: Settings, tmp_path: Any) -> None:
+    """etcd started with ``--max-request-bytes 262144`` refuses the worker's 1.5 MiB batches every
+    time: the worker used to retry each for 120 s. It now stops at once naming the setting; set to
+    etcd's size, a worker derives the whole log in requests etcd takes, and verify is clean."""
+    etcd = _PrivateEtcd(tmp_path)
+    # (kmevents' 1,024 operations a transaction: with etcd's default 128 a batch stays under 256 KiB)
+    etcd.start(256 * 1024 * 1024, "--max-request-bytes", str(256 * 1024), "--max-txn-ops", "1024")
+    try:
+        s = isolated.model_copy(deep=True)
+        s.etcd.endpoint = etcd.endpoint
+        asyncio.run(ingest_sim(s, s.cluster, 6000))
+        stopped = _worker_stops_at_once(s)
+        assert "too large" in stopped["error"] and "KMEVENTS_ETCD__MAX_REQUEST_BYTES" in stopped["hint"]
+
+        s.etcd.max_request_bytes = 256 * 1024
         asyncio.run(run_worker_until_caught_up(s))
         report = asyncio.run(verify(s, [s.cluster]))
         assert report.clean, [f.as_dict() for f in report.drift[:5]]
