@@ -32,7 +32,7 @@ from typing import Any
 
 from kmevents.processors.worker import DeriveWorker
 
-from bench._stack import running_stack
+from bench._stack import running_stack, stack_env
 from bench.bench_raw import _consume as raw_consume
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
@@ -119,9 +119,7 @@ async def _raw_puts(s: Settings, keys: int) -> float:
 def _worker_process(s: Settings, group: str) -> subprocess.Popen:
     """``kmevents process`` on ``s``'s topics and prefix, in a process of its own (as deployed: the
     bench's producer and watcher then take none of its event loop nor of its core)."""
-    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-           "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix}
+    env = {**os.environ, **stack_env(s)}
     return subprocess.Popen([sys.executable, "-m", "kmevents.cli", "process", "--engine", "plain", "--group", group,
                              "--metrics-port", "0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

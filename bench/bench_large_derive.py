@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from bench._peak import run_kmevents, run_kmevents_tree
-from bench._stack import running_stack
+from bench._stack import running_stack, stack_env
 from bench.bench_derive import _fresh, derive_until
 from bench.bench_replay import _result, _vmhwm_mib
 from bench.large_log import large_log
@@ -93,22 +93,14 @@ async def _live_bytes(s: Settings, everything: bool = False) -> tuple[int, int]:
     return keys, size
 
 
-def _env(s: Settings) -> dict[str, str]:
-    return {
-        "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-        "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-        "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
-        "KMEVENTS_CLUSTER": s.cluster}
-
-
 def _child(s: Settings, *argv: str) -> tuple[float, float, str]:
     """``kmevents ARGV`` against the stack: wall seconds, its own peak RSS (MiB), stdout."""
-    return run_kmevents(list(argv), _env(s))
+    return run_kmevents(list(argv), stack_env(s))
 
 
 def _child_tree(s: Settings, *argv: str) -> tuple[float, float, float, str]:
     """:func:`_child` with the peak RSS of its whole process tree (MiB) before stdout."""
-    return run_kmevents_tree(list(argv), _env(s))
+    return run_kmevents_tree(list(argv), stack_env(s))
 
 
 #: The issue's aims by profile: a cold read's seconds, a warm read's p99 in milliseconds.
@@ -224,7 +216,7 @@ def _listings(s: Settings, o: int, summary: float, summary_rss: float) -> list[d
     out = []
     for label, argv in LISTINGS:
         args = [a.format(o=o, p=max(0, o - 20_000)) for a in argv]
-        wall, rss, size = run_kmevents_to_file([*args, "--cluster", s.cluster, "--no-progress"], _env(s))
+        wall, rss, size = run_kmevents_to_file([*args, "--cluster", s.cluster, "--no-progress"], stack_env(s))
         out.append(_result(f"reading at scale: {label} (`kmevents {' '.join(args)}`)", wall, "s", "", None,
                            f"peak RSS {rss:.0f} MiB (the cold summary's {summary_rss:.0f} MiB); "
                            f"{size / 1024:,.0f} KiB written",
@@ -253,8 +245,8 @@ def _report(s: Settings, end_us: int) -> list[dict[str, Any]]:
 
     argv = ["report", "--cluster", s.cluster, "--from", iso_of_micros(end_us - REPORT_WINDOW_US), "--to",
             iso_of_micros(end_us), "--format", "json", "--no-progress"]
-    wall, rss, size = run_kmevents_to_file(argv, _env(s))
-    whole, whole_rss, whole_size = run_kmevents_to_file([*argv, "--no-snapshots"], _env(s))
+    wall, rss, size = run_kmevents_to_file(argv, stack_env(s))
+    whole, whole_rss, whole_size = run_kmevents_to_file([*argv, "--no-snapshots"], stack_env(s))
     return [_result("reading at scale: `kmevents report` of the log's last 10 minutes (--format json)", wall, "s", "",
                     None, f"peak RSS {rss:.0f} MiB; {size / 2**20:,.0f} MiB written; from the log's start: "
                     f"{whole_rss:.0f} MiB, {whole_size / 2**20:,.0f} MiB written"
@@ -319,8 +311,8 @@ def _search_recent(s: Settings, log: Any) -> list[dict[str, Any]]:
     for label, extra in (("--type pod.evicted", ["--type", "pod.evicted"]),
                          ("--agent HOST", ["--agent", _first_host(log.path)])):
         argv = ["search", "--cluster", s.cluster, "--from", start, *extra, "--format", "json", "--no-progress"]
-        wall, rss, size = run_kmevents_to_file(argv, _env(s))
-        whole, whole_rss, whole_size = run_kmevents_to_file([*argv, "--no-index"], _env(s))
+        wall, rss, size = run_kmevents_to_file(argv, stack_env(s))
+        whole, whole_rss, whole_size = run_kmevents_to_file([*argv, "--no-index"], stack_env(s))
         out.append(_result(f"reading at scale: `kmevents search --from T {label}` of the log's last 5 minutes "
                            "(--format json)", wall, "s", "", None,
                            f"peak RSS {rss:.0f} MiB; {size / 1024:,.0f} KiB written; --no-index: {whole_rss:.0f} MiB"
@@ -338,8 +330,8 @@ def _report_middle(s: Settings, log: Any, n: int) -> list[dict[str, Any]]:
     hi = _times_at(log.path, [n // 2])[n // 2]
     argv = ["report", "--cluster", s.cluster, "--from", iso_of_micros(hi - REPORT_WINDOW_US), "--to",
             iso_of_micros(hi), "--format", "json", "--no-progress"]
-    wall, rss, size = run_kmevents_to_file(argv, _env(s))
-    whole, whole_rss, whole_size = run_kmevents_to_file([*argv, "--follow", "end"], _env(s))
+    wall, rss, size = run_kmevents_to_file(argv, stack_env(s))
+    whole, whole_rss, whole_size = run_kmevents_to_file([*argv, "--follow", "end"], stack_env(s))
     return [_result("reading at scale: `kmevents report` of 10 minutes in the middle of the log (--format json), "
                     "followed 15 minutes", wall, "s", "", None,
                     f"peak RSS {rss:.0f} MiB; {size / 2**20:,.0f} MiB written; --follow end: {whole_rss:.0f} MiB, "

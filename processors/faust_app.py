@@ -34,13 +34,12 @@ class HostedWorker:
     async def run(self) -> None:
         try:
             await self.worker.run()
-        except KmeventsError as exc:  # a known cause: what to do, no traceback
-            log.error("derivation worker stopped; stopping the process",
-                      extra={"error": exc.message, "hint": exc.hint})
-            self.worker.failure = self.worker.failure or exc
-            raise
         except Exception as exc:
-            log.exception("derivation worker failed; stopping the process")
+            if isinstance(exc, KmeventsError):  # a known cause: what to do, no traceback
+                log.error("derivation worker stopped; stopping the process",
+                          extra={"error": exc.message, "hint": exc.hint})
+            else:
+                log.exception("derivation worker failed; stopping the process")
             self.worker.failure = self.worker.failure or exc
             raise
 

@@ -37,11 +37,12 @@ from kmevents.settings import EtcdSettings
 
 log = logging.getLogger("kmevents.adapters.etcd")
 
-__all__ = ["TRANSIENT_ERRORS", "EtcdAlarm", "EtcdClient", "EtcdRefused", "KV", "alarm", "refused", "RevisionCompacted", "client", "count_range", "delete_range",
-           "healthy", "range_at", "txn_if_unchanged", "txn_ops_limit"]
+__all__ = ["TRANSIENT_ERRORS", "EtcdAlarm", "EtcdClient", "EtcdRefused", "KV", "RevisionCompacted", "alarm", "client",
+           "count_range", "delete_range", "healthy", "range_at", "refused", "txn_if_unchanged", "txn_ops_limit"]
 
 #: Errors after which the same request may succeed later (etcd restarting, leader change).
-#: An alarm is not one of them: :func:`txn_if_unchanged` raises :class:`EtcdAlarm` instead.
+#: An alarm or a refusal is not one of them: :func:`txn_if_unchanged` raises :class:`EtcdAlarm` or
+#: :class:`EtcdRefused` instead.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (grpc.aio.AioRpcError, ConnectionError, TimeoutError)
 
 

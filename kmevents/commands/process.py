@@ -147,12 +147,12 @@ async def _run_plain(worker: DeriveWorker, metrics_port: int) -> int:
     logging.getLogger("kmevents.process").info("worker running: waiting for partitions", extra={"worker": worker.worker_id})
     try:
         await worker.run()
-    except KmeventsError as exc:  # a known cause (etcd's alarm, a damaged batch): what to do, no traceback
-        logging.getLogger("kmevents.process").error("worker stopped; exiting", extra={
-            "error": exc.message, "hint": exc.hint})
-        return 1  # as any failure of the worker, with either engine (README, Reliability)
-    except Exception:  # noqa: BLE001 - logged, and the exit code tells the supervisor
-        logging.getLogger("kmevents.process").exception("worker failed; exiting")
+    except Exception as exc:  # noqa: BLE001 - logged, and the exit code (1, either engine) tells the supervisor
+        if isinstance(exc, KmeventsError):  # a known cause (etcd's alarm, a damaged batch): what to do
+            logging.getLogger("kmevents.process").error("worker stopped; exiting", extra={
+                "error": exc.message, "hint": exc.hint})
+        else:
+            logging.getLogger("kmevents.process").exception("worker failed; exiting")
         return 1
     finally:
         await worker.stop()

@@ -155,7 +155,7 @@ def encode(cluster: str, first: int, last: int, events: list[tuple[int, Any]],
     blob: list[bytes] = []
     more = blob.extend
     index = []
-    for k in sorted(values):  # (comprehensions: ~1/3 less CPU than a loop with appends, same bytes)
+    for k in sorted(values):  # (comprehensions: ~1/4 less CPU than a loop with appends, same bytes)
         vs = values[k]
         index.append([k[0], k[1], [[o, None if v is None else len(v)] for o, v in vs]])
         more([v for _, v in vs if v is not None])

@@ -560,7 +560,7 @@ class _PrivateEtcd:
 
     async def _serves(self) -> bool:
         try:
-            async with etcd_adapter.client(load_etcd(self.endpoint)) as c:
+            async with etcd_adapter.client(_etcd_settings(self.endpoint)) as c:
                 await etcd_adapter.range_at(c, b"probe")
             return True
         except Exception:  # noqa: BLE001 - not up yet
@@ -572,7 +572,7 @@ class _PrivateEtcd:
             self.proc.wait(timeout=30)
 
 
-def load_etcd(endpoint: str) -> Any:
+def _etcd_settings(endpoint: str) -> Any:
     from kmevents.settings import load
 
     return load({"etcd.endpoint": endpoint}).etcd
@@ -591,7 +591,7 @@ def test_a_worker_whose_etcd_is_full_stops_at_once_saying_what_to_do_and_resumes
         s = isolated.model_copy(deep=True)
         s.etcd.endpoint = etcd.endpoint
         asyncio.run(ingest_sim(s, s.cluster, 6000))
-        stopped = _worker_stops_at_once(s)
+        stopped = _worker_stops_at_once(s, tmp_path)
         assert "etcd's database is full" in stopped["error"]
         assert "alarm disarm" in stopped["hint"] and "--quota-backend-bytes" in stopped["hint"]
         partial = asyncio.run(checkpoints(s))
@@ -615,13 +615,10 @@ def test_a_worker_whose_etcd_is_full_stops_at_once_saying_what_to_do_and_resumes
         etcd.stop()
 
 
-def _worker_stops_at_once(s: Settings, **env_extra: str) -> dict[str, Any]:
+def _worker_stops_at_once(s: Settings, tmp: Any) -> dict[str, Any]:
     """Run ``kmevents process`` on ``s`` until it exits: it must exit 1 within 60 s (a transient
     error is retried for 120 s), with no traceback and no retry; its "worker stopped" log line."""
-    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-           "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
-           "KMEVENTS_LOG_FORMAT": "json", **env_extra}
+    env = {**_env(s, tmp), "KMEVENTS_LOG_FORMAT": "json"}
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "kmevents.cli", "process", "--engine", "plain",
                            "--group", f"g-{s.cluster}", "--metrics-port", "0"],
@@ -649,7 +646,7 @@ def test_a_worker_whose_requests_are_over_etcds_max_request_bytes_stops_at_once_
         s = isolated.model_copy(deep=True)
         s.etcd.endpoint = etcd.endpoint
         asyncio.run(ingest_sim(s, s.cluster, 6000))
-        stopped = _worker_stops_at_once(s)
+        stopped = _worker_stops_at_once(s, tmp_path)
         assert "too large" in stopped["error"] and "KMEVENTS_ETCD__MAX_REQUEST_BYTES" in stopped["hint"]
 
         s.etcd.max_request_bytes = 256 * 1024
