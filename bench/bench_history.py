@@ -74,6 +74,12 @@ def _reused(s: Any) -> bool:
 
 
 async def _prepare_default(s: Any, n: int) -> None:
+    await produce_default(s, n)
+    await _derive(s, n)
+
+
+async def produce_default(s: Any, n: int) -> None:
+    """``n`` events of the simulator's default cluster (seed 42) to ``s``'s events topic, partition 0."""
     from kmevents.adapters import kafka as kafka_adapter
     from kmevents.simulate import iter_lines
 
@@ -90,7 +96,6 @@ async def _prepare_default(s: Any, n: int) -> None:
         await asyncio.gather(*futs)
     finally:
         await p.stop()
-    await _derive(s, n)
 
 
 async def _prepare_file(s: Any, path: Any) -> None:

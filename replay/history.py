@@ -297,7 +297,7 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
 
 #: The newest blocks whose records a history waits for (with ``_await_worker``) when the worker
 #: writes records: a block's record is stored just after the batch that closed it.
-RECENT = 3
+RECENT = versions_store.PENDING_BLOCKS
 
 
 #: A history waits at most this long (seconds) for the worker to derive the records its index does not

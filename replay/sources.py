@@ -130,6 +130,11 @@ class KafkaSource(Source):
             if r is not None:
                 r.lighten()
 
+    def refresh(self) -> None:
+        """Read the log's end again at the next read (the bounds are read once, then kept: a
+        long-lived reader of a growing log, ``snapshots backfill --follow``, calls this per pass)."""
+        self._bounds = None
+
     def for_points(self) -> KafkaSource:
         """This source read through its ``point_reader``: a read of one offset then brings a fetch
         of that reader's size (a record batch or so), not the 4 MiB a range read fetches (history

@@ -33,7 +33,8 @@ examples:
   kmevents process                       the Faust app hosting the worker (web on 127.0.0.1:6066)
   kmevents process --engine plain --metrics-port 9108
   kmevents process --instance-id worker-1 --session-timeout 6
-  kmevents process --no-versions         no entity versions per block (history folds each block it needs)
+  kmevents process --no-versions         no entity versions per block (history folds each block it needs;
+                                         `kmevents snapshots backfill --follow` can build them beside it)
 """
 
 
@@ -83,7 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "They are the worker's largest cost: ~31-36 of its ~111-118 us of CPU an event at the "
                         "default profile, so without them it derives ~1.4x as fast (`python -m bench.run "
                         "derive_split`); "
-                        "history then folds each block it needs")
+                        "history then folds each block it needs, unless `kmevents snapshots backfill --follow "
+                        "--skip-newest 0` builds the records beside the worker")
     p.add_argument("--metrics-port", type=int, default=6066,
                    help="port on 127.0.0.1 for /metrics and /healthz (0: off; default 6066)")
     add_connection_flags(p)

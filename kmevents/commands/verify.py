@@ -185,7 +185,8 @@ async def _check_versions(o: Any, report: Any, *, progress: bool) -> None:
                    "history then folds that range")
         else:
             fix = (f"a history would show this; delete the record's entry (etcd <prefix>/<generation>/_versions/"
-                   f"{o.cluster}/<first>; history then folds the block) or re-derive")
+                   f"{o.cluster}/<first>; history then folds the block), then `kmevents snapshots backfill "
+                   f"--cluster {o.cluster}` builds it again from the log")
         report.findings.append(Finding("versions", o.cluster, key, f"{detail}: {fix}"))
 
 

@@ -77,6 +77,9 @@ READABLE: Final = frozenset({1, 2})
 #: The records' zstd level: a block's record is ~1.6 MB raw at the large profile, ~0.18 MB at
 #: level 3 (BENCHMARKS.md, "Entity versions per block").
 LEVEL: Final = 3
+#: The newest closed blocks whose records the worker may still be storing (it stores a block's
+#: record just after the batch that closed it): history waits for them, a backfill leaves them.
+PENDING_BLOCKS: Final = 3
 
 
 class VersionsError(ValueError):
@@ -377,5 +380,5 @@ async def read(settings: Settings, entry: dict[str, Any], reader: Any = None) ->
         return None
 
 
-__all__ = ["FORMAT", "LEVEL", "READABLE", "Capture", "Versions", "VersionsError", "decode", "encode", "joined", "read",
+__all__ = ["FORMAT", "LEVEL", "PENDING_BLOCKS", "READABLE", "Capture", "Versions", "VersionsError", "decode", "encode", "joined", "read",
            "read_entries", "read_open", "write"]

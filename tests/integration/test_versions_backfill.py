@@ -1,0 +1,161 @@
+"""``kmevents snapshots backfill`` on real Kafka + etcd (replay/versions_backfill.py): the versions
+records of the blocks the worker stored none for, built from the stored state before them, equal
+byte for byte to a plain fold's capture (the worker's own records are checked against the same
+oracle in test_versions_worker.py); a second run builds nothing; a follower builds the blocks a
+``--no-versions`` worker closes while it runs, and stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import orjson
+from kmevents.replay.opening import open_log
+from kmevents.replay.verify_versions import check
+from kmevents.replay.versions_backfill import Backfill, Pass
+
+from kmevents import layout
+from kmevents.adapters import etcd as etcd_adapter
+from kmevents.adapters import kafka as kafka_adapter
+from kmevents.settings import Settings
+from kmevents.store.snapshots import SnapshotStore, SnapshotWriter
+from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
+from tests.integration.test_versions_worker import SMALL, _check_against_the_fold, _stored
+
+
+def _cli(s: Settings, *args: str) -> list[str]:
+    return [sys.executable, "-m", "kmevents.cli", "snapshots", "backfill", "--cluster", s.cluster, "--no-progress",
+            *args]
+
+
+def _env(s: Settings) -> dict[str, str]:
+    return {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
+            "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
+            "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
+            "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix}
+
+
+def _backfill_json(s: Settings, *args: str) -> dict[str, Any]:
+    out = subprocess.run(_cli(s, "--format", "json", *args), env=_env(s), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    return orjson.loads(out.stdout)
+
+
+async def _backfill(s: Settings, **kw: Any) -> Pass:
+    """One pass in this process (``Backfill`` with ``kw``)."""
+    k = s.kafka
+    producer = kafka_adapter.producer(k, max_request_size=k.snapshot_max_message_bytes)
+    await producer.start()
+    try:
+        async with open_log(s, cluster=s.cluster) as o:
+            store = SnapshotStore(s, o.client)
+            b = Backfill(s, s.cluster, o.client, snapshots=store, writer=SnapshotWriter(s, producer, o.client),
+                         partition=o.source.partition, **kw)
+            return await b.run(o.source)
+    finally:
+        await producer.stop()
+
+
+async def _verify_versions(s: Settings) -> Any:
+    async with open_log(s, cluster=s.cluster) as o, etcd_adapter.client(s.etcd) as c:
+        return await check(s, o.source, s.cluster, c)
+
+
+def test_a_backfill_builds_every_record_a_no_versions_worker_left_equal_to_the_folds_capture(
+        isolated: Settings) -> None:
+    s = isolated
+    asyncio.run(ingest_sim(s, s.cluster, 3000))
+    asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
+    blocks, entries = asyncio.run(_stored(s))
+    assert len(blocks) == 15 and entries == {}
+
+    planned = _backfill_json(s, "--dry-run")
+    (row,) = planned["clusters"]
+    assert (row["blocks"], row["missing"], row["built"], row["left_to_worker"]) == (15, 12, 0, 3)
+    assert row["missing_blocks"] == [[b.first, b.last] for b in blocks[:12]]
+    assert asyncio.run(_stored(s))[1] == {}  # a dry run writes nothing
+    text = subprocess.run(_cli(s, "--dry-run"), env=_env(s), capture_output=True, text=True, timeout=300)
+    assert text.returncode == 0 and "15 closed blocks, 0 with a versions record, 12 without" in text.stdout, text
+    assert f"  {blocks[0].first}..{blocks[0].last}\n" in text.stdout and "--skip-newest 0" in text.stderr
+
+    (row,) = _backfill_json(s, "--skip-newest", "0")["clusters"]
+    assert (row["built"], row["had_records"], row["skipped"]) == (15, 0, None)
+    assert row["records_folded"] == blocks[-1].last + 1  # folded once, from the start
+    blocks, entries = asyncio.run(_stored(s))
+    assert set(entries) == {(b.first, b.last) for b in blocks}
+    asyncio.run(_check_against_the_fold(s, blocks, entries))
+
+    again = subprocess.run(_cli(s, "--skip-newest", "0"), env=_env(s), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "15 with a versions record, 0 without; built 0" in again.stdout, again
+    found = asyncio.run(_verify_versions(s))
+    assert (found.checked, found.differ) == (15, [])
+
+
+def test_blocks_a_restart_refolded_or_whose_record_was_deleted_are_built_from_the_stored_state_before_them(
+        isolated: Settings) -> None:
+    """The worker's own records with holes: the block a restart resumed (no record) and a deleted
+    record; each is built from the snapshot or delta before it when there is one past the fold
+    (``jump=0``), and equals the plain fold's capture."""
+    s = isolated
+    kw = {**SMALL, "snapshot_every_events": 550, "max_records": 100}
+    asyncio.run(ingest_sim(s, s.cluster, 1130))  # the worker stops with a block open
+    asyncio.run(run_worker_until_caught_up(s, **kw))
+    asyncio.run(ingest_sim(s, s.cluster, 900, seed=2))
+    asyncio.run(run_worker_until_caught_up(s, **kw))
+    blocks, entries = asyncio.run(_stored(s))
+    holes = [b for b in blocks if (b.first, b.last) not in entries]
+    assert len(holes) == 1, holes  # the block the restart resumed
+    deleted = blocks[3]  # (600..799: the worker took a snapshot in 400..599)
+    assert deleted.last < holes[0].first
+
+    async def delete() -> None:
+        key = layout.versions_index_key(f"{s.etcd.prefix}/{layout.live_generation()}", s.cluster, deleted.first)
+        async with etcd_adapter.client(s.etcd) as c:
+            await c.delete(key)
+
+    asyncio.run(delete())
+    got = asyncio.run(_backfill(s, skip_newest=0, jump=0))
+    assert got.built == 2 and got.missing == sorted([(deleted.first, deleted.last), (holes[0].first, holes[0].last)])
+    # from a stored state, not from the log's start (which would fold through the hole's end)
+    assert got.loads >= 1 and got.folded < holes[0].last + 1, got
+    blocks, entries = asyncio.run(_stored(s))
+    assert set(entries) == {(b.first, b.last) for b in blocks}
+    asyncio.run(_check_against_the_fold(s, blocks, entries))
+
+
+def test_a_follower_builds_the_blocks_a_no_versions_worker_closes_while_it_runs_and_stops_on_sigterm(
+        isolated: Settings) -> None:
+    s = isolated
+    asyncio.run(ingest_sim(s, s.cluster, 1000))
+    asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
+    proc = subprocess.Popen(_cli(s, "--skip-newest", "0", "--follow", "--interval", "0.3", "--format", "json"),
+                            env=_env(s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def built_all(n: int) -> None:
+        blocks = asyncio.run(_stored(s))[0]
+        assert len(blocks) == n
+        deadline = time.monotonic() + 120
+        while set(asyncio.run(_stored(s))[1]) != {(b.first, b.last) for b in blocks}:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, f"the follower did not build the {n} blocks' records in 120 s"
+            time.sleep(0.3)
+
+    try:
+        built_all(5)  # the log so far
+        asyncio.run(ingest_sim(s, s.cluster, 1400, seed=3))  # then the blocks a worker closes meanwhile
+        asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
+        built_all(12)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr[-3000:]
+    *passes, last = [orjson.loads(line) for line in stdout.splitlines()]  # JSON lines: a pass each, then totals
+    assert passes and all(p["built"] for p in passes) and sum(p["built"] for p in passes) == 12
+    assert last["stopped"] and last["passes"] >= 2 and last["clusters"][0]["built"] == 12
+    blocks, entries = asyncio.run(_stored(s))
+    asyncio.run(_check_against_the_fold(s, blocks, entries))
