@@ -73,8 +73,9 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
             producer = kafka_adapter.producer(k, max_request_size=k.snapshot_max_message_bytes)
             await producer.start()
             stack.push_async_callback(producer.stop)
-        work: list[tuple[Any, Backfill]] = []
-        for cluster in clusters:
+        work: dict[str, tuple[Any, Backfill]] = {}
+
+        async def open_cluster(cluster: str) -> None:
             o = await stack.enter_async_context(open_log(settings, cluster=cluster, snapshots=True))
             if o.client is None:
                 raise EnvironmentProblem(f"etcd at {settings.etcd.endpoint} does not answer: the touched-entity index "
@@ -83,11 +84,18 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
             store = SnapshotStore(settings, o.client, gen, reader_of=o.snapshot_points)
             store.freeze = False  # (a follower's states are folded on, not kept)
             writer = None if producer is None else SnapshotWriter(settings, producer, o.client)
-            work.append((o, Backfill(settings, cluster, o.client, snapshots=store, writer=writer,
-                                     partition=o.source.partition, generation=gen, skip_newest=args.skip_newest)))
+            work[cluster] = (o, Backfill(settings, cluster, o.client, snapshots=store, writer=writer,
+                                         partition=o.source.partition, generation=gen, skip_newest=args.skip_newest))
+
+        for cluster in clusters:
+            await open_cluster(cluster)
         totals: dict[str, dict[str, Any]] = {}
         while True:
-            for o, b in work:
+            if args.follow and args.all_clusters and out["passes"]:  # clusters whose worker began since
+                for cluster in await _clusters(settings, args):
+                    if cluster not in work:
+                        await open_cluster(cluster)
+            for o, b in list(work.values()):
                 refresh = getattr(o.source, "refresh", None)
                 if refresh is not None:
                     refresh()

@@ -28,9 +28,9 @@ from tests.integration.test_processors import ingest_sim, run_worker_until_caugh
 from tests.integration.test_versions_worker import SMALL, _check_against_the_fold, _stored
 
 
-def _cli(s: Settings, *args: str) -> list[str]:
-    return [sys.executable, "-m", "kmevents.cli", "snapshots", "backfill", "--cluster", s.cluster, "--no-progress",
-            *args]
+def _cli(s: Settings, *args: str, which: tuple[str, ...] = ()) -> list[str]:
+    return [sys.executable, "-m", "kmevents.cli", "snapshots", "backfill", *(which or ("--cluster", s.cluster)),
+            "--no-progress", *args]
 
 
 def _env(s: Settings) -> dict[str, str]:
@@ -133,7 +133,8 @@ def test_a_follower_builds_the_blocks_a_no_versions_worker_closes_while_it_runs_
     s = isolated
     asyncio.run(ingest_sim(s, s.cluster, 1000))
     asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
-    proc = subprocess.Popen(_cli(s, "--skip-newest", "0", "--follow", "--interval", "0.3", "--format", "json"),
+    proc = subprocess.Popen(_cli(s, "--skip-newest", "0", "--follow", "--interval", "0.3", "--format", "json",
+                                 which=("--all-clusters",)),
                             env=_env(s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def built_all(n: int) -> None:
