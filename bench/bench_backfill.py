@@ -1,7 +1,9 @@
 """History's versions records built beside the worker (``kmevents snapshots backfill``), same run.
 
 One temporary stack; ``KMEVENTS_BENCH_BACKFILL_EVENTS`` events of the simulator's default
-cluster (default 100,000; 20,000 with ``--quick``) on one topic, derived three times from the
+cluster (default 100,000; 20,000 with ``--quick``), or with ``KMEVENTS_BENCH_BACKFILL_LARGE=quick``
+(or ``full``) the large profile's log (``bench/large_log.py``: 300,000 events at scale 0.2, or
+1.5M), on one topic, derived three times from the
 first record, each into an etcd prefix and snapshots topic of its own, with the worker's default
 cadence (snapshots, deltas, the touched index):
 
@@ -35,12 +37,18 @@ CLUSTER = "bench-backfill"
 def run(quick: bool) -> list[dict[str, Any]]:
     from bench._stack import running_stack
 
+    large = os.environ.get("KMEVENTS_BENCH_BACKFILL_LARGE")
     n = int(os.environ.get("KMEVENTS_BENCH_BACKFILL_EVENTS", 20_000 if quick else 100_000))
     with running_stack() as base:
+        if large:
+            from bench.large_log import large_log
+
+            log = large_log(300_000, scale=0.2) if large == "quick" else large_log()
+            return asyncio.run(_run(base, log.events, log=log))
         return asyncio.run(_run(base, n))
 
 
-def _copy(base: Any, topic: str, which: str) -> Any:
+def _copy(base: Any, topic: str, which: str, cluster: str = CLUSTER) -> Any:
     tag = uuid.uuid4().hex[:8]
     s = base.model_copy(deep=True)
     s.kafka.events_topic = topic
@@ -48,7 +56,7 @@ def _copy(base: Any, topic: str, which: str) -> Any:
     s.kafka.deadletter_topic = f"benchb{which}{tag}.dlq"
     s.kafka.partitions = 1
     s.etcd.prefix = f"/benchb{which}{tag}/kmevents/v1"
-    s.cluster = CLUSTER
+    s.cluster = cluster
     return s
 
 
@@ -141,12 +149,20 @@ async def _follow(s: Any, n: int, blocks_wanted: int) -> tuple[float, float, flo
     return took, cpu, lag
 
 
-async def _run(base: Any, n: int) -> list[dict[str, Any]]:
+async def _run(base: Any, n: int, log: Any = None) -> list[dict[str, Any]]:
     topic = f"benchb{uuid.uuid4().hex[:8]}.events"
-    on, off, fol = _copy(base, topic, "v"), _copy(base, topic, "n"), _copy(base, topic, "f")
-    from bench.bench_history import produce_default
+    cluster = log.meta["recipe"]["cluster"] if log is not None else CLUSTER
+    on, off, fol = (_copy(base, topic, w, cluster) for w in "vnf")
+    if log is None:
+        from bench.bench_history import produce_default
 
-    await produce_default(on, n)
+        await produce_default(on, n)
+    else:
+        from bench.bench_large_derive import _ingest
+        from kmevents.adapters import kafka as kafka_adapter
+
+        await kafka_adapter.ensure_topics(on.kafka)
+        n = await _ingest(on, log.path)
     on_wall, on_cpu = await _derive(on, n)
     off_wall, off_cpu = await _derive(off, n, versions=False)
     bf_wall, bf_cpu, got = await _backfill(off)
@@ -162,7 +178,8 @@ async def _run(base: Any, n: int) -> list[dict[str, Any]]:
     followed = await _records(fol)
     assert all(followed[k] == built[k] for k in followed), "a followed record differs from the backfill's"
     load = os.getloadavg()[0]
-    notes = (f"{n:,} events of the default profile; {got.built} records built ({got.stored_bytes / 1e6:.1f} MB "
+    what = "the default profile" if log is None else f"the large profile ({log.path.name})"
+    notes = (f"{n:,} events of {what}; {got.built} records built ({got.stored_bytes / 1e6:.1f} MB "
              f"stored), {got.loads} stored states loaded, {got.folded:,} records folded; every record equal to the "
              f"worker-with-versions' ({len(both)} compared); worker CPU in this process: with versions "
              f"{on_cpu:.1f} s, --no-versions {off_cpu:.1f} s (snapshot children not counted); load {load:.1f}")
