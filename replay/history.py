@@ -167,6 +167,9 @@ class Indexed:
     #: ``lookups``: records read to find a value or a task from before a unit read
     served: int = 0
     lookups: int = 0
+    #: closed blocks folded because no versions record was stored for them (``snapshots backfill``
+    #: builds those)
+    unrecorded: int = 0
     #: reads the blocks closed since, their records and the open block again (read_index sets it);
     #: ``waited``: seconds a pass waited for the worker to index the source's last records
     refresh: Callable[[], Awaitable[None]] | None = None
@@ -447,6 +450,9 @@ async def _fold_wanted(src: Source, cluster: str, idx: Indexed, units: list[_Uni
         if rec is not None and await _serve(src, cluster, idx, i, rec, hook):
             continue
         idx.folded += 1
+        b = u.block
+        if b is not None and b is not idx.opened and (b.first, b.last) not in idx.versions:
+            idx.unrecorded += 1
         if st is None or u.first - 1 - cur > JUMP // 2:
             # from a snapshot when it saves more folding than it costs (or there is no fold yet)
             got = await _start_from(idx, cluster, first, u.first - 1, None if st is None else cur)

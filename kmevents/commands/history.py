@@ -28,7 +28,9 @@ when it touched the entity); without an index (archives, a label
 selector, a worker that has not written it yet) the whole log is scanned, with a
 progress bar and a line on stderr saying so. --from/--to/--since and --type
 choose which of the events are shown. With --format json, "index" says how it
-was answered: the blocks read from records, those folded, the states decoded,
+was answered: the blocks read from records, those folded (and of them, those
+folded for lack of a record: `kmevents snapshots backfill` builds those), the
+states decoded,
 and how long it waited for a live worker to index the log's last records (2 s
 at most); null when the whole log was scanned.
 
@@ -65,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kmevents import kinds, selectors
-    from kmevents.commands._output import output_of
+    from kmevents.commands._output import note, output_of
     from kmevents.commands._positional import reclaim
     from kmevents.commands._source import open_source
     from kmevents.commands._source import run as run_async
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                        # how it was answered: the blocks of the worker's index read from their versions
                        # records or folded, of the units the log was cut into (null: the whole log scanned)
                        "index": {"units": idx.units, "read": idx.served, "folded": idx.folded,
-                                 "states_decoded": idx.loads,
+                                 "folded_without_record": idx.unrecorded, "states_decoded": idx.loads,
                                  "waited_seconds": round(idx.waited, 3)} if idx.serves else None})
             return 0 if total else 1
         shown = f"{len(entries)} of {total} events shown" if len(entries) != total else f"{total} events"
@@ -109,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
         print_entries(entries, wide=out == "wide")
         if not total:
             print("no event touched it (check the id, or the kind)")
+        if idx.serves and idx.unrecorded:
+            note(f"# {idx.unrecorded} blocks of the worker's index had no versions record and were folded from stored "
+                 f"states: `kmevents snapshots backfill --cluster {o.cluster}` builds their records, which later "
+                 "histories read instead")
         return 0 if total else 1
 
     return run_async(main)

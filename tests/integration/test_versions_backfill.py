@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import orjson
+from kmevents.replay.engine import Target, replay
 from kmevents.replay.opening import open_log
 from kmevents.replay.verify_versions import check
 from kmevents.replay.versions_backfill import Backfill, Pass
@@ -66,6 +67,23 @@ async def _verify_versions(s: Settings) -> Any:
         return await check(s, o.source, s.cluster, c)
 
 
+async def _a_pod(s: Settings) -> str:
+    """A pod of the log's middle."""
+    async with open_log(s, cluster=s.cluster) as o:
+        _, last = await o.source.covers()
+        st = (await replay(o.source, s.cluster, Target(offset=last // 2), progress=False)).state
+    return sorted(st.pods)[len(st.pods) // 2]
+
+
+def _history(s: Settings, pod: str) -> tuple[dict[str, Any], str]:
+    """``history pod/POD --format json`` (its document), and the text form's stderr."""
+    argv = [sys.executable, "-m", "kmevents.cli", "history", "--cluster", s.cluster, "--no-progress", f"pod/{pod}"]
+    doc = subprocess.run([*argv, "--format", "json"], env=_env(s), capture_output=True, text=True, timeout=300)
+    text = subprocess.run(argv, env=_env(s), capture_output=True, text=True, timeout=300)
+    assert doc.returncode == 0 and text.returncode == 0, (doc.stderr[-2000:], text.stderr[-2000:])
+    return orjson.loads(doc.stdout), text.stderr
+
+
 def test_a_backfill_builds_every_record_a_no_versions_worker_left_equal_to_the_folds_capture(
         isolated: Settings) -> None:
     s = isolated
@@ -83,8 +101,16 @@ def test_a_backfill_builds_every_record_a_no_versions_worker_left_equal_to_the_f
     assert text.returncode == 0 and "15 closed blocks, 0 with a versions record, 12 without" in text.stdout, text
     assert f"  {blocks[0].first}..{blocks[0].last}\n" in text.stdout and "--skip-newest 0" in text.stderr
 
+    pod = asyncio.run(_a_pod(s))
+    before, note = _history(s, pod)
+    assert before["index"]["folded_without_record"] >= 1 and before["index"]["read"] == 0, before["index"]
+    assert f"kmevents snapshots backfill --cluster {s.cluster}" in note
+
     (row,) = _backfill_json(s, "--skip-newest", "0")["clusters"]
     assert (row["built"], row["had_records"], row["skipped"]) == (15, 0, None)
+    after, note = _history(s, pod)  # the same history, now read from the records
+    assert after["index"]["folded_without_record"] == 0 and after["index"]["read"] >= 1, after["index"]
+    assert after["events"] == before["events"] and "backfill" not in note
     assert row["records_folded"] == blocks[-1].last + 1  # folded once, from the start
     blocks, entries = asyncio.run(_stored(s))
     assert set(entries) == {(b.first, b.last) for b in blocks}
