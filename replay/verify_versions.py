@@ -59,6 +59,8 @@ class VersionsCheck:
     checked: int = 0
     open_checked: int = 0
     unreadable: int = 0
+    #: closed blocks with no record (history folds them; ``snapshots backfill`` builds them)
+    without_record: int = 0
     #: blocks of the touched-entity index checked (``_IndexCheck``), the open block's included
     blocks_checked: int = 0
     #: ``(key, detail)`` of each record unlike the fold's capture
@@ -68,6 +70,7 @@ class VersionsCheck:
 
     def as_dict(self) -> dict[str, Any]:
         return {"checked": self.checked, "open_block_checked": self.open_checked, "unreadable": self.unreadable,
+                "without_record": self.without_record,
                 "index_blocks_checked": self.blocks_checked, "differ": len(self.differ), "skipped": self.skipped}
 
 
@@ -112,6 +115,8 @@ async def check(settings: Settings, src: Source, cluster: str, client: Any, *, p
         # checks those that follow each other, and passes over the rest)
         if (b.first, b.last) in entries and (not todo or b.first > todo[-1][1]):
             todo.append((b.first, b.last, entries[(b.first, b.last)]))
+        elif (b.first, b.last) not in entries:
+            out.without_record += 1
     if parts is not None and opened is not None and (not todo or opened.first > todo[-1][1]):
         todo.append((opened.first, opened.last, None))
     # the index's blocks that follow each other (grouped ones included), and the open block after them

@@ -208,7 +208,9 @@ def _print(report: object, offline: bool) -> None:
     if v is not None:
         print(f"  versions records checked {v['checked']} (open block {v['open_block_checked']}), "
               f"unreadable {v['unreadable']} (history folds those blocks), "
-              f"touched-index blocks checked {v['index_blocks_checked']}"
+              + (f"blocks without a record {v['without_record']} (history folds them; `kmevents snapshots "
+                 "backfill` builds them), " if v["without_record"] else "")
+              + f"touched-index blocks checked {v['index_blocks_checked']}"
               + (f"; not checked: {v['skipped']}" if v["skipped"] else ""))
     d = r.host_directory  # type: ignore[attr-defined]
     if d is not None:

@@ -35,7 +35,8 @@ async def test_verify_versions_finds_every_record_equal_then_a_changed_one(isola
     ok = cli(s, "verify", "--cluster", s.cluster, "--versions", "--format", "json", "--no-progress")
     assert ok.returncode == 0, ok.stderr
     assert orjson.loads(ok.stdout)["versions"] == {"checked": len(entries), "open_block_checked": 1,
-                                                   "unreadable": 0, "index_blocks_checked": len(blocks) + 1,
+                                                   "unreadable": 0, "without_record": 0,
+                                                   "index_blocks_checked": len(blocks) + 1,
                                                    "differ": 0, "skipped": None}
 
     # the open block's part with one version changed: found, and named

@@ -97,6 +97,7 @@ def test_a_backfill_builds_every_record_a_no_versions_worker_left_equal_to_the_f
     assert (row["blocks"], row["missing"], row["built"], row["left_to_worker"]) == (15, 12, 0, 3)
     assert row["missing_blocks"] == [[b.first, b.last] for b in blocks[:12]]
     assert asyncio.run(_stored(s))[1] == {}  # a dry run writes nothing
+    assert asyncio.run(_verify_versions(s)).without_record == 15
     text = subprocess.run(_cli(s, "--dry-run"), env=_env(s), capture_output=True, text=True, timeout=300)
     assert text.returncode == 0 and "15 closed blocks, 0 with a versions record, 12 without" in text.stdout, text
     assert f"  {blocks[0].first}..{blocks[0].last}\n" in text.stdout and "--skip-newest 0" in text.stderr
@@ -119,7 +120,7 @@ def test_a_backfill_builds_every_record_a_no_versions_worker_left_equal_to_the_f
     again = subprocess.run(_cli(s, "--skip-newest", "0"), env=_env(s), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "15 with a versions record, 0 without; built 0" in again.stdout, again
     found = asyncio.run(_verify_versions(s))
-    assert (found.checked, found.differ) == (15, [])
+    assert (found.checked, found.without_record, found.differ) == (15, 0, [])
 
 
 def test_blocks_a_restart_refolded_or_whose_record_was_deleted_are_built_from_the_stored_state_before_them(
