@@ -61,8 +61,11 @@ SKIP_NEWEST = versions_store.PENDING_BLOCKS
 #: past the fold (history's ``JUMP``: a state's load at the large profile costs about as much as
 #: folding a few thousand records).
 JUMP = 4_000
-#: Records compressed and written while the next block folds (each ~0.2-1.6 MB raw).
+#: Records compressed and written while the next blocks fold (each ~0.2-1.6 MB raw).
 WRITES_AHEAD = 2
+#: Consecutive blocks folded in one read of the log (their raw records held meanwhile: ~1.6 MB
+#: each at the large profile); a read per block sought and fetched the log again each time.
+RUN_BLOCKS = 16
 
 
 @dataclass
@@ -147,7 +150,7 @@ class Backfill:
     async def run(self, src: Source, *, dry_run: bool = False, progress: bool = False,
                   stop: Callable[[], bool] | None = None) -> Pass:
         """One pass: build (or with ``dry_run`` list) the records of the blocks without one;
-        ``stop()`` is asked before each block (a follower told to stop ends its pass there)."""
+        ``stop()`` is asked before each run of blocks (a follower told to stop ends its pass there)."""
         t0 = time.monotonic()
         out = Pass(self.cluster)
         todo = await self.plan(out)
@@ -161,19 +164,20 @@ class Backfill:
         with progress_bar(f"backfill: versions records of {self.cluster}", total=len(todo),
                           disable=not progress) as bar:
             try:
-                for b in todo:
+                for run in _runs(todo):
                     if stop is not None and stop():
                         break
-                    if not await self._reach(src, b.first - 1, first, genesis, out):
-                        out.skipped = (f"no stored state at or before offset {b.first - 1} and the log read does "
-                                       "not start at the log's beginning: the blocks from there cannot be folded")
+                    if not await self._reach(src, run[0].first - 1, first, genesis, out):
+                        out.skipped = (f"no stored state at or before offset {run[0].first - 1} and the log read "
+                                       "does not start at the log's beginning: the blocks from there cannot be "
+                                       "folded")
                         break
-                    raw = await self._capture(src, b, out)
-                    while len(writing) >= WRITES_AHEAD:
-                        done, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
-                        for t in done:
-                            t.result()
-                    writing.add(asyncio.create_task(self._store(b, raw, out, bar)))
+                    for b, raw in await self._capture(src, run, out):
+                        while len(writing) >= WRITES_AHEAD:
+                            done, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
+                            for t in done:
+                                t.result()
+                        writing.add(asyncio.create_task(self._store(b, raw, out, bar)))
                 if writing:
                     await asyncio.gather(*writing)
             finally:
@@ -241,22 +245,46 @@ class Backfill:
             return None
         return loaded.state, loaded.offset
 
-    async def _capture(self, src: Source, b: touched.Block, out: Pass) -> bytes:
-        """Fold the block ``b`` on from the kept fold (at ``b.first - 1``), capturing as the worker
-        does; its record's canonical bytes."""
-        assert self.state is not None and self.at == b.first - 1
+    async def _capture(self, src: Source, run: list[touched.Block], out: Pass) -> list[tuple[touched.Block, bytes]]:
+        """Fold the blocks of ``run`` (consecutive) on from the kept fold (at the first one's first
+        offset - 1) in one read of the log, capturing each as the worker does; each block with its
+        record's canonical bytes."""
+        assert self.state is not None and self.at == run[0].first - 1
+        made: list[tuple[touched.Block, bytes]] = []
         cap = versions_store.Capture()
+        i = 0
+
+        def close_through(offset: int) -> None:
+            """Close every block of the run that ends before ``offset``."""
+            nonlocal i, cap
+            while i < len(run) and run[i].last < offset:
+                raw = cap.close(self.cluster, run[i].first, run[i].last)
+                assert raw is not None  # (a Capture made complete stays so)
+                made.append((run[i], raw))
+                cap = versions_store.Capture()
+                i += 1
 
         def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
+            close_through(rec.offset)
             cap.event(rec.offset, st.take_dirty(), st, anns)
 
-        r = await replay(src, self.cluster, Target(offset=b.last), start_state=self.state, start_offset=self.at,
+        r = await replay(src, self.cluster, Target(offset=run[-1].last), start_state=self.state, start_offset=self.at,
                          on_event=hook, progress=False)
-        self.state, self.at = r.state, b.last
+        close_through(run[-1].last + 1)
+        self.state, self.at = r.state, run[-1].last
         out.folded += r.scanned
-        raw = cap.close(self.cluster, b.first, b.last)
-        assert raw is not None  # (a Capture made complete stays so)
-        return raw
+        return made
 
 
-__all__ = ["JUMP", "SKIP_NEWEST", "Backfill", "Pass"]
+def _runs(blocks: list[touched.Block]) -> list[list[touched.Block]]:
+    """``blocks`` (in log order) cut into runs of consecutive blocks, at most ``RUN_BLOCKS`` each."""
+    runs: list[list[touched.Block]] = []
+    for b in blocks:
+        if runs and len(runs[-1]) < RUN_BLOCKS and runs[-1][-1].last + 1 == b.first:
+            runs[-1].append(b)
+        else:
+            runs.append([b])
+    return runs
+
+
+__all__ = ["JUMP", "RUN_BLOCKS", "SKIP_NEWEST", "Backfill", "Pass"]
