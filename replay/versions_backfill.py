@@ -5,8 +5,9 @@ History reads each closed block of the touched-entity index from its *versions r
 (~0.5-1 s a snapshot interval at the large profile, against ~2-5 ms a record read). A block has
 no record when:
 
-- the worker ran with ``--no-versions``: the capture costs it ~30-60 us an event, a third to half
-  of its CPU (BENCHMARKS.md, "Where the worker's time went"), so a cluster that needs the worker's
+- the worker ran with ``--no-versions``: the capture costs it ~30-45 us an event, a fifth to a
+  third of its CPU (BENCHMARKS.md, "Where the worker's time went", "History's versions records
+  built beside the worker"), so a cluster that needs the worker's
   whole speed turns it off and lets this build the records beside it;
 - a restart re-folded the block's first records (the worker's capture of it is incomplete);
 - the record's write failed (logged and counted by the worker, never retried);
@@ -64,7 +65,7 @@ JUMP = 4_000
 #: Records compressed and written while the next blocks fold (each ~0.2-1.6 MB raw).
 WRITES_AHEAD = 2
 #: Consecutive blocks folded in one read of the log (their raw records held meanwhile: ~1.6 MB
-#: each at the large profile); a read per block sought and fetched the log again each time.
+#: each at the large profile), not a read (a seek and a fetch) per block.
 RUN_BLOCKS = 16
 
 
@@ -135,7 +136,7 @@ class Backfill:
                 out.overlapping += 1
             else:
                 chained.append(b)
-        newest = {(b.first, b.last) for b in chained[len(chained) - self.skip_newest:]} if self.skip_newest else set()
+        newest = {(b.first, b.last) for b in chained[max(0, len(chained) - self.skip_newest):]}
         todo = []
         for b in chained:
             if (b.first, b.last) in entries:

@@ -27,7 +27,7 @@ one before it: slower, never wrong.
 
   backfill  build the entity-versions records `kmevents history` reads, for the
           blocks of ~1,000 events the worker stored none for: a worker run with
-          --no-versions (a third to half of its CPU saved), a block a restart
+          --no-versions (a fifth to a third of its CPU saved), a block a restart
           re-folded, a write that failed, a record verify --versions said to
           delete. Each is folded from the newest stored state before it and
           captured as the worker does; `verify --versions` checks them. Without
