@@ -25,6 +25,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "json":
         emit_json(doc)
     else:
+        if not doc["clusters"]:
+            from kmevents.commands._output import note
+
+            note("# no cluster has a worker checkpoint under this etcd prefix: nothing to build (`kmevents clusters` "
+                 "lists what the log holds)")
         for row in doc["clusters"]:
             _print(row, dry_run=args.dry_run)
     return 0
@@ -147,6 +152,9 @@ def _print(row: dict[str, Any], *, dry_run: bool, follow: bool = False) -> None:
         print(f"{head}; built {row['built']:,} ({row['stored_bytes'] / 1e6:,.1f} MB stored, "
               f"{row['records_folded']:,} records folded, {row['states_loaded']} stored states loaded) "
               f"in {row['seconds']:.1f} s")
+    if not row["blocks"]:
+        note(f"# {name} has no closed block of the touched-entity index yet: the worker closes one every ~1,000 "
+             "events, and history scans the log until then")
     if row["left_to_worker"]:
         note(f"# {row['left_to_worker']} of the newest blocks without a record were left to the worker "
              "(--skip-newest 0 builds them: for a worker run with --no-versions)")

@@ -187,3 +187,16 @@ def test_a_follower_builds_the_blocks_a_no_versions_worker_closes_while_it_runs_
     assert last["stopped"] and last["passes"] >= 2 and last["clusters"][0]["built"] == 12
     blocks, entries = asyncio.run(_stored(s))
     asyncio.run(_check_against_the_fold(s, blocks, entries))
+
+
+def test_before_any_worker_it_says_there_is_nothing_to_build_and_why(isolated: Settings) -> None:
+    s = isolated
+    asyncio.run(ingest_sim(s, s.cluster, 100))  # ingested, never derived
+    one = subprocess.run(_cli(s), env=_env(s), capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0 and "0 closed blocks" in one.stdout, one
+    assert "no closed block of the touched-entity index yet" in one.stderr, one.stderr
+    every = subprocess.run(_cli(s, which=("--all-clusters",)), env=_env(s), capture_output=True, text=True, timeout=300)
+    assert every.returncode == 0 and "no cluster has a worker checkpoint" in every.stderr, every.stderr
+    unknown = subprocess.run(_cli(s, which=("--cluster", "nosuch")), env=_env(s), capture_output=True, text=True,
+                             timeout=300)
+    assert unknown.returncode == 2 and "never ingested" in unknown.stderr and "Traceback" not in unknown.stderr
