@@ -200,3 +200,31 @@ def test_before_any_worker_it_says_there_is_nothing_to_build_and_why(isolated: S
     unknown = subprocess.run(_cli(s, which=("--cluster", "nosuch")), env=_env(s), capture_output=True, text=True,
                              timeout=300)
     assert unknown.returncode == 2 and "never ingested" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_a_backfill_killed_mid_run_leaves_only_whole_records_and_the_next_run_builds_the_rest(
+        isolated: Settings) -> None:
+    s = isolated
+    asyncio.run(ingest_sim(s, s.cluster, 16000))  # (80 blocks: a few seconds to build, the kill comes in ~0.1 s)
+    asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
+    blocks = asyncio.run(_stored(s))[0]
+    assert len(blocks) == 80
+    proc = subprocess.Popen(_cli(s, "--skip-newest", "0"), env=_env(s), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not asyncio.run(_stored(s))[1]:  # killed once its first records are stored
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    some = asyncio.run(_stored(s))[1]
+    assert 0 < len(some) < len(blocks), len(some)  # (killed mid-run)
+    asyncio.run(_check_against_the_fold(s, blocks, some))  # each record stored is whole and right
+    (row,) = _backfill_json(s, "--skip-newest", "0")["clusters"]
+    assert row["built"] == len(blocks) - row["had_records"] and row["had_records"] >= len(some)
+    blocks, entries = asyncio.run(_stored(s))
+    assert set(entries) == {(b.first, b.last) for b in blocks}
+    asyncio.run(_check_against_the_fold(s, blocks, entries))
