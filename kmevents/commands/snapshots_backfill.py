@@ -6,8 +6,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
+import time
 from typing import Any
+
+log = logging.getLogger("kmevents.commands.snapshots_backfill")
+
+#: A follower whose passes over a cluster keep failing (Kafka or etcd not answering) for this long
+#: exits 2 saying so, for its supervisor to start again (as the worker does after its 120 s).
+FAIL_FOR_SECONDS = 120.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +66,7 @@ async def _clusters(settings: Any, args: argparse.Namespace) -> list[str]:
 async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
     from kmevents import layout
     from kmevents.adapters import kafka as kafka_adapter
-    from kmevents.errors import EnvironmentProblem
+    from kmevents.errors import EnvironmentProblem, KmeventsError
     from kmevents.replay.opening import open_log
     from kmevents.replay.versions_backfill import Backfill
     from kmevents.store.snapshots import SnapshotStore, SnapshotWriter
@@ -95,6 +103,8 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
         for cluster in clusters:
             await open_cluster(cluster)
         totals: dict[str, dict[str, Any]] = {}
+        #: per cluster, since when its follower's passes fail
+        failing: dict[str, float] = {}
         while True:
             if args.follow and args.all_clusters and out["passes"]:  # clusters whose worker began since
                 for cluster in await _clusters(settings, args):
@@ -104,8 +114,25 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
                 refresh = getattr(o.source, "refresh", None)
                 if refresh is not None:
                     refresh()
-                p = await b.run(o.source, dry_run=args.dry_run, progress=not args.no_progress and not args.follow,
-                                stop=stopping.is_set)
+                try:
+                    p = await b.run(o.source, dry_run=args.dry_run,
+                                    progress=not args.no_progress and not args.follow, stop=stopping.is_set)
+                except Exception as exc:
+                    if not args.follow or isinstance(exc, KmeventsError):
+                        raise
+                    # a follower outlives Kafka's and etcd's short outages: its fold is dropped (a failure
+                    # mid-fold leaves it half-way) and the next pass starts again from a stored state
+                    b.state, b.at = None, -1
+                    failing_since = failing.setdefault(b.cluster, time.monotonic())
+                    if time.monotonic() - failing_since > FAIL_FOR_SECONDS:
+                        raise EnvironmentProblem(
+                            f"backfill of {b.cluster} has failed for {FAIL_FOR_SECONDS:.0f} s: {exc}",
+                            hint="check that Kafka and etcd answer (`kmevents stack status`); started again, "
+                                 "the follower builds every block still without a record") from exc
+                    log.warning("backfill pass failed; retrying", extra={"cluster": b.cluster,
+                                                                         "error": str(exc)[:300]})
+                    continue
+                failing.pop(b.cluster, None)
                 row = p.as_dict()
                 if args.follow:
                     if p.built and args.format == "json":

@@ -163,21 +163,11 @@ def test_a_follower_builds_the_blocks_a_no_versions_worker_closes_while_it_runs_
     proc = subprocess.Popen(_cli(s, "--skip-newest", "0", "--follow", "--interval", "0.3", "--format", "json",
                                  which=("--all-clusters",)),
                             env=_env(s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def built_all(n: int) -> None:
-        blocks = asyncio.run(_stored(s))[0]
-        assert len(blocks) == n
-        deadline = time.monotonic() + 120
-        while set(asyncio.run(_stored(s))[1]) != {(b.first, b.last) for b in blocks}:
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, f"the follower did not build the {n} blocks' records in 120 s"
-            time.sleep(0.3)
-
     try:
-        built_all(5)  # the log so far
+        _wait_built(s, proc, 5)  # the log so far
         asyncio.run(ingest_sim(s, s.cluster, 1400, seed=3))  # then the blocks a worker closes meanwhile
         asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
-        built_all(12)
+        _wait_built(s, proc, 12)
     finally:
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
@@ -228,3 +218,45 @@ def test_a_backfill_killed_mid_run_leaves_only_whole_records_and_the_next_run_bu
     blocks, entries = asyncio.run(_stored(s))
     assert set(entries) == {(b.first, b.last) for b in blocks}
     asyncio.run(_check_against_the_fold(s, blocks, entries))
+
+
+def test_a_follower_outlives_an_etcd_outage_and_builds_the_blocks_closed_after_it(isolated: Settings,
+                                                                                   tmp_path: Any) -> None:
+    from tests.integration.test_worker_hardening import _PrivateEtcd
+
+    etcd = _PrivateEtcd(tmp_path)
+    etcd.start(quota=256 * 1024 * 1024)
+    s = isolated.model_copy(deep=True)
+    s.etcd.endpoint = etcd.endpoint
+    proc = None
+    try:
+        asyncio.run(ingest_sim(s, s.cluster, 1000))
+        asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
+        proc = subprocess.Popen(_cli(s, "--skip-newest", "0", "--follow", "--interval", "0.3"), env=_env(s),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait_built(s, proc, 5)
+        etcd.stop()
+        time.sleep(3)  # passes fail meanwhile
+        assert proc.poll() is None
+        etcd.start(quota=256 * 1024 * 1024)
+        asyncio.run(ingest_sim(s, s.cluster, 1400, seed=3))
+        asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
+        _wait_built(s, proc, 12)
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=60)
+        etcd.stop()
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr[-3000:]
+    assert "backfill pass failed; retrying" in stderr, stderr[-3000:]
+
+
+def _wait_built(s: Settings, proc: Any, n: int) -> None:
+    """Until every one of the ``n`` closed blocks has a record (the follower ``proc`` running)."""
+    blocks = asyncio.run(_stored(s))[0]
+    assert len(blocks) == n
+    deadline = time.monotonic() + 120
+    while set(asyncio.run(_stored(s))[1]) != {(b.first, b.last) for b in blocks}:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"the follower did not build the {n} blocks' records in 120 s"
+        time.sleep(0.3)
