@@ -127,26 +127,11 @@ async def check(settings: Settings, src: Source, cluster: str, client: Any, *, p
     index = _IndexCheck(iblocks)
     if not todo and not iblocks:
         return out
-    captured: list[tuple[int, int, dict[str, Any] | None, bytes]] = []
-    cap = versions_store.Capture()
-    i = 0
-
-    def close_through(offset: int) -> None:
-        """Close every block to capture that ends before ``offset``."""
-        nonlocal i, cap
-        while i < len(todo) and todo[i][1] < offset:
-            first, last, entry = todo[i]
-            raw = cap.close(cluster, first, last)
-            assert raw is not None
-            captured.append((first, last, entry, raw))
-            cap = versions_store.Capture()
-            i += 1
+    caps = versions_store.BlockCaptures(cluster, [(first, last) for first, last, _ in todo])
 
     def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
         dirty = st.take_dirty()
-        close_through(rec.offset)
-        if i < len(todo) and todo[i][0] <= rec.offset:
-            cap.event(rec.offset, dirty, st, anns)
+        caps.event(rec.offset, dirty, st, anns)
         index.event(rec.offset, ev, dirty, st)
 
     # folded GROUP blocks at a time, each group's records compared and let go before the next
@@ -161,12 +146,12 @@ async def check(settings: Settings, src: Source, cluster: str, client: Any, *, p
             st = (await replay(src, cluster, Target(offset=through), start_state=st, start_offset=cur,
                                on_event=hook, progress=False)).state
             cur = through
-            close_through(through + 1)
+            caps.close_through(through + 1)
             index.close_through(through + 1)
-            for first, last, entry, raw in captured:
+            for i, raw in caps.take():
+                first, last, entry = todo[i]
                 await _compare(settings, out, first, last, entry, raw, parts)
             bar.advance(1)
-            captured.clear()
     out.blocks_checked = index.checked
     out.differ.extend(index.differ)
     return out

@@ -96,6 +96,19 @@ class Pass:
     folded: int = 0
     seconds: float = 0.0
 
+    def add(self, later: Pass) -> None:
+        """Take ``later`` (a later pass over the same cluster) into this running total: what was
+        built, loaded, folded and spent is summed; the index's view (blocks, records, missing ones,
+        why nothing could be built) is the later pass's."""
+        self.built += later.built
+        self.bytes += later.bytes
+        self.stored_bytes += later.stored_bytes
+        self.loads += later.loads
+        self.folded += later.folded
+        self.seconds += later.seconds
+        self.blocks, self.had, self.missing = later.blocks, later.had, later.missing
+        self.left_to_worker, self.overlapping, self.skipped = later.left_to_worker, later.overlapping, later.skipped
+
     def as_dict(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "blocks": self.blocks, "had_records": self.had,
                 "missing": len(self.missing), "built": self.built, "bytes": self.bytes,
@@ -232,17 +245,10 @@ class Backfill:
         if self.snapshots is None:
             return None
         try:
-            entries = await self.snapshots.entries(self.cluster)
+            loaded = await self.snapshots.best(self.cluster, at_or_before=offset, after=after)
         except Exception:  # noqa: BLE001 - a missing snapshot store only costs folding
             return None
-        if not any(after is None or after < int(e["offset"]) <= offset for e in entries
-                   if int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION):
-            return None
-        try:
-            loaded = await self.snapshots.best(self.cluster, at_or_before=offset)
-        except Exception:  # noqa: BLE001
-            return None
-        if loaded is None or (after is not None and loaded.offset <= after):
+        if loaded is None:
             return None
         return loaded.state, loaded.offset
 
@@ -251,30 +257,17 @@ class Backfill:
         offset - 1) in one read of the log, capturing each as the worker does; each block with its
         record's canonical bytes."""
         assert self.state is not None and self.at == run[0].first - 1
-        made: list[tuple[touched.Block, bytes]] = []
-        cap = versions_store.Capture()
-        i = 0
-
-        def close_through(offset: int) -> None:
-            """Close every block of the run that ends before ``offset``."""
-            nonlocal i, cap
-            while i < len(run) and run[i].last < offset:
-                raw = cap.close(self.cluster, run[i].first, run[i].last)
-                assert raw is not None  # (a Capture made complete stays so)
-                made.append((run[i], raw))
-                cap = versions_store.Capture()
-                i += 1
+        caps = versions_store.BlockCaptures(self.cluster, [(b.first, b.last) for b in run])
 
         def hook(rec: LogRecord, ev: dict[str, Any], anns: list[dict[str, Any]], st: ClusterState) -> None:
-            close_through(rec.offset)
-            cap.event(rec.offset, st.take_dirty(), st, anns)
+            caps.event(rec.offset, st.take_dirty(), st, anns)
 
         r = await replay(src, self.cluster, Target(offset=run[-1].last), start_state=self.state, start_offset=self.at,
                          on_event=hook, progress=False)
-        close_through(run[-1].last + 1)
+        caps.close_through(run[-1].last + 1)
         self.state, self.at = r.state, run[-1].last
         out.folded += r.scanned
-        return made
+        return [(run[i], raw) for i, raw in caps.take()]
 
 
 def _runs(blocks: list[touched.Block]) -> list[list[touched.Block]]:

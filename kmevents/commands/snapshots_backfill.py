@@ -68,7 +68,7 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
     from kmevents.adapters import kafka as kafka_adapter
     from kmevents.errors import EnvironmentProblem, KmeventsError
     from kmevents.replay.opening import open_log
-    from kmevents.replay.versions_backfill import Backfill
+    from kmevents.replay.versions_backfill import Backfill, Pass
     from kmevents.store.snapshots import SnapshotStore, SnapshotWriter
 
     gen = args.generation or layout.live_generation()
@@ -102,7 +102,8 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
 
         for cluster in clusters:
             await open_cluster(cluster)
-        totals: dict[str, dict[str, Any]] = {}
+        #: per cluster, every pass so far added up
+        totals: dict[str, Pass] = {}
         #: per cluster, since when its follower's passes fail
         failing: dict[str, float] = {}
         while True:
@@ -139,10 +140,7 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
                         _json_line({k: v for k, v in row.items() if k != "missing_blocks"})
                     elif p.built:
                         _print(row, dry_run=False, follow=True)
-                    t = totals.setdefault(p.cluster, {**row, "built": 0, "bytes": 0, "stored_bytes": 0})
-                    for key in ("built", "bytes", "stored_bytes"):
-                        t[key] += row[key]
-                    t.update({k: v for k, v in row.items() if k not in ("built", "bytes", "stored_bytes")})
+                    totals.setdefault(p.cluster, Pass(p.cluster)).add(p)
                 else:
                     out["clusters"].append(row)
             out["passes"] += 1
@@ -153,7 +151,7 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
             if stopping.is_set():
                 break
         if args.follow:
-            out["clusters"] = list(totals.values())
+            out["clusters"] = [t.as_dict() for t in totals.values()]
     return out
 
 

@@ -474,8 +474,10 @@ class Snapshots:
         st = await self.load(entry)
         return None if st is None else st.to_snapshot(chain_hash=entry.get("chain"))
 
-    async def best(self, cluster: str, *, at_or_before: int, occurred_bound: str | None = None) -> Loaded | None:
-        """Newest loadable snapshot with ``offset <= at_or_before``.
+    async def best(self, cluster: str, *, at_or_before: int, occurred_bound: str | None = None,
+                   after: int | None = None) -> Loaded | None:
+        """Newest loadable snapshot with ``offset <= at_or_before`` (and ``> after``, when given: a
+        caller whose own fold is at ``after`` gains nothing from one at or before it).
 
         With ``occurred_bound`` (``--at``, a report's start), also every event in the snapshot
         must have ``occurred_at <= occurred_bound``: its ``max_occurred_at`` only grows with the
@@ -484,7 +486,8 @@ class Snapshots:
         loading it; one that does not is loaded to read it (~1-2 s each at the large profile).
         """
         cands = [e for e in await self.entries(cluster)
-                 if int(e["offset"]) <= at_or_before and int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION]
+                 if (after is None or after < int(e["offset"])) and int(e["offset"]) <= at_or_before
+                 and int(e.get("reducer_version", REDUCER_VERSION)) == REDUCER_VERSION]
         if occurred_bound is None:
             return await self._newest_loadable(cands)
         lo, hi = 0, len(cands) - 1

@@ -150,6 +150,42 @@ class Capture:
         return out
 
 
+class BlockCaptures:
+    """The records of given blocks (``(first, last)`` spans in log order, not overlapping; gaps
+    between them allowed) captured by one fold that passes through them, as the worker captures
+    them: ``event`` after every applied event (as :meth:`Capture.event`), ``close_through(offset)``
+    when the fold has reached ``offset - 1``; ``take()`` gives the records closed so far, each as
+    ``(its span's index, canonical bytes)``. Used by the backfill (which builds the records) and by
+    ``verify --versions`` (which compares them with the stored ones)."""
+
+    __slots__ = ("cluster", "spans", "i", "cap", "made")
+
+    def __init__(self, cluster: str, spans: list[tuple[int, int]]) -> None:
+        self.cluster, self.spans, self.i = cluster, spans, 0
+        self.cap = Capture()
+        self.made: list[tuple[int, bytes]] = []
+
+    def event(self, offset: int, dirty: Iterable[Key], state: ClusterState,
+              anns: list[dict[str, Any]] | None = None) -> None:
+        self.close_through(offset)
+        if self.i < len(self.spans) and self.spans[self.i][0] <= offset:
+            self.cap.event(offset, dirty, state, anns)
+
+    def close_through(self, offset: int) -> None:
+        """Close every span that ends before ``offset``."""
+        spans = self.spans
+        while self.i < len(spans) and spans[self.i][1] < offset:
+            first, last = spans[self.i]
+            raw = self.cap.close(self.cluster, first, last)
+            assert raw is not None  # (a Capture made complete stays so)
+            self.made.append((self.i, raw))
+            self.i += 1
+
+    def take(self) -> list[tuple[int, bytes]]:
+        made, self.made = self.made, []
+        return made
+
+
 def encode(cluster: str, first: int, last: int, events: list[tuple[int, Any]],
            values: dict[Key, list[tuple[int, bytes | None]]]) -> bytes:
     """A record's canonical bytes (see the module docstring)."""

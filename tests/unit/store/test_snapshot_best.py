@@ -75,3 +75,22 @@ def test_an_entry_placed_by_its_time_that_does_not_load_gives_the_one_before_it(
     newest = entries[-1]["offset"]
     broken = InMemory(entries, {k: v for k, v in blobs.items() if k != newest})
     assert _best(broken, bound) == entries[-2]["offset"]
+
+
+def test_after_leaves_the_entries_at_or_before_it_unread(
+        log: tuple[list[dict[str, Any]], dict[int, bytes], list[str]]) -> None:
+    """A caller whose own fold is at ``after`` (the backfill) gets only a state past it: the newest
+    entry in ``(after, at_or_before]``, or None without reading any when there is none there."""
+    entries, blobs, _ = log
+    offsets = [e["offset"] for e in entries]
+    store = InMemory(entries, blobs)
+    got = asyncio.run(store.best("sb", at_or_before=offsets[5], after=offsets[4]))
+    assert got is not None and got.offset == offsets[5]
+    store = InMemory(entries, blobs)
+    assert asyncio.run(store.best("sb", at_or_before=offsets[5] + 10, after=offsets[5])) is None
+    assert store.reads == []
+    # the newest in the range does not load: the one before it, while it is still past ``after``
+    broken = InMemory(entries, {k: v for k, v in blobs.items() if k != offsets[5]})
+    got = asyncio.run(broken.best("sb", at_or_before=offsets[5], after=offsets[3]))
+    assert got is not None and got.offset == offsets[4]
+    assert asyncio.run(broken.best("sb", at_or_before=offsets[5], after=offsets[4])) is None
