@@ -1,6 +1,7 @@
 """Where the derive worker's CPU goes, feature by feature, with no I/O (issues 6 and 17).
 
     python -m bench.run derive_split [--quick]
+    KMEVENTS_BENCH_PROFILE=large python -m bench.run derive_split [--quick]
 
 ``bench derive`` measures the worker end to end against a real Kafka and etcd: its figure moves
 with the machine and the servers. This one measures the same per-record path in one process,
@@ -11,6 +12,10 @@ record built and compressed as the worker does (``snapshots.compress`` at the wo
 worker compresses in threads, here it counts in the one process), and the etcd transaction replaced by a
 stub that accepts it (so this is a profile of the fold and of what the worker builds around it,
 never a stand-in for the integration tests or for ``bench derive``).
+
+``KMEVENTS_BENCH_PROFILE=large``: the large profile's log instead (``bench/large_log.py``, the shape
+of the 12,500-machine trace at ``--scale 0.2``: 300,000 events, its first ~65,000 the attach; quick
+150,000), where the state a full snapshot writes is ~25x the default profile's.
 
 Configurations, each from an empty state over the same records, alternated, best of two rounds:
 
@@ -30,6 +35,7 @@ CPU an event for everything, I/O included.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import namedtuple
 from typing import Any
@@ -97,24 +103,50 @@ async def _derive(records: list[_Record], **kw: Any) -> tuple[float, dict[str, i
     return time.process_time() - t0, {"ops": d.ops, "snapshots": snapshots, "deltas": deltas}
 
 
-def _fold(records: list[_Record]) -> float:
-    f = Fold(ClusterState.empty(CLUSTER), partition=0)
+def _fold(records: list[_Record], cluster: str = CLUSTER) -> float:
+    f = Fold(ClusterState.empty(cluster), partition=0)
     t0 = time.process_time()
     for r in records:
         f.step(r.offset, r.key, r.value)
     return time.process_time() - t0
 
 
+def _large_records(n: int) -> list[_Record]:
+    """The first ``n`` events of the large profile's 300,000-event log at scale 0.2, as records."""
+    import orjson
+
+    from bench.large_log import CLUSTER as LARGE
+    from bench.large_log import large_log
+
+    out: list[_Record] = []
+    key = LARGE.encode()
+    with open(large_log(300_000, scale=0.2).path, "rb") as f:
+        for i, line in zip(range(n), f, strict=False):
+            out.append(_Record(0, i, key, encode(validate_event(orjson.loads(line))[0])))
+    return out
+
+
 def run(quick: bool) -> list[dict]:
-    n = 30_000 if quick else 100_000
+    profile = os.environ.get("KMEVENTS_BENCH_PROFILE", "default")
+    if profile not in ("default", "large"):
+        raise SystemExit(f"KMEVENTS_BENCH_PROFILE={profile!r}: use default or large")
     collect_rarely()  # the worker's GC setting (DeriveWorker.start)
-    key = CLUSTER.encode()
-    records = [_Record(0, i, key, encode(validate_event(e)[0])) for i, e in enumerate(generate(CLUSTER, 1, n))]
+    if profile == "large":
+        from bench.large_log import CLUSTER as LARGE
+
+        n = 150_000 if quick else 300_000
+        cluster = LARGE  # (a fold folds only its own cluster's events)
+        records = _large_records(n)
+    else:
+        n = 30_000 if quick else 100_000
+        cluster = CLUSTER
+        key = CLUSTER.encode()
+        records = [_Record(0, i, key, encode(validate_event(e)[0])) for i, e in enumerate(generate(CLUSTER, 1, n))]
     best: dict[str, float] = {}
     counts: dict[str, dict[str, int]] = {}
     fold = float("inf")
     for _ in range(2):
-        fold = min(fold, _fold(records))
+        fold = min(fold, _fold(records, cluster))
         for name, kw in CONFIGS.items():
             took, counts[name] = asyncio.run(_derive(records, **kw))
             best[name] = min(best.get(name, float("inf")), took)
@@ -124,7 +156,7 @@ def run(quick: bool) -> list[dict]:
         rate = n / best[name]
         c = counts[name]
         rows.append({
-            "name": f"derive path, {name}: {n:,} events of the default profile, CPU, no I/O",
+            "name": f"derive path, {name}: {n:,} events of the {profile} profile, CPU, no I/O",
             "figure": rate, "unit": "events/s",
             "baseline": "Fold.step alone (link + decode + apply) over the same records, same run",
             "baseline_figure": fold_rate, "ratio": rate / fold_rate,

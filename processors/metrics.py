@@ -14,16 +14,15 @@ Both bodies are the same JSON document (:func:`health`).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
+
     from kmevents.processors.worker import DeriveWorker
 
 
@@ -104,28 +103,6 @@ def serve(worker: DeriveWorker, port: int) -> ThreadingHTTPServer:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on 127.0.0.1:port in a thread (the plain engine).
 
     Returns the server; ``shutdown()`` stops it."""
+    from kmevents.adapters import metrics_http
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                body, status, ctype = render(worker), 200, "text/plain; version=0.0.4"
-            elif path in ("/healthz", "/readyz"):
-                doc, alive, ready = health(worker)
-                ok = alive if path == "/healthz" else ready
-                body, status, ctype = orjson.dumps(doc), 200 if ok else 503, "application/json"
-            else:
-                body, status, ctype = b"not found: /metrics, /healthz, /readyz\n", 404, "text/plain"
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - scrapes are not news
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="kmevents-metrics", daemon=True).start()
-    return server
+    return metrics_http.serve(port, lambda: render(worker), lambda: health(worker))

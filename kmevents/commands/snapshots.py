@@ -38,7 +38,9 @@ one before it: slower, never wrong.
           runs with --no-versions. --follow keeps building as blocks close
           (a process beside `kmevents process --no-versions`; with --format
           json a JSON line per pass that built records, then the totals when
-          stopped); --dry-run lists the blocks without a record, builds nothing.
+          stopped; --metrics-port P serves its /metrics, /healthz and /readyz:
+          records built, failed passes, blocks waiting, the last good pass's
+          time); --dry-run lists the blocks without a record, builds nothing.
 
 examples:
   kmevents snapshots list --cluster prod
@@ -47,6 +49,7 @@ examples:
   kmevents snapshots prune --all-clusters --format json
   kmevents snapshots backfill --cluster prod --dry-run
   kmevents snapshots backfill --cluster prod --skip-newest 0 --follow
+  kmevents snapshots backfill --all-clusters --skip-newest 0 --follow --metrics-port 6067
 """
 
 
@@ -82,6 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                            help="keep building as the worker closes blocks, until interrupted (Ctrl-C, SIGTERM)")
             q.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
                            help="with --follow: how often to look for new blocks (default 5)")
+            q.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
+                           help="with --follow: serve /metrics (records built, passes, failures, blocks waiting, the "
+                                "last good pass's time per cluster), /healthz and /readyz on 127.0.0.1:PORT "
+                                "(default 0: none)")
             q.add_argument("--dry-run", action="store_true", help="list the blocks without a record; build nothing")
             q.add_argument("--no-progress", action="store_true", help="no progress bar")
         add_format_flag(q)
@@ -102,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--skip-newest must be 0 or more and --interval more than 0")
         if args.follow and args.dry_run:
             raise UsageError("--follow builds as blocks close; --dry-run builds nothing: give one of them")
+        if args.metrics_port and not args.follow:
+            raise UsageError("--metrics-port serves a follower's metrics: give it with --follow")
+        if not 0 <= args.metrics_port <= 65535:
+            raise UsageError(f"--metrics-port {args.metrics_port}: a port is 0 (none) to 65535")
         from kmevents.commands.snapshots_backfill import run as backfill
 
         return backfill(args)

@@ -67,8 +67,9 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
     from kmevents import layout
     from kmevents.adapters import kafka as kafka_adapter
     from kmevents.errors import EnvironmentProblem, KmeventsError
+    from kmevents.replay.backfill_metrics import FollowStats
     from kmevents.replay.opening import open_log
-    from kmevents.replay.versions_backfill import Backfill, Pass
+    from kmevents.replay.versions_backfill import Backfill
     from kmevents.store.snapshots import SnapshotStore, SnapshotWriter
 
     gen = args.generation or layout.live_generation()
@@ -102,8 +103,13 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
 
         for cluster in clusters:
             await open_cluster(cluster)
-        #: per cluster, every pass so far added up
-        totals: dict[str, Pass] = {}
+        #: with --follow: each cluster's passes so far, added up (the totals printed at the end, and
+        #: --metrics-port's metrics)
+        stats = FollowStats()
+        if args.follow and args.metrics_port:
+            server = _serve_metrics(args.metrics_port, stats)
+            stack.callback(server.shutdown)
+            stack.callback(setattr, stats, "running", False)
         #: per cluster, since when its follower's passes fail
         failing: dict[str, float] = {}
         while True:
@@ -132,6 +138,7 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
                                  "the follower builds every block still without a record") from exc
                     log.warning("backfill pass failed; retrying", extra={"cluster": b.cluster,
                                                                          "error": str(exc)[:300]})
+                    stats.failed(b.cluster, str(exc)[:300])
                     continue
                 failing.pop(b.cluster, None)
                 row = p.as_dict()
@@ -140,7 +147,7 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
                         _json_line({k: v for k, v in row.items() if k != "missing_blocks"})
                     elif p.built:
                         _print(row, dry_run=False, follow=True)
-                    totals.setdefault(p.cluster, Pass(p.cluster)).add(p)
+                    stats.passed(p)
                 else:
                     out["clusters"].append(row)
             out["passes"] += 1
@@ -151,8 +158,24 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
             if stopping.is_set():
                 break
         if args.follow:
-            out["clusters"] = [t.as_dict() for t in totals.values()]
+            out["clusters"] = [c.total.as_dict() for c in stats.clusters.values()]
     return out
+
+
+def _serve_metrics(port: int, stats: Any) -> Any:
+    """The follower's /metrics, /healthz and /readyz on 127.0.0.1:``port`` (replay/backfill_metrics.py)."""
+    from kmevents.adapters import metrics_http
+    from kmevents.errors import EnvironmentProblem
+    from kmevents.replay import backfill_metrics
+
+    try:
+        server = metrics_http.serve(port, lambda: backfill_metrics.render(stats),
+                                    lambda: backfill_metrics.health(stats), name="kmevents-backfill-metrics")
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot serve the follower's metrics on 127.0.0.1:{port}: {exc.strerror or exc}",
+                                 hint="give another --metrics-port (0: none)") from None
+    log.info("follower metrics", extra={"metrics": f"http://127.0.0.1:{server.server_address[1]}/metrics"})
+    return server
 
 
 def _print(row: dict[str, Any], *, dry_run: bool, follow: bool = False) -> None:

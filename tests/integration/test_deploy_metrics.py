@@ -1,11 +1,13 @@
 """deploy/'s dashboard and alerting rules read only metrics and labels that a real /metrics serves: the API's
-(with and without per-entity labels, with its background verify on) and a derivation worker's, scraped over
-HTTP on a real Kafka + etcd."""
+(with and without per-entity labels, with its background verify on), a derivation worker's and a backfill
+follower's, scraped over HTTP on a real Kafka + etcd."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import subprocess
 import time
 import urllib.request
 
@@ -37,6 +39,28 @@ async def _worker_scrape(s: Settings) -> str:
         await w.stop()
 
 
+def _follower_scrape(s: Settings) -> str:
+    """``kmevents snapshots backfill --follow --metrics-port P`` after its first pass."""
+    from tests.integration.test_versions_backfill import _cli, _env, _until
+
+    port = free_port()
+    proc = subprocess.Popen(_cli(s, "--follow", "--interval", "0.3", "--metrics-port", str(port)), env=_env(s),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def scrape() -> str:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        except OSError:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            return ""
+
+    try:
+        return str(_until(scrape, lambda text: "kmevents_backfill_passes_total{" in text, timeout=60))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
 def _api_scrape(s: Settings) -> str:
     """Two scrapes (events/s needs a previous one), the second once the background verify has run."""
     with Server(s) as url:
@@ -53,6 +77,7 @@ def _api_scrape(s: Settings) -> str:
 def test_every_metric_and_label_the_dashboard_and_the_rules_read_is_in_a_real_scrape(isolated: Settings) -> None:
     asyncio.run(ingest_sim(isolated, isolated.cluster, 1500))
     worker = asyncio.run(_worker_scrape(isolated))
+    follower = _follower_scrape(isolated)
     s = isolated.model_copy(deep=True)
     s.api.metrics_cache_seconds = 0
     s.api.verify_interval_seconds = 0.5
@@ -61,11 +86,12 @@ def test_every_metric_and_label_the_dashboard_and_the_rules_read_is_in_a_real_sc
     per_entity = _api_scrape(s)
     metrics: set[str] = set()
     labels: set[str] = set()
-    for text in (worker, totals, per_entity):
+    for text in (worker, follower, totals, per_entity):
         m, lb = dashboards.exposition_names(text)
         metrics |= m
         labels |= lb
     assert "kmevents_worker_events_total" in metrics and "kmevents_processor_lag" in metrics
+    assert "kmevents_backfill_failing_seconds" in metrics
     assert {"hostname", "role", "cluster"} <= labels  # the per-entity scrape names them
     for where, expr in dashboards.expressions():
         want, want_labels = dashboards.names(expr)

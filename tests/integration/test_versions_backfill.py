@@ -2,7 +2,8 @@
 records of the blocks the worker stored none for, built from the stored state before them, equal
 byte for byte to a plain fold's capture (the worker's own records are checked against the same
 oracle in test_versions_worker.py); a second run builds nothing; a follower builds the blocks a
-``--no-versions`` worker closes while it runs, and stops on SIGTERM."""
+``--no-versions`` worker closes while it runs, says so on its /metrics and /readyz (real HTTP), and
+stops on SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from typing import Any
 
 import orjson
@@ -24,9 +26,11 @@ from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.settings import Settings
+from kmevents.stack.process import free_port
 from kmevents.store.snapshots import SnapshotStore, SnapshotWriter
 from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
 from tests.integration.test_versions_worker import SMALL, _check_against_the_fold, _stored
+from tests.integration.test_worker_hardening import _get
 
 
 def _cli(s: Settings, *args: str, which: tuple[str, ...] = ()) -> list[str]:
@@ -160,14 +164,28 @@ def test_a_follower_builds_the_blocks_a_no_versions_worker_closes_while_it_runs_
     s = isolated
     asyncio.run(ingest_sim(s, s.cluster, 1000))
     asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
+    port = free_port()
+    started = time.time()
     proc = subprocess.Popen(_cli(s, "--skip-newest", "0", "--follow", "--interval", "0.3", "--format", "json",
-                                 which=("--all-clusters",)),
+                                 "--metrics-port", str(port), which=("--all-clusters",)),
                             env=_env(s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_built(s, proc, 5)  # the log so far
         asyncio.run(ingest_sim(s, s.cluster, 1400, seed=3))  # then the blocks a worker closes meanwhile
         asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
         _wait_built(s, proc, 12)
+        # its metrics say what it built, per cluster, once the pass that stored the last record ended
+        m = _until(lambda: _metrics(port), lambda m: m.get(("kmevents_backfill_records_built_total", s.cluster)) == 12)
+        assert m[("kmevents_backfill_blocks_waiting", s.cluster)] == 0
+        assert m[("kmevents_backfill_pass_failures_total", s.cluster)] == 0
+        assert m[("kmevents_backfill_failing_seconds", s.cluster)] == 0
+        assert m[("kmevents_backfill_passes_total", s.cluster)] >= 2
+        assert m[("kmevents_backfill_records_folded_total", s.cluster)] >= 1000
+        assert m[("kmevents_backfill_stored_bytes_total", s.cluster)] > 0
+        assert started < m[("kmevents_backfill_last_pass_timestamp_seconds", s.cluster)] <= time.time()
+        code, doc = _get(port, "/readyz")
+        assert code == 200 and doc["ready"] and doc["clusters"][s.cluster]["built"] == 12, doc
+        assert _get(port, "/healthz")[0] == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
@@ -232,16 +250,28 @@ def test_a_follower_outlives_an_etcd_outage_and_builds_the_blocks_closed_after_i
     try:
         asyncio.run(ingest_sim(s, s.cluster, 1000))
         asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
-        proc = subprocess.Popen(_cli(s, "--skip-newest", "0", "--follow", "--interval", "0.3"), env=_env(s),
+        port = free_port()
+        proc = subprocess.Popen(_cli(s, "--skip-newest", "0", "--follow", "--interval", "0.3",
+                                     "--metrics-port", str(port)), env=_env(s),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait_built(s, proc, 5)
+        assert _until(lambda: _get(port, "/readyz"), lambda got: got[0] == 200)
         etcd.stop()
         time.sleep(3)  # passes fail meanwhile
         assert proc.poll() is None
+        # not ready while its passes fail, and its metrics say for how long; alive all the same
+        code, doc = _until(lambda: _get(port, "/readyz"), lambda got: got[0] == 503)
+        assert not doc["ready"] and s.cluster in doc["reason"] and doc["clusters"][s.cluster]["last_error"], doc
+        assert _get(port, "/healthz")[0] == 200
+        m = _metrics(port)
+        assert m[("kmevents_backfill_pass_failures_total", s.cluster)] >= 1
+        assert m[("kmevents_backfill_failing_seconds", s.cluster)] > 0
         etcd.start(quota=256 * 1024 * 1024)
         asyncio.run(ingest_sim(s, s.cluster, 1400, seed=3))
         asyncio.run(run_worker_until_caught_up(s, versions=False, **SMALL))
         _wait_built(s, proc, 12)
+        assert _until(lambda: _get(port, "/readyz"), lambda got: got[0] == 200)
+        assert _metrics(port)[("kmevents_backfill_failing_seconds", s.cluster)] == 0
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
@@ -260,3 +290,24 @@ def _wait_built(s: Settings, proc: Any, n: int) -> None:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline, f"the follower did not build the {n} blocks' records in 120 s"
         time.sleep(0.3)
+
+
+def _metrics(port: int) -> dict[tuple[str, str], float]:
+    """The follower's /metrics: each ``name{cluster="..."}`` sample's value by ``(name, cluster)``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {(sample.name, sample.labels.get("cluster", "")): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def _until(get: Any, ok: Any, timeout: float = 30.0) -> Any:
+    """``get()`` again until ``ok`` of it (at most ``timeout`` seconds); the last one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = get()
+        if ok(got) or time.monotonic() > deadline:
+            assert ok(got), f"not so after {timeout:.0f} s: {got}"
+            return got
+        time.sleep(0.2)

@@ -82,10 +82,11 @@ def test_the_expression_reader_finds_metrics_and_labels_and_nothing_else() -> No
 
 
 def _served_by_the_code() -> tuple[set[str], set[str]]:
-    """Metric families and labels the API's and the worker's collectors declare (read from their source)."""
+    """Metric families and labels the API's, the worker's and the backfill follower's collectors declare (read
+    from their source)."""
     metrics: set[str] = set()
     labels: set[str] = set()
-    for path in ("kmevents/api/observe.py", "processors/metrics.py"):
+    for path in ("kmevents/api/observe.py", "processors/metrics.py", "replay/backfill_metrics.py"):
         src = (ROOT / path).read_text()
         for kind, name in re.findall(r'(Gauge|Counter)MetricFamily\(\s*"(kmevents_\w+)"', src):
             metrics.add(name + "_total" if kind == "Counter" and not name.endswith("_total") else name)
@@ -95,13 +96,16 @@ def _served_by_the_code() -> tuple[set[str], set[str]]:
             labels |= set(re.findall(r'"(\w+)"', group))
         for name in re.findall(r'\(\s*"(kmevents_worker_\w+)",\s*s\.\w+', src):  # the worker's counters
             metrics.add(name)
+        for name in re.findall(r'\(\s*"(kmevents_backfill_\w+)",', src):  # the follower's (name, doc, value)
+            metrics.add(name)
     return metrics, labels
 
 
 def test_every_metric_and_label_the_dashboard_and_the_rules_read_is_one_kmevents_declares() -> None:
     served, served_labels = _served_by_the_code()
     assert {"kmevents_processor_lag", "kmevents_worker_lag", "kmevents_replays_refused_total",
-            "kmevents_worker_events_total", "kmevents_role_resources"} <= served
+            "kmevents_worker_events_total", "kmevents_role_resources", "kmevents_backfill_failing_seconds",
+            "kmevents_backfill_records_built_total"} <= served
     for where, expr in dashboards.expressions():
         metrics, labels = dashboards.names(expr)
         assert metrics, f"{where}: reads no metric: {expr}"
