@@ -174,6 +174,9 @@ class Indexed:
     #: ``waited``: seconds a pass waited for the worker to index the source's last records
     refresh: Callable[[], Awaitable[None]] | None = None
     waited: float = 0.0
+    #: the blocks and entries were kept from an earlier history and refreshed (``IndexCache``), not
+    #: read whole
+    kept: bool = False
     #: states folded to answer lookups past a block with no record (or a range with no index)
     lookup_folds: int = 0
     #: the units read from their versions records, by first offset: pass 2 takes its entries of
@@ -272,6 +275,14 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         entries = await versions_store.read_entries(settings, client, cluster)
     except Exception:  # noqa: BLE001 - the records only save time: every unit is folded
         entries = {}
+    return indexed(settings, client, cluster, snapshots, blocks, entries, opened, reader_of=reader_of)
+
+
+def indexed(settings: Any, client: Any, cluster: str, snapshots: Snapshots | None, blocks: list[touched.Block],
+            entries: dict[tuple[int, int], dict[str, Any]], opened: touched.Block | None, *,
+            reader_of: Any = None) -> Indexed:
+    """An :class:`Indexed` of blocks and records' entries read already (``read_index``'s, or those an
+    ``IndexCache`` keeps), whose ``refresh`` reads what the worker added since."""
 
     async def fetch(entry: dict[str, Any]) -> versions_store.Versions | None:
         reader = reader_of(int(entry["snapshot_partition"])) if reader_of is not None else None
@@ -286,7 +297,8 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         """The blocks closed since, the records' entries stored since and the open block, read again
         (a block's record is stored shortly after the block: the entries are read from the last
         block that has one)."""
-        for b in await touched.read_blocks(settings, client, cluster, after=idx.blocks[-1].first):
+        for b in await touched.read_blocks(settings, client, cluster, after=idx.blocks[-1].first,
+                                           reader_of=reader_of):
             if b.first == idx.blocks[-1].last + 1:
                 idx.blocks.append(b)
         after = max((first for first, _ in idx.versions), default=-1)

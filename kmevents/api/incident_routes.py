@@ -63,7 +63,8 @@ async def get_history(request: Request, cluster: ClusterName, kind: KindPath, id
 
     async with tt.gates["cold"].slot():
         # the worker's touched-entity index: only the blocks that touched the entity and its links
-        idx = await history.read_index(tt.settings, tt.client, cluster, tt.held_snapshots(cluster, partition))
+        # (kept between histories: a warm one reads what the worker added since, not the whole index)
+        idx = await tt.history_index.index(cluster, tt.held_snapshots(cluster, partition))
         rel = await history.related(src, cluster, k, [id], None, progress=False, index=idx)
         entries = await history.collect(src, cluster, rel, progress=False,
                                         extra=mark if namespaces is not None else None, index=idx)
@@ -74,8 +75,8 @@ async def get_history(request: Request, cluster: ClusterName, kind: KindPath, id
     return json_body(body, {"X-Kmevents-Source": "replay", "X-Kmevents-Partition": str(partition),
                         "X-Kmevents-Revision": str(v.revision),
                         "X-Kmevents-History": f"indexed: {idx.folded} of {idx.units} units folded, {idx.served} read "
-                                              "from versions records" if idx.serves
-                        else f"scanned: {idx.scanned}"})
+                                              f"from versions records; index {'kept' if idx.kept else 'read whole'}"
+                        if idx.serves else f"scanned: {idx.scanned}"})
 
 
 @router.get("/{cluster}/search", summary="Events across time matching filters", tags=["query"])

@@ -51,6 +51,7 @@ from kmevents.reducer.state import SHORT_FOLD
 from kmevents.replay import warm
 from kmevents.replay.collector import COLLECTOR, promote
 from kmevents.replay.engine import BadTarget, Replayed, Target, replay, resolve_end
+from kmevents.replay.history_cache import IndexCache
 from kmevents.replay.sources import POINT_FETCH_BYTES, KafkaSource
 from kmevents.settings import Settings
 from kmevents.store.snapshots import SnapshotStore, is_delta
@@ -207,6 +208,8 @@ class TimeTravel:
         #: it loaded
         self.last_plan: dict[str, Any] = {}
         self._loading: dict[tuple[str, int, int], asyncio.Lock] = {}
+        #: each cluster's touched-entity index, kept between the history route's requests
+        self.history_index = IndexCache(settings, client)
 
     #: How long the log's bounds (first/last offset) read for a cluster are reused.
     #: A point-in-time read may therefore not see records appended during the last second.
