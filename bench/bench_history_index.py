@@ -34,10 +34,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
 
 async def _run(s: Any, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
-    from kmevents import layout
-    from kmevents.adapters import etcd as etcd_adapter
     from kmevents.replay.history import read_index
     from kmevents.replay.history_cache import IndexCache
+
+    from kmevents import layout
+    from kmevents.adapters import etcd as etcd_adapter
     from kmevents.store import touched
 
     rng = random.Random(5)

@@ -148,6 +148,10 @@ class ApiSettings(BaseModel):
                                 "states in between, every this many offsets")
     replay_record_cache_mib: int = Field(
         256, ge=0, description="raw event records kept for point-in-time reads (MiB, 0: none)")
+    history_index_cache_mib: int = Field(
+        256, ge=0, description="touched-entity indexes the history route keeps between requests (MiB of block "
+                               "hashes, ~25 bytes an event of the log, all clusters together; 0: none, each "
+                               "history reads the whole index)")
     metrics_cache_seconds: float = Field(5.0, ge=0, description="/metrics reuses a scrape this long")
     verify_interval_seconds: float = Field(
         0.0, ge=0, description="run `verify` this often in the API for the drift/chain gauges (0: never)")

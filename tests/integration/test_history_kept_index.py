@@ -11,14 +11,13 @@ from typing import Any
 import httpx
 import orjson
 from kmevents.replay import history
-from kmevents.replay.history_cache import IndexCache, _whole
+from kmevents.replay.history_cache import IndexCache
 from kmevents.replay.opening import open_log
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.reducer import fold
 from kmevents.settings import Settings
 from kmevents.simulate import generate
-from kmevents.store import touched
 from kmevents.store.snapshots import SnapshotStore
 from tests.integration.test_ingest_api import Server, _with_tokens
 from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
@@ -102,9 +101,3 @@ def test_a_kept_index_equals_one_read_whole_and_is_read_whole_again_when_due(iso
 
     asyncio.run(go())
 
-
-def test_an_index_with_a_hole_is_not_kept() -> None:
-    B = touched.Block
-    assert _whole([B(0, 9), B(10, 19), B(15, 29)])  # (an overlap after a crash is whole)
-    assert not _whole([B(0, 9), B(20, 29)])  # a group's blocks left out for want of its chunks
-    assert _whole([])
