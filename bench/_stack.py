@@ -11,17 +11,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from kmevents.settings import Settings, load
+from kmevents.settings import Settings, child_env, load
 
 
 def stack_env(s: Settings) -> dict[str, str]:
     """The KMEVENTS_* variables that point a ``kmevents`` child at ``s``'s servers, topics, prefix
     and cluster (to put on top of the parent's environment)."""
-    return {
-        "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-        "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-        "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
-        "KMEVENTS_CLUSTER": s.cluster}
+    return child_env(s, cluster=True)
 
 
 @contextlib.contextmanager

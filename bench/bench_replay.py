@@ -288,9 +288,9 @@ def _kafka_part(recs: list[Any], tmp: Path, quick: bool) -> list[dict[str, Any]]
                            "(the transport's share)", None, "aiokafka fetch + record objects"))
 
         out.extend(asyncio.run(_point_in_time(s, src, n, snap_every, snap_bytes, recs, quick)))
-        env_over = {"KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-                    "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
-                    "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix}
+        from kmevents.settings import child_env
+
+        env_over = child_env(s)
         import os
 
         def cold_read(off: int, prefix: str) -> float:

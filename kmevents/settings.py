@@ -294,6 +294,20 @@ def load(overrides: dict[str, Any] | None = None) -> Settings:
         raise refusal(exc, overrides) from None
 
 
+def child_env(s: Settings, *, cluster: bool = False) -> dict[str, str]:
+    """The ``KMEVENTS_*`` variables that point a ``kmevents`` child process at ``s``'s Kafka and etcd,
+    its topics and its etcd prefix (and, with ``cluster``, its default cluster): to put over the
+    parent's environment, ``{**os.environ, **child_env(s)}`` (tests, benches, a supervisor's wrapper)."""
+    k = s.kafka
+    env = {"KMEVENTS_KAFKA__BOOTSTRAP": k.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
+           "KMEVENTS_KAFKA__EVENTS_TOPIC": k.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": k.snapshots_topic,
+           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": k.deadletter_topic, "KMEVENTS_KAFKA__ALERTS_TOPIC": k.alerts_topic,
+           "KMEVENTS_KAFKA__QUARANTINE_TOPIC": k.quarantine_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix}
+    if cluster:
+        env["KMEVENTS_CLUSTER"] = s.cluster
+    return env
+
+
 def refusal(exc: ValidationError, overrides: dict[str, Any] | None) -> UsageError:
     """A settings validation error as one actionable line: each bad setting by the name it was
     given as (the ``KMEVENTS_*`` variable set, the flag, else the config file's context) and

@@ -34,7 +34,7 @@ import orjson
 
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.ingest import Ingestor
-from kmevents.settings import Settings
+from kmevents.settings import Settings, child_env
 from tests.chaos.hostile import Hostile
 
 FAULT_KINDS = ("worker", "etcd", "kafka")
@@ -82,11 +82,7 @@ def plan(seed: int, *, hostile: int, faults: tuple[int, int] = (8, 12), gap: tup
 # -- worker processes --------------------------------------------------------------
 def worker_env(s: Settings, home: Path) -> dict[str, str]:
     """Environment pointing ``kmevents process`` at this test's topics and etcd prefix."""
-    return {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-            "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
-            "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-            "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
-            "KMEVENTS_STACK__HOME": str(home / "stack"), "KMEVENTS_LOG_FORMAT": "json"}
+    return {**os.environ, **child_env(s), "KMEVENTS_STACK__HOME": str(home / "stack"), "KMEVENTS_LOG_FORMAT": "json"}
 
 
 @dataclass

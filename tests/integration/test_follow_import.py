@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from kmevents.adapters import kafka as kafka_adapter
-from kmevents.settings import Settings
+from kmevents.settings import Settings, child_env
 from kmevents.sources import run_import
 from tests.integration.test_sources_live import serve
 from tests.unit.sources._helpers import SAMPLES, load
@@ -30,12 +30,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def env_of(s: Settings) -> dict[str, str]:
-    return {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-            "KMEVENTS_ETCD__PREFIX": s.etcd.prefix, "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
-            "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-            "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic,
-            "KMEVENTS_KAFKA__ALERTS_TOPIC": s.kafka.alerts_topic,
-            "KMEVENTS_KAFKA__QUARANTINE_TOPIC": s.kafka.quarantine_topic, "KMEVENTS_CLUSTER": s.cluster}
+    return {**os.environ, **child_env(s, cluster=True)}
 
 
 def kmevents(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from kmevents.replay.verify import verify
 
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
-from kmevents.settings import ApiToken, Settings
+from kmevents.settings import ApiToken, Settings, child_env
 from kmevents.store.snapshots import index_entries
 from tests.hostile import raw_records
 from tests.integration.test_ingest_api import Server
@@ -107,11 +107,7 @@ def test_the_worker_folds_past_every_hostile_record_and_a_restart_resumes(logged
 
 
 def _cli(s: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-           "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
-           "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
-           "KMEVENTS_CLUSTER": s.cluster}
+    env = {**os.environ, **child_env(s, cluster=True)}
     return subprocess.run([sys.executable, "-m", "kmevents.cli", *args], env=env, capture_output=True, text=True,
                           timeout=300)
 

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from kmevents.settings import Settings
+from kmevents.settings import Settings, child_env
 from tests.integration.test_processors import ingest_sim, wait_caught_up
 
 IMAGE = os.environ.get("KMEVENTS_KMEVENTS_IMAGE")
@@ -26,14 +26,7 @@ def test_the_image_derives_the_log_into_etcd_and_verifies_clean(isolated: Settin
     from testcontainers.core.container import DockerContainer
 
     asyncio.run(ingest_sim(isolated, isolated.cluster, 3000))
-    env = {
-        "KMEVENTS_KAFKA__BOOTSTRAP": isolated.kafka.bootstrap,
-        "KMEVENTS_ETCD__ENDPOINT": isolated.etcd.endpoint,
-        "KMEVENTS_KAFKA__EVENTS_TOPIC": isolated.kafka.events_topic,
-        "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": isolated.kafka.snapshots_topic,
-        "KMEVENTS_KAFKA__DEADLETTER_TOPIC": isolated.kafka.deadletter_topic,
-        "KMEVENTS_ETCD__PREFIX": isolated.etcd.prefix,
-    }
+    env = child_env(isolated)
     c = (DockerContainer(IMAGE, env=env)
          .with_command(["process", "--engine", "plain", "--group", f"img-{uuid.uuid4().hex[:6]}",
                         "--metrics-port", "0"])

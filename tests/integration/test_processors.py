@@ -19,7 +19,7 @@ from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.ingest import Ingestor
-from kmevents.settings import Settings
+from kmevents.settings import Settings, child_env
 from kmevents.simulate import generate
 from kmevents.store.checkpoint import Checkpoint
 
@@ -251,9 +251,7 @@ async def test_a_batch_of_only_already_applied_records_is_skipped_without_a_writ
 
 
 def _spawn_worker(s: Settings, group: str, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-           "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix}
+    env = {**os.environ, **child_env(s)}
     return subprocess.Popen([sys.executable, "-m", "kmevents.cli", "process", "--engine", "plain",
                              "--group", group, "--snapshot-every", "700", "--metrics-port", "0", *extra],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -298,11 +296,7 @@ def test_the_faust_hosted_worker_derives_serves_metrics_on_loopback_and_stops_on
 
     asyncio.run(ingest_sim(isolated, isolated.cluster, 3000))
     port = free_port()
-    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": isolated.kafka.bootstrap,
-           "KMEVENTS_ETCD__ENDPOINT": isolated.etcd.endpoint, "KMEVENTS_KAFKA__EVENTS_TOPIC": isolated.kafka.events_topic,
-           "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": isolated.kafka.snapshots_topic,
-           "KMEVENTS_KAFKA__DEADLETTER_TOPIC": isolated.kafka.deadletter_topic,
-           "KMEVENTS_ETCD__PREFIX": isolated.etcd.prefix, "KMEVENTS_STACK__HOME": str(tmp_path / "stack")}
+    env = {**os.environ, **child_env(isolated), "KMEVENTS_STACK__HOME": str(tmp_path / "stack")}
     proc = subprocess.Popen([sys.executable, "-m", "kmevents.cli", "process", "--group", f"f-{isolated.cluster}",
                              "--metrics-port", str(port)], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

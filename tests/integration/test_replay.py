@@ -21,7 +21,7 @@ from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.ingest import Ingestor
 from kmevents.reducer import ClusterState, apply
-from kmevents.settings import Settings
+from kmevents.settings import Settings, child_env
 from kmevents.simulate import generate
 from kmevents.store.snapshots import SnapshotStore
 from kmevents.timespec import iso_of_micros, micros_of, parse_time
@@ -47,9 +47,7 @@ async def all_records(src: KafkaSource | ArchiveSource | MergedSource) -> list:
 
 def cli(s: Settings, *argv: str, cwd: Path | None = None,
         extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-           "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic, "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-           "KMEVENTS_ETCD__PREFIX": s.etcd.prefix, "KMEVENTS_CLUSTER": s.cluster, **(extra_env or {})}
+    env = {**os.environ, **child_env(s, cluster=True), **(extra_env or {})}
     return subprocess.run([sys.executable, "-m", "kmevents.cli", *argv], env=env, capture_output=True, text=True,
                           timeout=300, cwd=cwd)
 

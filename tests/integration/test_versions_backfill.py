@@ -25,7 +25,7 @@ from kmevents.replay.versions_backfill import Backfill, Pass
 from kmevents import layout
 from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
-from kmevents.settings import Settings
+from kmevents.settings import Settings, child_env
 from kmevents.stack.process import free_port
 from kmevents.store.snapshots import SnapshotStore, SnapshotWriter
 from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
@@ -39,10 +39,7 @@ def _cli(s: Settings, *args: str, which: tuple[str, ...] = ()) -> list[str]:
 
 
 def _env(s: Settings) -> dict[str, str]:
-    return {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-            "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
-            "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-            "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix}
+    return {**os.environ, **child_env(s)}
 
 
 def _backfill_json(s: Settings, *args: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from kmevents.adapters import etcd as etcd_adapter
 from kmevents.adapters import kafka as kafka_adapter
 from kmevents.ingest import Ingestor
 from kmevents.reducer import REDUCER_VERSION
-from kmevents.settings import Settings
+from kmevents.settings import Settings, child_env
 from kmevents.stack.process import free_port
 from kmevents.store.checkpoint import Checkpoint
 from kmevents.store.partition_map import PartitionMap
@@ -73,11 +73,7 @@ async def _partition_of(s: Settings, cluster: str) -> int:
 
 
 def _env(s: Settings, tmp: Any) -> dict[str, str]:
-    return {**os.environ, "KMEVENTS_KAFKA__BOOTSTRAP": s.kafka.bootstrap, "KMEVENTS_ETCD__ENDPOINT": s.etcd.endpoint,
-            "KMEVENTS_KAFKA__EVENTS_TOPIC": s.kafka.events_topic,
-            "KMEVENTS_KAFKA__SNAPSHOTS_TOPIC": s.kafka.snapshots_topic,
-            "KMEVENTS_KAFKA__DEADLETTER_TOPIC": s.kafka.deadletter_topic, "KMEVENTS_ETCD__PREFIX": s.etcd.prefix,
-            "KMEVENTS_STACK__HOME": str(tmp / "stack")}
+    return {**os.environ, **child_env(s), "KMEVENTS_STACK__HOME": str(tmp / "stack")}
 
 
 async def test_a_worker_restarted_after_poison_records_restores_across_them_and_resumes(isolated: Settings) -> None:
