@@ -30,7 +30,7 @@ class ClusterFollow:
     waiting: int = 0
     #: wall time the last pass that ended well ended (0: none yet)
     last_ok: float = 0.0
-    #: wall time since when its passes fail (None: the last one ended well)
+    #: since when its passes fail, on the monotonic clock (None: the last one ended well)
     failing_since: float | None = None
     last_error: str | None = None
 
@@ -57,14 +57,17 @@ class FollowStats:
         c.waiting = p.left_to_worker + max(0, len(p.missing) - p.built)
         c.last_ok, c.failing_since, c.last_error = time.time(), None, None
 
-    def failed(self, cluster: str, error: str) -> None:
-        """A pass over ``cluster`` that failed (it is retried)."""
+    def failed(self, cluster: str, error: str) -> float:
+        """A pass over ``cluster`` that failed (it is retried); for how many seconds its passes have
+        failed (the follow loop gives up after ``FAIL_FOR_SECONDS``)."""
         c = self._of(cluster)
         c.passes += 1
         c.failures += 1
+        now = time.monotonic()
         if c.failing_since is None:
-            c.failing_since = time.time()
+            c.failing_since = now
         c.last_error = error
+        return now - c.failing_since
 
 
 class FollowCollector:
@@ -75,7 +78,7 @@ class FollowCollector:
 
     def collect(self) -> Iterator[Metric]:
         rows = list(self.stats.clusters.items())
-        now = time.time()
+        now = time.monotonic()
         counters = (
             ("kmevents_backfill_records_built_total", "entity-versions records built (history reads them instead of "
              "folding their blocks)", lambda c: c.total.built),

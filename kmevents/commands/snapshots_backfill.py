@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from typing import Any
 
 log = logging.getLogger("kmevents.commands.snapshots_backfill")
@@ -110,8 +109,6 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
             server = _serve_metrics(args.metrics_port, stats)
             stack.callback(server.shutdown)
             stack.callback(setattr, stats, "running", False)
-        #: per cluster, since when its follower's passes fail
-        failing: dict[str, float] = {}
         while True:
             if args.follow and args.all_clusters and out["passes"]:  # clusters whose worker began since
                 for cluster in await _clusters(settings, args):
@@ -130,17 +127,14 @@ async def _work(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
                     # a follower outlives Kafka's and etcd's short outages: its fold is dropped (a failure
                     # mid-fold leaves it half-way) and the next pass starts again from a stored state
                     b.state, b.at = None, -1
-                    failing_since = failing.setdefault(b.cluster, time.monotonic())
-                    if time.monotonic() - failing_since > FAIL_FOR_SECONDS:
+                    if stats.failed(b.cluster, str(exc)[:300]) > FAIL_FOR_SECONDS:
                         raise EnvironmentProblem(
                             f"backfill of {b.cluster} has failed for {FAIL_FOR_SECONDS:.0f} s: {exc}",
                             hint="check that Kafka and etcd answer (`kmevents stack status`); started again, "
                                  "the follower builds every block still without a record") from exc
                     log.warning("backfill pass failed; retrying", extra={"cluster": b.cluster,
                                                                          "error": str(exc)[:300]})
-                    stats.failed(b.cluster, str(exc)[:300])
                     continue
-                failing.pop(b.cluster, None)
                 row = p.as_dict()
                 if args.follow:
                     if p.built and args.format == "json":
