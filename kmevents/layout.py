@@ -10,6 +10,10 @@ Under ``<prefix>`` (``/kmevents/v1`` by default)::
     <generation>/_verified/<cluster>              verified point     where the last clean verify got to
     <generation>/_touched/<cluster>/<first:020d>  index block        what a block of offsets touched (history)
     <generation>/_touched_open/<cluster>          index block        the open block so far (history)
+    <generation>/_touched_groups/<cluster>/<first:020d>
+                                                  JSON               old blocks moved to the snapshots topic
+    <generation>/_touched_runs/<cluster>/<level:02d>/<first:020d>
+                                                  JSON               which groups hold a hash (history)
     <generation>/_versions/<cluster>/<first:020d>  index entry       where a block's entity versions live (history)
     <generation>/_versions_open/<cluster>/<first:020d>/<from:020d>  record part  the open block's versions,
                                                    a live batch's part each (history)
@@ -91,6 +95,10 @@ def touched_group_key(prefix: str, cluster: str, first: int) -> bytes:
 
 def touched_group_prefix(prefix: str, cluster: str) -> bytes:
     return f"{prefix}/_touched_groups/{cluster}/".encode()
+
+
+def touched_runs_prefix(prefix: str, cluster: str) -> bytes:
+    return f"{prefix}/_touched_runs/{cluster}/".encode()
 
 
 def touched_open_key(prefix: str, cluster: str) -> bytes:

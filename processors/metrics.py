@@ -57,6 +57,8 @@ class WorkerCollector:
              "moved from etcd into the snapshots topic (etcd keeps the newest blocks and an entry per group)"),
             ("kmevents_worker_touched_group_failures_total", s.touched_group_failures, "groupings of old "
              "touched-index blocks that failed (the blocks stay in etcd; retried with a later block)"),
+            ("kmevents_worker_touched_run_merges_total", s.touched_run_merges, "merges of the touched index's "
+             "hash -> groups runs (a history from a command reads only the groups holding what it looks for)"),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)

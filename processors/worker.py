@@ -47,7 +47,7 @@ from kmevents.settings import Settings
 from kmevents.store import versions as versions_store
 from kmevents.store.partition_map import PartitionMap
 from kmevents.store.snapshots import SnapshotWriter, compress, index_entries, read_bytes
-from kmevents.store.touched import BLOCK_EVENTS, GROUP_BLOCKS, KEEP_BLOCKS, group_oldest
+from kmevents.store.touched import BLOCK_EVENTS, GROUP_BLOCKS, KEEP_BLOCKS, group_and_merge
 
 log = logging.getLogger("kmevents.processors.worker")
 
@@ -122,6 +122,8 @@ class WorkerStats:
         #: and groupings that failed (logged as "touched-index blocks not grouped"; retried later)
         self.touched_groups = 0
         self.touched_group_failures = 0
+        #: merges of the hash -> groups runs beside them (store/touched_runs.py)
+        self.touched_run_merges = 0
         self.batch_sizes: Counter[int] = Counter()
         self.lag: dict[int, int] = {}
         self.started = time.monotonic()
@@ -704,8 +706,8 @@ class DeriveWorker:
         group, keep = self.touched_group
         for cluster in clusters:
             try:
-                n = await group_oldest(self.settings, self._etcd, self._snapshots, cluster, d.generation, d.partition,
-                                       keep=keep, group=group)
+                n, merged = await group_and_merge(self.settings, self._etcd, self._snapshots, cluster, d.generation,
+                                                  d.partition, keep=keep, group=group)
             except Exception as exc:  # noqa: BLE001 - the blocks stay in etcd, readable as before
                 self.stats.touched_group_failures += 1
                 self._closed_since[cluster] = group
@@ -715,6 +717,9 @@ class DeriveWorker:
             if n:
                 self.stats.touched_groups += n
                 log.info("touched-index blocks grouped", extra={"cluster": cluster, "groups": n, "blocks": n * group})
+            if merged:
+                self.stats.touched_run_merges += merged
+                log.info("touched-index runs merged", extra={"cluster": cluster, "merges": merged})
 
     async def blocks_grouped(self) -> None:
         """Wait until the grouping of old touched-index blocks under way, if any, is done."""

@@ -93,6 +93,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from kmevents import layout
+from kmevents.store import touched_runs
 
 if TYPE_CHECKING:
     from kmevents.adapters import etcd as etcd_adapter
@@ -397,12 +398,92 @@ def unpack_group(data: bytes) -> list[bytes]:
     return out
 
 
+@dataclass(eq=False)
+class Span(Block):
+    """A group of blocks a history from a command has not read (:class:`Spans`): it answers ``holds``
+    with False and notes the needle, which :meth:`Spans.expand` then looks up in the runs."""
+
+    asked: set[int] = field(default_factory=set)
+
+    def holds(self, needle: int) -> bool:
+        self.asked.add(needle)
+        return False
+
+
+@dataclass
+class Spans:
+    """What :func:`read_blocks` left unread of the groups the hash -> groups runs cover
+    (store/touched_runs.py): their entries by first offset and the runs' lookup; ``read``: the groups
+    read since because a needle asked of them is one of theirs."""
+
+    settings: Any = None
+    reader_of: Any = None
+    lookup: touched_runs.Lookup | None = None
+    entries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    read: int = 0
+
+    async def expand(self, blocks: list[Block], needles: Iterable[int] = ()) -> list[Block] | None:
+        """``blocks`` with each :class:`Span` that holds a needle asked of it (or one of ``needles``)
+        replaced by its group's blocks (dropped when they cannot be read: its range is then not
+        indexed); None when none does."""
+        spans = [b for b in blocks if isinstance(b, Span)]
+        extra = set(needles)
+        if not spans or self.lookup is None:
+            return None
+        asked = set(extra).union(*(s.asked for s in spans))
+        await self.lookup.groups_holding(asked)
+        due = [s for s in spans if any(s.first in self.lookup.holders(n) for n in s.asked | extra)]
+        if not due:
+            return None
+        out = [b for b in blocks if b not in due]
+        for s in due:
+            self.read += 1
+            out.extend(await _group_blocks(self.settings, self.entries[s.first], self.reader_of, s.first))
+        return sorted(out, key=lambda b: b.first)
+
+
+async def _group_blocks(settings: Settings, e: dict[str, Any], reader_of: Any, where: int) -> list[Block]:
+    """A group's blocks (none when its chunks cannot be read: its range reads as not indexed)."""
+    import logging
+
+    from kmevents.store.snapshots import read_bytes
+
+    reader = reader_of(int(e["snapshot_partition"])) if reader_of is not None else None
+    out = []
+    try:
+        data = await read_bytes(settings, e, reader)
+        if data is None:
+            raise IndexError_("its chunks are missing from the snapshots topic")
+        values = unpack_group(data)
+    except Exception as exc:  # noqa: BLE001 - (offsets gone from the topic, damaged bytes): folded instead
+        logging.getLogger("kmevents.store.touched").warning(
+            "touched-index group not readable: its range reads as not indexed",
+            extra={"first": where, "last": e.get("last"), "error": str(exc)})
+        return []
+    for v in values:
+        with contextlib.suppress(IndexError_):
+            out.append(decode(v))
+    return out
+
+
+def _span_of(e: dict[str, Any]) -> Span:
+    occ, latest, mx = e.get("min_occurred_at"), e.get("latest_occurred_at"), e.get("max_occurred_at")
+    return Span(int(e["first"]), int(e["last"]), 0, mx if type(mx) is str else None,
+                min_occurred_at=occ if type(occ) is str else None, timed="min_occurred_at" in e,
+                latest_occurred_at=latest if type(latest) is str else None, timed_latest="latest_occurred_at" in e)
+
+
 async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
-                      generation: str | None = None, *, after: int = -1, reader_of: Any = None) -> list[Block]:
+                      generation: str | None = None, *, after: int = -1, reader_of: Any = None,
+                      spans: Spans | None = None) -> list[Block]:
     """The cluster's blocks, by first offset, those in groups included (damaged ones and groups whose
     chunks cannot be read left out: their range reads as not indexed); ``after``: only those whose
     first offset is past it; ``reader_of``: a kept-open reader of the snapshots topic by partition
-    (the API's), else each group's chunks are read by a consumer of their own."""
+    (the API's), else each group's chunks are read by a consumer of their own.
+
+    ``spans``: a group that a hash -> groups run covers (and whose entry says its blocks' latest
+    applied time) is not read: it comes as a :class:`Span`, and ``spans`` gets its entry and the runs'
+    lookup, to read it when a needle asked of it is one of its hashes (:meth:`Spans.expand`)."""
     import logging
 
     from kmevents.adapters import etcd as etcd_adapter
@@ -430,6 +511,20 @@ async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, clust
     async for _, kvs in etcd_adapter.range_pages(client, start, etcd_adapter.prefix_end(prefix), page=500,
                                                  revision=rev):
         values.extend((kv.value, kv.key.decode()) for kv in kvs)
+    out: list[Block] = []
+    if spans is not None:
+        runs = await touched_runs.read_runs(client, gen_prefix, cluster, rev)
+        spans.settings, spans.reader_of = settings, reader_of
+        spans.lookup = touched_runs.Lookup(settings, runs, reader_of)
+        covered = spans.lookup.covered()
+        whole = []
+        for e in groups:
+            if int(e["first"]) in covered and "max_occurred_at" in e:
+                spans.entries[int(e["first"])] = e
+                out.append(_span_of(e))
+            else:
+                whole.append(e)
+        groups = whole
     for e in groups:
         reader = reader_of(int(e["snapshot_partition"])) if reader_of is not None else None
         try:
@@ -440,7 +535,6 @@ async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, clust
         except Exception as exc:  # noqa: BLE001 - (offsets gone from the topic, damaged bytes): folded instead
             logger.warning("touched-index group not readable: its range reads as not indexed",
                            extra={"cluster": cluster, "first": e.get("first"), "last": e.get("last"), "error": str(exc)})
-    out = []
     for value, where in values:
         try:
             b = decode(value)
@@ -612,12 +706,15 @@ async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writ
     done = 0
     while await etcd_adapter.count_range(client, prefix, end) > keep + group:
         _, kvs = await etcd_adapter.range_at(client, prefix, range_end=end, limit=group)
-        firsts, lasts = [], []
+        firsts, lasts, hash_sets, max_occ = [], [], [], []
         for kv in kvs:
             try:
-                b = decode_head(kv.value)
+                b = decode(kv.value)
                 firsts.append(b.first)
                 lasts.append(b.last)
+                hash_sets.append(b.hashes)
+                if b.max_occurred_at is not None:
+                    max_occ.append(b.max_occurred_at)
             except IndexError_:
                 continue  # moved as it is: a reader leaves it out as before
         if not firsts:
@@ -631,13 +728,48 @@ async def group_oldest(settings: Settings, client: etcd_adapter.EtcdClient, writ
                  "bytes": len(data), "stored_bytes": len(data), "codec": "none", "kind": "touched"}
         entry.update(group_times([kv.value for kv in kvs]))
         gkey = layout.touched_group_key(gen_prefix, cluster, first)
-        ops: dict[bytes, bytes | None] = {gkey: orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)}
+        ops: dict[bytes, bytes | None] = {}
+        number = await _next_group_number(client, gen_prefix, cluster)
+        if len(hash_sets) == len(kvs) and number <= touched_runs.MAX_NUMBER:
+            # the group's run of the hash -> groups index (store/touched_runs.py), in the same transaction;
+            # a group with a damaged block gets none (a history reads it whole, leaving that block out)
+            entry["max_occurred_at"] = max(max_occ, default=None)
+            entry["number"] = number
+            run = await touched_runs.level0_run(writer, generation, cluster, entry["first"], entry["last"], number,
+                                                touched_runs.level0(hash_sets, number), partition)
+            ops[touched_runs.run_key(gen_prefix, cluster, 0, run.first)] = orjson.dumps(
+                run.entry(cluster), option=orjson.OPT_SORT_KEYS)
+        ops[gkey] = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
         ops.update((kv.key, None) for kv in kvs)
         ok, _ = await etcd_adapter.txn_if_unchanged(client, gkey, 0, ops)
         if not ok:
             return done
         done += 1
     return done
+
+
+async def _next_group_number(client: etcd_adapter.EtcdClient, gen_prefix: str, cluster: str) -> int:
+    """The number of the cluster's next group: one past the newest group's (the groups before numbers
+    existed: their count), so the groups a run names have distinct numbers (store/touched_runs.py)."""
+    from kmevents.adapters import etcd as etcd_adapter
+
+    gprefix = layout.touched_group_prefix(gen_prefix, cluster)
+    end = etcd_adapter.prefix_end(gprefix)
+    _, kvs = await etcd_adapter.range_at(client, gprefix, range_end=end, limit=1, descending=True)
+    if not kvs:
+        return 0
+    with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return int(orjson.loads(kvs[0].value)["number"]) + 1
+    return await etcd_adapter.count_range(client, gprefix, end)
+
+
+async def group_and_merge(settings: Settings, client: etcd_adapter.EtcdClient, writer: Any, cluster: str,
+                          generation: str, partition: int, *, keep: int = KEEP_BLOCKS,
+                          group: int = GROUP_BLOCKS) -> tuple[int, int]:
+    """:func:`group_oldest`, then the merges of the hash -> groups runs that are due
+    (``touched_runs.merge_due``; also those a failure left undone); returns ``(groups, merges)``."""
+    n = await group_oldest(settings, client, writer, cluster, generation, partition, keep=keep, group=group)
+    return n, await touched_runs.merge_due(settings, client, writer, cluster, generation, partition)
 
 
 async def last_closed(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str, through: int,
@@ -690,6 +822,6 @@ def following(blocks: list[Block], opened: Block | None) -> Block | None:
 
 
 __all__ = ["BLOCK_EVENTS", "GROUP_BLOCKS", "GROUP_MAGIC", "KEEP_BLOCKS", "NAME_FIELDS", "UNSERVED_KINDS", "UNTIMED",
-           "Accumulator", "Block", "IndexError_", "corr", "decode", "decode_head", "encode", "entity_hashes",
-           "following", "group_oldest", "group_times", "heads_newest_first", "id_tails", "key", "last_closed", "name",
+           "Accumulator", "Block", "IndexError_", "Span", "Spans", "corr", "decode", "decode_head", "encode", "entity_hashes",
+           "following", "group_and_merge", "group_oldest", "group_times", "heads_newest_first", "id_tails", "key", "last_closed", "name",
            "pack_group", "read_blocks", "read_open", "unpack_group"]
