@@ -188,6 +188,27 @@ class Indexed:
     _lookup_states: dict[int, ClusterState] = field(default_factory=dict)
     #: the units of the log as the passes cut it (set by ``_fold_units``)
     _units: list[_Unit] = field(default_factory=list)
+    #: the groups of blocks not read (a command's index: ``read_index(lazy=True)``), read when a needle
+    #: asked of one is one of its hashes (``expand``); ``again``: the passes run again after that
+    spans: touched.Spans | None = None
+    again: int = 0
+
+    async def expand(self, needles: Any = ()) -> bool:
+        """Read the groups not read yet that hold a needle the passes asked of them (or one of
+        ``needles``); False when none does (the passes' answers are then the whole index's)."""
+        if self.spans is None:
+            return False
+        got = await self.spans.expand(self.blocks, needles)
+        if got is None:
+            return False
+        self.blocks = got
+        return True
+
+    def restart(self) -> None:
+        """Forget what the passes did (not what they read: states, records), to run them again."""
+        self.done, self.seen, self.read, self._units = set(), {}, {}, []
+        self.hook_from, self.kinds, self.serves = -1, frozenset(), False
+        self.again += 1
 
 
 @dataclass
@@ -246,26 +267,34 @@ async def usable(src: Source, idx: Indexed | None, kind: str, selector: Selector
     return None if why else idx
 
 
-async def open_index(opened: Any) -> Indexed:
+async def open_index(opened: Any, *, lazy: bool = False) -> Indexed:
     """The touched-entity index of an opened log (kmevents/replay/opening.py's ``Opened``):
-    read from etcd when it answered; empty (so history scans, saying why) otherwise."""
+    read from etcd when it answered; empty (so history scans, saying why) otherwise. ``lazy``: see
+    :func:`read_index` (then answer with :func:`history_of`)."""
     client = getattr(opened, "client", None)
     if client is None:
         return Indexed([], opened.snapshots, scanned="etcd (where the worker keeps the index) is not reachable "
                        "or not used for this source")
     return await read_index(opened.settings, client, opened.cluster, opened.snapshots,
-                            reader_of=getattr(opened, "snapshot_points", None))
+                            reader_of=getattr(opened, "snapshot_points", None), lazy=lazy)
 
 
 async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapshots | None, *,
-                     reader_of: Any = None) -> Indexed:
+                     reader_of: Any = None, lazy: bool = False) -> Indexed:
     """The cluster's touched-entity index read from etcd through ``client`` (empty, saying why,
     when it cannot be read), with the snapshots its folds start from. ``reader_of``: kept-open
     readers of the snapshots topic by partition for its records (a command's:
-    ``Opened.snapshot_points``); default the snapshot store's (the API's)."""
+    ``Opened.snapshot_points``); default the snapshot store's (the API's).
+
+    ``lazy``: the groups of old blocks that the hash -> groups runs cover are not read
+    (store/touched_runs.py): each is a :class:`touched.Span` until a needle asked of it is one of its
+    hashes, and :func:`history_of` then reads it and passes again. What a history reads of the index
+    is then the blocks left in etcd, one part of each run a needle, and the groups that matter,
+    whatever the log's length (a process per history: the API keeps the whole index instead)."""
     reader_of = reader_of or getattr(snapshots, "reader_of", None)
+    spans = touched.Spans() if lazy else None
     try:
-        blocks = await touched.read_blocks(settings, client, cluster, reader_of=reader_of)
+        blocks = await touched.read_blocks(settings, client, cluster, reader_of=reader_of, spans=spans)
         # the open block so far (the records past the last closed one up to the worker's last batch):
         # folded only when it names what a pass looks for; stale once a block closed after it
         opened = touched.following(blocks, await touched.read_open(settings, client, cluster)) if blocks else None
@@ -275,7 +304,26 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
         entries = await versions_store.read_entries(settings, client, cluster)
     except Exception:  # noqa: BLE001 - the records only save time: every unit is folded
         entries = {}
-    return indexed(settings, client, cluster, snapshots, blocks, entries, opened, reader_of=reader_of)
+    idx = indexed(settings, client, cluster, snapshots, blocks, entries, opened, reader_of=reader_of)
+    idx.spans = spans if spans is not None and spans.entries else None
+    return idx
+
+
+async def history_of(src: Source, cluster: str, kind: str, ids: list[str], selector: Selector | None,
+                     progress: bool = True, *, index: Indexed | None = None) -> tuple[Related, list[dict[str, Any]]]:
+    """Both passes (:func:`related`, then :func:`collect`). With an index whose groups were not all read
+    (``read_index(lazy=True)``), the groups holding the names and ids asked for are read first; after
+    the passes, those holding a needle they asked of a group not read are, and the passes run again,
+    until every needle asked of a group not read is none of its hashes: the answers are then those of
+    the whole index (a group not read answered "not here" to each needle, which is true)."""
+    if index is not None and index.spans is not None:
+        await index.expand([h for i in ids for h in (touched.key(kind, i), touched.name(kind, i))])
+    while True:
+        rel = await related(src, cluster, kind, ids, selector, progress, index=index)
+        entries = await collect(src, cluster, rel, progress, index=index)
+        if index is None or not index.serves or not await index.expand():
+            return rel, entries
+        index.restart()
 
 
 def indexed(settings: Any, client: Any, cluster: str, snapshots: Snapshots | None, blocks: list[touched.Block],

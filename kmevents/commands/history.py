@@ -90,9 +90,8 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with open_source(args) as o:
             show = not args.no_progress
-            idx = await history.open_index(o)
-            rel = await history.related(o.source, o.cluster, kind, [id] if id else [], sel, progress=show, index=idx)
-            entries = await history.collect(o.source, o.cluster, rel, progress=show, index=idx)
+            idx = await history.open_index(o, lazy=True)
+            rel, entries = await history.history_of(o.source, o.cluster, kind, [id] if id else [], sel, show, index=idx)
         targets = sorted(f"{k}/{i}" for k, i in rel.targets)
         total = len(entries)
         entries = [e for e in entries if window(e)]
@@ -103,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
                        # records or folded, of the units the log was cut into (null: the whole log scanned)
                        "index": {"units": idx.units, "read": idx.served, "folded": idx.folded,
                                  "folded_without_record": idx.unrecorded, "states_decoded": idx.loads,
+                                 # groups of old blocks not read / read because they held what it looked for
+                                 # (and the passes run again for that)
+                                 "groups_not_read": len(idx.spans.entries) - idx.spans.read if idx.spans else 0,
+                                 "groups_read_for_it": idx.spans.read if idx.spans else 0,
+                                 "passed_again": idx.again,
                                  "waited_seconds": round(idx.waited, 3)} if idx.serves else None})
             return 0 if total else 1
         shown = f"{len(entries)} of {total} events shown" if len(entries) != total else f"{total} events"
