@@ -25,6 +25,7 @@ import logging
 import os
 import time
 import uuid
+from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 
@@ -44,6 +45,7 @@ from kmevents.errors import FencedError
 from kmevents.reducer import ClusterState, Retention
 from kmevents.reducer.apply import collect_rarely
 from kmevents.settings import Settings
+from kmevents.store import touched_runs
 from kmevents.store import versions as versions_store
 from kmevents.store.partition_map import PartitionMap
 from kmevents.store.snapshots import SnapshotWriter, compress, index_entries, read_bytes
@@ -68,6 +70,18 @@ CHILD_FAILURES_BEFORE_IN_PROCESS = 2
 #: Entity-versions records being compressed or stored at once (one a block of the touched-entity
 #: index, ~0.2 MB stored at the large profile): one more waits for the oldest.
 MAX_VERSIONS_JOBS = 8
+
+
+async def _level0_in_child(hash_sets: list[array], number: int) -> array:
+    """A group's postings of the hash -> groups index (``touched_runs.level0``: one sort of its ~770k
+    hashes at the large profile, ~0.5-0.8 s that would stop the fold) in a forked child when the
+    platform can (processors/offload.py), else here."""
+    if not offload.available():
+        return touched_runs.level0(hash_sets, number)
+    data = await offload.spawn(lambda: touched_runs.level0(hash_sets, number).tobytes()).result()
+    out = array("Q")
+    out.frombytes(data)
+    return out
 
 
 async def _fewer_than(jobs: deque[asyncio.Task[None]], n: int) -> None:
@@ -707,7 +721,7 @@ class DeriveWorker:
         for cluster in clusters:
             try:
                 n, merged = await group_and_merge(self.settings, self._etcd, self._snapshots, cluster, d.generation,
-                                                  d.partition, keep=keep, group=group)
+                                                  d.partition, keep=keep, group=group, level0=_level0_in_child)
             except Exception as exc:  # noqa: BLE001 - the blocks stay in etcd, readable as before
                 self.stats.touched_group_failures += 1
                 self._closed_since[cluster] = group

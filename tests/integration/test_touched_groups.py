@@ -179,3 +179,46 @@ async def test_a_run_whose_part_is_gone_makes_its_groups_read_whole(isolated: Se
     lazily, idx = await _lazily(s, "pod", pod)
     assert lazily == scanned == indexed
     assert idx.spans is not None and idx.spans.read == len(idx.spans.entries)  # every group read, none skipped
+
+
+async def test_groups_written_before_runs_get_theirs_from_the_next_grouping(isolated: Settings) -> None:
+    from kmevents.store.snapshots import SnapshotWriter
+
+    s = isolated
+    await ingest_sim(s, s.cluster, 3000)
+    await run_worker_until_caught_up(s, touched_group=GROUP, **SMALL)
+    gen = f"{s.etcd.prefix}/{layout.live_generation()}"
+    gp = layout.touched_group_prefix(gen, s.cluster)
+    async with etcd_adapter.client(s.etcd) as c:  # as a worker before runs left them: no runs, no numbers
+        rp = layout.touched_runs_prefix(gen, s.cluster)
+        await etcd_adapter.delete_range(c, rp, etcd_adapter.prefix_end(rp))
+        _, kvs = await etcd_adapter.range_at(c, gp, range_end=etcd_adapter.prefix_end(gp))
+        for kv in kvs:
+            e = orjson.loads(kv.value)
+            del e["number"], e["max_occurred_at"]
+            await c.put(kv.key, orjson.dumps(e))
+    pod = sorted((await _state(s)).pods)[2]
+    indexed, scanned, _ = await _both(s, "pod", pod)
+    lazily, idx = await _lazily(s, "pod", pod)
+    assert lazily == scanned == indexed and idx.spans is None  # every group read whole
+    producer = kafka_adapter.producer(s.kafka, max_request_size=s.kafka.snapshot_max_message_bytes)
+    await producer.start()
+    try:
+        async with etcd_adapter.client(s.etcd) as c:
+            n, merges = await touched.group_and_merge(s, c, SnapshotWriter(s, producer, c), s.cluster,
+                                                      layout.live_generation(), int(orjson.loads(kvs[0].value)[
+                                                          "snapshot_partition"]), keep=GROUP[1], group=GROUP[0])
+            runs = await touched_runs.read_runs(c, gen, s.cluster)
+            _, after = await etcd_adapter.range_at(c, gp, range_end=etcd_adapter.prefix_end(gp))
+    finally:
+        await producer.stop()
+    groups = [orjson.loads(kv.value) for kv in after]
+    assert n == 0 and merges >= 1 and [g["number"] for g in groups] == list(range(len(groups)))
+    assert sorted(g for r in runs for g in r.groups) == [g["first"] for g in groups]
+    lazily, idx = await _lazily(s, "pod", pod)
+    assert lazily == scanned and idx.spans is not None and idx.spans.read < len(idx.spans.entries)
+
+
+async def _state(s: Settings) -> Any:
+    async with open_log(s) as o:
+        return (await replay(o.source, s.cluster, progress=False)).state
