@@ -473,6 +473,19 @@ def _span_of(e: dict[str, Any]) -> Span:
                 latest_occurred_at=latest if type(latest) is str else None, timed_latest="latest_occurred_at" in e)
 
 
+async def _group_kvs(client: etcd_adapter.EtcdClient, gen_prefix: str, cluster: str) -> tuple[int, list[Any]]:
+    """The etcd revision now and the cluster's group entries' key-values there, by first offset."""
+    from kmevents.adapters import etcd as etcd_adapter
+
+    gprefix = layout.touched_group_prefix(gen_prefix, cluster)
+    rev, _ = await etcd_adapter.range_at(client, gprefix, range_end=etcd_adapter.prefix_end(gprefix), limit=1)
+    kvs = []
+    async for _, page in etcd_adapter.range_pages(client, gprefix, etcd_adapter.prefix_end(gprefix), page=500,
+                                                  revision=rev):
+        kvs.extend(page)
+    return rev, kvs
+
+
 async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, cluster: str,
                       generation: str | None = None, *, after: int = -1, reader_of: Any = None,
                       spans: Spans | None = None) -> list[Block]:
@@ -493,18 +506,15 @@ async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, clust
     gen_prefix = f"{settings.etcd.prefix}/{layout.live_generation() if generation is None else generation}"
     # the groups and the blocks left in etcd at one revision: a grouping in between moves blocks
     # from one to the other in one transaction, so each block is read once, from one or the other
-    gprefix = layout.touched_group_prefix(gen_prefix, cluster)
-    rev, _ = await etcd_adapter.range_at(client, gprefix, range_end=etcd_adapter.prefix_end(gprefix), limit=1)
+    rev, group_kvs = await _group_kvs(client, gen_prefix, cluster)
     groups = []
-    async for _, kvs in etcd_adapter.range_pages(client, gprefix, etcd_adapter.prefix_end(gprefix), page=500,
-                                                 revision=rev):
-        for kv in kvs:
-            try:
-                e = orjson.loads(kv.value)
-                if int(e["last"]) > after:
-                    groups.append(e)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                logger.warning("damaged group entry of the touched-entity index", extra={"key": kv.key.decode()})
+    for kv in group_kvs:
+        try:
+            e = orjson.loads(kv.value)
+            if int(e["last"]) > after:
+                groups.append(e)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            logger.warning("damaged group entry of the touched-entity index", extra={"key": kv.key.decode()})
     prefix = layout.touched_index_prefix(gen_prefix, cluster)
     start = prefix if after < 0 else layout.touched_index_key(gen_prefix, cluster, after + 1)
     values: list[tuple[bytes, str]] = []
@@ -791,12 +801,7 @@ async def cover_groups(settings: Settings, client: etcd_adapter.EtcdClient, writ
     from kmevents.adapters import etcd as etcd_adapter
 
     gen_prefix = f"{settings.etcd.prefix}/{generation}"
-    gprefix = layout.touched_group_prefix(gen_prefix, cluster)
-    rev, _ = await etcd_adapter.range_at(client, gprefix, range_end=etcd_adapter.prefix_end(gprefix), limit=1)
-    kvs = []
-    async for _, page in etcd_adapter.range_pages(client, gprefix, etcd_adapter.prefix_end(gprefix), page=500,
-                                                  revision=rev):
-        kvs.extend(page)
+    rev, kvs = await _group_kvs(client, gen_prefix, cluster)
     covered = {g for r in await touched_runs.read_runs(client, gen_prefix, cluster, rev) for g in r.groups}
     done = 0
     for place, kv in enumerate(kvs):  # (keys are the groups' first offsets, zero-padded: oldest first)
