@@ -256,9 +256,24 @@ async def level0_run(writer: Any, generation: str, cluster: str, group_first: in
     is the caller's to write, with the group's)."""
     bits = bits_for(len(postings))
     stem = f"{generation}/{cluster}/r0/{group_first}"
-    parts = [await writer.send_chunks(f"{stem}/p{i}", encode_part(a), partition)
-             for i, a in enumerate(cut(postings, bits))]
+    parts = await send_parts(writer, stem, [encode_part(a) for a in cut(postings, bits)], partition)
     return Run(0, group_first, group_last, [group_first], [number], bits, len(postings), partition, parts)
+
+
+async def send_parts(writer: Any, stem: str, parts: list[bytes], partition: int, first: int = 0) -> list[list[int]]:
+    """Parts ``first``, ``first + 1``... to the snapshots topic's ``partition``, keyed ``<stem>/p<i>/0/1`` (as
+    ``send_chunks`` keys one chunk), sent together rather than each waited for (a run has up to 4,096);
+    their offsets. A part past a chunk's size goes as chunks."""
+    from kmevents.store.snapshots import CHUNK_BYTES
+
+    topic = writer.settings.kafka.snapshots_topic
+    sent: list[Any] = []
+    for i, data in enumerate(parts, first):
+        if len(data) > CHUNK_BYTES:
+            sent.append(await writer.send_chunks(f"{stem}/p{i}", data, partition))
+        else:
+            sent.append(await writer.producer.send(topic, data, key=f"{stem}/p{i}/0/1".encode(), partition=partition))
+    return [x if isinstance(x, list) else [(await x).offset] for x in sent]
 
 
 def due(runs: list[Run]) -> list[Run] | None:
@@ -285,6 +300,7 @@ async def merge(settings: Settings, writer: Any, generation: str, cluster: str, 
     held: dict[int, tuple[int, array]] = {}  # each input's last part read (a run with fewer bits serves several)
     bits = bits_for(sum(r.postings for r in runs))
     out: list[list[int]] = []
+    batch: list[bytes] = []  # encoded parts not sent yet (sent SEND_PARTS at a time: memory stays small)
     total = 0
     stem = f"{generation}/{cluster}/r{runs[0].level + 1}/{runs[0].first}"
     for p in range(1 << bits):
@@ -300,10 +316,17 @@ async def merge(settings: Settings, writer: Any, generation: str, cluster: str, 
                 got[(i, q)] = held[i][1]
         merged = merged_part(p, bits, [(r.bits, _getter(got, i)) for i, r in enumerate(runs)])
         total += len(merged)
-        out.append(await writer.send_chunks(f"{stem}/p{p}", encode_part(merged), partition))
+        batch.append(encode_part(merged))
+        if len(batch) >= SEND_PARTS or p == (1 << bits) - 1:
+            out.extend(await send_parts(writer, stem, batch, partition, len(out)))
+            batch = []
         await asyncio.sleep(0)  # (the worker's loop runs between parts)
     return Run(runs[0].level + 1, runs[0].first, runs[-1].last, [g for r in runs for g in r.groups],
                [n for r in runs for n in r.numbers], bits, total, partition, out)
+
+
+#: Parts a merge sends at once.
+SEND_PARTS: Final = 64
 
 
 def _getter(parts: dict[tuple[int, int], array], i: int) -> Callable[[int], array]:
@@ -320,21 +343,39 @@ async def merge_due(settings: Settings, client: etcd_adapter.EtcdClient, writer:
 
     gen_prefix = f"{settings.etcd.prefix}/{generation}"
     done = 0
-    while (runs := due(await read_runs(client, gen_prefix, cluster))) is not None:
-        run = await merge(settings, writer, generation, cluster, runs, partition)
-        if run is None:
-            log.warning("touched-index runs not merged: a part is unreadable", extra={
-                "cluster": cluster, "level": runs[0].level, "first": runs[0].first})
-            return done
-        key = run_key(gen_prefix, cluster, run.level, run.first)
-        ops: dict[bytes, bytes | None] = {key: orjson.dumps(run.entry(cluster), option=orjson.OPT_SORT_KEYS)}
-        ops.update((r.key, None) for r in runs)
-        ok, _ = await etcd_adapter.txn_if_unchanged(client, key, 0, ops)
-        if not ok:
-            return done
-        done += 1
-        await tombstone(writer, generation, cluster, runs)
+    readers: dict[int, Any] = {}  # one consumer kept open for the merges' part reads (not one a part)
+
+    def reader_of(p: int) -> Any:
+        from kmevents.adapters import kafka as kafka_adapter
+
+        if p not in readers:
+            readers[p] = kafka_adapter.PartitionReader(settings.kafka, settings.kafka.snapshots_topic, p,
+                                                       max_bytes=READ_BYTES)
+        return readers[p]
+
+    try:
+        while (runs := due(await read_runs(client, gen_prefix, cluster))) is not None:
+            run = await merge(settings, writer, generation, cluster, runs, partition, reader_of)
+            if run is None:
+                log.warning("touched-index runs not merged: a part is unreadable", extra={
+                    "cluster": cluster, "level": runs[0].level, "first": runs[0].first})
+                return done
+            key = run_key(gen_prefix, cluster, run.level, run.first)
+            ops: dict[bytes, bytes | None] = {key: orjson.dumps(run.entry(cluster), option=orjson.OPT_SORT_KEYS)}
+            ops.update((r.key, None) for r in runs)
+            ok, _ = await etcd_adapter.txn_if_unchanged(client, key, 0, ops)
+            if not ok:
+                return done
+            done += 1
+            await tombstone(writer, generation, cluster, runs)
+    finally:
+        for r in readers.values():
+            await r.close()
     return done
+
+
+#: A fetch of the merges' reader: parts are written back to back, so one fetch brings several.
+READ_BYTES: Final = 1 << 20
 
 
 def part_keys(generation: str, cluster: str, run: Run) -> list[bytes]:
