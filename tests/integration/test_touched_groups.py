@@ -19,6 +19,7 @@ from kmevents.settings import Settings
 from kmevents.store import touched, touched_runs
 from tests.integration.test_history_index import _both
 from tests.integration.test_processors import ingest_sim, run_worker_until_caught_up
+from tests.integration.test_replay import cli
 
 #: blocks of 50 events; groups of 6 blocks once more than 4 + 6 are in etcd
 SMALL = {"snapshot_every_events": 1500, "delta_every_events": 500, "touched_every_events": 50, "max_records": 300}
@@ -160,6 +161,15 @@ async def test_a_history_from_a_command_reads_only_the_groups_that_hold_what_it_
         again, idx2 = await _lazily(s, kind, id, first_asked=False)
         assert again == scanned and idx2.again >= (1 if idx.spans.read else 0), (kind, id)
     assert not_read > 0  # (some groups held nothing any of these looked for)
+    # the command answers the same, and says which groups it read
+    kind, id = cases[0]
+    got = cli(s, "history", f"{kind}/{id}", "--format", "json")
+    assert got.returncode == 0, got.stderr
+    out = orjson.loads(got.stdout)
+    indexed, _, _ = await _both(s, kind, id)
+    assert out["events"] == indexed["events"]
+    assert out["index"]["groups_not_read"] + out["index"]["groups_read_for_it"] == len(groups)
+    assert out["index"]["groups_not_read"] > 0 and out["index"]["passed_again"] >= 0
 
 
 async def test_a_run_whose_part_is_gone_makes_its_groups_read_whole(isolated: Settings) -> None:
