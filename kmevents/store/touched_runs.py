@@ -292,9 +292,24 @@ def due(runs: list[Run]) -> list[Run] | None:
 
 
 async def merge(settings: Settings, writer: Any, generation: str, cluster: str, runs: list[Run],
-                partition: int, reader_of: Any = None) -> Run | None:
+                partition: int) -> Run | None:
     """The run of ``runs`` merged, its parts written (None: a part of theirs could not be read; they
-    stay as they are). Parts are read and written one at a time: memory is a few parts."""
+    stay as they are). Parts are read and written a few at a time: memory is a few parts. Each input
+    run's parts are read in order through a consumer of its own: they lie at consecutive offsets, so
+    one fetch serves the next ones (one consumer for all, or one a part, fetched 1 MiB a part)."""
+    from kmevents.adapters import kafka as kafka_adapter
+
+    readers = [kafka_adapter.PartitionReader(settings.kafka, settings.kafka.snapshots_topic, r.partition,
+                                             max_bytes=READ_BYTES) for r in runs]
+    try:
+        return await _merge(settings, writer, generation, cluster, runs, partition, readers)
+    finally:
+        for reader in readers:
+            await reader.close()
+
+
+async def _merge(settings: Settings, writer: Any, generation: str, cluster: str, runs: list[Run],
+                 partition: int, readers: list[Any]) -> Run | None:
     import asyncio
 
     held: dict[int, tuple[int, array]] = {}  # each input's last part read (a run with fewer bits serves several)
@@ -309,7 +324,7 @@ async def merge(settings: Settings, writer: Any, generation: str, cluster: str, 
             qs = [p >> (bits - r.bits)] if r.bits <= bits else range(p << (r.bits - bits), (p + 1) << (r.bits - bits))
             for q in qs:
                 if held.get(i, (-1,))[0] != q:
-                    a = await read_part(settings, r, q, reader_of)
+                    a = await read_part(settings, r, q, lambda _p, i=i: readers[i])
                     if a is None:
                         return None
                     held[i] = (q, a)
@@ -343,38 +358,24 @@ async def merge_due(settings: Settings, client: etcd_adapter.EtcdClient, writer:
 
     gen_prefix = f"{settings.etcd.prefix}/{generation}"
     done = 0
-    readers: dict[int, Any] = {}  # one consumer kept open for the merges' part reads (not one a part)
-
-    def reader_of(p: int) -> Any:
-        from kmevents.adapters import kafka as kafka_adapter
-
-        if p not in readers:
-            readers[p] = kafka_adapter.PartitionReader(settings.kafka, settings.kafka.snapshots_topic, p,
-                                                       max_bytes=READ_BYTES)
-        return readers[p]
-
-    try:
-        while (runs := due(await read_runs(client, gen_prefix, cluster))) is not None:
-            run = await merge(settings, writer, generation, cluster, runs, partition, reader_of)
-            if run is None:
-                log.warning("touched-index runs not merged: a part is unreadable", extra={
-                    "cluster": cluster, "level": runs[0].level, "first": runs[0].first})
-                return done
-            key = run_key(gen_prefix, cluster, run.level, run.first)
-            ops: dict[bytes, bytes | None] = {key: orjson.dumps(run.entry(cluster), option=orjson.OPT_SORT_KEYS)}
-            ops.update((r.key, None) for r in runs)
-            ok, _ = await etcd_adapter.txn_if_unchanged(client, key, 0, ops)
-            if not ok:
-                return done
-            done += 1
-            await tombstone(writer, generation, cluster, runs)
-    finally:
-        for r in readers.values():
-            await r.close()
+    while (runs := due(await read_runs(client, gen_prefix, cluster))) is not None:
+        run = await merge(settings, writer, generation, cluster, runs, partition)
+        if run is None:
+            log.warning("touched-index runs not merged: a part is unreadable", extra={
+                "cluster": cluster, "level": runs[0].level, "first": runs[0].first})
+            return done
+        key = run_key(gen_prefix, cluster, run.level, run.first)
+        ops: dict[bytes, bytes | None] = {key: orjson.dumps(run.entry(cluster), option=orjson.OPT_SORT_KEYS)}
+        ops.update((r.key, None) for r in runs)
+        ok, _ = await etcd_adapter.txn_if_unchanged(client, key, 0, ops)
+        if not ok:
+            return done
+        done += 1
+        await tombstone(writer, generation, cluster, runs)
     return done
 
 
-#: A fetch of the merges' reader: parts are written back to back, so one fetch brings several.
+#: A fetch of a merge's readers: a run's parts are written back to back, so one fetch brings several.
 READ_BYTES: Final = 1 << 20
 
 
