@@ -102,6 +102,7 @@ async def _lazy(s: Any, client: Any, cluster: str, n: int, rng: random.Random) -
     """The ``n`` blocks grouped as the worker groups them, then a command's lazy read of the index with 8
     needles against the whole read of the same grouped index (see the module docstring)."""
     from kmevents.replay.history import read_index
+    from kmevents.replay.opening import SNAPSHOT_PART_FETCH_BYTES, SNAPSHOT_POINT_FETCH_BYTES
 
     from kmevents import layout
     from kmevents.adapters import kafka as kafka_adapter
@@ -121,17 +122,24 @@ async def _lazy(s: Any, client: Any, cluster: str, n: int, rng: random.Random) -
     runs = await touched_runs.read_runs(client, f"{s.etcd.prefix}/{layout.live_generation()}", cluster)
 
     async def timed(lazy: bool) -> tuple[float, Any]:
-        readers: dict[int, Any] = {}
+        readers: dict[tuple[int, int], Any] = {}
+
+        def reader(p: int, fetch: int) -> Any:  # (as a command's Opened.snapshot_points and snapshot_parts)
+            r = readers.get((p, fetch))
+            if r is None:
+                r = readers[(p, fetch)] = kafka_adapter.PartitionReader(k, k.snapshots_topic, p, max_bytes=fetch)
+            return r
 
         def reader_of(p: int) -> Any:
-            r = readers.get(p)
-            if r is None:
-                r = readers[p] = kafka_adapter.PartitionReader(k, k.snapshots_topic, p, max_bytes=1_100_000)
-            return r
+            return reader(p, SNAPSHOT_POINT_FETCH_BYTES)
+
+        def part_reader_of(p: int) -> Any:
+            return reader(p, SNAPSHOT_PART_FETCH_BYTES)
 
         try:
             t = time.perf_counter()
-            idx = await read_index(s, client, cluster, None, reader_of=reader_of, lazy=lazy)
+            idx = await read_index(s, client, cluster, None, reader_of=reader_of, lazy=lazy,
+                                   part_reader_of=part_reader_of)
             if lazy:
                 old = rng.choice([b for b in idx.blocks if isinstance(b, touched.Span)])
                 # 4 hashes of a block of that group (read here, outside the timing) and 4 absent ones

@@ -276,11 +276,12 @@ async def open_index(opened: Any, *, lazy: bool = False) -> Indexed:
         return Indexed([], opened.snapshots, scanned="etcd (where the worker keeps the index) is not reachable "
                        "or not used for this source")
     return await read_index(opened.settings, client, opened.cluster, opened.snapshots,
-                            reader_of=getattr(opened, "snapshot_points", None), lazy=lazy)
+                            reader_of=getattr(opened, "snapshot_points", None), lazy=lazy,
+                            part_reader_of=getattr(opened, "snapshot_parts", None))
 
 
 async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapshots | None, *,
-                     reader_of: Any = None, lazy: bool = False) -> Indexed:
+                     reader_of: Any = None, lazy: bool = False, part_reader_of: Any = None) -> Indexed:
     """The cluster's touched-entity index read from etcd through ``client`` (empty, saying why,
     when it cannot be read), with the snapshots its folds start from. ``reader_of``: kept-open
     readers of the snapshots topic by partition for its records (a command's:
@@ -290,9 +291,10 @@ async def read_index(settings: Any, client: Any, cluster: str, snapshots: Snapsh
     (store/touched_runs.py): each is a :class:`touched.Span` until a needle asked of it is one of its
     hashes, and :func:`history_of` then reads it and passes again. What a history reads of the index
     is then the blocks left in etcd, one part of each run a needle, and the groups that matter,
-    whatever the log's length (a process per history: the API keeps the whole index instead)."""
+    whatever the log's length (a process per history: the API keeps the whole index instead).
+    ``part_reader_of``: readers of small fetches for the runs' parts (default ``reader_of``)."""
     reader_of = reader_of or getattr(snapshots, "reader_of", None)
-    spans = touched.Spans() if lazy else None
+    spans = touched.Spans(part_reader_of=part_reader_of) if lazy else None
     try:
         blocks = await touched.read_blocks(settings, client, cluster, reader_of=reader_of, spans=spans)
         # the open block so far (the records past the last closed one up to the worker's last batch):

@@ -39,11 +39,17 @@ class Opened:
     #: history reads its versions records and the touched index's groups (each read through a consumer
     #: of its own started 38 consumers for an agent's history at the large profile). None: no Kafka.
     snapshot_points: Any = None
+    #: the same, of small fetches (:data:`SNAPSHOT_PART_FETCH_BYTES`): for the touched index's run parts
+    #: (store/touched_runs.py), ~50 KB each at random offsets, a few dozen a history
+    snapshot_parts: Any = None
 
 
 #: A fetch of :attr:`Opened.snapshot_points`' readers: one chunk of the snapshots topic (1 MiB at most)
 #: and its framing; a versions record is ~0.2 MB at the large profile.
 SNAPSHOT_POINT_FETCH_BYTES = 1_100_000
+#: A fetch of :attr:`Opened.snapshot_parts`' readers: a run's part and some room (a fetch holds at least
+#: one record whatever its size); 1 MiB fetches made a history's 40 part reads at 6M events ~0.2 s.
+SNAPSHOT_PART_FETCH_BYTES = 128 * 1024
 
 
 def archive_paths(items: list[str]) -> list[Path]:
@@ -92,16 +98,22 @@ async def open_log(settings: Settings, *, cluster: str | None = None, read_from:
     reader = point_reader = None
     #: the snapshots topic's readers of scattered records by partition (``Opened.snapshot_points``),
     #: made when first used and kept open for the command
-    snapshot_readers: dict[int, Any] = {}
+    snapshot_readers: dict[tuple[int, int], Any] = {}
 
-    def snapshot_points(p: int) -> Any:
+    def snapshot_reader(p: int, fetch: int) -> Any:
         from kmevents.adapters import kafka as kafka_adapter
 
-        r = snapshot_readers.get(p)
+        r = snapshot_readers.get((p, fetch))
         if r is None:
-            r = snapshot_readers[p] = kafka_adapter.PartitionReader(
-                settings.kafka, settings.kafka.snapshots_topic, p, max_bytes=SNAPSHOT_POINT_FETCH_BYTES)
+            r = snapshot_readers[(p, fetch)] = kafka_adapter.PartitionReader(
+                settings.kafka, settings.kafka.snapshots_topic, p, max_bytes=fetch)
         return r
+
+    def snapshot_points(p: int) -> Any:
+        return snapshot_reader(p, SNAPSHOT_POINT_FETCH_BYTES)
+
+    def snapshot_parts(p: int) -> Any:
+        return snapshot_reader(p, SNAPSHOT_PART_FETCH_BYTES)
 
     try:
         if use_kafka:
@@ -147,7 +159,8 @@ async def open_log(settings: Settings, *, cluster: str | None = None, read_from:
             store = own if store is None else CombinedSnapshots([own, store])
         src: Source = sources[0] if len(sources) == 1 else MergedSource(sources)
         yield Opened(src, cluster, settings, store, use_kafka, client,
-                     snapshot_points=snapshot_points if use_kafka else None)
+                     snapshot_points=snapshot_points if use_kafka else None,
+                     snapshot_parts=snapshot_parts if use_kafka else None)
     finally:
         for r in (reader, point_reader, *snapshot_readers.values()):
             if r is not None:

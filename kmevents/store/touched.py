@@ -418,6 +418,8 @@ class Spans:
 
     settings: Any = None
     reader_of: Any = None
+    #: readers of small fetches for the runs' parts (None: ``reader_of``'s)
+    part_reader_of: Any = None
     lookup: touched_runs.Lookup | None = None
     entries: dict[int, dict[str, Any]] = field(default_factory=dict)
     read: int = 0
@@ -525,7 +527,7 @@ async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, clust
     if spans is not None:
         runs = await touched_runs.read_runs(client, gen_prefix, cluster, rev)
         spans.settings, spans.reader_of = settings, reader_of
-        spans.lookup = touched_runs.Lookup(settings, runs, reader_of)
+        spans.lookup = touched_runs.Lookup(settings, runs, spans.part_reader_of or reader_of)
         covered = spans.lookup.covered()
         whole = []
         for e in groups:
