@@ -30,7 +30,9 @@ progress bar and a line on stderr saying so. --from/--to/--since and --type
 choose which of the events are shown. With --format json, "index" says how it
 was answered: the blocks read from records, those folded (and of them, those
 folded for lack of a record: `kmevents snapshots backfill` builds those), the
-states decoded,
+states decoded, the groups of old blocks it did not read (the worker's hash ->
+groups runs said they hold nothing it looked for) and those it read, how many
+times the passes ran again after reading one (a link found late),
 and how long it waited for a live worker to index the log's last records (2 s
 at most); null when the whole log was scanned.
 
