@@ -72,18 +72,6 @@ CHILD_FAILURES_BEFORE_IN_PROCESS = 2
 MAX_VERSIONS_JOBS = 8
 
 
-async def _level0_in_child(hash_sets: list[array], number: int) -> array:
-    """A group's postings of the hash -> groups index (``touched_runs.level0``: one sort of its ~770k
-    hashes at the large profile, ~0.5-0.8 s that would stop the fold) in a forked child when the
-    platform can (processors/offload.py), else here."""
-    if not offload.available():
-        return touched_runs.level0(hash_sets, number)
-    data = await offload.spawn(lambda: touched_runs.level0(hash_sets, number).tobytes()).result()
-    out = array("Q")
-    out.frombytes(data)
-    return out
-
-
 async def _fewer_than(jobs: deque[asyncio.Task[None]], n: int) -> None:
     """Wait for the oldest of ``jobs`` until fewer than ``n`` are left (1: all done)."""
     while len(jobs) >= n:
@@ -721,7 +709,7 @@ class DeriveWorker:
         for cluster in clusters:
             try:
                 n, merged = await group_and_merge(self.settings, self._etcd, self._snapshots, cluster, d.generation,
-                                                  d.partition, keep=keep, group=group, level0=_level0_in_child)
+                                                  d.partition, keep=keep, group=group, level0=self._level0)
             except Exception as exc:  # noqa: BLE001 - the blocks stay in etcd, readable as before
                 self.stats.touched_group_failures += 1
                 self._closed_since[cluster] = group
@@ -734,6 +722,23 @@ class DeriveWorker:
             if merged:
                 self.stats.touched_run_merges += merged
                 log.info("touched-index runs merged", extra={"cluster": cluster, "merges": merged})
+
+    async def _level0(self, hash_sets: list[array], number: int) -> array:
+        """A group's postings of the hash -> groups index (``touched_runs.level0``: one sort of its ~770k
+        hashes at the large profile, ~0.5-0.8 s that would stop the fold) in a forked child, as the
+        snapshots are (``snapshots_in_child`` and a platform that can fork: processors/offload.py); here
+        otherwise, and when the child fails (counted with the snapshot children's failures)."""
+        if self.snapshots_in_child and offload.available():
+            try:
+                data = await offload.spawn(lambda: touched_runs.level0(hash_sets, number).tobytes()).result()
+            except offload.ChildFailed as exc:
+                log.warning("a group's postings not sorted in a child: sorted here", extra={"error": str(exc)})
+                self._child_failed()
+            else:
+                out = array("Q")
+                out.frombytes(data)
+                return out
+        return touched_runs.level0(hash_sets, number)
 
     async def blocks_grouped(self) -> None:
         """Wait until the grouping of old touched-index blocks under way, if any, is done."""

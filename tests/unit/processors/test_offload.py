@@ -62,3 +62,36 @@ async def test_bytes_finished_in_a_thread_come_back_once_and_a_thread_that_raise
 
     with pytest.raises(ValueError, match="cannot compress"):
         await offload.InThread(boom).result()
+
+
+async def test_a_groups_postings_sorted_in_a_child_are_those_sorted_here_and_a_failed_child_falls_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker sorts a touched-index group's postings (store/touched_runs.py) in a forked child: the
+    same array; a child that fails is counted with the snapshot children's and the sort done here; with
+    snapshots in-process, no child."""
+    import random
+    from array import array
+
+    from kmevents.processors.worker import DeriveWorker
+
+    from kmevents.settings import load
+    from kmevents.store import touched_runs
+
+    rng = random.Random(2)
+    hs = [array("Q", sorted(rng.getrandbits(64) for _ in range(500))) for _ in range(8)]
+    want = touched_runs.level0(hs, 5)
+    w = DeriveWorker(load())
+    assert offload.available() and await w._level0(hs, 5) == want
+    spawn = offload.spawn
+
+    def failing(fn: object) -> offload.Child:
+        def boom() -> bytes:
+            raise ValueError("the child fails")
+
+        return spawn(boom)
+
+    monkeypatch.setattr(offload, "spawn", failing)
+    assert await w._level0(hs, 5) == want and w._child_failures == 1
+    w.snapshots_in_child = False
+    monkeypatch.setattr(offload, "spawn", lambda fn: pytest.fail("no child with snapshots in-process"))
+    assert await w._level0(hs, 5) == want and w._child_failures == 1
