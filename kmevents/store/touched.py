@@ -440,39 +440,50 @@ class Spans:
         out = [b for b in blocks if b not in due]
         for s in due:
             self.read += 1
-            out.extend(await _group_blocks(self.settings, self.entries[s.first], self.reader_of, s.first))
+            out.extend(await _group_blocks(self.settings, self.entries[s.first], self.reader_of))
         return sorted(out, key=lambda b: b.first)
 
 
-async def _group_blocks(settings: Settings, e: dict[str, Any], reader_of: Any, where: int) -> list[Block]:
-    """A group's blocks (none when its chunks cannot be read: its range reads as not indexed)."""
+async def _group_blocks(settings: Settings, e: dict[str, Any], reader_of: Any) -> list[Block]:
+    """A group's blocks from its chunks (a damaged one left out; none when its chunks cannot be read:
+    its range reads as not indexed)."""
     import logging
 
     from kmevents.store.snapshots import read_bytes
 
+    logger = logging.getLogger("kmevents.store.touched")
     reader = reader_of(int(e["snapshot_partition"])) if reader_of is not None else None
-    out = []
     try:
         data = await read_bytes(settings, e, reader)
         if data is None:
             raise IndexError_("its chunks are missing from the snapshots topic")
         values = unpack_group(data)
     except Exception as exc:  # noqa: BLE001 - (offsets gone from the topic, damaged bytes): folded instead
-        logging.getLogger("kmevents.store.touched").warning(
-            "touched-index group not readable: its range reads as not indexed",
-            extra={"first": where, "last": e.get("last"), "error": str(exc)})
+        logger.warning("touched-index group not readable: its range reads as not indexed", extra={
+            "cluster": e.get("cluster"), "first": e.get("first"), "last": e.get("last"), "error": str(exc)})
         return []
+    out = []
     for v in values:
-        with contextlib.suppress(IndexError_):
+        try:
             out.append(decode(v))
+        except IndexError_ as exc:
+            logger.warning("%s", exc, extra={"key": f"group {e.get('first')}"})
     return out
 
 
+def _entry_times(e: dict[str, Any]) -> dict[str, Any]:
+    """What a group's entry says of its blocks' times, as :class:`Block` fields (a time that is not a
+    string, or not there, says nothing)."""
+    occ, latest = e.get("min_occurred_at"), e.get("latest_occurred_at")
+    return {"min_occurred_at": occ if type(occ) is str else None,
+            "timed": "min_occurred_at" in e and (occ is None or type(occ) is str),
+            "latest_occurred_at": latest if type(latest) is str else None,
+            "timed_latest": "latest_occurred_at" in e and (latest is None or type(latest) is str)}
+
+
 def _span_of(e: dict[str, Any]) -> Span:
-    occ, latest, mx = e.get("min_occurred_at"), e.get("latest_occurred_at"), e.get("max_occurred_at")
-    return Span(int(e["first"]), int(e["last"]), 0, mx if type(mx) is str else None,
-                min_occurred_at=occ if type(occ) is str else None, timed="min_occurred_at" in e,
-                latest_occurred_at=latest if type(latest) is str else None, timed_latest="latest_occurred_at" in e)
+    mx = e.get("max_occurred_at")
+    return Span(int(e["first"]), int(e["last"]), 0, mx if type(mx) is str else None, **_entry_times(e))
 
 
 async def _group_kvs(client: etcd_adapter.EtcdClient, gen_prefix: str, cluster: str) -> tuple[int, list[Any]]:
@@ -502,7 +513,6 @@ async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, clust
     import logging
 
     from kmevents.adapters import etcd as etcd_adapter
-    from kmevents.store.snapshots import read_bytes
 
     logger = logging.getLogger("kmevents.store.touched")
     gen_prefix = f"{settings.etcd.prefix}/{layout.live_generation() if generation is None else generation}"
@@ -538,15 +548,7 @@ async def read_blocks(settings: Settings, client: etcd_adapter.EtcdClient, clust
                 whole.append(e)
         groups = whole
     for e in groups:
-        reader = reader_of(int(e["snapshot_partition"])) if reader_of is not None else None
-        try:
-            data = await read_bytes(settings, e, reader)
-            if data is None:
-                raise IndexError_("its chunks are missing from the snapshots topic")
-            values.extend((v, f"group {e['first']}") for v in unpack_group(data))
-        except Exception as exc:  # noqa: BLE001 - (offsets gone from the topic, damaged bytes): folded instead
-            logger.warning("touched-index group not readable: its range reads as not indexed",
-                           extra={"cluster": cluster, "first": e.get("first"), "last": e.get("last"), "error": str(exc)})
+        out.extend(b for b in await _group_blocks(settings, e, reader_of) if b.first > after)
     for value, where in values:
         try:
             b = decode(value)
@@ -602,11 +604,7 @@ async def heads_newest_first(settings: Settings, client: etcd_adapter.EtcdClient
     if opened is not None and newest is None and not entries:
         yield opened  # the cluster's first block, not closed yet
     for e in reversed(entries):
-        first, last, occ, latest = int(e["first"]), int(e["last"]), e.get("min_occurred_at"), e.get("latest_occurred_at")
-        span = Block(first, last, min_occurred_at=occ if type(occ) is str else None,
-                     timed="min_occurred_at" in e and (occ is None or type(occ) is str),
-                     latest_occurred_at=latest if type(latest) is str else None,
-                     timed_latest="latest_occurred_at" in e and (latest is None or type(latest) is str))
+        span = Block(int(e["first"]), int(e["last"]), **_entry_times(e))
         if _span_decides(span, at, since):
             yield span
             continue
@@ -814,7 +812,7 @@ async def cover_groups(settings: Settings, client: etcd_adapter.EtcdClient, writ
             continue
         if first in covered or number > touched_runs.MAX_NUMBER:
             continue
-        blocks = await _group_blocks(settings, e, None, first)
+        blocks = await _group_blocks(settings, e, None)
         if not blocks or len(blocks) != int(e.get("blocks") or 0):
             continue
         run = await touched_runs.level0_run(writer, generation, cluster, first, int(e["last"]), number,

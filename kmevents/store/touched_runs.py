@@ -47,6 +47,7 @@ fourth group has two postings there, ``(h & ~0xFFFF) | 1`` and ``(h & ~0xFFFF) |
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import logging
 import operator
@@ -166,7 +167,7 @@ def cut(postings: array, bits: int) -> list[array]:
     start = 0
     for p in range(1 << bits):
         _, hi = part_range(p, bits)
-        end = bisect.bisect_left(postings, hi, start) if hi < 1 << 64 else len(postings)
+        end = bisect.bisect_left(postings, hi, start)
         out.append(postings[start:end])
         start = end
     return out
@@ -180,9 +181,7 @@ def merged_part(p: int, bits: int, inputs: list[tuple[int, Callable[[int], array
     for rbits, get in inputs:
         if rbits <= bits:
             a = get(p >> (bits - rbits))
-            i = bisect.bisect_left(a, lo)
-            j = bisect.bisect_left(a, hi) if hi < 1 << 64 else len(a)
-            pieces.append(a[i:j])
+            pieces.append(a[bisect.bisect_left(a, lo):bisect.bisect_left(a, hi)])
         else:
             pieces.extend(get(q) for q in range(p << (rbits - bits), (p + 1) << (rbits - bits)))
     return array("Q", sorted(itertools.chain.from_iterable(pieces)))
@@ -205,6 +204,11 @@ class Run:
     partition: int
     parts: list[list[int]]
     key: bytes = b""
+
+    @functools.cached_property
+    def first_of(self) -> dict[int, int]:
+        """Each group's first offset by its number."""
+        return dict(zip(self.numbers, self.groups, strict=True))
 
     def entry(self, cluster: str) -> dict[str, Any]:
         return {"cluster": cluster, "kind": KIND, "level": self.level, "first": self.first, "last": self.last,
@@ -255,7 +259,7 @@ async def level0_run(writer: Any, generation: str, cluster: str, group_first: in
     """Group ``number``'s level-0 run (``postings``: :func:`level0`) with its parts written (its entry
     is the caller's to write, with the group's)."""
     bits = bits_for(len(postings))
-    stem = f"{generation}/{cluster}/r0/{group_first}"
+    stem = _stem(generation, cluster, 0, group_first)
     parts = await send_parts(writer, stem, [encode_part(a) for a in cut(postings, bits)], partition)
     return Run(0, group_first, group_last, [group_first], [number], bits, len(postings), partition, parts)
 
@@ -317,7 +321,7 @@ async def _merge(settings: Settings, writer: Any, generation: str, cluster: str,
     out: list[list[int]] = []
     batch: list[bytes] = []  # encoded parts not sent yet (sent SEND_PARTS at a time: memory stays small)
     total = 0
-    stem = f"{generation}/{cluster}/r{runs[0].level + 1}/{runs[0].first}"
+    stem = _stem(generation, cluster, runs[0].level + 1, runs[0].first)
     for p in range(1 << bits):
         got: dict[tuple[int, int], array] = {}
         for i, r in enumerate(runs):
@@ -379,9 +383,14 @@ async def merge_due(settings: Settings, client: etcd_adapter.EtcdClient, writer:
 READ_BYTES: Final = 1 << 20
 
 
+def _stem(generation: str, cluster: str, level: int, first: int) -> str:
+    """What the keys of a run's parts start with (the writers' and :func:`part_keys`')."""
+    return f"{generation}/{cluster}/r{level}/{first}"
+
+
 def part_keys(generation: str, cluster: str, run: Run) -> list[bytes]:
     """The keys of ``run``'s parts' chunks in the snapshots topic (the writers' stems)."""
-    stem = f"{generation}/{cluster}/r{run.level}/{run.first}"
+    stem = _stem(generation, cluster, run.level, run.first)
     return [f"{stem}/p{i}/{j}/{len(offs)}".encode() for i, offs in enumerate(run.parts) for j in range(len(offs))]
 
 
@@ -458,7 +467,7 @@ class Lookup:
             if got is None:
                 out.update(r.groups)
                 continue
-            first_of = dict(zip(r.numbers, r.groups, strict=True))
+            first_of = r.first_of
             out.update(first_of[n] for n in numbers_of(got, needle) if n in first_of)
         return out
 
